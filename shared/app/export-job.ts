@@ -1,0 +1,125 @@
+import { z } from 'zod';
+
+/**
+ * The export job as stored in EXPORTS_TABLE and passed between the API, the chunk handlers,
+ * the finalizer and the notifier. It never holds the password: only the engine's
+ * EncryptionParams (salts, encrypted verifier/key/HMAC key) and the package key wrapped by
+ * the KeyWrapper (KMS on AWS, a local AES key in the local stack).
+ */
+
+export const exportKindSchema = z.enum(['cases', 'contacts']);
+export type ExportKind = z.infer<typeof exportKindSchema>;
+
+export const exportStatusSchema = z.enum([
+  'queued',
+  'running',
+  'finalizing',
+  'completed',
+  'failed',
+  'canceled',
+  'expired',
+]);
+export type ExportStatus = z.infer<typeof exportStatusSchema>;
+
+/** Terminal states never change again (a canceled export never becomes completed). */
+export const terminalStatuses: readonly ExportStatus[] = ['completed', 'failed', 'canceled', 'expired'];
+
+export const contactsScopeSchema = z.enum(['all', 'filter', 'segment', 'query', 'selection', 'user']);
+export type ContactsScope = z.infer<typeof contactsScopeSchema>;
+
+/**
+ * The validated request minus every secret. The filter is kept as the domain's JSON form
+ * (compiled again by each chunk, so the table item stays plain data). Large selections are
+ * not stored inline: `userIdsCount` and `userIdsKey` (an S3 object of the id list) instead,
+ * because a DynamoDB item is at most 400 KB and an SQS message at most 256 KB.
+ */
+export const jobRequestSchema = z
+  .object({
+    kind: exportKindSchema,
+    scope: contactsScopeSchema.optional(),
+    from: z.string().optional(),
+    to: z.string().optional(),
+    timezone: z.string().optional(),
+    filter: z.unknown().optional(),
+    query: z.string().optional(),
+    segmentId: z.string().optional(),
+    userId: z.string().optional(),
+    userIdsCount: z.number().int().nonnegative().optional(),
+    userIdsKey: z.string().optional(),
+  })
+  .loose();
+export type JobRequest = z.infer<typeof jobRequestSchema>;
+
+/**
+ * EncryptionParams come from the xlsx engine (shared/xlsx/crypto). They are JSON data with no
+ * secret in them; the engine validates their inner shape when it uses them, so here they are
+ * only required to be a JSON object.
+ */
+export const jobEncryptionSchema = z.object({
+  params: z.record(z.string(), z.unknown()),
+  wrappedKey: z.string().min(1),
+});
+export type JobEncryption = z.infer<typeof jobEncryptionSchema>;
+
+export const jobErrorSchema = z.object({ code: z.string(), message: z.string() });
+export type JobError = z.infer<typeof jobErrorSchema>;
+
+/**
+ * Sheets of the workbook and how many chunks each has. For cases the "users" count is unknown
+ * until every case chunk is done (the User data sheet holds exactly the referenced users), so
+ * it starts at 0 and phase 2 fills it in.
+ */
+export const sheetKeySchema = z.enum(['cases', 'users']);
+export type SheetKey = z.infer<typeof sheetKeySchema>;
+
+export const jobPhaseSchema = z.enum(['main', 'users']);
+export type JobPhase = z.infer<typeof jobPhaseSchema>;
+
+export const exportJobSchema = z.object({
+  exportId: z.string().min(1),
+  channelId: z.string().min(1),
+  managerId: z.string().min(1),
+  managerName: z.string(),
+  kind: exportKindSchema,
+  request: jobRequestSchema,
+  reason: z.string(),
+  status: exportStatusSchema,
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  chunksTotal: z.number().int().nonnegative(),
+  chunksDone: z.number().int().nonnegative(),
+  rowsWritten: z.number().int().nonnegative(),
+  rowCount: z.number().int().nonnegative().optional(),
+  fileName: z.string().optional(),
+  fileSize: z.number().int().nonnegative().optional(),
+  sha256: z.string().optional(),
+  objectKey: z.string().optional(),
+  completedAt: z.string().optional(),
+  expiresAt: z.string().optional(),
+  error: jobErrorSchema.optional(),
+  encryption: jobEncryptionSchema,
+  timeZone: z.string(),
+  /** Pipeline bookkeeping (set by planChunks / the chunk handler, not by the API). */
+  phase: jobPhaseSchema.optional(),
+  sheetChunks: z.object({ cases: z.number().int().nonnegative(), users: z.number().int().nonnegative() }).partial().optional(),
+  finalizeEnqueued: z.boolean().optional(),
+  notifyEnqueued: z.boolean().optional(),
+});
+export type ExportJob = z.infer<typeof exportJobSchema>;
+
+/** Progress as the API reports it; percent is whole numbers and reaches 100 only when completed. */
+export function describeProgress(job: Pick<ExportJob, 'chunksDone' | 'chunksTotal' | 'rowsWritten' | 'status'>): {
+  chunksDone: number;
+  chunksTotal: number;
+  rowsWritten: number;
+  percent: number;
+} {
+  const ratio = job.chunksTotal > 0 ? job.chunksDone / job.chunksTotal : 0;
+  const percent = job.status === 'completed' ? 100 : Math.min(99, Math.floor(ratio * 95));
+  return { chunksDone: job.chunksDone, chunksTotal: job.chunksTotal, rowsWritten: job.rowsWritten, percent };
+}
+
+/** Sortable by time (like a ULID): 12 hex chars of milliseconds + 16 random hex chars. */
+export function newExportId(now: Date, random: (bytes: number) => Buffer): string {
+  return now.getTime().toString(16).padStart(12, '0') + random(8).toString('hex');
+}

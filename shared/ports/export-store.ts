@@ -1,0 +1,82 @@
+import type { ExportJob, ExportStatus, JobError } from '../app/export-job';
+
+/** Fields a status transition may set together with the new status. */
+export type JobPatch = Partial<
+  Pick<
+    ExportJob,
+    | 'chunksTotal'
+    | 'rowCount'
+    | 'fileName'
+    | 'fileSize'
+    | 'sha256'
+    | 'objectKey'
+    | 'completedAt'
+    | 'expiresAt'
+    | 'phase'
+    | 'sheetChunks'
+    | 'finalizeEnqueued'
+    | 'notifyEnqueued'
+  >
+> & { error?: JobError };
+
+export type ChunkDoneResult = {
+  /** false when this chunk id was already in the completed set (a redelivery): count nothing. */
+  firstTime: boolean;
+  done: number;
+  total: number;
+};
+
+export type JobPage = { items: ExportJob[]; cursor?: string };
+
+export type IdempotencyRecord = {
+  channelId: string;
+  managerId: string;
+  key: string;
+  requestHash: string;
+  exportId: string;
+  createdAt: string;
+};
+
+export type DownloadTokenRecord = {
+  tokenHash: string;
+  exportId: string;
+  channelId: string;
+  expiresAt: string;
+};
+
+export interface ExportStore {
+  /** Fails with ConflictError-like `false` when the id exists. */
+  createJob(job: ExportJob): Promise<boolean>;
+  /** null when missing or when the job belongs to another channel. */
+  getJob(channelId: string, exportId: string): Promise<ExportJob | null>;
+  /** The caller's exports, newest first. The cursor is opaque. */
+  listJobs(channelId: string, managerId: string, cursor: string | undefined, limit: number): Promise<JobPage>;
+  /** Plain field update that does not touch the status (e.g. chunksTotal after planning). */
+  updateProgress(channelId: string, exportId: string, patch: JobPatch): Promise<void>;
+  /**
+   * Adds chunkId to the job's completed-chunk SET and adds rowCount to rowsWritten, both only
+   * the first time this chunk id is seen; a redelivery returns firstTime: false and changes nothing.
+   */
+  markChunkDone(channelId: string, exportId: string, chunkId: string, meta: { rowCount: number }): Promise<ChunkDoneResult>;
+  /**
+   * Conditional transition: succeeds (true) only when the current status is one of `from`
+   * (and, when given, the extra flag condition holds). Lost races return false.
+   */
+  setStatus(
+    channelId: string,
+    exportId: string,
+    to: ExportStatus,
+    from: readonly ExportStatus[],
+    patch?: JobPatch,
+  ): Promise<boolean>;
+  /**
+   * Sets a boolean flag once (conditional on it not being true yet). Returns true for the one
+   * caller that flipped it: the "exactly once" switch for enqueueing finalize/phase 2/notify.
+   */
+  claimFlag(channelId: string, exportId: string, flag: 'finalizeEnqueued' | 'notifyEnqueued' | 'usersPlanned'): Promise<boolean>;
+  saveDownloadToken(record: DownloadTokenRecord): Promise<void>;
+  getDownloadToken(tokenHash: string): Promise<DownloadTokenRecord | null>;
+  /** Conditional put; returns the record already stored under that key when there is one. */
+  saveIdempotencyRecord(record: IdempotencyRecord, ttlSeconds: number): Promise<{ created: boolean; existing?: IdempotencyRecord }>;
+  getIdempotencyRecord(channelId: string, managerId: string, key: string): Promise<IdempotencyRecord | null>;
+}
