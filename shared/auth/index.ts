@@ -1,0 +1,13 @@
+export { PERMISSIONS, hasPermission, principalSchema, type Permission, type Principal } from './principal';
+export { UnauthenticatedError } from './errors';
+export { createTokenVerifier, tokenVerifierConfigSchema, type TokenVerifier, type TokenVerifierConfig } from './verify-token';
+export {
+  DEFAULT_DEV_SECRET,
+  DEV_AUDIENCE,
+  DEV_ISSUER,
+  devTokenInputSchema,
+  resolveDevSecret,
+  signDevToken,
+  type DevTokenInput,
+  type DevTokenOptions,
+} from './dev-token';

@@ -1,0 +1,119 @@
+import { z } from 'zod';
+
+/**
+ * The audit trail: append-only. Every export has one `requested` event (who, when, what, why)
+ * and later events appended as separate entries. No port method updates or deletes an entry.
+ * The password never appears here: `filters` is the request minus the password.
+ */
+const base = {
+  exportId: z.string().min(1),
+  channelId: z.string().min(1),
+  /** ISO-8601 UTC. */
+  at: z.iso.datetime({ offset: true }),
+};
+
+export const auditRequestedEventSchema = z.object({
+  ...base,
+  type: z.literal('requested'),
+  managerId: z.string().min(1),
+  managerName: z.string(),
+  kind: z.enum(['cases', 'contacts']),
+  /** Contacts: all | filter | segment | query | selection | user; cases: 'range'. */
+  scope: z.string(),
+  /** The validated request without the password (filter JSON, query, segment, selection count). */
+  filters: z.record(z.string(), z.unknown()),
+  range: z.object({ from: z.string().optional(), to: z.string().optional(), timezone: z.string().optional() }).optional(),
+  reason: z.string(),
+});
+
+export const auditCompletedEventSchema = z.object({
+  ...base,
+  type: z.literal('completed'),
+  rowCount: z.number().int().nonnegative(),
+  sha256: z.string(),
+  fileSize: z.number().int().nonnegative().optional(),
+  fileName: z.string().optional(),
+});
+
+export const auditFailedEventSchema = z.object({
+  ...base,
+  type: z.literal('failed'),
+  code: z.string(),
+  message: z.string(),
+});
+
+export const auditCanceledEventSchema = z.object({
+  ...base,
+  type: z.literal('canceled'),
+  /** Manager who canceled, when known. */
+  managerId: z.string().optional(),
+});
+
+export const auditDownloadedEventSchema = z.object({
+  ...base,
+  type: z.literal('downloaded'),
+  /** The manager when the download carried a valid bearer token; a bot link is often opened without one. */
+  managerId: z.string().optional(),
+  ip: z.string().optional(),
+  userAgent: z.string().optional(),
+  /** Whether the link was still valid (a 410 is recorded too: attempts after expiry are worth auditing). */
+  outcome: z.enum(['redirected', 'gone']).default('redirected'),
+});
+
+export const auditEventSchema = z.discriminatedUnion('type', [
+  auditRequestedEventSchema,
+  auditCompletedEventSchema,
+  auditFailedEventSchema,
+  auditCanceledEventSchema,
+  auditDownloadedEventSchema,
+]);
+export type AuditEvent = z.input<typeof auditEventSchema>;
+export type StoredAuditEvent = z.infer<typeof auditEventSchema>;
+export type AuditRequestedEvent = z.infer<typeof auditRequestedEventSchema>;
+export type AuditDownloadedEvent = z.infer<typeof auditDownloadedEventSchema>;
+
+/** One export as the auditor sees it: the request plus everything that happened to it. */
+export type AuditEntry = {
+  exportId: string;
+  channelId: string;
+  requestedBy: { managerId: string; name: string };
+  requestedAt: string;
+  kind: 'cases' | 'contacts';
+  scope: string;
+  filters: Record<string, unknown>;
+  range?: { from?: string; to?: string; timezone?: string };
+  reason: string;
+  /** Last known outcome from the trail: requested until a completed/failed/canceled event exists. */
+  status: 'requested' | 'completed' | 'failed' | 'canceled';
+  rowCount?: number;
+  sha256?: string;
+  fileSize?: number;
+  fileName?: string;
+  completedAt?: string;
+  error?: { code: string; message: string };
+  downloads: { at: string; managerId?: string; ip?: string; userAgent?: string; outcome: 'redirected' | 'gone' }[];
+};
+
+export type AuditQuery = {
+  channelId: string;
+  /** Inclusive bounds on the request time (ISO-8601). */
+  from?: string;
+  to?: string;
+  managerId?: string;
+  kind?: 'cases' | 'contacts';
+  /** Opaque, from a previous page. */
+  cursor?: string;
+  limit: number;
+};
+
+export type AuditPage = { items: AuditEntry[]; cursor?: string };
+
+export interface AuditLog {
+  /**
+   * Appends one event. Idempotent for the once-per-export events (requested, completed, failed,
+   * canceled): appending the same one again (an SQS redelivery) is a no-op, never an overwrite.
+   */
+  append(event: AuditEvent): Promise<void>;
+  /** One entry per export, newest request first. */
+  query(query: AuditQuery): Promise<AuditPage>;
+}

@@ -1,0 +1,67 @@
+import { SignJWT } from 'jose';
+import { describe, expect, it } from 'vitest';
+import { createTokenVerifier, DEV_AUDIENCE, DEV_ISSUER, signDevToken, UnauthenticatedError } from '../../shared/auth';
+
+const secret = 'test-secret-test-secret-test-secret-0123';
+const verifier = createTokenVerifier({ issuer: DEV_ISSUER, audience: DEV_AUDIENCE, devSecret: secret });
+const claims = { channelId: 'ch-1', managerId: 'm-1', name: 'Kim', permissions: ['export:download'] };
+
+async function reasonOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return 'accepted';
+  } catch (error) {
+    if (error instanceof UnauthenticatedError) return error.reason;
+    throw error;
+  }
+}
+
+describe('bearer token verification', () => {
+  it('accepts a dev token and returns its claims', async () => {
+    const token = await signDevToken(claims, { secret });
+    const principal = await verifier.verifyAuthorization(`Bearer ${token}`);
+    expect(principal).toEqual(claims);
+  });
+
+  it('rejects a missing header, a non-bearer header and garbage', async () => {
+    expect(await reasonOf(verifier.verifyAuthorization(undefined))).toBe('missing');
+    expect(await reasonOf(verifier.verifyAuthorization('Basic abc'))).toBe('invalid');
+    expect(await reasonOf(verifier.verifyAuthorization('Bearer a.b.c'))).toBe('invalid');
+  });
+
+  it('rejects a bad signature, a wrong issuer and a wrong audience', async () => {
+    const other = await signDevToken(claims, { secret: 'another-secret-another-secret-another-1' });
+    expect(await reasonOf(verifier.verifyToken(other))).toBe('invalid');
+    expect(await reasonOf(verifier.verifyToken(await signDevToken(claims, { secret, issuer: 'evil' })))).toBe('invalid');
+    expect(await reasonOf(verifier.verifyToken(await signDevToken(claims, { secret, audience: 'evil' })))).toBe('invalid');
+  });
+
+  it('rejects an expired token, judged by the injected clock', async () => {
+    const issuedAt = new Date('2026-01-01T00:00:00Z');
+    const token = await signDevToken({ ...claims, expiresIn: '1h' }, { secret, now: issuedAt });
+    expect(await reasonOf(verifier.verifyToken(token, new Date('2026-01-01T00:30:00Z')))).toBe('accepted');
+    expect(await reasonOf(verifier.verifyToken(token, new Date('2026-01-01T02:00:00Z')))).toBe('expired');
+  });
+
+  it('rejects alg=none and tokens whose claims have the wrong shape', async () => {
+    const header = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url');
+    const body = Buffer.from(JSON.stringify({ ...claims, iss: DEV_ISSUER, aud: DEV_AUDIENCE, exp: 4e9 })).toString('base64url');
+    expect(await reasonOf(verifier.verifyToken(`${header}.${body}.`))).toBe('invalid');
+    const noPermissions = await new SignJWT({ channelId: 'ch-1', managerId: 'm-1', name: 'Kim' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer(DEV_ISSUER)
+      .setAudience(DEV_AUDIENCE)
+      .setExpirationTime('1h')
+      .sign(new TextEncoder().encode(secret));
+    await expect(verifier.verifyToken(noPermissions)).rejects.toThrow(/permissions/);
+  });
+
+  it('rejects a token without exp', async () => {
+    const forever = await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer(DEV_ISSUER)
+      .setAudience(DEV_AUDIENCE)
+      .sign(new TextEncoder().encode(secret));
+    expect(await reasonOf(verifier.verifyToken(forever))).toBe('invalid');
+  });
+});
