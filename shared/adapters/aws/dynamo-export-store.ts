@@ -1,0 +1,288 @@
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { exportJobSchema, type ExportJob, type ExportStatus } from '../../app/export-job';
+import type {
+  ChunkDoneResult,
+  DownloadTokenRecord,
+  ExportStore,
+  IdempotencyRecord,
+  JobPage,
+  JobPatch,
+} from '../../ports/export-store';
+
+/**
+ * EXPORTS_TABLE layout (pk/sk strings, GSI gsi1 on gsi1pk/gsi1sk, TTL attribute `ttl`):
+ * - job:          pk `EXPORT#{exportId}`, sk `JOB`; gsi1pk `CH#{channelId}#MGR#{managerId}`,
+ *                 gsi1sk `{createdAt}#{exportId}` (newest first = ScanIndexForward false).
+ *                 `doneChunks` is a string SET of completed chunk ids: adding an id twice is a
+ *                 no-op, so redelivered chunk messages never count twice.
+ * - token hash:   pk `TOKEN#{sha256 hex}`, sk `TOKEN`, ttl = expiry (+1 day grace).
+ * - idempotency:  pk `IDEM#{channelId}#{managerId}#{key}`, sk `IDEM`, ttl = 24 h.
+ */
+const JOB_SK = 'JOB';
+
+function jobPk(exportId: string): string {
+  return `EXPORT#${exportId}`;
+}
+
+function isConditionFailure(error: unknown): boolean {
+  return error instanceof ConditionalCheckFailedException || (error as { name?: string })?.name === 'ConditionalCheckFailedException';
+}
+
+function encodeCursor(key: Record<string, unknown> | undefined): string | undefined {
+  return key ? Buffer.from(JSON.stringify(key)).toString('base64url') : undefined;
+}
+
+function decodeCursor(cursor: string | undefined): Record<string, unknown> | undefined {
+  if (!cursor) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    return parsed && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Builds `SET a = :a, ...` parts for a patch, skipping undefined values. */
+function patchExpression(patch: JobPatch | undefined, names: Record<string, string>, values: Record<string, unknown>): string[] {
+  const sets: string[] = [];
+  for (const [field, value] of Object.entries(patch ?? {})) {
+    if (value === undefined) continue;
+    names[`#p_${field}`] = field;
+    values[`:p_${field}`] = value;
+    sets.push(`#p_${field} = :p_${field}`);
+  }
+  return sets;
+}
+
+export class DynamoExportStore implements ExportStore {
+  constructor(
+    private readonly ddb: DynamoDBDocumentClient,
+    private readonly tableName: string,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  async createJob(job: ExportJob): Promise<boolean> {
+    try {
+      await this.ddb.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            ...job,
+            pk: jobPk(job.exportId),
+            sk: JOB_SK,
+            gsi1pk: `CH#${job.channelId}#MGR#${job.managerId}`,
+            gsi1sk: `${job.createdAt}#${job.exportId}`,
+          },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  private async getRaw(exportId: string): Promise<Record<string, unknown> | undefined> {
+    const result = await this.ddb.send(
+      new GetCommand({ TableName: this.tableName, Key: { pk: jobPk(exportId), sk: JOB_SK }, ConsistentRead: true }),
+    );
+    return result.Item;
+  }
+
+  async getJob(channelId: string, exportId: string): Promise<ExportJob | null> {
+    const item = await this.getRaw(exportId);
+    if (!item || item.channelId !== channelId) return null;
+    return exportJobSchema.parse(item);
+  }
+
+  async listJobs(channelId: string, managerId: string, cursor: string | undefined, limit: number): Promise<JobPage> {
+    const startKey = decodeCursor(cursor);
+    const result = await this.ddb.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        IndexName: 'gsi1',
+        KeyConditionExpression: 'gsi1pk = :pk',
+        ExpressionAttributeValues: { ':pk': `CH#${channelId}#MGR#${managerId}` },
+        ScanIndexForward: false,
+        Limit: limit,
+        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+      }),
+    );
+    const items = (result.Items ?? []).map((item) => exportJobSchema.parse(item));
+    const next = encodeCursor(result.LastEvaluatedKey);
+    return next ? { items, cursor: next } : { items };
+  }
+
+  async updateProgress(channelId: string, exportId: string, patch: JobPatch): Promise<void> {
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = { ':ch': channelId, ':now': this.now().toISOString() };
+    const sets = [...patchExpression(patch, names, values), 'updatedAt = :now'];
+    await this.ddb.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { pk: jobPk(exportId), sk: JOB_SK },
+        UpdateExpression: `SET ${sets.join(', ')}`,
+        ConditionExpression: 'channelId = :ch',
+        ...(Object.keys(names).length ? { ExpressionAttributeNames: names } : {}),
+        ExpressionAttributeValues: values,
+      }),
+    );
+  }
+
+  async markChunkDone(channelId: string, exportId: string, chunkId: string, meta: { rowCount: number }): Promise<ChunkDoneResult> {
+    try {
+      const result = await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: jobPk(exportId), sk: JOB_SK },
+          // The set add and the counters change in one conditional write: the counters can
+          // never drift from the set, and a chunk already in the set changes nothing.
+          UpdateExpression: 'ADD doneChunks :set, chunksDone :one, rowsWritten :rows SET updatedAt = :now',
+          ConditionExpression: 'channelId = :ch AND (attribute_not_exists(doneChunks) OR NOT contains(doneChunks, :id))',
+          ExpressionAttributeValues: {
+            ':set': new Set([chunkId]),
+            ':one': 1,
+            ':rows': meta.rowCount,
+            ':now': this.now().toISOString(),
+            ':ch': channelId,
+            ':id': chunkId,
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      const item = result.Attributes ?? {};
+      return { firstTime: true, done: Number(item.chunksDone ?? 0), total: Number(item.chunksTotal ?? 0) };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      const item = await this.getRaw(exportId);
+      if (!item || item.channelId !== channelId) throw new Error(`export ${exportId} not found for chunk ${chunkId}`);
+      return { firstTime: false, done: Number(item.chunksDone ?? 0), total: Number(item.chunksTotal ?? 0) };
+    }
+  }
+
+  async setStatus(
+    channelId: string,
+    exportId: string,
+    to: ExportStatus,
+    from: readonly ExportStatus[],
+    patch?: JobPatch,
+  ): Promise<boolean> {
+    const names: Record<string, string> = { '#status': 'status' };
+    const values: Record<string, unknown> = { ':to': to, ':now': this.now().toISOString(), ':ch': channelId };
+    const fromNames = from.map((status, i) => {
+      values[`:f${i}`] = status;
+      return `:f${i}`;
+    });
+    const sets = ['#status = :to', 'updatedAt = :now', ...patchExpression(patch, names, values)];
+    try {
+      await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: jobPk(exportId), sk: JOB_SK },
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: `channelId = :ch AND #status IN (${fromNames.join(', ')})`,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  async claimFlag(channelId: string, exportId: string, flag: 'finalizeEnqueued' | 'notifyEnqueued' | 'usersPlanned'): Promise<boolean> {
+    try {
+      await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: jobPk(exportId), sk: JOB_SK },
+          UpdateExpression: 'SET #flag = :true, updatedAt = :now',
+          ConditionExpression: 'channelId = :ch AND (attribute_not_exists(#flag) OR #flag = :false)',
+          ExpressionAttributeNames: { '#flag': flag },
+          ExpressionAttributeValues: { ':true': true, ':false': false, ':ch': channelId, ':now': this.now().toISOString() },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  async saveDownloadToken(record: DownloadTokenRecord): Promise<void> {
+    const ttl = Math.floor(new Date(record.expiresAt).getTime() / 1000) + 86_400;
+    await this.ddb.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: { pk: `TOKEN#${record.tokenHash}`, sk: 'TOKEN', ...record, ttl },
+      }),
+    );
+  }
+
+  async getDownloadToken(tokenHash: string): Promise<DownloadTokenRecord | null> {
+    const result = await this.ddb.send(
+      new GetCommand({ TableName: this.tableName, Key: { pk: `TOKEN#${tokenHash}`, sk: 'TOKEN' }, ConsistentRead: true }),
+    );
+    const item = result.Item;
+    if (!item) return null;
+    return {
+      tokenHash: String(item.tokenHash),
+      exportId: String(item.exportId),
+      channelId: String(item.channelId),
+      expiresAt: String(item.expiresAt),
+    };
+  }
+
+  async saveIdempotencyRecord(record: IdempotencyRecord, ttlSeconds: number): Promise<{ created: boolean; existing?: IdempotencyRecord }> {
+    const pk = `IDEM#${record.channelId}#${record.managerId}#${record.key}`;
+    const nowSeconds = Math.floor(this.now().getTime() / 1000);
+    try {
+      await this.ddb.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk, sk: 'IDEM', ...record, ttl: nowSeconds + ttlSeconds },
+          // TTL deletion lags, so an expired record still present counts as free.
+          ConditionExpression: 'attribute_not_exists(pk) OR #ttl < :now',
+          ExpressionAttributeNames: { '#ttl': 'ttl' },
+          ExpressionAttributeValues: { ':now': nowSeconds },
+        }),
+      );
+      return { created: true };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      const existing = await this.getIdempotencyRecord(record.channelId, record.managerId, record.key);
+      return existing ? { created: false, existing } : { created: false };
+    }
+  }
+
+  async getIdempotencyRecord(channelId: string, managerId: string, key: string): Promise<IdempotencyRecord | null> {
+    const result = await this.ddb.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: `IDEM#${channelId}#${managerId}#${key}`, sk: 'IDEM' },
+        ConsistentRead: true,
+      }),
+    );
+    const item = result.Item;
+    if (!item) return null;
+    if (typeof item.ttl === 'number' && item.ttl < Math.floor(this.now().getTime() / 1000)) return null;
+    return {
+      channelId: String(item.channelId),
+      managerId: String(item.managerId),
+      key: String(item.key),
+      requestHash: String(item.requestHash),
+      exportId: String(item.exportId),
+      createdAt: String(item.createdAt),
+    };
+  }
+}

@@ -1,0 +1,78 @@
+import { z } from 'zod';
+
+/**
+ * Environment every Lambda (and the local stack) reads once at cold start. A missing or bad
+ * variable fails at start-up with its name, never later in the middle of an export.
+ * Secrets: on AWS the *_ARN variables name Secrets Manager entries (resolved by the adapter);
+ * the plain variables are for the local stack only.
+ */
+const positiveInt = z.coerce.number().int().positive();
+
+export const configSchema = z.object({
+  AWS_REGION: z.string().default('us-east-1'),
+  EXPORTS_TABLE: z.string().min(1),
+  COOLDOWNS_TABLE: z.string().min(1).default('cooldowns'),
+  AUDIT_TABLE: z.string().min(1).default('audit'),
+  CASES_TABLE: z.string().min(1),
+  USERS_TABLE: z.string().min(1),
+  WORKSPACE_TABLE: z.string().min(1),
+  EXPORT_BUCKET: z.string().min(1),
+  CHUNK_QUEUE_URL: z.string().min(1),
+  FINALIZE_QUEUE_URL: z.string().min(1),
+  NOTIFY_QUEUE_URL: z.string().min(1),
+  KMS_KEY_ID: z.string().min(1),
+  /** base64 of 32 bytes; required when KMS_KEY_ID is `local`. */
+  LOCAL_WRAP_KEY: z.string().optional(),
+  PUBLIC_BASE_URL: z.string().url(),
+  BOT_WEBHOOK_URL: z.string().url().optional(),
+  BOT_SIGNING_SECRET: z.string().optional(),
+  BOT_SIGNING_SECRET_ARN: z.string().optional(),
+  LINK_SIGNING_SECRET: z.string().optional(),
+  LINK_SIGNING_SECRET_ARN: z.string().optional(),
+  LINK_TTL_DAYS: positiveInt.default(7),
+  /** Size rule: more matching rows than this fails the export (tests lower it). */
+  MAX_ROWS: positiveInt.default(1_000_000),
+  /** Users per contacts key-range slice and per selection batch. */
+  USER_SHARDS: positiveInt.default(16),
+  SELECTION_BATCH: positiveInt.default(2000),
+  /** Endpoints of the local emulators; unset on AWS. */
+  DYNAMODB_ENDPOINT: z.string().url().optional(),
+  S3_ENDPOINT: z.string().url().optional(),
+  SQS_ENDPOINT: z.string().url().optional(),
+});
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const result = configSchema.safeParse(env);
+  if (!result.success) {
+    const issues = result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new ConfigError(`invalid environment: ${issues}`);
+  }
+  const config = result.data;
+  if (config.KMS_KEY_ID === 'local' && !config.LOCAL_WRAP_KEY) {
+    throw new ConfigError('invalid environment: LOCAL_WRAP_KEY: required when KMS_KEY_ID is "local"');
+  }
+  if (!config.LINK_SIGNING_SECRET && !config.LINK_SIGNING_SECRET_ARN) {
+    throw new ConfigError('invalid environment: LINK_SIGNING_SECRET or LINK_SIGNING_SECRET_ARN: one is required');
+  }
+  return config;
+}
+
+let cached: Config | undefined;
+
+/** Read once per process (cold start); resetConfig() is for tests that change the env. */
+export function getConfig(): Config {
+  cached ??= parseConfig(process.env);
+  return cached;
+}
+
+export function resetConfig(): void {
+  cached = undefined;
+}
