@@ -1,0 +1,67 @@
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoAuditLog, InvalidAuditCursorError } from '../../shared/adapters/aws/dynamo-audit-log';
+import { auditTable, startDynalite, type LocalDynamo } from './support/dynalite';
+
+let dynamo: LocalDynamo;
+let audit: DynamoAuditLog;
+
+beforeAll(async () => {
+  dynamo = await startDynalite([auditTable('audit')]);
+  audit = new DynamoAuditLog(dynamo.doc, 'audit');
+  for (let i = 0; i < 7; i += 1) {
+    await audit.append({
+      type: 'requested',
+      exportId: `e${i}`,
+      channelId: 'ch1',
+      at: `2026-03-0${i + 1}T09:00:00.000Z`,
+      managerId: i % 2 === 0 ? 'm-even' : 'm-odd',
+      managerName: 'Kim',
+      kind: i < 4 ? 'contacts' : 'cases',
+      scope: i < 4 ? 'filter' : 'range',
+      filters: { query: `q${i}` },
+      reason: `reason ${i}`,
+    });
+  }
+  await audit.append({ type: 'requested', exportId: 'x1', channelId: 'ch2', at: '2026-03-02T09:00:00.000Z', managerId: 'm-even', managerName: 'Lee', kind: 'contacts', scope: 'all', filters: {}, reason: 'other channel' });
+  await audit.append({ type: 'completed', exportId: 'e2', channelId: 'ch1', at: '2026-03-03T09:05:00.000Z', rowCount: 42, sha256: 'ab'.repeat(32), fileSize: 1234 });
+  await audit.append({ type: 'completed', exportId: 'e2', channelId: 'ch1', at: '2026-03-03T09:06:00.000Z', rowCount: 99, sha256: 'cd'.repeat(32) });
+  await audit.append({ type: 'downloaded', exportId: 'e2', channelId: 'ch1', at: '2026-03-04T10:00:00.000Z', ip: '127.0.0.1', userAgent: 'curl/8' });
+  await audit.append({ type: 'downloaded', exportId: 'e2', channelId: 'ch1', at: '2026-03-04T09:00:00.000Z', managerId: 'm-even', ip: '10.0.0.1' });
+  await audit.append({ type: 'failed', exportId: 'e3', channelId: 'ch1', at: '2026-03-04T09:05:00.000Z', code: 'TOO_MANY_ROWS', message: 'too many' });
+});
+afterAll(async () => dynamo.stop());
+
+describe('DynamoAuditLog on dynalite', () => {
+  it('assembles one entry per export, newest first, with its downloads; the first completion stands', async () => {
+    const page = await audit.query({ channelId: 'ch1', limit: 50 });
+    expect(page.items.map((e) => e.exportId)).toEqual(['e6', 'e5', 'e4', 'e3', 'e2', 'e1', 'e0']);
+    expect(page.cursor).toBeUndefined();
+    const e2 = page.items.find((e) => e.exportId === 'e2');
+    expect(e2).toMatchObject({ status: 'completed', rowCount: 42, sha256: 'ab'.repeat(32), reason: 'reason 2', requestedBy: { managerId: 'm-even', name: 'Kim' } });
+    expect(e2?.downloads.map((d) => d.at)).toEqual(['2026-03-04T09:00:00.000Z', '2026-03-04T10:00:00.000Z']);
+    expect(page.items.find((e) => e.exportId === 'e3')).toMatchObject({ status: 'failed', error: { code: 'TOO_MANY_ROWS' } });
+  });
+
+  it('filters by manager, kind and time range, and pages with a cursor', async () => {
+    const first = await audit.query({ channelId: 'ch1', managerId: 'm-even', limit: 2 });
+    expect(first.items.map((e) => e.exportId)).toEqual(['e6', 'e4']);
+    expect(first.cursor).toBeDefined();
+    const second = await audit.query({ channelId: 'ch1', managerId: 'm-even', limit: 2, cursor: first.cursor });
+    expect(second.items.map((e) => e.exportId)).toEqual(['e2', 'e0']);
+    const cases = await audit.query({ channelId: 'ch1', kind: 'cases', from: '2026-03-05T00:00:00Z', to: '2026-03-06T09:00:00Z', limit: 10 });
+    expect(cases.items.map((e) => e.exportId)).toEqual(['e5', 'e4']);
+  });
+
+  it('rejects a forged cursor or another channel’s cursor', async () => {
+    const first = await audit.query({ channelId: 'ch1', limit: 1 });
+    await expect(audit.query({ channelId: 'ch2', limit: 1, cursor: first.cursor })).rejects.toBeInstanceOf(InvalidAuditCursorError);
+    await expect(audit.query({ channelId: 'ch1', limit: 1, cursor: 'not-a-cursor' })).rejects.toBeInstanceOf(InvalidAuditCursorError);
+  });
+
+  it('never rewrites an item: the table holds every appended event once', async () => {
+    const scan = await dynamo.doc.send(new ScanCommand({ TableName: 'audit' }));
+    // 8 requested + 1 completed (the second is refused) + 2 downloads + 1 failed.
+    expect(scan.Items).toHaveLength(12);
+  });
+});
