@@ -2,14 +2,14 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { CreateTableCommand, DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-// @ts-expect-error dynalite ships no types
-import dynalite from 'dynalite';
 
 export type LocalDynamo = { doc: DynamoDBDocumentClient; raw: DynamoDBClient; stop(): Promise<void> };
 
 /** An in-memory dynalite on a free port, for adapter integration tests. */
 export async function startDynalite(tables: CreateTableCommandInput[]): Promise<LocalDynamo> {
-  const server = (dynalite as (opts: object) => Server)({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  // Typed here rather than relying on a declaration file elsewhere in the tree.
+  const { default: dynalite } = (await import('dynalite' as string)) as { default: (opts: object) => Server };
+  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const raw = new DynamoDBClient({
