@@ -16,7 +16,7 @@ let clients: Clients | undefined;
 
 function localCredentials(endpoint: string | undefined) {
   // Emulators accept any credentials; fixed ones avoid the SDK's credential chain lookups.
-  return endpoint ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {};
+  return endpoint ? { credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } } : {};
 }
 
 export function createClients(env: Record<string, string | undefined> = process.env): Clients {

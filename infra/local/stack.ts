@@ -1,0 +1,264 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context, SQSRecord } from 'aws-lambda';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import type { FauxqsServer } from 'fauxqs';
+import { startEmulators } from './emulators';
+import { createBucket, createQueues, createTables, LOCAL_BUCKET, LOCAL_TABLES, type LocalQueues, type QueueSettings } from './resources';
+import { startPoller, type Poller, type SqsHandler } from './sqs-poller';
+import { readBody, toApiGatewayEvent, writeApiGatewayResult } from './http-to-apigw';
+import { createLambdaContext } from './lambda-context';
+import { LocalBot } from './local-bot';
+import { resetClients } from '../../shared/adapters/aws/clients';
+import { resetConfig } from '../../shared/config';
+
+export type FunctionName = 'chunk' | 'finalizer' | 'notifier' | 'dlq';
+type ApiHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
+
+export type LocalStackOptions = {
+  /** Keep DynamoDB and S3 data here (npm start: `.local/`); in memory / a temp dir when absent. */
+  dataDir?: string;
+  /** API port; 0 picks a free one (tests). Default: PORT or 3000. */
+  port?: number;
+  /** Seed a demo workspace on first run (npm start), or a small one with these sizes (tests). */
+  seed?: boolean | { channelId?: string; users?: number; cases?: number; seed?: number };
+  /** Extra/overridden environment for the handlers (e.g. MAX_ROWS in a test). */
+  env?: Record<string, string>;
+  queues?: Partial<Record<keyof LocalQueues, Partial<QueueSettings>>>;
+  /** Lets a test wrap a handler (inject a failure, duplicate a delivery). */
+  wrapHandler?: (name: FunctionName, handler: SqsHandler) => SqsHandler;
+  /** Run the SQS pollers (default true). */
+  pollers?: boolean;
+  /** Print progress (npm start); tests stay quiet. */
+  log?: (line: string) => void;
+};
+
+export type LocalStack = {
+  apiUrl: string;
+  port: number;
+  env: Record<string, string>;
+  queues: LocalQueues;
+  tables: typeof LOCAL_TABLES;
+  bucket: string;
+  bot: LocalBot;
+  fauxqs: FauxqsServer;
+  clients: { ddb: DynamoDBClient; s3: S3Client; sqs: SQSClient };
+  /** Deliveries per function, counted by the pollers (a redelivery counts again). */
+  deliveries: Record<FunctionName, SQSRecord[]>;
+  seeded: { channelId: string; users: number; cases: number } | undefined;
+  stop(): Promise<void>;
+};
+
+const DEFAULT_QUEUE_SETTINGS: Record<keyof LocalQueues, QueueSettings> = {
+  chunk: { visibilityTimeout: 60, maxReceiveCount: 3 },
+  finalize: { visibilityTimeout: 300, maxReceiveCount: 3 },
+  notify: { visibilityTimeout: 30, maxReceiveCount: 5 },
+};
+
+type LocalSecrets = { localWrapKey: string; linkSigningSecret: string; botSigningSecret: string };
+
+function newSecrets(): LocalSecrets {
+  return {
+    localWrapKey: randomBytes(32).toString('base64'),
+    linkSigningSecret: randomBytes(32).toString('base64url'),
+    botSigningSecret: randomBytes(32).toString('base64url'),
+  };
+}
+
+/** npm start keeps its secrets beside its data so wrapped keys and links survive a restart. */
+async function loadSecrets(dataDir: string | undefined): Promise<LocalSecrets> {
+  if (!dataDir) return newSecrets();
+  const file = join(dataDir, 'secrets.json');
+  if (existsSync(file)) return JSON.parse(await readFile(file, 'utf8')) as LocalSecrets;
+  const secrets = newSecrets();
+  await writeFile(file, JSON.stringify(secrets), { mode: 0o600 });
+  return secrets;
+}
+
+async function importHandler<T>(path: string): Promise<T> {
+  const module = (await import(path)) as { handler?: T };
+  if (!module.handler) throw new Error(`${path} exports no handler`);
+  return module.handler;
+}
+
+/**
+ * The whole service on one machine: emulators, tables, bucket, queues with DLQs, demo data,
+ * the API over HTTP (same handler as API Gateway would call), pollers feeding the same SQS
+ * handlers, and a local bot. Used by `npm start` and by the end-to-end tests.
+ */
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  const log = options.log ?? (() => undefined);
+  if (options.dataDir) await mkdir(options.dataDir, { recursive: true });
+  const emulators = await startEmulators(options.dataDir ? { dataDir: options.dataDir } : {});
+  const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+  const region = 'us-east-1';
+  const ddb = new DynamoDBClient({ region, endpoint: emulators.dynamoEndpoint, credentials });
+  const s3 = new S3Client({ region, endpoint: emulators.s3Endpoint, credentials, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED' });
+  const sqs = new SQSClient({ region, endpoint: emulators.sqsEndpoint, credentials });
+
+  const servers: Server[] = [];
+  const pollers: Poller[] = [];
+  const stopAll = async () => {
+    await Promise.allSettled(pollers.map((p) => p.stop()));
+    await Promise.allSettled(
+      servers.map((s) => new Promise<void>((resolve) => { s.closeAllConnections?.(); s.close(() => resolve()); })),
+    );
+    ddb.destroy();
+    s3.destroy();
+    sqs.destroy();
+    resetClients();
+    await emulators.stop();
+  };
+
+  try {
+    await createTables(ddb);
+    await createBucket(s3, LOCAL_BUCKET);
+    const settings = { ...DEFAULT_QUEUE_SETTINGS };
+    for (const name of Object.keys(settings) as (keyof LocalQueues)[]) {
+      settings[name] = { ...settings[name], ...(options.queues?.[name] ?? {}) };
+    }
+    const queues = await createQueues(sqs, settings);
+    const secrets = await loadSecrets(options.dataDir);
+
+    // One HTTP server: the API plus the local bot. Bind first so the port is known for links.
+    const bot = new LocalBot(secrets.botSigningSecret);
+    let apiHandler: ApiHandler | undefined;
+    let apiLoadError: unknown;
+    const server = createServer((req, res) => {
+      void (async () => {
+        try {
+          const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+          if (url.pathname === '/v1/dev/bot-webhook' && req.method === 'POST') {
+            const body = await readBody(req);
+            const status = bot.receive(body.toString('utf8'), req.headers);
+            res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: status < 300 }));
+            return;
+          }
+          if (url.pathname === '/v1/dev/inbox' && req.method === 'GET') {
+            res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: bot.messages }));
+            return;
+          }
+          if (!apiHandler) {
+            res.writeHead(503, { 'content-type': 'application/json' }).end(
+              JSON.stringify({ error: { code: 'API_UNAVAILABLE', message: `api handler not loaded: ${String(apiLoadError)}` } }),
+            );
+            return;
+          }
+          const body = await readBody(req);
+          const result = await apiHandler(toApiGatewayEvent(req, body), createLambdaContext('api', 29_000));
+          writeApiGatewayResult(res, result);
+        } catch (error) {
+          log(`http error: ${String(error)}`);
+          if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: { code: 'INTERNAL', message: 'internal error' } }));
+        }
+      })();
+    });
+    servers.push(server);
+    const requestedPort = options.port ?? Number(process.env.PORT ?? 3000);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(requestedPort, '127.0.0.1', () => resolve());
+    });
+    const port = (server.address() as AddressInfo).port;
+    const apiUrl = `http://127.0.0.1:${port}`;
+
+    const env: Record<string, string> = {
+      AWS_REGION: region,
+      AWS_ACCESS_KEY_ID: 'S3RVER',
+      AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      EXPORTS_TABLE: LOCAL_TABLES.exports,
+      COOLDOWNS_TABLE: LOCAL_TABLES.cooldowns,
+      AUDIT_TABLE: LOCAL_TABLES.audit,
+      CASES_TABLE: LOCAL_TABLES.cases,
+      USERS_TABLE: LOCAL_TABLES.users,
+      WORKSPACE_TABLE: LOCAL_TABLES.workspace,
+      EXPORT_BUCKET: LOCAL_BUCKET,
+      CHUNK_QUEUE_URL: queues.chunk.url,
+      FINALIZE_QUEUE_URL: queues.finalize.url,
+      NOTIFY_QUEUE_URL: queues.notify.url,
+      CHUNK_DLQ_ARN: queues.chunk.dlqArn,
+      FINALIZE_DLQ_ARN: queues.finalize.dlqArn,
+      NOTIFY_DLQ_ARN: queues.notify.dlqArn,
+      KMS_KEY_ID: 'local',
+      LOCAL_WRAP_KEY: secrets.localWrapKey,
+      LINK_SIGNING_SECRET: secrets.linkSigningSecret,
+      BOT_SIGNING_SECRET: secrets.botSigningSecret,
+      BOT_WEBHOOK_URL: `${apiUrl}/v1/dev/bot-webhook`,
+      PUBLIC_BASE_URL: apiUrl,
+      DYNAMODB_ENDPOINT: emulators.dynamoEndpoint,
+      S3_ENDPOINT: emulators.s3Endpoint,
+      SQS_ENDPOINT: emulators.sqsEndpoint,
+      POWERTOOLS_SERVICE_NAME: 'export-service',
+      POWERTOOLS_METRICS_NAMESPACE: 'ExportService',
+      ...(options.env ?? {}),
+    };
+    // Handlers read their configuration from the environment at cold start, as on Lambda;
+    // in-process that is this process's env, set before any handler module is loaded.
+    Object.assign(process.env, env);
+    resetConfig();
+    resetClients();
+
+    let seeded: LocalStack['seeded'];
+    if (options.seed) {
+      const { seedIfEmpty } = await import('./seed-data');
+      const seedOptions = typeof options.seed === 'object' ? options.seed : {};
+      seeded = await seedIfEmpty({ dataDir: options.dataDir, ...seedOptions, log });
+    }
+
+    try {
+      apiHandler = await importHandler<ApiHandler>('../../functions/api/handler');
+    } catch (error) {
+      apiLoadError = error;
+      log(`api handler not available yet: ${String(error)}`);
+    }
+
+    const deliveries: Record<FunctionName, SQSRecord[]> = { chunk: [], finalizer: [], notifier: [], dlq: [] };
+    if (options.pollers !== false) {
+      const wrap = options.wrapHandler ?? ((_name: FunctionName, handler: SqsHandler) => handler);
+      const poll = (name: FunctionName, queueUrl: string, queueArn: string, concurrency: number, path: string) =>
+        pollers.push(
+          startPoller({
+            sqs,
+            queueUrl,
+            queueArn,
+            functionName: name,
+            concurrency,
+            loadHandler: async () => wrap(name, await importHandler<SqsHandler>(path)),
+            onDeliver: (record) => deliveries[name].push(record),
+            onError: (error) => log(`${name} poller: ${String(error)}`),
+          }),
+        );
+      poll('chunk', queues.chunk.url, queues.chunk.arn, 4, '../../functions/chunk/handler');
+      poll('finalizer', queues.finalize.url, queues.finalize.arn, 1, '../../functions/finalizer/handler');
+      poll('notifier', queues.notify.url, queues.notify.arn, 1, '../../functions/notifier/handler');
+      for (const q of [queues.chunk, queues.finalize, queues.notify]) {
+        poll('dlq', q.dlqUrl, q.dlqArn, 1, '../../functions/dlq/handler');
+      }
+    }
+
+    return {
+      apiUrl,
+      port,
+      env,
+      queues,
+      tables: LOCAL_TABLES,
+      bucket: LOCAL_BUCKET,
+      bot,
+      fauxqs: emulators.fauxqs,
+      clients: { ddb, s3, sqs },
+      deliveries,
+      seeded,
+      stop: stopAll,
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}

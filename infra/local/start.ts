@@ -1,0 +1,60 @@
+import { join } from 'node:path';
+import { signDevToken } from '../../shared/auth';
+import { startLocalStack } from './stack';
+
+/**
+ * `npm start`: the service on local emulators with data under `.local/` (git-ignored), the
+ * API on http://127.0.0.1:3000 (PORT changes it), demo data seeded on the first run.
+ */
+async function main(): Promise<void> {
+  const log = (line: string) => console.log(line);
+  const dataDir = join(process.cwd(), '.local');
+  const port = Number(process.env.PORT ?? 3000);
+  log(`starting the local stack (data in ${dataDir}) ...`);
+  const stack = await startLocalStack({ dataDir, port, seed: true, log });
+  const channelId = stack.seeded?.channelId ?? 'demo';
+  const manager = await signDevToken({
+    channelId,
+    managerId: 'manager-1',
+    name: '김매니저',
+    permissions: ['export:download'],
+  });
+  const auditor = await signDevToken({
+    channelId,
+    managerId: 'auditor-1',
+    name: '이감사',
+    permissions: ['audit:read'],
+  });
+  log('');
+  log(`API:        ${stack.apiUrl}`);
+  log(`Bot inbox:  ${stack.apiUrl}/v1/dev/inbox`);
+  if (stack.seeded) log(`Demo data:  channel "${channelId}": ${stack.seeded.users} users, ${stack.seeded.cases} cases`);
+  log('');
+  log(`Manager token (export:download):\n${manager}\n`);
+  log(`Auditor token (audit:read):\n${auditor}\n`);
+  log('Try:');
+  log(
+    `curl -s -X POST ${stack.apiUrl}/v1/exports -H "Authorization: Bearer ${manager}" -H 'Content-Type: application/json' ` +
+      `-d '{"kind":"contacts","scope":"all","password":"Secret123!","reason":"monthly CRM sync"}'`,
+  );
+  log(`curl -s ${stack.apiUrl}/v1/exports -H "Authorization: Bearer ${manager}"`);
+  log(`curl -s ${stack.apiUrl}/v1/dev/inbox`);
+  log('');
+  log('Ctrl-C stops everything.');
+
+  let stopping = false;
+  const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
+    log('stopping ...');
+    await stack.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown());
+  process.on('SIGTERM', () => void shutdown());
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

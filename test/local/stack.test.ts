@@ -1,0 +1,55 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { HeadBucketCommand } from '@aws-sdk/client-s3';
+import { createHmac } from 'node:crypto';
+import { startLocalStack, type LocalStack } from '../../infra/local/stack';
+
+describe('local stack', () => {
+  let stack: LocalStack;
+
+  beforeAll(async () => {
+    stack = await startLocalStack({ port: 0, pollers: false, queues: { chunk: { visibilityTimeout: 1, maxReceiveCount: 2 } } });
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('creates the tables and the bucket', async () => {
+    const tables = await stack.clients.ddb.send(new ListTablesCommand({}));
+    expect(tables.TableNames?.sort()).toEqual(['audit', 'cases', 'cooldowns', 'exports', 'users', 'workspace']);
+    await stack.clients.s3.send(new HeadBucketCommand({ Bucket: stack.bucket }));
+  });
+
+  it('moves a message that is received too often to the DLQ (redrive)', async () => {
+    const sqs = stack.clients.sqs;
+    await sqs.send(new SendMessageCommand({ QueueUrl: stack.queues.chunk.url, MessageBody: '{"probe":1}' }));
+    let receives = 0;
+    for (let i = 0; i < 40 && receives < 3; i++) {
+      const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.queues.chunk.url, WaitTimeSeconds: 1, MaxNumberOfMessages: 1 }));
+      if (r.Messages?.length) receives++;
+      else if (receives === 2) break;
+    }
+    expect(receives).toBe(2);
+    // After the visibility timeout the third receive moves it to the DLQ instead of returning it.
+    let inDlq = false;
+    for (let i = 0; i < 10 && !inDlq; i++) {
+      await sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.queues.chunk.url, WaitTimeSeconds: 1, MaxNumberOfMessages: 1 }));
+      const dlq = await sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.queues.chunk.dlqUrl, WaitTimeSeconds: 1 }));
+      inDlq = (dlq.Messages ?? []).some((m) => m.Body === '{"probe":1}');
+    }
+    expect(inDlq).toBe(true);
+  });
+
+  it('keeps signed bot messages in the inbox and rejects bad signatures', async () => {
+    const body = JSON.stringify({ type: 'export.completed', exportId: 'x' });
+    const sig = `sha256=${createHmac('sha256', stack.env.BOT_SIGNING_SECRET ?? '').update(body).digest('hex')}`;
+    const ok = await fetch(stack.env.BOT_WEBHOOK_URL ?? '', { method: 'POST', body, headers: { 'x-signature': sig, 'content-type': 'application/json' } });
+    expect(ok.status).toBe(200);
+    const bad = await fetch(stack.env.BOT_WEBHOOK_URL ?? '', { method: 'POST', body, headers: { 'x-signature': 'sha256=00' } });
+    expect(bad.status).toBe(401);
+    const inbox = (await (await fetch(`${stack.apiUrl}/v1/dev/inbox`)).json()) as { items: { signatureValid: boolean }[] };
+    expect(inbox.items.map((m) => m.signatureValid)).toEqual([true, false]);
+  });
+});
