@@ -1,0 +1,373 @@
+/**
+ * Streams an ECMA-376 agile-encrypted compound file to `out` while the caller writes the
+ * plaintext package. Memory is O(segment): one 4096-byte segment, one output batch and the
+ * running HMAC, whatever the package size.
+ */
+import { createCipheriv, createHmac, hash, type Hmac } from 'node:crypto';
+import type { Writable } from 'node:stream';
+import {
+  BLOCK_BYTES,
+  BLOCK_KEY_HMAC_KEY,
+  BLOCK_KEY_HMAC_VALUE,
+  KEY_BYTES,
+  SALT_BYTES,
+  decryptAesCbc,
+  deriveIv,
+  encryptAesCbc,
+  parseEncryptionParams,
+  type EncryptionParams,
+} from './agile-keys';
+import {
+  MAX_V3_STREAM_SIZE,
+  buildHeader,
+  buildTail,
+  planCompoundFile,
+  type CfbPlan,
+  type CfbVersion,
+} from './cfb-layout';
+import { buildDataSpacesStreams } from './data-spaces';
+import { ENCRYPTION_INFO_SIZE, buildEncryptionInfo } from './encryption-info';
+import { EncryptionInputError, EncryptionStreamError } from './errors';
+
+/** MS-OFFCRYPTO 2.3.4.15: the package is encrypted in 4096-byte segments, each with its own IV. */
+export const SEGMENT_BYTES = 4096;
+/** Bytes of the StreamSize prefix of the EncryptedPackage stream. */
+const STREAM_SIZE_BYTES = 8;
+/** Output is handed to `out` in batches of this size: few write calls, still O(1) memory. */
+const OUTPUT_BATCH_BYTES = 64 * 1024;
+/** The largest package we accept; far beyond any workbook, but keeps every offset a safe integer. */
+export const MAX_PACKAGE_SIZE = 2 ** 44;
+
+export interface EncryptedLayoutOptions {
+  /**
+   * Compound file version. Default: 3 (512-byte sectors) while the EncryptedPackage stream fits
+   * the 2 GB that version 3 allows, else 4 (4096-byte sectors). Version 3 is what Excel itself
+   * writes and what every reader handles; its DIFAT sectors appear from ~7 MB on, so that path is
+   * exercised by ordinary exports, not only by rare giant ones. Its FAT costs 0.8% of the file.
+   */
+  cfbVersion?: CfbVersion;
+}
+
+export interface EncryptingSinkOptions extends EncryptedLayoutOptions {
+  params: EncryptionParams;
+  /** The 32-byte package key from `deriveEncryptionKeys` (after unwrapping). */
+  packageKey: Buffer;
+  /** Exact number of plaintext bytes (the ZIP package) the caller will write. */
+  packageSize: number;
+  /** Receives the encrypted file. Not ended by the sink: its owner ends it after `finish()`. */
+  out: Writable;
+}
+
+export interface EncryptingSink {
+  /** Encrypts and forwards `chunk`; resolves once `out` can take more (backpressure). */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Writes the rest of the file; rejects unless exactly `packageSize` bytes were written. */
+  finish(): Promise<void>;
+}
+
+function validatePackageSize(packageSize: unknown): asserts packageSize is number {
+  // An empty package is not a ZIP, and readers choke on an EncryptedPackage without segments.
+  if (typeof packageSize !== 'number' || !Number.isSafeInteger(packageSize) || packageSize < 1 || packageSize > MAX_PACKAGE_SIZE) {
+    throw new EncryptionInputError('packageSize', 'range', `packageSize must be an integer in 1..${MAX_PACKAGE_SIZE}`);
+  }
+}
+
+function validateCfbVersion(version: unknown): asserts version is CfbVersion | undefined {
+  if (version !== undefined && version !== 3 && version !== 4) {
+    throw new EncryptionInputError('cfbVersion', 'enum', 'cfbVersion must be 3 or 4');
+  }
+}
+
+function encryptedStreamSize(packageSize: number): number {
+  return STREAM_SIZE_BYTES + Math.ceil(packageSize / BLOCK_BYTES) * BLOCK_BYTES;
+}
+
+/** Layout of the whole output file, computed from the package size alone. */
+export function planEncryptedFile(packageSize: number, options: EncryptedLayoutOptions = {}): CfbPlan {
+  validatePackageSize(packageSize);
+  validateCfbVersion(options.cfbVersion);
+  const streamSize = encryptedStreamSize(packageSize);
+  const version = options.cfbVersion ?? (streamSize <= MAX_V3_STREAM_SIZE ? 3 : 4);
+  if (version === 3 && streamSize > MAX_V3_STREAM_SIZE) {
+    throw new EncryptionInputError('packageSize', 'max', 'a version 3 compound file holds at most 2 GB: use cfbVersion 4');
+  }
+  return planCompoundFile(
+    [
+      { path: ['EncryptedPackage'], size: streamSize },
+      { path: ['EncryptionInfo'], size: ENCRYPTION_INFO_SIZE },
+      ...buildDataSpacesStreams().map((stream) => ({ path: stream.path, size: stream.data.length })),
+    ],
+    version,
+  );
+}
+
+/** Exact size in bytes of the encrypted file for a package of `packageSize` bytes. */
+export function encryptedFileSize(packageSize: number, options: EncryptedLayoutOptions = {}): number {
+  return planEncryptedFile(packageSize, options).fileSize;
+}
+
+/**
+ * Owns the output side: batches bytes, honours backpressure and turns every stream failure into
+ * a rejection of the current or next call.
+ */
+class OutputWriter {
+  private batch: Buffer = Buffer.allocUnsafe(OUTPUT_BATCH_BYTES);
+  private fill = 0;
+  private failure: Error | undefined;
+  private readonly onError = (error: Error): void => {
+    this.failure ??= new EncryptionStreamError('output stream failed', { cause: error });
+  };
+  private readonly onClose = (): void => {
+    this.failure ??= new EncryptionStreamError('output stream closed before the file was complete');
+  };
+  written = 0;
+
+  constructor(private readonly out: Writable) {
+    out.on('error', this.onError);
+    out.on('close', this.onClose);
+  }
+
+  detach(): void {
+    this.out.off('error', this.onError);
+    this.out.off('close', this.onClose);
+  }
+
+  fail(error: Error): void {
+    this.failure ??= error;
+  }
+
+  check(): void {
+    if (this.failure) throw this.failure;
+    if (this.out.destroyed || this.out.writableEnded) {
+      this.failure = new EncryptionStreamError('output stream is already closed');
+      throw this.failure;
+    }
+  }
+
+  async push(data: Buffer): Promise<void> {
+    let offset = 0;
+    while (offset < data.length) {
+      const n = Math.min(OUTPUT_BATCH_BYTES - this.fill, data.length - offset);
+      data.copy(this.batch, this.fill, offset, offset + n);
+      this.fill += n;
+      offset += n;
+      if (this.fill === OUTPUT_BATCH_BYTES) await this.flush();
+    }
+  }
+
+  async zeros(count: number): Promise<void> {
+    let left = count;
+    while (left > 0) {
+      const n = Math.min(OUTPUT_BATCH_BYTES - this.fill, left);
+      this.batch.fill(0, this.fill, this.fill + n);
+      this.fill += n;
+      left -= n;
+      if (this.fill === OUTPUT_BATCH_BYTES) await this.flush();
+    }
+  }
+
+  /** Hands the batch to `out`; waits for 'drain' when `out` is over its highWaterMark. */
+  async flush(): Promise<void> {
+    if (this.fill === 0) return;
+    this.check();
+    const chunk = this.batch.subarray(0, this.fill);
+    // `out` may keep the chunk queued, so the next batch needs a fresh buffer.
+    this.batch = Buffer.allocUnsafe(OUTPUT_BATCH_BYTES);
+    this.fill = 0;
+    this.written += chunk.length;
+    if (!this.out.write(chunk)) await this.waitFor('drain');
+    this.check();
+  }
+
+  /** Flushes and waits until `out` has processed the last chunk, so late write errors surface. */
+  async flushAndSettle(): Promise<void> {
+    await this.flush();
+    this.check();
+    await new Promise<void>((resolve, reject) => {
+      const cleanup = (): void => {
+        this.out.off('error', onError);
+      };
+      const onError = (error: Error): void => {
+        cleanup();
+        reject(this.failure ?? error);
+      };
+      this.out.on('error', onError);
+      // An empty write's callback runs after every earlier chunk was handled by _write.
+      this.out.write(Buffer.alloc(0), (error) => {
+        cleanup();
+        if (error) reject(this.failure ?? new EncryptionStreamError('output stream failed', { cause: error }));
+        else resolve();
+      });
+    });
+    this.check();
+  }
+
+  private waitFor(event: 'drain'): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const cleanup = (): void => {
+        this.out.off(event, onEvent);
+        this.out.off('error', onFailure);
+        this.out.off('close', onFailure);
+      };
+      const onEvent = (): void => {
+        cleanup();
+        resolve();
+      };
+      const onFailure = (): void => {
+        cleanup();
+        reject(this.failure ?? new EncryptionStreamError('output stream closed while waiting for drain'));
+      };
+      this.out.once(event, onEvent);
+      this.out.once('error', onFailure);
+      this.out.once('close', onFailure);
+    });
+  }
+}
+
+export function createEncryptingSink(options: EncryptingSinkOptions): EncryptingSink {
+  const params = parseEncryptionParams(options.params);
+  if (!Buffer.isBuffer(options.packageKey) || options.packageKey.length !== KEY_BYTES) {
+    throw new EncryptionInputError('packageKey', 'length', `packageKey must be a Buffer of ${KEY_BYTES} bytes`);
+  }
+  const { packageSize, out } = options;
+  const plan = planEncryptedFile(packageSize, { cfbVersion: options.cfbVersion });
+  if (!out || typeof out.write !== 'function') {
+    throw new EncryptionInputError('out', 'type', 'out must be a Writable stream');
+  }
+
+  const packageKey = Buffer.from(options.packageKey);
+  const keyDataSalt = Buffer.from(params.keyDataSalt, 'base64');
+  const hmacKey = decryptAesCbc(packageKey, deriveIv(keyDataSalt, BLOCK_KEY_HMAC_KEY), Buffer.from(params.encryptedHmacKey, 'base64'));
+  const hmac: Hmac = createHmac('sha512', hmacKey);
+  hmacKey.fill(0);
+
+  const [packagePlan, ...smallStreams] = plan.streams;
+  if (!packagePlan) throw new Error('unreachable: plan without EncryptedPackage');
+  const writer = new OutputWriter(out);
+  const segment = Buffer.alloc(SEGMENT_BYTES);
+  const ivInput = Buffer.alloc(SALT_BYTES + 4);
+  keyDataSalt.copy(ivInput, 0);
+  let segmentFill = 0;
+  let segmentIndex = 0;
+  let received = 0;
+  let started = false;
+  let finished = false;
+  let queue: Promise<void> = Promise.resolve();
+
+  /** Encrypts one segment (the last one may be shorter, a multiple of the AES block). */
+  const encryptSegment = async (plain: Buffer): Promise<void> => {
+    ivInput.writeUInt32LE(segmentIndex, SALT_BYTES);
+    segmentIndex += 1;
+    const iv = hash('sha512', ivInput, 'buffer').subarray(0, BLOCK_BYTES);
+    const cipher = createCipheriv('aes-256-cbc', packageKey, iv);
+    cipher.setAutoPadding(false);
+    const encrypted = cipher.update(plain);
+    cipher.final();
+    hmac.update(encrypted);
+    await writer.push(encrypted);
+  };
+
+  const start = async (): Promise<void> => {
+    if (started) return;
+    started = true;
+    writer.check();
+    await writer.push(buildHeader(plan));
+    const streamSize = Buffer.alloc(STREAM_SIZE_BYTES);
+    streamSize.writeBigUInt64LE(BigInt(packageSize), 0);
+    hmac.update(streamSize);
+    await writer.push(streamSize);
+  };
+
+  const writeChunk = async (chunk: Buffer): Promise<void> => {
+    await start();
+    let offset = 0;
+    if (segmentFill > 0) {
+      const n = Math.min(SEGMENT_BYTES - segmentFill, chunk.length);
+      chunk.copy(segment, segmentFill, 0, n);
+      segmentFill += n;
+      offset = n;
+      if (segmentFill === SEGMENT_BYTES) {
+        await encryptSegment(segment);
+        segmentFill = 0;
+      }
+    }
+    // Whole segments straight from the caller's buffer: no copy.
+    while (chunk.length - offset >= SEGMENT_BYTES) {
+      await encryptSegment(chunk.subarray(offset, offset + SEGMENT_BYTES));
+      offset += SEGMENT_BYTES;
+    }
+    if (offset < chunk.length) {
+      chunk.copy(segment, 0, offset);
+      segmentFill = chunk.length - offset;
+    }
+  };
+
+  const finishFile = async (): Promise<void> => {
+    await start();
+    if (segmentFill > 0) {
+      // The final block is padded to the AES block size; MS-OFFCRYPTO allows any padding bytes.
+      const padded = Math.ceil(segmentFill / BLOCK_BYTES) * BLOCK_BYTES;
+      segment.fill(0, segmentFill, padded);
+      await encryptSegment(segment.subarray(0, padded));
+      segmentFill = 0;
+    }
+    await writer.zeros(packagePlan.paddingAfter);
+
+    const encryptedHmacValue = encryptAesCbc(packageKey, deriveIv(keyDataSalt, BLOCK_KEY_HMAC_VALUE), hmac.digest());
+    const streams = [buildEncryptionInfo(params, encryptedHmacValue), ...buildDataSpacesStreams().map((s) => s.data)];
+    for (const [index, data] of streams.entries()) {
+      const planned = smallStreams[index];
+      if (!planned || planned.size !== data.length) throw new Error('unreachable: stream size differs from its plan');
+      await writer.push(data);
+      await writer.zeros(planned.paddingAfter);
+    }
+    for (const piece of buildTail(plan)) await writer.push(piece);
+    await writer.flushAndSettle();
+    if (writer.written !== plan.fileSize) {
+      throw new Error(`internal layout error: wrote ${writer.written} bytes, planned ${plan.fileSize}`);
+    }
+  };
+
+  /** Serialises calls so a caller that forgets to await cannot interleave segments. */
+  const enqueue = (task: () => Promise<void>): Promise<void> => {
+    const run = queue.then(async () => {
+      writer.check();
+      await task();
+    });
+    queue = run.catch((error: unknown) => {
+      writer.fail(error instanceof Error ? error : new EncryptionStreamError(String(error)));
+    });
+    return run;
+  };
+
+  return {
+    write(chunk: Uint8Array): Promise<void> {
+      if (finished) return Promise.reject(new EncryptionStreamError('write() after finish()'));
+      if (!(chunk instanceof Uint8Array)) {
+        return Promise.reject(new EncryptionInputError('chunk', 'type', 'chunk must be a Buffer or Uint8Array'));
+      }
+      received += chunk.length;
+      if (received > packageSize) {
+        const error = new EncryptionStreamError(`received more than packageSize (${packageSize}) bytes`);
+        writer.fail(error);
+        return Promise.reject(error);
+      }
+      const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      return enqueue(() => writeChunk(buffer));
+    },
+    finish(): Promise<void> {
+      if (finished) return Promise.reject(new EncryptionStreamError('finish() called twice'));
+      finished = true;
+      if (received !== packageSize) {
+        const error = new EncryptionStreamError(`received ${received} of packageSize ${packageSize} bytes`);
+        writer.fail(error);
+        writer.detach();
+        return Promise.reject(error);
+      }
+      return enqueue(finishFile).finally(() => {
+        packageKey.fill(0);
+        writer.detach();
+      });
+    },
+  };
+}
