@@ -1,0 +1,178 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+
+export type ExportApiProps = {
+  /** The api function: every route is a Lambda proxy integration to it. */
+  handler: lambda.IFunction;
+  /** TOKEN authorizer that verifies the bearer JWT. */
+  authorizerHandler: lambda.IFunction;
+  /** JSON Schema (draft-04) of the POST /v1/exports body, generated from the zod schema. */
+  exportRequestSchema: Record<string, unknown>;
+  adminOrigin: string;
+  stageName: string;
+  throttleRateLimit: number;
+  throttleBurstLimit: number;
+  logRetention: logs.RetentionDays;
+};
+
+/** Routes that carry the bearer authorizer, as `METHOD /path`. */
+export const AUTHORIZED_ROUTES = [
+  'POST /v1/exports',
+  'GET /v1/exports',
+  'GET /v1/exports/{id}',
+  'POST /v1/exports/{id}/cancel',
+  'GET /v1/audit',
+] as const;
+/** The download link: its token is the credential, so no bearer token is asked for. */
+export const PUBLIC_ROUTES = ['GET /v1/downloads/{token}'] as const;
+
+/**
+ * Creating an export derives a password key (100,000 SHA-512 rounds) and plans a job: far more
+ * expensive than a read, so it gets a tighter limit than the stage default.
+ */
+const CREATE_EXPORT_RATE = { rateLimit: 5, burstLimit: 10 };
+
+/** The REST API: routes, bearer authorizer, request model, throttling, CORS and access logs. */
+export class ExportApi extends Construct {
+  readonly restApi: apigw.RestApi;
+  readonly requestModel: apigw.Model;
+  readonly accessLogs: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: ExportApiProps) {
+    super(scope, id);
+    this.accessLogs = new logs.LogGroup(this, 'AccessLogs', {
+      retention: props.logRetention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const cors: apigw.CorsOptions = {
+      allowOrigins: [props.adminOrigin],
+      allowMethods: ['GET', 'POST', 'OPTIONS'],
+      allowHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key'],
+      maxAge: Duration.hours(1),
+    };
+    this.restApi = new apigw.RestApi(this, 'Api', {
+      restApiName: 'export-service',
+      description: 'Password-protected XLSX exports with an audit trail',
+      endpointTypes: [apigw.EndpointType.REGIONAL],
+      // Access logging needs the account-level CloudWatch role; the stack sets it (a no-op when
+      // the account already has one) and keeps it on delete, since other APIs may rely on it.
+      cloudWatchRole: true,
+      cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN,
+      defaultCorsPreflightOptions: cors,
+      deployOptions: {
+        stageName: props.stageName,
+        metricsEnabled: true,
+        // No execution logging or stage tracing: both record the full request path, and the
+        // download path carries the link token, which is a credential.
+        throttlingRateLimit: props.throttleRateLimit,
+        throttlingBurstLimit: props.throttleBurstLimit,
+        methodOptions: {
+          '/v1/exports/POST': { throttlingRateLimit: CREATE_EXPORT_RATE.rateLimit, throttlingBurstLimit: CREATE_EXPORT_RATE.burstLimit },
+        },
+        accessLogDestination: new apigw.LogGroupLogDestination(this.accessLogs),
+        accessLogFormat: apigw.AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: '$context.requestId',
+            requestTime: '$context.requestTime',
+            ip: '$context.identity.sourceIp',
+            userAgent: '$context.identity.userAgent',
+            httpMethod: '$context.httpMethod',
+            // The route template, never $context.path: /v1/downloads/{token} must not log the token.
+            resourcePath: '$context.resourcePath',
+            status: '$context.status',
+            responseLength: '$context.responseLength',
+            latencyMs: '$context.responseLatency',
+            integrationLatencyMs: '$context.integrationLatency',
+            managerId: '$context.authorizer.managerId',
+            channelId: '$context.authorizer.channelId',
+            error: '$context.error.message',
+          }),
+        ),
+      },
+    });
+
+    // CORS headers on API Gateway's own errors too (authorizer denials, validation failures,
+    // throttling), or the browser hides the status from the admin UI.
+    const corsHeaders = { 'Access-Control-Allow-Origin': `'${props.adminOrigin}'`, Vary: "'Origin'" };
+    this.restApi.addGatewayResponse('Default4xx', { type: apigw.ResponseType.DEFAULT_4XX, responseHeaders: corsHeaders });
+    this.restApi.addGatewayResponse('Default5xx', { type: apigw.ResponseType.DEFAULT_5XX, responseHeaders: corsHeaders });
+    // API Gateway's validation text quotes the offending value, which for a bad password would
+    // echo the password; the body keeps the error class and points at the published schema.
+    this.restApi.addGatewayResponse('BadRequestBody', {
+      type: apigw.ResponseType.BAD_REQUEST_BODY,
+      statusCode: '400',
+      responseHeaders: corsHeaders,
+      templates: {
+        'application/json': JSON.stringify({
+          error: { code: 'validation', message: 'the request body does not match the ExportRequest schema', requestId: '$context.requestId' },
+        }),
+      },
+    });
+
+    const authorizer = new apigw.TokenAuthorizer(this, 'BearerAuthorizer', {
+      handler: props.authorizerHandler,
+      identitySource: apigw.IdentitySource.header('Authorization'),
+      // Rejects obvious garbage at the edge without invoking (and paying for) the authorizer.
+      validationRegex: '^Bearer [A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$',
+      // Results are cached per token for every route (the policy allows the whole stage; per-route
+      // permissions are the api handler's job), so a page of polling costs one verification.
+      resultsCacheTtl: Duration.minutes(5),
+    });
+
+    this.requestModel = this.restApi.addModel('ExportRequestModel', {
+      modelName: 'ExportRequest',
+      contentType: 'application/json',
+      description: 'Generated from the zod exportRequestSchema (shared/domain/export-request.ts)',
+      // CDK's JsonSchema type is a camel-cased mirror of draft-04; the generated schema already
+      // uses the wire names ($schema, $ref), which CDK's mapper passes through unchanged.
+      schema: props.exportRequestSchema as apigw.JsonSchema,
+    });
+    const bodyValidator = this.restApi.addRequestValidator('BodyValidator', {
+      requestValidatorName: 'body-and-parameters',
+      validateRequestBody: true,
+      validateRequestParameters: true,
+    });
+
+    // One invoke permission for the whole API instead of one per method: same reach, fewer resources.
+    const integration = new apigw.LambdaIntegration(props.handler, { proxy: true, scopePermissionToMethod: false, allowTestInvoke: false });
+    const withAuth: apigw.MethodOptions = { authorizer, authorizationType: apigw.AuthorizationType.CUSTOM };
+
+    const v1 = this.restApi.root.addResource('v1');
+    const exportsResource = v1.addResource('exports');
+    exportsResource.addMethod('POST', integration, {
+      ...withAuth,
+      requestValidator: bodyValidator,
+      requestModels: { 'application/json': this.requestModel },
+    });
+    exportsResource.addMethod('GET', integration, withAuth);
+    const oneExport = exportsResource.addResource('{id}');
+    oneExport.addMethod('GET', integration, withAuth);
+    oneExport.addResource('cancel').addMethod('POST', integration, withAuth);
+    v1.addResource('audit').addMethod('GET', integration, withAuth);
+    v1.addResource('downloads')
+      .addResource('{token}')
+      .addMethod('GET', integration, {
+        authorizationType: apigw.AuthorizationType.NONE,
+        requestValidator: bodyValidator,
+        requestParameters: { 'method.request.path.token': true },
+      });
+
+    // Usage plan: the stage limits above apply to everyone; the plan caps what any one API key
+    // (e.g. a partner integration given a key later) may use per day on top of that.
+    this.restApi.addUsagePlan('UsagePlan', {
+      name: 'export-service-default',
+      throttle: { rateLimit: props.throttleRateLimit, burstLimit: props.throttleBurstLimit },
+      quota: { limit: 10_000, period: apigw.Period.DAY },
+      apiStages: [{ api: this.restApi, stage: this.restApi.deploymentStage }],
+    });
+  }
+
+  /** Base URL of the stage, built from the API id so functions can hold it without a cycle. */
+  stageBaseUrl(stageName: string): string {
+    const stack = this.restApi.stack;
+    return `https://${this.restApi.restApiId}.execute-api.${stack.region}.${stack.urlSuffix}/${stageName}`;
+  }
+}

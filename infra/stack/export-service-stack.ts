@@ -1,0 +1,275 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { DataTables } from './data-tables';
+import { EXPORTS_PREFIX, ExportBucket, PARTS_PREFIX } from './export-bucket';
+import { ExportApi } from './export-api';
+import { ServiceKeys } from './keys';
+import { ServiceAlarms } from './service-alarms';
+import { ServiceFunction } from './service-function';
+import { ServiceSecrets } from './service-secrets';
+import type { StackConfig } from './stack-config';
+import { WorkQueue } from './work-queue';
+
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export const FUNCTION_NAMES = ['api', 'authorizer', 'chunk', 'finalizer', 'notifier', 'dlq'] as const;
+export type FunctionName = (typeof FUNCTION_NAMES)[number];
+
+/** The real entries (docs/contracts.md); tests may point some at fixtures. */
+export const DEFAULT_ENTRIES: Record<FunctionName, string> = {
+  api: 'functions/api/handler.ts',
+  authorizer: 'functions/authorizer/handler.ts',
+  chunk: 'functions/chunk/handler.ts',
+  finalizer: 'functions/finalizer/handler.ts',
+  notifier: 'functions/notifier/handler.ts',
+  dlq: 'functions/dlq/handler.ts',
+};
+
+/**
+ * Size and time per function. Memory buys CPU on Lambda (1,769 MB = one full vCPU), which is what
+ * rendering, deflating and encrypting need; the small functions only wait on the network.
+ */
+export const FUNCTION_SIZING: Record<FunctionName, { memorySize: number; timeout: Duration }> = {
+  // API Gateway gives up after 29 s; the 100,000-round password key derivation takes well under 1 s.
+  api: { memorySize: 1024, timeout: Duration.seconds(28) },
+  authorizer: { memorySize: 256, timeout: Duration.seconds(10) },
+  chunk: { memorySize: 1769, timeout: Duration.minutes(5) },
+  // The finalizer streams a file of up to ~1M rows through encryption into a multipart upload:
+  // give it the Lambda maximum and enough memory for network throughput, not for buffering.
+  finalizer: { memorySize: 2048, timeout: Duration.minutes(15) },
+  notifier: { memorySize: 256, timeout: Duration.seconds(30) },
+  dlq: { memorySize: 256, timeout: Duration.seconds(30) },
+};
+
+export type ExportServiceStackProps = StackProps & {
+  config: StackConfig;
+  /** JSON Schema (draft-04) of the export request: `exportRequestJsonSchema()`, never a copy. */
+  exportRequestSchema: Record<string, unknown>;
+  entries?: Partial<Record<FunctionName, string>>;
+};
+
+export class ExportServiceStack extends Stack {
+  readonly functions: Record<FunctionName, ServiceFunction>;
+  readonly tables: DataTables;
+  readonly bucket: ExportBucket;
+  readonly keys: ServiceKeys;
+  readonly secrets: ServiceSecrets;
+  readonly queues: { chunk: WorkQueue; finalize: WorkQueue; notify: WorkQueue };
+  readonly api: ExportApi;
+  readonly alarms: ServiceAlarms;
+
+  constructor(scope: Construct, id: string, props: ExportServiceStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+    const entries = { ...DEFAULT_ENTRIES, ...props.entries };
+
+    this.tables = new DataTables(this, 'Tables');
+    this.keys = new ServiceKeys(this, 'Keys');
+    this.bucket = new ExportBucket(this, 'Storage', { encryptionKey: this.keys.bucketKey, linkTtlDays: config.linkTtlDays });
+    this.secrets = new ServiceSecrets(this, 'Secrets');
+    const dlqTimeout = FUNCTION_SIZING.dlq.timeout;
+    this.queues = {
+      chunk: new WorkQueue(this, 'ChunkQueue', { consumerTimeout: FUNCTION_SIZING.chunk.timeout, dlqConsumerTimeout: dlqTimeout }),
+      finalize: new WorkQueue(this, 'FinalizeQueue', { consumerTimeout: FUNCTION_SIZING.finalizer.timeout, dlqConsumerTimeout: dlqTimeout }),
+      notify: new WorkQueue(this, 'NotifyQueue', { consumerTimeout: FUNCTION_SIZING.notifier.timeout, dlqConsumerTimeout: dlqTimeout }),
+    };
+
+    const t = this.tables;
+    // Exactly what shared/config.ts requires (plus the optional settings the deploy sets); every
+    // pipeline function reads the same configuration at cold start.
+    const serviceEnvironment: Record<string, string> = {
+      EXPORTS_TABLE: t.exports.tableName,
+      COOLDOWNS_TABLE: t.cooldowns.tableName,
+      AUDIT_TABLE: t.audit.tableName,
+      CASES_TABLE: t.cases.tableName,
+      USERS_TABLE: t.users.tableName,
+      WORKSPACE_TABLE: t.workspace.tableName,
+      EXPORT_BUCKET: this.bucket.bucket.bucketName,
+      CHUNK_QUEUE_URL: this.queues.chunk.queue.queueUrl,
+      FINALIZE_QUEUE_URL: this.queues.finalize.queue.queueUrl,
+      NOTIFY_QUEUE_URL: this.queues.notify.queue.queueUrl,
+      KMS_KEY_ID: this.keys.wrapKey.keyArn,
+      BOT_WEBHOOK_URL: config.botWebhookUrl,
+      BOT_SIGNING_SECRET_ARN: this.secrets.botSigning.secretArn,
+      LINK_SIGNING_SECRET_ARN: this.secrets.linkSigning.secretArn,
+      LINK_TTL_DAYS: String(config.linkTtlDays),
+      JWT_ISSUER: config.jwtIssuer,
+      JWT_AUDIENCE: config.jwtAudience,
+      JWT_JWKS_URL: config.jwtJwksUrl,
+      ...(config.cooldownMinutesCases ? { COOLDOWN_MINUTES_CASES: String(config.cooldownMinutesCases) } : {}),
+      ...(config.cooldownMinutesContacts ? { COOLDOWN_MINUTES_CONTACTS: String(config.cooldownMinutesContacts) } : {}),
+    };
+    const logRetention = toRetentionDays(config.logRetentionDays);
+    const makeFunction = (name: FunctionName, description: string, environment: Record<string, string>) =>
+      new ServiceFunction(this, `${capitalize(name)}Function`, {
+        entry: path.resolve(PROJECT_ROOT, entries[name]),
+        projectRoot: PROJECT_ROOT,
+        description,
+        ...FUNCTION_SIZING[name],
+        environment,
+        logRetention,
+      });
+    this.functions = {
+      api: makeFunction('api', 'export-service: HTTP API (requests, status, audit, download redirect)', serviceEnvironment),
+      // The authorizer only verifies tokens: it gets the JWT settings and nothing else.
+      authorizer: makeFunction('authorizer', 'export-service: bearer JWT authorizer', {
+        JWT_ISSUER: config.jwtIssuer,
+        JWT_AUDIENCE: config.jwtAudience,
+        JWT_JWKS_URL: config.jwtJwksUrl,
+      }),
+      chunk: makeFunction('chunk', 'export-service: renders one slice of rows into a deflated part', serviceEnvironment),
+      finalizer: makeFunction('finalizer', 'export-service: stitches parts into the encrypted XLSX', serviceEnvironment),
+      notifier: makeFunction('notifier', 'export-service: signed webhook to the notification bot', serviceEnvironment),
+      dlq: makeFunction('dlq', 'export-service: marks dead-lettered exports failed and tells the bot', serviceEnvironment),
+    };
+
+    this.api = new ExportApi(this, 'Http', {
+      handler: this.functions.api.fn,
+      authorizerHandler: this.functions.authorizer.fn,
+      exportRequestSchema: props.exportRequestSchema,
+      adminOrigin: config.adminOrigin,
+      stageName: config.stageName,
+      throttleRateLimit: config.throttleRateLimit,
+      throttleBurstLimit: config.throttleBurstLimit,
+      logRetention,
+    });
+    const publicBaseUrl = config.publicBaseUrl ?? this.api.stageBaseUrl(config.stageName);
+    for (const name of FUNCTION_NAMES) {
+      if (name !== 'authorizer') this.functions[name].fn.addEnvironment('PUBLIC_BASE_URL', publicBaseUrl);
+    }
+
+    this.connectQueues(config.chunkConcurrency);
+    this.grantLeastPrivilege();
+
+    this.alarms = new ServiceAlarms(this, 'Alarms', {
+      deadLetterQueues: {
+        Chunk: this.queues.chunk.deadLetterQueue,
+        Finalize: this.queues.finalize.deadLetterQueue,
+        Notify: this.queues.notify.deadLetterQueue,
+      },
+      chunkQueue: this.queues.chunk.queue,
+      finalizer: this.functions.finalizer.fn,
+      dlqConsumer: this.functions.dlq.fn,
+      alarmEmail: config.alarmEmail,
+    });
+
+    new CfnOutput(this, 'ApiUrl', { value: this.api.restApi.url, description: 'Base URL of the REST API stage' });
+    new CfnOutput(this, 'PublicBaseUrl', { value: publicBaseUrl, description: 'Base of the download links' });
+    new CfnOutput(this, 'BucketName', { value: this.bucket.bucket.bucketName });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn });
+    const tableOutputs: Record<string, dynamodb.Table> = {
+      ExportsTable: t.exports,
+      CooldownsTable: t.cooldowns,
+      AuditTable: t.audit,
+      CasesTable: t.cases,
+      UsersTable: t.users,
+      WorkspaceTable: t.workspace,
+    };
+    for (const [name, table] of Object.entries(tableOutputs)) new CfnOutput(this, name, { value: table.tableName });
+  }
+
+  private connectQueues(chunkConcurrency: number): void {
+    const f = this.functions;
+    // Chunk workers: each one reads a slice of the source tables as fast as it can render it,
+    // roughly 1,000 RCU/s (about 8,000 rows/s of ~1 KB items read eventually consistent). DynamoDB
+    // on-demand allows 40,000 RCU/s per table by default (and a new table starts at 12,000), so
+    // 40 workers sit at the table quota; more would be throttled, retried and billed for nothing.
+    // S3 is not the limit: a worker writes one part per message, far below the 3,500 PUT/s that
+    // S3 sustains per prefix. Override with `-c chunkConcurrency=N` after a quota increase.
+    f.chunk.fn.addEventSource(
+      new SqsEventSource(this.queues.chunk.queue, { batchSize: 1, reportBatchItemFailures: true, maxConcurrency: chunkConcurrency }),
+    );
+    // Each finalizer holds a multipart upload of up to several hundred MB; 10 at once covers 1,000
+    // exports a day with room for bursts while bounding parallel S3 multipart uploads.
+    f.finalizer.fn.addEventSource(
+      new SqsEventSource(this.queues.finalize.queue, { batchSize: 1, reportBatchItemFailures: true, maxConcurrency: 10 }),
+    );
+    // The bot is a third-party webhook: a handful of parallel calls keeps us under its rate limit.
+    f.notifier.fn.addEventSource(
+      new SqsEventSource(this.queues.notify.queue, { batchSize: 10, reportBatchItemFailures: true, maxConcurrency: 5 }),
+    );
+    // Dead letters are rare; the minimum concurrency SQS mappings allow is plenty.
+    for (const queue of [this.queues.chunk, this.queues.finalize, this.queues.notify]) {
+      f.dlq.fn.addEventSource(new SqsEventSource(queue.deadLetterQueue, { batchSize: 10, reportBatchItemFailures: true, maxConcurrency: 2 }));
+    }
+  }
+
+  /**
+   * Each function gets exactly the actions its adapters call, on exactly its resources. Explicit
+   * statements instead of grantReadWriteData(): those include UpdateItem/DeleteItem, which the
+   * audit table must never allow, and Scan, which nothing here needs.
+   */
+  private grantLeastPrivilege(): void {
+    const f = this.functions;
+    const t = this.tables;
+    const bucket = this.bucket.bucket;
+    const allow = (fn: ServiceFunction, sid: string, actions: string[], resources: string[], conditions?: Record<string, unknown>) =>
+      fn.fn.addToRolePolicy(new iam.PolicyStatement({ sid, actions, resources, ...(conditions ? { conditions } : {}) }));
+    const withIndexes = (table: dynamodb.Table) => [table.tableArn, `${table.tableArn}/index/*`];
+    const objects = (prefix: string) => bucket.arnForObjects(`${prefix}*`);
+    // S3 uses the bucket key on our behalf; nobody may call KMS with it directly.
+    const viaS3 = { StringEquals: { 'kms:ViaService': `s3.${this.region}.amazonaws.com` } };
+    const sourceRead = ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'];
+
+    // api: create/list/cancel exports, cooldowns, audit append + list, download redirect.
+    allow(f.api, 'ExportsTable', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'], withIndexes(t.exports));
+    allow(f.api, 'Cooldowns', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'], [t.cooldowns.tableArn]);
+    allow(f.api, 'AuditAppendAndList', ['dynamodb:PutItem', 'dynamodb:Query'], withIndexes(t.audit));
+    allow(f.api, 'SourceRead', sourceRead, [...withIndexes(t.workspace), ...withIndexes(t.cases), ...withIndexes(t.users)]);
+    allow(f.api, 'PlanChunks', ['sqs:SendMessage'], [this.queues.chunk.queue.queueArn]);
+    // Selections (checked customers) are written for the chunk workers; files are read only by
+    // the presigned redirect, which S3 authorizes against this role.
+    allow(f.api, 'WriteSelections', ['s3:PutObject'], [objects(PARTS_PREFIX)]);
+    allow(f.api, 'PresignDownloads', ['s3:GetObject'], [objects(EXPORTS_PREFIX)]);
+    allow(f.api, 'BucketKey', ['kms:GenerateDataKey', 'kms:Decrypt'], [this.keys.bucketKey.keyArn], viaS3);
+    allow(f.api, 'LinkSigningSecret', ['secretsmanager:GetSecretValue'], [this.secrets.linkSigning.secretArn]);
+
+    // chunk: read one slice of the sources, write its part, record completion, maybe finalize.
+    allow(f.chunk, 'SourceRead', sourceRead, [...withIndexes(t.cases), ...withIndexes(t.users), ...withIndexes(t.workspace)]);
+    allow(f.chunk, 'ExportsTable', ['dynamodb:GetItem', 'dynamodb:UpdateItem'], [t.exports.tableArn]);
+    allow(f.chunk, 'Parts', ['s3:PutObject', 's3:GetObject'], [objects(PARTS_PREFIX)]);
+    allow(f.chunk, 'BucketKey', ['kms:GenerateDataKey', 'kms:Decrypt'], [this.keys.bucketKey.keyArn], viaS3);
+    allow(f.chunk, 'RequestFinalize', ['sqs:SendMessage'], [this.queues.finalize.queue.queueArn]);
+
+    // finalizer: read parts, write the file (multipart), clean parts up, unwrap the package key.
+    allow(f.finalizer, 'ExportsTable', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [t.exports.tableArn]);
+    allow(f.finalizer, 'WorkspaceRead', ['dynamodb:GetItem', 'dynamodb:Query'], [t.workspace.tableArn]);
+    allow(f.finalizer, 'ReadAndDeleteParts', ['s3:GetObject', 's3:DeleteObject'], [objects(PARTS_PREFIX)]);
+    allow(f.finalizer, 'ListParts', ['s3:ListBucket'], [bucket.bucketArn], { StringLike: { 's3:prefix': [`${PARTS_PREFIX}*`] } });
+    allow(f.finalizer, 'WriteFiles', ['s3:PutObject', 's3:AbortMultipartUpload'], [objects(EXPORTS_PREFIX)]);
+    allow(f.finalizer, 'BucketKey', ['kms:GenerateDataKey', 'kms:Decrypt'], [this.keys.bucketKey.keyArn], viaS3);
+    allow(f.finalizer, 'RequestNotify', ['sqs:SendMessage'], [this.queues.notify.queue.queueArn]);
+
+    // notifier: read the job, sign and post the webhook, record delivery.
+    allow(f.notifier, 'ExportsTable', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [t.exports.tableArn]);
+    allow(f.notifier, 'BotSigningSecret', ['secretsmanager:GetSecretValue'], [this.secrets.botSigning.secretArn]);
+    allow(f.notifier, 'LinkSigningSecret', ['secretsmanager:GetSecretValue'], [this.secrets.linkSigning.secretArn]);
+
+    // dlq: mark the job failed, release its cooldown, tell the bot through the notify queue.
+    allow(f.dlq, 'ExportsTable', ['dynamodb:GetItem', 'dynamodb:UpdateItem'], [t.exports.tableArn]);
+    allow(f.dlq, 'ReleaseCooldown', ['dynamodb:DeleteItem'], [t.cooldowns.tableArn]);
+    allow(f.dlq, 'RequestNotify', ['sqs:SendMessage'], [this.queues.notify.queue.queueArn]);
+
+    this.keys.restrictWrapKey({ wrapper: f.api.fn.role!, unwrapper: f.finalizer.fn.role! });
+  }
+}
+
+function capitalize(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+/** CloudWatch accepts only certain retention values; pick the smallest one that keeps at least `days`. */
+export function toRetentionDays(days: number): logs.RetentionDays {
+  const allowed = Object.values(logs.RetentionDays)
+    .filter((v): v is number => typeof v === 'number' && v > 0)
+    .sort((a, b) => a - b);
+  const match = allowed.find((v) => v >= days);
+  return (match ?? logs.RetentionDays.INFINITE) as logs.RetentionDays;
+}

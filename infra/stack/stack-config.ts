@@ -1,0 +1,54 @@
+import { z } from 'zod';
+
+/**
+ * Deploy-time settings, read from CDK context (`cdk.json` or `-c key=value`). Validated here so a
+ * typo fails `cdk synth` naming the key, instead of deploying a stack that rejects every token.
+ */
+const httpsUrl = z.url({ protocol: /^https$/ });
+const positiveInt = z.coerce.number().int().positive();
+
+export const stackConfigSchema = z.object({
+  /** The admin UI's origin: the only origin CORS allows. */
+  adminOrigin: httpsUrl,
+  /** Bearer tokens: the identity provider's issuer (`iss`), audience (`aud`) and JWKS. */
+  jwtIssuer: z.string().min(1),
+  jwtAudience: z.string().min(1),
+  jwtJwksUrl: httpsUrl,
+  /** Where the notifier posts signed "file ready/failed" events. */
+  botWebhookUrl: httpsUrl,
+  /** Base of the links the bot posts; defaults to the stage URL (set it for a custom domain). */
+  publicBaseUrl: httpsUrl.optional(),
+  /** API Gateway stage; the routes themselves carry the `/v1` version. */
+  stageName: z.string().regex(/^[A-Za-z0-9_]+$/, 'letters, digits and _ only').default('prod'),
+  linkTtlDays: positiveInt.max(30).default(7),
+  cooldownMinutesCases: positiveInt.optional(),
+  cooldownMinutesContacts: positiveInt.optional(),
+  /** Steady-state requests per second and burst for the whole stage. */
+  throttleRateLimit: positiveInt.default(50),
+  throttleBurstLimit: positiveInt.default(100),
+  /** Chunk workers at once (see the comment at the chunk event source for the reasoning). */
+  chunkConcurrency: z.coerce.number().int().min(2).max(1000).default(40),
+  /** Optional: e-mail subscribed to the alarm topic. */
+  alarmEmail: z.email().optional(),
+  /** Log retention for functions and API access logs, in days. */
+  logRetentionDays: positiveInt.default(30),
+});
+export type StackConfig = z.infer<typeof stackConfigSchema>;
+export type StackConfigInput = z.input<typeof stackConfigSchema>;
+
+export class StackConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StackConfigError';
+  }
+}
+
+/** Parses context values; the error names every bad key and the rule it broke. */
+export function parseStackConfig(input: Record<string, unknown>): StackConfig {
+  const result = stackConfigSchema.safeParse(input);
+  if (!result.success) {
+    const issues = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new StackConfigError(`invalid CDK context: ${issues}`);
+  }
+  return result.data;
+}
