@@ -1,0 +1,174 @@
+import { escapeXmlAttribute, escapeXmlText, renderTextCell, sanitizeText } from './sanitize-text';
+import { columnLetters, STYLE_HEADER } from './render-row';
+import type { ColumnSpec, ColumnType, WorkbookProperties } from './types';
+
+const XML_DECL = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n';
+const NS_MAIN = 'http://schemas.openxmlformats.org/spreadsheetml/2006/main';
+const NS_REL = 'http://schemas.openxmlformats.org/officeDocument/2006/relationships';
+const NS_PKG_REL = 'http://schemas.openxmlformats.org/package/2006/relationships';
+
+export const DATE_TIME_FORMAT = 'yyyy-mm-dd hh:mm:ss';
+
+const DEFAULT_WIDTH: Record<ColumnType, number> = {
+  string: 24,
+  number: 12,
+  boolean: 9,
+  date: 20,
+  duration: 12,
+};
+
+/** Width from the spec, or the type's default widened for a long header (capped at 60). */
+export function columnWidth(column: ColumnSpec): number {
+  if (column.width !== undefined) return column.width;
+  return Math.max(DEFAULT_WIDTH[column.type], Math.min(60, Math.ceil(column.header.length * 1.2) + 2));
+}
+
+export function sheetRange(columnCount: number, dataRows: number): string {
+  return `A1:${columnLetters(columnCount - 1)}${dataRows + 1}`;
+}
+
+export function renderContentTypes(sheetCount: number): string {
+  let overrides = '';
+  for (let i = 1; i <= sheetCount; i++) {
+    overrides += `<Override PartName="/xl/worksheets/sheet${i}.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>`;
+  }
+  return (
+    XML_DECL +
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">' +
+    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>' +
+    '<Default Extension="xml" ContentType="application/xml"/>' +
+    '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>' +
+    overrides +
+    '<Override PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>' +
+    '<Override PartName="/docProps/core.xml" ContentType="application/vnd.openxmlformats-package.core-properties+xml"/>' +
+    '<Override PartName="/docProps/app.xml" ContentType="application/vnd.openxmlformats-officedocument.extended-properties+xml"/>' +
+    '</Types>'
+  );
+}
+
+export function renderRootRels(): string {
+  return (
+    XML_DECL +
+    `<Relationships xmlns="${NS_PKG_REL}">` +
+    `<Relationship Id="rId1" Type="${NS_REL}/officeDocument" Target="xl/workbook.xml"/>` +
+    '<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/package/2006/relationships/metadata/core-properties" Target="docProps/core.xml"/>' +
+    `<Relationship Id="rId3" Type="${NS_REL}/extended-properties" Target="docProps/app.xml"/>` +
+    '</Relationships>'
+  );
+}
+
+export type SheetSummary = { name: string; columnCount: number; dataRows: number };
+
+/** A sheet name inside a formula reference: quoted, with apostrophes doubled. */
+function quoteSheetName(name: string): string {
+  return `'${name.replace(/'/g, "''")}'`;
+}
+
+export function renderWorkbook(sheets: readonly SheetSummary[]): string {
+  let list = '';
+  let names = '';
+  sheets.forEach((s, i) => {
+    list += `<sheet name="${escapeXmlAttribute(s.name)}" sheetId="${i + 1}" r:id="rId${i + 1}"/>`;
+    // Excel records every auto-filter range under this hidden name; readers expect it.
+    const last = columnLetters(s.columnCount - 1);
+    names += `<definedName name="_xlnm._FilterDatabase" localSheetId="${i}" hidden="1">${escapeXmlText(
+      `${quoteSheetName(s.name)}!$A$1:$${last}$${s.dataRows + 1}`,
+    )}</definedName>`;
+  });
+  return (
+    XML_DECL +
+    `<workbook xmlns="${NS_MAIN}" xmlns:r="${NS_REL}">` +
+    '<bookViews><workbookView activeTab="0"/></bookViews>' +
+    `<sheets>${list}</sheets><definedNames>${names}</definedNames>` +
+    '</workbook>'
+  );
+}
+
+export function renderWorkbookRels(sheetCount: number): string {
+  let rels = '';
+  for (let i = 1; i <= sheetCount; i++) {
+    rels += `<Relationship Id="rId${i}" Type="${NS_REL}/worksheet" Target="worksheets/sheet${i}.xml"/>`;
+  }
+  rels += `<Relationship Id="rId${sheetCount + 1}" Type="${NS_REL}/styles" Target="styles.xml"/>`;
+  return XML_DECL + `<Relationships xmlns="${NS_PKG_REL}">${rels}</Relationships>`;
+}
+
+/** Cell formats: 0 default, 1 bold header (STYLE_HEADER), 2 date-time (STYLE_DATE_TIME). */
+export function renderStyles(): string {
+  const font = '<sz val="11"/><name val="Calibri"/><family val="2"/>';
+  return (
+    XML_DECL +
+    `<styleSheet xmlns="${NS_MAIN}">` +
+    `<numFmts count="1"><numFmt numFmtId="164" formatCode="${DATE_TIME_FORMAT}"/></numFmts>` +
+    `<fonts count="2"><font>${font}</font><font><b/>${font}</font></fonts>` +
+    '<fills count="2"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/></fill></fills>' +
+    '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>' +
+    '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>' +
+    '<cellXfs count="3">' +
+    '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>' +
+    '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>' +
+    '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>' +
+    '</cellXfs>' +
+    '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>' +
+    '</styleSheet>'
+  );
+}
+
+export function renderCoreProperties(props: Required<Pick<WorkbookProperties, 'created'>> & WorkbookProperties): string {
+  // W3CDTF without milliseconds, as Office writes it.
+  const when = props.created.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return (
+    XML_DECL +
+    '<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/core-properties" ' +
+    'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:dcterms="http://purl.org/dc/terms/" ' +
+    'xmlns:dcmitype="http://purl.org/dc/dcmitype/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">' +
+    (props.title ? `<dc:title>${escapeXmlText(sanitizeText(props.title))}</dc:title>` : '') +
+    (props.creator ? `<dc:creator>${escapeXmlText(sanitizeText(props.creator))}</dc:creator>` : '') +
+    `<dcterms:created xsi:type="dcterms:W3CDTF">${when}</dcterms:created>` +
+    `<dcterms:modified xsi:type="dcterms:W3CDTF">${when}</dcterms:modified>` +
+    '</cp:coreProperties>'
+  );
+}
+
+export function renderAppProperties(): string {
+  return (
+    XML_DECL +
+    '<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/extended-properties" ' +
+    'xmlns:vt="http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes">' +
+    '<Application>export-service</Application><DocSecurity>0</DocSecurity>' +
+    '</Properties>'
+  );
+}
+
+/**
+ * Everything in a worksheet before the data rows: dimension, frozen header pane, column
+ * widths, and the bold header row (row 1, always with `r` attributes).
+ */
+export function renderSheetPrologue(columns: readonly ColumnSpec[], dataRows: number, selected: boolean): string {
+  let cols = '';
+  columns.forEach((c, i) => {
+    cols += `<col min="${i + 1}" max="${i + 1}" width="${columnWidth(c)}" customWidth="1"/>`;
+  });
+  let header = '<row r="1">';
+  columns.forEach((c, i) => {
+    const tail = renderTextCell(c.header, ` s="${STYLE_HEADER}" t="inlineStr">`);
+    if (tail !== '') header += `<c r="${columnLetters(i)}1"${tail}`;
+  });
+  header += '</row>';
+  return (
+    XML_DECL +
+    `<worksheet xmlns="${NS_MAIN}" xmlns:r="${NS_REL}">` +
+    `<dimension ref="${sheetRange(columns.length, dataRows)}"/>` +
+    `<sheetViews><sheetView${selected ? ' tabSelected="1"' : ''} workbookViewId="0">` +
+    '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>' +
+    '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/>' +
+    '</sheetView></sheetViews>' +
+    '<sheetFormatPr defaultRowHeight="15"/>' +
+    `<cols>${cols}</cols>` +
+    `<sheetData>${header}`
+  );
+}
+
+export function renderSheetEpilogue(columnCount: number, dataRows: number): string {
+  return `</sheetData><autoFilter ref="${sheetRange(columnCount, dataRows)}"/></worksheet>`;
+}

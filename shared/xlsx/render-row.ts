@@ -1,0 +1,166 @@
+import { CellValueError } from './errors';
+import { renderTextCell } from './sanitize-text';
+import { createExcelDateConverter, type ExcelDateConverter } from './time-zone';
+import type { CellValue, ColumnSpec, RenderOptions, Row } from './types';
+
+/** Style indexes in xl/styles.xml (see package-xml.ts). */
+export const STYLE_HEADER = 1;
+export const STYLE_DATE_TIME = 2;
+
+/** Excel serials for 1900-03-01 (before it Excel's phantom leap day shifts dates) and 10000-01-01. */
+const MIN_SERIAL = 61;
+const MAX_SERIAL_EXCLUSIVE = 2_958_466;
+
+// Strict on purpose: a date without an offset would be read in an unknown zone.
+const ISO_WITH_OFFSET =
+  /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/i;
+
+/** Renders a cell after its `<c` (and `r`), e.g. ` t="b"><v>1</v></c>`; '' for an empty cell. */
+type CellTailRenderer = (value: NonNullable<CellValue>) => string;
+
+export type RowRenderer = (row: Row) => string;
+
+export type RowRenderOptions = RenderOptions & {
+  /**
+   * Absolute sheet row (1-based; the header is row 1) of the first row rendered. When given,
+   * rows and cells carry `r` attributes and empty cells are omitted; every reader tested
+   * (Excel's format, openpyxl, ExcelJS, xlsx-populate) reads that. When absent, no `r` is
+   * written, so a part need not know where it lands; the spec allows that and openpyxl reads
+   * it, but ExcelJS (rows) and xlsx-populate (cells) require `r` and cannot.
+   */
+  startRow?: number;
+};
+
+/**
+ * Without `r` attributes a reader places each cell in the column after the previous one, so
+ * an empty cell followed by a non-empty one must still hold its place: as `<c/>`, a blank
+ * cell with no value. Trailing empty cells are omitted.
+ */
+export const EMPTY_CELL = '<c/>';
+
+/**
+ * Compiles the columns once into one renderer per column, so rendering a row is a loop of
+ * string concatenations with no per-cell allocation beyond the strings themselves.
+ * Null and undefined values (and text that is empty after sanitising) are empty cells.
+ */
+export function compileRowRenderer(columns: readonly ColumnSpec[], options: RowRenderOptions): RowRenderer {
+  const toSerial = createExcelDateConverter(options.timeZone);
+  const keys = columns.map((c) => c.key);
+  const tails = columns.map((c) => compileCellTail(c, toSerial));
+  const n = columns.length;
+  if (options.startRow === undefined) {
+    return (row: Row): string => {
+      let s = '<row>';
+      let gap = '';
+      for (let i = 0; i < n; i++) {
+        const v = row[keys[i]!];
+        const tail = v === null || v === undefined ? '' : tails[i]!(v);
+        if (tail === '') gap += EMPTY_CELL;
+        else {
+          if (gap !== '') {
+            s += gap;
+            gap = '';
+          }
+          s += '<c' + tail;
+        }
+      }
+      return s + '</row>';
+    };
+  }
+  if (!Number.isSafeInteger(options.startRow) || options.startRow < 2) {
+    throw new CellValueError('startRow must be an integer >= 2 (row 1 is the header)', 'startRow', 'min-2');
+  }
+  const opens = columns.map((_, i) => '<c r="' + columnLetters(i));
+  let rowNumber = options.startRow;
+  return (row: Row): string => {
+    const r = String(rowNumber++);
+    let s = '<row r="' + r + '">';
+    for (let i = 0; i < n; i++) {
+      const v = row[keys[i]!];
+      if (v === null || v === undefined) continue;
+      const tail = tails[i]!(v);
+      if (tail !== '') s += opens[i]! + r + '"' + tail;
+    }
+    return s + '</row>';
+  };
+}
+
+/** Zero-based column index to its letters: 0 -> A, 26 -> AA. */
+export function columnLetters(index: number): string {
+  let n = index + 1;
+  let s = '';
+  while (n > 0) {
+    const rem = (n - 1) % 26;
+    s = String.fromCharCode(65 + rem) + s;
+    n = Math.floor((n - 1) / 26);
+  }
+  return s;
+}
+
+const TEXT_ATTRS = ' t="inlineStr">';
+
+function compileCellTail(column: ColumnSpec, toSerial: ExcelDateConverter): CellTailRenderer {
+  const key = column.key;
+  switch (column.type) {
+    case 'string':
+      return (v) => {
+        if (typeof v === 'string') return renderTextCell(v, TEXT_ATTRS);
+        if (typeof v === 'number' || typeof v === 'boolean') return renderTextCell(String(v), TEXT_ATTRS);
+        return renderTextCell(Number.isNaN(v.getTime()) ? '' : v.toISOString(), TEXT_ATTRS);
+      };
+    case 'number':
+    case 'duration':
+      return (v) => {
+        if (typeof v !== 'number') throw wrongType(key, column.type, v, 'a number');
+        // NaN and infinities have no cell representation: they become empty cells.
+        return Number.isFinite(v) ? '><v>' + v + '</v></c>' : '';
+      };
+    case 'boolean':
+      return (v) => {
+        if (typeof v !== 'boolean') throw wrongType(key, 'boolean', v, 'a boolean');
+        return v ? ' t="b"><v>1</v></c>' : ' t="b"><v>0</v></c>';
+      };
+    case 'date':
+      return (v) => {
+        const ms = toEpochMs(key, v);
+        const serial = toSerial(ms);
+        if (!(serial >= MIN_SERIAL && serial < MAX_SERIAL_EXCLUSIVE)) {
+          throw new CellValueError(
+            `column "${key}": date must be between 1900-03-01 and 9999-12-31 in the workbook's time zone`,
+            key,
+            'date-range',
+          );
+        }
+        return ' s="2"><v>' + serial + '</v></c>';
+      };
+    default: {
+      const never: never = column.type;
+      throw new CellValueError(`column "${key}": unknown type ${String(never)}`, key, 'type');
+    }
+  }
+}
+
+/** Converts a date cell value (Date, epoch ms or ISO-8601 with offset) to epoch milliseconds. */
+export function toEpochMs(key: string, v: NonNullable<CellValue>): number {
+  let ms: number;
+  if (v instanceof Date) ms = v.getTime();
+  else if (typeof v === 'number') ms = v;
+  else if (typeof v === 'string') {
+    if (!ISO_WITH_OFFSET.test(v)) {
+      throw new CellValueError(
+        `column "${key}": date text must be ISO-8601 with an offset, e.g. 2025-07-01T09:30:00+09:00`,
+        key,
+        'iso-8601-with-offset',
+      );
+    }
+    ms = Date.parse(v);
+  } else throw wrongType(key, 'date', v, 'a Date, epoch milliseconds or ISO-8601 text');
+  if (!Number.isFinite(ms)) throw new CellValueError(`column "${key}": not a valid date`, key, 'valid-date');
+  return ms;
+}
+
+function wrongType(key: string, type: string, v: unknown, expected: string): CellValueError {
+  // The value itself stays out of the message: cells may hold personal data.
+  const got = v instanceof Date ? 'a Date' : `a ${typeof v}`;
+  return new CellValueError(`column "${key}" (${type}) must be ${expected}, got ${got}`, key, 'type');
+}

@@ -1,0 +1,89 @@
+import { WorkbookPlanError } from './errors';
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+/** Days from Excel's 1900 epoch (with its phantom 1900-02-29) to 1970-01-01. */
+const EXCEL_UNIX_EPOCH_DAYS = 25_569;
+const MIXED = Number.NaN;
+const CACHE_LIMIT = 200_000;
+
+export type ExcelDateConverter = (epochMs: number) => number;
+
+/**
+ * Builds a converter from an instant (epoch ms) to an Excel serial date showing the wall-clock
+ * time in `timeZone`. Intl is slow (microseconds per call), so offsets are cached per UTC hour:
+ * an hour is looked up once, at its first and last millisecond; if both agree the whole hour
+ * shares that offset (zones change offset at most once an hour), otherwise the hour holds a
+ * transition (e.g. Lord Howe's half-hour DST at :30) and values in it are computed exactly.
+ */
+export function createExcelDateConverter(timeZone: string): ExcelDateConverter {
+  const offsetAt = createOffsetLookup(timeZone);
+  const cache = new Map<number, number>();
+  return (epochMs: number): number => {
+    const hour = Math.floor(epochMs / HOUR_MS);
+    let offset = cache.get(hour);
+    if (offset === undefined) {
+      const start = hour * HOUR_MS;
+      const a = offsetAt(start);
+      const b = offsetAt(start + HOUR_MS - 1);
+      offset = a === b ? a : MIXED;
+      // Bounded: data spanning more hours than this just pays for a rebuild.
+      if (cache.size >= CACHE_LIMIT) cache.clear();
+      cache.set(hour, offset);
+    }
+    if (Number.isNaN(offset)) offset = offsetAt(epochMs);
+    return (epochMs + offset) / DAY_MS + EXCEL_UNIX_EPOCH_DAYS;
+  };
+}
+
+/** Offset of `timeZone` from UTC, in ms, at an instant; exact to the second. */
+export function createOffsetLookup(timeZone: string): (epochMs: number) => number {
+  let format: Intl.DateTimeFormat;
+  try {
+    format = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+      era: 'short',
+    });
+  } catch {
+    throw new WorkbookPlanError(`timeZone "${timeZone}" is not a known IANA time zone`, 'timeZone', 'iana');
+  }
+  return (epochMs: number): number => {
+    const whole = Math.floor(epochMs / 1000) * 1000;
+    let year = 0;
+    let month = 0;
+    let day = 0;
+    let hour = 0;
+    let minute = 0;
+    let second = 0;
+    let bc = false;
+    for (const p of format.formatToParts(whole)) {
+      switch (p.type) {
+        case 'year': year = Number(p.value); break;
+        case 'month': month = Number(p.value); break;
+        case 'day': day = Number(p.value); break;
+        case 'hour': hour = Number(p.value); break;
+        case 'minute': minute = Number(p.value); break;
+        case 'second': second = Number(p.value); break;
+        case 'era': bc = p.value === 'BC'; break;
+        default: break;
+      }
+    }
+    if (bc) year = 1 - year;
+    const local = new Date(0);
+    local.setUTCFullYear(year, month - 1, day);
+    local.setUTCHours(hour, minute, second, 0);
+    return local.getTime() - whole;
+  };
+}
+
+/** Checks a time zone name up front so a bad one fails before any row is rendered. */
+export function assertTimeZone(timeZone: string): void {
+  createOffsetLookup(timeZone);
+}

@@ -1,0 +1,264 @@
+import type { Writable } from 'node:stream';
+import zlib from 'node:zlib';
+import { createWritableSink, type ByteSink } from './byte-sink';
+import { crc32, crc32Combine } from './crc32';
+import { PartIntegrityError, WorkbookPlanError } from './errors';
+import {
+  renderAppProperties,
+  renderContentTypes,
+  renderCoreProperties,
+  renderRootRels,
+  renderSheetEpilogue,
+  renderSheetPrologue,
+  renderStyles,
+  renderWorkbook,
+  renderWorkbookRels,
+} from './package-xml';
+import { deflateSlice } from './part';
+import {
+  MAX_SHEET_DATA_ROWS,
+  sheetPlanSchema,
+  type ReadPart,
+  type SheetPlan,
+  type WorkbookProperties,
+} from './types';
+import { encodeCentralDirectory, encodeLocalHeader, toDosDateTime, type ZipEntryPlaced } from './zip';
+
+export type WorkbookPlanOptions = {
+  properties?: WorkbookProperties;
+};
+
+/** One sheet entry's own pieces around its parts: sync-flushed prologue, final-block epilogue. */
+type SheetPieces = { sheetIndex: number; prologue: Buffer; epilogue: Buffer };
+
+export type PlannedEntry = ZipEntryPlaced & {
+  localHeader: Buffer;
+  /** Whole compressed body for small entries; absent for sheets, which stream their parts. */
+  body?: Buffer;
+  sheet?: SheetPieces;
+};
+
+export type WorkbookLayout = {
+  /** Exact size in bytes of the ZIP package, known before anything is written. */
+  packageSize: number;
+  entries: PlannedEntry[];
+  centralDirectory: Buffer;
+  sheets: SheetPlan[];
+  properties: WorkbookProperties & { created: Date };
+};
+
+// Excel refuses these in sheet names.
+const SHEET_NAME_FORBIDDEN = /[:\\/?*[\]]/;
+
+function validateSheets(sheets: readonly SheetPlan[]): SheetPlan[] {
+  if (sheets.length === 0) throw new WorkbookPlanError('a workbook needs at least one sheet', 'sheets', 'min-1');
+  const seen = new Set<string>();
+  return sheets.map((raw, i) => {
+    const parsed = sheetPlanSchema.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const path = ['sheets', i, ...(issue?.path ?? [])].join('.');
+      throw new WorkbookPlanError(`${path}: ${issue?.message ?? 'invalid'}`, path, issue?.code ?? 'invalid');
+    }
+    const sheet = parsed.data;
+    const field = `sheets.${i}.name`;
+    if (sheet.name.length < 1 || sheet.name.length > 31) {
+      throw new WorkbookPlanError(`${field}: a sheet name must be 1 to 31 characters`, field, 'length-1-31');
+    }
+    if (SHEET_NAME_FORBIDDEN.test(sheet.name) || /^'|'$/.test(sheet.name) || sheet.name !== sanitizeName(sheet.name)) {
+      throw new WorkbookPlanError(
+        `${field}: a sheet name may not contain : \\ / ? * [ ] or control characters, nor start or end with an apostrophe`,
+        field,
+        'excel-sheet-name',
+      );
+    }
+    const folded = sheet.name.toLowerCase();
+    if (seen.has(folded) || folded === 'history') {
+      throw new WorkbookPlanError(`${field}: sheet names must be unique (ignoring case) and not "History"`, field, 'unique');
+    }
+    seen.add(folded);
+    const keys = new Set<string>();
+    for (const c of sheet.columns) {
+      if (keys.has(c.key)) throw new WorkbookPlanError(`sheets.${i}.columns: duplicate key "${c.key}"`, `sheets.${i}.columns`, 'unique-keys');
+      keys.add(c.key);
+    }
+    if (sheet.columns.length > 16_384) {
+      throw new WorkbookPlanError(`sheets.${i}.columns: Excel allows at most 16,384 columns`, `sheets.${i}.columns`, 'max-16384');
+    }
+    let rows = 0;
+    sheet.parts.forEach((p, partIndex) => {
+      if (p.firstRow !== undefined && p.firstRow !== rows + 2) {
+        const path = `sheets.${i}.parts.${partIndex}.firstRow`;
+        throw new WorkbookPlanError(
+          `${path}: the part was rendered for row ${p.firstRow} but follows ${rows} data rows (row ${rows + 2})`,
+          path,
+          'contiguous-rows',
+        );
+      }
+      rows += p.rowCount;
+    });
+    if (rows > MAX_SHEET_DATA_ROWS) {
+      throw new WorkbookPlanError(
+        `sheets.${i}.parts: ${rows} data rows exceed Excel's ${MAX_SHEET_DATA_ROWS} per sheet (plus the header)`,
+        `sheets.${i}.parts`,
+        'max-rows',
+      );
+    }
+    return sheet;
+  });
+}
+
+function sanitizeName(name: string): string {
+  return name.replace(/[\u0000-\u001F\uFFFE\uFFFF]/g, '');
+}
+
+function deflateWhole(text: string): { body: Buffer; crc32: number; size: number } {
+  const raw = Buffer.from(text, 'utf8');
+  return { body: zlib.deflateRawSync(raw, { level: 6 }), crc32: crc32(raw), size: raw.length };
+}
+
+/**
+ * Lays out the whole package from the parts' metadata alone: every header, the central
+ * directory and the exact package size, before a byte is written (the encryptor needs the
+ * size up front). Writing with the returned layout reproduces these bytes exactly.
+ */
+export function planWorkbook(sheets: readonly SheetPlan[], options: WorkbookPlanOptions = {}): WorkbookLayout {
+  const valid = validateSheets(sheets);
+  const properties = { ...options.properties, created: options.properties?.created ?? new Date() };
+  const when = toDosDateTime(properties.created);
+  const summaries = valid.map((s) => ({
+    name: s.name,
+    columnCount: s.columns.length,
+    dataRows: s.parts.reduce((n, p) => n + p.rowCount, 0),
+  }));
+
+  type Draft = Omit<PlannedEntry, 'offset' | 'localHeader'>;
+  const drafts: Draft[] = [];
+  const addStatic = (name: string, text: string): void => {
+    const d = deflateWhole(text);
+    drafts.push({ name, crc32: d.crc32, compressedSize: d.body.length, uncompressedSize: d.size, body: d.body });
+  };
+  addStatic('[Content_Types].xml', renderContentTypes(valid.length));
+  addStatic('_rels/.rels', renderRootRels());
+  addStatic('docProps/core.xml', renderCoreProperties(properties));
+  addStatic('docProps/app.xml', renderAppProperties());
+  addStatic('xl/workbook.xml', renderWorkbook(summaries));
+  addStatic('xl/_rels/workbook.xml.rels', renderWorkbookRels(valid.length));
+  addStatic('xl/styles.xml', renderStyles());
+
+  valid.forEach((sheet, sheetIndex) => {
+    const dataRows = summaries[sheetIndex]!.dataRows;
+    const prologueRaw = Buffer.from(renderSheetPrologue(sheet.columns, dataRows, sheetIndex === 0), 'utf8');
+    const epilogueRaw = Buffer.from(renderSheetEpilogue(sheet.columns.length, dataRows), 'utf8');
+    const prologue = deflateSlice(prologueRaw, 6);
+    // The epilogue closes the deflate stream with the final block (Z_FINISH).
+    const epilogue = zlib.deflateRawSync(epilogueRaw, { level: 6 });
+    let crc = crc32(prologueRaw);
+    let raw = prologueRaw.length;
+    let compressed = prologue.length;
+    for (const p of sheet.parts) {
+      crc = crc32Combine(crc, p.crc32, p.rawLength);
+      raw += p.rawLength;
+      compressed += p.compressedLength;
+    }
+    crc = crc32Combine(crc, crc32(epilogueRaw), epilogueRaw.length);
+    raw += epilogueRaw.length;
+    compressed += epilogue.length;
+    drafts.push({
+      name: `xl/worksheets/sheet${sheetIndex + 1}.xml`,
+      crc32: crc,
+      compressedSize: compressed,
+      uncompressedSize: raw,
+      sheet: { sheetIndex, prologue, epilogue },
+    });
+  });
+
+  let offset = 0;
+  const entries: PlannedEntry[] = drafts.map((d) => {
+    const localHeader = encodeLocalHeader(d, when);
+    const entry: PlannedEntry = { ...d, offset, localHeader };
+    offset += localHeader.length + d.compressedSize;
+    return entry;
+  });
+  const centralDirectory = encodeCentralDirectory(entries, offset, when);
+  return { packageSize: offset + centralDirectory.length, entries, centralDirectory, sheets: valid, properties };
+}
+
+/**
+ * Streams the planned package into a sink. Parts are checked as they stream: a part longer or
+ * shorter than its metadata rejects (corrupt data is never written silently; excess bytes are
+ * not written at all).
+ */
+export async function writePackage(layout: WorkbookLayout, readPart: ReadPart, sink: ByteSink): Promise<number> {
+  let written = 0;
+  const put = async (b: Buffer): Promise<void> => {
+    if (b.length === 0) return;
+    written += b.length;
+    await sink.write(b);
+  };
+  for (const entry of layout.entries) {
+    await put(entry.localHeader);
+    if (entry.body) {
+      await put(entry.body);
+      continue;
+    }
+    const sheet = entry.sheet!;
+    await put(sheet.prologue);
+    const parts = layout.sheets[sheet.sheetIndex]!.parts;
+    for (let partIndex = 0; partIndex < parts.length; partIndex++) {
+      const expected = parts[partIndex]!.compressedLength;
+      const where = `sheet ${sheet.sheetIndex} part ${partIndex}`;
+      const source = await readPart(sheet.sheetIndex, partIndex);
+      let seen = 0;
+      const take = async (chunk: Uint8Array): Promise<void> => {
+        const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        if (seen + b.length > expected) {
+          throw new PartIntegrityError(
+            `${where}: more bytes than its compressedLength ${expected}`,
+            `parts.${partIndex}.compressedLength`,
+            'length-matches',
+          );
+        }
+        seen += b.length;
+        await put(b);
+      };
+      if (Buffer.isBuffer(source) || source instanceof Uint8Array) await take(source);
+      else for await (const chunk of source) await take(chunk);
+      if (seen !== expected) {
+        throw new PartIntegrityError(
+          `${where}: ${seen} bytes streamed but its compressedLength is ${expected}`,
+          `parts.${partIndex}.compressedLength`,
+          'length-matches',
+        );
+      }
+    }
+    await put(sheet.epilogue);
+  }
+  await put(layout.centralDirectory);
+  if (written !== layout.packageSize) {
+    throw new Error(`internal: wrote ${written} package bytes, planned ${layout.packageSize}`);
+  }
+  return written;
+}
+
+export type WriteWorkbookInput = {
+  sheets: readonly SheetPlan[];
+  readPart: ReadPart;
+  out: Writable;
+  properties?: WorkbookProperties;
+};
+
+/** Writes an unencrypted XLSX into `out`, ends it, and resolves with the package size. */
+export async function writeWorkbook(input: WriteWorkbookInput): Promise<{ size: number }> {
+  const layout = planWorkbook(input.sheets, { properties: input.properties });
+  const sink = createWritableSink(input.out);
+  try {
+    await writePackage(layout, input.readPart, sink);
+    await sink.end();
+  } catch (err) {
+    // Leave no half-written stream open: the caller must discard the output.
+    input.out.destroy();
+    throw err;
+  }
+  return { size: layout.packageSize };
+}
