@@ -1,0 +1,283 @@
+import type { CellValue, ColumnSpec, ColumnType, Row } from '../column-spec';
+import type { CaseRecord, CaseState, Directory, ProfileKeyDef } from '../records';
+import { activeProfileKeys, profileColumnKey, profileColumnType, toProfileCell } from './profile-values';
+
+/** Sheet name of the case export (S8). */
+export const CASES_SHEET_NAME = 'UserChatCase data';
+
+/** Before this day the medium columns were called contactMediumType / appMessenger (S8). */
+export const MEDIUM_RENAME_DATE = '2025-07-17';
+
+/** A case stays "inProgress" for this long after closing: its data may still change (S8). */
+export const CASE_FREEZE_MS = 3_600_000;
+
+/** Chat-profile keys with fixed columns (S8); custom keys of the same name are not repeated. */
+const FIXED_CHAT_PROFILE_KEYS = new Set(['csat', 'csatComment']);
+
+type Def = readonly [key: string, type: ColumnType, width?: number];
+
+/** S8, in the document's order. Keys are the file's column keys and the record's keys. */
+const CASE_COLUMN_DEFS: readonly Def[] = [
+  ['userChatCaseCreatedAt', 'date', 20],
+  ['userChatCase', 'number', 8],
+  ['userChatCaseId', 'string', 26],
+  ['userChatCaseState', 'string', 12],
+  ['userChatCaseUpdatedAt', 'date', 20],
+  ['userChatId', 'string', 26],
+  ['direction', 'string', 10],
+  ['userChatState', 'string', 10],
+  ['userChatUrl', 'string', 40],
+  ['teamId', 'string', 12],
+  ['teamName', 'string', 16],
+  ['assigneeId', 'string', 12],
+  ['assigneeName', 'string', 16],
+  ['managerIds', 'string', 20],
+  ['managerNames', 'string', 24],
+  ['userId', 'string', 26],
+  ['userName', 'string', 16],
+  ['createdAt', 'date', 20],
+  ['firstQueuedAt', 'date', 20],
+  ['firstOpenedAt', 'date', 20],
+  ['firstAskedAt', 'date', 20],
+  ['firstRepliedAt', 'date', 20],
+  ['closedAt', 'date', 20],
+  ['waitingTime', 'duration', 12],
+  ['totalReplyTime', 'duration', 12],
+  ['replyCount', 'number', 10],
+  ['avgReplyTime', 'duration', 12],
+  ['resolutionTime', 'duration', 12],
+  ['totalSnoozedTime', 'duration', 12],
+  ['leadTime', 'duration', 12],
+  ['snoozedCount', 'number', 10],
+  ['missedCount', 'number', 10],
+  ['description', 'string', 30],
+  ['summarizedMessage', 'string', 40],
+  ['tags', 'string', 20],
+  ['mediumName', 'string', 20],
+  ['mediumSenderName', 'string', 20],
+  ['marketingType', 'string', 12],
+  ['marketingId', 'string', 16],
+  ['workflowId', 'string', 16],
+  ['page', 'string', 30],
+  ['priority', 'string', 10],
+  ['profile.csat', 'number', 8],
+  ['profile.csatComment', 'string', 30],
+];
+
+export const CASE_COLUMN_KEYS: readonly string[] = CASE_COLUMN_DEFS.map((d) => d[0]);
+
+export interface CaseColumnsOptions {
+  /** The request's `from` (calendar date, YYYY-MM-DD). */
+  rangeStart: string;
+  /** The workspace's custom chat-profile keys; archived ones are left out, order is respected. */
+  profileKeys?: readonly ProfileKeyDef[];
+  /** Override of the rename day, for tests of other deployments. */
+  mediumRenameDate?: string;
+}
+
+/**
+ * S8 columns: every documented column in order, with the pre-2025-07-17 headers when the range
+ * starts before that day (keys stay the same so rows need not know), then custom chat-profile keys.
+ */
+export function caseColumns(options: CaseColumnsOptions): ColumnSpec[] {
+  const legacy = options.rangeStart < (options.mediumRenameDate ?? MEDIUM_RENAME_DATE);
+  const columns: ColumnSpec[] = CASE_COLUMN_DEFS.map(([key, type, width]) => {
+    let header = key;
+    if (legacy && key === 'mediumName') header = 'contactMediumType';
+    if (legacy && key === 'mediumSenderName') header = 'appMessenger';
+    return width === undefined ? { key, header, type } : { key, header, type, width };
+  });
+  for (const def of activeProfileKeys(options.profileKeys ?? [])) {
+    if (FIXED_CHAT_PROFILE_KEYS.has(def.key)) continue;
+    const key = profileColumnKey(def.key);
+    columns.push({ key, header: key, type: profileColumnType(def.type), width: 16 });
+  }
+  return columns;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Derived values (S8). Timestamps are epoch ms; results are seconds. A formula with a missing
+// operand gives an empty cell (null), never NaN or a made-up zero.
+
+type Ts = number | null | undefined;
+
+/** userChatCaseCreatedAt = min(firstQueuedAt, firstOpenedAt), over the ones present. */
+export function caseCreatedAt(r: { firstQueuedAt?: Ts; firstOpenedAt?: Ts }): number | null {
+  return minPresent(r.firstQueuedAt, r.firstOpenedAt);
+}
+
+/** The instant a case is filed under for range reads: its creation, else the chat's creation. */
+export function caseStartedAt(r: { firstQueuedAt?: Ts; firstOpenedAt?: Ts; createdAt: number }): number {
+  return minPresent(r.firstQueuedAt, r.firstOpenedAt) ?? r.createdAt;
+}
+
+/** waitingTime = firstRepliedAt - min(firstOpenedAt, firstQueuedAt, firstAskedAt), seconds. */
+export function waitingTimeSeconds(r: { firstRepliedAt?: Ts; firstOpenedAt?: Ts; firstQueuedAt?: Ts; firstAskedAt?: Ts }): number | null {
+  if (r.firstRepliedAt == null) return null;
+  const start = minPresent(minPresent(r.firstOpenedAt, r.firstQueuedAt), r.firstAskedAt);
+  return start === null ? null : (r.firstRepliedAt - start) / 1000;
+}
+
+/** avgReplyTime = totalReplyTime / replyCount; no replies -> empty (not a division by zero). */
+export function avgReplyTimeSeconds(r: { totalReplyTime?: number | null; replyCount?: number | null }): number | null {
+  if (!r.replyCount || r.totalReplyTime == null) return null;
+  return r.totalReplyTime / r.replyCount;
+}
+
+/** resolutionTime = closedAt - firstOpenedAt, seconds. */
+export function resolutionTimeSeconds(r: { closedAt?: Ts; firstOpenedAt?: Ts }): number | null {
+  if (r.closedAt == null || r.firstOpenedAt == null) return null;
+  return (r.closedAt - r.firstOpenedAt) / 1000;
+}
+
+/** leadTime = resolutionTime - totalSnoozedTime, seconds. */
+export function leadTimeSeconds(r: { closedAt?: Ts; firstOpenedAt?: Ts; totalSnoozedTime?: number | null }): number | null {
+  const resolution = resolutionTimeSeconds(r);
+  return resolution === null ? null : resolution - (r.totalSnoozedTime ?? 0);
+}
+
+/**
+ * S8: `completed` once the next case started, or closed one hour ago or more; `inProgress` while
+ * the chat is not closed or was closed less than an hour ago. `now` is injected.
+ */
+export function caseState(r: { closedAt?: Ts; nextCaseStartedAt?: Ts }, nowMs: number): CaseState {
+  if (r.nextCaseStartedAt != null && r.nextCaseStartedAt <= nowMs) return 'completed';
+  if (r.closedAt != null && nowMs - r.closedAt >= CASE_FREEZE_MS) return 'completed';
+  return 'inProgress';
+}
+
+function minPresent(a: Ts, b: Ts): number | null {
+  if (a == null) return b ?? null;
+  if (b == null) return a;
+  return a < b ? a : b;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows
+
+export interface CaseRowContext {
+  now: number | Date;
+  channelId: string;
+  directory?: Directory;
+  /** Base of the managers' desk app; the chat link is `${base}/channels/{channelId}/user_chats/{chatId}`. */
+  deskBaseUrl?: string;
+  /** Custom chat-profile keys, as passed to `caseColumns`. */
+  profileKeys?: readonly ProfileKeyDef[];
+}
+
+export const DEFAULT_DESK_BASE_URL = 'https://desk.channel.io/#';
+
+interface PreparedCaseContext {
+  nowMs: number;
+  urlPrefix: string;
+  teams: Map<string, string>;
+  managers: Map<string, string>;
+  profile: { column: string; key: string; type: ProfileKeyDef['type'] }[];
+}
+
+export type CaseRowMapper = (record: CaseRecord) => Row;
+
+/**
+ * Prepares the context once (directory maps, URL prefix, profile columns) and returns a mapper
+ * that does only per-record work: the chunk Lambda calls it up to 1,000,000 times.
+ */
+export function createCaseRowMapper(ctx: CaseRowContext): CaseRowMapper {
+  const p = prepare(ctx);
+  return (record) => buildCaseRow(record, p);
+}
+
+const preparedByCtx = new WeakMap<CaseRowContext, PreparedCaseContext>();
+
+/** Convenience form; reuse the same ctx object (or use createCaseRowMapper) for speed. */
+export function toCaseRow(record: CaseRecord, ctx: CaseRowContext): Row {
+  let p = preparedByCtx.get(ctx);
+  if (!p) {
+    p = prepare(ctx);
+    preparedByCtx.set(ctx, p);
+  }
+  return buildCaseRow(record, p);
+}
+
+function prepare(ctx: CaseRowContext): PreparedCaseContext {
+  const base = (ctx.deskBaseUrl ?? DEFAULT_DESK_BASE_URL).replace(/\/+$/, '');
+  return {
+    nowMs: typeof ctx.now === 'number' ? ctx.now : ctx.now.getTime(),
+    urlPrefix: `${base}/channels/${encodeURIComponent(ctx.channelId)}/user_chats/`,
+    teams: new Map((ctx.directory?.teams ?? []).map((t) => [t.id, t.name])),
+    managers: new Map((ctx.directory?.managers ?? []).map((m) => [m.id, m.name])),
+    profile: activeProfileKeys(ctx.profileKeys ?? [])
+      .filter((d) => !FIXED_CHAT_PROFILE_KEYS.has(d.key))
+      .map((d) => ({ column: profileColumnKey(d.key), key: d.key, type: d.type })),
+  };
+}
+
+function joinNames(ids: readonly string[], names: Map<string, string>): string | null {
+  if (ids.length === 0) return null;
+  let out = '';
+  for (const id of ids) {
+    // A deleted manager has no name: leave them out of the names, the ids column still has them.
+    const name = names.get(id);
+    if (name === undefined) continue;
+    out = out === '' ? name : `${out}, ${name}`;
+  }
+  return out === '' ? null : out;
+}
+
+function joinList(list: readonly string[] | undefined): string | null {
+  return list && list.length > 0 ? list.join(', ') : null;
+}
+
+function buildCaseRow(r: CaseRecord, p: PreparedCaseContext): Row {
+  const resolution = resolutionTimeSeconds(r);
+  const profile = r.profile;
+  const row: Record<string, CellValue> = {
+    userChatCaseCreatedAt: caseCreatedAt(r),
+    userChatCase: r.userChatCase,
+    userChatCaseId: r.userChatCaseId,
+    userChatCaseState: caseState(r, p.nowMs),
+    userChatCaseUpdatedAt: r.userChatCaseUpdatedAt,
+    userChatId: r.userChatId,
+    direction: r.direction,
+    userChatState: r.userChatState,
+    userChatUrl: p.urlPrefix + encodeURIComponent(r.userChatId),
+    teamId: r.teamId,
+    teamName: r.teamId == null ? null : (p.teams.get(r.teamId) ?? null),
+    assigneeId: r.assigneeId,
+    assigneeName: r.assigneeId == null ? null : (p.managers.get(r.assigneeId) ?? null),
+    managerIds: joinList(r.managerIds),
+    managerNames: r.managerIds ? joinNames(r.managerIds, p.managers) : null,
+    userId: r.userId,
+    userName: r.userName,
+    createdAt: r.createdAt,
+    firstQueuedAt: r.firstQueuedAt,
+    firstOpenedAt: r.firstOpenedAt,
+    firstAskedAt: r.firstAskedAt,
+    firstRepliedAt: r.firstRepliedAt,
+    closedAt: r.closedAt,
+    waitingTime: waitingTimeSeconds(r),
+    totalReplyTime: r.totalReplyTime,
+    replyCount: r.replyCount,
+    avgReplyTime: avgReplyTimeSeconds(r),
+    resolutionTime: resolution,
+    totalSnoozedTime: r.totalSnoozedTime,
+    leadTime: resolution === null ? null : resolution - (r.totalSnoozedTime ?? 0),
+    snoozedCount: r.snoozedCount,
+    missedCount: r.missedCount,
+    description: r.description,
+    summarizedMessage: r.summarizedMessage,
+    tags: joinList(r.tags),
+    mediumName: r.mediumName,
+    mediumSenderName: r.mediumSenderName,
+    marketingType: r.marketingType,
+    marketingId: r.marketingId,
+    workflowId: r.workflowId,
+    page: r.page,
+    priority: r.priority,
+    'profile.csat': profile ? toProfileCell(profile.csat, 'number') : null,
+    'profile.csatComment': profile ? toProfileCell(profile.csatComment, 'string') : null,
+  };
+  if (profile) {
+    for (const d of p.profile) row[d.column] = toProfileCell(profile[d.key], d.type);
+  }
+  return row;
+}

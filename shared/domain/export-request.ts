@@ -1,0 +1,115 @@
+import { z } from 'zod';
+import { casesFilterSchema, usersFilterSchema } from './filter';
+import { toValidationError } from './errors';
+import { checkCaseRange, checkPassword, defaultPolicyConfig, type PolicyConfig } from './policies';
+import { timeZoneSchema } from './records';
+
+/**
+ * `POST /v1/exports` body. Structure lives here (and in the API Gateway model emitted from it);
+ * product rules with stable codes (range S3, password S4/C7) live in policies.ts and run after
+ * parsing, so one schema serves both the model and the handler.
+ *
+ * Custom messages never interpolate values; zod's own messages do not either.
+ */
+
+/** S4/C7: required; its character and length rules are policies (checkPassword). */
+const passwordSchema = z.string().min(1, 'password is required').max(256, 'password must be at most 256 characters');
+
+/** Kept for internal records (S4, C7): required, trimmed, 1-500 characters, not blank. */
+const reasonSchema = z
+  .string()
+  .regex(/\S/, 'reason must not be blank')
+  .trim()
+  .min(1, 'reason must not be blank')
+  .max(500, 'reason must be at most 500 characters');
+
+const calendarDate = z.iso.date('must be a calendar date (YYYY-MM-DD)');
+const id = z.string().min(1).max(128);
+
+export const MAX_SELECTED_USER_IDS = 1_000_000;
+
+export const casesExportRequestSchema = z.strictObject({
+  kind: z.literal('cases'),
+  from: calendarDate,
+  to: calendarDate,
+  /** IANA zone in which `from`/`to` are days and dates are shown; defaults to the channel's. */
+  timezone: timeZoneSchema.optional(),
+  /** The dashboard's filter, applied as is (S6). */
+  filter: casesFilterSchema.optional(),
+  reason: reasonSchema,
+  password: passwordSchema,
+});
+
+const contactsCommon = {
+  kind: z.literal('contacts'),
+  timezone: timeZoneSchema.optional(),
+  reason: reasonSchema,
+  password: passwordSchema,
+};
+const query = z.string().max(200).optional();
+
+/** C6 scopes: all customers, the filter result, a segment, a checked selection, or one customer. */
+export const contactsExportRequestSchema = z.discriminatedUnion('scope', [
+  z.strictObject({ ...contactsCommon, scope: z.literal('all'), query }),
+  z.strictObject({ ...contactsCommon, scope: z.literal('filter'), filter: usersFilterSchema, query }),
+  z.strictObject({ ...contactsCommon, scope: z.literal('segment'), segmentId: id, query }),
+  z.strictObject({
+    ...contactsCommon,
+    scope: z.literal('selection'),
+    userIds: z.array(id).min(1).max(MAX_SELECTED_USER_IDS),
+  }),
+  z.strictObject({ ...contactsCommon, scope: z.literal('user'), userId: id }),
+]);
+
+export const exportRequestSchema = z.discriminatedUnion('kind', [casesExportRequestSchema, contactsExportRequestSchema]);
+
+export type ExportRequest = z.infer<typeof exportRequestSchema>;
+export type CasesExportRequest = z.infer<typeof casesExportRequestSchema>;
+export type ContactsExportRequest = z.infer<typeof contactsExportRequestSchema>;
+export type ContactsScope = ContactsExportRequest['scope'];
+
+/** Parses a request body, throwing a ValidationError that lists every issue's path. */
+export function parseExportRequest(body: unknown): ExportRequest {
+  const parsed = exportRequestSchema.safeParse(body);
+  if (!parsed.success) throw toValidationError(parsed.error);
+  return parsed.data;
+}
+
+/** The product rules a parsed request must pass before any work starts (S3, S4, C7). */
+export function checkExportRequest(request: ExportRequest, config: PolicyConfig = defaultPolicyConfig): void {
+  if (request.kind === 'cases') checkCaseRange(request, config);
+  checkPassword(request.kind, request.password, config);
+}
+
+export type JsonSchemaTarget = 'draft-04' | 'draft-07';
+
+/**
+ * JSON Schema of the request body, from the same zod schema the handler uses.
+ * - `draft-04` (default) is what API Gateway REST models accept.
+ * - Every `$schema` key is removed: API Gateway rejects meta-schema URIs it does not know, and
+ *   CDK's `JsonSchema` type has no `$schema` field anyway (it takes `schema: JsonSchemaVersion`).
+ *   With no `$`-keys left (the filter has a fixed depth, so there is no `$ref` either), the object
+ *   can be handed to CDK's `JsonSchema` as is.
+ * - `io: 'input'` describes what a client sends (before trimming).
+ * - Zod refinements have no JSON Schema form and are checked by the handler only: a known IANA
+ *   time zone (the model checks the name's shape), and the reason's 500-character limit after
+ *   trimming (the model counts the untrimmed text).
+ */
+export function exportRequestJsonSchema(options: { target?: JsonSchemaTarget } = {}): Record<string, unknown> {
+  const schema = z.toJSONSchema(exportRequestSchema, {
+    target: options.target ?? 'draft-04',
+    io: 'input',
+    unrepresentable: 'any',
+  }) as Record<string, unknown>;
+  return stripKeys(schema, new Set(['$schema', '$id'])) as Record<string, unknown>;
+}
+
+function stripKeys(value: unknown, drop: ReadonlySet<string>): unknown {
+  if (Array.isArray(value)) return value.map((v) => stripKeys(v, drop));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) if (!drop.has(k)) out[k] = stripKeys(v, drop);
+    return out;
+  }
+  return value;
+}

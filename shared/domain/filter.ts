@@ -1,0 +1,549 @@
+import { z } from 'zod';
+import { caseCreatedAt, caseState, avgReplyTimeSeconds, leadTimeSeconds, resolutionTimeSeconds, waitingTimeSeconds } from './columns/cases';
+import { NotFoundError, ValidationError, toValidationError } from './errors';
+import type { ProfileKeyDef, ProfileSchema, Segment } from './records';
+
+/**
+ * The filter language (C1-C4, S6): a root joins groups with `and`/`or`; a group joins its
+ * conditions and, optionally, sub-groups (two levels of nesting below the root). The depth is
+ * fixed rather than recursive on purpose: the JSON Schema then needs no `$ref`, which keeps the
+ * API Gateway model self-contained.
+ */
+
+export type FilterTarget = 'cases' | 'users';
+
+const DAY_MS = 86_400_000;
+
+type FieldKind = 'string' | 'phone' | 'number' | 'boolean' | 'date' | 'list' | 'any';
+type Getter = (record: any) => unknown;
+
+interface FieldDef {
+  kind: FieldKind;
+  /** Set for derived fields; raw fields are read by key. */
+  get?: (record: any, nowMs: number) => unknown;
+}
+
+const CASE_FIELDS: Record<string, FieldDef> = {
+  userChatCaseCreatedAt: { kind: 'date', get: (r) => caseCreatedAt(r) },
+  userChatCase: { kind: 'number' },
+  userChatCaseId: { kind: 'string' },
+  userChatCaseState: { kind: 'string', get: (r, now) => caseState(r, now) },
+  userChatCaseUpdatedAt: { kind: 'date' },
+  userChatId: { kind: 'string' },
+  direction: { kind: 'string' },
+  userChatState: { kind: 'string' },
+  teamId: { kind: 'string' },
+  assigneeId: { kind: 'string' },
+  managerIds: { kind: 'list' },
+  userId: { kind: 'string' },
+  userName: { kind: 'string' },
+  createdAt: { kind: 'date' },
+  firstQueuedAt: { kind: 'date' },
+  firstOpenedAt: { kind: 'date' },
+  firstAskedAt: { kind: 'date' },
+  firstRepliedAt: { kind: 'date' },
+  closedAt: { kind: 'date' },
+  waitingTime: { kind: 'number', get: (r) => waitingTimeSeconds(r) },
+  totalReplyTime: { kind: 'number' },
+  replyCount: { kind: 'number' },
+  avgReplyTime: { kind: 'number', get: (r) => avgReplyTimeSeconds(r) },
+  resolutionTime: { kind: 'number', get: (r) => resolutionTimeSeconds(r) },
+  totalSnoozedTime: { kind: 'number' },
+  leadTime: { kind: 'number', get: (r) => leadTimeSeconds(r) },
+  snoozedCount: { kind: 'number' },
+  missedCount: { kind: 'number' },
+  description: { kind: 'string' },
+  summarizedMessage: { kind: 'string' },
+  tags: { kind: 'list' },
+  mediumName: { kind: 'string' },
+  mediumSenderName: { kind: 'string' },
+  marketingType: { kind: 'string' },
+  marketingId: { kind: 'string' },
+  workflowId: { kind: 'string' },
+  page: { kind: 'string' },
+  priority: { kind: 'string' },
+};
+
+const USER_FIELDS: Record<string, FieldDef> = {
+  id: { kind: 'string' },
+  memberId: { kind: 'string' },
+  name: { kind: 'string' },
+  mobileNumber: { kind: 'phone' },
+  email: { kind: 'string' },
+  member: { kind: 'boolean' },
+  tags: { kind: 'list' },
+  lastSeenAt: { kind: 'date' },
+  sessionCount: { kind: 'number' },
+  createdAt: { kind: 'date' },
+  marketingConsentEmail: { kind: 'boolean' },
+  marketingConsentTexting: { kind: 'boolean' },
+  blocked: { kind: 'boolean' },
+};
+
+/** Chat-profile keys with a known type on every case. */
+const CASE_PROFILE_KINDS: Record<string, FieldKind> = { csat: 'number', csatComment: 'string' };
+
+export const CASE_FILTER_FIELDS: readonly string[] = Object.keys(CASE_FIELDS);
+export const USER_FILTER_FIELDS: readonly string[] = Object.keys(USER_FIELDS);
+
+const PROFILE_FIELD_SOURCE = 'profile\\.[A-Za-z][A-Za-z0-9_]{0,63}';
+
+function fieldSchema(fields: readonly string[]) {
+  // One pattern instead of enum|pattern: a single clear message, and the same rule in JSON Schema.
+  return z
+    .string()
+    .regex(
+      new RegExp(`^(?:${fields.join('|')}|${PROFILE_FIELD_SOURCE})$`),
+      `unknown field: must be one of ${fields.join(', ')} or profile.<key>`,
+    );
+}
+
+const scalar = z.union([z.string().max(10_000), z.number().finite(), z.boolean()]);
+const bound = z.union([z.number().finite(), z.string().min(1).max(64)]);
+/** The original product times out above ~1,000 values (C3); 100,000 is evaluated in linear time. */
+export const MAX_IN_VALUES = 100_000;
+const MAX_CONDITIONS = 100;
+const MAX_GROUPS = 50;
+
+function conditionSchema(fields: readonly string[]) {
+  const field = fieldSchema(fields);
+  return z.discriminatedUnion('op', [
+    z.strictObject({ field, op: z.literal(['eq', 'neq']), value: z.union([scalar, z.null()]) }),
+    z.strictObject({
+      field,
+      op: z.literal('in'),
+      /** A list, or the raw "split input" text (values separated by commas, spaces or newlines). */
+      values: z.union([z.array(z.union([z.string().max(1_000), z.number().finite()])).min(1).max(MAX_IN_VALUES), z.string().min(1).max(4_000_000)]),
+    }),
+    z.strictObject({ field, op: z.literal(['contains', 'startsWith']), value: z.string().min(1).max(1_000) }),
+    z.strictObject({ field, op: z.literal(['exists', 'notExists']) }),
+    z.strictObject({ field, op: z.literal(['gt', 'gte', 'lt', 'lte']), value: bound }),
+    z.strictObject({ field, op: z.literal('between'), from: bound, to: bound }),
+    z.strictObject({ field, op: z.literal(['withinLastDays', 'beforeDaysAgo']), days: z.int().min(0).max(36_500) }),
+  ]);
+}
+
+const joinSchema = z.enum(['and', 'or']);
+
+function filterSchemaFor(fields: readonly string[]) {
+  const condition = conditionSchema(fields);
+  const leafGroup = z.strictObject({ join: joinSchema, conditions: z.array(condition).max(MAX_CONDITIONS) });
+  const group = z.strictObject({
+    join: joinSchema,
+    conditions: z.array(condition).max(MAX_CONDITIONS),
+    groups: z.array(leafGroup).max(MAX_GROUPS).optional(),
+  });
+  return z.strictObject({ join: joinSchema, groups: z.array(group).max(MAX_GROUPS) });
+}
+
+export const casesFilterSchema = filterSchemaFor(CASE_FILTER_FIELDS);
+export const usersFilterSchema = filterSchemaFor(USER_FILTER_FIELDS);
+
+export type CasesFilter = z.infer<typeof casesFilterSchema>;
+export type UsersFilter = z.infer<typeof usersFilterSchema>;
+export type Filter = CasesFilter | UsersFilter;
+export type FilterGroup = Filter['groups'][number];
+export type FilterCondition = FilterGroup['conditions'][number];
+export type FilterOperator = FilterCondition['op'];
+
+export const FILTER_OPERATORS: readonly FilterOperator[] = [
+  'eq', 'neq', 'in', 'contains', 'startsWith', 'exists', 'notExists',
+  'gt', 'gte', 'lt', 'lte', 'between', 'withinLastDays', 'beforeDaysAgo',
+];
+
+// ---------------------------------------------------------------------------------------------
+// Split input and phone numbers
+
+/** C3: values separated by commas, whitespace or newlines; empties dropped, duplicates removed. */
+export function splitInput(text: string): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const part of text.split(/[\s,]+/)) {
+    if (part === '' || seen.has(part)) continue;
+    seen.add(part);
+    out.push(part);
+  }
+  return out;
+}
+
+const PHONE_CHARS = /^[+\d\s\-().]+$/;
+
+/**
+ * To E.164 with +82 (Korea) as the default country: `010-1234-5678` -> `+821012345678`,
+ * `+82 10 1234 5678` -> same, `0082...` -> `+82...`. Returns undefined when it is not a phone
+ * number (letters, too few or too many digits).
+ */
+export function normalizePhone(input: string, defaultCountryCode = '82'): string | undefined {
+  const text = input.trim();
+  if (text === '' || !PHONE_CHARS.test(text)) return undefined;
+  const plus = text.startsWith('+');
+  let digits = text.replace(/\D/g, '');
+  if (plus) {
+    // as written
+  } else if (digits.startsWith('00')) {
+    digits = digits.slice(2);
+  } else if (digits.startsWith('0')) {
+    digits = defaultCountryCode + digits.slice(1);
+  } else if (!digits.startsWith(defaultCountryCode) || digits.length < 11) {
+    digits = defaultCountryCode + digits;
+  }
+  if (digits.length < 8 || digits.length > 15 || digits.startsWith('0')) return undefined;
+  return `+${digits}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compilation
+
+export type Predicate<T = any> = (record: T) => boolean;
+
+export interface CompileContext {
+  now: number | Date;
+  /** C1/C2: a quick search applied together with the filter (users only). */
+  query?: string | undefined;
+  /**
+   * Users: the workspace's profile schema. With it, `profile.*` fields get their declared types
+   * and unknown or archived keys are rejected; without it they are compared loosely.
+   */
+  profileSchema?: ProfileSchema | readonly ProfileKeyDef[] | undefined;
+}
+
+const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2}))?$/;
+
+function bad(path: string, message: string, code = 'FILTER_INVALID'): ValidationError {
+  return new ValidationError(`${path}: ${message}`, { code, field: path, rule: 'C2' });
+}
+
+const TRUE_ALL: Predicate = () => true;
+
+/**
+ * Validates a filter for a target and compiles it into a predicate. The predicate allocates
+ * nothing per record except lower-casing for `contains`/`startsWith`; `in` is a Set lookup, so
+ * 100,000 values cost the same per record as one.
+ */
+export function compileFilter(filter: unknown, target: FilterTarget, ctx: CompileContext): Predicate {
+  const nowMs = typeof ctx.now === 'number' ? ctx.now : ctx.now.getTime();
+  let predicate: Predicate = TRUE_ALL;
+  if (filter !== undefined && filter !== null) {
+    const schema = target === 'cases' ? casesFilterSchema : usersFilterSchema;
+    const parsed = schema.safeParse(filter);
+    if (!parsed.success) throw toValidationError(parsed.error, { prefix: 'filter', code: 'FILTER_INVALID', rule: 'C2' });
+    const profileKinds = profileKindsFor(target, ctx.profileSchema);
+    const root = parsed.data as Filter;
+    const groups = root.groups.map((g, gi) => compileGroup(g, `filter.groups[${gi}]`, target, profileKinds, nowMs));
+    predicate = combine(root.join, groups);
+  }
+  if (ctx.query !== undefined && ctx.query.trim() !== '') {
+    if (target !== 'users') throw bad('query', 'quick search applies to contacts only (rule C1)');
+    const search = compileQuickSearch(ctx.query);
+    const base = predicate;
+    predicate = base === TRUE_ALL ? search : (r) => base(r) && search(r);
+  }
+  return predicate;
+}
+
+type ProfileKinds = { strict: boolean; kinds: Map<string, FieldKind>; archived: Set<string> };
+
+function profileKindsFor(target: FilterTarget, schema: CompileContext['profileSchema']): ProfileKinds {
+  const kinds = new Map<string, FieldKind>();
+  const archived = new Set<string>();
+  if (target === 'cases') {
+    for (const [k, v] of Object.entries(CASE_PROFILE_KINDS)) kinds.set(k, v);
+  }
+  const keys = schema ? (Array.isArray(schema) ? schema : (schema as ProfileSchema).keys) : undefined;
+  for (const def of keys ?? []) {
+    if (def.archived) archived.add(def.key);
+    else kinds.set(def.key, def.type === 'list' ? 'list' : def.type);
+  }
+  return { strict: keys !== undefined, kinds, archived };
+}
+
+function combine(join: 'and' | 'or', parts: Predicate[]): Predicate {
+  const n = parts.length;
+  // An empty group constrains nothing under `and`, and matches nothing under `or` (no alternative holds).
+  if (n === 0) return join === 'and' ? TRUE_ALL : () => false;
+  if (n === 1) return parts[0]!;
+  if (n === 2) {
+    const a = parts[0]!;
+    const b = parts[1]!;
+    return join === 'and' ? (r) => a(r) && b(r) : (r) => a(r) || b(r);
+  }
+  if (join === 'and') {
+    return (r) => {
+      for (let i = 0; i < n; i++) if (!parts[i]!(r)) return false;
+      return true;
+    };
+  }
+  return (r) => {
+    for (let i = 0; i < n; i++) if (parts[i]!(r)) return true;
+    return false;
+  };
+}
+
+function compileGroup(
+  group: { join: 'and' | 'or'; conditions: FilterCondition[]; groups?: { join: 'and' | 'or'; conditions: FilterCondition[] }[] | undefined },
+  path: string,
+  target: FilterTarget,
+  profileKinds: ProfileKinds,
+  nowMs: number,
+): Predicate {
+  const parts = group.conditions.map((c, ci) => compileCondition(c, `${path}.conditions[${ci}]`, target, profileKinds, nowMs));
+  (group.groups ?? []).forEach((sub, si) => parts.push(compileGroup(sub, `${path}.groups[${si}]`, target, profileKinds, nowMs)));
+  return combine(group.join, parts);
+}
+
+function resolveField(field: string, path: string, target: FilterTarget, profileKinds: ProfileKinds, nowMs: number): { kind: FieldKind; get: Getter } {
+  if (field.startsWith('profile.')) {
+    const key = field.slice('profile.'.length);
+    if (profileKinds.archived.has(key)) {
+      throw bad(`${path}.field`, 'profile key is archived and no longer collected (rule C5)', 'FILTER_UNKNOWN_FIELD');
+    }
+    const known = profileKinds.kinds.get(key);
+    if (profileKinds.strict && known === undefined && !(target === 'cases' && key in CASE_PROFILE_KINDS)) {
+      throw bad(`${path}.field`, 'unknown profile key for this workspace', 'FILTER_UNKNOWN_FIELD');
+    }
+    return { kind: known ?? 'any', get: (r) => (r.profile ? r.profile[key] : undefined) };
+  }
+  const def = (target === 'cases' ? CASE_FIELDS : USER_FIELDS)[field];
+  if (!def) throw bad(`${path}.field`, `unknown ${target === 'cases' ? 'case' : 'user'} field`, 'FILTER_UNKNOWN_FIELD');
+  const derived = def.get;
+  return { kind: def.kind, get: derived ? (r) => derived(r, nowMs) : (r) => r[field] };
+}
+
+const APPLICABLE: Record<FilterOperator, readonly FieldKind[]> = {
+  eq: ['string', 'phone', 'number', 'boolean', 'date', 'list', 'any'],
+  neq: ['string', 'phone', 'number', 'boolean', 'date', 'list', 'any'],
+  in: ['string', 'phone', 'number', 'date', 'list', 'any'],
+  contains: ['string', 'phone', 'list', 'any'],
+  startsWith: ['string', 'phone', 'list', 'any'],
+  exists: ['string', 'phone', 'number', 'boolean', 'date', 'list', 'any'],
+  notExists: ['string', 'phone', 'number', 'boolean', 'date', 'list', 'any'],
+  gt: ['number', 'date', 'any'],
+  gte: ['number', 'date', 'any'],
+  lt: ['number', 'date', 'any'],
+  lte: ['number', 'date', 'any'],
+  between: ['number', 'date', 'any'],
+  withinLastDays: ['date', 'any'],
+  beforeDaysAgo: ['date', 'any'],
+};
+
+function compileCondition(c: FilterCondition, path: string, target: FilterTarget, profileKinds: ProfileKinds, nowMs: number): Predicate {
+  const { kind, get } = resolveField(c.field, path, target, profileKinds, nowMs);
+  if (!APPLICABLE[c.op].includes(kind)) {
+    throw bad(`${path}.op`, `operator ${c.op} does not apply to ${kind} field ${c.field}`, 'FILTER_OPERATOR_NOT_APPLICABLE');
+  }
+  switch (c.op) {
+    case 'eq':
+    case 'neq': {
+      const eq = compileEquals(kind, c.value, `${path}.value`, get);
+      return c.op === 'eq' ? eq : (r) => !eq(r);
+    }
+    case 'in':
+      return compileIn(kind, typeof c.values === 'string' ? splitInput(c.values) : c.values, `${path}.values`, get);
+    case 'contains':
+    case 'startsWith':
+      return compileText(kind, c.op, c.value, get);
+    case 'exists':
+    case 'notExists': {
+      const exists: Predicate = (r) => isPresent(get(r));
+      return c.op === 'exists' ? exists : (r) => !exists(r);
+    }
+    case 'gt':
+    case 'gte':
+    case 'lt':
+    case 'lte': {
+      const n = toComparable(kind, c.value, `${path}.value`);
+      if (c.op === 'gt') return (r) => { const v = get(r); return typeof v === 'number' && v > n; };
+      if (c.op === 'gte') return (r) => { const v = get(r); return typeof v === 'number' && v >= n; };
+      if (c.op === 'lt') return (r) => { const v = get(r); return typeof v === 'number' && v < n; };
+      return (r) => { const v = get(r); return typeof v === 'number' && v <= n; };
+    }
+    case 'between': {
+      const lo = toComparable(kind, c.from, `${path}.from`);
+      const hi = toComparable(kind, c.to, `${path}.to`);
+      if (hi < lo) throw bad(`${path}.to`, 'must not be below from');
+      return (r) => { const v = get(r); return typeof v === 'number' && v >= lo && v <= hi; };
+    }
+    case 'withinLastDays': {
+      const cutoff = nowMs - c.days * DAY_MS;
+      return (r) => { const v = get(r); return typeof v === 'number' && v >= cutoff && v <= nowMs; };
+    }
+    case 'beforeDaysAgo': {
+      const cutoff = nowMs - c.days * DAY_MS;
+      return (r) => { const v = get(r); return typeof v === 'number' && v < cutoff; };
+    }
+  }
+}
+
+function isPresent(v: unknown): boolean {
+  if (v === null || v === undefined || v === '') return false;
+  if (Array.isArray(v)) return v.length > 0;
+  return true;
+}
+
+/** Date bounds may be epoch ms or ISO-8601 text; converted once here, not per record. */
+function toComparable(kind: FieldKind, value: string | number, path: string): number {
+  if (typeof value === 'number') return value;
+  if (kind === 'number') {
+    const n = Number(value);
+    if (value.trim() !== '' && Number.isFinite(n)) return n;
+    throw bad(path, 'must be a number');
+  }
+  if (ISO_DATE_TIME.test(value)) {
+    const t = Date.parse(value);
+    if (Number.isFinite(t)) return t;
+  }
+  if (kind === 'any') {
+    const n = Number(value);
+    if (value.trim() !== '' && Number.isFinite(n)) return n;
+  }
+  throw bad(path, 'must be epoch milliseconds or an ISO-8601 date-time');
+}
+
+function compileEquals(kind: FieldKind, value: string | number | boolean | null, path: string, get: Getter): Predicate {
+  if (value === null) return (r) => !isPresent(get(r));
+  switch (kind) {
+    case 'boolean': {
+      const b = value === true || value === 'true' ? true : value === false || value === 'false' ? false : undefined;
+      if (b === undefined) throw bad(path, 'must be true or false');
+      return (r) => get(r) === b;
+    }
+    case 'number':
+    case 'date': {
+      const n = toComparable(kind, typeof value === 'boolean' ? String(value) : value, path);
+      return (r) => get(r) === n;
+    }
+    case 'phone': {
+      const p = normalizePhone(String(value)) ?? String(value);
+      return (r) => get(r) === p;
+    }
+    case 'list': {
+      const s = String(value);
+      return (r) => {
+        const v = get(r);
+        return Array.isArray(v) && v.includes(s);
+      };
+    }
+    case 'string': {
+      const s = String(value);
+      return (r) => get(r) === s;
+    }
+    case 'any': {
+      const s = String(value);
+      return (r) => {
+        const v = get(r);
+        if (v === value) return true;
+        if (Array.isArray(v)) return v.includes(s);
+        return v !== null && v !== undefined && typeof v !== 'object' && String(v) === s;
+      };
+    }
+  }
+}
+
+function compileIn(kind: FieldKind, values: readonly (string | number)[], path: string, get: Getter): Predicate {
+  if (values.length > MAX_IN_VALUES) throw bad(path, `at most ${MAX_IN_VALUES} values (rule C3)`);
+  if (kind === 'number' || kind === 'date') {
+    const set = new Set<number>();
+    values.forEach((v, i) => set.add(toComparable(kind, v, `${path}[${i}]`)));
+    return (r) => set.has(get(r) as number);
+  }
+  const set = new Set<string>();
+  for (const v of values) {
+    const s = String(v);
+    set.add(kind === 'phone' ? (normalizePhone(s) ?? s) : s);
+  }
+  if (kind === 'list') {
+    return (r) => {
+      const v = get(r);
+      if (!Array.isArray(v)) return false;
+      for (const x of v) if (set.has(x)) return true;
+      return false;
+    };
+  }
+  if (kind === 'any') {
+    return (r) => {
+      const v = get(r);
+      if (typeof v === 'string') return set.has(v);
+      if (typeof v === 'number' || typeof v === 'boolean') return set.has(String(v));
+      if (Array.isArray(v)) {
+        for (const x of v) if (set.has(String(x))) return true;
+      }
+      return false;
+    };
+  }
+  return (r) => set.has(get(r) as string);
+}
+
+function compileText(kind: FieldKind, op: 'contains' | 'startsWith', value: string, get: Getter): Predicate {
+  // Case-insensitive, like the product's search box.
+  const needle = value.toLowerCase();
+  const test =
+    op === 'contains' ? (s: string) => s.toLowerCase().includes(needle) : (s: string) => s.toLowerCase().startsWith(needle);
+  if (kind === 'list' || kind === 'any') {
+    return (r) => {
+      const v = get(r);
+      if (typeof v === 'string') return test(v);
+      if (Array.isArray(v)) {
+        for (const x of v) if (typeof x === 'string' && test(x)) return true;
+      }
+      return false;
+    };
+  }
+  return (r) => {
+    const v = get(r);
+    return typeof v === 'string' && test(v);
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quick search (C1)
+
+/**
+ * Name, email (case-insensitive substring) or mobile number. A query that reads as a phone
+ * number is normalised to E.164 (`010-1234-5678` finds `+821012345678`); a partial number
+ * matches as a digit substring, with a leading 0 read as the +82 trunk prefix.
+ */
+export function compileQuickSearch(query: string): Predicate<{ name?: string | null; email?: string | null; mobileNumber?: string | null }> {
+  const q = query.trim();
+  if (q === '') return TRUE_ALL;
+  const lower = q.toLowerCase();
+  const phoneNeedles: string[] = [];
+  if (PHONE_CHARS.test(q)) {
+    const digits = q.replace(/\D/g, '');
+    if (digits.length >= 3) {
+      const full = normalizePhone(q);
+      if (full) phoneNeedles.push(full.slice(1));
+      phoneNeedles.push(digits);
+      if (digits.startsWith('0') && !q.startsWith('+')) phoneNeedles.push(`82${digits.slice(1)}`);
+    }
+  }
+  return (u) => {
+    const name = u.name;
+    if (name && name.toLowerCase().includes(lower)) return true;
+    const email = u.email;
+    if (email && email.toLowerCase().includes(lower)) return true;
+    const mobile = u.mobileNumber;
+    if (mobile && phoneNeedles.length > 0) {
+      for (const n of phoneNeedles) if (mobile.includes(n)) return true;
+    }
+    return false;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Segments (C4)
+
+/**
+ * A segment is a saved filter, not a saved result: return its filter, validated against the
+ * users target now, so the export re-evaluates it on the current data.
+ */
+export function resolveSegment(segment: Segment | undefined, segmentId?: string): UsersFilter {
+  if (!segment) {
+    throw new NotFoundError(`segmentId: no segment with this id (rule C4)`, { code: 'SEGMENT_NOT_FOUND', field: 'segmentId', rule: 'C4' });
+  }
+  if (segmentId !== undefined && segment.id !== segmentId) {
+    throw new NotFoundError(`segmentId: no segment with this id (rule C4)`, { code: 'SEGMENT_NOT_FOUND', field: 'segmentId', rule: 'C4' });
+  }
+  const parsed = usersFilterSchema.safeParse(segment.filter);
+  if (!parsed.success) throw toValidationError(parsed.error, { prefix: 'segment.filter', code: 'SEGMENT_INVALID', rule: 'C4' });
+  return parsed.data;
+}

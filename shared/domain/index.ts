@@ -1,0 +1,12 @@
+/** Public API of the domain: pure TypeScript, no AWS SDK. */
+export * from './errors';
+export * from './calendar';
+export * from './policies';
+export * from './records';
+export * from './filter';
+export * from './export-request';
+export * from './column-spec';
+export * from './columns/cases';
+export * from './columns/users';
+export { activeProfileKeys, profileColumnKey, profileColumnType, toProfileCell } from './columns/profile-values';
+export * from './generator';
