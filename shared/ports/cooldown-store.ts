@@ -13,7 +13,7 @@ export type CooldownAcquireInput = {
 
 export type CooldownAcquireResult =
   | { acquired: true; retryAfterSeconds: 0 }
-  | { acquired: false; retryAfterSeconds: number; holder?: string };
+  | { acquired: false; retryAfterSeconds: number; holder?: string; acquiredAt?: string };
 
 export interface CooldownStore {
   /**

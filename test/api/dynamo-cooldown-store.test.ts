@@ -41,6 +41,7 @@ describe('DynamoCooldownStore on dynalite', () => {
       acquired: false,
       retryAfterSeconds: 1200,
       holder: 'new',
+      acquiredAt: now.toISOString(),
     });
   });
 

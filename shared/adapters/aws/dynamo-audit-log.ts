@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
+import { ValidationError } from '../../domain/errors';
 import {
   auditEventSchema,
   type AuditEntry,
@@ -35,12 +36,10 @@ const cursorSchema = z.object({
   gsi1sk: z.string(),
 });
 
-export class InvalidAuditCursorError extends Error {
-  readonly code = 'invalid_cursor';
-  readonly field = 'cursor';
+/** A client error (400): the cursor names the field it is about. */
+export class InvalidAuditCursorError extends ValidationError {
   constructor() {
-    super('cursor is not a cursor returned by this endpoint for this channel');
-    this.name = 'InvalidAuditCursorError';
+    super('cursor is not a cursor returned by this endpoint for this channel', { code: 'INVALID_CURSOR', field: 'cursor' });
   }
 }
 

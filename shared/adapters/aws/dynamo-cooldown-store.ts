@@ -3,7 +3,7 @@ import { DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } fr
 import { z } from 'zod';
 import type { CooldownAcquireInput, CooldownAcquireResult, CooldownStore } from '../../ports/cooldown-store';
 
-const storedSchema = z.object({ pk: z.string(), holder: z.string(), expiresAt: z.number() });
+const storedSchema = z.object({ pk: z.string(), holder: z.string(), expiresAt: z.number(), acquiredAt: z.string().optional() });
 
 /**
  * COOLDOWNS_TABLE: `pk` S, `holder`, `acquiredAt` (ISO), `expiresAt` (epoch ms, what the
@@ -52,6 +52,7 @@ export class DynamoCooldownStore implements CooldownStore {
           acquired: false,
           retryAfterSeconds: Math.max(1, Math.ceil((parsed.data.expiresAt - nowMs) / 1000)),
           holder: parsed.data.holder,
+          ...(parsed.data.acquiredAt ? { acquiredAt: parsed.data.acquiredAt } : {}),
         };
       }
     }

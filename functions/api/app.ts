@@ -1,0 +1,166 @@
+import middy from '@middy/core';
+import httpHeaderNormalizer from '@middy/http-header-normalizer';
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { principalSchema, type Principal, type TokenVerifier } from '../../shared/auth';
+import {
+  cancelExport,
+  downloadFile,
+  getExport,
+  listAudit,
+  listExports,
+  requestExport,
+  type ApiDeps,
+} from '../../shared/app/api';
+import { BadRequestBodyError, jsonResponse, mapErrorToResponse, redirectResponse, statusOf } from '../../shared/http';
+import { matchRoute, type RouteName } from './router';
+
+export type ApiRuntime = { deps: ApiDeps; verifier: TokenVerifier; logger: Logger };
+
+const MAX_JSON_BYTES = 6 * 1024 * 1024;
+
+/**
+ * The api Lambda: one middy handler for every route of the REST API's `/{proxy+}` resource.
+ * Thin: parse, authenticate, call one use case, shape the response. Errors are mapped once,
+ * in onError, so every route answers errors in the same JSON form.
+ */
+export function createApiHandler(getRuntime: () => Promise<ApiRuntime>) {
+  return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
+    .use(httpHeaderNormalizer())
+    .use({
+      onError: async (request) => {
+        const requestId = requestIdOf(request.event, request.context);
+        const status = statusOf(request.error);
+        const runtime = await getRuntime().catch(() => undefined);
+        if (status >= 500) {
+          // The full error goes to the log only; the client gets a generic message + request id.
+          runtime?.logger.error('request failed', { requestId, error: request.error as Error });
+        } else {
+          runtime?.logger.info('request refused', { requestId, status, code: (request.error as { code?: string } | null)?.code });
+        }
+        request.response = mapErrorToResponse(request.error, requestId);
+      },
+    })
+    .handler(async (event, context) => {
+      const runtime = await getRuntime();
+      const route = matchRoute(event.httpMethod, event.path);
+      const response = await dispatch(runtime, route.name, route.params, event);
+      // Never the path: a download path is the link's capability token.
+      runtime.logger.info('request handled', {
+        requestId: requestIdOf(event, context),
+        route: route.name,
+        status: response.statusCode,
+        ...(route.params.exportId ? { exportId: route.params.exportId.slice(0, 64) } : {}),
+      });
+      return response;
+    });
+}
+
+async function dispatch(
+  runtime: ApiRuntime,
+  name: RouteName,
+  params: Record<string, string>,
+  event: APIGatewayProxyEvent,
+): Promise<APIGatewayProxyResult> {
+  const { deps } = runtime;
+  const query = event.queryStringParameters ?? {};
+  switch (name) {
+    case 'download': {
+      const principal = await optionalPrincipal(runtime, event);
+      const { location } = await downloadFile(deps, {
+        token: params.token ?? '',
+        ...(event.requestContext?.identity?.sourceIp ? { ip: event.requestContext.identity.sourceIp } : {}),
+        ...(header(event, 'user-agent') ? { userAgent: header(event, 'user-agent') as string } : {}),
+        ...(principal ? { principal } : {}),
+      });
+      return redirectResponse(location);
+    }
+    case 'createExport': {
+      const principal = await authenticate(runtime, event);
+      const body = parseJsonBody(event);
+      const { job, replayed } = await requestExport(deps, principal, body, header(event, 'idempotency-key'));
+      runtime.logger.info('export requested', { exportId: job.exportId, kind: job.kind, replayed });
+      const self = `${deps.publicBaseUrl}/v1/exports/${job.exportId}`;
+      return jsonResponse(
+        202,
+        { exportId: job.exportId, status: job.status, links: { self, cancel: `${self}/cancel` } },
+        { Location: self, ...(replayed ? { 'Idempotency-Replayed': 'true' } : {}) },
+      );
+    }
+    case 'getExport':
+      return jsonResponse(200, await getExport(deps, await authenticate(runtime, event), params.exportId ?? ''));
+    case 'listExports':
+      return jsonResponse(200, await listExports(deps, await authenticate(runtime, event), query));
+    case 'cancelExport':
+      return jsonResponse(200, await cancelExport(deps, await authenticate(runtime, event), params.exportId ?? ''));
+    case 'listAudit':
+      return jsonResponse(200, await listAudit(deps, await authenticate(runtime, event), query));
+    default: {
+      const unreachable: never = name;
+      throw new Error(`unhandled route ${String(unreachable)}`);
+    }
+  }
+}
+
+function header(event: APIGatewayProxyEvent, name: string): string | undefined {
+  // httpHeaderNormalizer has lower-cased every header name.
+  const value = event.headers?.[name];
+  return value === undefined || value === null ? undefined : value;
+}
+
+/**
+ * On AWS a Lambda authorizer has already verified the token and left the principal in the
+ * request context (clients cannot set that); locally, and for any route without the authorizer,
+ * the handler verifies the bearer itself.
+ */
+async function authenticate(runtime: ApiRuntime, event: APIGatewayProxyEvent): Promise<Principal> {
+  const fromAuthorizer = principalFromAuthorizer(event.requestContext?.authorizer);
+  if (fromAuthorizer) return fromAuthorizer;
+  return runtime.verifier.verifyAuthorization(header(event, 'authorization'), runtime.deps.clock.now());
+}
+
+function principalFromAuthorizer(context: unknown): Principal | undefined {
+  if (!context || typeof context !== 'object') return undefined;
+  const raw = context as Record<string, unknown>;
+  if (typeof raw.permissions !== 'string') return undefined;
+  try {
+    const parsed = principalSchema.safeParse({ ...raw, permissions: JSON.parse(raw.permissions) });
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The download route needs no bearer; when a valid one is present, the audit names the manager. */
+async function optionalPrincipal(runtime: ApiRuntime, event: APIGatewayProxyEvent): Promise<Principal | undefined> {
+  if (!header(event, 'authorization')) return principalFromAuthorizer(event.requestContext?.authorizer);
+  try {
+    return await authenticate(runtime, event);
+  } catch {
+    return undefined;
+  }
+}
+
+function parseJsonBody(event: APIGatewayProxyEvent): unknown {
+  const contentType = header(event, 'content-type');
+  if (!contentType || !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType)) {
+    throw new BadRequestBodyError('UNSUPPORTED_CONTENT_TYPE', 'Content-Type must be application/json');
+  }
+  if (event.body === null || event.body === undefined || event.body === '') {
+    throw new BadRequestBodyError('BODY_REQUIRED', 'a JSON request body is required');
+  }
+  const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+  if (Buffer.byteLength(text, 'utf8') > MAX_JSON_BYTES) {
+    throw new BadRequestBodyError('BODY_TOO_LARGE', `the request body must be at most ${MAX_JSON_BYTES} bytes`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    // Never echo the parser's message: it quotes the input, which holds the password.
+    throw new BadRequestBodyError('MALFORMED_JSON', 'the request body is not valid JSON');
+  }
+}
+
+function requestIdOf(event: APIGatewayProxyEvent | undefined, context: Context | undefined): string {
+  return event?.requestContext?.requestId ?? context?.awsRequestId ?? 'unknown';
+}

@@ -1,0 +1,68 @@
+import type { ExportJob, JobRequest } from '../export-job';
+import type { ExportRequest, PolicyConfig } from '../../domain';
+import type { AuditLog } from '../../ports/audit-log';
+import type { Clock } from '../../ports/clock';
+import type { CooldownStore } from '../../ports/cooldown-store';
+import type { ExportStore } from '../../ports/export-store';
+import type { KeyWrapper } from '../../ports/key-wrapper';
+
+/** The engine's key derivation, injected so unit tests can use a small spin count. */
+export type DeriveKeys = (password: string) => Promise<{ params: Record<string, unknown>; packageKey: Buffer }>;
+
+/**
+ * Planning and enqueueing the chunks of an export: the pipeline's side (planChunks + the
+ * chunk queue). `plan` runs before the job exists and must be repeatable for the same exportId
+ * (a retry re-plans); `dispatch` enqueues the job's chunk messages and may run twice (chunk
+ * processing is idempotent).
+ */
+export interface ExportDispatcher {
+  plan(input: { exportId: string; channelId: string; request: ExportRequest }): Promise<{
+    jobRequest: JobRequest;
+    timeZone: string;
+    chunksTotal: number;
+    extra?: Partial<Pick<ExportJob, 'phase' | 'sheetChunks'>>;
+  }>;
+  dispatch(job: ExportJob): Promise<void>;
+}
+
+/** Download links: `${PUBLIC_BASE_URL}/v1/downloads/{token}` (the pipeline mints them). */
+export interface DownloadLinks {
+  /** The link of a completed job, or undefined when it has none (yet). */
+  linkFor(job: ExportJob): Promise<string | undefined>;
+  /** The export a token points to, or null for a token that is unknown, forged or malformed. */
+  resolve(token: string): Promise<{ exportId: string; channelId: string; expiresAt: string } | null>;
+}
+
+/** Short-lived presigned GET of the file object (S3). */
+export interface DownloadUrlSigner {
+  presignGet(objectKey: string, options: { expiresInSeconds: number; fileName: string }): Promise<string>;
+}
+
+export type ApiDeps = {
+  store: ExportStore;
+  audit: AuditLog;
+  cooldowns: CooldownStore;
+  keyWrapper: KeyWrapper;
+  dispatcher: ExportDispatcher;
+  links: DownloadLinks;
+  urlSigner: DownloadUrlSigner;
+  deriveKeys: DeriveKeys;
+  clock: Clock;
+  policy: PolicyConfig;
+  /**
+   * Server-side secret for HMACs the API keeps (request-body hashes for idempotency, list
+   * cursors). Never leaves the process.
+   */
+  hmacSecret: Buffer;
+  random: (bytes: number) => Buffer;
+  /** Base of the API for `Location` and links (no trailing slash). */
+  publicBaseUrl: string;
+  /** How long the presigned S3 URL behind a download redirect lives. */
+  presignSeconds: number;
+  /**
+   * A cooldown older than this whose export does not exist belongs to a request that crashed
+   * between taking the cooldown and creating the job: it may be taken over. Longer than the
+   * API's timeout (API Gateway: 29 s), so a request still running is never robbed.
+   */
+  staleCooldownSeconds: number;
+};

@@ -1,0 +1,109 @@
+import { z } from 'zod';
+import { ConflictError, cooldownKey, hasPermission, NotFoundError, PermissionDeniedError, requirePermission, ValidationError } from '../../domain';
+import type { Principal } from '../../auth/principal';
+import { terminalStatuses, type ExportJob } from '../export-job';
+import type { ApiDeps } from './deps';
+import { equalHex, hmacHex } from './hmac';
+import { toExportView, type ExportView } from './view';
+
+/**
+ * Who may see an export: its requester, and holders of `audit:read` in the same channel (an
+ * auditor must be able to check what a trail entry refers to). Anyone else, including a
+ * manager of another channel, gets 404: existence is not disclosed.
+ */
+function canSee(principal: Principal, job: ExportJob): boolean {
+  return job.channelId === principal.channelId && (job.managerId === principal.managerId || hasPermission(principal, 'audit:read'));
+}
+
+function notFound(): NotFoundError {
+  return new NotFoundError('no export with this id', { code: 'EXPORT_NOT_FOUND', field: 'exportId' });
+}
+
+const exportIdSchema = z.string().regex(/^[0-9a-f]{12,40}$/);
+
+async function loadVisibleJob(deps: ApiDeps, principal: Principal, exportId: string): Promise<ExportJob> {
+  if (!hasPermission(principal, 'export:download') && !hasPermission(principal, 'audit:read')) {
+    requirePermission(principal, 'export:download');
+  }
+  // A malformed id cannot name an export: same 404 as a missing one, and no table read.
+  if (!exportIdSchema.safeParse(exportId).success) throw notFound();
+  const job = await deps.store.getJob(principal.channelId, exportId);
+  if (!job || !canSee(principal, job)) throw notFound();
+  return job;
+}
+
+export async function getExport(deps: ApiDeps, principal: Principal, exportId: string): Promise<ExportView> {
+  const job = await loadVisibleJob(deps, principal, exportId);
+  const link = job.status === 'completed' ? await deps.links.linkFor(job) : undefined;
+  return toExportView(job, deps.publicBaseUrl, link);
+}
+
+export const listExportsQuerySchema = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().min(1).max(2048).optional(),
+});
+
+/**
+ * The caller's exports, newest first. The store's cursor is wrapped with an HMAC bound to the
+ * caller, so a cursor is opaque, cannot be forged, and cannot be replayed by another manager.
+ */
+export async function listExports(
+  deps: ApiDeps,
+  principal: Principal,
+  query: Record<string, string | undefined>,
+): Promise<{ items: ExportView[]; cursor?: string }> {
+  requirePermission(principal, 'export:download');
+  const parsed = listExportsQuerySchema.safeParse(query);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.join('.') || 'query';
+    throw new ValidationError(`${field}: ${issue?.message ?? 'invalid'}`, { code: 'INVALID_QUERY', field });
+  }
+  const scope = `${principal.channelId}\0${principal.managerId}`;
+  const storeCursor = parsed.data.cursor ? openCursor(deps.hmacSecret, scope, parsed.data.cursor) : undefined;
+  const page = await deps.store.listJobs(principal.channelId, principal.managerId, storeCursor, parsed.data.limit);
+  const items = await Promise.all(
+    page.items.map(async (job) => toExportView(job, deps.publicBaseUrl, job.status === 'completed' ? await deps.links.linkFor(job) : undefined)),
+  );
+  return { items, ...(page.cursor ? { cursor: sealCursor(deps.hmacSecret, scope, page.cursor) } : {}) };
+}
+
+export function sealCursor(secret: Buffer, scope: string, inner: string): string {
+  const body = Buffer.from(inner, 'utf8').toString('base64url');
+  return `${body}.${hmacHex(secret, `cursor-v1\0${scope}`, body).slice(0, 32)}`;
+}
+
+export function openCursor(secret: Buffer, scope: string, cursor: string): string {
+  const [body, mac, extra] = cursor.split('.');
+  if (!body || !mac || extra !== undefined || !/^[A-Za-z0-9_-]+$/.test(body) || !equalHex(mac, hmacHex(secret, `cursor-v1\0${scope}`, body).slice(0, 32))) {
+    throw new ValidationError('cursor is not a cursor returned by this endpoint for this caller', { code: 'INVALID_CURSOR', field: 'cursor' });
+  }
+  return Buffer.from(body, 'base64url').toString('utf8');
+}
+
+/**
+ * POST /v1/exports/{id}/cancel: only the requester; a terminal export is a 409. The pipeline
+ * checks the status before each stage, so no file and no link follow a cancel. The cooldown is
+ * given back: nothing was downloaded, so the manager may ask again.
+ */
+export async function cancelExport(deps: ApiDeps, principal: Principal, exportId: string): Promise<ExportView> {
+  const job = await loadVisibleJob(deps, principal, exportId);
+  if (job.managerId !== principal.managerId) {
+    throw new PermissionDeniedError('only the manager who requested an export may cancel it', { code: 'NOT_REQUESTER', field: 'exportId' });
+  }
+  const active = ['queued', 'running', 'finalizing'] as const;
+  const now = deps.clock.now().toISOString();
+  const canceled = await deps.store.setStatus(principal.channelId, exportId, 'canceled', active, {});
+  if (!canceled) {
+    const current = (await deps.store.getJob(principal.channelId, exportId)) ?? job;
+    if (current.status === 'canceled') return toExportView(current, deps.publicBaseUrl, undefined);
+    if (terminalStatuses.includes(current.status)) {
+      throw new ConflictError(`the export is already ${current.status} and cannot be canceled`, { code: 'EXPORT_TERMINAL', field: 'exportId' });
+    }
+    throw new ConflictError('the export changed state while canceling; try again', { code: 'EXPORT_BUSY', field: 'exportId' });
+  }
+  await deps.audit.append({ type: 'canceled', exportId, channelId: principal.channelId, at: now, managerId: principal.managerId });
+  await deps.cooldowns.release(cooldownKey(principal.channelId, principal.managerId, job.kind), exportId);
+  const after = (await deps.store.getJob(principal.channelId, exportId)) ?? { ...job, status: 'canceled' as const };
+  return toExportView(after, deps.publicBaseUrl, undefined);
+}

@@ -1,0 +1,200 @@
+import {
+  checkExportRequest,
+  cooldownActiveError,
+  cooldownKey,
+  cooldownWindowSeconds,
+  parseExportRequest,
+  requirePermission,
+  ValidationError,
+  type ExportRequest,
+} from '../../domain';
+import type { Principal } from '../../auth/principal';
+import type { AuditRequestedEvent } from '../../ports/audit-log';
+import { newExportId, type ExportJob } from '../export-job';
+import type { ApiDeps } from './deps';
+import { IdempotencyKeyReusedError } from './errors';
+import { canonicalJson, equalHex, hmacHex } from './hmac';
+
+export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{8,128}$/;
+
+export type RequestExportResult = { job: ExportJob; replayed: boolean };
+
+/**
+ * POST /v1/exports. Write order (no transactions; each step is safe to repeat):
+ *  1. idempotency record (key -> body HMAC + a fresh exportId): a retry with the same key adopts
+ *     that exportId and resumes from wherever the first attempt stopped;
+ *  2. cooldown, held by the exportId (a retry of the same export re-acquires its own hold);
+ *  3. key derivation and wrapping, chunk planning (no writes that matter if we stop here);
+ *  4. the `requested` audit entry BEFORE the job: an export never exists without its audit
+ *     record (a crash here leaves an audit entry with no outcome, which is honest);
+ *  5. the job (conditional create: a concurrent retry loses and reads the winner's);
+ *  6. the chunk messages (the chunk handler is idempotent, so enqueueing twice is harmless).
+ * A thrown error releases the cooldown and fails a job this call created. A crash (timeout)
+ * leaves the cooldown held by an exportId without a job; the next request takes such a hold
+ * over once it is older than staleCooldownSeconds.
+ */
+export async function requestExport(
+  deps: ApiDeps,
+  principal: Principal,
+  body: unknown,
+  idempotencyKey: string | undefined,
+): Promise<RequestExportResult> {
+  requirePermission(principal, 'export:download');
+  const request = parseExportRequest(body);
+  checkExportRequest(request, deps.policy);
+
+  const now = deps.clock.now();
+  let exportId = newExportId(now, deps.random);
+
+  if (idempotencyKey !== undefined) {
+    if (!IDEMPOTENCY_KEY.test(idempotencyKey)) {
+      throw new ValidationError('Idempotency-Key must be 8-128 characters of letters, digits, ".", "_", ":" or "-"', {
+        code: 'INVALID_IDEMPOTENCY_KEY',
+        field: 'Idempotency-Key',
+      });
+    }
+    // An HMAC with a server secret, not a plain hash: the stored value must not let anyone who
+    // reads the table test password guesses against it.
+    const requestHash = hmacHex(deps.hmacSecret, 'idempotency-body-v1', canonicalJson(request));
+    const saved = await deps.store.saveIdempotencyRecord(
+      { channelId: principal.channelId, managerId: principal.managerId, key: idempotencyKey, requestHash, exportId, createdAt: now.toISOString() },
+      IDEMPOTENCY_TTL_SECONDS,
+    );
+    if (!saved.created) {
+      const existing = saved.existing;
+      if (!existing) throw new Error('idempotency record exists but could not be read');
+      if (!equalHex(existing.requestHash, requestHash)) throw new IdempotencyKeyReusedError();
+      exportId = existing.exportId;
+      const job = await deps.store.getJob(principal.channelId, exportId);
+      if (job) {
+        // The first attempt may have stopped between creating the job and enqueueing its chunks.
+        if (job.status === 'queued' && job.chunksDone === 0) await deps.dispatcher.dispatch(job);
+        return { job, replayed: true };
+      }
+      // No job yet: the first attempt crashed early (or is still running): carry on with its id.
+    }
+  }
+
+  const holdKey = cooldownKey(principal.channelId, principal.managerId, request.kind);
+  const windowSeconds = cooldownWindowSeconds(request.kind, deps.policy);
+  if (windowSeconds > 0) await acquireCooldown(deps, principal.channelId, holdKey, exportId, windowSeconds, request);
+
+  let created = false;
+  try {
+    const keys = await deps.deriveKeys(request.password);
+    let wrappedKey: string;
+    try {
+      wrappedKey = await deps.keyWrapper.wrap(keys.packageKey, { exportId });
+    } finally {
+      keys.packageKey.fill(0);
+    }
+    const plan = await deps.dispatcher.plan({ exportId, channelId: principal.channelId, request });
+    const createdAt = now.toISOString();
+    await deps.audit.append(requestedEvent(exportId, principal, request, createdAt));
+    const job: ExportJob = {
+      exportId,
+      channelId: principal.channelId,
+      managerId: principal.managerId,
+      managerName: principal.name,
+      kind: request.kind,
+      request: plan.jobRequest,
+      reason: request.reason,
+      status: 'queued',
+      createdAt,
+      updatedAt: createdAt,
+      chunksTotal: plan.chunksTotal,
+      chunksDone: 0,
+      rowsWritten: 0,
+      encryption: { params: keys.params, wrappedKey },
+      timeZone: plan.timeZone,
+      ...(plan.extra ?? {}),
+    };
+    created = await deps.store.createJob(job);
+    const stored = created ? job : await deps.store.getJob(principal.channelId, exportId);
+    if (!stored) throw new Error('job vanished after a lost create race');
+    if (stored.status === 'queued') await deps.dispatcher.dispatch(stored);
+    return { job: stored, replayed: !created };
+  } catch (error) {
+    await undoFailedRequest(deps, principal, exportId, holdKey, created, error);
+    throw error;
+  }
+}
+
+async function acquireCooldown(
+  deps: ApiDeps,
+  channelId: string,
+  key: string, exportId: string, windowSeconds: number, request: ExportRequest): Promise<void> {
+  const now = deps.clock.now();
+  let result = await deps.cooldowns.acquire({ key, holder: exportId, now, durationSeconds: windowSeconds });
+  if (!result.acquired && result.holder && result.acquiredAt && result.holder !== exportId) {
+    const ageSeconds = (now.getTime() - Date.parse(result.acquiredAt)) / 1000;
+    if (ageSeconds > deps.staleCooldownSeconds && !(await deps.store.getJob(channelId, result.holder))) {
+      // Conditional on the stale holder: if two requests race here, one acquire still wins.
+      await deps.cooldowns.release(key, result.holder);
+      result = await deps.cooldowns.acquire({ key, holder: exportId, now, durationSeconds: windowSeconds });
+    }
+  }
+  if (!result.acquired) throw cooldownActiveError(request.kind, result.retryAfterSeconds, deps.policy);
+}
+
+async function undoFailedRequest(
+  deps: ApiDeps,
+  principal: Principal,
+  exportId: string,
+  holdKey: string,
+  created: boolean,
+  cause: unknown,
+): Promise<void> {
+  // Best effort: the original error is what the caller must see.
+  const at = deps.clock.now().toISOString();
+  try {
+    if (created) {
+      const failed = await deps.store.setStatus(principal.channelId, exportId, 'failed', ['queued'], {
+        error: { code: 'DISPATCH_FAILED', message: 'the export could not be started; please request it again' },
+      });
+      if (failed) {
+        await deps.audit.append({ type: 'failed', exportId, channelId: principal.channelId, at, code: 'DISPATCH_FAILED', message: 'the export could not be started' });
+      }
+    }
+    await deps.cooldowns.release(holdKey, exportId);
+  } catch {
+    void cause;
+  }
+}
+
+/** The audit view of a request: everything that says what was exported and why, never the password. */
+export function requestedEvent(exportId: string, principal: Principal, request: ExportRequest, at: string): AuditRequestedEvent {
+  const { password: _password, reason, kind, ...rest } = request;
+  void _password;
+  const filters: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(rest)) {
+    if (key === 'from' || key === 'to' || key === 'timezone' || key === 'scope') continue;
+    if (key === 'userIds' && Array.isArray(value)) {
+      filters.userIdsCount = value.length;
+      // A small selection is useful evidence for an auditor; a large one would not fit an item.
+      if (value.length <= 100) filters.userIds = value;
+      continue;
+    }
+    filters[key] = value;
+  }
+  const range =
+    request.kind === 'cases'
+      ? { from: request.from, to: request.to, ...(request.timezone ? { timezone: request.timezone } : {}) }
+      : request.timezone
+        ? { timezone: request.timezone }
+        : undefined;
+  return {
+    type: 'requested',
+    exportId,
+    channelId: principal.channelId,
+    at,
+    managerId: principal.managerId,
+    managerName: principal.name,
+    kind,
+    scope: request.kind === 'cases' ? 'range' : request.scope,
+    filters,
+    ...(range ? { range } : {}),
+    reason,
+  };
+}

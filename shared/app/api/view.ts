@@ -1,0 +1,51 @@
+import { describeProgress, type ExportJob } from '../export-job';
+
+/** What the API shows of a job: never the encryption params, the wrapped key or the object key. */
+export type ExportView = {
+  exportId: string;
+  kind: ExportJob['kind'];
+  status: ExportJob['status'];
+  requestedBy: { managerId: string; name: string };
+  reason: string;
+  scope: string;
+  createdAt: string;
+  updatedAt: string;
+  progress: { chunksDone: number; chunksTotal: number; rowsWritten: number; percent: number };
+  rowCount?: number;
+  fileName?: string;
+  fileSize?: number;
+  sha256?: string;
+  completedAt?: string;
+  expiresAt?: string;
+  link?: string;
+  error?: { code: string; message: string };
+  links: { self: string; cancel?: string };
+};
+
+export function toExportView(job: ExportJob, baseUrl: string, link: string | undefined): ExportView {
+  const self = `${baseUrl}/v1/exports/${encodeURIComponent(job.exportId)}`;
+  const active = job.status === 'queued' || job.status === 'running' || job.status === 'finalizing';
+  const view: ExportView = {
+    exportId: job.exportId,
+    kind: job.kind,
+    status: job.status,
+    requestedBy: { managerId: job.managerId, name: job.managerName },
+    reason: job.reason,
+    scope: job.request.scope ?? (job.kind === 'cases' ? 'range' : 'all'),
+    createdAt: job.createdAt,
+    updatedAt: job.updatedAt,
+    progress: describeProgress(job),
+    links: { self, ...(active ? { cancel: `${self}/cancel` } : {}) },
+  };
+  if (job.rowCount !== undefined) view.rowCount = job.rowCount;
+  if (job.status === 'completed') {
+    if (job.fileName !== undefined) view.fileName = job.fileName;
+    if (job.fileSize !== undefined) view.fileSize = job.fileSize;
+    if (job.sha256 !== undefined) view.sha256 = job.sha256;
+    if (job.completedAt !== undefined) view.completedAt = job.completedAt;
+    if (job.expiresAt !== undefined) view.expiresAt = job.expiresAt;
+    if (link !== undefined) view.link = link;
+  }
+  if (job.status === 'failed' && job.error) view.error = { code: job.error.code, message: job.error.message };
+  return view;
+}

@@ -1,0 +1,79 @@
+import type { APIGatewayProxyResult } from 'aws-lambda';
+import { UnauthenticatedError } from '../auth/errors';
+import {
+  ConflictError,
+  CooldownActiveError,
+  DomainError,
+  NotFoundError,
+  PermissionDeniedError,
+  PolicyViolationError,
+  TooManyRowsError,
+  ValidationError,
+} from '../domain/errors';
+import { IdempotencyKeyReusedError, LinkGoneError } from '../app/api/errors';
+import { BadRequestBodyError, MethodNotAllowedError, RouteNotFoundError } from './http-errors';
+import { jsonResponse } from './responses';
+
+export type ErrorBody = {
+  error: {
+    code: string;
+    message: string;
+    field?: string;
+    rule?: string;
+    issues?: readonly { path: string; message: string }[];
+    retryAfterSeconds?: number;
+    requestId?: string;
+  };
+};
+
+/** Status for each known error; anything not listed is a 500. Order matters: subclasses first. */
+export function statusOf(error: unknown): number {
+  if (error instanceof UnauthenticatedError) return 401;
+  if (error instanceof BadRequestBodyError) return 400;
+  if (error instanceof RouteNotFoundError) return 404;
+  if (error instanceof MethodNotAllowedError) return 405;
+  if (error instanceof CooldownActiveError) return 429;
+  if (error instanceof PermissionDeniedError) return 403;
+  if (error instanceof NotFoundError) return 404;
+  if (error instanceof ConflictError) return 409;
+  if (error instanceof LinkGoneError) return 410;
+  if (error instanceof IdempotencyKeyReusedError) return 422;
+  if (error instanceof TooManyRowsError) return 422;
+  if (error instanceof ValidationError) return 400;
+  if (error instanceof PolicyViolationError) return 400;
+  // Any other DomainError is a rule the request broke: still the client's to fix.
+  if (error instanceof DomainError) return 400;
+  return 500;
+}
+
+/**
+ * Turns any thrown value into the API's error response. Client errors carry their code, the
+ * field and the rule; a 500 carries only a generic message and the request id (internals such
+ * as table names, stack traces or SDK messages stay in the logs).
+ */
+export function mapErrorToResponse(error: unknown, requestId: string): APIGatewayProxyResult {
+  const status = statusOf(error);
+  const headers: Record<string, string> = {};
+  if (status === 500 || !(error instanceof Error)) {
+    return jsonResponse(500, { error: { code: 'INTERNAL', message: 'internal error; quote the request id when reporting it', requestId } } satisfies ErrorBody, {
+      'X-Request-Id': requestId,
+    });
+  }
+  const body: ErrorBody['error'] = { code: (error as { code?: string }).code ?? 'ERROR', message: error.message, requestId };
+  if (error instanceof DomainError) {
+    if (error.field !== undefined) body.field = error.field;
+    if (error.rule !== undefined) body.rule = error.rule;
+  }
+  if (error instanceof ValidationError && error.issues.length > 0) body.issues = error.issues;
+  if (error instanceof CooldownActiveError) {
+    body.retryAfterSeconds = error.retryAfterSeconds;
+    headers['Retry-After'] = String(error.retryAfterSeconds);
+  }
+  if (error instanceof UnauthenticatedError) {
+    // RFC 6750: tell the client which scheme and why; the description stays generic.
+    headers['WWW-Authenticate'] = `Bearer realm="export-service", error="invalid_token", error_description="${error.reason}"`;
+  }
+  if (error instanceof MethodNotAllowedError) headers.Allow = error.allowed.join(', ');
+  headers['X-Request-Id'] = requestId;
+  return jsonResponse(status, { error: body } satisfies ErrorBody, headers);
+}

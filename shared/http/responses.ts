@@ -1,0 +1,23 @@
+import type { APIGatewayProxyResult } from 'aws-lambda';
+
+/**
+ * Every API response is private to its caller (exports, links, audit): nothing may be cached by
+ * a browser or a shared proxy.
+ */
+const BASE_HEADERS = {
+  'Content-Type': 'application/json; charset=utf-8',
+  'Cache-Control': 'no-store',
+  'X-Content-Type-Options': 'nosniff',
+} as const;
+
+export function jsonResponse(statusCode: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyResult {
+  return { statusCode, headers: { ...BASE_HEADERS, ...headers }, body: JSON.stringify(body) };
+}
+
+export function redirectResponse(location: string): APIGatewayProxyResult {
+  return {
+    statusCode: 302,
+    headers: { ...BASE_HEADERS, Location: location, 'Referrer-Policy': 'no-referrer' },
+    body: JSON.stringify({ location }),
+  };
+}
