@@ -104,6 +104,11 @@ export const exportJobSchema = z.object({
   sheetChunks: z.object({ cases: z.number().int().nonnegative(), users: z.number().int().nonnegative() }).partial().optional(),
   finalizeEnqueued: z.boolean().optional(),
   notifyEnqueued: z.boolean().optional(),
+  usersEnqueued: z.boolean().optional(),
+  /** Set by the notifier after the bot accepted the event: a redelivered notify posts nothing twice. */
+  notifiedAt: z.string().optional(),
+  /** Set by the DLQ handler when the bot could not be told (the notify DLQ). */
+  notifyError: z.string().optional(),
 });
 export type ExportJob = z.infer<typeof exportJobSchema>;
 

@@ -16,6 +16,9 @@ export type JobPatch = Partial<
     | 'sheetChunks'
     | 'finalizeEnqueued'
     | 'notifyEnqueued'
+    | 'usersEnqueued'
+    | 'notifiedAt'
+    | 'notifyError'
   >
 > & { error?: JobError };
 
@@ -24,7 +27,11 @@ export type ChunkDoneResult = {
   firstTime: boolean;
   done: number;
   total: number;
+  /** Rows of the main sheet so far (the size rule is checked against it). */
+  rowsWritten: number;
 };
+
+export type JobFlag = 'finalizeEnqueued' | 'notifyEnqueued' | 'usersEnqueued';
 
 export type JobPage = { items: ExportJob[]; cursor?: string };
 
@@ -73,7 +80,12 @@ export interface ExportStore {
    * Sets a boolean flag once (conditional on it not being true yet). Returns true for the one
    * caller that flipped it: the "exactly once" switch for enqueueing finalize/phase 2/notify.
    */
-  claimFlag(channelId: string, exportId: string, flag: 'finalizeEnqueued' | 'notifyEnqueued' | 'usersPlanned'): Promise<boolean>;
+  claimFlag(channelId: string, exportId: string, flag: JobFlag): Promise<boolean>;
+  /**
+   * Cases only: moves the job from phase 'main' to 'users' and adds the user chunks to the
+   * total, in one conditional write; false when another delivery already did.
+   */
+  advanceToUsersPhase(channelId: string, exportId: string, userChunks: number): Promise<boolean>;
   saveDownloadToken(record: DownloadTokenRecord): Promise<void>;
   getDownloadToken(tokenHash: string): Promise<DownloadTokenRecord | null>;
   /** Conditional put; returns the record already stored under that key when there is one. */

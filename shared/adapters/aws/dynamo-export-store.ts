@@ -12,6 +12,7 @@ import type {
   DownloadTokenRecord,
   ExportStore,
   IdempotencyRecord,
+  JobFlag,
   JobPage,
   JobPatch,
 } from '../../ports/export-store';
@@ -159,12 +160,22 @@ export class DynamoExportStore implements ExportStore {
         }),
       );
       const item = result.Attributes ?? {};
-      return { firstTime: true, done: Number(item.chunksDone ?? 0), total: Number(item.chunksTotal ?? 0) };
+      return {
+        firstTime: true,
+        done: Number(item.chunksDone ?? 0),
+        total: Number(item.chunksTotal ?? 0),
+        rowsWritten: Number(item.rowsWritten ?? 0),
+      };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
       const item = await this.getRaw(exportId);
       if (!item || item.channelId !== channelId) throw new Error(`export ${exportId} not found for chunk ${chunkId}`);
-      return { firstTime: false, done: Number(item.chunksDone ?? 0), total: Number(item.chunksTotal ?? 0) };
+      return {
+        firstTime: false,
+        done: Number(item.chunksDone ?? 0),
+        total: Number(item.chunksTotal ?? 0),
+        rowsWritten: Number(item.rowsWritten ?? 0),
+      };
     }
   }
 
@@ -200,7 +211,26 @@ export class DynamoExportStore implements ExportStore {
     }
   }
 
-  async claimFlag(channelId: string, exportId: string, flag: 'finalizeEnqueued' | 'notifyEnqueued' | 'usersPlanned'): Promise<boolean> {
+  async advanceToUsersPhase(channelId: string, exportId: string, userChunks: number): Promise<boolean> {
+    try {
+      await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: jobPk(exportId), sk: JOB_SK },
+          UpdateExpression: 'SET phase = :users, sheetChunks.#users = :n, updatedAt = :now ADD chunksTotal :n',
+          ConditionExpression: 'channelId = :ch AND phase = :main',
+          ExpressionAttributeNames: { '#users': 'users' },
+          ExpressionAttributeValues: { ':users': 'users', ':main': 'main', ':n': userChunks, ':ch': channelId, ':now': this.now().toISOString() },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  async claimFlag(channelId: string, exportId: string, flag: JobFlag): Promise<boolean> {
     try {
       await this.ddb.send(
         new UpdateCommand({

@@ -1,0 +1,173 @@
+import { createHash } from 'node:crypto';
+import { PassThrough, Transform } from 'node:stream';
+import { parseEncryptionParams, writeEncryptedWorkbook, type SheetPlan } from '../xlsx';
+import type { KeyWrapper } from '../ports/key-wrapper';
+import type { WorkspaceSource } from '../ports/source-data';
+import type { ExportJob, SheetKey } from './export-job';
+import { objectKeys, type FinalizeMessage } from './messages';
+import { createDownloadToken, hashDownloadToken } from './download-link';
+import { enqueueNotify, failExport, type StepDeps } from './pipeline-steps';
+import type { StoredPartMeta } from './process-chunk';
+import { columnsFingerprint, loadWorkspaceContext, SHEET_NAMES, sheetColumns, sheetsOf } from './workspace-context';
+
+export type FinalizeDeps = StepDeps & {
+  keyWrapper: KeyWrapper;
+  workspace: WorkspaceSource;
+  linkSigningSecret: string;
+  linkTtlDays: number;
+};
+
+export type FinalizeOutcome = {
+  status: 'completed' | 'skipped' | 'failed';
+  rowCount?: number;
+  fileSize?: number;
+  sha256?: string;
+};
+
+/** ASCII file names: every browser and mail client keeps them intact. */
+export function exportFileName(job: Pick<ExportJob, 'kind' | 'request' | 'exportId' | 'createdAt'>): string {
+  if (job.kind === 'cases') return `UserChatCase_${job.request.from ?? ''}_${job.request.to ?? ''}_${job.exportId}.xlsx`;
+  return `Contacts_${job.createdAt.slice(0, 10)}_${job.exportId}.xlsx`;
+}
+
+async function readMetas(deps: FinalizeDeps, job: ExportJob, sheet: SheetKey, count: number): Promise<StoredPartMeta[]> {
+  const metas: StoredPartMeta[] = [];
+  for (let i = 0; i < count; i += 32) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(32, count - i) }, async (_u, k) => {
+        const body = await deps.objects.getBuffer(objectKeys.partMeta(job.exportId, sheet, i + k));
+        if (!body) throw new Error(`part ${sheet}/${i + k} has no meta: a chunk is missing`);
+        return JSON.parse(body.toString('utf8')) as StoredPartMeta;
+      }),
+    );
+    metas.push(...batch);
+  }
+  return metas;
+}
+
+/**
+ * Stitches the parts into one encrypted workbook streamed into a multipart upload (sha256 and
+ * size computed on the way), then records the file, the link token's hash and the completion,
+ * tells the bot and deletes the parts. The conditional finalizing -> completed transition makes
+ * a second run (a redelivered finalize message) a no-op; a canceled export is never completed.
+ */
+export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDeps, delivery: { receiveCount: number }): Promise<FinalizeOutcome> {
+  const job = await deps.store.getJob(message.channelId, message.exportId);
+  if (!job) {
+    deps.log.warn('finalize for an unknown export: dropped', { exportId: message.exportId });
+    return { status: 'skipped' };
+  }
+  if (job.status === 'completed') {
+    // A retry after a crash between "completed" and the notify send finishes the job.
+    if (!job.notifyEnqueued && delivery.receiveCount > 1) await enqueueNotify(deps, job, 'export.completed');
+    return { status: 'skipped' };
+  }
+  if (!['queued', 'running', 'finalizing'].includes(job.status)) return { status: 'skipped' };
+  if (job.status !== 'finalizing' && !(await deps.store.setStatus(job.channelId, job.exportId, 'finalizing', ['queued', 'running']))) {
+    return { status: 'skipped' };
+  }
+
+  const ctx = await loadWorkspaceContext(deps.workspace, job.channelId);
+  const sheets: SheetPlan[] = [];
+  const sheetKeys = sheetsOf(job);
+  for (const sheet of sheetKeys) {
+    const columns = sheetColumns(job, sheet, ctx);
+    const metas = await readMetas(deps, job, sheet, job.sheetChunks?.[sheet] ?? 0);
+    const expected = columnsFingerprint(columns);
+    if (metas.some((m) => m.columns !== expected)) {
+      await failExport(deps, job, {
+        code: 'COLUMNS_CHANGED',
+        message: 'the profile schema changed while the export ran; request the export again',
+      });
+      return { status: 'failed' };
+    }
+    sheets.push({
+      name: SHEET_NAMES[sheet],
+      columns,
+      parts: metas.map((m) => ({ rawLength: m.rawLength, compressedLength: m.compressedLength, crc32: m.crc32, rowCount: m.rowCount })),
+    });
+  }
+  const mainIndex = job.kind === 'cases' ? 0 : sheetKeys.indexOf('users');
+  const rowCount = (sheets[mainIndex]?.parts ?? []).reduce((sum, p) => sum + p.rowCount, 0);
+
+  const packageKey = await deps.keyWrapper.unwrap(job.encryption.wrappedKey, { exportId: job.exportId });
+  const fileName = exportFileName(job);
+  const objectKey = objectKeys.file(job.channelId, job.exportId, fileName);
+  const hash = createHash('sha256');
+  let fileSize = 0;
+  const measure = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      fileSize += chunk.length;
+      callback(null, chunk);
+    },
+  });
+  const workbookOut = new PassThrough();
+  workbookOut.on('error', (error) => measure.destroy(error));
+  workbookOut.pipe(measure);
+  const startedAt = Date.now();
+  try {
+    await Promise.all([
+      writeEncryptedWorkbook({
+        sheets,
+        params: parseEncryptionParams(job.encryption.params),
+        packageKey,
+        out: workbookOut,
+        properties: { title: fileName, creator: 'export-service', created: new Date(job.createdAt) },
+        readPart: async (sheetIndex, partIndex) => {
+          const sheet = sheetKeys[sheetIndex];
+          if (!sheet) throw new Error(`no sheet ${sheetIndex}`);
+          return deps.objects.getStream(objectKeys.part(job.exportId, sheet, partIndex));
+        },
+      }),
+      deps.objects.upload(objectKey, measure, {
+        contentType: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+        metadata: { 'export-id': job.exportId },
+      }),
+    ]);
+  } finally {
+    packageKey.fill(0);
+  }
+  const sha256 = hash.digest('hex');
+  deps.log.info('workbook written', { exportId: job.exportId, fileSize, rowCount, seconds: (Date.now() - startedAt) / 1000 });
+
+  const completedAt = deps.clock.now();
+  const expiresAt = new Date(completedAt.getTime() + deps.linkTtlDays * 86_400_000);
+  const token = createDownloadToken({ exportId: job.exportId, expiresAt }, deps.linkSigningSecret);
+  await deps.store.saveDownloadToken({
+    tokenHash: hashDownloadToken(token),
+    exportId: job.exportId,
+    channelId: job.channelId,
+    expiresAt: expiresAt.toISOString(),
+  });
+  const completed = await deps.store.setStatus(job.channelId, job.exportId, 'completed', ['finalizing'], {
+    rowCount,
+    fileName,
+    fileSize,
+    sha256,
+    objectKey,
+    completedAt: completedAt.toISOString(),
+    expiresAt: expiresAt.toISOString(),
+  });
+  if (!completed) {
+    // Canceled (or failed) while the file was being written: offer nothing.
+    deps.log.info('export left finalizing before completion: file discarded', { exportId: job.exportId });
+    await deps.objects.deletePrefix(`exports/${job.channelId}/${job.exportId}/`);
+    return { status: 'skipped' };
+  }
+  await deps.audit
+    ?.append({
+      type: 'completed',
+      exportId: job.exportId,
+      channelId: job.channelId,
+      at: completedAt.toISOString(),
+      rowCount,
+      sha256,
+      fileSize,
+      fileName,
+    })
+    .catch((e: unknown) => deps.log.error('audit append failed', { exportId: job.exportId, error: String(e) }));
+  await enqueueNotify(deps, job, 'export.completed');
+  await deps.objects.deletePrefix(objectKeys.partsPrefix(job.exportId));
+  return { status: 'completed', rowCount, fileSize, sha256 };
+}

@@ -1,0 +1,37 @@
+import { pipelineMessageSchema } from './messages';
+import { failExport, type StepDeps } from './pipeline-steps';
+
+export type DeadLetterOutcome = 'failed-export' | 'already-final' | 'notify-failure-recorded' | 'unreadable';
+
+/**
+ * A message that exhausted its retries. For chunk and finalize messages the export is marked
+ * failed (unless it already completed or was canceled) and the bot is told through the notify
+ * queue. For a notify message the bot itself is unreachable: the failure is recorded on the
+ * job and nothing is enqueued again, so a dead bot cannot make a loop.
+ */
+export async function handleDeadLetter(body: string, deps: StepDeps, source: { queue: string }): Promise<DeadLetterOutcome> {
+  let parsed;
+  try {
+    parsed = pipelineMessageSchema.safeParse(JSON.parse(body));
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed?.success) {
+    deps.log.error('unreadable dead letter', { queue: source.queue });
+    return 'unreadable';
+  }
+  const message = parsed.data;
+  if (message.type === 'notify') {
+    await deps.store.updateProgress(message.channelId, message.exportId, {
+      notifyError: `the bot could not be told (${message.event}) after every retry`,
+    });
+    deps.log.error('bot notification dead-lettered', { exportId: message.exportId, event: message.event });
+    return 'notify-failure-recorded';
+  }
+  const stage = message.type === 'chunk' ? `chunk ${message.chunkId}` : 'finalize';
+  const failed = await failExport(deps, message, {
+    code: 'PIPELINE_FAILED',
+    message: `the ${stage} step kept failing and was given up; request the export again`,
+  });
+  return failed ? 'failed-export' : 'already-final';
+}

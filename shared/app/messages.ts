@@ -1,0 +1,55 @@
+import { z } from 'zod';
+import { sheetKeySchema } from './export-job';
+
+/**
+ * Queue message bodies. They carry ids, ranges and S3 keys only: never source data, never a
+ * password, token or key (a queue message is readable by anyone who can read the queue).
+ */
+const ids = { exportId: z.string().min(1), channelId: z.string().min(1) };
+
+export const chunkSourceSchema = z.discriminatedUnion('type', [
+  /** Cases of one UTC day bucket whose start instant is in [fromIso, toIso). */
+  z.object({ type: z.literal('caseDay'), day: z.iso.date(), fromIso: z.iso.datetime(), toIso: z.iso.datetime() }),
+  /** Every user of one key-range slice of USERS_TABLE. */
+  z.object({ type: z.literal('userShard'), shard: z.int().min(0) }),
+  /** Users by id: the ids live in S3 (selections can be 1,000,000 ids; a message is at most 256 KB). */
+  z.object({ type: z.literal('userIdsObject'), key: z.string().min(1) }),
+  /** A handful of ids inline (scope "user"). */
+  z.object({ type: z.literal('userIds'), ids: z.array(z.string().min(1)).min(1).max(100) }),
+]);
+export type ChunkSource = z.infer<typeof chunkSourceSchema>;
+
+export const chunkMessageSchema = z.object({
+  type: z.literal('chunk'),
+  ...ids,
+  /** Unique within the export; the completed-chunk set holds these. */
+  chunkId: z.string().min(1),
+  sheet: sheetKeySchema,
+  /** Position of the part in its sheet: parts are concatenated in this order. */
+  index: z.int().min(0),
+  source: chunkSourceSchema,
+});
+export type ChunkMessage = z.infer<typeof chunkMessageSchema>;
+
+export const finalizeMessageSchema = z.object({ type: z.literal('finalize'), ...ids });
+export type FinalizeMessage = z.infer<typeof finalizeMessageSchema>;
+
+export const notifyMessageSchema = z.object({
+  type: z.literal('notify'),
+  ...ids,
+  event: z.enum(['export.completed', 'export.failed']),
+});
+export type NotifyMessage = z.infer<typeof notifyMessageSchema>;
+
+export const pipelineMessageSchema = z.discriminatedUnion('type', [chunkMessageSchema, finalizeMessageSchema, notifyMessageSchema]);
+export type PipelineMessage = z.infer<typeof pipelineMessageSchema>;
+
+/** Deterministic S3 keys: a chunk that runs twice overwrites its own part with the same bytes. */
+export const objectKeys = {
+  partsPrefix: (exportId: string) => `parts/${exportId}/`,
+  part: (exportId: string, sheet: string, index: number) => `parts/${exportId}/${sheet}/${String(index).padStart(6, '0')}`,
+  partMeta: (exportId: string, sheet: string, index: number) => `parts/${exportId}/${sheet}/${String(index).padStart(6, '0')}.meta.json`,
+  caseRefs: (exportId: string, index: number) => `parts/${exportId}/refs/${String(index).padStart(6, '0')}.json`,
+  userIdBatch: (exportId: string, name: string, index: number) => `parts/${exportId}/ids/${name}-${String(index).padStart(6, '0')}.json`,
+  file: (channelId: string, exportId: string, fileName: string) => `exports/${channelId}/${exportId}/${fileName}`,
+};

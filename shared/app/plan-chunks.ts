@@ -1,0 +1,123 @@
+import { caseRangeInstants } from '../domain/policies';
+import type { ExportJob } from './export-job';
+import type { ExportStore } from '../ports/export-store';
+import type { MessageQueue } from '../ports/message-queue';
+import type { ObjectStore } from '../ports/object-store';
+import { compareUsersInExportOrder, daysInRange, USER_SHARDS } from './source-keys';
+import { objectKeys, type ChunkMessage, type FinalizeMessage } from './messages';
+
+export type PlanChunksDeps = {
+  store: ExportStore;
+  objects: ObjectStore;
+  queue: MessageQueue;
+  /** Ids per selection batch (one BatchGetItem-driven chunk each). */
+  selectionBatch?: number;
+};
+
+/** What the job itself does not hold: the selected ids (only their count is stored on the job). */
+export type PlanSources = { userIds?: readonly string[] };
+
+export type ChunkPlan = { chunksTotal: number; messages: ChunkMessage[] };
+
+const DEFAULT_SELECTION_BATCH = 2000;
+
+/** Ids in the documented export order, once each. */
+export function sortUserIdsForExport(ids: Iterable<string>): string[] {
+  return [...new Set(ids)].sort(compareUsersInExportOrder);
+}
+
+export function batchIds(ids: readonly string[], size: number): string[][] {
+  const batches: string[][] = [];
+  for (let i = 0; i < ids.length; i += size) batches.push(ids.slice(i, i + size));
+  return batches;
+}
+
+/**
+ * Splits a new job into chunk messages, stores what messages cannot carry (id lists) in S3,
+ * records the chunk count on the job and enqueues the chunks. Called by the API's
+ * requestExport right after it created the job (status queued).
+ *
+ * - cases: one chunk per UTC day bucket touched by the request's range (in the request's time
+ *   zone), each bounded to the exact instants, so concatenated parts are in creation order.
+ * - contacts all/filter/segment/query: one chunk per USERS_TABLE key-range slice (shard),
+ *   read in parallel; the filter/segment/query is applied by each chunk.
+ * - contacts selection: the ids, sorted into export order and deduplicated, in batches read
+ *   with BatchGetItem; each batch is an S3 object.
+ * - contacts user: one chunk.
+ *
+ * Safe to call again for the same job (a retried API request): messages, S3 keys and the
+ * chunk count are deterministic, and chunks are idempotent.
+ */
+export async function planChunks(job: ExportJob, sources: PlanSources, deps: PlanChunksDeps): Promise<ChunkPlan> {
+  const messages = buildChunkMessages(job, sources, deps.selectionBatch ?? DEFAULT_SELECTION_BATCH);
+  if (job.kind === 'contacts' && job.request.scope === 'selection') {
+    const ids = sortUserIdsForExport(sources.userIds ?? []);
+    const batches = batchIds(ids, deps.selectionBatch ?? DEFAULT_SELECTION_BATCH);
+    // Written before any message that points at them is sent.
+    await Promise.all(
+      batches.map((batch, i) =>
+        deps.objects.put(objectKeys.userIdBatch(job.exportId, 'selection', i), JSON.stringify(batch), { contentType: 'application/json' }),
+      ),
+    );
+  }
+  const sheet = job.kind === 'cases' ? 'cases' : 'users';
+  await deps.store.updateProgress(job.channelId, job.exportId, {
+    chunksTotal: messages.length,
+    phase: 'main',
+    sheetChunks: job.kind === 'cases' ? { cases: messages.length, users: 0 } : { [sheet]: messages.length },
+  });
+  if (messages.length === 0) {
+    // Nothing to read (an empty selection): the finalizer writes a workbook with headers only.
+    if (await deps.store.claimFlag(job.channelId, job.exportId, 'finalizeEnqueued')) {
+      const finalize: FinalizeMessage = { type: 'finalize', exportId: job.exportId, channelId: job.channelId };
+      await deps.queue.send('finalize', finalize);
+    }
+  } else {
+    await deps.queue.sendMany('chunk', messages);
+  }
+  return { chunksTotal: messages.length, messages };
+}
+
+export function buildChunkMessages(job: ExportJob, sources: PlanSources, selectionBatch: number): ChunkMessage[] {
+  const base = { type: 'chunk' as const, exportId: job.exportId, channelId: job.channelId };
+  if (job.kind === 'cases') {
+    const { from, to } = job.request;
+    if (!from || !to) throw new Error('planChunks: a cases job needs request.from and request.to');
+    const { startMs, endMsExclusive } = caseRangeInstants(from, to, job.request.timezone ?? job.timeZone);
+    return daysInRange(new Date(startMs), new Date(endMsExclusive)).map((day, index) => {
+      const dayStart = Date.parse(`${day}T00:00:00.000Z`);
+      const fromMs = Math.max(dayStart, startMs);
+      const toMs = Math.min(dayStart + 86_400_000, endMsExclusive);
+      return {
+        ...base,
+        chunkId: `cases-${index}`,
+        sheet: 'cases',
+        index,
+        source: { type: 'caseDay', day, fromIso: new Date(fromMs).toISOString(), toIso: new Date(toMs).toISOString() },
+      };
+    });
+  }
+  const scope = job.request.scope;
+  if (scope === 'user') {
+    const userId = job.request.userId;
+    if (!userId) throw new Error('planChunks: scope "user" needs request.userId');
+    return [{ ...base, chunkId: 'users-0', sheet: 'users', index: 0, source: { type: 'userIds', ids: [userId] } }];
+  }
+  if (scope === 'selection') {
+    const ids = sortUserIdsForExport(sources.userIds ?? []);
+    return batchIds(ids, selectionBatch).map((_batch, index) => ({
+      ...base,
+      chunkId: `users-${index}`,
+      sheet: 'users',
+      index,
+      source: { type: 'userIdsObject', key: objectKeys.userIdBatch(job.exportId, 'selection', index) },
+    }));
+  }
+  return Array.from({ length: USER_SHARDS }, (_unused, shard) => ({
+    ...base,
+    chunkId: `users-${shard}`,
+    sheet: 'users' as const,
+    index: shard,
+    source: { type: 'userShard' as const, shard },
+  }));
+}

@@ -1,0 +1,282 @@
+import {
+  caseRecordSchema,
+  checkRowCount,
+  compileFilter,
+  createCaseRowMapper,
+  createPolicyConfig,
+  createUserRowMapper,
+  resolveSegment,
+  TooManyRowsError,
+  userRecordSchema,
+  type Predicate,
+} from '../domain';
+import { createPartEncoder, type PartEncoder } from '../xlsx';
+import type { CasesSource, RawItem, UsersSource, WorkspaceSource } from '../ports/source-data';
+import type { ExportJob } from './export-job';
+import { objectKeys, type ChunkMessage } from './messages';
+import { batchIds, sortUserIdsForExport } from './plan-chunks';
+import { enqueueFinalize, failExport, type StepDeps } from './pipeline-steps';
+import { columnsFingerprint, loadSegment, loadWorkspaceContext, sheetColumns, type WorkspaceContext } from './workspace-context';
+
+export type ChunkDeps = StepDeps & {
+  cases: CasesSource;
+  users: UsersSource;
+  workspace: WorkspaceSource;
+  /** The size rule (1,000,000 in production; tests lower it). */
+  maxRows: number;
+  selectionBatch?: number;
+};
+
+export type ChunkOutcome = {
+  status: 'done' | 'duplicate' | 'skipped' | 'failed';
+  rows: number;
+  /** Records that did not pass the source schema (skipped, counted, never logged with values). */
+  invalidRecords: number;
+  finalizeEnqueued: boolean;
+  usersPhasePlanned: boolean;
+};
+
+/** Part meta JSON stored beside each part: the engine's PartMeta plus the columns fingerprint. */
+export type StoredPartMeta = {
+  rawLength: number;
+  compressedLength: number;
+  crc32: number;
+  rowCount: number;
+  columns: string;
+};
+
+const ACTIVE = new Set(['queued', 'running']);
+
+/**
+ * One chunk: read its slice, filter, map to rows, render and deflate a part, store it under
+ * its deterministic key, then add the chunk to the job's completed set. The delivery that
+ * completes the set (the conditional set-add tells it apart from every other delivery) starts
+ * the next step: phase 2 of a cases export (the referenced users) or the finalize message.
+ * A retry of that delivery (receiveCount > 1) repeats the next step only if its "sent" flag is
+ * still unset, so a crash between the set-add and the send is finished by the retry.
+ */
+export async function processChunk(message: ChunkMessage, deps: ChunkDeps, delivery: { receiveCount: number }): Promise<ChunkOutcome> {
+  const outcome: ChunkOutcome = { status: 'skipped', rows: 0, invalidRecords: 0, finalizeEnqueued: false, usersPhasePlanned: false };
+  const job = await deps.store.getJob(message.channelId, message.exportId);
+  if (!job) {
+    deps.log.warn('chunk for an unknown export: dropped', { exportId: message.exportId, chunkId: message.chunkId });
+    return outcome;
+  }
+  if (!ACTIVE.has(job.status)) {
+    // Canceled, failed or already finalizing: a late or duplicate chunk has nothing to add.
+    deps.log.info('chunk skipped', { exportId: job.exportId, chunkId: message.chunkId, status: job.status });
+    return outcome;
+  }
+  if (job.status === 'queued') await deps.store.setStatus(job.channelId, job.exportId, 'running', ['queued']);
+
+  const ctx = await loadWorkspaceContext(deps.workspace, job.channelId);
+  const columns = sheetColumns(job, message.sheet, ctx);
+  const encoder = createPartEncoder(columns, { timeZone: job.timeZone });
+  const refs = new Set<string>();
+  let rows: number;
+  try {
+    rows = await renderSlice(job, message, deps, ctx, encoder, refs, outcome);
+  } catch (error) {
+    if (error instanceof TooManyRowsError) {
+      await failExport(deps, job, { code: error.code, message: error.message });
+      return { ...outcome, status: 'failed' };
+    }
+    throw error;
+  }
+  const part = encoder.finish();
+  const meta: StoredPartMeta = {
+    rawLength: part.rawLength,
+    compressedLength: part.compressedLength,
+    crc32: part.crc32,
+    rowCount: part.rowCount,
+    columns: columnsFingerprint(columns),
+  };
+  // Data first, meta second, completion last: whoever sees the chunk in the completed set
+  // finds its part and meta in place.
+  await deps.objects.put(objectKeys.part(job.exportId, message.sheet, message.index), part.data);
+  await deps.objects.put(objectKeys.partMeta(job.exportId, message.sheet, message.index), JSON.stringify(meta), {
+    contentType: 'application/json',
+  });
+  if (job.kind === 'cases' && message.sheet === 'cases') {
+    await deps.objects.put(objectKeys.caseRefs(job.exportId, message.index), JSON.stringify(sortUserIdsForExport(refs)), {
+      contentType: 'application/json',
+    });
+  }
+
+  // Only main-sheet rows count toward the size rule and the reported row count.
+  const mainSheet = job.kind === 'cases' ? 'cases' : 'users';
+  const counted = message.sheet === mainSheet ? rows : 0;
+  const done = await deps.store.markChunkDone(job.channelId, job.exportId, message.chunkId, { rowCount: counted });
+  outcome.rows = rows;
+  outcome.status = done.firstTime ? 'done' : 'duplicate';
+
+  if (done.rowsWritten > deps.maxRows) {
+    try {
+      checkRowCount(done.rowsWritten, job.kind, createPolicyConfig({ maxRows: Math.min(deps.maxRows, 1_048_575) }));
+    } catch (error) {
+      if (error instanceof TooManyRowsError) await failExport(deps, job, { code: error.code, message: error.message });
+      else throw error;
+    }
+    return { ...outcome, status: 'failed' };
+  }
+  if (done.done < done.total) return outcome;
+  if (!done.firstTime && delivery.receiveCount <= 1) return outcome;
+
+  const fresh = (await deps.store.getJob(job.channelId, job.exportId)) ?? job;
+  if (!ACTIVE.has(fresh.status)) return outcome;
+  if (fresh.kind === 'cases' && (fresh.phase ?? 'main') === 'main') {
+    await planUsersPhase(fresh, deps);
+    outcome.usersPhasePlanned = true;
+    return outcome;
+  }
+  if (!fresh.finalizeEnqueued) {
+    await enqueueFinalize(deps, fresh);
+    outcome.finalizeEnqueued = true;
+    deps.log.info('finalize enqueued', { exportId: fresh.exportId, rowsWritten: done.rowsWritten });
+  }
+  return outcome;
+}
+
+async function renderSlice(
+  job: ExportJob,
+  message: ChunkMessage,
+  deps: ChunkDeps,
+  ctx: WorkspaceContext,
+  encoder: PartEncoder,
+  refs: Set<string>,
+  outcome: ChunkOutcome,
+): Promise<number> {
+  const now = deps.clock.now();
+  let rows = 0;
+  const tooMany = () => {
+    // One chunk alone over the limit: fail before holding more rows in memory.
+    if (rows > deps.maxRows) {
+      throw new TooManyRowsError(`the export has more than ${deps.maxRows} rows; narrow the range, filter or selection`, {
+        rowCount: rows,
+        maxRows: deps.maxRows,
+        rule: job.kind === 'cases' ? 'S2' : 'C6',
+      });
+    }
+  };
+  const source = message.source;
+  if (source.type === 'caseDay') {
+    const predicate = compileFilter(job.request.filter, 'cases', { now });
+    const toRow = createCaseRowMapper({ now, channelId: job.channelId, directory: ctx.directory, profileKeys: ctx.chatProfileSchema.keys });
+    for await (const page of deps.cases.queryDay(job.channelId, source.day, source.fromIso, source.toIso)) {
+      for (const raw of page) {
+        const parsed = caseRecordSchema.safeParse(raw);
+        if (!parsed.success) {
+          outcome.invalidRecords++;
+          continue;
+        }
+        if (!predicate(parsed.data)) continue;
+        encoder.add(toRow(parsed.data));
+        refs.add(parsed.data.userId);
+        rows++;
+      }
+      tooMany();
+    }
+    return rows;
+  }
+
+  const toRow = createUserRowMapper(ctx.userProfileSchema);
+  const addUsers = (page: readonly RawItem[], predicate: Predicate) => {
+    for (const raw of page) {
+      const parsed = userRecordSchema.safeParse(raw);
+      if (!parsed.success) {
+        outcome.invalidRecords++;
+        continue;
+      }
+      if (!predicate(parsed.data)) continue;
+      encoder.add(toRow(parsed.data));
+      rows++;
+    }
+    tooMany();
+  };
+
+  if (source.type === 'userShard') {
+    const predicate = await contactsPredicate(job, deps, ctx, now);
+    for await (const page of deps.users.queryShard(job.channelId, source.shard)) addUsers(page, predicate);
+    return rows;
+  }
+
+  // Id batches (a selection, one user, or the users the cases reference): ids are already in
+  // export order; BatchGetItem returns them in any order, so reorder by id.
+  let ids: string[];
+  if (source.type === 'userIds') ids = source.ids;
+  else {
+    const body = await deps.objects.getBuffer(source.key);
+    if (!body) throw new Error(`chunk ${message.chunkId}: id batch object is missing`);
+    ids = JSON.parse(body.toString('utf8')) as string[];
+  }
+  const found = await deps.users.getMany(job.channelId, ids);
+  const byId = new Map(found.map((u) => [String(u.id), u]));
+  const ordered: RawItem[] = [];
+  for (const id of ids) {
+    const user = byId.get(id);
+    if (user) ordered.push(user);
+  }
+  addUsers(ordered, () => true);
+  return rows;
+}
+
+async function contactsPredicate(job: ExportJob, deps: ChunkDeps, ctx: WorkspaceContext, now: Date): Promise<Predicate> {
+  const base = { now, query: job.request.query, profileSchema: ctx.userProfileSchema };
+  switch (job.request.scope) {
+    case 'filter':
+      return compileFilter(job.request.filter, 'users', base);
+    case 'segment': {
+      const segmentId = job.request.segmentId ?? '';
+      // Segments are saved conditions, re-evaluated now (C4).
+      const filter = resolveSegment(await loadSegment(deps.workspace, job.channelId, segmentId), segmentId);
+      return compileFilter(filter, 'users', base);
+    }
+    default:
+      return compileFilter(undefined, 'users', base);
+  }
+}
+
+/**
+ * Cases phase 2: the "User data" sheet holds exactly the users the exported cases reference,
+ * once each. Every case chunk stored its referenced ids; the union, sorted into the documented
+ * user order, becomes id batches (deterministic keys, so a retry rewrites the same objects).
+ */
+async function planUsersPhase(job: ExportJob, deps: ChunkDeps): Promise<void> {
+  const caseChunks = job.sheetChunks?.cases ?? 0;
+  const all = new Set<string>();
+  for (let i = 0; i < caseChunks; i += 16) {
+    const bodies = await Promise.all(
+      Array.from({ length: Math.min(16, caseChunks - i) }, (_u, k) => deps.objects.getBuffer(objectKeys.caseRefs(job.exportId, i + k))),
+    );
+    bodies.forEach((body, k) => {
+      if (!body) throw new Error(`case chunk ${i + k}: referenced-user list is missing`);
+      for (const id of JSON.parse(body.toString('utf8')) as string[]) all.add(id);
+    });
+  }
+  const batches = batchIds(sortUserIdsForExport(all), deps.selectionBatch ?? 2000);
+  await Promise.all(
+    batches.map((batch, i) =>
+      deps.objects.put(objectKeys.userIdBatch(job.exportId, 'users', i), JSON.stringify(batch), { contentType: 'application/json' }),
+    ),
+  );
+  const advanced = await deps.store.advanceToUsersPhase(job.channelId, job.exportId, batches.length);
+  if (!advanced && job.usersEnqueued) return;
+  deps.log.info('users phase planned', { exportId: job.exportId, users: all.size, chunks: batches.length });
+  if (batches.length === 0) {
+    if (!job.finalizeEnqueued) await enqueueFinalize(deps, job);
+    return;
+  }
+  await deps.queue.sendMany(
+    'chunk',
+    batches.map((_batch, index): ChunkMessage => ({
+      type: 'chunk',
+      exportId: job.exportId,
+      channelId: job.channelId,
+      chunkId: `users-${index}`,
+      sheet: 'users',
+      index,
+      source: { type: 'userIdsObject', key: objectKeys.userIdBatch(job.exportId, 'users', index) },
+    })),
+  );
+  await deps.store.updateProgress(job.channelId, job.exportId, { usersEnqueued: true });
+}
