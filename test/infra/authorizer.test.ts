@@ -1,0 +1,103 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTokenVerifier } from '../../shared/auth';
+import { buildAllowPolicy, createAuthorize, parseAuthorizerContext, stageWildcardArn } from '../../functions/authorizer/authorize';
+
+const ISSUER = 'https://auth.example.test/';
+const AUDIENCE = 'export-service';
+const METHOD_ARN = 'arn:aws:execute-api:ap-northeast-2:123456789012:abc123/prod/GET/v1/exports/e-1';
+const claims = { channelId: 'ch-1', managerId: 'm-7', name: 'Kim', permissions: ['export:download', 'audit:read'] };
+
+let server: http.Server;
+let jwksUrl: string;
+let signingKey: CryptoKey;
+let otherKey: CryptoKey;
+let jwksRequests = 0;
+
+beforeAll(async () => {
+  const pair = await generateKeyPair('ES256');
+  signingKey = pair.privateKey;
+  otherKey = (await generateKeyPair('ES256')).privateKey;
+  const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+  // A real JWKS endpoint on a free port: the verifier fetches it exactly as it would the IdP's.
+  server = http.createServer((req, res) => {
+    jwksRequests += 1;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ keys: [jwk] }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  jwksUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`;
+});
+afterAll(async () => {
+  await new Promise<void>((resolve) => server?.close(() => resolve()));
+});
+
+async function token(options: { key?: CryptoKey; issuer?: string; expiresAt?: number; payload?: Record<string, unknown> } = {}) {
+  return new SignJWT(options.payload ?? claims)
+    .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+    .setIssuer(options.issuer ?? ISSUER)
+    .setAudience(AUDIENCE)
+    .setSubject('m-7')
+    .setIssuedAt()
+    .setExpirationTime(options.expiresAt ?? Math.floor(Date.now() / 1000) + 3600)
+    .sign(options.key ?? signingKey);
+}
+
+function makeAuthorize() {
+  const rejected: string[] = [];
+  const authorize = createAuthorize({
+    verifier: createTokenVerifier({ issuer: ISSUER, audience: AUDIENCE, jwksUrl }),
+    onRejected: (reason) => rejected.push(reason),
+  });
+  return { authorize, rejected };
+}
+
+describe('bearer authorizer', () => {
+  it('allows a valid token for the whole stage and passes the principal as context', async () => {
+    const { authorize } = makeAuthorize();
+    const result = await authorize({ type: 'TOKEN', methodArn: METHOD_ARN, authorizationToken: `Bearer ${await token()}` });
+    expect(result.principalId).toBe('m-7');
+    expect(result.policyDocument.Statement).toEqual([
+      { Action: 'execute-api:Invoke', Effect: 'Allow', Resource: 'arn:aws:execute-api:ap-northeast-2:123456789012:abc123/prod/*' },
+    ]);
+    expect(parseAuthorizerContext(result.context)).toEqual(claims);
+    expect(jwksRequests).toBeGreaterThan(0);
+  });
+
+  it.each([
+    ['no header', async () => ''],
+    ['not a bearer token', async () => `Basic ${Buffer.from('a:b').toString('base64')}`],
+    ['a token signed by another key', async () => `Bearer ${await token({ key: otherKey })}`],
+    ['a token from another issuer', async () => `Bearer ${await token({ issuer: 'https://evil.example/' })}`],
+    ['an expired token', async () => `Bearer ${await token({ expiresAt: Math.floor(Date.now() / 1000) - 3600 })}`],
+    ['a token without the channel claim', async () => `Bearer ${await token({ payload: { managerId: 'm-7', name: 'x', permissions: [] } })}`],
+  ])('answers 401 (throws "Unauthorized") for %s, and never logs the token', async (_label, header) => {
+    const { authorize, rejected } = makeAuthorize();
+    const authorizationToken = await header();
+    await expect(authorize({ type: 'TOKEN', methodArn: METHOD_ARN, authorizationToken })).rejects.toThrow(/^Unauthorized$/);
+    expect(rejected).toHaveLength(1);
+    const jwt = authorizationToken.replace(/^\S+\s*/, '');
+    if (jwt.length > 0) expect(rejected[0]).not.toContain(jwt);
+  });
+
+  it('rejects a method ARN that is not execute-api', () => {
+    expect(() => stageWildcardArn('arn:aws:s3:::bucket/key')).toThrow(/execute-api/);
+    expect(() => buildAllowPolicy(claims, 'nonsense')).toThrow();
+  });
+
+  it('context round trip fails loudly on a tampered permission list', () => {
+    expect(() => parseAuthorizerContext({ channelId: 'c', managerId: 'm', name: '', permissions: 'export:download' })).toThrow(/permissions/);
+  });
+
+  it('the Lambda entry reads its settings at cold start and verifies against the configured JWKS', async () => {
+    process.env.JWT_ISSUER = ISSUER;
+    process.env.JWT_AUDIENCE = AUDIENCE;
+    process.env.JWT_JWKS_URL = jwksUrl;
+    const { handler } = await import('../../functions/authorizer/handler');
+    const result = await handler({ type: 'TOKEN', methodArn: METHOD_ARN, authorizationToken: `Bearer ${await token()}` });
+    expect(result.policyDocument.Statement[0]).toMatchObject({ Effect: 'Allow' });
+    await expect(handler({ type: 'TOKEN', methodArn: METHOD_ARN, authorizationToken: 'Bearer a.b.c' })).rejects.toThrow('Unauthorized');
+  });
+});

@@ -1,0 +1,490 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { Match, type Template } from 'aws-cdk-lib/assertions';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../shared/config';
+import { FUNCTION_NAMES, FUNCTION_SIZING, type ExportServiceStack, type FunctionName } from '../../infra/stack/export-service-stack';
+import { VISIBILITY_TIMEOUT_FACTOR } from '../../infra/stack/work-queue';
+import { rolesAllowed, roleStatements, statementAllows, statementReaches, type Statement } from './iam-statements';
+import { idOf, missingEntries, resourcesOf, synthStack, TEST_CONTEXT, type SynthResult } from './synth-stack';
+
+const execFileAsync = promisify(execFile);
+
+// One synth with real esbuild bundling for the whole file: bundling is the slow part.
+let synth: SynthResult;
+let template: Template;
+let stack: ExportServiceStack;
+
+beforeAll(() => {
+  synth = synthStack({ bundle: true });
+  template = synth.template;
+  stack = synth.stack;
+});
+afterAll(() => synth?.cleanup());
+
+const fnId = (name: FunctionName) => idOf(stack, stack.functions[name].fn);
+const roleId = (name: FunctionName) => idOf(stack, stack.functions[name].fn.role!);
+const fnProps = (name: FunctionName) => resourcesOf(template, 'AWS::Lambda::Function')[fnId(name)]!.Properties!;
+
+describe('handlers', () => {
+  it('synthesizes the real handler of every function (no stand-in entry)', () => {
+    expect(missingEntries()).toEqual([]);
+  });
+});
+
+describe('resource counts', () => {
+  it.each([
+    ['AWS::Lambda::Function', 6],
+    ['AWS::SQS::Queue', 6],
+    ['AWS::DynamoDB::Table', 6],
+    ['AWS::KMS::Key', 2],
+    ['AWS::S3::Bucket', 1],
+    ['AWS::SecretsManager::Secret', 2],
+    ['AWS::Lambda::EventSourceMapping', 6],
+    ['AWS::ApiGateway::RestApi', 1],
+    ['AWS::ApiGateway::Authorizer', 1],
+    ['AWS::ApiGateway::Model', 1],
+    ['AWS::CloudWatch::Alarm', 6],
+    ['AWS::SNS::Topic', 1],
+    ['AWS::IAM::User', 0],
+  ])('%s x %i', (type, count) => {
+    template.resourceCountIs(type, count);
+  });
+});
+
+describe('ServiceFunction defaults', () => {
+  it.each(FUNCTION_NAMES)('%s: nodejs22.x, arm64, tracing, source maps, JSON logs with retention', (name) => {
+    const props = fnProps(name);
+    expect(props.Runtime).toBe('nodejs22.x');
+    expect(props.Architectures).toEqual(['arm64']);
+    expect(props.TracingConfig).toEqual({ Mode: 'Active' });
+    expect(props.Handler).toBe('index.handler');
+    expect(props.Environment.Variables.NODE_OPTIONS).toBe('--enable-source-maps');
+    expect(props.MemorySize).toBe(FUNCTION_SIZING[name].memorySize);
+    expect(props.Timeout).toBe(FUNCTION_SIZING[name].timeout.toSeconds());
+    const logGroupId = props.LoggingConfig.LogGroup.Ref as string;
+    const logGroup = resourcesOf(template, 'AWS::Logs::LogGroup')[logGroupId];
+    expect(logGroup?.Properties?.RetentionInDays).toBe(30);
+  });
+
+  it.each(FUNCTION_NAMES)('%s: bundled locally as ESM with the createRequire banner and a source map', (name) => {
+    // The zip's key is the asset hash; the staged folder next to the template has the same name.
+    const s3Key = fnProps(name).Code.S3Key as string;
+    const dir = path.join(synth.outdir, `asset.${s3Key.replace(/\.zip$/, '')}`);
+    const code = readFileSync(path.join(dir, 'index.mjs'), 'utf8');
+    expect(code.startsWith("import{createRequire as __esmCreateRequire}from'node:module';")).toBe(true);
+    expect(existsSync(path.join(dir, 'index.mjs.map'))).toBe(true);
+    expect(code).toMatch(/export\s*\{[^}]*\bhandler\b/);
+  });
+
+  it('every bundle loads as an ES module under node and exports handler', async () => {
+    // Catches what only shows at cold start on Lambda: a CommonJS dependency calling require()
+    // inside the ESM bundle, a top-level await on a missing variable, a bad import.
+    const results = await Promise.all(
+      FUNCTION_NAMES.map(async (name) => {
+        const s3Key = fnProps(name).Code.S3Key as string;
+        const file = path.join(synth.outdir, `asset.${s3Key.replace(/\.zip$/, '')}`, 'index.mjs');
+        const env = Object.fromEntries(
+          Object.entries(fnProps(name).Environment.Variables as Record<string, unknown>).map(([k, v]) => [
+            k,
+            typeof v === 'string' ? v : 'https://resolved.example.com/ref',
+          ]),
+        );
+        const script = "const m = await import(process.argv[1]); if (typeof m.handler !== 'function') { console.error('no handler export'); process.exit(3); }";
+        try {
+          await execFileAsync(process.execPath, ['--input-type=module', '-e', script, pathToFileURL(file).href], {
+            env: { PATH: process.env.PATH, AWS_REGION: 'ap-northeast-2', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', ...env },
+          });
+          return `${name}: ok`;
+        } catch (error) {
+          return `${name}: ${(error as { stderr?: string }).stderr?.split('\n').slice(0, 5).join(' ') ?? String(error)}`;
+        }
+      }),
+    );
+    expect(results).toEqual(FUNCTION_NAMES.map((name) => `${name}: ok`));
+  });
+
+  it('every pipeline function gets an environment that shared/config.ts accepts', () => {
+    for (const name of FUNCTION_NAMES.filter((n) => n !== 'authorizer')) {
+      const variables = fnProps(name).Environment.Variables as Record<string, unknown>;
+      // CloudFormation fills the references at deploy time; any URL-shaped stand-in will do here.
+      const resolved = Object.fromEntries(
+        Object.entries(variables).map(([k, v]) => [k, typeof v === 'string' ? v : 'https://resolved.example.com/ref']),
+      );
+      expect(() => parseConfig(resolved), name).not.toThrow();
+      expect(variables.EXPORTS_TABLE).toEqual({ Ref: idOf(stack, stack.tables.exports) });
+      expect(variables.AUDIT_TABLE).toEqual({ Ref: idOf(stack, stack.tables.audit) });
+      expect(variables.KMS_KEY_ID).toEqual({ 'Fn::GetAtt': [idOf(stack, stack.keys.wrapKey), 'Arn'] });
+      expect(variables.LINK_SIGNING_SECRET_ARN).toEqual({ Ref: idOf(stack, stack.secrets.linkSigning) });
+      // The secrets themselves never appear in the template, only their ARNs.
+      expect(variables.BOT_SIGNING_SECRET).toBeUndefined();
+      expect(variables.LINK_SIGNING_SECRET).toBeUndefined();
+      expect(JSON.stringify(variables.PUBLIC_BASE_URL)).toContain(idOf(stack, stack.api.restApi));
+    }
+  });
+
+  it('the authorizer gets only the JWT settings', () => {
+    expect(Object.keys(fnProps('authorizer').Environment.Variables).sort()).toEqual(['JWT_AUDIENCE', 'JWT_ISSUER', 'JWT_JWKS_URL', 'NODE_OPTIONS']);
+    expect(fnProps('authorizer').Environment.Variables.JWT_JWKS_URL).toBe(TEST_CONTEXT.jwtJwksUrl);
+  });
+});
+
+describe('queues', () => {
+  const queues = () => resourcesOf(template, 'AWS::SQS::Queue');
+  const mappings = () => Object.values(resourcesOf(template, 'AWS::Lambda::EventSourceMapping')).map((r) => r.Properties!);
+
+  it('every mapping: visibility timeout >= 6x the consumer timeout, partial batch responses, max concurrency', () => {
+    const functions = resourcesOf(template, 'AWS::Lambda::Function');
+    expect(mappings()).toHaveLength(6);
+    for (const mapping of mappings()) {
+      const queueId = mapping.EventSourceArn['Fn::GetAtt'][0] as string;
+      const functionId = mapping.FunctionName.Ref as string;
+      const visibility = queues()[queueId]!.Properties!.VisibilityTimeout as number;
+      const timeout = functions[functionId]!.Properties!.Timeout as number;
+      expect(visibility, `${queueId} -> ${functionId}`).toBeGreaterThanOrEqual(VISIBILITY_TIMEOUT_FACTOR * timeout);
+      expect(mapping.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
+      expect(mapping.ScalingConfig.MaximumConcurrency).toBeGreaterThanOrEqual(2);
+    }
+  });
+
+  it('each work queue has a DLQ with a redrive of 3-5 receives, and its consumer is the right function', () => {
+    const expected: [keyof ExportServiceStack['queues'], FunctionName][] = [
+      ['chunk', 'chunk'],
+      ['finalize', 'finalizer'],
+      ['notify', 'notifier'],
+    ];
+    for (const [queueName, consumer] of expected) {
+      const work = stack.queues[queueName];
+      const props = queues()[idOf(stack, work.queue)]!.Properties!;
+      expect(props.RedrivePolicy.deadLetterTargetArn).toEqual({ 'Fn::GetAtt': [idOf(stack, work.deadLetterQueue), 'Arn'] });
+      expect(props.RedrivePolicy.maxReceiveCount).toBeGreaterThanOrEqual(3);
+      expect(props.RedrivePolicy.maxReceiveCount).toBeLessThanOrEqual(5);
+      const consumers = mappings()
+        .filter((m) => m.EventSourceArn['Fn::GetAtt'][0] === idOf(stack, work.queue))
+        .map((m) => m.FunctionName.Ref);
+      expect(consumers).toEqual([fnId(consumer)]);
+      // The DLQ consumer drains every DLQ.
+      const dlqConsumers = mappings()
+        .filter((m) => m.EventSourceArn['Fn::GetAtt'][0] === idOf(stack, work.deadLetterQueue))
+        .map((m) => m.FunctionName.Ref);
+      expect(dlqConsumers).toEqual([fnId('dlq')]);
+    }
+  });
+
+  it('the chunk mapping takes its concurrency from the context', () => {
+    const chunkMapping = mappings().find((m) => m.EventSourceArn['Fn::GetAtt'][0] === idOf(stack, stack.queues.chunk.queue));
+    expect(chunkMapping?.ScalingConfig.MaximumConcurrency).toBe(40);
+    expect(chunkMapping?.BatchSize).toBe(1);
+  });
+});
+
+describe('DynamoDB', () => {
+  const tableProps = (table: keyof ExportServiceStack['tables']) =>
+    resourcesOf(template, 'AWS::DynamoDB::Table')[idOf(stack, stack.tables[table] as never)]!;
+
+  it('all tables are on-demand with pk (and sk where the pipeline uses one)', () => {
+    for (const name of ['exports', 'audit', 'cases', 'users', 'workspace', 'cooldowns'] as const) {
+      const props = tableProps(name).Properties!;
+      expect(props.BillingMode, name).toBe('PAY_PER_REQUEST');
+      const keys = props.KeySchema.map((k: { AttributeName: string; KeyType: string }) => `${k.AttributeName}:${k.KeyType}`);
+      expect(keys, name).toEqual(name === 'cooldowns' ? ['pk:HASH'] : ['pk:HASH', 'sk:RANGE']);
+    }
+  });
+
+  it('exports: gsi1 and TTL on ttl; cooldowns: TTL on ttl', () => {
+    const exportsProps = tableProps('exports').Properties!;
+    expect(exportsProps.TimeToLiveSpecification).toEqual({ AttributeName: 'ttl', Enabled: true });
+    expect(exportsProps.GlobalSecondaryIndexes).toEqual([
+      expect.objectContaining({
+        IndexName: 'gsi1',
+        KeySchema: [
+          { AttributeName: 'gsi1pk', KeyType: 'HASH' },
+          { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
+        ],
+      }),
+    ]);
+    expect(tableProps('cooldowns').Properties!.TimeToLiveSpecification).toEqual({ AttributeName: 'ttl', Enabled: true });
+  });
+
+  it('audit: gsi1, point-in-time recovery, deletion protection, retained', () => {
+    const audit = tableProps('audit');
+    expect(audit.Properties!.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+    expect(audit.Properties!.DeletionProtectionEnabled).toBe(true);
+    expect(audit.DeletionPolicy).toBe('Retain');
+    expect(audit.UpdateReplacePolicy).toBe('Retain');
+    expect(audit.Properties!.GlobalSecondaryIndexes.map((i: { IndexName: string }) => i.IndexName)).toEqual(['gsi1']);
+  });
+});
+
+describe('S3', () => {
+  const bucket = () => resourcesOf(template, 'AWS::S3::Bucket')[idOf(stack, stack.bucket.bucket)]!.Properties!;
+
+  it('blocks public access, uses SSE-KMS with the bucket key (not the wrap key)', () => {
+    expect(bucket().PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+    expect(bucket().BucketEncryption.ServerSideEncryptionConfiguration).toEqual([
+      {
+        BucketKeyEnabled: true,
+        ServerSideEncryptionByDefault: {
+          SSEAlgorithm: 'aws:kms',
+          KMSMasterKeyID: { 'Fn::GetAtt': [idOf(stack, stack.keys.bucketKey), 'Arn'] },
+        },
+      },
+    ]);
+  });
+
+  it('denies requests without TLS', () => {
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+
+  it('lifecycle: parts/ after 1 day, exports/ after the link window + 1 day, multipart uploads aborted after 1 day', () => {
+    const rules = bucket().LifecycleConfiguration.Rules as Record<string, unknown>[];
+    expect(rules).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ Prefix: 'parts/', ExpirationInDays: 1, Status: 'Enabled' }),
+        expect.objectContaining({ Prefix: 'exports/', ExpirationInDays: 8, Status: 'Enabled' }),
+        expect.objectContaining({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: 'Enabled' }),
+      ]),
+    );
+    const abortRule = rules.find((r) => r.AbortIncompleteMultipartUpload);
+    expect(abortRule?.Prefix).toBeUndefined();
+  });
+});
+
+describe('KMS and secrets', () => {
+  it('both keys rotate', () => {
+    for (const key of [stack.keys.wrapKey, stack.keys.bucketKey]) {
+      expect(resourcesOf(template, 'AWS::KMS::Key')[idOf(stack, key)]!.Properties!.EnableKeyRotation).toBe(true);
+    }
+  });
+
+  it('only the api role may wrap and only the finalizer role may unwrap with the wrap key (identity policies)', () => {
+    const wrapKeyId = idOf(stack, stack.keys.wrapKey);
+    for (const action of ['kms:Encrypt', 'kms:GenerateDataKey']) {
+      const allowed = [...rolesAllowed(template, action, wrapKeyId)];
+      expect(allowed, action).toEqual(action === 'kms:Encrypt' ? [roleId('api')] : []);
+    }
+    expect([...rolesAllowed(template, 'kms:Decrypt', wrapKeyId)]).toEqual([roleId('finalizer')]);
+    expect([...rolesAllowed(template, 'kms:ReEncryptFrom', wrapKeyId)]).toEqual([]);
+  });
+
+  it('the wrap key policy denies use by anyone else, whatever their identity policies say', () => {
+    const keyPolicy = resourcesOf(template, 'AWS::KMS::Key')[idOf(stack, stack.keys.wrapKey)]!.Properties!.KeyPolicy;
+    const denies = (keyPolicy.Statement as Statement[]).filter((s) => s.Effect === 'Deny');
+    const denyFor = (action: string) => denies.find((s) => [s.Action].flat().includes(action));
+    expect(denyFor('kms:Decrypt')?.Condition).toEqual({
+      StringNotEquals: { 'aws:PrincipalArn': { 'Fn::GetAtt': [roleId('finalizer'), 'Arn'] } },
+    });
+    expect(denyFor('kms:Encrypt')?.Condition).toEqual({
+      StringNotEquals: { 'aws:PrincipalArn': { 'Fn::GetAtt': [roleId('api'), 'Arn'] } },
+    });
+    expect(denyFor('kms:GenerateDataKey')).toBe(denyFor('kms:Encrypt'));
+    expect(denyFor('kms:ReEncrypt*')?.Condition).toBeUndefined();
+  });
+
+  it('the bucket key is usable only through S3, by the functions that touch objects', () => {
+    const bucketKeyId = idOf(stack, stack.keys.bucketKey);
+    const users = roleStatements(template).filter(
+      ({ statement }) => statementAllows(statement, 'kms:Decrypt') && statementReaches(statement, bucketKeyId),
+    );
+    expect(new Set(users.map((u) => u.roleId))).toEqual(new Set([roleId('api'), roleId('chunk'), roleId('finalizer')]));
+    for (const { statement } of users) expect(statement.Condition?.StringEquals?.['kms:ViaService']).toBeDefined();
+  });
+
+  it('secrets: the bot key only for the notifier, the link key only for api and notifier', () => {
+    expect([...rolesAllowed(template, 'secretsmanager:GetSecretValue', idOf(stack, stack.secrets.botSigning))]).toEqual([roleId('notifier')]);
+    expect(new Set(rolesAllowed(template, 'secretsmanager:GetSecretValue', idOf(stack, stack.secrets.linkSigning)))).toEqual(
+      new Set([roleId('api'), roleId('notifier')]),
+    );
+    for (const secret of Object.values(resourcesOf(template, 'AWS::SecretsManager::Secret'))) {
+      expect(secret.Properties!.GenerateSecretString).toBeDefined();
+      expect(secret.Properties!.SecretString).toBeUndefined();
+    }
+  });
+});
+
+describe('least privilege', () => {
+  it('no statement lets any role update or delete audit entries', () => {
+    const auditId = idOf(stack, stack.tables.audit);
+    for (const action of ['dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem', 'dynamodb:DeleteTable', 'dynamodb:PartiQLUpdate', 'dynamodb:PartiQLDelete']) {
+      expect([...rolesAllowed(template, action, auditId)], action).toEqual([]);
+    }
+    // Appending is allowed (PutItem; the adapter conditions it on attribute_not_exists).
+    expect([...rolesAllowed(template, 'dynamodb:PutItem', auditId)]).toEqual([roleId('api')]);
+  });
+
+  it('no wildcard actions on data services and no Scan anywhere', () => {
+    for (const { statement } of roleStatements(template)) {
+      const actions = [statement.Action].flat().filter(Boolean) as string[];
+      for (const action of actions) {
+        expect(action).not.toMatch(/^(dynamodb|s3|kms|sqs|secretsmanager):\*$|^\*$/);
+        expect(action).not.toBe('dynamodb:Scan');
+      }
+    }
+  });
+
+  it('chunk: reads the sources, writes parts/ only, signals only the finalize queue', () => {
+    const chunk = roleId('chunk');
+    const { bucket } = stack.bucket;
+    const bucketId = idOf(stack, bucket);
+    const s3Writes = roleStatements(template).filter(
+      (s) => s.roleId === chunk && statementAllows(s.statement, 's3:PutObject') && statementReaches(s.statement, bucketId),
+    );
+    expect(s3Writes.map((s) => JSON.stringify(s.statement.Resource))).toEqual([expect.stringContaining('/parts/*')]);
+    expect(rolesAllowed(template, 'dynamodb:Query', idOf(stack, stack.tables.cases)).has(chunk)).toBe(true);
+    expect(rolesAllowed(template, 'dynamodb:PutItem', idOf(stack, stack.tables.cases)).has(chunk)).toBe(false);
+    expect(rolesAllowed(template, 'sqs:SendMessage', idOf(stack, stack.queues.finalize.queue)).has(chunk)).toBe(true);
+    expect(rolesAllowed(template, 'sqs:SendMessage', idOf(stack, stack.queues.notify.queue)).has(chunk)).toBe(false);
+    expect(rolesAllowed(template, 'sqs:SendMessage', idOf(stack, stack.queues.chunk.queue)).has(chunk)).toBe(false);
+  });
+
+  it('finalizer: reads parts/, writes exports/, never writes the source tables', () => {
+    const finalizer = roleId('finalizer');
+    const bucketId = idOf(stack, stack.bucket.bucket);
+    const writes = roleStatements(template).filter(
+      (s) => s.roleId === finalizer && statementAllows(s.statement, 's3:PutObject') && statementReaches(s.statement, bucketId),
+    );
+    expect(writes.map((s) => JSON.stringify(s.statement.Resource))).toEqual([expect.stringContaining('/exports/*')]);
+    for (const table of [stack.tables.cases, stack.tables.users, stack.tables.workspace]) {
+      expect(rolesAllowed(template, 'dynamodb:PutItem', idOf(stack, table)).size).toBe(0);
+    }
+  });
+
+  it('only the api function can enqueue chunks', () => {
+    expect([...rolesAllowed(template, 'sqs:SendMessage', idOf(stack, stack.queues.chunk.queue))]).toEqual([roleId('api')]);
+  });
+
+  it('roles carry no managed policy beyond basic Lambda logging', () => {
+    for (const role of Object.values(resourcesOf(template, 'AWS::IAM::Role'))) {
+      for (const arn of role.Properties?.ManagedPolicyArns ?? []) {
+        expect(JSON.stringify(arn)).toMatch(/AWSLambdaBasicExecutionRole|AmazonAPIGatewayPushToCloudWatchLogs/);
+      }
+    }
+  });
+});
+
+describe('REST API', () => {
+  /** `METHOD /path` for every method, from the Resource tree in the template. */
+  const routes = () => {
+    const resources = resourcesOf(template, 'AWS::ApiGateway::Resource');
+    const pathOf = (ref: unknown): string => {
+      const id = (ref as { Ref?: string }).Ref;
+      const resource = id ? resources[id] : undefined;
+      if (!resource) return '';
+      return `${pathOf(resource.Properties!.ParentId)}/${resource.Properties!.PathPart}`;
+    };
+    return Object.values(resourcesOf(template, 'AWS::ApiGateway::Method')).map((m) => ({
+      route: `${m.Properties!.HttpMethod} ${pathOf(m.Properties!.ResourceId) || '/'}`,
+      props: m.Properties!,
+    }));
+  };
+
+  it('has the six routes; every one but downloads uses the bearer authorizer', () => {
+    const authorizerId = Object.keys(resourcesOf(template, 'AWS::ApiGateway::Authorizer'))[0]!;
+    const nonPreflight = routes().filter((r) => !r.route.startsWith('OPTIONS '));
+    expect(nonPreflight.map((r) => r.route).sort()).toEqual(
+      ['GET /v1/audit', 'GET /v1/downloads/{token}', 'GET /v1/exports', 'GET /v1/exports/{id}', 'POST /v1/exports', 'POST /v1/exports/{id}/cancel'].sort(),
+    );
+    for (const { route, props } of nonPreflight) {
+      if (route === 'GET /v1/downloads/{token}') {
+        expect(props.AuthorizationType, route).toBe('NONE');
+        expect(props.AuthorizerId, route).toBeUndefined();
+      } else {
+        expect(props.AuthorizationType, route).toBe('CUSTOM');
+        expect(props.AuthorizerId, route).toEqual({ Ref: authorizerId });
+      }
+      expect(props.Integration.Type, route).toBe('AWS_PROXY');
+      expect(JSON.stringify(props.Integration.Uri), route).toContain(fnId('api'));
+    }
+  });
+
+  it('the authorizer is a TOKEN authorizer on the Authorization header backed by the authorizer function', () => {
+    template.hasResourceProperties('AWS::ApiGateway::Authorizer', {
+      Type: 'TOKEN',
+      IdentitySource: 'method.request.header.Authorization',
+    });
+    const authorizer = Object.values(resourcesOf(template, 'AWS::ApiGateway::Authorizer'))[0]!;
+    expect(JSON.stringify(authorizer.Properties!.AuthorizerUri)).toContain(fnId('authorizer'));
+  });
+
+  it('POST /v1/exports validates the body against the generated model', () => {
+    const post = routes().find((r) => r.route === 'POST /v1/exports')!;
+    const modelId = Object.keys(resourcesOf(template, 'AWS::ApiGateway::Model'))[0]!;
+    expect(post.props.RequestModels).toEqual({ 'application/json': { Ref: modelId } });
+    const validatorId = post.props.RequestValidatorId.Ref as string;
+    expect(resourcesOf(template, 'AWS::ApiGateway::RequestValidator')[validatorId]!.Properties!.ValidateRequestBody).toBe(true);
+  });
+
+  it('stage: throttled, access logs as JSON without the raw path, no execution logs', () => {
+    const stage = Object.values(resourcesOf(template, 'AWS::ApiGateway::Stage'))[0]!.Properties!;
+    expect(stage.MethodSettings).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ HttpMethod: '*', ResourcePath: '/*', ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 }),
+        expect.objectContaining({ HttpMethod: 'POST', ResourcePath: '/~1v1~1exports', ThrottlingRateLimit: 5 }),
+      ]),
+    );
+    for (const setting of stage.MethodSettings) {
+      expect(setting.LoggingLevel ?? 'OFF').toBe('OFF');
+      expect(setting.DataTraceEnabled ?? false).toBe(false);
+    }
+    const format = JSON.parse(stage.AccessLogSetting.Format as string) as Record<string, string>;
+    expect(format.resourcePath).toBe('$context.resourcePath');
+    expect(Object.values(format)).not.toContain('$context.path');
+    expect(JSON.stringify(stage.AccessLogSetting.DestinationArn)).toContain(idOf(stack, stack.api.accessLogs));
+    template.hasResourceProperties('AWS::ApiGateway::UsagePlan', { Throttle: { RateLimit: 50, BurstLimit: 100 } });
+  });
+
+  it('CORS allows only the admin origin, on preflights and on API Gateway errors', () => {
+    const preflights = routes().filter((r) => r.route.startsWith('OPTIONS '));
+    expect(preflights.length).toBeGreaterThanOrEqual(6);
+    for (const { props } of preflights) {
+      expect(props.AuthorizationType).toBe('NONE');
+      const headers = props.Integration.IntegrationResponses[0].ResponseParameters;
+      expect(headers['method.response.header.Access-Control-Allow-Origin']).toBe(`'${TEST_CONTEXT.adminOrigin}'`);
+    }
+    template.hasResourceProperties('AWS::ApiGateway::GatewayResponse', {
+      ResponseType: 'DEFAULT_4XX',
+      ResponseParameters: { 'gatewayresponse.header.Access-Control-Allow-Origin': `'${TEST_CONTEXT.adminOrigin}'` },
+    });
+  });
+});
+
+describe('alarms and outputs', () => {
+  const alarms = () => Object.values(resourcesOf(template, 'AWS::CloudWatch::Alarm')).map((a) => a.Properties!);
+
+  it('every DLQ alarms when it holds a message', () => {
+    for (const work of Object.values(stack.queues)) {
+      const dlqName = { 'Fn::GetAtt': [idOf(stack, work.deadLetterQueue), 'QueueName'] };
+      const alarm = alarms().find((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible' && JSON.stringify(a.Dimensions).includes(JSON.stringify(dlqName)));
+      expect(alarm).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', Namespace: 'AWS/SQS' });
+    }
+  });
+
+  it('finalizer errors and the age of the oldest chunk message alarm, all into the SNS topic', () => {
+    const topicId = idOf(stack, stack.alarms.topic);
+    expect(alarms().find((a) => a.MetricName === 'Errors' && JSON.stringify(a.Dimensions).includes(fnId('finalizer')))).toBeDefined();
+    const age = alarms().find((a) => a.MetricName === 'ApproximateAgeOfOldestMessage');
+    expect(JSON.stringify(age?.Dimensions)).toContain(idOf(stack, stack.queues.chunk.queue));
+    for (const alarm of alarms()) expect(alarm.AlarmActions).toEqual([{ Ref: topicId }]);
+  });
+
+  it('outputs the API URL, the bucket and every table name', () => {
+    const outputs = Object.keys(template.toJSON().Outputs as Record<string, unknown>);
+    for (const name of ['ApiUrl', 'BucketName', 'ExportsTable', 'CooldownsTable', 'AuditTable', 'CasesTable', 'UsersTable', 'WorkspaceTable']) {
+      expect(outputs).toContain(name);
+    }
+  });
+});
