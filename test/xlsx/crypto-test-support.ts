@@ -294,12 +294,18 @@ export function pseudoRandomBytes(length: number, seed: number): Buffer {
   return Buffer.from(words.buffer, 0, length);
 }
 
-/** A minimal end-of-central-directory record, so a payload looks like a (empty) ZIP to zip sniffers. */
+/**
+ * Pseudo-random bytes framed like a ZIP (local-header signature first, end-of-central-directory
+ * record last), because decryptors sniff for those to tell a wrong password from a right one.
+ */
 export function zipLikePayload(size: number, seed: number): Buffer {
-  if (size < 22) return pseudoRandomBytes(size, seed);
-  const eocd = Buffer.alloc(22);
-  eocd.writeUInt32LE(0x06054b50, 0);
-  return Buffer.concat([pseudoRandomBytes(size - 22, seed), eocd]);
+  const data = pseudoRandomBytes(size, seed);
+  if (size >= 26) data.writeUInt32LE(0x04034b50, 0);
+  if (size >= 22) {
+    data.fill(0, size - 22);
+    data.writeUInt32LE(0x06054b50, size - 22);
+  }
+  return data;
 }
 
 export function sha256(data: Buffer): string {
