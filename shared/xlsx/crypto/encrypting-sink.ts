@@ -147,22 +147,23 @@ class OutputWriter {
   async push(data: Buffer): Promise<void> {
     let offset = 0;
     while (offset < data.length) {
+      // Flush lazily (only when more bytes follow) so the last batch is always left for flushAndSettle.
+      if (this.fill === OUTPUT_BATCH_BYTES) await this.flush();
       const n = Math.min(OUTPUT_BATCH_BYTES - this.fill, data.length - offset);
       data.copy(this.batch, this.fill, offset, offset + n);
       this.fill += n;
       offset += n;
-      if (this.fill === OUTPUT_BATCH_BYTES) await this.flush();
     }
   }
 
   async zeros(count: number): Promise<void> {
     let left = count;
     while (left > 0) {
+      if (this.fill === OUTPUT_BATCH_BYTES) await this.flush();
       const n = Math.min(OUTPUT_BATCH_BYTES - this.fill, left);
       this.batch.fill(0, this.fill, this.fill + n);
       this.fill += n;
       left -= n;
-      if (this.fill === OUTPUT_BATCH_BYTES) await this.flush();
     }
   }
 
@@ -170,36 +171,40 @@ class OutputWriter {
   async flush(): Promise<void> {
     if (this.fill === 0) return;
     this.check();
-    const chunk = this.batch.subarray(0, this.fill);
-    // `out` may keep the chunk queued, so the next batch needs a fresh buffer.
-    this.batch = Buffer.allocUnsafe(OUTPUT_BATCH_BYTES);
-    this.fill = 0;
-    this.written += chunk.length;
+    const chunk = this.takeBatch();
     if (!this.out.write(chunk)) await this.waitFor('drain');
     this.check();
   }
 
-  /** Flushes and waits until `out` has processed the last chunk, so late write errors surface. */
+  /**
+   * Writes the last batch and waits for its write callback: it runs once `out` has handled every
+   * chunk, so a failure while writing the file's tail still rejects finish().
+   */
   async flushAndSettle(): Promise<void> {
-    await this.flush();
     this.check();
+    const chunk = this.takeBatch();
     await new Promise<void>((resolve, reject) => {
-      const cleanup = (): void => {
+      const onError = (): void => {
         this.out.off('error', onError);
-      };
-      const onError = (error: Error): void => {
-        cleanup();
-        reject(this.failure ?? error);
+        reject(this.failure ?? new EncryptionStreamError('output stream failed'));
       };
       this.out.on('error', onError);
-      // An empty write's callback runs after every earlier chunk was handled by _write.
-      this.out.write(Buffer.alloc(0), (error) => {
-        cleanup();
+      this.out.write(chunk, (error) => {
+        this.out.off('error', onError);
         if (error) reject(this.failure ?? new EncryptionStreamError('output stream failed', { cause: error }));
         else resolve();
       });
     });
     this.check();
+  }
+
+  private takeBatch(): Buffer {
+    const chunk = this.batch.subarray(0, this.fill);
+    // `out` may keep the chunk queued, so the next batch needs a fresh buffer.
+    this.batch = Buffer.allocUnsafe(OUTPUT_BATCH_BYTES);
+    this.fill = 0;
+    this.written += chunk.length;
+    return chunk;
   }
 
   private waitFor(event: 'drain'): Promise<void> {
