@@ -472,9 +472,11 @@ function makeChat(p: ChatParams): CaseRecord[] {
     if (workflowId !== undefined) rec.workflowId = workflowId;
     if (page !== undefined) rec.page = page;
     if (chance(rng, 0.6)) rec.priority = pick(rng, PRIORITIES);
-    if (!last && nextStart !== undefined && nextStart <= p.nowCap) rec.nextCaseStartedAt = nextStart;
+    // A reopening after `now` has not happened yet: the chat ends here for now.
+    const reopened = !last && nextStart !== undefined && nextStart <= p.nowCap;
+    if (reopened) rec.nextCaseStartedAt = nextStart;
     out.push(rec);
-    if (nextStart === undefined) break;
+    if (!reopened) break;
     start = nextStart;
   }
   return out;

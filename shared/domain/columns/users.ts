@@ -65,8 +65,18 @@ export function createUserRowMapper(profileSchema: ProfileSchema | readonly Prof
  * that are columns, so archived values are dropped by `userColumns`). With one, values are
  * converted to the declared type.
  */
+const mapperBySchema = new WeakMap<object, UserRowMapper>();
+
 export function toUserRow(user: UserRecord, profileSchema?: ProfileSchema | readonly ProfileKeyDef[]): Row {
-  if (profileSchema) return createUserRowMapper(profileSchema)(user);
+  if (profileSchema) {
+    // Cached per schema object so a loop over a million users prepares the columns once.
+    let mapper = mapperBySchema.get(profileSchema);
+    if (!mapper) {
+      mapper = createUserRowMapper(profileSchema);
+      mapperBySchema.set(profileSchema, mapper);
+    }
+    return mapper(user);
+  }
   const row = baseRow(user);
   const values = user.profile;
   if (values) {

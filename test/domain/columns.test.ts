@@ -1,0 +1,272 @@
+import { describe, expect, it } from 'vitest';
+import {
+  CASE_COLUMN_KEYS,
+  caseColumns,
+  caseRecordSchema,
+  caseState,
+  createCaseRowMapper,
+  toCaseRow,
+  toUserRow,
+  userColumns,
+  userRecordSchema,
+  type CaseRecord,
+  type CaseRecordInput,
+  type ProfileKeyDef,
+} from '../../shared/domain';
+
+const T = (iso: string) => Date.parse(iso);
+
+function caseOf(overrides: Partial<CaseRecordInput>): CaseRecord {
+  return caseRecordSchema.parse({
+    userChatCaseId: 'case-1',
+    userChatCase: 1,
+    userChatId: 'chat-1',
+    direction: 'inbound',
+    userChatState: 'closed',
+    userId: 'user-1',
+    createdAt: T('2025-07-01T09:00:00+09:00'),
+    mediumName: 'inAppChat',
+    ...overrides,
+  });
+}
+
+const directory = {
+  teams: [{ id: 't1', name: 'CS 1팀' }],
+  managers: [
+    { id: 'm1', name: '김민지' },
+    { id: 'm2', name: 'Emma Smith' },
+  ],
+};
+const now = T('2025-08-01T00:00:00Z');
+const ctx = { now, channelId: 'ch-1', directory };
+
+describe('S8 derived values on hand-computed records', () => {
+  // A full record: queued 09:00:00, opened 09:02:00, asked 09:01:00, replied 09:05:30, closed 10:02:00.
+  const full = caseOf({
+    firstQueuedAt: T('2025-07-01T09:00:00+09:00'),
+    firstOpenedAt: T('2025-07-01T09:02:00+09:00'),
+    firstAskedAt: T('2025-07-01T09:01:00+09:00'),
+    firstRepliedAt: T('2025-07-01T09:05:30+09:00'),
+    closedAt: T('2025-07-01T10:02:00+09:00'),
+    totalReplyTime: 900,
+    replyCount: 4,
+    totalSnoozedTime: 600,
+    snoozedCount: 1,
+  });
+
+  it('S8: userChatCaseCreatedAt = min(firstQueuedAt, firstOpenedAt)', () => {
+    expect(toCaseRow(full, ctx).userChatCaseCreatedAt).toBe(T('2025-07-01T09:00:00+09:00'));
+    const openedFirst = caseOf({ firstQueuedAt: T('2025-07-01T09:10:00Z'), firstOpenedAt: T('2025-07-01T09:05:00Z') });
+    expect(toCaseRow(openedFirst, ctx).userChatCaseCreatedAt).toBe(T('2025-07-01T09:05:00Z'));
+    const onlyOpened = caseOf({ firstOpenedAt: T('2025-07-01T09:05:00Z') });
+    expect(toCaseRow(onlyOpened, ctx).userChatCaseCreatedAt).toBe(T('2025-07-01T09:05:00Z'));
+    expect(toCaseRow(caseOf({}), ctx).userChatCaseCreatedAt).toBeNull();
+  });
+
+  it('S8: waitingTime = firstRepliedAt - min(firstOpenedAt, firstQueuedAt, firstAskedAt), seconds', () => {
+    // 09:05:30 - 09:00:00 (queued is the minimum)
+    expect(toCaseRow(full, ctx).waitingTime).toBe(330);
+    // without queue: min(opened 09:02, asked 09:01) = 09:01 -> 270 s
+    const noQueue = caseOf({ ...full, firstQueuedAt: null });
+    expect(toCaseRow(noQueue, ctx).waitingTime).toBe(270);
+    // asked only: 09:05:30 - 09:01 = 270
+    expect(toCaseRow(caseOf({ firstAskedAt: full.firstAskedAt, firstRepliedAt: full.firstRepliedAt }), ctx).waitingTime).toBe(270);
+    // no reply (zero replies / calls): empty
+    expect(toCaseRow(caseOf({ ...full, firstRepliedAt: null }), ctx).waitingTime).toBeNull();
+    // reply but no start at all: empty, not a huge number
+    expect(toCaseRow(caseOf({ firstRepliedAt: full.firstRepliedAt }), ctx).waitingTime).toBeNull();
+  });
+
+  it('S8: avgReplyTime = totalReplyTime / replyCount, empty for zero replies', () => {
+    expect(toCaseRow(full, ctx).avgReplyTime).toBe(225);
+    expect(toCaseRow(caseOf({ totalReplyTime: 100, replyCount: 3 }), ctx).avgReplyTime).toBeCloseTo(33.3333333, 6);
+    const zero = toCaseRow(caseOf({ totalReplyTime: 0, replyCount: 0 }), ctx);
+    expect(zero.avgReplyTime).toBeNull();
+    expect(zero.replyCount).toBe(0);
+    expect(zero.totalReplyTime).toBe(0);
+  });
+
+  it('S8: resolutionTime = closedAt - firstOpenedAt; leadTime = resolutionTime - totalSnoozedTime', () => {
+    const row = toCaseRow(full, ctx);
+    expect(row.resolutionTime).toBe(3600);
+    expect(row.leadTime).toBe(3000);
+    expect(row.totalSnoozedTime).toBe(600);
+    const open = toCaseRow(caseOf({ ...full, closedAt: null }), ctx);
+    expect(open.resolutionTime).toBeNull();
+    expect(open.leadTime).toBeNull();
+    const neverOpened = toCaseRow(caseOf({ ...full, firstOpenedAt: null }), ctx);
+    expect(neverOpened.resolutionTime).toBeNull();
+    expect(neverOpened.leadTime).toBeNull();
+    // Sub-second timestamps stay exact.
+    const fine = toCaseRow(caseOf({ firstOpenedAt: 1_000, closedAt: 2_500 }), ctx);
+    expect(fine.resolutionTime).toBe(1.5);
+  });
+
+  it.each([
+    // closedAt offset from now (ms) | nextCaseStartedAt offset | expected
+    ['not closed', undefined, undefined, 'inProgress'],
+    ['closed 59m59s ago', -3_599_000, undefined, 'inProgress'],
+    ['closed exactly 1h ago', -3_600_000, undefined, 'completed'],
+    ['closed 2h ago', -7_200_000, undefined, 'completed'],
+    ['closed 10m ago but the next case started', -600_000, -300_000, 'completed'],
+    ['not closed but the next case started', undefined, -1, 'completed'],
+    ['next case starts in the future (clock)', -600_000, 60_000, 'inProgress'],
+  ] as const)('S8: userChatCaseState one-hour rule: %s -> %s', (_label, closedOffset, nextOffset, expected) => {
+    const r = caseOf({
+      closedAt: closedOffset === undefined ? null : now + closedOffset,
+      nextCaseStartedAt: nextOffset === undefined ? null : now + nextOffset,
+    });
+    expect(caseState(r, now)).toBe(expected);
+    expect(toCaseRow(r, { ...ctx }).userChatCaseState).toBe(expected);
+  });
+
+  it('S8: team, assignee and follower names are joined from the directory', () => {
+    const row = toCaseRow(caseOf({ teamId: 't1', assigneeId: 'm2', managerIds: ['m1', 'gone', 'm2'] }), ctx);
+    expect(row.teamName).toBe('CS 1팀');
+    expect(row.assigneeName).toBe('Emma Smith');
+    expect(row.managerIds).toBe('m1, gone, m2');
+    expect(row.managerNames).toBe('김민지, Emma Smith');
+    const none = toCaseRow(caseOf({ teamId: 'unknown' }), ctx);
+    expect(none.teamName).toBeNull();
+    expect(none.assigneeName).toBeNull();
+    expect(none.managerNames).toBeNull();
+  });
+
+  it('S8: userChatUrl links the chat for managers; tags are joined', () => {
+    const row = toCaseRow(caseOf({ tags: ['환불', 'refund'] }), { ...ctx, deskBaseUrl: 'https://desk.example.com/' });
+    expect(row.userChatUrl).toBe('https://desk.example.com/channels/ch-1/user_chats/chat-1');
+    expect(row.tags).toBe('환불, refund');
+  });
+
+  it('S8: every value matches its column type (what the xlsx engine writes natively)', () => {
+    const profileKeys: ProfileKeyDef[] = [
+      { key: 'orderNumber', type: 'string', order: 1, archived: false },
+      { key: 'refundAmount', type: 'number', order: 0, archived: false },
+      { key: 'vip', type: 'boolean', order: 2, archived: false },
+      { key: 'paidAt', type: 'date', order: 3, archived: false },
+    ];
+    const record = caseOf({
+      ...full,
+      profile: { csat: 5, csatComment: '좋아요', orderNumber: 123, refundAmount: '5000', vip: 'true', paidAt: '2025-07-01T00:00:00Z' },
+    });
+    const columns = caseColumns({ rangeStart: '2025-07-01', profileKeys });
+    const row = createCaseRowMapper({ ...ctx, profileKeys })(record);
+    for (const c of columns) {
+      const v = row[c.key];
+      if (v === null || v === undefined) continue;
+      const expected = { string: 'string', number: 'number', duration: 'number', boolean: 'boolean', date: 'number' }[c.type];
+      expect(typeof v, c.key).toBe(expected);
+    }
+    expect(row['profile.orderNumber']).toBe('123');
+    expect(row['profile.refundAmount']).toBe(5000);
+    expect(row['profile.vip']).toBe(true);
+    expect(row['profile.paidAt']).toBe(T('2025-07-01T00:00:00Z'));
+    expect(row['profile.csat']).toBe(5);
+  });
+});
+
+describe('S8 column catalog', () => {
+  it('S8: every documented column in the document order', () => {
+    expect(CASE_COLUMN_KEYS).toEqual([
+      'userChatCaseCreatedAt', 'userChatCase', 'userChatCaseId', 'userChatCaseState', 'userChatCaseUpdatedAt',
+      'userChatId', 'direction', 'userChatState', 'userChatUrl', 'teamId', 'teamName', 'assigneeId',
+      'assigneeName', 'managerIds', 'managerNames', 'userId', 'userName', 'createdAt', 'firstQueuedAt',
+      'firstOpenedAt', 'firstAskedAt', 'firstRepliedAt', 'closedAt', 'waitingTime', 'totalReplyTime',
+      'replyCount', 'avgReplyTime', 'resolutionTime', 'totalSnoozedTime', 'leadTime', 'snoozedCount',
+      'missedCount', 'description', 'summarizedMessage', 'tags', 'mediumName', 'mediumSenderName',
+      'marketingType', 'marketingId', 'workflowId', 'page', 'priority', 'profile.csat', 'profile.csatComment',
+    ]);
+  });
+
+  it.each([
+    ['2025-06-26', 'contactMediumType', 'appMessenger'],
+    ['2025-07-16', 'contactMediumType', 'appMessenger'],
+    ['2025-07-17', 'mediumName', 'mediumSenderName'],
+    ['2025-12-01', 'mediumName', 'mediumSenderName'],
+  ])('S8: range starting %s has headers %s / %s (renamed on 2025-07-17)', (rangeStart, medium, sender) => {
+    const columns = caseColumns({ rangeStart });
+    const byKey = new Map(columns.map((c) => [c.key, c]));
+    expect(byKey.get('mediumName')!.header).toBe(medium);
+    expect(byKey.get('mediumSenderName')!.header).toBe(sender);
+    // Keys stay stable so rows need not know the range.
+    expect(columns.map((c) => c.key)).toEqual(CASE_COLUMN_KEYS);
+  });
+
+  it('S8: column types: dates, durations, numbers', () => {
+    const types = Object.fromEntries(caseColumns({ rangeStart: '2025-07-17' }).map((c) => [c.key, c.type]));
+    for (const k of ['userChatCaseCreatedAt', 'userChatCaseUpdatedAt', 'createdAt', 'firstQueuedAt', 'firstOpenedAt', 'firstAskedAt', 'firstRepliedAt', 'closedAt']) {
+      expect(types[k], k).toBe('date');
+    }
+    for (const k of ['waitingTime', 'totalReplyTime', 'avgReplyTime', 'resolutionTime', 'totalSnoozedTime', 'leadTime']) {
+      expect(types[k], k).toBe('duration');
+    }
+    for (const k of ['userChatCase', 'replyCount', 'snoozedCount', 'missedCount', 'profile.csat']) expect(types[k], k).toBe('number');
+  });
+
+  it('S8/C5: custom chat-profile keys follow in configured order, archived and fixed keys left out', () => {
+    const profileKeys: ProfileKeyDef[] = [
+      { key: 'csat', type: 'number', order: 0, archived: false },
+      { key: 'b', type: 'string', order: 2, archived: false },
+      { key: 'a', type: 'number', order: 1, archived: false },
+      { key: 'old', type: 'string', order: 0, archived: true },
+    ];
+    const columns = caseColumns({ rangeStart: '2025-07-17', profileKeys });
+    expect(columns.slice(CASE_COLUMN_KEYS.length).map((c) => c.key)).toEqual(['profile.a', 'profile.b']);
+    const row = createCaseRowMapper({ ...ctx, profileKeys })(caseOf({ profile: { a: 1, b: 'x', old: 'secret-old' } }));
+    expect(row['profile.old']).toBeUndefined();
+  });
+});
+
+describe('S9 / C5 user columns', () => {
+  const profileSchema = {
+    keys: [
+      { key: 'city', type: 'string', order: 3, archived: false },
+      { key: 'grade', type: 'string', order: 1, archived: false },
+      { key: 'lastCheckoutCompletedAt', type: 'date', order: 0, archived: false },
+      { key: 'legacyCode', type: 'string', order: 1.5, archived: true },
+      { key: 'amount', type: 'number', order: 2, archived: false },
+      { key: 'interests', type: 'list', order: 4, archived: false },
+    ],
+  } as const satisfies { keys: ProfileKeyDef[] };
+
+  it('S9/C5: fixed columns, then profile.* in configured order without archived keys', () => {
+    expect(userColumns({ keys: [...profileSchema.keys] }).map((c) => c.key)).toEqual([
+      'id', 'memberId', 'name', 'mobileNumber', 'email', 'member', 'tags', 'lastSeenAt', 'sessionCount',
+      'createdAt', 'marketingConsentEmail', 'marketingConsentTexting', 'blocked',
+      'profile.lastCheckoutCompletedAt', 'profile.grade', 'profile.amount', 'profile.city', 'profile.interests',
+    ]);
+    const types = Object.fromEntries(userColumns({ keys: [...profileSchema.keys] }).map((c) => [c.key, c.type]));
+    expect(types).toMatchObject({
+      member: 'boolean', lastSeenAt: 'date', sessionCount: 'number', createdAt: 'date', blocked: 'boolean',
+      'profile.lastCheckoutCompletedAt': 'date', 'profile.amount': 'number', 'profile.interests': 'string',
+    });
+  });
+
+  it('S9/C5: toUserRow carries every field; archived values do not become columns', () => {
+    const user = userRecordSchema.parse({
+      id: 'u1',
+      memberId: 'M1',
+      name: '김민지',
+      mobileNumber: '+821012345678',
+      email: 'minji@example.com',
+      member: true,
+      tags: ['VIP', '재구매'],
+      lastSeenAt: T('2025-07-01T00:00:00Z'),
+      sessionCount: 12,
+      createdAt: T('2024-01-01T00:00:00Z'),
+      marketingConsentEmail: true,
+      marketingConsentTexting: false,
+      blocked: false,
+      profile: { city: '서울', amount: 1000, interests: ['books', 'sports'], legacyCode: 'X1', lastCheckoutCompletedAt: T('2025-07-02T00:00:00Z') },
+    });
+    const row = toUserRow(user, { keys: [...profileSchema.keys] });
+    expect(row).toMatchObject({
+      id: 'u1', memberId: 'M1', name: '김민지', mobileNumber: '+821012345678', email: 'minji@example.com',
+      member: true, tags: 'VIP, 재구매', sessionCount: 12, marketingConsentEmail: true, marketingConsentTexting: false,
+      blocked: false, 'profile.city': '서울', 'profile.amount': 1000, 'profile.interests': 'books, sports',
+      'profile.lastCheckoutCompletedAt': T('2025-07-02T00:00:00Z'),
+    });
+    expect(row['profile.legacyCode']).toBeUndefined();
+    expect(row['profile.grade']).toBeNull();
+  });
+});

@@ -1,0 +1,201 @@
+import Ajv from 'ajv';
+import addFormats from 'ajv-formats';
+import { describe, expect, it } from 'vitest';
+import {
+  DomainError,
+  ValidationError,
+  checkExportRequest,
+  exportRequestJsonSchema,
+  exportRequestSchema,
+  parseExportRequest,
+} from '../../shared/domain';
+
+const SECRET = 'HunterTwo2SecretPw';
+
+const cases = (extra: Record<string, unknown> = {}) => ({
+  kind: 'cases',
+  from: '2025-07-01',
+  to: '2025-07-31',
+  reason: 'Monthly CS report',
+  password: SECRET,
+  ...extra,
+});
+const contacts = (extra: Record<string, unknown> = {}) => ({
+  kind: 'contacts',
+  scope: 'all',
+  reason: 'CRM sync',
+  password: `${SECRET}!`,
+  ...extra,
+});
+const userFilter = { join: 'and', groups: [{ join: 'or', conditions: [{ field: 'member', op: 'eq', value: true }, { field: 'profile.lastCheckoutCompletedAt', op: 'withinLastDays', days: 30 }] }] };
+const caseFilter = { join: 'or', groups: [{ join: 'and', conditions: [{ field: 'mediumName', op: 'in', values: 'phoneNumber, appKakao' }], groups: [{ join: 'or', conditions: [{ field: 'tags', op: 'exists' }] }] }] };
+
+/** Structural samples: zod and the JSON Schema (hence API Gateway) must agree on every one. */
+const samples: [label: string, body: unknown, valid: boolean][] = [
+  ['cases minimal', cases(), true],
+  ['cases with timezone and filter', cases({ timezone: 'Asia/Seoul', filter: caseFilter }), true],
+  ['cases leap day', cases({ from: '2028-02-29', to: '2028-03-01' }), true],
+  ['cases 2025-02-29 is not a date', cases({ from: '2025-02-29' }), false],
+  ['cases from as datetime', cases({ from: '2025-07-01T00:00:00Z' }), false],
+  ['cases missing to', { ...cases(), to: undefined }, false],
+  ['cases missing reason', { ...cases(), reason: undefined }, false],
+  ['cases blank reason', cases({ reason: '   ' }), false],
+  ['cases empty reason', cases({ reason: '' }), false],
+  ['cases reason 500 chars', cases({ reason: 'r'.repeat(500) }), true],
+  ['cases reason 501 chars', cases({ reason: 'r'.repeat(501) }), false],
+  ['cases missing password', { ...cases(), password: undefined }, false],
+  ['cases empty password', cases({ password: '' }), false],
+  ['cases password number', cases({ password: 1234 }), false],
+  ['cases unknown key', cases({ extra: 1 }), false],
+  ['cases with scope', cases({ scope: 'all' }), false],
+  ['cases filter unknown field', cases({ filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'nickname', op: 'eq', value: 'x' }] }] } }), false],
+  ['cases filter user field', cases({ filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'email', op: 'exists' }] }] } }), false],
+  ['cases filter unknown op', cases({ filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'tags', op: 'like', value: 'x' }] }] } }), false],
+  ['cases filter bad join', cases({ filter: { join: 'xor', groups: [] } }), false],
+  ['cases filter too deep', cases({ filter: { join: 'and', groups: [{ join: 'and', conditions: [], groups: [{ join: 'and', conditions: [], groups: [] }] }] } }), false],
+  ['cases filter in without values', cases({ filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'tags', op: 'in', values: [] }] }] } }), false],
+  ['cases filter between', cases({ filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'replyCount', op: 'between', from: 1, to: 5 }] }] } }), true],
+  ['cases filter negative days', cases({ filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'closedAt', op: 'withinLastDays', days: -1 }] }] } }), false],
+  ['cases filter fractional days', cases({ filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'closedAt', op: 'withinLastDays', days: 1.5 }] }] } }), false],
+  ['contacts all', contacts(), true],
+  ['contacts all with query', contacts({ query: '010-1234-5678' }), true],
+  ['contacts filter', contacts({ scope: 'filter', filter: userFilter, timezone: 'America/New_York' }), true],
+  ['contacts filter missing filter', contacts({ scope: 'filter' }), false],
+  ['contacts filter with case field', contacts({ scope: 'filter', filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'replyCount', op: 'gt', value: 1 }] }] } }), false],
+  ['contacts segment', contacts({ scope: 'segment', segmentId: 'seg-1' }), true],
+  ['contacts segment missing id', contacts({ scope: 'segment' }), false],
+  ['contacts selection', contacts({ scope: 'selection', userIds: ['u1', 'u2'] }), true],
+  ['contacts selection empty', contacts({ scope: 'selection', userIds: [] }), false],
+  ['contacts selection with filter', contacts({ scope: 'selection', userIds: ['u1'], filter: userFilter }), false],
+  ['contacts user', contacts({ scope: 'user', userId: 'u1' }), true],
+  ['contacts user with query', contacts({ scope: 'user', userId: 'u1', query: 'x' }), false],
+  ['contacts unknown scope', contacts({ scope: 'everyone' }), false],
+  ['contacts with from', contacts({ from: '2025-07-01' }), false],
+  ['unknown kind', { ...cases(), kind: 'orders' }, false],
+  ['not an object', 'cases', false],
+  ['null', null, false],
+  ['array', [cases()], false],
+];
+
+function compileAjv(schema: Record<string, unknown>) {
+  const ajv = new Ajv({ allErrors: true, strict: false });
+  addFormats(ajv);
+  return ajv.compile(schema);
+}
+
+describe('request schema and JSON Schema agree (API Gateway model)', () => {
+  const validate = compileAjv(exportRequestJsonSchema({ target: 'draft-07' }));
+
+  it.each(samples)('S4/C6/C7: %s -> zod and ajv agree', (_label, body, valid) => {
+    const zodOk = exportRequestSchema.safeParse(body).success;
+    const ajvOk = validate(body) as boolean;
+    expect(zodOk, 'zod').toBe(valid);
+    expect(ajvOk, `ajv: ${JSON.stringify(validate.errors?.slice(0, 2))}`).toBe(valid);
+  });
+
+  it('S4: the draft-04 model is the draft-07 schema with const written as one-value enum, and has no $-keys', () => {
+    const d4 = exportRequestJsonSchema();
+    const d7 = exportRequestJsonSchema({ target: 'draft-07' });
+    const keys = new Set<string>();
+    const walk = (v: unknown): unknown => {
+      if (Array.isArray(v)) return v.map(walk);
+      if (v && typeof v === 'object') {
+        const out: Record<string, unknown> = {};
+        for (const [k, x] of Object.entries(v)) {
+          keys.add(k);
+          if (k === 'const') out.enum = [x];
+          else out[k] = walk(x);
+        }
+        return out;
+      }
+      return v;
+    };
+    const normalised = walk(d7);
+    expect(JSON.stringify(d4)).toBe(JSON.stringify(normalised));
+    const d4keys = new Set<string>();
+    JSON.stringify(d4, (k, v) => {
+      d4keys.add(k);
+      return v;
+    });
+    for (const forbidden of ['$schema', '$ref', '$id', '$defs', 'definitions', 'const']) expect(d4keys.has(forbidden), forbidden).toBe(false);
+    // The draft-04 variant also validates the samples (ajv ignores the missing meta-schema URI).
+    const validate4 = compileAjv(d4);
+    for (const [label, body, valid] of samples) expect(validate4(body), label).toBe(valid);
+  });
+
+  it('S3: zod-only checks (refinements the model cannot express) are documented and enforced by the handler', () => {
+    const validate = compileAjv(exportRequestJsonSchema({ target: 'draft-07' }));
+    const zodOnly = [cases({ timezone: 'Mars/Olympus' }), cases({ reason: `  ${'r'.repeat(500)}  ` })];
+    expect(validate(zodOnly[0])).toBe(true);
+    expect(exportRequestSchema.safeParse(zodOnly[0]).success).toBe(false);
+    // Trimmed to 500 characters: zod accepts, the model (counting raw characters) rejects. Safe direction.
+    expect(exportRequestSchema.safeParse(zodOnly[1]).success).toBe(true);
+    expect(validate(zodOnly[1])).toBe(false);
+  });
+
+  it('S4/C7: 1,000,000 selected user ids are accepted, one more is not', () => {
+    const ids = Array.from({ length: 1_000_000 }, (_, i) => `u${i}`);
+    expect(exportRequestSchema.safeParse(contacts({ scope: 'selection', userIds: ids })).success).toBe(true);
+    ids.push('one-more');
+    expect(exportRequestSchema.safeParse(contacts({ scope: 'selection', userIds: ids })).success).toBe(false);
+  });
+});
+
+describe('parsing errors', () => {
+  it('S4: reason is trimmed', () => {
+    const r = parseExportRequest(cases({ reason: '  audit  ' }));
+    expect(r.reason).toBe('audit');
+  });
+
+  it('C2: a ValidationError lists every issue path', () => {
+    try {
+      parseExportRequest(cases({ from: 'yesterday', reason: ' ', filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'tags', op: 'exists' }, { field: 'nope', op: 'eq', value: 1 }] }] } }));
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(ValidationError);
+      const paths = (e as ValidationError).issues.map((i) => i.path);
+      expect(paths).toContain('from');
+      expect(paths).toContain('reason');
+      expect(paths).toContain('filter.groups[0].conditions[1].field');
+      expect((e as ValidationError).message).toContain('filter.groups[0].conditions[1].field');
+    }
+  });
+
+  it('S4/C7: the password never appears in an error, whatever is wrong', () => {
+    const bodies = [
+      cases({ password: `${SECRET} with spaces`, from: 'bad' }),
+      cases({ password: SECRET, extra: SECRET }),
+      cases({ password: SECRET.repeat(20) }),
+      contacts({ password: SECRET, scope: SECRET }),
+      { kind: SECRET, password: SECRET },
+      cases({ password: SECRET, reason: SECRET.repeat(40) }),
+    ];
+    for (const body of bodies) {
+      try {
+        parseExportRequest(body);
+        checkExportRequest(parseExportRequest(body));
+      } catch (e) {
+        const err = e as DomainError;
+        const dump = `${err.message} ${JSON.stringify(err)} ${String(err.stack)}`;
+        expect(dump).not.toContain(SECRET);
+      }
+    }
+  });
+
+  it('S3/S4/C7: checkExportRequest applies the range and password policies with codes', () => {
+    const code = (body: unknown) => {
+      try {
+        checkExportRequest(parseExportRequest(body));
+        return undefined;
+      } catch (e) {
+        return (e as DomainError).code;
+      }
+    };
+    expect(code(cases())).toBeUndefined();
+    expect(code(cases({ from: '2025-06-01' }))).toBe('CASE_RANGE_BEFORE_LAUNCH');
+    expect(code(cases({ to: '2026-02-01' }))).toBe('CASE_RANGE_TOO_LONG');
+    expect(code(cases({ password: 'abc!def' }))).toBe('PASSWORD_INVALID_CHARACTERS');
+    expect(code(contacts({ password: 'abc!def' }))).toBeUndefined();
+    expect(code(contacts({ password: 'abc12' }))).toBe('PASSWORD_TOO_SHORT');
+  });
+});

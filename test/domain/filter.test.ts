@@ -1,0 +1,312 @@
+import { describe, expect, it } from 'vitest';
+import {
+  DomainError,
+  NotFoundError,
+  ValidationError,
+  compileFilter,
+  compileQuickSearch,
+  normalizePhone,
+  resolveSegment,
+  splitInput,
+  userRecordSchema,
+  caseRecordSchema,
+  type UserRecord,
+  type UsersFilter,
+} from '../../shared/domain';
+
+const DAY = 86_400_000;
+const now = Date.parse('2025-12-01T00:00:00Z');
+
+const users: UserRecord[] = [
+  { id: 'u1', name: '김민지', mobileNumber: '+821012345678', email: 'Minji.Kim@Example.com', member: true, tags: ['VIP', '재구매'], sessionCount: 12, lastSeenAt: now - 2 * DAY, createdAt: now - 400 * DAY, profile: { grade: 'gold', lastCheckoutCompletedAt: now - 5 * DAY, amount: 50000, interests: ['books'] } },
+  { id: 'u2', name: 'Emma Smith', mobileNumber: '+821098765432', email: 'emma@example.org', member: false, tags: [], sessionCount: 3, lastSeenAt: now - 100 * DAY, createdAt: now - 200 * DAY, profile: { grade: 'silver', amount: 1200 } },
+  { id: 'u3', name: '이서연', email: null, member: true, tags: ['신규'], sessionCount: 0, createdAt: now - 10 * DAY, profile: {} },
+  { id: 'u4', name: 'José García', mobileNumber: '+14155550123', email: 'jose@example.com', member: false, tags: ['VIP'], sessionCount: 40, lastSeenAt: now - 40 * DAY, createdAt: now - 900 * DAY, profile: { grade: 'platinum', lastCheckoutCompletedAt: now - 60 * DAY, amount: 999999 } },
+].map((u) => userRecordSchema.parse(u));
+
+function matchIds(filter: unknown, extra: { query?: string; profileSchema?: never } = {}): string[] {
+  const p = compileFilter(filter, 'users', { now, ...extra });
+  return users.filter(p).map((u) => u.id);
+}
+
+function one(condition: Record<string, unknown>): UsersFilter {
+  return { join: 'and', groups: [{ join: 'and', conditions: [condition as never] }] };
+}
+
+describe('C2 filter operators (users)', () => {
+  it.each([
+    ['eq string', { field: 'name', op: 'eq', value: 'Emma Smith' }, ['u2']],
+    ['eq boolean', { field: 'member', op: 'eq', value: true }, ['u1', 'u3']],
+    ['eq boolean as text', { field: 'member', op: 'eq', value: 'false' }, ['u2', 'u4']],
+    ['eq number', { field: 'sessionCount', op: 'eq', value: 3 }, ['u2']],
+    ['eq list element', { field: 'tags', op: 'eq', value: 'VIP' }, ['u1', 'u4']],
+    ['eq phone (normalised)', { field: 'mobileNumber', op: 'eq', value: '010-1234-5678' }, ['u1']],
+    ['eq null = missing', { field: 'email', op: 'eq', value: null }, ['u3']],
+    ['eq profile', { field: 'profile.grade', op: 'eq', value: 'gold' }, ['u1']],
+    ['neq', { field: 'profile.grade', op: 'neq', value: 'gold' }, ['u2', 'u3', 'u4']],
+    ['neq list', { field: 'tags', op: 'neq', value: 'VIP' }, ['u2', 'u3']],
+    ['in list', { field: 'id', op: 'in', values: ['u1', 'u3', 'nope'] }, ['u1', 'u3']],
+    ['in split text', { field: 'id', op: 'in', values: 'u2, u4\nu9 u1' }, ['u1', 'u2', 'u4']],
+    ['in numbers', { field: 'sessionCount', op: 'in', values: ['0', 40] }, ['u3', 'u4']],
+    ['in tags', { field: 'tags', op: 'in', values: ['신규', '재구매'] }, ['u1', 'u3']],
+    ['in phones', { field: 'mobileNumber', op: 'in', values: '010-9876-5432,+14155550123' }, ['u2', 'u4']],
+    ['contains (case-insensitive)', { field: 'email', op: 'contains', value: 'EXAMPLE.COM' }, ['u1', 'u4']],
+    ['contains list', { field: 'tags', op: 'contains', value: 'vi' }, ['u1', 'u4']],
+    ['startsWith', { field: 'name', op: 'startsWith', value: '김' }, ['u1']],
+    ['startsWith profile', { field: 'profile.grade', op: 'startsWith', value: 'PLAT' }, ['u4']],
+    ['exists', { field: 'lastSeenAt', op: 'exists' }, ['u1', 'u2', 'u4']],
+    ['exists empty list is not', { field: 'tags', op: 'exists' }, ['u1', 'u3', 'u4']],
+    ['notExists', { field: 'mobileNumber', op: 'notExists' }, ['u3']],
+    ['notExists profile', { field: 'profile.lastCheckoutCompletedAt', op: 'notExists' }, ['u2', 'u3']],
+    ['gt', { field: 'sessionCount', op: 'gt', value: 3 }, ['u1', 'u4']],
+    ['gte', { field: 'sessionCount', op: 'gte', value: 3 }, ['u1', 'u2', 'u4']],
+    ['lt', { field: 'sessionCount', op: 'lt', value: 3 }, ['u3']],
+    ['lte', { field: 'sessionCount', op: 'lte', value: 3 }, ['u2', 'u3']],
+    ['gt date ISO', { field: 'lastSeenAt', op: 'gt', value: '2025-10-01T00:00:00Z' }, ['u1', 'u4']],
+    ['lt date epoch', { field: 'createdAt', op: 'lt', value: now - 300 * DAY }, ['u1', 'u4']],
+    ['between numbers inclusive', { field: 'sessionCount', op: 'between', from: 3, to: 12 }, ['u1', 'u2']],
+    ['between dates', { field: 'lastSeenAt', op: 'between', from: '2025-08-01T00:00:00Z', to: '2025-11-01T00:00:00Z' }, ['u2', 'u4']],
+    ['between profile numbers', { field: 'profile.amount', op: 'between', from: 1000, to: 60000 }, ['u1', 'u2']],
+    ['withinLastDays', { field: 'lastSeenAt', op: 'withinLastDays', days: 30 }, ['u1']],
+    ['withinLastDays profile date', { field: 'profile.lastCheckoutCompletedAt', op: 'withinLastDays', days: 30 }, ['u1']],
+    ['beforeDaysAgo', { field: 'lastSeenAt', op: 'beforeDaysAgo', days: 30 }, ['u2', 'u4']],
+    ['beforeDaysAgo missing is not', { field: 'createdAt', op: 'beforeDaysAgo', days: 300 }, ['u1', 'u4']],
+  ])('C2: %s', (_label, condition, expected) => {
+    expect(matchIds(one(condition))).toEqual(expected);
+  });
+
+  it('C2: relative time is against the injected clock', () => {
+    const f = one({ field: 'lastSeenAt', op: 'withinLastDays', days: 30 });
+    const later = compileFilter(f, 'users', { now: now + 29 * DAY });
+    expect(users.filter(later).map((u) => u.id)).toEqual([]);
+    const earlier = compileFilter(f, 'users', { now: new Date(now - 20 * DAY) });
+    expect(users.filter(earlier).map((u) => u.id)).toEqual(['u4']);
+  });
+});
+
+describe('C2 and/or nesting', () => {
+  it('C2: groups joined by and / or, nested two levels', () => {
+    // (member AND (grade=gold OR tags has 신규)) OR (NOT member AND sessionCount > 30)
+    const filter: UsersFilter = {
+      join: 'or',
+      groups: [
+        {
+          join: 'and',
+          conditions: [{ field: 'member', op: 'eq', value: true }],
+          groups: [
+            {
+              join: 'or',
+              conditions: [
+                { field: 'profile.grade', op: 'eq', value: 'gold' },
+                { field: 'tags', op: 'eq', value: '신규' },
+              ],
+            },
+          ],
+        },
+        {
+          join: 'and',
+          conditions: [
+            { field: 'member', op: 'eq', value: false },
+            { field: 'sessionCount', op: 'gt', value: 30 },
+          ],
+        },
+      ],
+    };
+    expect(matchIds(filter)).toEqual(['u1', 'u3', 'u4']);
+    expect(matchIds({ ...filter, join: 'and' })).toEqual([]);
+    // Swap the inner join: member AND grade=gold AND tags has 신규 -> nobody, only u4 from the second group.
+    const inner = structuredClone(filter);
+    inner.groups[0]!.groups![0]!.join = 'and';
+    expect(matchIds(inner)).toEqual(['u4']);
+  });
+
+  it('C2: three or more conditions and empty groups', () => {
+    const three = {
+      join: 'and',
+      groups: [{ join: 'or', conditions: [
+        { field: 'id', op: 'eq', value: 'u1' },
+        { field: 'id', op: 'eq', value: 'u2' },
+        { field: 'id', op: 'eq', value: 'u3' },
+      ] }],
+    };
+    expect(matchIds(three)).toEqual(['u1', 'u2', 'u3']);
+    expect(matchIds({ join: 'and', groups: [] })).toEqual(['u1', 'u2', 'u3', 'u4']);
+    expect(matchIds({ join: 'or', groups: [{ join: 'or', conditions: [] }] })).toEqual([]);
+    expect(matchIds(undefined)).toEqual(['u1', 'u2', 'u3', 'u4']);
+  });
+});
+
+describe('C2 rejects unknown fields and operators naming the path', () => {
+  function fail(filter: unknown, target: 'users' | 'cases' = 'users', profileSchema?: unknown): ValidationError {
+    try {
+      compileFilter(filter, target, { now, profileSchema: profileSchema as never });
+    } catch (e) {
+      expect(e).toBeInstanceOf(ValidationError);
+      return e as ValidationError;
+    }
+    throw new Error('expected a ValidationError');
+  }
+  const twoConds = (second: Record<string, unknown>) => ({
+    join: 'and',
+    groups: [{ join: 'and', conditions: [{ field: 'name', op: 'exists' }, second] }],
+  });
+
+  it('C2: unknown field', () => {
+    const err = fail(twoConds({ field: 'nickname', op: 'eq', value: 'x' }));
+    expect(err.field).toBe('filter.groups[0].conditions[1].field');
+    expect(err.message).toContain('filter.groups[0].conditions[1].field');
+    expect(err.message).toMatch(/unknown field/);
+  });
+
+  it('C2: unknown operator', () => {
+    const err = fail(twoConds({ field: 'name', op: 'like', value: 'x' }));
+    expect(err.field).toBe('filter.groups[0].conditions[1].op');
+  });
+
+  it('C2: case fields are not user fields and vice versa', () => {
+    expect(fail(one({ field: 'replyCount', op: 'gt', value: 1 })).field).toBe('filter.groups[0].conditions[0].field');
+    expect(fail(one({ field: 'email', op: 'exists' }), 'cases').field).toBe('filter.groups[0].conditions[0].field');
+  });
+
+  it('C2: an operator that does not apply to the field type', () => {
+    expect(fail(one({ field: 'member', op: 'contains', value: 'x' })).field).toBe('filter.groups[0].conditions[0].op');
+    expect(fail(one({ field: 'name', op: 'gt', value: 1 })).field).toBe('filter.groups[0].conditions[0].op');
+    expect(fail(one({ field: 'sessionCount', op: 'withinLastDays', days: 3 })).field).toBe('filter.groups[0].conditions[0].op');
+  });
+
+  it('C2: a bad value is named', () => {
+    expect(fail(one({ field: 'lastSeenAt', op: 'gt', value: 'yesterday' })).field).toBe('filter.groups[0].conditions[0].value');
+    expect(fail(one({ field: 'member', op: 'eq', value: 'yes' })).field).toBe('filter.groups[0].conditions[0].value');
+    expect(fail(one({ field: 'sessionCount', op: 'between', from: 5, to: 1 })).field).toBe('filter.groups[0].conditions[0].to');
+    expect(fail(one({ field: 'name', op: 'eq' })).field).toBe('filter.groups[0].conditions[0].value');
+  });
+
+  it('C2/C5: with a profile schema, unknown and archived profile keys are rejected', () => {
+    const schema = { keys: [{ key: 'grade', type: 'string', order: 0, archived: false }, { key: 'old', type: 'string', order: 1, archived: true }] };
+    expect(() => compileFilter(one({ field: 'profile.grade', op: 'eq', value: 'gold' }), 'users', { now, profileSchema: schema as never })).not.toThrow();
+    expect(fail(one({ field: 'profile.nope', op: 'exists' }), 'users', schema).code).toBe('FILTER_UNKNOWN_FIELD');
+    expect(fail(one({ field: 'profile.old', op: 'exists' }), 'users', schema).message).toMatch(/archived/);
+  });
+});
+
+describe('C3 split input and 100,000-value in filters', () => {
+  it('C3: splitInput splits on commas, spaces and newlines and drops empties and repeats', () => {
+    expect(splitInput('a,b  c\nd,,e\r\n\tf, a')).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
+    expect(splitInput('  ')).toEqual([]);
+  });
+
+  it('C3: 100,000 values evaluate in linear time (Set lookup), over 100,000 records', () => {
+    const n = 100_000;
+    const ids = Array.from({ length: n }, (_, i) => `id-${i * 2}`); // even ids only
+    const text = ids.join(', ');
+    const predicate = compileFilter(one({ field: 'id', op: 'in', values: text }), 'users', { now });
+    let matched = 0;
+    for (let i = 0; i < n; i++) {
+      if (predicate({ id: `id-${i}` })) matched++;
+    }
+    // A quadratic scan would be 10^10 comparisons and not finish within the test timeout.
+    expect(matched).toBe(n / 2);
+    const asList = compileFilter(one({ field: 'id', op: 'in', values: ids }), 'users', { now });
+    expect(asList({ id: 'id-199998' })).toBe(true);
+    expect(asList({ id: 'id-199999' })).toBe(false);
+  });
+
+  it('C3: more than 100,000 values is rejected naming the field', () => {
+    const values = Array.from({ length: 100_001 }, (_, i) => String(i));
+    expect(() => compileFilter(one({ field: 'id', op: 'in', values }), 'users', { now })).toThrow(/filter\.groups\[0\]\.conditions\[0\]\.values/);
+  });
+});
+
+describe('C1 quick search and phone normalisation', () => {
+  it.each([
+    ['010-1234-5678', '+821012345678'],
+    ['01012345678', '+821012345678'],
+    ['+82 10 1234 5678', '+821012345678'],
+    ['+82-10-1234-5678', '+821012345678'],
+    ['821012345678', '+821012345678'],
+    ['0082 10 1234 5678', '+821012345678'],
+    ['(010) 1234.5678', '+821012345678'],
+    ['02-1588-1234', '+82215881234'],
+    ['+1 415 555 0123', '+14155550123'],
+    ['hello', undefined],
+    ['12', undefined],
+    ['', undefined],
+  ])('C1: normalizePhone(%s) = %s', (input, expected) => {
+    expect(normalizePhone(input)).toBe(expected);
+  });
+
+  it.each([
+    ['010-1234-5678', ['u1']],
+    ['01012345678', ['u1']],
+    ['+82 10 9876 5432', ['u2']],
+    ['5678', ['u1']],
+    ['010-98', ['u2']],
+    ['minji', ['u1']],
+    ['EXAMPLE.ORG', ['u2']],
+    ['김', ['u1']],
+    ['서연', ['u3']],
+    ['josé', ['u4']],
+    ['example', ['u1', 'u2', 'u4']],
+    ['nobody', []],
+  ])('C1: quick search %s', (query, expected) => {
+    expect(users.filter(compileQuickSearch(query)).map((u) => u.id)).toEqual(expected);
+  });
+
+  it('C2: quick search works inside a filter', () => {
+    const members = one({ field: 'member', op: 'eq', value: true });
+    expect(matchIds(members, { query: '김민지' })).toEqual(['u1']);
+    expect(matchIds(members, { query: 'Emma' })).toEqual([]);
+    expect(matchIds(undefined, { query: 'Emma' })).toEqual(['u2']);
+    expect(matchIds(members, { query: '   ' })).toEqual(['u1', 'u3']);
+  });
+});
+
+describe('C4 segments', () => {
+  const segment = { id: 'seg-1', name: 'Gold members', filter: one({ field: 'profile.grade', op: 'in', values: ['gold', 'platinum'] }) };
+
+  it('C4: a segment resolves to its saved filter, re-evaluated on current data', () => {
+    const filter = resolveSegment(segment, 'seg-1');
+    const before = users.filter(compileFilter(filter, 'users', { now })).map((u) => u.id);
+    expect(before).toEqual(['u1', 'u4']);
+    // The data changes, the segment does not: the next export sees the change.
+    const changed = users.map((u) => (u.id === 'u2' ? { ...u, profile: { ...u.profile, grade: 'gold' } } : u));
+    expect(changed.filter(compileFilter(resolveSegment(segment), 'users', { now })).map((u) => u.id)).toEqual(['u1', 'u2', 'u4']);
+  });
+
+  it('C4: missing segment is NotFoundError; a broken saved filter names the path', () => {
+    expect(() => resolveSegment(undefined, 'seg-x')).toThrow(NotFoundError);
+    try {
+      resolveSegment({ id: 's', name: 'bad', filter: one({ field: 'bogus', op: 'eq', value: 1 }) });
+      expect.unreachable();
+    } catch (e) {
+      expect((e as DomainError).field).toBe('segment.filter.groups[0].conditions[0].field');
+    }
+  });
+});
+
+describe('S6 case filters', () => {
+  const base = { userChatId: 'c', direction: 'inbound', userChatState: 'closed', userId: 'u', createdAt: 0 };
+  const cases = [
+    { ...base, userChatCaseId: 'k1', userChatCase: 1, mediumName: 'phoneNumber', teamId: 't1', tags: ['환불'], firstOpenedAt: 1_000, closedAt: 7_201_000, profile: { csat: 5 } },
+    { ...base, userChatCaseId: 'k2', userChatCase: 2, mediumName: 'inAppChat', teamId: 't2', tags: [], firstOpenedAt: 1_000, closedAt: 61_000, replyCount: 2, totalReplyTime: 100, profile: {} },
+    { ...base, userChatCaseId: 'k3', userChatCase: 3, mediumName: 'appKakao', userChatState: 'open', tags: ['bug'], profile: { csat: 2 } },
+  ].map((c) => caseRecordSchema.parse(c));
+  const run = (f: unknown) => cases.filter(compileFilter(f, 'cases', { now: 20_000_000 })).map((c) => c.userChatCaseId);
+
+  it.each([
+    ['medium in', { field: 'mediumName', op: 'in', values: 'phoneNumber appKakao' }, ['k1', 'k3']],
+    ['derived resolutionTime', { field: 'resolutionTime', op: 'gte', value: 3600 }, ['k1']],
+    ['derived avgReplyTime', { field: 'avgReplyTime', op: 'eq', value: 50 }, ['k2']],
+    ['derived case state (one-hour rule, injected clock)', { field: 'userChatCaseState', op: 'eq', value: 'completed' }, ['k1', 'k2']],
+    ['chat state', { field: 'userChatState', op: 'neq', value: 'closed' }, ['k3']],
+    ['csat', { field: 'profile.csat', op: 'lte', value: 3 }, ['k3']],
+    ['team missing', { field: 'teamId', op: 'notExists' }, ['k3']],
+    ['tags', { field: 'tags', op: 'exists' }, ['k1', 'k3']],
+  ])('S6: %s', (_label, condition, expected) => {
+    expect(run(one(condition))).toEqual(expected);
+  });
+
+  it('S6: quick search is a contacts feature', () => {
+    expect(() => compileFilter(undefined, 'cases', { now, query: 'x' })).toThrow(/query/);
+  });
+});
