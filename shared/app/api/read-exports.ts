@@ -96,7 +96,6 @@ export async function cancelExport(deps: ApiDeps, principal: Principal, exportId
   const canceled = await deps.store.setStatus(principal.channelId, exportId, 'canceled', active, {});
   if (!canceled) {
     const current = (await deps.store.getJob(principal.channelId, exportId)) ?? job;
-    if (current.status === 'canceled') return toExportView(current, deps.publicBaseUrl, undefined);
     if (terminalStatuses.includes(current.status)) {
       throw new ConflictError(`the export is already ${current.status} and cannot be canceled`, { code: 'EXPORT_TERMINAL', field: 'exportId' });
     }

@@ -1,0 +1,332 @@
+import { readFileSync } from 'node:fs';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { createApiHandler, type ApiRuntime } from '../../functions/api/app';
+import { createTokenVerifier, DEV_AUDIENCE, DEV_ISSUER, signDevToken } from '../../shared/auth';
+import type { ExportJob } from '../../shared/app/export-job';
+import { createCapturingLogger, createFakes, type Fakes } from './support/fakes';
+
+const secret = 'handler-test-secret-handler-test-secret';
+const PASSWORD = 'Zq7Secr3tPw';
+const context = { awsRequestId: 'ctx-req', functionName: 'api' } as Context;
+
+function loadEvent(name: string, vars: Record<string, string>): APIGatewayProxyEvent {
+  let text = readFileSync(new URL(`../../events/${name}`, import.meta.url), 'utf8');
+  for (const [key, value] of Object.entries(vars)) text = text.split(`{{${key}}}`).join(value);
+  return JSON.parse(text) as APIGatewayProxyEvent;
+}
+
+type Call = { status: number; headers: Record<string, string>; body: Record<string, any> };
+
+let fakes: Fakes;
+let logs: string[];
+let handler: ReturnType<typeof createApiHandler>;
+
+async function call(event: APIGatewayProxyEvent): Promise<Call> {
+  const result = (await handler(event, context)) as APIGatewayProxyResult;
+  return { status: result.statusCode, headers: (result.headers ?? {}) as Record<string, string>, body: JSON.parse(result.body) as Record<string, any> };
+}
+
+async function token(over: Partial<{ channelId: string; managerId: string; permissions: string[]; expiresIn: string }> = {}, now?: Date) {
+  return signDevToken(
+    { channelId: 'ch-1', managerId: 'm-1', name: 'Kim', permissions: ['export:download'], expiresIn: '1h', ...over },
+    { secret, ...(now ? { now } : {}) },
+  );
+}
+
+async function create(name = 'api-create-export-contacts.json', vars: Record<string, string> = {}): Promise<Call> {
+  return call(loadEvent(name, { TOKEN: await token(), PASSWORD, ...vars }));
+}
+
+function completeJob(exportId: string, expiresAt = '2026-03-08T10:00:00.000Z'): void {
+  const job = fakes.store.jobs.get(exportId) as ExportJob;
+  Object.assign(job, {
+    status: 'completed',
+    chunksDone: 3,
+    rowsWritten: 12,
+    rowCount: 12,
+    fileName: 'contacts.xlsx',
+    fileSize: 4096,
+    sha256: 'ab'.repeat(32),
+    objectKey: `exports/${exportId}.xlsx`,
+    completedAt: '2026-03-01T10:05:00.000Z',
+    expiresAt,
+  });
+}
+
+beforeEach(() => {
+  fakes = createFakes();
+  logs = [];
+  const runtime: ApiRuntime = {
+    deps: fakes.deps,
+    verifier: createTokenVerifier({ issuer: DEV_ISSUER, audience: DEV_AUDIENCE, devSecret: secret }),
+    logger: createCapturingLogger(logs),
+  };
+  handler = createApiHandler(async () => runtime);
+});
+
+describe('POST /v1/exports', () => {
+  it('accepts a contacts export: 202, Location, job, audit entry, chunks dispatched, no password stored or logged', async () => {
+    const res = await create();
+    expect(res.status).toBe(202);
+    const exportId = res.body.exportId as string;
+    expect(res.headers.Location).toBe(`http://api.test/v1/exports/${exportId}`);
+    expect(res.body).toMatchObject({ status: 'queued', links: { self: res.headers.Location } });
+    const job = fakes.store.jobs.get(exportId);
+    expect(job).toMatchObject({ channelId: 'ch-1', managerId: 'm-1', kind: 'contacts', status: 'queued', chunksTotal: 3 });
+    expect(fakes.dispatcher.dispatched).toEqual([exportId]);
+    expect(fakes.audit.events).toEqual([
+      expect.objectContaining({ type: 'requested', exportId, scope: 'filter', reason: 'Quarterly CRM sync for the marketing team' }),
+    ]);
+    const everything = JSON.stringify([...fakes.store.jobs.values(), [...fakes.store.idem.values()], fakes.audit.events, logs, res]);
+    for (const form of [PASSWORD, Buffer.from(PASSWORD).toString('base64'), Buffer.from(PASSWORD).toString('hex')]) {
+      expect(everything).not.toContain(form);
+    }
+    expect(logs.length).toBeGreaterThan(0);
+  });
+
+  it('honours Idempotency-Key: same body -> same export and no cooldown hit; different body -> 422', async () => {
+    const first = await create();
+    const again = await create();
+    expect(again.status).toBe(202);
+    expect(again.body.exportId).toBe(first.body.exportId);
+    expect(again.headers['Idempotency-Replayed']).toBe('true');
+    expect(fakes.store.jobs.size).toBe(1);
+    const other = loadEvent('api-create-export-contacts.json', { TOKEN: await token(), PASSWORD: 'Another1Password' });
+    const res = await call(other);
+    expect(res.status).toBe(422);
+    expect(res.body.error).toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED', field: 'Idempotency-Key' });
+    expect(JSON.stringify(res)).not.toContain('Another1Password');
+  });
+
+  it('enforces the cooldown per manager and kind with Retry-After, and frees it after the window', async () => {
+    expect((await create('api-create-export-cases.json')).status).toBe(202);
+    const blocked = await create('api-create-export-cases.json');
+    expect(blocked.status).toBe(429);
+    expect(blocked.headers['Retry-After']).toBe('1800');
+    expect(blocked.body.error).toMatchObject({ code: 'COOLDOWN_ACTIVE', rule: 'C8', retryAfterSeconds: 1800 });
+    const otherManager = loadEvent('api-create-export-cases.json', { TOKEN: await token({ managerId: 'm-2' }), PASSWORD });
+    expect((await call(otherManager)).status).toBe(202);
+    fakes.clock.advance(31 * 60_000);
+    const later = loadEvent('api-create-export-cases.json', { TOKEN: await token({}, fakes.clock.now()), PASSWORD });
+    expect((await call(later)).status).toBe(202);
+  });
+
+  it('takes over a cooldown left by a request that crashed before creating its job', async () => {
+    fakes.cooldowns.items.set('cooldown#ch-1#m-1#cases', { holder: 'deadbeefdeadbeef', expiresAt: Date.parse('2026-03-01T10:20:00Z'), acquiredAt: '2026-03-01T09:50:00.000Z' });
+    expect((await create('api-create-export-cases.json')).status).toBe(202);
+  });
+
+  it('rejects bad input with 400 naming the field and rule, never echoing the password', async () => {
+    const badRange = await create('api-create-export-cases.json', {});
+    expect(badRange.status).toBe(202);
+    const tooLong = loadEvent('api-create-export-cases.json', { TOKEN: await token({ managerId: 'm-3' }), PASSWORD });
+    tooLong.body = (tooLong.body as string).replace('2025-11-30', '2026-06-30');
+    const res = await call(tooLong);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: 'CASE_RANGE_TOO_LONG', field: 'to', rule: 'S3' });
+    const symbols = loadEvent('api-create-export-cases.json', { TOKEN: await token({ managerId: 'm-3' }), PASSWORD: 'pa$$word!!' });
+    const pw = await call(symbols);
+    expect(pw.status).toBe(400);
+    expect(pw.body.error).toMatchObject({ field: 'password', rule: 'S4' });
+    expect(JSON.stringify(pw)).not.toContain('pa$$word!!');
+    const missingReason = loadEvent('api-create-export-cases.json', { TOKEN: await token({ managerId: 'm-3' }), PASSWORD });
+    missingReason.body = JSON.stringify({ ...JSON.parse(missingReason.body as string), reason: undefined });
+    const mr = await call(missingReason);
+    expect(mr.status).toBe(400);
+    expect(mr.body.error.field).toBe('reason');
+  });
+
+  it('answers malformed JSON and a wrong content type with a clear 400', async () => {
+    const malformed = await call(loadEvent('api-create-export-malformed.json', { TOKEN: await token() }));
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.error.code).toBe('MALFORMED_JSON');
+    const textPlain = loadEvent('api-create-export-contacts.json', { TOKEN: await token(), PASSWORD });
+    textPlain.headers['Content-Type'] = 'text/plain';
+    const res = await call(textPlain);
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('UNSUPPORTED_CONTENT_TYPE');
+  });
+
+  it('maps an unknown failure to 500 with a request id only, and gives the cooldown back', async () => {
+    fakes.store.failCreate = true;
+    const res = await create('api-create-export-cases.json');
+    expect(res.status).toBe(500);
+    expect(res.body.error).toEqual({ code: 'INTERNAL', message: expect.stringMatching(/request id/), requestId: 'req-create-cases' });
+    expect(JSON.stringify(res.body)).not.toContain('simulated');
+    fakes.store.failCreate = false;
+    expect((await create('api-create-export-cases.json')).status).toBe(202);
+  });
+
+  it('fails the job and frees the cooldown when the chunks cannot be enqueued', async () => {
+    fakes.dispatcher.failDispatch = true;
+    const res = await create('api-create-export-cases.json');
+    expect(res.status).toBe(500);
+    const [job] = [...fakes.store.jobs.values()];
+    expect(job?.status).toBe('failed');
+    expect(fakes.audit.events.map((e) => e.type)).toEqual(['requested', 'failed']);
+    fakes.dispatcher.failDispatch = false;
+    expect((await create('api-create-export-cases.json')).status).toBe(202);
+  });
+});
+
+describe('authentication and authorization', () => {
+  it('401 without a token, with a bad signature and when expired; 403 without the permission', async () => {
+    const noToken = loadEvent('api-list-exports.json', { TOKEN: '' });
+    delete noToken.headers.Authorization;
+    const r1 = await call(noToken);
+    expect(r1.status).toBe(401);
+    expect(r1.headers['WWW-Authenticate']).toMatch(/^Bearer .*error="invalid_token"/);
+    const forged = await signDevToken({ channelId: 'ch-1', managerId: 'm-1', name: 'Kim', permissions: ['export:download'] }, { secret: 'x'.repeat(40) });
+    expect((await call(loadEvent('api-list-exports.json', { TOKEN: forged }))).status).toBe(401);
+    const expired = await token({}, new Date('2026-03-01T07:00:00Z'));
+    const r3 = await call(loadEvent('api-list-exports.json', { TOKEN: expired }));
+    expect(r3.status).toBe(401);
+    expect(r3.body.error.code).toBe('unauthenticated');
+    const noPermission = await call(loadEvent('api-create-export-cases.json', { TOKEN: await token({ permissions: [] }), PASSWORD }));
+    expect(noPermission.status).toBe(403);
+    expect(noPermission.body.error).toMatchObject({ code: 'PERMISSION_DENIED', rule: 'S5/C10' });
+    expect(fakes.store.jobs.size).toBe(0);
+  });
+
+  it('hides exports of other channels and other managers (404); auditors of the channel may look', async () => {
+    const exportId = (await create()).body.exportId as string;
+    const own = await call(loadEvent('api-get-export.json', { TOKEN: await token(), EXPORT_ID: exportId }));
+    expect(own.status).toBe(200);
+    expect(own.body).toMatchObject({ exportId, status: 'queued', progress: { chunksDone: 0, chunksTotal: 3, percent: 0 } });
+    expect(JSON.stringify(own.body)).not.toMatch(/wrappedKey|encryption|objectKey/);
+    const otherChannel = await call(loadEvent('api-get-export.json', { TOKEN: await token({ channelId: 'ch-2', permissions: ['export:download', 'audit:read'] }), EXPORT_ID: exportId }));
+    expect(otherChannel.status).toBe(404);
+    const colleague = await call(loadEvent('api-get-export.json', { TOKEN: await token({ managerId: 'm-2' }), EXPORT_ID: exportId }));
+    expect(colleague.status).toBe(404);
+    const auditor = await call(loadEvent('api-get-export.json', { TOKEN: await token({ managerId: 'm-9', permissions: ['audit:read'] }), EXPORT_ID: exportId }));
+    expect(auditor.status).toBe(200);
+    const garbage = await call(loadEvent('api-get-export.json', { TOKEN: await token(), EXPORT_ID: 'not-an-id' }));
+    expect(garbage.status).toBe(404);
+  });
+
+  it('404 for unknown routes, 405 with Allow for a wrong method', async () => {
+    const unknown = loadEvent('api-list-exports.json', { TOKEN: await token() });
+    unknown.path = '/v1/nothing';
+    expect((await call(unknown)).status).toBe(404);
+    const wrong = loadEvent('api-list-exports.json', { TOKEN: await token() });
+    wrong.httpMethod = 'DELETE';
+    const res = await call(wrong);
+    expect(res.status).toBe(405);
+    expect(res.headers.Allow).toBe('POST, GET');
+  });
+});
+
+describe('GET /v1/exports and cancel', () => {
+  it('lists the caller’s exports newest first with a sealed cursor', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      const ev = loadEvent('api-create-export-contacts.json', { TOKEN: await token(), PASSWORD });
+      ev.headers['Idempotency-Key'] = `key-number-${i}`;
+      fakes.clock.advance(31 * 60_000);
+      ev.headers.Authorization = `Bearer ${await token({}, fakes.clock.now())}`;
+      ids.push((await call(ev)).body.exportId as string);
+    }
+    const listEvent = (cursor?: string) =>
+      token({}, fakes.clock.now()).then((t) => {
+        const ev = loadEvent('api-list-exports.json', { TOKEN: t });
+        ev.queryStringParameters = { limit: '2', ...(cursor ? { cursor } : {}) };
+        return ev;
+      });
+    const page1 = await call(await listEvent());
+    expect(page1.body.items.map((i: { exportId: string }) => i.exportId)).toEqual([ids[2], ids[1]]);
+    const page2 = await call(await listEvent(page1.body.cursor as string));
+    expect(page2.body.items.map((i: { exportId: string }) => i.exportId)).toEqual([ids[0]]);
+    expect(page2.body.cursor).toBeUndefined();
+    const forged = await call(await listEvent(`${Buffer.from('0').toString('base64url')}.00000000000000000000000000000000`));
+    expect(forged.status).toBe(400);
+    expect(forged.body.error).toMatchObject({ code: 'INVALID_CURSOR', field: 'cursor' });
+    const someoneElses = loadEvent('api-list-exports.json', { TOKEN: await token({ managerId: 'm-2' }, fakes.clock.now()) });
+    someoneElses.queryStringParameters = { cursor: page1.body.cursor as string };
+    expect((await call(someoneElses)).status).toBe(400);
+  });
+
+  it('cancels an active export (requester only), then 409; the cooldown is given back', async () => {
+    const exportId = (await create('api-create-export-cases.json')).body.exportId as string;
+    const byAuditor = await call(loadEvent('api-cancel-export.json', { TOKEN: await token({ managerId: 'm-9', permissions: ['audit:read'] }), EXPORT_ID: exportId }));
+    expect(byAuditor.status).toBe(403);
+    const res = await call(loadEvent('api-cancel-export.json', { TOKEN: await token(), EXPORT_ID: exportId }));
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ exportId, status: 'canceled' });
+    expect(res.body.link).toBeUndefined();
+    const again = await call(loadEvent('api-cancel-export.json', { TOKEN: await token(), EXPORT_ID: exportId }));
+    expect(again.status).toBe(409);
+    expect(fakes.audit.events.map((e) => e.type)).toEqual(['requested', 'canceled']);
+    expect((await create('api-create-export-cases.json')).status).toBe(202);
+  });
+});
+
+describe('GET /v1/downloads/{token}', () => {
+  it('redirects to a short-lived presigned URL while valid, audits each use, 410 after expiry', async () => {
+    const exportId = (await create()).body.exportId as string;
+    completeJob(exportId);
+    const view = await call(loadEvent('api-get-export.json', { TOKEN: await token(), EXPORT_ID: exportId }));
+    expect(view.body).toMatchObject({ status: 'completed', rowCount: 12, sha256: 'ab'.repeat(32), progress: { percent: 100 } });
+    const downloadToken = (view.body.link as string).split('/').pop() as string;
+
+    const anonymous = loadEvent('api-download.json', { DOWNLOAD_TOKEN: downloadToken });
+    const first = await call(anonymous);
+    expect(first.status).toBe(302);
+    expect(first.headers.Location).toBe(`http://s3.test/bucket/exports/${exportId}.xlsx?X-Amz-Expires=300`);
+    expect(first.headers['Cache-Control']).toBe('no-store');
+
+    const withBearer = loadEvent('api-download.json', { DOWNLOAD_TOKEN: downloadToken });
+    withBearer.headers.Authorization = `Bearer ${await token()}`;
+    expect((await call(withBearer)).status).toBe(302);
+
+    fakes.clock.current = new Date('2026-03-08T10:00:01.000Z');
+    const late = await call(loadEvent('api-download.json', { DOWNLOAD_TOKEN: downloadToken }));
+    expect(late.status).toBe(410);
+    const downloads = fakes.audit.events.filter((e) => e.type === 'downloaded');
+    expect(downloads).toEqual([
+      expect.objectContaining({ ip: '203.0.113.7', userAgent: 'Mozilla/5.0 (export-console)', outcome: 'redirected' }),
+      expect.objectContaining({ managerId: 'm-1', outcome: 'redirected' }),
+      expect.objectContaining({ outcome: 'gone' }),
+    ]);
+    expect(downloads[0]).not.toHaveProperty('managerId');
+  });
+
+  it('410 for a canceled export, 404 for an unknown token', async () => {
+    const exportId = (await create()).body.exportId as string;
+    completeJob(exportId);
+    (fakes.store.jobs.get(exportId) as ExportJob).status = 'canceled';
+    expect((await call(loadEvent('api-download.json', { DOWNLOAD_TOKEN: `tok-${exportId}-0123456789` }))).status).toBe(410);
+    expect((await call(loadEvent('api-download.json', { DOWNLOAD_TOKEN: 'tok-ffff-0123456789' }))).status).toBe(404);
+  });
+});
+
+describe('GET /v1/audit', () => {
+  it('is for audit:read holders only and returns one entry per export with its downloads', async () => {
+    const exportId = (await create()).body.exportId as string;
+    completeJob(exportId);
+    await fakes.audit.append({ type: 'completed', exportId, channelId: 'ch-1', at: '2026-03-01T10:05:00.000Z', rowCount: 12, sha256: 'ab'.repeat(32) });
+    await call(loadEvent('api-download.json', { DOWNLOAD_TOKEN: `tok-${exportId}-0123456789` }));
+    const denied = await call(loadEvent('api-list-audit.json', { TOKEN: await token() }));
+    expect(denied.status).toBe(403);
+    const res = await call(loadEvent('api-list-audit.json', { TOKEN: await token({ managerId: 'm-9', permissions: ['audit:read'] }) }));
+    expect(res.status).toBe(200);
+    expect(res.body.items).toEqual([
+      expect.objectContaining({
+        exportId,
+        requestedBy: { managerId: 'm-1', name: 'Kim' },
+        kind: 'contacts',
+        scope: 'filter',
+        reason: 'Quarterly CRM sync for the marketing team',
+        status: 'completed',
+        rowCount: 12,
+        downloads: [expect.objectContaining({ ip: '203.0.113.7' })],
+      }),
+    ]);
+    expect(JSON.stringify(res.body)).not.toContain(PASSWORD);
+    const bad = loadEvent('api-list-audit.json', { TOKEN: await token({ permissions: ['audit:read'] }) });
+    bad.queryStringParameters = { from: 'yesterday' };
+    const badRes = await call(bad);
+    expect(badRes.status).toBe(400);
+    expect(badRes.body.error.field).toBe('from');
+  });
+});

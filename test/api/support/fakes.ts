@@ -1,0 +1,206 @@
+import { randomBytes } from 'node:crypto';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { assembleAuditEntry } from '../../../shared/adapters/aws/dynamo-audit-log';
+import type { ApiDeps, DownloadLinks, DownloadUrlSigner, ExportDispatcher } from '../../../shared/app/api';
+import type { ExportJob, ExportStatus } from '../../../shared/app/export-job';
+import { createPolicyConfig } from '../../../shared/domain';
+import { deriveEncryptionKeys } from '../../../shared/xlsx/crypto';
+import { auditEventSchema, type AuditEvent, type AuditLog, type AuditPage, type AuditQuery, type StoredAuditEvent } from '../../../shared/ports/audit-log';
+import type { CooldownAcquireInput, CooldownAcquireResult, CooldownStore } from '../../../shared/ports/cooldown-store';
+import type { DownloadTokenRecord, ExportStore, IdempotencyRecord, JobPage, JobPatch } from '../../../shared/ports/export-store';
+import type { KeyWrapper } from '../../../shared/ports/key-wrapper';
+
+/** In-memory fakes of the API's ports: unit tests only (integration tests use the emulators). */
+export class FakeExportStore implements ExportStore {
+  jobs = new Map<string, ExportJob>();
+  idem = new Map<string, IdempotencyRecord>();
+  tokens = new Map<string, DownloadTokenRecord>();
+  failCreate = false;
+
+  async createJob(job: ExportJob): Promise<boolean> {
+    if (this.failCreate) throw new Error('simulated table outage');
+    if (this.jobs.has(job.exportId)) return false;
+    this.jobs.set(job.exportId, structuredClone(job));
+    return true;
+  }
+  async getJob(channelId: string, exportId: string): Promise<ExportJob | null> {
+    const job = this.jobs.get(exportId);
+    return job && job.channelId === channelId ? structuredClone(job) : null;
+  }
+  async listJobs(channelId: string, managerId: string, cursor: string | undefined, limit: number): Promise<JobPage> {
+    const all = [...this.jobs.values()]
+      .filter((j) => j.channelId === channelId && j.managerId === managerId)
+      .sort((a, b) => b.exportId.localeCompare(a.exportId));
+    const start = cursor ? Number(cursor) : 0;
+    const items = all.slice(start, start + limit);
+    return { items, ...(start + limit < all.length ? { cursor: String(start + limit) } : {}) };
+  }
+  async updateProgress(_c: string, exportId: string, patch: JobPatch): Promise<void> {
+    const job = this.jobs.get(exportId);
+    if (job) Object.assign(job, patch);
+  }
+  async markChunkDone(): Promise<{ firstTime: boolean; done: number; total: number }> {
+    throw new Error('not used by the API');
+  }
+  async setStatus(channelId: string, exportId: string, to: ExportStatus, from: readonly ExportStatus[], patch?: JobPatch): Promise<boolean> {
+    const job = this.jobs.get(exportId);
+    if (!job || job.channelId !== channelId || !from.includes(job.status)) return false;
+    Object.assign(job, patch ?? {}, { status: to });
+    return true;
+  }
+  async claimFlag(): Promise<boolean> {
+    throw new Error('not used by the API');
+  }
+  async saveDownloadToken(record: DownloadTokenRecord): Promise<void> {
+    this.tokens.set(record.tokenHash, record);
+  }
+  async getDownloadToken(tokenHash: string): Promise<DownloadTokenRecord | null> {
+    return this.tokens.get(tokenHash) ?? null;
+  }
+  async saveIdempotencyRecord(record: IdempotencyRecord): Promise<{ created: boolean; existing?: IdempotencyRecord }> {
+    const key = `${record.channelId}#${record.managerId}#${record.key}`;
+    const existing = this.idem.get(key);
+    if (existing) return { created: false, existing };
+    this.idem.set(key, record);
+    return { created: true };
+  }
+  async getIdempotencyRecord(channelId: string, managerId: string, key: string): Promise<IdempotencyRecord | null> {
+    return this.idem.get(`${channelId}#${managerId}#${key}`) ?? null;
+  }
+}
+
+export class FakeAuditLog implements AuditLog {
+  events: StoredAuditEvent[] = [];
+  async append(event: AuditEvent): Promise<void> {
+    const parsed = auditEventSchema.parse(event);
+    if (parsed.type !== 'downloaded' && this.events.some((e) => e.exportId === parsed.exportId && e.type === parsed.type)) return;
+    this.events.push(parsed);
+  }
+  async query(query: AuditQuery): Promise<AuditPage> {
+    const requested = this.events
+      .filter((e) => e.type === 'requested' && e.channelId === query.channelId)
+      .filter((e) => e.type === 'requested' && (!query.managerId || e.managerId === query.managerId) && (!query.kind || e.kind === query.kind))
+      .filter((e) => (!query.from || e.at >= query.from) && (!query.to || e.at <= query.to))
+      .sort((a, b) => b.at.localeCompare(a.at))
+      .slice(0, query.limit);
+    return { items: requested.map((r) => assembleAuditEntry(r, this.events.filter((e) => e.exportId === r.exportId))) };
+  }
+}
+
+export class FakeCooldownStore implements CooldownStore {
+  items = new Map<string, { holder: string; expiresAt: number; acquiredAt: string }>();
+  async acquire(input: CooldownAcquireInput): Promise<CooldownAcquireResult> {
+    const current = this.items.get(input.key);
+    const now = input.now.getTime();
+    if (!current || current.expiresAt < now || current.holder === input.holder) {
+      this.items.set(input.key, { holder: input.holder, expiresAt: now + input.durationSeconds * 1000, acquiredAt: input.now.toISOString() });
+      return { acquired: true, retryAfterSeconds: 0 };
+    }
+    return { acquired: false, retryAfterSeconds: Math.max(1, Math.ceil((current.expiresAt - now) / 1000)), holder: current.holder, acquiredAt: current.acquiredAt };
+  }
+  async release(key: string, holder: string): Promise<void> {
+    if (this.items.get(key)?.holder === holder) this.items.delete(key);
+  }
+}
+
+export const fakeKeyWrapper: KeyWrapper = {
+  async wrap(key, context) {
+    return Buffer.concat([Buffer.from(`${context.exportId}:`), Buffer.from(key.map((b) => b ^ 0x5a))]).toString('base64');
+  },
+  async unwrap() {
+    throw new Error('not used by the API');
+  },
+};
+
+export class FakeDispatcher implements ExportDispatcher {
+  dispatched: string[] = [];
+  failDispatch = false;
+  async plan(input: Parameters<ExportDispatcher['plan']>[0]) {
+    const { password: _p, reason: _r, ...rest } = input.request as Record<string, unknown>;
+    void _p;
+    void _r;
+    const userIds = rest.userIds as string[] | undefined;
+    delete rest.userIds;
+    return {
+      jobRequest: { ...(rest as { kind: 'cases' | 'contacts' }), ...(userIds ? { userIdsCount: userIds.length } : {}) },
+      timeZone: (input.request.timezone as string | undefined) ?? 'Asia/Seoul',
+      chunksTotal: 3,
+    };
+  }
+  async dispatch(job: ExportJob): Promise<void> {
+    if (this.failDispatch) throw new Error('simulated queue outage');
+    this.dispatched.push(job.exportId);
+  }
+}
+
+/** Tokens are `tok-{exportId}-padding` here; the real scheme is the pipeline's. */
+export const fakeLinks: DownloadLinks = {
+  async linkFor(job) {
+    return `http://api.test/v1/downloads/tok-${job.exportId}-0123456789`;
+  },
+  async resolve(token) {
+    const match = /^tok-([0-9a-f]+)-0123456789$/.exec(token);
+    return match?.[1] ? { exportId: match[1], channelId: 'ch-1', expiresAt: '2099-01-01T00:00:00.000Z' } : null;
+  },
+};
+
+export const fakeUrlSigner: DownloadUrlSigner = {
+  async presignGet(key, options) {
+    return `http://s3.test/bucket/${key}?X-Amz-Expires=${options.expiresInSeconds}`;
+  },
+};
+
+export class MutableClock {
+  constructor(public current: Date) {}
+  now(): Date {
+    return new Date(this.current);
+  }
+  advance(ms: number): void {
+    this.current = new Date(this.current.getTime() + ms);
+  }
+}
+
+export type Fakes = {
+  deps: ApiDeps;
+  store: FakeExportStore;
+  audit: FakeAuditLog;
+  cooldowns: FakeCooldownStore;
+  dispatcher: FakeDispatcher;
+  clock: MutableClock;
+};
+
+export function createFakes(now = new Date('2026-03-01T10:00:00.000Z')): Fakes {
+  const store = new FakeExportStore();
+  const audit = new FakeAuditLog();
+  const cooldowns = new FakeCooldownStore();
+  const dispatcher = new FakeDispatcher();
+  const clock = new MutableClock(now);
+  const deps: ApiDeps = {
+    store,
+    audit,
+    cooldowns,
+    keyWrapper: fakeKeyWrapper,
+    dispatcher,
+    links: fakeLinks,
+    urlSigner: fakeUrlSigner,
+    // A small spin count keeps unit tests fast; the e2e suite runs the real 100,000.
+    deriveKeys: (password) => deriveEncryptionKeys(password, { spinCount: 10 }),
+    clock,
+    policy: createPolicyConfig(),
+    hmacSecret: Buffer.from('unit-test-hmac-secret-0123456789'),
+    random: randomBytes,
+    publicBaseUrl: 'http://api.test',
+    presignSeconds: 300,
+    staleCooldownSeconds: 120,
+  };
+  return { deps, store, audit, cooldowns, dispatcher, clock };
+}
+
+/** A Powertools logger whose lines land in an array (for secret scans of log output). */
+export function createCapturingLogger(lines: string[]): Logger {
+  const logger = new Logger({ serviceName: 'export-service-test', logLevel: 'DEBUG' });
+  // Powertools writes through its own Console instance; route it into the array.
+  const sink = (...args: unknown[]) => void lines.push(args.map(String).join(' '));
+  (logger as unknown as { console: Record<string, unknown> }).console = { log: sink, info: sink, warn: sink, error: sink, debug: sink, trace: sink };
+  return logger;
+}
