@@ -100,6 +100,9 @@ export class ExportServiceStack extends Stack {
       BOT_SIGNING_SECRET_ARN: this.secrets.botSigning.secretArn,
       LINK_SIGNING_SECRET_ARN: this.secrets.linkSigning.secretArn,
       LINK_TTL_DAYS: String(config.linkTtlDays),
+      // Powertools: one service name in every log line, custom metrics (EMF) in one namespace.
+      POWERTOOLS_SERVICE_NAME: 'export-service',
+      POWERTOOLS_METRICS_NAMESPACE: 'ExportService',
       JWT_ISSUER: config.jwtIssuer,
       JWT_AUDIENCE: config.jwtAudience,
       JWT_JWKS_URL: config.jwtJwksUrl,
@@ -218,44 +221,58 @@ export class ExportServiceStack extends Stack {
     const viaS3 = { StringEquals: { 'kms:ViaService': `s3.${this.region}.amazonaws.com` } };
     const sourceRead = ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'];
 
-    // api: create/list/cancel exports, cooldowns, audit append + list, download redirect.
+    // Shared by every pipeline step that can fail an export (shared/app/pipeline-steps.ts
+    // failExport): record the failure event, tell the bot, drop the parts.
+    const grantFailExport = (fn: ServiceFunction) => {
+      allow(fn, 'AuditAppend', ['dynamodb:PutItem'], [t.audit.tableArn]);
+      allow(fn, 'RequestNotify', ['sqs:SendMessage'], [this.queues.notify.queue.queueArn]);
+      allow(fn, 'ListParts', ['s3:ListBucket'], [bucket.bucketArn], { StringLike: { 's3:prefix': [`${PARTS_PREFIX}*`] } });
+      allow(fn, 'DeleteParts', ['s3:DeleteObject'], [objects(PARTS_PREFIX)]);
+    };
+
+    // api: create/list/cancel exports, cooldowns, audit append + list, plan chunks, download redirect.
     allow(f.api, 'ExportsTable', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'], withIndexes(t.exports));
     allow(f.api, 'Cooldowns', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'], [t.cooldowns.tableArn]);
     allow(f.api, 'AuditAppendAndList', ['dynamodb:PutItem', 'dynamodb:Query'], withIndexes(t.audit));
-    allow(f.api, 'SourceRead', sourceRead, [...withIndexes(t.workspace), ...withIndexes(t.cases), ...withIndexes(t.users)]);
-    allow(f.api, 'PlanChunks', ['sqs:SendMessage'], [this.queues.chunk.queue.queueArn]);
-    // Selections (checked customers) are written for the chunk workers; files are read only by
-    // the presigned redirect, which S3 authorizes against this role.
+    allow(f.api, 'WorkspaceRead', ['dynamodb:GetItem', 'dynamodb:Query'], [t.workspace.tableArn]);
+    // Chunks; an empty selection has nothing to read and goes straight to the finalizer.
+    allow(f.api, 'PlanChunks', ['sqs:SendMessage'], [this.queues.chunk.queue.queueArn, this.queues.finalize.queue.queueArn]);
+    // Selected ids are stored under parts/ for the chunk workers (a message holds 256 KB at most).
     allow(f.api, 'WriteSelections', ['s3:PutObject'], [objects(PARTS_PREFIX)]);
+    // The download redirect presigns a GET with this role; S3 checks the role when the URL is used.
     allow(f.api, 'PresignDownloads', ['s3:GetObject'], [objects(EXPORTS_PREFIX)]);
     allow(f.api, 'BucketKey', ['kms:GenerateDataKey', 'kms:Decrypt'], [this.keys.bucketKey.keyArn], viaS3);
     allow(f.api, 'LinkSigningSecret', ['secretsmanager:GetSecretValue'], [this.secrets.linkSigning.secretArn]);
 
-    // chunk: read one slice of the sources, write its part, record completion, maybe finalize.
-    allow(f.chunk, 'SourceRead', sourceRead, [...withIndexes(t.cases), ...withIndexes(t.users), ...withIndexes(t.workspace)]);
+    // chunk: read one slice of the sources, write its part, record completion; the cases phase
+    // of a contacts-with-cases export enqueues the users phase, the last chunk enqueues finalize.
+    allow(f.chunk, 'SourceRead', sourceRead, [t.cases.tableArn, t.users.tableArn, t.workspace.tableArn]);
     allow(f.chunk, 'ExportsTable', ['dynamodb:GetItem', 'dynamodb:UpdateItem'], [t.exports.tableArn]);
     allow(f.chunk, 'Parts', ['s3:PutObject', 's3:GetObject'], [objects(PARTS_PREFIX)]);
     allow(f.chunk, 'BucketKey', ['kms:GenerateDataKey', 'kms:Decrypt'], [this.keys.bucketKey.keyArn], viaS3);
-    allow(f.chunk, 'RequestFinalize', ['sqs:SendMessage'], [this.queues.finalize.queue.queueArn]);
+    allow(f.chunk, 'NextSteps', ['sqs:SendMessage'], [this.queues.chunk.queue.queueArn, this.queues.finalize.queue.queueArn]);
+    grantFailExport(f.chunk);
 
-    // finalizer: read parts, write the file (multipart), clean parts up, unwrap the package key.
+    // finalizer: read parts, write the file (multipart), save the download token, unwrap the key.
     allow(f.finalizer, 'ExportsTable', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [t.exports.tableArn]);
-    allow(f.finalizer, 'WorkspaceRead', ['dynamodb:GetItem', 'dynamodb:Query'], [t.workspace.tableArn]);
-    allow(f.finalizer, 'ReadAndDeleteParts', ['s3:GetObject', 's3:DeleteObject'], [objects(PARTS_PREFIX)]);
-    allow(f.finalizer, 'ListParts', ['s3:ListBucket'], [bucket.bucketArn], { StringLike: { 's3:prefix': [`${PARTS_PREFIX}*`] } });
-    allow(f.finalizer, 'WriteFiles', ['s3:PutObject', 's3:AbortMultipartUpload'], [objects(EXPORTS_PREFIX)]);
+    allow(f.finalizer, 'WorkspaceRead', ['dynamodb:GetItem'], [t.workspace.tableArn]);
+    allow(f.finalizer, 'ReadParts', ['s3:GetObject'], [objects(PARTS_PREFIX)]);
+    allow(f.finalizer, 'WriteFiles', ['s3:PutObject', 's3:AbortMultipartUpload', 's3:DeleteObject'], [objects(EXPORTS_PREFIX)]);
+    // A file written for an export canceled meanwhile is deleted again (by prefix).
+    allow(f.finalizer, 'ListFiles', ['s3:ListBucket'], [bucket.bucketArn], { StringLike: { 's3:prefix': [`${EXPORTS_PREFIX}*`] } });
     allow(f.finalizer, 'BucketKey', ['kms:GenerateDataKey', 'kms:Decrypt'], [this.keys.bucketKey.keyArn], viaS3);
-    allow(f.finalizer, 'RequestNotify', ['sqs:SendMessage'], [this.queues.notify.queue.queueArn]);
+    // It stores the download token's hash, so it needs the link key too.
+    allow(f.finalizer, 'LinkSigningSecret', ['secretsmanager:GetSecretValue'], [this.secrets.linkSigning.secretArn]);
+    grantFailExport(f.finalizer);
 
-    // notifier: read the job, sign and post the webhook, record delivery.
-    allow(f.notifier, 'ExportsTable', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [t.exports.tableArn]);
+    // notifier: read the job, mint the link token, sign and post the webhook, record delivery.
+    allow(f.notifier, 'ExportsTable', ['dynamodb:GetItem', 'dynamodb:UpdateItem'], [t.exports.tableArn]);
     allow(f.notifier, 'BotSigningSecret', ['secretsmanager:GetSecretValue'], [this.secrets.botSigning.secretArn]);
     allow(f.notifier, 'LinkSigningSecret', ['secretsmanager:GetSecretValue'], [this.secrets.linkSigning.secretArn]);
 
-    // dlq: mark the job failed, release its cooldown, tell the bot through the notify queue.
+    // dlq: mark the job failed (or record that the bot was unreachable) and tell the bot.
     allow(f.dlq, 'ExportsTable', ['dynamodb:GetItem', 'dynamodb:UpdateItem'], [t.exports.tableArn]);
-    allow(f.dlq, 'ReleaseCooldown', ['dynamodb:DeleteItem'], [t.cooldowns.tableArn]);
-    allow(f.dlq, 'RequestNotify', ['sqs:SendMessage'], [this.queues.notify.queue.queueArn]);
+    grantFailExport(f.dlq);
 
     this.keys.restrictWrapKey({ wrapper: f.api.fn.role!, unwrapper: f.finalizer.fn.role! });
   }

@@ -304,10 +304,10 @@ describe('KMS and secrets', () => {
     for (const { statement } of users) expect(statement.Condition?.StringEquals?.['kms:ViaService']).toBeDefined();
   });
 
-  it('secrets: the bot key only for the notifier, the link key only for api and notifier', () => {
+  it('secrets: the bot key only for the notifier, the link key only for api, finalizer and notifier', () => {
     expect([...rolesAllowed(template, 'secretsmanager:GetSecretValue', idOf(stack, stack.secrets.botSigning))]).toEqual([roleId('notifier')]);
     expect(new Set(rolesAllowed(template, 'secretsmanager:GetSecretValue', idOf(stack, stack.secrets.linkSigning)))).toEqual(
-      new Set([roleId('api'), roleId('notifier')]),
+      new Set([roleId('api'), roleId('finalizer'), roleId('notifier')]),
     );
     for (const secret of Object.values(resourcesOf(template, 'AWS::SecretsManager::Secret'))) {
       expect(secret.Properties!.GenerateSecretString).toBeDefined();
@@ -322,8 +322,13 @@ describe('least privilege', () => {
     for (const action of ['dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem', 'dynamodb:DeleteTable', 'dynamodb:PartiQLUpdate', 'dynamodb:PartiQLDelete']) {
       expect([...rolesAllowed(template, action, auditId)], action).toEqual([]);
     }
-    // Appending is allowed (PutItem; the adapter conditions it on attribute_not_exists).
-    expect([...rolesAllowed(template, 'dynamodb:PutItem', auditId)]).toEqual([roleId('api')]);
+    // Appending is allowed (PutItem; the adapter conditions it on attribute_not_exists): the api
+    // records requests and downloads, the pipeline steps record failures and completions.
+    expect(new Set(rolesAllowed(template, 'dynamodb:PutItem', auditId))).toEqual(
+      new Set([roleId('api'), roleId('chunk'), roleId('finalizer'), roleId('dlq')]),
+    );
+    // Reading the trail is the api's alone (GET /v1/audit).
+    expect([...rolesAllowed(template, 'dynamodb:Query', auditId)]).toEqual([roleId('api')]);
   });
 
   it('no wildcard actions on data services and no Scan anywhere', () => {
@@ -336,35 +341,46 @@ describe('least privilege', () => {
     }
   });
 
-  it('chunk: reads the sources, writes parts/ only, signals only the finalize queue', () => {
+  /** Resource strings (joined ARNs) of a role's statements that allow `action` on the bucket. */
+  const bucketResources = (name: FunctionName, action: string) => {
+    const bucketId = idOf(stack, stack.bucket.bucket);
+    return roleStatements(template)
+      .filter((s) => s.roleId === roleId(name) && statementAllows(s.statement, action) && statementReaches(s.statement, bucketId))
+      .map((s) => JSON.stringify(s.statement.Resource));
+  };
+
+  it('chunk: reads the sources, writes parts/ only, never touches files or package keys', () => {
     const chunk = roleId('chunk');
-    const { bucket } = stack.bucket;
-    const bucketId = idOf(stack, bucket);
-    const s3Writes = roleStatements(template).filter(
-      (s) => s.roleId === chunk && statementAllows(s.statement, 's3:PutObject') && statementReaches(s.statement, bucketId),
-    );
-    expect(s3Writes.map((s) => JSON.stringify(s.statement.Resource))).toEqual([expect.stringContaining('/parts/*')]);
-    expect(rolesAllowed(template, 'dynamodb:Query', idOf(stack, stack.tables.cases)).has(chunk)).toBe(true);
-    expect(rolesAllowed(template, 'dynamodb:PutItem', idOf(stack, stack.tables.cases)).has(chunk)).toBe(false);
+    expect(bucketResources('chunk', 's3:PutObject')).toEqual([expect.stringContaining('/parts/*')]);
+    expect(bucketResources('chunk', 's3:GetObject')).toEqual([expect.stringContaining('/parts/*')]);
+    for (const table of [stack.tables.cases, stack.tables.users]) {
+      expect(rolesAllowed(template, 'dynamodb:Query', idOf(stack, table)).has(chunk)).toBe(true);
+      for (const write of ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']) {
+        expect(rolesAllowed(template, write, idOf(stack, table)).size, write).toBe(0);
+      }
+    }
     expect(rolesAllowed(template, 'sqs:SendMessage', idOf(stack, stack.queues.finalize.queue)).has(chunk)).toBe(true);
-    expect(rolesAllowed(template, 'sqs:SendMessage', idOf(stack, stack.queues.notify.queue)).has(chunk)).toBe(false);
-    expect(rolesAllowed(template, 'sqs:SendMessage', idOf(stack, stack.queues.chunk.queue)).has(chunk)).toBe(false);
   });
 
-  it('finalizer: reads parts/, writes exports/, never writes the source tables', () => {
+  it('finalizer: reads parts/, writes and cleans exports/ only, cannot read the source tables', () => {
     const finalizer = roleId('finalizer');
-    const bucketId = idOf(stack, stack.bucket.bucket);
-    const writes = roleStatements(template).filter(
-      (s) => s.roleId === finalizer && statementAllows(s.statement, 's3:PutObject') && statementReaches(s.statement, bucketId),
-    );
-    expect(writes.map((s) => JSON.stringify(s.statement.Resource))).toEqual([expect.stringContaining('/exports/*')]);
-    for (const table of [stack.tables.cases, stack.tables.users, stack.tables.workspace]) {
-      expect(rolesAllowed(template, 'dynamodb:PutItem', idOf(stack, table)).size).toBe(0);
+    expect(bucketResources('finalizer', 's3:PutObject')).toEqual([expect.stringContaining('/exports/*')]);
+    expect(bucketResources('finalizer', 's3:GetObject')).toEqual([expect.stringContaining('/parts/*')]);
+    for (const table of [stack.tables.cases, stack.tables.users]) {
+      expect(rolesAllowed(template, 'dynamodb:Query', idOf(stack, table)).has(finalizer)).toBe(false);
     }
   });
 
-  it('only the api function can enqueue chunks', () => {
-    expect([...rolesAllowed(template, 'sqs:SendMessage', idOf(stack, stack.queues.chunk.queue))]).toEqual([roleId('api')]);
+  it('only the finalizer may delete finished files; only api and chunk enqueue chunks', () => {
+    const deleters = FUNCTION_NAMES.filter((name) => bucketResources(name, 's3:DeleteObject').some((r) => r.includes('/exports/*')));
+    expect(deleters).toEqual(['finalizer']);
+    expect(new Set(rolesAllowed(template, 'sqs:SendMessage', idOf(stack, stack.queues.chunk.queue)))).toEqual(new Set([roleId('api'), roleId('chunk')]));
+  });
+
+  it('ListBucket is limited to the prefixes the function cleans up', () => {
+    for (const { statement } of roleStatements(template).filter((s) => statementAllows(s.statement, 's3:ListBucket'))) {
+      expect(statement.Condition?.StringLike?.['s3:prefix']).toEqual([expect.stringMatching(/^(parts|exports)\/\*$/)]);
+    }
   });
 
   it('roles carry no managed policy beyond basic Lambda logging', () => {
