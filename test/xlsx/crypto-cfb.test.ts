@@ -24,6 +24,7 @@ import {
   collectingWritable,
   msoffcryptoAvailable,
   msoffcryptoDecrypt,
+  olefileListing,
   pseudoRandomBytes,
   readCompoundFile,
   sha256,
@@ -208,6 +209,35 @@ async function* generatePackage(size: number, chunk: number, hash: ReturnType<ty
   hash.update(eocd);
   yield eocd;
 }
+
+describe('independent reader', () => {
+  interopIt('olefile sees the same streams, sizes and bytes as the in-test reader', async () => {
+    requireMsoffcrypto();
+    for (const [size, version] of [[70_000, 3], [3000, 3], [70_000, 4]] as const) {
+      const file = await encryptBuffer(zipLikePayload(size, 11), 4096, version);
+      const path = join(dir, `olefile-${size}-${version}.bin`);
+      writeFileSync(path, file);
+      const listing = olefileListing(path);
+      expect(listing.version).toBe(version);
+      const cfb = readCompoundFile(bufferSource(file), file.length);
+      const names = Object.keys(listing.streams).sort();
+      expect(names).toEqual(
+        [
+          '\u0006DataSpaces/DataSpaceInfo/StrongEncryptionDataSpace',
+          '\u0006DataSpaces/DataSpaceMap',
+          '\u0006DataSpaces/TransformInfo/StrongEncryptionTransform/\u0006Primary',
+          '\u0006DataSpaces/Version',
+          'EncryptedPackage',
+          'EncryptionInfo',
+        ].sort(),
+      );
+      for (const name of names) {
+        const mine = cfb.readStream(name.split('/'));
+        expect({ name, size: mine.length, sha256: sha256(mine) }).toEqual({ name, ...listing.streams[name] });
+      }
+    }
+  });
+});
 
 describe('large files', () => {
   interopIt('streams a file with a two-sector DIFAT chain that msoffcrypto-tool decrypts byte-exact', async () => {

@@ -368,3 +368,21 @@ export function msoffcryptoRecoverKey(params: object, password: string): { verif
   if (run.status !== 0) throw new Error(`msoffcrypto key check failed: ${run.stderr}`);
   return JSON.parse(run.stdout) as { verified: boolean; packageKeyHex: string };
 }
+
+const OLEFILE_LISTING_SCRIPT = `
+import hashlib, json, sys, olefile
+ole = olefile.OleFileIO(sys.argv[1])
+out = {}
+for path in ole.listdir(streams=True, storages=False):
+    name = '/'.join(path)
+    data = ole.openstream(name).read()
+    out[name] = {'size': ole.get_size(name), 'sha256': hashlib.sha256(data).hexdigest()}
+print(json.dumps({'version': ole.dll_version, 'streams': out}))
+`;
+
+/** olefile's view of a compound file: every stream's size and sha256, keyed by its '/'-joined path. */
+export function olefileListing(file: string): { version: number; streams: Record<string, { size: number; sha256: string }> } {
+  const run = spawnSync(PYTHON, ['-c', OLEFILE_LISTING_SCRIPT, file], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+  if (run.status !== 0) throw new Error(`olefile failed: ${run.stderr}`);
+  return JSON.parse(run.stdout) as { version: number; streams: Record<string, { size: number; sha256: string }> };
+}
