@@ -204,6 +204,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     Object.assign(process.env, env);
     resetConfig();
     resetClients();
+    // Imported only now: the Powertools logger and metrics read their settings at construction.
+    const { resetPipelineDeps } = await import('../../shared/adapters/aws/pipeline-deps');
+    resetPipelineDeps();
 
     let seeded: LocalStack['seeded'];
     if (options.seed) {

@@ -1,0 +1,18 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { chunkMessageSchema } from '../../shared/app/messages';
+import { processChunk } from '../../shared/app/process-chunk';
+import { chunkDeps, logger, metrics, pipelineLog } from '../../shared/adapters/aws/pipeline-deps';
+import { createSqsHandler, receiveCountOf } from '../../shared/adapters/aws/sqs-handler';
+
+/** Chunk Lambda: one SQS record = one planned slice rendered into one part. */
+export const handler = createSqsHandler('chunk', async (record) => {
+  const message = chunkMessageSchema.parse(JSON.parse(record.body));
+  const log = pipelineLog(logger, message.exportId);
+  const started = Date.now();
+  const outcome = await processChunk(message, chunkDeps(log), { receiveCount: receiveCountOf(record) });
+  metrics.addMetric('chunkSeconds', MetricUnit.Seconds, (Date.now() - started) / 1000);
+  if (outcome.status === 'done') metrics.addMetric('rowsRendered', MetricUnit.Count, outcome.rows);
+  if (outcome.status === 'duplicate') metrics.addMetric('duplicateChunks', MetricUnit.Count, 1);
+  if (outcome.invalidRecords > 0) metrics.addMetric('invalidSourceRecords', MetricUnit.Count, outcome.invalidRecords);
+  log.info('chunk processed', { chunkId: message.chunkId, status: outcome.status, rows: outcome.rows, seconds: (Date.now() - started) / 1000 });
+});

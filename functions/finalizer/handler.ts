@@ -1,0 +1,22 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { finalizeMessageSchema } from '../../shared/app/messages';
+import { finalizeExport } from '../../shared/app/finalize-export';
+import { finalizeDeps, logger, metrics, pipelineLog } from '../../shared/adapters/aws/pipeline-deps';
+import { createSqsHandler, receiveCountOf } from '../../shared/adapters/aws/sqs-handler';
+
+/** Finalizer Lambda: parts -> encrypted workbook -> S3, then completion, link and notify. */
+export const handler = createSqsHandler('finalizer', async (record) => {
+  const message = finalizeMessageSchema.parse(JSON.parse(record.body));
+  const log = pipelineLog(logger, message.exportId);
+  const started = Date.now();
+  const outcome = await finalizeExport(message, await finalizeDeps(log), { receiveCount: receiveCountOf(record) });
+  const seconds = (Date.now() - started) / 1000;
+  metrics.addMetric('finalizeSeconds', MetricUnit.Seconds, seconds);
+  if (outcome.status === 'completed') {
+    metrics.addMetric('rowsExported', MetricUnit.Count, outcome.rowCount ?? 0);
+    metrics.addMetric('exportBytes', MetricUnit.Bytes, outcome.fileSize ?? 0);
+    metrics.addMetric('exportsCompleted', MetricUnit.Count, 1);
+  }
+  if (outcome.status === 'failed') metrics.addMetric('exportFailures', MetricUnit.Count, 1);
+  log.info('finalize processed', { status: outcome.status, rowCount: outcome.rowCount, fileSize: outcome.fileSize, seconds });
+});

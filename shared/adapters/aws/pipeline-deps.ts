@@ -1,0 +1,110 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { getConfig, type Config } from '../../config';
+import { systemClock, type Clock } from '../../ports/clock';
+import type { KeyWrapper } from '../../ports/key-wrapper';
+import type { PipelineLog } from '../../ports/pipeline-log';
+import type { ChunkDeps } from '../../app/process-chunk';
+import type { FinalizeDeps } from '../../app/finalize-export';
+import type { NotifyDeps } from '../../app/notify-export';
+import type { StepDeps } from '../../app/pipeline-steps';
+import { getClients } from './clients';
+import { DynamoExportStore } from './dynamo-export-store';
+import { S3ObjectStore } from './s3-object-store';
+import { SqsMessageQueue } from './sqs-message-queue';
+import { KmsKeyWrapper } from './kms-key-wrapper';
+import { DynamoCasesSource, DynamoUsersSource, DynamoWorkspaceSource } from './dynamo-source-data';
+import { DynamoAuditLog } from './dynamo-audit-log';
+import { HttpBotWebhook } from './http-bot-webhook';
+import { LocalKeyWrapper } from '../local/local-key-wrapper';
+import { resolveSecret } from './secrets';
+
+/**
+ * Composition root of the SQS functions: adapters built once per process from the
+ * configuration and the shared clients, handed to the use cases as ports.
+ */
+export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'export-service' });
+export const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'ExportService', serviceName: 'export-service' });
+
+/** Powertools Logger as the use cases' log port, with the exportId on every line. */
+export function pipelineLog(base: Logger, exportId: string): PipelineLog {
+  const child = base.createChild({ persistentKeys: { exportId } });
+  return {
+    info: (message, extra) => child.info(message, extra ?? {}),
+    warn: (message, extra) => child.warn(message, extra ?? {}),
+    error: (message, extra) => child.error(message, extra ?? {}),
+  };
+}
+
+export function createKeyWrapper(config: Config): KeyWrapper {
+  if (config.KMS_KEY_ID === 'local') return new LocalKeyWrapper(config.LOCAL_WRAP_KEY ?? '');
+  return new KmsKeyWrapper(getClients().kms, config.KMS_KEY_ID);
+}
+
+type BaseDeps = Omit<StepDeps, 'log'> & { config: Config };
+
+let base: BaseDeps | undefined;
+
+export function baseDeps(clock: Clock = systemClock): BaseDeps {
+  if (!base) {
+    const config = getConfig();
+    const { ddb, s3, sqs } = getClients();
+    base = {
+      config,
+      store: new DynamoExportStore(ddb, config.EXPORTS_TABLE, () => clock.now()),
+      objects: new S3ObjectStore(s3, config.EXPORT_BUCKET),
+      queue: new SqsMessageQueue(sqs, { chunk: config.CHUNK_QUEUE_URL, finalize: config.FINALIZE_QUEUE_URL, notify: config.NOTIFY_QUEUE_URL }),
+      audit: new DynamoAuditLog(ddb, config.AUDIT_TABLE),
+      clock,
+    };
+  }
+  return base;
+}
+
+/** For the local stack and tests after the environment changed. */
+export function resetPipelineDeps(): void {
+  base = undefined;
+}
+
+export function chunkDeps(log: PipelineLog): ChunkDeps {
+  const b = baseDeps();
+  const { ddb } = getClients();
+  return {
+    ...b,
+    log,
+    cases: new DynamoCasesSource(ddb, b.config.CASES_TABLE),
+    users: new DynamoUsersSource(ddb, b.config.USERS_TABLE),
+    workspace: new DynamoWorkspaceSource(ddb, b.config.WORKSPACE_TABLE),
+    maxRows: b.config.MAX_ROWS,
+    selectionBatch: b.config.SELECTION_BATCH,
+  };
+}
+
+export async function finalizeDeps(log: PipelineLog): Promise<FinalizeDeps> {
+  const b = baseDeps();
+  const { ddb } = getClients();
+  return {
+    ...b,
+    log,
+    keyWrapper: createKeyWrapper(b.config),
+    workspace: new DynamoWorkspaceSource(ddb, b.config.WORKSPACE_TABLE),
+    linkSigningSecret: await resolveSecret('LINK_SIGNING_SECRET', b.config.LINK_SIGNING_SECRET, b.config.LINK_SIGNING_SECRET_ARN),
+    linkTtlDays: b.config.LINK_TTL_DAYS,
+  };
+}
+
+export async function notifyDeps(log: PipelineLog): Promise<NotifyDeps> {
+  const b = baseDeps();
+  if (!b.config.BOT_WEBHOOK_URL) throw new Error('BOT_WEBHOOK_URL must be set for the notifier');
+  return {
+    store: b.store,
+    clock: b.clock,
+    log,
+    bot: new HttpBotWebhook(b.config.BOT_WEBHOOK_URL),
+    botSigningSecret: await resolveSecret('BOT_SIGNING_SECRET', b.config.BOT_SIGNING_SECRET, b.config.BOT_SIGNING_SECRET_ARN),
+    linkSigningSecret: await resolveSecret('LINK_SIGNING_SECRET', b.config.LINK_SIGNING_SECRET, b.config.LINK_SIGNING_SECRET_ARN),
+    publicBaseUrl: b.config.PUBLIC_BASE_URL,
+    attempts: Number(process.env.NOTIFY_ATTEMPTS ?? 3),
+    backoffMs: Number(process.env.NOTIFY_BACKOFF_MS ?? 250),
+  };
+}

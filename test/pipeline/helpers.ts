@@ -1,0 +1,122 @@
+import { randomBytes } from 'node:crypto';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+// xlsx-populate ships no types; the test uses only its decryptor (an independent implementation).
+// @ts-expect-error untyped module
+import Encryptor from 'xlsx-populate/lib/Encryptor.js';
+import { deriveEncryptionKeys } from '../../shared/xlsx';
+import { LocalKeyWrapper } from '../../shared/adapters/local/local-key-wrapper';
+import { DynamoExportStore } from '../../shared/adapters/aws/dynamo-export-store';
+import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store';
+import { SqsMessageQueue } from '../../shared/adapters/aws/sqs-message-queue';
+import { newExportId, type ExportJob, type JobRequest } from '../../shared/app/export-job';
+import { planChunks } from '../../shared/app/plan-chunks';
+import type { LocalStack } from '../../infra/local/stack';
+
+export const TEST_PASSWORD = 'Pw7x9Qz2Lk';
+
+export function storesFor(stack: LocalStack) {
+  const ddb = DynamoDBDocumentClient.from(stack.clients.ddb, { marshallOptions: { removeUndefinedValues: true } });
+  return {
+    ddb,
+    store: new DynamoExportStore(ddb, stack.tables.exports),
+    objects: new S3ObjectStore(stack.clients.s3, stack.bucket),
+    queue: new SqsMessageQueue(stack.clients.sqs, {
+      chunk: stack.queues.chunk.url,
+      finalize: stack.queues.finalize.url,
+      notify: stack.queues.notify.url,
+    }),
+  };
+}
+
+/**
+ * What the API's requestExport does, minus HTTP: derive the keys from the password (a low
+ * spin count keeps tests fast; readers take it from EncryptionInfo), wrap the package key,
+ * create the job without the password, plan the chunks.
+ */
+export async function submitExport(
+  stack: LocalStack,
+  request: JobRequest,
+  options: { channelId: string; userIds?: string[]; timeZone?: string } = { channelId: 'c1' },
+): Promise<ExportJob> {
+  const { store, objects, queue } = storesFor(stack);
+  const exportId = newExportId(new Date(), randomBytes);
+  const { params, packageKey } = await deriveEncryptionKeys(TEST_PASSWORD, { spinCount: 1000 });
+  const wrapper = new LocalKeyWrapper(stack.env.LOCAL_WRAP_KEY ?? '');
+  const now = new Date().toISOString();
+  const job: ExportJob = {
+    exportId,
+    channelId: options.channelId,
+    managerId: 'm1',
+    managerName: '김매니저',
+    kind: request.kind,
+    request,
+    reason: 'test',
+    status: 'queued',
+    createdAt: now,
+    updatedAt: now,
+    chunksTotal: 0,
+    chunksDone: 0,
+    rowsWritten: 0,
+    encryption: { params: params as unknown as Record<string, unknown>, wrappedKey: await wrapper.wrap(packageKey, { exportId }) },
+    timeZone: options.timeZone ?? 'Asia/Seoul',
+  };
+  if (!(await store.createJob(job))) throw new Error('job exists');
+  await planChunks(job, options.userIds ? { userIds: options.userIds } : {}, { store, objects, queue });
+  return job;
+}
+
+export async function waitForJob(
+  stack: LocalStack,
+  job: Pick<ExportJob, 'channelId' | 'exportId'>,
+  until: (job: ExportJob) => boolean,
+  timeoutMs = 90_000,
+): Promise<ExportJob> {
+  const { store } = storesFor(stack);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const current = await store.getJob(job.channelId, job.exportId);
+    if (current && until(current)) return current;
+    if (Date.now() > deadline) throw new Error(`timed out waiting; last status ${current?.status}`);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+  }
+}
+
+export async function waitFor<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 150));
+  }
+}
+
+/** Downloads the finished file and decrypts it with xlsx-populate (an independent reader). */
+export async function readExportFile(stack: LocalStack, job: ExportJob): Promise<Record<string, unknown[][]>> {
+  if (!job.objectKey) throw new Error('job has no file');
+  const result = await stack.clients.s3.send(new GetObjectCommand({ Bucket: stack.bucket, Key: job.objectKey }));
+  const bytes = Buffer.from((await result.Body?.transformToByteArray()) ?? new Uint8Array());
+  const decrypted = (await new Encryptor().decryptAsync(bytes, TEST_PASSWORD)) as Buffer;
+  // The engine leaves out the optional row/cell `r` attributes, which ExcelJS and
+  // xlsx-populate's sheet parser require; openpyxl (Debian's) reads them like Excel does.
+  const dir = mkdtempSync(join(tmpdir(), 'export-read-'));
+  try {
+    const file = join(dir, 'file.xlsx');
+    writeFileSync(file, decrypted);
+    const script = [
+      'import json, sys, datetime, openpyxl',
+      'wb = openpyxl.load_workbook(sys.argv[1], read_only=True)',
+      'conv = lambda v: v.isoformat() if isinstance(v, datetime.datetime) else v',
+      'print(json.dumps({ws.title: [[conv(c) for c in row] for row in ws.iter_rows(values_only=True)] for ws in wb.worksheets}))',
+    ].join('\n');
+    const json = execFileSync('/usr/bin/python3', ['-c', script, file], { maxBuffer: 512 * 1024 * 1024 }).toString('utf8');
+    return JSON.parse(json) as Record<string, unknown[][]>;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

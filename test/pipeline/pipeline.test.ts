@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { caseRangeInstants, caseStartedAt, generateWorkspace, type CaseRecord } from '../../shared/domain';
+import { compareUsersInExportOrder } from '../../shared/app/source-keys';
+import { hashDownloadToken, createDownloadToken, verifyDownloadToken } from '../../shared/app/download-link';
+import { startLocalStack, type LocalStack } from '../../infra/local/stack';
+import { readExportFile, storesFor, submitExport, waitFor, waitForJob } from './helpers';
+
+const CHANNEL = 'c1';
+const SEED = 7;
+const USERS = 300;
+const CASES = 600;
+
+describe('pipeline on the emulators', () => {
+  let stack: LocalStack;
+  const workspace = generateWorkspace({ channelId: CHANNEL, seed: SEED, users: USERS, cases: CASES });
+
+  beforeAll(async () => {
+    stack = await startLocalStack({
+      port: 0,
+      seed: { channelId: CHANNEL, users: USERS, cases: CASES, seed: SEED },
+      env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true', SELECTION_BATCH: '50' },
+      queues: { chunk: { visibilityTimeout: 5 }, finalize: { visibilityTimeout: 20 }, notify: { visibilityTimeout: 5 } },
+    });
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('exports every contact in the documented order, encrypted, and tells the bot with a working link', async () => {
+    const job = await submitExport(stack, { kind: 'contacts', scope: 'all' }, { channelId: CHANNEL });
+    const done = await waitForJob(stack, job, (j) => j.status === 'completed' || j.status === 'failed');
+    expect(done.status).toBe('completed');
+    expect(done.rowCount).toBe(USERS);
+    expect(done.chunksDone).toBe(done.chunksTotal);
+    const sheets = await readExportFile(stack, done);
+    const rows = sheets['User data'] ?? [];
+    expect(rows[0]?.[0]).toBe('id');
+    const expectedIds = [...workspace.users].map((u) => u.id).sort(compareUsersInExportOrder);
+    expect(rows.slice(1).map((r) => r[0])).toEqual(expectedIds);
+    // Parts are gone once the file exists.
+    expect(await storesFor(stack).objects.list(`parts/${job.exportId}/`)).toEqual([]);
+    // The bot got one signed message whose link carries a token the API can verify.
+    const message = await waitFor(() => stack.bot.messages.find((m) => (m.body as { exportId?: string }).exportId === job.exportId));
+    expect(message.signatureValid).toBe(true);
+    const body = message.body as { type: string; link: string; rowCount: number; message: { ko: string; en: string } };
+    expect(body.type).toBe('export.completed');
+    expect(body.rowCount).toBe(USERS);
+    const token = body.link.split('/v1/downloads/')[1] ?? '';
+    const claims = verifyDownloadToken(token, stack.env.LINK_SIGNING_SECRET ?? '', new Date());
+    expect(claims.exportId).toBe(job.exportId);
+    expect(claims.expired).toBe(false);
+    expect(token).toBe(createDownloadToken({ exportId: job.exportId, expiresAt: new Date(done.expiresAt ?? 0) }, stack.env.LINK_SIGNING_SECRET ?? ''));
+    expect(await storesFor(stack).store.getDownloadToken(hashDownloadToken(token))).toMatchObject({ exportId: job.exportId });
+  });
+
+  it('exports the cases of a range and exactly the users they reference, once each', async () => {
+    const from = '2025-07-01';
+    const to = '2025-08-15';
+    const job = await submitExport(stack, { kind: 'cases', from, to, timezone: 'Asia/Seoul' }, { channelId: CHANNEL });
+    const done = await waitForJob(stack, job, (j) => j.status === 'completed' || j.status === 'failed');
+    expect(done.status).toBe('completed');
+    const { startMs, endMsExclusive } = caseRangeInstants(from, to, 'Asia/Seoul');
+    const expected = [...workspace.cases]
+      .filter((c) => {
+        const t = caseStartedAt(c);
+        return t >= startMs && t < endMsExclusive;
+      })
+      .sort((a: CaseRecord, b: CaseRecord) => {
+        const ta = new Date(caseStartedAt(a)).toISOString();
+        const tb = new Date(caseStartedAt(b)).toISOString();
+        return ta < tb ? -1 : ta > tb ? 1 : a.userChatCaseId < b.userChatCaseId ? -1 : 1;
+      });
+    expect(expected.length).toBeGreaterThan(10);
+    expect(done.rowCount).toBe(expected.length);
+    const sheets = await readExportFile(stack, done);
+    const caseRows = sheets['UserChatCase data'] ?? [];
+    const idColumn = caseRows[0]?.indexOf('userChatCaseId') ?? -1;
+    expect(caseRows.slice(1).map((r) => r[idColumn])).toEqual(expected.map((c) => c.userChatCaseId));
+    const expectedUsers = [...new Set(expected.map((c) => c.userId))].sort(compareUsersInExportOrder);
+    const userRows = sheets['User data'] ?? [];
+    expect(userRows.slice(1).map((r) => r[0])).toEqual(expectedUsers);
+  });
+});
