@@ -22,7 +22,8 @@ export interface ExportDispatcher {
     chunksTotal: number;
     extra?: Partial<Pick<ExportJob, 'phase' | 'sheetChunks'>>;
   }>;
-  dispatch(job: ExportJob): Promise<void>;
+  /** The request is passed again because a selection's ids live only there (and in S3 after). */
+  dispatch(job: ExportJob, request: ExportRequest): Promise<void>;
 }
 
 /** Download links: `${PUBLIC_BASE_URL}/v1/downloads/{token}` (the pipeline mints them). */

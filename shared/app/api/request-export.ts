@@ -69,7 +69,7 @@ export async function requestExport(
       const job = await deps.store.getJob(principal.channelId, exportId);
       if (job) {
         // The first attempt may have stopped between creating the job and enqueueing its chunks.
-        if (job.status === 'queued' && job.chunksDone === 0) await deps.dispatcher.dispatch(job);
+        if (job.status === 'queued' && job.chunksDone === 0) await deps.dispatcher.dispatch(job, request);
         return { job, replayed: true };
       }
       // No job yet: the first attempt crashed early (or is still running): carry on with its id.
@@ -113,7 +113,7 @@ export async function requestExport(
     created = await deps.store.createJob(job);
     const stored = created ? job : await deps.store.getJob(principal.channelId, exportId);
     if (!stored) throw new Error('job vanished after a lost create race');
-    if (stored.status === 'queued') await deps.dispatcher.dispatch(stored);
+    if (stored.status === 'queued') await deps.dispatcher.dispatch(stored, request);
     return { job: stored, replayed: !created };
   } catch (error) {
     await undoFailedRequest(deps, principal, exportId, holdKey, created, error);

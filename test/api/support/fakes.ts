@@ -39,7 +39,10 @@ export class FakeExportStore implements ExportStore {
     const job = this.jobs.get(exportId);
     if (job) Object.assign(job, patch);
   }
-  async markChunkDone(): Promise<{ firstTime: boolean; done: number; total: number }> {
+  async markChunkDone(): Promise<never> {
+    throw new Error('not used by the API');
+  }
+  async advanceToUsersPhase(): Promise<boolean> {
     throw new Error('not used by the API');
   }
   async setStatus(channelId: string, exportId: string, to: ExportStatus, from: readonly ExportStatus[], patch?: JobPatch): Promise<boolean> {

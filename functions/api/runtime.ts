@@ -1,0 +1,98 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { createTokenVerifier, DEFAULT_DEV_SECRET, DEV_AUDIENCE, DEV_ISSUER } from '../../shared/auth';
+import { createDownloadLinks, createPipelineDispatcher } from '../../shared/app/api/pipeline-dispatcher';
+import { getClients } from '../../shared/adapters/aws/clients';
+import { DynamoAuditLog } from '../../shared/adapters/aws/dynamo-audit-log';
+import { DynamoCooldownStore } from '../../shared/adapters/aws/dynamo-cooldown-store';
+import { DynamoExportStore } from '../../shared/adapters/aws/dynamo-export-store';
+import { DynamoWorkspaceSource } from '../../shared/adapters/aws/dynamo-source-data';
+import { createKeyWrapper } from '../../shared/adapters/aws/pipeline-deps';
+import { S3DownloadUrlSigner } from '../../shared/adapters/aws/s3-download-url-signer';
+import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store';
+import { resolveSecret } from '../../shared/adapters/aws/secrets';
+import { SqsMessageQueue } from '../../shared/adapters/aws/sqs-message-queue';
+import { getConfig } from '../../shared/config';
+import { parseApiConfig } from '../../shared/config-api';
+import { createPolicyConfig } from '../../shared/domain';
+import { systemClock, type Clock } from '../../shared/ports/clock';
+import { deriveEncryptionKeys } from '../../shared/xlsx/crypto';
+import type { ApiRuntime } from './app';
+
+/**
+ * Composition root of the api function: configuration and adapters built once per process
+ * (cold start) and reused by every invocation.
+ */
+export const apiLogger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'export-service' });
+
+/** Reads the time through an indirection so the local stack and tests can move it (7-day links). */
+let clock: Clock = systemClock;
+const runtimeClock: Clock = { now: () => clock.now() };
+
+export function setApiClock(next: Clock | undefined): void {
+  clock = next ?? systemClock;
+}
+
+let pending: Promise<ApiRuntime> | undefined;
+
+export function getApiRuntime(): Promise<ApiRuntime> {
+  pending ??= buildRuntime().catch((error: unknown) => {
+    pending = undefined;
+    throw error;
+  });
+  return pending;
+}
+
+/** For the local stack and tests after the environment changed. */
+export function resetApiRuntime(): void {
+  pending = undefined;
+}
+
+async function buildRuntime(): Promise<ApiRuntime> {
+  const config = getConfig();
+  const api = parseApiConfig(process.env, { devSecret: DEFAULT_DEV_SECRET, devIssuer: DEV_ISSUER, devAudience: DEV_AUDIENCE });
+  const { ddb, s3, sqs } = getClients();
+  const store = new DynamoExportStore(ddb, config.EXPORTS_TABLE, () => runtimeClock.now());
+  const objects = new S3ObjectStore(s3, config.EXPORT_BUCKET);
+  const queue = new SqsMessageQueue(sqs, { chunk: config.CHUNK_QUEUE_URL, finalize: config.FINALIZE_QUEUE_URL, notify: config.NOTIFY_QUEUE_URL });
+  const linkSecret = await resolveSecret('LINK_SIGNING_SECRET', config.LINK_SIGNING_SECRET, config.LINK_SIGNING_SECRET_ARN);
+  const hmacSecret =
+    api.API_HMAC_SECRET || api.API_HMAC_SECRET_ARN
+      ? Buffer.from(await resolveSecret('API_HMAC_SECRET', api.API_HMAC_SECRET, api.API_HMAC_SECRET_ARN))
+      : // Domain-separated from the link key: knowing one derived value reveals nothing of the other.
+        createHmac('sha256', linkSecret).update('export-service/api-hmac/v1').digest();
+  const spinCount = api.KEY_SPIN_COUNT;
+  return {
+    logger: apiLogger,
+    verifier: createTokenVerifier(api.jwt),
+    deps: {
+      store,
+      audit: new DynamoAuditLog(ddb, config.AUDIT_TABLE),
+      cooldowns: new DynamoCooldownStore(ddb, config.COOLDOWNS_TABLE),
+      keyWrapper: createKeyWrapper(config),
+      dispatcher: createPipelineDispatcher({
+        store,
+        objects,
+        queue,
+        workspace: new DynamoWorkspaceSource(ddb, config.WORKSPACE_TABLE),
+        selectionBatch: config.SELECTION_BATCH,
+      }),
+      links: createDownloadLinks({ store, secret: linkSecret, publicBaseUrl: config.PUBLIC_BASE_URL, now: () => runtimeClock.now() }),
+      urlSigner: new S3DownloadUrlSigner(s3, config.EXPORT_BUCKET),
+      deriveKeys: (password) => deriveEncryptionKeys(password, spinCount ? { spinCount } : {}),
+      clock: runtimeClock,
+      policy: createPolicyConfig({
+        maxRows: Math.min(config.MAX_ROWS, 1_000_000),
+        cooldownMinutes: {
+          ...(api.COOLDOWN_MINUTES_CASES !== undefined ? { cases: api.COOLDOWN_MINUTES_CASES } : {}),
+          ...(api.COOLDOWN_MINUTES_CONTACTS !== undefined ? { contacts: api.COOLDOWN_MINUTES_CONTACTS } : {}),
+        },
+      }),
+      hmacSecret,
+      random: randomBytes,
+      publicBaseUrl: config.PUBLIC_BASE_URL.replace(/\/+$/, ''),
+      presignSeconds: api.DOWNLOAD_PRESIGN_SECONDS,
+      staleCooldownSeconds: api.STALE_COOLDOWN_SECONDS,
+    },
+  };
+}

@@ -1,0 +1,84 @@
+import type { ExportRequest } from '../../domain';
+import { channelSettingsSchema } from '../../domain';
+import type { ExportStore } from '../../ports/export-store';
+import type { MessageQueue } from '../../ports/message-queue';
+import type { ObjectStore } from '../../ports/object-store';
+import type { WorkspaceSource } from '../../ports/source-data';
+import { createDownloadToken, downloadLink, hashDownloadToken, InvalidDownloadTokenError, verifyDownloadToken } from '../download-link';
+import type { ExportJob, JobRequest } from '../export-job';
+import { buildChunkMessages, planChunks } from '../plan-chunks';
+import { workspaceSk } from '../workspace-context';
+import type { DownloadLinks, ExportDispatcher } from './deps';
+
+/** Used when neither the request nor the channel settings name a zone (the product is Korean). */
+export const FALLBACK_TIME_ZONE = 'Asia/Seoul';
+
+/** The request as the job keeps it: no password, no reason (kept apart), no id list (S3 holds it). */
+export function toJobRequest(request: ExportRequest): JobRequest {
+  const { password: _password, reason: _reason, ...rest } = request;
+  void _password;
+  void _reason;
+  if (rest.kind === 'contacts' && rest.scope === 'selection') {
+    const { userIds, ...withoutIds } = rest;
+    return { ...withoutIds, userIdsCount: userIds.length };
+  }
+  return rest;
+}
+
+/**
+ * The pipeline side of requestExport: the backend's planChunks (which writes selection batches
+ * to S3, records the chunk count and enqueues the chunk messages).
+ */
+export function createPipelineDispatcher(deps: {
+  store: ExportStore;
+  objects: ObjectStore;
+  queue: MessageQueue;
+  workspace: WorkspaceSource;
+  selectionBatch: number;
+}): ExportDispatcher {
+  return {
+    async plan({ exportId, channelId, request }: { exportId: string; channelId: string; request: ExportRequest }) {
+      const timeZone = request.timezone ?? (await channelTimeZone(deps.workspace, channelId));
+      const jobRequest = toJobRequest(request);
+      // The count is known before the job exists, so progress is right from the first poll.
+      const provisional = { exportId, channelId, kind: request.kind, request: jobRequest, timeZone } as ExportJob;
+      const userIds = request.kind === 'contacts' && request.scope === 'selection' ? request.userIds : undefined;
+      const chunksTotal = buildChunkMessages(provisional, userIds ? { userIds } : {}, deps.selectionBatch).length;
+      return { jobRequest, timeZone, chunksTotal };
+    },
+    async dispatch(job: ExportJob, request: ExportRequest): Promise<void> {
+      const userIds = request.kind === 'contacts' && request.scope === 'selection' ? request.userIds : undefined;
+      await planChunks(job, userIds ? { userIds } : {}, { store: deps.store, objects: deps.objects, queue: deps.queue, selectionBatch: deps.selectionBatch });
+    },
+  };
+}
+
+async function channelTimeZone(workspace: WorkspaceSource, channelId: string): Promise<string> {
+  const item = await workspace.getItem(channelId, workspaceSk.settings);
+  const parsed = item ? channelSettingsSchema.safeParse({ channelId, ...item }) : undefined;
+  return parsed?.success ? parsed.data.timeZone : FALLBACK_TIME_ZONE;
+}
+
+/**
+ * Links are the pipeline's signed tokens (download-link.ts). The token names the export but not
+ * the channel: the stored token hash does, and it also proves the finalizer really issued it.
+ */
+export function createDownloadLinks(deps: { store: ExportStore; secret: string; publicBaseUrl: string; now: () => Date }): DownloadLinks {
+  return {
+    async linkFor(job) {
+      if (job.status !== 'completed' || !job.expiresAt) return undefined;
+      const token = createDownloadToken({ exportId: job.exportId, expiresAt: new Date(job.expiresAt) }, deps.secret);
+      return downloadLink(deps.publicBaseUrl, token);
+    },
+    async resolve(token) {
+      try {
+        verifyDownloadToken(token, deps.secret, deps.now());
+      } catch (error) {
+        if (error instanceof InvalidDownloadTokenError) return null;
+        throw error;
+      }
+      const record = await deps.store.getDownloadToken(hashDownloadToken(token));
+      return record ? { exportId: record.exportId, channelId: record.channelId, expiresAt: record.expiresAt } : null;
+    },
+  };
+}

@@ -1,0 +1,54 @@
+import { z } from 'zod';
+import { ConfigError } from './config';
+
+/**
+ * The api function's own settings (beside shared/config.ts, which every function reads).
+ * Read once at cold start; an error names the variable.
+ */
+const positiveInt = z.coerce.number().int().positive();
+
+export const apiConfigSchema = z.object({
+  JWT_ISSUER: z.string().min(1).optional(),
+  JWT_AUDIENCE: z.string().min(1).optional(),
+  /** AWS: the identity provider's JWKS. */
+  JWT_JWKS_URL: z.url().optional(),
+  /** Local stack only (HS256). */
+  JWT_DEV_SECRET: z.string().min(32).optional(),
+  /**
+   * Secret for the API's own HMACs (idempotency body hashes, list cursors). Optional: when
+   * unset, a key derived from the link signing secret is used (domain-separated).
+   */
+  API_HMAC_SECRET: z.string().min(32).optional(),
+  API_HMAC_SECRET_ARN: z.string().min(1).optional(),
+  /** Lifetime of the presigned S3 URL behind a download redirect. */
+  DOWNLOAD_PRESIGN_SECONDS: positiveInt.max(3600).default(300),
+  /** A cooldown hold older than this without its export is a crashed request's (see requestExport). */
+  STALE_COOLDOWN_SECONDS: positiveInt.default(120),
+  COOLDOWN_MINUTES_CASES: z.coerce.number().min(0).optional(),
+  COOLDOWN_MINUTES_CONTACTS: z.coerce.number().min(0).optional(),
+  /** Key-derivation spin count (ECMA-376 default 100,000); only tests lower it. */
+  KEY_SPIN_COUNT: positiveInt.optional(),
+});
+export type ApiConfig = z.infer<typeof apiConfigSchema> & { jwt: { issuer: string; audience: string; jwksUrl?: string; devSecret?: string } };
+
+export function parseApiConfig(env: Record<string, string | undefined>, defaults: { devSecret: string; devIssuer: string; devAudience: string }): ApiConfig {
+  const result = apiConfigSchema.safeParse(env);
+  if (!result.success) {
+    const issues = result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new ConfigError(`invalid environment: ${issues}`);
+  }
+  const c = result.data;
+  const local = env.KMS_KEY_ID === 'local';
+  if (c.JWT_JWKS_URL && c.JWT_DEV_SECRET) throw new ConfigError('invalid environment: JWT_JWKS_URL and JWT_DEV_SECRET: set only one');
+  if (!c.JWT_JWKS_URL && !c.JWT_DEV_SECRET && !local) {
+    // Never fall back to the public default dev secret outside the local stack.
+    throw new ConfigError('invalid environment: JWT_JWKS_URL: required (JWT_DEV_SECRET is for the local stack only)');
+  }
+  if (c.JWT_JWKS_URL && (!c.JWT_ISSUER || !c.JWT_AUDIENCE)) {
+    throw new ConfigError(`invalid environment: ${!c.JWT_ISSUER ? 'JWT_ISSUER' : 'JWT_AUDIENCE'}: required with JWT_JWKS_URL`);
+  }
+  const jwt = c.JWT_JWKS_URL
+    ? { issuer: c.JWT_ISSUER as string, audience: c.JWT_AUDIENCE as string, jwksUrl: c.JWT_JWKS_URL }
+    : { issuer: c.JWT_ISSUER ?? defaults.devIssuer, audience: c.JWT_AUDIENCE ?? defaults.devAudience, devSecret: c.JWT_DEV_SECRET ?? defaults.devSecret };
+  return { ...c, jwt };
+}
