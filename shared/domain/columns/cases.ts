@@ -228,39 +228,62 @@ function joinList(list: readonly string[] | undefined): string | null {
 }
 
 function buildCaseRow(r: CaseRecord, p: PreparedCaseContext): Row {
-  const resolution = resolutionTimeSeconds(r);
+  // Records arrive in many shapes (optional keys absent or present, any key order), so every
+  // property read is megamorphic; each field is read exactly once into a local and the derived
+  // values are computed from the locals rather than by re-reading the record.
+  const firstQueuedAt = r.firstQueuedAt;
+  const firstOpenedAt = r.firstOpenedAt;
+  const firstAskedAt = r.firstAskedAt;
+  const firstRepliedAt = r.firstRepliedAt;
+  const closedAt = r.closedAt;
+  const nextCaseStartedAt = r.nextCaseStartedAt;
+  const totalReplyTime = r.totalReplyTime;
+  const replyCount = r.replyCount;
+  const totalSnoozedTime = r.totalSnoozedTime;
+  const teamId = r.teamId;
+  const assigneeId = r.assigneeId;
+  const managerIds = r.managerIds;
+  const userChatId = r.userChatId;
   const profile = r.profile;
+
+  const createdAtOfCase = minPresent(firstQueuedAt, firstOpenedAt);
+  const waitStart = minPresent(createdAtOfCase, firstAskedAt);
+  const resolution = closedAt == null || firstOpenedAt == null ? null : (closedAt - firstOpenedAt) / 1000;
+  const nowMs = p.nowMs;
+  const completed =
+    (nextCaseStartedAt != null && nextCaseStartedAt <= nowMs) || (closedAt != null && nowMs - closedAt >= CASE_FREEZE_MS);
+
   const row: Record<string, CellValue> = {
-    userChatCaseCreatedAt: caseCreatedAt(r),
+    userChatCaseCreatedAt: createdAtOfCase,
     userChatCase: r.userChatCase,
     userChatCaseId: r.userChatCaseId,
-    userChatCaseState: caseState(r, p.nowMs),
+    userChatCaseState: completed ? 'completed' : 'inProgress',
     userChatCaseUpdatedAt: r.userChatCaseUpdatedAt,
-    userChatId: r.userChatId,
+    userChatId,
     direction: r.direction,
     userChatState: r.userChatState,
-    userChatUrl: p.urlPrefix + encodeURIComponent(r.userChatId),
-    teamId: r.teamId,
-    teamName: r.teamId == null ? null : (p.teams.get(r.teamId) ?? null),
-    assigneeId: r.assigneeId,
-    assigneeName: r.assigneeId == null ? null : (p.managers.get(r.assigneeId) ?? null),
-    managerIds: joinList(r.managerIds),
-    managerNames: r.managerIds ? joinNames(r.managerIds, p.managers) : null,
+    userChatUrl: p.urlPrefix + encodeURIComponent(userChatId),
+    teamId,
+    teamName: teamId == null ? null : (p.teams.get(teamId) ?? null),
+    assigneeId,
+    assigneeName: assigneeId == null ? null : (p.managers.get(assigneeId) ?? null),
+    managerIds: joinList(managerIds),
+    managerNames: managerIds ? joinNames(managerIds, p.managers) : null,
     userId: r.userId,
     userName: r.userName,
     createdAt: r.createdAt,
-    firstQueuedAt: r.firstQueuedAt,
-    firstOpenedAt: r.firstOpenedAt,
-    firstAskedAt: r.firstAskedAt,
-    firstRepliedAt: r.firstRepliedAt,
-    closedAt: r.closedAt,
-    waitingTime: waitingTimeSeconds(r),
-    totalReplyTime: r.totalReplyTime,
-    replyCount: r.replyCount,
-    avgReplyTime: avgReplyTimeSeconds(r),
+    firstQueuedAt,
+    firstOpenedAt,
+    firstAskedAt,
+    firstRepliedAt,
+    closedAt,
+    waitingTime: firstRepliedAt == null || waitStart === null ? null : (firstRepliedAt - waitStart) / 1000,
+    totalReplyTime,
+    replyCount,
+    avgReplyTime: !replyCount || totalReplyTime == null ? null : totalReplyTime / replyCount,
     resolutionTime: resolution,
-    totalSnoozedTime: r.totalSnoozedTime,
-    leadTime: resolution === null ? null : resolution - (r.totalSnoozedTime ?? 0),
+    totalSnoozedTime,
+    leadTime: resolution === null ? null : resolution - (totalSnoozedTime ?? 0),
     snoozedCount: r.snoozedCount,
     missedCount: r.missedCount,
     description: r.description,
@@ -277,7 +300,11 @@ function buildCaseRow(r: CaseRecord, p: PreparedCaseContext): Row {
     'profile.csatComment': profile ? toProfileCell(profile.csatComment, 'string') : null,
   };
   if (profile) {
-    for (const d of p.profile) row[d.column] = toProfileCell(profile[d.key], d.type);
+    const defs = p.profile;
+    for (let i = 0; i < defs.length; i++) {
+      const d = defs[i]!;
+      row[d.column] = toProfileCell(profile[d.key], d.type);
+    }
   }
   return row;
 }
