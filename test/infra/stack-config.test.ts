@@ -1,0 +1,46 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { PROJECT_ROOT, toRetentionDays } from '../../infra/stack/export-service-stack';
+import { parseStackConfig, StackConfigError } from '../../infra/stack/stack-config';
+import { TEST_CONTEXT } from './synth-stack';
+
+describe('CDK context (stack-config)', () => {
+  it('the context in cdk.json is valid and gets the documented defaults', () => {
+    const cdkJson = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'cdk.json'), 'utf8')) as { app: string; context: Record<string, unknown> };
+    expect(cdkJson.app).toBe('npx tsx infra/app.ts');
+    const config = parseStackConfig(cdkJson.context);
+    expect(config).toMatchObject({ stageName: 'prod', linkTtlDays: 7, chunkConcurrency: 40, throttleRateLimit: 50, logRetentionDays: 30 });
+  });
+
+  it('values given with -c arrive as strings and are coerced', () => {
+    const config = parseStackConfig({ ...TEST_CONTEXT, linkTtlDays: '3', chunkConcurrency: '100' });
+    expect(config.linkTtlDays).toBe(3);
+    expect(config.chunkConcurrency).toBe(100);
+  });
+
+  it.each([
+    ['adminOrigin', { adminOrigin: 'http://admin.example.com' }],
+    ['jwtJwksUrl', { jwtJwksUrl: 'not a url' }],
+    ['jwtIssuer', { jwtIssuer: '' }],
+    ['chunkConcurrency', { chunkConcurrency: 1 }],
+    ['linkTtlDays', { linkTtlDays: 0 }],
+    ['stageName', { stageName: 'prod/v1' }],
+    ['alarmEmail', { alarmEmail: 'nobody' }],
+  ])('a bad %s fails naming the key', (key, patch) => {
+    expect(() => parseStackConfig({ ...TEST_CONTEXT, ...patch })).toThrow(StackConfigError);
+    expect(() => parseStackConfig({ ...TEST_CONTEXT, ...patch })).toThrow(new RegExp(`^invalid CDK context: .*${key}: `));
+  });
+
+  it('a missing required key is named', () => {
+    const { botWebhookUrl: _omitted, ...rest } = TEST_CONTEXT;
+    expect(() => parseStackConfig(rest)).toThrow(/botWebhookUrl/);
+  });
+
+  it('log retention rounds up to a value CloudWatch accepts', () => {
+    expect(toRetentionDays(30)).toBe(30);
+    expect(toRetentionDays(31)).toBe(60);
+    expect(toRetentionDays(1)).toBe(1);
+    expect(toRetentionDays(100_000)).toBe(9999);
+  });
+});
