@@ -34,12 +34,27 @@ export function setApiClock(next: Clock | undefined): void {
 }
 
 let pending: Promise<ApiRuntime> | undefined;
+let builtFor: string | undefined;
+
+/**
+ * On Lambda the environment never changes, so this builds once. In one local process a new
+ * local stack (new emulator ports, tables) changes it: rebuild then, so the API never talks to
+ * a stopped emulator.
+ */
+function environmentFingerprint(): string {
+  const e = process.env;
+  return [e.DYNAMODB_ENDPOINT, e.S3_ENDPOINT, e.SQS_ENDPOINT, e.EXPORTS_TABLE, e.CHUNK_QUEUE_URL, e.PUBLIC_BASE_URL, e.LINK_SIGNING_SECRET].join('|');
+}
 
 export function getApiRuntime(): Promise<ApiRuntime> {
-  pending ??= buildRuntime().catch((error: unknown) => {
-    pending = undefined;
-    throw error;
-  });
+  const fingerprint = environmentFingerprint();
+  if (!pending || builtFor !== fingerprint) {
+    builtFor = fingerprint;
+    pending = buildRuntime().catch((error: unknown) => {
+      pending = undefined;
+      throw error;
+    });
+  }
   return pending;
 }
 
