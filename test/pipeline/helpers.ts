@@ -41,7 +41,7 @@ export function storesFor(stack: LocalStack) {
 export async function submitExport(
   stack: LocalStack,
   request: JobRequest,
-  options: { channelId: string; userIds?: string[]; timeZone?: string } = { channelId: 'c1' },
+  options: { channelId: string; userIds?: string[]; timeZone?: string; beforePlan?: (exportId: string) => void } = { channelId: 'c1' },
 ): Promise<ExportJob> {
   const { store, objects, queue } = storesFor(stack);
   const exportId = newExportId(new Date(), randomBytes);
@@ -66,6 +66,7 @@ export async function submitExport(
     timeZone: options.timeZone ?? 'Asia/Seoul',
   };
   if (!(await store.createJob(job))) throw new Error('job exists');
+  options.beforePlan?.(exportId);
   await planChunks(job, options.userIds ? { userIds: options.userIds } : {}, { store, objects, queue });
   return job;
 }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { caseRangeInstants, caseStartedAt, generateWorkspace, type CaseRecord } from '../../shared/domain';
+import { caseRangeInstants, caseStartedAt, compileFilter, generateWorkspace, resolveSegment, type CaseRecord, type UserRecord } from '../../shared/domain';
 import { compareUsersInExportOrder } from '../../shared/app/source-keys';
 import { hashDownloadToken, createDownloadToken, verifyDownloadToken } from '../../shared/app/download-link';
 import { startLocalStack, type LocalStack } from '../../infra/local/stack';
@@ -81,4 +81,69 @@ describe('pipeline on the emulators', () => {
     const userRows = sheets['User data'] ?? [];
     expect(userRows.slice(1).map((r) => r[0])).toEqual(expectedUsers);
   });
+
+  const contactsCases: { name: string; request: Record<string, unknown>; expected: (users: UserRecord[]) => UserRecord[]; userIds?: () => string[] }[] = [
+    {
+      name: 'filter (members with 3+ sessions, OR-joined with a tag)',
+      request: {
+        scope: 'filter',
+        filter: {
+          join: 'or',
+          groups: [
+            { join: 'and', conditions: [{ field: 'member', op: 'eq', value: true }, { field: 'sessionCount', op: 'gte', value: 3 }] },
+            { join: 'and', conditions: [{ field: 'tags', op: 'eq', value: 'VIP' }] },
+          ],
+        },
+      },
+      expected: (users) => {
+        const p = compileFilter(contactsCases[0]?.request.filter, 'users', { now: new Date(), profileSchema: workspace.userProfileSchema });
+        return users.filter((u) => p(u));
+      },
+    },
+    {
+      name: 'segment (re-evaluated saved conditions)',
+      request: { scope: 'segment', segmentId: workspace.segments[0]?.id },
+      expected: (users) => {
+        const p = compileFilter(resolveSegment(workspace.segments[0]), 'users', { now: new Date(), profileSchema: workspace.userProfileSchema });
+        return users.filter((u) => p(u));
+      },
+    },
+    {
+      name: 'quick search query',
+      request: { scope: 'all', query: '김' },
+      expected: (users) => users.filter((u) => (u.name ?? '').includes('김') || (u.email ?? '').includes('김')),
+    },
+    {
+      name: 'selection (ids in S3 batches, duplicates and unknown ids dropped)',
+      request: { scope: 'selection', userIdsCount: 123 },
+      userIds: () => [...[...workspace.users].slice(0, 120).map((u) => u.id), workspace.userIdAt(5), 'no-such-user', workspace.userIdAt(7)],
+      expected: (users) => users.slice(0, 120),
+    },
+    {
+      name: 'one user',
+      request: { scope: 'user', userId: workspace.userIdAt(42) },
+      expected: (users) => users.filter((u) => u.id === workspace.userIdAt(42)),
+    },
+  ];
+
+  for (const scenario of contactsCases) {
+    it(`exports contacts by ${scenario.name}`, async () => {
+      const userIds = scenario.userIds?.();
+      const job = await submitExport(stack, { kind: 'contacts', ...scenario.request } as never, { channelId: CHANNEL, ...(userIds ? { userIds } : {}) });
+      const done = await waitForJob(stack, job, (j) => j.status === 'completed' || j.status === 'failed');
+      expect(done.status).toBe('completed');
+      const expected = scenario.expected([...workspace.users]).map((u) => u.id).sort(compareUsersInExportOrder);
+      expect(expected.length).toBeGreaterThan(0);
+      expect(done.rowCount).toBe(expected.length);
+      const rows = (await readExportFile(stack, done))['User data'] ?? [];
+      expect(rows.slice(1).map((r) => r[0])).toEqual(expected);
+      if (scenario.request.scope === 'user') {
+        // Values, not only ids: the one row equals the record's mapped cells.
+        const user = workspace.userAt(42);
+        const header = rows[0] ?? [];
+        expect(rows[1]?.[header.indexOf('name')]).toBe(user.name ?? null);
+        expect(rows[1]?.[header.indexOf('sessionCount')]).toBe(user.sessionCount);
+      }
+    });
+  }
 });

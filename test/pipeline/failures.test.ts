@@ -1,0 +1,158 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import type { SQSRecord } from 'aws-lambda';
+import { generateWorkspace } from '../../shared/domain';
+import { compareUsersInExportOrder } from '../../shared/app/source-keys';
+import { startLocalStack, type LocalStack } from '../../infra/local/stack';
+import type { SqsHandler } from '../../infra/local/sqs-poller';
+import { readExportFile, storesFor, submitExport, waitFor, waitForJob } from './helpers';
+
+const CHANNEL = 'c2';
+const SEED = 11;
+const USERS = 250;
+
+type Behaviour = {
+  /** Send every chunk message of these exports a second time (a duplicate SQS message). */
+  duplicate: Set<string>;
+  /** `${exportId}/${chunkId}` that throw on their first delivery only. */
+  throwOnce: Set<string>;
+  /** `${exportId}/${chunkId}` that always throw. */
+  throwAlways: Set<string>;
+};
+
+function bodyOf(record: SQSRecord): { exportId: string; chunkId: string } {
+  return JSON.parse(record.body) as { exportId: string; chunkId: string };
+}
+
+describe('pipeline under redelivery and failures', () => {
+  let stack: LocalStack;
+  const behaviour: Behaviour = { duplicate: new Set(), throwOnce: new Set(), throwAlways: new Set() };
+  const duplicated = new Set<string>();
+  const CASES = 400;
+  const workspace = generateWorkspace({ channelId: CHANNEL, seed: SEED, users: USERS, cases: CASES });
+  const expectedIds = [...workspace.users].map((u) => u.id).sort(compareUsersInExportOrder);
+
+  beforeAll(async () => {
+    stack = await startLocalStack({
+      port: 0,
+      seed: { channelId: CHANNEL, users: USERS, cases: CASES, seed: SEED },
+      env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true', NOTIFY_BACKOFF_MS: '10' },
+      // Short visibility so retries come quickly; 3 receives then the DLQ.
+      queues: { chunk: { visibilityTimeout: 3, maxReceiveCount: 3 }, finalize: { visibilityTimeout: 20 }, notify: { visibilityTimeout: 2 } },
+      wrapHandler: (name, handler): SqsHandler => {
+        if (name !== 'chunk') return handler;
+        return async (event, context) => {
+          const failures: { itemIdentifier: string }[] = [];
+          const pass: SQSRecord[] = [];
+          for (const record of event.Records) {
+            const { exportId, chunkId } = bodyOf(record);
+            const key = `${exportId}/${chunkId}`;
+            if (behaviour.duplicate.has(exportId) && !duplicated.has(key)) {
+              duplicated.add(key);
+              await stack.clients.sqs.send(new SendMessageCommand({ QueueUrl: stack.queues.chunk.url, MessageBody: record.body }));
+            }
+            const firstDelivery = record.attributes.ApproximateReceiveCount === '1';
+            if (behaviour.throwAlways.has(key) || (behaviour.throwOnce.has(key) && firstDelivery)) {
+              failures.push({ itemIdentifier: record.messageId });
+            } else {
+              pass.push(record);
+            }
+          }
+          const result = pass.length > 0 ? await handler({ Records: pass }, context) : undefined;
+          return { batchItemFailures: [...failures, ...(result?.batchItemFailures ?? [])] };
+        };
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  const botMessagesFor = (exportId: string) => stack.bot.messages.filter((m) => (m.body as { exportId?: string }).exportId === exportId);
+  const deliveriesFor = (records: SQSRecord[], exportId: string) => records.filter((r) => bodyOf(r).exportId === exportId);
+
+  it('every chunk delivered twice: same rows, right counts, one finalize, one bot message', async () => {
+    const job = await submitExport(stack, { kind: 'contacts', scope: 'all' }, { channelId: CHANNEL, beforePlan: (id) => behaviour.duplicate.add(id) });
+    const done = await waitForJob(stack, job, (j) => j.status === 'completed' || j.status === 'failed');
+    expect(done.status).toBe('completed');
+    await waitFor(() => (botMessagesFor(job.exportId).length > 0 ? true : undefined));
+    // Let any straggling duplicates run through before counting.
+    await waitFor(() => (deliveriesFor(stack.deliveries.chunk, job.exportId).length >= 2 * done.chunksTotal ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // At least twice each (a slow first run can also outlive the visibility timeout: more redeliveries).
+    expect(deliveriesFor(stack.deliveries.chunk, job.exportId).length).toBeGreaterThanOrEqual(2 * done.chunksTotal);
+    const after = await storesFor(stack).store.getJob(CHANNEL, job.exportId);
+    expect(after?.chunksDone).toBe(done.chunksTotal);
+    expect(after?.rowsWritten).toBe(USERS);
+    expect(after?.rowCount).toBe(USERS);
+    expect(deliveriesFor(stack.deliveries.finalizer, job.exportId)).toHaveLength(1);
+    expect(botMessagesFor(job.exportId)).toHaveLength(1);
+    const rows = (await readExportFile(stack, done))['User data'] ?? [];
+    expect(rows.slice(1).map((r) => r[0])).toEqual(expectedIds);
+  });
+
+  it('cases with every chunk (both phases) delivered twice: one finalize, one bot message, users once each', async () => {
+    const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to: '2025-07-31', timezone: 'Asia/Seoul' }, {
+      channelId: CHANNEL,
+      beforePlan: (id) => behaviour.duplicate.add(id),
+    });
+    const done = await waitForJob(stack, job, (j) => j.status === 'completed' || j.status === 'failed');
+    expect(done.status).toBe('completed');
+    await waitFor(() => (botMessagesFor(job.exportId).length > 0 ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(deliveriesFor(stack.deliveries.finalizer, job.exportId)).toHaveLength(1);
+    expect(botMessagesFor(job.exportId)).toHaveLength(1);
+    const after = await storesFor(stack).store.getJob(CHANNEL, job.exportId);
+    expect(after?.chunksDone).toBe(after?.chunksTotal);
+    expect(after?.sheetChunks?.users).toBeGreaterThan(0);
+    const sheets = await readExportFile(stack, done);
+    const caseRows = (sheets['UserChatCase data'] ?? []).slice(1);
+    expect(caseRows.length).toBe(done.rowCount);
+    const caseIds = caseRows.map((r) => r[2]);
+    expect(new Set(caseIds).size).toBe(caseIds.length);
+    const userCol = (sheets['UserChatCase data'] ?? [])[0]?.indexOf('userId') ?? -1;
+    const referenced = [...new Set(caseRows.map((r) => String(r[userCol])))].sort(compareUsersInExportOrder);
+    expect((sheets['User data'] ?? []).slice(1).map((r) => r[0])).toEqual(referenced);
+  });
+
+  it('a chunk that throws once is retried and the export completes', async () => {
+    const job = await submitExport(stack, { kind: 'contacts', scope: 'all' }, { channelId: CHANNEL, beforePlan: (id) => behaviour.throwOnce.add(`${id}/users-5`) });
+    const done = await waitForJob(stack, job, (j) => j.status === 'completed' || j.status === 'failed');
+    expect(done.status).toBe('completed');
+    const tries = deliveriesFor(stack.deliveries.chunk, job.exportId).filter((r) => bodyOf(r).chunkId === 'users-5');
+    expect(tries.map((r) => r.attributes.ApproximateReceiveCount).slice(0, 2)).toEqual(['1', '2']);
+    const rows = (await readExportFile(stack, done))['User data'] ?? [];
+    expect(rows.slice(1).map((r) => r[0])).toEqual(expectedIds);
+    await waitFor(() => (botMessagesFor(job.exportId).length === 1 ? true : undefined));
+  });
+
+  it('a chunk that always throws ends in the DLQ: export failed, no file, the bot is told', async () => {
+    const job = await submitExport(stack, { kind: 'contacts', scope: 'all' }, { channelId: CHANNEL, beforePlan: (id) => behaviour.throwAlways.add(`${id}/users-2`) });
+    const failed = await waitForJob(stack, job, (j) => j.status === 'completed' || j.status === 'failed');
+    expect(failed.status).toBe('failed');
+    expect(failed.error?.code).toBe('PIPELINE_FAILED');
+    expect(failed.objectKey).toBeUndefined();
+    expect(deliveriesFor(stack.deliveries.dlq, job.exportId)).toHaveLength(1);
+    const message = await waitFor(() => botMessagesFor(job.exportId)[0]);
+    expect((message.body as { type: string }).type).toBe('export.failed');
+    expect((message.body as { link: unknown }).link).toBeNull();
+    expect(message.signatureValid).toBe(true);
+    expect(await storesFor(stack).objects.list(`exports/${CHANNEL}/${job.exportId}/`)).toEqual([]);
+  });
+
+  it('a canceled export writes no file and sends no link', async () => {
+    const job = await submitExport(stack, { kind: 'contacts', scope: 'all' }, { channelId: CHANNEL });
+    // What the API's cancel does: a conditional transition from an active state.
+    const { store } = storesFor(stack);
+    const canceled = await store.setStatus(CHANNEL, job.exportId, 'canceled', ['queued', 'running', 'finalizing']);
+    expect(canceled).toBe(true);
+    await waitFor(() => (deliveriesFor(stack.deliveries.chunk, job.exportId).length >= 16 ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const after = await store.getJob(CHANNEL, job.exportId);
+    expect(after?.status).toBe('canceled');
+    expect(after?.objectKey).toBeUndefined();
+    expect(deliveriesFor(stack.deliveries.finalizer, job.exportId)).toHaveLength(0);
+    expect(botMessagesFor(job.exportId)).toHaveLength(0);
+  });
+});
