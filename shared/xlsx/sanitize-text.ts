@@ -3,7 +3,7 @@ import { MAX_CELL_CHARS } from './types';
 // Characters XML 1.0 forbids (C0 controls except tab/LF/CR, U+FFFE, U+FFFF) plus every surrogate
 // (paired ones are checked again in the slow path), and the characters that need escaping.
 // One regex test keeps the common case (plain text) to a single scan with no allocation.
-const NEEDS_WORK = /[\u0000-\u0008\u000B\u000C\u000E-\u001F&<>\r\uD800-\uDFFF\uFFFE\uFFFF]/;
+export const NEEDS_WORK = /[\u0000-\u0008\u000B\u000C\u000E-\u001F&<>\r\uD800-\uDFFF\uFFFE\uFFFF]/;
 const FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/;
 
 /**

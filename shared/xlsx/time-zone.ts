@@ -1,26 +1,43 @@
 import { WorkbookPlanError } from './errors';
 
 const HOUR_MS = 3_600_000;
-const DAY_MS = 86_400_000;
+export const DAY_MS = 86_400_000;
 /** Days from Excel's 1900 epoch (with its phantom 1900-02-29) to 1970-01-01. */
-const EXCEL_UNIX_EPOCH_DAYS = 25_569;
+export const EXCEL_UNIX_EPOCH_DAYS = 25_569;
 const MIXED = Number.NaN;
 const CACHE_LIMIT = 200_000;
 
 export type ExcelDateConverter = (epochMs: number) => number;
+/** Maps an instant (epoch ms) to the same wall-clock reading expressed as if it were UTC. */
+export type LocalTimeConverter = (epochMs: number) => number;
 
 /**
- * Builds a converter from an instant (epoch ms) to an Excel serial date showing the wall-clock
- * time in `timeZone`. Intl is slow (microseconds per call), so offsets are cached per UTC hour:
- * an hour is looked up once, at its first and last millisecond; if both agree the whole hour
- * shares that offset (zones change offset at most once an hour), otherwise the hour holds a
- * transition (e.g. Lord Howe's half-hour DST at :30) and values in it are computed exactly.
+ * Builds a converter from an instant (epoch ms) to local wall-clock ms in `timeZone`. Intl is
+ * slow (microseconds per call), so offsets are cached per UTC hour: an hour is looked up once,
+ * at its first and last millisecond; if both agree the whole hour shares that offset (zones
+ * change offset at most once an hour), otherwise the hour holds a transition (e.g. Lord Howe's
+ * half-hour DST at :30) and values in it are computed exactly.
  */
-export function createExcelDateConverter(timeZone: string): ExcelDateConverter {
+export function createLocalTimeConverter(timeZone: string): LocalTimeConverter {
+  let converter = converters.get(timeZone);
+  if (!converter) {
+    converter = buildLocalTimeConverter(timeZone);
+    // Shared per zone: every part encoder in a process reuses the hours already looked up.
+    converters.set(timeZone, converter);
+  }
+  return converter;
+}
+const converters = new Map<string, LocalTimeConverter>();
+
+function buildLocalTimeConverter(timeZone: string): LocalTimeConverter {
   const offsetAt = createOffsetLookup(timeZone);
   const cache = new Map<number, number>();
+  // Dates in one row are usually hours apart at most: remember the last hour before the Map.
+  let lastHour = Number.NaN;
+  let lastOffset = 0;
   return (epochMs: number): number => {
     const hour = Math.floor(epochMs / HOUR_MS);
+    if (hour === lastHour) return epochMs + lastOffset;
     let offset = cache.get(hour);
     if (offset === undefined) {
       const start = hour * HOUR_MS;
@@ -31,9 +48,48 @@ export function createExcelDateConverter(timeZone: string): ExcelDateConverter {
       if (cache.size >= CACHE_LIMIT) cache.clear();
       cache.set(hour, offset);
     }
-    if (Number.isNaN(offset)) offset = offsetAt(epochMs);
-    return (epochMs + offset) / DAY_MS + EXCEL_UNIX_EPOCH_DAYS;
+    if (Number.isNaN(offset)) return epochMs + offsetAt(epochMs);
+    lastHour = hour;
+    lastOffset = offset;
+    return epochMs + offset;
   };
+}
+
+/** Instant (epoch ms) to an Excel serial date showing the wall-clock time in `timeZone`. */
+export function createExcelDateConverter(timeZone: string): ExcelDateConverter {
+  const toLocal = createLocalTimeConverter(timeZone);
+  return (epochMs: number): number => toLocal(epochMs) / DAY_MS + EXCEL_UNIX_EPOCH_DAYS;
+}
+
+/** Excel serial day of a local wall-clock time (ms as if UTC), and the ms into that day. */
+export function splitExcelSerial(localMs: number): { day: number; msOfDay: number } {
+  const d = Math.floor(localMs / DAY_MS);
+  return { day: d + EXCEL_UNIX_EPOCH_DAYS, msOfDay: localMs - d * DAY_MS };
+}
+
+/** Decimal places written for the time of day: 1e-10 day is 8.64 microseconds, so ms survive. */
+export const SERIAL_FRACTION_DIGITS = 10;
+export const FRACTION_SCALE = 1e10;
+
+/**
+ * The fraction of the day as a 10-digit integer (rounded), or FRACTION_SCALE when rounding
+ * reaches the next day. Fixed decimals from integer arithmetic are exact and far cheaper than
+ * printing the shortest round-trip form of a double.
+ */
+export function dayFraction(msOfDay: number): number {
+  return Math.round((msOfDay * FRACTION_SCALE) / DAY_MS);
+}
+
+/** Text of an Excel serial date for a local time, e.g. `45839.3958333333`. */
+export function formatExcelSerial(localMs: number): string {
+  let { day, msOfDay } = splitExcelSerial(localMs);
+  let f = dayFraction(msOfDay);
+  if (f >= FRACTION_SCALE) {
+    day += 1;
+    f = 0;
+  }
+  if (f === 0) return String(day);
+  return String(day) + '.' + String(f).padStart(SERIAL_FRACTION_DIGITS, '0').replace(/0+$/, '');
 }
 
 /** Offset of `timeZone` from UTC, in ms, at an instant; exact to the second. */
