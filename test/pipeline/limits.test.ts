@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compileFilter, generateWorkspace } from '../../shared/domain';
+import { startLocalStack, type LocalStack } from '../../infra/local/stack';
+import { storesFor, submitExport, waitFor, waitForJob } from './helpers';
+
+const CHANNEL = 'c3';
+
+describe('size rule and an unreachable bot', () => {
+  let stack: LocalStack;
+
+  beforeAll(async () => {
+    stack = await startLocalStack({
+      port: 0,
+      seed: { channelId: CHANNEL, users: 240, cases: 300, seed: 3 },
+      // The 1,000,000-row rule, lowered so a test can cross it with a few hundred rows.
+      env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true', MAX_ROWS: '100', NOTIFY_BACKOFF_MS: '10' },
+      queues: { chunk: { visibilityTimeout: 3 }, notify: { visibilityTimeout: 1, maxReceiveCount: 2 } },
+    });
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  const botMessagesFor = (exportId: string) => stack.bot.messages.filter((m) => (m.body as { exportId?: string }).exportId === exportId);
+
+  it('more rows than the limit: the export fails with TOO_MANY_ROWS, no file, and the bot is told', async () => {
+    const job = await submitExport(stack, { kind: 'contacts', scope: 'all' }, { channelId: CHANNEL });
+    const failed = await waitForJob(stack, job, (j) => j.status === 'failed' || j.status === 'completed');
+    expect(failed.status).toBe('failed');
+    expect(failed.error?.code).toBe('TOO_MANY_ROWS');
+    expect(failed.objectKey).toBeUndefined();
+    const message = await waitFor(() => botMessagesFor(job.exportId)[0]);
+    expect((message.body as { type: string; error: { code: string } }).type).toBe('export.failed');
+    expect((message.body as { error: { code: string } }).error.code).toBe('TOO_MANY_ROWS');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(await storesFor(stack).objects.list(`exports/${CHANNEL}/${job.exportId}/`)).toEqual([]);
+    expect(stack.deliveries.finalizer.filter((r) => r.body.includes(job.exportId))).toHaveLength(0);
+  });
+
+  it('under the limit the same stack completes (the rule counts matching rows, not scanned ones)', async () => {
+    const filter = {
+      join: 'and',
+      groups: [{ join: 'and', conditions: [{ field: 'member', op: 'eq', value: true }, { field: 'sessionCount', op: 'gte', value: 10 }] }],
+    };
+    const workspace = generateWorkspace({ channelId: CHANNEL, seed: 3, users: 240, cases: 300 });
+    const matches = compileFilter(filter, 'users', { now: new Date(), profileSchema: workspace.userProfileSchema });
+    const expected = [...workspace.users].filter((u) => matches(u)).length;
+    expect(expected).toBeGreaterThan(0);
+    expect(expected).toBeLessThanOrEqual(100);
+    const job = await submitExport(stack, { kind: 'contacts', scope: 'filter', filter }, { channelId: CHANNEL });
+    const done = await waitForJob(stack, job, (j) => j.status === 'failed' || j.status === 'completed');
+    expect(done.status).toBe('completed');
+    expect(done.rowCount).toBe(expected);
+  });
+
+  it('a bot that keeps failing: retried, then the notify DLQ records it on the job without looping', async () => {
+    stack.bot.failWith = 500;
+    try {
+      const job = await submitExport(stack, { kind: 'contacts', scope: 'user', userId: 'no-such-user' }, { channelId: CHANNEL });
+      const recorded = await waitForJob(stack, job, (j) => j.notifyError !== undefined);
+      expect(recorded.status).toBe('completed');
+      expect(recorded.notifiedAt).toBeUndefined();
+      const dead = stack.deliveries.dlq.filter((r) => r.body.includes(job.exportId));
+      expect(dead).toHaveLength(1);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      // Nothing re-enqueued a notification after the dead letter.
+      expect(stack.deliveries.dlq.filter((r) => r.body.includes(job.exportId))).toHaveLength(1);
+    } finally {
+      stack.bot.failWith = undefined;
+    }
+  });
+});
