@@ -41,10 +41,10 @@ export function storesFor(stack: LocalStack) {
 export async function submitExport(
   stack: LocalStack,
   request: JobRequest,
-  options: { channelId: string; userIds?: string[]; timeZone?: string; beforePlan?: (exportId: string) => void } = { channelId: 'c1' },
+  options: { channelId: string; userIds?: string[]; timeZone?: string; beforePlan?: (exportId: string) => void; exportId?: string } = { channelId: 'c1' },
 ): Promise<ExportJob> {
   const { store, objects, queue } = storesFor(stack);
-  const exportId = newExportId(new Date(), randomBytes);
+  const exportId = options.exportId ?? newExportId(new Date(), randomBytes);
   const { params, packageKey } = await deriveEncryptionKeys(TEST_PASSWORD, { spinCount: 1000 });
   const wrapper = new LocalKeyWrapper(stack.env.LOCAL_WRAP_KEY ?? '');
   const now = new Date().toISOString();

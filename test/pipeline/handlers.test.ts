@@ -1,0 +1,114 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { startLocalStack, type LocalStack } from '../../infra/local/stack';
+import { createLambdaContext } from '../../infra/local/lambda-context';
+import type { SqsHandler } from '../../infra/local/sqs-poller';
+import { objectKeys } from '../../shared/app/messages';
+import { readExportFile, storesFor, submitExport } from './helpers';
+
+/** The sample events in events/ drive the handlers directly (no pollers), against the emulators. */
+function sample(name: string): SQSEvent {
+  return JSON.parse(readFileSync(new URL(`../../events/${name}.json`, import.meta.url), 'utf8')) as SQSEvent;
+}
+
+async function load(path: string): Promise<SqsHandler> {
+  return ((await import(path)) as { handler: SqsHandler }).handler;
+}
+
+async function invoke(handler: SqsHandler, event: SQSEvent): Promise<SQSBatchResponse> {
+  return (await handler(event, createLambdaContext('test'))) ?? { batchItemFailures: [] };
+}
+
+describe('SQS handlers driven by events/sqs-*.json', () => {
+  let stack: LocalStack;
+  let chunk: SqsHandler;
+  let finalizer: SqsHandler;
+  let notifier: SqsHandler;
+  let dlq: SqsHandler;
+
+  beforeAll(async () => {
+    stack = await startLocalStack({
+      port: 0,
+      pollers: false,
+      seed: { channelId: 'evt-channel', users: 60, cases: 0, seed: 5 },
+      env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true' },
+    });
+    chunk = await load('../../functions/chunk/handler');
+    finalizer = await load('../../functions/finalizer/handler');
+    notifier = await load('../../functions/notifier/handler');
+    dlq = await load('../../functions/dlq/handler');
+    await submitExport(stack, { kind: 'contacts', scope: 'all' }, { channelId: 'evt-channel', exportId: 'evt-contacts-1' });
+    await submitExport(stack, { kind: 'contacts', scope: 'user', userId: 'u5571bc00000003' }, { channelId: 'evt-channel', exportId: 'evt-user-1' });
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('chunk: processes good records, reports only the malformed one, and counts a redelivery once', async () => {
+    const event = sample('sqs-chunk');
+    const result = await invoke(chunk, event);
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: event.Records[2]?.messageId }]);
+    const { store, objects } = storesFor(stack);
+    expect(await objects.head(objectKeys.part('evt-contacts-1', 'users', 0))).not.toBeNull();
+    expect((await store.getJob('evt-channel', 'evt-contacts-1'))?.chunksDone).toBe(1);
+    const userJob = await store.getJob('evt-channel', 'evt-user-1');
+    expect(userJob?.status).toBe('running');
+    expect(userJob?.rowsWritten).toBe(1);
+    expect(userJob?.finalizeEnqueued).toBe(true);
+
+    await invoke(chunk, { Records: event.Records.slice(0, 2) });
+    expect((await store.getJob('evt-channel', 'evt-contacts-1'))?.chunksDone).toBe(1);
+    expect((await store.getJob('evt-channel', 'evt-user-1'))?.rowsWritten).toBe(1);
+  });
+
+  it('finalizer: writes the encrypted file, completes the job, enqueues the notification; a second run is a no-op', async () => {
+    const result = await invoke(finalizer, sample('sqs-finalize'));
+    expect(result.batchItemFailures).toEqual([]);
+    const { store, objects } = storesFor(stack);
+    const job = await store.getJob('evt-channel', 'evt-user-1');
+    expect(job?.status).toBe('completed');
+    expect(job?.sha256).toMatch(/^[0-9a-f]{64}$/);
+    const rows = (await readExportFile(stack, job!))['User data'] ?? [];
+    expect(rows.map((r) => r[0])).toEqual(['id', 'u5571bc00000003']);
+    expect(await objects.list('parts/evt-user-1/')).toEqual([]);
+    const queued = await stack.clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.queues.notify.url, MaxNumberOfMessages: 10 }));
+    expect((queued.Messages ?? []).map((m) => JSON.parse(m.Body ?? '{}'))).toContainEqual({
+      type: 'notify',
+      exportId: 'evt-user-1',
+      channelId: 'evt-channel',
+      event: 'export.completed',
+    });
+
+    await invoke(finalizer, sample('sqs-finalize'));
+    expect((await store.getJob('evt-channel', 'evt-user-1'))?.completedAt).toBe(job?.completedAt);
+  });
+
+  it('notifier: posts one signed event with the link; a redelivery posts nothing', async () => {
+    expect((await invoke(notifier, sample('sqs-notify'))).batchItemFailures).toEqual([]);
+    expect((await invoke(notifier, sample('sqs-notify'))).batchItemFailures).toEqual([]);
+    const messages = stack.bot.messages.filter((m) => (m.body as { exportId: string }).exportId === 'evt-user-1');
+    expect(messages).toHaveLength(1);
+    const body = messages[0]?.body as { link: string; message: { ko: string; en: string }; rowCount: number };
+    expect(messages[0]?.signatureValid).toBe(true);
+    expect(body.link).toMatch(new RegExp(`^${stack.apiUrl}/v1/downloads/[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$`));
+    expect(body.rowCount).toBe(1);
+    expect(body.message.ko).toContain(body.link);
+  });
+
+  it('dlq: a dead chunk fails its export and queues export.failed; a dead notification is only recorded', async () => {
+    const result = await invoke(dlq, sample('sqs-dlq'));
+    expect(result.batchItemFailures).toEqual([]);
+    const job = await storesFor(stack).store.getJob('evt-channel', 'evt-contacts-1');
+    expect(job?.status).toBe('failed');
+    expect(job?.error?.code).toBe('PIPELINE_FAILED');
+    expect(job?.notifyError).toMatch(/could not be told/);
+    const queued = await stack.clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.queues.notify.url, MaxNumberOfMessages: 10 }));
+    const bodies = (queued.Messages ?? []).map((m) => JSON.parse(m.Body ?? '{}') as { exportId: string; event: string });
+    expect(bodies.filter((b) => b.exportId === 'evt-contacts-1')).toEqual([
+      { type: 'notify', exportId: 'evt-contacts-1', channelId: 'evt-channel', event: 'export.failed' },
+    ]);
+  });
+});
