@@ -217,12 +217,14 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
             gaps++;
             continue;
           }
-          // Without r, empty cells before this one hold their places as <c/>.
+          // Without r, empty cells before this one hold their places as <c/> (unless this one
+          // turns out empty too: then everything from `start` is rolled back).
+          const start = pos;
+          const pendingGaps = gaps;
           if (!withR && gaps > 0) {
             ensure(gaps * GAP.length);
             for (; gaps > 0; gaps--) put(GAP);
           }
-          const start = pos;
           let wrote = true;
           switch (kinds[col]) {
             case KIND_STRING:
@@ -248,7 +250,7 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
           if (wrote) gaps = 0;
           else {
             pos = start;
-            gaps++;
+            gaps = pendingGaps + 1;
           }
         }
       } catch (err) {

@@ -1,0 +1,256 @@
+import { randomBytes } from 'node:crypto';
+import zlib from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { crc32, crc32Combine } from '../../shared/xlsx/crc32';
+import { CellValueError } from '../../shared/xlsx/errors';
+import { createPartEncoder, renderPart } from '../../shared/xlsx/part';
+import { compileRowRenderer } from '../../shared/xlsx/render-row';
+import { createRowEncoder } from '../../shared/xlsx/row-encoder';
+import { renderTextCell, sanitizeText } from '../../shared/xlsx/sanitize-text';
+import { createExcelDateConverter, createOffsetLookup, formatExcelSerial } from '../../shared/xlsx/time-zone';
+import type { ColumnSpec, Row } from '../../shared/xlsx/types';
+import { HOSTILE_TEXTS, expectedText, makeRows, wallClockAsUtc } from './engine-test-support';
+
+describe('crc32 and crc32Combine', () => {
+  it('matches the standard check value and continues across chunks', () => {
+    expect(crc32(Buffer.from('123456789'))).toBe(0xcbf43926);
+    const data = randomBytes(10_000);
+    expect(crc32(data.subarray(4321), crc32(data.subarray(0, 4321)))).toBe(crc32(data));
+  });
+
+  it('combines the CRCs of two pieces into the CRC of their concatenation', () => {
+    for (let t = 0; t < 50; t++) {
+      const a = randomBytes(Math.floor(Math.random() * 5000));
+      const b = randomBytes(Math.floor(Math.random() * 5000));
+      expect(crc32Combine(crc32(a), crc32(b), b.length)).toBe(crc32(Buffer.concat([a, b])));
+    }
+    const a = randomBytes(100);
+    expect(crc32Combine(crc32(a), 0, 0)).toBe(crc32(a));
+  });
+
+  it('handles lengths far beyond 32 bits consistently', () => {
+    // Direct check where the data fits in memory, then agreement of two different
+    // decompositions of 2^33 + 2^20 + 5 zero bytes (past 32 bits, so no shift may truncate).
+    expect(crcOfZeros(3 * (1 << 20) + 7)).toBe(crc32(Buffer.alloc(3 * (1 << 20) + 7)));
+    const prefix = Buffer.from('prefix');
+    const big = 2 ** 33 + (1 << 20) + 5;
+    const c1 = crc32Combine(crc32Combine(crc32(prefix), crcOfZeros((1 << 20) + 5), (1 << 20) + 5), crcOfZeros(2 ** 33), 2 ** 33);
+    const c2 = crc32Combine(crc32(prefix), crcOfZeros(big), big);
+    expect(c1).toBe(c2);
+    expect(c2).not.toBe(crc32Combine(crc32(prefix), crcOfZeros(big - 2 ** 32), big - 2 ** 32));
+    expect(() => crc32Combine(1, 2, -1)).toThrow(RangeError);
+    expect(() => crc32Combine(1, 2, 2 ** 53)).toThrow(RangeError);
+  });
+});
+
+function crcOfZeros(n: number): number {
+  // built from 1 MiB blocks by repeated doubling plus a remainder, without materialising n bytes
+  const block = 1 << 20;
+  let result = 0;
+  let resultLen = 0;
+  let pow = crc32(Buffer.alloc(block));
+  let powLen = block;
+  let k = Math.floor(n / block);
+  while (k > 0) {
+    if (k % 2 === 1) {
+      result = crc32Combine(result, pow, powLen);
+      resultLen += powLen;
+    }
+    pow = crc32Combine(pow, pow, powLen);
+    powLen *= 2;
+    k = Math.floor(k / 2);
+  }
+  const rest = n - resultLen;
+  return rest > 0 ? crc32Combine(result, crc32(Buffer.alloc(rest)), rest) : result;
+}
+
+describe('sanitizeText', () => {
+  it('strips what XML 1.0 forbids and keeps tab, LF, CR, DEL and valid pairs', () => {
+    expect(sanitizeText('a\u0000b\u0008c\u000Bd\u001Fe')).toBe('abcde');
+    expect(sanitizeText('t\tn\nr\r\u007F')).toBe('t\tn\nr\r\u007F');
+    expect(sanitizeText('x\uD800y\uDC00z\uD83D\uDE00')).toBe('xyz\uD83D\uDE00');
+    expect(sanitizeText('\uD83D')).toBe('');
+    expect(sanitizeText('a\uFFFEb\uFFFFc')).toBe('abc');
+  });
+
+  it('cuts at 32,767 UTF-16 units without splitting a surrogate pair', () => {
+    expect(sanitizeText('x'.repeat(40_000))).toHaveLength(32_767);
+    const s = sanitizeText('a'.repeat(32_766) + '😀' + 'b');
+    expect(s).toBe('a'.repeat(32_766));
+    // stripping happens before the cut: forbidden characters do not use up the limit
+    expect(sanitizeText('\u0001'.repeat(10) + 'y'.repeat(32_767))).toBe('y'.repeat(32_767));
+  });
+
+  it('agrees with the independent restatement on every hostile text', () => {
+    for (const t of HOSTILE_TEXTS) expect(sanitizeText(t) || null).toBe(expectedText(t));
+  });
+
+  it('escapes markup and keeps CR as a character reference', () => {
+    expect(renderTextCell('<a>&"]]>', '>')).toBe('><is><t>&lt;a&gt;&amp;"]]&gt;</t></is></c>');
+    expect(renderTextCell('a\rb', '>')).toBe('><is><t>a&#13;b</t></is></c>');
+    expect(renderTextCell(' x', '>')).toBe('><is><t xml:space="preserve"> x</t></is></c>');
+    expect(renderTextCell('\u0001', '>')).toBe('');
+  });
+});
+
+describe('time zones', () => {
+  const zones = ['Asia/Seoul', 'America/New_York', 'Europe/London', 'Australia/Lord_Howe', 'Asia/Kathmandu', 'UTC'];
+  it('matches Intl for instants around DST transitions and at random, with the hour cache', () => {
+    for (const zone of zones) {
+      const toSerial = createExcelDateConverter(zone);
+      const instants: number[] = [];
+      // every 7 minutes through the 2025 spring and autumn transitions of both hemispheres
+      for (const [y, m, d] of [[2025, 2, 8], [2025, 9, 4], [2025, 3, 5], [2025, 9, 25]] as const) {
+        const start = Date.UTC(y, m, d);
+        for (let t = start; t < start + 3 * 86_400_000; t += 7 * 60_000 + 13) instants.push(t);
+      }
+      for (let i = 0; i < 2000; i++) instants.push(Date.UTC(1990, 0, 1) + Math.floor(Math.random() * 60 * 365 * 86_400_000));
+      for (const t of instants) {
+        const expected = wallClockAsUtc(t, zone).getTime() / 86_400_000 + 25_569;
+        expect(Math.abs(toSerial(t) - expected)).toBeLessThan(1e-9);
+      }
+    }
+  });
+
+  it('knows Lord Howe changes by 30 minutes at 02:00 local (15:30 UTC), inside a UTC hour', () => {
+    const lookup = createOffsetLookup('Australia/Lord_Howe');
+    const before = Date.UTC(2025, 9, 4, 15, 29);
+    const after = Date.UTC(2025, 9, 4, 15, 31);
+    expect(lookup(before)).toBe(10.5 * 3_600_000);
+    expect(lookup(after)).toBe(11 * 3_600_000);
+    const toSerial = createExcelDateConverter('Australia/Lord_Howe');
+    expect(toSerial(before)).toBeCloseTo(wallClockAsUtc(before, 'Australia/Lord_Howe').getTime() / 86_400_000 + 25_569, 9);
+    expect(toSerial(after)).toBeCloseTo(wallClockAsUtc(after, 'Australia/Lord_Howe').getTime() / 86_400_000 + 25_569, 9);
+  });
+
+  it('writes serials with ten fixed decimals that round-trip milliseconds', () => {
+    expect(formatExcelSerial(Date.UTC(2025, 6, 1))).toBe('45839');
+    expect(formatExcelSerial(Date.UTC(2025, 6, 1, 12))).toBe('45839.5');
+    for (let i = 0; i < 1000; i++) {
+      const local = Date.UTC(2025, 0, 1) + Math.floor(Math.random() * 86_400_000 * 400);
+      const back = Math.round((Number(formatExcelSerial(local)) - 25_569) * 86_400_000);
+      expect(back).toBe(local);
+    }
+  });
+
+  it('rejects an unknown zone naming the field', () => {
+    expect(() => createExcelDateConverter('Mars/Olympus')).toThrow(/timeZone/);
+  });
+});
+
+const ALL_TYPES: ColumnSpec[] = [
+  { key: 's', header: 'text', type: 'string' },
+  { key: 'n', header: 'number', type: 'number' },
+  { key: 'b', header: 'flag', type: 'boolean' },
+  { key: 'd', header: 'when', type: 'date' },
+  { key: 'u', header: 'secs', type: 'duration' },
+  { key: 't', header: 'more text', type: 'string' },
+];
+
+describe('row rendering', () => {
+  it('the byte encoder writes exactly what the reference string renderer renders', () => {
+    const rows: Row[] = [
+      ...makeRows(ALL_TYPES, 300),
+      ...HOSTILE_TEXTS.map((t, i) => ({ s: t, t: HOSTILE_TEXTS[(i + 5) % HOSTILE_TEXTS.length]!, n: -0.1 * i, d: new Date(Date.UTC(2024, 1, 29, 23, 59, 59, 999)) })),
+      { s: 123, t: true, d: '2025-07-01T09:30:00.123+09:00', n: Number.NaN, u: Number.POSITIVE_INFINITY },
+      { s: new Date(Date.UTC(2025, 0, 2, 3, 4, 5)), d: '2025-03-30T01:30:00Z', n: 1e21, u: 2 ** 53 + 2 },
+      {},
+    ];
+    for (const startRow of [undefined, 2, 999_999]) {
+      const encoder = createRowEncoder(ALL_TYPES, { timeZone: 'Europe/London', startRow });
+      const render = compileRowRenderer(ALL_TYPES, { timeZone: 'Europe/London', startRow });
+      let text = '';
+      for (const r of rows) {
+        encoder.encode(r);
+        text += render(r);
+      }
+      expect(encoder.take().toString('utf8')).toBe(text);
+    }
+  });
+
+  it('renders each type as SpreadsheetML; text that looks like a formula stays text', () => {
+    const render = compileRowRenderer(ALL_TYPES, { timeZone: 'Asia/Seoul', startRow: 7 });
+    const xml = render({ s: '=1+1', n: 42, b: false, d: '2025-07-01T00:00:00Z', u: 90, t: '007' });
+    expect(xml).toBe(
+      '<row r="7"><c r="A7" t="inlineStr"><is><t>=1+1</t></is></c><c r="B7"><v>42</v></c>' +
+        '<c r="C7" t="b"><v>0</v></c><c r="D7" s="2"><v>45839.375</v></c><c r="E7"><v>90</v></c>' +
+        '<c r="F7" t="inlineStr"><is><t>007</t></is></c></row>',
+    );
+    expect(xml).not.toContain('<f>');
+  });
+
+  it('without r, empty cells before a value keep their place as <c/>; trailing ones are dropped', () => {
+    const render = compileRowRenderer(ALL_TYPES, { timeZone: 'UTC' });
+    expect(render({ s: null, n: undefined, b: true })).toBe('<row><c/><c/><c t="b"><v>1</v></c></row>');
+    expect(render({ s: '', n: Number.NaN })).toBe('<row></row>');
+  });
+
+  it('rejects wrong types naming the column and the rule, without the value', () => {
+    const encoder = createRowEncoder(ALL_TYPES, { timeZone: 'UTC', startRow: 2 });
+    const bad = (row: Row): CellValueError => {
+      try {
+        encoder.encode(row);
+      } catch (e) {
+        return e as CellValueError;
+      }
+      throw new Error('no error');
+    };
+    const e1 = bad({ n: 'secret-ish 12' });
+    expect(e1).toBeInstanceOf(CellValueError);
+    expect(e1.field).toBe('n');
+    expect(e1.message).toContain('"n"');
+    expect(e1.message).not.toContain('secret');
+    expect(bad({ b: 'yes' }).field).toBe('b');
+    expect(bad({ d: '2025-07-01 09:00' }).rule).toBe('iso-8601-with-offset');
+    expect(bad({ d: 'garbage' }).field).toBe('d');
+    expect(bad({ d: Date.UTC(1899, 0, 1) }).rule).toBe('date-range');
+    // a failed row leaves nothing behind and does not consume a row number
+    encoder.encode({ n: 1 });
+    expect(encoder.take().toString()).toBe('<row r="2"><c r="B2"><v>1</v></c></row>');
+  });
+});
+
+describe('parts', () => {
+  it('parts rendered separately concatenate into the same deflate stream content as one rendering', () => {
+    const rows = makeRows(ALL_TYPES, 5000);
+    for (const withR of [false, true]) {
+      const whole = renderPart(ALL_TYPES, rows, { timeZone: 'Asia/Seoul', startRow: withR ? 2 : undefined });
+      const cuts = [0, 1, 1700, 1701, 4999, 5000];
+      const parts = cuts.slice(1).map((end, i) =>
+        renderPart(ALL_TYPES, rows.slice(cuts[i], end), { timeZone: 'Asia/Seoul', startRow: withR ? 2 + cuts[i]! : undefined }),
+      );
+      const stitched = Buffer.concat([...parts.map((p) => p.data), zlib.deflateRawSync(Buffer.alloc(0))]);
+      const inflated = zlib.inflateRawSync(stitched);
+      const one = zlib.inflateRawSync(Buffer.concat([whole.data, zlib.deflateRawSync(Buffer.alloc(0))]));
+      expect(inflated.equals(one)).toBe(true);
+      expect(parts.reduce((n, p) => n + p.rawLength, 0)).toBe(whole.rawLength);
+      expect(parts.reduce((n, p) => n + p.rowCount, 0)).toBe(5000);
+      const crc = parts.reduce((c, p) => crc32Combine(c, p.crc32, p.rawLength), 0);
+      expect(crc).toBe(crc32(one));
+      expect(crc).toBe(whole.crc32);
+      for (const p of parts) {
+        expect(p.data.length).toBe(p.compressedLength);
+        // sync flush: ends with an empty stored block and no final block
+        if (p.rowCount > 0) expect(p.data.subarray(-4).toString('hex')).toBe('0000ffff');
+      }
+    }
+  });
+
+  it('the incremental encoder slices large parts and matches renderPart', () => {
+    const rows = makeRows(ALL_TYPES, 20_000, 3);
+    const enc = createPartEncoder(ALL_TYPES, { timeZone: 'UTC', startRow: 2 });
+    for (const r of rows) enc.add(r);
+    const a = enc.finish();
+    const b = renderPart(ALL_TYPES, rows, { timeZone: 'UTC', startRow: 2 });
+    expect(a.rawLength).toBeGreaterThan(2 * 1024 * 1024); // more than one slice
+    expect(a.crc32).toBe(b.crc32);
+    expect(a.firstRow).toBe(2);
+    expect(zlib.inflateRawSync(Buffer.concat([a.data, zlib.deflateRawSync(Buffer.alloc(0))])).length).toBe(a.rawLength);
+    expect(() => enc.add({})).toThrow(/finished/);
+  });
+
+  it('an empty part is empty', () => {
+    const p = renderPart(ALL_TYPES, [], { timeZone: 'UTC' });
+    expect(p).toMatchObject({ rawLength: 0, compressedLength: 0, crc32: 0, rowCount: 0 });
+  });
+});
