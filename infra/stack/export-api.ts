@@ -137,7 +137,7 @@ export class ExportApi extends Construct {
     });
 
     // One invoke permission for the whole API instead of one per method: same reach, fewer resources.
-    const integration = new apigw.LambdaIntegration(props.handler, { proxy: true, scopePermissionToMethod: false, allowTestInvoke: false });
+    const integration = new apigw.LambdaIntegration(props.handler, { proxy: true, scopePermissionToMethod: false });
     const withAuth: apigw.MethodOptions = { authorizer, authorizationType: apigw.AuthorizationType.CUSTOM };
 
     const v1 = this.restApi.root.addResource('v1');

@@ -1,0 +1,34 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../infra/stack/export-service-stack';
+
+const execFileAsync = promisify(execFile);
+const outdir = mkdtempSync(path.join(os.tmpdir(), 'export-service-cli-'));
+afterAll(() => rmSync(outdir, { recursive: true, force: true }));
+
+describe('npx cdk synth', () => {
+  it('synthesizes the app of cdk.json offline with the project CLI (no account, no Docker)', async () => {
+    // The project's own CLI binary: it must be able to read the cloud assembly aws-cdk-lib writes
+    // (an older CLI fails here with "Cloud assembly schema version mismatch").
+    const cli = path.join(PROJECT_ROOT, 'node_modules', '.bin', 'cdk');
+    const env = { ...process.env, CDK_DISABLE_VERSION_CHECK: '1', CDK_DISABLE_CLI_TELEMETRY: 'true' };
+    delete env.AWS_PROFILE;
+    const { stdout } = await execFileAsync(cli, ['synth', '--quiet', '--no-notices', '--no-version-reporting', '-o', outdir], {
+      cwd: PROJECT_ROOT,
+      env,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    expect(stdout).not.toMatch(/schema version mismatch/i);
+    const template = JSON.parse(readFileSync(path.join(outdir, 'ExportService.template.json'), 'utf8')) as {
+      Resources: Record<string, { Type: string }>;
+      Outputs: Record<string, unknown>;
+    };
+    const functions = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
+    expect(functions).toHaveLength(6);
+    expect(Object.keys(template.Outputs)).toEqual(expect.arrayContaining(['ApiUrl', 'BucketName', 'AuditTable']));
+  });
+});
