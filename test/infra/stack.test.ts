@@ -1,11 +1,15 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/config';
+import { parseApiConfig } from '../../shared/config-api';
 import { FUNCTION_NAMES, FUNCTION_SIZING, type ExportServiceStack, type FunctionName } from '../../infra/stack/export-service-stack';
 import { VISIBILITY_TIMEOUT_FACTOR } from '../../infra/stack/work-queue';
 import { rolesAllowed, roleStatements, statementAllows, statementReaches, type Statement } from './iam-statements';
@@ -107,6 +111,42 @@ describe('ServiceFunction defaults', () => {
     expect(results).toEqual(FUNCTION_NAMES.map((name) => `${name}: ok`));
   });
 
+  it('the bundled authorizer verifies a real token against a JWKS and refuses a forged one', async () => {
+    const pair = await generateKeyPair('ES256');
+    const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256' };
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ keys: [jwk] }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const issuer = 'https://idp.example.test/';
+      process.env.JWT_ISSUER = issuer;
+      process.env.JWT_AUDIENCE = 'export-service';
+      process.env.JWT_JWKS_URL = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`;
+      const s3Key = fnProps('authorizer').Code.S3Key as string;
+      const file = path.join(synth.outdir, `asset.${s3Key.replace(/\.zip$/, '')}`, 'index.mjs');
+      const bundle = (await import(/* @vite-ignore */ pathToFileURL(file).href)) as {
+        handler: (event: { type: 'TOKEN'; methodArn: string; authorizationToken: string }) => Promise<{ principalId: string; context: Record<string, unknown> }>;
+      };
+      const token = await new SignJWT({ channelId: 'ch-1', managerId: 'm-1', name: 'Lee', permissions: ['export:download'] })
+        .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+        .setIssuer(issuer)
+        .setAudience('export-service')
+        .setIssuedAt()
+        .setExpirationTime('10m')
+        .sign(pair.privateKey);
+      const methodArn = 'arn:aws:execute-api:us-east-1:123456789012:api123/prod/POST/v1/exports';
+      const result = await bundle.handler({ type: 'TOKEN', methodArn, authorizationToken: `Bearer ${token}` });
+      expect(result.principalId).toBe('m-1');
+      expect(result.context.permissions).toBe('["export:download"]');
+      const forged = `${token.slice(0, -4)}AAAA`;
+      await expect(bundle.handler({ type: 'TOKEN', methodArn, authorizationToken: `Bearer ${forged}` })).rejects.toThrow('Unauthorized');
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
   it('every pipeline function gets an environment that shared/config.ts accepts', () => {
     for (const name of FUNCTION_NAMES.filter((n) => n !== 'authorizer')) {
       const variables = fnProps(name).Environment.Variables as Record<string, unknown>;
@@ -115,6 +155,12 @@ describe('ServiceFunction defaults', () => {
         Object.entries(variables).map(([k, v]) => [k, typeof v === 'string' ? v : 'https://resolved.example.com/ref']),
       );
       expect(() => parseConfig(resolved), name).not.toThrow();
+      if (name === 'api') {
+        // The api's own settings: on AWS it must verify against the JWKS, never a dev secret.
+        const api = parseApiConfig(resolved, { devSecret: 'x'.repeat(32), devIssuer: 'dev', devAudience: 'dev' });
+        expect(api.jwt).toEqual({ issuer: TEST_CONTEXT.jwtIssuer, audience: TEST_CONTEXT.jwtAudience, jwksUrl: TEST_CONTEXT.jwtJwksUrl });
+        expect(variables.JWT_DEV_SECRET).toBeUndefined();
+      }
       expect(variables.EXPORTS_TABLE).toEqual({ Ref: idOf(stack, stack.tables.exports) });
       expect(variables.AUDIT_TABLE).toEqual({ Ref: idOf(stack, stack.tables.audit) });
       expect(variables.KMS_KEY_ID).toEqual({ 'Fn::GetAtt': [idOf(stack, stack.keys.wrapKey), 'Arn'] });
