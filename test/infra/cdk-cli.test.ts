@@ -15,8 +15,9 @@ describe('npx cdk synth', () => {
     // The project's own CLI binary: it must be able to read the cloud assembly aws-cdk-lib writes
     // (an older CLI fails here with "Cloud assembly schema version mismatch").
     const cli = path.join(PROJECT_ROOT, 'node_modules', '.bin', 'cdk');
-    const env = { ...process.env, CDK_DISABLE_VERSION_CHECK: '1', CDK_DISABLE_CLI_TELEMETRY: 'true' };
-    delete env.AWS_PROFILE;
+    // No profile: synth must not need credentials.
+    const { AWS_PROFILE: _profile, ...inherited } = process.env;
+    const env: NodeJS.ProcessEnv = { ...inherited, CDK_DISABLE_VERSION_CHECK: '1', CDK_DISABLE_CLI_TELEMETRY: 'true' };
     const { stdout } = await execFileAsync(cli, ['synth', '--quiet', '--no-notices', '--no-version-reporting', '-o', outdir], {
       cwd: PROJECT_ROOT,
       env,
