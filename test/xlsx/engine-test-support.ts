@@ -6,6 +6,18 @@ import type { CellValue, ColumnSpec, Part, Row } from '../../shared/xlsx/types';
 
 const require = createRequire(import.meta.url);
 
+/** The slice of xlsx-populate's API the tests use (it ships no type declarations). */
+export type XlsxPopulateWorkbook = {
+  sheet(index: number): {
+    name(): string;
+    cell(row: number, column: number): { value(): unknown };
+    cell(address: string): { value(): unknown };
+  };
+};
+export const XlsxPopulate = require('xlsx-populate') as {
+  fromDataAsync(data: Buffer, opts?: { password?: string }): Promise<XlsxPopulateWorkbook>;
+};
+
 /** xlsx-populate's own decryptor, to get the plain ZIP for ExcelJS. */
 export async function decryptWithXlsxPopulate(file: Buffer, password: string): Promise<Buffer> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports

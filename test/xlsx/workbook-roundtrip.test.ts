@@ -1,5 +1,4 @@
 import { Readable, Writable } from 'node:stream';
-import XlsxPopulate from 'xlsx-populate';
 import { describe, expect, it } from 'vitest';
 import { deriveEncryptionKeys } from '../../shared/xlsx/crypto';
 import { writeEncryptedWorkbook } from '../../shared/xlsx/encrypted-workbook';
@@ -7,7 +6,7 @@ import { PartIntegrityError, WorkbookPlanError } from '../../shared/xlsx/errors'
 import { renderPart } from '../../shared/xlsx/part';
 import type { CellValue, ColumnSpec, Part, Row, SheetPlan } from '../../shared/xlsx/types';
 import { planWorkbook, writeWorkbook } from '../../shared/xlsx/workbook';
-import { HOSTILE_TEXTS, decryptWithXlsxPopulate, expectedText, memorySink, readWithExcelJs, wallClockAsUtc } from './engine-test-support';
+import { HOSTILE_TEXTS, XlsxPopulate, decryptWithXlsxPopulate, expectedText, memorySink, readWithExcelJs, wallClockAsUtc } from './engine-test-support';
 
 const TZ = 'Asia/Seoul';
 const COLUMNS: ColumnSpec[] = [
