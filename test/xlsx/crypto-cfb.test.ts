@@ -53,9 +53,9 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function encryptBuffer(plain: Buffer, chunk = 5000, cfbVersion?: 3 | 4): Promise<Buffer> {
+async function encryptBuffer(plain: Buffer, chunk = 5000, cfbVersion?: 3 | 4, parallel?: boolean): Promise<Buffer> {
   const { out, result } = collectingWritable();
-  const sink = createEncryptingSink({ ...keys, packageSize: plain.length, out, cfbVersion });
+  const sink = createEncryptingSink({ ...keys, packageSize: plain.length, out, cfbVersion, parallel });
   for (let offset = 0; offset < plain.length; offset += chunk) await sink.write(plain.subarray(offset, offset + chunk));
   await sink.finish();
   return result();
@@ -346,7 +346,7 @@ describe('large files', () => {
   });
 });
 
-describe('output stream handling', () => {
+describe.each([false, true])('output stream handling (worker engine: %s)', (parallel) => {
   it('respects backpressure of a slow stream with a tiny highWaterMark and still writes a correct file', async () => {
     const plain = zipLikePayload(300_000, 5);
     const chunks: Buffer[] = [];
@@ -367,7 +367,7 @@ describe('output stream handling', () => {
     out.on('drain', () => {
       drains += 1;
     });
-    const sink = createEncryptingSink({ ...keys, packageSize: plain.length, out });
+    const sink = createEncryptingSink({ ...keys, packageSize: plain.length, out, parallel });
     for (let offset = 0; offset < plain.length; offset += 7777) await sink.write(plain.subarray(offset, offset + 7777));
     await sink.finish();
     const file = Buffer.concat(chunks);
@@ -378,7 +378,8 @@ describe('output stream handling', () => {
   });
 
   it('rejects write() or finish() when the stream fails mid-way, and finish() always', async () => {
-    const plain = zipLikePayload(400_000, 6);
+    // Large enough that output flows while writes continue, even with blocks in flight in a worker.
+    const plain = zipLikePayload(2_000_000, 6);
     let seen = 0;
     const out = new Writable({
       highWaterMark: 1024,
@@ -387,10 +388,10 @@ describe('output stream handling', () => {
         setImmediate(() => callback(seen > 100_000 ? new Error('disk full') : null));
       },
     });
-    const sink = createEncryptingSink({ ...keys, packageSize: plain.length, out });
+    const sink = createEncryptingSink({ ...keys, packageSize: plain.length, out, parallel });
     let writeError: unknown;
-    for (let offset = 0; offset < plain.length && !writeError; offset += 10_000) {
-      await sink.write(plain.subarray(offset, offset + 10_000)).catch((error: unknown) => {
+    for (let offset = 0; offset < plain.length && !writeError; offset += 50_000) {
+      await sink.write(plain.subarray(offset, offset + 50_000)).catch((error: unknown) => {
         writeError = error;
       });
     }
@@ -409,7 +410,7 @@ describe('output stream handling', () => {
         callback(seen >= fileSize ? new Error('connection reset') : null);
       },
     });
-    const sink = createEncryptingSink({ ...keys, packageSize: plain.length, out });
+    const sink = createEncryptingSink({ ...keys, packageSize: plain.length, out, parallel });
     await sink.write(plain);
     await expect(sink.finish()).rejects.toThrow(EncryptionStreamError);
   });
@@ -417,9 +418,34 @@ describe('output stream handling', () => {
   it('rejects when the stream is already destroyed', async () => {
     const { out } = collectingWritable();
     out.destroy();
-    const sink = createEncryptingSink({ ...keys, packageSize: 10, out });
+    const sink = createEncryptingSink({ ...keys, packageSize: 10, out, parallel });
     await expect(sink.write(Buffer.alloc(10))).rejects.toThrow(EncryptionStreamError);
     await expect(sink.finish()).rejects.toThrow();
+  });
+});
+
+describe('encryption engines', () => {
+  it.each([1, 4097, 262_144, 262_145, 1_000_003])(
+    'the worker engine writes the same bytes as the inline engine (%i bytes)',
+    async (size) => {
+      const plain = zipLikePayload(size, size);
+      const inline = await encryptBuffer(plain, 65_537, undefined, false);
+      const worker = await encryptBuffer(plain, 4096, undefined, true);
+      expect(worker.length).toBe(inline.length);
+      expect(sha256(worker)).toBe(sha256(inline));
+      // officecrypto-tool insists on a ZIP signature, which needs at least 26 bytes.
+      if (size >= 26) expect((await officeCrypto.decrypt(worker, { password: PASSWORD })).equals(plain)).toBe(true);
+    },
+  );
+
+  interopIt('a worker-engine file decrypts byte-exact with msoffcrypto-tool', async () => {
+    requireMsoffcrypto();
+    const plain = zipLikePayload(3_000_017, 77);
+    const file = await encryptBuffer(plain, 100_003, undefined, true);
+    const input = join(dir, 'worker.bin');
+    writeFileSync(input, file);
+    expect(msoffcryptoDecrypt(input, join(dir, 'worker.out'), PASSWORD)).toEqual({ status: 0, stderr: '' });
+    expect(readFileSync(join(dir, 'worker.out')).equals(plain)).toBe(true);
   });
 });
 

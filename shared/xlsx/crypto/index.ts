@@ -22,7 +22,6 @@ export {
 } from './agile-keys';
 export {
   MAX_PACKAGE_SIZE,
-  SEGMENT_BYTES,
   createEncryptingSink,
   encryptedFileSize,
   planEncryptedFile,
@@ -31,5 +30,6 @@ export {
   type EncryptingSinkOptions,
 } from './encrypting-sink';
 export { ENCRYPTION_INFO_SIZE, buildEncryptionInfo } from './encryption-info';
+export { SEGMENT_BYTES } from './segment-encryptor';
 export type { CfbPlan, CfbVersion } from './cfb-layout';
 export { EncryptionInputError, EncryptionStreamError } from './errors';
