@@ -10,3 +10,4 @@ export * from './columns/cases';
 export * from './columns/users';
 export { activeProfileKeys, profileColumnKey, profileColumnType, toProfileCell } from './columns/profile-values';
 export * from './generator';
+export * from './record-parsers';
