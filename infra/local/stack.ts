@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context, SQSRecord } from 'aws-lambda';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -104,7 +104,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
   const servers: Server[] = [];
   const pollers: Poller[] = [];
+  const cleanups: (() => Promise<void>)[] = [];
   const stopAll = async () => {
+    await Promise.allSettled(cleanups.map((c) => c()));
     await Promise.allSettled(pollers.map((p) => p.stop()));
     await Promise.allSettled(
       servers.map((s) => new Promise<void>((resolve) => { s.closeAllConnections?.(); s.close(() => resolve()); })),
@@ -244,6 +246,16 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       for (const q of [queues.chunk, queues.finalize, queues.notify]) {
         poll('dlq', q.dlqUrl, q.dlqArn, 1, '../../functions/dlq/handler');
       }
+    }
+
+    if (options.dataDir) {
+      // `npm run seed` finds the running stack's emulators here (the LevelDB folder is locked by this process).
+      await writeFile(
+        join(options.dataDir, 'endpoints.json'),
+        JSON.stringify({ dynamoEndpoint: emulators.dynamoEndpoint, s3Endpoint: emulators.s3Endpoint, sqsEndpoint: emulators.sqsEndpoint, apiUrl }),
+      );
+      const endpointsFile = join(options.dataDir, 'endpoints.json');
+      cleanups.push(() => rm(endpointsFile, { force: true }));
     }
 
     return {

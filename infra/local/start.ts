@@ -8,7 +8,7 @@ import { startLocalStack } from './stack';
  */
 async function main(): Promise<void> {
   const log = (line: string) => console.log(line);
-  const dataDir = join(process.cwd(), '.local');
+  const dataDir = process.env.LOCAL_DATA_DIR ?? join(process.cwd(), '.local');
   const port = Number(process.env.PORT ?? 3000);
   log(`starting the local stack (data in ${dataDir}) ...`);
   const stack = await startLocalStack({ dataDir, port, seed: true, log });
