@@ -250,10 +250,20 @@ function toList(value: unknown): unknown {
  * Validates one import line and converts it into a record. Errors name the line and the field;
  * they never quote values (an import file may hold personal data).
  */
-export function parseImportLine(kind: 'cases', line: string, lineNo: number): CaseRecord;
-export function parseImportLine(kind: 'users' | 'contacts', line: string, lineNo: number): UserRecord;
-export function parseImportLine(kind: ImportKind, line: string, lineNo: number): CaseRecord | UserRecord;
-export function parseImportLine(kind: ImportKind, line: string, lineNo: number): CaseRecord | UserRecord {
+export interface ImportOptions {
+  /**
+   * The workspace's profile schema (user or chat profile, matching `kind`). With it, `date`
+   * profile values may be ISO-8601 text (stored as epoch ms) and `list` values comma-separated
+   * text; without it, profile values are stored as given.
+   */
+  profileSchema?: ProfileSchema | readonly ProfileKeyDef[] | undefined;
+}
+
+export function parseImportLine(kind: 'cases', line: string, lineNo: number, options?: ImportOptions): CaseRecord;
+export function parseImportLine(kind: 'users' | 'contacts', line: string, lineNo: number, options?: ImportOptions): UserRecord;
+export function parseImportLine(kind: ImportKind, line: string, lineNo: number, options?: ImportOptions): CaseRecord | UserRecord;
+export function parseImportLine(kind: ImportKind, line: string, lineNo: number, options: ImportOptions = {}): CaseRecord | UserRecord {
+  const profileTypes = profileTypesOf(options.profileSchema);
   let raw: unknown;
   try {
     raw = JSON.parse(line);
@@ -273,7 +283,10 @@ export function parseImportLine(kind: ImportKind, line: string, lineNo: number):
     if (key.startsWith('profile.')) {
       const name = key.slice('profile.'.length);
       if (!profileKeyNameSchema.safeParse(name).success) throw importError(lineNo, key, 'profile key must be a letter followed by letters, digits or _');
-      profile[name] = value;
+      const type = profileTypes?.get(name);
+      if (type === 'date' && typeof value === 'string' && value !== '') profile[name] = toEpochMs(value, lineNo, key);
+      else if (type === 'list' && typeof value === 'string') profile[name] = toList(value);
+      else profile[name] = value;
     } else if (isCases && DERIVED_CASE_KEY_SET.has(key)) {
       throw importError(lineNo, key, 'is a derived column computed at export time; leave it out');
     } else if (!known.has(key)) {
@@ -297,7 +310,14 @@ export function parseImportLine(kind: ImportKind, line: string, lineNo: number):
 }
 
 /** The inverse of `parseImportLine`: one JSON line with ISO timestamps and flat profile keys. */
-export function toImportLine(kind: ImportKind, record: CaseRecord | UserRecord): string {
+function profileTypesOf(schema: ImportOptions['profileSchema']): Map<string, ProfileValueType> | undefined {
+  if (!schema) return undefined;
+  const keys = Array.isArray(schema) ? schema : (schema as ProfileSchema).keys;
+  return new Map(keys.map((k) => [k.key, k.type]));
+}
+
+export function toImportLine(kind: ImportKind, record: CaseRecord | UserRecord, options: ImportOptions = {}): string {
+  const profileTypes = profileTypesOf(options.profileSchema);
   const timestamps = kind === 'cases' ? CASE_TIMESTAMP_KEYS : USER_TIMESTAMP_KEYS;
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(record)) {
@@ -305,7 +325,8 @@ export function toImportLine(kind: ImportKind, record: CaseRecord | UserRecord):
     out[key] = timestamps.has(key) && typeof value === 'number' ? new Date(value).toISOString() : value;
   }
   for (const [key, value] of Object.entries(record.profile ?? {})) {
-    if (value !== undefined && value !== null) out[`profile.${key}`] = value;
+    if (value === undefined || value === null) continue;
+    out[`profile.${key}`] = profileTypes?.get(key) === 'date' && typeof value === 'number' ? new Date(value).toISOString() : value;
   }
   return JSON.stringify(out);
 }

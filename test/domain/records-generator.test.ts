@@ -80,10 +80,28 @@ describe('import format (one JSON object per line)', () => {
     expect(() => parseImportLine('users', JSON.stringify({ id: 'u1', createdAt: 0, mobileNumber: '010-1234-5678' }), 2)).toThrow(/line 2, field mobileNumber/);
   });
 
+  it('C5: with the profile schema, date profile values may be ISO text and lists comma text', () => {
+    const profileSchema = { keys: [
+      { key: 'lastCheckoutCompletedAt', type: 'date', order: 0, archived: false },
+      { key: 'interests', type: 'list', order: 1, archived: false },
+    ] } as const;
+    const schema = { keys: profileSchema.keys.map((k) => ({ ...k })) };
+    const line = JSON.stringify({ id: 'u1', createdAt: 0, 'profile.lastCheckoutCompletedAt': '2025-07-01T09:00:00+09:00', 'profile.interests': 'books, 식품' });
+    const u = parseImportLine('users', line, 4, { profileSchema: schema });
+    expect(u.profile).toEqual({ lastCheckoutCompletedAt: Date.parse('2025-07-01T00:00:00Z'), interests: ['books', '식품'] });
+    // Without the schema the text is kept as is.
+    expect(parseImportLine('users', line, 4).profile.lastCheckoutCompletedAt).toBe('2025-07-01T09:00:00+09:00');
+    expect(() => parseImportLine('users', JSON.stringify({ id: 'u1', createdAt: 0, 'profile.lastCheckoutCompletedAt': 'last week' }), 5, { profileSchema: schema }))
+      .toThrow(/line 5, field profile\.lastCheckoutCompletedAt/);
+    expect(toImportLine('users', u, { profileSchema: schema })).toContain('"profile.lastCheckoutCompletedAt":"2025-07-01T00:00:00.000Z"');
+  });
+
   it('S8/C5: the import format round-trips generated records', () => {
     const ws = generateWorkspace({ channelId: 'ch', seed: 9, users: 50, cases: 50 });
     for (const c of ws.cases) expect(parseImportLine('cases', toImportLine('cases', c), 1)).toEqual(caseRecordSchema.parse(c));
     for (const u of ws.users) expect(parseImportLine('contacts', toImportLine('users', u), 1)).toEqual(userRecordSchema.parse(u));
+    const opts = { profileSchema: ws.userProfileSchema };
+    for (const u of ws.users) expect(parseImportLine('users', toImportLine('users', u, opts), 1, opts)).toEqual(userRecordSchema.parse(u));
   });
 
   it('S8: derived keys are exactly the case columns that are not record keys', () => {
