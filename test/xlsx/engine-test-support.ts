@@ -48,7 +48,7 @@ export async function readWithExcelJs(
   return wb.worksheets.map((ws) => {
     const rows: CellValue[][] = [];
     ws.eachRow({ includeEmpty: true }, (row, n) => {
-      const values = (row.values as unknown[]).slice(1).map((v) => normalizeExcelJs(v));
+      const values = Array.from(row.values as unknown[]).slice(1).map((v) => normalizeExcelJs(v));
       rows[n - 1] = values;
     });
     return { name: ws.name, rows, frozen: ws.views[0], autoFilter: ws.autoFilter };
