@@ -1,7 +1,7 @@
 /**
  * Streams an ECMA-376 agile-encrypted compound file to `out` while the caller writes the
- * plaintext package. Memory is O(segment): one 4096-byte segment, one output batch and the
- * running HMAC, whatever the package size.
+ * plaintext package. Memory is constant, whatever the package size: one 256 KiB plaintext block
+ * (up to three in flight with the worker engine), one 64 KiB output batch and the running HMAC.
  */
 import { createHmac, type Hmac } from 'node:crypto';
 import { availableParallelism } from 'node:os';
@@ -239,6 +239,15 @@ class OutputWriter {
   }
 }
 
+/** A worker is an optimisation only: where threads cannot start, encrypt in this thread. */
+function startWorkerOrInline(packageKey: Buffer, keyDataSalt: Buffer): SegmentEncryptor {
+  try {
+    return createWorkerEncryptor(packageKey, keyDataSalt);
+  } catch {
+    return createInlineEncryptor(packageKey, keyDataSalt);
+  }
+}
+
 export function createEncryptingSink(options: EncryptingSinkOptions): EncryptingSink {
   const params = parseEncryptionParams(options.params);
   if (!Buffer.isBuffer(options.packageKey) || options.packageKey.length !== KEY_BYTES) {
@@ -261,7 +270,7 @@ export function createEncryptingSink(options: EncryptingSinkOptions): Encrypting
   const writer = new OutputWriter(out);
   const parallel = options.parallel ?? (packageSize >= PARALLEL_THRESHOLD_BYTES && availableParallelism() > 1);
   const encryptor: SegmentEncryptor = parallel
-    ? createWorkerEncryptor(packageKey, keyDataSalt)
+    ? startWorkerOrInline(packageKey, keyDataSalt)
     : createInlineEncryptor(packageKey, keyDataSalt);
   // Plaintext is gathered into blocks of whole segments; up to MAX_BLOCKS_IN_FLIGHT blocks are
   // being encrypted while the oldest is HMAC'd and written, in order. Memory: a few blocks.
