@@ -1,13 +1,13 @@
 import {
-  caseRecordSchema,
   checkRowCount,
   compileFilter,
   createCaseRowMapper,
   createPolicyConfig,
   createUserRowMapper,
   resolveSegment,
+  safeParseCaseRecord,
+  safeParseUserRecord,
   TooManyRowsError,
-  userRecordSchema,
   type Predicate,
 } from '../domain';
 import { createPartEncoder, type PartEncoder } from '../xlsx';
@@ -164,7 +164,7 @@ async function renderSlice(
     const toRow = createCaseRowMapper({ now, channelId: job.channelId, directory: ctx.directory, profileKeys: ctx.chatProfileSchema.keys });
     for await (const page of deps.cases.queryDay(job.channelId, source.day, source.fromIso, source.toIso)) {
       for (const raw of page) {
-        const parsed = caseRecordSchema.safeParse(raw);
+        const parsed = safeParseCaseRecord(raw);
         if (!parsed.success) {
           outcome.invalidRecords++;
           continue;
@@ -182,7 +182,7 @@ async function renderSlice(
   const toRow = createUserRowMapper(ctx.userProfileSchema);
   const addUsers = (page: readonly RawItem[], predicate: Predicate) => {
     for (const raw of page) {
-      const parsed = userRecordSchema.safeParse(raw);
+      const parsed = safeParseUserRecord(raw);
       if (!parsed.success) {
         outcome.invalidRecords++;
         continue;
