@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { parseApiConfig } from '../../shared/config-api';
+
+const defaults = { devSecret: 'd'.repeat(40), devIssuer: 'local-iss', devAudience: 'local-aud' };
+
+describe('api configuration', () => {
+  it('uses the local default dev secret only in the local stack', () => {
+    expect(parseApiConfig({ KMS_KEY_ID: 'local' }, defaults).jwt).toEqual({ issuer: 'local-iss', audience: 'local-aud', devSecret: defaults.devSecret });
+    expect(() => parseApiConfig({ KMS_KEY_ID: 'arn:aws:kms:ap-northeast-2:1:key/x' }, defaults)).toThrow(/JWT_JWKS_URL: required/);
+  });
+
+  it('needs issuer and audience with a JWKS, and refuses both key sources at once', () => {
+    const aws = { KMS_KEY_ID: 'alias/x', JWT_JWKS_URL: 'https://idp.example.com/.well-known/jwks.json' };
+    expect(() => parseApiConfig(aws, defaults)).toThrow(/JWT_ISSUER/);
+    expect(parseApiConfig({ ...aws, JWT_ISSUER: 'https://idp', JWT_AUDIENCE: 'exports' }, defaults).jwt).toEqual({
+      issuer: 'https://idp',
+      audience: 'exports',
+      jwksUrl: aws.JWT_JWKS_URL,
+    });
+    expect(() => parseApiConfig({ ...aws, JWT_DEV_SECRET: 'x'.repeat(40) }, defaults)).toThrow(/set only one/);
+  });
+
+  it('names the variable that is wrong', () => {
+    expect(() => parseApiConfig({ KMS_KEY_ID: 'local', DOWNLOAD_PRESIGN_SECONDS: 'soon' }, defaults)).toThrow(/DOWNLOAD_PRESIGN_SECONDS/);
+    expect(() => parseApiConfig({ KMS_KEY_ID: 'local', JWT_DEV_SECRET: 'short' }, defaults)).toThrow(/JWT_DEV_SECRET/);
+    expect(parseApiConfig({ KMS_KEY_ID: 'local' }, defaults)).toMatchObject({ DOWNLOAD_PRESIGN_SECONDS: 300, STALE_COOLDOWN_SECONDS: 120 });
+  });
+});
