@@ -187,6 +187,8 @@ export function normalizePhone(input: string, defaultCountryCode = '82'): string
   } else if (!digits.startsWith(defaultCountryCode) || digits.length < 11) {
     digits = defaultCountryCode + digits;
   }
+  // "+82 010-..." is a common way to write Korean numbers: the trunk 0 does not belong after +82.
+  if (digits.startsWith(`${defaultCountryCode}0`)) digits = defaultCountryCode + digits.slice(defaultCountryCode.length + 1);
   if (digits.length < 8 || digits.length > 15 || digits.startsWith('0')) return undefined;
   return `+${digits}`;
 }
