@@ -18,6 +18,7 @@ import { DynamoAuditLog } from './dynamo-audit-log';
 import { HttpBotWebhook } from './http-bot-webhook';
 import { LocalKeyWrapper } from '../local/local-key-wrapper';
 import { resolveSecret } from './secrets';
+import { CachingWorkspaceSource } from '../caching-workspace-source';
 
 /**
  * Composition root of the SQS functions: adapters built once per process from the
@@ -41,7 +42,7 @@ export function createKeyWrapper(config: Config): KeyWrapper {
   return new KmsKeyWrapper(getClients().kms, config.KMS_KEY_ID);
 }
 
-type BaseDeps = Omit<StepDeps, 'log'> & { config: Config };
+type BaseDeps = Omit<StepDeps, 'log'> & { config: Config; workspace: CachingWorkspaceSource };
 
 let base: BaseDeps | undefined;
 
@@ -55,6 +56,7 @@ export function baseDeps(clock: Clock = systemClock): BaseDeps {
       objects: new S3ObjectStore(s3, config.EXPORT_BUCKET),
       queue: new SqsMessageQueue(sqs, { chunk: config.CHUNK_QUEUE_URL, finalize: config.FINALIZE_QUEUE_URL, notify: config.NOTIFY_QUEUE_URL }),
       audit: new DynamoAuditLog(ddb, config.AUDIT_TABLE),
+      workspace: new CachingWorkspaceSource(new DynamoWorkspaceSource(ddb, config.WORKSPACE_TABLE)),
       clock,
     };
   }
@@ -74,7 +76,6 @@ export function chunkDeps(log: PipelineLog): ChunkDeps {
     log,
     cases: new DynamoCasesSource(ddb, b.config.CASES_TABLE),
     users: new DynamoUsersSource(ddb, b.config.USERS_TABLE),
-    workspace: new DynamoWorkspaceSource(ddb, b.config.WORKSPACE_TABLE),
     maxRows: b.config.MAX_ROWS,
     selectionBatch: b.config.SELECTION_BATCH,
   };
@@ -82,12 +83,10 @@ export function chunkDeps(log: PipelineLog): ChunkDeps {
 
 export async function finalizeDeps(log: PipelineLog): Promise<FinalizeDeps> {
   const b = baseDeps();
-  const { ddb } = getClients();
   return {
     ...b,
     log,
     keyWrapper: createKeyWrapper(b.config),
-    workspace: new DynamoWorkspaceSource(ddb, b.config.WORKSPACE_TABLE),
     linkSigningSecret: await resolveSecret('LINK_SIGNING_SECRET', b.config.LINK_SIGNING_SECRET, b.config.LINK_SIGNING_SECRET_ARN),
     linkTtlDays: b.config.LINK_TTL_DAYS,
   };
