@@ -8,6 +8,6 @@ export * from './export-request';
 export * from './column-spec';
 export * from './columns/cases';
 export * from './columns/users';
-export { activeProfileKeys, profileColumnKey, profileColumnType, toProfileCell } from './columns/profile-values';
+export { activeProfileKeys, profileColumnKey, profileColumnType, toProfileCell, type ProfileKeyList } from './columns/profile-values';
 export * from './generator';
 export * from './record-parsers';

@@ -217,6 +217,19 @@ describe('S8 column catalog', () => {
   });
 });
 
+describe('S8 custom keys as bare names', () => {
+  it('S8: profileKeys may be key names (text columns, list order)', () => {
+    const columns = caseColumns({ rangeStart: '2025-07-17', profileKeys: ['zeta', 'alpha'] });
+    expect(columns.slice(CASE_COLUMN_KEYS.length)).toEqual([
+      { key: 'profile.zeta', header: 'profile.zeta', type: 'string', width: 16 },
+      { key: 'profile.alpha', header: 'profile.alpha', type: 'string', width: 16 },
+    ]);
+    const row = createCaseRowMapper({ ...ctx, profileKeys: ['zeta', 'alpha'] })(caseOf({ profile: { zeta: 3, alpha: 'a' } }));
+    expect(row['profile.zeta']).toBe('3');
+    expect(row['profile.alpha']).toBe('a');
+  });
+});
+
 describe('S9 / C5 user columns', () => {
   const profileSchema = {
     keys: [

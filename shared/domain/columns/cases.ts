@@ -1,6 +1,6 @@
 import type { CellValue, ColumnSpec, ColumnType, Row } from '../column-spec';
 import type { CaseRecord, CaseState, Directory, ProfileKeyDef } from '../records';
-import { activeProfileKeys, profileColumnKey, profileColumnType, toProfileCell } from './profile-values';
+import { activeProfileKeys, profileColumnKey, profileColumnType, toProfileCell, type ProfileKeyList } from './profile-values';
 
 /** Sheet name of the case export (S8). */
 export const CASES_SHEET_NAME = 'UserChatCase data';
@@ -70,7 +70,7 @@ export interface CaseColumnsOptions {
   /** The request's `from` (calendar date, YYYY-MM-DD). */
   rangeStart: string;
   /** The workspace's custom chat-profile keys; archived ones are left out, order is respected. */
-  profileKeys?: readonly ProfileKeyDef[];
+  profileKeys?: ProfileKeyList;
   /** Override of the rename day, for tests of other deployments. */
   mediumRenameDate?: string;
 }
@@ -162,7 +162,7 @@ export interface CaseRowContext {
   /** Base of the managers' desk app; the chat link is `${base}/channels/{channelId}/user_chats/{chatId}`. */
   deskBaseUrl?: string;
   /** Custom chat-profile keys, as passed to `caseColumns`. */
-  profileKeys?: readonly ProfileKeyDef[];
+  profileKeys?: ProfileKeyList;
 }
 
 export const DEFAULT_DESK_BASE_URL = 'https://desk.channel.io/#';

@@ -53,10 +53,13 @@ export function toProfileCell(value: ProfileValue | undefined, type: ProfileValu
   }
 }
 
+/** A key list as callers hold it: full definitions, or bare key names (text, in list order). */
+export type ProfileKeyList = readonly (ProfileKeyDef | string)[];
+
 /** Active (not archived) keys in their configured order (C5). Stable for equal orders. */
-export function activeProfileKeys(keys: readonly ProfileKeyDef[]): ProfileKeyDef[] {
+export function activeProfileKeys(keys: ProfileKeyList): ProfileKeyDef[] {
   return keys
-    .map((k, i) => ({ k, i }))
+    .map((k, i) => ({ k: typeof k === 'string' ? { key: k, type: 'string' as const, order: i, archived: false } : k, i }))
     .filter(({ k }) => !k.archived)
     .sort((a, b) => a.k.order - b.k.order || a.i - b.i)
     .map(({ k }) => k);
