@@ -13,29 +13,44 @@ import { parseApiConfig } from '../../shared/config-api';
 import { FUNCTION_NAMES, FUNCTION_SIZING, type ExportServiceStack, type FunctionName } from '../../infra/stack/export-service-stack';
 import { VISIBILITY_TIMEOUT_FACTOR } from '../../infra/stack/work-queue';
 import { rolesAllowed, roleStatements, statementAllows, statementReaches, type Statement } from './iam-statements';
-import { idOf, missingEntries, resourcesOf, synthStack, TEST_CONTEXT, type SynthResult } from './synth-stack';
+import { idOf, missingEntries, resourcesOf, synthStack, synthWithCli, TEST_CONTEXT, type CliSynth, type SynthResult } from './synth-stack';
 
 const execFileAsync = promisify(execFile);
 
-// One synth with real esbuild bundling for the whole file: bundling is the slow part.
+// Bundling is the slow part, so it happens once: `npx cdk synth` (the real CLI on cdk.json's app)
+// bundles the real handlers, while the assertions run on an in-process synth of the same stack
+// without bundling, which gives typed access to the constructs' logical ids.
 let synth: SynthResult;
+let cli: CliSynth;
 let template: Template;
 let stack: ExportServiceStack;
 
-beforeAll(() => {
-  synth = synthStack({ bundle: true });
+beforeAll(async () => {
+  const cliRun = synthWithCli();
+  synth = synthStack({ bundle: false });
   template = synth.template;
   stack = synth.stack;
+  cli = await cliRun;
 });
-afterAll(() => synth?.cleanup());
+afterAll(() => {
+  synth?.cleanup();
+  cli?.cleanup();
+});
 
 const fnId = (name: FunctionName) => idOf(stack, stack.functions[name].fn);
 const roleId = (name: FunctionName) => idOf(stack, stack.functions[name].fn.role!);
 const fnProps = (name: FunctionName) => resourcesOf(template, 'AWS::Lambda::Function')[fnId(name)]!.Properties!;
 
-describe('handlers', () => {
+describe('handlers and npx cdk synth', () => {
   it('synthesizes the real handler of every function (no stand-in entry)', () => {
     expect(missingEntries()).toEqual([]);
+  });
+
+  it('npx cdk synth produced the same resources and outputs as the stack under test', () => {
+    // The API deployment's logical id hashes its inputs, bundle hashes included; skip only it.
+    const ids = (resources: object) => Object.keys(resources).filter((id) => !id.startsWith('HttpApiDeployment') || id.includes('Stage')).sort();
+    expect(ids(cli.template.Resources)).toEqual(ids(template.toJSON().Resources as object));
+    expect(Object.keys(cli.template.Outputs).sort()).toEqual(Object.keys(template.toJSON().Outputs as object).sort());
   });
 });
 
@@ -75,9 +90,7 @@ describe('ServiceFunction defaults', () => {
   });
 
   it.each(FUNCTION_NAMES)('%s: bundled locally as ESM with the createRequire banner and a source map', (name) => {
-    // The zip's key is the asset hash; the staged folder next to the template has the same name.
-    const s3Key = fnProps(name).Code.S3Key as string;
-    const dir = path.join(synth.outdir, `asset.${s3Key.replace(/\.zip$/, '')}`);
+    const dir = cli.assetDir(fnId(name));
     const code = readFileSync(path.join(dir, 'index.mjs'), 'utf8');
     expect(code.startsWith("import{createRequire as __esmCreateRequire}from'node:module';")).toBe(true);
     expect(existsSync(path.join(dir, 'index.mjs.map'))).toBe(true);
@@ -89,8 +102,7 @@ describe('ServiceFunction defaults', () => {
     // inside the ESM bundle, a top-level await on a missing variable, a bad import.
     const results = await Promise.all(
       FUNCTION_NAMES.map(async (name) => {
-        const s3Key = fnProps(name).Code.S3Key as string;
-        const file = path.join(synth.outdir, `asset.${s3Key.replace(/\.zip$/, '')}`, 'index.mjs');
+        const file = path.join(cli.assetDir(fnId(name)), 'index.mjs');
         const env = Object.fromEntries(
           Object.entries(fnProps(name).Environment.Variables as Record<string, unknown>).map(([k, v]) => [
             k,
@@ -124,8 +136,7 @@ describe('ServiceFunction defaults', () => {
       process.env.JWT_ISSUER = issuer;
       process.env.JWT_AUDIENCE = 'export-service';
       process.env.JWT_JWKS_URL = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`;
-      const s3Key = fnProps('authorizer').Code.S3Key as string;
-      const file = path.join(synth.outdir, `asset.${s3Key.replace(/\.zip$/, '')}`, 'index.mjs');
+      const file = path.join(cli.assetDir(fnId('authorizer')), 'index.mjs');
       const bundle = (await import(/* @vite-ignore */ pathToFileURL(file).href)) as {
         handler: (event: { type: 'TOKEN'; methodArn: string; authorizationToken: string }) => Promise<{ principalId: string; context: Record<string, unknown> }>;
       };
