@@ -25,7 +25,7 @@ function agree(fast: (raw: unknown) => { success: boolean; data?: unknown }, sch
 }
 
 describe('fast record parsers agree with the zod schemas', () => {
-  const ws = generateWorkspace({ channelId: 'ch', seed: 21, users: 40, cases: 40 });
+  const ws = generateWorkspace({ channelId: 'ch', seed: 21, users: 20, cases: 15 });
 
   it('S8: safeParseCaseRecord accepts and rejects exactly what caseRecordSchema does', () => {
     let checked = 0;
