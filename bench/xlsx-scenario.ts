@@ -1,0 +1,191 @@
+/**
+ * One benchmark scenario, run in its own process so its peak RSS is its own:
+ *   node --import tsx bench/xlsx-scenario.ts '{"kind":"ours","shape":"case","rows":1000000,"out":"/tmp/x.xlsx"}'
+ * Prints one JSON line with the measurements.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import { z } from 'zod';
+import { createPartEncoder, deriveEncryptionKeys, writeEncryptedWorkbook, type PartMeta } from '../shared/xlsx';
+import { columnsFor, generateRow } from './rows';
+
+const scenarioSchema = z.object({
+  kind: z.enum(['ours', 'ours-workers', 'peer']),
+  shape: z.enum(['contact', 'case']),
+  rows: z.number().int().positive().max(1_000_000),
+  out: z.string(),
+  timeZone: z.string().default('Asia/Seoul'),
+});
+export type Scenario = z.infer<typeof scenarioSchema>;
+
+export type ScenarioResult = Scenario & {
+  wallSeconds: number;
+  renderSeconds: number;
+  cpuSeconds: number;
+  maxRssMb: number;
+  fileBytes: number;
+  rowsPerSecond: number;
+  threads: number;
+};
+
+const ROWS_PER_PART = 50_000;
+// Loader hooks registered with --import do not reach worker threads on Node 20, so the worker
+// registers tsx itself before importing the TypeScript worker module.
+const WORKER_BOOTSTRAP = `import(${JSON.stringify(pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api')).href.replace(/index\.cjs$/, 'index.mjs'))})
+  .then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./render-worker.ts', import.meta.url).href)}); })`;
+// A fixed benchmark password, not a secret: the files are deleted after measuring.
+const PASSWORD = 'Bench1234';
+
+type StoredPart = PartMeta & { offset: number };
+
+/** Parts go to a temp file (as they would to S3), then the finalizer step streams them. */
+async function finalize(s: Scenario, work: string, partsPath: string, parts: StoredPart[]): Promise<void> {
+  const { params, packageKey } = await deriveEncryptionKeys(PASSWORD);
+  const sheets = [{ name: s.shape === 'case' ? 'UserChatCase data' : 'User data', columns: columnsFor(s.shape), parts }];
+  await writeEncryptedWorkbook({
+    sheets: sheets.map((sh) => ({ ...sh, parts: sh.parts.map(({ offset: _o, ...m }) => m) })),
+    readPart: async (_s, i) => {
+      const p = parts[i]!;
+      return createReadStream(partsPath, { start: p.offset, end: p.offset + p.compressedLength - 1, highWaterMark: 1 << 20 });
+    },
+    params,
+    packageKey,
+    out: createWriteStream(s.out),
+  });
+  void work;
+}
+
+async function runOurs(s: Scenario): Promise<{ renderSeconds: number; threads: number }> {
+  const work = await mkdtemp(join(tmpdir(), 'xlsx-bench-'));
+  const partsPath = join(work, 'parts.bin');
+  const file = await open(partsPath, 'w');
+  const parts: StoredPart[] = [];
+  const t0 = performance.now();
+  let threads = 1;
+  try {
+    let offset = 0;
+    if (s.kind === 'ours') {
+      const columns = columnsFor(s.shape);
+      for (let start = 0; start < s.rows; start += ROWS_PER_PART) {
+        const count = Math.min(ROWS_PER_PART, s.rows - start);
+        const encoder = createPartEncoder(columns, { timeZone: s.timeZone, startRow: start + 2 });
+        for (let i = start; i < start + count; i++) encoder.add(generateRow(s.shape, i));
+        const { data, ...meta } = encoder.finish();
+        await file.write(data);
+        parts.push({ ...meta, offset });
+        offset += data.length;
+      }
+    } else {
+      threads = availableParallelism();
+      const jobs: { partIndex: number; start: number; count: number }[] = [];
+      for (let start = 0, partIndex = 0; start < s.rows; start += ROWS_PER_PART, partIndex++) {
+        jobs.push({ partIndex, start, count: Math.min(ROWS_PER_PART, s.rows - start) });
+      }
+      const results: (StoredPart | undefined)[] = new Array(jobs.length);
+      let next = 0;
+      let writes = Promise.resolve();
+      await Promise.all(
+        Array.from({ length: Math.min(threads, jobs.length) }, () => {
+          const worker = new Worker(WORKER_BOOTSTRAP, { eval: true, workerData: { shape: s.shape, timeZone: s.timeZone } });
+          return new Promise<void>((resolve, reject) => {
+            const feed = (): void => {
+              const job = jobs[next++];
+              worker.postMessage(job ?? null);
+              if (!job) resolve();
+            };
+            worker.on('message', (msg: { partIndex: number; meta: PartMeta; data: ArrayBuffer }) => {
+              const data = Buffer.from(msg.data);
+              // Parts finish out of order: each records where its bytes landed in the file.
+              writes = writes.then(async () => {
+                results[msg.partIndex] = { ...msg.meta, offset };
+                offset += data.length;
+                await file.write(data);
+              });
+              feed();
+            });
+            worker.on('error', reject);
+            feed();
+          });
+        }),
+      );
+      await writes;
+      parts.push(...results.map((p) => p!));
+    }
+    await file.close();
+    const renderSeconds = (performance.now() - t0) / 1000;
+    await finalize(s, work, partsPath, parts);
+    return { renderSeconds, threads };
+  } finally {
+    await file.close().catch(() => undefined);
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** The peer pipeline: ExcelJS's streaming writer to a file, then officecrypto-tool in memory. */
+async function runPeer(s: Scenario): Promise<{ renderSeconds: number; threads: number }> {
+  const columns = columnsFor(s.shape);
+  const plain = `${s.out}.plain.xlsx`;
+  // Imported here so our scenarios' RSS does not carry ExcelJS.
+  const { default: ExcelJS } = await import('exceljs');
+  const t0 = performance.now();
+  const wb = new ExcelJS.stream.xlsx.WorkbookWriter({ filename: plain, useStyles: true, useSharedStrings: false });
+  const ws = wb.addWorksheet('Data', { views: [{ state: 'frozen', ySplit: 1 }] });
+  ws.columns = columns.map((c) => ({
+    header: c.header,
+    key: c.key,
+    width: 20,
+    style: c.type === 'date' ? { numFmt: 'yyyy-mm-dd hh:mm:ss' } : {},
+  }));
+  ws.getRow(1).font = { bold: true };
+  const offset = 9 * 3_600_000; // Asia/Seoul has no DST: a fixed shift is the peer's fair best
+  for (let i = 0; i < s.rows; i++) {
+    const row = generateRow(s.shape, i);
+    const values: Record<string, unknown> = {};
+    for (const c of columns) {
+      const v = row[c.key];
+      values[c.key] = c.type === 'date' && typeof v === 'number' ? new Date(v + offset) : v;
+    }
+    ws.addRow(values).commit();
+  }
+  ws.commit();
+  await wb.commit();
+  const renderSeconds = (performance.now() - t0) / 1000;
+  const require = createRequire(import.meta.url);
+  const officeCrypto = require('officecrypto-tool') as { encrypt(input: Buffer, o: { password: string }): Buffer | Promise<Buffer> };
+  const encrypted = await officeCrypto.encrypt(await readFile(plain), { password: PASSWORD });
+  await writeFile(s.out, encrypted);
+  await rm(plain, { force: true });
+  return { renderSeconds, threads: 1 };
+}
+
+async function main(): Promise<void> {
+  const s = scenarioSchema.parse(JSON.parse(process.argv[2] ?? '{}'));
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const { renderSeconds, threads } = s.kind === 'peer' ? await runPeer(s) : await runOurs(s);
+  const wallSeconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const fileBytes = (await stat(s.out)).size;
+  const result: ScenarioResult = {
+    ...s,
+    wallSeconds,
+    renderSeconds,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    // resourceUsage().maxRSS is in kilobytes; it covers worker threads too (same process)
+    maxRssMb: process.resourceUsage().maxRSS / 1024,
+    fileBytes,
+    rowsPerSecond: s.rows / wallSeconds,
+    threads,
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
