@@ -105,6 +105,7 @@ export const exportJobSchema = z.object({
   finalizeEnqueued: z.boolean().optional(),
   notifyEnqueued: z.boolean().optional(),
   usersEnqueued: z.boolean().optional(),
+  chunksEnqueued: z.boolean().optional(),
   /** Set by the notifier after the bot accepted the event: a redelivered notify posts nothing twice. */
   notifiedAt: z.string().optional(),
   /** Set by the DLQ handler when the bot could not be told (the notify DLQ). */

@@ -1,5 +1,5 @@
 import { caseRangeInstants } from '../domain/policies';
-import type { ExportJob } from './export-job';
+import { terminalStatuses, type ExportJob } from './export-job';
 import type { ExportStore } from '../ports/export-store';
 import type { MessageQueue } from '../ports/message-queue';
 import type { ObjectStore } from '../ports/object-store';
@@ -45,11 +45,17 @@ export function batchIds(ids: readonly string[], size: number): string[][] {
  *   with BatchGetItem; each batch is an S3 object.
  * - contacts user: one chunk.
  *
- * Safe to call again for the same job (a retried API request): messages, S3 keys and the
- * chunk count are deterministic, and chunks are idempotent.
+ * Safe to call again for the same job (a retried API request): once the chunks are enqueued a
+ * second call does nothing; before that it repeats the deterministic writes and sends (chunks
+ * are idempotent, so a message sent twice costs a duplicate read, never a wrong count).
  */
 export async function planChunks(job: ExportJob, sources: PlanSources, deps: PlanChunksDeps): Promise<ChunkPlan> {
   const messages = buildChunkMessages(job, sources, deps.selectionBatch ?? DEFAULT_SELECTION_BATCH);
+  // A retried call must not reset a job that already runs (its chunk count may have grown
+  // with the cases' users phase); it only finishes a send that a crash interrupted.
+  const current = await deps.store.getJob(job.channelId, job.exportId);
+  if (!current) throw new Error(`planChunks: export ${job.exportId} does not exist`);
+  if (current.chunksEnqueued || terminalStatuses.includes(current.status)) return { chunksTotal: current.chunksTotal, messages: [] };
   if (job.kind === 'contacts' && job.request.scope === 'selection') {
     const ids = sortUserIdsForExport(sources.userIds ?? []);
     const batches = batchIds(ids, deps.selectionBatch ?? DEFAULT_SELECTION_BATCH);
@@ -60,12 +66,14 @@ export async function planChunks(job: ExportJob, sources: PlanSources, deps: Pla
       ),
     );
   }
-  const sheet = job.kind === 'cases' ? 'cases' : 'users';
-  await deps.store.updateProgress(job.channelId, job.exportId, {
-    chunksTotal: messages.length,
-    phase: 'main',
-    sheetChunks: job.kind === 'cases' ? { cases: messages.length, users: 0 } : { [sheet]: messages.length },
-  });
+  if (current.phase === undefined) {
+    const sheet = job.kind === 'cases' ? 'cases' : 'users';
+    await deps.store.updateProgress(job.channelId, job.exportId, {
+      chunksTotal: messages.length,
+      phase: 'main',
+      sheetChunks: job.kind === 'cases' ? { cases: messages.length, users: 0 } : { [sheet]: messages.length },
+    });
+  }
   if (messages.length === 0) {
     // Nothing to read (an empty selection): the finalizer writes a workbook with headers only.
     if (await deps.store.claimFlag(job.channelId, job.exportId, 'finalizeEnqueued')) {
@@ -75,6 +83,7 @@ export async function planChunks(job: ExportJob, sources: PlanSources, deps: Pla
   } else {
     await deps.queue.sendMany('chunk', messages);
   }
+  await deps.store.updateProgress(job.channelId, job.exportId, { chunksEnqueued: true });
   return { chunksTotal: messages.length, messages };
 }
 

@@ -17,6 +17,7 @@ export type JobPatch = Partial<
     | 'finalizeEnqueued'
     | 'notifyEnqueued'
     | 'usersEnqueued'
+    | 'chunksEnqueued'
     | 'notifiedAt'
     | 'notifyError'
   >

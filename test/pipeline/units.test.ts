@@ -1,0 +1,247 @@
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createHmac } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { APIGatewayProxyEvent } from 'aws-lambda';
+import { createDownloadToken, hashDownloadToken, InvalidDownloadTokenError, verifyDownloadToken } from '../../shared/app/download-link';
+import { LocalKeyWrapper } from '../../shared/adapters/local/local-key-wrapper';
+import { buildChunkMessages, sortUserIdsForExport } from '../../shared/app/plan-chunks';
+import { chunkMessageSchema } from '../../shared/app/messages';
+import { userShardOf, USER_SHARDS } from '../../shared/app/source-keys';
+import { parseConfig } from '../../shared/config';
+import { readBody, toApiGatewayEvent, writeApiGatewayResult } from '../../infra/local/http-to-apigw';
+import { buildBotEvent, notifyExport, signBody } from '../../shared/app/notify-export';
+import type { ExportJob } from '../../shared/app/export-job';
+import type { ExportStore } from '../../shared/ports/export-store';
+import { silentLog } from '../../shared/ports/pipeline-log';
+
+const SECRET = 'link-secret-for-tests';
+
+function job(overrides: Partial<ExportJob> = {}): ExportJob {
+  return {
+    exportId: 'e1',
+    channelId: 'c1',
+    managerId: 'm1',
+    managerName: 'Kim',
+    kind: 'contacts',
+    request: { kind: 'contacts', scope: 'all' },
+    reason: 'r',
+    status: 'queued',
+    createdAt: '2025-07-01T00:00:00.000Z',
+    updatedAt: '2025-07-01T00:00:00.000Z',
+    chunksTotal: 0,
+    chunksDone: 0,
+    rowsWritten: 0,
+    encryption: { params: {}, wrappedKey: 'x' },
+    timeZone: 'Asia/Seoul',
+    ...overrides,
+  };
+}
+
+describe('download link tokens', () => {
+  const expiresAt = new Date('2025-07-08T00:00:00.000Z');
+
+  it('verifies its own tokens and reports expiry against the given clock', () => {
+    const token = createDownloadToken({ exportId: 'e1', expiresAt }, SECRET);
+    expect(verifyDownloadToken(token, SECRET, new Date('2025-07-07T23:59:59.999Z'))).toEqual({ exportId: 'e1', expiresAt, expired: false });
+    expect(verifyDownloadToken(token, SECRET, expiresAt).expired).toBe(true);
+    // Deterministic: the notifier recomputes exactly the finalizer's token.
+    expect(createDownloadToken({ exportId: 'e1', expiresAt }, SECRET)).toBe(token);
+    expect(hashDownloadToken(token)).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('rejects another secret, a changed payload, a changed signature and junk', () => {
+    const token = createDownloadToken({ exportId: 'e1', expiresAt }, SECRET);
+    const [payload, signature] = token.split('.') as [string, string];
+    const forged = `${Buffer.from('e2|' + expiresAt.getTime()).toString('base64url')}.${signature}`;
+    const extended = `${Buffer.from('e1|' + (expiresAt.getTime() + 86_400_000)).toString('base64url')}.${signature}`;
+    for (const bad of [forged, extended, `${payload}.${signature.slice(0, -2)}AA`, 'abc', '', `${token}.x`]) {
+      expect(() => verifyDownloadToken(bad, SECRET, new Date(0))).toThrow(InvalidDownloadTokenError);
+    }
+    expect(() => verifyDownloadToken(token, 'other-secret', new Date(0))).toThrow(InvalidDownloadTokenError);
+    expect(() => createDownloadToken({ exportId: 'a|b', expiresAt }, SECRET)).toThrow(/exportId/);
+  });
+});
+
+describe('local key wrapper', () => {
+  const wrapper = new LocalKeyWrapper(Buffer.alloc(32, 7).toString('base64'));
+
+  it('round-trips a key and binds it to its export', async () => {
+    const key = Buffer.alloc(32, 9);
+    const wrapped = await wrapper.wrap(key, { exportId: 'e1' });
+    expect(wrapped).not.toContain(key.toString('base64'));
+    expect((await wrapper.unwrap(wrapped, { exportId: 'e1' })).equals(key)).toBe(true);
+    await expect(wrapper.unwrap(wrapped, { exportId: 'e2' })).rejects.toThrow();
+  });
+
+  it('refuses a key that is not 32 bytes', () => {
+    expect(() => new LocalKeyWrapper(Buffer.alloc(16).toString('base64'))).toThrow(/32 bytes/);
+  });
+});
+
+describe('chunk planning', () => {
+  it('cases: one chunk per UTC day touched by the range in the request time zone, bounded to the exact instants', () => {
+    const messages = buildChunkMessages(job({ kind: 'cases', request: { kind: 'cases', from: '2025-07-01', to: '2025-07-02', timezone: 'Asia/Seoul' } }), {}, 100);
+    // 2025-07-01 00:00 KST = 06-30 15:00Z; the range ends 2025-07-03 00:00 KST = 07-02 15:00Z.
+    expect(messages.map((m) => m.source)).toEqual([
+      { type: 'caseDay', day: '2025-06-30', fromIso: '2025-06-30T15:00:00.000Z', toIso: '2025-07-01T00:00:00.000Z' },
+      { type: 'caseDay', day: '2025-07-01', fromIso: '2025-07-01T00:00:00.000Z', toIso: '2025-07-02T00:00:00.000Z' },
+      { type: 'caseDay', day: '2025-07-02', fromIso: '2025-07-02T00:00:00.000Z', toIso: '2025-07-02T15:00:00.000Z' },
+    ]);
+    expect(messages.map((m) => m.chunkId)).toEqual(['cases-0', 'cases-1', 'cases-2']);
+  });
+
+  it('contacts: one chunk per key-range slice, one for a single user, id batches for a selection', () => {
+    expect(buildChunkMessages(job(), {}, 100)).toHaveLength(USER_SHARDS);
+    expect(buildChunkMessages(job({ request: { kind: 'contacts', scope: 'user', userId: 'u1' } }), {}, 100).map((m) => m.source)).toEqual([
+      { type: 'userIds', ids: ['u1'] },
+    ]);
+    const ids = Array.from({ length: 250 }, (_u, i) => `u${i}`);
+    const selection = buildChunkMessages(job({ request: { kind: 'contacts', scope: 'selection', userIdsCount: 250 } }), { userIds: [...ids, 'u3'] }, 100);
+    expect(selection.map((m) => m.source.type)).toEqual(['userIdsObject', 'userIdsObject', 'userIdsObject']);
+  });
+
+  it('messages carry ids and ranges only and fit an SQS message easily', () => {
+    const messages = buildChunkMessages(job({ kind: 'cases', request: { kind: 'cases', from: '2025-06-26', to: '2025-12-26' } }), {}, 100);
+    // 184 calendar days in Seoul touch 185 UTC day buckets.
+    expect(messages).toHaveLength(185);
+    for (const m of messages) {
+      expect(chunkMessageSchema.parse(m)).toEqual(m);
+      expect(JSON.stringify(m).length).toBeLessThan(1024);
+    }
+  });
+
+  it('orders selected ids by (shard, id), once each', () => {
+    const sorted = sortUserIdsForExport(['b', 'a', 'c', 'a', 'zz', 'k1', 'k2']);
+    expect(new Set(sorted).size).toBe(sorted.length);
+    for (let i = 1; i < sorted.length; i++) {
+      const [prev, cur] = [sorted[i - 1] ?? '', sorted[i] ?? ''];
+      expect(userShardOf(prev) < userShardOf(cur) || (userShardOf(prev) === userShardOf(cur) && prev < cur)).toBe(true);
+    }
+  });
+});
+
+describe('configuration', () => {
+  const base = {
+    EXPORTS_TABLE: 'e',
+    CASES_TABLE: 'c',
+    USERS_TABLE: 'u',
+    WORKSPACE_TABLE: 'w',
+    EXPORT_BUCKET: 'b',
+    CHUNK_QUEUE_URL: 'q1',
+    FINALIZE_QUEUE_URL: 'q2',
+    NOTIFY_QUEUE_URL: 'q3',
+    KMS_KEY_ID: 'alias/k',
+    PUBLIC_BASE_URL: 'https://api.example.com',
+    LINK_SIGNING_SECRET_ARN: 'arn:secret',
+  };
+
+  it('names the missing variable and the broken rule', () => {
+    expect(parseConfig(base).MAX_ROWS).toBe(1_000_000);
+    const { EXPORT_BUCKET: _omit, ...missing } = base;
+    expect(() => parseConfig(missing)).toThrow(/EXPORT_BUCKET/);
+    expect(() => parseConfig({ ...base, KMS_KEY_ID: 'local' })).toThrow(/LOCAL_WRAP_KEY/);
+    expect(() => parseConfig({ ...base, LINK_SIGNING_SECRET_ARN: undefined })).toThrow(/LINK_SIGNING_SECRET/);
+    expect(() => parseConfig({ ...base, MAX_ROWS: 'lots' })).toThrow(/MAX_ROWS/);
+  });
+});
+
+describe('HTTP to API Gateway proxy event', () => {
+  it('converts method, path, headers, query and bodies, and writes the result back', async () => {
+    let seen: APIGatewayProxyEvent | undefined;
+    const server = createServer((req, res) => {
+      void readBody(req).then((body) => {
+        seen = toApiGatewayEvent(req, body);
+        writeApiGatewayResult(res, {
+          statusCode: 302,
+          headers: { Location: 'https://s3.example/x', 'X-One': 1 },
+          multiValueHeaders: { 'Set-Cookie': ['a=1', 'b=2'] },
+          body: '',
+        });
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const { port } = server.address() as AddressInfo;
+    const response = await new Promise<{ status: number; headers: Record<string, unknown> }>((resolve, reject) => {
+      const req = httpRequest(
+        { host: '127.0.0.1', port, method: 'POST', path: '/v1/exports?a=1&a=2&b=x%20y', headers: { 'Content-Type': 'application/json', 'Idempotency-Key': 'k1', 'User-Agent': 'ua/1' } },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+        },
+      );
+      req.on('error', reject);
+      req.end('{"kind":"contacts"}');
+    });
+    server.close();
+    expect(response.status).toBe(302);
+    expect(response.headers.location).toBe('https://s3.example/x');
+    expect(response.headers['set-cookie']).toEqual(['a=1', 'b=2']);
+    expect(seen?.httpMethod).toBe('POST');
+    expect(seen?.path).toBe('/v1/exports');
+    expect(seen?.resource).toBe('/{proxy+}');
+    expect(seen?.pathParameters).toEqual({ proxy: 'v1/exports' });
+    expect(seen?.headers['Idempotency-Key']).toBe('k1');
+    expect(seen?.queryStringParameters).toEqual({ a: '2', b: 'x y' });
+    expect(seen?.multiValueQueryStringParameters).toEqual({ a: ['1', '2'], b: ['x y'] });
+    expect(seen?.body).toBe('{"kind":"contacts"}');
+    expect(seen?.isBase64Encoded).toBe(false);
+    expect(seen?.requestContext.identity.sourceIp).toBe('127.0.0.1');
+    expect(seen?.requestContext.identity.userAgent).toBe('ua/1');
+  });
+});
+
+describe('notifier', () => {
+  const completed = job({
+    status: 'completed',
+    rowCount: 1234,
+    fileName: 'f.xlsx',
+    expiresAt: '2025-07-08T00:00:00.000Z',
+  });
+
+  it('writes the event in Korean and English with the link, or the error when failed', () => {
+    const event = buildBotEvent(completed, 'export.completed', 'https://api/v1/downloads/t');
+    expect(event).toMatchObject({ type: 'export.completed', exportId: 'e1', managerId: 'm1', rowCount: 1234, link: 'https://api/v1/downloads/t' });
+    expect(event.message.ko).toContain('1,234행');
+    expect(event.message.en).toContain('1,234 rows');
+    const failed = buildBotEvent(job({ status: 'failed', error: { code: 'TOO_MANY_ROWS', message: 'too many' } }), 'export.failed', null);
+    expect(failed.link).toBeNull();
+    expect(failed.message.ko).toContain('TOO_MANY_ROWS');
+  });
+
+  it('retries with backoff, signs the exact body, and throws after the last attempt', async () => {
+    const posts: { body: string; headers: Record<string, string> }[] = [];
+    const statuses = [500, 502, 200];
+    const sleeps: number[] = [];
+    const updates: unknown[] = [];
+    const store = {
+      getJob: async () => completed,
+      updateProgress: async (_c: string, _e: string, patch: unknown) => void updates.push(patch),
+    } as unknown as ExportStore;
+    const deps = {
+      store,
+      bot: { post: async (body: string, headers: Record<string, string>) => (posts.push({ body, headers }), { status: statuses.shift() ?? 500 }) },
+      clock: { now: () => new Date('2025-07-01T00:00:00Z') },
+      log: silentLog,
+      botSigningSecret: 'bot-secret',
+      linkSigningSecret: SECRET,
+      publicBaseUrl: 'https://api.example.com/',
+      attempts: 3,
+      backoffMs: 100,
+      sleep: async (ms: number) => void sleeps.push(ms),
+    };
+    const result = await notifyExport({ type: 'notify', exportId: 'e1', channelId: 'c1', event: 'export.completed' }, deps);
+    expect(result).toEqual({ status: 'sent', attempts: 3 });
+    expect(sleeps).toEqual([100, 200]);
+    const last = posts[2]!;
+    expect(last.headers['X-Signature']).toBe(`sha256=${createHmac('sha256', 'bot-secret').update(last.body).digest('hex')}`);
+    expect(last.headers['X-Signature']).toBe(signBody(last.body, 'bot-secret'));
+    expect(last.headers['X-Timestamp']).toBe(String(Date.parse('2025-07-01T00:00:00Z') / 1000));
+    const link = (JSON.parse(last.body) as { link: string }).link;
+    expect(link.startsWith('https://api.example.com/v1/downloads/')).toBe(true);
+    expect(updates).toHaveLength(1);
+
+    statuses.push(500, 500, 500);
+    await expect(notifyExport({ type: 'notify', exportId: 'e1', channelId: 'c1', event: 'export.completed' }, deps)).rejects.toThrow(/after 3 attempts/);
+  });
+});
