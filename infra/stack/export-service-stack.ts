@@ -120,7 +120,12 @@ export class ExportServiceStack extends Stack {
         logRetention,
       });
     this.functions = {
-      api: makeFunction('api', 'export-service: HTTP API (requests, status, audit, download redirect)', serviceEnvironment),
+      api: makeFunction('api', 'export-service: HTTP API (requests, status, audit, download redirect)', {
+        ...serviceEnvironment,
+        // Lambda proxy responses carry their own CORS headers (API Gateway adds them only to
+        // preflights and its own errors): the one origin the handler may echo.
+        ADMIN_ORIGIN: config.adminOrigin,
+      }),
       // The authorizer only verifies tokens: it gets the JWT settings and nothing else.
       authorizer: makeFunction('authorizer', 'export-service: bearer JWT authorizer', {
         JWT_ISSUER: config.jwtIssuer,

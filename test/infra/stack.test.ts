@@ -171,6 +171,7 @@ describe('ServiceFunction defaults', () => {
         const api = parseApiConfig(resolved, { devSecret: 'x'.repeat(32), devIssuer: 'dev', devAudience: 'dev' });
         expect(api.jwt).toEqual({ issuer: TEST_CONTEXT.jwtIssuer, audience: TEST_CONTEXT.jwtAudience, jwksUrl: TEST_CONTEXT.jwtJwksUrl });
         expect(variables.JWT_DEV_SECRET).toBeUndefined();
+        expect(variables.ADMIN_ORIGIN).toBe(TEST_CONTEXT.adminOrigin);
       }
       expect(variables.EXPORTS_TABLE).toEqual({ Ref: idOf(stack, stack.tables.exports) });
       expect(variables.AUDIT_TABLE).toEqual({ Ref: idOf(stack, stack.tables.audit) });
