@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { caseCreatedAt, caseState, avgReplyTimeSeconds, leadTimeSeconds, resolutionTimeSeconds, waitingTimeSeconds } from './columns/cases';
+import { addDays, isValidTimeZone, parseCalendarDate, startOfDayInZone } from './calendar';
 import { NotFoundError, ValidationError, toValidationError } from './errors';
 import type { ProfileKeyDef, ProfileSchema, Segment } from './records';
 
@@ -207,6 +208,16 @@ export interface CompileContext {
    * and unknown or archived keys are rejected; without it they are compared loosely.
    */
   profileSchema?: ProfileSchema | readonly ProfileKeyDef[] | undefined;
+  /**
+   * IANA zone in which a date-only bound (`2025-07-01`) is a whole calendar day: `gt` means after
+   * that day, `lte` through its end, `eq` during it. Default UTC. Pass the export's zone.
+   */
+  timeZone?: string | undefined;
+}
+
+interface Env {
+  nowMs: number;
+  timeZone: string;
 }
 
 const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2}))?$/;
@@ -224,6 +235,11 @@ const TRUE_ALL: Predicate = () => true;
  */
 export function compileFilter(filter: unknown, target: FilterTarget, ctx: CompileContext): Predicate {
   const nowMs = typeof ctx.now === 'number' ? ctx.now : ctx.now.getTime();
+  const timeZone = ctx.timeZone ?? 'UTC';
+  if (!isValidTimeZone(timeZone)) {
+    throw new ValidationError('timezone must be a known IANA time zone', { code: 'INVALID_TIME_ZONE', field: 'timezone' });
+  }
+  const env: Env = { nowMs, timeZone };
   let predicate: Predicate = TRUE_ALL;
   if (filter !== undefined && filter !== null) {
     const schema = target === 'cases' ? casesFilterSchema : usersFilterSchema;
@@ -231,7 +247,7 @@ export function compileFilter(filter: unknown, target: FilterTarget, ctx: Compil
     if (!parsed.success) throw toValidationError(parsed.error, { prefix: 'filter', code: 'FILTER_INVALID', rule: 'C2' });
     const profileKinds = profileKindsFor(target, ctx.profileSchema);
     const root = parsed.data as Filter;
-    const groups = root.groups.map((g, gi) => compileGroup(g, `filter.groups[${gi}]`, target, profileKinds, nowMs));
+    const groups = root.groups.map((g, gi) => compileGroup(g, `filter.groups[${gi}]`, target, profileKinds, env));
     predicate = combine(root.join, groups);
   }
   if (ctx.query !== undefined && ctx.query.trim() !== '') {
@@ -286,10 +302,10 @@ function compileGroup(
   path: string,
   target: FilterTarget,
   profileKinds: ProfileKinds,
-  nowMs: number,
+  env: Env,
 ): Predicate {
-  const parts = group.conditions.map((c, ci) => compileCondition(c, `${path}.conditions[${ci}]`, target, profileKinds, nowMs));
-  (group.groups ?? []).forEach((sub, si) => parts.push(compileGroup(sub, `${path}.groups[${si}]`, target, profileKinds, nowMs)));
+  const parts = group.conditions.map((c, ci) => compileCondition(c, `${path}.conditions[${ci}]`, target, profileKinds, env));
+  (group.groups ?? []).forEach((sub, si) => parts.push(compileGroup(sub, `${path}.groups[${si}]`, target, profileKinds, env)));
   return combine(group.join, parts);
 }
 
@@ -328,7 +344,8 @@ const APPLICABLE: Record<FilterOperator, readonly FieldKind[]> = {
   beforeDaysAgo: ['date', 'any'],
 };
 
-function compileCondition(c: FilterCondition, path: string, target: FilterTarget, profileKinds: ProfileKinds, nowMs: number): Predicate {
+function compileCondition(c: FilterCondition, path: string, target: FilterTarget, profileKinds: ProfileKinds, env: Env): Predicate {
+  const nowMs = env.nowMs;
   const { kind, get } = resolveField(c.field, path, target, profileKinds, nowMs);
   if (!APPLICABLE[c.op].includes(kind)) {
     throw bad(`${path}.op`, `operator ${c.op} does not apply to ${kind} field ${c.field}`, 'FILTER_OPERATOR_NOT_APPLICABLE');
@@ -336,7 +353,7 @@ function compileCondition(c: FilterCondition, path: string, target: FilterTarget
   switch (c.op) {
     case 'eq':
     case 'neq': {
-      const eq = compileEquals(kind, c.value, `${path}.value`, get);
+      const eq = compileEquals(kind, c.value, `${path}.value`, get, env);
       return c.op === 'eq' ? eq : (r) => !eq(r);
     }
     case 'in':
@@ -353,17 +370,29 @@ function compileCondition(c: FilterCondition, path: string, target: FilterTarget
     case 'gte':
     case 'lt':
     case 'lte': {
-      const n = toComparable(kind, c.value, `${path}.value`);
-      if (c.op === 'gt') return (r) => { const v = get(r); return typeof v === 'number' && v > n; };
-      if (c.op === 'gte') return (r) => { const v = get(r); return typeof v === 'number' && v >= n; };
-      if (c.op === 'lt') return (r) => { const v = get(r); return typeof v === 'number' && v < n; };
-      return (r) => { const v = get(r); return typeof v === 'number' && v <= n; };
+      const b = toBound(kind, c.value, `${path}.value`, env);
+      const lo = b.lo;
+      const hi = b.hi;
+      if (c.op === 'gte') return (r) => { const v = get(r); return typeof v === 'number' && v >= lo; };
+      if (c.op === 'lt') return (r) => { const v = get(r); return typeof v === 'number' && v < lo; };
+      if (c.op === 'gt') {
+        return b.hiInclusive
+          ? (r) => { const v = get(r); return typeof v === 'number' && v > hi; }
+          : (r) => { const v = get(r); return typeof v === 'number' && v >= hi; };
+      }
+      return b.hiInclusive
+        ? (r) => { const v = get(r); return typeof v === 'number' && v <= hi; }
+        : (r) => { const v = get(r); return typeof v === 'number' && v < hi; };
     }
     case 'between': {
-      const lo = toComparable(kind, c.from, `${path}.from`);
-      const hi = toComparable(kind, c.to, `${path}.to`);
-      if (hi < lo) throw bad(`${path}.to`, 'must not be below from');
-      return (r) => { const v = get(r); return typeof v === 'number' && v >= lo && v <= hi; };
+      const from = toBound(kind, c.from, `${path}.from`, env);
+      const to = toBound(kind, c.to, `${path}.to`, env);
+      if (to.hi < from.lo) throw bad(`${path}.to`, 'must not be below from');
+      const lo = from.lo;
+      const hi = to.hi;
+      return to.hiInclusive
+        ? (r) => { const v = get(r); return typeof v === 'number' && v >= lo && v <= hi; }
+        : (r) => { const v = get(r); return typeof v === 'number' && v >= lo && v < hi; };
     }
     case 'withinLastDays': {
       const cutoff = nowMs - c.days * DAY_MS;
@@ -401,7 +430,23 @@ function toComparable(kind: FieldKind, value: string | number, path: string): nu
   throw bad(path, 'must be epoch milliseconds or an ISO-8601 date-time');
 }
 
-function compileEquals(kind: FieldKind, value: string | number | boolean | null, path: string, get: Getter): Predicate {
+const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
+
+/**
+ * A comparison bound: an exact instant or number (`lo = hi`, inclusive), or for a date-only value
+ * on a date field the whole calendar day in the filter's zone, [start of day, start of next day).
+ */
+function toBound(kind: FieldKind, value: string | number, path: string, env: Env): { lo: number; hi: number; hiInclusive: boolean } {
+  if (typeof value === 'string' && (kind === 'date' || kind === 'any') && DATE_ONLY.test(value)) {
+    const day = parseCalendarDate(value);
+    if (!day) throw bad(path, 'must be a real calendar date (YYYY-MM-DD)');
+    return { lo: startOfDayInZone(day, env.timeZone), hi: startOfDayInZone(addDays(day, 1), env.timeZone), hiInclusive: false };
+  }
+  const n = toComparable(kind, value, path);
+  return { lo: n, hi: n, hiInclusive: true };
+}
+
+function compileEquals(kind: FieldKind, value: string | number | boolean | null, path: string, get: Getter, env: Env): Predicate {
   if (value === null) return (r) => !isPresent(get(r));
   switch (kind) {
     case 'boolean': {
@@ -409,10 +454,16 @@ function compileEquals(kind: FieldKind, value: string | number | boolean | null,
       if (b === undefined) throw bad(path, 'must be true or false');
       return (r) => get(r) === b;
     }
-    case 'number':
-    case 'date': {
+    case 'number': {
       const n = toComparable(kind, typeof value === 'boolean' ? String(value) : value, path);
       return (r) => get(r) === n;
+    }
+    case 'date': {
+      const b = toBound(kind, typeof value === 'boolean' ? String(value) : value, path, env);
+      if (b.hiInclusive) return (r) => get(r) === b.lo;
+      const lo = b.lo;
+      const hi = b.hi;
+      return (r) => { const v = get(r); return typeof v === 'number' && v >= lo && v < hi; };
     }
     case 'phone': {
       const p = normalizePhone(String(value)) ?? String(value);

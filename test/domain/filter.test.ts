@@ -84,6 +84,37 @@ describe('C2 filter operators (users)', () => {
   });
 });
 
+describe('C2 date-only bounds are calendar days in the export time zone', () => {
+  const at = (id: string, iso: string) => userRecordSchema.parse({ id, createdAt: 0, lastSeenAt: Date.parse(iso) });
+  const people = [
+    at('a', '2025-07-01T00:30:00+09:00'),
+    at('b', '2025-07-01T23:59:59+09:00'),
+    at('c', '2025-07-02T00:00:00+09:00'),
+    at('d', '2025-06-30T23:59:59+09:00'),
+  ];
+  const run = (condition: Record<string, unknown>, timeZone?: string) =>
+    people.filter(compileFilter(one(condition), 'users', { now, timeZone })).map((u) => u.id);
+
+  it.each([
+    ['eq', { op: 'eq', value: '2025-07-01' }, ['a', 'b']],
+    ['neq', { op: 'neq', value: '2025-07-01' }, ['c', 'd']],
+    ['gt (after that day)', { op: 'gt', value: '2025-07-01' }, ['c']],
+    ['gte', { op: 'gte', value: '2025-07-01' }, ['a', 'b', 'c']],
+    ['lt', { op: 'lt', value: '2025-07-01' }, ['d']],
+    ['lte (through its end)', { op: 'lte', value: '2025-07-01' }, ['a', 'b', 'd']],
+    ['between one day', { op: 'between', from: '2025-07-01', to: '2025-07-01' }, ['a', 'b']],
+    ['between day and instant', { op: 'between', from: '2025-06-30', to: '2025-07-01T00:30:00+09:00' }, ['a', 'd']],
+  ])('C2: Asia/Seoul %s', (_label, condition, expected) => {
+    expect(run({ field: 'lastSeenAt', ...condition }, 'Asia/Seoul')).toEqual(expected);
+  });
+
+  it('C2: the same day in UTC (default) is a different 24 hours', () => {
+    expect(run({ field: 'lastSeenAt', op: 'eq', value: '2025-07-01' })).toEqual(['b', 'c']);
+    expect(() => run({ field: 'lastSeenAt', op: 'eq', value: '2025-02-30' })).toThrow(/conditions\[0\]\.value/);
+    expect(() => run({ field: 'lastSeenAt', op: 'eq', value: '2025-07-01' }, 'Nowhere/Else')).toThrow(ValidationError);
+  });
+});
+
 describe('C2 and/or nesting', () => {
   it('C2: groups joined by and / or, nested two levels', () => {
     // (member AND (grade=gold OR tags has 신규)) OR (NOT member AND sessionCount > 30)
