@@ -348,7 +348,8 @@ describe('large files', () => {
 
 describe.each([false, true])('output stream handling (worker engine: %s)', (parallel) => {
   it('respects backpressure of a slow stream with a tiny highWaterMark and still writes a correct file', async () => {
-    const plain = zipLikePayload(300_000, 5);
+    // Several 256 KiB blocks, so the sink has to wait for drain many times in either engine.
+    const plain = zipLikePayload(1_500_000, 5);
     const chunks: Buffer[] = [];
     let writesWhileFull = 0;
     let drains = 0;

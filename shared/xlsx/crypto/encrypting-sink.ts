@@ -177,6 +177,18 @@ class OutputWriter {
     }
   }
 
+  /**
+   * Writes `data` to `out` without copying it; the caller gives up the buffer. Never used for
+   * the file's last bytes, which stay in the batch for flushAndSettle.
+   */
+  async pushOwned(data: Buffer): Promise<void> {
+    await this.flush();
+    this.check();
+    this.written += data.length;
+    if (!this.out.write(data)) await this.waitFor('drain');
+    this.check();
+  }
+
   /** Hands the batch to `out`; waits for 'drain' when `out` is over its highWaterMark. */
   async flush(): Promise<void> {
     if (this.fill === 0) return;
@@ -274,25 +286,28 @@ export function createEncryptingSink(options: EncryptingSinkOptions): Encrypting
     : createInlineEncryptor(packageKey, keyDataSalt);
   // Plaintext is gathered into blocks of whole segments; up to MAX_BLOCKS_IN_FLIGHT blocks are
   // being encrypted while the oldest is HMAC'd and written, in order. Memory: a few blocks.
-  let block = Buffer.allocUnsafeSlow(PLAIN_BLOCK_BYTES);
+  const block = Buffer.allocUnsafe(PLAIN_BLOCK_BYTES);
   let blockFill = 0;
   let nextSegment = 0;
-  const inFlight: Promise<Buffer>[] = [];
+  const inFlight: Promise<Buffer[]>[] = [];
   let received = 0;
   let started = false;
   let finished = false;
   let queue: Promise<void> = Promise.resolve();
 
   const writeOldestBlock = async (): Promise<void> => {
-    const encrypted = await (inFlight.shift() as Promise<Buffer>);
-    hmac.update(encrypted);
-    await writer.push(encrypted);
+    const pieces = await (inFlight.shift() as Promise<Buffer[]>);
+    for (const piece of pieces) {
+      hmac.update(piece);
+      // Whole worker blocks go to `out` as they are; single segments are batched.
+      if (piece.length >= OUTPUT_BATCH_BYTES) await writer.pushOwned(piece);
+      else await writer.push(piece);
+    }
   };
 
   /** Hands `plain` (whole segments; the last block may end short, on an AES block) to the encryptor. */
   const submitBlock = async (plain: Buffer): Promise<void> => {
     const firstSegment = nextSegment;
-    // Counted before the call: the worker engine transfers `plain` away, leaving it empty.
     nextSegment += Math.ceil(plain.length / SEGMENT_BYTES);
     const job = encryptor.encrypt(plain, firstSegment);
     // Awaited later, in order; this only stops an early failure from counting as unhandled.
@@ -316,16 +331,20 @@ export function createEncryptingSink(options: EncryptingSinkOptions): Encrypting
     await start();
     let offset = 0;
     while (offset < chunk.length) {
+      if (blockFill === 0 && chunk.length - offset >= PLAIN_BLOCK_BYTES) {
+        // Whole blocks straight from the caller's buffer; encryptors do not keep it.
+        await submitBlock(chunk.subarray(offset, offset + PLAIN_BLOCK_BYTES));
+        offset += PLAIN_BLOCK_BYTES;
+        continue;
+      }
       const n = Math.min(PLAIN_BLOCK_BYTES - blockFill, chunk.length - offset);
       chunk.copy(block, blockFill, offset, offset + n);
       blockFill += n;
       offset += n;
       if (blockFill === PLAIN_BLOCK_BYTES) {
-        const full = block;
-        // The encryptor owns a submitted block (the worker engine transfers it away).
-        block = Buffer.allocUnsafeSlow(PLAIN_BLOCK_BYTES);
         blockFill = 0;
-        await submitBlock(full);
+        // Reusable at once: encryptors never keep the buffer they are given.
+        await submitBlock(block);
       }
     }
   };

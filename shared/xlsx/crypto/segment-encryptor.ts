@@ -14,22 +14,26 @@ export const SEGMENT_BYTES = 4096;
 export interface SegmentEncryptor {
   /**
    * Encrypts `plain` (whole 4096-byte segments, except that the last may be any multiple of 16)
-   * whose first segment has index `firstSegment`. Takes ownership of `plain`. Results resolve
-   * in call order.
+   * whose first segment has index `firstSegment`. `plain` is not used after the call returns
+   * (the worker engine copies or takes it synchronously). The ciphertext comes back as one or
+   * more buffers in order; results resolve in call order.
    */
-  encrypt(plain: Buffer, firstSegment: number): Promise<Buffer>;
+  encrypt(plain: Buffer, firstSegment: number): Promise<Buffer[]>;
   close(): Promise<void>;
 }
 
-function encryptSegments(key: Buffer, ivInput: Buffer, plain: Buffer, firstSegment: number, out: Buffer): void {
-  for (let offset = 0, index = firstSegment; offset < plain.length; offset += 4096, index += 1) {
-    ivInput.writeUInt32LE(index, 16);
-    const iv = hash('sha512', ivInput, 'buffer').subarray(0, 16);
+/** One buffer per segment, straight from the cipher: no copy in the single-thread engine. */
+function encryptSegments(key: Buffer, ivInput: Buffer, plain: Buffer, firstSegment: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let offset = 0, index = firstSegment; offset < plain.length; offset += SEGMENT_BYTES, index += 1) {
+    ivInput.writeUInt32LE(index, SALT_BYTES);
+    const iv = hash('sha512', ivInput, 'buffer').subarray(0, BLOCK_BYTES);
     const cipher = createCipheriv('aes-256-cbc', key, iv);
     cipher.setAutoPadding(false);
-    cipher.update(plain.subarray(offset, offset + 4096)).copy(out, offset);
+    out.push(cipher.update(plain.subarray(offset, offset + SEGMENT_BYTES)));
     cipher.final();
   }
+  return out;
 }
 
 function ivInputFor(keyDataSalt: Buffer): Buffer {
@@ -48,9 +52,7 @@ export function createInlineEncryptor(packageKey: Buffer, keyDataSalt: Buffer): 
   return {
     encrypt(plain, firstSegment) {
       checkLength(plain);
-      const out = Buffer.allocUnsafe(plain.length);
-      encryptSegments(key, ivInput, plain, firstSegment, out);
-      return Promise.resolve(out);
+      return Promise.resolve(encryptSegments(key, ivInput, plain, firstSegment));
     },
     close() {
       key.fill(0);
@@ -82,22 +84,12 @@ parentPort.on('message', (job) => {
 });
 `;
 
-/** A buffer that owns its whole ArrayBuffer, so it can be transferred instead of copied. */
-function ownedCopy(data: Buffer): Buffer {
-  if (data.byteOffset === 0 && data.buffer.byteLength === data.length && !(data.buffer instanceof SharedArrayBuffer)) {
-    return data;
-  }
-  const copy = Buffer.allocUnsafeSlow(data.length);
-  data.copy(copy);
-  return copy;
-}
-
 export function createWorkerEncryptor(packageKey: Buffer, keyDataSalt: Buffer): SegmentEncryptor {
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
     workerData: { key: Buffer.from(packageKey), ivInput: ivInputFor(keyDataSalt) },
   });
-  const pending: { resolve: (value: Buffer) => void; reject: (error: Error) => void }[] = [];
+  const pending: { resolve: (value: Buffer[]) => void; reject: (error: Error) => void }[] = [];
   let failure: Error | undefined;
   let closed = false;
   // Only keep the process alive while a result is awaited: an abandoned sink must not hang it.
@@ -110,7 +102,7 @@ export function createWorkerEncryptor(packageKey: Buffer, keyDataSalt: Buffer): 
   worker.on('message', (result: ArrayBuffer) => {
     const job = pending.shift();
     if (pending.length === 0) worker.unref();
-    job?.resolve(Buffer.from(result));
+    job?.resolve([Buffer.from(result)]);
   });
   worker.on('error', (error) => failAll(new EncryptionStreamError('encryption worker failed', { cause: error })));
   worker.on('exit', () => {
@@ -122,11 +114,13 @@ export function createWorkerEncryptor(packageKey: Buffer, keyDataSalt: Buffer): 
       checkLength(plain);
       if (failure) return Promise.reject(failure);
       if (closed) return Promise.reject(new EncryptionStreamError('encryptor closed'));
-      return new Promise<Buffer>((resolve, reject) => {
+      return new Promise<Buffer[]>((resolve, reject) => {
         pending.push({ resolve, reject });
         worker.ref();
-        const owned = ownedCopy(plain);
-        worker.postMessage({ plain: owned.buffer, firstSegment }, [owned.buffer as ArrayBuffer]);
+        // Always a private copy, transferred: the caller may reuse or keep `plain`.
+        const copy = Buffer.allocUnsafeSlow(plain.length);
+        plain.copy(copy);
+        worker.postMessage({ plain: copy.buffer, firstSegment }, [copy.buffer as ArrayBuffer]);
       });
     },
     async close() {
