@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import {
   CellValueError,
+  assertTimeZone,
   XlsxEngineError,
   columnTypeSchema,
   createPartEncoder,
@@ -26,7 +27,6 @@ import {
   type PartMeta,
   type Row,
 } from '../shared/xlsx';
-import { assertTimeZone } from '../shared/xlsx/time-zone';
 
 const USAGE =
   'usage: EXPORT_PASSWORD=... npm run xlsx -- --in rows.ndjson --out file.xlsx [--columns columns.json] [--sheet NAME] [--timezone Asia/Seoul] [--no-password]';

@@ -23,7 +23,8 @@ export {
 } from './types';
 export { CellValueError, PartIntegrityError, WorkbookPlanError, XlsxEngineError } from './errors';
 export { sanitizeText } from './sanitize-text';
-export { createExcelDateConverter } from './time-zone';
+export { assertTimeZone, createExcelDateConverter, createLocalTimeConverter } from './time-zone';
+export { createRowEncoder, type RowEncoder } from './row-encoder';
 export { compileRowRenderer, columnLetters, type RowRenderOptions, type RowRenderer } from './render-row';
 export { createPartEncoder, renderPart, DEFAULT_DEFLATE_LEVEL, type PartEncoder, type PartOptions } from './part';
 export { crc32, crc32Combine } from './crc32';
