@@ -75,6 +75,15 @@ describe('C2 filter operators (users)', () => {
     expect(matchIds(one(condition))).toEqual(expected);
   });
 
+  it('C2: contains/startsWith take the value literally (regex characters are not operators)', () => {
+    const p = compileFilter(one({ field: 'name', op: 'contains', value: 'a.c' }), 'users', { now });
+    expect(p({ name: 'abc' })).toBe(false);
+    expect(p({ name: 'xA.Cx' })).toBe(true);
+    const q = compileFilter(one({ field: 'name', op: 'startsWith', value: '(주)' }), 'users', { now });
+    expect(q({ name: '(주)채널' })).toBe(true);
+    expect(q({ name: '주식회사' })).toBe(false);
+  });
+
   it('C2: relative time is against the injected clock', () => {
     const f = one({ field: 'lastSeenAt', op: 'withinLastDays', days: 30 });
     const later = compileFilter(f, 'users', { now: now + 29 * DAY });
@@ -282,6 +291,9 @@ describe('C1 quick search and phone normalisation', () => {
     ['josé', ['u4']],
     ['example', ['u1', 'u2', 'u4']],
     ['nobody', []],
+    ['.*', []],
+    ['(', []],
+    ['EMMA@', ['u2']],
   ])('C1: quick search %s', (query, expected) => {
     expect(users.filter(compileQuickSearch(query)).map((u) => u.id)).toEqual(expected);
   });
