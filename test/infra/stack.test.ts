@@ -12,6 +12,7 @@ import { parseConfig } from '../../shared/config';
 import { parseApiConfig } from '../../shared/config-api';
 import { FUNCTION_NAMES, FUNCTION_SIZING, type ExportServiceStack, type FunctionName } from '../../infra/stack/export-service-stack';
 import { VISIBILITY_TIMEOUT_FACTOR } from '../../infra/stack/work-queue';
+import { danglingReferences, findCycle } from './template-graph';
 import { rolesAllowed, roleStatements, statementAllows, statementReaches, type Statement } from './iam-statements';
 import { idOf, missingEntries, resourcesOf, synthStack, synthWithCli, TEST_CONTEXT, type CliSynth, type SynthResult } from './synth-stack';
 
@@ -44,6 +45,16 @@ const fnProps = (name: FunctionName) => resourcesOf(template, 'AWS::Lambda::Func
 describe('handlers and npx cdk synth', () => {
   it('synthesizes the real handler of every function (no stand-in entry)', () => {
     expect(missingEntries()).toEqual([]);
+  });
+
+  it('the template CloudFormation would deploy has no dependency cycle and no dangling reference', () => {
+    const resources = cli.template.Resources;
+    const parameters = Object.keys((cli.template as { Parameters?: object }).Parameters ?? {});
+    expect(danglingReferences(resources, parameters)).toEqual([]);
+    expect(findCycle(resources)).toEqual([]);
+    // The checker itself finds a cycle when there is one.
+    expect(findCycle({ A: { Properties: { X: { Ref: 'B' } } }, B: { Properties: { Y: { 'Fn::GetAtt': ['A', 'Arn'] } } } })).toEqual(['A', 'B', 'A']);
+    expect(danglingReferences({ A: { Properties: { X: { 'Fn::Sub': '${Missing.Arn}/x' } } } })).toEqual(['A -> Missing']);
   });
 
   it('npx cdk synth produced the same resources and outputs as the stack under test', () => {
