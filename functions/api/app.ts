@@ -15,7 +15,13 @@ import {
 import { BadRequestBodyError, jsonResponse, mapErrorToResponse, redirectResponse, statusOf } from '../../shared/http';
 import { matchRoute, type RouteName } from './router';
 
-export type ApiRuntime = { deps: ApiDeps; verifier: TokenVerifier; logger: Logger };
+export type ApiRuntime = {
+  deps: ApiDeps;
+  verifier: TokenVerifier;
+  logger: Logger;
+  /** The admin UI's origin (ADMIN_ORIGIN): the one origin whose requests get CORS headers. */
+  allowedOrigin?: string;
+};
 
 const MAX_JSON_BYTES = 6 * 1024 * 1024;
 
@@ -38,7 +44,7 @@ export function createApiHandler(getRuntime: () => Promise<ApiRuntime>) {
         } else {
           runtime?.logger.info('request refused', { requestId, status, code: (request.error as { code?: string } | null)?.code });
         }
-        request.response = mapErrorToResponse(request.error, requestId);
+        request.response = withCors(mapErrorToResponse(request.error, requestId), request.event, runtime?.allowedOrigin);
       },
     })
     .handler(async (event, context) => {
@@ -52,8 +58,26 @@ export function createApiHandler(getRuntime: () => Promise<ApiRuntime>) {
         status: response.statusCode,
         ...(route.params.exportId ? { exportId: route.params.exportId.slice(0, 64) } : {}),
       });
-      return response;
+      return withCors(response, event, runtime.allowedOrigin);
     });
+}
+
+/**
+ * A Lambda proxy response carries its own CORS headers (API Gateway adds them only to
+ * preflights and its own errors). Only the configured admin origin is echoed, never `*`.
+ */
+function withCors(response: APIGatewayProxyResult, event: APIGatewayProxyEvent | undefined, allowedOrigin: string | undefined): APIGatewayProxyResult {
+  const origin = event?.headers?.origin;
+  if (!allowedOrigin || !origin || origin !== allowedOrigin) return response;
+  return {
+    ...response,
+    headers: {
+      ...(response.headers ?? {}),
+      'Access-Control-Allow-Origin': origin,
+      'Access-Control-Expose-Headers': 'Location, Retry-After, Idempotency-Replayed, X-Request-Id, WWW-Authenticate',
+      Vary: 'Origin',
+    },
+  };
 }
 
 async function dispatch(

@@ -79,6 +79,7 @@ async function buildRuntime(): Promise<ApiRuntime> {
   const spinCount = api.KEY_SPIN_COUNT;
   return {
     logger: apiLogger,
+    ...(process.env.ADMIN_ORIGIN ? { allowedOrigin: process.env.ADMIN_ORIGIN } : {}),
     verifier: createTokenVerifier(api.jwt),
     deps: {
       store,

@@ -59,6 +59,7 @@ beforeEach(() => {
   logs = [];
   const runtime: ApiRuntime = {
     deps: fakes.deps,
+    allowedOrigin: 'https://admin.example.com',
     verifier: createTokenVerifier({ issuer: DEV_ISSUER, audience: DEV_AUDIENCE, devSecret: secret }),
     logger: createCapturingLogger(logs),
   };
@@ -203,6 +204,20 @@ describe('authentication and authorization', () => {
     expect(auditor.status).toBe(200);
     const garbage = await call(loadEvent('api-get-export.json', { TOKEN: await token(), EXPORT_ID: 'not-an-id' }));
     expect(garbage.status).toBe(404);
+  });
+
+  it('echoes CORS headers for the admin origin only, on success and on errors', async () => {
+    const fromAdmin = loadEvent('api-list-exports.json', { TOKEN: await token() });
+    fromAdmin.headers.Origin = 'https://admin.example.com';
+    const ok = await call(fromAdmin);
+    expect(ok.headers['Access-Control-Allow-Origin']).toBe('https://admin.example.com');
+    expect(ok.headers['Access-Control-Expose-Headers']).toMatch(/Retry-After/);
+    const refused = loadEvent('api-list-exports.json', { TOKEN: 'x' });
+    refused.headers.Origin = 'https://admin.example.com';
+    expect((await call(refused)).headers['Access-Control-Allow-Origin']).toBe('https://admin.example.com');
+    const fromElsewhere = loadEvent('api-list-exports.json', { TOKEN: await token() });
+    fromElsewhere.headers.Origin = 'https://evil.example.com';
+    expect((await call(fromElsewhere)).headers['Access-Control-Allow-Origin']).toBeUndefined();
   });
 
   it('404 for unknown routes, 405 with Allow for a wrong method', async () => {
