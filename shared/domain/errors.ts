@@ -114,6 +114,9 @@ export function formatIssuePath(path: readonly PropertyKey[], prefix = ''): stri
   return out === '' ? '(root)' : out;
 }
 
+const MAX_ISSUES = 50;
+const MAX_SUMMARY_ISSUES = 5;
+
 /**
  * Turns a ZodError into one ValidationError listing every issue's path. Only zod's issue
  * messages are used; zod 4 does not put input values into them (we never enable
@@ -123,12 +126,18 @@ export function toValidationError(
   error: z.ZodError,
   opts: { prefix?: string; code?: string; rule?: string } = {},
 ): ValidationError {
-  const issues: ValidationIssue[] = error.issues.map((issue) => ({
+  // Bounded: a 100,000-value list of bad values must not become a 100,000-line error body.
+  const issues: ValidationIssue[] = error.issues.slice(0, MAX_ISSUES).map((issue) => ({
     path: formatIssuePath(issue.path, opts.prefix ?? ''),
     message: issue.message,
   }));
   const first = issues[0];
-  const summary = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+  const more = error.issues.length - MAX_SUMMARY_ISSUES;
+  const summary =
+    issues
+      .slice(0, MAX_SUMMARY_ISSUES)
+      .map((i) => `${i.path}: ${i.message}`)
+      .join('; ') + (more > 0 ? `; and ${more} more` : '');
   return new ValidationError(`Invalid request: ${summary}`, {
     code: opts.code ?? 'VALIDATION_FAILED',
     ...(first ? { field: first.path } : {}),

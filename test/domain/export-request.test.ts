@@ -161,6 +161,21 @@ describe('parsing errors', () => {
     }
   });
 
+  it('C3: a huge list of bad values gives a bounded error', () => {
+    const userIds = Array.from({ length: 50_000 }, () => '');
+    expect(exportRequestSchema.safeParse(contacts({ scope: 'selection', userIds })).error!.issues.length).toBe(50_000);
+    try {
+      parseExportRequest(contacts({ scope: 'selection', userIds }));
+      expect.unreachable();
+    } catch (e) {
+      const err = e as ValidationError;
+      expect(err.issues.length).toBe(50);
+      expect(err.message.length).toBeLessThan(2_000);
+      expect(err.message).toContain('and 49995 more');
+      expect(err.field).toBe('userIds[0]');
+    }
+  });
+
   it('S4/C7: the password never appears in an error, whatever is wrong', () => {
     const bodies = [
       cases({ password: `${SECRET} with spaces`, from: 'bad' }),
