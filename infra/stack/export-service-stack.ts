@@ -44,7 +44,8 @@ export const FUNCTION_SIZING: Record<FunctionName, { memorySize: number; timeout
   // The finalizer streams a file of up to ~1M rows through encryption into a multipart upload:
   // give it the Lambda maximum and enough memory for network throughput, not for buffering.
   finalizer: { memorySize: 2048, timeout: Duration.minutes(15) },
-  notifier: { memorySize: 256, timeout: Duration.seconds(30) },
+  // Up to 3 webhook attempts of at most 10 s each plus backoff (shared/app/notify-export.ts).
+  notifier: { memorySize: 256, timeout: Duration.seconds(60) },
   dlq: { memorySize: 256, timeout: Duration.seconds(30) },
 };
 
