@@ -38,6 +38,10 @@ export function createClients(env: Record<string, string | undefined> = process.
   });
   const sqs = new SQSClient({ region, ...(sqsEndpoint ? { endpoint: sqsEndpoint } : {}), ...localCredentials(sqsEndpoint) });
   const kms = new KMSClient({ region });
+  // The SDK's logger middleware builds a redacted copy of every request and response for its
+  // logger even when that logger is the default no-op: measured at about 5% of a chunk's CPU
+  // (every Query page walked twice). Nothing here reads SDK logs, so it is removed.
+  for (const client of [ddb, s3, sqs, kms]) client.middlewareStack.remove('loggerMiddleware');
   return { ddb, s3, sqs, kms };
 }
 
