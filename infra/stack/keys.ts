@@ -3,7 +3,8 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 
 /** The only use-actions anyone needs on the wrap key, split by who may perform them. */
-export const WRAP_ACTIONS = ['kms:Encrypt', 'kms:GenerateDataKey', 'kms:GenerateDataKeyWithoutPlaintext'] as const;
+// GenerateDataKey* also covers the WithoutPlaintext and key-pair variants.
+export const WRAP_ACTIONS = ['kms:Encrypt', 'kms:GenerateDataKey*'] as const;
 export const UNWRAP_ACTIONS = ['kms:Decrypt'] as const;
 
 /**
