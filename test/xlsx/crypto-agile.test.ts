@@ -26,7 +26,6 @@ import {
 
 // xlsx-populate ships no type declarations; a non-literal specifier keeps it `any` on purpose.
 const xlsxPopulateModule = 'xlsx-populate';
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const loadXlsxPopulate = async (): Promise<any> => (await import(xlsxPopulateModule)).default;
 
 const PASSWORD = 'Tr0ub4dor3';

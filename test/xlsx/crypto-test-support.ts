@@ -324,13 +324,16 @@ export function msoffcryptoAvailable(): boolean {
 }
 
 // The password reaches Python through the environment, never argv, so it is not in `ps` output.
+// Takes (input, output) path pairs so many files cost one interpreter start-up.
 const DECRYPT_SCRIPT = `
 import os, sys, msoffcrypto
-with open(sys.argv[1], 'rb') as f:
-    office = msoffcrypto.OfficeFile(f)
-    office.load_key(password=os.environ['MSOFF_PASSWORD'], verify_password=True)
-    with open(sys.argv[2], 'wb') as o:
-        office.decrypt(o, verify_integrity=True)
+args = sys.argv[1:]
+for i in range(0, len(args), 2):
+    with open(args[i], 'rb') as f:
+        office = msoffcrypto.OfficeFile(f)
+        office.load_key(password=os.environ['MSOFF_PASSWORD'], verify_password=True)
+        with open(args[i + 1], 'wb') as o:
+            office.decrypt(o, verify_integrity=True)
 `;
 
 export interface PythonResult {
@@ -340,7 +343,12 @@ export interface PythonResult {
 
 /** Decrypts `input` to `output` with msoffcrypto-tool, verifying the password and the HMAC. */
 export function msoffcryptoDecrypt(input: string, output: string, password: string): PythonResult {
-  const run = spawnSync(PYTHON, ['-c', DECRYPT_SCRIPT, input, output], {
+  return msoffcryptoDecryptMany([[input, output]], password);
+}
+
+/** Decrypts every [input, output] pair in one Python process; fails at the first bad file. */
+export function msoffcryptoDecryptMany(pairs: readonly (readonly [string, string])[], password: string): PythonResult {
+  const run = spawnSync(PYTHON, ['-c', DECRYPT_SCRIPT, ...pairs.flat()], {
     encoding: 'utf8',
     env: { ...process.env, MSOFF_PASSWORD: password },
     maxBuffer: 16 * 1024 * 1024,

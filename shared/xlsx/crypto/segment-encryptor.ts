@@ -87,7 +87,8 @@ parentPort.on('message', (job) => {
 export function createWorkerEncryptor(packageKey: Buffer, keyDataSalt: Buffer): SegmentEncryptor {
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
-    workerData: { key: Buffer.from(packageKey), ivInput: ivInputFor(keyDataSalt) },
+    // Own-buffer copies: cloning a pooled Buffer would copy its whole 8 KiB pool slab along.
+    workerData: { key: Uint8Array.from(packageKey), ivInput: Uint8Array.from(ivInputFor(keyDataSalt)) },
   });
   const pending: { resolve: (value: Buffer[]) => void; reject: (error: Error) => void }[] = [];
   let failure: Error | undefined;
