@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   EncryptionInputError,
   EncryptionStreamError,
+  MAX_PACKAGE_SIZE,
   createEncryptingSink,
   deriveEncryptionKeys,
   encryptedFileSize,
@@ -346,6 +347,16 @@ describe('large files', () => {
     expect(chain.length).toBe(Math.ceil(packageEntry.size / 4096));
     expect(chain.at(-1)).toBe(chain.length - 1);
     expect(cfb.readStream(['EncryptionInfo']).subarray(0, 4)).toEqual(Buffer.from([4, 0, 4, 0]));
+  });
+
+  it('plans the largest accepted package and refuses a larger one by name', () => {
+    const plan = planEncryptedFile(MAX_PACKAGE_SIZE);
+    expect(plan.version).toBe(4);
+    expect(plan.totalSectors).toBeLessThan(0xfffffffa);
+    expect(plan.fileSize).toBeGreaterThan(MAX_PACKAGE_SIZE);
+    expect(() => encryptedFileSize(MAX_PACKAGE_SIZE + 1)).toThrow(
+      expect.objectContaining({ name: 'EncryptionInputError', field: 'packageSize' }),
+    );
   });
 
   it('switches to version 4 by itself when EncryptedPackage passes the 2 GB version 3 limit', () => {

@@ -40,8 +40,8 @@ const PARALLEL_THRESHOLD_BYTES = 8 * 1024 * 1024;
 const STREAM_SIZE_BYTES = 8;
 /** Output is handed to `out` in batches of this size: few write calls, still O(1) memory. */
 const OUTPUT_BATCH_BYTES = 64 * 1024;
-/** The largest package we accept; far beyond any workbook, but keeps every offset a safe integer. */
-export const MAX_PACKAGE_SIZE = 2 ** 44;
+/** The largest package we accept: far beyond any workbook, and its version 4 file still fits 32-bit sector numbers. */
+export const MAX_PACKAGE_SIZE = 2 ** 43;
 
 export interface EncryptedLayoutOptions {
   /**
