@@ -1,7 +1,10 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportRequestJsonSchema } from '../../shared/domain/export-request';
+import { PROJECT_ROOT } from '../../infra/stack/export-service-stack';
 import { resourcesOf, synthStack, type SynthResult } from './synth-stack';
 
 // ajv-formats is CommonJS with a default export; under ESM interop it may arrive wrapped.
@@ -69,6 +72,13 @@ describe('API Gateway request model for POST /v1/exports', () => {
     const validate = compileModel();
     expect(validate(goodCases), JSON.stringify(validate.errors)).toBe(true);
     expect(validate(goodContacts), JSON.stringify(validate.errors)).toBe(true);
+  });
+
+  it.each(['api-create-export-cases.json', 'api-create-export-contacts.json'])('accepts the body of the sample event %s', (file) => {
+    const event = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'events', file), 'utf8')) as { body: string };
+    const body = JSON.parse(event.body.replace('{{PASSWORD}}', 'Sample2025pw')) as unknown;
+    const validate = compileModel();
+    expect(validate(body), JSON.stringify(validate.errors)).toBe(true);
   });
 
   it.each([
