@@ -7,7 +7,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import { z } from 'zod';
@@ -34,10 +34,30 @@ export type ScenarioResult = Scenario & {
 };
 
 const ROWS_PER_PART = 50_000;
-// Loader hooks registered with --import do not reach worker threads on Node 20, so the worker
-// registers tsx itself before importing the TypeScript worker module.
-const WORKER_BOOTSTRAP = `import(${JSON.stringify(pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api')).href.replace(/index\.cjs$/, 'index.mjs'))})
-  .then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./render-worker.ts', import.meta.url).href)}); })`;
+/** Worker-variant parts are smaller: several are in flight at once (one per worker, plus transfers). */
+const ROWS_PER_WORKER_PART = 25_000;
+
+/**
+ * The worker as one plain ESM file, bundled with esbuild: a worker that loaded tsx itself
+ * (loader hooks given with --import do not reach worker threads on Node 20) carried the
+ * transformer in every thread's heap, which showed up in the peak RSS.
+ */
+async function bundleWorker(work: string): Promise<string> {
+  const esbuild = await import('esbuild');
+  const outfile = join(work, 'render-worker.mjs');
+  await esbuild.build({
+    entryPoints: [fileURLToPath(new URL('./render-worker.ts', import.meta.url))],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    outfile,
+    logLevel: 'error',
+  });
+  esbuild.stop();
+  return outfile;
+}
+
 // A fixed benchmark password, not a secret: the files are deleted after measuring.
 const PASSWORD = 'Bench1234';
 
@@ -82,16 +102,17 @@ async function runOurs(s: Scenario): Promise<{ renderSeconds: number; threads: n
       }
     } else {
       threads = availableParallelism();
+      const workerFile = await bundleWorker(work);
       const jobs: { partIndex: number; start: number; count: number }[] = [];
-      for (let start = 0, partIndex = 0; start < s.rows; start += ROWS_PER_PART, partIndex++) {
-        jobs.push({ partIndex, start, count: Math.min(ROWS_PER_PART, s.rows - start) });
+      for (let start = 0, partIndex = 0; start < s.rows; start += ROWS_PER_WORKER_PART, partIndex++) {
+        jobs.push({ partIndex, start, count: Math.min(ROWS_PER_WORKER_PART, s.rows - start) });
       }
       const results: (StoredPart | undefined)[] = new Array(jobs.length);
       let next = 0;
       let writes = Promise.resolve();
       await Promise.all(
         Array.from({ length: Math.min(threads, jobs.length) }, () => {
-          const worker = new Worker(WORKER_BOOTSTRAP, { eval: true, workerData: { shape: s.shape, timeZone: s.timeZone } });
+          const worker = new Worker(workerFile, { workerData: { shape: s.shape, timeZone: s.timeZone } });
           return new Promise<void>((resolve, reject) => {
             const feed = (): void => {
               const job = jobs[next++];
