@@ -26,6 +26,8 @@ export type ErrorBody = {
   };
 };
 
+const MAX_ISSUES = 50;
+
 /** Status for each known error; anything not listed is a 500. Order matters: subclasses first. */
 export function statusOf(error: unknown): number {
   if (error instanceof UnauthenticatedError) return 401;
@@ -64,7 +66,8 @@ export function mapErrorToResponse(error: unknown, requestId: string): APIGatewa
     if (error.field !== undefined) body.field = error.field;
     if (error.rule !== undefined) body.rule = error.rule;
   }
-  if (error instanceof ValidationError && error.issues.length > 0) body.issues = error.issues;
+  // Bounded: a 100,000-value list with every value wrong must not become a 10 MB error body.
+  if (error instanceof ValidationError && error.issues.length > 0) body.issues = error.issues.slice(0, MAX_ISSUES);
   if (error instanceof CooldownActiveError) {
     body.retryAfterSeconds = error.retryAfterSeconds;
     headers['Retry-After'] = String(error.retryAfterSeconds);

@@ -206,6 +206,29 @@ describe('authentication and authorization', () => {
     expect(garbage.status).toBe(404);
   });
 
+  it('trusts the principal a Lambda authorizer put in the request context (AWS), without a bearer', async () => {
+    const event = loadEvent('api-list-exports.json', { TOKEN: '' });
+    delete event.headers.Authorization;
+    (event.requestContext as { authorizer: unknown }).authorizer = {
+      channelId: 'ch-1',
+      managerId: 'm-1',
+      name: 'Kim',
+      permissions: JSON.stringify(['export:download']),
+      principalId: 'm-1',
+    };
+    expect((await call(event)).status).toBe(200);
+    (event.requestContext as { authorizer: unknown }).authorizer = { channelId: 'ch-1', managerId: 'm-1', name: 'Kim', permissions: '[]' };
+    expect((await call(event)).status).toBe(403);
+  });
+
+  it('bounds the issues listed in a 400', async () => {
+    const ev = loadEvent('api-create-export-contacts.json', { TOKEN: await token(), PASSWORD });
+    ev.body = JSON.stringify({ kind: 'contacts', scope: 'selection', userIds: Array.from({ length: 500 }, () => ''), reason: 'r', password: PASSWORD });
+    const res = await call(ev);
+    expect(res.status).toBe(400);
+    expect(res.body.error.issues.length).toBeLessThanOrEqual(50);
+  });
+
   it('echoes CORS headers for the admin origin only, on success and on errors', async () => {
     const fromAdmin = loadEvent('api-list-exports.json', { TOKEN: await token() });
     fromAdmin.headers.Origin = 'https://admin.example.com';
