@@ -26,7 +26,15 @@ export { sanitizeText } from './sanitize-text';
 export { assertTimeZone, createExcelDateConverter, createLocalTimeConverter } from './time-zone';
 export { createRowEncoder, type RowEncoder } from './row-encoder';
 export { compileRowRenderer, columnLetters, type RowRenderOptions, type RowRenderer } from './render-row';
-export { createPartEncoder, renderPart, DEFAULT_DEFLATE_LEVEL, type PartEncoder, type PartOptions } from './part';
+export {
+  createAsyncPartEncoder,
+  createPartEncoder,
+  renderPart,
+  DEFAULT_DEFLATE_LEVEL,
+  type AsyncPartEncoder,
+  type PartEncoder,
+  type PartOptions,
+} from './part';
 export { crc32, crc32Combine } from './crc32';
 export { createWritableSink, type ByteSink, type WritableSink } from './byte-sink';
 export {

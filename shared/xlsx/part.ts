@@ -76,6 +76,90 @@ export function createPartEncoder(columns: readonly ColumnSpec[], options: PartO
   };
 }
 
+export type AsyncPartEncoder = {
+  /**
+   * Encodes a row. When enough slices are already being deflated, returns a promise the caller
+   * must await before adding more (memory stays bounded); otherwise returns undefined.
+   */
+  add(row: Row): Promise<void> | undefined;
+  readonly rowCount: number;
+  finish(): Promise<Part>;
+};
+
+/** Slices being deflated at once by one async encoder (about 1 MiB of XML each). */
+const MAX_SLICES_IN_FLIGHT = 3;
+
+/**
+ * Like createPartEncoder, but slices are deflated on libuv's thread pool while the calling
+ * thread encodes the next rows: on a machine with a spare core (a 2-vCPU Lambda) encoding and
+ * deflating overlap. Produces exactly the same part as createPartEncoder.
+ */
+export function createAsyncPartEncoder(columns: readonly ColumnSpec[], options: PartOptions): AsyncPartEncoder {
+  const rows = createRowEncoder(columns, options);
+  const level = options.level ?? DEFAULT_DEFLATE_LEVEL;
+  const slices: Promise<Buffer>[] = [];
+  let inFlight = 0;
+  let waiter: (() => void) | undefined;
+  let failure: Error | undefined;
+  let rawLength = 0;
+  let crc = 0;
+  let rowCount = 0;
+  let finished = false;
+
+  const flush = (): void => {
+    if (rows.length === 0) return;
+    const raw = rows.takeOwned();
+    crc = crc32(raw, crc);
+    rawLength += raw.length;
+    inFlight++;
+    slices.push(
+      new Promise<Buffer>((resolve, reject) => {
+        zlib.deflateRaw(raw, { level, memLevel: 9, finishFlush: zlib.constants.Z_SYNC_FLUSH }, (err, out) => {
+          inFlight--;
+          if (err) {
+            failure ??= err;
+            reject(err);
+          } else resolve(out);
+          const w = waiter;
+          waiter = undefined;
+          w?.();
+        });
+      }),
+    );
+    // Rejections are collected by finish(); do not let one go unhandled meanwhile.
+    slices[slices.length - 1]!.catch(() => undefined);
+  };
+
+  return {
+    add(row: Row): Promise<void> | undefined {
+      if (finished) throw new Error('part encoder already finished');
+      if (failure) throw failure;
+      rows.encode(row);
+      rowCount++;
+      if (rows.length < SLICE_BYTES) return undefined;
+      flush();
+      if (inFlight < MAX_SLICES_IN_FLIGHT) return undefined;
+      return new Promise<void>((resolve) => {
+        waiter = resolve;
+      });
+    },
+    get rowCount() {
+      return rowCount;
+    },
+    async finish(): Promise<Part> {
+      if (finished) throw new Error('part encoder already finished');
+      finished = true;
+      flush();
+      const chunks = await Promise.all(slices);
+      const compressedLength = chunks.reduce((n, c) => n + c.length, 0);
+      const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, compressedLength);
+      const part: Part = { data, rawLength, compressedLength, crc32: crc, rowCount };
+      if (options.startRow !== undefined) part.firstRow = options.startRow;
+      return part;
+    },
+  };
+}
+
 /** Renders a slice of rows into one part. */
 export function renderPart(columns: readonly ColumnSpec[], rows: Iterable<Row>, options: PartOptions): Part {
   const encoder = createPartEncoder(columns, options);

@@ -17,6 +17,8 @@ export type RowEncoder = {
   readonly length: number;
   /** The bytes encoded since the last call, as a view valid until the next `encode`. */
   take(): Buffer;
+  /** The bytes encoded since the last call, in a buffer the caller keeps (for async use). */
+  takeOwned(): Buffer;
 };
 
 // Plain Uint8Arrays (not Buffers) so the copy loop in put() sees one element kind: monomorphic.
@@ -267,6 +269,12 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
     },
     take(): Buffer {
       const out = buf.subarray(0, pos);
+      pos = 0;
+      return out;
+    },
+    takeOwned(): Buffer {
+      const out = buf.subarray(0, pos);
+      buf = Buffer.allocUnsafe(Math.max(INITIAL_CAPACITY, Math.min(buf.length, 4 * INITIAL_CAPACITY)));
       pos = 0;
       return out;
     },

@@ -3,7 +3,7 @@ import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { crc32, crc32Combine } from '../../shared/xlsx/crc32';
 import { CellValueError } from '../../shared/xlsx/errors';
-import { createPartEncoder, renderPart } from '../../shared/xlsx/part';
+import { createAsyncPartEncoder, createPartEncoder, renderPart } from '../../shared/xlsx/part';
 import { compileRowRenderer } from '../../shared/xlsx/render-row';
 import { createRowEncoder } from '../../shared/xlsx/row-encoder';
 import { renderTextCell, sanitizeText } from '../../shared/xlsx/sanitize-text';
@@ -247,6 +247,21 @@ describe('parts', () => {
     expect(a.firstRow).toBe(2);
     expect(zlib.inflateRawSync(Buffer.concat([a.data, zlib.deflateRawSync(Buffer.alloc(0))])).length).toBe(a.rawLength);
     expect(() => enc.add({})).toThrow(/finished/);
+  });
+
+  it('the async encoder (deflating on the thread pool) gives exactly the sync part', async () => {
+    const rows = makeRows(ALL_TYPES, 30_000, 5);
+    const sync = renderPart(ALL_TYPES, rows, { timeZone: 'UTC', startRow: 2 });
+    const enc = createAsyncPartEncoder(ALL_TYPES, { timeZone: 'UTC', startRow: 2 });
+    for (const r of rows) {
+      const wait = enc.add(r);
+      if (wait) await wait;
+    }
+    const part = await enc.finish();
+    expect(part.rawLength).toBeGreaterThan(3 * 1024 * 1024);
+    expect(part.data.equals(sync.data)).toBe(true);
+    expect({ ...part, data: undefined }).toEqual({ ...sync, data: undefined });
+    await expect(enc.finish()).rejects.toThrow(/finished/);
   });
 
   it('an empty part is empty', () => {
