@@ -320,6 +320,9 @@ describe('GET /v1/downloads/{token}', () => {
     fakes.clock.current = new Date('2026-03-08T10:00:01.000Z');
     const late = await call(loadEvent('api-download.json', { DOWNLOAD_TOKEN: downloadToken }));
     expect(late.status).toBe(410);
+    const lapsed = await call(loadEvent('api-get-export.json', { TOKEN: await token({}, fakes.clock.now()), EXPORT_ID: exportId }));
+    expect(lapsed.body).toMatchObject({ status: 'expired', rowCount: 12 });
+    expect(lapsed.body.link).toBeUndefined();
     const downloads = fakes.audit.events.filter((e) => e.type === 'downloaded');
     expect(downloads).toEqual([
       expect.objectContaining({ ip: '203.0.113.7', userAgent: 'Mozilla/5.0 (export-console)', outcome: 'redirected' }),

@@ -35,7 +35,7 @@ async function loadVisibleJob(deps: ApiDeps, principal: Principal, exportId: str
 export async function getExport(deps: ApiDeps, principal: Principal, exportId: string): Promise<ExportView> {
   const job = await loadVisibleJob(deps, principal, exportId);
   const link = job.status === 'completed' ? await deps.links.linkFor(job) : undefined;
-  return toExportView(job, deps.publicBaseUrl, link);
+  return toExportView(job, deps.publicBaseUrl, link, deps.clock.now());
 }
 
 export const listExportsQuerySchema = z.strictObject({
@@ -63,7 +63,9 @@ export async function listExports(
   const storeCursor = parsed.data.cursor ? openCursor(deps.hmacSecret, scope, parsed.data.cursor) : undefined;
   const page = await deps.store.listJobs(principal.channelId, principal.managerId, storeCursor, parsed.data.limit);
   const items = await Promise.all(
-    page.items.map(async (job) => toExportView(job, deps.publicBaseUrl, job.status === 'completed' ? await deps.links.linkFor(job) : undefined)),
+    page.items.map(async (job) =>
+      toExportView(job, deps.publicBaseUrl, job.status === 'completed' ? await deps.links.linkFor(job) : undefined, deps.clock.now()),
+    ),
   );
   return { items, ...(page.cursor ? { cursor: sealCursor(deps.hmacSecret, scope, page.cursor) } : {}) };
 }

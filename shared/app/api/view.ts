@@ -22,7 +22,13 @@ export type ExportView = {
   links: { self: string; cancel?: string };
 };
 
-export function toExportView(job: ExportJob, baseUrl: string, link: string | undefined): ExportView {
+/**
+ * A completed export whose 7-day window has passed is shown as `expired` even before any
+ * process rewrites the job (the file is deleted by the bucket's lifecycle rule): no link then.
+ */
+export function toExportView(stored: ExportJob, baseUrl: string, link: string | undefined, now?: Date): ExportView {
+  const lapsed = stored.status === 'completed' && stored.expiresAt !== undefined && now !== undefined && now.getTime() >= Date.parse(stored.expiresAt);
+  const job: ExportJob = lapsed ? { ...stored, status: 'expired' } : stored;
   const self = `${baseUrl}/v1/exports/${encodeURIComponent(job.exportId)}`;
   const active = job.status === 'queued' || job.status === 'running' || job.status === 'finalizing';
   const view: ExportView = {
@@ -38,13 +44,13 @@ export function toExportView(job: ExportJob, baseUrl: string, link: string | und
     links: { self, ...(active ? { cancel: `${self}/cancel` } : {}) },
   };
   if (job.rowCount !== undefined) view.rowCount = job.rowCount;
-  if (job.status === 'completed') {
+  if (job.status === 'completed' || job.status === 'expired') {
     if (job.fileName !== undefined) view.fileName = job.fileName;
     if (job.fileSize !== undefined) view.fileSize = job.fileSize;
     if (job.sha256 !== undefined) view.sha256 = job.sha256;
     if (job.completedAt !== undefined) view.completedAt = job.completedAt;
     if (job.expiresAt !== undefined) view.expiresAt = job.expiresAt;
-    if (link !== undefined) view.link = link;
+    if (link !== undefined && job.status === 'completed') view.link = link;
   }
   if (job.status === 'failed' && job.error) view.error = { code: job.error.code, message: job.error.message };
   return view;
