@@ -150,9 +150,13 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     expiresAt: expiresAt.toISOString(),
   });
   if (!completed) {
-    // Canceled (or failed) while the file was being written: offer nothing.
-    deps.log.info('export left finalizing before completion: file discarded', { exportId: job.exportId });
-    await deps.objects.deletePrefix(`exports/${job.channelId}/${job.exportId}/`);
+    const now = await deps.store.getJob(job.channelId, job.exportId);
+    // A concurrent run (a redelivered finalize message) completed it with the same bytes under
+    // the same key: leave its file alone. Canceled or failed meanwhile: offer nothing.
+    if (now?.status !== 'completed') {
+      deps.log.info('export left finalizing before completion: file discarded', { exportId: job.exportId });
+      await deps.objects.deletePrefix(`exports/${job.channelId}/${job.exportId}/`);
+    }
     return { status: 'skipped' };
   }
   await deps.audit

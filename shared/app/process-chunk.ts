@@ -125,11 +125,13 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
   const fresh = (await deps.store.getJob(job.channelId, job.exportId)) ?? job;
   if (!ACTIVE.has(fresh.status)) return outcome;
   if (fresh.kind === 'cases' && (fresh.phase ?? 'main') === 'main') {
+    // The lease keeps a slow original and its redelivery from both planning the users phase.
+    if (!(await deps.store.claimFlag(fresh.channelId, fresh.exportId, 'usersClaim'))) return outcome;
     await planUsersPhase(fresh, deps);
     outcome.usersPhasePlanned = true;
     return outcome;
   }
-  if (!fresh.finalizeEnqueued) {
+  if (!fresh.finalizeEnqueued && (await deps.store.claimFlag(fresh.channelId, fresh.exportId, 'finalizeClaim'))) {
     await enqueueFinalize(deps, fresh);
     outcome.finalizeEnqueued = true;
     deps.log.info('finalize enqueued', { exportId: fresh.exportId, rowsWritten: done.rowsWritten });
@@ -263,7 +265,7 @@ async function planUsersPhase(job: ExportJob, deps: ChunkDeps): Promise<void> {
   if (!advanced && job.usersEnqueued) return;
   deps.log.info('users phase planned', { exportId: job.exportId, users: all.size, chunks: batches.length });
   if (batches.length === 0) {
-    if (!job.finalizeEnqueued) await enqueueFinalize(deps, job);
+    if (!job.finalizeEnqueued && (await deps.store.claimFlag(job.channelId, job.exportId, 'finalizeClaim'))) await enqueueFinalize(deps, job);
     return;
   }
   await deps.queue.sendMany(

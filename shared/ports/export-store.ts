@@ -32,7 +32,14 @@ export type ChunkDoneResult = {
   rowsWritten: number;
 };
 
-export type JobFlag = 'finalizeEnqueued' | 'notifyEnqueued' | 'usersEnqueued';
+/**
+ * `*Enqueued` flags flip once. `*Claim` flags are leases: the claim succeeds while the matching
+ * `*Enqueued` flag is unset and nobody holds a claim younger than CLAIM_LEASE_MS, so a retry
+ * can take over from a crashed holder but never races a live one.
+ */
+export type JobFlag = 'finalizeEnqueued' | 'notifyEnqueued' | 'usersEnqueued' | 'finalizeClaim' | 'usersClaim';
+
+export const CLAIM_LEASE_MS = 120_000;
 
 export type JobPage = { items: ExportJob[]; cursor?: string };
 

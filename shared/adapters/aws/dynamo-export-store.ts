@@ -7,14 +7,15 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { exportJobSchema, type ExportJob, type ExportStatus } from '../../app/export-job';
-import type {
-  ChunkDoneResult,
-  DownloadTokenRecord,
-  ExportStore,
-  IdempotencyRecord,
-  JobFlag,
-  JobPage,
-  JobPatch,
+import {
+  CLAIM_LEASE_MS,
+  type ChunkDoneResult,
+  type DownloadTokenRecord,
+  type ExportStore,
+  type IdempotencyRecord,
+  type JobFlag,
+  type JobPage,
+  type JobPatch,
 } from '../../ports/export-store';
 
 /**
@@ -231,6 +232,7 @@ export class DynamoExportStore implements ExportStore {
   }
 
   async claimFlag(channelId: string, exportId: string, flag: JobFlag): Promise<boolean> {
+    if (flag === 'finalizeClaim' || flag === 'usersClaim') return this.claimLease(channelId, exportId, flag);
     try {
       await this.ddb.send(
         new UpdateCommand({
@@ -240,6 +242,33 @@ export class DynamoExportStore implements ExportStore {
           ConditionExpression: 'channelId = :ch AND (attribute_not_exists(#flag) OR #flag = :false)',
           ExpressionAttributeNames: { '#flag': flag },
           ExpressionAttributeValues: { ':true': true, ':false': false, ':ch': channelId, ':now': this.now().toISOString() },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  private async claimLease(channelId: string, exportId: string, flag: 'finalizeClaim' | 'usersClaim'): Promise<boolean> {
+    const now = this.now();
+    const sent = flag === 'finalizeClaim' ? 'finalizeEnqueued' : 'usersEnqueued';
+    try {
+      await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: jobPk(exportId), sk: JOB_SK },
+          UpdateExpression: 'SET #claim = :now',
+          // ISO-8601 UTC strings compare in time order.
+          ConditionExpression: 'channelId = :ch AND (attribute_not_exists(#sent) OR #sent = :false) AND (attribute_not_exists(#claim) OR #claim < :stale)',
+          ExpressionAttributeNames: { '#claim': flag, '#sent': sent },
+          ExpressionAttributeValues: {
+            ':now': now.toISOString(),
+            ':stale': new Date(now.getTime() - CLAIM_LEASE_MS).toISOString(),
+            ':false': false,
+            ':ch': channelId,
+          },
         }),
       );
       return true;

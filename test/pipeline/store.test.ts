@@ -1,0 +1,120 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { startLocalStack, type LocalStack } from '../../infra/local/stack';
+import { DynamoExportStore } from '../../shared/adapters/aws/dynamo-export-store';
+import type { ExportJob } from '../../shared/app/export-job';
+
+function job(exportId: string, createdAt: string, overrides: Partial<ExportJob> = {}): ExportJob {
+  return {
+    exportId,
+    channelId: 'ch',
+    managerId: 'm1',
+    managerName: 'Kim',
+    kind: 'contacts',
+    request: { kind: 'contacts', scope: 'all' },
+    reason: 'r',
+    status: 'queued',
+    createdAt,
+    updatedAt: createdAt,
+    chunksTotal: 3,
+    chunksDone: 0,
+    rowsWritten: 0,
+    encryption: { params: { a: 1 }, wrappedKey: 'w' },
+    timeZone: 'Asia/Seoul',
+    ...overrides,
+  };
+}
+
+describe('DynamoExportStore on dynalite', () => {
+  let stack: LocalStack;
+  let clock = new Date('2025-07-01T00:00:00.000Z');
+  let store: DynamoExportStore;
+
+  beforeAll(async () => {
+    stack = await startLocalStack({ port: 0, pollers: false });
+    const ddb = DynamoDBDocumentClient.from(stack.clients.ddb, { marshallOptions: { removeUndefinedValues: true } });
+    store = new DynamoExportStore(ddb, stack.tables.exports, () => clock);
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('creates once and hides a job from other channels', async () => {
+    expect(await store.createJob(job('j1', '2025-07-01T00:00:00.000Z'))).toBe(true);
+    expect(await store.createJob(job('j1', '2025-07-01T00:00:00.000Z'))).toBe(false);
+    expect((await store.getJob('ch', 'j1'))?.exportId).toBe('j1');
+    expect(await store.getJob('other', 'j1')).toBeNull();
+  });
+
+  it('counts a chunk once however often it is marked (a set, not a counter)', async () => {
+    const first = await store.markChunkDone('ch', 'j1', 'users-0', { rowCount: 10 });
+    const again = await store.markChunkDone('ch', 'j1', 'users-0', { rowCount: 10 });
+    const results = await Promise.all([1, 2, 3, 4].map(() => store.markChunkDone('ch', 'j1', 'users-1', { rowCount: 5 })));
+    expect(first).toEqual({ firstTime: true, done: 1, total: 3, rowsWritten: 10 });
+    expect(again).toEqual({ firstTime: false, done: 1, total: 3, rowsWritten: 10 });
+    expect(results.filter((r) => r.firstTime)).toHaveLength(1);
+    const saved = await store.getJob('ch', 'j1');
+    expect([saved?.chunksDone, saved?.rowsWritten]).toEqual([2, 15]);
+    await expect(store.markChunkDone('other', 'j1', 'users-2', { rowCount: 1 })).rejects.toThrow(/not found/);
+  });
+
+  it('transitions conditionally: a canceled export never becomes completed', async () => {
+    expect(await store.setStatus('ch', 'j1', 'running', ['queued'])).toBe(true);
+    expect(await store.setStatus('ch', 'j1', 'canceled', ['queued', 'running', 'finalizing'])).toBe(true);
+    expect(await store.setStatus('ch', 'j1', 'completed', ['finalizing'], { rowCount: 1 })).toBe(false);
+    expect(await store.setStatus('ch', 'j1', 'failed', ['queued', 'running', 'finalizing'])).toBe(false);
+    expect((await store.getJob('ch', 'j1'))?.status).toBe('canceled');
+  });
+
+  it('claims are leases: one holder at a time, taken over when stale, closed by the sent flag', async () => {
+    await store.createJob(job('j2', '2025-07-01T00:00:01.000Z'));
+    expect(await store.claimFlag('ch', 'j2', 'finalizeClaim')).toBe(true);
+    expect(await store.claimFlag('ch', 'j2', 'finalizeClaim')).toBe(false);
+    clock = new Date(clock.getTime() + 121_000);
+    expect(await store.claimFlag('ch', 'j2', 'finalizeClaim')).toBe(true);
+    await store.updateProgress('ch', 'j2', { finalizeEnqueued: true });
+    clock = new Date(clock.getTime() + 600_000);
+    expect(await store.claimFlag('ch', 'j2', 'finalizeClaim')).toBe(false);
+    expect(await store.claimFlag('ch', 'j2', 'notifyEnqueued')).toBe(true);
+    expect(await store.claimFlag('ch', 'j2', 'notifyEnqueued')).toBe(false);
+  });
+
+  it('advances a cases job to the users phase once', async () => {
+    await store.createJob(job('j3', '2025-07-01T00:00:02.000Z', { kind: 'cases', phase: 'main', sheetChunks: { cases: 3, users: 0 } }));
+    expect(await store.advanceToUsersPhase('ch', 'j3', 2)).toBe(true);
+    expect(await store.advanceToUsersPhase('ch', 'j3', 2)).toBe(false);
+    const saved = await store.getJob('ch', 'j3');
+    expect([saved?.phase, saved?.chunksTotal, saved?.sheetChunks]).toEqual(['users', 5, { cases: 3, users: 2 }]);
+  });
+
+  it('lists a manager’s exports newest first with a cursor', async () => {
+    const page1 = await store.listJobs('ch', 'm1', undefined, 2);
+    expect(page1.items.map((j) => j.exportId)).toEqual(['j3', 'j2']);
+    const page2 = await store.listJobs('ch', 'm1', page1.cursor, 2);
+    expect(page2.items.map((j) => j.exportId)).toEqual(['j1']);
+    expect((await store.listJobs('ch', 'm2', undefined, 5)).items).toEqual([]);
+  });
+
+  it('keeps idempotency records for their TTL and treats an expired one as free', async () => {
+    const record = { channelId: 'ch', managerId: 'm1', key: 'k', requestHash: 'h1', exportId: 'j1', createdAt: clock.toISOString() };
+    expect(await store.saveIdempotencyRecord(record, 86_400)).toEqual({ created: true });
+    const again = await store.saveIdempotencyRecord({ ...record, requestHash: 'h2', exportId: 'j9' }, 86_400);
+    expect(again.created).toBe(false);
+    expect(again.existing?.requestHash).toBe('h1');
+    clock = new Date(clock.getTime() + 86_401_000);
+    expect(await store.getIdempotencyRecord('ch', 'm1', 'k')).toBeNull();
+    expect((await store.saveIdempotencyRecord({ ...record, requestHash: 'h3' }, 86_400)).created).toBe(true);
+  });
+
+  it('stores only the hash of a download token', async () => {
+    await store.saveDownloadToken({ tokenHash: 'ab'.repeat(32), exportId: 'j2', channelId: 'ch', expiresAt: '2025-07-08T00:00:00.000Z' });
+    expect(await store.getDownloadToken('ab'.repeat(32))).toEqual({
+      tokenHash: 'ab'.repeat(32),
+      exportId: 'j2',
+      channelId: 'ch',
+      expiresAt: '2025-07-08T00:00:00.000Z',
+    });
+    expect(await store.getDownloadToken('cd'.repeat(32))).toBeNull();
+  });
+});
