@@ -2,6 +2,7 @@ import { HeadObjectCommand, ListObjectsV2Command, GetObjectCommand } from '@aws-
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalStack, type LocalStack } from '../../infra/local/stack';
+import { generateWorkspace } from '../../shared/domain';
 import { http, managerToken, waitForExport } from './support';
 
 /**
@@ -109,12 +110,14 @@ afterAll(async () => {
 
 describe('password scan', () => {
   it('finds the password nowhere: tables, queue messages, S3 keys/metadata, bot messages, logs', async () => {
+    const workspace = generateWorkspace({ channelId: CHANNEL, seed: 3, users: 150, cases: 300 });
+    const selection = [...workspace.users].slice(0, 60).map((u) => u.id);
     const contactsToken = await managerToken(CHANNEL, 'scanner-1');
     const casesToken = await managerToken(CHANNEL, 'scanner-2');
     const contacts = await http(stack, 'POST', '/v1/exports', {
       token: contactsToken,
       headers: { 'Idempotency-Key': 'scan-contacts-0001' },
-      body: { kind: 'contacts', scope: 'selection', userIds: Array.from({ length: 60 }, (_u, i) => `u-missing-${i}`), reason: 'scan', password: CONTACTS_PASSWORD },
+      body: { kind: 'contacts', scope: 'selection', userIds: selection, reason: 'scan', password: CONTACTS_PASSWORD },
     });
     const cases = await http(stack, 'POST', '/v1/exports', {
       token: casesToken,
@@ -134,12 +137,14 @@ describe('password scan', () => {
       body: { kind: 'contacts', scope: 'selection', userIds: ['x'], reason: 'scan', password: CONTACTS_PASSWORD },
     });
 
+
     // During the export ...
     const during = await scanTables();
     // ... and after it.
     const doneContacts = await waitForExport(stack, contactsToken, contacts.body.exportId as string);
     const doneCases = await waitForExport(stack, casesToken, cases.body.exportId as string);
     expect(doneContacts.status).toBe('completed');
+    expect(doneContacts.rowCount).toBe(60);
     expect(doneCases.status).toBe('completed');
     await new Promise((resolve) => setTimeout(resolve, 500));
     const after = await scanTables();
