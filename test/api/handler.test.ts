@@ -276,6 +276,10 @@ describe('GET /v1/exports and cancel', () => {
     const page2 = await call(await listEvent(page1.body.cursor as string));
     expect(page2.body.items.map((i: { exportId: string }) => i.exportId)).toEqual([ids[0]]);
     expect(page2.body.cursor).toBeUndefined();
+    const appended = await call(await listEvent(`${page1.body.cursor as string}0`));
+    expect(appended.status).toBe(400);
+    const trailing = await call(await listEvent(`${page1.body.cursor as string}z`));
+    expect(trailing.status).toBe(400);
     const forged = await call(await listEvent(`${Buffer.from('0').toString('base64url')}.00000000000000000000000000000000`));
     expect(forged.status).toBe(400);
     expect(forged.body.error).toMatchObject({ code: 'INVALID_CURSOR', field: 'cursor' });

@@ -53,6 +53,16 @@ describe('cooldown (C8)', () => {
       body: { kind: 'cases', from: '2025-07-01', to: '2025-07-31', reason: 'kpi', password: 'Cases123' },
     });
     expect(cases.status).toBe(202);
+
+    // GET /v1/exports: the caller's own exports, newest first, one page at a time.
+    const page1 = await http(stack, 'GET', '/v1/exports?limit=1', { token });
+    expect(page1.status).toBe(200);
+    expect(page1.body.items.map((i: { exportId: string }) => i.exportId)).toEqual([cases.body.exportId]);
+    const page2 = await http(stack, 'GET', `/v1/exports?limit=1&cursor=${encodeURIComponent(page1.body.cursor as string)}`, { token });
+    const winner = results.find((r) => r.status === 202);
+    expect(page2.body.items.map((i: { exportId: string }) => i.exportId)).toEqual([winner?.body.exportId]);
+    const tampered = await http(stack, 'GET', `/v1/exports?cursor=${encodeURIComponent(`${page1.body.cursor as string}x`)}`, { token });
+    expect(tampered.status).toBe(400);
   });
 
   it('an expired cooldown item that TTL has not deleted yet does not block', async () => {

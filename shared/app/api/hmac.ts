@@ -21,6 +21,8 @@ export function hmacHex(secret: Buffer, purpose: string, data: string): string {
 }
 
 export function equalHex(a: string, b: string): boolean {
+  // Buffer.from(.., 'hex') silently stops at the first non-hex character: check the text first.
+  if (a.length !== b.length || !/^[0-9a-f]+$/i.test(a) || !/^[0-9a-f]+$/i.test(b)) return false;
   const x = Buffer.from(a, 'hex');
   const y = Buffer.from(b, 'hex');
   return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
