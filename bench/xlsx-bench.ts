@@ -14,6 +14,9 @@ import type { Scenario, ScenarioResult } from './xlsx-scenario';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
+// The machine is shared: each scenario runs this many times and the fastest (by wall) counts.
+const repeatArg = process.argv.find((a) => a.startsWith('--repeat='));
+const REPEAT = repeatArg ? Math.max(1, Number(repeatArg.slice('--repeat='.length)) || 1) : 2;
 const BIG = quick ? 100_000 : 1_000_000;
 const SMALL = quick ? 20_000 : 100_000;
 
@@ -56,19 +59,31 @@ async function main(): Promise<void> {
   try {
     for (const [i, p] of plans.entries()) {
       const s: Scenario = { ...p, out: join(work, `${i}-${p.kind}-${p.shape}-${p.rows}.xlsx`), timeZone: 'Asia/Seoul' };
-      process.stderr.write(`running ${p.kind} ${p.shape} ${p.rows.toLocaleString('en-US')} rows... `);
-      const r = await runScenario(s);
-      process.stderr.write(`${fmt(r.wallSeconds)} s, ${fmt(r.maxRssMb, 0)} MB\n`);
-      results.push(r);
-      await rm(s.out, { force: true });
+      let best: ScenarioResult | undefined;
+      for (let run = 1; run <= REPEAT; run++) {
+        process.stderr.write(`running ${p.kind} ${p.shape} ${p.rows.toLocaleString('en-US')} rows (${run}/${REPEAT})... `);
+        const r = await runScenario(s);
+        process.stderr.write(`${fmt(r.wallSeconds)} s wall, ${fmt(r.cpuSeconds)} s CPU, ${fmt(r.maxRssMb, 0)} MB\n`);
+        // Fastest run for the time; the largest peak RSS seen, so memory is not flattered.
+        const rss = Math.max(r.maxRssMb, best?.maxRssMb ?? 0);
+        if (!best || r.wallSeconds < best.wallSeconds) best = r;
+        best = { ...best, maxRssMb: rss };
+        await rm(s.out, { force: true });
+      }
+      results.push(best!);
     }
   } finally {
     await rm(work, { recursive: true, force: true });
   }
   const loadAfter = loadavg();
-  const peerRate = (shape: string): number => results.find((r) => r.kind === 'peer' && r.shape === shape)!.rowsPerSecond;
+  const peerOf = (shape: string): ScenarioResult => results.find((r) => r.kind === 'peer' && r.shape === shape)!;
   const rows = results.map((r) => ({
-    scenario: r.kind === 'peer' ? 'peer: ExcelJS stream + officecrypto-tool' : r.kind === 'ours' ? 'ours, 1 thread' : `ours, ${r.threads} worker threads`,
+    scenario:
+      r.kind === 'peer'
+        ? 'peer: ExcelJS stream + officecrypto-tool'
+        : r.kind === 'ours'
+          ? 'ours, 1 JS thread (+ zlib pool)'
+          : `ours, ${r.threads} worker threads`,
     shape: r.shape,
     rows: r.rows,
     wallSeconds: r.wallSeconds,
@@ -77,7 +92,9 @@ async function main(): Promise<void> {
     rowsPerSecond: r.rowsPerSecond,
     maxRssMb: r.maxRssMb,
     fileMb: r.fileBytes / 1e6,
-    ratioVsPeer: r.rowsPerSecond / peerRate(r.shape),
+    rowsPerCpuSecond: r.rowsPerCpuSecond,
+    ratioVsPeer: r.rowsPerSecond / peerOf(r.shape).rowsPerSecond,
+    cpuRatioVsPeer: r.rowsPerCpuSecond / peerOf(r.shape).rowsPerCpuSecond,
   }));
   let commit = 'unknown';
   try {
@@ -103,15 +120,15 @@ async function main(): Promise<void> {
     maxRssMbAtMillion: Math.max(...rows.filter((r) => r.rows === BIG).map((r) => r.maxRssMb)),
     rssTargetMet: rows.filter((r) => r.rows === BIG).every((r) => r.maxRssMb <= 300),
   };
-  const json = { command: 'npm run bench', quick, started: started.toISOString(), commit, machine, results: rows, targets };
+  const json = { command: 'npm run bench', quick, repeat: REPEAT, started: started.toISOString(), commit, machine, results: rows, targets };
   const header =
-    '| scenario | shape | rows | wall s | render s | CPU s | rows/s | peak RSS MB | file MB | ours/peer rows/s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n';
+    '| scenario | shape | rows | wall s | render s | CPU s | rows/s | peak RSS MB | file MB | ours/peer rows/s (wall) | ours/peer rows per CPU-s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n';
   const table =
     header +
     rows
       .map(
         (r) =>
-          `| ${r.scenario} | ${r.shape} | ${r.rows.toLocaleString('en-US')} | ${fmt(r.wallSeconds)} | ${fmt(r.renderSeconds)} | ${fmt(r.cpuSeconds)} | ${fmt(r.rowsPerSecond, 0)} | ${fmt(r.maxRssMb, 0)} | ${fmt(r.fileMb)} | ${fmt(r.ratioVsPeer)}x |`,
+          `| ${r.scenario} | ${r.shape} | ${r.rows.toLocaleString('en-US')} | ${fmt(r.wallSeconds)} | ${fmt(r.renderSeconds)} | ${fmt(r.cpuSeconds)} | ${fmt(r.rowsPerSecond, 0)} | ${fmt(r.maxRssMb, 0)} | ${fmt(r.fileMb)} | ${fmt(r.ratioVsPeer)}x | ${fmt(r.cpuRatioVsPeer)}x |`,
       )
       .join('\n');
   const md = `# xlsx engine benchmark
@@ -121,7 +138,9 @@ Machine: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}; load aver
 Every file is encrypted (ECMA-376 agile, spin count 100,000), time zone Asia/Seoul. "render s" is the
 part-rendering phase (ours) or the ExcelJS writing phase (peer); the rest is stitching + encryption
 (ours) or officecrypto-tool (peer). Wall time includes generating the rows. CPU s is user + system
-of the whole process (all threads).
+of the whole process (all threads). Each scenario ran ${REPEAT} time(s); the table shows the fastest
+run by wall time and the largest peak RSS of its runs. The machine was shared with other work while
+this ran (see the load averages), so wall times carry that noise; CPU seconds are steadier.
 
 ${table}
 
