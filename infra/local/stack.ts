@@ -6,6 +6,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context, SQSRecord } from 'aws-lambda';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { FauxqsServer } from 'fauxqs';
@@ -17,6 +18,7 @@ import { createLambdaContext } from './lambda-context';
 import { LocalBot } from './local-bot';
 import { resetClients } from '../../shared/adapters/aws/clients';
 import { resetConfig } from '../../shared/config';
+import { DynamoExportStore } from '../../shared/adapters/aws/dynamo-export-store';
 
 export type FunctionName = 'chunk' | 'finalizer' | 'notifier' | 'dlq';
 type ApiHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
@@ -79,6 +81,32 @@ async function loadSecrets(dataDir: string | undefined): Promise<LocalSecrets> {
   const secrets = newSecrets();
   await writeFile(file, JSON.stringify(secrets), { mode: 0o600 });
   return secrets;
+}
+
+async function failInterruptedExports(client: DynamoDBClient): Promise<number> {
+  const ddb = DynamoDBDocumentClient.from(client);
+  const store = new DynamoExportStore(ddb, LOCAL_TABLES.exports);
+  let count = 0;
+  let startKey: Record<string, unknown> | undefined;
+  do {
+    const page = await ddb.send(
+      new ScanCommand({
+        TableName: LOCAL_TABLES.exports,
+        FilterExpression: 'sk = :job AND #status IN (:q, :r, :f)',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: { ':job': 'JOB', ':q': 'queued', ':r': 'running', ':f': 'finalizing' },
+        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+      }),
+    );
+    for (const item of page.Items ?? []) {
+      const failed = await store.setStatus(String(item.channelId), String(item.exportId), 'failed', ['queued', 'running', 'finalizing'], {
+        error: { code: 'INTERRUPTED', message: 'the local stack stopped while this export ran; request it again' },
+      });
+      if (failed) count++;
+    }
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  return count;
 }
 
 async function importHandler<T>(path: string): Promise<T> {
@@ -209,6 +237,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // Imported only now: the Powertools logger and metrics read their settings at construction.
     const { resetPipelineDeps } = await import('../../shared/adapters/aws/pipeline-deps');
     resetPipelineDeps();
+
+    if (options.dataDir) {
+      // Queue messages live only in memory (fauxqs): exports that were in flight when the last
+      // run stopped can never finish, so they are failed rather than left "running" forever.
+      const interrupted = await failInterruptedExports(ddb);
+      if (interrupted > 0) log(`marked ${interrupted} export(s) interrupted by the last shutdown as failed`);
+    }
 
     let seeded: LocalStack['seeded'];
     if (options.seed) {

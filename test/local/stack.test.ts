@@ -53,3 +53,51 @@ describe('local stack', () => {
     expect(inbox.items.map((m) => m.signatureValid)).toEqual([true, false]);
   });
 });
+
+describe('local stack on disk (npm start)', () => {
+  it('keeps data and secrets across restarts, seeds once, and fails exports a shutdown interrupted', async () => {
+    const { mkdtemp, rm, readFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { DynamoDBDocumentClient } = await import('@aws-sdk/lib-dynamodb');
+    const { DynamoExportStore } = await import('../../shared/adapters/aws/dynamo-export-store');
+    const dataDir = await mkdtemp(join(tmpdir(), 'export-local-'));
+    const job = {
+      exportId: 'interrupted-1',
+      channelId: 'disk',
+      managerId: 'm1',
+      managerName: 'Kim',
+      kind: 'contacts' as const,
+      request: { kind: 'contacts' as const, scope: 'all' as const },
+      reason: 'r',
+      status: 'running' as const,
+      createdAt: '2025-07-01T00:00:00.000Z',
+      updatedAt: '2025-07-01T00:00:00.000Z',
+      chunksTotal: 16,
+      chunksDone: 3,
+      rowsWritten: 10,
+      encryption: { params: {}, wrappedKey: 'w' },
+      timeZone: 'Asia/Seoul',
+    };
+    try {
+      const first = await startLocalStack({ dataDir, port: 0, pollers: false, seed: { channelId: 'disk', users: 30, cases: 20 } });
+      const secrets = await readFile(join(dataDir, 'secrets.json'), 'utf8');
+      expect(JSON.parse(await readFile(join(dataDir, 'endpoints.json'), 'utf8')).apiUrl).toBe(first.apiUrl);
+      await new DynamoExportStore(DynamoDBDocumentClient.from(first.clients.ddb), first.tables.exports).createJob(job);
+      await first.stop();
+
+      const second = await startLocalStack({ dataDir, port: 0, pollers: false, seed: { channelId: 'disk', users: 999, cases: 999 } });
+      try {
+        expect(second.seeded).toEqual({ channelId: 'disk', users: 30, cases: 20 });
+        expect(await readFile(join(dataDir, 'secrets.json'), 'utf8')).toBe(secrets);
+        const after = await new DynamoExportStore(DynamoDBDocumentClient.from(second.clients.ddb), second.tables.exports).getJob('disk', 'interrupted-1');
+        expect(after?.status).toBe('failed');
+        expect(after?.error?.code).toBe('INTERRUPTED');
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
