@@ -37,7 +37,11 @@ export function createApiHandler(getRuntime: () => Promise<ApiRuntime>) {
       onError: async (request) => {
         const requestId = requestIdOf(request.event, request.context);
         const status = statusOf(request.error);
-        const runtime = await getRuntime().catch(() => undefined);
+        const runtime = await getRuntime().catch((startError: unknown) => {
+          // Cold-start failure (e.g. a missing variable): the message names it, never a value.
+          console.error(JSON.stringify({ level: 'ERROR', message: 'api runtime unavailable', requestId, error: String(startError) }));
+          return undefined;
+        });
         if (status >= 500) {
           // The full error goes to the log only; the client gets a generic message + request id.
           runtime?.logger.error('request failed', { requestId, error: request.error as Error });
