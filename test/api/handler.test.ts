@@ -243,6 +243,16 @@ describe('authentication and authorization', () => {
     expect((await call(fromElsewhere)).headers['Access-Control-Allow-Origin']).toBeUndefined();
   });
 
+  it('a cold-start configuration failure is a 500 that names nothing internal', async () => {
+    const broken = createApiHandler(async () => {
+      throw new Error('invalid environment: EXPORTS_TABLE: Required');
+    });
+    const result = (await broken(loadEvent('api-list-exports.json', { TOKEN: await token() }), context)) as APIGatewayProxyResult;
+    expect(result.statusCode).toBe(500);
+    expect(result.body).not.toContain('EXPORTS_TABLE');
+    expect(JSON.parse(result.body).error.requestId).toBe('req-list');
+  });
+
   it('404 for unknown routes, 405 with Allow for a wrong method', async () => {
     const unknown = loadEvent('api-list-exports.json', { TOKEN: await token() });
     unknown.path = '/v1/nothing';
