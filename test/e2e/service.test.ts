@@ -78,6 +78,25 @@ describe('cooldown (C8)', () => {
     expect(res.status, JSON.stringify(res.body)).toBe(202);
   });
 
+  it('a hold left by a request that crashed before creating its export does not block for 30 minutes', async () => {
+    const ddb = DynamoDBDocumentClient.from(stack.clients.ddb);
+    const now = Date.now();
+    const item = (manager: string, acquiredAgoMs: number) => ({
+      pk: cooldownKey(CHANNEL, manager, 'contacts'),
+      holder: 'ffffffffffff0000000000000000',
+      acquiredAt: new Date(now - acquiredAgoMs).toISOString(),
+      expiresAt: now - acquiredAgoMs + 1_800_000,
+      ttl: Math.floor((now - acquiredAgoMs + 1_800_000) / 1000),
+    });
+    await ddb.send(new PutCommand({ TableName: stack.tables.cooldowns, Item: item('crashed', 10 * 60_000) }));
+    const res = await http(stack, 'POST', '/v1/exports', { token: await managerToken(CHANNEL, 'crashed'), body: contacts() });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    // A hold only seconds old may belong to a request still running: it is respected.
+    await ddb.send(new PutCommand({ TableName: stack.tables.cooldowns, Item: item('in-flight', 5_000) }));
+    const young = await http(stack, 'POST', '/v1/exports', { token: await managerToken(CHANNEL, 'in-flight'), body: contacts() });
+    expect(young.status).toBe(429);
+  });
+
   it('Idempotency-Key: a retry gets the same export without a cooldown hit; another body under the key is 422', async () => {
     const token = await managerToken(CHANNEL, 'retrier');
     const headers = { 'Idempotency-Key': 'retry-key-0001' };
