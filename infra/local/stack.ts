@@ -262,7 +262,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const deliveries: Record<FunctionName, SQSRecord[]> = { chunk: [], finalizer: [], notifier: [], dlq: [] };
     if (options.pollers !== false) {
       const wrap = options.wrapHandler ?? ((_name: FunctionName, handler: SqsHandler) => handler);
-      const poll = (name: FunctionName, queueUrl: string, queueArn: string, concurrency: number, path: string) =>
+      const poll = (name: FunctionName, queueUrl: string, queueArn: string, concurrency: number, path: string, batchSize = 10) =>
         pollers.push(
           startPoller({
             sqs,
@@ -270,13 +270,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
             queueArn,
             functionName: name,
             concurrency,
+            batchSize,
             loadHandler: async () => wrap(name, await importHandler<SqsHandler>(path)),
             onDeliver: (record) => deliveries[name].push(record),
             onError: (error) => log(`${name} poller: ${String(error)}`),
           }),
         );
-      poll('chunk', queues.chunk.url, queues.chunk.arn, 4, '../../functions/chunk/handler');
-      poll('finalizer', queues.finalize.url, queues.finalize.arn, 1, '../../functions/finalizer/handler');
+      // Batch sizes as in the CDK stack (chunk and finalize: one record per invocation).
+      poll('chunk', queues.chunk.url, queues.chunk.arn, Number(process.env.LOCAL_CHUNK_CONCURRENCY ?? 4), '../../functions/chunk/handler', 1);
+      poll('finalizer', queues.finalize.url, queues.finalize.arn, 2, '../../functions/finalizer/handler', 1);
       poll('notifier', queues.notify.url, queues.notify.arn, 1, '../../functions/notifier/handler');
       for (const q of [queues.chunk, queues.finalize, queues.notify]) {
         poll('dlq', q.dlqUrl, q.dlqArn, 1, '../../functions/dlq/handler');
