@@ -120,10 +120,16 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
           return deps.objects.getStream(objectKeys.part(job.exportId, sheet, partIndex));
         },
       }),
-      deps.objects.upload(objectKey, measure, {
-        contentType: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
-        metadata: { 'export-id': job.exportId },
-      }),
+      deps.objects
+        .upload(objectKey, measure, {
+          contentType: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+          metadata: { 'export-id': job.exportId },
+        })
+        .catch((error: unknown) => {
+          // Unblock the writer (it may be waiting for 'drain') so no promise is left hanging.
+          workbookOut.destroy(error instanceof Error ? error : new Error(String(error)));
+          throw error;
+        }),
     ]);
   } finally {
     packageKey.fill(0);
