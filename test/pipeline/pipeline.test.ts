@@ -82,6 +82,18 @@ describe('pipeline on the emulators', () => {
     expect(userRows.slice(1).map((r) => r[0])).toEqual(expectedUsers);
   });
 
+  it('a range without cases completes with header-only sheets (no users phase chunks)', async () => {
+    const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to: '2025-07-03', timezone: 'Asia/Seoul' }, { channelId: 'empty-channel' });
+    const done = await waitForJob(stack, job, (j) => j.status === 'completed' || j.status === 'failed');
+    expect(done.status).toBe('completed');
+    expect(done.rowCount).toBe(0);
+    expect(done.sheetChunks).toEqual({ cases: 4, users: 0 });
+    const sheets = await readExportFile(stack, done);
+    expect(sheets['UserChatCase data']).toHaveLength(1);
+    expect(sheets['UserChatCase data']?.[0]?.[0]).toBe('userChatCaseCreatedAt');
+    expect(sheets['User data']).toEqual([expect.arrayContaining(['id', 'name'])]);
+  });
+
   const contactsCases: { name: string; request: Record<string, unknown>; expected: (users: UserRecord[]) => UserRecord[]; userIds?: () => string[] }[] = [
     {
       name: 'filter (members with 3+ sessions, OR-joined with a tag)',
