@@ -154,6 +154,11 @@ describe('row rendering', () => {
       ...HOSTILE_TEXTS.map((t, i) => ({ s: t, t: HOSTILE_TEXTS[(i + 5) % HOSTILE_TEXTS.length]!, n: -0.1 * i, d: new Date(Date.UTC(2024, 1, 29, 23, 59, 59, 999)) })),
       { s: 123, t: true, d: '2025-07-01T09:30:00.123+09:00', n: Number.NaN, u: Number.POSITIVE_INFINITY },
       { s: new Date(Date.UTC(2025, 0, 2, 3, 4, 5)), d: '2025-03-30T01:30:00Z', n: 1e21, u: 2 ** 53 + 2 },
+      ...[9, 10, 99, 100, 2_147_483_646, 2_147_483_647, 2_147_483_648, 2 ** 53 - 1, 0.1, -5, 1e-7].map((n, i) => ({
+        n,
+        u: n,
+        d: Date.UTC(2025, 0, 1) + i * 86_399_999 + (i % 3) * 0.5,
+      })),
       {},
     ];
     for (const startRow of [undefined, 2, 999_999]) {
