@@ -4,6 +4,7 @@ import {
   createCaseRowMapper,
   createPolicyConfig,
   createUserRowMapper,
+  DomainError,
   resolveSegment,
   safeParseCaseRecord,
   safeParseUserRecord,
@@ -77,7 +78,11 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
   try {
     rows = await renderSlice(job, message, deps, ctx, encoder, refs, outcome);
   } catch (error) {
-    if (error instanceof TooManyRowsError) {
+    // A domain error (too many rows, a segment deleted since the request, a stored filter the
+    // current rules reject) fails the same way on every retry: fail the export now with its
+    // code, instead of three retries and a generic dead letter. Anything else is retried.
+    if (error instanceof DomainError) {
+      deps.log.warn('chunk hit a domain rule', { chunkId: message.chunkId, error: error.toJSON() });
       await failExport(deps, job, { code: error.code, message: error.message });
       return { ...outcome, status: 'failed' };
     }

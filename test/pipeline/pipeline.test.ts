@@ -94,6 +94,18 @@ describe('pipeline on the emulators', () => {
     expect(sheets['User data']).toEqual([expect.arrayContaining(['id', 'name'])]);
   });
 
+  it('a segment deleted after the request fails the export at once with SEGMENT_NOT_FOUND and one bot message', async () => {
+    const job = await submitExport(stack, { kind: 'contacts', scope: 'segment', segmentId: 'seg-deleted' }, { channelId: CHANNEL });
+    const failed = await waitForJob(stack, job, (j) => j.status === 'completed' || j.status === 'failed');
+    expect(failed.status).toBe('failed');
+    expect(failed.error?.code).toBe('SEGMENT_NOT_FOUND');
+    const message = await waitFor(() => stack.bot.messages.find((m) => (m.body as { exportId?: string }).exportId === job.exportId));
+    expect((message.body as { type: string }).type).toBe('export.failed');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(stack.bot.messages.filter((m) => (m.body as { exportId?: string }).exportId === job.exportId)).toHaveLength(1);
+    expect(stack.deliveries.dlq.filter((r) => r.body.includes(job.exportId))).toHaveLength(0);
+  });
+
   const contactsCases: { name: string; request: Record<string, unknown>; expected: (users: UserRecord[]) => UserRecord[]; userIds?: () => string[] }[] = [
     {
       name: 'filter (members with 3+ sessions, OR-joined with a tag)',
