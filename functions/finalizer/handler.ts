@@ -16,6 +16,7 @@ export const handler = createSqsHandler('finalizer', async (record) => {
     metrics.addMetric('rowsExported', MetricUnit.Count, outcome.rowCount ?? 0);
     metrics.addMetric('exportBytes', MetricUnit.Bytes, outcome.fileSize ?? 0);
     metrics.addMetric('exportsCompleted', MetricUnit.Count, 1);
+    if (outcome.exportSeconds !== undefined) metrics.addMetric('exportSeconds', MetricUnit.Seconds, outcome.exportSeconds);
   }
   if (outcome.status === 'failed') metrics.addMetric('exportFailures', MetricUnit.Count, 1);
   log.info('finalize processed', { status: outcome.status, rowCount: outcome.rowCount, fileSize: outcome.fileSize, seconds });

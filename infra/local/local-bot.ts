@@ -32,6 +32,7 @@ export class LocalBot {
       // keep the raw text: the inbox shows what arrived
     }
     const timestamp = headers['x-timestamp'];
+    if (this.messages.length >= 1000) this.messages.shift(); // the inbox keeps the latest 1,000
     this.messages.push({
       receivedAt: new Date().toISOString(),
       signatureValid,

@@ -57,6 +57,8 @@ export type LocalStack = {
   stop(): Promise<void>;
 };
 
+const MAX_KEPT_DELIVERIES = 20_000;
+
 const DEFAULT_QUEUE_SETTINGS: Record<keyof LocalQueues, QueueSettings> = {
   chunk: { visibilityTimeout: 60, maxReceiveCount: 3 },
   finalize: { visibilityTimeout: 300, maxReceiveCount: 3 },
@@ -272,7 +274,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
             concurrency,
             batchSize,
             loadHandler: async () => wrap(name, await importHandler<SqsHandler>(path)),
-            onDeliver: (record) => deliveries[name].push(record),
+            onDeliver: (record) => {
+              const kept = deliveries[name];
+              kept.push(record);
+              // Bounded: npm start can run for days.
+              if (kept.length > MAX_KEPT_DELIVERIES) kept.splice(0, kept.length - MAX_KEPT_DELIVERIES);
+            },
             onError: (error) => log(`${name} poller: ${String(error)}`),
           }),
         );

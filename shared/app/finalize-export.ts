@@ -22,6 +22,8 @@ export type FinalizeOutcome = {
   rowCount?: number;
   fileSize?: number;
   sha256?: string;
+  /** Request to completion (the latency a manager sees). */
+  exportSeconds?: number;
 };
 
 /** ASCII file names: every browser and mail client keeps them intact. */
@@ -179,5 +181,7 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     .catch((e: unknown) => deps.log.error('audit append failed', { exportId: job.exportId, error: String(e) }));
   await enqueueNotify(deps, job, 'export.completed');
   await deps.objects.deletePrefix(objectKeys.partsPrefix(job.exportId));
-  return { status: 'completed', rowCount, fileSize, sha256 };
+  const exportSeconds = (completedAt.getTime() - Date.parse(job.createdAt)) / 1000;
+  deps.log.info('export completed', { rowCount, fileSize, exportSeconds });
+  return { status: 'completed', rowCount, fileSize, sha256, exportSeconds };
 }
