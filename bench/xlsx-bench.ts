@@ -82,7 +82,7 @@ async function main(): Promise<void> {
       r.kind === 'peer'
         ? 'peer: ExcelJS stream + officecrypto-tool'
         : r.kind === 'ours'
-          ? 'ours, 1 JS thread (+ zlib pool)'
+          ? 'ours, 1 thread'
           : `ours, ${r.threads} worker threads`,
     shape: r.shape,
     rows: r.rows,

@@ -17,13 +17,13 @@ import {
   assertTimeZone,
   XlsxEngineError,
   columnTypeSchema,
-  createAsyncPartEncoder,
+  createPartEncoder,
   deriveEncryptionKeys,
   writeEncryptedWorkbook,
   writeWorkbook,
   type CellValue,
   type ColumnSpec,
-  type AsyncPartEncoder,
+  type PartEncoder,
   type PartMeta,
   type Row,
 } from '../shared/xlsx';
@@ -185,11 +185,11 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
   const parts: (PartMeta & { offset: number })[] = [];
   let offset = 0;
   let rows = 0;
-  let encoder: AsyncPartEncoder | undefined;
+  let encoder: PartEncoder | undefined;
   // Parts go to a temp file as they finish, so memory holds at most one part.
   const finishPart = async (): Promise<void> => {
     if (!encoder || encoder.rowCount === 0) return;
-    const { data, ...meta } = await encoder.finish();
+    const { data, ...meta } = encoder.finish();
     encoder = undefined;
     await partsFile.write(data);
     parts.push({ ...meta, offset });
@@ -223,11 +223,9 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
       }
       if (rows >= MAX_ROWS) throw new InputError(`line ${line}: more than ${MAX_ROWS.toLocaleString('en-US')} data rows`);
       const row = toRow(json, columns, line);
-      // Deflating on the thread pool overlaps with parsing and encoding the next lines.
-      encoder ??= createAsyncPartEncoder(columns, { timeZone: args.timeZone, startRow: rows + 2 });
+      encoder ??= createPartEncoder(columns, { timeZone: args.timeZone, startRow: rows + 2 });
       try {
-        const wait = encoder.add(row);
-        if (wait) await wait;
+        encoder.add(row);
       } catch (err) {
         if (err instanceof CellValueError) throw new InputError(`line ${line}: ${err.message}`);
         throw err;

@@ -17,8 +17,11 @@ export type RowEncoder = {
   readonly length: number;
   /** The bytes encoded since the last call, as a view valid until the next `encode`. */
   take(): Buffer;
-  /** The bytes encoded since the last call, in a buffer the caller keeps (for async use). */
-  takeOwned(): Buffer;
+  /**
+   * The bytes encoded since the last call, in a buffer the caller keeps (for async use); the
+   * encoder continues in `replacement` (e.g. a buffer the caller is done with) or a new one.
+   */
+  takeOwned(replacement?: Buffer): Buffer;
 };
 
 // Plain Uint8Arrays (not Buffers) so the copy loop in put() sees one element kind: monomorphic.
@@ -88,7 +91,7 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
   const rowDigits = new Uint8Array(16);
   let rowDigitsLength = 0;
 
-  let buf = Buffer.allocUnsafe(INITIAL_CAPACITY);
+  let buf: Buffer = Buffer.allocUnsafe(INITIAL_CAPACITY);
   let pos = 0;
 
   const ensure = (extra: number): void => {
@@ -316,9 +319,9 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
       pos = 0;
       return out;
     },
-    takeOwned(): Buffer {
+    takeOwned(replacement?: Buffer): Buffer {
       const out = buf.subarray(0, pos);
-      buf = Buffer.allocUnsafe(Math.max(INITIAL_CAPACITY, Math.min(buf.length, 4 * INITIAL_CAPACITY)));
+      buf = replacement ?? Buffer.allocUnsafe(Math.max(INITIAL_CAPACITY, Math.min(buf.length, 4 * INITIAL_CAPACITY)));
       pos = 0;
       return out;
     },
