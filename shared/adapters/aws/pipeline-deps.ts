@@ -86,6 +86,9 @@ export async function finalizeDeps(log: PipelineLog): Promise<FinalizeDeps> {
   return {
     ...b,
     log,
+    // Uncached: the finalizer's columns are the reference every part's fingerprint is checked
+    // against, so it reads the current schema rather than a warm container's copy.
+    workspace: new DynamoWorkspaceSource(getClients().ddb, b.config.WORKSPACE_TABLE),
     keyWrapper: createKeyWrapper(b.config),
     linkSigningSecret: await resolveSecret('LINK_SIGNING_SECRET', b.config.LINK_SIGNING_SECRET, b.config.LINK_SIGNING_SECRET_ARN),
     linkTtlDays: b.config.LINK_TTL_DAYS,
