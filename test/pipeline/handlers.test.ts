@@ -6,6 +6,7 @@ import { startLocalStack, type LocalStack } from '../../infra/local/stack';
 import { createLambdaContext } from '../../infra/local/lambda-context';
 import type { SqsHandler } from '../../infra/local/sqs-poller';
 import { objectKeys } from '../../shared/app/messages';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { readExportFile, storesFor, submitExport } from './helpers';
 
 /** The sample events in events/ drive the handlers directly (no pollers), against the emulators. */
@@ -27,6 +28,7 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
   let finalizer: SqsHandler;
   let notifier: SqsHandler;
   let dlq: SqsHandler;
+  const ddb = () => storesFor(stack).ddb;
 
   beforeAll(async () => {
     stack = await startLocalStack({
@@ -110,5 +112,23 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     expect(bodies.filter((b) => b.exportId === 'evt-contacts-1')).toEqual([
       { type: 'notify', exportId: 'evt-contacts-1', channelId: 'evt-channel', event: 'export.failed' },
     ]);
+  });
+
+  it('finalizer: a profile schema changed while the export ran fails it with COLUMNS_CHANGED, no file', async () => {
+    await submitExport(stack, { kind: 'contacts', scope: 'user', userId: 'u5571bc00000003' }, { channelId: 'evt-channel', exportId: 'evt-schema-1' });
+    const base = sample('sqs-chunk').Records[1]!;
+    const chunkRecord = { ...base, messageId: 'schema-chunk', body: base.body.replace('evt-user-1', 'evt-schema-1') };
+    expect((await invoke(chunk, { Records: [chunkRecord] })).batchItemFailures).toEqual([]);
+    const schema = await ddb().send(new GetCommand({ TableName: stack.tables.workspace, Key: { pk: 'evt-channel', sk: 'PROFILE_SCHEMA#users' } }));
+    const keys = [...((schema.Item?.keys as unknown[]) ?? []), { key: 'addedLater', type: 'string', order: 99, archived: false }];
+    await ddb().send(new PutCommand({ TableName: stack.tables.workspace, Item: { ...schema.Item, keys } }));
+    const finalizeBase = sample('sqs-finalize').Records[0]!;
+    const finalizeRecord = { ...finalizeBase, messageId: 'schema-finalize', body: finalizeBase.body.replace('evt-user-1', 'evt-schema-1') };
+    expect((await invoke(finalizer, { Records: [finalizeRecord] })).batchItemFailures).toEqual([]);
+    const job = await storesFor(stack).store.getJob('evt-channel', 'evt-schema-1');
+    expect(job?.status).toBe('failed');
+    expect(job?.error?.code).toBe('COLUMNS_CHANGED');
+    expect(await storesFor(stack).objects.list('exports/evt-channel/evt-schema-1/')).toEqual([]);
+    await ddb().send(new PutCommand({ TableName: stack.tables.workspace, Item: schema.Item }));
   });
 });
