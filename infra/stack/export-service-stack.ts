@@ -103,12 +103,12 @@ export class ExportServiceStack extends Stack {
       // Powertools: one service name in every log line, custom metrics (EMF) in one namespace.
       POWERTOOLS_SERVICE_NAME: 'export-service',
       POWERTOOLS_METRICS_NAMESPACE: 'ExportService',
-      JWT_ISSUER: config.jwtIssuer,
-      JWT_AUDIENCE: config.jwtAudience,
-      JWT_JWKS_URL: config.jwtJwksUrl,
       ...(config.cooldownMinutesCases ? { COOLDOWN_MINUTES_CASES: String(config.cooldownMinutesCases) } : {}),
       ...(config.cooldownMinutesContacts ? { COOLDOWN_MINUTES_CONTACTS: String(config.cooldownMinutesContacts) } : {}),
     };
+    // Bearer verification settings: the authorizer's, and the api's (shared/config-api.ts), which
+    // verifies tokens itself when no authorizer context is present.
+    const jwtEnvironment = { JWT_ISSUER: config.jwtIssuer, JWT_AUDIENCE: config.jwtAudience, JWT_JWKS_URL: config.jwtJwksUrl };
     const logRetention = toRetentionDays(config.logRetentionDays);
     const makeFunction = (name: FunctionName, description: string, environment: Record<string, string>) =>
       new ServiceFunction(this, `${capitalize(name)}Function`, {
@@ -122,16 +122,13 @@ export class ExportServiceStack extends Stack {
     this.functions = {
       api: makeFunction('api', 'export-service: HTTP API (requests, status, audit, download redirect)', {
         ...serviceEnvironment,
+        ...jwtEnvironment,
         // Lambda proxy responses carry their own CORS headers (API Gateway adds them only to
         // preflights and its own errors): the one origin the handler may echo.
         ADMIN_ORIGIN: config.adminOrigin,
       }),
       // The authorizer only verifies tokens: it gets the JWT settings and nothing else.
-      authorizer: makeFunction('authorizer', 'export-service: bearer JWT authorizer', {
-        JWT_ISSUER: config.jwtIssuer,
-        JWT_AUDIENCE: config.jwtAudience,
-        JWT_JWKS_URL: config.jwtJwksUrl,
-      }),
+      authorizer: makeFunction('authorizer', 'export-service: bearer JWT authorizer', jwtEnvironment),
       chunk: makeFunction('chunk', 'export-service: renders one slice of rows into a deflated part', serviceEnvironment),
       finalizer: makeFunction('finalizer', 'export-service: stitches parts into the encrypted XLSX', serviceEnvironment),
       notifier: makeFunction('notifier', 'export-service: signed webhook to the notification bot', serviceEnvironment),
