@@ -65,6 +65,11 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     return { status: 'skipped' };
   }
   if (!['queued', 'running', 'finalizing'].includes(job.status)) return { status: 'skipped' };
+  if (job.chunksDone < job.chunksTotal) {
+    // Never stitch (or claim "finalizing", which stops the remaining chunks) before every
+    // chunk is in the completed set; the message comes back after its visibility timeout.
+    throw new Error(`finalize before every chunk is done (${job.chunksDone}/${job.chunksTotal})`);
+  }
   if (job.status !== 'finalizing' && !(await deps.store.setStatus(job.channelId, job.exportId, 'finalizing', ['queued', 'running']))) {
     return { status: 'skipped' };
   }

@@ -129,6 +129,9 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
 
   const fresh = (await deps.store.getJob(job.channelId, job.exportId)) ?? job;
   if (!ACTIVE.has(fresh.status)) return outcome;
+  // `done` was read before another delivery may have planned the users phase (which grows the
+  // total): a late redelivered case chunk must not take that for "everything is done".
+  if (fresh.chunksDone < fresh.chunksTotal) return outcome;
   if (fresh.kind === 'cases' && (fresh.phase ?? 'main') === 'main') {
     // The lease keeps a slow original and its redelivery from both planning the users phase.
     if (!(await deps.store.claimFlag(fresh.channelId, fresh.exportId, 'usersClaim'))) return outcome;

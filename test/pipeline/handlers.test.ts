@@ -6,6 +6,10 @@ import { startLocalStack, type LocalStack } from '../../infra/local/stack';
 import { createLambdaContext } from '../../infra/local/lambda-context';
 import type { SqsHandler } from '../../infra/local/sqs-poller';
 import { objectKeys } from '../../shared/app/messages';
+import { buildChunkMessages } from '../../shared/app/plan-chunks';
+import { processChunk } from '../../shared/app/process-chunk';
+import { DynamoCasesSource, DynamoUsersSource, DynamoWorkspaceSource } from '../../shared/adapters/aws/dynamo-source-data';
+import { silentLog } from '../../shared/ports/pipeline-log';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { readExportFile, storesFor, submitExport } from './helpers';
 
@@ -34,7 +38,7 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     stack = await startLocalStack({
       port: 0,
       pollers: false,
-      seed: { channelId: 'evt-channel', users: 60, cases: 0, seed: 5 },
+      seed: { channelId: 'evt-channel', users: 60, cases: 120, seed: 5 },
       env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true' },
     });
     chunk = await load('../../functions/chunk/handler');
@@ -130,5 +134,73 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     expect(job?.error?.code).toBe('COLUMNS_CHANGED');
     expect(await storesFor(stack).objects.list('exports/evt-channel/evt-schema-1/')).toEqual([]);
     await ddb().send(new PutCommand({ TableName: stack.tables.workspace, Item: schema.Item }));
+  });
+
+  it('chunk: a case chunk redelivered after the users phase was planned does not finalize early', async () => {
+    const job = await submitExport(stack, { kind: 'cases', from: '2025-06-26', to: '2025-12-26', timezone: 'Asia/Seoul' }, {
+      channelId: 'evt-channel',
+      exportId: 'evt-cases-1',
+    });
+    const record = (body: unknown, id: string, receiveCount = '1') => ({
+      ...sample('sqs-chunk').Records[0]!,
+      messageId: id,
+      body: JSON.stringify(body),
+      attributes: { ...sample('sqs-chunk').Records[0]!.attributes, ApproximateReceiveCount: receiveCount },
+    });
+    const mainChunks = buildChunkMessages(job, {}, 2000);
+    for (let i = 0; i < mainChunks.length; i += 10) {
+      const batch = mainChunks.slice(i, i + 10).map((m) => record(m, `main-${m.chunkId}`));
+      expect((await invoke(chunk, { Records: batch })).batchItemFailures).toEqual([]);
+    }
+    const { store } = storesFor(stack);
+    const planned = await store.getJob('evt-channel', 'evt-cases-1');
+    expect(planned?.phase).toBe('users');
+    expect(planned?.sheetChunks?.users).toBe(1);
+    expect(planned?.chunksDone).toBe(mainChunks.length);
+    expect(planned?.chunksTotal).toBe(mainChunks.length + 1);
+
+    // The last case chunk again, as a redelivery whose completion count was read just before
+    // another delivery planned the users phase (done == total of the case phase): it must
+    // neither plan again nor finalize.
+    const last = mainChunks[mainChunks.length - 1]!;
+    await invoke(chunk, { Records: [record(last, 'main-redelivered', '2')] });
+    const { ddb: doc, objects, queue } = storesFor(stack);
+    const staleStore = Object.create(store) as typeof store;
+    staleStore.markChunkDone = async (...args) => {
+      const result = await store.markChunkDone(...args);
+      return { ...result, total: result.done };
+    };
+    const outcome = await processChunk(last, {
+      store: staleStore,
+      objects,
+      queue,
+      clock: { now: () => new Date() },
+      log: silentLog,
+      cases: new DynamoCasesSource(doc, stack.tables.cases),
+      users: new DynamoUsersSource(doc, stack.tables.users),
+      workspace: new DynamoWorkspaceSource(doc, stack.tables.workspace),
+      maxRows: 1_000_000,
+    }, { receiveCount: 3 });
+    expect(outcome.finalizeEnqueued).toBe(false);
+    expect(outcome.usersPhasePlanned).toBe(false);
+    const after = await store.getJob('evt-channel', 'evt-cases-1');
+    expect(after?.finalizeEnqueued).toBeUndefined();
+    expect(after?.chunksTotal).toBe(mainChunks.length + 1);
+
+    // The finalizer refuses too, without moving the job to finalizing.
+    const finalizeRecord = { ...sample('sqs-finalize').Records[0]!, messageId: 'early-finalize', body: JSON.stringify({ type: 'finalize', exportId: 'evt-cases-1', channelId: 'evt-channel' }) };
+    expect((await invoke(finalizer, { Records: [finalizeRecord] })).batchItemFailures).toEqual([{ itemIdentifier: 'early-finalize' }]);
+    expect((await store.getJob('evt-channel', 'evt-cases-1'))?.status).toBe('running');
+
+    // The users chunk completes the set and enqueues finalize.
+    const usersChunk = { type: 'chunk', exportId: 'evt-cases-1', channelId: 'evt-channel', chunkId: 'users-0', sheet: 'users', index: 0, source: { type: 'userIdsObject', key: objectKeys.userIdBatch('evt-cases-1', 'users', 0) } };
+    await invoke(chunk, { Records: [record(usersChunk, 'users-0')] });
+    expect((await store.getJob('evt-channel', 'evt-cases-1'))?.finalizeEnqueued).toBe(true);
+    expect((await invoke(finalizer, { Records: [finalizeRecord] })).batchItemFailures).toEqual([]);
+    const done = await store.getJob('evt-channel', 'evt-cases-1');
+    expect(done?.status).toBe('completed');
+    const sheets = await readExportFile(stack, done!);
+    expect((sheets['UserChatCase data'] ?? []).length - 1).toBe(done?.rowCount);
+    expect((sheets['User data'] ?? []).length).toBeGreaterThan(1);
   });
 });
