@@ -34,6 +34,8 @@ export type BotEvent = {
   expiresAt: string | null;
   error: { code: string; message: string } | null;
   message: { ko: string; en: string };
+  /** When this attempt was sent (also X-Timestamp): inside the signed body, so a bot can refuse replays. */
+  sentAt?: string;
 };
 
 function kindLabel(kind: ExportJob['kind']): { ko: string; en: string } {
@@ -88,8 +90,8 @@ export function signBody(body: string, secret: string): string {
 }
 
 /**
- * Posts the event to the bot, signed (X-Signature over the exact body, X-Timestamp so the bot
- * can refuse replays), retrying with exponential backoff; throws after the last attempt so SQS
+ * Posts the event to the bot, signed (X-Signature over the exact body, which carries `sentAt`;
+ * X-Timestamp repeats it so the bot can refuse stale or replayed deliveries), retrying with exponential backoff; throws after the last attempt so SQS
  * redelivers and, after maxReceiveCount, the DLQ records it. The link token is computed here
  * from the job (never carried by the queue message). `notifiedAt` makes a redelivered message
  * post nothing twice.
@@ -106,13 +108,15 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
     if (job.status !== 'completed' || !job.expiresAt) return { status: 'skipped', attempts: 0 };
     link = downloadLink(deps.publicBaseUrl, createDownloadToken({ exportId: job.exportId, expiresAt: new Date(job.expiresAt) }, deps.linkSigningSecret));
   }
-  const body = JSON.stringify(buildBotEvent(job, message.event, link));
+  const event = buildBotEvent(job, message.event, link);
   const attempts = deps.attempts ?? 3;
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   let lastError = '';
   for (let attempt = 1; attempt <= attempts; attempt++) {
     try {
-      const timestamp = String(Math.floor(deps.clock.now().getTime() / 1000));
+      const sentAt = deps.clock.now();
+      const timestamp = String(Math.floor(sentAt.getTime() / 1000));
+      const body = JSON.stringify({ ...event, sentAt: sentAt.toISOString() });
       const { status } = await deps.bot.post(body, {
         'X-Signature': signBody(body, deps.botSigningSecret),
         'X-Timestamp': timestamp,

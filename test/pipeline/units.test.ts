@@ -237,7 +237,8 @@ describe('notifier', () => {
     expect(last.headers['X-Signature']).toBe(`sha256=${createHmac('sha256', 'bot-secret').update(last.body).digest('hex')}`);
     expect(last.headers['X-Signature']).toBe(signBody(last.body, 'bot-secret'));
     expect(last.headers['X-Timestamp']).toBe(String(Date.parse('2025-07-01T00:00:00Z') / 1000));
-    const link = (JSON.parse(last.body) as { link: string }).link;
+    const { link, sentAt } = JSON.parse(last.body) as { link: string; sentAt: string };
+    expect(sentAt).toBe('2025-07-01T00:00:00.000Z');
     expect(link.startsWith('https://api.example.com/v1/downloads/')).toBe(true);
     expect(updates).toHaveLength(1);
 
