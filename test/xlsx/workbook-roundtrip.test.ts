@@ -178,6 +178,15 @@ describe('integrity and errors', () => {
     await expect(writeWorkbook({ sheets: [plan('S', parts)], readPart, out })).rejects.toThrow(/10 bytes streamed/);
   });
 
+  it('rejects when reading a part fails, and destroys the output', async () => {
+    const { out } = memorySink();
+    const readPart = async () => {
+      throw new Error('NoSuchKey');
+    };
+    await expect(writeWorkbook({ sheets: [plan('S', parts)], readPart, out })).rejects.toThrow('NoSuchKey');
+    expect(out.destroyed).toBe(true);
+  });
+
   it('rejects when the output stream fails', async () => {
     const out = new Writable({
       write(_c, _e, cb) {
