@@ -126,6 +126,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const log = options.log ?? (() => undefined);
   if (options.dataDir) await mkdir(options.dataDir, { recursive: true });
   const emulators = await startEmulators(options.dataDir ? { dataDir: options.dataDir } : {});
+  // s3rver accepts only its fixed S3RVER key pair; dynalite and fauxqs accept anything.
   const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
   const region = 'us-east-1';
   const ddb = new DynamoDBClient({ region, endpoint: emulators.dynamoEndpoint, credentials });
