@@ -1,4 +1,4 @@
-import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient, type KeySchemaElement } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, type CreateTableCommandInput, type DynamoDBClient, type KeySchemaElement } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 
@@ -14,7 +14,7 @@ export const LOCAL_TABLES = {
 
 export const LOCAL_BUCKET = 'export-bucket';
 
-type TableSpec = { name: string; sortKey: boolean; gsi1: boolean };
+export type TableSpec = { name: string; sortKey: boolean; gsi1: boolean };
 
 const TABLE_SPECS: TableSpec[] = [
   { name: LOCAL_TABLES.exports, sortKey: true, gsi1: true },
@@ -24,6 +24,39 @@ const TABLE_SPECS: TableSpec[] = [
   { name: LOCAL_TABLES.users, sortKey: true, gsi1: false },
   { name: LOCAL_TABLES.workspace, sortKey: true, gsi1: false },
 ];
+
+/** The CreateTable input for a table of the agreed shape (`pk`[, `sk`][, GSI `gsi1`]), on demand. */
+export function tableInput(spec: TableSpec): CreateTableCommandInput {
+  const keySchema: KeySchemaElement[] = [{ AttributeName: 'pk', KeyType: 'HASH' }];
+  const attributes = [{ AttributeName: 'pk', AttributeType: 'S' as const }];
+  if (spec.sortKey) {
+    keySchema.push({ AttributeName: 'sk', KeyType: 'RANGE' });
+    attributes.push({ AttributeName: 'sk', AttributeType: 'S' });
+  }
+  if (spec.gsi1) {
+    attributes.push({ AttributeName: 'gsi1pk', AttributeType: 'S' }, { AttributeName: 'gsi1sk', AttributeType: 'S' });
+  }
+  return {
+    TableName: spec.name,
+    KeySchema: keySchema,
+    AttributeDefinitions: attributes,
+    BillingMode: 'PAY_PER_REQUEST',
+    ...(spec.gsi1
+      ? {
+          GlobalSecondaryIndexes: [
+            {
+              IndexName: 'gsi1',
+              KeySchema: [
+                { AttributeName: 'gsi1pk', KeyType: 'HASH' },
+                { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
+              ],
+              Projection: { ProjectionType: 'ALL' },
+            },
+          ],
+        }
+      : {}),
+  };
+}
 
 async function tableExists(ddb: DynamoDBClient, name: string): Promise<boolean> {
   try {
@@ -39,37 +72,7 @@ async function tableExists(ddb: DynamoDBClient, name: string): Promise<boolean> 
 export async function createTables(ddb: DynamoDBClient): Promise<void> {
   for (const spec of TABLE_SPECS) {
     if (await tableExists(ddb, spec.name)) continue;
-    const keySchema: KeySchemaElement[] = [{ AttributeName: 'pk', KeyType: 'HASH' }];
-    const attributes = [{ AttributeName: 'pk', AttributeType: 'S' as const }];
-    if (spec.sortKey) {
-      keySchema.push({ AttributeName: 'sk', KeyType: 'RANGE' });
-      attributes.push({ AttributeName: 'sk', AttributeType: 'S' });
-    }
-    if (spec.gsi1) {
-      attributes.push({ AttributeName: 'gsi1pk', AttributeType: 'S' }, { AttributeName: 'gsi1sk', AttributeType: 'S' });
-    }
-    await ddb.send(
-      new CreateTableCommand({
-        TableName: spec.name,
-        KeySchema: keySchema,
-        AttributeDefinitions: attributes,
-        BillingMode: 'PAY_PER_REQUEST',
-        ...(spec.gsi1
-          ? {
-              GlobalSecondaryIndexes: [
-                {
-                  IndexName: 'gsi1',
-                  KeySchema: [
-                    { AttributeName: 'gsi1pk', KeyType: 'HASH' },
-                    { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
-                  ],
-                  Projection: { ProjectionType: 'ALL' },
-                },
-              ],
-            }
-          : {}),
-      }),
-    );
+    await ddb.send(new CreateTableCommand(tableInput(spec)));
   }
   // dynalite keeps new tables CREATING for createTableMs; wait until all are ACTIVE.
   for (const spec of TABLE_SPECS) {

@@ -1,11 +1,3 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-// xlsx-populate ships no types; only its decryptor is used (an independent implementation of
-// ECMA-376 agile decryption).
-// @ts-expect-error untyped module
-import Encryptor from 'xlsx-populate/lib/Encryptor.js';
 import { signDevToken } from '../../shared/auth';
 import type { LocalStack } from '../../infra/local/stack';
 
@@ -79,28 +71,4 @@ export async function downloadThroughLink(stack: LocalStack, link: string, heade
   return { redirect, bytes: Buffer.from(await file.arrayBuffer()) };
 }
 
-export type Sheets = Record<string, unknown[][]>;
-
-/**
- * Decrypts with xlsx-populate and reads the cells with Debian's openpyxl (xlsx-populate's own
- * sheet parser needs the optional `r` attributes the engine leaves out; Excel and openpyxl do not).
- * Dates come back as naive ISO strings in the workbook's (the channel's) local time.
- */
-export async function decryptAndRead(bytes: Buffer, password: string): Promise<Sheets> {
-  const decrypted = (await new Encryptor().decryptAsync(bytes, password)) as Buffer;
-  const dir = mkdtempSync(join(tmpdir(), 'e2e-read-'));
-  try {
-    const file = join(dir, 'file.xlsx');
-    writeFileSync(file, decrypted);
-    const script = [
-      'import json, sys, datetime, openpyxl',
-      'wb = openpyxl.load_workbook(sys.argv[1], read_only=True)',
-      'conv = lambda v: v.isoformat() if isinstance(v, (datetime.datetime, datetime.date)) else v',
-      'print(json.dumps({ws.title: [[conv(c) for c in row] for row in ws.iter_rows(values_only=True)] for ws in wb.worksheets}))',
-    ].join('\n');
-    const json = execFileSync('/usr/bin/python3', ['-c', script, file], { maxBuffer: 512 * 1024 * 1024 }).toString('utf8');
-    return JSON.parse(json) as Sheets;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+export { decryptAndRead, type Sheets } from '../support/read-export';

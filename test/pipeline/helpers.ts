@@ -1,13 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-// xlsx-populate ships no types; the test uses only its decryptor (an independent implementation).
-// @ts-expect-error untyped module
-import Encryptor from 'xlsx-populate/lib/Encryptor.js';
+import { decryptAndRead } from '../support/read-export';
 import { deriveEncryptionKeys } from '../../shared/xlsx';
 import { LocalKeyWrapper } from '../../shared/adapters/local/local-key-wrapper';
 import { DynamoExportStore } from '../../shared/adapters/aws/dynamo-export-store';
@@ -97,27 +91,10 @@ export async function waitFor<T>(probe: () => T | undefined | Promise<T | undefi
   }
 }
 
-/** Downloads the finished file and decrypts it with xlsx-populate (an independent reader). */
+/** Downloads the finished file, decrypts it and reads its sheets (see `decryptAndRead`). */
 export async function readExportFile(stack: LocalStack, job: ExportJob): Promise<Record<string, unknown[][]>> {
   if (!job.objectKey) throw new Error('job has no file');
   const result = await stack.clients.s3.send(new GetObjectCommand({ Bucket: stack.bucket, Key: job.objectKey }));
   const bytes = Buffer.from((await result.Body?.transformToByteArray()) ?? new Uint8Array());
-  const decrypted = (await new Encryptor().decryptAsync(bytes, TEST_PASSWORD)) as Buffer;
-  // The engine leaves out the optional row/cell `r` attributes, which ExcelJS and
-  // xlsx-populate's sheet parser require; openpyxl (Debian's) reads them like Excel does.
-  const dir = mkdtempSync(join(tmpdir(), 'export-read-'));
-  try {
-    const file = join(dir, 'file.xlsx');
-    writeFileSync(file, decrypted);
-    const script = [
-      'import json, sys, datetime, openpyxl',
-      'wb = openpyxl.load_workbook(sys.argv[1], read_only=True)',
-      'conv = lambda v: v.isoformat() if isinstance(v, datetime.datetime) else v',
-      'print(json.dumps({ws.title: [[conv(c) for c in row] for row in ws.iter_rows(values_only=True)] for ws in wb.worksheets}))',
-    ].join('\n');
-    const json = execFileSync('/usr/bin/python3', ['-c', script, file], { maxBuffer: 512 * 1024 * 1024 }).toString('utf8');
-    return JSON.parse(json) as Record<string, unknown[][]>;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  return decryptAndRead(bytes, TEST_PASSWORD);
 }

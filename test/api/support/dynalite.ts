@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { CreateTableCommand, DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { tableInput } from '../../../infra/local/resources';
 
 export type LocalDynamo = { doc: DynamoDBDocumentClient; raw: DynamoDBClient; stop(): Promise<void> };
 
@@ -29,34 +30,6 @@ export async function startDynalite(tables: CreateTableCommandInput[]): Promise<
   };
 }
 
-export const cooldownTable = (name: string): CreateTableCommandInput => ({
-  TableName: name,
-  AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
-  KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
-  BillingMode: 'PAY_PER_REQUEST',
-});
-
-export const auditTable = (name: string): CreateTableCommandInput => ({
-  TableName: name,
-  AttributeDefinitions: [
-    { AttributeName: 'pk', AttributeType: 'S' },
-    { AttributeName: 'sk', AttributeType: 'S' },
-    { AttributeName: 'gsi1pk', AttributeType: 'S' },
-    { AttributeName: 'gsi1sk', AttributeType: 'S' },
-  ],
-  KeySchema: [
-    { AttributeName: 'pk', KeyType: 'HASH' },
-    { AttributeName: 'sk', KeyType: 'RANGE' },
-  ],
-  GlobalSecondaryIndexes: [
-    {
-      IndexName: 'gsi1',
-      KeySchema: [
-        { AttributeName: 'gsi1pk', KeyType: 'HASH' },
-        { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
-      ],
-      Projection: { ProjectionType: 'ALL' },
-    },
-  ],
-  BillingMode: 'PAY_PER_REQUEST',
-});
+// The same key schemas the local stack (and the CDK stack) create.
+export const cooldownTable = (name: string): CreateTableCommandInput => tableInput({ name, sortKey: false, gsi1: false });
+export const auditTable = (name: string): CreateTableCommandInput => tableInput({ name, sortKey: true, gsi1: true });
