@@ -49,6 +49,14 @@ const KIND_DATE = 3;
 
 const INITIAL_CAPACITY = 1 << 20;
 
+/** Text up to this length is looked up in its column's cache of encoded cells. */
+const TEXT_CACHE_MAX_CHARS = 64;
+/** Distinct values kept per column: enough for enumerations, bounded for everything else. */
+const TEXT_CACHE_MAX_ENTRIES = 512;
+/** After this many lookups a column keeps its cache only if at least half of them hit. */
+const TEXT_CACHE_PROBE = 2048;
+const EMPTY_BYTES = new Uint8Array(0);
+
 // Buffer.prototype.write validates its arguments in JS before calling the native utf8Write;
 // on the hottest call here (every text cell) that wrapper cost ~9% of encoding. utf8Write is
 // what write() calls internally; fall back to write() if a runtime ever lacks it.
@@ -157,16 +165,60 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
     }
   };
 
+  /**
+   * Encoded text cells (everything after `r="…"`) per column, for columns whose values repeat
+   * (states, team names, plans): a hit is one Map lookup and one copy instead of a scan, a
+   * UTF-8 encode and three constant copies. A column that misses too often (ids, free text)
+   * switches its cache off, so unique values pay for a few thousand lookups at most.
+   */
+  const textCaches: (Map<string, Uint8Array> | undefined)[] = columns.map((c) => (c.type === 'string' ? new Map() : undefined));
+  const textLookups = new Int32Array(n);
+  const textHits = new Int32Array(n);
+
   /** Writes a text cell; returns false if the text is empty after sanitising (nothing written). */
   const putTextCell = (col: number, s: string): boolean => {
-    if (s.length === 0) return false;
+    const len = s.length;
+    if (len === 0) return false;
+    const cache = len <= TEXT_CACHE_MAX_CHARS ? textCaches[col] : undefined;
+    if (cache !== undefined) {
+      const hit = cache.get(s);
+      const lookups = ++textLookups[col]!;
+      if (hit !== undefined) {
+        textHits[col]!++;
+        if (hit.length === 0) return false;
+        ensure(hit.length + 64);
+        putCellOpen(col);
+        put(hit);
+        return true;
+      }
+      if (lookups >= TEXT_CACHE_PROBE && textHits[col]! * 2 < lookups) textCaches[col] = undefined;
+      else if (cache.size < TEXT_CACHE_MAX_ENTRIES) {
+        // Render once into the buffer, then keep a copy of the bytes after the cell opening.
+        const start = pos;
+        const wrote = putTextCellUncached(col, s);
+        if (!wrote) {
+          cache.set(s, EMPTY_BYTES);
+          return false;
+        }
+        // start..(end of `r="…"` quote) is the cell opening; cache only what follows it.
+        const openLength = cellOpens[col]!.length + (withR ? rowDigitsLength + 1 : 0);
+        cache.set(s, new Uint8Array(buf.subarray(start + openLength, pos)));
+        return true;
+      }
+    }
+    return putTextCellUncached(col, s);
+  };
+
+  const putTextCellUncached = (col: number, s: string): boolean => {
+    const len = s.length;
     // Common case: nothing to strip or escape. A native regex scan plus a native UTF-8 write
-    // measured 3x faster than a charCodeAt loop in JS.
-    if (s.length <= MAX_CELL_CHARS && !NEEDS_WORK.test(s)) {
-      ensure(s.length * 3 + 128);
+    // measured 3x faster than a charCodeAt loop in JS (and a JS loop for short ASCII ids was
+    // no faster than this either).
+    if (len <= MAX_CELL_CHARS && !NEEDS_WORK.test(s)) {
+      ensure(len * 3 + 128);
       putCellOpen(col);
       const first = s.charCodeAt(0);
-      const last = s.charCodeAt(s.length - 1);
+      const last = s.charCodeAt(len - 1);
       put(first <= 0x20 || last <= 0x20 ? TEXT_OPEN_PRESERVE : TEXT_OPEN);
       pos += utf8Write.call(buf, s, pos);
       put(TEXT_CLOSE);
