@@ -1,4 +1,6 @@
 import type { AuditLog } from '../ports/audit-log';
+import type { CooldownStore } from '../ports/cooldown-store';
+import { cooldownKey } from '../domain';
 import type { ExportStore } from '../ports/export-store';
 import type { MessageQueue } from '../ports/message-queue';
 import type { ObjectStore } from '../ports/object-store';
@@ -13,6 +15,8 @@ export type StepDeps = {
   objects: ObjectStore;
   clock: Clock;
   audit?: AuditLog | undefined;
+  /** Given, a failed export gives its manager's cooldown back (see failExport). */
+  cooldowns?: CooldownStore | undefined;
   log: PipelineLog;
 };
 
@@ -30,8 +34,26 @@ export async function failExport(deps: StepDeps, job: Pick<ExportJob, 'exportId'
     ?.append({ type: 'failed', exportId: job.exportId, channelId: job.channelId, at: deps.clock.now().toISOString(), code: error.code, message: error.message })
     .catch((e: unknown) => deps.log.error('audit append failed', { exportId: job.exportId, error: String(e) }));
   await enqueueNotify(deps, job, 'export.failed');
+  await releaseCooldown(deps, job);
   await deps.objects.deletePrefix(objectKeys.partsPrefix(job.exportId)).catch(() => undefined);
   return true;
+}
+
+/**
+ * C8 limits downloads ("one per 30 minutes"); a failed export delivered none, so the manager may
+ * try again at once (e.g. with a narrower range after TOO_MANY_ROWS) instead of waiting out the
+ * window. The release is conditional on this export still holding the cooldown, so it never frees
+ * a newer export's hold. Best-effort: at worst the window simply runs out.
+ */
+async function releaseCooldown(deps: StepDeps, ids: Pick<ExportJob, 'exportId' | 'channelId'>): Promise<void> {
+  if (!deps.cooldowns) return;
+  try {
+    const job = await deps.store.getJob(ids.channelId, ids.exportId);
+    if (!job) return;
+    await deps.cooldowns.release(cooldownKey(job.channelId, job.managerId, job.kind), job.exportId);
+  } catch (error) {
+    deps.log.warn('cooldown release failed', { exportId: ids.exportId, error: String(error) });
+  }
 }
 
 export async function enqueueNotify(

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileFilter, generateWorkspace } from '../../shared/domain';
 import { startLocalStack, type LocalStack } from '../../infra/local/stack';
 import { storesFor, submitExport, waitFor, waitForJob } from './helpers';
+import { http, managerToken, waitForExport } from '../e2e/support';
 
 const CHANNEL = 'c3';
 
@@ -36,6 +37,27 @@ describe('size rule and an unreachable bot', () => {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     expect(await storesFor(stack).objects.list(`exports/${CHANNEL}/${job.exportId}/`)).toEqual([]);
     expect(stack.deliveries.finalizer.filter((r) => r.body.includes(job.exportId))).toHaveLength(0);
+  });
+
+  it('C8: a failed export gives the cooldown back (nothing was downloaded), so the manager can narrow it at once', async () => {
+    const token = await managerToken(CHANNEL, 'm-cooldown');
+    const body = { kind: 'contacts', scope: 'all', reason: 'quarterly review', password: 'Secret-123' };
+    const first = await http(stack, 'POST', '/v1/exports', { token, body });
+    expect(first.status).toBe(202);
+    // While it runs, the same manager is held back (the cooldown is taken at request time).
+    const blocked = await http(stack, 'POST', '/v1/exports', { token, body });
+    expect(blocked.status).toBe(429);
+    const failed = await waitForExport(stack, token, first.body.exportId);
+    expect(failed.status).toBe('failed');
+    expect(failed.error.code).toBe('TOO_MANY_ROWS');
+    const narrowed = await http(stack, 'POST', '/v1/exports', {
+      token,
+      body: { ...body, scope: 'user', userId: 'no-such-user' },
+    });
+    expect(narrowed.status).toBe(202);
+    // The release is conditional on the holder: the failed export cannot free the new hold.
+    const again = await http(stack, 'POST', '/v1/exports', { token, body });
+    expect(again.status).toBe(429);
   });
 
   it('under the limit the same stack completes (the rule counts matching rows, not scanned ones)', async () => {

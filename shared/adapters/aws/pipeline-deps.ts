@@ -15,6 +15,7 @@ import { SqsMessageQueue } from './sqs-message-queue';
 import { KmsKeyWrapper } from './kms-key-wrapper';
 import { DynamoCasesSource, DynamoUsersSource, DynamoWorkspaceSource } from './dynamo-source-data';
 import { DynamoAuditLog } from './dynamo-audit-log';
+import { DynamoCooldownStore } from './dynamo-cooldown-store';
 import { HttpBotWebhook } from './http-bot-webhook';
 import { LocalKeyWrapper } from '../local/local-key-wrapper';
 import { resolveSecret } from './secrets';
@@ -56,6 +57,7 @@ export function baseDeps(clock: Clock = systemClock): BaseDeps {
       objects: new S3ObjectStore(s3, config.EXPORT_BUCKET),
       queue: new SqsMessageQueue(sqs, { chunk: config.CHUNK_QUEUE_URL, finalize: config.FINALIZE_QUEUE_URL, notify: config.NOTIFY_QUEUE_URL }),
       audit: new DynamoAuditLog(ddb, config.AUDIT_TABLE),
+      cooldowns: new DynamoCooldownStore(ddb, config.COOLDOWNS_TABLE),
       workspace: new CachingWorkspaceSource(new DynamoWorkspaceSource(ddb, config.WORKSPACE_TABLE)),
       clock,
     };
