@@ -224,9 +224,11 @@ export class ExportServiceStack extends Stack {
     const sourceRead = ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'];
 
     // Shared by every pipeline step that can fail an export (shared/app/pipeline-steps.ts
-    // failExport): record the failure event, tell the bot, drop the parts.
+    // failExport): record the failure event, give the manager's cooldown back (a conditional
+    // delete on the holder, C8), tell the bot, drop the parts.
     const grantFailExport = (fn: ServiceFunction) => {
       allow(fn, 'AuditAppend', ['dynamodb:PutItem'], [t.audit.tableArn]);
+      allow(fn, 'ReleaseCooldown', ['dynamodb:DeleteItem'], [t.cooldowns.tableArn]);
       allow(fn, 'RequestNotify', ['sqs:SendMessage'], [this.queues.notify.queue.queueArn]);
       allow(fn, 'ListParts', ['s3:ListBucket'], [bucket.bucketArn], { StringLike: { 's3:prefix': [`${PARTS_PREFIX}*`] } });
       allow(fn, 'DeleteParts', ['s3:DeleteObject'], [objects(PARTS_PREFIX)]);

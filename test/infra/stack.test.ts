@@ -447,6 +447,14 @@ describe('least privilege', () => {
     expect(new Set(rolesAllowed(template, 'sqs:SendMessage', idOf(stack, stack.queues.chunk.queue)))).toEqual(new Set([roleId('api'), roleId('chunk')]));
   });
 
+  it('cooldowns: the api takes and releases them; a failing pipeline step only releases (failExport)', () => {
+    const cooldownsId = idOf(stack, stack.tables.cooldowns);
+    expect([...rolesAllowed(template, 'dynamodb:PutItem', cooldownsId)]).toEqual([roleId('api')]);
+    expect(new Set(rolesAllowed(template, 'dynamodb:DeleteItem', cooldownsId))).toEqual(
+      new Set([roleId('api'), roleId('chunk'), roleId('finalizer'), roleId('dlq')]),
+    );
+  });
+
   it('ListBucket is limited to the prefixes the function cleans up', () => {
     for (const { statement } of roleStatements(template).filter((s) => statementAllows(s.statement, 's3:ListBucket'))) {
       expect(statement.Condition?.StringLike?.['s3:prefix']).toEqual([expect.stringMatching(/^(parts|exports)\/\*$/)]);
