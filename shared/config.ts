@@ -35,6 +35,11 @@ export const configSchema = z.object({
   /** Users per contacts key-range slice and per selection batch. */
   USER_SHARDS: positiveInt.default(16),
   SELECTION_BATCH: positiveInt.default(2000),
+  /**
+   * First retry delay of a failed SQS record, doubled per receive (capped at 15 min). Without it a
+   * failed chunk would wait out the whole visibility timeout (6x the function timeout: 30 min).
+   */
+  RETRY_BASE_SECONDS: positiveInt.default(30),
   /** Endpoints of the local emulators; unset on AWS. */
   DYNAMODB_ENDPOINT: z.string().url().optional(),
   S3_ENDPOINT: z.string().url().optional(),

@@ -230,6 +230,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       SQS_ENDPOINT: emulators.sqsEndpoint,
       POWERTOOLS_SERVICE_NAME: 'export-service',
       POWERTOOLS_METRICS_NAMESPACE: 'ExportService',
+      // Local queues use short visibility timeouts; retries follow them (1, 2, 4 s ...).
+      RETRY_BASE_SECONDS: '1',
       ...(options.env ?? {}),
     };
     // Handlers read their configuration from the environment at cold start, as on Lambda;

@@ -447,6 +447,13 @@ describe('least privilege', () => {
     expect(new Set(rolesAllowed(template, 'sqs:SendMessage', idOf(stack, stack.queues.chunk.queue)))).toEqual(new Set([roleId('api'), roleId('chunk')]));
   });
 
+  it('each SQS consumer may shorten the visibility of its own queue\'s records (retry backoff), and no other', () => {
+    const consumers = { chunk: stack.queues.chunk.queue, finalizer: stack.queues.finalize.queue, notifier: stack.queues.notify.queue } as const;
+    for (const [name, queue] of Object.entries(consumers)) {
+      expect(rolesAllowed(template, 'sqs:ChangeMessageVisibility', idOf(stack, queue)), name).toEqual(new Set([roleId(name as keyof typeof consumers)]));
+    }
+  });
+
   it('cooldowns: the api takes and releases them; a failing pipeline step only releases (failExport)', () => {
     const cooldownsId = idOf(stack, stack.tables.cooldowns);
     expect([...rolesAllowed(template, 'dynamodb:PutItem', cooldownsId)]).toEqual([roleId('api')]);
