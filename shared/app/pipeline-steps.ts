@@ -30,11 +30,12 @@ export async function failExport(deps: StepDeps, job: Pick<ExportJob, 'exportId'
   const moved = await deps.store.setStatus(job.channelId, job.exportId, 'failed', ['queued', 'running', 'finalizing'], { error });
   if (!moved) return false;
   deps.log.warn('export failed', { exportId: job.exportId, code: error.code });
+  // First, so a manager who sees "failed" can ask again at once (the status is already visible).
+  await releaseCooldown(deps, job);
   await deps.audit
     ?.append({ type: 'failed', exportId: job.exportId, channelId: job.channelId, at: deps.clock.now().toISOString(), code: error.code, message: error.message })
     .catch((e: unknown) => deps.log.error('audit append failed', { exportId: job.exportId, error: String(e) }));
   await enqueueNotify(deps, job, 'export.failed');
-  await releaseCooldown(deps, job);
   await deps.objects.deletePrefix(objectKeys.partsPrefix(job.exportId)).catch(() => undefined);
   return true;
 }
