@@ -18,9 +18,10 @@ const passwordSchema = z.string().min(1, 'password is required').max(256, 'passw
 /** Kept for internal records (S4, C7): required, trimmed, 1-500 characters, not blank. */
 const reasonSchema = z
   .string()
+  // One rule for empty and blank alike (so a blank reason gets one message, not two); after the
+  // trim the string is therefore at least one character long.
   .regex(/\S/, 'reason must not be blank')
   .trim()
-  .min(1, 'reason must not be blank')
   .max(500, 'reason must be at most 500 characters');
 
 const calendarDate = z.iso.date('must be a calendar date (YYYY-MM-DD)');

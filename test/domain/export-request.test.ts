@@ -142,6 +142,18 @@ describe('request schema and JSON Schema agree (API Gateway model)', () => {
 });
 
 describe('parsing errors', () => {
+  it('S4: an empty or blank reason is one issue with one message, not a repeat', () => {
+    for (const reason of ['', '   ', '\n\t']) {
+      try {
+        parseExportRequest(cases({ reason }));
+        expect.unreachable();
+      } catch (e) {
+        expect(e).toBeInstanceOf(ValidationError);
+        expect((e as ValidationError).issues).toEqual([expect.objectContaining({ path: 'reason', message: 'reason must not be blank' })]);
+      }
+    }
+  });
+
   it('S4: reason is trimmed', () => {
     const r = parseExportRequest(cases({ reason: '  audit  ' }));
     expect(r.reason).toBe('audit');
