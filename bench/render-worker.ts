@@ -8,7 +8,7 @@ import { createPartEncoder } from '../shared/xlsx/part';
 import { columnsFor, generateRow, type Shape } from './rows';
 
 type Job = { partIndex: number; start: number; count: number };
-const { shape, timeZone } = workerData as { shape: Shape; timeZone: string };
+const { shape, timeZone, cellRefs } = workerData as { shape: Shape; timeZone: string; cellRefs: boolean };
 const columns = columnsFor(shape);
 
 parentPort!.on('message', (job: Job | null) => {
@@ -16,7 +16,7 @@ parentPort!.on('message', (job: Job | null) => {
     parentPort!.close();
     return;
   }
-  const encoder = createPartEncoder(columns, { timeZone, startRow: job.start + 2 });
+  const encoder = createPartEncoder(columns, { timeZone, ...(cellRefs ? { startRow: job.start + 2 } : {}) });
   for (let i = job.start; i < job.start + job.count; i++) encoder.add(generateRow(shape, i));
   const { data, ...meta } = encoder.finish();
   // A Buffer may be a view into a larger pooled ArrayBuffer: transfer only an exact one.

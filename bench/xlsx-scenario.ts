@@ -20,6 +20,12 @@ const scenarioSchema = z.object({
   rows: z.number().int().positive().max(1_000_000),
   out: z.string(),
   timeZone: z.string().default('Asia/Seoul'),
+  /**
+   * Row/cell `r` attributes (what ExcelJS and xlsx-populate need, and the CLI writes). The
+   * pipeline's chunk parts leave them out (a chunk doesn't know its absolute row): `false`
+   * measures that production form.
+   */
+  cellRefs: z.boolean().default(true),
 });
 export type Scenario = z.infer<typeof scenarioSchema>;
 
@@ -95,7 +101,7 @@ async function runOurs(s: Scenario, work: string, workerFile?: string): Promise<
         const count = Math.min(ROWS_PER_PART, s.rows - start);
         // One thread. (createAsyncPartEncoder, deflating on zlib's pool, used more CPU and was
         // no faster on this shared 2-core machine, so the plain encoder is measured.)
-        const encoder = createPartEncoder(columns, { timeZone: s.timeZone, startRow: start + 2 });
+        const encoder = createPartEncoder(columns, { timeZone: s.timeZone, ...(s.cellRefs ? { startRow: start + 2 } : {}) });
         for (let i = start; i < start + count; i++) encoder.add(generateRow(s.shape, i));
         const { data, ...meta } = encoder.finish();
         await file.write(data);
@@ -115,7 +121,7 @@ async function runOurs(s: Scenario, work: string, workerFile?: string): Promise<
       await Promise.all(
         Array.from({ length: Math.min(threads, jobs.length) }, () => {
           const worker = new Worker(workerFile, {
-            workerData: { shape: s.shape, timeZone: s.timeZone },
+            workerData: { shape: s.shape, timeZone: s.timeZone, cellRefs: s.cellRefs },
             // Rows are short-lived garbage: a small young generation per thread keeps RSS down.
             resourceLimits: { maxYoungGenerationSizeMb: 16 },
           });
