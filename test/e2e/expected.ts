@@ -1,4 +1,5 @@
 import type { CellValue, ColumnSpec, Row } from '../../shared/xlsx/types';
+import { localWallClockMs } from '../support/wall-clock';
 
 /**
  * What a correct file must contain, computed from the generator's records with the domain's
@@ -11,29 +12,6 @@ export function expectedSheet(columns: readonly ColumnSpec[], rows: Iterable<Row
   const out: unknown[][] = [];
   for (const row of rows) out.push(columns.map((c) => expectedCell(row[c.key], c, timeZone)));
   return { header: columns.map((c) => c.header), rows: out };
-}
-
-const partsFormatters = new Map<string, Intl.DateTimeFormat>();
-
-/** Wall-clock time of an instant in a zone, as if it were UTC (what Excel stores: no zone). */
-export function localWallClockMs(instantMs: number, timeZone: string): number {
-  let fmt = partsFormatters.get(timeZone);
-  if (!fmt) {
-    fmt = new Intl.DateTimeFormat('en-US', {
-      timeZone,
-      hourCycle: 'h23',
-      year: 'numeric',
-      month: '2-digit',
-      day: '2-digit',
-      hour: '2-digit',
-      minute: '2-digit',
-      second: '2-digit',
-    });
-    partsFormatters.set(timeZone, fmt);
-  }
-  const p = Object.fromEntries(fmt.formatToParts(new Date(instantMs)).map((x) => [x.type, x.value]));
-  const wall = Date.UTC(Number(p.year), Number(p.month) - 1, Number(p.day), Number(p.hour), Number(p.minute), Number(p.second));
-  return wall + (((instantMs % 1000) + 1000) % 1000);
 }
 
 function expectedCell(value: CellValue, column: ColumnSpec, timeZone: string): unknown {

@@ -15,10 +15,9 @@ import {
   type EncryptionParams,
 } from '../../shared/xlsx/crypto/index';
 import {
-  MSOFFCRYPTO_INSTALL_HINT,
   bufferSource,
   collectingWritable,
-  msoffcryptoAvailable,
+  msoffcryptoGate,
   msoffcryptoDecrypt,
   msoffcryptoRecoverKey,
   readCompoundFile,
@@ -31,15 +30,7 @@ const loadXlsxPopulate = async (): Promise<any> => (await import(xlsxPopulateMod
 const PASSWORD = 'Tr0ub4dor3';
 const WRONG_PASSWORD = 'tr0ub4dor3';
 
-const hasMsoffcrypto = msoffcryptoAvailable();
-if (!hasMsoffcrypto && !process.env.CI) {
-  console.warn(`msoffcrypto interop tests skipped: ${MSOFFCRYPTO_INSTALL_HINT}`);
-}
-/** Interop tests run when the tool is there, and must run (and fail without it) in CI. */
-const interopIt = hasMsoffcrypto || process.env.CI ? it : it.skip;
-const requireMsoffcrypto = (): void => {
-  expect(hasMsoffcrypto, `msoffcrypto-tool missing: ${MSOFFCRYPTO_INSTALL_HINT}`).toBe(true);
-};
+const { hasMsoffcrypto, interopIt, requireMsoffcrypto } = msoffcryptoGate();
 
 const EPOCH = new Date(Date.UTC(2025, 6, 17, 9, 30, 0));
 

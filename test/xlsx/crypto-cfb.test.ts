@@ -21,10 +21,9 @@ import {
   DIFSECT,
   ENDOFCHAIN,
   FATSECT,
-  MSOFFCRYPTO_INSTALL_HINT,
   bufferSource,
   collectingWritable,
-  msoffcryptoAvailable,
+  msoffcryptoGate,
   msoffcryptoDecrypt,
   msoffcryptoDecryptMany,
   olefileListing,
@@ -36,14 +35,7 @@ import {
 } from './crypto-test-support';
 
 const PASSWORD = 'Packag3Key';
-const hasMsoffcrypto = msoffcryptoAvailable();
-if (!hasMsoffcrypto && !process.env.CI) {
-  console.warn(`msoffcrypto interop tests skipped: ${MSOFFCRYPTO_INSTALL_HINT}`);
-}
-const interopIt = hasMsoffcrypto || process.env.CI ? it : it.skip;
-const requireMsoffcrypto = (): void => {
-  expect(hasMsoffcrypto, `msoffcrypto-tool missing: ${MSOFFCRYPTO_INSTALL_HINT}`).toBe(true);
-};
+const { hasMsoffcrypto, interopIt, requireMsoffcrypto } = msoffcryptoGate();
 
 type Keys = { params: EncryptionParams; packageKey: Buffer };
 let keys: Keys;

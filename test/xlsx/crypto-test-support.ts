@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
+import { expect, it } from 'vitest';
 
 export const FREESECT = 0xffffffff;
 export const ENDOFCHAIN = 0xfffffffe;
@@ -321,6 +322,22 @@ export const MSOFFCRYPTO_INSTALL_HINT = 'apt-get install python3-msoffcrypto-too
 export function msoffcryptoAvailable(): boolean {
   const probe = spawnSync(PYTHON, ['-c', 'import msoffcrypto, olefile'], { encoding: 'utf8' });
   return probe.status === 0;
+}
+
+/**
+ * The interop tests' gate: they run when the tool is there, skip with the install hint on a
+ * developer machine without it, and must run (and fail without it) in CI.
+ */
+export function msoffcryptoGate() {
+  const hasMsoffcrypto = msoffcryptoAvailable();
+  if (!hasMsoffcrypto && !process.env.CI) {
+    console.warn(`msoffcrypto interop tests skipped: ${MSOFFCRYPTO_INSTALL_HINT}`);
+  }
+  return {
+    hasMsoffcrypto,
+    interopIt: hasMsoffcrypto || process.env.CI ? it : it.skip,
+    requireMsoffcrypto: () => expect(hasMsoffcrypto, `msoffcrypto-tool missing: ${MSOFFCRYPTO_INSTALL_HINT}`).toBe(true),
+  };
 }
 
 // The password reaches Python through the environment, never argv, so it is not in `ps` output.

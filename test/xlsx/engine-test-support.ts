@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import { createRequire } from 'node:module';
 import ExcelJS from 'exceljs';
 import type { CellValue, ColumnSpec, Part, Row } from '../../shared/xlsx/types';
+import { localWallClockMs } from '../support/wall-clock';
 
 const require = createRequire(import.meta.url);
 
@@ -66,19 +67,7 @@ function normalizeExcelJs(v: unknown): CellValue {
 
 /** Wall-clock time of an instant in a zone, as a Date whose UTC fields show it (as ExcelJS reads serials). */
 export function wallClockAsUtc(epochMs: number, timeZone: string): Date {
-  const f = new Intl.DateTimeFormat('en-US', {
-    timeZone,
-    hourCycle: 'h23',
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-    hour: '2-digit',
-    minute: '2-digit',
-    second: '2-digit',
-  });
-  const p = Object.fromEntries(f.formatToParts(epochMs).map((x) => [x.type, x.value]));
-  const ms = ((epochMs % 1000) + 1000) % 1000;
-  return new Date(Date.UTC(Number(p.year), Number(p.month) - 1, Number(p.day), Number(p.hour), Number(p.minute), Number(p.second), ms));
+  return new Date(localWallClockMs(epochMs, timeZone));
 }
 
 /** The documented sanitising, restated independently of the implementation for the tests. */
