@@ -32,7 +32,17 @@ export class ServiceAlarms extends Construct {
     this.topic = new sns.Topic(this, 'Topic', { displayName: 'export-service alarms', enforceSSL: true });
     if (props.alarmEmail) this.topic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
     const action = new cwActions.SnsAction(this.topic);
-    const add = (alarm: cloudwatch.Alarm) => {
+    // Every alarm here fires when its metric rises above a threshold (0: any at all), ignores
+    // missing data (an idle service publishes none) and tells the topic.
+    const alarmAbove = (alarmId: string, alarmDescription: string, metric: cloudwatch.IMetric, threshold = 0, evaluationPeriods = 1) => {
+      const alarm = new cloudwatch.Alarm(this, alarmId, {
+        alarmDescription,
+        metric,
+        threshold,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
       alarm.addAlarmAction(action);
       this.alarms.push(alarm);
     };
@@ -40,48 +50,30 @@ export class ServiceAlarms extends Construct {
     // The DLQ consumer drains these queues within seconds, so a visible message means the consumer
     // itself is failing: jobs are stuck in "running" and their managers were never told.
     for (const [name, queue] of Object.entries(props.deadLetterQueues)) {
-      add(
-        new cloudwatch.Alarm(this, `${name}DlqNotEmpty`, {
-          alarmDescription: `${name} dead-letter queue holds messages the DLQ consumer could not handle`,
-          metric: queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
-          threshold: 0,
-          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-          evaluationPeriods: 1,
-          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        }),
+      alarmAbove(
+        `${name}DlqNotEmpty`,
+        `${name} dead-letter queue holds messages the DLQ consumer could not handle`,
+        queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
       );
     }
     // Any dead letter at all is an export that failed after its retries: worth a look even when
     // the consumer handled it (the queue is then empty again before the metric above samples it).
-    add(
-      new cloudwatch.Alarm(this, 'DeadLettersHandled', {
-        alarmDescription: 'exports failed after all retries (the DLQ consumer ran)',
-        metric: props.dlqConsumer.metricInvocations({ period: Duration.minutes(5), statistic: 'Sum' }),
-        threshold: 0,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
+    alarmAbove(
+      'DeadLettersHandled',
+      'exports failed after all retries (the DLQ consumer ran)',
+      props.dlqConsumer.metricInvocations({ period: Duration.minutes(5), statistic: 'Sum' }),
     );
-    add(
-      new cloudwatch.Alarm(this, 'FinalizerErrors', {
-        alarmDescription: 'the finalizer failed (files are not being assembled)',
-        metric: props.finalizer.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
-        threshold: 0,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
+    alarmAbove(
+      'FinalizerErrors',
+      'the finalizer failed (files are not being assembled)',
+      props.finalizer.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
     );
-    add(
-      new cloudwatch.Alarm(this, 'OldestChunkAge', {
-        alarmDescription: 'chunk messages wait too long: workers are throttled, failing or at max concurrency',
-        metric: props.chunkQueue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }),
-        threshold: OLDEST_CHUNK_AGE_ALARM_SECONDS,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluationPeriods: 3,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
+    alarmAbove(
+      'OldestChunkAge',
+      'chunk messages wait too long: workers are throttled, failing or at max concurrency',
+      props.chunkQueue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }),
+      OLDEST_CHUNK_AGE_ALARM_SECONDS,
+      3,
     );
   }
 }
