@@ -26,7 +26,10 @@ export type StepDeps = {
  * canceled export is left alone. Parts are deleted best-effort (the parts/ lifecycle rule
  * collects whatever is left).
  */
-export async function failExport(deps: StepDeps, job: Pick<ExportJob, 'exportId' | 'channelId'>, error: JobError): Promise<boolean> {
+/** The job's ids, and its owner when the caller already holds the job (saves a read to release the cooldown). */
+type FailingJob = Pick<ExportJob, 'exportId' | 'channelId'> & Partial<Pick<ExportJob, 'managerId' | 'kind'>>;
+
+export async function failExport(deps: StepDeps, job: FailingJob, error: JobError): Promise<boolean> {
   const moved = await deps.store.setStatus(job.channelId, job.exportId, 'failed', ['queued', 'running', 'finalizing'], { error });
   if (!moved) return false;
   deps.log.warn('export failed', { exportId: job.exportId, code: error.code });
@@ -46,14 +49,15 @@ export async function failExport(deps: StepDeps, job: Pick<ExportJob, 'exportId'
  * window. The release is conditional on this export still holding the cooldown, so it never frees
  * a newer export's hold. Best-effort: at worst the window simply runs out.
  */
-async function releaseCooldown(deps: StepDeps, ids: Pick<ExportJob, 'exportId' | 'channelId'>): Promise<void> {
+async function releaseCooldown(deps: StepDeps, failing: FailingJob): Promise<void> {
   if (!deps.cooldowns) return;
   try {
-    const job = await deps.store.getJob(ids.channelId, ids.exportId);
-    if (!job) return;
-    await deps.cooldowns.release(cooldownKey(job.channelId, job.managerId, job.kind), job.exportId);
+    // A dead-lettered message carries only ids; chunks and the finalizer pass the job they hold.
+    const owner = failing.managerId && failing.kind ? failing : await deps.store.getJob(failing.channelId, failing.exportId);
+    if (!owner?.managerId || !owner.kind) return;
+    await deps.cooldowns.release(cooldownKey(failing.channelId, owner.managerId, owner.kind), failing.exportId);
   } catch (error) {
-    deps.log.warn('cooldown release failed', { exportId: ids.exportId, error: String(error) });
+    deps.log.warn('cooldown release failed', { exportId: failing.exportId, error: String(error) });
   }
 }
 
