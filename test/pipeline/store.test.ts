@@ -3,26 +3,10 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { startLocalStack, type LocalStack } from '../../infra/local/stack';
 import { DynamoExportStore } from '../../shared/adapters/aws/dynamo-export-store';
 import type { ExportJob } from '../../shared/app/export-job';
+import { makeJob } from './job-fixture';
 
 function job(exportId: string, createdAt: string, overrides: Partial<ExportJob> = {}): ExportJob {
-  return {
-    exportId,
-    channelId: 'ch',
-    managerId: 'm1',
-    managerName: 'Kim',
-    kind: 'contacts',
-    request: { kind: 'contacts', scope: 'all' },
-    reason: 'r',
-    status: 'queued',
-    createdAt,
-    updatedAt: createdAt,
-    chunksTotal: 3,
-    chunksDone: 0,
-    rowsWritten: 0,
-    encryption: { params: { a: 1 }, wrappedKey: 'w' },
-    timeZone: 'Asia/Seoul',
-    ...overrides,
-  };
+  return makeJob({ exportId, channelId: 'ch', createdAt, updatedAt: createdAt, chunksTotal: 3, encryption: { params: { a: 1 }, wrappedKey: 'w' }, ...overrides });
 }
 
 describe('DynamoExportStore on dynalite', () => {

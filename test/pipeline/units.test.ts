@@ -14,29 +14,11 @@ import { buildBotEvent, notifyExport, signBody } from '../../shared/app/notify-e
 import type { ExportJob } from '../../shared/app/export-job';
 import type { ExportStore } from '../../shared/ports/export-store';
 import { silentLog } from '../../shared/ports/pipeline-log';
+import { makeJob } from './job-fixture';
 
 const SECRET = 'link-secret-for-tests';
 
-function job(overrides: Partial<ExportJob> = {}): ExportJob {
-  return {
-    exportId: 'e1',
-    channelId: 'c1',
-    managerId: 'm1',
-    managerName: 'Kim',
-    kind: 'contacts',
-    request: { kind: 'contacts', scope: 'all' },
-    reason: 'r',
-    status: 'queued',
-    createdAt: '2025-07-01T00:00:00.000Z',
-    updatedAt: '2025-07-01T00:00:00.000Z',
-    chunksTotal: 0,
-    chunksDone: 0,
-    rowsWritten: 0,
-    encryption: { params: {}, wrappedKey: 'x' },
-    timeZone: 'Asia/Seoul',
-    ...overrides,
-  };
-}
+const job = makeJob;
 
 describe('download link tokens', () => {
   const expiresAt = new Date('2025-07-08T00:00:00.000Z');

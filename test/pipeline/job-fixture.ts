@@ -1,0 +1,23 @@
+import type { ExportJob } from '../../shared/app/export-job';
+
+/** A valid queued contacts job for unit and store tests; each test overrides what it is about. */
+export function makeJob(overrides: Partial<ExportJob> = {}): ExportJob {
+  return {
+    exportId: 'e1',
+    channelId: 'c1',
+    managerId: 'm1',
+    managerName: 'Kim',
+    kind: 'contacts',
+    request: { kind: 'contacts', scope: 'all' },
+    reason: 'r',
+    status: 'queued',
+    createdAt: '2025-07-01T00:00:00.000Z',
+    updatedAt: '2025-07-01T00:00:00.000Z',
+    chunksTotal: 0,
+    chunksDone: 0,
+    rowsWritten: 0,
+    encryption: { params: {}, wrappedKey: 'x' },
+    timeZone: 'Asia/Seoul',
+    ...overrides,
+  };
+}
