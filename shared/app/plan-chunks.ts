@@ -14,7 +14,12 @@ export type PlanChunksDeps = {
   selectionBatch?: number;
 };
 
-/** What the job itself does not hold: the selected ids (only their count is stored on the job). */
+/**
+ * What the job itself does not hold: the selected ids (the job stores only their count). Without
+ * them a selection is planned from the batches already stored (see storeSelectionBatches) and
+ * the job's chunksTotal, so a dispatch interrupted after the job was created can be resumed
+ * from the job alone.
+ */
 export type PlanSources = { userIds?: readonly string[] };
 
 export type ChunkPlan = { chunksTotal: number; messages: ChunkMessage[] };
@@ -24,6 +29,25 @@ const DEFAULT_SELECTION_BATCH = 2000;
 /** Ids in the documented export order, once each. */
 export function sortUserIdsForExport(ids: Iterable<string>): string[] {
   return [...new Set(ids)].sort(compareUsersInExportOrder);
+}
+
+/**
+ * Writes a selection's ids, in export order and once each, as the S3 batches its chunks read;
+ * returns how many batches (= chunks). Deterministic, so writing them twice is harmless.
+ */
+export async function storeSelectionBatches(
+  exportId: string,
+  userIds: readonly string[],
+  objects: ObjectStore,
+  selectionBatch = DEFAULT_SELECTION_BATCH,
+): Promise<number> {
+  const batches = batchIds(sortUserIdsForExport(userIds), selectionBatch);
+  await Promise.all(
+    batches.map((batch, i) =>
+      objects.put(objectKeys.userIdBatch(exportId, 'selection', i), JSON.stringify(batch), { contentType: 'application/json' }),
+    ),
+  );
+  return batches.length;
 }
 
 export function batchIds(ids: readonly string[], size: number): string[][] {
@@ -56,15 +80,9 @@ export async function planChunks(job: ExportJob, sources: PlanSources, deps: Pla
   const current = await deps.store.getJob(job.channelId, job.exportId);
   if (!current) throw new Error(`planChunks: export ${job.exportId} does not exist`);
   if (current.chunksEnqueued || terminalStatuses.includes(current.status)) return { chunksTotal: current.chunksTotal, messages: [] };
-  if (job.kind === 'contacts' && job.request.scope === 'selection') {
-    const ids = sortUserIdsForExport(sources.userIds ?? []);
-    const batches = batchIds(ids, deps.selectionBatch ?? DEFAULT_SELECTION_BATCH);
+  if (job.kind === 'contacts' && job.request.scope === 'selection' && sources.userIds) {
     // Written before any message that points at them is sent.
-    await Promise.all(
-      batches.map((batch, i) =>
-        deps.objects.put(objectKeys.userIdBatch(job.exportId, 'selection', i), JSON.stringify(batch), { contentType: 'application/json' }),
-      ),
-    );
+    await storeSelectionBatches(job.exportId, sources.userIds, deps.objects, deps.selectionBatch ?? DEFAULT_SELECTION_BATCH);
   }
   if (current.phase === undefined) {
     const sheet = job.kind === 'cases' ? 'cases' : 'users';
@@ -113,8 +131,10 @@ export function buildChunkMessages(job: ExportJob, sources: PlanSources, selecti
     return [{ ...base, chunkId: 'users-0', sheet: 'users', index: 0, source: { type: 'userIds', ids: [userId] } }];
   }
   if (scope === 'selection') {
-    const ids = sortUserIdsForExport(sources.userIds ?? []);
-    return batchIds(ids, selectionBatch).map((_batch, index) => ({
+    // With the ids: one chunk per batch; without: the batches are stored and the job counts them.
+    const count = sources.userIds ? batchIds(sortUserIdsForExport(sources.userIds), selectionBatch).length : job.chunksTotal;
+    if (!Number.isInteger(count)) throw new Error('planChunks: a selection needs its ids or the stored batch count (chunksTotal)');
+    return Array.from({ length: count }, (_unused, index) => ({
       ...base,
       chunkId: `users-${index}`,
       sheet: 'users',

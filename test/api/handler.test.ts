@@ -4,6 +4,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { createApiHandler, type ApiRuntime } from '../../functions/api/app';
 import { createTokenVerifier, DEV_AUDIENCE, DEV_ISSUER, signDevToken } from '../../shared/auth';
 import type { ExportJob } from '../../shared/app/export-job';
+import { STALLED_DISPATCH_SECONDS } from '../../shared/app/api/read-exports';
 import { createCapturingLogger, createFakes, type Fakes } from './support/fakes';
 
 const secret = 'handler-test-secret-handler-test-secret';
@@ -168,6 +169,49 @@ describe('POST /v1/exports', () => {
     expect(fakes.audit.events.map((e) => e.type)).toEqual(['requested', 'failed']);
     fakes.dispatcher.failDispatch = false;
     expect((await create('api-create-export-cases.json')).status).toBe(202);
+  });
+});
+
+describe('an export whose dispatch was cut short', () => {
+  it('is dispatched by a status read once it has waited past STALLED_DISPATCH_SECONDS, and only once', async () => {
+    fakes.dispatcher.crashBeforeDispatch = true;
+    const exportId = (await create()).body.exportId as string;
+    fakes.dispatcher.crashBeforeDispatch = false;
+    expect(fakes.dispatcher.dispatched).toEqual([]);
+    const read = async () => call(loadEvent('api-get-export.json', { TOKEN: await token({}, fakes.clock.now()), EXPORT_ID: exportId }));
+    // Within the window the request may still be running: a read must not race it.
+    fakes.clock.advance(STALLED_DISPATCH_SECONDS * 1000);
+    expect((await read()).body.status).toBe('queued');
+    expect(fakes.dispatcher.dispatched).toEqual([]);
+    fakes.clock.advance(1000);
+    expect((await read()).status).toBe(200);
+    expect(fakes.dispatcher.dispatched).toEqual([exportId]);
+    expect(fakes.store.jobs.get(exportId)?.chunksEnqueued).toBe(true);
+    await read();
+    expect(fakes.dispatcher.dispatched).toEqual([exportId]);
+  });
+
+  it('is dispatched by the list too; a queue outage leaves the read answering 200 and the next read retries', async () => {
+    fakes.dispatcher.crashBeforeDispatch = true;
+    const exportId = (await create()).body.exportId as string;
+    fakes.dispatcher.crashBeforeDispatch = false;
+    fakes.clock.advance((STALLED_DISPATCH_SECONDS + 5) * 1000);
+    const list = async () => call(loadEvent('api-list-exports.json', { TOKEN: await token({}, fakes.clock.now()) }));
+    fakes.dispatcher.failDispatch = true;
+    const during = await list();
+    expect(during.status).toBe(200);
+    expect(during.body.items).toEqual([expect.objectContaining({ exportId, status: 'queued' })]);
+    expect(fakes.dispatcher.dispatched).toEqual([]);
+    fakes.dispatcher.failDispatch = false;
+    expect((await list()).status).toBe(200);
+    expect(fakes.dispatcher.dispatched).toEqual([exportId]);
+  });
+
+  it('is left alone once its chunks were sent, however long it waits in the queue', async () => {
+    const exportId = (await create()).body.exportId as string;
+    fakes.clock.advance(3600_000);
+    await call(loadEvent('api-get-export.json', { TOKEN: await token({}, fakes.clock.now()), EXPORT_ID: exportId }));
+    expect(fakes.dispatcher.dispatched).toEqual([exportId]);
   });
 });
 

@@ -81,6 +81,12 @@ describe('chunk planning', () => {
     const ids = Array.from({ length: 250 }, (_u, i) => `u${i}`);
     const selection = buildChunkMessages(job({ request: { kind: 'contacts', scope: 'selection', userIdsCount: 250 } }), { userIds: [...ids, 'u3'] }, 100);
     expect(selection.map((m) => m.source.type)).toEqual(['userIdsObject', 'userIdsObject', 'userIdsObject']);
+    // Without the ids (a dispatch resumed from the job alone): the stored batches, counted by the job.
+    const resumed = buildChunkMessages(job({ request: { kind: 'contacts', scope: 'selection', userIdsCount: 250 }, chunksTotal: 3 }), {}, 100);
+    expect(resumed).toEqual(selection);
+    expect(() => buildChunkMessages({ ...job({ request: { kind: 'contacts', scope: 'selection', userIdsCount: 250 } }), chunksTotal: undefined } as never, {}, 100)).toThrow(
+      /needs its ids or the stored batch count/,
+    );
   });
 
   it('messages carry ids and ranges only and fit an SQS message easily', () => {

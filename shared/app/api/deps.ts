@@ -22,8 +22,11 @@ export interface ExportDispatcher {
     chunksTotal: number;
     extra?: Partial<Pick<ExportJob, 'phase' | 'sheetChunks'>>;
   }>;
-  /** The request is passed again because a selection's ids live only there (and in S3 after). */
-  dispatch(job: ExportJob, request: ExportRequest): Promise<void>;
+  /**
+   * Enqueues the job's chunks from what the job holds (a selection's ids were stored by plan()).
+   * Safe to repeat: a dispatch that already finished does nothing.
+   */
+  dispatch(job: ExportJob): Promise<void>;
 }
 
 /** Download links: `${PUBLIC_BASE_URL}/v1/downloads/{token}` (the pipeline mints them). */

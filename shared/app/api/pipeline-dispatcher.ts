@@ -6,7 +6,7 @@ import type { ObjectStore } from '../../ports/object-store';
 import type { WorkspaceSource } from '../../ports/source-data';
 import { createDownloadToken, downloadLink, hashDownloadToken, InvalidDownloadTokenError, verifyDownloadToken } from '../download-link';
 import type { ExportJob, JobRequest } from '../export-job';
-import { buildChunkMessages, planChunks } from '../plan-chunks';
+import { buildChunkMessages, planChunks, storeSelectionBatches } from '../plan-chunks';
 import { workspaceSk } from '../workspace-context';
 import type { DownloadLinks, ExportDispatcher } from './deps';
 
@@ -26,8 +26,10 @@ export function toJobRequest(request: ExportRequest): JobRequest {
 }
 
 /**
- * The pipeline side of requestExport: the backend's planChunks (which writes selection batches
- * to S3, records the chunk count and enqueues the chunk messages).
+ * The pipeline side of requestExport. plan() runs before the job exists and stores a
+ * selection's ids as S3 batches (the only place they live apart from the request); dispatch()
+ * is the backend's planChunks (records the chunk count, enqueues the chunk messages) and needs
+ * nothing but the job, so a dispatch cut short by a crash can be repeated from a status read.
  */
 export function createPipelineDispatcher(deps: {
   store: ExportStore;
@@ -42,13 +44,15 @@ export function createPipelineDispatcher(deps: {
       const jobRequest = toJobRequest(request);
       // The count is known before the job exists, so progress is right from the first poll.
       const provisional = { exportId, channelId, kind: request.kind, request: jobRequest, timeZone } as ExportJob;
-      const userIds = request.kind === 'contacts' && request.scope === 'selection' ? request.userIds : undefined;
-      const chunksTotal = buildChunkMessages(provisional, userIds ? { userIds } : {}, deps.selectionBatch).length;
+      const chunksTotal =
+        request.kind === 'contacts' && request.scope === 'selection'
+          ? // Before the job is created: a job never exists without the ids its chunks read.
+            await storeSelectionBatches(exportId, request.userIds, deps.objects, deps.selectionBatch)
+          : buildChunkMessages(provisional, {}, deps.selectionBatch).length;
       return { jobRequest, timeZone, chunksTotal };
     },
-    async dispatch(job: ExportJob, request: ExportRequest): Promise<void> {
-      const userIds = request.kind === 'contacts' && request.scope === 'selection' ? request.userIds : undefined;
-      await planChunks(job, userIds ? { userIds } : {}, { store: deps.store, objects: deps.objects, queue: deps.queue, selectionBatch: deps.selectionBatch });
+    async dispatch(job: ExportJob): Promise<void> {
+      await planChunks(job, {}, { store: deps.store, objects: deps.objects, queue: deps.queue, selectionBatch: deps.selectionBatch });
     },
   };
 }

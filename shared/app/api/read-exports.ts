@@ -32,8 +32,32 @@ async function loadVisibleJob(deps: ApiDeps, principal: Principal, exportId: str
   return job;
 }
 
+/**
+ * A queued job whose chunks were never enqueued this long after it was created was cut short
+ * between creating the job and dispatching it (the API call took at most ~30 s: API Gateway's
+ * limit). Nothing else would ever move it.
+ */
+export const STALLED_DISPATCH_SECONDS = 60;
+
+/**
+ * Finishes an interrupted dispatch (dispatch is safe to repeat) and returns the job as it is
+ * now. A failure here leaves the job as it was for the next read to try again: a status read
+ * must not fail because the queue is briefly unavailable.
+ */
+async function resumeIfStalled(deps: ApiDeps, job: ExportJob): Promise<ExportJob> {
+  if (job.status !== 'queued' || job.chunksEnqueued) return job;
+  const ageSeconds = (deps.clock.now().getTime() - Date.parse(job.createdAt)) / 1000;
+  if (!(ageSeconds > STALLED_DISPATCH_SECONDS)) return job;
+  try {
+    await deps.dispatcher.dispatch(job);
+    return (await deps.store.getJob(job.channelId, job.exportId)) ?? job;
+  } catch {
+    return job;
+  }
+}
+
 export async function getExport(deps: ApiDeps, principal: Principal, exportId: string): Promise<ExportView> {
-  const job = await loadVisibleJob(deps, principal, exportId);
+  const job = await resumeIfStalled(deps, await loadVisibleJob(deps, principal, exportId));
   const link = job.status === 'completed' ? await deps.links.linkFor(job) : undefined;
   return toExportView(job, deps.publicBaseUrl, link, deps.clock.now());
 }
@@ -63,9 +87,10 @@ export async function listExports(
   const storeCursor = parsed.data.cursor ? openCursor(deps.hmacSecret, scope, parsed.data.cursor) : undefined;
   const page = await deps.store.listJobs(principal.channelId, principal.managerId, storeCursor, parsed.data.limit);
   const items = await Promise.all(
-    page.items.map(async (job) =>
-      toExportView(job, deps.publicBaseUrl, job.status === 'completed' ? await deps.links.linkFor(job) : undefined, deps.clock.now()),
-    ),
+    page.items.map(async (listed) => {
+      const job = await resumeIfStalled(deps, listed);
+      return toExportView(job, deps.publicBaseUrl, job.status === 'completed' ? await deps.links.linkFor(job) : undefined, deps.clock.now());
+    }),
   );
   return { items, ...(page.cursor ? { cursor: sealCursor(deps.hmacSecret, scope, page.cursor) } : {}) };
 }

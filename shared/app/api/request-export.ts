@@ -32,7 +32,8 @@ export type RequestExportResult = { job: ExportJob; replayed: boolean };
  *  6. the chunk messages (the chunk handler is idempotent, so enqueueing twice is harmless).
  * A thrown error releases the cooldown and fails a job this call created. A crash (timeout)
  * leaves the cooldown held by an exportId without a job; the next request takes such a hold
- * over once it is older than staleCooldownSeconds.
+ * over once it is older than staleCooldownSeconds. A crash between 5 and 6 leaves a queued job
+ * whose chunks were never sent: the next status read or list resumes it (read-exports.ts).
  */
 export async function requestExport(
   deps: ApiDeps,
@@ -69,7 +70,7 @@ export async function requestExport(
       const job = await deps.store.getJob(principal.channelId, exportId);
       if (job) {
         // The first attempt may have stopped between creating the job and enqueueing its chunks.
-        if (job.status === 'queued' && job.chunksDone === 0) await deps.dispatcher.dispatch(job, request);
+        if (job.status === 'queued' && job.chunksDone === 0) await deps.dispatcher.dispatch(job);
         return { job, replayed: true };
       }
       // No job yet: the first attempt crashed early (or is still running): carry on with its id.
@@ -113,7 +114,7 @@ export async function requestExport(
     created = await deps.store.createJob(job);
     const stored = created ? job : await deps.store.getJob(principal.channelId, exportId);
     if (!stored) throw new Error('job vanished after a lost create race');
-    if (stored.status === 'queued') await deps.dispatcher.dispatch(stored, request);
+    if (stored.status === 'queued') await deps.dispatcher.dispatch(stored);
     return { job: stored, replayed: !created };
   } catch (error) {
     await undoFailedRequest(deps, principal, exportId, holdKey, created, error);

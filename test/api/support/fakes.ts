@@ -118,6 +118,9 @@ export const fakeKeyWrapper: KeyWrapper = {
 export class FakeDispatcher implements ExportDispatcher {
   dispatched: string[] = [];
   failDispatch = false;
+  /** Simulates an API process that died before its dispatch: nothing is sent or recorded. */
+  crashBeforeDispatch = false;
+  constructor(private readonly store?: FakeExportStore) {}
   async plan(input: Parameters<ExportDispatcher['plan']>[0]) {
     const { password: _p, reason: _r, ...rest } = input.request as Record<string, unknown>;
     void _p;
@@ -131,8 +134,12 @@ export class FakeDispatcher implements ExportDispatcher {
     };
   }
   async dispatch(job: ExportJob): Promise<void> {
+    if (this.crashBeforeDispatch) return;
     if (this.failDispatch) throw new Error('simulated queue outage');
     this.dispatched.push(job.exportId);
+    // As planChunks does once its messages are sent.
+    const stored = this.store?.jobs.get(job.exportId);
+    if (stored) stored.chunksEnqueued = true;
   }
 }
 
@@ -176,7 +183,7 @@ export function createFakes(now = new Date('2026-03-01T10:00:00.000Z')): Fakes {
   const store = new FakeExportStore();
   const audit = new FakeAuditLog();
   const cooldowns = new FakeCooldownStore();
-  const dispatcher = new FakeDispatcher();
+  const dispatcher = new FakeDispatcher(store);
   const clock = new MutableClock(now);
   const deps: ApiDeps = {
     store,
