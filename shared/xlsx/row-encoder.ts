@@ -32,15 +32,36 @@ const ROW_OPEN_R = ascii('<row r="');
 const ROW_OPEN_R_END = ascii('">');
 const ROW_CLOSE = ascii('</row>');
 const GAP = ascii(EMPTY_CELL);
-const C_OPEN = ascii('<c');
-const TEXT_OPEN = ascii(' t="inlineStr"><is><t>');
-const TEXT_OPEN_PRESERVE = ascii(' t="inlineStr"><is><t xml:space="preserve">');
 const TEXT_CLOSE = ascii('</t></is></c>');
-const NUM_OPEN = ascii('><v>');
-const DATE_OPEN = ascii(` s="${STYLE_DATE_TIME}"><v>`);
 const V_CLOSE = ascii('</v></c>');
-const BOOL_TRUE = ascii(' t="b"><v>1</v></c>');
-const BOOL_FALSE = ascii(' t="b"><v>0</v></c>');
+
+/**
+ * What follows a cell's `<c` (with `r`, its `<c r="B7"`), per kind of cell. Without `r` the
+ * `<c` carries no per-cell data, so it is folded into these constants: one copy per opening
+ * instead of two.
+ */
+type CellOpeners = {
+  text: Uint8Array;
+  textPreserve: Uint8Array;
+  number: Uint8Array;
+  date: Uint8Array;
+  boolTrue: Uint8Array;
+  boolFalse: Uint8Array;
+};
+function cellOpeners(prefix: string): CellOpeners {
+  return {
+    text: ascii(prefix + ' t="inlineStr"><is><t>'),
+    textPreserve: ascii(prefix + ' t="inlineStr"><is><t xml:space="preserve">'),
+    number: ascii(prefix + '><v>'),
+    date: ascii(prefix + ` s="${STYLE_DATE_TIME}"><v>`),
+    boolTrue: ascii(prefix + ' t="b"><v>1</v></c>'),
+    boolFalse: ascii(prefix + ' t="b"><v>0</v></c>'),
+  };
+}
+/** After `<c r="B7"` (the reference is written per cell). */
+const OPENERS_AFTER_REF = cellOpeners('');
+/** Whole openings for cells without `r`. */
+const OPENERS_NO_REF = cellOpeners('<c');
 
 const KIND_STRING = 0;
 const KIND_NUMBER = 1;
@@ -92,7 +113,9 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
   if (withR && (!Number.isSafeInteger(options.startRow) || options.startRow! < 2)) {
     throw new CellValueError('startRow must be an integer >= 2 (row 1 is the header)', 'startRow', 'min-2');
   }
-  const cellOpens = columns.map((_, i) => (withR ? ascii(`<c r="${columnLetters(i)}`) : C_OPEN));
+  // With r: `<c r="B` per column; the row digits and the quote follow per cell (putCellRef).
+  const cellRefs = columns.map((_, i) => ascii(`<c r="${columnLetters(i)}`));
+  const open = withR ? OPENERS_AFTER_REF : OPENERS_NO_REF;
   const readValues = compileValueReader(keys);
   const values: CellValue[] = new Array<CellValue>(n).fill(undefined);
   let rowNumber = options.startRow ?? 0;
@@ -154,19 +177,18 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
     for (let i = 0; i < s.length; i++) buf[pos++] = s.charCodeAt(i);
   };
 
-  const putCellOpen = (col: number): void => {
-    put(cellOpens[col]!);
-    if (withR) {
-      const b = buf;
-      let p = pos;
-      for (let i = 0; i < rowDigitsLength; i++) b[p++] = rowDigits[i]!;
-      b[p++] = 0x22; // closing quote of r="..."
-      pos = p;
-    }
+  /** `<c r="B7"` (only with r; without it the openers in `open` start with `<c`). */
+  const putCellRef = (col: number): void => {
+    put(cellRefs[col]!);
+    const b = buf;
+    let p = pos;
+    for (let i = 0; i < rowDigitsLength; i++) b[p++] = rowDigits[i]!;
+    b[p++] = 0x22; // closing quote of r="..."
+    pos = p;
   };
 
   /**
-   * Encoded text cells (everything after `r="…"`) per column, for columns whose values repeat
+   * Encoded text cells (everything after `r="…"`; without r, the whole cell) per column, for columns whose values repeat
    * (states, team names, plans): a hit is one Map lookup and one copy instead of a scan, a
    * UTF-8 encode and three constant copies. A column that misses too often (ids, free text)
    * switches its cache off, so unique values pay for a few thousand lookups at most.
@@ -187,7 +209,7 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
         textHits[col]!++;
         if (hit.length === 0) return false;
         ensure(hit.length + 64);
-        putCellOpen(col);
+        if (withR) putCellRef(col);
         put(hit);
         return true;
       }
@@ -200,8 +222,8 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
           cache.set(s, EMPTY_BYTES);
           return false;
         }
-        // start..(end of `r="…"` quote) is the cell opening; cache only what follows it.
-        const openLength = cellOpens[col]!.length + (withR ? rowDigitsLength + 1 : 0);
+        // With r, start..(end of `r="…"` quote) is the cell reference; cache only what follows it.
+        const openLength = withR ? cellRefs[col]!.length + rowDigitsLength + 1 : 0;
         cache.set(s, new Uint8Array(buf.subarray(start + openLength, pos)));
         return true;
       }
@@ -216,10 +238,10 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
     // no faster than this either).
     if (len <= MAX_CELL_CHARS && !NEEDS_WORK.test(s)) {
       ensure(len * 3 + 128);
-      putCellOpen(col);
+      if (withR) putCellRef(col);
       const first = s.charCodeAt(0);
       const last = s.charCodeAt(len - 1);
-      put(first <= 0x20 || last <= 0x20 ? TEXT_OPEN_PRESERVE : TEXT_OPEN);
+      put(first <= 0x20 || last <= 0x20 ? open.textPreserve : open.text);
       pos += utf8Write.call(buf, s, pos);
       put(TEXT_CLOSE);
       return true;
@@ -229,19 +251,19 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
     if (clean.length === 0) return false;
     const escaped = escapeXmlText(clean);
     ensure(escaped.length * 3 + 128);
-    putCellOpen(col);
+    if (withR) putCellRef(col);
     const first = clean.charCodeAt(0);
     const last = clean.charCodeAt(clean.length - 1);
-    put(first <= 0x20 || last <= 0x20 ? TEXT_OPEN_PRESERVE : TEXT_OPEN);
+    put(first <= 0x20 || last <= 0x20 ? open.textPreserve : open.text);
     pos += buf.write(escaped, pos, 'utf8');
     put(TEXT_CLOSE);
     return true;
   };
 
-  const putNumberCell = (col: number, v: number, open: Uint8Array): void => {
+  const putNumberCell = (col: number, v: number): void => {
     ensure(64);
-    putCellOpen(col);
-    put(open);
+    if (withR) putCellRef(col);
+    put(open.number);
     if (Number.isInteger(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER) putUint(v);
     else putAsciiString(String(v));
     put(V_CLOSE);
@@ -258,8 +280,8 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
       f = 0;
     }
     ensure(64);
-    putCellOpen(col);
-    put(DATE_OPEN);
+    if (withR) putCellRef(col);
+    put(open.date);
     putUint(day);
     if (f !== 0) {
       // 10 fixed digits, zero-padded, trailing zeros dropped: as formatExcelSerial. Digits by
@@ -336,14 +358,14 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
             case KIND_NUMBER:
               if (typeof v !== 'number') throw wrongType(col, v);
               // NaN and infinities have no cell representation: they become empty cells.
-              if (Number.isFinite(v)) putNumberCell(col, v, NUM_OPEN);
+              if (Number.isFinite(v)) putNumberCell(col, v);
               else wrote = false;
               break;
             case KIND_BOOLEAN:
               if (typeof v !== 'boolean') throw wrongType(col, v);
               ensure(64);
-              putCellOpen(col);
-              put(v ? BOOL_TRUE : BOOL_FALSE);
+              if (withR) putCellRef(col);
+              put(v ? open.boolTrue : open.boolFalse);
               break;
             default:
               putDateCell(col, keys[col]!, v);
