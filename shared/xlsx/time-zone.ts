@@ -5,7 +5,9 @@ export const DAY_MS = 86_400_000;
 /** Days from Excel's 1900 epoch (with its phantom 1900-02-29) to 1970-01-01. */
 export const EXCEL_UNIX_EPOCH_DAYS = 25_569;
 const MIXED = Number.NaN;
-const CACHE_LIMIT = 200_000;
+/** Hours remembered per zone: a direct-mapped table of 2^16 slots (~23 years of hours). */
+const CACHE_BITS = 16;
+const CACHE_MASK = (1 << CACHE_BITS) - 1;
 
 export type ExcelDateConverter = (epochMs: number) => number;
 /** Maps an instant (epoch ms) to the same wall-clock reading expressed as if it were UTC. */
@@ -31,22 +33,29 @@ const converters = new Map<string, LocalTimeConverter>();
 
 function buildLocalTimeConverter(timeZone: string): LocalTimeConverter {
   const offsetAt = createOffsetLookup(timeZone);
-  const cache = new Map<number, number>();
-  // Dates in one row are usually hours apart at most: remember the last hour before the Map.
+  // The hour cache is direct-mapped: slot = hour mod 2^16, holding that hour and its offset
+  // (or MIXED). A typed-array load and compare costs a fraction of a Map lookup on a number
+  // key, and the table's size is fixed. Two hours 2^16 apart share a slot and evict each other,
+  // which only costs a fresh lookup. Hours are stored whole (as doubles, beyond int32), so a
+  // slot never answers for another hour; NaN (empty slot) equals no hour.
+  const cachedHours = new Float64Array(CACHE_MASK + 1).fill(Number.NaN);
+  const cachedOffsets = new Float64Array(CACHE_MASK + 1);
+  // Dates in one row are usually hours apart at most: remember the last hour before the table.
   let lastHour = Number.NaN;
   let lastOffset = 0;
   return (epochMs: number): number => {
     const hour = Math.floor(epochMs / HOUR_MS);
     if (hour === lastHour) return epochMs + lastOffset;
-    let offset = cache.get(hour);
-    if (offset === undefined) {
+    const slot = hour & CACHE_MASK;
+    let offset: number;
+    if (cachedHours[slot] === hour) offset = cachedOffsets[slot]!;
+    else {
       const start = hour * HOUR_MS;
       const a = offsetAt(start);
       const b = offsetAt(start + HOUR_MS - 1);
       offset = a === b ? a : MIXED;
-      // Bounded: data spanning more hours than this just pays for a rebuild.
-      if (cache.size >= CACHE_LIMIT) cache.clear();
-      cache.set(hour, offset);
+      cachedHours[slot] = hour;
+      cachedOffsets[slot] = offset;
     }
     if (Number.isNaN(offset)) return epochMs + offsetAt(epochMs);
     lastHour = hour;

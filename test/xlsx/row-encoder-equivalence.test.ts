@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { columnsFor, generateRow, type Shape } from '../../bench/rows';
 import { compileRowRenderer } from '../../shared/xlsx/render-row';
 import { createRowEncoder } from '../../shared/xlsx/row-encoder';
+import { createLocalTimeConverter, createOffsetLookup } from '../../shared/xlsx/time-zone';
 import type { ColumnSpec, Row } from '../../shared/xlsx/types';
 
 // The encoder's fast paths (cached cells, fused openers, digit tables) against the reference
@@ -62,6 +63,30 @@ describe('number cells', () => {
       const expected = Object.is(v, -0) ? '0' : String(v);
       const got = encodedNumber(v);
       if (got !== expected) expect({ v, got }).toEqual({ v, got: expected });
+    }
+  });
+});
+
+describe('local time converter cache', () => {
+  it('gives exactly ms + the zone offset at that instant, including hours that share a cache slot', () => {
+    const HOUR = 3_600_000;
+    const SLOT_SPAN = 2 ** 16 * HOUR; // hours this far apart map to the same slot
+    for (const zone of ['Australia/Lord_Howe', 'America/New_York', 'Europe/London', 'Asia/Seoul']) {
+      const toLocal = createLocalTimeConverter(zone);
+      const offsetAt = createOffsetLookup(zone);
+      const instants: number[] = [];
+      // Every 10 minutes through two years with DST changes (Lord Howe: :30 UTC transitions) ...
+      for (let t = Date.UTC(2024, 0, 1); t < Date.UTC(2026, 0, 1); t += 600_000 + 7) instants.push(t);
+      // ... then instants that alternate between colliding hours, and pre-1970 / far-future ones.
+      for (let k = 0; k < 2000; k++) {
+        const base = Date.UTC(2025, 3, 5, 15, 0, 0) + (k % 50) * 1_799_999;
+        instants.push(base, base - SLOT_SPAN, base + SLOT_SPAN, base - 3 * SLOT_SPAN, base + 0.5);
+      }
+      for (const t of instants) {
+        const expected = t + offsetAt(t);
+        const got = toLocal(t);
+        if (got !== expected) expect({ zone, t, got }).toEqual({ zone, t, got: expected });
+      }
     }
   });
 });
