@@ -90,3 +90,23 @@ describe('local time converter cache', () => {
     }
   });
 });
+
+describe('date cells', () => {
+  it('write the same ten-digit fractions as the reference renderer (trailing zeros dropped)', () => {
+    const columns: ColumnSpec[] = [{ key: 'd', header: 'd', type: 'date' }];
+    const encoder = createRowEncoder(columns, { timeZone: 'UTC' });
+    const render = compileRowRenderer(columns, { timeZone: 'UTC' });
+    const day = Date.UTC(2025, 6, 1);
+    const rows: Row[] = [];
+    // Every second of a day (fractions with 1 to 10 significant digits), then ms and sub-ms steps.
+    for (let s = 0; s < 86_400; s++) rows.push({ d: day + s * 1000 });
+    for (let ms = 0; ms < 20_000; ms++) rows.push({ d: day + ms * 4321 + (ms % 7) * 0.25 });
+    rows.push({ d: day + 86_400_000 - 0.001 }, { d: day + 86_400_000 - 0.01 }, { d: day + 4.32 }, { d: day + 0.0004 });
+    let text = '';
+    for (const r of rows) {
+      encoder.encode(r);
+      text += render(r);
+    }
+    expect(encoder.take().toString('latin1')).toBe(text);
+  });
+});
