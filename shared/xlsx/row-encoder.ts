@@ -286,12 +286,37 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
     return true;
   };
 
+  /**
+   * Writes a number with at most two decimals below 1e7 in magnitude (averages, amounts: 12.5,
+   * -0.29, and negative integers) without String(v); returns false, writing nothing, for any
+   * other number. When m / 100 === |v| for
+   * an integer m < 1e9, the decimal text of m / 100 reads back as v and no shorter decimal
+   * does (distinct multiples of 0.01 below 1e7 are far more than one ulp apart), so it is
+   * exactly what String(v) prints. (Non-negative integers, -0 included, never get here.)
+   */
+  const putCents = (v: number): boolean => {
+    const a = v < 0 ? -v : v;
+    if (!(a < 10_000_000)) return false;
+    const m = Math.round(a * 100);
+    if (m / 100 !== a) return false;
+    if (v < 0) buf[pos++] = 0x2d; // '-'
+    const whole = (m / 100) | 0;
+    const cents = m - whole * 100;
+    putUint(whole);
+    if (cents === 0) return true; // a negative integer
+    buf[pos++] = 0x2e; // '.'
+    const tens = (cents / 10) | 0;
+    buf[pos++] = 48 + tens;
+    if (cents !== tens * 10) buf[pos++] = 48 + (cents - tens * 10);
+    return true;
+  };
+
   const putNumberCell = (col: number, v: number): void => {
     ensure(64);
     if (withR) putCellRef(col);
     put(open.number);
     if (Number.isInteger(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER) putUint(v);
-    else putAsciiString(String(v));
+    else if (!putCents(v)) putAsciiString(String(v));
     put(V_CLOSE);
   };
 
