@@ -32,8 +32,6 @@ const ROW_OPEN_R = ascii('<row r="');
 const ROW_OPEN_R_END = ascii('">');
 const ROW_CLOSE = ascii('</row>');
 const GAP = ascii(EMPTY_CELL);
-const TEXT_CLOSE = ascii('</t></is></c>');
-const V_CLOSE = ascii('</v></c>');
 
 /**
  * What follows a cell's `<c` (with `r`, its `<c r="B7"`), per kind of cell. Without `r` the
@@ -173,6 +171,42 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
     pos = p + 4;
   };
 
+  // The two closings written after every value cell, as fixed stores: put()'s copy loop
+  // (load, store, compare per byte) was its largest cost, and these are most of its calls.
+  /** `</v></c>` */
+  const putValueClose = (): void => {
+    const b = buf;
+    const p = pos;
+    b[p] = 0x3c; // <
+    b[p + 1] = 0x2f; // /
+    b[p + 2] = 0x76; // v
+    b[p + 3] = 0x3e; // >
+    b[p + 4] = 0x3c; // <
+    b[p + 5] = 0x2f; // /
+    b[p + 6] = 0x63; // c
+    b[p + 7] = 0x3e; // >
+    pos = p + 8;
+  };
+  /** `</t></is></c>` */
+  const putTextClose = (): void => {
+    const b = buf;
+    const p = pos;
+    b[p] = 0x3c; // <
+    b[p + 1] = 0x2f; // /
+    b[p + 2] = 0x74; // t
+    b[p + 3] = 0x3e; // >
+    b[p + 4] = 0x3c; // <
+    b[p + 5] = 0x2f; // /
+    b[p + 6] = 0x69; // i
+    b[p + 7] = 0x73; // s
+    b[p + 8] = 0x3e; // >
+    b[p + 9] = 0x3c; // <
+    b[p + 10] = 0x2f; // /
+    b[p + 11] = 0x63; // c
+    b[p + 12] = 0x3e; // >
+    pos = p + 13;
+  };
+
   const putUint = (v: number): void => {
     // v is a non-negative integer below 2^53
     if (v < 10) {
@@ -269,7 +303,7 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
       const last = s.charCodeAt(len - 1);
       put(first <= 0x20 || last <= 0x20 ? open.textPreserve : open.text);
       pos += utf8Write.call(buf, s, pos);
-      put(TEXT_CLOSE);
+      putTextClose();
       return true;
     }
     // Rare: characters to strip or escape, or too long. Same rules as renderTextCell.
@@ -282,7 +316,7 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
     const last = clean.charCodeAt(clean.length - 1);
     put(first <= 0x20 || last <= 0x20 ? open.textPreserve : open.text);
     pos += buf.write(escaped, pos, 'utf8');
-    put(TEXT_CLOSE);
+    putTextClose();
     return true;
   };
 
@@ -317,7 +351,7 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
     put(open.number);
     if (Number.isInteger(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER) putUint(v);
     else if (!putCents(v)) putAsciiString(String(v));
-    put(V_CLOSE);
+    putValueClose();
   };
 
   const putDateCell = (col: number, key: string, v: NonNullable<CellValue>): void => {
@@ -353,7 +387,7 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
       // All ten digits are written; the end moves back to the last non-zero one.
       pos = p + 1 + (low !== 0 ? 6 + SIGNIFICANT4[low]! : mid !== 0 ? 2 + SIGNIFICANT4[mid]! : top % 10 === 0 ? 1 : 2);
     }
-    put(V_CLOSE);
+    putValueClose();
   };
 
   const wrongType = (col: number, v: unknown): CellValueError => {
