@@ -207,6 +207,48 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
     pos = p + 13;
   };
 
+  // Likewise the openings of number and date cells without r (with r, the reference first).
+  /** `<c><v>` */
+  const putNumberOpen = (col: number): void => {
+    if (withR) {
+      putCellRef(col);
+      put(OPENERS_AFTER_REF.number);
+      return;
+    }
+    const b = buf;
+    const p = pos;
+    b[p] = 0x3c; // <
+    b[p + 1] = 0x63; // c
+    b[p + 2] = 0x3e; // >
+    b[p + 3] = 0x3c; // <
+    b[p + 4] = 0x76; // v
+    b[p + 5] = 0x3e; // >
+    pos = p + 6;
+  };
+  /** `<c s="2"><v>` (STYLE_DATE_TIME is a single digit) */
+  const putDateOpen = (col: number): void => {
+    if (withR) {
+      putCellRef(col);
+      put(OPENERS_AFTER_REF.date);
+      return;
+    }
+    const b = buf;
+    const p = pos;
+    b[p] = 0x3c; // <
+    b[p + 1] = 0x63; // c
+    b[p + 2] = 0x20; // space
+    b[p + 3] = 0x73; // s
+    b[p + 4] = 0x3d; // =
+    b[p + 5] = 0x22; // "
+    b[p + 6] = 0x30 + STYLE_DATE_TIME;
+    b[p + 7] = 0x22; // "
+    b[p + 8] = 0x3e; // >
+    b[p + 9] = 0x3c; // <
+    b[p + 10] = 0x76; // v
+    b[p + 11] = 0x3e; // >
+    pos = p + 12;
+  };
+
   const putUint = (v: number): void => {
     // v is a non-negative integer below 2^53
     if (v < 10) {
@@ -347,8 +389,7 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
 
   const putNumberCell = (col: number, v: number): void => {
     ensure(64);
-    if (withR) putCellRef(col);
-    put(open.number);
+    putNumberOpen(col);
     if (Number.isInteger(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER) putUint(v);
     else if (!putCents(v)) putAsciiString(String(v));
     putValueClose();
@@ -365,8 +406,7 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
       f = 0;
     }
     ensure(64);
-    if (withR) putCellRef(col);
-    put(open.date);
+    putDateOpen(col);
     putUint(day);
     if (f !== 0) {
       // 10 fixed digits, zero-padded, trailing zeros dropped: as formatExcelSerial. Digits by
