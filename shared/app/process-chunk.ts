@@ -53,8 +53,9 @@ const ACTIVE = new Set(['queued', 'running']);
  * its deterministic key, then add the chunk to the job's completed set. The delivery that
  * completes the set (the conditional set-add tells it apart from every other delivery) starts
  * the next step: phase 2 of a cases export (the referenced users) or the finalize message.
- * A retry of that delivery (receiveCount > 1) repeats the next step only if its "sent" flag is
- * still unset, so a crash between the set-add and the send is finished by the retry.
+ * A retry (receiveCount > 1) repeats the next step if its "sent" flag is still unset, so a
+ * crash or error between the set-add and the send is finished by the retry; the step runs under
+ * a lease (runClaimed) that a failing holder gives back and a dead one lets lapse.
  */
 export async function processChunk(message: ChunkMessage, deps: ChunkDeps, delivery: { receiveCount: number }): Promise<ChunkOutcome> {
   const outcome: ChunkOutcome = { status: 'skipped', rows: 0, invalidRecords: 0, finalizeEnqueued: false, usersPhasePlanned: false };
@@ -124,27 +125,78 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
     }
     return { ...outcome, status: 'failed' };
   }
-  if (done.done < done.total) return outcome;
-  if (!done.firstTime && delivery.receiveCount <= 1) return outcome;
+  // The next step (cases: plan the users phase; then: enqueue the finalize) is due from the
+  // delivery that completed the set, and from any retry: a retry may have to finish a step that
+  // its first attempt, or another delivery, started and did not end.
+  const completes = done.done >= done.total && (done.firstTime || delivery.receiveCount > 1);
+  const retriedCaseChunk = delivery.receiveCount > 1 && job.kind === 'cases' && message.sheet === 'cases';
+  if (!completes && !retriedCaseChunk) return outcome;
 
   const fresh = (await deps.store.getJob(job.channelId, job.exportId)) ?? job;
   if (!ACTIVE.has(fresh.status)) return outcome;
+  if (fresh.kind === 'cases' && !fresh.usersEnqueued) {
+    // Every case chunk must be done. Before the users phase is planned that is chunksDone ==
+    // chunksTotal; once it is planned (the total has grown) but its chunks were not sent, no
+    // user chunk has run, so it is chunksDone == the case chunk count.
+    if (fresh.chunksDone < (fresh.sheetChunks?.cases ?? fresh.chunksTotal)) return outcome;
+    outcome.usersPhasePlanned = await runClaimed(deps, fresh, 'usersClaim', 'usersEnqueued', () => planUsersPhase(fresh, deps));
+    return outcome;
+  }
   // `done` was read before another delivery may have planned the users phase (which grows the
   // total): a late redelivered case chunk must not take that for "everything is done".
   if (fresh.chunksDone < fresh.chunksTotal) return outcome;
-  if (fresh.kind === 'cases' && (fresh.phase ?? 'main') === 'main') {
-    // The lease keeps a slow original and its redelivery from both planning the users phase.
-    if (!(await deps.store.claimFlag(fresh.channelId, fresh.exportId, 'usersClaim'))) return outcome;
-    await planUsersPhase(fresh, deps);
-    outcome.usersPhasePlanned = true;
-    return outcome;
-  }
-  if (!fresh.finalizeEnqueued && (await deps.store.claimFlag(fresh.channelId, fresh.exportId, 'finalizeClaim'))) {
-    await enqueueFinalize(deps, fresh);
-    outcome.finalizeEnqueued = true;
-    deps.log.info('finalize enqueued', { exportId: fresh.exportId, rowsWritten: done.rowsWritten });
+  if (!fresh.finalizeEnqueued) {
+    outcome.finalizeEnqueued = await runClaimed(deps, fresh, 'finalizeClaim', 'finalizeEnqueued', () => enqueueFinalize(deps, fresh));
+    if (outcome.finalizeEnqueued) deps.log.info('finalize enqueued', { exportId: fresh.exportId, rowsWritten: done.rowsWritten });
   }
   return outcome;
+}
+
+/** How long a delivery that finds the next step claimed waits for its holder to finish it. */
+const CLAIM_WAIT_MS = 2_000;
+const CLAIM_POLL_MS = 250;
+
+/** The next step is claimed by another delivery that has not finished it: retry this one later. */
+export class NextStepBusyError extends Error {
+  constructor(exportId: string, claim: string) {
+    super(`export ${exportId}: ${claim} is held by another delivery; retrying later`);
+    this.name = 'NextStepBusyError';
+  }
+}
+
+/**
+ * Runs `step` under the lease `claim`, so a slow delivery and its redelivery never both run it.
+ * A failing step gives the lease back, so the retry of its message takes over at once. A
+ * delivery that finds the lease held waits briefly for the holder; if the step is still not
+ * done it throws, and its message comes back after the retry delay, by when the holder has
+ * finished or (if it died) its lease has lapsed. Returning instead would leave the export
+ * running for ever whenever the holder dies between claiming and finishing.
+ */
+async function runClaimed(
+  deps: ChunkDeps,
+  job: ExportJob,
+  claim: 'usersClaim' | 'finalizeClaim',
+  sent: 'usersEnqueued' | 'finalizeEnqueued',
+  step: () => Promise<void>,
+): Promise<boolean> {
+  if (!(await deps.store.claimFlag(job.channelId, job.exportId, claim))) {
+    const deadline = Date.now() + CLAIM_WAIT_MS;
+    for (;;) {
+      const current = await deps.store.getJob(job.channelId, job.exportId);
+      if (!current || !ACTIVE.has(current.status) || current[sent]) return false;
+      if (Date.now() >= deadline) throw new NextStepBusyError(job.exportId, claim);
+      await new Promise((resolve) => setTimeout(resolve, CLAIM_POLL_MS));
+    }
+  }
+  try {
+    await step();
+    return true;
+  } catch (error) {
+    await deps.store.releaseClaim(job.channelId, job.exportId, claim).catch((e: unknown) =>
+      deps.log.warn('claim release failed', { exportId: job.exportId, claim, error: String(e) }),
+    );
+    throw error;
+  }
 }
 
 async function renderSlice(
@@ -273,7 +325,9 @@ async function planUsersPhase(job: ExportJob, deps: ChunkDeps): Promise<void> {
   if (!advanced && job.usersEnqueued) return;
   deps.log.info('users phase planned', { exportId: job.exportId, users: all.size, chunks: batches.length });
   if (batches.length === 0) {
-    if (!job.finalizeEnqueued && (await deps.store.claimFlag(job.channelId, job.exportId, 'finalizeClaim'))) await enqueueFinalize(deps, job);
+    // No user to list: the cases alone complete the export.
+    if (!job.finalizeEnqueued) await runClaimed(deps, job, 'finalizeClaim', 'finalizeEnqueued', () => enqueueFinalize(deps, job));
+    await deps.store.updateProgress(job.channelId, job.exportId, { usersEnqueued: true });
     return;
   }
   await deps.queue.sendMany(

@@ -90,6 +90,11 @@ export interface ExportStore {
    */
   claimFlag(channelId: string, exportId: string, flag: JobFlag): Promise<boolean>;
   /**
+   * Gives a `*Claim` lease back before it lapses: its holder failed (and threw), so the retry
+   * of that delivery can take over at once instead of waiting CLAIM_LEASE_MS.
+   */
+  releaseClaim(channelId: string, exportId: string, flag: 'finalizeClaim' | 'usersClaim'): Promise<void>;
+  /**
    * Cases only: moves the job from phase 'main' to 'users' and adds the user chunks to the
    * total, in one conditional write; false when another delivery already did.
    */

@@ -7,7 +7,7 @@ import { createLambdaContext } from '../../infra/local/lambda-context';
 import type { SqsHandler } from '../../infra/local/sqs-poller';
 import { objectKeys } from '../../shared/app/messages';
 import { buildChunkMessages } from '../../shared/app/plan-chunks';
-import { processChunk } from '../../shared/app/process-chunk';
+import { NextStepBusyError, processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
 import { DynamoCasesSource, DynamoUsersSource, DynamoWorkspaceSource } from '../../shared/adapters/aws/dynamo-source-data';
 import { silentLog } from '../../shared/ports/pipeline-log';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
@@ -202,5 +202,80 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     const sheets = await readExportFile(stack, done!);
     expect((sheets['UserChatCase data'] ?? []).length - 1).toBe(done?.rowCount);
     expect((sheets['User data'] ?? []).length).toBeGreaterThan(1);
+  });
+
+  it('chunk: a next step that fails after its claim is finished by the retry; a claim held by a dead delivery makes retries wait, not return', async () => {
+    const exportId = 'evt-cases-2';
+    const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to: '2025-07-03', timezone: 'Asia/Seoul' }, { channelId: 'evt-channel', exportId });
+    const { ddb: doc, objects, queue, store } = storesFor(stack);
+    const deps = (over: Partial<ChunkDeps> = {}): ChunkDeps => ({
+      store,
+      objects,
+      queue,
+      clock: { now: () => new Date() },
+      log: silentLog,
+      cases: new DynamoCasesSource(doc, stack.tables.cases),
+      users: new DynamoUsersSource(doc, stack.tables.users),
+      workspace: new DynamoWorkspaceSource(doc, stack.tables.workspace),
+      maxRows: 1_000_000,
+      ...over,
+    });
+    // A queue whose next send of `kind` fails (e.g. a throttled SQS call), once.
+    const failingOnce = (kind: 'chunk' | 'finalize'): ChunkDeps['queue'] => {
+      let failed = false;
+      const fail = (k: string) => {
+        if (k !== kind || failed) return;
+        failed = true;
+        throw new Error('simulated SQS outage');
+      };
+      return {
+        send: async (k, m) => (fail(k), queue.send(k, m)),
+        sendMany: async (k, ms) => (fail(k), queue.sendMany(k, ms)),
+      } as ChunkDeps['queue'];
+    };
+    const mainChunks = buildChunkMessages(job, {}, 2000);
+    for (const m of mainChunks.slice(0, -1)) await processChunk(m, deps(), { receiveCount: 1 });
+    const last = mainChunks[mainChunks.length - 1]!;
+
+    // The delivery that completes the cases fails while sending the users' chunks (after the
+    // phase was advanced): its retry must send them, not take the grown total for "not done".
+    await expect(processChunk(last, deps({ queue: failingOnce('chunk') }), { receiveCount: 1 })).rejects.toThrow(/simulated SQS outage/);
+    const stalled = await store.getJob('evt-channel', exportId);
+    expect(stalled?.phase).toBe('users');
+    expect(stalled?.usersEnqueued).toBeUndefined();
+    // The failing delivery gave its claim back: the retry, well within the lease, takes over.
+    const retried = await processChunk(last, deps(), { receiveCount: 2 });
+    expect(retried.usersPhasePlanned).toBe(true);
+    const planned = await store.getJob('evt-channel', exportId);
+    expect(planned?.usersEnqueued).toBe(true);
+    const userChunks = planned!.sheetChunks!.users!;
+    expect(userChunks).toBeGreaterThan(0);
+
+    // The users' last chunk fails while enqueueing the finalize: the retry enqueues it.
+    const usersMessage = (index: number) => ({
+      type: 'chunk' as const,
+      exportId,
+      channelId: 'evt-channel',
+      chunkId: `users-${index}`,
+      sheet: 'users' as const,
+      index,
+      source: { type: 'userIdsObject' as const, key: objectKeys.userIdBatch(exportId, 'users', index) },
+    });
+    for (let i = 0; i < userChunks - 1; i++) await processChunk(usersMessage(i), deps(), { receiveCount: 1 });
+    const lastUsers = usersMessage(userChunks - 1);
+    await expect(processChunk(lastUsers, deps({ queue: failingOnce('finalize') }), { receiveCount: 1 })).rejects.toThrow(/simulated SQS outage/);
+    expect((await store.getJob('evt-channel', exportId))?.finalizeEnqueued).toBeUndefined();
+
+    // A delivery that claimed the finalize and died (no release): a retry within the lease
+    // waits for it briefly, then throws so that its message comes back later; it does not
+    // report success and leave the export running for ever.
+    expect(await store.claimFlag('evt-channel', exportId, 'finalizeClaim')).toBe(true);
+    await expect(processChunk(lastUsers, deps(), { receiveCount: 2 })).rejects.toBeInstanceOf(NextStepBusyError);
+    expect((await store.getJob('evt-channel', exportId))?.finalizeEnqueued).toBeUndefined();
+    // Once the lease is gone (lapsed; released here), the next retry enqueues the finalize.
+    await store.releaseClaim('evt-channel', exportId, 'finalizeClaim');
+    const finished = await processChunk(lastUsers, deps(), { receiveCount: 3 });
+    expect(finished.finalizeEnqueued).toBe(true);
+    expect((await store.getJob('evt-channel', exportId))?.finalizeEnqueued).toBe(true);
   });
 });

@@ -251,6 +251,23 @@ export class DynamoExportStore implements ExportStore {
     }
   }
 
+  async releaseClaim(channelId: string, exportId: string, flag: 'finalizeClaim' | 'usersClaim'): Promise<void> {
+    try {
+      await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: jobPk(exportId), sk: JOB_SK },
+          UpdateExpression: 'REMOVE #claim',
+          ConditionExpression: 'channelId = :ch',
+          ExpressionAttributeNames: { '#claim': flag },
+          ExpressionAttributeValues: { ':ch': channelId },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+  }
+
   private async claimLease(channelId: string, exportId: string, flag: 'finalizeClaim' | 'usersClaim'): Promise<boolean> {
     const now = this.now();
     const sent = flag === 'finalizeClaim' ? 'finalizeEnqueued' : 'usersEnqueued';

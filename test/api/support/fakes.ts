@@ -54,6 +54,9 @@ export class FakeExportStore implements ExportStore {
   async claimFlag(): Promise<boolean> {
     throw new Error('not used by the API');
   }
+  async releaseClaim(): Promise<void> {
+    throw new Error('not used by the API');
+  }
   async saveDownloadToken(record: DownloadTokenRecord): Promise<void> {
     this.tokens.set(record.tokenHash, record);
   }
