@@ -417,7 +417,12 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
     }
     ensure(64);
     putDateOpen(col);
-    putUint(day);
+    if (day >= 10_000 && day < 100_000) {
+      // Days from 1927 to 2173: five digits, the last four from the table (no digit loop).
+      const first = (day / 10_000) | 0;
+      buf[pos++] = 48 + first;
+      put4(day - first * 10_000);
+    } else putUint(day);
     if (f !== 0) {
       // 10 fixed digits, zero-padded, trailing zeros dropped: as formatExcelSerial. Digits by
       // arithmetic, since String(number) is the slowest step of a date cell. f < 1e10 does not

@@ -102,6 +102,11 @@ describe('date cells', () => {
     for (let s = 0; s < 86_400; s++) rows.push({ d: day + s * 1000 });
     for (let ms = 0; ms < 20_000; ms++) rows.push({ d: day + ms * 4321 + (ms % 7) * 0.25 });
     rows.push({ d: day + 86_400_000 - 0.001 }, { d: day + 86_400_000 - 0.01 }, { d: day + 4.32 }, { d: day + 0.0004 });
+    // Serial days around the five-digit fast path (10000..99999) and the ends of the range.
+    for (const serial of [61, 62, 999, 1000, 9999, 10_000, 10_001, 45_000, 99_999, 100_000, 2_958_465]) {
+      const ms = (serial - 25_569) * 86_400_000;
+      rows.push({ d: ms }, { d: ms + 43_200_000 }, { d: ms + 86_399_999 });
+    }
     let text = '';
     for (const r of rows) {
       encoder.encode(r);
@@ -111,7 +116,7 @@ describe('date cells', () => {
   });
 });
 
-// The per-row loop is generated code: keys must stay data, and errors and empty cells must
+// The value reader is generated code: keys must stay data, and errors and empty cells must
 // behave as in the reference renderer, with and without r.
 describe('generated cell loop', () => {
   const HOSTILE_KEYS: ColumnSpec[] = [
