@@ -406,7 +406,8 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
   };
 
   const putDateCell = (col: number, key: string, v: NonNullable<CellValue>): void => {
-    const local = toLocal(toEpochMs(key, v));
+    // Epoch ms (the common form) skips toEpochMs's Date and text checks.
+    const local = toLocal(typeof v === 'number' && Number.isFinite(v) ? v : toEpochMs(key, v));
     const d = Math.floor(local / DAY_MS);
     let day = d + EXCEL_UNIX_EPOCH_DAYS;
     assertDateRange(key, day);
