@@ -33,6 +33,22 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
   let notifier: SqsHandler;
   let dlq: SqsHandler;
   const ddb = () => storesFor(stack).ddb;
+  /** processChunk's dependencies on the emulators, with some replaced. */
+  const chunkDeps = (over: Partial<ChunkDeps> = {}): ChunkDeps => {
+    const { ddb: doc, objects, queue, store } = storesFor(stack);
+    return {
+      store,
+      objects,
+      queue,
+      clock: { now: () => new Date() },
+      log: silentLog,
+      cases: new DynamoCasesSource(doc, stack.tables.cases),
+      users: new DynamoUsersSource(doc, stack.tables.users),
+      workspace: new DynamoWorkspaceSource(doc, stack.tables.workspace),
+      maxRows: 1_000_000,
+      ...over,
+    };
+  };
 
   beforeAll(async () => {
     stack = await startLocalStack({
@@ -164,23 +180,12 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     // neither plan again nor finalize.
     const last = mainChunks[mainChunks.length - 1]!;
     await invoke(chunk, { Records: [record(last, 'main-redelivered', '2')] });
-    const { ddb: doc, objects, queue } = storesFor(stack);
     const staleStore = Object.create(store) as typeof store;
     staleStore.markChunkDone = async (...args) => {
       const result = await store.markChunkDone(...args);
       return { ...result, total: result.done };
     };
-    const outcome = await processChunk(last, {
-      store: staleStore,
-      objects,
-      queue,
-      clock: { now: () => new Date() },
-      log: silentLog,
-      cases: new DynamoCasesSource(doc, stack.tables.cases),
-      users: new DynamoUsersSource(doc, stack.tables.users),
-      workspace: new DynamoWorkspaceSource(doc, stack.tables.workspace),
-      maxRows: 1_000_000,
-    }, { receiveCount: 3 });
+    const outcome = await processChunk(last, chunkDeps({ store: staleStore }), { receiveCount: 3 });
     expect(outcome.finalizeEnqueued).toBe(false);
     expect(outcome.usersPhasePlanned).toBe(false);
     const after = await store.getJob('evt-channel', 'evt-cases-1');
@@ -207,19 +212,8 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
   it('chunk: a next step that fails after its claim is finished by the retry; a claim held by a dead delivery makes retries wait, not return', async () => {
     const exportId = 'evt-cases-2';
     const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to: '2025-07-03', timezone: 'Asia/Seoul' }, { channelId: 'evt-channel', exportId });
-    const { ddb: doc, objects, queue, store } = storesFor(stack);
-    const deps = (over: Partial<ChunkDeps> = {}): ChunkDeps => ({
-      store,
-      objects,
-      queue,
-      clock: { now: () => new Date() },
-      log: silentLog,
-      cases: new DynamoCasesSource(doc, stack.tables.cases),
-      users: new DynamoUsersSource(doc, stack.tables.users),
-      workspace: new DynamoWorkspaceSource(doc, stack.tables.workspace),
-      maxRows: 1_000_000,
-      ...over,
-    });
+    const { queue, store } = storesFor(stack);
+    const deps = chunkDeps;
     // A queue whose next send of `kind` fails (e.g. a throttled SQS call), once.
     const failingOnce = (kind: 'chunk' | 'finalize'): ChunkDeps['queue'] => {
       let failed = false;

@@ -2,6 +2,7 @@
 import { Writable } from 'node:stream';
 import { createRequire } from 'node:module';
 import ExcelJS from 'exceljs';
+import type { RowEncoder } from '../../shared/xlsx/row-encoder';
 import type { CellValue, ColumnSpec, Part, Row } from '../../shared/xlsx/types';
 import { localWallClockMs } from '../support/wall-clock';
 
@@ -151,4 +152,17 @@ export function makeRows(columns: ColumnSpec[], count: number, seed = 1): Row[] 
     rows.push(row);
   }
   return rows;
+}
+
+/**
+ * Encodes `rows` with the row encoder and renders them with the reference renderer
+ * (render-row.ts): the tests hold the two texts equal, byte for byte.
+ */
+export function encodeBoth(encoder: RowEncoder, render: (row: Row) => string, rows: readonly Row[]): { encoded: string; rendered: string } {
+  let rendered = '';
+  for (const r of rows) {
+    encoder.encode(r);
+    rendered += render(r);
+  }
+  return { encoded: encoder.take().toString('utf8'), rendered };
 }

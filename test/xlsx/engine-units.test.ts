@@ -9,7 +9,7 @@ import { createRowEncoder } from '../../shared/xlsx/row-encoder';
 import { renderTextCell, sanitizeText } from '../../shared/xlsx/sanitize-text';
 import { createExcelDateConverter, createOffsetLookup, formatExcelSerial } from '../../shared/xlsx/time-zone';
 import type { ColumnSpec, Row } from '../../shared/xlsx/types';
-import { HOSTILE_TEXTS, expectedText, makeRows, wallClockAsUtc } from './engine-test-support';
+import { HOSTILE_TEXTS, encodeBoth, expectedText, makeRows, wallClockAsUtc } from './engine-test-support';
 
 describe('crc32 and crc32Combine', () => {
   it('matches the standard check value and continues across chunks', () => {
@@ -164,12 +164,8 @@ describe('row rendering', () => {
     for (const startRow of [undefined, 2, 999_999]) {
       const encoder = createRowEncoder(ALL_TYPES, { timeZone: 'Europe/London', startRow });
       const render = compileRowRenderer(ALL_TYPES, { timeZone: 'Europe/London', startRow });
-      let text = '';
-      for (const r of rows) {
-        encoder.encode(r);
-        text += render(r);
-      }
-      expect(encoder.take().toString('utf8')).toBe(text);
+      const { encoded, rendered } = encodeBoth(encoder, render, rows);
+      expect(encoded).toBe(rendered);
     }
   });
 

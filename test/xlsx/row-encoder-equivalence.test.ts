@@ -4,6 +4,7 @@ import { compileRowRenderer } from '../../shared/xlsx/render-row';
 import { createRowEncoder } from '../../shared/xlsx/row-encoder';
 import { createLocalTimeConverter, createOffsetLookup } from '../../shared/xlsx/time-zone';
 import type { ColumnSpec, Row } from '../../shared/xlsx/types';
+import { encodeBoth } from './engine-test-support';
 
 // The encoder's fast paths (cached cells, fused openers, digit tables) against the reference
 // renderer on the benchmark's realistic rows, with and without r, in zones with and without DST.
@@ -17,12 +18,8 @@ describe('row encoder on realistic rows', () => {
         for (const startRow of [undefined, 2]) {
           const encoder = createRowEncoder(columns, { timeZone, startRow });
           const render = compileRowRenderer(columns, { timeZone, startRow });
-          let text = '';
-          for (const r of rows) {
-            encoder.encode(r);
-            text += render(r);
-          }
-          expect(encoder.take().toString('utf8')).toBe(text);
+          const { encoded, rendered } = encodeBoth(encoder, render, rows);
+          expect(encoded).toBe(rendered);
         }
       });
     }
@@ -107,12 +104,8 @@ describe('date cells', () => {
       const ms = (serial - 25_569) * 86_400_000;
       rows.push({ d: ms }, { d: ms + 43_200_000 }, { d: ms + 86_399_999 });
     }
-    let text = '';
-    for (const r of rows) {
-      encoder.encode(r);
-      text += render(r);
-    }
-    expect(encoder.take().toString('latin1')).toBe(text);
+    const { encoded, rendered } = encodeBoth(encoder, render, rows);
+    expect(encoded).toBe(rendered);
   });
 });
 
@@ -136,12 +129,8 @@ describe('generated cell loop', () => {
     for (const startRow of [undefined, 2]) {
       const encoder = createRowEncoder(HOSTILE_KEYS, { timeZone: 'UTC', startRow });
       const render = compileRowRenderer(HOSTILE_KEYS, { timeZone: 'UTC', startRow });
-      let text = '';
-      for (const r of rows) {
-        encoder.encode(r);
-        text += render(r);
-      }
-      expect(encoder.take().toString('utf8')).toBe(text);
+      const { encoded, rendered } = encodeBoth(encoder, render, rows);
+      expect(encoded).toBe(rendered);
     }
   });
 
@@ -184,12 +173,8 @@ describe('generated cell loop', () => {
     ];
     for (let pass = 0; pass < 2; pass++) {
       // the second pass takes the text cache's path for the same values
-      let text = '';
-      for (const r of rows) {
-        encoder.encode(r);
-        text += render(r);
-      }
-      expect(encoder.take().toString()).toBe(text);
+      const { encoded, rendered } = encodeBoth(encoder, render, rows);
+      expect(encoded).toBe(rendered);
     }
     expect(render({ s: '\u0000', n: 1 })).toBe('<row><c/><c><v>1</v></c></row>');
   });
