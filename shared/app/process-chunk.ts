@@ -152,8 +152,11 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
   return outcome;
 }
 
-/** How long a delivery that finds the next step claimed waits for its holder to finish it. */
-const CLAIM_WAIT_MS = 2_000;
+/**
+ * How long a delivery that finds the next step claimed waits for its holder to finish it: long
+ * enough for planning a users phase of a few hundred case chunks, short beside a chunk timeout.
+ */
+const CLAIM_WAIT_MS = 5_000;
 const CLAIM_POLL_MS = 250;
 
 /** The next step is claimed by another delivery that has not finished it: retry this one later. */
