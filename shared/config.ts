@@ -40,6 +40,13 @@ export const configSchema = z.object({
    * failed chunk would wait out the whole visibility timeout (6x the function timeout: 30 min).
    */
   RETRY_BASE_SECONDS: positiveInt.default(30),
+  /**
+   * How long a chunk delivery that finds the next step (users phase, finalize) claimed waits for
+   * its holder before handing over to a retry. Keep it well under the chunk queue's visibility
+   * timeout: a delivery still waiting when that runs out is received again, and every receive
+   * counts toward the dead-letter limit.
+   */
+  CLAIM_WAIT_MS: positiveInt.default(5000),
   /** Endpoints of the local emulators; unset on AWS. */
   DYNAMODB_ENDPOINT: z.string().url().optional(),
   S3_ENDPOINT: z.string().url().optional(),

@@ -157,6 +157,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       settings[name] = { ...settings[name], ...(options.queues?.[name] ?? {}) };
     }
     const queues = await createQueues(sqs, settings);
+    // A chunk delivery waiting on a claimed next step must give up well before its message
+    // becomes visible again (tests use visibility timeouts of a few seconds).
+    const claimWaitMs = Math.max(1, Math.min(5000, Math.floor((settings.chunk.visibilityTimeout * 1000) / 4)));
     const secrets = await loadSecrets(options.dataDir);
 
     // One HTTP server: the API plus the local bot. Bind first so the port is known for links.
@@ -232,6 +235,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       POWERTOOLS_METRICS_NAMESPACE: 'ExportService',
       // Local queues use short visibility timeouts; retries follow them (1, 2, 4 s ...).
       RETRY_BASE_SECONDS: '1',
+      CLAIM_WAIT_MS: String(claimWaitMs),
       ...(options.env ?? {}),
     };
     // Handlers read their configuration from the environment at cold start, as on Lambda;

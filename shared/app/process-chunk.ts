@@ -26,6 +26,8 @@ export type ChunkDeps = StepDeps & {
   /** The size rule (1,000,000 in production; tests lower it). */
   maxRows: number;
   selectionBatch?: number;
+  /** How long a delivery finding the next step claimed waits for it (default 5 s; see runClaimed). */
+  claimWaitMs?: number;
 };
 
 export type ChunkOutcome = {
@@ -153,10 +155,11 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
 }
 
 /**
- * How long a delivery that finds the next step claimed waits for its holder to finish it: long
- * enough for planning a users phase of a few hundred case chunks, short beside a chunk timeout.
+ * How long a delivery that finds the next step claimed waits for its holder to finish it, by
+ * default: long enough for planning a users phase of a few hundred case chunks, short beside a
+ * chunk timeout and far under the chunk queue's visibility timeout (6x the function timeout).
  */
-const CLAIM_WAIT_MS = 5_000;
+const DEFAULT_CLAIM_WAIT_MS = 5_000;
 const CLAIM_POLL_MS = 250;
 
 /** The next step is claimed by another delivery that has not finished it: retry this one later. */
@@ -169,11 +172,13 @@ export class NextStepBusyError extends Error {
 
 /**
  * Runs `step` under the lease `claim`, so a slow delivery and its redelivery never both run it.
- * A failing step gives the lease back, so the retry of its message takes over at once. A
- * delivery that finds the lease held waits briefly for the holder; if the step is still not
- * done it throws, and its message comes back after the retry delay, by when the holder has
- * finished or (if it died) its lease has lapsed. Returning instead would leave the export
- * running for ever whenever the holder dies between claiming and finishing.
+ * A failing step gives the lease back, so a waiting delivery (or the retry of its message)
+ * takes over at once. A delivery that finds the lease held waits briefly, trying the claim
+ * again at every poll: it returns once the holder has finished, takes over if the holder gave
+ * the lease back, and throws if neither happens in time, so that its message comes back after
+ * the retry delay, by when the holder has finished or (if it died) its lease has lapsed.
+ * Returning instead would leave the export running for ever whenever the holder dies between
+ * claiming and finishing.
  */
 async function runClaimed(
   deps: ChunkDeps,
@@ -182,14 +187,13 @@ async function runClaimed(
   sent: 'usersEnqueued' | 'finalizeEnqueued',
   step: () => Promise<void>,
 ): Promise<boolean> {
-  if (!(await deps.store.claimFlag(job.channelId, job.exportId, claim))) {
-    const deadline = Date.now() + CLAIM_WAIT_MS;
-    for (;;) {
-      const current = await deps.store.getJob(job.channelId, job.exportId);
-      if (!current || !ACTIVE.has(current.status) || current[sent]) return false;
-      if (Date.now() >= deadline) throw new NextStepBusyError(job.exportId, claim);
-      await new Promise((resolve) => setTimeout(resolve, CLAIM_POLL_MS));
-    }
+  const deadline = Date.now() + (deps.claimWaitMs ?? DEFAULT_CLAIM_WAIT_MS);
+  while (!(await deps.store.claimFlag(job.channelId, job.exportId, claim))) {
+    // Held, or already done: the claim's condition also fails once `sent` is set.
+    const current = await deps.store.getJob(job.channelId, job.exportId);
+    if (!current || !ACTIVE.has(current.status) || current[sent]) return false;
+    if (Date.now() >= deadline) throw new NextStepBusyError(job.exportId, claim);
+    await new Promise((resolve) => setTimeout(resolve, CLAIM_POLL_MS));
   }
   try {
     await step();

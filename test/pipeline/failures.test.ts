@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { ChangeMessageVisibilityCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { SQSRecord } from 'aws-lambda';
 import { generateWorkspace } from '../../shared/domain';
 import { compareUsersInExportOrder } from '../../shared/app/source-keys';
@@ -37,8 +37,12 @@ describe('pipeline under redelivery and failures', () => {
       port: 0,
       seed: { channelId: CHANNEL, users: USERS, cases: CASES, seed: SEED },
       env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true', NOTIFY_BACKOFF_MS: '10' },
-      // Short visibility so retries come quickly; 3 receives then the DLQ.
-      queues: { chunk: { visibilityTimeout: 3, maxReceiveCount: 3 }, finalize: { visibilityTimeout: 20 }, notify: { visibilityTimeout: 2 } },
+      // Failed records come back after the retry delay (RETRY_BASE_SECONDS 1: 1 s, 2 s, ...),
+      // then the DLQ after 3 receives. The visibility timeout only bounds a delivery that is
+      // still running: 10 s, so a slow chunk on a loaded machine is not received again while it
+      // works (each such receive counts toward the DLQ; 3 s once dead-lettered a chunk whose
+      // first delivery ran long, hit a transient emulator error and held the users-phase claim).
+      queues: { chunk: { visibilityTimeout: 10, maxReceiveCount: 3 }, finalize: { visibilityTimeout: 20 }, notify: { visibilityTimeout: 2 } },
       wrapHandler: (name, handler): SqsHandler => {
         if (name !== 'chunk') return handler;
         return async (event, context) => {
@@ -54,6 +58,11 @@ describe('pipeline under redelivery and failures', () => {
             const firstDelivery = record.attributes.ApproximateReceiveCount === '1';
             if (behaviour.throwAlways.has(key) || (behaviour.throwOnce.has(key) && firstDelivery)) {
               failures.push({ itemIdentifier: record.messageId });
+              // As the real handler does for a failed record: back after the retry delay, not
+              // after the whole visibility timeout.
+              await stack.clients.sqs.send(
+                new ChangeMessageVisibilityCommand({ QueueUrl: stack.queues.chunk.url, ReceiptHandle: record.receiptHandle, VisibilityTimeout: 1 }),
+              );
             } else {
               pass.push(record);
             }

@@ -209,7 +209,7 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     expect((sheets['User data'] ?? []).length).toBeGreaterThan(1);
   });
 
-  it('chunk: a next step that fails after its claim is finished by the retry; a claim held by a dead delivery makes retries wait, not return', async () => {
+  it('chunk: a next step that fails after its claim is finished by the retry; a claim held by a dead delivery makes retries wait, not return; a claim given back is taken over by the waiter', async () => {
     const exportId = 'evt-cases-2';
     const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to: '2025-07-03', timezone: 'Asia/Seoul' }, { channelId: 'evt-channel', exportId });
     const { queue, store } = storesFor(stack);
@@ -264,11 +264,16 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     // waits for it briefly, then throws so that its message comes back later; it does not
     // report success and leave the export running for ever.
     expect(await store.claimFlag('evt-channel', exportId, 'finalizeClaim')).toBe(true);
-    await expect(processChunk(lastUsers, deps(), { receiveCount: 2 })).rejects.toBeInstanceOf(NextStepBusyError);
+    await expect(processChunk(lastUsers, deps({ claimWaitMs: 600 }), { receiveCount: 2 })).rejects.toBeInstanceOf(NextStepBusyError);
     expect((await store.getJob('evt-channel', exportId))?.finalizeEnqueued).toBeUndefined();
-    // Once the lease is gone (lapsed; released here), the next retry enqueues the finalize.
+    // A holder that gives the lease back while a retry is waiting: the waiter takes the claim at
+    // its next poll and enqueues the finalize, instead of waiting out its time and throwing
+    // (which, with a short visibility timeout, only brings its message back again).
+    const waiting = processChunk(lastUsers, deps({ claimWaitMs: 60_000 }), { receiveCount: 3 });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect((await store.getJob('evt-channel', exportId))?.finalizeEnqueued).toBeUndefined();
     await store.releaseClaim('evt-channel', exportId, 'finalizeClaim');
-    const finished = await processChunk(lastUsers, deps(), { receiveCount: 3 });
+    const finished = await waiting;
     expect(finished.finalizeEnqueued).toBe(true);
     expect((await store.getJob('evt-channel', exportId))?.finalizeEnqueued).toBe(true);
   });

@@ -80,6 +80,7 @@ export function chunkDeps(log: PipelineLog): ChunkDeps {
     users: new DynamoUsersSource(ddb, b.config.USERS_TABLE),
     maxRows: b.config.MAX_ROWS,
     selectionBatch: b.config.SELECTION_BATCH,
+    claimWaitMs: b.config.CLAIM_WAIT_MS,
   };
 }
 
