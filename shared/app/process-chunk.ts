@@ -188,7 +188,8 @@ async function runClaimed(
   step: () => Promise<void>,
 ): Promise<boolean> {
   const deadline = Date.now() + (deps.claimWaitMs ?? DEFAULT_CLAIM_WAIT_MS);
-  while (!(await deps.store.claimFlag(job.channelId, job.exportId, claim))) {
+  let token: string | undefined;
+  while ((token = await deps.store.claimLease(job.channelId, job.exportId, claim)) === undefined) {
     // Held, or already done: the claim's condition also fails once `sent` is set.
     const current = await deps.store.getJob(job.channelId, job.exportId);
     if (!current || !ACTIVE.has(current.status) || current[sent]) return false;
@@ -199,7 +200,7 @@ async function runClaimed(
     await step();
     return true;
   } catch (error) {
-    await deps.store.releaseClaim(job.channelId, job.exportId, claim).catch((e: unknown) =>
+    await deps.store.releaseClaim(job.channelId, job.exportId, claim, token).catch((e: unknown) =>
       deps.log.warn('claim release failed', { exportId: job.exportId, claim, error: String(e) }),
     );
     throw error;

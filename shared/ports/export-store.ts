@@ -38,6 +38,8 @@ export type ChunkDoneResult = {
  * can take over from a crashed holder but never races a live one.
  */
 export type JobFlag = 'finalizeEnqueued' | 'notifyEnqueued' | 'usersEnqueued' | 'finalizeClaim' | 'usersClaim';
+/** The leases that guard a chunk's next step (see claimLease). */
+export type LeaseFlag = 'finalizeClaim' | 'usersClaim';
 
 export const CLAIM_LEASE_MS = 120_000;
 
@@ -90,10 +92,18 @@ export interface ExportStore {
    */
   claimFlag(channelId: string, exportId: string, flag: JobFlag): Promise<boolean>;
   /**
-   * Gives a `*Claim` lease back before it lapses: its holder failed (and threw), so the retry
-   * of that delivery can take over at once instead of waiting CLAIM_LEASE_MS.
+   * Takes a `*Claim` lease: only while its step is not sent and no other holder's lease is
+   * younger than CLAIM_LEASE_MS. Returns the holder's token (for releaseClaim), or undefined
+   * when the lease was not taken. (claimFlag on a lease flag is the same, as a boolean.)
    */
-  releaseClaim(channelId: string, exportId: string, flag: 'finalizeClaim' | 'usersClaim'): Promise<void>;
+  claimLease(channelId: string, exportId: string, flag: LeaseFlag): Promise<string | undefined>;
+  /**
+   * Gives a `*Claim` lease back before it lapses: its holder failed (and threw), so a waiting
+   * delivery or the retry can take over at once instead of waiting CLAIM_LEASE_MS. Only the
+   * holder's own lease goes: once it lapsed and another delivery took it, the token no longer
+   * matches and nothing changes.
+   */
+  releaseClaim(channelId: string, exportId: string, flag: LeaseFlag, token: string): Promise<void>;
   /**
    * Cases only: moves the job from phase 'main' to 'users' and adds the user chunks to the
    * total, in one conditional write; false when another delivery already did.

@@ -263,7 +263,8 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     // A delivery that claimed the finalize and died (no release): a retry within the lease
     // waits for it briefly, then throws so that its message comes back later; it does not
     // report success and leave the export running for ever.
-    expect(await store.claimFlag('evt-channel', exportId, 'finalizeClaim')).toBe(true);
+    const deadHolder = await store.claimLease('evt-channel', exportId, 'finalizeClaim');
+    expect(deadHolder).toBeDefined();
     await expect(processChunk(lastUsers, deps({ claimWaitMs: 600 }), { receiveCount: 2 })).rejects.toBeInstanceOf(NextStepBusyError);
     expect((await store.getJob('evt-channel', exportId))?.finalizeEnqueued).toBeUndefined();
     // A holder that gives the lease back while a retry is waiting: the waiter takes the claim at
@@ -272,7 +273,7 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     const waiting = processChunk(lastUsers, deps({ claimWaitMs: 60_000 }), { receiveCount: 3 });
     await new Promise((resolve) => setTimeout(resolve, 400));
     expect((await store.getJob('evt-channel', exportId))?.finalizeEnqueued).toBeUndefined();
-    await store.releaseClaim('evt-channel', exportId, 'finalizeClaim');
+    await store.releaseClaim('evt-channel', exportId, 'finalizeClaim', deadHolder!);
     const finished = await waiting;
     expect(finished.finalizeEnqueued).toBe(true);
     expect((await store.getJob('evt-channel', exportId))?.finalizeEnqueued).toBe(true);

@@ -64,6 +64,24 @@ describe('DynamoExportStore on dynalite', () => {
     expect(await store.claimFlag('ch', 'j2', 'notifyEnqueued')).toBe(false);
   });
 
+  it('a lease is given back only by its holder: a lapsed holder cannot free its successor', async () => {
+    await store.createJob(job('j4', '2025-07-01T00:00:03.000Z', { managerId: 'm-lease' }));
+    const first = await store.claimLease('ch', 'j4', 'usersClaim');
+    expect(first).toBeDefined();
+    expect(await store.claimLease('ch', 'j4', 'usersClaim')).toBeUndefined();
+    // The first holder stalls past the lease; a second delivery takes it over.
+    clock = new Date(clock.getTime() + 121_000);
+    const second = await store.claimLease('ch', 'j4', 'usersClaim');
+    expect(second).toBeDefined();
+    expect(second).not.toBe(first);
+    // The first holder then fails and gives "its" lease back: the second keeps it.
+    await store.releaseClaim('ch', 'j4', 'usersClaim', first!);
+    expect(await store.claimLease('ch', 'j4', 'usersClaim')).toBeUndefined();
+    // The second gives it back: free at once, well within the lease.
+    await store.releaseClaim('ch', 'j4', 'usersClaim', second!);
+    expect(await store.claimLease('ch', 'j4', 'usersClaim')).toBeDefined();
+  });
+
   it('advances a cases job to the users phase once', async () => {
     await store.createJob(job('j3', '2025-07-01T00:00:02.000Z', { kind: 'cases', phase: 'main', sheetChunks: { cases: 3, users: 0 } }));
     expect(await store.advanceToUsersPhase('ch', 'j3', 2)).toBe(true);

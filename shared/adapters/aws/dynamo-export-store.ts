@@ -5,6 +5,7 @@ import {
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { randomUUID } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { exportJobSchema, type ExportJob, type ExportStatus } from '../../app/export-job';
 import {
@@ -14,6 +15,7 @@ import {
   type ExportStore,
   type IdempotencyRecord,
   type JobFlag,
+  type LeaseFlag,
   type JobPage,
   type JobPatch,
 } from '../../ports/export-store';
@@ -232,7 +234,7 @@ export class DynamoExportStore implements ExportStore {
   }
 
   async claimFlag(channelId: string, exportId: string, flag: JobFlag): Promise<boolean> {
-    if (flag === 'finalizeClaim' || flag === 'usersClaim') return this.claimLease(channelId, exportId, flag);
+    if (flag === 'finalizeClaim' || flag === 'usersClaim') return (await this.claimLease(channelId, exportId, flag)) !== undefined;
     try {
       await this.ddb.send(
         new UpdateCommand({
@@ -251,16 +253,16 @@ export class DynamoExportStore implements ExportStore {
     }
   }
 
-  async releaseClaim(channelId: string, exportId: string, flag: 'finalizeClaim' | 'usersClaim'): Promise<void> {
+  async releaseClaim(channelId: string, exportId: string, flag: LeaseFlag, token: string): Promise<void> {
     try {
       await this.ddb.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: jobPk(exportId), sk: JOB_SK },
           UpdateExpression: 'REMOVE #claim',
-          ConditionExpression: 'channelId = :ch',
+          ConditionExpression: 'channelId = :ch AND #claim = :token',
           ExpressionAttributeNames: { '#claim': flag },
-          ExpressionAttributeValues: { ':ch': channelId },
+          ExpressionAttributeValues: { ':ch': channelId, ':token': token },
         }),
       );
     } catch (error) {
@@ -268,29 +270,32 @@ export class DynamoExportStore implements ExportStore {
     }
   }
 
-  private async claimLease(channelId: string, exportId: string, flag: 'finalizeClaim' | 'usersClaim'): Promise<boolean> {
+  async claimLease(channelId: string, exportId: string, flag: LeaseFlag): Promise<string | undefined> {
     const now = this.now();
     const sent = flag === 'finalizeClaim' ? 'finalizeEnqueued' : 'usersEnqueued';
+    // The time (the lease's age, compared as text) plus a random tail: two holders never share
+    // a token, even within one millisecond.
+    const token = `${now.toISOString()}#${randomUUID()}`;
     try {
       await this.ddb.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: jobPk(exportId), sk: JOB_SK },
-          UpdateExpression: 'SET #claim = :now',
-          // ISO-8601 UTC strings compare in time order.
+          UpdateExpression: 'SET #claim = :token',
+          // ISO-8601 UTC strings compare in time order (the token's tail only breaks exact ties).
           ConditionExpression: 'channelId = :ch AND (attribute_not_exists(#sent) OR #sent = :false) AND (attribute_not_exists(#claim) OR #claim < :stale)',
           ExpressionAttributeNames: { '#claim': flag, '#sent': sent },
           ExpressionAttributeValues: {
-            ':now': now.toISOString(),
+            ':token': token,
             ':stale': new Date(now.getTime() - CLAIM_LEASE_MS).toISOString(),
             ':false': false,
             ':ch': channelId,
           },
         }),
       );
-      return true;
+      return token;
     } catch (error) {
-      if (isConditionFailure(error)) return false;
+      if (isConditionFailure(error)) return undefined;
       throw error;
     }
   }

@@ -54,6 +54,9 @@ export class FakeExportStore implements ExportStore {
   async claimFlag(): Promise<boolean> {
     throw new Error('not used by the API');
   }
+  async claimLease(): Promise<string | undefined> {
+    throw new Error('not used by the API');
+  }
   async releaseClaim(): Promise<void> {
     throw new Error('not used by the API');
   }
