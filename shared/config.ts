@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_CLAIM_WAIT_MS } from './ports/export-store';
 
 /**
  * Environment every Lambda (and the local stack) reads once at cold start. A missing or bad
@@ -46,7 +47,7 @@ export const configSchema = z.object({
    * timeout: a delivery still waiting when that runs out is received again, and every receive
    * counts toward the dead-letter limit.
    */
-  CLAIM_WAIT_MS: positiveInt.default(5000),
+  CLAIM_WAIT_MS: positiveInt.default(DEFAULT_CLAIM_WAIT_MS),
   /** Endpoints of the local emulators; unset on AWS. */
   DYNAMODB_ENDPOINT: z.string().url().optional(),
   S3_ENDPOINT: z.string().url().optional(),

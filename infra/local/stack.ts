@@ -19,6 +19,7 @@ import { LocalBot } from './local-bot';
 import { resetClients } from '../../shared/adapters/aws/clients';
 import { resetConfig } from '../../shared/config';
 import { DynamoExportStore } from '../../shared/adapters/aws/dynamo-export-store';
+import { DEFAULT_CLAIM_WAIT_MS } from '../../shared/ports/export-store';
 
 export type FunctionName = 'chunk' | 'finalizer' | 'notifier' | 'dlq';
 type ApiHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
@@ -159,7 +160,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const queues = await createQueues(sqs, settings);
     // A chunk delivery waiting on a claimed next step must give up well before its message
     // becomes visible again (tests use visibility timeouts of a few seconds).
-    const claimWaitMs = Math.max(1, Math.min(5000, Math.floor((settings.chunk.visibilityTimeout * 1000) / 4)));
+    const claimWaitMs = Math.max(1, Math.min(DEFAULT_CLAIM_WAIT_MS, Math.floor((settings.chunk.visibilityTimeout * 1000) / 4)));
     const secrets = await loadSecrets(options.dataDir);
 
     // One HTTP server: the API plus the local bot. Bind first so the port is known for links.

@@ -12,6 +12,7 @@ import {
   type Predicate,
 } from '../domain';
 import { createPartEncoder, type PartEncoder } from '../xlsx';
+import { DEFAULT_CLAIM_WAIT_MS } from '../ports/export-store';
 import type { CasesSource, RawItem, UsersSource, WorkspaceSource } from '../ports/source-data';
 import type { ExportJob } from './export-job';
 import { objectKeys, type ChunkMessage } from './messages';
@@ -26,7 +27,7 @@ export type ChunkDeps = StepDeps & {
   /** The size rule (1,000,000 in production; tests lower it). */
   maxRows: number;
   selectionBatch?: number;
-  /** How long a delivery finding the next step claimed waits for it (default 5 s; see runClaimed). */
+  /** How long a delivery finding the next step claimed waits for it (DEFAULT_CLAIM_WAIT_MS; see runClaimed). */
   claimWaitMs?: number;
 };
 
@@ -154,12 +155,6 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
   return outcome;
 }
 
-/**
- * How long a delivery that finds the next step claimed waits for its holder to finish it, by
- * default: long enough for planning a users phase of a few hundred case chunks, short beside a
- * chunk timeout and far under the chunk queue's visibility timeout (6x the function timeout).
- */
-const DEFAULT_CLAIM_WAIT_MS = 5_000;
 const CLAIM_POLL_MS = 250;
 
 /** The next step is claimed by another delivery that has not finished it: retry this one later. */

@@ -37,11 +37,18 @@ export type ChunkDoneResult = {
  * `*Enqueued` flag is unset and nobody holds a claim younger than CLAIM_LEASE_MS, so a retry
  * can take over from a crashed holder but never races a live one.
  */
-export type JobFlag = 'finalizeEnqueued' | 'notifyEnqueued' | 'usersEnqueued' | 'finalizeClaim' | 'usersClaim';
-/** The leases that guard a chunk's next step (see claimLease). */
+/** Flags set once, for good (claimFlag). */
+export type JobFlag = 'finalizeEnqueued' | 'notifyEnqueued' | 'usersEnqueued';
+/** The leases that guard a chunk's next step (claimLease / releaseClaim). */
 export type LeaseFlag = 'finalizeClaim' | 'usersClaim';
 
 export const CLAIM_LEASE_MS = 120_000;
+/**
+ * How long a delivery that finds the next step claimed waits for its holder, by default: long
+ * enough for planning a users phase of a few hundred case chunks, short beside a chunk timeout
+ * and far under the chunk queue's visibility timeout (6x the function timeout).
+ */
+export const DEFAULT_CLAIM_WAIT_MS = 5_000;
 
 export type JobPage = { items: ExportJob[]; cursor?: string };
 
@@ -94,7 +101,7 @@ export interface ExportStore {
   /**
    * Takes a `*Claim` lease: only while its step is not sent and no other holder's lease is
    * younger than CLAIM_LEASE_MS. Returns the holder's token (for releaseClaim), or undefined
-   * when the lease was not taken. (claimFlag on a lease flag is the same, as a boolean.)
+   * when the lease was not taken.
    */
   claimLease(channelId: string, exportId: string, flag: LeaseFlag): Promise<string | undefined>;
   /**

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ChangeMessageVisibilityCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { SQSRecord } from 'aws-lambda';
 import { generateWorkspace } from '../../shared/domain';
 import { compareUsersInExportOrder } from '../../shared/app/source-keys';
@@ -46,7 +46,7 @@ describe('pipeline under redelivery and failures', () => {
       wrapHandler: (name, handler): SqsHandler => {
         if (name !== 'chunk') return handler;
         return async (event, context) => {
-          const failures: { itemIdentifier: string }[] = [];
+          const injected: SQSRecord[] = [];
           const pass: SQSRecord[] = [];
           for (const record of event.Records) {
             const { exportId, chunkId } = bodyOf(record);
@@ -57,17 +57,18 @@ describe('pipeline under redelivery and failures', () => {
             }
             const firstDelivery = record.attributes.ApproximateReceiveCount === '1';
             if (behaviour.throwAlways.has(key) || (behaviour.throwOnce.has(key) && firstDelivery)) {
-              failures.push({ itemIdentifier: record.messageId });
-              // As the real handler does for a failed record: back after the retry delay, not
-              // after the whole visibility timeout.
-              await stack.clients.sqs.send(
-                new ChangeMessageVisibilityCommand({ QueueUrl: stack.queues.chunk.url, ReceiptHandle: record.receiptHandle, VisibilityTimeout: 1 }),
-              );
+              injected.push(record);
             } else {
               pass.push(record);
             }
           }
+          // Injected failures come back after the retry delay, as the handler's own do, not
+          // after the whole visibility timeout.
+          // (Imported here: the module reads its settings at load, after the stack set them.)
+          const { scheduleRetries } = await import('../../shared/adapters/aws/sqs-handler');
+          await scheduleRetries(injected);
           const result = pass.length > 0 ? await handler({ Records: pass }, context) : undefined;
+          const failures = injected.map((record) => ({ itemIdentifier: record.messageId }));
           return { batchItemFailures: [...failures, ...(result?.batchItemFailures ?? [])] };
         };
       },

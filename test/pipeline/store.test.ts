@@ -53,13 +53,13 @@ describe('DynamoExportStore on dynalite', () => {
 
   it('claims are leases: one holder at a time, taken over when stale, closed by the sent flag', async () => {
     await store.createJob(job('j2', '2025-07-01T00:00:01.000Z'));
-    expect(await store.claimFlag('ch', 'j2', 'finalizeClaim')).toBe(true);
-    expect(await store.claimFlag('ch', 'j2', 'finalizeClaim')).toBe(false);
+    expect(await store.claimLease('ch', 'j2', 'finalizeClaim')).toBeDefined();
+    expect(await store.claimLease('ch', 'j2', 'finalizeClaim')).toBeUndefined();
     clock = new Date(clock.getTime() + 121_000);
-    expect(await store.claimFlag('ch', 'j2', 'finalizeClaim')).toBe(true);
+    expect(await store.claimLease('ch', 'j2', 'finalizeClaim')).toBeDefined();
     await store.updateProgress('ch', 'j2', { finalizeEnqueued: true });
     clock = new Date(clock.getTime() + 600_000);
-    expect(await store.claimFlag('ch', 'j2', 'finalizeClaim')).toBe(false);
+    expect(await store.claimLease('ch', 'j2', 'finalizeClaim')).toBeUndefined();
     expect(await store.claimFlag('ch', 'j2', 'notifyEnqueued')).toBe(true);
     expect(await store.claimFlag('ch', 'j2', 'notifyEnqueued')).toBe(false);
   });

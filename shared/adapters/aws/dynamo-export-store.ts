@@ -234,7 +234,6 @@ export class DynamoExportStore implements ExportStore {
   }
 
   async claimFlag(channelId: string, exportId: string, flag: JobFlag): Promise<boolean> {
-    if (flag === 'finalizeClaim' || flag === 'usersClaim') return (await this.claimLease(channelId, exportId, flag)) !== undefined;
     try {
       await this.ddb.send(
         new UpdateCommand({

@@ -26,7 +26,7 @@ export function queueUrlForArn(arn: string, config: Pick<Config, 'CHUNK_QUEUE_UR
 }
 
 /** Best-effort: if it fails, the record simply comes back after the queue's visibility timeout. */
-async function scheduleRetries(failed: SQSRecord[]): Promise<void> {
+export async function scheduleRetries(failed: SQSRecord[]): Promise<void> {
   if (failed.length === 0) return;
   const config = getConfig();
   const { sqs } = getClients();
