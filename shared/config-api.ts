@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { ConfigError } from './config';
+import { ConfigError, positiveIntSetting } from './config';
 
 /**
  * The api function's own settings (beside shared/config.ts, which every function reads).
  * Read once at cold start; an error names the variable.
  */
-const positiveInt = z.coerce.number().int().positive();
+const positiveInt = positiveIntSetting();
 
 export const apiConfigSchema = z.object({
   JWT_ISSUER: z.string().min(1).optional(),
@@ -21,11 +21,12 @@ export const apiConfigSchema = z.object({
   API_HMAC_SECRET: z.string().min(32).optional(),
   API_HMAC_SECRET_ARN: z.string().min(1).optional(),
   /** Lifetime of the presigned S3 URL behind a download redirect. */
-  DOWNLOAD_PRESIGN_SECONDS: positiveInt.max(3600).default(300),
+  DOWNLOAD_PRESIGN_SECONDS: positiveIntSetting(3600).default(300),
   /** A cooldown hold older than this without its export is a crashed request's (see requestExport). */
   STALE_COOLDOWN_SECONDS: positiveInt.default(120),
-  COOLDOWN_MINUTES_CASES: z.coerce.number().min(0).optional(),
-  COOLDOWN_MINUTES_CONTACTS: z.coerce.number().min(0).optional(),
+  /** Whole minutes (C8 says 30): a typo or an empty value fails at start, never turns C8 off. */
+  COOLDOWN_MINUTES_CASES: positiveIntSetting(24 * 60).optional(),
+  COOLDOWN_MINUTES_CONTACTS: positiveIntSetting(24 * 60).optional(),
   /** Key-derivation spin count (ECMA-376 default 100,000); only tests lower it. */
   KEY_SPIN_COUNT: positiveInt.optional(),
 });
@@ -40,7 +41,11 @@ export function parseApiConfig(env: Record<string, string | undefined>, defaults
   const c = result.data;
   const local = env.KMS_KEY_ID === 'local';
   if (c.JWT_JWKS_URL && c.JWT_DEV_SECRET) throw new ConfigError('invalid environment: JWT_JWKS_URL and JWT_DEV_SECRET: set only one');
-  if (!c.JWT_JWKS_URL && !c.JWT_DEV_SECRET && !local) {
+  if (c.JWT_DEV_SECRET && !local) {
+    // A shared HS256 secret lets whoever holds it mint any principal: only for 127.0.0.1.
+    throw new ConfigError('invalid environment: JWT_DEV_SECRET: for the local stack only (KMS_KEY_ID=local); set JWT_JWKS_URL');
+  }
+  if (!c.JWT_JWKS_URL && !local) {
     // Never fall back to the public default dev secret outside the local stack.
     throw new ConfigError('invalid environment: JWT_JWKS_URL: required (JWT_DEV_SECRET is for the local stack only)');
   }

@@ -7,7 +7,22 @@ import { DEFAULT_CLAIM_WAIT_MS } from './ports/export-store';
  * Secrets: on AWS the *_ARN variables name Secrets Manager entries (resolved by the adapter);
  * the plain variables are for the local stack only.
  */
-const positiveInt = z.coerce.number().int().positive();
+const NUMBER_TEXT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/**
+ * A numeric setting given as text (an environment variable, a `cdk -c` value) or as a number
+ * (cdk.json). Not z.coerce.number(): it reads '' and ' ' as 0, '0x10' as 16 and 'Infinity' as
+ * Infinity, so an empty variable would quietly become 0 (a 0-minute cooldown turns rule C8 off).
+ */
+export function numberSetting<T extends z.ZodType<number>>(schema: T) {
+  return z.preprocess((value) => (typeof value === 'string' && NUMBER_TEXT.test(value.trim()) ? Number(value) : value), schema);
+}
+
+export function positiveIntSetting(max = Number.MAX_SAFE_INTEGER) {
+  return numberSetting(z.number({ error: 'must be a number' }).int().positive().max(max));
+}
+
+const positiveInt = positiveIntSetting();
 
 export const configSchema = z.object({
   AWS_REGION: z.string().default('us-east-1'),

@@ -2,7 +2,7 @@ import middy from '@middy/core';
 import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { principalSchema, type Principal, type TokenVerifier } from '../../shared/auth';
+import { principalFromAuthorizerContext, type Principal, type TokenVerifier } from '../../shared/auth';
 import {
   cancelExport,
   downloadFile,
@@ -142,26 +142,14 @@ function header(event: APIGatewayProxyEvent, name: string): string | undefined {
  * the handler verifies the bearer itself.
  */
 async function authenticate(runtime: ApiRuntime, event: APIGatewayProxyEvent): Promise<Principal> {
-  const fromAuthorizer = principalFromAuthorizer(event.requestContext?.authorizer);
+  const fromAuthorizer = principalFromAuthorizerContext(event.requestContext?.authorizer, runtime.deps.clock.now());
   if (fromAuthorizer) return fromAuthorizer;
   return runtime.verifier.verifyAuthorization(header(event, 'authorization'), runtime.deps.clock.now());
 }
 
-function principalFromAuthorizer(context: unknown): Principal | undefined {
-  if (!context || typeof context !== 'object') return undefined;
-  const raw = context as Record<string, unknown>;
-  if (typeof raw.permissions !== 'string') return undefined;
-  try {
-    const parsed = principalSchema.safeParse({ ...raw, permissions: JSON.parse(raw.permissions) });
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** The download route needs no bearer; when a valid one is present, the audit names the manager. */
 async function optionalPrincipal(runtime: ApiRuntime, event: APIGatewayProxyEvent): Promise<Principal | undefined> {
-  if (!header(event, 'authorization')) return principalFromAuthorizer(event.requestContext?.authorizer);
+  if (!header(event, 'authorization')) return principalFromAuthorizerContext(event.requestContext?.authorizer, runtime.deps.clock.now());
   try {
     return await authenticate(runtime, event);
   } catch {

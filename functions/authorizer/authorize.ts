@@ -1,33 +1,7 @@
 import type { APIGatewayAuthorizerResult, APIGatewayTokenAuthorizerEvent } from 'aws-lambda';
-import { z } from 'zod';
-import { UnauthenticatedError, type Principal, type TokenVerifier } from '../../shared/auth';
+import { toAuthorizerContext, UnauthenticatedError, type TokenVerifier, type VerifiedPrincipal } from '../../shared/auth';
 
-/**
- * What the authorizer hands to the api function (API Gateway puts it under
- * `event.requestContext.authorizer`). Context values can only be strings, numbers or booleans,
- * so the permission list travels as JSON text; parseAuthorizerContext() reads it back.
- */
-export const authorizerContextSchema = z.object({
-  channelId: z.string().min(1),
-  managerId: z.string().min(1),
-  name: z.string(),
-  permissions: z.string().transform((text, ctx) => {
-    try {
-      const parsed = z.array(z.string()).safeParse(JSON.parse(text));
-      if (parsed.success) return parsed.data;
-    } catch {
-      // fall through to the issue below
-    }
-    ctx.addIssue({ code: 'custom', message: 'permissions must be a JSON array of strings' });
-    return z.NEVER;
-  }),
-});
-export type AuthorizerContext = z.input<typeof authorizerContextSchema>;
-
-/** The api handler's way back from `requestContext.authorizer` to a Principal. */
-export function parseAuthorizerContext(context: unknown): Principal {
-  return authorizerContextSchema.parse(context);
-}
+export { parseAuthorizerContext } from '../../shared/auth';
 
 /**
  * `arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/{METHOD}/{path}` -> the whole stage.
@@ -40,13 +14,9 @@ export function stageWildcardArn(methodArn: string): string {
   return `${match[1]}/*`;
 }
 
-export function buildAllowPolicy(principal: Principal, methodArn: string): APIGatewayAuthorizerResult {
-  const context: AuthorizerContext = {
-    channelId: principal.channelId,
-    managerId: principal.managerId,
-    name: principal.name,
-    permissions: JSON.stringify(principal.permissions),
-  };
+export function buildAllowPolicy(principal: VerifiedPrincipal, methodArn: string): APIGatewayAuthorizerResult {
+  const { expiresAt, ...claims } = principal;
+  const context = toAuthorizerContext(claims, expiresAt);
   return {
     principalId: principal.managerId,
     policyDocument: {

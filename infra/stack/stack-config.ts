@@ -1,11 +1,12 @@
 import { z } from 'zod';
+import { numberSetting, positiveIntSetting } from '../../shared/config';
 
 /**
  * Deploy-time settings, read from CDK context (`cdk.json` or `-c key=value`). Validated here so a
  * typo fails `cdk synth` naming the key, instead of deploying a stack that rejects every token.
  */
 const httpsUrl = z.url({ protocol: /^https$/ });
-const positiveInt = z.coerce.number().int().positive();
+const positiveInt = positiveIntSetting();
 
 export const stackConfigSchema = z.object({
   /** The admin UI's origin: the only origin CORS allows. */
@@ -20,14 +21,14 @@ export const stackConfigSchema = z.object({
   publicBaseUrl: httpsUrl.optional(),
   /** API Gateway stage; the routes themselves carry the `/v1` version. */
   stageName: z.string().regex(/^[A-Za-z0-9_]+$/, 'letters, digits and _ only').default('prod'),
-  linkTtlDays: positiveInt.max(30).default(7),
+  linkTtlDays: positiveIntSetting(30).default(7),
   cooldownMinutesCases: positiveInt.optional(),
   cooldownMinutesContacts: positiveInt.optional(),
   /** Steady-state requests per second and burst for the whole stage. */
   throttleRateLimit: positiveInt.default(50),
   throttleBurstLimit: positiveInt.default(100),
   /** Chunk workers at once (see the comment at the chunk event source for the reasoning). */
-  chunkConcurrency: z.coerce.number().int().min(2).max(1000).default(40),
+  chunkConcurrency: numberSetting(z.number({ error: 'must be a number' }).int().min(2).max(1000)).default(40),
   /** Optional: e-mail subscribed to the alarm topic. */
   alarmEmail: z.email().optional(),
   /** Log retention for functions and API access logs, in days. */

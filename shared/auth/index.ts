@@ -1,4 +1,11 @@
-export { PERMISSIONS, hasPermission, principalSchema, type Permission, type Principal } from './principal';
+export { PERMISSIONS, hasPermission, principalSchema, type Permission, type Principal, type VerifiedPrincipal } from './principal';
+export {
+  authorizerContextSchema,
+  parseAuthorizerContext,
+  principalFromAuthorizerContext,
+  toAuthorizerContext,
+  type AuthorizerContext,
+} from './authorizer-context';
 export { UnauthenticatedError } from './errors';
 export { createTokenVerifier, tokenVerifierConfigSchema, type TokenVerifier, type TokenVerifierConfig } from './verify-token';
 export {

@@ -8,13 +8,26 @@ export const PERMISSIONS = {
 export type Permission = (typeof PERMISSIONS)[keyof typeof PERMISSIONS];
 
 /** The claims a bearer token must carry; anything else in the token is ignored. */
+/**
+ * Ids become parts of table keys (`CH#{channelId}#MGR#{managerId}`, `cooldown#…#…`): a `#`
+ * would let two different (channel, manager) pairs build the same key, and control characters
+ * have no business in an id.
+ */
+const idSchema = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[^#\p{Cc}]+$/u, 'must not contain "#" or control characters');
+
 export const principalSchema = z.object({
-  channelId: z.string().min(1).max(200),
-  managerId: z.string().min(1).max(200),
+  channelId: idSchema,
+  managerId: idSchema,
   name: z.string().max(500),
   permissions: z.array(z.string().min(1).max(100)).max(100),
 });
 export type Principal = z.infer<typeof principalSchema>;
+/** A principal from a checked token, with the token's `exp` (seconds since the epoch). */
+export type VerifiedPrincipal = Principal & { expiresAt: number };
 
 export function hasPermission(principal: Principal, permission: Permission): boolean {
   return principal.permissions.includes(permission);

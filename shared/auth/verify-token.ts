@@ -1,7 +1,8 @@
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
 import { UnauthenticatedError } from './errors';
-import { principalSchema, type Principal } from './principal';
+import { CLOCK_TOLERANCE_SECONDS } from './authorizer-context';
+import { principalSchema, type VerifiedPrincipal } from './principal';
 
 export const tokenVerifierConfigSchema = z
   .object({
@@ -20,15 +21,10 @@ export type TokenVerifierConfig = z.infer<typeof tokenVerifierConfigSchema>;
 
 export interface TokenVerifier {
   /** Resolves the principal of a raw `Authorization` header value, or throws UnauthenticatedError. */
-  verifyAuthorization(header: string | undefined, now?: Date): Promise<Principal>;
-  verifyToken(token: string, now?: Date): Promise<Principal>;
+  verifyAuthorization(header: string | undefined, now?: Date): Promise<VerifiedPrincipal>;
+  verifyToken(token: string, now?: Date): Promise<VerifiedPrincipal>;
 }
 
-/**
- * Small clock skew between the issuer and Lambda is normal; a minute is the common allowance
- * and far below any token lifetime we issue.
- */
-const CLOCK_TOLERANCE_SECONDS = 60;
 
 export function createTokenVerifier(config: TokenVerifierConfig): TokenVerifier {
   const parsed = tokenVerifierConfigSchema.parse(config);
@@ -39,7 +35,7 @@ export function createTokenVerifier(config: TokenVerifierConfig): TokenVerifier 
   // Pin algorithms so an attacker cannot pick one (e.g. `none` or HS256 keyed with a public key).
   const algorithms = parsed.jwksUrl ? ['RS256', 'ES256', 'PS256', 'EdDSA'] : ['HS256'];
 
-  async function verifyToken(token: string, now?: Date): Promise<Principal> {
+  async function verifyToken(token: string, now?: Date): Promise<VerifiedPrincipal> {
     let payload: unknown;
     try {
       const result = await jwtVerify(token, key as Uint8Array, {
@@ -61,7 +57,8 @@ export function createTokenVerifier(config: TokenVerifierConfig): TokenVerifier 
       const field = claims.error.issues[0]?.path.join('.') ?? 'claims';
       throw new UnauthenticatedError('invalid', `the token claim "${field}" is missing or malformed`);
     }
-    return claims.data;
+    // `exp` is a required claim, so jose has checked that it is a number.
+    return { ...claims.data, expiresAt: (payload as { exp: number }).exp };
   }
 
   return {

@@ -76,7 +76,13 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
       minute: 'numeric',
       hourCycle: 'h23',
     });
-    formatterCache.set(timeZone, f);
+    // Cached under the canonical name only: Intl accepts any letter case (`aSiA/sEoUl`), and a
+    // warm Lambda must not grow an entry per spelling a client sends. Other spellings pay the
+    // construction each time.
+    const canonical = f.resolvedOptions().timeZone;
+    const cached = formatterCache.get(canonical);
+    if (cached) return cached;
+    formatterCache.set(canonical, f);
   }
   return f;
 }

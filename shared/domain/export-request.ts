@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { casesFilterSchema, usersFilterSchema } from './filter';
 import { toValidationError } from './errors';
+import { PolicyViolationError } from './errors';
 import { checkCaseRange, checkPassword, defaultPolicyConfig, type PolicyConfig } from './policies';
 import { timeZoneSchema } from './records';
 
@@ -76,10 +77,27 @@ export function parseExportRequest(body: unknown): ExportRequest {
   return parsed.data;
 }
 
+/**
+ * A filter travels in the job and in the audit entry, which are DynamoDB items (400 KB each at
+ * most): a larger one would fail at the write. 100 kB of JSON holds thousands of `in` values;
+ * longer id lists are a selection (scope `selection`), whose ids are stored apart.
+ */
+export const MAX_FILTER_BYTES = 100_000;
+
 /** The product rules a parsed request must pass before any work starts (S3, S4, C7). */
 export function checkExportRequest(request: ExportRequest, config: PolicyConfig = defaultPolicyConfig): void {
   if (request.kind === 'cases') checkCaseRange(request, config);
   checkPassword(request.kind, request.password, config);
+  if ('filter' in request && request.filter) {
+    const bytes = new TextEncoder().encode(JSON.stringify(request.filter)).length;
+    if (bytes > MAX_FILTER_BYTES) {
+      throw new PolicyViolationError(
+        'FILTER_TOO_LARGE',
+        `filter must be at most ${MAX_FILTER_BYTES} bytes as JSON (this one is ${bytes}); to export a long list of customers, use scope "selection"`,
+        { field: 'filter' },
+      );
+    }
+  }
 }
 
 export type JsonSchemaTarget = 'draft-04' | 'draft-07';

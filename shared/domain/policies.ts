@@ -87,10 +87,14 @@ export function checkCaseRange(
   if (compareCalendarDates(to, from) < 0) {
     throw new PolicyViolationError('CASE_RANGE_END_BEFORE_START', 'to must be on or after from (rule S3)', { field: 'to', rule: 'S3' });
   }
-  const latest = latestCaseRangeEnd(range.from, config);
-  if (latest !== undefined && range.to > latest) {
-    throw new PolicyViolationError('CASE_RANGE_TOO_LONG', `to must be no later than ${latest}: at most ${config.maxMonths} months after from (rule S3)`,
-      { field: 'to', rule: 'S3' },);
+  // Compared as dates, not text: past year 9999 the limit has five digits and sorts first.
+  const latest = addMonthsClamped(from, config.maxMonths);
+  if (compareCalendarDates(to, latest) > 0) {
+    throw new PolicyViolationError(
+      'CASE_RANGE_TOO_LONG',
+      `to must be no later than ${formatCalendarDate(latest)}: at most ${config.maxMonths} months after from (rule S3)`,
+      { field: 'to', rule: 'S3' },
+    );
   }
 }
 

@@ -25,4 +25,19 @@ describe('api configuration', () => {
     expect(() => parseApiConfig({ KMS_KEY_ID: 'local', JWT_DEV_SECRET: 'short' }, defaults)).toThrow(/JWT_DEV_SECRET/);
     expect(parseApiConfig({ KMS_KEY_ID: 'local' }, defaults)).toMatchObject({ DOWNLOAD_PRESIGN_SECONDS: 300, STALE_COOLDOWN_SECONDS: 120 });
   });
+
+  it('an empty or fractional cooldown is an error naming the variable, never a silent 0 that turns C8 off', () => {
+    for (const value of ['', ' ', '0', '0.001', '1.5', '0x10', 'Infinity', '-30']) {
+      expect(() => parseApiConfig({ KMS_KEY_ID: 'local', COOLDOWN_MINUTES_CASES: value }, defaults), JSON.stringify(value)).toThrow(/COOLDOWN_MINUTES_CASES/);
+    }
+    expect(parseApiConfig({ KMS_KEY_ID: 'local', COOLDOWN_MINUTES_CASES: ' 45 ', COOLDOWN_MINUTES_CONTACTS: '30' }, defaults)).toMatchObject({
+      COOLDOWN_MINUTES_CASES: 45,
+      COOLDOWN_MINUTES_CONTACTS: 30,
+    });
+    expect(() => parseApiConfig({ KMS_KEY_ID: 'local', STALE_COOLDOWN_SECONDS: '' }, defaults)).toThrow(/STALE_COOLDOWN_SECONDS/);
+  });
+
+  it('refuses the dev secret outside the local stack', () => {
+    expect(() => parseApiConfig({ KMS_KEY_ID: 'alias/x', JWT_DEV_SECRET: 'x'.repeat(40) }, defaults)).toThrow(/JWT_DEV_SECRET: for the local stack only/);
+  });
 });

@@ -59,9 +59,47 @@ describe('DynamoAuditLog on dynalite', () => {
     await expect(audit.query({ channelId: 'ch1', limit: 1, cursor: 'not-a-cursor' })).rejects.toBeInstanceOf(InvalidAuditCursorError);
   });
 
+  it('pages a filter with rare matches in few reads, and never skips or repeats a match', async () => {
+    // 450 exports in another channel, one in 45 by the manager asked for: filtered reads are
+    // pages of items, not one read per missing match.
+    const channel = 'ch-rare';
+    const at = (i: number) => new Date(Date.UTC(2026, 4, 1) + i * 60_000).toISOString();
+    for (let i = 0; i < 450; i += 1) {
+      await audit.append({
+        type: 'requested', exportId: `r${String(i).padStart(3, '0')}`, channelId: channel, at: at(i),
+        managerId: i % 45 === 7 ? 'm-rare' : 'm-busy', managerName: 'Kim', kind: 'contacts', scope: 'all', filters: {}, reason: 'r',
+      });
+    }
+    const queries: unknown[] = [];
+    const counting = new DynamoAuditLog(
+      { send: (command: { input: { IndexName?: string } }) => { if (command.input.IndexName) queries.push(command); return dynamo.doc.send(command as never); } } as never,
+      'audit',
+    );
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page = await counting.query({ channelId: channel, managerId: 'm-rare', limit: 3, ...(cursor ? { cursor } : {}) });
+      seen.push(...page.items.map((e) => e.exportId));
+      cursor = page.cursor;
+      pages += 1;
+    } while (cursor && pages < 20);
+    const expected = Array.from({ length: 10 }, (_u, k) => `r${String(7 + 45 * (9 - k)).padStart(3, '0')}`);
+    expect(seen).toEqual(expected);
+    // 450 items in pages of 200: a handful of reads in all, where one read per missing match
+    // would have taken hundreds.
+    expect(queries.length).toBeLessThanOrEqual(8);
+  });
+
+  it('refuses a cursor with empty key parts (DynamoDB would reject it: a 500)', async () => {
+    const forged = Buffer.from(JSON.stringify({ pk: 'EXPORT#e1', sk: '', gsi1pk: 'CHANNEL#ch1', gsi1sk: '' })).toString('base64url');
+    await expect(audit.query({ channelId: 'ch1', limit: 1, cursor: forged })).rejects.toBeInstanceOf(InvalidAuditCursorError);
+  });
+
   it('never rewrites an item: the table holds every appended event once', async () => {
     const scan = await dynamo.doc.send(new ScanCommand({ TableName: 'audit' }));
-    // 8 requested + 1 completed (the second is refused) + 2 downloads + 1 failed.
-    expect(scan.Items).toHaveLength(12);
+    // 8 requested + 1 completed (the second is refused) + 2 downloads + 1 failed, and the 450
+    // requested of the paging test.
+    expect(scan.Items).toHaveLength(12 + 450);
   });
 });

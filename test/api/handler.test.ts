@@ -160,6 +160,41 @@ describe('POST /v1/exports', () => {
     expect((await create('api-create-export-cases.json')).status).toBe(202);
   });
 
+  it('refuses a filter too large to store (400 FILTER_TOO_LARGE naming the field), before taking the cooldown', async () => {
+    const ev = loadEvent('api-create-export-contacts.json', { TOKEN: await token(), PASSWORD });
+    const emails = Array.from({ length: 30_000 }, (_u, i) => `customer-${i}@example.com`);
+    ev.body = JSON.stringify({
+      kind: 'contacts', scope: 'filter', reason: 'CRM sync', password: PASSWORD,
+      filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'email', op: 'in', values: emails }] }] },
+    });
+    const res = await call(ev);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: 'FILTER_TOO_LARGE', field: 'filter' });
+    expect(res.body.error.message).toMatch(/selection/);
+    expect(fakes.store.jobs.size).toBe(0);
+    expect(fakes.audit.events).toEqual([]);
+    expect((await create()).status).toBe(202);
+  });
+
+  it('a dispatch that sent its first chunks and then failed leaves a failed job, not a running one missing chunks', async () => {
+    fakes.dispatcher.failAfterFirstChunks = true;
+    const res = await create('api-create-export-cases.json');
+    expect(res.status).toBe(500);
+    const [job] = [...fakes.store.jobs.values()];
+    expect(job).toMatchObject({ status: 'failed', error: { code: 'DISPATCH_FAILED' } });
+    expect(fakes.audit.events.map((e) => e.type)).toEqual(['requested', 'failed']);
+    fakes.dispatcher.failAfterFirstChunks = false;
+    expect((await create('api-create-export-cases.json')).status).toBe(202);
+  });
+
+  it('records that a request which never became an export failed, and gives its cooldown back', async () => {
+    fakes.store.failCreate = true;
+    expect((await create('api-create-export-cases.json')).status).toBe(500);
+    expect(fakes.audit.events.map((e) => e.type)).toEqual(['requested', 'failed']);
+    fakes.store.failCreate = false;
+    expect((await create('api-create-export-cases.json')).status).toBe(202);
+  });
+
   it('fails the job and frees the cooldown when the chunks cannot be enqueued', async () => {
     fakes.dispatcher.failDispatch = true;
     const res = await create('api-create-export-cases.json');
@@ -204,6 +239,18 @@ describe('an export whose dispatch was cut short', () => {
     expect(fakes.dispatcher.dispatched).toEqual([]);
     fakes.dispatcher.failDispatch = false;
     expect((await list()).status).toBe(200);
+    expect(fakes.dispatcher.dispatched).toEqual([exportId]);
+  });
+
+  it('is resumed when its first chunks already started it (running) but the rest were never sent', async () => {
+    fakes.dispatcher.crashBeforeDispatch = true;
+    const exportId = (await create()).body.exportId as string;
+    fakes.dispatcher.crashBeforeDispatch = false;
+    // The process died mid-send: one chunk got out and moved the job on; chunksEnqueued is unset.
+    Object.assign(fakes.store.jobs.get(exportId) as ExportJob, { status: 'running', chunksDone: 1 });
+    fakes.clock.advance((STALLED_DISPATCH_SECONDS + 1) * 1000);
+    const res = await call(loadEvent('api-get-export.json', { TOKEN: await token({}, fakes.clock.now()), EXPORT_ID: exportId }));
+    expect(res.status).toBe(200);
     expect(fakes.dispatcher.dispatched).toEqual([exportId]);
   });
 
@@ -258,11 +305,44 @@ describe('authentication and authorization', () => {
       managerId: 'm-1',
       name: 'Kim',
       permissions: JSON.stringify(['export:download']),
+      // API Gateway delivers context values as text.
+      expiresAt: String(Math.floor(fakes.clock.now().getTime() / 1000) + 600),
       principalId: 'm-1',
     };
     expect((await call(event)).status).toBe(200);
-    (event.requestContext as { authorizer: unknown }).authorizer = { channelId: 'ch-1', managerId: 'm-1', name: 'Kim', permissions: '[]' };
+    (event.requestContext as { authorizer: unknown }).authorizer = {
+      channelId: 'ch-1', managerId: 'm-1', name: 'Kim', permissions: '[]', expiresAt: String(Math.floor(fakes.clock.now().getTime() / 1000) + 600),
+    };
     expect((await call(event)).status).toBe(403);
+  });
+
+  it('stops trusting a cached authorizer answer once the token it came from has expired', async () => {
+    const event = loadEvent('api-list-exports.json', { TOKEN: '' });
+    delete event.headers.Authorization;
+    const expiresAt = Math.floor(fakes.clock.now().getTime() / 1000) + 120;
+    (event.requestContext as { authorizer: unknown }).authorizer = {
+      channelId: 'ch-1', managerId: 'm-1', name: 'Kim', permissions: JSON.stringify(['export:download']), expiresAt: String(expiresAt),
+    };
+    expect((await call(event)).status).toBe(200);
+    fakes.clock.advance(5 * 60_000);
+    expect((await call(event)).status).toBe(401);
+  });
+
+  it('gives the download link to the requester only: not to an auditor, nor to a requester without export:download', async () => {
+    const exportId = (await create()).body.exportId as string;
+    completeJob(exportId);
+    const read = async (over: Parameters<typeof token>[0]) => call(loadEvent('api-get-export.json', { TOKEN: await token(over), EXPORT_ID: exportId }));
+    const own = await read({});
+    expect(own.status).toBe(200);
+    expect(own.body.link).toMatch(/^http:\/\/api\.test\/v1\/downloads\//);
+    const auditor = await read({ managerId: 'm-9', permissions: ['audit:read'] });
+    expect(auditor.status).toBe(200);
+    expect(auditor.body).toMatchObject({ exportId, status: 'completed' });
+    expect(auditor.body.link).toBeUndefined();
+    expect(JSON.stringify(auditor.body)).not.toContain('/v1/downloads/');
+    const demoted = await read({ permissions: ['audit:read'] });
+    expect(demoted.status).toBe(200);
+    expect(demoted.body.link).toBeUndefined();
   });
 
   it('bounds the issues listed in a 400', async () => {
@@ -355,6 +435,18 @@ describe('GET /v1/exports and cancel', () => {
     expect(fakes.audit.events.map((e) => e.type)).toEqual(['requested', 'canceled']);
     expect((await create('api-create-export-cases.json')).status).toBe(202);
   });
+
+  it('a cancel whose audit write failed after the status changed is finished by the retry', async () => {
+    const exportId = (await create('api-create-export-cases.json')).body.exportId as string;
+    fakes.audit.failNext = 'canceled';
+    const first = await call(loadEvent('api-cancel-export.json', { TOKEN: await token(), EXPORT_ID: exportId }));
+    expect(first.status).toBe(500);
+    expect(fakes.store.jobs.get(exportId)?.status).toBe('canceled');
+    const retry = await call(loadEvent('api-cancel-export.json', { TOKEN: await token(), EXPORT_ID: exportId }));
+    expect(retry.status).toBe(409);
+    expect(fakes.audit.events.map((e) => e.type)).toEqual(['requested', 'canceled']);
+    expect((await create('api-create-export-cases.json')).status).toBe(202);
+  });
 });
 
 describe('GET /v1/downloads/{token}', () => {
@@ -427,5 +519,44 @@ describe('GET /v1/audit', () => {
     const badRes = await call(bad);
     expect(badRes.status).toBe(400);
     expect(badRes.body.error.field).toBe('from');
+  });
+
+  it('400 for bounds outside years 0000-9999 in UTC, which no stored key can be compared with', async () => {
+    for (const [field, value] of [['to', '9999-12-31T23:59:59-12:00'], ['to', '0000-01-01T00:00:00+01:00'], ['from', '9999-12-31T23:00:00-02:00']] as const) {
+      const ev = loadEvent('api-list-audit.json', { TOKEN: await token({ permissions: ['audit:read'] }) });
+      ev.queryStringParameters = { [field]: value };
+      const res = await call(ev);
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'INVALID_QUERY', field });
+    }
+  });
+
+  it('seals its cursor to the channel and the query: reused with other filters it is a 400, not a store error', async () => {
+    for (let i = 0; i < 3; i += 1) {
+      fakes.clock.advance(31 * 60_000);
+      const ev = loadEvent('api-create-export-contacts.json', { TOKEN: await token({}, fakes.clock.now()), PASSWORD });
+      ev.headers['Idempotency-Key'] = `audit-key-${i}`;
+      expect((await call(ev)).status).toBe(202);
+    }
+    const auditor = async () => token({ managerId: 'm-9', permissions: ['audit:read'] }, fakes.clock.now());
+    const list = async (query: Record<string, string>, over: Parameters<typeof token>[0] = {}) => {
+      const ev = loadEvent('api-list-audit.json', { TOKEN: over.channelId ? await token({ ...over, permissions: ['audit:read'] }, fakes.clock.now()) : await auditor() });
+      ev.queryStringParameters = query;
+      return call(ev);
+    };
+    const first = await list({ limit: '2', kind: 'contacts' });
+    expect(first.status).toBe(200);
+    expect(first.body.items).toHaveLength(2);
+    const cursor = first.body.cursor as string;
+    expect(cursor).toMatch(/\./);
+    const next = await list({ limit: '2', kind: 'contacts', cursor });
+    expect(next.status).toBe(200);
+    expect(next.body.items).toHaveLength(1);
+    expect(next.body.cursor).toBeUndefined();
+    const otherQuery = await list({ limit: '2', kind: 'contacts', from: '2026-03-02', cursor });
+    expect(otherQuery.status).toBe(400);
+    expect(otherQuery.body.error).toMatchObject({ code: 'INVALID_CURSOR', field: 'cursor' });
+    expect((await list({ limit: '2', kind: 'contacts', cursor }, { channelId: 'ch-2', managerId: 'm-9' })).status).toBe(400);
+    expect((await list({ limit: '2', kind: 'contacts', cursor: '2' })).status).toBe(400);
   });
 });

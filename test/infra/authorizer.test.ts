@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTokenVerifier } from '../../shared/auth';
+import { createTokenVerifier, principalFromAuthorizerContext } from '../../shared/auth';
 import { buildAllowPolicy, createAuthorize, parseAuthorizerContext, stageWildcardArn } from '../../functions/authorizer/authorize';
 
 const ISSUER = 'https://auth.example.test/';
@@ -57,12 +57,13 @@ function makeAuthorize() {
 describe('bearer authorizer', () => {
   it('allows a valid token for the whole stage and passes the principal as context', async () => {
     const { authorize } = makeAuthorize();
-    const result = await authorize({ type: 'TOKEN', methodArn: METHOD_ARN, authorizationToken: `Bearer ${await token()}` });
+    const expiresAt = Math.floor(Date.now() / 1000) + 3600;
+    const result = await authorize({ type: 'TOKEN', methodArn: METHOD_ARN, authorizationToken: `Bearer ${await token({ expiresAt })}` });
     expect(result.principalId).toBe('m-7');
     expect(result.policyDocument.Statement).toEqual([
       { Action: 'execute-api:Invoke', Effect: 'Allow', Resource: 'arn:aws:execute-api:ap-northeast-2:123456789012:abc123/prod/*' },
     ]);
-    expect(parseAuthorizerContext(result.context)).toEqual(claims);
+    expect(parseAuthorizerContext(result.context)).toEqual({ principal: claims, expiresAt });
     expect(jwksRequests).toBeGreaterThan(0);
   });
 
@@ -84,11 +85,41 @@ describe('bearer authorizer', () => {
 
   it('rejects a method ARN that is not execute-api', () => {
     expect(() => stageWildcardArn('arn:aws:s3:::bucket/key')).toThrow(/execute-api/);
-    expect(() => buildAllowPolicy(claims, 'nonsense')).toThrow();
+    expect(() => buildAllowPolicy({ ...claims, expiresAt: 1 }, 'nonsense')).toThrow();
   });
 
   it('context round trip fails loudly on a tampered permission list', () => {
-    expect(() => parseAuthorizerContext({ channelId: 'c', managerId: 'm', name: '', permissions: 'export:download' })).toThrow(/permissions/);
+    expect(() => parseAuthorizerContext({ channelId: 'c', managerId: 'm', name: '', permissions: 'export:download', expiresAt: 9e9 })).toThrow(
+      /permissions/,
+    );
+  });
+
+  it('a cached allow stops working once its token expires (API Gateway caches it per token for minutes)', async () => {
+    const expiresAt = Math.floor(Date.now() / 1000) + 600;
+    const { authorize } = makeAuthorize();
+    const result = await authorize({ type: 'TOKEN', methodArn: METHOD_ARN, authorizationToken: `Bearer ${await token({ expiresAt })}` });
+    // API Gateway hands context values to the function as text.
+    const asDelivered = Object.fromEntries(Object.entries(result.context ?? {}).map(([k, v]) => [k, String(v)]));
+    expect(principalFromAuthorizerContext(asDelivered, new Date((expiresAt - 1) * 1000))).toEqual(claims);
+    expect(principalFromAuthorizerContext(asDelivered, new Date((expiresAt + 59) * 1000))).toEqual(claims);
+    expect(principalFromAuthorizerContext(asDelivered, new Date((expiresAt + 61) * 1000))).toBeUndefined();
+    // A context without the expiry (an older authorizer, or none) is not trusted.
+    const { expiresAt: _dropped, ...withoutExpiry } = asDelivered;
+    void _dropped;
+    expect(principalFromAuthorizerContext(withoutExpiry, new Date())).toBeUndefined();
+  });
+
+  it('refuses ids that could collide inside table keys', async () => {
+    const { authorize } = makeAuthorize();
+    for (const payload of [
+      { ...claims, channelId: 'acme#MGR#ops' },
+      { ...claims, managerId: 'ops#MGR#kim' },
+      { ...claims, managerId: 'kim\u0000' },
+    ]) {
+      await expect(authorize({ type: 'TOKEN', methodArn: METHOD_ARN, authorizationToken: `Bearer ${await token({ payload })}` })).rejects.toThrow(
+        /^Unauthorized$/,
+      );
+    }
   });
 
   it('the Lambda entry reads its settings at cold start and verifies against the configured JWKS', async () => {

@@ -29,12 +29,21 @@ const ONCE_SORT_KEYS: Record<Exclude<StoredAuditEvent['type'], 'downloaded'>, st
   canceled: '1#canceled',
 };
 
-const cursorSchema = z.object({
-  pk: z.string().startsWith('EXPORT#'),
-  sk: z.string(),
-  gsi1pk: z.string().startsWith('CHANNEL#'),
-  gsi1sk: z.string(),
+// Empty key strings are refused here: DynamoDB rejects them as a start key (a 500 otherwise).
+const cursorSchema = z.strictObject({
+  pk: z.string().startsWith('EXPORT#').min(8),
+  sk: z.string().min(1),
+  gsi1pk: z.string().startsWith('CHANNEL#').min(9),
+  gsi1sk: z.string().min(1),
 });
+
+/**
+ * Items one filtered Query reads. DynamoDB filters after reading, so asking for only the
+ * matches still missing would read one item per call when matches are rare.
+ */
+const FILTERED_PAGE_ITEMS = 200;
+/** Reads per call before a short page is returned with its cursor (API Gateway waits 29 s). */
+const MAX_QUERIES_PER_CALL = 25;
 
 /** A client error (400): the cursor names the field it is about. */
 export class InvalidAuditCursorError extends ValidationError {
@@ -89,32 +98,42 @@ export class DynamoAuditLog implements AuditLog {
       values[':kind'] = query.kind;
     }
     const requested: StoredAuditEvent[] = [];
-    let lastKey: Record<string, unknown> | undefined;
-    // A filter is applied after Limit, so ask only for what is still missing: the page can then
-    // never hold more than `limit` matches, and LastEvaluatedKey never skips an unreturned one.
-    do {
+    let cursorKey: Record<string, unknown> | undefined;
+    const filtered = filters.length > 0;
+    // Without a filter every item read is a match, so Limit can be what is still missing. With
+    // one, a page may hold more matches than needed: the cursor is then the last match taken,
+    // not LastEvaluatedKey, so no unreturned match is skipped. A page cut short by the query
+    // budget (rare matches) comes back with fewer items and its cursor.
+    for (let queries = 0; queries < MAX_QUERIES_PER_CALL; queries++) {
+      const missing = query.limit - requested.length;
       const page = await this.client.send(
         new QueryCommand({
           TableName: this.tableName,
           IndexName: this.gsiName,
           KeyConditionExpression: 'gsi1pk = :pk AND gsi1sk BETWEEN :from AND :to',
-          ...(filters.length > 0 ? { FilterExpression: filters.join(' AND ') } : {}),
+          ...(filtered ? { FilterExpression: filters.join(' AND ') } : {}),
           ExpressionAttributeValues: values,
           ScanIndexForward: false,
-          Limit: query.limit - requested.length,
+          Limit: filtered ? Math.max(FILTERED_PAGE_ITEMS, missing) : missing,
           ...(startKey ? { ExclusiveStartKey: startKey } : {}),
         }),
       );
-      for (const item of page.Items ?? []) {
+      const items = page.Items ?? [];
+      let taken = 0;
+      for (const item of items) {
+        if (requested.length === query.limit) break;
+        taken++;
         const parsed = auditEventSchema.safeParse(item);
         if (parsed.success && parsed.data.type === 'requested') requested.push(parsed.data);
       }
-      lastKey = page.LastEvaluatedKey;
-      startKey = lastKey;
-    } while (lastKey && requested.length < query.limit);
+      const last = items[taken - 1];
+      cursorKey = taken < items.length && last ? indexKeyOf(last) : page.LastEvaluatedKey;
+      startKey = cursorKey;
+      if (!cursorKey || requested.length === query.limit) break;
+    }
 
     const items = await Promise.all(requested.map((event) => this.assembleEntry(event)));
-    return { items, ...(lastKey ? { cursor: encodeCursor(lastKey) } : {}) };
+    return { items, ...(cursorKey ? { cursor: encodeCursor(cursorKey) } : {}) };
   }
 
   private async assembleEntry(requested: StoredAuditEvent): Promise<AuditEntry> {
@@ -186,6 +205,11 @@ export function assembleAuditEntry(requested: StoredAuditEvent, events: readonly
   }
   entry.downloads.sort((a, b) => a.at.localeCompare(b.at));
   return entry;
+}
+
+/** The GSI's start key for an item: its table key plus its index key. */
+function indexKeyOf(item: Record<string, unknown>): Record<string, unknown> {
+  return { pk: item.pk, sk: item.sk, gsi1pk: item.gsi1pk, gsi1sk: item.gsi1sk };
 }
 
 function encodeCursor(key: Record<string, unknown>): string {

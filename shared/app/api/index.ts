@@ -1,7 +1,8 @@
 export type { ApiDeps, DeriveKeys, DownloadLinks, DownloadUrlSigner, ExportDispatcher } from './deps';
 export { IdempotencyKeyReusedError, LinkGoneError } from './errors';
 export { requestExport, requestedEvent, IDEMPOTENCY_TTL_SECONDS, type RequestExportResult } from './request-export';
-export { cancelExport, getExport, listExports, openCursor, sealCursor } from './read-exports';
+export { cancelExport, getExport, listExports } from './read-exports';
+export { openCursor, sealCursor } from './cursor';
 export { downloadFile, type DownloadRequest } from './download-file';
 export { listAudit } from './list-audit';
 export { toExportView, type ExportView } from './view';

@@ -2,10 +2,20 @@ import { z } from 'zod';
 import { requirePermission, ValidationError } from '../../domain';
 import type { Principal } from '../../auth/principal';
 import type { AuditPage } from '../../ports/audit-log';
+import { openCursor, sealCursor } from './cursor';
 import type { ApiDeps } from './deps';
+import { canonicalJson } from './hmac';
 
-/** A date (whole day, UTC) or a date-time with offset. */
-const instant = z.union([z.iso.datetime({ offset: true }), z.iso.date()]);
+/**
+ * A date (whole day, UTC) or a date-time with offset, whose UTC instant has a four-digit year:
+ * the trail's keys are ISO text, and `9999-12-31T23:59:59-12:00` (year 10000 in UTC) would sort
+ * before every key and make an empty, or for DynamoDB an invalid, range.
+ */
+const instant = z
+  .union([z.iso.datetime({ offset: true }), z.iso.date()])
+  .refine((value) => /^\d{4}-/.test(toInstant(value, 'start')) && /^\d{4}-/.test(toInstant(value, 'end')), {
+    message: 'must fall between the years 0000 and 9999 in UTC',
+  });
 
 export const listAuditQuerySchema = z
   .strictObject({
@@ -36,13 +46,20 @@ export async function listAudit(deps: ApiDeps, principal: Principal, query: Reco
     throw new ValidationError(`${field}: ${issue?.message ?? 'invalid'}`, { code: 'INVALID_QUERY', field });
   }
   const q = parsed.data;
-  return deps.audit.query({
-    channelId: principal.channelId,
+  const filters = {
     ...(q.from ? { from: toInstant(q.from, 'start') } : {}),
     ...(q.to ? { to: toInstant(q.to, 'end') } : {}),
     ...(q.managerId ? { managerId: q.managerId } : {}),
     ...(q.kind ? { kind: q.kind } : {}),
-    ...(q.cursor ? { cursor: q.cursor } : {}),
+  };
+  // The cursor is bound to the channel and to the query it pages through (not to the auditor:
+  // auditors of one channel may hand each other a page).
+  const scope = `audit\0${principal.channelId}\0${canonicalJson(filters)}`;
+  const page = await deps.audit.query({
+    channelId: principal.channelId,
+    ...filters,
+    ...(q.cursor ? { cursor: openCursor(deps.hmacSecret, scope, q.cursor) } : {}),
     limit: q.limit,
   });
+  return { items: page.items, ...(page.cursor ? { cursor: sealCursor(deps.hmacSecret, scope, page.cursor) } : {}) };
 }

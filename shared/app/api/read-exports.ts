@@ -3,7 +3,7 @@ import { ConflictError, cooldownKey, hasPermission, NotFoundError, PermissionDen
 import type { Principal } from '../../auth/principal';
 import { terminalStatuses, type ExportJob } from '../export-job';
 import type { ApiDeps } from './deps';
-import { equalHex, hmacHex } from './hmac';
+import { openCursor, sealCursor } from './cursor';
 import { toExportView, type ExportView } from './view';
 
 /**
@@ -45,7 +45,9 @@ export const STALLED_DISPATCH_SECONDS = 60;
  * must not fail because the queue is briefly unavailable.
  */
 async function resumeIfStalled(deps: ApiDeps, job: ExportJob): Promise<ExportJob> {
-  if (job.status !== 'queued' || job.chunksEnqueued) return job;
+  // `running` too: a send cut short after its first batches lets those chunks start the job,
+  // while the rest were never sent (chunksEnqueued is written only after the last batch).
+  if (job.chunksEnqueued || terminalStatuses.includes(job.status)) return job;
   const ageSeconds = (deps.clock.now().getTime() - Date.parse(job.createdAt)) / 1000;
   if (!(ageSeconds > STALLED_DISPATCH_SECONDS)) return job;
   try {
@@ -56,9 +58,18 @@ async function resumeIfStalled(deps: ApiDeps, job: ExportJob): Promise<ExportJob
   }
 }
 
+/**
+ * The download link is the requester's alone (S5/C10): it needs no bearer, so handing it to an
+ * auditor, or to a requester who has since lost `export:download`, would let them download.
+ * Auditors see the facts of the file, not a way to fetch it.
+ */
+function mayDownload(principal: Principal, job: ExportJob): boolean {
+  return job.managerId === principal.managerId && hasPermission(principal, 'export:download');
+}
+
 export async function getExport(deps: ApiDeps, principal: Principal, exportId: string): Promise<ExportView> {
   const job = await resumeIfStalled(deps, await loadVisibleJob(deps, principal, exportId));
-  const link = job.status === 'completed' ? await deps.links.linkFor(job) : undefined;
+  const link = job.status === 'completed' && mayDownload(principal, job) ? await deps.links.linkFor(job) : undefined;
   return toExportView(job, deps.publicBaseUrl, link, deps.clock.now());
 }
 
@@ -95,19 +106,6 @@ export async function listExports(
   return { items, ...(page.cursor ? { cursor: sealCursor(deps.hmacSecret, scope, page.cursor) } : {}) };
 }
 
-export function sealCursor(secret: Buffer, scope: string, inner: string): string {
-  const body = Buffer.from(inner, 'utf8').toString('base64url');
-  return `${body}.${hmacHex(secret, `cursor-v1\0${scope}`, body).slice(0, 32)}`;
-}
-
-export function openCursor(secret: Buffer, scope: string, cursor: string): string {
-  const [body, mac, extra] = cursor.split('.');
-  if (!body || !mac || extra !== undefined || !/^[A-Za-z0-9_-]+$/.test(body) || !equalHex(mac, hmacHex(secret, `cursor-v1\0${scope}`, body).slice(0, 32))) {
-    throw new ValidationError('cursor is not a cursor returned by this endpoint for this caller', { code: 'INVALID_CURSOR', field: 'cursor' });
-  }
-  return Buffer.from(body, 'base64url').toString('utf8');
-}
-
 /**
  * POST /v1/exports/{id}/cancel: only the requester; a terminal export is a 409. The pipeline
  * checks the status before each stage, so no file and no link follow a cancel. The cooldown is
@@ -119,17 +117,30 @@ export async function cancelExport(deps: ApiDeps, principal: Principal, exportId
     throw new PermissionDeniedError('only the manager who requested an export may cancel it', { code: 'NOT_REQUESTER', field: 'exportId' });
   }
   const active = ['queued', 'running', 'finalizing'] as const;
-  const now = deps.clock.now().toISOString();
   const canceled = await deps.store.setStatus(principal.channelId, exportId, 'canceled', active, {});
   if (!canceled) {
     const current = (await deps.store.getJob(principal.channelId, exportId)) ?? job;
+    if (current.status === 'canceled') {
+      // A cancel whose audit append or cooldown release failed after the status changed can
+      // only be finished by a retry, which lands here: both steps are idempotent.
+      await finishCancel(deps, principal, current);
+    }
     if (terminalStatuses.includes(current.status)) {
       throw new ConflictError(`the export is already ${current.status} and cannot be canceled`, { code: 'EXPORT_TERMINAL', field: 'exportId' });
     }
     throw new ConflictError('the export changed state while canceling; try again', { code: 'EXPORT_BUSY', field: 'exportId' });
   }
-  await deps.audit.append({ type: 'canceled', exportId, channelId: principal.channelId, at: now, managerId: principal.managerId });
-  await deps.cooldowns.release(cooldownKey(principal.channelId, principal.managerId, job.kind), exportId);
+  await finishCancel(deps, principal, job);
   const after = (await deps.store.getJob(principal.channelId, exportId)) ?? { ...job, status: 'canceled' as const };
   return toExportView(after, deps.publicBaseUrl, undefined);
+}
+
+/**
+ * The cancel's follow-ups. The audit event has a fixed sort key, so a repeat is a no-op; its
+ * time is the job's last update (the cancel itself), so a repeat records the same fact.
+ */
+async function finishCancel(deps: ApiDeps, principal: Principal, job: ExportJob): Promise<void> {
+  const at = job.status === 'canceled' ? job.updatedAt : deps.clock.now().toISOString();
+  await deps.audit.append({ type: 'canceled', exportId: job.exportId, channelId: job.channelId, at, managerId: principal.managerId });
+  await deps.cooldowns.release(cooldownKey(job.channelId, job.managerId, job.kind), job.exportId);
 }

@@ -10,7 +10,7 @@ import {
 } from '../../domain';
 import type { Principal } from '../../auth/principal';
 import type { AuditRequestedEvent } from '../../ports/audit-log';
-import { newExportId, type ExportJob } from '../export-job';
+import { newExportId, terminalStatuses, type ExportJob } from '../export-job';
 import type { ApiDeps } from './deps';
 import { IdempotencyKeyReusedError } from './errors';
 import { canonicalJson, equalHex, hmacHex } from './hmac';
@@ -69,8 +69,9 @@ export async function requestExport(
       exportId = existing.exportId;
       const job = await deps.store.getJob(principal.channelId, exportId);
       if (job) {
-        // The first attempt may have stopped between creating the job and enqueueing its chunks.
-        if (job.status === 'queued' && job.chunksDone === 0) await deps.dispatcher.dispatch(job);
+        // The first attempt may have stopped between creating the job and enqueueing its last
+        // chunk; the chunks it did send may already have moved the job to `running`.
+        if (!job.chunksEnqueued && !terminalStatuses.includes(job.status)) await deps.dispatcher.dispatch(job);
         return { job, replayed: true };
       }
       // No job yet: the first attempt crashed early (or is still running): carry on with its id.
@@ -82,6 +83,7 @@ export async function requestExport(
   if (windowSeconds > 0) await acquireCooldown(deps, principal.channelId, holdKey, exportId, windowSeconds, request);
 
   let created = false;
+  let audited = false;
   try {
     const keys = await deps.deriveKeys(request.password);
     let wrappedKey: string;
@@ -93,6 +95,7 @@ export async function requestExport(
     const plan = await deps.dispatcher.plan({ exportId, channelId: principal.channelId, request });
     const createdAt = now.toISOString();
     await deps.audit.append(requestedEvent(exportId, principal, request, createdAt));
+    audited = true;
     const job: ExportJob = {
       exportId,
       channelId: principal.channelId,
@@ -117,7 +120,7 @@ export async function requestExport(
     if (stored.status === 'queued') await deps.dispatcher.dispatch(stored);
     return { job: stored, replayed: !created };
   } catch (error) {
-    await undoFailedRequest(deps, principal, exportId, holdKey, created, error);
+    await undoFailedRequest(deps, principal, exportId, holdKey, { created, audited }, error);
     throw error;
   }
 }
@@ -144,19 +147,28 @@ async function undoFailedRequest(
   principal: Principal,
   exportId: string,
   holdKey: string,
-  created: boolean,
+  done: { created: boolean; audited: boolean },
   cause: unknown,
 ): Promise<void> {
   // Best effort: the original error is what the caller must see.
   const at = deps.clock.now().toISOString();
+  const failedEvent = { type: 'failed' as const, exportId, channelId: principal.channelId, at, code: 'DISPATCH_FAILED', message: 'the export could not be started' };
   try {
-    if (created) {
-      const failed = await deps.store.setStatus(principal.channelId, exportId, 'failed', ['queued'], {
+    if (done.created) {
+      // `running` too: chunks from a dispatch's first batches may have started the job while the
+      // rest were never sent. The caller gets the error and asks again; the sent chunks see the
+      // failed status and stop.
+      const failed = await deps.store.setStatus(principal.channelId, exportId, 'failed', ['queued', 'running'], {
         error: { code: 'DISPATCH_FAILED', message: 'the export could not be started; please request it again' },
       });
-      if (failed) {
-        await deps.audit.append({ type: 'failed', exportId, channelId: principal.channelId, at, code: 'DISPATCH_FAILED', message: 'the export could not be started' });
-      }
+      if (failed) await deps.audit.append(failedEvent);
+    } else if (await deps.store.getJob(principal.channelId, exportId)) {
+      // A concurrent retry with the same Idempotency-Key created this export: it is that call's,
+      // and so is the cooldown it holds under the same exportId.
+      return;
+    } else if (done.audited) {
+      // The trail already says "requested" and no export will ever follow: say so.
+      await deps.audit.append({ ...failedEvent, message: 'the export could not be created' });
     }
     await deps.cooldowns.release(holdKey, exportId);
   } catch {

@@ -80,8 +80,14 @@ export class FakeExportStore implements ExportStore {
 
 export class FakeAuditLog implements AuditLog {
   events: StoredAuditEvent[] = [];
+  /** The next append of this type throws once (a throttled write). */
+  failNext: StoredAuditEvent['type'] | undefined;
   async append(event: AuditEvent): Promise<void> {
     const parsed = auditEventSchema.parse(event);
+    if (this.failNext === parsed.type) {
+      this.failNext = undefined;
+      throw new Error('simulated audit table throttling');
+    }
     if (parsed.type !== 'downloaded' && this.events.some((e) => e.exportId === parsed.exportId && e.type === parsed.type)) return;
     this.events.push(parsed);
   }
@@ -90,9 +96,14 @@ export class FakeAuditLog implements AuditLog {
       .filter((e) => e.type === 'requested' && e.channelId === query.channelId)
       .filter((e) => e.type === 'requested' && (!query.managerId || e.managerId === query.managerId) && (!query.kind || e.kind === query.kind))
       .filter((e) => (!query.from || e.at >= query.from) && (!query.to || e.at <= query.to))
-      .sort((a, b) => b.at.localeCompare(a.at))
-      .slice(0, query.limit);
-    return { items: requested.map((r) => assembleAuditEntry(r, this.events.filter((e) => e.exportId === r.exportId))) };
+      .sort((a, b) => b.at.localeCompare(a.at));
+    // The cursor is an offset here; the real one is a DynamoDB key, which the use case seals.
+    const start = query.cursor ? Number(query.cursor) : 0;
+    const page = requested.slice(start, start + query.limit);
+    return {
+      items: page.map((r) => assembleAuditEntry(r, this.events.filter((e) => e.exportId === r.exportId))),
+      ...(start + query.limit < requested.length ? { cursor: String(start + query.limit) } : {}),
+    };
   }
 }
 
@@ -139,9 +150,16 @@ export class FakeDispatcher implements ExportDispatcher {
       chunksTotal: 3,
     };
   }
+  /** The first chunks get out and start the job, then the queue fails: a dispatch cut short. */
+  failAfterFirstChunks = false;
   async dispatch(job: ExportJob): Promise<void> {
     if (this.crashBeforeDispatch) return;
     if (this.failDispatch) throw new Error('simulated queue outage');
+    if (this.failAfterFirstChunks) {
+      const stored = this.store?.jobs.get(job.exportId);
+      if (stored) Object.assign(stored, { status: 'running', chunksDone: 1 });
+      throw new Error('simulated queue outage after the first batch');
+    }
     this.dispatched.push(job.exportId);
     // As planChunks does once its messages are sent.
     const stored = this.store?.jobs.get(job.exportId);
