@@ -27,6 +27,7 @@ import {
   type PartMeta,
   type Row,
 } from '../shared/xlsx';
+import { parseIsoWithOffset } from '../shared/iso-datetime';
 
 const USAGE =
   'usage: EXPORT_PASSWORD=... npm run xlsx -- --in rows.ndjson --out file.xlsx [--columns columns.json] [--sheet NAME] [--timezone Asia/Seoul] [--no-password]';
@@ -46,8 +47,6 @@ const columnsFileSchema = z
     }),
   )
   .min(1);
-
-const ISO_WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/i;
 
 function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv) {
   // Refuse a password on the command line before anything else, even inside another option.
@@ -158,12 +157,14 @@ function toRow(json: unknown, columns: readonly ColumnSpec[], line: number): Row
         if (typeof v !== 'boolean') fail('true or false');
         row[c.key] = v as boolean;
         break;
-      case 'date':
-        if (typeof v !== 'string' || !ISO_WITH_OFFSET.test(v) || Number.isNaN(Date.parse(v))) {
-          fail('an ISO-8601 date-time with an offset, e.g. 2025-07-01T09:30:00+09:00');
-        }
+      case 'date': {
+        // The engine's own parser, so the CLI refuses exactly the texts a date cell refuses.
+        const ms = typeof v === 'string' ? parseIsoWithOffset(v) : undefined;
+        if (ms === undefined) fail('an ISO-8601 date-time with an offset, e.g. 2025-07-01T09:30:00+09:00');
+        if (Number.isNaN(ms)) fail('a date and time that exist (not, say, February 30 or 25:00)');
         row[c.key] = v as string;
         break;
+      }
     }
   }
   return row;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseIsoWithOffset } from '../iso-datetime';
 import { isValidTimeZone } from './calendar';
 import { formatIssuePath, ValidationError } from './errors';
 
@@ -220,7 +221,6 @@ const CASE_KEYS = new Set(Object.keys(caseRecordSchema.shape).filter((k) => k !=
 const USER_KEYS = new Set(Object.keys(userRecordSchema.shape).filter((k) => k !== 'profile'));
 const DERIVED_CASE_KEY_SET = new Set<string>(DERIVED_CASE_KEYS);
 
-const ISO_WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/;
 
 function importError(lineNo: number, field: string | undefined, message: string): ValidationError {
   const where = field ? `line ${lineNo}, field ${field}` : `line ${lineNo}`;
@@ -234,9 +234,10 @@ function importError(lineNo: number, field: string | undefined, message: string)
 function toEpochMs(value: unknown, lineNo: number, field: string): number | null | undefined {
   if (value === null || value === undefined || value === '') return value === '' ? null : (value as null | undefined);
   if (typeof value === 'number') return value;
-  if (typeof value === 'string' && ISO_WITH_OFFSET.test(value)) {
-    const t = Date.parse(value);
-    if (Number.isFinite(t)) return t;
+  if (typeof value === 'string') {
+    // Field by field: Date.parse alone reads 2023-02-29 as 2023-03-01.
+    const t = parseIsoWithOffset(value);
+    if (t !== undefined && Number.isFinite(t)) return t;
   }
   throw importError(lineNo, field, 'must be an ISO-8601 date-time with offset (e.g. 2025-07-01T09:30:00+09:00) or epoch milliseconds');
 }

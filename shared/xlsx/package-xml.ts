@@ -68,11 +68,14 @@ export function renderWorkbook(sheets: readonly SheetSummary[]): string {
   let list = '';
   let names = '';
   sheets.forEach((s, i) => {
-    list += `<sheet name="${escapeXmlAttribute(s.name)}" sheetId="${i + 1}" r:id="rId${i + 1}"/>`;
+    // The same sanitised name in both places, so the filter always names the sheet as written
+    // (planWorkbook refuses names sanitising would change; this holds for direct callers too).
+    const name = sanitizeText(s.name);
+    list += `<sheet name="${escapeXmlAttribute(name)}" sheetId="${i + 1}" r:id="rId${i + 1}"/>`;
     // Excel records every auto-filter range under this hidden name; readers expect it.
     const last = columnLetters(s.columnCount - 1);
     names += `<definedName name="_xlnm._FilterDatabase" localSheetId="${i}" hidden="1">${escapeXmlText(
-      `${quoteSheetName(s.name)}!$A$1:$${last}$${s.dataRows + 1}`,
+      `${quoteSheetName(name)}!$A$1:$${last}$${s.dataRows + 1}`,
     )}</definedName>`;
   });
   return (

@@ -1,3 +1,4 @@
+import { parseIsoWithOffset } from '../iso-datetime';
 import { CellValueError } from './errors';
 import { renderTextCell } from './sanitize-text';
 import { createLocalTimeConverter, formatExcelSerial, splitExcelSerial, type LocalTimeConverter } from './time-zone';
@@ -11,9 +12,13 @@ export const STYLE_DATE_TIME = 2;
 const MIN_SERIAL = 61;
 const MAX_SERIAL_EXCLUSIVE = 2_958_466;
 
-// Strict on purpose: a date without an offset would be read in an unknown zone.
-const ISO_WITH_OFFSET =
-  /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/i;
+/**
+ * Epoch-ms window outside of which no instant is in 1900-03-01 … 9999-12-31 in any zone (offsets stay
+ * within a day), so the exact in-zone check decides the edges. Checked before the zone
+ * conversion: Intl cannot format instants near or past the Date limit (±8.64e15) at all.
+ */
+export const MIN_INSTANT_MS = Date.UTC(1900, 1, 27);
+export const MAX_INSTANT_MS_EXCLUSIVE = Date.UTC(10000, 0, 2);
 
 /** Renders a cell after its `<c` (and `r`), e.g. ` t="b"><v>1</v></c>`; '' for an empty cell. */
 type CellTailRenderer = (value: NonNullable<CellValue>) => string;
@@ -74,7 +79,7 @@ export function compileRowRenderer(columns: readonly ColumnSpec[], options: RowR
   const opens = columns.map((_, i) => '<c r="' + columnLetters(i));
   let rowNumber = options.startRow;
   return (row: Row): string => {
-    const r = String(rowNumber++);
+    const r = String(rowNumber);
     let s = '<row r="' + r + '">';
     for (let i = 0; i < n; i++) {
       const v = row[keys[i]!];
@@ -82,6 +87,9 @@ export function compileRowRenderer(columns: readonly ColumnSpec[], options: RowR
       const tail = tails[i]!(v);
       if (tail !== '') s += opens[i]! + r + '"' + tail;
     }
+    // Only once the row has rendered: a caller that skips a row that threw leaves no gap in r,
+    // as with the byte encoder.
+    rowNumber++;
     return s + '</row>';
   };
 }
@@ -135,31 +143,37 @@ function compileCellTail(column: ColumnSpec, toLocal: LocalTimeConverter): CellT
 }
 
 export function assertDateRange(key: string, serialDay: number): void {
-  if (!(serialDay >= MIN_SERIAL && serialDay < MAX_SERIAL_EXCLUSIVE)) {
-    throw new CellValueError(
-      `column "${key}": date must be between 1900-03-01 and 9999-12-31 in the workbook's time zone`,
-      key,
-      'date-range',
-    );
-  }
+  if (!(serialDay >= MIN_SERIAL && serialDay < MAX_SERIAL_EXCLUSIVE)) throw dateRangeError(key);
 }
 
-/** Converts a date cell value (Date, epoch ms or ISO-8601 with offset) to epoch milliseconds. */
+function dateRangeError(key: string): CellValueError {
+  return new CellValueError(
+    `column "${key}": date must be between 1900-03-01 and 9999-12-31 in the workbook's time zone`,
+    key,
+    'date-range',
+  );
+}
+
+/**
+ * Converts a date cell value (Date, epoch ms or ISO-8601 with offset) to epoch milliseconds
+ * inside [MIN_INSTANT_MS, MAX_INSTANT_MS_EXCLUSIVE); the caller still checks the day in its zone.
+ */
 export function toEpochMs(key: string, v: NonNullable<CellValue>): number {
-  let ms: number;
+  let ms: number | undefined;
   if (v instanceof Date) ms = v.getTime();
   else if (typeof v === 'number') ms = v;
   else if (typeof v === 'string') {
-    if (!ISO_WITH_OFFSET.test(v)) {
+    ms = parseIsoWithOffset(v);
+    if (ms === undefined) {
       throw new CellValueError(
         `column "${key}": date text must be ISO-8601 with an offset, e.g. 2025-07-01T09:30:00+09:00`,
         key,
         'iso-8601-with-offset',
       );
     }
-    ms = Date.parse(v);
   } else throw wrongType(key, 'date', v, 'a Date, epoch milliseconds or ISO-8601 text');
   if (!Number.isFinite(ms)) throw new CellValueError(`column "${key}": not a valid date`, key, 'valid-date');
+  if (!(ms >= MIN_INSTANT_MS && ms < MAX_INSTANT_MS_EXCLUSIVE)) throw dateRangeError(key);
   return ms;
 }
 

@@ -1,5 +1,14 @@
 import { CellValueError } from './errors';
-import { assertDateRange, columnLetters, EMPTY_CELL, STYLE_DATE_TIME, toEpochMs, type RowRenderOptions } from './render-row';
+import {
+  assertDateRange,
+  columnLetters,
+  EMPTY_CELL,
+  MAX_INSTANT_MS_EXCLUSIVE,
+  MIN_INSTANT_MS,
+  STYLE_DATE_TIME,
+  toEpochMs,
+  type RowRenderOptions,
+} from './render-row';
 import { escapeXmlText, NEEDS_WORK, sanitizeText } from './sanitize-text';
 import { createLocalTimeConverter, DAY_MS, EXCEL_UNIX_EPOCH_DAYS, FRACTION_SCALE } from './time-zone';
 import { MAX_CELL_CHARS, type CellValue, type ColumnSpec, type Row } from './types';
@@ -406,8 +415,12 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
   };
 
   const putDateCell = (col: number, key: string, v: NonNullable<CellValue>): void => {
-    // Epoch ms (the common form) skips toEpochMs's Date and text checks.
-    const local = toLocal(typeof v === 'number' && Number.isFinite(v) ? v : toEpochMs(key, v));
+    // Epoch ms (the common form) skips toEpochMs's Date and text checks. Its window test is the
+    // one check here: it also rules out NaN and infinities, and keeps instants Intl cannot
+    // format out of toLocal (toEpochMs then names the rule).
+    const local = toLocal(
+      typeof v === 'number' && v >= MIN_INSTANT_MS && v < MAX_INSTANT_MS_EXCLUSIVE ? v : toEpochMs(key, v),
+    );
     const d = Math.floor(local / DAY_MS);
     let day = d + EXCEL_UNIX_EPOCH_DAYS;
     assertDateRange(key, day);

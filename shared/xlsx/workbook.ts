@@ -15,6 +15,7 @@ import {
   renderWorkbookRels,
 } from './package-xml';
 import { deflateSlice } from './part';
+import { sanitizeText } from './sanitize-text';
 import {
   MAX_SHEET_DATA_ROWS,
   sheetPlanSchema,
@@ -65,9 +66,9 @@ function validateSheets(sheets: readonly SheetPlan[]): SheetPlan[] {
     if (sheet.name.length < 1 || sheet.name.length > 31) {
       throw new WorkbookPlanError(`${field}: a sheet name must be 1 to 31 characters`, field, 'length-1-31');
     }
-    if (SHEET_NAME_FORBIDDEN.test(sheet.name) || /^'|'$/.test(sheet.name) || sheet.name !== sanitizeName(sheet.name)) {
+    if (SHEET_NAME_FORBIDDEN.test(sheet.name) || /^'|'$/.test(sheet.name) || !isCleanName(sheet.name)) {
       throw new WorkbookPlanError(
-        `${field}: a sheet name may not contain : \\ / ? * [ ] or control characters, nor start or end with an apostrophe`,
+        `${field}: a sheet name may not contain : \\ / ? * [ ], control characters or unpaired surrogates, nor start or end with an apostrophe`,
         field,
         'excel-sheet-name',
       );
@@ -108,8 +109,13 @@ function validateSheets(sheets: readonly SheetPlan[]): SheetPlan[] {
   });
 }
 
-function sanitizeName(name: string): string {
-  return name.replace(/[\u0000-\u001F\uFFFE\uFFFF]/g, '');
+/**
+ * No C0 control character (not even tab, LF or CR, which cell text keeps), and nothing the
+ * cell-text rules would strip: XML 1.0 forbids it, and a name changed on the way into the file
+ * would no longer match the filter's definedName that quotes it.
+ */
+function isCleanName(name: string): boolean {
+  return !/[\u0000-\u001F]/.test(name) && name === sanitizeText(name);
 }
 
 function deflateWhole(text: string): { body: Buffer; crc32: number; size: number } {

@@ -80,6 +80,13 @@ describe('import format (one JSON object per line)', () => {
     expect(() => parseImportLine('users', JSON.stringify({ id: 'u1', createdAt: 0, mobileNumber: '010-1234-5678' }), 2)).toThrow(/line 2, field mobileNumber/);
   });
 
+  it('an import line naming a day that does not exist is refused, not rolled into the next month', () => {
+    for (const at of ['2023-02-29T12:00:00Z', '2025-04-31T00:00:00+09:00', '2025-02-30T09:30:00+0900']) {
+      expect(() => parseImportLine('users', JSON.stringify({ id: 'u1', createdAt: at }), 5), at).toThrow(/line 5, field createdAt/);
+    }
+    expect(parseImportLine('users', JSON.stringify({ id: 'u1', createdAt: '2024-02-29T12:00:00Z' }), 6).createdAt).toBe(Date.UTC(2024, 1, 29, 12));
+  });
+
   it('C5: with the profile schema, date profile values may be ISO text and lists comma text', () => {
     const profileSchema = { keys: [
       { key: 'lastCheckoutCompletedAt', type: 'date', order: 0, archived: false },

@@ -83,6 +83,16 @@ describe('npm run xlsx (bin/xlsx.ts)', () => {
     expect(r.stderr).toMatch(/line 2: field "at" \(date\)/);
     expect(existsSync(out)).toBe(false);
 
+    // A day that does not exist: Date.parse alone would roll it into the next month.
+    for (const at of ['2023-02-29T12:00:00Z', '2025-04-31T00:00:00+09:00', '2025-01-01T24:30:00Z']) {
+      writeFileSync(bad, `{"id":"1","at":"2025-07-01T00:00:00Z"}\n\n{"id":"3","at":"${at}"}\n`);
+      const r3 = run(['--in', bad, '--out', out, '--columns', columns], { EXPORT_PASSWORD: 'Pw123456' });
+      expect({ at, code: r3.code }).toEqual({ at, code: 2 });
+      expect(r3.stderr).toMatch(/line 3: field "at" \(date\) must be a date and time that exist/);
+      expect(r3.stderr).not.toContain(at);
+      expect(existsSync(out)).toBe(false);
+    }
+
     writeFileSync(bad, '{"id":"1"}\nnot json\n');
     const r2 = run(['--in', bad, '--out', out], { EXPORT_PASSWORD: 'Pw123456' });
     expect(r2.code).toBe(2);

@@ -270,3 +270,170 @@ describe('parts', () => {
     expect(p).toMatchObject({ rawLength: 0, compressedLength: 0, crc32: 0, rowCount: 0 });
   });
 });
+
+// Both renderers must refuse the same values with the same rule, naming the column only.
+describe('date values that cannot be written', () => {
+  const DATE_COLUMNS: ColumnSpec[] = [
+    { key: 'n', header: 'n', type: 'number' },
+    { key: 'expires', header: 'Expires', type: 'date' },
+  ];
+  const failures = (value: Row['x'], timeZone = 'UTC'): { rule?: string; field?: string; message: string }[] =>
+    [
+      (row: Row) => createRowEncoder(DATE_COLUMNS, { timeZone, startRow: 2 }).encode(row),
+      (row: Row) => compileRowRenderer(DATE_COLUMNS, { timeZone, startRow: 2 })(row),
+    ].map((render) => {
+      try {
+        render({ n: 1, expires: value });
+      } catch (e) {
+        expect(e).toBeInstanceOf(CellValueError);
+        const err = e as CellValueError;
+        return { rule: err.rule, field: err.field, message: err.message };
+      }
+      throw new Error(`accepted ${String(value)}`);
+    });
+
+  it('refuses ISO text naming a day, hour, minute, second or offset that does not exist', () => {
+    const texts = [
+      '2023-02-29T12:00:00Z', // not a leap year: V8 reads it as 2023-03-01
+      '2025-02-30T09:30:00+09:00',
+      '2025-04-31T00:00:00Z',
+      '2025-06-31T00:00Z',
+      '1900-02-29T00:00:00Z', // 1900 was no leap year (Excel's phantom day is before the range)
+      '2100-02-29T00:00:00+01:00',
+      '2025-13-01T00:00:00Z',
+      '2025-00-10T00:00:00Z',
+      '2025-01-00T00:00:00Z',
+      '2025-01-32T00:00:00Z',
+      '2025-01-01T25:00:00Z',
+      '2025-01-01T24:00:01Z',
+      '2025-01-01T24:01Z',
+      '2025-01-01T24:00:00.0001Z', // V8 drops digits past the millisecond, then accepts it
+      '2025-01-01T23:60:00Z',
+      '2025-01-01T23:59:60Z',
+      '2025-01-01T00:00:00+24:00',
+      '2025-01-01T00:00:00+05:60',
+      '2025-01-01T00:00:00-0560',
+    ];
+    for (const text of texts) {
+      for (const f of failures(text)) {
+        expect({ text, ...f }).toMatchObject({ text, rule: 'valid-date', field: 'expires' });
+        expect(f.message).toContain('"expires"');
+        expect(f.message).not.toContain(text.slice(0, 10));
+      }
+    }
+  });
+
+  it('accepts the real days at the ends of months, leap days, and 24:00 as the end of a day', () => {
+    const cases: [string, string][] = [
+      ['2024-02-29T12:00:00Z', '45351.5'],
+      ['2000-02-29T00:00:00Z', '36585'],
+      ['2025-02-28T23:59:59.999Z', '45716.9999999884'],
+      ['2025-04-30T00:00:00+14:00', '45776.4166666667'],
+      ['2025-12-31T00:00:00-23:59', '46022.9993055556'],
+      ['2025-01-31T24:00:00Z', '45689'],
+      ['2025-01-31T24:00Z', '45689'],
+      ['2025-01-31T24:00:00.000000000z', '45689'],
+      ['2025-07-01t09:30:00+0900', '45839.0208333333'],
+    ];
+    const columns: ColumnSpec[] = [{ key: 'd', header: 'd', type: 'date' }];
+    const encoder = createRowEncoder(columns, { timeZone: 'UTC' });
+    const render = compileRowRenderer(columns, { timeZone: 'UTC' });
+    for (const [text, serial] of cases) {
+      const { encoded, rendered } = encodeBoth(encoder, render, [{ d: text }]);
+      expect({ text, encoded }).toEqual({ text, encoded: `<row><c s="2"><v>${serial}</v></c></row>` });
+      expect(rendered).toBe(encoded);
+    }
+  });
+
+  it('refuses dates at and past the JavaScript Date limit as date-range, not a bare RangeError', () => {
+    const values = [
+      new Date(8.64e15),
+      new Date(-8.64e15),
+      8.64e15,
+      8.64e15 - 3_600_000,
+      -8.64e15,
+      1e16,
+      -1e16,
+      Number.MAX_VALUE,
+      -Number.MAX_VALUE,
+      Date.UTC(10000, 0, 2),
+      Date.UTC(1900, 1, 27) - 1,
+    ];
+    for (const zone of ['UTC', 'Pacific/Kiritimati', 'Pacific/Pago_Pago']) {
+      for (const value of values) {
+        for (const f of failures(value, zone)) {
+          expect({ zone, value: String(value), rule: f.rule, field: f.field }).toEqual({
+            zone,
+            value: String(value),
+            rule: 'date-range',
+            field: 'expires',
+          });
+        }
+      }
+    }
+  });
+
+  it('decides the ends of the range by the wall-clock day in the zone', () => {
+    const columns: ColumnSpec[] = [{ key: 'd', header: 'd', type: 'date' }];
+    // Kiritimati is UTC+14, Pago Pago UTC-11 (fixed offsets since 1995 and 1911).
+    const inRange: [number, string][] = [
+      [Date.UTC(9999, 11, 31, 9, 59, 59, 999), 'Pacific/Kiritimati'],
+      [Date.UTC(10000, 0, 1, 10, 59, 59, 999), 'Pacific/Pago_Pago'],
+      [Date.UTC(9999, 11, 31, 23, 59, 59, 999), 'UTC'],
+      // sub-millisecond input just below the last instant: a different double from the limit
+      [253402300799999.9, 'UTC'],
+      [Date.UTC(1900, 2, 1), 'UTC'],
+    ];
+    for (const [ms, timeZone] of inRange) {
+      const { encoded, rendered } = encodeBoth(
+        createRowEncoder(columns, { timeZone }),
+        compileRowRenderer(columns, { timeZone }),
+        [{ d: ms }, { d: new Date(ms) }],
+      );
+      expect(encoded).toMatch(/^<row><c s="2"><v>(2958465\.9|61<)/);
+      expect(rendered).toBe(encoded);
+    }
+    expect(failures(Date.UTC(9999, 11, 31, 10), 'Pacific/Kiritimati')[0]!.rule).toBe('date-range');
+    expect(failures(Date.UTC(10000, 0, 1, 11), 'Pacific/Pago_Pago')[0]!.rule).toBe('date-range');
+    // 253402300799999.996 is the same double as 10000-01-01T00:00:00.000Z.
+    expect(253402300799999.996).toBe(Date.UTC(10000, 0, 1));
+    expect(failures(253402300799999.996).map((f) => f.rule)).toEqual(['date-range', 'date-range']);
+    expect(failures(Date.UTC(1900, 1, 28, 23, 59, 59, 999)).map((f) => f.rule)).toEqual(['date-range', 'date-range']);
+  });
+});
+
+describe('row numbers after a row that throws', () => {
+  it('the reference renderer, like the encoder, gives the next row the number the failed one had', () => {
+    const columns: ColumnSpec[] = [
+      { key: 'n', header: 'N', type: 'number' },
+      { key: 'd', header: 'D', type: 'date' },
+    ];
+    const encoder = createRowEncoder(columns, { timeZone: 'UTC', startRow: 2 });
+    const render = compileRowRenderer(columns, { timeZone: 'UTC', startRow: 2 });
+    const rows: Row[] = [{ n: 1 }, { n: 'bad' }, { n: 2, d: '2025-02-30T00:00:00Z' }, { n: 3 }, { d: 1e16 }, { n: 4 }];
+    const encoded: string[] = [];
+    const rendered: string[] = [];
+    for (const row of rows) {
+      try {
+        encoder.encode(row);
+        encoded.push(encoder.take().toString());
+      } catch {
+        encoded.push('threw');
+      }
+      try {
+        rendered.push(render(row));
+      } catch {
+        rendered.push('threw');
+      }
+    }
+    expect(rendered).toEqual([
+      '<row r="2"><c r="A2"><v>1</v></c></row>',
+      'threw',
+      'threw',
+      '<row r="3"><c r="A3"><v>3</v></c></row>',
+      'threw',
+      '<row r="4"><c r="A4"><v>4</v></c></row>',
+    ]);
+    expect(encoded).toEqual(rendered);
+  });
+});

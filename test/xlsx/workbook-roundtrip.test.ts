@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { deriveEncryptionKeys } from '../../shared/xlsx/crypto';
 import { writeEncryptedWorkbook } from '../../shared/xlsx/encrypted-workbook';
 import { PartIntegrityError, WorkbookPlanError } from '../../shared/xlsx/errors';
+import { renderWorkbook } from '../../shared/xlsx/package-xml';
 import { renderPart } from '../../shared/xlsx/part';
 import type { CellValue, ColumnSpec, Part, Row, SheetPlan } from '../../shared/xlsx/types';
 import { planWorkbook, writeWorkbook } from '../../shared/xlsx/workbook';
@@ -211,6 +212,13 @@ describe('integrity and errors', () => {
     expect(bad([plan('a/b', parts)]).field).toBe('sheets.0.name');
     expect(bad([plan('x'.repeat(32), parts)]).rule).toBe('length-1-31');
     expect(bad([plan('Same', parts), plan('same', parts)]).rule).toBe('unique');
+    // Names the file could not hold as given: a lone surrogate would be written as '' (or
+    // 'Data') while the filter's definedName quoted it differently.
+    for (const name of ['\ud800', 'Data\udc00', '\udc00\ud800', 'a\ud83d', 'x\uffff', 'tab\there', 'cr\r', '\u0000']) {
+      const e = bad([plan(name, parts)]);
+      expect({ name, rule: e.rule, field: e.field }).toEqual({ name, rule: 'excel-sheet-name', field: 'sheets.0.name' });
+    }
+    expect(planWorkbook([plan('Data \ud83d\ude00', parts)]).sheets[0]!.name).toBe('Data \ud83d\ude00');
     expect(bad([{ name: 'S', columns: [], parts: [] }]).field).toBe('sheets.0.columns');
     const shifted = plan('S', parts);
     shifted.parts[0]!.firstRow = 5;
@@ -246,5 +254,13 @@ describe('writeEncryptedWorkbook', () => {
     checkSheet(book[0]!, COLUMNS, rows);
     await expect(XlsxPopulate.fromDataAsync(file, { password: 'wrong-password' })).rejects.toThrow();
     expect(file.includes(Buffer.from('Secret123'))).toBe(false);
+  });
+});
+
+describe('renderWorkbook', () => {
+  it('names a sheet the same way in <sheet> and in its filter definedName, even unvalidated', () => {
+    const xml = renderWorkbook([{ name: "Data\udc00's", columnCount: 2, dataRows: 3 }]);
+    expect(xml).toContain('<sheet name="Data\'s" sheetId="1"');
+    expect(xml).toContain(`>'Data''s'!$A$1:$B$4</definedName>`);
   });
 });
