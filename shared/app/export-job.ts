@@ -95,6 +95,8 @@ export const exportJobSchema = z.object({
   sha256: z.string().optional(),
   objectKey: z.string().optional(),
   completedAt: z.string().optional(),
+  /** When the export failed: the audit "failed" event a retry re-appends carries this time, not the retry's. */
+  failedAt: z.string().optional(),
   expiresAt: z.string().optional(),
   error: jobErrorSchema.optional(),
   encryption: jobEncryptionSchema,

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
-import { PassThrough, Transform } from 'node:stream';
+import { PassThrough, pipeline, Transform } from 'node:stream';
 import { parseEncryptionParams, writeEncryptedWorkbook, type SheetPlan } from '../xlsx';
 import type { KeyWrapper } from '../ports/key-wrapper';
 import type { WorkspaceSource } from '../ports/source-data';
 import type { ExportJob, SheetKey } from './export-job';
 import { objectKeys, type FinalizeMessage } from './messages';
 import { createDownloadToken, hashDownloadToken } from './download-link';
-import { enqueueNotify, failExport, type StepDeps } from './pipeline-steps';
+import { failExport, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
 import type { StoredPartMeta } from './process-chunk';
 import { columnsFingerprint, loadWorkspaceContext, SHEET_NAMES, sheetColumns, sheetsOf } from './workspace-context';
 
@@ -102,9 +102,10 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     deps.log.warn('finalize for an unknown export: dropped', { exportId: message.exportId });
     return { status: 'skipped' };
   }
-  if (job.status === 'completed') {
-    // A retry after a crash between "completed" and the notify send finishes the job.
-    if (!job.notifyEnqueued && delivery.receiveCount > 1) await enqueueNotify(deps, job, 'export.completed');
+  if (job.status === 'completed' || job.status === 'failed') {
+    // A retry after a crash or a thrown step between the final transition and the notify send
+    // (completed here, or failed by this finalizer) finishes the audit and the notify.
+    if (delivery.receiveCount > 1) await resumeFollowUps(deps, job);
     return { status: 'skipped' };
   }
   if (!['queued', 'running', 'finalizing'].includes(job.status)) return { status: 'skipped' };
@@ -140,6 +141,7 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
   const mainIndex = job.kind === 'cases' ? 0 : sheetKeys.indexOf('users');
   const rowCount = (sheets[mainIndex]?.parts ?? []).reduce((sum, p) => sum + p.rowCount, 0);
 
+  const params = parseEncryptionParams(job.encryption.params);
   const packageKey = await deps.keyWrapper.unwrap(job.encryption.wrappedKey, { exportId: job.exportId });
   const fileName = exportFileName(job);
   const objectKey = objectKeys.file(job.channelId, job.exportId, fileName);
@@ -153,33 +155,42 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     },
   });
   const workbookOut = new PassThrough();
-  workbookOut.on('error', (error) => measure.destroy(error));
-  workbookOut.pipe(measure);
+  // Either side failing must end the other: a writer that stops without ending the upload's
+  // body leaves upload() pending for ever (no abort of the multipart upload, its buffers held by
+  // the warm container); an upload that fails leaves the writer waiting for 'drain'. pipeline()
+  // carries an error, or a destroy without one, from workbookOut into the upload's body.
+  pipeline(workbookOut, measure, () => undefined);
+  let failure: unknown;
+  const fail = (error: unknown): void => {
+    failure ??= error;
+    const reason = error instanceof Error ? error : new Error(String(error));
+    workbookOut.destroy(reason);
+    measure.destroy(reason);
+  };
   const startedAt = Date.now();
   try {
+    // Both settled before the key is wiped and before returning: nothing keeps running (or
+    // reading the key) after this call has failed.
     await Promise.all([
       writeEncryptedWorkbook({
         sheets,
-        params: parseEncryptionParams(job.encryption.params),
+        params,
         packageKey,
         out: workbookOut,
         properties: { title: fileName, creator: 'export-service', created: new Date(job.createdAt) },
         readPart: createPrefetchingReader(deps, job.exportId, sheetKeys, sheets),
-      }),
+      }).catch(fail),
       deps.objects
         .upload(objectKey, measure, {
           contentType: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
           metadata: { 'export-id': job.exportId },
         })
-        .catch((error: unknown) => {
-          // Unblock the writer (it may be waiting for 'drain') so no promise is left hanging.
-          workbookOut.destroy(error instanceof Error ? error : new Error(String(error)));
-          throw error;
-        }),
+        .catch(fail),
     ]);
   } finally {
     packageKey.fill(0);
   }
+  if (failure !== undefined) throw failure;
   const sha256 = hash.digest('hex');
   deps.log.info('workbook written', { exportId: job.exportId, fileSize, rowCount, seconds: (Date.now() - startedAt) / 1000 });
 
@@ -192,7 +203,7 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     channelId: job.channelId,
     expiresAt: expiresAt.toISOString(),
   });
-  const completed = await deps.store.setStatus(job.channelId, job.exportId, 'completed', ['finalizing'], {
+  const facts = {
     rowCount,
     fileName,
     fileSize,
@@ -200,7 +211,8 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     objectKey,
     completedAt: completedAt.toISOString(),
     expiresAt: expiresAt.toISOString(),
-  });
+  };
+  const completed = await deps.store.setStatus(job.channelId, job.exportId, 'completed', ['finalizing'], facts);
   if (!completed) {
     const now = await deps.store.getJob(job.channelId, job.exportId);
     // A concurrent run (a redelivered finalize message) completed it with the same bytes under
@@ -211,20 +223,9 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     }
     return { status: 'skipped' };
   }
-  await deps.audit
-    ?.append({
-      type: 'completed',
-      exportId: job.exportId,
-      channelId: job.channelId,
-      at: completedAt.toISOString(),
-      rowCount,
-      sha256,
-      fileSize,
-      fileName,
-    })
-    .catch((e: unknown) => deps.log.error('audit append failed', { exportId: job.exportId, error: String(e) }));
-  await enqueueNotify(deps, job, 'export.completed');
-  await deps.objects.deletePrefix(objectKeys.partsPrefix(job.exportId));
+  // Audit "completed", notify, delete parts/. The audit event is built from the same stored
+  // facts a retry (resumeFollowUps) reads back, so both append the same event.
+  await runFollowUps(deps, { ...job, ...facts, status: 'completed' });
   const exportSeconds = (completedAt.getTime() - Date.parse(job.createdAt)) / 1000;
   deps.log.info('export completed', { rowCount, fileSize, exportSeconds });
   return { status: 'completed', rowCount, fileSize, sha256, exportSeconds };

@@ -20,7 +20,22 @@ export type NotifyDeps = {
   /** Base backoff; doubled per attempt. */
   backoffMs?: number;
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * How long a delivery that finds another one posting waits for it (default 2 s) before
+   * throwing NotifyBusyError so SQS brings it back; polled every 250 ms.
+   */
+  leaseWaitMs?: number;
 };
+
+/** Another delivery of this notification holds the post: the message comes back later and finds it sent. */
+export class NotifyBusyError extends Error {
+  constructor(exportId: string) {
+    super(`another delivery is notifying the bot about export ${exportId}`);
+    this.name = 'NotifyBusyError';
+  }
+}
+
+const LEASE_POLL_MS = 250;
 
 export type BotEvent = {
   type: 'export.completed' | 'export.failed';
@@ -91,10 +106,15 @@ export function signBody(body: string, secret: string): string {
 
 /**
  * Posts the event to the bot, signed (X-Signature over the exact body, which carries `sentAt`;
- * X-Timestamp repeats it so the bot can refuse stale or replayed deliveries), retrying with exponential backoff; throws after the last attempt so SQS
- * redelivers and, after maxReceiveCount, the DLQ records it. The link token is computed here
- * from the job (never carried by the queue message). `notifiedAt` makes a redelivered message
- * post nothing twice.
+ * X-Timestamp repeats it so the bot can refuse stale or replayed deliveries), retrying with
+ * exponential backoff; throws after the last attempt so SQS redelivers and, after
+ * maxReceiveCount, the DLQ records it. The link token is computed here from the job (never
+ * carried by the queue message).
+ *
+ * At least once, not exactly once: the post runs under the `notifyClaim` lease, so overlapping
+ * deliveries (an SQS duplicate, a finalize retry re-sending the notify) post once, and
+ * `notifiedAt` (which closes the lease) makes later ones post nothing. A crash after the bot
+ * accepted and before `notifiedAt` is written still posts again once the lease lapses.
  */
 export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Promise<{ status: 'sent' | 'skipped'; attempts: number }> {
   const job = await deps.store.getJob(message.channelId, message.exportId);
@@ -108,11 +128,15 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
     if (job.status !== 'completed' || !job.expiresAt) return { status: 'skipped', attempts: 0 };
     link = downloadLink(deps.publicBaseUrl, createDownloadToken({ exportId: job.exportId, expiresAt: new Date(job.expiresAt) }, deps.linkSigningSecret));
   }
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const lease = await takeNotifyLease(job, deps, sleep);
+  if (lease === 'notified') return { status: 'skipped', attempts: 0 };
+
   const event = buildBotEvent(job, message.event, link);
   const attempts = deps.attempts ?? 3;
-  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   let lastError = '';
   for (let attempt = 1; attempt <= attempts; attempt++) {
+    let accepted = false;
     try {
       const sentAt = deps.clock.now();
       const timestamp = String(Math.floor(sentAt.getTime() / 1000));
@@ -122,17 +146,42 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
         'X-Timestamp': timestamp,
         'X-Event-Type': message.event,
       });
-      if (status >= 200 && status < 300) {
-        await deps.store.updateProgress(job.channelId, job.exportId, { notifiedAt: deps.clock.now().toISOString() });
-        deps.log.info('bot notified', { exportId: job.exportId, event: message.event, attempt });
-        return { status: 'sent', attempts: attempt };
-      }
-      lastError = `bot answered ${status}`;
+      accepted = status >= 200 && status < 300;
+      if (!accepted) lastError = `bot answered ${status}`;
     } catch (error) {
       lastError = error instanceof Error ? error.name : 'request failed';
+    }
+    // Once the bot has it, the lease is kept even if recording fails: giving it back would let a
+    // waiting duplicate post again at once; after the lease lapses a retry may (at least once).
+    if (accepted) {
+      await deps.store.updateProgress(job.channelId, job.exportId, { notifiedAt: deps.clock.now().toISOString() });
+      deps.log.info('bot notified', { exportId: job.exportId, event: message.event, attempt });
+      return { status: 'sent', attempts: attempt };
     }
     deps.log.warn('bot webhook attempt failed', { exportId: job.exportId, attempt, reason: lastError });
     if (attempt < attempts) await sleep((deps.backoffMs ?? 250) * 2 ** (attempt - 1));
   }
+  // The bot never accepted: give the lease back so the redelivery can post at once.
+  await deps.store
+    .releaseClaim(job.channelId, job.exportId, 'notifyClaim', lease)
+    .catch((e: unknown) => deps.log.warn('notify lease not given back', { exportId: job.exportId, error: e instanceof Error ? e.name : 'unknown' }));
   throw new Error(`bot webhook failed after ${attempts} attempts: ${lastError}`);
+}
+
+/**
+ * Takes the `notifyClaim` lease, or waits briefly for the delivery that holds it: returns the
+ * token, 'notified' once `notifiedAt` is set, and throws NotifyBusyError when the holder is
+ * still at it after the wait (the lease lapses after CLAIM_LEASE_MS, so a dead holder is taken
+ * over by a later retry).
+ */
+async function takeNotifyLease(job: ExportJob, deps: NotifyDeps, sleep: (ms: number) => Promise<void>): Promise<string | 'notified'> {
+  const waitMs = deps.leaseWaitMs ?? 2_000;
+  for (let waited = 0; ; waited += LEASE_POLL_MS) {
+    const token = await deps.store.claimLease(job.channelId, job.exportId, 'notifyClaim');
+    if (token) return token;
+    const now = await deps.store.getJob(job.channelId, job.exportId);
+    if (!now || now.notifiedAt) return 'notified';
+    if (waited >= waitMs) throw new NotifyBusyError(job.exportId);
+    await sleep(LEASE_POLL_MS);
+  }
 }

@@ -1,4 +1,4 @@
-import type { AuditLog } from '../ports/audit-log';
+import type { AuditEvent, AuditLog } from '../ports/audit-log';
 import type { CooldownStore } from '../ports/cooldown-store';
 import { cooldownKey } from '../domain';
 import type { ExportStore } from '../ports/export-store';
@@ -20,27 +20,108 @@ export type StepDeps = {
   log: PipelineLog;
 };
 
-/**
- * Fails an export that is still in progress: the conditional transition decides, so only one
- * caller records the failure, appends the audit event and tells the bot; a completed or
- * canceled export is left alone. Parts are deleted best-effort (the parts/ lifecycle rule
- * collects whatever is left).
- */
 /** The job's ids, and its owner when the caller already holds the job (saves a read to release the cooldown). */
 type FailingJob = Pick<ExportJob, 'exportId' | 'channelId'> & Partial<Pick<ExportJob, 'managerId' | 'kind'>>;
 
+/**
+ * Fails an export that is still in progress: the conditional transition decides, so one caller
+ * records the failure; a completed or canceled export is left alone. Returns whether this call
+ * made the transition.
+ *
+ * The steps owed after the transition (cooldown, audit, notify) can each fail or be cut short by
+ * a crash, and a retry can no longer win the transition. So a caller that loses it finishes
+ * whatever a failed or completed export still owes (`resumeFollowUps`): otherwise the bot would
+ * never be told. Errors are thrown, so the caller's message is retried.
+ */
 export async function failExport(deps: StepDeps, job: FailingJob, error: JobError): Promise<boolean> {
-  const moved = await deps.store.setStatus(job.channelId, job.exportId, 'failed', ['queued', 'running', 'finalizing'], { error });
-  if (!moved) return false;
+  // Stored with the transition, so the audit event a retry re-appends says when it really failed.
+  const failedAt = deps.clock.now().toISOString();
+  const moved = await deps.store.setStatus(job.channelId, job.exportId, 'failed', ['queued', 'running', 'finalizing'], { error, failedAt });
+  if (!moved) {
+    const current = await deps.store.getJob(job.channelId, job.exportId);
+    if (current) await resumeFollowUps(deps, current);
+    return false;
+  }
   deps.log.warn('export failed', { exportId: job.exportId, code: error.code });
-  // First, so a manager who sees "failed" can ask again at once (the status is already visible).
-  await releaseCooldown(deps, job);
-  await deps.audit
-    ?.append({ type: 'failed', exportId: job.exportId, channelId: job.channelId, at: deps.clock.now().toISOString(), code: error.code, message: error.message })
-    .catch((e: unknown) => deps.log.error('audit append failed', { exportId: job.exportId, error: String(e) }));
-  await enqueueNotify(deps, job, 'export.failed');
-  await deps.objects.deletePrefix(objectKeys.partsPrefix(job.exportId)).catch(() => undefined);
+  await runFollowUps(deps, { ...job, status: 'failed', error, failedAt });
   return true;
+}
+
+/**
+ * Finishes what a failed or completed export still owes when its notify was never enqueued (a
+ * crash, or a thrown audit or send, after the final transition). Every step is idempotent; the
+ * worst a concurrent run can cause is a second notify message, which the notifier's lease and
+ * `notifiedAt` absorb. Does nothing for an export in any other state, or already announced.
+ */
+export async function resumeFollowUps(deps: StepDeps, job: ExportJob): Promise<boolean> {
+  if (job.notifyEnqueued || (job.status !== 'failed' && job.status !== 'completed')) return false;
+  deps.log.info('finishing the steps after the final transition', { exportId: job.exportId, status: job.status });
+  await runFollowUps(deps, { ...job, status: job.status });
+  return true;
+}
+
+/** What a failed or completed export owes, each step built from the job alone (see terminalAuditEvent). */
+type FinishedJob = FailingJob &
+  Partial<Pick<ExportJob, 'error' | 'failedAt' | 'rowCount' | 'sha256' | 'fileSize' | 'fileName' | 'completedAt'>> & {
+    status: 'failed' | 'completed';
+  };
+
+/**
+ * `notifyEnqueued` is written last, and only once the audit event is in: while it is unset a
+ * retry cannot tell how far the last run got, so it redoes every step. An audit error no longer
+ * gets logged and dropped: the notify is still sent (the bot need not wait for the audit log),
+ * then the error is thrown so the message is retried and the retry appends the event (and sends
+ * a second notify, which the notifier absorbs).
+ */
+export async function runFollowUps(deps: StepDeps, job: FinishedJob): Promise<void> {
+  // First, so a manager who sees "failed" can ask again at once (the status is already visible).
+  if (job.status === 'failed') await releaseCooldown(deps, job);
+  const event = terminalAuditEvent(job, deps.clock);
+  if (!event) deps.log.error('completed export lacks its file facts: no audit event', { exportId: job.exportId });
+  let auditError: unknown;
+  if (event && deps.audit) {
+    try {
+      await deps.audit.append(event);
+    } catch (error) {
+      auditError = error;
+    }
+  }
+  const message: NotifyMessage = {
+    type: 'notify',
+    exportId: job.exportId,
+    channelId: job.channelId,
+    event: job.status === 'failed' ? 'export.failed' : 'export.completed',
+  };
+  await deps.queue.send('notify', message);
+  if (auditError !== undefined) throw auditError;
+  await deps.store.updateProgress(job.channelId, job.exportId, { notifyEnqueued: true });
+  // The parts/ lifecycle rule collects whatever this leaves.
+  await deps.objects
+    .deletePrefix(objectKeys.partsPrefix(job.exportId))
+    .catch((e: unknown) => deps.log.warn('parts not deleted', { exportId: job.exportId, error: e instanceof Error ? e.name : 'unknown' }));
+}
+
+/**
+ * The once-per-export audit event for a finished job, from the stored job only: the first run
+ * and any retry append identical facts (the audit log keeps the first write of each anyway).
+ * Jobs failed before `failedAt` existed fall back to the clock.
+ */
+export function terminalAuditEvent(job: FinishedJob, clock: Clock): AuditEvent | undefined {
+  const ids = { exportId: job.exportId, channelId: job.channelId };
+  if (job.status === 'failed') {
+    const error = job.error ?? { code: 'EXPORT_FAILED', message: 'the export failed' };
+    return { type: 'failed', ...ids, at: job.failedAt ?? clock.now().toISOString(), code: error.code, message: error.message };
+  }
+  if (job.rowCount === undefined || job.sha256 === undefined || job.completedAt === undefined) return undefined;
+  return {
+    type: 'completed',
+    ...ids,
+    at: job.completedAt,
+    rowCount: job.rowCount,
+    sha256: job.sha256,
+    ...(job.fileSize !== undefined ? { fileSize: job.fileSize } : {}),
+    ...(job.fileName !== undefined ? { fileName: job.fileName } : {}),
+  };
 }
 
 /**

@@ -17,7 +17,7 @@ import type { CasesSource, RawItem, UsersSource, WorkspaceSource } from '../port
 import type { ExportJob } from './export-job';
 import { objectKeys, type ChunkMessage } from './messages';
 import { batchIds, sortUserIdsForExport } from './plan-chunks';
-import { enqueueFinalize, failExport, type StepDeps } from './pipeline-steps';
+import { enqueueFinalize, failExport, resumeFollowUps, type StepDeps } from './pipeline-steps';
 import { columnsFingerprint, loadSegment, loadWorkspaceContext, sheetColumns, type WorkspaceContext } from './workspace-context';
 
 export type ChunkDeps = StepDeps & {
@@ -68,11 +68,22 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
     return outcome;
   }
   if (!ACTIVE.has(job.status)) {
-    // Canceled, failed or already finalizing: a late or duplicate chunk has nothing to add.
+    // Canceled, failed or already finalizing: a late or duplicate chunk has nothing to add. A
+    // retry of the delivery that failed the export may still owe its announcement (its audit
+    // append or notify send threw after the transition): finish it.
     deps.log.info('chunk skipped', { exportId: job.exportId, chunkId: message.chunkId, status: job.status });
+    if (delivery.receiveCount > 1) await resumeFollowUps(deps, job);
     return outcome;
   }
   if (job.status === 'queued') await deps.store.setStatus(job.channelId, job.exportId, 'running', ['queued']);
+
+  // A chunk already in the completed set keeps the part it was counted with: a redelivery that
+  // rendered again could overwrite it with different bytes (the source may have changed) while
+  // the finalizer reads it, and a same-length part with another CRC corrupts the file silently.
+  // It still goes on to the next step, which its first delivery may not have finished. A first
+  // delivery that crashed before marking the chunk left it out of the set: the retry renders.
+  const alreadyDone = () => deps.store.isChunkDone?.(job.channelId, job.exportId, message.chunkId) ?? false;
+  if (await alreadyDone()) return completeChunk(message, deps, delivery, job, 0, outcome);
 
   const ctx = await loadWorkspaceContext(deps.workspace, job.channelId);
   const columns = sheetColumns(job, message.sheet, ctx);
@@ -100,6 +111,10 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
     rowCount: part.rowCount,
     columns: columnsFingerprint(columns),
   };
+  // Again, since rendering takes long enough for a slow first delivery and its redelivery to
+  // overlap (a visibility timeout expiring mid-chunk): the one that marked the chunk first keeps
+  // its part. This narrows the window to the writes below; it does not close it.
+  if (await alreadyDone()) return completeChunk(message, deps, delivery, job, 0, outcome);
   // Data first, meta second, completion last: whoever sees the chunk in the completed set
   // finds its part and meta in place.
   await deps.objects.put(objectKeys.part(job.exportId, message.sheet, message.index), part.data);
@@ -111,7 +126,21 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
       contentType: 'application/json',
     });
   }
+  return completeChunk(message, deps, delivery, job, rows, outcome);
+}
 
+/**
+ * Adds the chunk to the completed set (a chunk already there changes nothing) and, when this
+ * delivery is due to, runs the next step: the users phase of a cases export, then the finalize.
+ */
+async function completeChunk(
+  message: ChunkMessage,
+  deps: ChunkDeps,
+  delivery: { receiveCount: number },
+  job: ExportJob,
+  rows: number,
+  outcome: ChunkOutcome,
+): Promise<ChunkOutcome> {
   // Only main-sheet rows count toward the size rule and the reported row count.
   const mainSheet = job.kind === 'cases' ? 'cases' : 'users';
   const counted = message.sheet === mainSheet ? rows : 0;
@@ -135,15 +164,24 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
   const retriedCaseChunk = delivery.receiveCount > 1 && job.kind === 'cases' && message.sheet === 'cases';
   if (!completes && !retriedCaseChunk) return outcome;
 
-  const fresh = (await deps.store.getJob(job.channelId, job.exportId)) ?? job;
+  let fresh = (await deps.store.getJob(job.channelId, job.exportId)) ?? job;
   if (!ACTIVE.has(fresh.status)) return outcome;
   if (fresh.kind === 'cases' && !fresh.usersEnqueued) {
     // Every case chunk must be done. Before the users phase is planned that is chunksDone ==
     // chunksTotal; once it is planned (the total has grown) but its chunks were not sent, no
     // user chunk has run, so it is chunksDone == the case chunk count.
     if (fresh.chunksDone < (fresh.sheetChunks?.cases ?? fresh.chunksTotal)) return outcome;
-    outcome.usersPhasePlanned = await runClaimed(deps, fresh, 'usersClaim', 'usersEnqueued', () => planUsersPhase(fresh, deps));
-    return outcome;
+    const planning = fresh;
+    outcome.usersPhasePlanned = await runClaimed(deps, planning, 'usersClaim', 'usersEnqueued', () => planUsersPhase(planning, deps));
+    // Whoever ends the users step goes on to the finalize check, whether it planned the phase,
+    // took it over, or waited for another holder: the user chunks are out before
+    // `usersEnqueued` lands, so the last of them may complete the set in between, find the step
+    // claimed and wait here. Returning would leave nobody to send the finalize. The holder's
+    // write and the last chunk's set-add are each followed by this read, so at least one of
+    // them sees both; the finalize claim keeps it to one send.
+    const after = await deps.store.getJob(job.channelId, job.exportId);
+    if (!after || !ACTIVE.has(after.status) || !after.usersEnqueued) return outcome;
+    fresh = after;
   }
   // `done` was read before another delivery may have planned the users phase (which grows the
   // total): a late redelivered case chunk must not take that for "everything is done".
@@ -327,23 +365,20 @@ async function planUsersPhase(job: ExportJob, deps: ChunkDeps): Promise<void> {
   const advanced = await deps.store.advanceToUsersPhase(job.channelId, job.exportId, batches.length);
   if (!advanced && job.usersEnqueued) return;
   deps.log.info('users phase planned', { exportId: job.exportId, users: all.size, chunks: batches.length });
-  if (batches.length === 0) {
-    // No user to list: the cases alone complete the export.
-    if (!job.finalizeEnqueued) await runClaimed(deps, job, 'finalizeClaim', 'finalizeEnqueued', () => enqueueFinalize(deps, job));
-    await deps.store.updateProgress(job.channelId, job.exportId, { usersEnqueued: true });
-    return;
+  // No user to list: nothing to send, and the finalize check after this step finds every chunk done.
+  if (batches.length > 0) {
+    await deps.queue.sendMany(
+      'chunk',
+      batches.map((_batch, index): ChunkMessage => ({
+        type: 'chunk',
+        exportId: job.exportId,
+        channelId: job.channelId,
+        chunkId: `users-${index}`,
+        sheet: 'users',
+        index,
+        source: { type: 'userIdsObject', key: objectKeys.userIdBatch(job.exportId, 'users', index) },
+      })),
+    );
   }
-  await deps.queue.sendMany(
-    'chunk',
-    batches.map((_batch, index): ChunkMessage => ({
-      type: 'chunk',
-      exportId: job.exportId,
-      channelId: job.channelId,
-      chunkId: `users-${index}`,
-      sheet: 'users',
-      index,
-      source: { type: 'userIdsObject', key: objectKeys.userIdBatch(job.exportId, 'users', index) },
-    })),
-  );
   await deps.store.updateProgress(job.channelId, job.exportId, { usersEnqueued: true });
 }

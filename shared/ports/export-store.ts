@@ -11,6 +11,7 @@ export type JobPatch = Partial<
     | 'sha256'
     | 'objectKey'
     | 'completedAt'
+    | 'failedAt'
     | 'expiresAt'
     | 'phase'
     | 'sheetChunks'
@@ -39,8 +40,8 @@ export type ChunkDoneResult = {
  */
 /** Flags set once, for good (claimFlag). */
 export type JobFlag = 'finalizeEnqueued' | 'notifyEnqueued' | 'usersEnqueued';
-/** The leases that guard a chunk's next step (claimLease / releaseClaim). */
-export type LeaseFlag = 'finalizeClaim' | 'usersClaim';
+/** The leases that guard a chunk's next step (claimLease / releaseClaim), and the notifier's post (`notifyClaim`, closed by `notifiedAt`). */
+export type LeaseFlag = 'finalizeClaim' | 'usersClaim' | 'notifyClaim';
 
 export const CLAIM_LEASE_MS = 120_000;
 /**
@@ -82,6 +83,11 @@ export interface ExportStore {
    * the first time this chunk id is seen; a redelivery returns firstTime: false and changes nothing.
    */
   markChunkDone(channelId: string, exportId: string, chunkId: string, meta: { rowCount: number }): Promise<ChunkDoneResult>;
+  /**
+   * Whether chunkId is already in the job's completed-chunk SET (false for a missing job or
+   * another channel's). Optional: a store without it makes every delivery render its chunk again.
+   */
+  isChunkDone?(channelId: string, exportId: string, chunkId: string): Promise<boolean>;
   /**
    * Conditional transition: succeeds (true) only when the current status is one of `from`
    * (and, when given, the extra flag condition holds). Lost races return false.

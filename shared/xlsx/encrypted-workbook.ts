@@ -39,7 +39,9 @@ export async function writeEncryptedWorkbook(
     await sink.finish();
     await outSink.end();
   } catch (err) {
-    input.out.destroy();
+    // With the error: a consumer piped from `out` (an upload's body) sees it fail. A bare
+    // destroy() ends nothing downstream, and the consumer waits for ever.
+    input.out.destroy(err instanceof Error ? err : new Error(String(err)));
     throw err;
   }
   return { size, packageSize: layout.packageSize };

@@ -205,6 +205,8 @@ describe('notifier', () => {
     const store = {
       getJob: async () => completed,
       updateProgress: async (_c: string, _e: string, patch: unknown) => void updates.push(patch),
+      claimLease: async () => 'lease',
+      releaseClaim: async () => undefined,
     } as unknown as ExportStore;
     const deps = {
       store,

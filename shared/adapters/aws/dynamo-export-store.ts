@@ -31,6 +31,13 @@ import {
  */
 const JOB_SK = 'JOB';
 
+/** The attribute whose presence (or `true`) means a lease's step is done: no claim after it. */
+const LEASE_CLOSED_BY: Record<LeaseFlag, string> = {
+  finalizeClaim: 'finalizeEnqueued',
+  usersClaim: 'usersEnqueued',
+  notifyClaim: 'notifiedAt',
+};
+
 function jobPk(exportId: string): string {
   return `EXPORT#${exportId}`;
 }
@@ -120,7 +127,11 @@ export class DynamoExportStore implements ExportStore {
         ...(startKey ? { ExclusiveStartKey: startKey } : {}),
       }),
     );
-    const items = (result.Items ?? []).map((item) => exportJobSchema.parse(item));
+    // The key already scopes the query; checking the owner again costs nothing and keeps any
+    // key collision from ever showing one manager another's export.
+    const items = (result.Items ?? [])
+      .map((item) => exportJobSchema.parse(item))
+      .filter((job) => job.channelId === channelId && job.managerId === managerId);
     const next = encodeCursor(result.LastEvaluatedKey);
     return next ? { items, cursor: next } : { items };
   }
@@ -214,6 +225,23 @@ export class DynamoExportStore implements ExportStore {
     }
   }
 
+  async isChunkDone(channelId: string, exportId: string, chunkId: string): Promise<boolean> {
+    const result = await this.ddb.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: jobPk(exportId), sk: JOB_SK },
+        // Consistent: a chunk marked a moment ago by another delivery must read as done.
+        ConsistentRead: true,
+        ProjectionExpression: '#ch, #done',
+        ExpressionAttributeNames: { '#ch': 'channelId', '#done': 'doneChunks' },
+      }),
+    );
+    const item = result.Item;
+    if (!item || item.channelId !== channelId) return false;
+    const done: unknown = item.doneChunks;
+    return done instanceof Set && done.has(chunkId);
+  }
+
   async advanceToUsersPhase(channelId: string, exportId: string, userChunks: number): Promise<boolean> {
     try {
       await this.ddb.send(
@@ -271,7 +299,7 @@ export class DynamoExportStore implements ExportStore {
 
   async claimLease(channelId: string, exportId: string, flag: LeaseFlag): Promise<string | undefined> {
     const now = this.now();
-    const sent = flag === 'finalizeClaim' ? 'finalizeEnqueued' : 'usersEnqueued';
+    const sent = LEASE_CLOSED_BY[flag];
     // The time (the lease's age, compared as text) plus a random tail: two holders never share
     // a token, even within one millisecond.
     const token = `${now.toISOString()}#${randomUUID()}`;

@@ -160,6 +160,10 @@ async function undoFailedRequest(
       // failed status and stop.
       const failed = await deps.store.setStatus(principal.channelId, exportId, 'failed', ['queued', 'running'], {
         error: { code: 'DISPATCH_FAILED', message: 'the export could not be started; please request it again' },
+        failedAt: at,
+        // The caller hears of it in this response: nothing for the bot to announce. Without this
+        // a chunk that did get out would take the failure for an unannounced one and post it.
+        notifyEnqueued: true,
       });
       if (failed) await deps.audit.append(failedEvent);
     } else if (await deps.store.getJob(principal.channelId, exportId)) {
