@@ -25,6 +25,10 @@ export class KmsKeyWrapper implements KeyWrapper {
       }),
     );
     if (!result.Plaintext) throw new Error('KMS returned no plaintext');
-    return Buffer.from(result.Plaintext);
+    // A copy the caller wipes after use; the SDK's own array is wiped here, so the key does not
+    // linger in the warm container's heap until the next GC reuses the memory.
+    const key = Buffer.from(result.Plaintext);
+    result.Plaintext.fill(0);
+    return key;
   }
 }
