@@ -63,6 +63,9 @@ export const configSchema = z.object({
    * counts toward the dead-letter limit.
    */
   CLAIM_WAIT_MS: positiveInt.default(DEFAULT_CLAIM_WAIT_MS),
+  /** The notifier's POST attempts per delivery, and the first pause between them (doubled). */
+  NOTIFY_ATTEMPTS: positiveIntSetting(10).default(3),
+  NOTIFY_BACKOFF_MS: numberSetting(z.number({ error: 'must be a number' }).int().min(0).max(10_000)).default(250),
   /** Endpoints of the local emulators; unset on AWS. */
   DYNAMODB_ENDPOINT: z.string().url().optional(),
   S3_ENDPOINT: z.string().url().optional(),

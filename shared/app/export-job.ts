@@ -97,6 +97,8 @@ export const exportJobSchema = z.object({
   completedAt: z.string().optional(),
   /** When the export failed: the audit "failed" event a retry re-appends carries this time, not the retry's. */
   failedAt: z.string().optional(),
+  /** When the cancel moved it to canceled: what the audit's `canceled` event says, on every retry. */
+  canceledAt: z.string().optional(),
   expiresAt: z.string().optional(),
   error: jobErrorSchema.optional(),
   encryption: jobEncryptionSchema,

@@ -22,6 +22,13 @@ export async function handleDeadLetter(body: string, deps: StepDeps, source: { q
   }
   const message = parsed.data;
   if (message.type === 'notify') {
+    // A duplicate notify message can dead-letter while another delivery did post (it kept
+    // finding that delivery's lease held): the bot was told, so there is no failure to record.
+    const job = await deps.store.getJob(message.channelId, message.exportId);
+    if (job?.notifiedAt) {
+      deps.log.info('dead-lettered duplicate notify: the bot was already told', { exportId: message.exportId });
+      return 'already-final';
+    }
     await deps.store.updateProgress(message.channelId, message.exportId, {
       notifyError: `the bot could not be told (${message.event}) after every retry`,
     });

@@ -11,7 +11,7 @@ import {
   TooManyRowsError,
   type Predicate,
 } from '../domain';
-import { createPartEncoder, type PartEncoder } from '../xlsx';
+import { crc32, createPartEncoder, type PartEncoder } from '../xlsx';
 import { DEFAULT_CLAIM_WAIT_MS } from '../ports/export-store';
 import type { CasesSource, RawItem, UsersSource, WorkspaceSource } from '../ports/source-data';
 import type { ExportJob } from './export-job';
@@ -47,6 +47,13 @@ export type StoredPartMeta = {
   crc32: number;
   rowCount: number;
   columns: string;
+  /**
+   * CRC-32 of the stored bytes themselves. Two overlapping deliveries of one chunk can still
+   * interleave their writes (one's part, the other's meta); the finalizer checks every part
+   * against this, so such a pair fails the export instead of making a file with a bad CRC.
+   * Optional: metas written before it existed are not checked.
+   */
+  dataCrc32?: number;
 };
 
 const ACTIVE = new Set(['queued', 'running']);
@@ -110,6 +117,7 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
     crc32: part.crc32,
     rowCount: part.rowCount,
     columns: columnsFingerprint(columns),
+    dataCrc32: crc32(part.data),
   };
   // Again, since rendering takes long enough for a slow first delivery and its redelivery to
   // overlap (a visibility timeout expiring mid-chunk): the one that marked the chunk first keeps

@@ -63,6 +63,8 @@ export function compareCalendarDates(a: CalendarDate, b: CalendarDate): number {
 }
 
 const formatterCache = new Map<string, Intl.DateTimeFormat>();
+/** Far more zones than any workspace uses; past it, a spelling pays the construction each time. */
+const MAX_CACHED_ZONES = 512;
 
 function formatterFor(timeZone: string): Intl.DateTimeFormat {
   let f = formatterCache.get(timeZone);
@@ -76,13 +78,10 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
       minute: 'numeric',
       hourCycle: 'h23',
     });
-    // Cached under the canonical name only: Intl accepts any letter case (`aSiA/sEoUl`), and a
-    // warm Lambda must not grow an entry per spelling a client sends. Other spellings pay the
-    // construction each time.
-    const canonical = f.resolvedOptions().timeZone;
-    const cached = formatterCache.get(canonical);
-    if (cached) return cached;
-    formatterCache.set(canonical, f);
+    // Bounded: Intl accepts any letter case (`aSiA/sEoUl`), and a warm Lambda must not grow an
+    // entry per spelling clients send. (Not keyed by the canonical name: ICU's canonical names are
+    // the old ones, `Asia/Calcutta` for `Asia/Kolkata`, so common spellings would always miss.)
+    if (formatterCache.size < MAX_CACHED_ZONES) formatterCache.set(timeZone, f);
   }
   return f;
 }

@@ -12,6 +12,7 @@ export type JobPatch = Partial<
     | 'objectKey'
     | 'completedAt'
     | 'failedAt'
+    | 'canceledAt'
     | 'expiresAt'
     | 'phase'
     | 'sheetChunks'

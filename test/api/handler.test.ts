@@ -195,6 +195,15 @@ describe('POST /v1/exports', () => {
     expect((await create('api-create-export-cases.json')).status).toBe(202);
   });
 
+  it('with an Idempotency-Key, a request that failed before its job existed is left for the retry: no final "failed" in the trail', async () => {
+    fakes.store.failCreate = true;
+    expect((await create()).status).toBe(500);
+    fakes.store.failCreate = false;
+    const retry = await create();
+    expect(retry.status).toBe(202);
+    expect(fakes.audit.events.map((e) => `${e.type}:${e.exportId}`)).toEqual([`requested:${retry.body.exportId as string}`]);
+  });
+
   it('fails the job and frees the cooldown when the chunks cannot be enqueued', async () => {
     fakes.dispatcher.failDispatch = true;
     const res = await create('api-create-export-cases.json');
@@ -441,10 +450,17 @@ describe('GET /v1/exports and cancel', () => {
     fakes.audit.failNext = 'canceled';
     const first = await call(loadEvent('api-cancel-export.json', { TOKEN: await token(), EXPORT_ID: exportId }));
     expect(first.status).toBe(500);
-    expect(fakes.store.jobs.get(exportId)?.status).toBe('canceled');
-    const retry = await call(loadEvent('api-cancel-export.json', { TOKEN: await token(), EXPORT_ID: exportId }));
+    const canceledJob = fakes.store.jobs.get(exportId) as ExportJob;
+    expect(canceledJob.status).toBe('canceled');
+    const canceledAt = canceledJob.canceledAt;
+    expect(canceledAt).toBe(fakes.clock.now().toISOString());
+    // A chunk still in flight touches the job after the cancel; the retry comes later still.
+    fakes.clock.advance(90_000);
+    canceledJob.updatedAt = fakes.clock.now().toISOString();
+    const retry = await call(loadEvent('api-cancel-export.json', { TOKEN: await token({}, fakes.clock.now()), EXPORT_ID: exportId }));
     expect(retry.status).toBe(409);
     expect(fakes.audit.events.map((e) => e.type)).toEqual(['requested', 'canceled']);
+    expect(fakes.audit.events[1]?.at).toBe(canceledAt);
     expect((await create('api-create-export-cases.json')).status).toBe(202);
   });
 });

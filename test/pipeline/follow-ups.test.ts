@@ -150,6 +150,19 @@ describe('follow-up steps, finalizer streams and the notifier lease', () => {
     expect(queue.notifies('fu-chunk-1')).toHaveLength(1);
   });
 
+  it('dlq: a dead-lettered notify records the failure, unless another delivery already told the bot', async () => {
+    const { store } = storesFor(stack);
+    await store.createJob(makeJob({ exportId: 'fu-dlq-notify-1', channelId: CHANNEL, status: 'completed' }));
+    await store.createJob(makeJob({ exportId: 'fu-dlq-notify-2', channelId: CHANNEL, status: 'completed' }));
+    await store.updateProgress(CHANNEL, 'fu-dlq-notify-2', { notifiedAt: '2026-03-01T10:00:00.000Z' });
+    const deps = stepDeps();
+    const dead = (exportId: string) => JSON.stringify({ type: 'notify', exportId, channelId: CHANNEL, event: 'export.completed' });
+    expect(await handleDeadLetter(dead('fu-dlq-notify-1'), deps, { queue: 'notify-dlq' })).toBe('notify-failure-recorded');
+    expect((await store.getJob(CHANNEL, 'fu-dlq-notify-1'))?.notifyError).toMatch(/could not be told/);
+    expect(await handleDeadLetter(dead('fu-dlq-notify-2'), deps, { queue: 'notify-dlq' })).toBe('already-final');
+    expect((await store.getJob(CHANNEL, 'fu-dlq-notify-2'))?.notifyError).toBeUndefined();
+  });
+
   it('dlq: a notify send that fails after the transition to failed is finished by the retry, with the same audit event', async () => {
     const { store } = storesFor(stack);
     await store.createJob(makeJob({ exportId: 'fu-dlq-1', channelId: CHANNEL, status: 'running', chunksTotal: 16, chunksDone: 3 }));
@@ -226,6 +239,25 @@ describe('follow-up steps, finalizer streams and the notifier lease', () => {
     expect(queue.notifies('fu-failed-1')).toEqual([{ type: 'notify', exportId: 'fu-failed-1', channelId: CHANNEL, event: 'export.failed' }]);
     expect(audit.of('fu-failed-1')).toEqual([{ type: 'failed', exportId: 'fu-failed-1', channelId: CHANNEL, at: '2025-07-01T00:05:00.000Z', ...error }]);
     expect((await store.getJob(CHANNEL, 'fu-failed-1'))?.notifyEnqueued).toBe(true);
+  });
+
+  it('finalizer: a part whose bytes are not the ones its meta describes fails the export (PART_MISMATCH), never a file with a bad CRC', async () => {
+    const ready = await exportReadyToFinalize('fu-mismatch-1');
+    const { objects, store } = storesFor(stack);
+    // Two overlapping deliveries of one chunk that interleaved their writes: the other
+    // delivery's part (same length, other bytes) beside this meta.
+    const key = objectKeys.part(ready.exportId, 'users', 0);
+    const part = (await objects.getBuffer(key))!;
+    const other = Buffer.from(part);
+    other[other.length >> 1] = (other[other.length >> 1] ?? 0) ^ 0xff;
+    await objects.put(key, other);
+    const queue = new RecordingQueue();
+    const outcome = await finalizeExport({ type: 'finalize', exportId: ready.exportId, channelId: CHANNEL }, finalizeDeps({ queue }), { receiveCount: 1 });
+    expect(outcome.status).toBe('failed');
+    const job = await store.getJob(CHANNEL, ready.exportId);
+    expect(job).toMatchObject({ status: 'failed', error: { code: 'PART_MISMATCH' } });
+    expect(await objects.head(objectKeys.file(CHANNEL, ready.exportId, exportFileName(ready)))).toBeNull();
+    expect(queue.notifies(ready.exportId)).toEqual([expect.objectContaining({ event: 'export.failed' })]);
   });
 
   it('finalizer: a part missing mid-write settles the upload too (no pending multipart upload) and names no secret', async () => {

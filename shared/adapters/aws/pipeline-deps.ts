@@ -109,7 +109,7 @@ export async function notifyDeps(log: PipelineLog): Promise<NotifyDeps> {
     botSigningSecret: await resolveSecret('BOT_SIGNING_SECRET', b.config.BOT_SIGNING_SECRET, b.config.BOT_SIGNING_SECRET_ARN),
     linkSigningSecret: await resolveSecret('LINK_SIGNING_SECRET', b.config.LINK_SIGNING_SECRET, b.config.LINK_SIGNING_SECRET_ARN),
     publicBaseUrl: b.config.PUBLIC_BASE_URL,
-    attempts: Number(process.env.NOTIFY_ATTEMPTS ?? 3),
-    backoffMs: Number(process.env.NOTIFY_BACKOFF_MS ?? 250),
+    attempts: b.config.NOTIFY_ATTEMPTS,
+    backoffMs: b.config.NOTIFY_BACKOFF_MS,
   };
 }

@@ -117,7 +117,8 @@ export async function cancelExport(deps: ApiDeps, principal: Principal, exportId
     throw new PermissionDeniedError('only the manager who requested an export may cancel it', { code: 'NOT_REQUESTER', field: 'exportId' });
   }
   const active = ['queued', 'running', 'finalizing'] as const;
-  const canceled = await deps.store.setStatus(principal.channelId, exportId, 'canceled', active, {});
+  const canceledAt = deps.clock.now().toISOString();
+  const canceled = await deps.store.setStatus(principal.channelId, exportId, 'canceled', active, { canceledAt });
   if (!canceled) {
     const current = (await deps.store.getJob(principal.channelId, exportId)) ?? job;
     if (current.status === 'canceled') {
@@ -130,17 +131,18 @@ export async function cancelExport(deps: ApiDeps, principal: Principal, exportId
     }
     throw new ConflictError('the export changed state while canceling; try again', { code: 'EXPORT_BUSY', field: 'exportId' });
   }
-  await finishCancel(deps, principal, job);
+  await finishCancel(deps, principal, { ...job, status: 'canceled', canceledAt });
   const after = (await deps.store.getJob(principal.channelId, exportId)) ?? { ...job, status: 'canceled' as const };
   return toExportView(after, deps.publicBaseUrl, undefined);
 }
 
 /**
  * The cancel's follow-ups. The audit event has a fixed sort key, so a repeat is a no-op; its
- * time is the job's last update (the cancel itself), so a repeat records the same fact.
+ * time is the one stored with the transition, so a repeat records the same fact (updatedAt would
+ * not do: chunks still in flight update it after the cancel).
  */
 async function finishCancel(deps: ApiDeps, principal: Principal, job: ExportJob): Promise<void> {
-  const at = job.status === 'canceled' ? job.updatedAt : deps.clock.now().toISOString();
+  const at = job.canceledAt ?? job.updatedAt;
   await deps.audit.append({ type: 'canceled', exportId: job.exportId, channelId: job.channelId, at, managerId: principal.managerId });
   await deps.cooldowns.release(cooldownKey(job.channelId, job.managerId, job.kind), job.exportId);
 }

@@ -120,7 +120,7 @@ export async function requestExport(
     if (stored.status === 'queued') await deps.dispatcher.dispatch(stored);
     return { job: stored, replayed: !created };
   } catch (error) {
-    await undoFailedRequest(deps, principal, exportId, holdKey, { created, audited }, error);
+    await undoFailedRequest(deps, principal, exportId, holdKey, { created, audited, idempotent: idempotencyKey !== undefined }, error);
     throw error;
   }
 }
@@ -147,7 +147,7 @@ async function undoFailedRequest(
   principal: Principal,
   exportId: string,
   holdKey: string,
-  done: { created: boolean; audited: boolean },
+  done: { created: boolean; audited: boolean; idempotent: boolean },
   cause: unknown,
 ): Promise<void> {
   // Best effort: the original error is what the caller must see.
@@ -170,8 +170,10 @@ async function undoFailedRequest(
       // A concurrent retry with the same Idempotency-Key created this export: it is that call's,
       // and so is the cooldown it holds under the same exportId.
       return;
-    } else if (done.audited) {
-      // The trail already says "requested" and no export will ever follow: say so.
+    } else if (done.audited && !done.idempotent) {
+      // The trail already says "requested" and no export will ever follow: say so. Not with an
+      // Idempotency-Key: its retry carries on under this exportId and may still create the
+      // export, and the trail's once-per-export `failed` would then stand beside it for good.
       await deps.audit.append({ ...failedEvent, message: 'the export could not be created' });
     }
     await deps.cooldowns.release(holdKey, exportId);
