@@ -18,7 +18,6 @@ import { createLambdaContext } from './lambda-context';
 import { LocalBot } from './local-bot';
 import { resetClients } from '../../shared/adapters/aws/clients';
 import { resetConfig } from '../../shared/config';
-import { DynamoExportStore } from '../../shared/adapters/aws/dynamo-export-store';
 import { DEFAULT_CLAIM_WAIT_MS } from '../../shared/ports/export-store';
 
 export type FunctionName = 'chunk' | 'finalizer' | 'notifier' | 'dlq';
@@ -86,9 +85,16 @@ async function loadSecrets(dataDir: string | undefined): Promise<LocalSecrets> {
   return secrets;
 }
 
-async function failInterruptedExports(client: DynamoDBClient): Promise<number> {
+/**
+ * Fails, through the pipeline's own failExport, every export the last run left in flight: the
+ * cooldown is given back, the trail gets its `failed` event, the parts are deleted and the bot is
+ * told once the pollers run (the notify message waits in the queue until then).
+ */
+async function failInterruptedExports(client: DynamoDBClient, log: (line: string) => void): Promise<number> {
   const ddb = DynamoDBDocumentClient.from(client);
-  const store = new DynamoExportStore(ddb, LOCAL_TABLES.exports);
+  const { baseDeps } = await import('../../shared/adapters/aws/pipeline-deps');
+  const { failExport } = await import('../../shared/app/pipeline-steps');
+  const deps = { ...baseDeps(), log: { info: () => undefined, warn: () => undefined, error: (message: string) => log(message) } };
   let count = 0;
   let startKey: Record<string, unknown> | undefined;
   do {
@@ -102,8 +108,10 @@ async function failInterruptedExports(client: DynamoDBClient): Promise<number> {
       }),
     );
     for (const item of page.Items ?? []) {
-      const failed = await store.setStatus(String(item.channelId), String(item.exportId), 'failed', ['queued', 'running', 'finalizing'], {
-        error: { code: 'INTERRUPTED', message: 'the local stack stopped while this export ran; request it again' },
+      const job = { exportId: String(item.exportId), channelId: String(item.channelId), managerId: String(item.managerId), kind: item.kind as 'cases' | 'contacts' };
+      const failed = await failExport(deps, job, {
+        code: 'INTERRUPTED',
+        message: 'the local stack stopped while this export ran; request it again',
       });
       if (failed) count++;
     }
@@ -251,7 +259,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     if (options.dataDir) {
       // Queue messages live only in memory (fauxqs): exports that were in flight when the last
       // run stopped can never finish, so they are failed rather than left "running" forever.
-      const interrupted = await failInterruptedExports(ddb);
+      const interrupted = await failInterruptedExports(ddb, log);
       if (interrupted > 0) log(`marked ${interrupted} export(s) interrupted by the last shutdown as failed`);
     }
 

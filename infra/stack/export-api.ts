@@ -3,6 +3,7 @@ import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { BEARER_HEADER_PATTERN } from '../../shared/auth/bearer';
 
 export type ExportApiProps = {
   /** The api function: every route is a Lambda proxy integration to it. */
@@ -116,7 +117,10 @@ export class ExportApi extends Construct {
       handler: props.authorizerHandler,
       identitySource: apigw.IdentitySource.header('Authorization'),
       // Rejects obvious garbage at the edge without invoking (and paying for) the authorizer.
-      validationRegex: '^Bearer [A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$',
+      // The same header grammar the api's own verifier accepts (verify-token.ts): the scheme in
+      // any case (RFC 7235), one or more spaces, trailing whitespace; stricter here, a client that
+      // works against the local stack would get 401 on AWS.
+      validationRegex: BEARER_HEADER_PATTERN,
       // Results are cached per token for every route (the policy allows the whole stage; per-route
       // permissions are the api handler's job), so a page of polling costs one verification.
       resultsCacheTtl: Duration.minutes(5),

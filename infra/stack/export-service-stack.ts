@@ -10,7 +10,7 @@ import { DataTables } from './data-tables';
 import { EXPORTS_PREFIX, ExportBucket, PARTS_PREFIX } from './export-bucket';
 import { ExportApi } from './export-api';
 import { ServiceKeys } from './keys';
-import { ServiceAlarms } from './service-alarms';
+import { METRICS_NAMESPACE, SERVICE_NAME, ServiceAlarms } from './service-alarms';
 import { ServiceFunction } from './service-function';
 import { ServiceSecrets } from './service-secrets';
 import type { StackConfig } from './stack-config';
@@ -101,8 +101,8 @@ export class ExportServiceStack extends Stack {
       LINK_SIGNING_SECRET_ARN: this.secrets.linkSigning.secretArn,
       LINK_TTL_DAYS: String(config.linkTtlDays),
       // Powertools: one service name in every log line, custom metrics (EMF) in one namespace.
-      POWERTOOLS_SERVICE_NAME: 'export-service',
-      POWERTOOLS_METRICS_NAMESPACE: 'ExportService',
+      POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+      POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
       ...(config.cooldownMinutesCases ? { COOLDOWN_MINUTES_CASES: String(config.cooldownMinutesCases) } : {}),
       ...(config.cooldownMinutesContacts ? { COOLDOWN_MINUTES_CONTACTS: String(config.cooldownMinutesContacts) } : {}),
     };
@@ -160,7 +160,6 @@ export class ExportServiceStack extends Stack {
         Notify: this.queues.notify.deadLetterQueue,
       },
       chunkQueue: this.queues.chunk.queue,
-      finalizer: this.functions.finalizer.fn,
       dlqConsumer: this.functions.dlq.fn,
       alarmEmail: config.alarmEmail,
     });

@@ -10,7 +10,6 @@ import { Construct } from 'constructs';
 export type ServiceAlarmsProps = {
   deadLetterQueues: Record<string, sqs.IQueue>;
   chunkQueue: sqs.IQueue;
-  finalizer: lambda.IFunction;
   dlqConsumer: lambda.IFunction;
   alarmEmail?: string | undefined;
 };
@@ -21,6 +20,13 @@ export type ServiceAlarmsProps = {
  * concurrency) and well below the link-window scale where users start re-requesting.
  */
 export const OLDEST_CHUNK_AGE_ALARM_SECONDS = 15 * 60;
+
+/** The DLQ consumer handles a dead letter within seconds; one still there after this is stuck. */
+export const DLQ_OLDEST_MESSAGE_ALARM_SECONDS = 10 * 60;
+
+/** What the functions publish their metrics under (Powertools: POWERTOOLS_METRICS_NAMESPACE, serviceName). */
+export const METRICS_NAMESPACE = 'ExportService';
+export const SERVICE_NAME = 'export-service';
 
 /** Alarms on the failure paths of the pipeline, all published to one SNS topic. */
 export class ServiceAlarms extends Construct {
@@ -47,13 +53,17 @@ export class ServiceAlarms extends Construct {
       this.alarms.push(alarm);
     };
 
-    // The DLQ consumer drains these queues within seconds, so a visible message means the consumer
-    // itself is failing: jobs are stuck in "running" and their managers were never told.
+    // The DLQ consumer drains these queues within seconds, so an old message means the consumer
+    // itself is failing: jobs are stuck in "running" and their managers were never told. Age, not
+    // the visible count: a message the consumer keeps failing is in flight almost all the time
+    // (hidden for the visibility timeout, picked up a second after it reappears), which a
+    // once-a-minute sample of the visible count would almost never catch.
     for (const [name, queue] of Object.entries(props.deadLetterQueues)) {
       alarmAbove(
         `${name}DlqNotEmpty`,
         `${name} dead-letter queue holds messages the DLQ consumer could not handle`,
-        queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
+        queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }),
+        DLQ_OLDEST_MESSAGE_ALARM_SECONDS,
       );
     }
     // Any dead letter at all is an export that failed after its retries: worth a look even when
@@ -63,10 +73,19 @@ export class ServiceAlarms extends Construct {
       'exports failed after all retries (the DLQ consumer ran)',
       props.dlqConsumer.metricInvocations({ period: Duration.minutes(5), statistic: 'Sum' }),
     );
+    // Not the function's Errors metric: the SQS handler reports a failed record as a partial
+    // batch failure, so the invocation itself succeeds and Errors stays 0. The handler publishes
+    // its own count of failed records.
     alarmAbove(
       'FinalizerErrors',
       'the finalizer failed (files are not being assembled)',
-      props.finalizer.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
+      new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: 'recordFailures',
+        dimensionsMap: { service: SERVICE_NAME, function: 'finalizer' },
+        period: Duration.minutes(5),
+        statistic: 'Sum',
+      }),
     );
     alarmAbove(
       'OldestChunkAge',

@@ -62,7 +62,7 @@ function formatKst(iso: string): string {
   return new Date(iso).toLocaleString('ko-KR', { timeZone: 'Asia/Seoul', hour12: false });
 }
 
-/** The bot event: ready-to-post text in Korean and English, and the 7-day link when completed. */
+/** The bot event: ready-to-post text in Korean and English, and the link (LINK_TTL_DAYS) when completed. */
 export function buildBotEvent(job: ExportJob, event: NotifyMessage['event'], link: string | null): BotEvent {
   const label = kindLabel(job.kind);
   const base = {
@@ -76,14 +76,16 @@ export function buildBotEvent(job: ExportJob, event: NotifyMessage['event'], lin
   };
   if (event === 'export.completed' && link && job.expiresAt) {
     const rows = (job.rowCount ?? 0).toLocaleString('en-US');
+    // The configured lifetime (LINK_TTL_DAYS, 1-30), not a fixed 7: read back from the job.
+    const days = Math.max(1, Math.round((Date.parse(job.expiresAt) - Date.parse(job.completedAt ?? job.expiresAt)) / 86_400_000));
     return {
       ...base,
       link,
       expiresAt: job.expiresAt,
       error: null,
       message: {
-        ko: `${label.ko} 파일(${rows}행)이 준비되었습니다. 아래 링크에서 내려받으세요: ${link}\n링크는 ${formatKst(job.expiresAt)}까지 7일간 유효합니다. 파일 비밀번호는 요청할 때 입력한 비밀번호입니다.`,
-        en: `Your ${label.en} file (${rows} rows) is ready: ${link}\nThe link works until ${job.expiresAt} (7 days). The file password is the one you entered when you requested it.`,
+        ko: `${label.ko} 파일(${rows}행)이 준비되었습니다. 아래 링크에서 내려받으세요: ${link}\n링크는 ${formatKst(job.expiresAt)}까지 ${days}일간 유효합니다. 파일 비밀번호는 요청할 때 입력한 비밀번호입니다.`,
+        en: `Your ${label.en} file (${rows} rows) is ready: ${link}\nThe link works until ${job.expiresAt} (${days} day${days === 1 ? '' : 's'}). The file password is the one you entered when you requested it.`,
       },
     };
   }

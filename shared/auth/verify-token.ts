@@ -2,6 +2,7 @@ import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetK
 import { z } from 'zod';
 import { UnauthenticatedError } from './errors';
 import { CLOCK_TOLERANCE_SECONDS } from './authorizer-context';
+import { BEARER_HEADER_PATTERN } from './bearer';
 import { principalSchema, type VerifiedPrincipal } from './principal';
 
 export const tokenVerifierConfigSchema = z
@@ -67,7 +68,7 @@ export function createTokenVerifier(config: TokenVerifierConfig): TokenVerifier 
       if (header === undefined || header.trim() === '') {
         throw new UnauthenticatedError('missing', 'an Authorization: Bearer token is required');
       }
-      const match = /^Bearer[ ]+([A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+)\s*$/i.exec(header);
+      const match = new RegExp(BEARER_HEADER_PATTERN).exec(header);
       if (!match?.[1]) throw new UnauthenticatedError('invalid', 'the Authorization header must be "Bearer <jwt>"');
       return verifyToken(match[1], now);
     },

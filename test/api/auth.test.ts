@@ -1,6 +1,7 @@
 import { SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { createTokenVerifier, DEV_AUDIENCE, DEV_ISSUER, signDevToken, UnauthenticatedError } from '../../shared/auth';
+import { BEARER_HEADER_PATTERN } from '../../shared/auth/bearer';
 
 const secret = 'test-secret-test-secret-test-secret-0123';
 const verifier = createTokenVerifier({ issuer: DEV_ISSUER, audience: DEV_AUDIENCE, devSecret: secret });
@@ -27,6 +28,19 @@ describe('bearer token verification', () => {
     expect(await reasonOf(verifier.verifyAuthorization(undefined))).toBe('missing');
     expect(await reasonOf(verifier.verifyAuthorization('Basic abc'))).toBe('invalid');
     expect(await reasonOf(verifier.verifyAuthorization('Bearer a.b.c'))).toBe('invalid');
+  });
+
+  it('accepts the header forms API Gateway lets through to the authorizer, and only those', async () => {
+    const token = await signDevToken(claims, { secret });
+    const edge = new RegExp(BEARER_HEADER_PATTERN);
+    for (const header of [`Bearer ${token}`, `bearer ${token}`, `BEARER  ${token}`, `Bearer ${token} `]) {
+      expect(edge.test(header), header.slice(0, 10)).toBe(true);
+      expect(await verifier.verifyAuthorization(header)).toMatchObject(claims);
+    }
+    for (const header of [`Bearer${token}`, `Basic ${token}`, `Bearer ${token}.x`, ` Bearer ${token}`]) {
+      expect(edge.test(header), header.slice(0, 10)).toBe(false);
+      expect(await reasonOf(verifier.verifyAuthorization(header))).toBe('invalid');
+    }
   });
 
   it('rejects a bad signature, a wrong issuer and a wrong audience', async () => {

@@ -15,6 +15,7 @@ import { VISIBILITY_TIMEOUT_FACTOR } from '../../infra/stack/work-queue';
 import { danglingReferences, findCycle } from './template-graph';
 import { actionCovers, rolesAllowed, roleStatements, statementAllows, statementReaches, type Statement } from './iam-statements';
 import { idOf, missingEntries, resourcesOf, synthStack, synthWithCli, TEST_CONTEXT, type CliSynth, type SynthResult } from './synth-stack';
+import { DLQ_OLDEST_MESSAGE_ALARM_SECONDS } from '../../infra/stack/service-alarms';
 
 const execFileAsync = promisify(execFile);
 
@@ -566,19 +567,28 @@ describe('REST API', () => {
 describe('alarms and outputs', () => {
   const alarms = () => Object.values(resourcesOf(template, 'AWS::CloudWatch::Alarm')).map((a) => a.Properties!);
 
-  it('every DLQ alarms when it holds a message', () => {
+  it('every DLQ alarms when a message stays in it (the consumer keeps failing it)', () => {
     for (const work of Object.values(stack.queues)) {
       const dlqName = { 'Fn::GetAtt': [idOf(stack, work.deadLetterQueue), 'QueueName'] };
-      const alarm = alarms().find((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible' && JSON.stringify(a.Dimensions).includes(JSON.stringify(dlqName)));
-      expect(alarm).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', Namespace: 'AWS/SQS' });
+      const alarm = alarms().find((a) => a.MetricName === 'ApproximateAgeOfOldestMessage' && JSON.stringify(a.Dimensions).includes(JSON.stringify(dlqName)));
+      expect(alarm).toMatchObject({ Threshold: DLQ_OLDEST_MESSAGE_ALARM_SECONDS, ComparisonOperator: 'GreaterThanThreshold', Namespace: 'AWS/SQS' });
     }
   });
 
   it('finalizer errors and the age of the oldest chunk message alarm, all into the SNS topic', () => {
     const topicId = idOf(stack, stack.alarms.topic);
-    expect(alarms().find((a) => a.MetricName === 'Errors' && JSON.stringify(a.Dimensions).includes(fnId('finalizer')))).toBeDefined();
-    const age = alarms().find((a) => a.MetricName === 'ApproximateAgeOfOldestMessage');
-    expect(JSON.stringify(age?.Dimensions)).toContain(idOf(stack, stack.queues.chunk.queue));
+    // The handler's own count of failed records: a partial batch failure leaves Lambda's Errors at 0.
+    const finalizer = alarms().find((a) => a.MetricName === 'recordFailures');
+    expect(finalizer).toMatchObject({ Namespace: 'ExportService', Threshold: 0, Statistic: 'Sum' });
+    expect(finalizer?.Dimensions).toEqual(
+      expect.arrayContaining([
+        { Name: 'service', Value: 'export-service' },
+        { Name: 'function', Value: 'finalizer' },
+      ]),
+    );
+    const chunkQueueId = idOf(stack, stack.queues.chunk.queue);
+    const age = alarms().find((a) => a.MetricName === 'ApproximateAgeOfOldestMessage' && JSON.stringify(a.Dimensions).includes(`"${chunkQueueId}"`));
+    expect(age).toMatchObject({ Threshold: 15 * 60 });
     for (const alarm of alarms()) expect(alarm.AlarmActions).toEqual([{ Ref: topicId }]);
   });
 

@@ -59,8 +59,10 @@ describe('local stack on disk (npm start)', () => {
     const { mkdtemp, rm, readFile } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
-    const { DynamoDBDocumentClient } = await import('@aws-sdk/lib-dynamodb');
+    const { DynamoDBDocumentClient, QueryCommand } = await import('@aws-sdk/lib-dynamodb');
     const { DynamoExportStore } = await import('../../shared/adapters/aws/dynamo-export-store');
+    const { DynamoCooldownStore } = await import('../../shared/adapters/aws/dynamo-cooldown-store');
+    const { cooldownKey } = await import('../../shared/domain');
     const dataDir = await mkdtemp(join(tmpdir(), 'export-local-'));
     const job = {
       exportId: 'interrupted-1',
@@ -83,7 +85,11 @@ describe('local stack on disk (npm start)', () => {
       const first = await startLocalStack({ dataDir, port: 0, pollers: false, seed: { channelId: 'disk', users: 30, cases: 20 } });
       const secrets = await readFile(join(dataDir, 'secrets.json'), 'utf8');
       expect(JSON.parse(await readFile(join(dataDir, 'endpoints.json'), 'utf8')).apiUrl).toBe(first.apiUrl);
-      await new DynamoExportStore(DynamoDBDocumentClient.from(first.clients.ddb), first.tables.exports).createJob(job);
+      const firstDoc = DynamoDBDocumentClient.from(first.clients.ddb);
+      await new DynamoExportStore(firstDoc, first.tables.exports).createJob(job);
+      // The export holds its manager's cooldown, as a real request does.
+      const held = await new DynamoCooldownStore(firstDoc, 'cooldowns').acquire({ key: cooldownKey('disk', 'm1', 'contacts'), holder: 'interrupted-1', now: new Date(), durationSeconds: 1800 });
+      expect(held.acquired).toBe(true);
       await first.stop();
 
       const second = await startLocalStack({ dataDir, port: 0, pollers: false, seed: { channelId: 'disk', users: 999, cases: 999 } });
@@ -93,6 +99,14 @@ describe('local stack on disk (npm start)', () => {
         const after = await new DynamoExportStore(DynamoDBDocumentClient.from(second.clients.ddb), second.tables.exports).getJob('disk', 'interrupted-1');
         expect(after?.status).toBe('failed');
         expect(after?.error?.code).toBe('INTERRUPTED');
+        // Failed the way the pipeline fails an export: the cooldown given back, the trail told,
+        // the bot's message queued for the pollers.
+        expect(after?.notifyEnqueued).toBe(true);
+        const secondDoc = DynamoDBDocumentClient.from(second.clients.ddb);
+        const retry = await new DynamoCooldownStore(secondDoc, 'cooldowns').acquire({ key: cooldownKey('disk', 'm1', 'contacts'), holder: 'next-export', now: new Date(), durationSeconds: 1800 });
+        expect(retry.acquired).toBe(true);
+        const trail = await secondDoc.send(new QueryCommand({ TableName: 'audit', KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': 'EXPORT#interrupted-1' } }));
+        expect(trail.Items?.map((i) => i.type)).toEqual(['failed']);
       } finally {
         await second.stop();
       }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { startLocalStack, type LocalStack } from '../../infra/local/stack';
 import { DynamoExportStore } from '../../shared/adapters/aws/dynamo-export-store';
 import type { ExportJob } from '../../shared/app/export-job';
@@ -118,5 +118,12 @@ describe('DynamoExportStore on dynalite', () => {
       expiresAt: '2025-07-08T00:00:00.000Z',
     });
     expect(await store.getDownloadToken('cd'.repeat(32))).toBeNull();
+    // No ttl on the item: DynamoDB's TTL would delete it a day after the link's expiry, and a
+    // later use would become a 404 with no audit entry instead of an audited 410.
+    const raw = await DynamoDBDocumentClient.from(stack.clients.ddb).send(
+      new GetCommand({ TableName: stack.tables.exports, Key: { pk: `TOKEN#${'ab'.repeat(32)}`, sk: 'TOKEN' } }),
+    );
+    expect(raw.Item).toBeDefined();
+    expect(raw.Item?.ttl).toBeUndefined();
   });
 });

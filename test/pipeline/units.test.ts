@@ -194,6 +194,15 @@ describe('notifier', () => {
     expect(event.message.en).toContain('1,234 rows');
     const failed = buildBotEvent(job({ status: 'failed', error: { code: 'TOO_MANY_ROWS', message: 'too many' } }), 'export.failed', null);
     expect(failed.link).toBeNull();
+    // The link's lifetime is the configured one, read back from the job, not a fixed 7 days.
+    const threeDays = buildBotEvent(
+      { ...completed, completedAt: '2026-03-01T10:00:00.000Z', expiresAt: '2026-03-04T10:00:00.000Z' },
+      'export.completed',
+      'https://api/v1/downloads/t',
+    );
+    expect(threeDays.message.ko).toContain('3일간');
+    expect(threeDays.message.en).toContain('(3 days)');
+    expect(JSON.stringify(threeDays.message)).not.toMatch(/7일간|7 days/);
     expect(failed.message.ko).toContain('TOO_MANY_ROWS');
   });
 

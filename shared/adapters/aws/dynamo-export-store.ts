@@ -26,7 +26,8 @@ import {
  *                 gsi1sk `{createdAt}#{exportId}` (newest first = ScanIndexForward false).
  *                 `doneChunks` is a string SET of completed chunk ids: adding an id twice is a
  *                 no-op, so redelivered chunk messages never count twice.
- * - token hash:   pk `TOKEN#{sha256 hex}`, sk `TOKEN`, ttl = expiry (+1 day grace).
+ * - token hash:   pk `TOKEN#{sha256 hex}`, sk `TOKEN`, no ttl: it outlives the link, as the job does,
+ *   so a use long after expiry is still a 410 with an audit entry, never a 404 without one.
  * - idempotency:  pk `IDEM#{channelId}#{managerId}#{key}`, sk `IDEM`, ttl = 24 h.
  */
 const JOB_SK = 'JOB';
@@ -328,11 +329,12 @@ export class DynamoExportStore implements ExportStore {
   }
 
   async saveDownloadToken(record: DownloadTokenRecord): Promise<void> {
-    const ttl = Math.floor(new Date(record.expiresAt).getTime() / 1000) + 86_400;
+    // No ttl: TTL deletion of this record (it was expiry + 1 day) turned every later use of the
+    // link into a 404 that left no audit entry, where the API promises 410 and an audited attempt.
     await this.ddb.send(
       new PutCommand({
         TableName: this.tableName,
-        Item: { pk: `TOKEN#${record.tokenHash}`, sk: 'TOKEN', ...record, ttl },
+        Item: { pk: `TOKEN#${record.tokenHash}`, sk: 'TOKEN', ...record },
       }),
     );
   }

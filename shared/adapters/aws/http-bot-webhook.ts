@@ -13,6 +13,10 @@ export class HttpBotWebhook implements BotWebhook {
       headers: { 'content-type': 'application/json', ...headers },
       body,
       signal: AbortSignal.timeout(this.timeoutMs),
+      // Never follow: a 301/302 turns the POST into an empty GET whose 200 would count as
+      // delivered, and a 307/308 would re-post the signed body, link included, wherever the
+      // Location points. A 3xx is returned as it is, and the caller treats it as a failure.
+      redirect: 'manual',
     });
     await response.arrayBuffer().catch(() => undefined);
     return { status: response.status };

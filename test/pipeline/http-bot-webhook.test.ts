@@ -1,0 +1,39 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HttpBotWebhook } from '../../shared/adapters/aws/http-bot-webhook';
+
+/** A bot endpoint that redirects, and a second host that records whatever reaches it. */
+let server: http.Server;
+let base: string;
+const received: { method: string; path: string; body: string; signature?: string }[] = [];
+
+beforeAll(async () => {
+  server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString('utf8')));
+    req.on('end', () => {
+      received.push({ method: req.method ?? '', path: req.url ?? '', body, ...(req.headers['x-signature'] ? { signature: String(req.headers['x-signature']) } : {}) });
+      if (req.url === '/moved') res.writeHead(301, { location: '/moved/' }).end();
+      else if (req.url === '/temporary') res.writeHead(307, { location: '/elsewhere' }).end();
+      else res.writeHead(200).end('ok');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+describe('HttpBotWebhook', () => {
+  it('posts the body once and reports a redirect as the 3xx it is, without following it', async () => {
+    received.length = 0;
+    expect(await new HttpBotWebhook(`${base}/moved`).post('{"link":"x"}', { 'X-Signature': 'sha256=abc' })).toEqual({ status: 301 });
+    expect(await new HttpBotWebhook(`${base}/temporary`).post('{"link":"x"}', { 'X-Signature': 'sha256=abc' })).toEqual({ status: 307 });
+    // Before, a 301 became an empty GET answered 200 (counted as delivered), and a 307 re-posted
+    // the signed body to wherever Location pointed.
+    expect(received.map((r) => `${r.method} ${r.path}`)).toEqual(['POST /moved', 'POST /temporary']);
+    expect(await new HttpBotWebhook(`${base}/hook`).post('{"link":"x"}', {})).toEqual({ status: 200 });
+  });
+});
