@@ -1,11 +1,12 @@
 import { z } from 'zod';
-import { ConfigError, positiveIntSetting } from './config';
+import { ConfigError, numberSetting, positiveIntSetting } from './config';
 
 /**
  * The api function's own settings (beside shared/config.ts, which every function reads).
  * Read once at cold start; an error names the variable.
  */
 const positiveInt = positiveIntSetting();
+const cooldownMinutes = numberSetting(z.number({ error: 'must be a number' }).int().min(0).max(24 * 60));
 
 export const apiConfigSchema = z.object({
   JWT_ISSUER: z.string().min(1).optional(),
@@ -24,9 +25,12 @@ export const apiConfigSchema = z.object({
   DOWNLOAD_PRESIGN_SECONDS: positiveIntSetting(3600).default(300),
   /** A cooldown hold older than this without its export is a crashed request's (see requestExport). */
   STALE_COOLDOWN_SECONDS: positiveInt.default(120),
-  /** Whole minutes (C8 says 30): a typo or an empty value fails at start, never turns C8 off. */
-  COOLDOWN_MINUTES_CASES: positiveIntSetting(24 * 60).optional(),
-  COOLDOWN_MINUTES_CONTACTS: positiveIntSetting(24 * 60).optional(),
+  /**
+   * Whole minutes (C8 says 30 for contacts; cases follow it by default). An explicit 0 turns a
+   * kind's cooldown off; an empty or mistyped value fails at start instead of turning it off.
+   */
+  COOLDOWN_MINUTES_CASES: cooldownMinutes.optional(),
+  COOLDOWN_MINUTES_CONTACTS: cooldownMinutes.optional(),
   /** Key-derivation spin count (ECMA-376 default 100,000); only tests lower it. */
   KEY_SPIN_COUNT: positiveInt.optional(),
 });

@@ -103,8 +103,8 @@ export class ExportServiceStack extends Stack {
       // Powertools: one service name in every log line, custom metrics (EMF) in one namespace.
       POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
       POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
-      ...(config.cooldownMinutesCases ? { COOLDOWN_MINUTES_CASES: String(config.cooldownMinutesCases) } : {}),
-      ...(config.cooldownMinutesContacts ? { COOLDOWN_MINUTES_CONTACTS: String(config.cooldownMinutesContacts) } : {}),
+      ...(config.cooldownMinutesCases !== undefined ? { COOLDOWN_MINUTES_CASES: String(config.cooldownMinutesCases) } : {}),
+      ...(config.cooldownMinutesContacts !== undefined ? { COOLDOWN_MINUTES_CONTACTS: String(config.cooldownMinutesContacts) } : {}),
     };
     // Bearer verification settings: the authorizer's, and the api's (shared/config-api.ts), which
     // verifies tokens itself when no authorizer context is present.

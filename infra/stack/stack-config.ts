@@ -7,6 +7,7 @@ import { numberSetting, positiveIntSetting } from '../../shared/config';
  */
 const httpsUrl = z.url({ protocol: /^https$/ });
 const positiveInt = positiveIntSetting();
+const cooldownMinutes = numberSetting(z.number({ error: 'must be a number' }).int().min(0).max(24 * 60));
 
 export const stackConfigSchema = z.object({
   /** The admin UI's origin: the only origin CORS allows. */
@@ -22,8 +23,9 @@ export const stackConfigSchema = z.object({
   /** API Gateway stage; the routes themselves carry the `/v1` version. */
   stageName: z.string().regex(/^[A-Za-z0-9_]+$/, 'letters, digits and _ only').default('prod'),
   linkTtlDays: positiveIntSetting(30).default(7),
-  cooldownMinutesCases: positiveInt.optional(),
-  cooldownMinutesContacts: positiveInt.optional(),
+  /** Whole minutes, 0 = off (the api's COOLDOWN_MINUTES_*; default 30). */
+  cooldownMinutesCases: cooldownMinutes.optional(),
+  cooldownMinutesContacts: cooldownMinutes.optional(),
   /** Steady-state requests per second and burst for the whole stage. */
   throttleRateLimit: positiveInt.default(50),
   throttleBurstLimit: positiveInt.default(100),

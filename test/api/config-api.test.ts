@@ -26,8 +26,9 @@ describe('api configuration', () => {
     expect(parseApiConfig({ KMS_KEY_ID: 'local' }, defaults)).toMatchObject({ DOWNLOAD_PRESIGN_SECONDS: 300, STALE_COOLDOWN_SECONDS: 120 });
   });
 
-  it('an empty or fractional cooldown is an error naming the variable, never a silent 0 that turns C8 off', () => {
-    for (const value of ['', ' ', '0', '0.001', '1.5', '0x10', 'Infinity', '-30']) {
+  it('an empty or fractional cooldown is an error naming the variable, never a silent 0 that turns C8 off; an explicit 0 does', () => {
+    expect(parseApiConfig({ KMS_KEY_ID: 'local', COOLDOWN_MINUTES_CASES: '0' }, defaults)).toMatchObject({ COOLDOWN_MINUTES_CASES: 0 });
+    for (const value of ['', ' ', '0.001', '1.5', '0x10', 'Infinity', '-30', '1441']) {
       expect(() => parseApiConfig({ KMS_KEY_ID: 'local', COOLDOWN_MINUTES_CASES: value }, defaults), JSON.stringify(value)).toThrow(/COOLDOWN_MINUTES_CASES/);
     }
     expect(parseApiConfig({ KMS_KEY_ID: 'local', COOLDOWN_MINUTES_CASES: ' 45 ', COOLDOWN_MINUTES_CONTACTS: '30' }, defaults)).toMatchObject({
