@@ -91,8 +91,17 @@ export type AuditEntry = {
   fileName?: string;
   completedAt?: string;
   error?: { code: string; message: string };
+  /**
+   * The most recent MAX_LISTED_DOWNLOADS uses of the link, oldest first. A link needs no bearer,
+   * so whoever holds it can add uses without limit (refused ones after expiry too): listing them
+   * all would let one link make its own audit entry too large to return.
+   */
   downloads: { at: string; managerId?: string; ip?: string; userAgent?: string; outcome: 'redirected' | 'gone' }[];
+  /** Every use of the link, including those `downloads` leaves out. */
+  downloadCount: number;
 };
+
+export const MAX_LISTED_DOWNLOADS = 100;
 
 export type AuditQuery = {
   channelId: string;

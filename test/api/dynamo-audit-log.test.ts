@@ -91,6 +91,22 @@ describe('DynamoAuditLog on dynalite', () => {
     expect(queries.length).toBeLessThanOrEqual(8);
   });
 
+  it('lists the most recent 100 uses of a link, oldest first, and counts them all: a flooded link cannot make its entry unreadable', async () => {
+    await audit.append({ type: 'requested', exportId: 'flood', channelId: 'ch-flood', at: '2026-04-01T09:00:00.000Z', managerId: 'm', managerName: 'Kim', kind: 'contacts', scope: 'all', filters: {}, reason: 'r' });
+    const at = (i: number) => new Date(Date.UTC(2026, 3, 2) + i * 1000).toISOString();
+    for (let i = 0; i < 130; i += 1) {
+      await audit.append({ type: 'downloaded', exportId: 'flood', channelId: 'ch-flood', at: at(i), ip: '198.51.100.7', userAgent: 'x'.repeat(500), outcome: i < 60 ? 'redirected' : 'gone' });
+    }
+    const [entry] = (await audit.query({ channelId: 'ch-flood', limit: 1 })).items;
+    expect(entry?.downloadCount).toBe(130);
+    expect(entry?.downloads).toHaveLength(100);
+    expect(entry?.downloads[0]?.at).toBe(at(30));
+    expect(entry?.downloads[99]?.at).toBe(at(129));
+    const few = (await audit.query({ channelId: 'ch1', limit: 50 })).items.find((e) => e.exportId === 'e2');
+    expect(few).toMatchObject({ downloadCount: 2 });
+    expect(few?.downloads).toHaveLength(2);
+  });
+
   it('refuses a cursor with empty key parts (DynamoDB would reject it: a 500)', async () => {
     const forged = Buffer.from(JSON.stringify({ pk: 'EXPORT#e1', sk: '', gsi1pk: 'CHANNEL#ch1', gsi1sk: '' })).toString('base64url');
     await expect(audit.query({ channelId: 'ch1', limit: 1, cursor: forged })).rejects.toBeInstanceOf(InvalidAuditCursorError);
@@ -98,8 +114,8 @@ describe('DynamoAuditLog on dynalite', () => {
 
   it('never rewrites an item: the table holds every appended event once', async () => {
     const scan = await dynamo.doc.send(new ScanCommand({ TableName: 'audit' }));
-    // 8 requested + 1 completed (the second is refused) + 2 downloads + 1 failed, and the 450
-    // requested of the paging test.
-    expect(scan.Items).toHaveLength(12 + 450);
+    // 8 requested + 1 completed (the second is refused) + 2 downloads + 1 failed, the 450
+    // requested of the paging test and the 131 items of the flooded link.
+    expect(scan.Items).toHaveLength(12 + 450 + 131);
   });
 });

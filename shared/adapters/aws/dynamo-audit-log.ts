@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ValidationError } from '../../domain/errors';
 import {
   auditEventSchema,
+  MAX_LISTED_DOWNLOADS,
   type AuditEntry,
   type AuditEvent,
   type AuditLog,
@@ -136,26 +137,61 @@ export class DynamoAuditLog implements AuditLog {
     return { items, ...(cursorKey ? { cursor: encodeCursor(cursorKey) } : {}) };
   }
 
+  /**
+   * The once-per-export events, the most recent downloads and the number of downloads: a bounded
+   * read however often the link was used (see AuditEntry.downloads).
+   */
   private async assembleEntry(requested: StoredAuditEvent): Promise<AuditEntry> {
-    const events: StoredAuditEvent[] = [];
+    const pk = `EXPORT#${requested.exportId}`;
+    const parse = (items: Record<string, unknown>[] | undefined): StoredAuditEvent[] =>
+      (items ?? []).flatMap((item) => {
+        const parsed = auditEventSchema.safeParse(item);
+        return parsed.success ? [parsed.data] : [];
+      });
+    const [once, recent] = await Promise.all([
+      // Sort keys 0#… and 1#…: at most four items.
+      this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk AND sk < :downloads',
+          ExpressionAttributeValues: { ':pk': pk, ':downloads': '2' },
+          ConsistentRead: true,
+        }),
+      ),
+      this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :downloads)',
+          ExpressionAttributeValues: { ':pk': pk, ':downloads': '2#downloaded#' },
+          ScanIndexForward: false,
+          Limit: MAX_LISTED_DOWNLOADS,
+          ConsistentRead: true,
+        }),
+      ),
+    ]);
+    const entry = assembleAuditEntry(requested, [...parse(once.Items), ...parse(recent.Items)]);
+    if (recent.LastEvaluatedKey) entry.downloadCount = await this.countDownloads(pk);
+    return entry;
+  }
+
+  /** Only when there are more than the listed ones: a COUNT query returns no items. */
+  private async countDownloads(pk: string): Promise<number> {
+    let count = 0;
     let startKey: Record<string, unknown> | undefined;
     do {
       const page = await this.client.send(
         new QueryCommand({
           TableName: this.tableName,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': `EXPORT#${requested.exportId}` },
-          ConsistentRead: true,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :downloads)',
+          ExpressionAttributeValues: { ':pk': pk, ':downloads': '2#downloaded#' },
+          Select: 'COUNT',
           ...(startKey ? { ExclusiveStartKey: startKey } : {}),
         }),
       );
-      for (const item of page.Items ?? []) {
-        const parsed = auditEventSchema.safeParse(item);
-        if (parsed.success) events.push(parsed.data);
-      }
+      count += page.Count ?? 0;
       startKey = page.LastEvaluatedKey;
     } while (startKey);
-    return assembleAuditEntry(requested, events);
+    return count;
   }
 }
 
@@ -174,6 +210,7 @@ export function assembleAuditEntry(requested: StoredAuditEvent, events: readonly
     reason: requested.reason,
     status: 'requested',
     downloads: [],
+    downloadCount: 0,
   };
   for (const event of events) {
     if (event.exportId !== requested.exportId || event.channelId !== requested.channelId) continue;
@@ -204,6 +241,9 @@ export function assembleAuditEntry(requested: StoredAuditEvent, events: readonly
     }
   }
   entry.downloads.sort((a, b) => a.at.localeCompare(b.at));
+  entry.downloadCount = entry.downloads.length;
+  // The most recent ones, when the caller handed in more (the fake keeps every event).
+  if (entry.downloads.length > MAX_LISTED_DOWNLOADS) entry.downloads = entry.downloads.slice(-MAX_LISTED_DOWNLOADS);
   return entry;
 }
 
