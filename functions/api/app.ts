@@ -43,8 +43,14 @@ export function createApiHandler(getRuntime: () => Promise<ApiRuntime>) {
           return undefined;
         });
         if (status >= 500) {
-          // The full error goes to the log only; the client gets a generic message + request id.
-          runtime?.logger.error('request failed', { requestId, error: request.error as Error });
+          // Name, message, code and stack go to the log only (the client gets a generic message
+          // and the request id). Not the whole error: a logger copies every enumerable property,
+          // and an SDK error can carry the request's parameters.
+          const e = request.error as { name?: unknown; message?: unknown; code?: unknown; stack?: unknown } | null;
+          runtime?.logger.error('request failed', {
+            requestId,
+            error: { name: String(e?.name), message: String(e?.message), ...(e?.code !== undefined ? { code: String(e.code) } : {}), stack: String(e?.stack) },
+          });
         } else {
           runtime?.logger.info('request refused', { requestId, status, code: (request.error as { code?: string } | null)?.code });
         }

@@ -204,6 +204,19 @@ describe('POST /v1/exports', () => {
     expect(fakes.audit.events.map((e) => `${e.type}:${e.exportId}`)).toEqual([`requested:${retry.body.exportId as string}`]);
   });
 
+  it('logs only the name, message, code and stack of an unexpected error, not the properties an SDK error carries', async () => {
+    const original = fakes.store.createJob.bind(fakes.store);
+    fakes.store.createJob = async () => {
+      throw Object.assign(new Error('ValidationException: item too large'), { code: 'ValidationException', input: { Item: { note: 'carried-by-the-error' } } });
+    };
+    const res = await create('api-create-export-cases.json');
+    expect(res.status).toBe(500);
+    const failed = logs.find((l) => l.includes('request failed')) ?? '';
+    expect(failed).toContain('ValidationException');
+    expect(failed).not.toContain('carried-by-the-error');
+    fakes.store.createJob = original;
+  });
+
   it('fails the job and frees the cooldown when the chunks cannot be enqueued', async () => {
     fakes.dispatcher.failDispatch = true;
     const res = await create('api-create-export-cases.json');
