@@ -90,6 +90,11 @@ export const exportJobSchema = z.object({
   chunksDone: z.number().int().nonnegative(),
   rowsWritten: z.number().int().nonnegative(),
   rowCount: z.number().int().nonnegative().optional(),
+  /**
+   * Source records left out of the file because they have no identity (no id) or are not
+   * objects; absent when none. Records with odd values are written, sanitised (record-salvage).
+   */
+  skippedRecords: z.number().int().nonnegative().optional(),
   fileName: z.string().optional(),
   fileSize: z.number().int().nonnegative().optional(),
   sha256: z.string().optional(),

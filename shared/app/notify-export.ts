@@ -44,6 +44,8 @@ export type BotEvent = {
   managerId: string;
   kind: 'cases' | 'contacts';
   rowCount: number | null;
+  /** Source records left out of the file for lack of an id; present only when there were some. */
+  skippedRecords?: number;
   fileName: string | null;
   link: string | null;
   expiresAt: string | null;
@@ -73,19 +75,28 @@ export function buildBotEvent(job: ExportJob, event: NotifyMessage['event'], lin
     kind: job.kind,
     rowCount: job.rowCount ?? null,
     fileName: job.fileName ?? null,
+    ...(job.skippedRecords ? { skippedRecords: job.skippedRecords } : {}),
   };
   if (event === 'export.completed' && link && job.expiresAt) {
     const rows = (job.rowCount ?? 0).toLocaleString('en-US');
     // The configured lifetime (LINK_TTL_DAYS, 1-30), not a fixed 7: read back from the job.
     const days = Math.max(1, Math.round((Date.parse(job.expiresAt) - Date.parse(job.completedAt ?? job.expiresAt)) / 86_400_000));
+    // The requester must learn that the file is not every record, not only a metric.
+    const skipped = job.skippedRecords ?? 0;
+    const skippedNote = skipped > 0
+      ? {
+          ko: `\n원본 데이터에 ID가 없는 레코드 ${skipped.toLocaleString('en-US')}건은 파일에서 제외되었습니다.`,
+          en: `\n${skipped.toLocaleString('en-US')} source record${skipped === 1 ? '' : 's'} without an id ${skipped === 1 ? 'was' : 'were'} left out of the file.`,
+        }
+      : { ko: '', en: '' };
     return {
       ...base,
       link,
       expiresAt: job.expiresAt,
       error: null,
       message: {
-        ko: `${label.ko} 파일(${rows}행)이 준비되었습니다. 아래 링크에서 내려받으세요: ${link}\n링크는 ${formatKst(job.expiresAt)}까지 ${days}일간 유효합니다. 파일 비밀번호는 요청할 때 입력한 비밀번호입니다.`,
-        en: `Your ${label.en} file (${rows} rows) is ready: ${link}\nThe link works until ${job.expiresAt} (${days} day${days === 1 ? '' : 's'}). The file password is the one you entered when you requested it.`,
+        ko: `${label.ko} 파일(${rows}행)이 준비되었습니다. 아래 링크에서 내려받으세요: ${link}\n링크는 ${formatKst(job.expiresAt)}까지 ${days}일간 유효합니다. 파일 비밀번호는 요청할 때 입력한 비밀번호입니다.${skippedNote.ko}`,
+        en: `Your ${label.en} file (${rows} rows) is ready: ${link}\nThe link works until ${job.expiresAt} (${days} day${days === 1 ? '' : 's'}). The file password is the one you entered when you requested it.${skippedNote.en}`,
       },
     };
   }

@@ -8,6 +8,8 @@ import {
   resolveSegment,
   safeParseCaseRecord,
   safeParseUserRecord,
+  salvageCaseRecord,
+  salvageUserRecord,
   TooManyRowsError,
   type Predicate,
 } from '../domain';
@@ -34,8 +36,13 @@ export type ChunkDeps = StepDeps & {
 export type ChunkOutcome = {
   status: 'done' | 'duplicate' | 'skipped' | 'failed';
   rows: number;
-  /** Records that did not pass the source schema (skipped, counted, never logged with values). */
+  /**
+   * Records skipped because they have no identity (no id) or are not objects: counted on the
+   * job as `skippedRecords`, never logged with values.
+   */
   invalidRecords: number;
+  /** Records the source schema rejected that were still written, with their odd values sanitised (record-salvage). */
+  repairedRecords: number;
   finalizeEnqueued: boolean;
   usersPhasePlanned: boolean;
 };
@@ -68,7 +75,7 @@ const ACTIVE = new Set(['queued', 'running']);
  * a lease (runClaimed) that a failing holder gives back and a dead one lets lapse.
  */
 export async function processChunk(message: ChunkMessage, deps: ChunkDeps, delivery: { receiveCount: number }): Promise<ChunkOutcome> {
-  const outcome: ChunkOutcome = { status: 'skipped', rows: 0, invalidRecords: 0, finalizeEnqueued: false, usersPhasePlanned: false };
+  const outcome: ChunkOutcome = { status: 'skipped', rows: 0, invalidRecords: 0, repairedRecords: 0, finalizeEnqueued: false, usersPhasePlanned: false };
   const job = await deps.store.getJob(message.channelId, message.exportId);
   if (!job) {
     deps.log.warn('chunk for an unknown export: dropped', { exportId: message.exportId, chunkId: message.chunkId });
@@ -152,7 +159,11 @@ async function completeChunk(
   // Only main-sheet rows count toward the size rule and the reported row count.
   const mainSheet = job.kind === 'cases' ? 'cases' : 'users';
   const counted = message.sheet === mainSheet ? rows : 0;
-  const done = await deps.store.markChunkDone(job.channelId, job.exportId, message.chunkId, { rowCount: counted });
+  // Skipped records count with the chunk's first completion only, like its rows: a redelivery adds nothing.
+  const done = await deps.store.markChunkDone(job.channelId, job.exportId, message.chunkId, {
+    rowCount: counted,
+    ...(outcome.invalidRecords > 0 ? { skippedRecords: outcome.invalidRecords } : {}),
+  });
   outcome.rows = rows;
   outcome.status = done.firstTime ? 'done' : 'duplicate';
 
@@ -271,18 +282,31 @@ async function renderSlice(
   };
   const source = message.source;
   if (source.type === 'caseDay') {
-    const predicate = compileFilter(job.request.filter, 'cases', { now });
-    const toRow = createCaseRowMapper({ now, channelId: job.channelId, directory: ctx.directory, profileKeys: ctx.chatProfileSchema.keys });
+    // Date-only filter values are calendar days in the export's zone (S6), as the dashboard shows them.
+    const predicate = compileFilter(job.request.filter, 'cases', { now, timeZone: job.timeZone, profileSchema: ctx.chatProfileSchema });
+    const toRow = createCaseRowMapper({
+      now,
+      channelId: job.channelId,
+      directory: ctx.directory,
+      profileKeys: ctx.chatProfileSchema.keys,
+      timeZone: job.timeZone,
+    });
     for await (const page of deps.cases.queryDay(job.channelId, source.day, source.fromIso, source.toIso)) {
       for (const raw of page) {
         const parsed = safeParseCaseRecord(raw);
-        if (!parsed.success) {
-          outcome.invalidRecords++;
-          continue;
+        let record = parsed.success ? parsed.data : undefined;
+        if (!record) {
+          // One odd field must not drop the case (S1): keep it with that value sanitised.
+          record = salvageCaseRecord(raw);
+          if (!record) {
+            outcome.invalidRecords++;
+            continue;
+          }
+          outcome.repairedRecords++;
         }
-        if (!predicate(parsed.data)) continue;
-        encoder.add(toRow(parsed.data));
-        refs.add(parsed.data.userId);
+        if (!predicate(record)) continue;
+        encoder.add(toRow(record));
+        if (typeof record.userId === 'string' && record.userId !== '') refs.add(record.userId);
         rows++;
       }
       tooMany();
@@ -290,16 +314,22 @@ async function renderSlice(
     return rows;
   }
 
-  const toRow = createUserRowMapper(ctx.userProfileSchema);
+  const toRow = createUserRowMapper(ctx.userProfileSchema, { timeZone: job.timeZone });
   const addUsers = (page: readonly RawItem[], predicate: Predicate) => {
     for (const raw of page) {
       const parsed = safeParseUserRecord(raw);
-      if (!parsed.success) {
-        outcome.invalidRecords++;
-        continue;
+      let record = parsed.success ? parsed.data : undefined;
+      if (!record) {
+        // One odd field must not drop the customer (C6 "all customers"): keep them, sanitised.
+        record = salvageUserRecord(raw);
+        if (!record) {
+          outcome.invalidRecords++;
+          continue;
+        }
+        outcome.repairedRecords++;
       }
-      if (!predicate(parsed.data)) continue;
-      encoder.add(toRow(parsed.data));
+      if (!predicate(record)) continue;
+      encoder.add(toRow(record));
       rows++;
     }
     tooMany();
@@ -332,7 +362,7 @@ async function renderSlice(
 }
 
 async function contactsPredicate(job: ExportJob, deps: ChunkDeps, ctx: WorkspaceContext, now: Date): Promise<Predicate> {
-  const base = { now, query: job.request.query, profileSchema: ctx.userProfileSchema };
+  const base = { now, query: job.request.query, profileSchema: ctx.userProfileSchema, timeZone: job.timeZone };
   switch (job.request.scope) {
     case 'filter':
       return compileFilter(job.request.filter, 'users', base);

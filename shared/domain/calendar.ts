@@ -149,3 +149,39 @@ export function calendarRangeToInstants(
     endMsExclusive: startOfDayInZone(addDays(t, 1), timeZone),
   };
 }
+
+/** Offset of a zone from UTC at an instant, in ms (whole minutes: the formatter's resolution). */
+function offsetAt(epochMs: number, timeZone: string): number {
+  const minute = Math.floor(epochMs / 60_000) * 60_000;
+  let year = 0;
+  let month = 0;
+  let day = 0;
+  let hour = 0;
+  let min = 0;
+  for (const part of formatterFor(timeZone).formatToParts(new Date(minute))) {
+    if (part.type === 'year') year = Number(part.value);
+    else if (part.type === 'month') month = Number(part.value);
+    else if (part.type === 'day') day = Number(part.value);
+    else if (part.type === 'hour') hour = Number(part.value);
+    else if (part.type === 'minute') min = Number(part.value);
+  }
+  return Date.UTC(year, month - 1, day, hour, min) - minute;
+}
+
+/**
+ * The instant a wall-clock time names in a zone (`2025-07-01 10:00` in Asia/Seoul is 01:00 UTC).
+ * Like Temporal's "compatible" disambiguation: a repeated time (the hour a DST end replays) is
+ * the earlier instant, and a time in a DST gap is moved forward by the gap (02:30 on a
+ * spring-forward night in New York is 03:30 EDT).
+ */
+export function wallTimeToInstant(d: CalendarDate, hour: number, minute: number, second: number, ms: number, timeZone: string): number {
+  const wall = Date.UTC(d.year, d.month - 1, d.day, hour, minute, second, ms);
+  const before = offsetAt(wall - 86_400_000, timeZone);
+  const guess = wall - before;
+  const after = offsetAt(guess, timeZone);
+  if (after === before) return guess;
+  const shifted = wall - after;
+  // Valid under the later offset: a plain offset change between the day before and now.
+  if (offsetAt(shifted, timeZone) === after) return shifted;
+  return guess;
+}

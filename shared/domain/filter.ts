@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { caseCreatedAt, caseState, avgReplyTimeSeconds, leadTimeSeconds, resolutionTimeSeconds, waitingTimeSeconds } from './columns/cases';
 import { addDays, isValidTimeZone, parseCalendarDate, startOfDayInZone } from './calendar';
+import { profileDateText } from './columns/profile-values';
 import { NotFoundError, ValidationError, toValidationError } from './errors';
 import type { ProfileKeyDef, ProfileSchema, Segment } from './records';
 
@@ -15,7 +16,7 @@ export type FilterTarget = 'cases' | 'users';
 
 const DAY_MS = 86_400_000;
 
-type FieldKind = 'string' | 'phone' | 'number' | 'boolean' | 'date' | 'list' | 'any';
+type FieldKind = 'string' | 'email' | 'phone' | 'number' | 'boolean' | 'date' | 'list' | 'any';
 type Getter = (record: any) => unknown;
 
 interface FieldDef {
@@ -70,7 +71,7 @@ const USER_FIELDS: Record<string, FieldDef> = {
   memberId: { kind: 'string' },
   name: { kind: 'string' },
   mobileNumber: { kind: 'phone' },
-  email: { kind: 'string' },
+  email: { kind: 'email' },
   member: { kind: 'boolean' },
   tags: { kind: 'list' },
   lastSeenAt: { kind: 'date' },
@@ -194,6 +195,65 @@ export function normalizePhone(input: string, defaultCountryCode = '82'): string
   return `+${digits}`;
 }
 
+const DEFAULT_COUNTRY = '82';
+const E164 = /^\+[1-9]\d{6,14}$/;
+
+/**
+ * A stored number in E.164 form for comparisons. Sources hold E.164, but a number kept as
+ * text in another form (the chunk loop keeps such a record rather than dropping the customer)
+ * must still be found: it is normalised here, which costs only for those odd records.
+ */
+function comparablePhone(v: unknown): unknown {
+  if (typeof v !== 'string' || E164.test(v)) return v;
+  return normalizePhone(v) ?? v;
+}
+
+/**
+ * Digit needles of a partial number, to match against a stored number's international digits
+ * (`+821012345678` -> `821012345678`). `anywhere` are for a substring match: the digits as typed
+ * and, for a leading trunk 0, the same number after +82, which together match the national form
+ * (`010-1234` finds `01012345678`) as well as the international one. `prefix` is the start of
+ * the international digits the text names: `010` -> `8210`, `+82 010` -> `8210`, `0082` -> `82`.
+ * Undefined when the text is not a partial phone number (letters, no digits).
+ */
+function phoneNeedles(text: string): { anywhere: string[]; prefix: string } | undefined {
+  const t = text.trim();
+  if (!PHONE_CHARS.test(t)) return undefined;
+  let digits = t.replace(/\D/g, '');
+  const plus = t.startsWith('+');
+  const international = plus || (digits.startsWith('00') && digits.length > 2);
+  if (international) {
+    if (!plus) digits = digits.slice(2);
+    if (digits.startsWith(`${DEFAULT_COUNTRY}0`)) digits = DEFAULT_COUNTRY + digits.slice(DEFAULT_COUNTRY.length + 1);
+  }
+  if (digits === '') return undefined;
+  if (!international && digits.startsWith('0')) {
+    const intl = DEFAULT_COUNTRY + digits.slice(1);
+    return { anywhere: intl === DEFAULT_COUNTRY ? [digits] : [digits, intl], prefix: intl };
+  }
+  return { anywhere: [digits], prefix: digits };
+}
+
+/** International digits of a stored number: E.164 without the `+` (its digits as text otherwise). */
+function storedPhoneDigits(v: string): string {
+  const p = comparablePhone(v) as string;
+  return E164.test(p) ? p.slice(1) : p.replace(/\D/g, '');
+}
+
+function phoneTextMatcher(op: 'contains' | 'startsWith', needles: { anywhere: string[]; prefix: string }): (v: string) => boolean {
+  const { anywhere, prefix } = needles;
+  if (op === 'startsWith') {
+    // E.164 text is `+` then the digits: a prefix of the digits starts at index 1, no copy needed.
+    return (v) => (E164.test(v) ? v.startsWith(prefix, 1) : storedPhoneDigits(v).startsWith(prefix));
+  }
+  return (v) => {
+    // The needles are digits only, so on E.164 text (`+` and digits) a substring is a digit substring.
+    const s = E164.test(v) ? v : storedPhoneDigits(v);
+    for (const n of anywhere) if (s.includes(n)) return true;
+    return false;
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Compilation
 
@@ -269,6 +329,8 @@ function profileKindsFor(target: FilterTarget, schema: CompileContext['profileSc
   }
   const keys = schema ? (Array.isArray(schema) ? schema : (schema as ProfileSchema).keys) : undefined;
   for (const def of keys ?? []) {
+    // csat/csatComment are fixed case columns: their type does not come from the workspace.
+    if (target === 'cases' && def.key in CASE_PROFILE_KINDS) continue;
     if (def.archived) archived.add(def.key);
     else kinds.set(def.key, def.type === 'list' ? 'list' : def.type);
   }
@@ -309,7 +371,8 @@ function compileGroup(
   return combine(group.join, parts);
 }
 
-function resolveField(field: string, path: string, target: FilterTarget, profileKinds: ProfileKinds, nowMs: number): { kind: FieldKind; get: Getter } {
+function resolveField(field: string, path: string, target: FilterTarget, profileKinds: ProfileKinds, env: Env): { kind: FieldKind; get: Getter } {
+  const nowMs = env.nowMs;
   if (field.startsWith('profile.')) {
     const key = field.slice('profile.'.length);
     if (profileKinds.archived.has(key)) {
@@ -318,6 +381,17 @@ function resolveField(field: string, path: string, target: FilterTarget, profile
     const known = profileKinds.kinds.get(key);
     if (profileKinds.strict && known === undefined && !(target === 'cases' && key in CASE_PROFILE_KINDS)) {
       throw bad(`${path}.field`, 'unknown profile key for this workspace', 'FILTER_UNKNOWN_FIELD');
+    }
+    if (known === 'date') {
+      // A date profile value may be held as text: read it as the file shows it, in the export's zone.
+      const zone = env.timeZone;
+      return {
+        kind: known,
+        get: (r) => {
+          const v = r.profile ? r.profile[key] : undefined;
+          return typeof v === 'string' ? profileDateText(v, zone) : v;
+        },
+      };
     }
     return { kind: known ?? 'any', get: (r) => (r.profile ? r.profile[key] : undefined) };
   }
@@ -328,13 +402,13 @@ function resolveField(field: string, path: string, target: FilterTarget, profile
 }
 
 const APPLICABLE: Record<FilterOperator, readonly FieldKind[]> = {
-  eq: ['string', 'phone', 'number', 'boolean', 'date', 'list', 'any'],
-  neq: ['string', 'phone', 'number', 'boolean', 'date', 'list', 'any'],
-  in: ['string', 'phone', 'number', 'date', 'list', 'any'],
-  contains: ['string', 'phone', 'list', 'any'],
-  startsWith: ['string', 'phone', 'list', 'any'],
-  exists: ['string', 'phone', 'number', 'boolean', 'date', 'list', 'any'],
-  notExists: ['string', 'phone', 'number', 'boolean', 'date', 'list', 'any'],
+  eq: ['string', 'email', 'phone', 'number', 'boolean', 'date', 'list', 'any'],
+  neq: ['string', 'email', 'phone', 'number', 'boolean', 'date', 'list', 'any'],
+  in: ['string', 'email', 'phone', 'number', 'date', 'list', 'any'],
+  contains: ['string', 'email', 'phone', 'list', 'any'],
+  startsWith: ['string', 'email', 'phone', 'list', 'any'],
+  exists: ['string', 'email', 'phone', 'number', 'boolean', 'date', 'list', 'any'],
+  notExists: ['string', 'email', 'phone', 'number', 'boolean', 'date', 'list', 'any'],
   gt: ['number', 'date', 'any'],
   gte: ['number', 'date', 'any'],
   lt: ['number', 'date', 'any'],
@@ -346,7 +420,7 @@ const APPLICABLE: Record<FilterOperator, readonly FieldKind[]> = {
 
 function compileCondition(c: FilterCondition, path: string, target: FilterTarget, profileKinds: ProfileKinds, env: Env): Predicate {
   const nowMs = env.nowMs;
-  const { kind, get } = resolveField(c.field, path, target, profileKinds, nowMs);
+  const { kind, get } = resolveField(c.field, path, target, profileKinds, env);
   if (!APPLICABLE[c.op].includes(kind)) {
     throw bad(`${path}.op`, `operator ${c.op} does not apply to ${kind} field ${c.field}`, 'FILTER_OPERATOR_NOT_APPLICABLE');
   }
@@ -357,7 +431,7 @@ function compileCondition(c: FilterCondition, path: string, target: FilterTarget
       return c.op === 'eq' ? eq : (r) => !eq(r);
     }
     case 'in':
-      return compileIn(kind, typeof c.values === 'string' ? splitInput(c.values) : c.values, `${path}.values`, get);
+      return compileIn(kind, typeof c.values === 'string' ? splitInput(c.values) : c.values, `${path}.values`, get, env);
     case 'contains':
     case 'startsWith':
       return compileText(kind, c.op, c.value, get);
@@ -467,7 +541,19 @@ function compileEquals(kind: FieldKind, value: string | number | boolean | null,
     }
     case 'phone': {
       const p = normalizePhone(String(value)) ?? String(value);
-      return (r) => get(r) === p;
+      return (r) => {
+        const v = get(r);
+        return v === p || comparablePhone(v) === p;
+      };
+    }
+    case 'email': {
+      // Addresses are compared case-insensitively, as the quick search does (`Kim@Example.com`
+      // is `kim@example.com`).
+      const s = String(value).toLowerCase();
+      return (r) => {
+        const v = get(r);
+        return typeof v === 'string' && (v === s || v.toLowerCase() === s);
+      };
     }
     case 'list': {
       const s = String(value);
@@ -492,17 +578,30 @@ function compileEquals(kind: FieldKind, value: string | number | boolean | null,
   }
 }
 
-function compileIn(kind: FieldKind, values: readonly (string | number)[], path: string, get: Getter): Predicate {
+function compileIn(kind: FieldKind, values: readonly (string | number)[], path: string, get: Getter, env: Env): Predicate {
   if (values.length > MAX_IN_VALUES) throw bad(path, `at most ${MAX_IN_VALUES} values (rule C3)`);
-  if (kind === 'number' || kind === 'date') {
+  if (kind === 'number') {
     const set = new Set<number>();
     values.forEach((v, i) => set.add(toComparable(kind, v, `${path}[${i}]`)));
     return (r) => set.has(get(r) as number);
   }
+  if (kind === 'date') return compileDateIn(values, path, get, env);
   const set = new Set<string>();
   for (const v of values) {
     const s = String(v);
-    set.add(kind === 'phone' ? (normalizePhone(s) ?? s) : s);
+    set.add(kind === 'phone' ? (normalizePhone(s) ?? s) : kind === 'email' ? s.toLowerCase() : s);
+  }
+  if (kind === 'phone') {
+    return (r) => {
+      const v = get(r);
+      return typeof v === 'string' && (set.has(v) || set.has(comparablePhone(v) as string));
+    };
+  }
+  if (kind === 'email') {
+    return (r) => {
+      const v = get(r);
+      return typeof v === 'string' && set.has(v.toLowerCase());
+    };
   }
   if (kind === 'list') {
     return (r) => {
@@ -526,7 +625,68 @@ function compileIn(kind: FieldKind, values: readonly (string | number)[], path: 
   return (r) => set.has(get(r) as string);
 }
 
+/**
+ * `in` on a date field, with the same meaning of each value as `eq`: a date-only value is that
+ * whole calendar day in the export's zone, epoch ms or a full date-time an exact instant. Days
+ * become sorted, merged intervals searched by bisection, so the cost per record stays logarithmic.
+ */
+function compileDateIn(values: readonly (string | number)[], path: string, get: Getter, env: Env): Predicate {
+  const exact = new Set<number>();
+  const days: [number, number][] = [];
+  const seenDays = new Set<string>();
+  values.forEach((v, i) => {
+    if (typeof v === 'string' && seenDays.has(v)) return;
+    const b = toBound('date', v, `${path}[${i}]`, env);
+    if (b.hiInclusive) exact.add(b.lo);
+    else {
+      seenDays.add(v as string);
+      days.push([b.lo, b.hi]);
+    }
+  });
+  if (days.length === 0) return (r) => exact.has(get(r) as number);
+  days.sort((a, b) => a[0] - b[0]);
+  const starts: number[] = [];
+  const ends: number[] = [];
+  for (const [lo, hi] of days) {
+    const last = ends.length - 1;
+    if (last >= 0 && lo <= ends[last]!) ends[last] = Math.max(ends[last]!, hi);
+    else {
+      starts.push(lo);
+      ends.push(hi);
+    }
+  }
+  return (r) => {
+    const v = get(r);
+    if (typeof v !== 'number') return false;
+    if (exact.has(v)) return true;
+    // Last interval starting at or before v; v is in it when before its (exclusive) end.
+    let lo = 0;
+    let hi = starts.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (starts[mid]! <= v) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return found >= 0 && v < ends[found]!;
+  };
+}
+
 function compileText(kind: FieldKind, op: 'contains' | 'startsWith', value: string, get: Getter): Predicate {
+  if (kind === 'phone') {
+    // Stored numbers are E.164 while people type local forms (`010-1234`): compare digits, as
+    // the quick search does. Text that is no partial number (letters) is compared as text.
+    const needles = phoneNeedles(value);
+    if (needles) {
+      const match = phoneTextMatcher(op, needles);
+      return (r) => {
+        const v = get(r);
+        return typeof v === 'string' && match(v);
+      };
+    }
+  }
   // Case-insensitive, like the product's search box. A compiled regex instead of lower-casing
   // each record's text: no per-record string allocation.
   const re = new RegExp(op === 'contains' ? escapeRegExp(value) : `^${escapeRegExp(value)}`, 'iu');
@@ -564,14 +724,14 @@ export function compileQuickSearch(query: string): Predicate<{ name?: string | n
   const q = query.trim();
   if (q === '') return TRUE_ALL;
   const re = new RegExp(escapeRegExp(q), 'iu');
-  const phoneNeedles: string[] = [];
-  if (PHONE_CHARS.test(q)) {
-    const digits = q.replace(/\D/g, '');
-    if (digits.length >= 3) {
-      const full = normalizePhone(q);
-      if (full) phoneNeedles.push(full.slice(1));
-      phoneNeedles.push(digits);
-      if (digits.startsWith('0') && !q.startsWith('+')) phoneNeedles.push(`82${digits.slice(1)}`);
+  let phone: ((v: string) => boolean) | undefined;
+  if (PHONE_CHARS.test(q) && q.replace(/\D/g, '').length >= 3) {
+    const needles = phoneNeedles(q);
+    const full = normalizePhone(q);
+    if (needles) {
+      // A whole number matches however it was written (`+82 010-...`, `0082...`).
+      if (full) needles.anywhere.push(full.slice(1));
+      phone = phoneTextMatcher('contains', needles);
     }
   }
   return (u) => {
@@ -580,10 +740,7 @@ export function compileQuickSearch(query: string): Predicate<{ name?: string | n
     const email = u.email;
     if (email && re.test(email)) return true;
     const mobile = u.mobileNumber;
-    if (mobile && phoneNeedles.length > 0) {
-      for (const n of phoneNeedles) if (mobile.includes(n)) return true;
-    }
-    return false;
+    return phone !== undefined && typeof mobile === 'string' && mobile !== '' && phone(mobile);
   };
 }
 

@@ -11,3 +11,4 @@ export * from './columns/users';
 export { activeProfileKeys, profileColumnKey, profileColumnType, toProfileCell, type ProfileKeyList } from './columns/profile-values';
 export * from './generator';
 export * from './record-parsers';
+export * from './record-salvage';

@@ -80,10 +80,11 @@ export interface ExportStore {
   /** Plain field update that does not touch the status (e.g. chunksTotal after planning). */
   updateProgress(channelId: string, exportId: string, patch: JobPatch): Promise<void>;
   /**
-   * Adds chunkId to the job's completed-chunk SET and adds rowCount to rowsWritten, both only
-   * the first time this chunk id is seen; a redelivery returns firstTime: false and changes nothing.
+   * Adds chunkId to the job's completed-chunk SET, rowCount to rowsWritten and skippedRecords (if
+   * any) to the job's skippedRecords, all only the first time this chunk id is seen; a redelivery
+   * returns firstTime: false and changes nothing.
    */
-  markChunkDone(channelId: string, exportId: string, chunkId: string, meta: { rowCount: number }): Promise<ChunkDoneResult>;
+  markChunkDone(channelId: string, exportId: string, chunkId: string, meta: { rowCount: number; skippedRecords?: number }): Promise<ChunkDoneResult>;
   /**
    * Whether chunkId is already in the job's completed-chunk SET (false for a missing job or
    * another channel's). Optional: a store without it makes every delivery render its chunk again.

@@ -5,6 +5,7 @@ import {
   caseRecordSchema,
   caseState,
   createCaseRowMapper,
+  createUserRowMapper,
   toCaseRow,
   toUserRow,
   userColumns,
@@ -12,6 +13,7 @@ import {
   type CaseRecord,
   type CaseRecordInput,
   type ProfileKeyDef,
+  type UserRecord,
 } from '../../shared/domain';
 
 const T = (iso: string) => Date.parse(iso);
@@ -281,5 +283,78 @@ describe('S9 / C5 user columns', () => {
     });
     expect(row['profile.legacyCode']).toBeUndefined();
     expect(row['profile.grade']).toBeNull();
+  });
+});
+
+describe('S9 "User data" headers', () => {
+  it('S9: name, mobile number and e-mail are headed profile.name / profile.mobileNumber / profile.email; keys stay', () => {
+    const columns = userColumns(undefined);
+    expect(columns.slice(0, 6).map((c) => [c.key, c.header])).toEqual([
+      ['id', 'id'],
+      ['memberId', 'memberId'],
+      ['name', 'profile.name'],
+      ['mobileNumber', 'profile.mobileNumber'],
+      ['email', 'profile.email'],
+      ['member', 'member'],
+    ]);
+  });
+
+  it('S9: a workspace profile key named email/name/mobileNumber adds no second column of that header; its value fills an empty fixed cell', () => {
+    const schema = {
+      keys: [
+        { key: 'email', type: 'string', order: 0, archived: false },
+        { key: 'name', type: 'string', order: 1, archived: false },
+        { key: 'mobileNumber', type: 'string', order: 2, archived: false },
+        { key: 'grade', type: 'string', order: 3, archived: false },
+      ],
+    } satisfies { keys: ProfileKeyDef[] };
+    const headers = userColumns(schema).map((c) => c.header);
+    expect(new Set(headers).size).toBe(headers.length);
+    expect(headers.filter((h) => h === 'profile.email')).toHaveLength(1);
+    expect(headers.at(-1)).toBe('profile.grade');
+    const map = createUserRowMapper(schema);
+    const row = map(userRecordSchema.parse({ id: 'u1', createdAt: 0, name: '김민지', profile: { email: 'minji@example.com', name: 'other', grade: 'gold' } }));
+    expect(row).toMatchObject({ name: '김민지', email: 'minji@example.com', 'profile.grade': 'gold' });
+    expect(row['profile.email']).toBeUndefined();
+    expect(toUserRow(userRecordSchema.parse({ id: 'u2', createdAt: 0, profile: { email: 'x@example.com' } }))).toMatchObject({ email: 'x@example.com' });
+  });
+});
+
+describe('C11 date profile values held as text are read in the export time zone', () => {
+  const schema = { keys: [{ key: 'at', type: 'date', order: 0, archived: false }] } satisfies { keys: ProfileKeyDef[] };
+  const cell = (value: unknown, timeZone?: string) =>
+    createUserRowMapper(schema, timeZone ? { timeZone } : {})({ id: 'u', createdAt: 0, profile: { at: value } } as unknown as UserRecord)['profile.at'];
+
+  it.each([
+    ['2025-07-01', 'America/Los_Angeles', '2025-07-01T07:00:00.000Z'],
+    ['2025-07-01', 'Asia/Seoul', '2025-06-30T15:00:00.000Z'],
+    ['2025-07-01T10:00:00', 'America/Los_Angeles', '2025-07-01T17:00:00.000Z'],
+    ['2025-07-01 10:00', 'Asia/Seoul', '2025-07-01T01:00:00.000Z'],
+    ['2025-07-01T10:00:00.250', 'UTC', '2025-07-01T10:00:00.250Z'],
+    ['2025-07-01T10:00:00+09:00', 'America/Los_Angeles', '2025-07-01T01:00:00.000Z'],
+    ['2025-07-01T10:00:00Z', 'Asia/Seoul', '2025-07-01T10:00:00.000Z'],
+    // DST in New York: 02:30 on 2025-03-09 does not exist (read as 03:30 EDT); 01:30 on 2025-11-02 happens twice (the first).
+    ['2025-03-09T02:30', 'America/New_York', '2025-03-09T07:30:00.000Z'],
+    ['2025-03-09T10:00', 'America/New_York', '2025-03-09T14:00:00.000Z'],
+    ['2025-11-02T01:30', 'America/New_York', '2025-11-02T05:30:00.000Z'],
+    ['2025-11-02T10:00', 'America/New_York', '2025-11-02T15:00:00.000Z'],
+    // America/Santiago: 2025-09-07 starts at 01:00 (DST at midnight).
+    ['2025-09-07', 'America/Santiago', '2025-09-07T04:00:00.000Z'],
+  ])('C11: %s in %s', (text, zone, iso) => {
+    expect(new Date(cell(text, zone) as number).toISOString()).toBe(iso);
+  });
+
+  it('C11: days that do not exist and text that is no date leave the cell empty', () => {
+    for (const bad of ['2023-02-29', '2023-02-29T10:00:00+09:00', '2025-07-01T25:00', 'July 1, 2025', 'soon', '']) {
+      expect(cell(bad, 'Asia/Seoul')).toBeNull();
+    }
+    expect(cell('2025-07-01')).toBe(T('2025-07-01T00:00:00Z'));
+  });
+
+  it('C11: the case row mapper reads chat-profile date text in its zone too', () => {
+    const row = createCaseRowMapper({ now, channelId: 'ch', profileKeys: [{ key: 'due', type: 'date', order: 0, archived: false }], timeZone: 'Asia/Seoul' })(
+      caseOf({ profile: { due: '2025-07-01' } }),
+    );
+    expect(row['profile.due']).toBe(T('2025-07-01T00:00:00+09:00'));
   });
 });

@@ -356,3 +356,109 @@ describe('S6 case filters', () => {
     expect(() => compileFilter(undefined, 'cases', { now, query: 'x' })).toThrow(/query/);
   });
 });
+
+describe('C1/C2 phone contains/startsWith read local input like the quick search', () => {
+  // u1 +821012345678, u2 +821098765432, u4 +14155550123; u5 kept in local form (record-salvage).
+  const local = { ...users[0]!, id: 'u5', mobileNumber: '010-5555-1234' };
+  const people = [...users, local];
+  const run = (op: string, value: string) => people.filter(compileFilter(one({ field: 'mobileNumber', op, value }), 'users', { now })).map((u) => u.id);
+
+  it.each([
+    ['contains', '010-1234', ['u1']],
+    ['contains', '1234-5678', ['u1']],
+    ['contains', '98765', ['u2']],
+    ['contains', '+82 10-9876', ['u2']],
+    ['contains', '1234', ['u1', 'u5']],
+    ['contains', '555', ['u4', 'u5']],
+    ['startsWith', '010', ['u1', 'u2', 'u5']],
+    ['startsWith', '010-98', ['u2']],
+    ['startsWith', '+1', ['u4']],
+    ['startsWith', '0082 10', ['u1', 'u2', 'u5']],
+    ['startsWith', '8210', ['u1', 'u2', 'u5']],
+    ['startsWith', '+82 010-5555', ['u5']],
+    ['contains', 'abc', []],
+  ])('C2: mobileNumber %s %s', (op, value, expected) => {
+    expect(run(op, value)).toEqual(expected);
+  });
+
+  it('C2: eq and in find a number kept in local form', () => {
+    const eq = compileFilter(one({ field: 'mobileNumber', op: 'eq', value: '+821055551234' }), 'users', { now });
+    const inList = compileFilter(one({ field: 'mobileNumber', op: 'in', values: '+821055551234' }), 'users', { now });
+    expect(people.filter(eq).map((u) => u.id)).toEqual(['u5']);
+    expect(people.filter(inList).map((u) => u.id)).toEqual(['u5']);
+    expect(people.filter(compileQuickSearch('010-5555')).map((u) => u.id)).toEqual(['u5']);
+  });
+});
+
+describe('C2 e-mail equality is case-insensitive, like the quick search', () => {
+  it('C2: eq, neq and in on email ignore letter case', () => {
+    expect(matchIds(one({ field: 'email', op: 'eq', value: 'minji.kim@example.com' }))).toEqual(['u1']);
+    expect(matchIds(one({ field: 'email', op: 'eq', value: 'EMMA@EXAMPLE.ORG' }))).toEqual(['u2']);
+    expect(matchIds(one({ field: 'email', op: 'neq', value: 'MINJI.KIM@example.com' }))).toEqual(['u2', 'u3', 'u4']);
+    expect(matchIds(one({ field: 'email', op: 'in', values: 'minji.kim@example.com, JOSE@example.com' }))).toEqual(['u1', 'u4']);
+    // Other text fields stay exact.
+    expect(matchIds(one({ field: 'name', op: 'eq', value: 'emma smith' }))).toEqual([]);
+  });
+});
+
+describe('C2 `in` with date-only values means whole days, as `eq` does', () => {
+  const at = (id: string, iso: string) => userRecordSchema.parse({ id, createdAt: 0, lastSeenAt: Date.parse(iso) });
+  const people = [
+    at('a', '2025-07-01T00:30:00+09:00'),
+    at('b', '2025-07-01T23:59:59+09:00'),
+    at('c', '2025-07-02T00:00:00+09:00'),
+    at('d', '2025-07-03T12:00:00+09:00'),
+    at('e', '2025-07-05T12:00:00Z'),
+  ];
+  const run = (values: unknown, timeZone?: string) =>
+    people.filter(compileFilter(one({ field: 'lastSeenAt', op: 'in', values }), 'users', { now, timeZone })).map((u) => u.id);
+
+  it('C2: Asia/Seoul days, split input and lists, mixed with exact instants', () => {
+    expect(run('2025-07-01', 'Asia/Seoul')).toEqual(['a', 'b']);
+    expect(run('2025-07-01, 2025-07-03', 'Asia/Seoul')).toEqual(['a', 'b', 'd']);
+    expect(run(['2025-07-03', '2025-07-02', '2025-07-02'], 'Asia/Seoul')).toEqual(['c', 'd']);
+    expect(run(['2025-07-03', Date.parse('2025-07-05T12:00:00Z'), '2025-07-01T00:30:00+09:00'], 'Asia/Seoul')).toEqual(['a', 'd', 'e']);
+    // The same as eq, for every record.
+    const eq = compileFilter(one({ field: 'lastSeenAt', op: 'eq', value: '2025-07-01' }), 'users', { now, timeZone: 'Asia/Seoul' });
+    expect(run('2025-07-01', 'Asia/Seoul')).toEqual(people.filter(eq).map((u) => u.id));
+    expect(() => run('2025-02-30', 'Asia/Seoul')).toThrow(/conditions\[0\]\.values\[0\]/);
+  });
+});
+
+describe('C2 date profile values held as text are compared in the export time zone', () => {
+  it('C2: profile.lastCheckoutCompletedAt "2025-07-01" is that Seoul day', () => {
+    const schema = { keys: [{ key: 'lastCheckoutCompletedAt', type: 'date' as const, order: 0, archived: false }] };
+    const people = [
+      userRecordSchema.parse({ id: 'a', createdAt: 0, profile: { lastCheckoutCompletedAt: '2025-07-01' } }),
+      userRecordSchema.parse({ id: 'b', createdAt: 0, profile: { lastCheckoutCompletedAt: '2025-07-01T23:00:00' } }),
+      userRecordSchema.parse({ id: 'c', createdAt: 0, profile: { lastCheckoutCompletedAt: Date.parse('2025-07-01T00:00:00Z') } }),
+      userRecordSchema.parse({ id: 'd', createdAt: 0, profile: { lastCheckoutCompletedAt: 'soon' } }),
+    ];
+    const p = compileFilter(one({ field: 'profile.lastCheckoutCompletedAt', op: 'eq', value: '2025-07-01' }), 'users', {
+      now,
+      timeZone: 'Asia/Seoul',
+      profileSchema: schema,
+    });
+    expect(people.filter(p).map((u) => u.id)).toEqual(['a', 'b', 'c']);
+  });
+});
+
+describe('S6 case filters use the chat-profile schema', () => {
+  const schema = {
+    keys: [
+      { key: 'orderNo', type: 'number' as const, order: 0, archived: false },
+      { key: 'oldKey', type: 'string' as const, order: 1, archived: true },
+      { key: 'csat', type: 'string' as const, order: 2, archived: true },
+    ],
+  };
+  const compile = (condition: Record<string, unknown>) =>
+    compileFilter({ join: 'and', groups: [{ join: 'and', conditions: [condition] }] }, 'cases', { now, profileSchema: schema });
+
+  it('S6/C5: unknown and archived chat-profile keys are rejected; csat stays a fixed, numeric field', () => {
+    expect(() => compile({ field: 'profile.oldKey', op: 'exists' })).toThrow(expect.objectContaining({ code: 'FILTER_UNKNOWN_FIELD' }));
+    expect(() => compile({ field: 'profile.nope', op: 'exists' })).toThrow(expect.objectContaining({ code: 'FILTER_UNKNOWN_FIELD' }));
+    expect(() => compile({ field: 'profile.orderNo', op: 'contains', value: '1' })).toThrow(expect.objectContaining({ code: 'FILTER_OPERATOR_NOT_APPLICABLE' }));
+    const csat = compile({ field: 'profile.csat', op: 'gte', value: 4 });
+    expect(csat(caseRecordSchema.parse({ userChatCaseId: 'k', userChatCase: 1, userChatId: 'c', direction: 'inbound', userChatState: 'closed', userId: 'u', createdAt: 0, mediumName: 'email', profile: { csat: 5 } }))).toBe(true);
+  });
+});

@@ -91,7 +91,7 @@ describe('pipeline on the emulators', () => {
     const sheets = await readExportFile(stack, done);
     expect(sheets['UserChatCase data']).toHaveLength(1);
     expect(sheets['UserChatCase data']?.[0]?.[0]).toBe('userChatCaseCreatedAt');
-    expect(sheets['User data']).toEqual([expect.arrayContaining(['id', 'name'])]);
+    expect(sheets['User data']).toEqual([expect.arrayContaining(['id', 'profile.name', 'profile.email'])]);
   });
 
   it('a segment deleted after the request fails the export at once with SEGMENT_NOT_FOUND and one bot message', async () => {
@@ -165,7 +165,7 @@ describe('pipeline on the emulators', () => {
         // Values, not only ids: the one row equals the record's mapped cells.
         const user = workspace.userAt(42);
         const header = rows[0] ?? [];
-        expect(rows[1]?.[header.indexOf('name')]).toBe(user.name ?? null);
+        expect(rows[1]?.[header.indexOf('profile.name')]).toBe(user.name ?? null);
         expect(rows[1]?.[header.indexOf('sessionCount')]).toBe(user.sessionCount);
       }
     });

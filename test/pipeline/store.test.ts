@@ -43,6 +43,17 @@ describe('DynamoExportStore on dynalite', () => {
     await expect(store.markChunkDone('other', 'j1', 'users-2', { rowCount: 1 })).rejects.toThrow(/not found/);
   });
 
+  it('C6: skipped source records add up on the job once per chunk; a job without any has no count', async () => {
+    await store.createJob(job('j-skip', '2025-07-01T00:00:00.500Z', { managerId: 'm-skip' }));
+    await store.markChunkDone('ch', 'j-skip', 'users-0', { rowCount: 3 });
+    expect((await store.getJob('ch', 'j-skip'))?.skippedRecords).toBeUndefined();
+    await store.markChunkDone('ch', 'j-skip', 'users-1', { rowCount: 3, skippedRecords: 2 });
+    await store.markChunkDone('ch', 'j-skip', 'users-1', { rowCount: 3, skippedRecords: 2 });
+    await store.markChunkDone('ch', 'j-skip', 'users-2', { rowCount: 1, skippedRecords: 1 });
+    const saved = await store.getJob('ch', 'j-skip');
+    expect([saved?.rowsWritten, saved?.skippedRecords]).toEqual([7, 3]);
+  });
+
   it('transitions conditionally: a canceled export never becomes completed', async () => {
     expect(await store.setStatus('ch', 'j1', 'running', ['queued'])).toBe(true);
     expect(await store.setStatus('ch', 'j1', 'canceled', ['queued', 'running', 'finalizing'])).toBe(true);

@@ -153,7 +153,9 @@ export class DynamoExportStore implements ExportStore {
     );
   }
 
-  async markChunkDone(channelId: string, exportId: string, chunkId: string, meta: { rowCount: number }): Promise<ChunkDoneResult> {
+  async markChunkDone(channelId: string, exportId: string, chunkId: string, meta: { rowCount: number; skippedRecords?: number }): Promise<ChunkDoneResult> {
+    // Only when there are some: a job without skipped records keeps no attribute for them.
+    const skipped = meta.skippedRecords !== undefined && meta.skippedRecords > 0 ? meta.skippedRecords : 0;
     try {
       const result = await this.ddb.send(
         new UpdateCommand({
@@ -161,7 +163,7 @@ export class DynamoExportStore implements ExportStore {
           Key: { pk: jobPk(exportId), sk: JOB_SK },
           // The set add and the counters change in one conditional write: the counters can
           // never drift from the set, and a chunk already in the set changes nothing.
-          UpdateExpression: 'ADD doneChunks :set, chunksDone :one, rowsWritten :rows SET updatedAt = :now',
+          UpdateExpression: `ADD doneChunks :set, chunksDone :one, rowsWritten :rows${skipped > 0 ? ', skippedRecords :skipped' : ''} SET updatedAt = :now`,
           ConditionExpression: 'channelId = :ch AND (attribute_not_exists(doneChunks) OR NOT contains(doneChunks, :id))',
           ExpressionAttributeValues: {
             ':set': new Set([chunkId]),
@@ -170,6 +172,7 @@ export class DynamoExportStore implements ExportStore {
             ':now': this.now().toISOString(),
             ':ch': channelId,
             ':id': chunkId,
+            ...(skipped > 0 ? { ':skipped': skipped } : {}),
           },
           ReturnValues: 'ALL_NEW',
         }),

@@ -12,6 +12,8 @@ export type ExportView = {
   updatedAt: string;
   progress: { chunksDone: number; chunksTotal: number; rowsWritten: number; percent: number };
   rowCount?: number;
+  /** Source records left out for lack of an id (see ExportJob.skippedRecords); absent when none. */
+  skippedRecords?: number;
   fileName?: string;
   fileSize?: number;
   sha256?: string;
@@ -44,6 +46,7 @@ export function toExportView(stored: ExportJob, baseUrl: string, link: string | 
     links: { self, ...(active ? { cancel: `${self}/cancel` } : {}) },
   };
   if (job.rowCount !== undefined) view.rowCount = job.rowCount;
+  if (job.skippedRecords !== undefined && job.skippedRecords > 0) view.skippedRecords = job.skippedRecords;
   if (job.status === 'completed' || job.status === 'expired') {
     if (job.fileName !== undefined) view.fileName = job.fileName;
     if (job.fileSize !== undefined) view.fileSize = job.fileSize;

@@ -163,6 +163,8 @@ export interface CaseRowContext {
   deskBaseUrl?: string;
   /** Custom chat-profile keys, as passed to `caseColumns`. */
   profileKeys?: ProfileKeyList;
+  /** The export's zone: a `date` profile value held as date-only or offset-less text is read in it. Default UTC. */
+  timeZone?: string;
 }
 
 export const DEFAULT_DESK_BASE_URL = 'https://desk.channel.io/#';
@@ -173,6 +175,7 @@ interface PreparedCaseContext {
   teams: Map<string, string>;
   managers: Map<string, string>;
   profile: { column: string; key: string; type: ProfileKeyDef['type'] }[];
+  timeZone: string;
 }
 
 export type CaseRowMapper = (record: CaseRecord) => Row;
@@ -208,6 +211,7 @@ function prepare(ctx: CaseRowContext): PreparedCaseContext {
     profile: activeProfileKeys(ctx.profileKeys ?? [])
       .filter((d) => !FIXED_CHAT_PROFILE_KEYS.has(d.key))
       .map((d) => ({ column: profileColumnKey(d.key), key: d.key, type: d.type })),
+    timeZone: ctx.timeZone ?? 'UTC',
   };
 }
 
@@ -262,7 +266,7 @@ function buildCaseRow(r: CaseRecord, p: PreparedCaseContext): Row {
     userChatId,
     direction: r.direction,
     userChatState: r.userChatState,
-    userChatUrl: p.urlPrefix + encodeURIComponent(userChatId),
+    userChatUrl: userChatId == null ? null : p.urlPrefix + encodeURIComponent(userChatId),
     teamId,
     teamName: teamId == null ? null : (p.teams.get(teamId) ?? null),
     assigneeId,
@@ -303,7 +307,7 @@ function buildCaseRow(r: CaseRecord, p: PreparedCaseContext): Row {
     const defs = p.profile;
     for (let i = 0; i < defs.length; i++) {
       const d = defs[i]!;
-      row[d.column] = toProfileCell(profile[d.key], d.type);
+      row[d.column] = toProfileCell(profile[d.key], d.type, p.timeZone);
     }
   }
   return row;

@@ -5,15 +5,20 @@ import { activeProfileKeys, profileColumnKey, profileColumnType, toProfileCell }
 /** Sheet name of the contacts export (S9). */
 export const USERS_SHEET_NAME = 'User data';
 
-type Def = readonly [key: string, type: ColumnType, width?: number];
+type Def = readonly [key: string, type: ColumnType, width?: number, header?: string];
 
-/** S9 / C5 fixed columns, in order; the workspace's profile keys follow. */
+/**
+ * S9 / C5 fixed columns, in order; the workspace's profile keys follow. Name, mobile number and
+ * e-mail are profile values in the product and its help articles point readers to the
+ * "profile.email" column (S9), so those headers say `profile.*`; the row keys stay short (they
+ * are also the filter's field names and the import format's keys).
+ */
 const USER_COLUMN_DEFS: readonly Def[] = [
   ['id', 'string', 26],
   ['memberId', 'string', 16],
-  ['name', 'string', 16],
-  ['mobileNumber', 'string', 16],
-  ['email', 'string', 26],
+  ['name', 'string', 16, 'profile.name'],
+  ['mobileNumber', 'string', 16, 'profile.mobileNumber'],
+  ['email', 'string', 26, 'profile.email'],
   ['member', 'boolean', 8],
   ['tags', 'string', 20],
   ['lastSeenAt', 'date', 20],
@@ -26,12 +31,20 @@ const USER_COLUMN_DEFS: readonly Def[] = [
 
 export const USER_COLUMN_KEYS: readonly string[] = USER_COLUMN_DEFS.map((d) => d[0]);
 
+/**
+ * Workspace profile keys the fixed columns already show (`profile.name` ...): a custom column of
+ * the same name would repeat the header. Their stored value fills the fixed cell when the
+ * record's own field is empty.
+ */
+const FIXED_PROFILE_KEYS: ReadonlySet<string> = new Set(['name', 'mobileNumber', 'email']);
+
 /** Fixed columns, then `profile.*` in the configured order with archived keys left out (C5). */
 export function userColumns(profileSchema: ProfileSchema | readonly ProfileKeyDef[] | undefined): ColumnSpec[] {
-  const columns: ColumnSpec[] = USER_COLUMN_DEFS.map(([key, type, width]) =>
-    width === undefined ? { key, header: key, type } : { key, header: key, type, width },
+  const columns: ColumnSpec[] = USER_COLUMN_DEFS.map(([key, type, width, header = key]) =>
+    width === undefined ? { key, header, type } : { key, header, type, width },
   );
   for (const def of activeProfileKeys(profileKeysOf(profileSchema))) {
+    if (FIXED_PROFILE_KEYS.has(def.key)) continue;
     const key = profileColumnKey(def.key);
     columns.push({ key, header: key, type: profileColumnType(def.type), width: 16 });
   }
@@ -45,17 +58,25 @@ function profileKeysOf(schema: ProfileSchema | readonly ProfileKeyDef[] | undefi
 
 export type UserRowMapper = (user: UserRecord) => Row;
 
+export interface UserRowOptions {
+  /** The export's zone: a `date` profile value held as date-only or offset-less text is read in it. Default UTC. */
+  timeZone?: string;
+}
+
 /** Prepares the profile columns once; the returned mapper does per-record work only. */
-export function createUserRowMapper(profileSchema: ProfileSchema | readonly ProfileKeyDef[] | undefined): UserRowMapper {
-  const profile = activeProfileKeys(profileKeysOf(profileSchema)).map((d) => ({
-    column: profileColumnKey(d.key),
-    key: d.key,
-    type: d.type,
-  }));
+export function createUserRowMapper(profileSchema: ProfileSchema | readonly ProfileKeyDef[] | undefined, options: UserRowOptions = {}): UserRowMapper {
+  const timeZone = options.timeZone ?? 'UTC';
+  const profile = activeProfileKeys(profileKeysOf(profileSchema))
+    .filter((d) => !FIXED_PROFILE_KEYS.has(d.key))
+    .map((d) => ({
+      column: profileColumnKey(d.key),
+      key: d.key,
+      type: d.type,
+    }));
   return (user) => {
     const row = baseRow(user);
     const values = user.profile;
-    if (values) for (const d of profile) row[d.column] = toProfileCell(values[d.key], d.type);
+    if (values) for (const d of profile) row[d.column] = toProfileCell(values[d.key], d.type, timeZone);
     return row;
   };
 }
@@ -81,6 +102,7 @@ export function toUserRow(user: UserRecord, profileSchema?: ProfileSchema | read
   const values = user.profile;
   if (values) {
     for (const key in values) {
+      if (FIXED_PROFILE_KEYS.has(key)) continue;
       const v = values[key];
       row[profileColumnKey(key)] = Array.isArray(v) ? v.join(', ') : (v as CellValue);
     }
@@ -88,13 +110,21 @@ export function toUserRow(user: UserRecord, profileSchema?: ProfileSchema | read
   return row;
 }
 
+/** The record's own field, else a text value of the same name in its profile. */
+function fixedText(own: string | null | undefined, profile: UserRecord['profile'] | undefined, key: string): string | null | undefined {
+  if (own !== null && own !== undefined && own !== '') return own;
+  const v = profile ? profile[key] : undefined;
+  return typeof v === 'string' && v !== '' ? v : own;
+}
+
 function baseRow(u: UserRecord): Record<string, CellValue> {
+  const profile = u.profile;
   return {
     id: u.id,
     memberId: u.memberId,
-    name: u.name,
-    mobileNumber: u.mobileNumber,
-    email: u.email,
+    name: fixedText(u.name, profile, 'name'),
+    mobileNumber: fixedText(u.mobileNumber, profile, 'mobileNumber'),
+    email: fixedText(u.email, profile, 'email'),
     member: u.member,
     tags: u.tags && u.tags.length > 0 ? u.tags.join(', ') : null,
     lastSeenAt: u.lastSeenAt,
