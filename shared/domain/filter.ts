@@ -106,6 +106,9 @@ const bound = z.union([z.number().finite(), z.string().min(1).max(64)]);
 export const MAX_IN_VALUES = 100_000;
 const MAX_CONDITIONS = 100;
 const MAX_GROUPS = 50;
+/** Across the whole filter (see filterSchemaFor). */
+export const MAX_TOTAL_CONDITIONS = 200;
+export const MAX_TOTAL_TEXT_CHARS = 2_000;
 
 function conditionSchema(fields: readonly string[]) {
   const field = fieldSchema(fields);
@@ -135,7 +138,31 @@ function filterSchemaFor(fields: readonly string[]) {
     conditions: z.array(condition).max(MAX_CONDITIONS),
     groups: z.array(leafGroup).max(MAX_GROUPS).optional(),
   });
-  return z.strictObject({ join: joinSchema, groups: z.array(group).max(MAX_GROUPS) });
+  return z.strictObject({ join: joinSchema, groups: z.array(group).max(MAX_GROUPS) }).superRefine((filter, ctx) => {
+    // The per-list limits alone allow 50 x (100 + 50 x 100) conditions, each evaluated on up to
+    // 1,000,000 rows: a single request could keep chunk workers busy for minutes of CPU a chunk.
+    // A dashboard filter has a handful of conditions; these bounds leave room for many more.
+    let conditions = 0;
+    let textChars = 0;
+    const count = (list: readonly { op: string; value?: unknown }[]) => {
+      conditions += list.length;
+      for (const c of list) if ((c.op === 'contains' || c.op === 'startsWith') && typeof c.value === 'string') textChars += c.value.length;
+    };
+    for (const g of filter.groups) {
+      count(g.conditions);
+      for (const inner of g.groups ?? []) count(inner.conditions);
+    }
+    if (conditions > MAX_TOTAL_CONDITIONS) {
+      ctx.addIssue({ code: 'custom', path: ['groups'], message: `at most ${MAX_TOTAL_CONDITIONS} conditions in a filter (this one has ${conditions})` });
+    }
+    if (textChars > MAX_TOTAL_TEXT_CHARS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['groups'],
+        message: `contains/startsWith texts may total at most ${MAX_TOTAL_TEXT_CHARS} characters in a filter (these total ${textChars})`,
+      });
+    }
+  });
 }
 
 export const casesFilterSchema = filterSchemaFor(CASE_FILTER_FIELDS);

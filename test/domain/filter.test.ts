@@ -198,6 +198,24 @@ describe('C2 rejects unknown fields and operators naming the path', () => {
     expect(err.message).toMatch(/unknown field/);
   });
 
+  it('bounds the work one filter can ask for: total conditions and total contains/startsWith text', async () => {
+    const cond = (i: number) => ({ field: 'name', op: 'contains', value: `needle-${i}` });
+    const groups = (n: number) => Array.from({ length: Math.ceil(n / 100) }, (_u, g) => ({
+      join: 'or', conditions: Array.from({ length: Math.min(100, n - g * 100) }, (_v, i) => cond(g * 100 + i)),
+    }));
+    expect(() => compileFilter({ join: 'or', groups: groups(200) }, 'users', { now })).not.toThrow();
+    const tooMany = fail({ join: 'or', groups: groups(201) });
+    expect(tooMany.field).toBe('filter.groups');
+    expect(tooMany.message).toMatch(/at most 200 conditions/);
+    // 1,400 never-matching contains conditions cost ~35x a normal row before; each needle may be
+    // 1,000 characters, but together at most 2,000.
+    const long = (c: string) => ({ field: 'name', op: 'contains', value: c.repeat(700) });
+    const heavy = fail({ join: 'or', groups: [{ join: 'or', conditions: [long('a'), long('b'), long('c')] }] });
+    expect(heavy.field).toBe('filter.groups');
+    expect(heavy.message).toMatch(/total at most 2000 characters/);
+    expect(heavy.message).not.toContain('aaaa');
+  });
+
   it('C2: unknown operator', () => {
     const err = fail(twoConds({ field: 'name', op: 'like', value: 'x' }));
     expect(err.field).toBe('filter.groups[0].conditions[1].op');
