@@ -117,6 +117,33 @@ describe('contacts exports over HTTP, every scope', () => {
   }
 });
 
+describe('refused at request time against the workspace', () => {
+  it('a filter on a profile key the workspace lacks is a 400, a missing segment a 404; no job, no cooldown held', async () => {
+    const token = await managerToken(CHANNEL, 'refused-early');
+    const base = { kind: 'contacts', reason: '점검', password: 'Crm!2025x' };
+    const unknownKey = await http(stack, 'POST', '/v1/exports', {
+      token,
+      body: { ...base, scope: 'filter', filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'profile.noSuchKey', op: 'exists' }] }] } },
+    });
+    expect(unknownKey.status, JSON.stringify(unknownKey.body)).toBe(400);
+    expect(unknownKey.body.error).toMatchObject({ code: 'FILTER_UNKNOWN_FIELD' });
+    const cases = await http(stack, 'POST', '/v1/exports', {
+      token,
+      body: { ...base, kind: 'cases', password: 'Kpi2025', from: '2025-07-01', to: '2025-07-31', filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'profile.noSuchKey', op: 'exists' }] }] } },
+    });
+    expect(cases.status, JSON.stringify(cases.body)).toBe(400);
+    expect(cases.body.error).toMatchObject({ code: 'FILTER_UNKNOWN_FIELD' });
+    const segment = await http(stack, 'POST', '/v1/exports', { token, body: { ...base, scope: 'segment', segmentId: 'no-such-segment' } });
+    expect(segment.status, JSON.stringify(segment.body)).toBe(404);
+    expect(segment.body.error).toMatchObject({ code: 'SEGMENT_NOT_FOUND' });
+    const list = await http(stack, 'GET', '/v1/exports', { token });
+    expect(list.body.items).toEqual([]);
+    // Nothing held the cooldown: the same manager exports at once.
+    const ok = await http(stack, 'POST', '/v1/exports', { token, body: { ...base, scope: 'user', userId: allUsers[0]!.id } });
+    expect(ok.status, JSON.stringify(ok.body)).toBe(202);
+  });
+});
+
 describe('cases export over HTTP', () => {
   it('holds the range’s cases that match the dashboard filter, and exactly the users they reference once each', async () => {
     const from = '2025-07-01';

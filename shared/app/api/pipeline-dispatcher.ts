@@ -1,5 +1,5 @@
 import type { ExportRequest } from '../../domain';
-import { channelSettingsSchema } from '../../domain';
+import { channelSettingsSchema, compileFilter, resolveSegment } from '../../domain';
 import type { ExportStore } from '../../ports/export-store';
 import type { MessageQueue } from '../../ports/message-queue';
 import type { ObjectStore } from '../../ports/object-store';
@@ -7,7 +7,7 @@ import type { WorkspaceSource } from '../../ports/source-data';
 import { createDownloadToken, downloadLink, hashDownloadToken, InvalidDownloadTokenError, verifyDownloadToken } from '../download-link';
 import type { ExportJob, JobRequest } from '../export-job';
 import { buildChunkMessages, planChunks, storeSelectionBatches } from '../plan-chunks';
-import { workspaceSk } from '../workspace-context';
+import { loadSegment, loadWorkspaceContext, workspaceSk } from '../workspace-context';
 import type { DownloadLinks, ExportDispatcher } from './deps';
 
 /** Used when neither the request nor the channel settings name a zone (the product is Korean). */
@@ -41,6 +41,7 @@ export function createPipelineDispatcher(deps: {
   return {
     async plan({ exportId, channelId, request }: { exportId: string; channelId: string; request: ExportRequest }) {
       const timeZone = request.timezone ?? (await channelTimeZone(deps.workspace, channelId));
+      await checkAgainstWorkspace(deps.workspace, channelId, request, timeZone);
       const jobRequest = toJobRequest(request);
       // The count is known before the job exists, so progress is right from the first poll.
       const provisional = { exportId, channelId, kind: request.kind, request: jobRequest, timeZone } as ExportJob;
@@ -55,6 +56,27 @@ export function createPipelineDispatcher(deps: {
       await planChunks(job, {}, { store: deps.store, objects: deps.objects, queue: deps.queue, selectionBatch: deps.selectionBatch });
     },
   };
+}
+
+/**
+ * Refuses now what the chunks would refuse minutes later: a filter naming a profile key the
+ * workspace does not have (or has archived), a stored segment that is gone or no longer valid.
+ * The caller gets a 400/404 naming the field instead of a failed export and a bot message. The
+ * chunks check again: the workspace can change while an export runs.
+ */
+async function checkAgainstWorkspace(workspace: WorkspaceSource, channelId: string, request: ExportRequest, timeZone: string): Promise<void> {
+  const now = new Date();
+  if (request.kind === 'cases') {
+    if (!request.filter) return;
+    const ctx = await loadWorkspaceContext(workspace, channelId);
+    compileFilter(request.filter, 'cases', { now, timeZone, profileSchema: ctx.chatProfileSchema });
+    return;
+  }
+  if (request.scope !== 'filter' && request.scope !== 'segment') return;
+  const ctx = await loadWorkspaceContext(workspace, channelId);
+  const filter =
+    request.scope === 'filter' ? request.filter : resolveSegment(await loadSegment(workspace, channelId, request.segmentId), request.segmentId);
+  compileFilter(filter, 'users', { now, timeZone, profileSchema: ctx.userProfileSchema, ...(request.query ? { query: request.query } : {}) });
 }
 
 async function channelTimeZone(workspace: WorkspaceSource, channelId: string): Promise<string> {
