@@ -46,11 +46,12 @@ export function createApiHandler(getRuntime: () => Promise<ApiRuntime>) {
           // Name, message, code and stack go to the log only (the client gets a generic message
           // and the request id). Not the whole error: a logger copies every enumerable property,
           // and an SDK error can carry the request's parameters.
-          const e = request.error as { name?: unknown; message?: unknown; code?: unknown; stack?: unknown } | null;
-          runtime?.logger.error('request failed', {
-            requestId,
-            error: { name: String(e?.name), message: String(e?.message), ...(e?.code !== undefined ? { code: String(e.code) } : {}), stack: String(e?.stack) },
-          });
+          const e = request.error as unknown;
+          const error =
+            e instanceof Error
+              ? { name: e.name, message: e.message, ...((e as { code?: unknown }).code !== undefined ? { code: String((e as { code?: unknown }).code) } : {}), stack: e.stack }
+              : { message: String(e) };
+          runtime?.logger.error('request failed', { requestId, error });
         } else {
           runtime?.logger.info('request refused', { requestId, status, code: (request.error as { code?: string } | null)?.code });
         }

@@ -107,6 +107,30 @@ describe('DynamoAuditLog on dynalite', () => {
     expect(few?.downloads).toHaveLength(2);
   });
 
+  it('ends a page early when its entries would pass the response budget, and the cursor carries on after the last one', async () => {
+    const at = (i: number) => new Date(Date.UTC(2026, 5, 1) + i * 60_000).toISOString();
+    for (let i = 0; i < 5; i += 1) {
+      await audit.append({
+        type: 'requested', exportId: `big-${i}`, channelId: 'ch-big', at: at(i), managerId: 'm', managerName: 'Kim', kind: 'contacts', scope: 'filter',
+        // Quotes are escaped twice on the way out (the body, then the proxy response).
+        filters: { query: '"'.repeat(20_000) }, reason: 'r',
+      });
+    }
+    const small = new DynamoAuditLog(dynamo.doc, 'audit', 'gsi1', 150_000);
+    const seen: string[] = [];
+    const sizes: number[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await small.query({ channelId: 'ch-big', limit: 50, ...(cursor ? { cursor } : {}) });
+      sizes.push(page.items.length);
+      seen.push(...page.items.map((e) => e.exportId));
+      cursor = page.cursor;
+    } while (cursor);
+    // ~80 kB an entry escaped twice: one entry fits 150 kB, a second would not.
+    expect(sizes.every((n) => n === 1)).toBe(true);
+    expect(seen).toEqual(['big-4', 'big-3', 'big-2', 'big-1', 'big-0']);
+  });
+
   it('refuses a cursor with empty key parts (DynamoDB would reject it: a 500)', async () => {
     const forged = Buffer.from(JSON.stringify({ pk: 'EXPORT#e1', sk: '', gsi1pk: 'CHANNEL#ch1', gsi1sk: '' })).toString('base64url');
     await expect(audit.query({ channelId: 'ch1', limit: 1, cursor: forged })).rejects.toBeInstanceOf(InvalidAuditCursorError);
@@ -115,7 +139,7 @@ describe('DynamoAuditLog on dynalite', () => {
   it('never rewrites an item: the table holds every appended event once', async () => {
     const scan = await dynamo.doc.send(new ScanCommand({ TableName: 'audit' }));
     // 8 requested + 1 completed (the second is refused) + 2 downloads + 1 failed, the 450
-    // requested of the paging test and the 131 items of the flooded link.
-    expect(scan.Items).toHaveLength(12 + 450 + 131);
+    // requested of the paging test, the 131 items of the flooded link and 5 large entries.
+    expect(scan.Items).toHaveLength(12 + 450 + 131 + 5);
   });
 });

@@ -43,6 +43,9 @@ const cursorSchema = z.strictObject({
  * matches still missing would read one item per call when matches are rare.
  */
 const FILTERED_PAGE_ITEMS = 200;
+/** Bytes of a page as the proxy response carries it (escaped twice); Lambda's limit is 6 MB. */
+const PAGE_BYTE_BUDGET = 4_500_000;
+
 /** Reads per call before a short page is returned with its cursor (API Gateway waits 29 s). */
 const MAX_QUERIES_PER_CALL = 25;
 
@@ -58,6 +61,8 @@ export class DynamoAuditLog implements AuditLog {
     private readonly client: DynamoDBDocumentClient,
     private readonly tableName: string,
     private readonly gsiName = 'gsi1',
+    /** Tests lower it to see a page end early without writing megabytes. */
+    private readonly pageByteBudget = PAGE_BYTE_BUDGET,
   ) {}
 
   async append(input: AuditEvent): Promise<void> {
@@ -67,10 +72,7 @@ export class DynamoAuditLog implements AuditLog {
         ? `2#downloaded#${event.at}#${randomBytes(6).toString('hex')}`
         : ONCE_SORT_KEYS[event.type];
     const item: Record<string, unknown> = { pk: `EXPORT#${event.exportId}`, sk, ...stripUndefined(event) };
-    if (event.type === 'requested') {
-      item.gsi1pk = `CHANNEL#${event.channelId}`;
-      item.gsi1sk = `${new Date(event.at).toISOString()}#${event.exportId}`;
-    }
+    if (event.type === 'requested') Object.assign(item, requestedKey(event));
     try {
       await this.client.send(
         new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }),
@@ -134,6 +136,18 @@ export class DynamoAuditLog implements AuditLog {
     }
 
     const items = await Promise.all(requested.map((event) => this.assembleEntry(event)));
+    // A page must fit Lambda's 6 MB response once API Gateway's proxy format has escaped the
+    // body again: entries carry filters (up to 100 kB) and link uses whose text the link's
+    // holder chose. A page that would pass the budget ends early, with the cursor after its last
+    // entry (at least one entry per page, which alone stays far below it).
+    let bytes = 0;
+    for (let i = 0; i < items.length; i++) {
+      bytes += Buffer.byteLength(JSON.stringify(JSON.stringify(items[i])));
+      const event = requested[i - 1];
+      if (bytes > this.pageByteBudget && i > 0 && event) {
+        return { items: items.slice(0, i), cursor: encodeCursor(requestedKey(event)) };
+      }
+    }
     return { items, ...(cursorKey ? { cursor: encodeCursor(cursorKey) } : {}) };
   }
 
@@ -245,6 +259,16 @@ export function assembleAuditEntry(requested: StoredAuditEvent, events: readonly
   // The most recent ones, when the caller handed in more (the fake keeps every event).
   if (entry.downloads.length > MAX_LISTED_DOWNLOADS) entry.downloads = entry.downloads.slice(-MAX_LISTED_DOWNLOADS);
   return entry;
+}
+
+/** A `requested` item's table and index keys: how it is written, and a cursor just after it. */
+function requestedKey(event: { exportId: string; channelId: string; at: string }): Record<string, string> {
+  return {
+    pk: `EXPORT#${event.exportId}`,
+    sk: ONCE_SORT_KEYS.requested,
+    gsi1pk: `CHANNEL#${event.channelId}`,
+    gsi1sk: `${new Date(event.at).toISOString()}#${event.exportId}`,
+  };
 }
 
 /** The GSI's start key for an item: its table key plus its index key. */
