@@ -1,12 +1,11 @@
 import { z } from 'zod';
-import { ConfigError, numberSetting, positiveIntSetting } from './config';
+import { ConfigError, cooldownMinutesSetting, positiveIntSetting } from './config';
 
 /**
  * The api function's own settings (beside shared/config.ts, which every function reads).
  * Read once at cold start; an error names the variable.
  */
 const positiveInt = positiveIntSetting();
-const cooldownMinutes = numberSetting(z.number({ error: 'must be a number' }).int().min(0).max(24 * 60));
 
 export const apiConfigSchema = z.object({
   JWT_ISSUER: z.string().min(1).optional(),
@@ -29,8 +28,8 @@ export const apiConfigSchema = z.object({
    * Whole minutes (C8 says 30 for contacts; cases follow it by default). An explicit 0 turns a
    * kind's cooldown off; an empty or mistyped value fails at start instead of turning it off.
    */
-  COOLDOWN_MINUTES_CASES: cooldownMinutes.optional(),
-  COOLDOWN_MINUTES_CONTACTS: cooldownMinutes.optional(),
+  COOLDOWN_MINUTES_CASES: cooldownMinutesSetting.optional(),
+  COOLDOWN_MINUTES_CONTACTS: cooldownMinutesSetting.optional(),
   /** Key-derivation spin count (ECMA-376 default 100,000); only tests lower it. */
   KEY_SPIN_COUNT: positiveInt.optional(),
 });

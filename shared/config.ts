@@ -14,13 +14,19 @@ const NUMBER_TEXT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
  * (cdk.json). Not z.coerce.number(): it reads '' and ' ' as 0, '0x10' as 16 and 'Infinity' as
  * Infinity, so an empty variable would quietly become 0 (a 0-minute cooldown turns rule C8 off).
  */
-export function numberSetting<T extends z.ZodType<number>>(schema: T) {
-  return z.preprocess((value) => (typeof value === 'string' && NUMBER_TEXT.test(value.trim()) ? Number(value) : value), schema);
+export function intSetting(min: number, max: number) {
+  return z.preprocess(
+    (value) => (typeof value === 'string' && NUMBER_TEXT.test(value.trim()) ? Number(value) : value),
+    z.number({ error: 'must be a number' }).int().min(min).max(max),
+  );
 }
 
 export function positiveIntSetting(max = Number.MAX_SAFE_INTEGER) {
-  return numberSetting(z.number({ error: 'must be a number' }).int().positive().max(max));
+  return intSetting(1, max);
 }
+
+/** C8's window in whole minutes, for the api's env and the CDK context alike; 0 turns it off. */
+export const cooldownMinutesSetting = intSetting(0, 24 * 60);
 
 const positiveInt = positiveIntSetting();
 
@@ -65,7 +71,7 @@ export const configSchema = z.object({
   CLAIM_WAIT_MS: positiveInt.default(DEFAULT_CLAIM_WAIT_MS),
   /** The notifier's POST attempts per delivery, and the first pause between them (doubled). */
   NOTIFY_ATTEMPTS: positiveIntSetting(10).default(3),
-  NOTIFY_BACKOFF_MS: numberSetting(z.number({ error: 'must be a number' }).int().min(0).max(10_000)).default(250),
+  NOTIFY_BACKOFF_MS: intSetting(0, 10_000).default(250),
   /** Endpoints of the local emulators; unset on AWS. */
   DYNAMODB_ENDPOINT: z.string().url().optional(),
   S3_ENDPOINT: z.string().url().optional(),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { numberSetting, positiveIntSetting } from '../../shared/config';
+import { cooldownMinutesSetting, intSetting, positiveIntSetting } from '../../shared/config';
 
 /**
  * Deploy-time settings, read from CDK context (`cdk.json` or `-c key=value`). Validated here so a
@@ -7,7 +7,6 @@ import { numberSetting, positiveIntSetting } from '../../shared/config';
  */
 const httpsUrl = z.url({ protocol: /^https$/ });
 const positiveInt = positiveIntSetting();
-const cooldownMinutes = numberSetting(z.number({ error: 'must be a number' }).int().min(0).max(24 * 60));
 
 export const stackConfigSchema = z.object({
   /** The admin UI's origin: the only origin CORS allows. */
@@ -24,13 +23,13 @@ export const stackConfigSchema = z.object({
   stageName: z.string().regex(/^[A-Za-z0-9_]+$/, 'letters, digits and _ only').default('prod'),
   linkTtlDays: positiveIntSetting(30).default(7),
   /** Whole minutes, 0 = off (the api's COOLDOWN_MINUTES_*; default 30). */
-  cooldownMinutesCases: cooldownMinutes.optional(),
-  cooldownMinutesContacts: cooldownMinutes.optional(),
+  cooldownMinutesCases: cooldownMinutesSetting.optional(),
+  cooldownMinutesContacts: cooldownMinutesSetting.optional(),
   /** Steady-state requests per second and burst for the whole stage. */
   throttleRateLimit: positiveInt.default(50),
   throttleBurstLimit: positiveInt.default(100),
   /** Chunk workers at once (see the comment at the chunk event source for the reasoning). */
-  chunkConcurrency: numberSetting(z.number({ error: 'must be a number' }).int().min(2).max(1000)).default(40),
+  chunkConcurrency: intSetting(2, 1000).default(40),
   /** Optional: e-mail subscribed to the alarm topic. */
   alarmEmail: z.email().optional(),
   /** Log retention for functions and API access logs, in days. */
