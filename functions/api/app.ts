@@ -26,6 +26,16 @@ export type ApiRuntime = {
 const MAX_JSON_BYTES = 6 * 1024 * 1024;
 
 /**
+ * Name, message, code and stack. Not the whole error: a logger copies every enumerable property,
+ * and an SDK error can carry the request's parameters.
+ */
+function errorForLog(e: unknown): { name?: string; message: string; code?: string; stack?: string | undefined } {
+  if (!(e instanceof Error)) return { message: String(e) };
+  const code: unknown = (e as { code?: unknown }).code;
+  return { name: e.name, message: e.message, ...(code !== undefined ? { code: String(code) } : {}), stack: e.stack };
+}
+
+/**
  * The api Lambda: one middy handler for every route of the REST API's `/{proxy+}` resource.
  * Thin: parse, authenticate, call one use case, shape the response. Errors are mapped once,
  * in onError, so every route answers errors in the same JSON form.
@@ -43,15 +53,8 @@ export function createApiHandler(getRuntime: () => Promise<ApiRuntime>) {
           return undefined;
         });
         if (status >= 500) {
-          // Name, message, code and stack go to the log only (the client gets a generic message
-          // and the request id). Not the whole error: a logger copies every enumerable property,
-          // and an SDK error can carry the request's parameters.
-          const e = request.error as unknown;
-          const error =
-            e instanceof Error
-              ? { name: e.name, message: e.message, ...((e as { code?: unknown }).code !== undefined ? { code: String((e as { code?: unknown }).code) } : {}), stack: e.stack }
-              : { message: String(e) };
-          runtime?.logger.error('request failed', { requestId, error });
+          // The client gets a generic message and the request id; the details go to the log only.
+          runtime?.logger.error('request failed', { requestId, error: errorForLog(request.error) });
         } else {
           runtime?.logger.info('request refused', { requestId, status, code: (request.error as { code?: string } | null)?.code });
         }

@@ -13,6 +13,7 @@ import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store';
 import { resolveSecret } from '../../shared/adapters/aws/secrets';
 import { SqsMessageQueue } from '../../shared/adapters/aws/sqs-message-queue';
 import { getConfig } from '../../shared/config';
+import { SERVICE_NAME } from '../../shared/metric-names';
 import { parseApiConfig } from '../../shared/config-api';
 import { createPolicyConfig } from '../../shared/domain';
 import { systemClock, type Clock } from '../../shared/ports/clock';
@@ -23,7 +24,7 @@ import type { ApiRuntime } from './app';
  * Composition root of the api function: configuration and adapters built once per process
  * (cold start) and reused by every invocation.
  */
-export const apiLogger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'export-service' });
+export const apiLogger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? SERVICE_NAME });
 
 /** Reads the time through an indirection so the local stack and tests can move it (7-day links). */
 let clock: Clock = systemClock;

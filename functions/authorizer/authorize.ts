@@ -1,8 +1,6 @@
 import type { APIGatewayAuthorizerResult, APIGatewayTokenAuthorizerEvent } from 'aws-lambda';
 import { toAuthorizerContext, UnauthenticatedError, type TokenVerifier, type VerifiedPrincipal } from '../../shared/auth';
 
-export { parseAuthorizerContext } from '../../shared/auth';
-
 /**
  * `arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/{METHOD}/{path}` -> the whole stage.
  * API Gateway caches the policy per token and reuses it for every route, so a policy naming only

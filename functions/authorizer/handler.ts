@@ -2,6 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayAuthorizerResult, APIGatewayTokenAuthorizerEvent } from 'aws-lambda';
 import { z } from 'zod';
 import { createTokenVerifier } from '../../shared/auth';
+import { SERVICE_NAME } from '../../shared/metric-names';
 import { createAuthorize } from './authorize';
 
 /** The authorizer reads only the JWT settings; failing here names the missing variable. */
@@ -11,7 +12,7 @@ const envSchema = z.object({
   JWT_JWKS_URL: z.url(),
 });
 
-const logger = new Logger({ serviceName: 'export-service', logLevel: 'INFO' });
+const logger = new Logger({ serviceName: SERVICE_NAME, logLevel: 'INFO' });
 
 function readEnv(env: Record<string, string | undefined>) {
   const result = envSchema.safeParse(env);

@@ -13,7 +13,7 @@ export const handler = createSqsHandler('chunk', async (record) => {
   metrics.addMetric('chunkSeconds', MetricUnit.Seconds, (Date.now() - started) / 1000);
   if (outcome.status === 'done') metrics.addMetric('rowsRendered', MetricUnit.Count, outcome.rows);
   if (outcome.status === 'duplicate') metrics.addMetric('duplicateChunks', MetricUnit.Count, 1);
-  if (outcome.invalidRecords > 0) metrics.addMetric('invalidSourceRecords', MetricUnit.Count, outcome.invalidRecords);
+  if (outcome.skippedRecords > 0) metrics.addMetric('skippedSourceRecords', MetricUnit.Count, outcome.skippedRecords);
   if (outcome.repairedRecords > 0) metrics.addMetric('repairedSourceRecords', MetricUnit.Count, outcome.repairedRecords);
   log.info('chunk processed', { chunkId: message.chunkId, status: outcome.status, rows: outcome.rows, seconds: (Date.now() - started) / 1000 });
 });

@@ -19,6 +19,7 @@ import { LocalBot } from './local-bot';
 import { resetClients } from '../../shared/adapters/aws/clients';
 import { resetConfig } from '../../shared/config';
 import { DEFAULT_CLAIM_WAIT_MS } from '../../shared/ports/export-store';
+import { METRICS_NAMESPACE, SERVICE_NAME } from '../../shared/metric-names';
 
 export type FunctionName = 'chunk' | 'finalizer' | 'notifier' | 'dlq';
 type ApiHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
@@ -240,8 +241,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       DYNAMODB_ENDPOINT: emulators.dynamoEndpoint,
       S3_ENDPOINT: emulators.s3Endpoint,
       SQS_ENDPOINT: emulators.sqsEndpoint,
-      POWERTOOLS_SERVICE_NAME: 'export-service',
-      POWERTOOLS_METRICS_NAMESPACE: 'ExportService',
+      POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+      POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
       // Local queues use short visibility timeouts; retries follow them (1, 2, 4 s ...).
       RETRY_BASE_SECONDS: '1',
       CLAIM_WAIT_MS: String(claimWaitMs),

@@ -6,6 +6,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { METRICS_NAMESPACE, RECORD_FAILURES_METRIC, SERVICE_NAME } from '../../shared/metric-names';
 
 export type ServiceAlarmsProps = {
   deadLetterQueues: Record<string, sqs.IQueue>;
@@ -23,10 +24,6 @@ export const OLDEST_CHUNK_AGE_ALARM_SECONDS = 15 * 60;
 
 /** The DLQ consumer handles a dead letter within seconds; one still there after this is stuck. */
 export const DLQ_OLDEST_MESSAGE_ALARM_SECONDS = 10 * 60;
-
-/** What the functions publish their metrics under (Powertools: POWERTOOLS_METRICS_NAMESPACE, serviceName). */
-export const METRICS_NAMESPACE = 'ExportService';
-export const SERVICE_NAME = 'export-service';
 
 /** Alarms on the failure paths of the pipeline, all published to one SNS topic. */
 export class ServiceAlarms extends Construct {
@@ -81,7 +78,7 @@ export class ServiceAlarms extends Construct {
       'the finalizer failed (files are not being assembled)',
       new cloudwatch.Metric({
         namespace: METRICS_NAMESPACE,
-        metricName: 'recordFailures',
+        metricName: RECORD_FAILURES_METRIC,
         dimensionsMap: { service: SERVICE_NAME, function: 'finalizer' },
         period: Duration.minutes(5),
         statistic: 'Sum',

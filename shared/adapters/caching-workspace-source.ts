@@ -1,13 +1,13 @@
 import type { RawItem, WorkspaceSource } from '../ports/source-data';
 
+/** Past this many entries, expired ones are dropped before another is added. */
+const MAX_ENTRIES = 1024;
+
 /**
  * Workspace settings change rarely and every chunk of an export reads the same four items, so
  * a warm Lambda keeps them for a short while. The finalizer still compares each part's columns
  * fingerprint with its own, so a schema change inside the window cannot misalign a file.
  */
-/** Past this many entries, expired ones are dropped before another is added. */
-const MAX_ENTRIES = 1024;
-
 export class CachingWorkspaceSource implements WorkspaceSource {
   private readonly items = new Map<string, { at: number; value: Promise<RawItem | null> }>();
 

@@ -32,11 +32,6 @@ export function exportFileName(job: Pick<ExportJob, 'kind' | 'request' | 'export
   return `Contacts_${job.createdAt.slice(0, 10)}_${job.exportId}.xlsx`;
 }
 
-/**
- * Parts are read in order; fetching the next one while the engine consumes the current hides
- * S3's per-request latency (hundreds of parts at tens of ms each) at the cost of holding at
- * most two parts in memory.
- */
 /** A stored part whose bytes are not the ones its meta describes (see StoredPartMeta.dataCrc32). */
 export class PartMismatchError extends Error {
   constructor(part: string) {
@@ -45,6 +40,11 @@ export class PartMismatchError extends Error {
   }
 }
 
+/**
+ * Parts are read in order; fetching the next one while the engine consumes the current hides
+ * S3's per-request latency (hundreds of parts at tens of ms each) at the cost of holding at
+ * most two parts in memory.
+ */
 function createPrefetchingReader(
   deps: FinalizeDeps,
   exportId: string,

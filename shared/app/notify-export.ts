@@ -6,6 +6,7 @@ import type { PipelineLog } from '../ports/pipeline-log';
 import type { ExportJob } from './export-job';
 import type { NotifyMessage } from './messages';
 import { createDownloadToken, downloadLink } from './download-link';
+import { acquireLease } from './pipeline-steps';
 
 export type NotifyDeps = {
   store: ExportStore;
@@ -22,20 +23,10 @@ export type NotifyDeps = {
   sleep?: (ms: number) => Promise<void>;
   /**
    * How long a delivery that finds another one posting waits for it (default 2 s) before
-   * throwing NotifyBusyError so SQS brings it back; polled every 250 ms.
+   * throwing LeaseBusyError so SQS brings it back (acquireLease).
    */
   leaseWaitMs?: number;
 };
-
-/** Another delivery of this notification holds the post: the message comes back later and finds it sent. */
-export class NotifyBusyError extends Error {
-  constructor(exportId: string) {
-    super(`another delivery is notifying the bot about export ${exportId}`);
-    this.name = 'NotifyBusyError';
-  }
-}
-
-const LEASE_POLL_MS = 250;
 
 export type BotEvent = {
   type: 'export.completed' | 'export.failed';
@@ -142,8 +133,9 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
     link = downloadLink(deps.publicBaseUrl, createDownloadToken({ exportId: job.exportId, expiresAt: new Date(job.expiresAt) }, deps.linkSigningSecret));
   }
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
-  const lease = await takeNotifyLease(job, deps, sleep);
-  if (lease === 'notified') return { status: 'skipped', attempts: 0 };
+  // A holder's `notifiedAt` means it posted: this delivery has nothing left to do.
+  const lease = await acquireLease(deps, job, 'notifyClaim', { isDone: (j) => !!j.notifiedAt, waitMs: deps.leaseWaitMs ?? 2_000, sleep });
+  if (lease === undefined) return { status: 'skipped', attempts: 0 };
 
   const event = buildBotEvent(job, message.event, link);
   const attempts = deps.attempts ?? 3;
@@ -179,22 +171,4 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
     .releaseClaim(job.channelId, job.exportId, 'notifyClaim', lease)
     .catch((e: unknown) => deps.log.warn('notify lease not given back', { exportId: job.exportId, error: e instanceof Error ? e.name : 'unknown' }));
   throw new Error(`bot webhook failed after ${attempts} attempts: ${lastError}`);
-}
-
-/**
- * Takes the `notifyClaim` lease, or waits briefly for the delivery that holds it: returns the
- * token, 'notified' once `notifiedAt` is set, and throws NotifyBusyError when the holder is
- * still at it after the wait (the lease lapses after CLAIM_LEASE_MS, so a dead holder is taken
- * over by a later retry).
- */
-async function takeNotifyLease(job: ExportJob, deps: NotifyDeps, sleep: (ms: number) => Promise<void>): Promise<string | 'notified'> {
-  const waitMs = deps.leaseWaitMs ?? 2_000;
-  for (let waited = 0; ; waited += LEASE_POLL_MS) {
-    const token = await deps.store.claimLease(job.channelId, job.exportId, 'notifyClaim');
-    if (token) return token;
-    const now = await deps.store.getJob(job.channelId, job.exportId);
-    if (!now || now.notifiedAt) return 'notified';
-    if (waited >= waitMs) throw new NotifyBusyError(job.exportId);
-    await sleep(LEASE_POLL_MS);
-  }
 }

@@ -1,7 +1,7 @@
 import type { AuditEvent, AuditLog } from '../ports/audit-log';
 import type { CooldownStore } from '../ports/cooldown-store';
 import { cooldownKey } from '../domain';
-import type { ExportStore } from '../ports/export-store';
+import type { ExportStore, LeaseFlag } from '../ports/export-store';
 import type { MessageQueue } from '../ports/message-queue';
 import type { ObjectStore } from '../ports/object-store';
 import type { Clock } from '../ports/clock';
@@ -53,11 +53,10 @@ export async function failExport(deps: StepDeps, job: FailingJob, error: JobErro
  * worst a concurrent run can cause is a second notify message, which the notifier's lease and
  * `notifiedAt` absorb. Does nothing for an export in any other state, or already announced.
  */
-export async function resumeFollowUps(deps: StepDeps, job: ExportJob): Promise<boolean> {
-  if (job.notifyEnqueued || (job.status !== 'failed' && job.status !== 'completed')) return false;
+export async function resumeFollowUps(deps: StepDeps, job: ExportJob): Promise<void> {
+  if (job.notifyEnqueued || (job.status !== 'failed' && job.status !== 'completed')) return;
   deps.log.info('finishing the steps after the final transition', { exportId: job.exportId, status: job.status });
   await runFollowUps(deps, { ...job, status: job.status });
-  return true;
 }
 
 /** What a failed or completed export owes, each step built from the job alone (see terminalAuditEvent). */
@@ -106,7 +105,7 @@ export async function runFollowUps(deps: StepDeps, job: FinishedJob): Promise<vo
  * and any retry append identical facts (the audit log keeps the first write of each anyway).
  * Jobs failed before `failedAt` existed fall back to the clock.
  */
-export function terminalAuditEvent(job: FinishedJob, clock: Clock): AuditEvent | undefined {
+function terminalAuditEvent(job: FinishedJob, clock: Clock): AuditEvent | undefined {
   const ids = { exportId: job.exportId, channelId: job.channelId };
   if (job.status === 'failed') {
     const error = job.error ?? { code: 'EXPORT_FAILED', message: 'the export failed' };
@@ -142,19 +141,50 @@ async function releaseCooldown(deps: StepDeps, failing: FailingJob): Promise<voi
   }
 }
 
-export async function enqueueNotify(
-  deps: Pick<StepDeps, 'queue' | 'store'>,
-  job: Pick<ExportJob, 'exportId' | 'channelId'>,
-  event: NotifyMessage['event'],
-): Promise<void> {
-  const message: NotifyMessage = { type: 'notify', exportId: job.exportId, channelId: job.channelId, event };
-  await deps.queue.send('notify', message);
-  await deps.store.updateProgress(job.channelId, job.exportId, { notifyEnqueued: true });
-}
-
 /** Sends the finalize message, then records that it was sent (a retry seeing the flag sends nothing). */
 export async function enqueueFinalize(deps: Pick<StepDeps, 'queue' | 'store'>, job: Pick<ExportJob, 'exportId' | 'channelId'>): Promise<void> {
   const message: FinalizeMessage = { type: 'finalize', exportId: job.exportId, channelId: job.channelId };
   await deps.queue.send('finalize', message);
   await deps.store.updateProgress(job.channelId, job.exportId, { finalizeEnqueued: true });
+}
+
+const LEASE_POLL_MS = 250;
+
+/** The lease is held by another delivery that has not finished its step: retry this one later. */
+export class LeaseBusyError extends Error {
+  constructor(exportId: string, claim: LeaseFlag) {
+    super(`export ${exportId}: ${claim} is held by another delivery; retrying later`);
+    this.name = 'LeaseBusyError';
+  }
+}
+
+/**
+ * Takes the lease `claim`, trying again at every poll while another delivery holds it: returns
+ * the token, or undefined once `isDone` says the step is finished (or the job is gone), and
+ * throws LeaseBusyError when neither happens within `waitMs`. A holder that gives the lease
+ * back is taken over at the next poll. Throwing rather than returning lets SQS bring the message
+ * back after its retry delay, by when the holder has finished or (if it died) its lease has
+ * lapsed (CLAIM_LEASE_MS); returning would leave the step undone for ever.
+ *
+ * The wait ends at whichever comes first of the wall clock passing `waitMs` (it bounds the
+ * invocation's time) and the time slept reaching it (so an injected `sleep` that returns at once
+ * still ends the wait).
+ */
+export async function acquireLease(
+  deps: Pick<StepDeps, 'store'>,
+  job: Pick<ExportJob, 'exportId' | 'channelId'>,
+  claim: LeaseFlag,
+  options: { isDone: (job: ExportJob) => boolean; waitMs: number; sleep?: (ms: number) => Promise<void> },
+): Promise<string | undefined> {
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const deadline = Date.now() + options.waitMs;
+  for (let slept = 0; ; slept += LEASE_POLL_MS) {
+    const token = await deps.store.claimLease(job.channelId, job.exportId, claim);
+    if (token !== undefined) return token;
+    // Held, or already done: the claim's condition also fails once the step is recorded.
+    const current = await deps.store.getJob(job.channelId, job.exportId);
+    if (!current || options.isDone(current)) return undefined;
+    if (slept >= options.waitMs || Date.now() >= deadline) throw new LeaseBusyError(job.exportId, claim);
+    await sleep(LEASE_POLL_MS);
+  }
 }

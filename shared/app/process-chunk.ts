@@ -1,11 +1,9 @@
 import {
   checkRowCount,
-  compileFilter,
   createCaseRowMapper,
   createPolicyConfig,
   createUserRowMapper,
   DomainError,
-  resolveSegment,
   safeParseCaseRecord,
   safeParseUserRecord,
   salvageCaseRecord,
@@ -19,8 +17,8 @@ import type { CasesSource, RawItem, UsersSource, WorkspaceSource } from '../port
 import type { ExportJob } from './export-job';
 import { objectKeys, type ChunkMessage } from './messages';
 import { batchIds, sortUserIdsForExport } from './plan-chunks';
-import { enqueueFinalize, failExport, resumeFollowUps, type StepDeps } from './pipeline-steps';
-import { columnsFingerprint, loadSegment, loadWorkspaceContext, sheetColumns, type WorkspaceContext } from './workspace-context';
+import { acquireLease, enqueueFinalize, failExport, resumeFollowUps, type StepDeps } from './pipeline-steps';
+import { columnsFingerprint, compileRequestPredicate, loadWorkspaceContext, sheetColumns, type WorkspaceContext } from './workspace-context';
 
 export type ChunkDeps = StepDeps & {
   cases: CasesSource;
@@ -40,7 +38,7 @@ export type ChunkOutcome = {
    * Records skipped because they have no identity (no id) or are not objects: counted on the
    * job as `skippedRecords`, never logged with values.
    */
-  invalidRecords: number;
+  skippedRecords: number;
   /** Records the source schema rejected that were still written, with their odd values sanitised (record-salvage). */
   repairedRecords: number;
   finalizeEnqueued: boolean;
@@ -75,7 +73,7 @@ const ACTIVE = new Set(['queued', 'running']);
  * a lease (runClaimed) that a failing holder gives back and a dead one lets lapse.
  */
 export async function processChunk(message: ChunkMessage, deps: ChunkDeps, delivery: { receiveCount: number }): Promise<ChunkOutcome> {
-  const outcome: ChunkOutcome = { status: 'skipped', rows: 0, invalidRecords: 0, repairedRecords: 0, finalizeEnqueued: false, usersPhasePlanned: false };
+  const outcome: ChunkOutcome = { status: 'skipped', rows: 0, skippedRecords: 0, repairedRecords: 0, finalizeEnqueued: false, usersPhasePlanned: false };
   const job = await deps.store.getJob(message.channelId, message.exportId);
   if (!job) {
     deps.log.warn('chunk for an unknown export: dropped', { exportId: message.exportId, chunkId: message.chunkId });
@@ -96,7 +94,7 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
   // the finalizer reads it, and a same-length part with another CRC corrupts the file silently.
   // It still goes on to the next step, which its first delivery may not have finished. A first
   // delivery that crashed before marking the chunk left it out of the set: the retry renders.
-  const alreadyDone = () => deps.store.isChunkDone?.(job.channelId, job.exportId, message.chunkId) ?? false;
+  const alreadyDone = () => deps.store.isChunkDone(job.channelId, job.exportId, message.chunkId);
   if (await alreadyDone()) return completeChunk(message, deps, delivery, job, 0, outcome);
 
   const ctx = await loadWorkspaceContext(deps.workspace, job.channelId);
@@ -162,7 +160,7 @@ async function completeChunk(
   // Skipped records count with the chunk's first completion only, like its rows: a redelivery adds nothing.
   const done = await deps.store.markChunkDone(job.channelId, job.exportId, message.chunkId, {
     rowCount: counted,
-    ...(outcome.invalidRecords > 0 ? { skippedRecords: outcome.invalidRecords } : {}),
+    skippedRecords: outcome.skippedRecords,
   });
   outcome.rows = rows;
   outcome.status = done.firstTime ? 'done' : 'duplicate';
@@ -212,25 +210,12 @@ async function completeChunk(
   return outcome;
 }
 
-const CLAIM_POLL_MS = 250;
-
-/** The next step is claimed by another delivery that has not finished it: retry this one later. */
-export class NextStepBusyError extends Error {
-  constructor(exportId: string, claim: string) {
-    super(`export ${exportId}: ${claim} is held by another delivery; retrying later`);
-    this.name = 'NextStepBusyError';
-  }
-}
-
 /**
  * Runs `step` under the lease `claim`, so a slow delivery and its redelivery never both run it.
  * A failing step gives the lease back, so a waiting delivery (or the retry of its message)
- * takes over at once. A delivery that finds the lease held waits briefly, trying the claim
- * again at every poll: it returns once the holder has finished, takes over if the holder gave
- * the lease back, and throws if neither happens in time, so that its message comes back after
- * the retry delay, by when the holder has finished or (if it died) its lease has lapsed.
- * Returning instead would leave the export running for ever whenever the holder dies between
- * claiming and finishing.
+ * takes over at once. A delivery that finds the lease held waits for it (acquireLease): it
+ * returns once the holder has finished, takes over if the holder gave the lease back, and
+ * throws LeaseBusyError if neither happens in time.
  */
 async function runClaimed(
   deps: ChunkDeps,
@@ -239,15 +224,11 @@ async function runClaimed(
   sent: 'usersEnqueued' | 'finalizeEnqueued',
   step: () => Promise<void>,
 ): Promise<boolean> {
-  const deadline = Date.now() + (deps.claimWaitMs ?? DEFAULT_CLAIM_WAIT_MS);
-  let token: string | undefined;
-  while ((token = await deps.store.claimLease(job.channelId, job.exportId, claim)) === undefined) {
-    // Held, or already done: the claim's condition also fails once `sent` is set.
-    const current = await deps.store.getJob(job.channelId, job.exportId);
-    if (!current || !ACTIVE.has(current.status) || current[sent]) return false;
-    if (Date.now() >= deadline) throw new NextStepBusyError(job.exportId, claim);
-    await new Promise((resolve) => setTimeout(resolve, CLAIM_POLL_MS));
-  }
+  const token = await acquireLease(deps, job, claim, {
+    isDone: (current) => !ACTIVE.has(current.status) || !!current[sent],
+    waitMs: deps.claimWaitMs ?? DEFAULT_CLAIM_WAIT_MS,
+  });
+  if (token === undefined) return false;
   try {
     await step();
     return true;
@@ -280,10 +261,12 @@ async function renderSlice(
       });
     }
   };
+  const workspace = { source: deps.workspace, channelId: job.channelId, ctx };
   const source = message.source;
   if (source.type === 'caseDay') {
-    // Date-only filter values are calendar days in the export's zone (S6), as the dashboard shows them.
-    const predicate = compileFilter(job.request.filter, 'cases', { now, timeZone: job.timeZone, profileSchema: ctx.chatProfileSchema });
+    const predicate = await compileRequestPredicate(job.request, workspace, { now, timeZone: job.timeZone });
+    // One odd field must not drop the case (S1): keep it with that value sanitised.
+    const read = recordReader(safeParseCaseRecord, salvageCaseRecord, outcome);
     const toRow = createCaseRowMapper({
       now,
       channelId: job.channelId,
@@ -293,18 +276,8 @@ async function renderSlice(
     });
     for await (const page of deps.cases.queryDay(job.channelId, source.day, source.fromIso, source.toIso)) {
       for (const raw of page) {
-        const parsed = safeParseCaseRecord(raw);
-        let record = parsed.success ? parsed.data : undefined;
-        if (!record) {
-          // One odd field must not drop the case (S1): keep it with that value sanitised.
-          record = salvageCaseRecord(raw);
-          if (!record) {
-            outcome.invalidRecords++;
-            continue;
-          }
-          outcome.repairedRecords++;
-        }
-        if (!predicate(record)) continue;
+        const record = read(raw);
+        if (!record || !predicate(record)) continue;
         encoder.add(toRow(record));
         if (typeof record.userId === 'string' && record.userId !== '') refs.add(record.userId);
         rows++;
@@ -315,20 +288,12 @@ async function renderSlice(
   }
 
   const toRow = createUserRowMapper(ctx.userProfileSchema, { timeZone: job.timeZone });
+  // One odd field must not drop the customer (C6 "all customers"): keep them, sanitised.
+  const read = recordReader(safeParseUserRecord, salvageUserRecord, outcome);
   const addUsers = (page: readonly RawItem[], predicate: Predicate) => {
     for (const raw of page) {
-      const parsed = safeParseUserRecord(raw);
-      let record = parsed.success ? parsed.data : undefined;
-      if (!record) {
-        // One odd field must not drop the customer (C6 "all customers"): keep them, sanitised.
-        record = salvageUserRecord(raw);
-        if (!record) {
-          outcome.invalidRecords++;
-          continue;
-        }
-        outcome.repairedRecords++;
-      }
-      if (!predicate(record)) continue;
+      const record = read(raw);
+      if (!record || !predicate(record)) continue;
       encoder.add(toRow(record));
       rows++;
     }
@@ -336,7 +301,7 @@ async function renderSlice(
   };
 
   if (source.type === 'userShard') {
-    const predicate = await contactsPredicate(job, deps, ctx, now);
+    const predicate = await compileRequestPredicate(job.request, workspace, { now, timeZone: job.timeZone });
     for await (const page of deps.users.queryShard(job.channelId, source.shard)) addUsers(page, predicate);
     return rows;
   }
@@ -361,20 +326,23 @@ async function renderSlice(
   return rows;
 }
 
-async function contactsPredicate(job: ExportJob, deps: ChunkDeps, ctx: WorkspaceContext, now: Date): Promise<Predicate> {
-  const base = { now, query: job.request.query, profileSchema: ctx.userProfileSchema, timeZone: job.timeZone };
-  switch (job.request.scope) {
-    case 'filter':
-      return compileFilter(job.request.filter, 'users', base);
-    case 'segment': {
-      const segmentId = job.request.segmentId ?? '';
-      // Segments are saved conditions, re-evaluated now (C4).
-      const filter = resolveSegment(await loadSegment(deps.workspace, job.channelId, segmentId), segmentId);
-      return compileFilter(filter, 'users', base);
-    }
-    default:
-      return compileFilter(undefined, 'users', base);
-  }
+/**
+ * Parses a source record, or salvages one the schema rejects (record-salvage), counting each
+ * salvaged record as repaired and each unsalvageable one as skipped. Undefined means skip it.
+ */
+function recordReader<T>(
+  parse: (raw: unknown) => { success: true; data: T } | { success: false },
+  salvage: (raw: unknown) => T | undefined,
+  outcome: Pick<ChunkOutcome, 'skippedRecords' | 'repairedRecords'>,
+): (raw: unknown) => T | undefined {
+  return (raw) => {
+    const parsed = parse(raw);
+    if (parsed.success) return parsed.data;
+    const salvaged = salvage(raw);
+    if (salvaged === undefined) outcome.skippedRecords++;
+    else outcome.repairedRecords++;
+    return salvaged;
+  };
 }
 
 /**

@@ -2,18 +2,21 @@ import { createHash } from 'node:crypto';
 import {
   caseColumns,
   channelSettingsSchema,
+  compileFilter,
   directorySchema,
   profileSchemaSchema,
+  resolveSegment,
   segmentSchema,
   userColumns,
   type ChannelSettings,
   type ColumnSpec,
   type Directory,
+  type Predicate,
   type ProfileSchema,
   type Segment,
 } from '../domain';
 import type { RawItem, WorkspaceSource } from '../ports/source-data';
-import type { ExportJob, SheetKey } from './export-job';
+import type { ExportJob, JobRequest, SheetKey } from './export-job';
 
 /**
  * WORKSPACE_TABLE items (pk = channelId): `SETTINGS` (channel settings), `PROFILE_SCHEMA#users`,
@@ -42,7 +45,16 @@ function dropSk(item: RawItem | null): RawItem | null {
   return rest;
 }
 
-export async function loadWorkspaceContext(source: WorkspaceSource, channelId: string): Promise<WorkspaceContext> {
+/**
+ * `lenientSettings`: a missing channelId is taken from the key, and settings that still do not
+ * parse read as absent instead of throwing. The request path wants only the zone from them and
+ * falls back to a default; the pipeline keeps failing loudly on a malformed item.
+ */
+export async function loadWorkspaceContext(
+  source: WorkspaceSource,
+  channelId: string,
+  options: { lenientSettings?: boolean } = {},
+): Promise<WorkspaceContext> {
   const [settings, users, chats, directory] = await Promise.all([
     source.getItem(channelId, workspaceSk.settings),
     source.getItem(channelId, workspaceSk.userProfileSchema),
@@ -50,16 +62,54 @@ export async function loadWorkspaceContext(source: WorkspaceSource, channelId: s
     source.getItem(channelId, workspaceSk.directory),
   ]);
   return {
-    settings: settings ? channelSettingsSchema.parse(dropSk(settings)) : undefined,
+    settings: settings ? parseSettings(settings, channelId, options.lenientSettings ?? false) : undefined,
     userProfileSchema: users ? profileSchemaSchema.parse(dropSk(users)) : EMPTY_SCHEMA,
     chatProfileSchema: chats ? profileSchemaSchema.parse(dropSk(chats)) : EMPTY_SCHEMA,
     directory: directory ? directorySchema.parse(dropSk(directory)) : { teams: [], managers: [] },
   };
 }
 
+function parseSettings(item: RawItem, channelId: string, lenient: boolean): ChannelSettings | undefined {
+  if (!lenient) return channelSettingsSchema.parse(dropSk(item));
+  const parsed = channelSettingsSchema.safeParse({ channelId, ...dropSk(item) });
+  return parsed.success ? parsed.data : undefined;
+}
+
 export async function loadSegment(source: WorkspaceSource, channelId: string, segmentId: string): Promise<Segment | undefined> {
   const item = await source.getItem(channelId, workspaceSk.segment(segmentId));
   return item ? segmentSchema.parse(dropSk(item)) : undefined;
+}
+
+/** The parts of a request (as sent, or as its job keeps it) that choose the rows. */
+export type RowConditions = Pick<JobRequest, 'kind' | 'scope' | 'filter' | 'segmentId' | 'query'>;
+
+/**
+ * The predicate the main sheet's rows must pass, against the workspace as it is now: the API
+ * compiles it to refuse a request early, and every chunk compiles it again, since the workspace
+ * can change while an export runs. Throws the domain's errors (a filter the profile schema
+ * rejects, a segment gone or invalid). Date-only filter values are calendar days in `timeZone` (S6).
+ */
+export async function compileRequestPredicate(
+  request: RowConditions,
+  workspace: { source: WorkspaceSource; channelId: string; ctx: WorkspaceContext },
+  at: { now: Date; timeZone: string },
+): Promise<Predicate> {
+  if (request.kind === 'cases') {
+    return compileFilter(request.filter, 'cases', { now: at.now, timeZone: at.timeZone, profileSchema: workspace.ctx.chatProfileSchema });
+  }
+  const base = { now: at.now, query: request.query, profileSchema: workspace.ctx.userProfileSchema, timeZone: at.timeZone };
+  switch (request.scope) {
+    case 'filter':
+      return compileFilter(request.filter, 'users', base);
+    case 'segment': {
+      const segmentId = request.segmentId ?? '';
+      // Segments are saved conditions, re-evaluated now (C4).
+      const filter = resolveSegment(await loadSegment(workspace.source, workspace.channelId, segmentId), segmentId);
+      return compileFilter(filter, 'users', base);
+    }
+    default:
+      return compileFilter(undefined, 'users', base);
+  }
 }
 
 /** Items to store for a workspace (seeding and imports). */

@@ -1,11 +1,5 @@
 export { PERMISSIONS, hasPermission, principalSchema, type Permission, type Principal, type VerifiedPrincipal } from './principal';
-export {
-  authorizerContextSchema,
-  parseAuthorizerContext,
-  principalFromAuthorizerContext,
-  toAuthorizerContext,
-  type AuthorizerContext,
-} from './authorizer-context';
+export { parseAuthorizerContext, principalFromAuthorizerContext, toAuthorizerContext } from './authorizer-context';
 export { UnauthenticatedError } from './errors';
 export { createTokenVerifier, tokenVerifierConfigSchema, type TokenVerifier, type TokenVerifierConfig } from './verify-token';
 export {

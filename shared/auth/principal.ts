@@ -7,7 +7,6 @@ export const PERMISSIONS = {
 } as const;
 export type Permission = (typeof PERMISSIONS)[keyof typeof PERMISSIONS];
 
-/** The claims a bearer token must carry; anything else in the token is ignored. */
 /**
  * Ids become parts of table keys (`CH#{channelId}#MGR#{managerId}`, `cooldown#…#…`): a `#`
  * would let two different (channel, manager) pairs build the same key, and control characters
@@ -19,6 +18,7 @@ const idSchema = z
   .max(200)
   .regex(/^[^#\p{Cc}]+$/u, 'must not contain "#" or control characters');
 
+/** The claims a bearer token must carry; anything else in the token is ignored. */
 export const principalSchema = z.object({
   channelId: idSchema,
   managerId: idSchema,

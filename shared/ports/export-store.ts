@@ -85,11 +85,8 @@ export interface ExportStore {
    * returns firstTime: false and changes nothing.
    */
   markChunkDone(channelId: string, exportId: string, chunkId: string, meta: { rowCount: number; skippedRecords?: number }): Promise<ChunkDoneResult>;
-  /**
-   * Whether chunkId is already in the job's completed-chunk SET (false for a missing job or
-   * another channel's). Optional: a store without it makes every delivery render its chunk again.
-   */
-  isChunkDone?(channelId: string, exportId: string, chunkId: string): Promise<boolean>;
+  /** Whether chunkId is already in the job's completed-chunk SET (false for a missing job or another channel's). */
+  isChunkDone(channelId: string, exportId: string, chunkId: string): Promise<boolean>;
   /**
    * Conditional transition: succeeds (true) only when the current status is one of `from`
    * (and, when given, the extra flag condition holds). Lost races return false.

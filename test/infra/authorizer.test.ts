@@ -2,8 +2,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTokenVerifier, principalFromAuthorizerContext } from '../../shared/auth';
-import { buildAllowPolicy, createAuthorize, parseAuthorizerContext, stageWildcardArn } from '../../functions/authorizer/authorize';
+import { createTokenVerifier, parseAuthorizerContext, principalFromAuthorizerContext } from '../../shared/auth';
+import { buildAllowPolicy, createAuthorize, stageWildcardArn } from '../../functions/authorizer/authorize';
 
 const ISSUER = 'https://auth.example.test/';
 const AUDIENCE = 'export-service';

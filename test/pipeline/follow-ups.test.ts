@@ -9,10 +9,10 @@ import type { ExportJob } from '../../shared/app/export-job';
 import { exportFileName, finalizeExport, type FinalizeDeps } from '../../shared/app/finalize-export';
 import { handleDeadLetter } from '../../shared/app/handle-dead-letter';
 import { objectKeys, type FinalizeMessage, type NotifyMessage } from '../../shared/app/messages';
-import { NotifyBusyError, notifyExport, type NotifyDeps } from '../../shared/app/notify-export';
+import { notifyExport, type NotifyDeps } from '../../shared/app/notify-export';
 import { buildChunkMessages } from '../../shared/app/plan-chunks';
 import { processChunk } from '../../shared/app/process-chunk';
-import type { StepDeps } from '../../shared/app/pipeline-steps';
+import { LeaseBusyError, type StepDeps } from '../../shared/app/pipeline-steps';
 import type { AuditEvent, AuditLog } from '../../shared/ports/audit-log';
 import type { MessageQueue, QueueName } from '../../shared/ports/message-queue';
 import type { PipelineLog } from '../../shared/ports/pipeline-log';
@@ -375,7 +375,7 @@ describe('follow-up steps, finalizer streams and the notifier lease', () => {
       // A holder that is still at it (or died: its lease lapses after CLAIM_LEASE_MS).
       const held = await store.claimLease(CHANNEL, 'fu-notify-2', 'notifyClaim');
       expect(held).toBeDefined();
-      await expect(notifyExport(message('fu-notify-2'), notifyDeps(ok, { leaseWaitMs: 0 }))).rejects.toThrow(NotifyBusyError);
+      await expect(notifyExport(message('fu-notify-2'), notifyDeps(ok, { leaseWaitMs: 0 }))).rejects.toThrow(LeaseBusyError);
       expect(posts).toBe(0);
       await store.releaseClaim(CHANNEL, 'fu-notify-2', 'notifyClaim', held!);
 

@@ -7,11 +7,10 @@ import { createLambdaContext } from '../../infra/local/lambda-context';
 import type { SqsHandler } from '../../infra/local/sqs-poller';
 import { objectKeys } from '../../shared/app/messages';
 import { buildChunkMessages } from '../../shared/app/plan-chunks';
-import { NextStepBusyError, processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
-import { DynamoCasesSource, DynamoUsersSource, DynamoWorkspaceSource } from '../../shared/adapters/aws/dynamo-source-data';
-import { silentLog } from '../../shared/ports/pipeline-log';
+import { processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
+import { LeaseBusyError } from '../../shared/app/pipeline-steps';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { readExportFile, storesFor, submitExport } from './helpers';
+import { chunkDepsFor, readExportFile, storesFor, submitExport } from './helpers';
 
 /** The sample events in events/ drive the handlers directly (no pollers), against the emulators. */
 function sample(name: string): SQSEvent {
@@ -33,22 +32,7 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
   let notifier: SqsHandler;
   let dlq: SqsHandler;
   const ddb = () => storesFor(stack).ddb;
-  /** processChunk's dependencies on the emulators, with some replaced. */
-  const chunkDeps = (over: Partial<ChunkDeps> = {}): ChunkDeps => {
-    const { ddb: doc, objects, queue, store } = storesFor(stack);
-    return {
-      store,
-      objects,
-      queue,
-      clock: { now: () => new Date() },
-      log: silentLog,
-      cases: new DynamoCasesSource(doc, stack.tables.cases),
-      users: new DynamoUsersSource(doc, stack.tables.users),
-      workspace: new DynamoWorkspaceSource(doc, stack.tables.workspace),
-      maxRows: 1_000_000,
-      ...over,
-    };
-  };
+  const chunkDeps = (over: Partial<ChunkDeps> = {}): ChunkDeps => chunkDepsFor(stack, over);
 
   beforeAll(async () => {
     stack = await startLocalStack({
@@ -265,7 +249,7 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     // report success and leave the export running for ever.
     const deadHolder = await store.claimLease('evt-channel', exportId, 'finalizeClaim');
     expect(deadHolder).toBeDefined();
-    await expect(processChunk(lastUsers, deps({ claimWaitMs: 600 }), { receiveCount: 2 })).rejects.toBeInstanceOf(NextStepBusyError);
+    await expect(processChunk(lastUsers, deps({ claimWaitMs: 600 }), { receiveCount: 2 })).rejects.toBeInstanceOf(LeaseBusyError);
     expect((await store.getJob('evt-channel', exportId))?.finalizeEnqueued).toBeUndefined();
     // A holder that gives the lease back while a retry is waiting: the waiter takes the claim at
     // its next poll and enqueues the finalize, instead of waiting out its time and throwing

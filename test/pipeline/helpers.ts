@@ -5,10 +5,13 @@ import { decryptAndRead } from '../support/read-export';
 import { deriveEncryptionKeys } from '../../shared/xlsx';
 import { LocalKeyWrapper } from '../../shared/adapters/local/local-key-wrapper';
 import { DynamoExportStore } from '../../shared/adapters/aws/dynamo-export-store';
+import { DynamoCasesSource, DynamoUsersSource, DynamoWorkspaceSource } from '../../shared/adapters/aws/dynamo-source-data';
 import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store';
 import { SqsMessageQueue } from '../../shared/adapters/aws/sqs-message-queue';
 import { newExportId, type ExportJob, type JobRequest } from '../../shared/app/export-job';
 import { planChunks } from '../../shared/app/plan-chunks';
+import type { ChunkDeps } from '../../shared/app/process-chunk';
+import { silentLog } from '../../shared/ports/pipeline-log';
 import type { LocalStack } from '../../infra/local/stack';
 
 export const TEST_PASSWORD = 'Pw7x9Qz2Lk';
@@ -24,6 +27,23 @@ export function storesFor(stack: LocalStack) {
       finalize: stack.queues.finalize.url,
       notify: stack.queues.notify.url,
     }),
+  };
+}
+
+/** processChunk's dependencies on the emulators, with some replaced. */
+export function chunkDepsFor(stack: LocalStack, over: Partial<ChunkDeps> = {}): ChunkDeps {
+  const { ddb, objects, queue, store } = storesFor(stack);
+  return {
+    store,
+    objects,
+    queue,
+    clock: { now: () => new Date() },
+    log: silentLog,
+    cases: new DynamoCasesSource(ddb, stack.tables.cases),
+    users: new DynamoUsersSource(ddb, stack.tables.users),
+    workspace: new DynamoWorkspaceSource(ddb, stack.tables.workspace),
+    maxRows: 1_000_000,
+    ...over,
   };
 }
 

@@ -3,11 +3,10 @@ import { startLocalStack, type LocalStack } from '../../infra/local/stack';
 import type { ExportJob } from '../../shared/app/export-job';
 import { objectKeys, type ChunkMessage } from '../../shared/app/messages';
 import { buildChunkMessages } from '../../shared/app/plan-chunks';
-import { NextStepBusyError, processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
-import { DynamoCasesSource, DynamoUsersSource, DynamoWorkspaceSource } from '../../shared/adapters/aws/dynamo-source-data';
-import { silentLog } from '../../shared/ports/pipeline-log';
+import { processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
+import { LeaseBusyError } from '../../shared/app/pipeline-steps';
 import type { JobPatch } from '../../shared/ports/export-store';
-import { storesFor, submitExport } from './helpers';
+import { chunkDepsFor, storesFor, submitExport } from './helpers';
 
 const CHANNEL = 'pc-channel';
 
@@ -31,21 +30,7 @@ describe('processChunk: the next step and redeliveries', () => {
     await stack?.stop();
   });
 
-  const chunkDeps = (over: Partial<ChunkDeps> = {}): ChunkDeps => {
-    const { ddb, objects, queue, store } = storesFor(stack);
-    return {
-      store,
-      objects,
-      queue,
-      clock: { now: () => new Date() },
-      log: silentLog,
-      cases: new DynamoCasesSource(ddb, stack.tables.cases),
-      users: new DynamoUsersSource(ddb, stack.tables.users),
-      workspace: new DynamoWorkspaceSource(ddb, stack.tables.workspace),
-      maxRows: 1_000_000,
-      ...over,
-    };
-  };
+  const chunkDeps = (over: Partial<ChunkDeps> = {}): ChunkDeps => chunkDepsFor(stack, over);
 
   /** The real queue, counting the finalize messages sent for one export. */
   const countingQueue = (exportId: string) => {
@@ -173,7 +158,7 @@ describe('processChunk: the next step and redeliveries', () => {
     const exportId = 'pc-race-holder';
     const { holder, open, counter, counting, lastUsers } = await holderAtGate(exportId, 'write');
     await expect(processChunk(lastUsers, chunkDeps({ queue: counting.queue, claimWaitMs: 300 }), { receiveCount: 1 })).rejects.toBeInstanceOf(
-      NextStepBusyError,
+      LeaseBusyError,
     );
     expect((await storesFor(stack).store.getJob(CHANNEL, exportId))?.chunksDone).toBe(
       (await storesFor(stack).store.getJob(CHANNEL, exportId))?.chunksTotal,

@@ -155,7 +155,7 @@ export class DynamoExportStore implements ExportStore {
 
   async markChunkDone(channelId: string, exportId: string, chunkId: string, meta: { rowCount: number; skippedRecords?: number }): Promise<ChunkDoneResult> {
     // Only when there are some: a job without skipped records keeps no attribute for them.
-    const skipped = meta.skippedRecords !== undefined && meta.skippedRecords > 0 ? meta.skippedRecords : 0;
+    const skipped = meta.skippedRecords ?? 0;
     try {
       const result = await this.ddb.send(
         new UpdateCommand({

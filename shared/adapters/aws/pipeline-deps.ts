@@ -1,6 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { getConfig, type Config } from '../../config';
+import { METRICS_NAMESPACE, SERVICE_NAME } from '../../metric-names';
 import { systemClock, type Clock } from '../../ports/clock';
 import type { KeyWrapper } from '../../ports/key-wrapper';
 import type { PipelineLog } from '../../ports/pipeline-log';
@@ -25,8 +26,8 @@ import { CachingWorkspaceSource } from '../caching-workspace-source';
  * Composition root of the SQS functions: adapters built once per process from the
  * configuration and the shared clients, handed to the use cases as ports.
  */
-export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'export-service' });
-export const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'ExportService', serviceName: 'export-service' });
+export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? SERVICE_NAME });
+export const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRICS_NAMESPACE, serviceName: SERVICE_NAME });
 
 /** Powertools Logger as the use cases' log port, with the exportId on every line. */
 export function pipelineLog(base: Logger, exportId: string): PipelineLog {

@@ -4,6 +4,7 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { getConfig, type Config } from '../../config';
+import { RECORD_FAILURES_METRIC } from '../../metric-names';
 import { getClients } from './clients';
 import { logger, metrics } from './pipeline-deps';
 
@@ -63,7 +64,7 @@ export function createSqsHandler(
     await scheduleRetries(failed);
     metrics.addDimension('function', functionName);
     metrics.addMetric('recordsProcessed', MetricUnit.Count, results.length - failures);
-    if (failures > 0) metrics.addMetric('recordFailures', MetricUnit.Count, failures);
+    if (failures > 0) metrics.addMetric(RECORD_FAILURES_METRIC, MetricUnit.Count, failures);
     metrics.addMetric('invocationSeconds', MetricUnit.Seconds, (Date.now() - started) / 1000);
     metrics.publishStoredMetrics();
     return results;

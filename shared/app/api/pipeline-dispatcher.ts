@@ -1,5 +1,4 @@
 import type { ExportRequest } from '../../domain';
-import { channelSettingsSchema, compileFilter, resolveSegment } from '../../domain';
 import type { ExportStore } from '../../ports/export-store';
 import type { MessageQueue } from '../../ports/message-queue';
 import type { ObjectStore } from '../../ports/object-store';
@@ -7,7 +6,7 @@ import type { WorkspaceSource } from '../../ports/source-data';
 import { createDownloadToken, downloadLink, hashDownloadToken, InvalidDownloadTokenError, verifyDownloadToken } from '../download-link';
 import type { ExportJob, JobRequest } from '../export-job';
 import { buildChunkMessages, planChunks, storeSelectionBatches } from '../plan-chunks';
-import { loadSegment, loadWorkspaceContext, workspaceSk } from '../workspace-context';
+import { compileRequestPredicate, loadWorkspaceContext } from '../workspace-context';
 import type { DownloadLinks, ExportDispatcher } from './deps';
 
 /** Used when neither the request nor the channel settings name a zone (the product is Korean). */
@@ -40,8 +39,13 @@ export function createPipelineDispatcher(deps: {
 }): ExportDispatcher {
   return {
     async plan({ exportId, channelId, request }: { exportId: string; channelId: string; request: ExportRequest }) {
-      const timeZone = request.timezone ?? (await channelTimeZone(deps.workspace, channelId));
-      await checkAgainstWorkspace(deps.workspace, channelId, request, timeZone);
+      // Settings that are missing or do not parse fall back to the default zone instead of failing the request.
+      const ctx = await loadWorkspaceContext(deps.workspace, channelId, { lenientSettings: true });
+      const timeZone = request.timezone ?? ctx.settings?.timeZone ?? FALLBACK_TIME_ZONE;
+      // Refuses now what the chunks would refuse minutes later (a filter naming a profile key the
+      // workspace lacks or has archived, a segment gone or no longer valid): a 400/404 naming the
+      // field instead of a failed export and a bot message.
+      await compileRequestPredicate(request, { source: deps.workspace, channelId, ctx }, { now: new Date(), timeZone });
       const jobRequest = toJobRequest(request);
       // The count is known before the job exists, so progress is right from the first poll.
       const provisional = { exportId, channelId, kind: request.kind, request: jobRequest, timeZone } as ExportJob;
@@ -56,33 +60,6 @@ export function createPipelineDispatcher(deps: {
       await planChunks(job, {}, { store: deps.store, objects: deps.objects, queue: deps.queue, selectionBatch: deps.selectionBatch });
     },
   };
-}
-
-/**
- * Refuses now what the chunks would refuse minutes later: a filter naming a profile key the
- * workspace does not have (or has archived), a stored segment that is gone or no longer valid.
- * The caller gets a 400/404 naming the field instead of a failed export and a bot message. The
- * chunks check again: the workspace can change while an export runs.
- */
-async function checkAgainstWorkspace(workspace: WorkspaceSource, channelId: string, request: ExportRequest, timeZone: string): Promise<void> {
-  const now = new Date();
-  if (request.kind === 'cases') {
-    if (!request.filter) return;
-    const ctx = await loadWorkspaceContext(workspace, channelId);
-    compileFilter(request.filter, 'cases', { now, timeZone, profileSchema: ctx.chatProfileSchema });
-    return;
-  }
-  if (request.scope !== 'filter' && request.scope !== 'segment') return;
-  const ctx = await loadWorkspaceContext(workspace, channelId);
-  const filter =
-    request.scope === 'filter' ? request.filter : resolveSegment(await loadSegment(workspace, channelId, request.segmentId), request.segmentId);
-  compileFilter(filter, 'users', { now, timeZone, profileSchema: ctx.userProfileSchema, ...(request.query ? { query: request.query } : {}) });
-}
-
-async function channelTimeZone(workspace: WorkspaceSource, channelId: string): Promise<string> {
-  const item = await workspace.getItem(channelId, workspaceSk.settings);
-  const parsed = item ? channelSettingsSchema.safeParse({ channelId, ...item }) : undefined;
-  return parsed?.success ? parsed.data.timeZone : FALLBACK_TIME_ZONE;
 }
 
 /**

@@ -42,6 +42,9 @@ export class FakeExportStore implements ExportStore {
   async markChunkDone(): Promise<never> {
     throw new Error('not used by the API');
   }
+  async isChunkDone(): Promise<never> {
+    throw new Error('not used by the API');
+  }
   async advanceToUsersPhase(): Promise<boolean> {
     throw new Error('not used by the API');
   }
