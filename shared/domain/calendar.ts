@@ -3,7 +3,8 @@ import { ValidationError } from './errors';
 /**
  * Calendar-date and time-zone arithmetic. Calendar dates are `YYYY-MM-DD` strings: a day as the
  * user sees it, without an instant. Converting one to an instant needs a time zone, and that is
- * the only place Intl is used (once per request, never per record).
+ * the only place Intl is used: it costs microseconds a call, so results are cached per zone and
+ * day, and a loop over records (profile dates held as text) pays it once per distinct day.
  */
 
 const DAY_MS = 86_400_000;
@@ -52,9 +53,33 @@ export function addMonthsClamped(d: CalendarDate, months: number): CalendarDate 
 }
 
 export function addDays(d: CalendarDate, days: number): CalendarDate {
-  const t = Date.UTC(d.year, d.month - 1, d.day) + days * DAY_MS;
-  const x = new Date(t);
-  return { year: x.getUTCFullYear(), month: x.getUTCMonth() + 1, day: x.getUTCDate() };
+  return civilFromDays(daysFromCivil(d.year, d.month, d.day) + days);
+}
+
+/**
+ * Days since 1970-01-01 of a proleptic Gregorian date, by arithmetic (H. Hinnant's
+ * days_from_civil). Not Date.UTC: it reads years 0-99 as 1900-1999, so `0001-01-01` would
+ * become a date in 1900.
+ */
+export function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5) + day - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146_097 + doe - 719_468;
+}
+
+function civilFromDays(days: number): CalendarDate {
+  const z = days + 719_468;
+  const era = Math.floor(z / 146_097);
+  const doe = z - era * 146_097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  return { year: era * 400 + yoe + (month <= 2 ? 1 : 0), month, day };
 }
 
 /** Negative, zero or positive like a comparator. */
@@ -99,33 +124,20 @@ export function isValidTimeZone(timeZone: string): boolean {
 
 /** The calendar day an instant falls on in a time zone. */
 export function calendarDateAt(epochMs: number, timeZone: string): CalendarDate {
-  let year = 0;
-  let month = 0;
-  let day = 0;
-  for (const part of formatterFor(timeZone).formatToParts(new Date(epochMs))) {
-    if (part.type === 'year') year = Number(part.value);
-    else if (part.type === 'month') month = Number(part.value);
-    else if (part.type === 'day') day = Number(part.value);
-  }
-  return { year, month, day };
+  const offset = zoneTable(timeZone).offsetAt(epochMs);
+  return civilFromDays(Math.floor((epochMs + offset) / DAY_MS));
 }
 
 /**
- * First instant of a calendar day in a time zone. A binary search over minutes rather than
- * "subtract the offset", because a DST change at midnight (e.g. America/Santiago, Asia/Beirut)
- * means 00:00 may not exist; the first instant of the day is then the transition itself.
- * Offsets are within -12h..+14h, so the day starts within [UTC midnight - 14h, + 12h].
+ * First instant of a calendar day in a time zone. Not simply "midnight minus the offset": a DST
+ * change at midnight (America/Santiago, Asia/Beirut) means 00:00 may not exist, and the day
+ * then starts at the transition itself. Cached per zone and day (see zoneTable).
  */
 export function startOfDayInZone(d: CalendarDate, timeZone: string): number {
-  const utcMidnight = Date.UTC(d.year, d.month - 1, d.day);
-  let lo = (utcMidnight - 15 * 3_600_000) / 60_000; // in minutes; local date here is < d
-  let hi = (utcMidnight + 13 * 3_600_000) / 60_000; // local date here is >= d
-  while (hi - lo > 1) {
-    const mid = Math.floor((lo + hi) / 2);
-    if (compareCalendarDates(calendarDateAt(mid * 60_000, timeZone), d) >= 0) hi = mid;
-    else lo = mid;
-  }
-  return hi * 60_000;
+  const day = daysFromCivil(d.year, d.month, d.day);
+  const table = zoneTable(timeZone);
+  if ((day | 0) !== day) return searchDayStart(day, table.offsetAt);
+  return table.starts[daySlot(table, day)]!;
 }
 
 /**
@@ -150,22 +162,161 @@ export function calendarRangeToInstants(
   };
 }
 
-/** Offset of a zone from UTC at an instant, in ms (whole minutes: the formatter's resolution). */
-function offsetAt(epochMs: number, timeZone: string): number {
-  const minute = Math.floor(epochMs / 60_000) * 60_000;
-  let year = 0;
-  let month = 0;
-  let day = 0;
-  let hour = 0;
-  let min = 0;
-  for (const part of formatterFor(timeZone).formatToParts(new Date(minute))) {
-    if (part.type === 'year') year = Number(part.value);
-    else if (part.type === 'month') month = Number(part.value);
-    else if (part.type === 'day') day = Number(part.value);
-    else if (part.type === 'hour') hour = Number(part.value);
-    else if (part.type === 'minute') min = Number(part.value);
+const HOUR_MS = 3_600_000;
+/** Past any UTC offset a zone has had (LMT offsets reached about ±15:56 before 1900). */
+const MAX_OFFSET_MS = 17 * HOUR_MS;
+
+/**
+ * Offset of a zone from UTC at an instant, in ms, exact to the second (LMT offsets have seconds).
+ * Reads `format()`'s text (`9/9/2001 AD, 10:46:40`) rather than `formatToParts`, which costs
+ * ~4x as much; the text's field order is checked against formatToParts once per zone, and if a
+ * runtime's locale data ever orders them differently, formatToParts is used throughout.
+ */
+function createOffsetLookup(timeZone: string): (epochMs: number) => number {
+  const format = new Intl.DateTimeFormat('en-US', {
+    timeZone,
+    hourCycle: 'h23',
+    era: 'short',
+    year: 'numeric',
+    month: 'numeric',
+    day: 'numeric',
+    hour: 'numeric',
+    minute: 'numeric',
+    second: 'numeric',
+  });
+  const fields = [0, 0, 0, 0, 0, 0]; // month, day, year, hour, minute, second
+  const fromText = (whole: number): boolean => {
+    const text = format.format(whole);
+    let k = 0;
+    let n = -1;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c >= 48 && c <= 57) n = (n < 0 ? 0 : n * 10) + (c - 48);
+      else if (n >= 0) {
+        if (k < 6) fields[k] = n;
+        k++;
+        n = -1;
+      }
+    }
+    if (n >= 0) {
+      if (k < 6) fields[k] = n;
+      k++;
+    }
+    if (k !== 6) return false;
+    if (text.includes('BC')) fields[2] = 1 - fields[2]!;
+    return true;
+  };
+  const fromParts = (whole: number): void => {
+    let bc = false;
+    for (const p of format.formatToParts(whole)) {
+      switch (p.type) {
+        case 'month': fields[0] = Number(p.value); break;
+        case 'day': fields[1] = Number(p.value); break;
+        case 'year': fields[2] = Number(p.value); break;
+        case 'hour': fields[3] = Number(p.value); break;
+        case 'minute': fields[4] = Number(p.value); break;
+        case 'second': fields[5] = Number(p.value); break;
+        case 'era': bc = p.value === 'BC'; break;
+        default: break;
+      }
+    }
+    if (bc) fields[2] = 1 - fields[2]!;
+  };
+  const local = (whole: number): number =>
+    daysFromCivil(fields[2]!, fields[0]!, fields[1]!) * DAY_MS + ((fields[3]! * 60 + fields[4]!) * 60 + fields[5]!) * 1000;
+  let textWorks = true;
+  for (const probe of [Date.UTC(2001, 8, 9, 10, 46, 40), Date.UTC(-1200, 1, 15, 22, 41, 12)]) {
+    fromParts(probe);
+    const expected = local(probe);
+    if (!fromText(probe) || local(probe) !== expected) textWorks = false;
   }
-  return Date.UTC(year, month - 1, day, hour, min) - minute;
+  return (epochMs: number): number => {
+    const whole = Math.floor(epochMs / 1000) * 1000;
+    if (!textWorks || !fromText(whole)) fromParts(whole);
+    return local(whole) - whole;
+  };
+}
+
+/**
+ * Per zone, the start of each day looked up so far, in a direct-mapped table: slot = day number
+ * mod 2^15 (~89 years, so a birthday column of every day over decades fits without evicting
+ * itself). Two days 2^15 apart share a slot and evict each other, which only costs a fresh
+ * lookup; nothing is ever cleared wholesale, unlike a Map that must be emptied when full.
+ * Intl costs about a microsecond a call: a miss makes 2-3 calls on an ordinary day, a DST day ~20.
+ */
+interface ZoneTable {
+  offsetAt: (epochMs: number) => number;
+  /** Day number (days since 1970-01-01) each slot holds; EMPTY_DAY when none. */
+  days: Int32Array;
+  /** First instant of that day. */
+  starts: Float64Array;
+  /** The one UTC offset in force through the whole day, or NaN when it changes during the day. */
+  offsets: Float64Array;
+}
+
+const DAY_SLOT_BITS = 15;
+const DAY_SLOT_MASK = (1 << DAY_SLOT_BITS) - 1;
+/** No calendar date of years -5,000,000..5,000,000 has this day number. */
+const EMPTY_DAY = -0x80000000;
+/** Each table is 640 kB; a process serves one or two zones, the bound is for odd spellings. */
+const MAX_ZONE_TABLES = 8;
+const zoneTables = new Map<string, ZoneTable>();
+let lastZone = '';
+let lastTable: ZoneTable | undefined;
+
+function zoneTable(timeZone: string): ZoneTable {
+  if (timeZone === lastZone && lastTable) return lastTable;
+  let table = zoneTables.get(timeZone);
+  if (!table) {
+    table = {
+      offsetAt: createOffsetLookup(timeZone),
+      days: new Int32Array(DAY_SLOT_MASK + 1).fill(EMPTY_DAY),
+      starts: new Float64Array(DAY_SLOT_MASK + 1),
+      offsets: new Float64Array(DAY_SLOT_MASK + 1),
+    };
+    if (zoneTables.size >= MAX_ZONE_TABLES) zoneTables.delete(zoneTables.keys().next().value!);
+    zoneTables.set(timeZone, table);
+  }
+  lastZone = timeZone;
+  lastTable = table;
+  return table;
+}
+
+/** The slot of `day` (an int32 day number), filled first if it holds another day. */
+function daySlot(table: ZoneTable, day: number): number {
+  const slot = day & DAY_SLOT_MASK;
+  if (table.days[slot] !== day) {
+    const offsetAt = table.offsetAt;
+    const wall = day * DAY_MS;
+    // Offsets change at most once a day, so the same offset just before the day's midnight and
+    // at its last millisecond means none changes in between: the day is [start, start + 24 h).
+    // The day before usually has the same offset: trying it first saves one Intl call.
+    const before = (day - 1) & DAY_SLOT_MASK;
+    let offset = table.days[before] === day - 1 ? table.offsets[before]! : Number.NaN;
+    let uniform = !Number.isNaN(offset) && offsetAt(wall - offset - 1) === offset && offsetAt(wall - offset + DAY_MS - 1) === offset;
+    if (!uniform) {
+      offset = offsetAt(wall);
+      uniform = offsetAt(wall - offset - 1) === offset && offsetAt(wall - offset + DAY_MS - 1) === offset;
+    }
+    table.starts[slot] = uniform ? wall - offset : searchDayStart(day, offsetAt);
+    table.offsets[slot] = uniform ? offset : Number.NaN;
+    table.days[slot] = day;
+  }
+  return slot;
+}
+
+/** First instant whose local day is `day`: a binary search over seconds, for days with a transition. */
+function searchDayStart(day: number, offsetAt: (epochMs: number) => number): number {
+  const wall = day * DAY_MS;
+  let lo = (wall - MAX_OFFSET_MS) / 1000; // local day here is < day
+  let hi = (wall + MAX_OFFSET_MS) / 1000; // local day here is >= day
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    const t = mid * 1000;
+    if (Math.floor((t + offsetAt(t)) / DAY_MS) >= day) hi = mid;
+    else lo = mid;
+  }
+  return hi * 1000;
 }
 
 /**
@@ -175,13 +326,38 @@ function offsetAt(epochMs: number, timeZone: string): number {
  * spring-forward night in New York is 03:30 EDT).
  */
 export function wallTimeToInstant(d: CalendarDate, hour: number, minute: number, second: number, ms: number, timeZone: string): number {
-  const wall = Date.UTC(d.year, d.month - 1, d.day, hour, minute, second, ms);
-  const before = offsetAt(wall - 86_400_000, timeZone);
+  const day = daysFromCivil(d.year, d.month, d.day);
+  const msOfDay = ((hour * 60 + minute) * 60 + second) * 1000 + ms;
+  const table = zoneTable(timeZone);
+  if ((day | 0) === day && msOfDay >= 0 && msOfDay < DAY_MS) {
+    const slot = daySlot(table, day);
+    if (!Number.isNaN(table.offsets[slot]!)) return table.starts[slot]! + msOfDay;
+  }
+  const offsetAt = table.offsetAt;
+  const wall = day * DAY_MS + msOfDay;
+  const before = offsetAt(wall - DAY_MS);
   const guess = wall - before;
-  const after = offsetAt(guess, timeZone);
+  const after = offsetAt(guess);
   if (after === before) return guess;
   const shifted = wall - after;
   // Valid under the later offset: a plain offset change between the day before and now.
-  if (offsetAt(shifted, timeZone) === after) return shifted;
+  if (offsetAt(shifted) === after) return shifted;
   return guess;
+}
+
+/** Local wall-clock ms (as if UTC) of 1900-03-01 and 10000-01-01: the days a date cell can show. */
+const EXCEL_FIRST_LOCAL_MS = daysFromCivil(1900, 3, 1) * DAY_MS;
+const EXCEL_END_LOCAL_MS = daysFromCivil(10000, 1, 1) * DAY_MS;
+
+/**
+ * True when an instant falls on a day from 1900-03-01 to 9999-12-31 in the zone: the xlsx
+ * engine refuses any other date cell (before 1900-03-01 Excel's phantom 1900-02-29 shifts
+ * dates), and a refused cell fails the whole part. Decided in the zone, as the engine does, but
+ * Intl is only asked within a day of either end.
+ */
+export function isExcelDateInZone(epochMs: number, timeZone: string): boolean {
+  if (!(epochMs >= EXCEL_FIRST_LOCAL_MS - MAX_OFFSET_MS && epochMs < EXCEL_END_LOCAL_MS + MAX_OFFSET_MS)) return false;
+  if (epochMs >= EXCEL_FIRST_LOCAL_MS + MAX_OFFSET_MS && epochMs < EXCEL_END_LOCAL_MS - MAX_OFFSET_MS) return true;
+  const local = epochMs + zoneTable(timeZone).offsetAt(epochMs);
+  return local >= EXCEL_FIRST_LOCAL_MS && local < EXCEL_END_LOCAL_MS;
 }

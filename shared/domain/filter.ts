@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { caseCreatedAt, caseState, avgReplyTimeSeconds, leadTimeSeconds, resolutionTimeSeconds, waitingTimeSeconds } from './columns/cases';
-import { addDays, isValidTimeZone, parseCalendarDate, startOfDayInZone } from './calendar';
+import { addDays, isExcelDateInZone, isValidTimeZone, parseCalendarDate, startOfDayInZone } from './calendar';
 import { profileDateText } from './columns/profile-values';
+import { userFixedText, type UserTextFields } from './columns/users';
 import { NotFoundError, ValidationError, toValidationError } from './errors';
 import type { ProfileKeyDef, ProfileSchema, Segment } from './records';
 
@@ -69,9 +70,10 @@ const CASE_FIELDS: Record<string, FieldDef> = {
 const USER_FIELDS: Record<string, FieldDef> = {
   id: { kind: 'string' },
   memberId: { kind: 'string' },
-  name: { kind: 'string' },
-  mobileNumber: { kind: 'phone' },
-  email: { kind: 'email' },
+  // As the file shows them: the record's own value, else the profile value of the same name.
+  name: { kind: 'string', get: (r) => userFixedText(r, 'name') },
+  mobileNumber: { kind: 'phone', get: (r) => userFixedText(r, 'mobileNumber') },
+  email: { kind: 'email', get: (r) => userFixedText(r, 'email') },
   member: { kind: 'boolean' },
   tags: { kind: 'list' },
   lastSeenAt: { kind: 'date' },
@@ -236,29 +238,39 @@ function comparablePhone(v: unknown): unknown {
 }
 
 /**
- * Digit needles of a partial number, to match against a stored number's international digits
- * (`+821012345678` -> `821012345678`). `anywhere` are for a substring match: the digits as typed
- * and, for a leading trunk 0, the same number after +82, which together match the national form
- * (`010-1234` finds `01012345678`) as well as the international one. `prefix` is the start of
- * the international digits the text names: `010` -> `8210`, `+82 010` -> `8210`, `0082` -> `82`.
- * Undefined when the text is not a partial phone number (letters, no digits).
+ * A partial number as digit needles against a stored number's international digits
+ * (`+821012345678` -> `821012345678`):
+ * - `anywhere`: the digits as typed, found anywhere (`1234-5678`, `98765`).
+ * - `atStart`: digits that name the start of the number, found only there. A `+…`/`00…` needle
+ *   is an international prefix (`+82 010` and `0082 10` -> `8210`; `+1` is not in `+4401…`).
+ *   A leading 0 is the Korean trunk prefix, so `010-1234` also names `+8210 1234…` at the start:
+ *   together with `anywhere` that matches the national form (`01012345678`) without finding
+ *   `8210` in the middle of `+82212348210`.
+ * `startsWith` reads the typed digits at the start too (`8210`), a leading 0 as +82.
+ * Undefined when the text is no partial number (letters) or has no digits beyond an
+ * international prefix (`+`, `00`): compared as text instead (see compileText).
  */
-function phoneNeedles(text: string): { anywhere: string[]; prefix: string } | undefined {
+interface PhoneNeedles {
+  anywhere: string[];
+  atStart: string[];
+}
+
+function phoneNeedles(text: string, op: 'contains' | 'startsWith'): PhoneNeedles | undefined {
   const t = text.trim();
   if (!PHONE_CHARS.test(t)) return undefined;
   let digits = t.replace(/\D/g, '');
   const plus = t.startsWith('+');
-  const international = plus || (digits.startsWith('00') && digits.length > 2);
+  if (!plus && digits === '00') return undefined;
+  const international = plus || digits.startsWith('00');
   if (international) {
     if (!plus) digits = digits.slice(2);
     if (digits.startsWith(`${DEFAULT_COUNTRY}0`)) digits = DEFAULT_COUNTRY + digits.slice(DEFAULT_COUNTRY.length + 1);
+    return digits === '' ? undefined : { anywhere: [], atStart: [digits] };
   }
   if (digits === '') return undefined;
-  if (!international && digits.startsWith('0')) {
-    const intl = DEFAULT_COUNTRY + digits.slice(1);
-    return { anywhere: intl === DEFAULT_COUNTRY ? [digits] : [digits, intl], prefix: intl };
-  }
-  return { anywhere: [digits], prefix: digits };
+  const national = digits.startsWith('0') ? DEFAULT_COUNTRY + digits.slice(1) : undefined;
+  if (op === 'startsWith') return { anywhere: [], atStart: [national ?? digits] };
+  return { anywhere: [digits], atStart: national === undefined ? [] : [national] };
 }
 
 /** International digits of a stored number: E.164 without the `+` (its digits as text otherwise). */
@@ -267,15 +279,15 @@ function storedPhoneDigits(v: string): string {
   return E164.test(p) ? p.slice(1) : p.replace(/\D/g, '');
 }
 
-function phoneTextMatcher(op: 'contains' | 'startsWith', needles: { anywhere: string[]; prefix: string }): (v: string) => boolean {
-  const { anywhere, prefix } = needles;
-  if (op === 'startsWith') {
-    // E.164 text is `+` then the digits: a prefix of the digits starts at index 1, no copy needed.
-    return (v) => (E164.test(v) ? v.startsWith(prefix, 1) : storedPhoneDigits(v).startsWith(prefix));
-  }
+function phoneTextMatcher(needles: PhoneNeedles): (v: string) => boolean {
+  const { anywhere, atStart } = needles;
   return (v) => {
-    // The needles are digits only, so on E.164 text (`+` and digits) a substring is a digit substring.
-    const s = E164.test(v) ? v : storedPhoneDigits(v);
+    // E.164 text is `+` then the digits: the digits start at index 1 and, the needles being
+    // digits only, a substring of the text is a substring of the digits. No copy needed.
+    const e164 = E164.test(v);
+    const s = e164 ? v : storedPhoneDigits(v);
+    const from = e164 ? 1 : 0;
+    for (const n of atStart) if (s.startsWith(n, from)) return true;
     for (const n of anywhere) if (s.includes(n)) return true;
     return false;
   };
@@ -416,7 +428,9 @@ function resolveField(field: string, path: string, target: FilterTarget, profile
         kind: known,
         get: (r) => {
           const v = r.profile ? r.profile[key] : undefined;
-          return typeof v === 'string' ? profileDateText(v, zone) : v;
+          if (typeof v === 'string') return profileDateText(v, zone);
+          // A date no cell can show is written as an empty cell (toProfileCell): missing here too.
+          return typeof v === 'number' && !isExcelDateInZone(v, zone) ? undefined : v;
         },
       };
     }
@@ -574,12 +588,11 @@ function compileEquals(kind: FieldKind, value: string | number | boolean | null,
       };
     }
     case 'email': {
-      // Addresses are compared case-insensitively, as the quick search does (`Kim@Example.com`
-      // is `kim@example.com`).
-      const s = String(value).toLowerCase();
+      // Addresses are compared case-insensitively, with the quick search's folding (foldEmail).
+      const s = foldEmail(String(value));
       return (r) => {
         const v = get(r);
-        return typeof v === 'string' && (v === s || v.toLowerCase() === s);
+        return typeof v === 'string' && (v === s || foldEmail(v) === s);
       };
     }
     case 'list': {
@@ -616,7 +629,7 @@ function compileIn(kind: FieldKind, values: readonly (string | number)[], path: 
   const set = new Set<string>();
   for (const v of values) {
     const s = String(v);
-    set.add(kind === 'phone' ? (normalizePhone(s) ?? s) : kind === 'email' ? s.toLowerCase() : s);
+    set.add(kind === 'phone' ? (normalizePhone(s) ?? s) : kind === 'email' ? foldEmail(s) : s);
   }
   if (kind === 'phone') {
     return (r) => {
@@ -627,7 +640,7 @@ function compileIn(kind: FieldKind, values: readonly (string | number)[], path: 
   if (kind === 'email') {
     return (r) => {
       const v = get(r);
-      return typeof v === 'string' && set.has(v.toLowerCase());
+      return typeof v === 'string' && set.has(foldEmail(v));
     };
   }
   if (kind === 'list') {
@@ -705,12 +718,21 @@ function compileText(kind: FieldKind, op: 'contains' | 'startsWith', value: stri
   if (kind === 'phone') {
     // Stored numbers are E.164 while people type local forms (`010-1234`): compare digits, as
     // the quick search does. Text that is no partial number (letters) is compared as text.
-    const needles = phoneNeedles(value);
+    const needles = phoneNeedles(value, op);
     if (needles) {
-      const match = phoneTextMatcher(op, needles);
+      const match = phoneTextMatcher(needles);
       return (r) => {
         const v = get(r);
         return typeof v === 'string' && match(v);
+      };
+    }
+    // An international prefix alone names no digits: at the start it means "written in
+    // international form" (every E.164 number), whichever of the two prefixes was typed.
+    const bare = value.replace(/[^\d+]/g, '');
+    if (op === 'startsWith' && PHONE_CHARS.test(value.trim()) && (bare === '+' || bare === '00')) {
+      return (r) => {
+        const v = get(r);
+        return typeof v === 'string' && (v.startsWith('+') || v.startsWith('00'));
       };
     }
   }
@@ -743,30 +765,44 @@ function escapeRegExp(text: string): string {
 // Quick search (C1)
 
 /**
- * Name, email (case-insensitive substring) or mobile number. A query that reads as a phone
- * number is normalised to E.164 (`010-1234-5678` finds `+821012345678`); a partial number
- * matches as a digit substring, with a leading 0 read as the +82 trunk prefix.
+ * E-mail addresses compare case-insensitively, in eq, in and the quick search alike: lower case,
+ * and the final sigma as σ (`ΣΑΣ` lower-cases to `σας`, which must still equal `σασ`). One
+ * folding for all three, so an address the quick search finds is one `eq` finds. (A `/iu`
+ * regex folds differently: it also equates `ſ` with `s` and `K` (Kelvin) with `k`, and a Set of
+ * `in` values cannot use it.)
  */
-export function compileQuickSearch(query: string): Predicate<{ name?: string | null; email?: string | null; mobileNumber?: string | null }> {
+export function foldEmail(text: string): string {
+  const lower = text.toLowerCase();
+  return lower.includes('ς') ? lower.replace(/ς/g, 'σ') : lower;
+}
+
+/**
+ * Name (case-insensitive substring), e-mail (substring, folded as foldEmail) or mobile number,
+ * each as the file shows it (userFixedText). A query that reads as a phone number is normalised
+ * to E.164 (`010-1234-5678` finds `+821012345678`); a partial number matches as `contains` on
+ * `mobileNumber` does (phoneNeedles).
+ */
+export function compileQuickSearch(query: string): Predicate<UserTextFields> {
   const q = query.trim();
   if (q === '') return TRUE_ALL;
   const re = new RegExp(escapeRegExp(q), 'iu');
+  const folded = foldEmail(q);
   let phone: ((v: string) => boolean) | undefined;
   if (PHONE_CHARS.test(q) && q.replace(/\D/g, '').length >= 3) {
-    const needles = phoneNeedles(q);
+    const needles = phoneNeedles(q, 'contains');
     const full = normalizePhone(q);
     if (needles) {
       // A whole number matches however it was written (`+82 010-...`, `0082...`).
-      if (full) needles.anywhere.push(full.slice(1));
-      phone = phoneTextMatcher('contains', needles);
+      if (full) needles.atStart.push(full.slice(1));
+      phone = phoneTextMatcher(needles);
     }
   }
   return (u) => {
-    const name = u.name;
+    const name = userFixedText(u, 'name');
     if (name && re.test(name)) return true;
-    const email = u.email;
-    if (email && re.test(email)) return true;
-    const mobile = u.mobileNumber;
+    const email = userFixedText(u, 'email');
+    if (email && foldEmail(email).includes(folded)) return true;
+    const mobile = userFixedText(u, 'mobileNumber');
     return phone !== undefined && typeof mobile === 'string' && mobile !== '' && phone(mobile);
   };
 }

@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import {
   DIRECTIONS,
   MARKETING_TYPES,
+  MAX_TIMESTAMP_MS,
   MEDIUM_NAMES,
   USER_CHAT_STATES,
   caseRecordSchema,
@@ -21,7 +22,6 @@ import {
 
 type SafeResult<T> = { success: true; data: T } | { success: false; error: z.ZodError };
 
-const MAX_TS = 8_640_000_000_000_000;
 const MEDIUMS = new Set<unknown>(MEDIUM_NAMES);
 const DIRECTION_SET = new Set<unknown>(DIRECTIONS);
 const CHAT_STATES = new Set<unknown>(USER_CHAT_STATES);
@@ -30,7 +30,7 @@ const E164 = /^\+[1-9]\d{6,14}$/;
 
 const isStr1 = (v: unknown): v is string => typeof v === 'string' && v.length >= 1;
 const isOptStr = (v: unknown) => v === undefined || v === null || typeof v === 'string';
-const isTs = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_TS;
+const isTs = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_TIMESTAMP_MS;
 const isOptTs = (v: unknown) => v === undefined || v === null || isTs(v);
 const isCount = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const isSeconds = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;

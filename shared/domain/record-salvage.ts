@@ -1,5 +1,5 @@
 import { parseIsoWithOffset } from '../iso-datetime';
-import type { CaseRecord, ProfileValue, UserRecord } from './records';
+import { MAX_TIMESTAMP_MS, type CaseRecord, type ProfileValue, type UserRecord } from './records';
 
 /**
  * What the chunk loop does with a source record the strict parsers (`safeParseCaseRecord`,
@@ -11,7 +11,8 @@ import type { CaseRecord, ProfileValue, UserRecord } from './records';
  *   anything else (object, array) leaves the cell empty.
  * - mobileNumber: any text is written as found, even when not E.164 (`010-2222-3333` is still the
  *   customer's number; rewriting it would guess a country). Filters normalise it when comparing.
- * - timestamps: epoch ms, ISO-8601 text with an offset, or digits-only text; else empty.
+ * - timestamps: epoch ms, ISO-8601 text with an offset, or digits-only text (epoch seconds below
+ *   1e11, else ms); else empty, and empty after 9999-12-31 (no date cell can show it).
  * - counts, durations: a non-negative number or its text; else empty (not an invented 0).
  * - booleans: `true`/`false` or their text; else empty (unknown is not `false`).
  * - lists: array elements that are text (numbers, booleans as text; the rest dropped), or
@@ -25,7 +26,12 @@ import type { CaseRecord, ProfileValue, UserRecord } from './records';
  * mappers, which write `null`/`undefined` as empty cells and take any text in text columns.
  */
 
-const MAX_TS = 8_640_000_000_000_000;
+/**
+ * Digits-only text below this is epoch seconds: 1e11 ms is March 1973, before any record here,
+ * while 1e11 s is the year 5138. Sources that write text write Unix seconds (`"1751328000"`),
+ * which read as ms would be January 1970. Numbers stay ms, as in the strict records.
+ */
+const SECONDS_TEXT_BELOW = 1e11;
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -45,12 +51,15 @@ function identity(v: unknown): string | undefined {
 
 function timestamp(v: unknown): number | null | undefined {
   if (v === undefined) return undefined;
-  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 && v <= MAX_TS ? Math.trunc(v) : null;
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 && v <= MAX_TIMESTAMP_MS ? Math.trunc(v) : null;
   if (typeof v !== 'string') return null;
   const s = v.trim();
-  if (/^\d{1,16}$/.test(s)) return timestamp(Number(s));
+  if (/^\d{1,16}$/.test(s)) {
+    const n = Number(s);
+    return timestamp(n < SECONDS_TEXT_BELOW ? n * 1000 : n);
+  }
   const t = parseIsoWithOffset(s);
-  return t !== undefined && Number.isFinite(t) && t >= 0 ? t : null;
+  return t !== undefined && Number.isFinite(t) && t >= 0 && t <= MAX_TIMESTAMP_MS ? t : null;
 }
 
 function nonNegative(v: unknown, integer: boolean): number | null | undefined {

@@ -34,8 +34,15 @@ export type Direction = z.infer<typeof directionSchema>;
 export type UserChatState = z.infer<typeof userChatStateSchema>;
 export type CaseState = (typeof CASE_STATES)[number];
 
+/**
+ * The latest timestamp a record may hold: 9999-12-31T00:00Z is still 9999-12-31 in every zone,
+ * and an xlsx date cell can show nothing after that day. A later value (the Date limit is
+ * 8.64e15) passed the parsers but failed the engine, and with it the whole export.
+ */
+export const MAX_TIMESTAMP_MS = Date.UTC(9999, 11, 31);
+
 /** Epoch milliseconds. */
-export const timestampSchema = z.number().int().min(0).max(8_640_000_000_000_000);
+export const timestampSchema = z.number().int().min(0).max(MAX_TIMESTAMP_MS);
 const optionalTimestamp = timestampSchema.nullish();
 const seconds = z.number().finite().min(0);
 const count = z.int().min(0);

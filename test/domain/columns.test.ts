@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   CASE_COLUMN_KEYS,
   caseColumns,
@@ -14,7 +14,12 @@ import {
   type CaseRecordInput,
   type ProfileKeyDef,
   type UserRecord,
+  compileFilter,
+  leadTimeSeconds,
+  salvageCaseRecord,
+  startOfDayInZone,
 } from '../../shared/domain';
+import { createPartEncoder } from '../../shared/xlsx';
 
 const T = (iso: string) => Date.parse(iso);
 
@@ -102,6 +107,26 @@ describe('S8 derived values on hand-computed records', () => {
     // Sub-second timestamps stay exact.
     const fine = toCaseRow(caseOf({ firstOpenedAt: 1_000, closedAt: 2_500 }), ctx);
     expect(fine.resolutionTime).toBe(1.5);
+  });
+
+  it('S8: an unreadable totalSnoozedTime (salvaged as null) leaves leadTime empty, not resolutionTime - 0', () => {
+    const raw = {
+      userChatCaseId: 'k1', userChatCase: 1, userChatId: 'c1', direction: 'inbound', userChatState: 'closed', userId: 'u1', mediumName: 'inAppChat',
+      createdAt: T('2025-07-01T00:00:00Z'), firstOpenedAt: T('2025-07-01T00:00:00Z'), closedAt: T('2025-07-01T02:00:00Z'), totalSnoozedTime: 'n/a',
+    };
+    const record = salvageCaseRecord(raw)!;
+    expect(record.totalSnoozedTime).toBeNull();
+    const row = toCaseRow(record, ctx);
+    expect(row.resolutionTime).toBe(7200);
+    expect(row.leadTime).toBeNull();
+    expect(leadTimeSeconds(record)).toBeNull();
+    // The filter reads the same formula: no invented 7200 to match.
+    const leadTimeIs = (op: string, value: unknown) =>
+      compileFilter({ join: 'and', groups: [{ join: 'and', conditions: [{ field: 'leadTime', op, value } as never] }] }, 'cases', { now })(record);
+    expect(leadTimeIs('eq', 7200)).toBe(false);
+    expect(leadTimeIs('eq', null)).toBe(true);
+    // Absent means the schema's default (never snoozed), as before.
+    expect(leadTimeSeconds({ firstOpenedAt: 0, closedAt: 60_000 })).toBe(60);
   });
 
   it.each([
@@ -349,6 +374,73 @@ describe('C11 date profile values held as text are read in the export time zone'
       expect(cell(bad, 'Asia/Seoul')).toBeNull();
     }
     expect(cell('2025-07-01')).toBe(T('2025-07-01T00:00:00Z'));
+  });
+
+  it('C11: years below 100 are those years (not 1900-1999), so before 1900-03-01: an empty cell', () => {
+    for (const text of ['0001-01-01', '0099-12-31', '0050-06-15T10:00', '0050-06-15 10:00:00.5']) {
+      for (const zone of ['UTC', 'Asia/Seoul', 'Pacific/Kiritimati', 'Pacific/Pago_Pago']) expect(cell(text, zone), `${text} ${zone}`).toBeNull();
+    }
+    expect(startOfDayInZone({ year: 1, month: 1, day: 1 }, 'UTC')).toBe(Date.parse('0001-01-01T00:00:00Z'));
+    expect(startOfDayInZone({ year: 50, month: 6, day: 15 }, 'UTC')).toBe(Date.parse('0050-06-15T00:00:00Z'));
+    // And a filter bound of such a day is that day: 1930 is after 0050-01-01.
+    const createdAfter = compileFilter({ join: 'and', groups: [{ join: 'and', conditions: [{ field: 'createdAt', op: 'gt', value: '0050-01-01' }] }] }, 'users', { now });
+    expect(createdAfter({ id: 'u', createdAt: T('1930-01-01T00:00:00Z') })).toBe(true);
+  });
+
+  it('C11: a date no xlsx cell can show (outside 1900-03-01 .. 9999-12-31 in the zone) is an empty cell, decided as the engine does', () => {
+    for (const value of ['1899-12-31', '1900-02-28', '1900-02-28T23:59:59', '10000-01-01', -3e12, 1e15, -8.64e15, 8.64e15]) {
+      expect(cell(value, 'Asia/Seoul'), String(value)).toBeNull();
+    }
+    expect(cell('1900-03-01', 'Asia/Seoul')).toBe(Date.parse('1900-02-28T15:32:08Z')); // Seoul's LMT was +8:27:52
+    expect(cell('9999-12-31T23:59:59.999', 'Pacific/Kiritimati')).toBe(Date.parse('9999-12-31T09:59:59.999Z'));
+    // Within a day of either end the answer depends on the zone: the same instants the engine takes.
+    const edges = [Date.UTC(1900, 2, 1), Date.UTC(10000, 0, 1)];
+    for (const zone of ['UTC', 'Asia/Seoul', 'Pacific/Kiritimati', 'Pacific/Pago_Pago', 'America/New_York', 'Asia/Kolkata']) {
+      const encoder = createPartEncoder(userColumns(schema), { timeZone: zone });
+      for (const edge of edges) {
+        for (let h = -16; h <= 16; h += 0.25) {
+          for (const delta of [-1, 0, 1]) {
+            const at = edge + h * 3_600_000 + delta * 1000;
+            const value = cell(at, zone);
+            let engineTakes = true;
+            try {
+              createPartEncoder(userColumns(schema), { timeZone: zone }).add({ id: 'u', 'profile.at': at });
+            } catch {
+              engineTakes = false;
+            }
+            expect(value === at, `${zone} ${new Date(at).toISOString()}`).toBe(engineTakes);
+            if (value !== null) encoder.add({ id: 'u', 'profile.at': value });
+          }
+        }
+      }
+    }
+  });
+
+  it('C11: a row of such dates (text, numbers, a salvaged far-future timestamp) encodes without failing the part', () => {
+    const users = createPartEncoder(userColumns(schema), { timeZone: 'Asia/Seoul' });
+    const map = createUserRowMapper(schema, { timeZone: 'Asia/Seoul' });
+    for (const at of ['0001-01-01', '1899-12-31', '1900-02-28', -3e12, 1e15, '2025-07-01']) {
+      users.add(map({ id: 'u', createdAt: 0, member: false, tags: [], sessionCount: 0, marketingConsentEmail: false, marketingConsentTexting: false, blocked: false, profile: { at } } as unknown as UserRecord));
+    }
+    expect(users.finish().rowCount).toBe(6);
+  });
+
+  it('C11: profile date text keeps its start-of-day per zone and day: a second pass over 30,000 distinct days asks Intl nothing', () => {
+    // A birthday column spans ~29,000 days; a cache emptied every 10,000 entries missed on every value.
+    const days: string[] = [];
+    for (let d = 0; d < 30_000; d++) days.push(new Date(Date.UTC(1940, 0, 1) + d * 86_400_000).toISOString().slice(0, 10));
+    const zone = 'Europe/Berlin';
+    for (const text of days) cell(text, zone);
+    // `format` is an accessor (it returns a bound function): count reads of it.
+    const format = vi.spyOn(Intl.DateTimeFormat.prototype as unknown as { format: object }, 'format', 'get');
+    const parts = vi.spyOn(Intl.DateTimeFormat.prototype, 'formatToParts');
+    try {
+      for (const text of days) cell(text, zone);
+      expect(format.mock.calls.length + parts.mock.calls.length).toBe(0);
+    } finally {
+      format.mockRestore();
+      parts.mockRestore();
+    }
   });
 
   it('C11: the case row mapper reads chat-profile date text in its zone too', () => {

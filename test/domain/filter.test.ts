@@ -408,7 +408,88 @@ describe('C1/C2 phone contains/startsWith read local input like the quick search
   });
 });
 
+describe('C1/C2 international prefixes and the +82 reading of a leading 0 match only at the start of the number', () => {
+  const numbers = ['+82212348210', '+821012345678', '+8231123820', '+15558210555', '+441010101010', '+821000123456', '010-5555-1234'];
+  const people = numbers.map((mobileNumber, i) => ({ id: `p${i}`, createdAt: 0, mobileNumber }));
+  const run = (op: string, value: string) =>
+    people.filter(compileFilter(one({ field: 'mobileNumber', op, value }), 'users', { now })).map((u) => u.mobileNumber);
+
+  it.each([
+    // 010 is in the national form 010… or typed digits anywhere; 8210 in the middle of +82212348210 is not "010".
+    ['contains', '010', ['+821012345678', '+441010101010', '+821000123456', '010-5555-1234']],
+    ['contains', '02', ['+82212348210']],
+    ['contains', '8210', ['+82212348210', '+821012345678', '+15558210555', '+821000123456', '010-5555-1234']],
+    ['contains', '+82', ['+82212348210', '+821012345678', '+8231123820', '+821000123456', '010-5555-1234']],
+    ['contains', '+1', ['+15558210555']],
+    ['contains', '0082 10', ['+821012345678', '+821000123456', '010-5555-1234']],
+    ['contains', '+44 10', ['+441010101010']],
+    ['contains', '00', ['+821000123456']],
+    ['contains', '+', numbers.filter((n) => n.startsWith('+'))],
+    ['startsWith', '00', numbers.filter((n) => n.startsWith('+'))],
+    ['startsWith', '+', numbers.filter((n) => n.startsWith('+'))],
+    ['startsWith', '( 0 0 )', numbers.filter((n) => n.startsWith('+'))],
+    ['startsWith', '001', ['+15558210555']],
+    ['startsWith', '010', ['+821012345678', '+821000123456', '010-5555-1234']],
+    ['startsWith', '02', ['+82212348210']],
+  ])('C2: mobileNumber %s %j', (op, value, expected) => {
+    expect(run(op, value)).toEqual(expected);
+  });
+
+  it('C1: the quick search reads a partial number the same way', () => {
+    const quick = (q: string) => people.filter(compileQuickSearch(q)).map((u) => u.mobileNumber);
+    expect(quick('010')).toEqual(['+821012345678', '+441010101010', '+821000123456', '010-5555-1234']);
+    expect(quick('+82 2-1234')).toEqual(['+82212348210']);
+    expect(quick('0082-10-1234-5678')).toEqual(['+821012345678']);
+    expect(quick('010-5555-1234')).toEqual(['010-5555-1234']);
+  });
+});
+
+describe('C1/C2 name, mobile number and e-mail are found as the file shows them', () => {
+  const schema = { keys: [{ key: 'email', type: 'string' as const, order: 0, archived: false }, { key: 'name', type: 'string' as const, order: 1, archived: false }, { key: 'mobileNumber', type: 'string' as const, order: 2, archived: false }] };
+  const kim = userRecordSchema.parse({ id: 'k', createdAt: 0, email: null, profile: { email: 'kim@example.com', name: '김민지', mobileNumber: '+821077778888' } });
+  const own = userRecordSchema.parse({ id: 'o', createdAt: 0, email: 'own@example.com', name: 'Own', profile: { email: 'kim@example.com', name: '김민지' } });
+  const match = (condition: Record<string, unknown>, query?: string) =>
+    [kim, own].filter(compileFilter(condition.field ? one(condition) : undefined, 'users', { now, profileSchema: schema, query })).map((u) => u.id);
+
+  it('C2: filters on email, name and mobileNumber read the profile value when the record has none (the cell shows it)', () => {
+    expect(match({ field: 'email', op: 'eq', value: 'KIM@example.com' })).toEqual(['k']);
+    expect(match({ field: 'email', op: 'in', values: 'kim@example.com' })).toEqual(['k']);
+    expect(match({ field: 'email', op: 'exists' })).toEqual(['k', 'o']);
+    expect(match({ field: 'name', op: 'eq', value: '김민지' })).toEqual(['k']);
+    expect(match({ field: 'mobileNumber', op: 'startsWith', value: '010-7777' })).toEqual(['k']);
+    expect(match({ field: 'mobileNumber', op: 'eq', value: '010-7777-8888' })).toEqual(['k']);
+  });
+
+  it('C1: the quick search too', () => {
+    expect(match({}, 'kim@example')).toEqual(['k']);
+    expect(match({}, '민지')).toEqual(['k']);
+    expect(match({}, '7777-8888')).toEqual(['k']);
+  });
+});
+
 describe('C2 e-mail equality is case-insensitive, like the quick search', () => {
+  it('C1/C2: eq, in and the quick search fold letter case the same way', () => {
+    const pairs: [string, string][] = [
+      ['kim@example.com', 'KIM@Example.COM'],
+      ['σας@x.gr', 'ΣΑΣ@x.gr'],
+      ['σασ@x.gr', 'ΣΑΣ@x.gr'],
+      ['σας@x.gr', 'σασ@x.gr'],
+      ['ſam@x.com', 'sam@x.com'],
+      ['straße@x.de', 'STRASSE@x.de'],
+      ['i@x.tr', 'İ@x.tr'],
+      ['kelvin@x', 'KELVIN@x'],
+    ];
+    for (const [stored, typed] of pairs) {
+      const u = { id: 'x', createdAt: 0, email: stored };
+      const eq = compileFilter(one({ field: 'email', op: 'eq', value: typed }), 'users', { now })(u);
+      const inList = compileFilter(one({ field: 'email', op: 'in', values: [typed] }), 'users', { now })(u);
+      const quick = compileQuickSearch(typed)(u);
+      expect({ stored, typed, eq, in: inList }).toEqual({ stored, typed, eq: quick, in: quick });
+    }
+    expect(compileQuickSearch('ΣΑΣ@x.gr')({ email: 'σασ@x.gr' })).toBe(true);
+  });
+
+
   it('C2: eq, neq and in on email ignore letter case', () => {
     expect(matchIds(one({ field: 'email', op: 'eq', value: 'minji.kim@example.com' }))).toEqual(['u1']);
     expect(matchIds(one({ field: 'email', op: 'eq', value: 'EMMA@EXAMPLE.ORG' }))).toEqual(['u2']);

@@ -73,6 +73,34 @@ describe('S1 odd case records are kept with only the odd values changed', () => 
   });
 });
 
+describe('C6/S1 salvaged timestamps', () => {
+  const base = {
+    userChatCaseId: 'k1', userChatCase: 1, userChatId: 'c1', direction: 'inbound', userChatState: 'closed', userId: 'u1',
+    createdAt: T('2025-07-01T00:00:00Z'), mediumName: 'inAppChat',
+  };
+
+  it('C6: digits-only text below 1e11 is epoch seconds (Unix time), longer digits epoch ms; numbers stay ms', () => {
+    const u = salvageUserRecord({ id: 'u1', createdAt: '1751328000', lastSeenAt: '1751328000123' })!;
+    expect(u.createdAt).toBe(T('2025-07-01T00:00:00Z'));
+    expect(u.lastSeenAt).toBe(T('2025-07-01T00:00:00.123Z'));
+    expect(salvageUserRecord({ id: 'u1', createdAt: 1751328000, sessionCount: 'x' })!.createdAt).toBe(1751328000);
+    expect(salvageCaseRecord({ ...base, closedAt: ' 1751331600 ', replyCount: 'x' })!.closedAt).toBe(T('2025-07-01T01:00:00Z'));
+  });
+
+  it('S1/C6: a timestamp after 9999-12-31 is refused by the parsers and salvaged as an empty cell (the engine cannot write it)', () => {
+    for (const far of [1e15, 8.64e15, '1000000000000000', '+275760-09-13T00:00:00Z', '9999-12-31T23:00:00Z']) {
+      const raw = { ...base, firstRepliedAt: far };
+      expect(safeParseCaseRecord(raw).success, String(far)).toBe(false);
+      expect(salvageCaseRecord(raw)!.firstRepliedAt, String(far)).toBeNull();
+      expect(salvageUserRecord({ id: 'u1', createdAt: 0, lastSeenAt: far })!.lastSeenAt, String(far)).toBeNull();
+    }
+    expect(salvageCaseRecord({ ...base, firstRepliedAt: T('9999-12-30T00:00:00Z'), replyCount: 'x' })!.firstRepliedAt).toBe(T('9999-12-30T00:00:00Z'));
+    const cases = createPartEncoder(caseColumns({ rangeStart: '2025-07-01' }), { timeZone: 'Pacific/Kiritimati' });
+    cases.add(createCaseRowMapper({ now: 0, channelId: 'ch' })(salvageCaseRecord({ ...base, firstRepliedAt: 1e15, closedAt: '253402297199999' })!));
+    expect(cases.finish().rowCount).toBe(1);
+  });
+});
+
 describe('S8/S9 salvaged records render: the engine takes every cell', () => {
   it('S8/S9: rows of odd records pass the part encoder (mistyped cells would throw)', () => {
     const oddUsers = [

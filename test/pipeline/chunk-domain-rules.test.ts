@@ -43,6 +43,7 @@ async function runChunks(f: Fixture) {
         marked.push(meta);
         return { firstTime: true, done: 1, total: 10_000, rowsWritten: 0 };
       },
+      isChunkDone: async () => false,
       updateProgress: async () => {},
     } as unknown as ChunkDeps['store'],
     objects: {
@@ -164,7 +165,7 @@ describe('C6/S1: one odd field does not drop the customer or the case', () => {
     // grade (an object) is empty, tier (valid) is still written.
     expect(byId.get('u4')).toContain('gold');
     expect(byId.get('u4')).not.toContain('[object Object]');
-    expect(outcomes.reduce((n, o) => n + o.invalidRecords, 0)).toBe(1);
+    expect(outcomes.reduce((n, o) => n + o.skippedRecords, 0)).toBe(1);
     expect(outcomes.reduce((n, o) => n + o.repairedRecords, 0)).toBe(3);
     expect(marked.reduce((n, m) => n + (m.skippedRecords ?? 0), 0)).toBe(1);
   });
@@ -196,7 +197,7 @@ describe('C6/S1: one odd field does not drop the customer or the case', () => {
         { id: 'u2', createdAt: 0 },
       ],
     });
-    expect(outcomes.reduce((n, o) => n + o.invalidRecords, 0)).toBe(0);
+    expect(outcomes.reduce((n, o) => n + o.skippedRecords, 0)).toBe(0);
     const cases = rows.filter((r) => r.sheet === 'cases');
     expect(cases.map((r) => r.cells.find((c) => /^k\d$/.test(c)))).toEqual(['k1', 'k2']);
     expect(cases[1]?.cells).toContain('appWhatsApp');
@@ -227,5 +228,26 @@ describe('S9/C11: profile date text is read in the export time zone, in the pipe
     });
     // Excel serial of 2025-07-01 00:00 (the engine writes wall time in the export's zone).
     expect(rows[0]?.cells.at(-1)).toBe('45839');
+  });
+
+  it('C11: a profile date no xlsx cell can show leaves its cell empty; the chunk does not fail', async () => {
+    const odd = ['1899-12-31', '1900-02-28', '0001-01-01', -3e12, 1e15];
+    const { job, outcomes, rows } = await runChunks({
+      kind: 'contacts',
+      timeZone: 'Asia/Seoul',
+      request: { kind: 'contacts', scope: 'all' },
+      users: [
+        ...odd.map((birthday, i) => ({ id: `u${i}`, createdAt: 0, profile: { birthday } })),
+        { id: 'ok', createdAt: 0, profile: { birthday: '1990-05-05' } },
+      ],
+      workspace: { [workspaceSk.userProfileSchema]: { keys: [{ key: 'birthday', type: 'date', order: 0, archived: false }] } },
+    });
+    expect(job.status).not.toBe('failed');
+    expect(outcomes.map((o) => o.status)).not.toContain('failed');
+    const birthdayOf = new Map(rows.map((r) => [r.cells[0], r.cells.at(-1)]));
+    expect([...birthdayOf.keys()].sort()).toEqual(['ok', 'u0', 'u1', 'u2', 'u3', 'u4']);
+    // 1990-05-05 is Excel serial 32998; the odd ones have no birthday cell (the row ends earlier).
+    expect(birthdayOf.get('ok')).toBe('32998');
+    for (let i = 0; i < odd.length; i++) expect(rows.find((r) => r.cells[0] === `u${i}`)?.cells).not.toContain('32998');
   });
 });

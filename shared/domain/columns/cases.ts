@@ -130,10 +130,18 @@ export function resolutionTimeSeconds(r: { closedAt?: Ts; firstOpenedAt?: Ts }):
   return (r.closedAt - r.firstOpenedAt) / 1000;
 }
 
-/** leadTime = resolutionTime - totalSnoozedTime, seconds. */
+/**
+ * leadTime = resolutionTime - totalSnoozedTime, seconds. An absent totalSnoozedTime is 0 (the
+ * schema's default: never snoozed); null is unknown (a salvaged record's unreadable value), and
+ * subtracting 0 for it would invent a lead time.
+ */
 export function leadTimeSeconds(r: { closedAt?: Ts; firstOpenedAt?: Ts; totalSnoozedTime?: number | null }): number | null {
-  const resolution = resolutionTimeSeconds(r);
-  return resolution === null ? null : resolution - (r.totalSnoozedTime ?? 0);
+  return leadTime(resolutionTimeSeconds(r), r.totalSnoozedTime);
+}
+
+function leadTime(resolution: number | null, totalSnoozedTime: number | null | undefined): number | null {
+  if (resolution === null || totalSnoozedTime === null) return null;
+  return resolution - (totalSnoozedTime ?? 0);
 }
 
 /**
@@ -287,7 +295,7 @@ function buildCaseRow(r: CaseRecord, p: PreparedCaseContext): Row {
     avgReplyTime: !replyCount || totalReplyTime == null ? null : totalReplyTime / replyCount,
     resolutionTime: resolution,
     totalSnoozedTime,
-    leadTime: resolution === null ? null : resolution - (totalSnoozedTime ?? 0),
+    leadTime: leadTime(resolution, totalSnoozedTime),
     snoozedCount: r.snoozedCount,
     missedCount: r.missedCount,
     description: r.description,

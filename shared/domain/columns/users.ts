@@ -110,7 +110,23 @@ export function toUserRow(user: UserRecord, profileSchema?: ProfileSchema | read
   return row;
 }
 
-/** The record's own field, else a text value of the same name in its profile. */
+/** The fields a fixed text cell is made of (the quick search also takes partial records). */
+export interface UserTextFields {
+  name?: string | null | undefined;
+  mobileNumber?: string | null | undefined;
+  email?: string | null | undefined;
+  profile?: UserRecord['profile'] | undefined;
+}
+
+/**
+ * What the file shows in the `name`, `mobileNumber` or `email` cell: the record's own field, else
+ * a text value of the same name in its profile. Filters and the quick search read the same, so
+ * a value a manager sees in the file is one they can find.
+ */
+export function userFixedText(user: UserTextFields, key: 'name' | 'mobileNumber' | 'email'): string | null | undefined {
+  return fixedText(user[key], user.profile, key);
+}
+
 function fixedText(own: string | null | undefined, profile: UserRecord['profile'] | undefined, key: string): string | null | undefined {
   if (own !== null && own !== undefined && own !== '') return own;
   const v = profile ? profile[key] : undefined;
