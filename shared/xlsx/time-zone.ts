@@ -1,3 +1,4 @@
+import { createZoneOffsetLookup } from '../zone-offset';
 import { WorkbookPlanError } from './errors';
 
 const HOUR_MS = 3_600_000;
@@ -101,51 +102,13 @@ export function formatExcelSerial(localMs: number): string {
   return String(day) + '.' + String(f).padStart(SERIAL_FRACTION_DIGITS, '0').replace(/0+$/, '');
 }
 
-/** Offset of `timeZone` from UTC, in ms, at an instant; exact to the second. */
+/** Offset of `timeZone` from UTC, in ms, at an instant; exact to the second (shared/zone-offset.ts). */
 export function createOffsetLookup(timeZone: string): (epochMs: number) => number {
-  let format: Intl.DateTimeFormat;
   try {
-    format = new Intl.DateTimeFormat('en-US', {
-      timeZone,
-      hourCycle: 'h23',
-      year: 'numeric',
-      month: 'numeric',
-      day: 'numeric',
-      hour: 'numeric',
-      minute: 'numeric',
-      second: 'numeric',
-      era: 'short',
-    });
+    return createZoneOffsetLookup(timeZone);
   } catch {
     throw new WorkbookPlanError(`timeZone "${timeZone}" is not a known IANA time zone`, 'timeZone', 'iana');
   }
-  return (epochMs: number): number => {
-    const whole = Math.floor(epochMs / 1000) * 1000;
-    let year = 0;
-    let month = 0;
-    let day = 0;
-    let hour = 0;
-    let minute = 0;
-    let second = 0;
-    let bc = false;
-    for (const p of format.formatToParts(whole)) {
-      switch (p.type) {
-        case 'year': year = Number(p.value); break;
-        case 'month': month = Number(p.value); break;
-        case 'day': day = Number(p.value); break;
-        case 'hour': hour = Number(p.value); break;
-        case 'minute': minute = Number(p.value); break;
-        case 'second': second = Number(p.value); break;
-        case 'era': bc = p.value === 'BC'; break;
-        default: break;
-      }
-    }
-    if (bc) year = 1 - year;
-    const local = new Date(0);
-    local.setUTCFullYear(year, month - 1, day);
-    local.setUTCHours(hour, minute, second, 0);
-    return local.getTime() - whole;
-  };
 }
 
 /** Checks a time zone name up front so a bad one fails before any row is rendered. */
