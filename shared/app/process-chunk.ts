@@ -261,7 +261,7 @@ async function renderSlice(
       });
     }
   };
-  const workspace = { source: deps.workspace, channelId: job.channelId, ctx };
+  const workspace = { source: deps.workspace, channelId: job.channelId, schemas: ctx };
   const source = message.source;
   if (source.type === 'caseDay') {
     const predicate = await compileRequestPredicate(job.request, workspace, { now, timeZone: job.timeZone });

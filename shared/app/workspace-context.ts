@@ -45,34 +45,31 @@ function dropSk(item: RawItem | null): RawItem | null {
   return rest;
 }
 
-/**
- * `lenientSettings`: a missing channelId is taken from the key, and settings that still do not
- * parse read as absent instead of throwing. The request path wants only the zone from them and
- * falls back to a default; the pipeline keeps failing loudly on a malformed item.
- */
-export async function loadWorkspaceContext(
-  source: WorkspaceSource,
-  channelId: string,
-  options: { lenientSettings?: boolean } = {},
-): Promise<WorkspaceContext> {
-  const [settings, users, chats, directory] = await Promise.all([
+export async function loadWorkspaceContext(source: WorkspaceSource, channelId: string): Promise<WorkspaceContext> {
+  const [settings, schemas, directory] = await Promise.all([
     source.getItem(channelId, workspaceSk.settings),
-    source.getItem(channelId, workspaceSk.userProfileSchema),
-    source.getItem(channelId, workspaceSk.chatProfileSchema),
+    loadProfileSchemas(source, channelId),
     source.getItem(channelId, workspaceSk.directory),
   ]);
   return {
-    settings: settings ? parseSettings(settings, channelId, options.lenientSettings ?? false) : undefined,
-    userProfileSchema: users ? profileSchemaSchema.parse(dropSk(users)) : EMPTY_SCHEMA,
-    chatProfileSchema: chats ? profileSchemaSchema.parse(dropSk(chats)) : EMPTY_SCHEMA,
+    settings: settings ? channelSettingsSchema.parse(dropSk(settings)) : undefined,
+    ...schemas,
     directory: directory ? directorySchema.parse(dropSk(directory)) : { teams: [], managers: [] },
   };
 }
 
-function parseSettings(item: RawItem, channelId: string, lenient: boolean): ChannelSettings | undefined {
-  if (!lenient) return channelSettingsSchema.parse(dropSk(item));
-  const parsed = channelSettingsSchema.safeParse({ channelId, ...dropSk(item) });
-  return parsed.success ? parsed.data : undefined;
+export type ProfileSchemas = Pick<WorkspaceContext, 'userProfileSchema' | 'chatProfileSchema'>;
+
+/** The two profile schemas alone: all a row predicate needs from the workspace. */
+export async function loadProfileSchemas(source: WorkspaceSource, channelId: string): Promise<ProfileSchemas> {
+  const [users, chats] = await Promise.all([
+    source.getItem(channelId, workspaceSk.userProfileSchema),
+    source.getItem(channelId, workspaceSk.chatProfileSchema),
+  ]);
+  return {
+    userProfileSchema: users ? profileSchemaSchema.parse(dropSk(users)) : EMPTY_SCHEMA,
+    chatProfileSchema: chats ? profileSchemaSchema.parse(dropSk(chats)) : EMPTY_SCHEMA,
+  };
 }
 
 export async function loadSegment(source: WorkspaceSource, channelId: string, segmentId: string): Promise<Segment | undefined> {
@@ -83,6 +80,11 @@ export async function loadSegment(source: WorkspaceSource, channelId: string, se
 /** The parts of a request (as sent, or as its job keeps it) that choose the rows. */
 export type RowConditions = Pick<JobRequest, 'kind' | 'scope' | 'filter' | 'segmentId' | 'query'>;
 
+/** Whether the rows depend on the workspace's profile schemas or a stored segment. */
+export function readsWorkspace(request: RowConditions): boolean {
+  return request.kind === 'cases' ? request.filter !== undefined : request.scope === 'filter' || request.scope === 'segment';
+}
+
 /**
  * The predicate the main sheet's rows must pass, against the workspace as it is now: the API
  * compiles it to refuse a request early, and every chunk compiles it again, since the workspace
@@ -91,13 +93,13 @@ export type RowConditions = Pick<JobRequest, 'kind' | 'scope' | 'filter' | 'segm
  */
 export async function compileRequestPredicate(
   request: RowConditions,
-  workspace: { source: WorkspaceSource; channelId: string; ctx: WorkspaceContext },
+  workspace: { source: WorkspaceSource; channelId: string; schemas: ProfileSchemas },
   at: { now: Date; timeZone: string },
 ): Promise<Predicate> {
   if (request.kind === 'cases') {
-    return compileFilter(request.filter, 'cases', { now: at.now, timeZone: at.timeZone, profileSchema: workspace.ctx.chatProfileSchema });
+    return compileFilter(request.filter, 'cases', { now: at.now, timeZone: at.timeZone, profileSchema: workspace.schemas.chatProfileSchema });
   }
-  const base = { now: at.now, query: request.query, profileSchema: workspace.ctx.userProfileSchema, timeZone: at.timeZone };
+  const base = { now: at.now, query: request.query, profileSchema: workspace.schemas.userProfileSchema, timeZone: at.timeZone };
   switch (request.scope) {
     case 'filter':
       return compileFilter(request.filter, 'users', base);

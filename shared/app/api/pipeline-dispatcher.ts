@@ -1,4 +1,4 @@
-import type { ExportRequest } from '../../domain';
+import { channelSettingsSchema, type ExportRequest } from '../../domain';
 import type { ExportStore } from '../../ports/export-store';
 import type { MessageQueue } from '../../ports/message-queue';
 import type { ObjectStore } from '../../ports/object-store';
@@ -6,7 +6,7 @@ import type { WorkspaceSource } from '../../ports/source-data';
 import { createDownloadToken, downloadLink, hashDownloadToken, InvalidDownloadTokenError, verifyDownloadToken } from '../download-link';
 import type { ExportJob, JobRequest } from '../export-job';
 import { buildChunkMessages, planChunks, storeSelectionBatches } from '../plan-chunks';
-import { compileRequestPredicate, loadWorkspaceContext } from '../workspace-context';
+import { compileRequestPredicate, loadProfileSchemas, readsWorkspace, workspaceSk } from '../workspace-context';
 import type { DownloadLinks, ExportDispatcher } from './deps';
 
 /** Used when neither the request nor the channel settings name a zone (the product is Korean). */
@@ -39,13 +39,15 @@ export function createPipelineDispatcher(deps: {
 }): ExportDispatcher {
   return {
     async plan({ exportId, channelId, request }: { exportId: string; channelId: string; request: ExportRequest }) {
-      // Settings that are missing or do not parse fall back to the default zone instead of failing the request.
-      const ctx = await loadWorkspaceContext(deps.workspace, channelId, { lenientSettings: true });
-      const timeZone = request.timezone ?? ctx.settings?.timeZone ?? FALLBACK_TIME_ZONE;
+      const timeZone = request.timezone ?? (await channelTimeZone(deps.workspace, channelId));
       // Refuses now what the chunks would refuse minutes later (a filter naming a profile key the
       // workspace lacks or has archived, a segment gone or no longer valid): a 400/404 naming the
-      // field instead of a failed export and a bot message.
-      await compileRequestPredicate(request, { source: deps.workspace, channelId, ctx }, { now: new Date(), timeZone });
+      // field instead of a failed export and a bot message. Requests whose rows do not depend on
+      // the workspace read nothing more.
+      if (readsWorkspace(request)) {
+        const schemas = await loadProfileSchemas(deps.workspace, channelId);
+        await compileRequestPredicate(request, { source: deps.workspace, channelId, schemas }, { now: new Date(), timeZone });
+      }
       const jobRequest = toJobRequest(request);
       // The count is known before the job exists, so progress is right from the first poll.
       const provisional = { exportId, channelId, kind: request.kind, request: jobRequest, timeZone } as ExportJob;
@@ -60,6 +62,13 @@ export function createPipelineDispatcher(deps: {
       await planChunks(job, {}, { store: deps.store, objects: deps.objects, queue: deps.queue, selectionBatch: deps.selectionBatch });
     },
   };
+}
+
+/** The channel's zone; settings that are missing or do not parse fall back to the default, not a failed request. */
+async function channelTimeZone(workspace: WorkspaceSource, channelId: string): Promise<string> {
+  const item = await workspace.getItem(channelId, workspaceSk.settings);
+  const parsed = item ? channelSettingsSchema.safeParse({ channelId, ...item }) : undefined;
+  return parsed?.success ? parsed.data.timeZone : FALLBACK_TIME_ZONE;
 }
 
 /**
