@@ -1,11 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { SQSRecord } from 'aws-lambda';
 import { generateWorkspace } from '../../shared/domain';
 import { compareUsersInExportOrder } from '../../shared/app/source-keys';
-import { startLocalStack, type LocalStack } from '../../infra/local/stack';
+import type { LocalStack } from '../../infra/local/stack';
 import type { SqsHandler } from '../../infra/local/sqs-poller';
-import { readExportFile, storesFor, submitExport, waitFor, waitForJob } from './helpers';
+import { readExportFile, storesFor, submitExport, waitFor, waitForJob, useLocalStack } from './helpers';
 
 const CHANNEL = 'c2';
 const SEED = 11;
@@ -32,8 +32,8 @@ describe('pipeline under redelivery and failures', () => {
   const workspace = generateWorkspace({ channelId: CHANNEL, seed: SEED, users: USERS, cases: CASES });
   const expectedIds = [...workspace.users].map((u) => u.id).sort(compareUsersInExportOrder);
 
-  beforeAll(async () => {
-    stack = await startLocalStack({
+  useLocalStack(
+    {
       port: 0,
       seed: { channelId: CHANNEL, users: USERS, cases: CASES, seed: SEED },
       env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true', NOTIFY_BACKOFF_MS: '10' },
@@ -72,12 +72,9 @@ describe('pipeline under redelivery and failures', () => {
           return { batchItemFailures: [...failures, ...(result?.batchItemFailures ?? [])] };
         };
       },
-    });
-  });
-
-  afterAll(async () => {
-    await stack?.stop();
-  });
+    },
+    (started) => (stack = started),
+  );
 
   const botMessagesFor = (exportId: string) => stack.bot.messages.filter((m) => (m.body as { exportId?: string }).exportId === exportId);
   const deliveriesFor = (records: SQSRecord[], exportId: string) => records.filter((r) => bodyOf(r).exportId === exportId);

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DeleteObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { startLocalStack, type LocalStack } from '../../infra/local/stack';
+import type { LocalStack } from '../../infra/local/stack';
 import { LocalKeyWrapper } from '../../shared/adapters/local/local-key-wrapper';
 import { DynamoCasesSource, DynamoUsersSource, DynamoWorkspaceSource } from '../../shared/adapters/aws/dynamo-source-data';
 import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store';
@@ -18,7 +18,7 @@ import type { MessageQueue, QueueName } from '../../shared/ports/message-queue';
 import type { PipelineLog } from '../../shared/ports/pipeline-log';
 import { silentLog } from '../../shared/ports/pipeline-log';
 import { makeJob } from './job-fixture';
-import { storesFor, submitExport, TEST_PASSWORD } from './helpers';
+import { storesFor, submitExport, TEST_PASSWORD, useLocalStack } from './helpers';
 
 /**
  * The steps after an export's final transition (audit, notify), the finalizer's streams when a
@@ -75,18 +75,15 @@ function capturingLog(lines: string[]): PipelineLog {
 describe('follow-up steps, finalizer streams and the notifier lease', () => {
   let stack: LocalStack;
 
-  beforeAll(async () => {
-    stack = await startLocalStack({
+  useLocalStack(
+    {
       port: 0,
       pollers: false,
       seed: { channelId: CHANNEL, users: 60, cases: 0, seed: 11 },
       env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true' },
-    });
-  });
-
-  afterAll(async () => {
-    await stack?.stop();
-  });
+    },
+    (started) => (stack = started),
+  );
 
   const stepDeps = (over: Partial<StepDeps> = {}): StepDeps => {
     const { store, objects } = storesFor(stack);

@@ -12,7 +12,8 @@ import { newExportId, type ExportJob, type JobRequest } from '../../shared/app/e
 import { planChunks } from '../../shared/app/plan-chunks';
 import type { ChunkDeps } from '../../shared/app/process-chunk';
 import { silentLog } from '../../shared/ports/pipeline-log';
-import type { LocalStack } from '../../infra/local/stack';
+import { afterAll, beforeAll } from 'vitest';
+import { startLocalStack, type LocalStack } from '../../infra/local/stack';
 
 export const TEST_PASSWORD = 'Pw7x9Qz2Lk';
 
@@ -117,4 +118,19 @@ export async function readExportFile(stack: LocalStack, job: ExportJob): Promise
   const result = await stack.clients.s3.send(new GetObjectCommand({ Bucket: stack.bucket, Key: job.objectKey }));
   const bytes = Buffer.from((await result.Body?.transformToByteArray()) ?? new Uint8Array());
   return decryptAndRead(bytes, TEST_PASSWORD);
+}
+
+/**
+ * Starts a local stack (on free ports) before the enclosing block's tests and stops it after
+ * them; `set` receives it once started.
+ */
+export function useLocalStack(options: Parameters<typeof startLocalStack>[0], set: (stack: LocalStack) => void): void {
+  let started: LocalStack | undefined;
+  beforeAll(async () => {
+    started = await startLocalStack(options);
+    set(started);
+  });
+  afterAll(async () => {
+    await started?.stop();
+  });
 }

@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { compileFilter, generateWorkspace } from '../../shared/domain';
-import { startLocalStack, type LocalStack } from '../../infra/local/stack';
-import { storesFor, submitExport, waitFor, waitForJob } from './helpers';
+import type { LocalStack } from '../../infra/local/stack';
+import { storesFor, submitExport, waitFor, waitForJob, useLocalStack } from './helpers';
 import { http, managerToken, waitForExport } from '../e2e/support';
 
 const CHANNEL = 'c3';
@@ -9,19 +9,16 @@ const CHANNEL = 'c3';
 describe('size rule and an unreachable bot', () => {
   let stack: LocalStack;
 
-  beforeAll(async () => {
-    stack = await startLocalStack({
+  useLocalStack(
+    {
       port: 0,
       seed: { channelId: CHANNEL, users: 240, cases: 300, seed: 3 },
       // The 1,000,000-row rule, lowered so a test can cross it with a few hundred rows.
       env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true', MAX_ROWS: '100', NOTIFY_BACKOFF_MS: '10' },
       queues: { chunk: { visibilityTimeout: 3 }, notify: { visibilityTimeout: 1, maxReceiveCount: 2 } },
-    });
-  });
-
-  afterAll(async () => {
-    await stack?.stop();
-  });
+    },
+    (started) => (stack = started),
+  );
 
   const botMessagesFor = (exportId: string) => stack.bot.messages.filter((m) => (m.body as { exportId?: string }).exportId === exportId);
 

@@ -1,9 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { caseRangeInstants, caseStartedAt, compileFilter, generateWorkspace, resolveSegment, type CaseRecord, type UserRecord } from '../../shared/domain';
 import { compareUsersInExportOrder } from '../../shared/app/source-keys';
 import { hashDownloadToken, createDownloadToken, verifyDownloadToken } from '../../shared/app/download-link';
-import { startLocalStack, type LocalStack } from '../../infra/local/stack';
-import { readExportFile, storesFor, submitExport, waitFor, waitForJob } from './helpers';
+import type { LocalStack } from '../../infra/local/stack';
+import { readExportFile, storesFor, submitExport, waitFor, waitForJob, useLocalStack } from './helpers';
 
 const CHANNEL = 'c1';
 const SEED = 7;
@@ -14,18 +14,15 @@ describe('pipeline on the emulators', () => {
   let stack: LocalStack;
   const workspace = generateWorkspace({ channelId: CHANNEL, seed: SEED, users: USERS, cases: CASES });
 
-  beforeAll(async () => {
-    stack = await startLocalStack({
+  useLocalStack(
+    {
       port: 0,
       seed: { channelId: CHANNEL, users: USERS, cases: CASES, seed: SEED },
       env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true', SELECTION_BATCH: '50' },
       queues: { chunk: { visibilityTimeout: 5 }, finalize: { visibilityTimeout: 20 }, notify: { visibilityTimeout: 5 } },
-    });
-  });
-
-  afterAll(async () => {
-    await stack?.stop();
-  });
+    },
+    (started) => (stack = started),
+  );
 
   it('exports every contact in the documented order, encrypted, and tells the bot with a working link', async () => {
     const job = await submitExport(stack, { kind: 'contacts', scope: 'all' }, { channelId: CHANNEL });

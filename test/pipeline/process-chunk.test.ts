@@ -1,12 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLocalStack, type LocalStack } from '../../infra/local/stack';
+import { describe, expect, it } from 'vitest';
+import type { LocalStack } from '../../infra/local/stack';
 import type { ExportJob } from '../../shared/app/export-job';
 import { objectKeys, type ChunkMessage } from '../../shared/app/messages';
 import { buildChunkMessages } from '../../shared/app/plan-chunks';
 import { processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
 import { LeaseBusyError } from '../../shared/app/pipeline-steps';
 import type { JobPatch } from '../../shared/ports/export-store';
-import { chunkDepsFor, storesFor, submitExport } from './helpers';
+import { chunkDepsFor, storesFor, submitExport, useLocalStack } from './helpers';
 
 const CHANNEL = 'pc-channel';
 
@@ -17,18 +17,15 @@ const CHANNEL = 'pc-channel';
 describe('processChunk: the next step and redeliveries', () => {
   let stack: LocalStack;
 
-  beforeAll(async () => {
-    stack = await startLocalStack({
+  useLocalStack(
+    {
       port: 0,
       pollers: false,
       seed: { channelId: CHANNEL, users: 60, cases: 120, seed: 5 },
       env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true' },
-    });
-  });
-
-  afterAll(async () => {
-    await stack?.stop();
-  });
+    },
+    (started) => (stack = started),
+  );
 
   const chunkDeps = (over: Partial<ChunkDeps> = {}): ChunkDeps => chunkDepsFor(stack, over);
 

@@ -1,7 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent } from 'aws-lambda';
-import { startLocalStack, type LocalStack } from '../../infra/local/stack';
+import type { LocalStack } from '../../infra/local/stack';
+import { useLocalStack } from './helpers';
 import { createSqsHandler, queueUrlForArn, retryDelaySeconds } from '../../shared/adapters/aws/sqs-handler';
 
 describe('retry delay of failed SQS records', () => {
@@ -25,19 +26,16 @@ describe('retry delay of failed SQS records', () => {
 describe('a failed record comes back after the retry delay, not the visibility timeout (fauxqs)', () => {
   let stack: LocalStack;
 
-  beforeAll(async () => {
-    stack = await startLocalStack({
+  useLocalStack(
+    {
       port: 0,
       seed: false,
       pollers: false,
       env: { POWERTOOLS_LOG_LEVEL: 'CRITICAL', POWERTOOLS_METRICS_DISABLED: 'true', RETRY_BASE_SECONDS: '1' },
       queues: { chunk: { visibilityTimeout: 120 } },
-    });
-  });
-
-  afterAll(async () => {
-    await stack?.stop();
-  });
+    },
+    (started) => (stack = started),
+  );
 
   it('shortens the visibility of the failed record only', async () => {
     const { sqs } = stack.clients;
