@@ -24,6 +24,15 @@ export type ExportStatus = z.infer<typeof exportStatusSchema>;
 /** Terminal states never change again (a canceled export never becomes completed). */
 export const terminalStatuses: readonly ExportStatus[] = ['completed', 'failed', 'canceled', 'expired'];
 
+/**
+ * A job whose chunk messages were not all sent and which can still run: its dispatch may be
+ * repeated (chunksEnqueued is written only after the last batch; sent chunks may already have
+ * moved it to `running`).
+ */
+export function dispatchUnfinished(job: Pick<ExportJob, 'chunksEnqueued' | 'status'>): boolean {
+  return !job.chunksEnqueued && !terminalStatuses.includes(job.status);
+}
+
 export const contactsScopeSchema = z.enum(['all', 'filter', 'segment', 'query', 'selection', 'user']);
 export type ContactsScope = z.infer<typeof contactsScopeSchema>;
 

@@ -1,5 +1,5 @@
 import { caseRangeInstants } from '../domain/policies';
-import { terminalStatuses, type ExportJob } from './export-job';
+import { dispatchUnfinished, type ExportJob } from './export-job';
 import type { ExportStore } from '../ports/export-store';
 import type { MessageQueue } from '../ports/message-queue';
 import type { ObjectStore } from '../ports/object-store';
@@ -79,7 +79,7 @@ export async function planChunks(job: ExportJob, sources: PlanSources, deps: Pla
   // with the cases' users phase); it only finishes a send that a crash interrupted.
   const current = await deps.store.getJob(job.channelId, job.exportId);
   if (!current) throw new Error(`planChunks: export ${job.exportId} does not exist`);
-  if (current.chunksEnqueued || terminalStatuses.includes(current.status)) return { chunksTotal: current.chunksTotal, messages: [] };
+  if (!dispatchUnfinished(current)) return { chunksTotal: current.chunksTotal, messages: [] };
   if (job.kind === 'contacts' && job.request.scope === 'selection' && sources.userIds) {
     // Written before any message that points at them is sent.
     await storeSelectionBatches(job.exportId, sources.userIds, deps.objects, deps.selectionBatch ?? DEFAULT_SELECTION_BATCH);

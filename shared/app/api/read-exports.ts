@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ConflictError, cooldownKey, hasPermission, NotFoundError, PermissionDeniedError, requirePermission, ValidationError } from '../../domain';
 import type { Principal } from '../../auth/principal';
-import { terminalStatuses, type ExportJob } from '../export-job';
+import { dispatchUnfinished, terminalStatuses, type ExportJob } from '../export-job';
 import type { ApiDeps } from './deps';
 import { openCursor, sealCursor } from './cursor';
 import { toExportView, type ExportView } from './view';
@@ -45,9 +45,7 @@ export const STALLED_DISPATCH_SECONDS = 60;
  * must not fail because the queue is briefly unavailable.
  */
 async function resumeIfStalled(deps: ApiDeps, job: ExportJob): Promise<ExportJob> {
-  // `running` too: a send cut short after its first batches lets those chunks start the job,
-  // while the rest were never sent (chunksEnqueued is written only after the last batch).
-  if (job.chunksEnqueued || terminalStatuses.includes(job.status)) return job;
+  if (!dispatchUnfinished(job)) return job;
   const ageSeconds = (deps.clock.now().getTime() - Date.parse(job.createdAt)) / 1000;
   if (!(ageSeconds > STALLED_DISPATCH_SECONDS)) return job;
   try {

@@ -10,7 +10,7 @@ import {
 } from '../../domain';
 import type { Principal } from '../../auth/principal';
 import type { AuditRequestedEvent } from '../../ports/audit-log';
-import { newExportId, terminalStatuses, type ExportJob } from '../export-job';
+import { dispatchUnfinished, newExportId, type ExportJob } from '../export-job';
 import type { ApiDeps } from './deps';
 import { IdempotencyKeyReusedError } from './errors';
 import { canonicalJson, equalHex, hmacHex } from './hmac';
@@ -71,7 +71,7 @@ export async function requestExport(
       if (job) {
         // The first attempt may have stopped between creating the job and enqueueing its last
         // chunk; the chunks it did send may already have moved the job to `running`.
-        if (!job.chunksEnqueued && !terminalStatuses.includes(job.status)) await deps.dispatcher.dispatch(job);
+        if (dispatchUnfinished(job)) await deps.dispatcher.dispatch(job);
         return { job, replayed: true };
       }
       // No job yet: the first attempt crashed early (or is still running): carry on with its id.
