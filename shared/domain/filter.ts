@@ -150,9 +150,22 @@ function filterSchemaFor(fields: readonly string[]) {
       conditions += list.length;
       for (const c of list) if ((c.op === 'contains' || c.op === 'startsWith') && typeof c.value === 'string') textChars += c.value.length;
     };
-    for (const g of filter.groups) {
+    // An empty "or" has no alternative that could hold, so it matches nothing: an empty file for
+    // a filter the user most likely left unfinished. Refused instead, naming the group.
+    const emptyOr = (path: (string | number)[]) =>
+      ctx.addIssue({
+        code: 'custom',
+        path,
+        message: 'an "or" group needs at least one condition or group (an empty "or" matches nothing; an empty "and" matches everything)',
+      });
+    if (filter.join === 'or' && filter.groups.length === 0) emptyOr(['groups']);
+    for (const [gi, g] of filter.groups.entries()) {
       count(g.conditions);
-      for (const inner of g.groups ?? []) count(inner.conditions);
+      if (g.join === 'or' && g.conditions.length === 0 && (g.groups ?? []).length === 0) emptyOr(['groups', gi]);
+      for (const [ii, inner] of (g.groups ?? []).entries()) {
+        count(inner.conditions);
+        if (inner.join === 'or' && inner.conditions.length === 0) emptyOr(['groups', gi, 'groups', ii]);
+      }
     }
     if (conditions > MAX_TOTAL_CONDITIONS) {
       ctx.addIssue({ code: 'custom', path: ['groups'], message: `at most ${MAX_TOTAL_CONDITIONS} conditions in a filter (this one has ${conditions})` });
@@ -378,7 +391,8 @@ function profileKindsFor(target: FilterTarget, schema: CompileContext['profileSc
 
 function combine(join: 'and' | 'or', parts: Predicate[]): Predicate {
   const n = parts.length;
-  // An empty group constrains nothing under `and`, and matches nothing under `or` (no alternative holds).
+  // An empty group constrains nothing under `and`; an empty `or` is refused by the schema, but
+  // would match nothing (no alternative holds).
   if (n === 0) return join === 'and' ? TRUE_ALL : () => false;
   if (n === 1) return parts[0]!;
   if (n === 2) {

@@ -171,7 +171,8 @@ describe('C2 and/or nesting', () => {
     };
     expect(matchIds(three)).toEqual(['u1', 'u2', 'u3']);
     expect(matchIds({ join: 'and', groups: [] })).toEqual(['u1', 'u2', 'u3', 'u4']);
-    expect(matchIds({ join: 'or', groups: [{ join: 'or', conditions: [] }] })).toEqual([]);
+    // An `and` group with nothing in it still matches everything, inside an `or` too.
+    expect(matchIds({ join: 'or', groups: [{ join: 'and', conditions: [] }] })).toEqual(['u1', 'u2', 'u3', 'u4']);
     expect(matchIds(undefined)).toEqual(['u1', 'u2', 'u3', 'u4']);
   });
 });
@@ -214,6 +215,22 @@ describe('C2 rejects unknown fields and operators naming the path', () => {
     expect(heavy.field).toBe('filter.groups');
     expect(heavy.message).toMatch(/total at most 2000 characters/);
     expect(heavy.message).not.toContain('aaaa');
+  });
+
+  it('C2: an empty "or" (root, group or leaf group) is refused, naming it, instead of matching nothing', () => {
+    const cond = { field: 'name', op: 'exists' };
+    for (const [filter, field] of [
+      [{ join: 'or', groups: [] }, 'filter.groups'],
+      [{ join: 'and', groups: [{ join: 'and', conditions: [cond] }, { join: 'or', conditions: [] }] }, 'filter.groups[1]'],
+      [{ join: 'and', groups: [{ join: 'or', conditions: [], groups: [] }] }, 'filter.groups[0]'],
+      [{ join: 'and', groups: [{ join: 'and', conditions: [cond], groups: [{ join: 'or', conditions: [] }] }] }, 'filter.groups[0].groups[0]'],
+    ] as const) {
+      const err = fail(filter);
+      expect(err.field).toBe(field);
+      expect(err.message).toMatch(/an "or" group needs at least one condition or group/);
+    }
+    // An "or" group whose only content is sub-groups is not empty.
+    expect(() => compileFilter({ join: 'or', groups: [{ join: 'or', conditions: [], groups: [{ join: 'and', conditions: [cond] }] }] }, 'users', { now })).not.toThrow();
   });
 
   it('C2: unknown operator', () => {
