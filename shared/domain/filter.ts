@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { caseCreatedAt, caseState, avgReplyTimeSeconds, leadTimeSeconds, resolutionTimeSeconds, waitingTimeSeconds } from './columns/cases';
-import { addDays, isExcelDateInZone, isValidTimeZone, parseCalendarDate, startOfDayInZone } from './calendar';
-import { profileDateText } from './columns/profile-values';
-import { userFixedText, type UserTextFields } from './columns/users';
+import { addDays, isValidTimeZone, parseCalendarDate, startOfDayInZone } from './calendar';
+import { toProfileCell } from './columns/profile-values';
+import { userFixedTextReader, type UserFixedTextKey, type UserTextFields } from './columns/users';
 import { NotFoundError, ValidationError, toValidationError } from './errors';
 import type { ProfileKeyDef, ProfileSchema, Segment } from './records';
 
@@ -24,6 +24,8 @@ interface FieldDef {
   kind: FieldKind;
   /** Set for derived fields; raw fields are read by key. */
   get?: (record: any, nowMs: number) => unknown;
+  /** A fixed text cell of the users sheet, read as the file shows it (userFixedTextReader). */
+  fixedText?: UserFixedTextKey;
 }
 
 const CASE_FIELDS: Record<string, FieldDef> = {
@@ -70,10 +72,11 @@ const CASE_FIELDS: Record<string, FieldDef> = {
 const USER_FIELDS: Record<string, FieldDef> = {
   id: { kind: 'string' },
   memberId: { kind: 'string' },
-  // As the file shows them: the record's own value, else the profile value of the same name.
-  name: { kind: 'string', get: (r) => userFixedText(r, 'name') },
-  mobileNumber: { kind: 'phone', get: (r) => userFixedText(r, 'mobileNumber') },
-  email: { kind: 'email', get: (r) => userFixedText(r, 'email') },
+  // As the file shows them: the record's own value, else the profile value of the same name
+  // when that key is active in the workspace's profile schema (resolved in resolveField).
+  name: { kind: 'string', fixedText: 'name' },
+  mobileNumber: { kind: 'phone', fixedText: 'mobileNumber' },
+  email: { kind: 'email', fixedText: 'email' },
   member: { kind: 'boolean' },
   tags: { kind: 'list' },
   lastSeenAt: { kind: 'date' },
@@ -330,6 +333,8 @@ export interface CompileContext {
 interface Env {
   nowMs: number;
   timeZone: string;
+  /** The fixed text fields fall back to a profile value only for keys active in it. */
+  profileSchema: CompileContext['profileSchema'];
 }
 
 const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2}))?$/;
@@ -351,7 +356,7 @@ export function compileFilter(filter: unknown, target: FilterTarget, ctx: Compil
   if (!isValidTimeZone(timeZone)) {
     throw new ValidationError('timezone must be a known IANA time zone', { code: 'INVALID_TIME_ZONE', field: 'timezone' });
   }
-  const env: Env = { nowMs, timeZone };
+  const env: Env = { nowMs, timeZone, profileSchema: ctx.profileSchema };
   let predicate: Predicate = TRUE_ALL;
   if (filter !== undefined && filter !== null) {
     const schema = target === 'cases' ? casesFilterSchema : usersFilterSchema;
@@ -364,7 +369,7 @@ export function compileFilter(filter: unknown, target: FilterTarget, ctx: Compil
   }
   if (ctx.query !== undefined && ctx.query.trim() !== '') {
     if (target !== 'users') throw bad('query', 'quick search applies to contacts only (rule C1)');
-    const search = compileQuickSearch(ctx.query);
+    const search = compileQuickSearch(ctx.query, ctx.profileSchema);
     const base = predicate;
     predicate = base === TRUE_ALL ? search : (r) => base(r) && search(r);
   }
@@ -435,23 +440,20 @@ function resolveField(field: string, path: string, target: FilterTarget, profile
     if (profileKinds.strict && known === undefined && !(target === 'cases' && key in CASE_PROFILE_KINDS)) {
       throw bad(`${path}.field`, 'unknown profile key for this workspace', 'FILTER_UNKNOWN_FIELD');
     }
-    if (known === 'date') {
-      // A date profile value may be held as text: read it as the file shows it, in the export's zone.
+    if (known === 'date' || known === 'number' || known === 'boolean') {
+      // Read the value as the file's cell shows it (toProfileCell, the same function): `"5000"`
+      // is the number 5000, `"true"` is true, a date held as text is read in the export's zone,
+      // and whatever the cell leaves empty (`"abc"` as a number, `"yes"` as a boolean, a date no
+      // cell can show) is missing here too. Comparing raw values instead missed customers whose
+      // cells show exactly the value filtered on.
       const zone = env.timeZone;
-      return {
-        kind: known,
-        get: (r) => {
-          const v = r.profile ? r.profile[key] : undefined;
-          if (typeof v === 'string') return profileDateText(v, zone);
-          // A date no cell can show is written as an empty cell (toProfileCell): missing here too.
-          return typeof v === 'number' && !isExcelDateInZone(v, zone) ? undefined : v;
-        },
-      };
+      return { kind: known, get: (r) => (r.profile ? toProfileCell(r.profile[key], known, zone) : null) };
     }
     return { kind: known ?? 'any', get: (r) => (r.profile ? r.profile[key] : undefined) };
   }
   const def = (target === 'cases' ? CASE_FIELDS : USER_FIELDS)[field];
   if (!def) throw bad(`${path}.field`, `unknown ${target === 'cases' ? 'case' : 'user'} field`, 'FILTER_UNKNOWN_FIELD');
+  if (def.fixedText) return { kind: def.kind, get: userFixedTextReader(def.fixedText, env.profileSchema) };
   const derived = def.get;
   return { kind: def.kind, get: derived ? (r) => derived(r, nowMs) : (r) => r[field] };
 }
@@ -792,11 +794,12 @@ export function foldEmail(text: string): string {
 
 /**
  * Name (case-insensitive substring), e-mail (substring, folded as foldEmail) or mobile number,
- * each as the file shows it (userFixedText). A query that reads as a phone number is normalised
- * to E.164 (`010-1234-5678` finds `+821012345678`); a partial number matches as `contains` on
- * `mobileNumber` does (phoneNeedles).
+ * each as the file shows it (userFixedText with the same profile schema as the row mapper: an
+ * archived or undeclared profile key does not fill them). A query that reads as a phone number
+ * is normalised to E.164 (`010-1234-5678` finds `+821012345678`); a partial number matches as
+ * `contains` on `mobileNumber` does (phoneNeedles).
  */
-export function compileQuickSearch(query: string): Predicate<UserTextFields> {
+export function compileQuickSearch(query: string, profileSchema?: CompileContext['profileSchema']): Predicate<UserTextFields> {
   const q = query.trim();
   if (q === '') return TRUE_ALL;
   const re = new RegExp(escapeRegExp(q), 'iu');
@@ -811,12 +814,15 @@ export function compileQuickSearch(query: string): Predicate<UserTextFields> {
       phone = phoneTextMatcher(needles);
     }
   }
+  const nameOf = userFixedTextReader('name', profileSchema);
+  const emailOf = userFixedTextReader('email', profileSchema);
+  const mobileOf = userFixedTextReader('mobileNumber', profileSchema);
   return (u) => {
-    const name = userFixedText(u, 'name');
+    const name = nameOf(u);
     if (name && re.test(name)) return true;
-    const email = userFixedText(u, 'email');
+    const email = emailOf(u);
     if (email && foldEmail(email).includes(folded)) return true;
-    const mobile = userFixedText(u, 'mobileNumber');
+    const mobile = mobileOf(u);
     return phone !== undefined && typeof mobile === 'string' && mobile !== '' && phone(mobile);
   };
 }

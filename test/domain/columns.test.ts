@@ -343,6 +343,27 @@ describe('S9 "User data" headers', () => {
     expect(row['profile.email']).toBeUndefined();
     expect(toUserRow(userRecordSchema.parse({ id: 'u2', createdAt: 0, profile: { email: 'x@example.com' } }))).toMatchObject({ email: 'x@example.com' });
   });
+
+  it('C5: an archived or undeclared profile key of that name fills nothing: archived values never reach a row', () => {
+    const user = userRecordSchema.parse({
+      id: 'u1',
+      createdAt: 0,
+      profile: { email: 'archived@old.example', name: 'Old Name', mobileNumber: '+821099998888', grade: 'gold' },
+    });
+    const archived = {
+      keys: [
+        { key: 'email', type: 'string', order: 0, archived: true },
+        { key: 'name', type: 'string', order: 1, archived: true },
+        { key: 'grade', type: 'string', order: 2, archived: false },
+      ],
+    } satisfies { keys: ProfileKeyDef[] };
+    // `mobileNumber` is not declared at all: no workspace key, so no fallback either.
+    for (const row of [createUserRowMapper(archived)(user), toUserRow(user, archived), toUserRow(user, archived.keys)]) {
+      expect([row.name ?? null, row.email ?? null, row.mobileNumber ?? null, row['profile.grade']]).toEqual([null, null, null, 'gold']);
+      expect(Object.values(row)).not.toContain('archived@old.example');
+      expect(Object.values(row)).not.toContain('+821099998888');
+    }
+  });
 });
 
 describe('C11 date profile values held as text are read in the export time zone', () => {

@@ -5,11 +5,14 @@ import {
   ValidationError,
   compileFilter,
   compileQuickSearch,
+  createCaseRowMapper,
+  createUserRowMapper,
   normalizePhone,
   resolveSegment,
   splitInput,
   userRecordSchema,
   caseRecordSchema,
+  type ProfileKeyDef,
   type UserRecord,
   type UsersFilter,
 } from '../../shared/domain';
@@ -481,6 +484,172 @@ describe('C1/C2 name, mobile number and e-mail are found as the file shows them'
     expect(match({}, 'kim@example')).toEqual(['k']);
     expect(match({}, '민지')).toEqual(['k']);
     expect(match({}, '7777-8888')).toEqual(['k']);
+  });
+});
+
+describe('C5 an archived or undeclared profile key named name/mobileNumber/email fills no fixed cell, and is not found', () => {
+  // Own fields empty: only the profile could fill the fixed cells.
+  const user = userRecordSchema.parse({
+    id: 'u1',
+    createdAt: 0,
+    name: null,
+    email: null,
+    profile: { name: 'Archived Kim', email: 'archived@old.example', mobileNumber: '+821099998888', grade: 'gold' },
+  });
+  const def = (key: string, archived: boolean): ProfileKeyDef => ({ key, type: 'string', order: 0, archived });
+  const archivedAll = { keys: [def('name', true), def('email', true), def('mobileNumber', true), def('grade', false)] };
+  const undeclared = { keys: [def('grade', false)] };
+  const schemas = [
+    ['archived', archivedAll],
+    ['undeclared', undeclared],
+    ['archived (bare key list)', archivedAll.keys],
+  ] as const;
+  const found = (schema: (typeof schemas)[number][1], condition?: Record<string, unknown>, query?: string) =>
+    compileFilter(condition ? one(condition) : undefined, 'users', { now, profileSchema: schema, query })(user);
+
+  it.each(schemas)('C5: %s keys: the file shows empty cells, filters and the quick search find nothing there', (_, schema) => {
+    const row = createUserRowMapper(schema)(user);
+    expect([row.name, row.email, row.mobileNumber]).toEqual([null, null, undefined]);
+    expect(found(schema, { field: 'email', op: 'eq', value: 'archived@old.example' })).toBe(false);
+    expect(found(schema, { field: 'email', op: 'in', values: 'archived@old.example' })).toBe(false);
+    expect(found(schema, { field: 'name', op: 'contains', value: 'Archived' })).toBe(false);
+    expect(found(schema, { field: 'mobileNumber', op: 'eq', value: '010-9999-8888' })).toBe(false);
+    expect(found(schema, { field: 'mobileNumber', op: 'contains', value: '9999' })).toBe(false);
+    for (const field of ['name', 'email', 'mobileNumber']) {
+      expect(found(schema, { field, op: 'exists' })).toBe(false);
+      expect(found(schema, { field, op: 'notExists' })).toBe(true);
+      expect(found(schema, { field, op: 'eq', value: null })).toBe(true);
+    }
+    for (const q of ['archived@old', 'Archived', '9999-8888', '010-9999-8888']) {
+      expect(found(schema, undefined, q)).toBe(false);
+      expect(compileQuickSearch(q, schema)(user)).toBe(false);
+    }
+    // The filter still works on the row's other values: it is the fallback that is gone.
+    expect(found(schema, { field: 'id', op: 'eq', value: 'u1' })).toBe(true);
+  });
+
+  it('C5: each key decides for itself: an active email fills its cell and is found, the archived name is not', () => {
+    const mixed = { keys: [def('name', true), def('email', false), def('mobileNumber', true)] };
+    const row = createUserRowMapper(mixed)(user);
+    expect([row.name, row.email, row.mobileNumber]).toEqual([null, 'archived@old.example', undefined]);
+    expect(found(mixed, { field: 'email', op: 'eq', value: 'ARCHIVED@old.example' })).toBe(true);
+    expect(found(mixed, undefined, 'archived@old')).toBe(true);
+    expect(found(mixed, { field: 'name', op: 'exists' })).toBe(false);
+    expect(found(mixed, undefined, 'Archived Kim')).toBe(false);
+    expect(found(mixed, undefined, '9999-8888')).toBe(false);
+  });
+
+  it('C5: the record\'s own value is shown and found whatever the profile schema says', () => {
+    const own = userRecordSchema.parse({ id: 'o', createdAt: 0, name: 'Own', email: 'own@example.com', mobileNumber: '+821011112222', profile: { email: 'archived@old.example' } });
+    const row = createUserRowMapper(archivedAll)(own);
+    expect([row.name, row.email, row.mobileNumber]).toEqual(['Own', 'own@example.com', '+821011112222']);
+    expect(compileFilter(one({ field: 'email', op: 'eq', value: 'own@example.com' }), 'users', { now, profileSchema: archivedAll })(own)).toBe(true);
+    expect(compileQuickSearch('1111-2222', archivedAll)(own)).toBe(true);
+    expect(compileQuickSearch('archived@old', archivedAll)(own)).toBe(false);
+  });
+
+  it('without a profile schema (loose, as toUserRow writes every value) the profile value still fills and is found', () => {
+    expect(compileFilter(one({ field: 'email', op: 'eq', value: 'archived@old.example' }), 'users', { now })(user)).toBe(true);
+    expect(compileQuickSearch('Archived')(user)).toBe(true);
+  });
+});
+
+describe('C2 number and boolean profile values held as text are compared as the file shows them', () => {
+  const schema = {
+    keys: [
+      { key: 'amount', type: 'number', order: 0, archived: false },
+      { key: 'vip', type: 'boolean', order: 1, archived: false },
+      { key: 'lastCheckoutCompletedAt', type: 'date', order: 2, archived: false },
+    ],
+  } satisfies { keys: ProfileKeyDef[] };
+  const people = (
+    [
+      ['a', 5000, true],
+      ['b', '5000', 'true'],
+      ['c', ' 6000 ', 'false'],
+      ['d', 'abc', 'yes'], // the cells stay empty
+      ['e', '', 'TRUE'], // empty too: only the exact texts read as booleans
+      ['f', 1200, false],
+      ['g', '1e3', 1], // 1000; a number under a boolean key: empty
+      ['h', true, null], // a boolean under a number key: empty
+      ['i', undefined, undefined],
+    ] as const
+  ).map(([id, amount, vip]) =>
+    userRecordSchema.parse({ id, createdAt: 0, profile: { ...(amount === undefined ? {} : { amount }), ...(vip === undefined ? {} : { vip }) } }),
+  );
+  const rows = people.map(createUserRowMapper(schema));
+  const ids = (condition: Record<string, unknown>) =>
+    people.filter(compileFilter(one(condition), 'users', { now, profileSchema: schema })).map((u) => u.id);
+
+  it('C2: the file cells these tests stand on', () => {
+    expect(rows.map((r) => r['profile.amount'] ?? null)).toEqual([5000, 5000, 6000, null, null, 1200, 1000, null, null]);
+    expect(rows.map((r) => r['profile.vip'] ?? null)).toEqual([true, true, false, null, null, false, null, null, null]);
+  });
+
+  it.each([
+    [{ op: 'eq', value: 5000 }, ['a', 'b']],
+    [{ op: 'eq', value: '5000' }, ['a', 'b']],
+    [{ op: 'neq', value: 5000 }, ['c', 'd', 'e', 'f', 'g', 'h', 'i']],
+    [{ op: 'in', values: '5000, 6000' }, ['a', 'b', 'c']],
+    [{ op: 'in', values: [1000, 1200] }, ['f', 'g']],
+    [{ op: 'gt', value: 1200 }, ['a', 'b', 'c']],
+    [{ op: 'gte', value: 1000 }, ['a', 'b', 'c', 'f', 'g']],
+    [{ op: 'lt', value: 1200 }, ['g']],
+    [{ op: 'lte', value: 1200 }, ['f', 'g']],
+    [{ op: 'between', from: 1000, to: 5000 }, ['a', 'b', 'f', 'g']],
+    [{ op: 'exists' }, ['a', 'b', 'c', 'f', 'g']],
+    [{ op: 'notExists' }, ['d', 'e', 'h', 'i']],
+    [{ op: 'eq', value: null }, ['d', 'e', 'h', 'i']],
+  ])('C2: profile.amount %j', (condition, expected) => {
+    expect(ids({ field: 'profile.amount', ...condition })).toEqual(expected);
+  });
+
+  it.each([
+    [{ op: 'eq', value: true }, ['a', 'b']],
+    [{ op: 'eq', value: 'true' }, ['a', 'b']],
+    [{ op: 'eq', value: false }, ['c', 'f']],
+    [{ op: 'neq', value: true }, ['c', 'd', 'e', 'f', 'g', 'h', 'i']],
+    [{ op: 'exists' }, ['a', 'b', 'c', 'f']],
+    [{ op: 'notExists' }, ['d', 'e', 'g', 'h', 'i']],
+    [{ op: 'eq', value: null }, ['d', 'e', 'g', 'h', 'i']],
+  ])('C2: profile.vip %j', (condition, expected) => {
+    expect(ids({ field: 'profile.vip', ...condition })).toEqual(expected);
+  });
+
+  it('C2: every condition matches exactly the rows whose file cell satisfies it', () => {
+    // The same conditions judged on the written cells: a value the file shows is one a filter finds.
+    const onCell: [Record<string, unknown>, (cell: unknown) => boolean][] = [
+      [{ field: 'profile.amount', op: 'eq', value: 5000 }, (c) => c === 5000],
+      [{ field: 'profile.amount', op: 'gte', value: 1000 }, (c) => typeof c === 'number' && c >= 1000],
+      [{ field: 'profile.amount', op: 'exists' }, (c) => c !== null && c !== undefined],
+      [{ field: 'profile.vip', op: 'eq', value: true }, (c) => c === true],
+      [{ field: 'profile.vip', op: 'neq', value: false }, (c) => c !== false],
+      [{ field: 'profile.vip', op: 'exists' }, (c) => c !== null && c !== undefined],
+    ];
+    for (const [condition, test] of onCell) {
+      const column = `${condition.field as string}`;
+      const expected = people.filter((_, i) => test(rows[i]![column])).map((u) => u.id);
+      expect({ condition, ids: ids(condition) }).toEqual({ condition, ids: expected });
+    }
+  });
+
+  it('C2: a date key holding a value its cell cannot show (a boolean, a list) is missing, as the empty cell shows', () => {
+    const odd = [true, ['2025-07-01']].map((v, i) => userRecordSchema.parse({ id: `x${i}`, createdAt: 0, profile: { lastCheckoutCompletedAt: v } }));
+    expect(odd.map((u) => createUserRowMapper(schema)(u)['profile.lastCheckoutCompletedAt'])).toEqual([null, null]);
+    const p = compileFilter(one({ field: 'profile.lastCheckoutCompletedAt', op: 'exists' }), 'users', { now, profileSchema: schema });
+    expect(odd.filter(p)).toEqual([]);
+  });
+
+  it('S6: a case\'s profile.csat held as text is the number its cell shows', () => {
+    const record = caseRecordSchema.parse({ userChatCaseId: 'k', userChatCase: 1, userChatId: 'c', direction: 'inbound', userChatState: 'closed', userId: 'u', createdAt: 0, mediumName: 'email', profile: { csat: '5', refund: '2500' } });
+    const chatSchema = { keys: [{ key: 'refund', type: 'number', order: 0, archived: false }] } satisfies { keys: ProfileKeyDef[] };
+    const row = createCaseRowMapper({ channelId: 'ch', deskBaseUrl: 'https://desk.example', now, profileKeys: chatSchema.keys })(record);
+    expect([row['profile.csat'], row['profile.refund']]).toEqual([5, 2500]);
+    const cases = (condition: Record<string, unknown>) =>
+      compileFilter({ join: 'and', groups: [{ join: 'and', conditions: [condition as never] }] }, 'cases', { now, profileSchema: chatSchema })(record);
+    expect(cases({ field: 'profile.csat', op: 'gte', value: 4 })).toBe(true);
+    expect(cases({ field: 'profile.csat', op: 'eq', value: 5 })).toBe(true);
+    expect(cases({ field: 'profile.refund', op: 'between', from: 2000, to: 3000 })).toBe(true);
   });
 });
 
