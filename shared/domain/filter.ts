@@ -440,12 +440,13 @@ function resolveField(field: string, path: string, target: FilterTarget, profile
     if (profileKinds.strict && known === undefined && !(target === 'cases' && key in CASE_PROFILE_KINDS)) {
       throw bad(`${path}.field`, 'unknown profile key for this workspace', 'FILTER_UNKNOWN_FIELD');
     }
-    if (known === 'date' || known === 'number' || known === 'boolean') {
+    if (known === 'date' || known === 'number' || known === 'boolean' || known === 'string') {
       // Read the value as the file's cell shows it (toProfileCell, the same function): `"5000"`
       // is the number 5000, `"true"` is true, a date held as text is read in the export's zone,
       // and whatever the cell leaves empty (`"abc"` as a number, `"yes"` as a boolean, a date no
       // cell can show) is missing here too. Comparing raw values instead missed customers whose
-      // cells show exactly the value filtered on.
+      // cells show exactly the value filtered on. Likewise a number under a `string` key is the
+      // text the cell shows (`5` is `"5"`).
       const zone = env.timeZone;
       return { kind: known, get: (r) => (r.profile ? toProfileCell(r.profile[key], known, zone) : null) };
     }

@@ -640,6 +640,21 @@ describe('C2 number and boolean profile values held as text are compared as the 
     expect(odd.filter(p)).toEqual([]);
   });
 
+  it('C2: a number or boolean under a string key is the text its cell shows', () => {
+    const textSchema = { keys: [{ key: 'code', type: 'string', order: 0, archived: false }] } satisfies { keys: ProfileKeyDef[] };
+    const users = [['s1', 5], ['s2', '5'], ['s3', true], ['s4', 'x5y']].map(([id, code]) =>
+      userRecordSchema.parse({ id, createdAt: 0, profile: { code } }),
+    );
+    const cells = users.map((u) => createUserRowMapper(textSchema)(u)['profile.code']);
+    expect(cells).toEqual(['5', '5', 'true', 'x5y']);
+    const find = (condition: Record<string, unknown>) =>
+      users.filter(compileFilter(one({ field: 'profile.code', ...condition }), 'users', { now, profileSchema: textSchema })).map((u) => u.id);
+    expect(find({ op: 'eq', value: '5' })).toEqual(['s1', 's2']);
+    expect(find({ op: 'in', values: '5, true' })).toEqual(['s1', 's2', 's3']);
+    expect(find({ op: 'contains', value: '5' })).toEqual(['s1', 's2', 's4']);
+    expect(find({ op: 'startsWith', value: 'tr' })).toEqual(['s3']);
+  });
+
   it('S6: a case\'s profile.csat held as text is the number its cell shows', () => {
     const record = caseRecordSchema.parse({ userChatCaseId: 'k', userChatCase: 1, userChatId: 'c', direction: 'inbound', userChatState: 'closed', userId: 'u', createdAt: 0, mediumName: 'email', profile: { csat: '5', refund: '2500' } });
     const chatSchema = { keys: [{ key: 'refund', type: 'number', order: 0, archived: false }] } satisfies { keys: ProfileKeyDef[] };
