@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import { createWritableSink } from './byte-sink';
-import { createEncryptingSink, encryptedFileSize, type EncryptionParams } from './crypto';
+import { createEncryptingSink, encryptedFileSize, type EncryptingSink, type EncryptionParams } from './crypto';
 import type { ReadPart, SheetPlan, WorkbookProperties } from './types';
 import { planWorkbook, writePackage } from './workbook';
 
@@ -28,8 +28,9 @@ export async function writeEncryptedWorkbook(
   const size = encryptedFileSize(layout.packageSize);
   // Watches `out` for errors and ends it; the encrypting sink does the writing.
   const outSink = createWritableSink(input.out);
+  let sink: EncryptingSink | undefined;
   try {
-    const sink = createEncryptingSink({
+    sink = createEncryptingSink({
       params: input.params,
       packageKey: input.packageKey,
       packageSize: layout.packageSize,
@@ -39,6 +40,10 @@ export async function writeEncryptedWorkbook(
     await sink.finish();
     await outSink.end();
   } catch (err) {
+    // A failure outside the sink (a part's stream throwing, a PartIntegrityError) leaves it
+    // waiting for a write() or finish() that never comes, its worker thread holding a copy of
+    // the package key. abort() zeroes the copies and resolves once the worker has stopped.
+    await sink?.abort(err);
     // With the error: a consumer piped from `out` (an upload's body) sees it fail. A bare
     // destroy() ends nothing downstream, and the consumer waits for ever.
     input.out.destroy(err instanceof Error ? err : new Error(String(err)));

@@ -17,10 +17,59 @@ const DEFAULT_WIDTH: Record<ColumnType, number> = {
   duration: 12,
 };
 
+/**
+ * East Asian Wide and Fullwidth code points (UAX #11), which take two columns in a spreadsheet
+ * font as in a terminal: Hangul (leading conjoining Jamo, compatibility Jamo, Jamo Extended-A,
+ * syllables), CJK radicals, symbols and punctuation, kana, Bopomofo, CJK ideographs (every
+ * plane-2 and plane-3 code point, as UAX #11 defaults them), Yi, CJK compatibility and vertical
+ * forms, fullwidth forms, Tangut/Khitan/Nushu and kana supplements, enclosed ideographs.
+ * Halfwidth forms (U+FF61-FFDC) and the ambiguous circled numbers U+3248-324F stay narrow.
+ * Checked code point by code point against Python's unicodedata.east_asian_width (Unicode 14).
+ */
+const WIDE =
+  /[\u{1100}-\u{115F}\u{2329}\u{232A}\u{2E80}-\u{303E}\u{3041}-\u{3247}\u{3250}-\u{33FF}\u{3400}-\u{4DBF}\u{4E00}-\u{9FFF}\u{A000}-\u{A4CF}\u{A960}-\u{A97F}\u{AC00}-\u{D7A3}\u{F900}-\u{FAFF}\u{FE10}-\u{FE19}\u{FE30}-\u{FE6F}\u{FF01}-\u{FF60}\u{FFE0}-\u{FFE6}\u{16FE0}-\u{16FE4}\u{16FF0}-\u{16FF1}\u{17000}-\u{18CFF}\u{18D00}-\u{18D08}\u{1AFF0}-\u{1B2FF}\u{1F200}-\u{1F2FF}\u{20000}-\u{2FFFD}\u{30000}-\u{3FFFD}]/u;
+
+/**
+ * An emoji, drawn two columns wide whatever it is made of: one shown as emoji by default (flags'
+ * regional indicators included), or one that U+FE0F asks to show as emoji ("❤️", "1️⃣").
+ */
+const EMOJI = /\p{Emoji_Presentation}|\p{Emoji}\u{FE0F}/u;
+
+/**
+ * Code points that add no width of their own: combining marks, format characters (ZWJ; variation
+ * selectors are marks), and the conjoining Hangul vowels and finals (U+1160-11FF, U+D7B0-D7FF)
+ * that a decomposed syllable (NFD, as macOS file names give it) puts after its leading consonant.
+ */
+const ZERO_WIDTH = /[\p{Mn}\p{Me}\p{Cf}\u{1160}-\u{11FF}\u{D7B0}-\u{D7FF}]/u;
+
+let graphemes: Intl.Segmenter | undefined;
+
+/**
+ * Columns `text` takes in a monospaced East Asian sense. An emoji is 2 however many code points
+ * (a surrogate pair, skin tone, ZWJ family, flag) make it, so text is walked by grapheme cluster;
+ * inside any other cluster each code point counts (so a halfwidth kana with its halfwidth voicing
+ * mark, drawn as two cells, stays 2): Wide/Fullwidth 2, marks and format characters 0, others 1.
+ * ASCII counts 1 per UTF-16 unit, exactly as `length` did, so ASCII widths do not move.
+ */
+export function displayWidth(text: string): number {
+  // The common case, and the one whose widths must stay as they were.
+  if (/^[\u0000-\u007F]*$/.test(text)) return text.length;
+  graphemes ??= new Intl.Segmenter('en', { granularity: 'grapheme' });
+  let width = 0;
+  for (const { segment } of graphemes.segment(text)) {
+    if (EMOJI.test(segment)) {
+      width += 2;
+      continue;
+    }
+    for (const char of segment) width += ZERO_WIDTH.test(char) ? 0 : WIDE.test(char) ? 2 : 1;
+  }
+  return width;
+}
+
 /** Width from the spec, or the type's default widened for a long header (capped at 60). */
 export function columnWidth(column: ColumnSpec): number {
   if (column.width !== undefined) return column.width;
-  return Math.max(DEFAULT_WIDTH[column.type], Math.min(60, Math.ceil(column.header.length * 1.2) + 2));
+  return Math.max(DEFAULT_WIDTH[column.type], Math.min(60, Math.ceil(displayWidth(column.header) * 1.2) + 2));
 }
 
 export function sheetRange(columnCount: number, dataRows: number): string {

@@ -118,6 +118,32 @@ function isCleanName(name: string): boolean {
   return !/[\u0000-\u001F]/.test(name) && name === sanitizeText(name);
 }
 
+/** Earliest year a ZIP (MS-DOS) date can hold: an entry's time cannot be put before it. */
+const MIN_CREATED_YEAR = 1980;
+/** Latest year W3CDTF (docProps/core.xml) can write: four digits; toISOString gives `+010000` past it. */
+const MAX_CREATED_YEAR = 9999;
+
+/**
+ * The creation time goes into docProps/core.xml (W3CDTF) and every ZIP header (DOS time), so it
+ * must be a real date both can hold. Refused, not clamped: a wrong date in a finished file is
+ * worse than an error naming the field.
+ */
+function validateCreated(created: unknown): Date {
+  const field = 'properties.created';
+  if (!(created instanceof Date) || Number.isNaN(created.getTime())) {
+    throw new WorkbookPlanError(`${field}: must be a valid Date`, field, 'valid-date');
+  }
+  const year = created.getUTCFullYear();
+  if (year < MIN_CREATED_YEAR || year > MAX_CREATED_YEAR) {
+    throw new WorkbookPlanError(
+      `${field}: the year (UTC) must be ${MIN_CREATED_YEAR} to ${MAX_CREATED_YEAR} (ZIP dates start in ${MIN_CREATED_YEAR}; W3CDTF has four-digit years)`,
+      field,
+      'date-range',
+    );
+  }
+  return created;
+}
+
 function deflateWhole(text: string): { body: Buffer; crc32: number; size: number } {
   const raw = Buffer.from(text, 'utf8');
   return { body: zlib.deflateRawSync(raw, { level: 6 }), crc32: crc32(raw), size: raw.length };
@@ -130,7 +156,7 @@ function deflateWhole(text: string): { body: Buffer; crc32: number; size: number
  */
 export function planWorkbook(sheets: readonly SheetPlan[], options: WorkbookPlanOptions = {}): WorkbookLayout {
   const valid = validateSheets(sheets);
-  const properties = { ...options.properties, created: options.properties?.created ?? new Date() };
+  const properties = { ...options.properties, created: validateCreated(options.properties?.created ?? new Date()) };
   const when = toDosDateTime(properties.created);
   const summaries = valid.map((s) => ({
     name: s.name,

@@ -16,7 +16,7 @@ import {
   planEncryptedFile,
   type EncryptionParams,
 } from '../../shared/xlsx/crypto/index';
-import { createWorkerEncryptor } from '../../shared/xlsx/crypto/segment-encryptor';
+import { createInlineEncryptor, createWorkerEncryptor } from '../../shared/xlsx/crypto/segment-encryptor';
 import {
   DIFSECT,
   ENDOFCHAIN,
@@ -473,6 +473,13 @@ describe('encryption engines', () => {
     await encryptor.close();
     expect(await outcome).toMatchObject({ name: 'EncryptionStreamError', message: 'encryptor closed' });
     await expect(encryptor.encrypt(Buffer.alloc(16), 0)).rejects.toThrow(EncryptionStreamError);
+  });
+
+  it('refuses work once the inline engine is closed, rather than encrypt with its zeroed key', async () => {
+    const encryptor = createInlineEncryptor(keys.packageKey, Buffer.alloc(16, 1));
+    await encryptor.encrypt(Buffer.alloc(16), 0);
+    await encryptor.close();
+    await expect(encryptor.encrypt(Buffer.alloc(16), 1)).rejects.toThrow(EncryptionStreamError);
   });
 
   interopIt('a worker-engine file decrypts byte-exact with msoffcrypto-tool', async () => {

@@ -3,6 +3,7 @@ import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { crc32, crc32Combine } from '../../shared/xlsx/crc32';
 import { CellValueError } from '../../shared/xlsx/errors';
+import { columnWidth, displayWidth, renderSheetPrologue } from '../../shared/xlsx/package-xml';
 import { createAsyncPartEncoder, createPartEncoder, renderPart } from '../../shared/xlsx/part';
 import { compileRowRenderer } from '../../shared/xlsx/render-row';
 import { createRowEncoder } from '../../shared/xlsx/row-encoder';
@@ -435,5 +436,58 @@ describe('row numbers after a row that throws', () => {
       '<row r="4"><c r="A4"><v>4</v></c></row>',
     ]);
     expect(encoded).toEqual(rendered);
+  });
+});
+
+describe('column widths', () => {
+  const width = (header: string, type: ColumnSpec['type'] = 'number', explicit?: number): number =>
+    columnWidth({ key: 'k', header, type, ...(explicit === undefined ? {} : { width: explicit }) });
+
+  it('keeps ASCII header widths as they were (ceil(length x 1.2) + 2, at least the type default, at most 60)', () => {
+    const cases: [string, ColumnSpec['type'], number][] = [
+      ['id', 'string', 24],
+      ['amount', 'number', 12],
+      ['ok', 'boolean', 9],
+      ['AAAAAAAAAA', 'number', 14],
+      ['Amount (KRW)', 'number', 17],
+      ['Customer lifetime value (KRW)', 'string', 37],
+      ['tab\there', 'boolean', 12],
+      ['x'.repeat(100), 'string', 60],
+    ];
+    expect(cases.map(([header, type]) => [header, type, width(header, type)])).toEqual(cases);
+    expect(width('가'.repeat(40), 'string', 7.5)).toBe(7.5);
+  });
+
+  it('gives Korean (full-width) headers two columns a character, up to the same cap', () => {
+    // 결제(4) + space + 금액(4) + space + (원)(4) = 14 -> ceil(16.8) + 2; by UTF-16 units it was 13.
+    expect(width('결제 금액 (원)')).toBe(19);
+    expect(width('고객 연락처 전화번호', 'string')).toBe(26);
+    expect(width('가'.repeat(20), 'string')).toBe(50); // 40 -> 50; by units 26
+    expect(width('가'.repeat(25), 'string')).toBe(60); // 50 -> 62, capped; by units 32
+    // Decomposed (NFD) Hangul, as macOS file names give it: the vowel and final jamo add nothing.
+    expect(width('결제 금액 (원)'.normalize('NFD'))).toBe(19);
+    expect(renderSheetPrologue([{ key: 'k', header: '결제 금액 (원)', type: 'number' }], 0, true)).toContain(
+      '<col min="1" max="1" width="19" customWidth="1"/>',
+    );
+  });
+
+  it('counts other East Asian wide text, mixed headers and fullwidth forms the same way; halfwidth kana stays narrow', () => {
+    expect(width('Amount 금액')).toBe(16); // 7 + 4 = 11 -> ceil(13.2) + 2; by units 13
+    expect(width('日本語の見出し')).toBe(19); // 14 -> ceil(16.8) + 2; by units 12
+    expect(width('ＡＢＣＤＥＦ')).toBe(17); // fullwidth Latin: 12 -> ceil(14.4) + 2
+    // Halfwidth katakana and their voicing marks: one column each, 13 -> 18, as by length.
+    expect(width('ﾊﾝｶｸﾓｼﾞﾃﾞｽ ｶﾅ')).toBe(18);
+  });
+
+  it('counts an emoji (one or two UTF-16 units, or a sequence) as one wide character and combining marks as nothing', () => {
+    expect(displayWidth('😀😀😀')).toBe(6);
+    expect(width('👍🏽 OK 👍🏽')).toBe(12); // 2 + 1 + 2 + 1 + 2 = 8; by units it was 12 -> 17
+    expect(width('👨‍👩‍👧 family 👨‍👩‍👧', 'string')).toBe(24); // 2 + 8 + 2 = 12 -> 17, so the default 24; by units 31
+    expect(displayWidth('👨‍👩‍👧')).toBe(2);
+    expect(displayWidth('❤️ 1️⃣ 🇰🇷')).toBe(8);
+    // Astral but narrow (mathematical bold): one column each, not two units' worth.
+    expect(width('𝐀𝐁𝐂 score')).toBe(13); // 3 + 6 = 9 -> ceil(10.8) + 2; by units 17
+    // e + U+0301 is one é: 15 -> ceil(18) + 2; by units 16 -> 22.
+    expect(width('Cafe\u0301 total bill')).toBe(20);
   });
 });

@@ -1,4 +1,5 @@
 import { Readable, Writable } from 'node:stream';
+import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { deriveEncryptionKeys } from '../../shared/xlsx/crypto';
 import { writeEncryptedWorkbook } from '../../shared/xlsx/encrypted-workbook';
@@ -227,6 +228,42 @@ describe('integrity and errors', () => {
     many.parts[0]!.rowCount = 1_048_576;
     delete many.parts[0]!.firstRow;
     expect(bad([many]).rule).toBe('max-rows');
+  });
+});
+
+describe('properties.created', () => {
+  const sheets = [plan('S', [], COLUMNS.slice(0, 1))];
+  const coreXml = (created: Date): string => {
+    const entry = planWorkbook(sheets, { properties: { created } }).entries.find((e) => e.name === 'docProps/core.xml');
+    return zlib.inflateRawSync(entry!.body!).toString('utf8');
+  };
+
+  it.each([
+    ['an Invalid Date', new Date(Number.NaN), 'valid-date'],
+    ['not a Date', '2025-01-01T00:00:00Z' as unknown as Date, 'valid-date'],
+    ['year 10000 (toISOString: +010000-...)', new Date(Date.UTC(10_000, 0, 1)), 'date-range'],
+    ['a negative year (toISOString: -000001-...)', new Date(Date.UTC(-1, 0, 1)), 'date-range'],
+    ['the last millisecond before 1980 (no ZIP date for it)', new Date(Date.UTC(1980, 0, 1) - 1), 'date-range'],
+    ['the first millisecond after 9999', new Date(Date.UTC(9999, 11, 31, 23, 59, 59, 999) + 1), 'date-range'],
+  ])('refuses %s naming properties.created and the rule', (_name, created, rule) => {
+    let error: unknown;
+    try {
+      planWorkbook(sheets, { properties: { created } });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(WorkbookPlanError);
+    expect({ field: (error as WorkbookPlanError).field, rule: (error as WorkbookPlanError).rule }).toEqual({
+      field: 'properties.created',
+      rule,
+    });
+  });
+
+  it('writes the first and last accepted instants as four-digit W3CDTF', () => {
+    expect(coreXml(new Date(Date.UTC(1980, 0, 1)))).toContain('<dcterms:created xsi:type="dcterms:W3CDTF">1980-01-01T00:00:00Z</dcterms:created>');
+    expect(coreXml(new Date(Date.UTC(9999, 11, 31, 23, 59, 59, 999)))).toContain(
+      '<dcterms:modified xsi:type="dcterms:W3CDTF">9999-12-31T23:59:59Z</dcterms:modified>',
+    );
   });
 });
 

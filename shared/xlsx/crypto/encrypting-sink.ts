@@ -73,6 +73,13 @@ export interface EncryptingSink {
   write(chunk: Uint8Array): Promise<void>;
   /** Writes the rest of the file; rejects unless exactly `packageSize` bytes were written. */
   finish(): Promise<void>;
+  /**
+   * Gives the file up: pending and later calls reject with `reason`, the sink's key copies are
+   * zeroed and the encryptor (its worker thread) is stopped; resolves once it has stopped. Never
+   * rejects, may be called any number of times, and does nothing harmful after `finish()`. Like
+   * the rest of the sink it leaves `out` alone: its owner destroys it.
+   */
+  abort(reason?: unknown): Promise<void>;
 }
 
 function validatePackageSize(packageSize: unknown): asserts packageSize is number {
@@ -124,17 +131,33 @@ class OutputWriter {
   private batch: Buffer = Buffer.allocUnsafe(OUTPUT_BATCH_BYTES);
   private fill = 0;
   private failure: Error | undefined;
+  /** Wakes whatever is waiting on `out` (drain, a write callback) with the failure. */
+  private readonly waiters = new Set<() => void>();
   private readonly onError = (error: Error): void => {
     this.failure ??= new EncryptionStreamError('output stream failed', { cause: error });
+    this.onDead();
   };
   private readonly onClose = (): void => {
     this.failure ??= new EncryptionStreamError('output stream closed before the file was complete');
+    this.onDead();
   };
   written = 0;
 
-  constructor(private readonly out: Writable) {
+  /**
+   * `onDead` runs when `out` fails or closes before the sink is done with it: the file can no
+   * longer be completed, and the caller may never make the call that would notice it.
+   */
+  constructor(
+    private readonly out: Writable,
+    private readonly onDead: () => void,
+  ) {
     out.on('error', this.onError);
     out.on('close', this.onClose);
+  }
+
+  /** Why the output failed or was given up, if it was. */
+  get failed(): Error | undefined {
+    return this.failure;
   }
 
   detach(): void {
@@ -144,6 +167,15 @@ class OutputWriter {
 
   fail(error: Error): void {
     this.failure ??= error;
+  }
+
+  /**
+   * Fails the writer and releases a wait on `out` now: a stalled `out` may never drain nor call
+   * back, and a caller that gave up must not have a call pending for ever.
+   */
+  abort(error: Error): void {
+    this.fail(error);
+    for (const wake of [...this.waiters]) wake();
   }
 
   check(): void {
@@ -206,13 +238,18 @@ class OutputWriter {
     this.check();
     const chunk = this.takeBatch();
     await new Promise<void>((resolve, reject) => {
-      const onError = (): void => {
+      const cleanup = (): void => {
         this.out.off('error', onError);
+        this.waiters.delete(onError);
+      };
+      const onError = (): void => {
+        cleanup();
         reject(this.failure ?? new EncryptionStreamError('output stream failed'));
       };
       this.out.on('error', onError);
+      this.waiters.add(onError);
       this.out.write(chunk, (error) => {
-        this.out.off('error', onError);
+        cleanup();
         if (error) reject(this.failure ?? new EncryptionStreamError('output stream failed', { cause: error }));
         else resolve();
       });
@@ -235,6 +272,7 @@ class OutputWriter {
         this.out.off(event, onEvent);
         this.out.off('error', onFailure);
         this.out.off('close', onFailure);
+        this.waiters.delete(onFailure);
       };
       const onEvent = (): void => {
         cleanup();
@@ -247,6 +285,7 @@ class OutputWriter {
       this.out.once(event, onEvent);
       this.out.once('error', onFailure);
       this.out.once('close', onFailure);
+      this.waiters.add(onFailure);
     });
   }
 }
@@ -279,7 +318,12 @@ export function createEncryptingSink(options: EncryptingSinkOptions): Encrypting
 
   const [packagePlan, ...smallStreams] = plan.streams;
   if (!packagePlan) throw new Error('unreachable: plan without EncryptedPackage');
-  const writer = new OutputWriter(out);
+  // Stops the encryptor when `out` dies: the worker holds a copy of the package key, and a caller
+  // whose `out` failed between calls may never call write() or finish() again to notice.
+  const writer = new OutputWriter(out, () => {
+    stopped = true;
+    void dispose();
+  });
   const parallel = options.parallel ?? (packageSize >= PARALLEL_THRESHOLD_BYTES && availableParallelism() > 1);
   const encryptor: SegmentEncryptor = parallel
     ? startWorkerOrInline(packageKey, keyDataSalt)
@@ -293,7 +337,27 @@ export function createEncryptingSink(options: EncryptingSinkOptions): Encrypting
   let received = 0;
   let started = false;
   let finished = false;
+  /** Set once abort() or a dead `out` stopped the sink: work cut short then reports why. */
+  let stopped = false;
   let queue: Promise<void> = Promise.resolve();
+  let disposed: Promise<void> | undefined;
+
+  /**
+   * Releases everything secret, once: zeroes the sink's key copy, stops listening to `out` and
+   * closes the encryptor (which zeroes its own copy or terminates the worker holding one).
+   */
+  const dispose = (): Promise<void> => {
+    disposed ??= (async () => {
+      packageKey.fill(0);
+      writer.detach();
+      try {
+        await encryptor.close();
+      } catch {
+        // Closing is best effort; the sink has failed or finished already and reports that.
+      }
+    })();
+    return disposed;
+  };
 
   const writeOldestBlock = async (): Promise<void> => {
     const pieces = await (inFlight.shift() as Promise<Buffer[]>);
@@ -378,14 +442,20 @@ export function createEncryptingSink(options: EncryptingSinkOptions): Encrypting
 
   /** Serialises calls so a caller that forgets to await cannot interleave segments. */
   const enqueue = (task: () => Promise<void>): Promise<void> => {
-    const run = queue.then(async () => {
-      writer.check();
-      await task();
-    });
+    const run = queue
+      .then(async () => {
+        writer.check();
+        await task();
+      })
+      .catch((error: unknown) => {
+        // A task cut short because the sink was stopped (its encryptor closed under it) reports
+        // why it was stopped, not the encryptor's "closed".
+        throw (stopped ? writer.failed : undefined) ?? error;
+      });
     queue = run.catch((error: unknown) => {
       writer.fail(error instanceof Error ? error : new EncryptionStreamError(String(error)));
       // A failed sink is dead: stop the worker now rather than at a finish() that may never come.
-      void encryptor.close();
+      void dispose();
     });
     return run;
   };
@@ -411,16 +481,18 @@ export function createEncryptingSink(options: EncryptingSinkOptions): Encrypting
       if (received !== packageSize) {
         const error = new EncryptionStreamError(`received ${received} of packageSize ${packageSize} bytes`);
         writer.fail(error);
-        writer.detach();
-        packageKey.fill(0);
-        void encryptor.close();
+        void dispose();
         return Promise.reject(error);
       }
-      return enqueue(finishFile).finally(async () => {
-        packageKey.fill(0);
-        writer.detach();
-        await encryptor.close();
-      });
+      return enqueue(finishFile).finally(dispose);
+    },
+    abort(reason?: unknown): Promise<void> {
+      stopped = true;
+      // An earlier failure stays the one reported; after finish() nothing reads it any more.
+      writer.abort(
+        reason instanceof Error ? reason : new EncryptionStreamError('aborted', reason === undefined ? undefined : { cause: reason }),
+      );
+      return dispose();
     },
   };
 }

@@ -66,12 +66,16 @@ function checkLength(plain: Buffer): void {
 export function createInlineEncryptor(packageKey: Buffer, keyDataSalt: Buffer): SegmentEncryptor {
   const key = Buffer.from(packageKey);
   const ivInput = ivInputFor(keyDataSalt);
+  let closed = false;
   return {
     encrypt(plain, firstSegment) {
       checkLength(plain);
+      // The key is zeroed by now: encrypting would still "work", with an all-zero key.
+      if (closed) return Promise.reject(new EncryptionStreamError('encryptor closed'));
       return Promise.resolve([encryptSegments(key, ivInput, plain, firstSegment)]);
     },
     close() {
+      closed = true;
       key.fill(0);
       return Promise.resolve();
     },
@@ -113,11 +117,19 @@ parentPort.on('message', (job) => {
 `;
 
 export function createWorkerEncryptor(packageKey: Buffer, keyDataSalt: Buffer): SegmentEncryptor {
-  const worker = new Worker(WORKER_SOURCE, {
-    eval: true,
-    // Own-buffer copies: cloning a pooled Buffer would copy its whole 8 KiB pool slab along.
-    workerData: { key: Uint8Array.from(packageKey), ivInput: Uint8Array.from(ivInputFor(keyDataSalt)) },
-  });
+  // Own-buffer copy: cloning a pooled Buffer would copy its whole 8 KiB pool slab along.
+  const keyForWorker = Uint8Array.from(packageKey);
+  let worker: Worker;
+  try {
+    worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { key: keyForWorker, ivInput: Uint8Array.from(ivInputFor(keyDataSalt)) },
+    });
+  } finally {
+    // The constructor has cloned workerData into the worker's start message already; this copy
+    // would otherwise linger in this thread's heap until collected.
+    keyForWorker.fill(0);
+  }
   const pending: { resolve: (value: Buffer[]) => void; reject: (error: Error) => void }[] = [];
   let failure: Error | undefined;
   let closed = false;
@@ -129,6 +141,9 @@ export function createWorkerEncryptor(packageKey: Buffer, keyDataSalt: Buffer): 
     for (const job of pending.splice(0)) job.reject(failure);
   };
   worker.on('message', (result: ArrayBuffer) => {
+    // A result of work rejected by close(): nobody awaits it, and unref() here would let the
+    // process exit before the termination close() awaits is reported.
+    if (closed) return;
     const job = pending.shift();
     if (pending.length === 0) worker.unref();
     job?.resolve([Buffer.from(result)]);
