@@ -3,6 +3,7 @@ import { notifyMessageSchema } from '../../shared/app/messages';
 import { notifyExport } from '../../shared/app/notify-export';
 import { logger, metrics, notifyDeps, pipelineLog } from '../../shared/adapters/aws/pipeline-deps';
 import { createSqsHandler } from '../../shared/adapters/aws/sqs-handler';
+import { BOT_REFUSALS_METRIC } from '../../shared/metric-names';
 
 /** Notifier Lambda: signed webhook to the bot; throwing lets SQS redrive, then the DLQ. */
 export const handler = createSqsHandler('notifier', async (record) => {
@@ -11,6 +12,8 @@ export const handler = createSqsHandler('notifier', async (record) => {
   try {
     const result = await notifyExport(message, await notifyDeps(log));
     if (result.status === 'sent') metrics.addMetric('botNotifications', MetricUnit.Count, 1);
+    // Acknowledged without retries, so neither counter above sees it: the alarm reads this one.
+    else if (result.status === 'rejected') metrics.addMetric(BOT_REFUSALS_METRIC, MetricUnit.Count, 1);
   } catch (error) {
     metrics.addMetric('botNotificationFailures', MetricUnit.Count, 1);
     throw error;

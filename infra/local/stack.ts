@@ -88,13 +88,15 @@ async function loadSecrets(dataDir: string | undefined): Promise<LocalSecrets> {
 
 /**
  * Fails, through the pipeline's own failExport, every export the last run left in flight: the
- * cooldown is given back, the trail gets its `failed` event, the parts are deleted and the bot is
- * told once the pollers run (the notify message waits in the queue until then).
+ * cooldown is given back, the trail gets its `failed` event, the parts (and a file the finalizer
+ * had already uploaded) are deleted and the bot is told once the pollers run (the notify message
+ * waits in the queue until then).
  */
 async function failInterruptedExports(client: DynamoDBClient, log: (line: string) => void): Promise<number> {
   const ddb = DynamoDBDocumentClient.from(client);
   const { baseDeps } = await import('../../shared/adapters/aws/pipeline-deps');
   const { failExport } = await import('../../shared/app/pipeline-steps');
+  const { discardExportFile } = await import('../../shared/app/pipeline-steps');
   const deps = { ...baseDeps(), log: { info: () => undefined, warn: () => undefined, error: (message: string) => log(message) } };
   let count = 0;
   let startKey: Record<string, unknown> | undefined;
@@ -114,7 +116,11 @@ async function failInterruptedExports(client: DynamoDBClient, log: (line: string
         code: 'INTERRUPTED',
         message: 'the local stack stopped while this export ran; request it again',
       });
-      if (failed) count++;
+      if (failed) {
+        count++;
+        // A stop between the finalizer's upload and its completion leaves a file no link reaches.
+        await discardExportFile(deps, job);
+      }
     }
     startKey = page.LastEvaluatedKey;
   } while (startKey);
@@ -245,6 +251,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
       // Local queues use short visibility timeouts; retries follow them (1, 2, 4 s ...).
       RETRY_BASE_SECONDS: '1',
+      // What the queues' redrive policies say (as the CDK stack sets them): a failed record's
+      // last receive gets no retry delay, since the DLQ is all that follows it.
+      CHUNK_MAX_RECEIVE_COUNT: String(settings.chunk.maxReceiveCount),
+      FINALIZE_MAX_RECEIVE_COUNT: String(settings.finalize.maxReceiveCount),
+      NOTIFY_MAX_RECEIVE_COUNT: String(settings.notify.maxReceiveCount),
       CLAIM_WAIT_MS: String(claimWaitMs),
       ...(options.env ?? {}),
     };
@@ -256,6 +267,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // Imported only now: the Powertools logger and metrics read their settings at construction.
     const { resetPipelineDeps } = await import('../../shared/adapters/aws/pipeline-deps');
     resetPipelineDeps();
+    const { resetReceiveLimits } = await import('../../shared/adapters/aws/sqs-handler');
+    resetReceiveLimits();
 
     if (options.dataDir) {
       // Queue messages live only in memory (fauxqs): exports that were in flight when the last

@@ -101,6 +101,11 @@ export class ExportServiceStack extends Stack {
       BOT_SIGNING_SECRET_ARN: this.secrets.botSigning.secretArn,
       LINK_SIGNING_SECRET_ARN: this.secrets.linkSigning.secretArn,
       LINK_TTL_DAYS: String(config.linkTtlDays),
+      // The redrive policies' own counts: a failed record's last receive gets no retry delay
+      // (shared/adapters/aws/sqs-handler.ts), so its dead letter is not held back.
+      CHUNK_MAX_RECEIVE_COUNT: String(this.queues.chunk.maxReceiveCount),
+      FINALIZE_MAX_RECEIVE_COUNT: String(this.queues.finalize.maxReceiveCount),
+      NOTIFY_MAX_RECEIVE_COUNT: String(this.queues.notify.maxReceiveCount),
       // Powertools: one service name in every log line, custom metrics (EMF) in one namespace.
       POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
       POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
@@ -162,6 +167,12 @@ export class ExportServiceStack extends Stack {
       },
       chunkQueue: this.queues.chunk.queue,
       dlqConsumer: this.functions.dlq.fn,
+      pipelineFunctions: {
+        Chunk: this.functions.chunk.fn,
+        Finalizer: this.functions.finalizer.fn,
+        Notifier: this.functions.notifier.fn,
+        Dlq: this.functions.dlq.fn,
+      },
       alarmEmail: config.alarmEmail,
     });
 
@@ -277,6 +288,12 @@ export class ExportServiceStack extends Stack {
     // dlq: mark the job failed (or record that the bot was unreachable) and tell the bot.
     allow(f.dlq, 'ExportsTable', ['dynamodb:GetItem', 'dynamodb:UpdateItem'], [t.exports.tableArn]);
     grantFailExport(f.dlq);
+    // A finalize that uploaded the file and then kept failing dead-letters with the file in
+    // place, and no finalizer runs again to clean it up: the dlq deletes it (by prefix, as the
+    // finalizer does). Not the chunk: a file exists only once every chunk is done, and a
+    // finalizer that loses its completion to a failing chunk deletes its own upload.
+    allow(f.dlq, 'ListFiles', ['s3:ListBucket'], [bucket.bucketArn], { StringLike: { 's3:prefix': [`${EXPORTS_PREFIX}*`] } });
+    allow(f.dlq, 'DeleteFiles', ['s3:DeleteObject'], [objects(EXPORTS_PREFIX)]);
 
     this.keys.restrictWrapKey({ wrapper: f.api.fn.role!, unwrapper: f.finalizer.fn.role! });
   }

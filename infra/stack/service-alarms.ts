@@ -6,12 +6,14 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { METRICS_NAMESPACE, RECORD_FAILURES_METRIC, SERVICE_NAME } from '../../shared/metric-names';
+import { BOT_REFUSALS_METRIC, METRICS_NAMESPACE, RECORD_FAILURES_METRIC, SERVICE_NAME } from '../../shared/metric-names';
 
 export type ServiceAlarmsProps = {
   deadLetterQueues: Record<string, sqs.IQueue>;
   chunkQueue: sqs.IQueue;
   dlqConsumer: lambda.IFunction;
+  /** The SQS-driven functions (chunk, finalizer, notifier, dlq), by alarm name prefix. */
+  pipelineFunctions: Record<string, lambda.IFunction>;
   alarmEmail?: string | undefined;
 };
 
@@ -70,9 +72,8 @@ export class ServiceAlarms extends Construct {
       'exports failed after all retries (the DLQ consumer ran)',
       props.dlqConsumer.metricInvocations({ period: Duration.minutes(5), statistic: 'Sum' }),
     );
-    // Not the function's Errors metric: the SQS handler reports a failed record as a partial
-    // batch failure, so the invocation itself succeeds and Errors stays 0. The handler publishes
-    // its own count of failed records.
+    // A record the handler sees fail is a partial batch failure: the invocation succeeds and
+    // Lambda's Errors stays 0, so the handler publishes its own count of failed records.
     alarmAbove(
       'FinalizerErrors',
       'the finalizer failed (files are not being assembled)',
@@ -80,6 +81,32 @@ export class ServiceAlarms extends Construct {
         namespace: METRICS_NAMESPACE,
         metricName: RECORD_FAILURES_METRIC,
         dimensionsMap: { service: SERVICE_NAME, function: 'finalizer' },
+        period: Duration.minutes(5),
+        statistic: 'Sum',
+      }),
+    );
+    // The other half: an invocation the handler never finished (a timeout, running out of
+    // memory, a crash at cold start such as a bad setting) publishes no custom metric at all,
+    // and its records come back only after the whole visibility timeout (up to 90 minutes for a
+    // finalize). Lambda counts those in the function's own Errors. No Throttles alarm: the event
+    // source mappings cap concurrency themselves, and throttled chunk work shows in the chunk
+    // queue's age below (or, after its retries, as a dead letter above).
+    for (const [name, fn] of Object.entries(props.pipelineFunctions)) {
+      alarmAbove(
+        `${name}FunctionErrors`,
+        `${name} invocations failed as a whole (timeout, out of memory or a crash): their records wait out the visibility timeout`,
+        fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
+      );
+    }
+    // A refused bot event is acknowledged (retrying a 4xx changes nothing), so it reaches no DLQ
+    // and no error count: without this, a bot that stopped accepting our events goes unnoticed.
+    alarmAbove(
+      'BotRefusedEvents',
+      'the bot refused export events for good (4xx): those managers were not told; check the webhook URL and signing secret',
+      new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: BOT_REFUSALS_METRIC,
+        dimensionsMap: { service: SERVICE_NAME, function: 'notifier' },
         period: Duration.minutes(5),
         statistic: 'Sum',
       }),

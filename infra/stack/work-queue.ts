@@ -7,9 +7,17 @@ export type WorkQueueProps = {
   consumerTimeout: Duration;
   /** Timeout of the dead-letter consumer (functions/dlq), for the DLQ's own visibility timeout. */
   dlqConsumerTimeout: Duration;
-  /** Receives before a message moves to the DLQ. */
+  /** Receives before a message moves to the DLQ (default DEFAULT_MAX_RECEIVE_COUNT). */
   maxReceiveCount?: number;
 };
+
+/**
+ * Work is idempotent, so a few retries absorb throttling and cold-start timeouts; more would only
+ * delay the "export failed" message the manager is waiting for. With the SQS handler's retry
+ * delays (30 s, 60 s, 120 s, then none on the last receive) a message that keeps failing reaches
+ * its DLQ about 3.5 minutes after its first failure.
+ */
+export const DEFAULT_MAX_RECEIVE_COUNT = 4;
 
 /**
  * AWS's guidance for Lambda event sources: visibility timeout at least 6x the function timeout,
@@ -22,11 +30,18 @@ export const VISIBILITY_TIMEOUT_FACTOR = 6;
 export class WorkQueue extends Construct {
   readonly queue: sqs.Queue;
   readonly deadLetterQueue: sqs.Queue;
+  /** The redrive policy's count; the consumers get it too (`*_MAX_RECEIVE_COUNT`), to know a record's last receive. */
+  readonly maxReceiveCount: number;
 
   constructor(scope: Construct, id: string, props: WorkQueueProps) {
     super(scope, id);
+    this.maxReceiveCount = props.maxReceiveCount ?? DEFAULT_MAX_RECEIVE_COUNT;
     this.deadLetterQueue = new sqs.Queue(this, 'Dlq', {
-      // The longest SQS allows: a failed export must stay inspectable after a long weekend.
+      // Not an archive: the dlq function consumes and deletes every dead letter within seconds
+      // (what stays is the job's failed status or notifyError and the audit "failed" event).
+      // The retention matters only for a dead letter that function keeps failing on: it stays
+      // here, raising the DLQ age alarm, until the function is fixed. The longest SQS allows, so
+      // a broken consumer noticed after a long weekend has lost nothing.
       retentionPeriod: Duration.days(14),
       visibilityTimeout: Duration.seconds(props.dlqConsumerTimeout.toSeconds() * VISIBILITY_TIMEOUT_FACTOR),
       encryption: sqs.QueueEncryption.SQS_MANAGED,
@@ -38,12 +53,7 @@ export class WorkQueue extends Construct {
       retentionPeriod: Duration.days(4),
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
-      deadLetterQueue: {
-        queue: this.deadLetterQueue,
-        // Work is idempotent, so a few retries absorb throttling and cold-start timeouts; more
-        // would only delay the "export failed" message the manager is waiting for.
-        maxReceiveCount: props.maxReceiveCount ?? 4,
-      },
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: this.maxReceiveCount },
     });
   }
 }

@@ -4,20 +4,28 @@ import type { RawItem, WorkspaceSource } from '../ports/source-data';
 const MAX_ENTRIES = 1024;
 
 /**
- * Workspace settings change rarely and every chunk of an export reads the same four items, so
- * a warm Lambda keeps them for a short while. The finalizer still compares each part's columns
- * fingerprint with its own, so a schema change inside the window cannot misalign a file.
+ * Keeps the workspace items named in `cacheable` in a warm Lambda for a short while; every other
+ * key is read through each time. Only display data may be listed (the directory's team and
+ * manager names, read by every case chunk): an export's definition (segment conditions, profile
+ * schemas) is read once at the request and kept with the job, and a copy served from here would
+ * be up to `ttlMs` old and differ between warm and cold containers of one export (a segment
+ * edited just before an export used its old conditions). So the cache holds nothing unless told.
  */
 export class CachingWorkspaceSource implements WorkspaceSource {
   private readonly items = new Map<string, { at: number; value: Promise<RawItem | null> }>();
+  private readonly cacheable: ReadonlySet<string>;
 
   constructor(
     private readonly inner: WorkspaceSource,
+    cacheable: readonly string[],
     private readonly ttlMs = 30_000,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.cacheable = new Set(cacheable);
+  }
 
   getItem(channelId: string, sk: string): Promise<RawItem | null> {
+    if (!this.cacheable.has(sk)) return this.inner.getItem(channelId, sk);
     const key = `${channelId}\u0000${sk}`;
     const now = this.now();
     const hit = this.items.get(key);

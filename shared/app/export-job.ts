@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { profileSchemaSchema } from '../domain/records';
 
 /**
  * The export job as stored in EXPORTS_TABLE and passed between the API, the chunk handlers,
@@ -84,6 +85,25 @@ export type SheetKey = z.infer<typeof sheetKeySchema>;
 export const jobPhaseSchema = z.enum(['main', 'users']);
 export type JobPhase = z.infer<typeof jobPhaseSchema>;
 
+/**
+ * One definition per export: what decides its rows and its columns, read once when it is
+ * requested and kept with the job, so every chunk and the finalizer use the same copy whatever
+ * the workspace does meanwhile (a segment edited or deleted, a profile key added or archived).
+ * - `segmentFilter` (scope `segment` only): the segment's conditions as they were at the request.
+ *   A segment is saved conditions, not saved results (C4): the conditions are fixed here, the
+ *   rows are still evaluated by the chunks against the data as it is when they read it.
+ * - the two profile schemas: they decide the `profile.*` columns of both sheets, the cells'
+ *   types, which keys are archived (C5), and the field kinds of a filter or quick search.
+ * The directory (team and manager names) is not part of it: names are display values, not a
+ * definition, and a chunk may read them from a short cache.
+ */
+export const jobDefinitionSchema = z.object({
+  segmentFilter: z.unknown().optional(),
+  userProfileSchema: profileSchemaSchema,
+  chatProfileSchema: profileSchemaSchema,
+});
+export type JobDefinition = z.infer<typeof jobDefinitionSchema>;
+
 export const exportJobSchema = z.object({
   exportId: z.string().min(1),
   channelId: z.string().min(1),
@@ -117,6 +137,15 @@ export const exportJobSchema = z.object({
   error: jobErrorSchema.optional(),
   encryption: jobEncryptionSchema,
   timeZone: z.string(),
+  /**
+   * The export's definition (see jobDefinitionSchema), inline when its JSON is at most
+   * DEFINITION_INLINE_MAX_BYTES (job-definition.ts), which keeps the item far below DynamoDB's
+   * 400 KB; a larger one is an S3 object under `parts/{exportId}/` named by its digest
+   * (`definitionKey`), written before the job exists. Neither is set on jobs created before the
+   * definition was pinned: their chunks and finalizer read the workspace (uncached).
+   */
+  definition: jobDefinitionSchema.optional(),
+  definitionKey: z.string().min(1).optional(),
   /** Pipeline bookkeeping (set by planChunks / the chunk handler, not by the API). */
   phase: jobPhaseSchema.optional(),
   sheetChunks: z.object({ cases: z.number().int().nonnegative(), users: z.number().int().nonnegative() }).partial().optional(),

@@ -6,12 +6,14 @@ import type { WorkspaceSource } from '../ports/source-data';
 import type { ExportJob, SheetKey } from './export-job';
 import { objectKeys, type FinalizeMessage } from './messages';
 import { createDownloadToken, hashDownloadToken } from './download-link';
-import { failExport, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
+import { discardExportFile, failExport, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
 import type { StoredPartMeta } from './process-chunk';
-import { columnsFingerprint, loadWorkspaceContext, SHEET_NAMES, sheetColumns, sheetsOf } from './workspace-context';
+import { loadJobDefinition } from './job-definition';
+import { columnsFingerprint, SHEET_NAMES, sheetColumns, sheetsOf } from './workspace-context';
 
 export type FinalizeDeps = StepDeps & {
   keyWrapper: KeyWrapper;
+  /** Read only for a job created before definitions were pinned (uncached: see loadJobDefinition). */
   workspace: WorkspaceSource;
   linkSigningSecret: string;
   linkTtlDays: number;
@@ -114,6 +116,12 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     deps.log.warn('finalize for an unknown export: dropped', { exportId: message.exportId });
     return { status: 'skipped' };
   }
+  if (job.status === 'failed' || job.status === 'canceled') {
+    // A run of this message may have uploaded the file and then failed before completing, while
+    // the export was failed or canceled elsewhere (a chunk's dead letter, a cancel) and that
+    // cleanup had already run: no link will ever reach the file, so it goes now, not days later.
+    await discardExportFile(deps, job);
+  }
   if (job.status === 'completed' || job.status === 'failed') {
     // A retry after a crash or a thrown step between the final transition and the notify send
     // (completed here, or failed by this finalizer) finishes the audit and the notify.
@@ -130,14 +138,17 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     return { status: 'skipped' };
   }
 
-  const ctx = await loadWorkspaceContext(deps.workspace, job.channelId);
+  // The columns the chunks rendered with: the job's definition, read at the request.
+  const definition = await loadJobDefinition(job, deps);
   const sheets: SheetPlan[] = [];
   const dataCrcs: (number | undefined)[][] = [];
   const sheetKeys = sheetsOf(job);
   for (const sheet of sheetKeys) {
-    const columns = sheetColumns(job, sheet, ctx);
+    const columns = sheetColumns(job, sheet, definition);
     const metas = await readMetas(deps, job, sheet, job.sheetChunks?.[sheet] ?? 0);
     const expected = columnsFingerprint(columns);
+    // With a pinned definition every part matches; a job from before it was pinned (its chunks
+    // read the schema as it was then) or a part rendered by another code version may not.
     if (metas.some((m) => m.columns !== expected)) {
       await failExport(deps, job, {
         code: 'COLUMNS_CHANGED',
@@ -240,7 +251,7 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     // the same key: leave its file alone. Canceled or failed meanwhile: offer nothing.
     if (now?.status !== 'completed') {
       deps.log.info('export left finalizing before completion: file discarded', { exportId: job.exportId });
-      await deps.objects.deletePrefix(`exports/${job.channelId}/${job.exportId}/`);
+      await discardExportFile(deps, job);
     }
     return { status: 'skipped' };
   }

@@ -1,13 +1,16 @@
 import { pipelineMessageSchema } from './messages';
-import { failExport, type StepDeps } from './pipeline-steps';
+import { discardExportFile, failExport, type StepDeps } from './pipeline-steps';
 
 export type DeadLetterOutcome = 'failed-export' | 'already-final' | 'notify-failure-recorded' | 'unreadable';
 
+
 /**
  * A message that exhausted its retries. For chunk and finalize messages the export is marked
- * failed (unless it already completed or was canceled) and the bot is told through the notify
- * queue. For a notify message the bot itself is unreachable: the failure is recorded on the
- * job and nothing is enqueued again, so a dead bot cannot make a loop.
+ * failed (unless it already completed or was canceled), a file already uploaded for it is
+ * deleted, and the bot is told through the notify queue. For a notify message the bot is what
+ * failed, so it cannot be told: the failure is recorded on the job (`notifyError`) and nothing
+ * is enqueued again, so a dead bot cannot make a loop. A bot that refused an event outright
+ * (a 4xx) never gets here: the notifier records that itself.
  */
 export async function handleDeadLetter(body: string, deps: StepDeps, source: { queue: string }): Promise<DeadLetterOutcome> {
   let parsed;
@@ -40,5 +43,10 @@ export async function handleDeadLetter(body: string, deps: StepDeps, source: { q
     code: 'PIPELINE_FAILED',
     message: `the ${stage} step kept failing and was given up; request the export again`,
   });
+  // After the transition, so a finalizer still running loses its completion and deletes what it
+  // uploads itself. A lost transition (a redelivered dead letter, whose first delivery may have
+  // thrown before getting here) checks the status: a completed export's file is its download.
+  const status = failed ? 'failed' : (await deps.store.getJob(message.channelId, message.exportId))?.status;
+  if (status === 'failed' || status === 'canceled') await discardExportFile(deps, message);
   return failed ? 'failed-export' : 'already-final';
 }

@@ -51,5 +51,13 @@ export const objectKeys = {
   partMeta: (exportId: string, sheet: string, index: number) => `parts/${exportId}/${sheet}/${String(index).padStart(6, '0')}.meta.json`,
   caseRefs: (exportId: string, index: number) => `parts/${exportId}/refs/${String(index).padStart(6, '0')}.json`,
   userIdBatch: (exportId: string, name: string, index: number) => `parts/${exportId}/ids/${name}-${String(index).padStart(6, '0')}.json`,
-  file: (channelId: string, exportId: string, fileName: string) => `exports/${channelId}/${exportId}/${fileName}`,
+  /**
+   * A job definition too large for the job item. Named by its content's digest, not fixed: two
+   * concurrent attempts of one request (an Idempotency-Key retry) that read different workspace
+   * states write different objects, so the job that wins never reads the loser's.
+   */
+  definition: (exportId: string, sha256: string) => `parts/${exportId}/definition-${sha256}.json`,
+  /** Where an export's file lives; the slash keeps `e1` from matching `e10`. */
+  filePrefix: (channelId: string, exportId: string) => `exports/${channelId}/${exportId}/`,
+  file: (channelId: string, exportId: string, fileName: string) => `${objectKeys.filePrefix(channelId, exportId)}${fileName}`,
 };

@@ -1,5 +1,4 @@
 import { createHmac } from 'node:crypto';
-import type { BotWebhook } from '../ports/bot-webhook';
 import type { Clock } from '../ports/clock';
 import type { ExportStore } from '../ports/export-store';
 import type { PipelineLog } from '../ports/pipeline-log';
@@ -8,9 +7,16 @@ import type { NotifyMessage } from './messages';
 import { createDownloadToken, downloadLink } from './download-link';
 import { acquireLease } from './pipeline-steps';
 
+/**
+ * The bot's answer as the notifier reads it: the status, and the raw Retry-After header when the
+ * bot sent one (HttpBotWebhook, the BotWebhook adapter, passes it on). Never the body: a bot may
+ * echo what it was sent, link included, and nothing here records or logs it.
+ */
+export type BotAnswer = { status: number; retryAfter?: string | undefined };
+
 export type NotifyDeps = {
   store: ExportStore;
-  bot: BotWebhook;
+  bot: { post(body: string, headers: Record<string, string>): Promise<BotAnswer> };
   clock: Clock;
   log: PipelineLog;
   botSigningSecret: string;
@@ -109,18 +115,72 @@ export function signBody(body: string, secret: string): string {
 }
 
 /**
+ * Whether an answer can never turn into an acceptance by posting the same signed event again:
+ * a 4xx says the request itself is wrong (bad signature, unknown route, refused payload), so
+ * the 12 posts of 3 attempts x 4 receives would only repeat it before the DLQ. 408 (the bot
+ * timed out reading us) and 429 (rate limited) are the 4xx that invite a retry.
+ */
+export function isPermanentRejection(status: number): boolean {
+  return status >= 400 && status < 500 && status !== 408 && status !== 429;
+}
+
+/**
+ * Retry-After (RFC 9110: delay-seconds or an HTTP-date) in whole seconds from `now`, or
+ * undefined when absent or unreadable. A date in the past is 0. Not capped here: the SQS
+ * handler caps it with the rest of the retry delay (it owns the queue's limits).
+ */
+export function parseRetryAfter(value: string | undefined, now: Date): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  // Only the date forms: Date.parse would also read '1.5' or '-3' as (odd) dates.
+  if (!/[a-z]/i.test(text)) return undefined;
+  const at = Date.parse(text);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, Math.ceil((at - now.getTime()) / 1000));
+}
+
+/**
+ * The bot asked to be left alone for a while (429, or a Retry-After on another retryable
+ * answer). Thrown instead of trying again within this invocation: the SQS handler reads
+ * `retryAfterSeconds` and makes the message visible again no sooner (see scheduleRetries), so
+ * the wait costs no Lambda time.
+ */
+export class BotRetryLaterError extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number | undefined,
+  ) {
+    super(message);
+    this.name = 'BotRetryLaterError';
+  }
+}
+
+export type NotifyOutcome = {
+  /** `rejected`: the bot refused the event for good (a 4xx); recorded as notifyError, not retried. */
+  status: 'sent' | 'skipped' | 'rejected';
+  attempts: number;
+};
+
+/**
  * Posts the event to the bot, signed (X-Signature over the exact body, which carries `sentAt`;
- * X-Timestamp repeats it so the bot can refuse stale or replayed deliveries), retrying with
- * exponential backoff; throws after the last attempt so SQS redelivers and, after
- * maxReceiveCount, the DLQ records it. The link token is computed here from the job (never
- * carried by the queue message).
+ * X-Timestamp repeats it so the bot can refuse stale or replayed deliveries). The link token is
+ * computed here from the job (never carried by the queue message). What happens next depends
+ * on the answer:
+ * - 2xx: `notifiedAt` is recorded;
+ * - a permanent 4xx (isPermanentRejection): `notifyError` is recorded with the status (never
+ *   the answer's body) and the message is acknowledged: no retry, no DLQ;
+ * - 429, or any retryable answer with Retry-After: no more attempts now; BotRetryLaterError
+ *   carries the bot's delay to the SQS handler;
+ * - 5xx, 408, 3xx, a network error: up to `attempts` tries with exponential backoff, then a
+ *   throw, so SQS redelivers and, after maxReceiveCount, the DLQ records it.
  *
  * At least once, not exactly once: the post runs under the `notifyClaim` lease, so overlapping
  * deliveries (an SQS duplicate, a finalize retry re-sending the notify) post once, and
  * `notifiedAt` (which closes the lease) makes later ones post nothing. A crash after the bot
  * accepted and before `notifiedAt` is written still posts again once the lease lapses.
  */
-export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Promise<{ status: 'sent' | 'skipped'; attempts: number }> {
+export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Promise<NotifyOutcome> {
   const job = await deps.store.getJob(message.channelId, message.exportId);
   if (!job) {
     deps.log.warn('notify for an unknown export: dropped', { exportId: message.exportId });
@@ -133,35 +193,56 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
     link = downloadLink(deps.publicBaseUrl, createDownloadToken({ exportId: job.exportId, expiresAt: new Date(job.expiresAt) }, deps.linkSigningSecret));
   }
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
-  // A holder's `notifiedAt` means it posted: this delivery has nothing left to do.
-  const lease = await acquireLease(deps, job, 'notifyClaim', { isDone: (j) => !!j.notifiedAt, waitMs: deps.leaseWaitMs ?? 2_000, sleep });
+  // A holder's `notifiedAt` means it posted; a `notifyError` recorded while this delivery waited
+  // means the holder got the bot's final answer (a refusal): either way nothing is left to do.
+  const lease = await acquireLease(deps, job, 'notifyClaim', { isDone: (j) => !!j.notifiedAt || !!j.notifyError, waitMs: deps.leaseWaitMs ?? 2_000, sleep });
   if (lease === undefined) return { status: 'skipped', attempts: 0 };
 
   const event = buildBotEvent(job, message.event, link);
   const attempts = deps.attempts ?? 3;
   let lastError = '';
+  let retryLater: { seconds: number | undefined } | undefined;
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    let accepted = false;
+    let answer: BotAnswer | undefined;
     try {
       const sentAt = deps.clock.now();
       const timestamp = String(Math.floor(sentAt.getTime() / 1000));
       const body = JSON.stringify({ ...event, sentAt: sentAt.toISOString() });
-      const { status } = await deps.bot.post(body, {
+      answer = await deps.bot.post(body, {
         'X-Signature': signBody(body, deps.botSigningSecret),
         'X-Timestamp': timestamp,
         'X-Event-Type': message.event,
       });
-      accepted = status >= 200 && status < 300;
-      if (!accepted) lastError = `bot answered ${status}`;
     } catch (error) {
       lastError = error instanceof Error ? error.name : 'request failed';
     }
     // Once the bot has it, the lease is kept even if recording fails: giving it back would let a
     // waiting duplicate post again at once; after the lease lapses a retry may (at least once).
-    if (accepted) {
+    if (answer && answer.status >= 200 && answer.status < 300) {
       await deps.store.updateProgress(job.channelId, job.exportId, { notifiedAt: deps.clock.now().toISOString() });
       deps.log.info('bot notified', { exportId: job.exportId, event: message.event, attempt });
       return { status: 'sent', attempts: attempt };
+    }
+    if (answer && isPermanentRejection(answer.status)) {
+      // Final: the lease is kept, not given back (a duplicate waiting on it sees notifyError and
+      // stops), and the message is acknowledged. Only the status is recorded: the answer's body
+      // could echo the signed event, link included.
+      await deps.store.updateProgress(job.channelId, job.exportId, {
+        notifyError: `the bot refused the event (${message.event}) with HTTP ${answer.status}; not retried`,
+      });
+      deps.log.error('bot refused the notification: not retried', { exportId: job.exportId, event: message.event, status: answer.status, attempt });
+      return { status: 'rejected', attempts: attempt };
+    }
+    if (answer) {
+      lastError = `bot answered ${answer.status}`;
+      const seconds = parseRetryAfter(answer.retryAfter, deps.clock.now());
+      // A rate limit is not lifted by trying again 250 ms later, and a Retry-After is the bot
+      // saying when to come back: leave the wait to SQS instead of spending the Lambda on it.
+      if (answer.status === 429 || seconds !== undefined) {
+        retryLater = { seconds };
+        deps.log.warn('bot asked to retry later', { exportId: job.exportId, attempt, status: answer.status, retryAfterSeconds: seconds });
+        break;
+      }
     }
     deps.log.warn('bot webhook attempt failed', { exportId: job.exportId, attempt, reason: lastError });
     if (attempt < attempts) await sleep((deps.backoffMs ?? 250) * 2 ** (attempt - 1));
@@ -170,5 +251,9 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
   await deps.store
     .releaseClaim(job.channelId, job.exportId, 'notifyClaim', lease)
     .catch((e: unknown) => deps.log.warn('notify lease not given back', { exportId: job.exportId, error: e instanceof Error ? e.name : 'unknown' }));
+  if (retryLater) {
+    const after = retryLater.seconds === undefined ? '' : ` (retry after ${retryLater.seconds} s)`;
+    throw new BotRetryLaterError(`bot webhook: ${lastError}${after}`, retryLater.seconds);
+  }
   throw new Error(`bot webhook failed after ${attempts} attempts: ${lastError}`);
 }

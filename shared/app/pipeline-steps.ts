@@ -188,3 +188,17 @@ export async function acquireLease(
     await sleep(LEASE_POLL_MS);
   }
 }
+
+/**
+ * Deletes an export's encrypted file, if there is one: idempotent, and nothing to delete is not
+ * an error. A finalize that uploaded the file and then kept failing (saving the token hash,
+ * the completion) dead-letters with the file in place; failing the export deletes only
+ * `parts/`, and no link can ever reach that file, so it would sit in the bucket (someone's
+ * data) until the `exports/` lifecycle rule, linkTtlDays + 1 days later. Errors are thrown:
+ * the dead letter is retried and, if that keeps failing, the DLQ age alarm says so.
+ */
+export async function discardExportFile(deps: Pick<StepDeps, 'objects' | 'log'>, job: Pick<ExportJob, 'channelId' | 'exportId'>): Promise<number> {
+  const deleted = await deps.objects.deletePrefix(objectKeys.filePrefix(job.channelId, job.exportId));
+  if (deleted > 0) deps.log.info('file of an export that will never be offered deleted', { exportId: job.exportId, objects: deleted });
+  return deleted;
+}

@@ -14,15 +14,21 @@ import {
 import { crc32, createPartEncoder, type PartEncoder } from '../xlsx';
 import { DEFAULT_CLAIM_WAIT_MS } from '../ports/export-store';
 import type { CasesSource, RawItem, UsersSource, WorkspaceSource } from '../ports/source-data';
-import type { ExportJob } from './export-job';
+import type { ExportJob, JobDefinition } from './export-job';
 import { objectKeys, type ChunkMessage } from './messages';
 import { batchIds, sortUserIdsForExport } from './plan-chunks';
 import { acquireLease, enqueueFinalize, failExport, resumeFollowUps, type StepDeps } from './pipeline-steps';
-import { columnsFingerprint, compileRequestPredicate, loadWorkspaceContext, sheetColumns, type WorkspaceContext } from './workspace-context';
+import { loadJobDefinition } from './job-definition';
+import { columnsFingerprint, compileRequestPredicate, loadDirectory, sheetColumns } from './workspace-context';
 
 export type ChunkDeps = StepDeps & {
   cases: CasesSource;
   users: UsersSource;
+  /**
+   * Read for the directory (case rows' team and manager names) and, for a job created before
+   * definitions were pinned, its profile schemas and segment: so it may cache the directory
+   * only (pipeline-deps.ts).
+   */
   workspace: WorkspaceSource;
   /** The size rule (1,000,000 in production; tests lower it). */
   maxRows: number;
@@ -97,17 +103,21 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
   const alreadyDone = () => deps.store.isChunkDone(job.channelId, job.exportId, message.chunkId);
   if (await alreadyDone()) return completeChunk(message, deps, delivery, job, 0, outcome);
 
-  const ctx = await loadWorkspaceContext(deps.workspace, job.channelId);
-  const columns = sheetColumns(job, message.sheet, ctx);
+  // The job's own definition (segment conditions, profile schemas), never the workspace's
+  // current state: every chunk of the export renders the same columns and evaluates the same
+  // conditions, whichever container it runs in and whatever changed since the request.
+  const definition = await loadJobDefinition(job, deps);
+  const columns = sheetColumns(job, message.sheet, definition);
   const encoder = createPartEncoder(columns, { timeZone: job.timeZone });
   const refs = new Set<string>();
   let rows: number;
   try {
-    rows = await renderSlice(job, message, deps, ctx, encoder, refs, outcome);
+    rows = await renderSlice(job, message, deps, definition, encoder, refs, outcome);
   } catch (error) {
-    // A domain error (too many rows, a segment deleted since the request, a stored filter the
-    // current rules reject) fails the same way on every retry: fail the export now with its
-    // code, instead of three retries and a generic dead letter. Anything else is retried.
+    // A domain error (too many rows, a stored filter the current rules reject, the segment of a
+    // job from before definitions were pinned deleted since) fails the same way on every
+    // retry: fail the export now with its code, instead of three retries and a generic dead
+    // letter. Anything else is retried.
     if (error instanceof DomainError) {
       deps.log.warn('chunk hit a domain rule', { chunkId: message.chunkId, error: error.toJSON() });
       await failExport(deps, job, { code: error.code, message: error.message });
@@ -244,7 +254,7 @@ async function renderSlice(
   job: ExportJob,
   message: ChunkMessage,
   deps: ChunkDeps,
-  ctx: WorkspaceContext,
+  definition: JobDefinition,
   encoder: PartEncoder,
   refs: Set<string>,
   outcome: ChunkOutcome,
@@ -261,17 +271,18 @@ async function renderSlice(
       });
     }
   };
-  const workspace = { source: deps.workspace, channelId: job.channelId, schemas: ctx };
+  const workspace = { source: deps.workspace, channelId: job.channelId };
   const source = message.source;
   if (source.type === 'caseDay') {
-    const predicate = await compileRequestPredicate(job.request, workspace, { now, timeZone: job.timeZone });
+    const predicate = await compileRequestPredicate(job.request, definition, workspace, { now, timeZone: job.timeZone });
     // One odd field must not drop the case (S1): keep it with that value sanitised.
     const read = recordReader(safeParseCaseRecord, salvageCaseRecord, outcome);
     const toRow = createCaseRowMapper({
       now,
       channelId: job.channelId,
-      directory: ctx.directory,
-      profileKeys: ctx.chatProfileSchema.keys,
+      // Display names only, so they may come from the chunk's short cache (pipeline-deps.ts).
+      directory: await loadDirectory(deps.workspace, job.channelId),
+      profileKeys: definition.chatProfileSchema.keys,
       timeZone: job.timeZone,
     });
     for await (const page of deps.cases.queryDay(job.channelId, source.day, source.fromIso, source.toIso)) {
@@ -287,7 +298,7 @@ async function renderSlice(
     return rows;
   }
 
-  const toRow = createUserRowMapper(ctx.userProfileSchema, { timeZone: job.timeZone });
+  const toRow = createUserRowMapper(definition.userProfileSchema, { timeZone: job.timeZone });
   // One odd field must not drop the customer (C6 "all customers"): keep them, sanitised.
   const read = recordReader(safeParseUserRecord, salvageUserRecord, outcome);
   const addUsers = (page: readonly RawItem[], predicate: Predicate) => {
@@ -301,7 +312,7 @@ async function renderSlice(
   };
 
   if (source.type === 'userShard') {
-    const predicate = await compileRequestPredicate(job.request, workspace, { now, timeZone: job.timeZone });
+    const predicate = await compileRequestPredicate(job.request, definition, workspace, { now, timeZone: job.timeZone });
     for await (const page of deps.users.queryShard(job.channelId, source.shard)) addUsers(page, predicate);
     return rows;
   }

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
   caseColumns,
-  channelSettingsSchema,
   compileFilter,
   directorySchema,
   profileSchemaSchema,
@@ -16,7 +15,7 @@ import {
   type Segment,
 } from '../domain';
 import type { RawItem, WorkspaceSource } from '../ports/source-data';
-import type { ExportJob, JobRequest, SheetKey } from './export-job';
+import type { ExportJob, JobDefinition, JobRequest, SheetKey } from './export-job';
 
 /**
  * WORKSPACE_TABLE items (pk = channelId): `SETTINGS` (channel settings), `PROFILE_SCHEMA#users`,
@@ -30,12 +29,8 @@ export const workspaceSk = {
   segment: (id: string) => `SEGMENT#${id}`,
 };
 
-export type WorkspaceContext = {
-  settings: ChannelSettings | undefined;
-  userProfileSchema: ProfileSchema;
-  chatProfileSchema: ProfileSchema;
-  directory: Directory;
-};
+/** The two profile schemas: what an export's columns and a filter's profile field kinds come from. */
+export type ProfileSchemas = { userProfileSchema: ProfileSchema; chatProfileSchema: ProfileSchema };
 
 const EMPTY_SCHEMA: ProfileSchema = { keys: [] };
 
@@ -45,22 +40,7 @@ function dropSk(item: RawItem | null): RawItem | null {
   return rest;
 }
 
-export async function loadWorkspaceContext(source: WorkspaceSource, channelId: string): Promise<WorkspaceContext> {
-  const [settings, schemas, directory] = await Promise.all([
-    source.getItem(channelId, workspaceSk.settings),
-    loadProfileSchemas(source, channelId),
-    source.getItem(channelId, workspaceSk.directory),
-  ]);
-  return {
-    settings: settings ? channelSettingsSchema.parse(dropSk(settings)) : undefined,
-    ...schemas,
-    directory: directory ? directorySchema.parse(dropSk(directory)) : { teams: [], managers: [] },
-  };
-}
-
-export type ProfileSchemas = Pick<WorkspaceContext, 'userProfileSchema' | 'chatProfileSchema'>;
-
-/** The two profile schemas alone: all a row predicate needs from the workspace. */
+/** The two profile schemas as the workspace holds them now; a missing one has no keys. */
 export async function loadProfileSchemas(source: WorkspaceSource, channelId: string): Promise<ProfileSchemas> {
   const [users, chats] = await Promise.all([
     source.getItem(channelId, workspaceSk.userProfileSchema),
@@ -72,6 +52,12 @@ export async function loadProfileSchemas(source: WorkspaceSource, channelId: str
   };
 }
 
+/** Team and manager names for the case rows. */
+export async function loadDirectory(source: WorkspaceSource, channelId: string): Promise<Directory> {
+  const item = await source.getItem(channelId, workspaceSk.directory);
+  return item ? directorySchema.parse(dropSk(item)) : { teams: [], managers: [] };
+}
+
 export async function loadSegment(source: WorkspaceSource, channelId: string, segmentId: string): Promise<Segment | undefined> {
   const item = await source.getItem(channelId, workspaceSk.segment(segmentId));
   return item ? segmentSchema.parse(dropSk(item)) : undefined;
@@ -80,33 +66,36 @@ export async function loadSegment(source: WorkspaceSource, channelId: string, se
 /** The parts of a request (as sent, or as its job keeps it) that choose the rows. */
 export type RowConditions = Pick<JobRequest, 'kind' | 'scope' | 'filter' | 'segmentId' | 'query'>;
 
-/** Whether the rows depend on the workspace's profile schemas or a stored segment. */
-export function readsWorkspace(request: RowConditions): boolean {
-  return request.kind === 'cases' ? request.filter !== undefined : request.scope === 'filter' || request.scope === 'segment';
-}
-
 /**
- * The predicate the main sheet's rows must pass, against the workspace as it is now: the API
- * compiles it to refuse a request early, and every chunk compiles it again, since the workspace
- * can change while an export runs. Throws the domain's errors (a filter the profile schema
- * rejects, a segment gone or invalid). Date-only filter values are calendar days in `timeZone` (S6).
+ * The predicate the main sheet's rows must pass. The API compiles it to refuse a request early
+ * (a filter naming a profile key the schema lacks or has archived), and every chunk compiles it
+ * again from the job's definition, so all of them evaluate the same conditions against the same
+ * profile schema. Throws the domain's errors. Date-only filter values are calendar days in
+ * `timeZone` (S6).
+ *
+ * A segment's conditions come from `definition.segmentFilter`, read at the request. A job
+ * created before that was pinned has none: its segment is read from `workspace` here, as it was
+ * then (a segment deleted meanwhile fails with SEGMENT_NOT_FOUND).
  */
 export async function compileRequestPredicate(
   request: RowConditions,
-  workspace: { source: WorkspaceSource; channelId: string; schemas: ProfileSchemas },
+  definition: JobDefinition,
+  workspace: { source: WorkspaceSource; channelId: string },
   at: { now: Date; timeZone: string },
 ): Promise<Predicate> {
   if (request.kind === 'cases') {
-    return compileFilter(request.filter, 'cases', { now: at.now, timeZone: at.timeZone, profileSchema: workspace.schemas.chatProfileSchema });
+    return compileFilter(request.filter, 'cases', { now: at.now, timeZone: at.timeZone, profileSchema: definition.chatProfileSchema });
   }
-  const base = { now: at.now, query: request.query, profileSchema: workspace.schemas.userProfileSchema, timeZone: at.timeZone };
+  const base = { now: at.now, query: request.query, profileSchema: definition.userProfileSchema, timeZone: at.timeZone };
   switch (request.scope) {
     case 'filter':
       return compileFilter(request.filter, 'users', base);
     case 'segment': {
       const segmentId = request.segmentId ?? '';
-      // Segments are saved conditions, re-evaluated now (C4).
-      const filter = resolveSegment(await loadSegment(workspace.source, workspace.channelId, segmentId), segmentId);
+      const filter =
+        definition.segmentFilter !== undefined
+          ? definition.segmentFilter
+          : resolveSegment(await loadSegment(workspace.source, workspace.channelId, segmentId), segmentId);
       return compileFilter(filter, 'users', base);
     }
     default:
@@ -138,18 +127,22 @@ export function sheetsOf(job: Pick<ExportJob, 'kind'>): SheetKey[] {
   return job.kind === 'cases' ? ['cases', 'users'] : ['users'];
 }
 
-/** Columns of one sheet: chunks and the finalizer both derive them here, so they agree. */
-export function sheetColumns(job: Pick<ExportJob, 'request'>, sheet: SheetKey, ctx: WorkspaceContext): ColumnSpec[] {
+/**
+ * Columns of one sheet: chunks and the finalizer both derive them here from the job's
+ * definition (job-definition.ts), so they agree.
+ */
+export function sheetColumns(job: Pick<ExportJob, 'request'>, sheet: SheetKey, schemas: ProfileSchemas): ColumnSpec[] {
   if (sheet === 'cases') {
-    return caseColumns({ rangeStart: job.request.from ?? '9999-12-31', profileKeys: ctx.chatProfileSchema.keys });
+    return caseColumns({ rangeStart: job.request.from ?? '9999-12-31', profileKeys: schemas.chatProfileSchema.keys });
   }
-  return userColumns(ctx.userProfileSchema);
+  return userColumns(schemas.userProfileSchema);
 }
 
 /**
- * A short fingerprint of the columns, stored with every part: if the profile schema changed
- * while an export ran, the finalizer sees parts rendered with different columns and fails the
- * export instead of writing misaligned cells.
+ * A short fingerprint of the columns, stored with every part. The finalizer compares it with its
+ * own columns and fails the export (COLUMNS_CHANGED) instead of writing misaligned cells. With a
+ * pinned definition every chunk derives the same columns; the check still guards jobs without
+ * one (created before it was pinned) and parts rendered by another code version during a deploy.
  */
 export function columnsFingerprint(columns: readonly ColumnSpec[]): string {
   return createHash('sha256').update(JSON.stringify(columns)).digest('hex').slice(0, 16);

@@ -16,6 +16,7 @@ import { danglingReferences, findCycle } from './template-graph';
 import { actionCovers, rolesAllowed, roleStatements, statementAllows, statementReaches, type Statement } from './iam-statements';
 import { idOf, missingEntries, resourcesOf, synthStack, synthWithCli, TEST_CONTEXT, type CliSynth, type SynthResult } from './synth-stack';
 import { DLQ_OLDEST_MESSAGE_ALARM_SECONDS } from '../../infra/stack/service-alarms';
+import { parseReceiveLimits } from '../../shared/adapters/aws/sqs-handler';
 
 const execFileAsync = promisify(execFile);
 
@@ -78,7 +79,7 @@ describe('resource counts', () => {
     ['AWS::ApiGateway::RestApi', 1],
     ['AWS::ApiGateway::Authorizer', 1],
     ['AWS::ApiGateway::Model', 1],
-    ['AWS::CloudWatch::Alarm', 6],
+    ['AWS::CloudWatch::Alarm', 11],
     ['AWS::SNS::Topic', 1],
     ['AWS::IAM::User', 0],
   ])('%s x %i', (type, count) => {
@@ -241,6 +242,17 @@ describe('queues', () => {
         .filter((m) => m.EventSourceArn['Fn::GetAtt'][0] === idOf(stack, work.deadLetterQueue))
         .map((m) => m.FunctionName.Ref);
       expect(dlqConsumers).toEqual([fnId('dlq')]);
+    }
+  });
+
+  it('every SQS-driven function knows each work queue\'s maxReceiveCount, from the redrive policy itself', () => {
+    const redriveCount = (queue: keyof ExportServiceStack['queues']) =>
+      queues()[idOf(stack, stack.queues[queue].queue)]!.Properties!.RedrivePolicy.maxReceiveCount as number;
+    const expected = { chunk: redriveCount('chunk'), finalize: redriveCount('finalize'), notify: redriveCount('notify') };
+    for (const name of ['chunk', 'finalizer', 'notifier', 'dlq'] as const) {
+      const variables = fnProps(name).Environment.Variables as Record<string, string>;
+      // The handler's last-receive rule (no retry delay when only the DLQ follows) needs these.
+      expect(parseReceiveLimits(variables), name).toEqual(expected);
     }
   });
 
@@ -442,9 +454,14 @@ describe('least privilege', () => {
     }
   });
 
-  it('only the finalizer may delete finished files; only api and chunk enqueue chunks', () => {
+  it('only the finalizer and the dlq (a dead-lettered finalize\'s upload) may delete finished files; only api and chunk enqueue chunks', () => {
     const deleters = FUNCTION_NAMES.filter((name) => bucketResources(name, 's3:DeleteObject').some((r) => r.includes('/exports/*')));
-    expect(deleters).toEqual(['finalizer']);
+    expect(deleters).toEqual(['finalizer', 'dlq']);
+    // Deleting by prefix lists it first.
+    const dlqLists = roleStatements(template)
+      .filter((s) => s.roleId === roleId('dlq') && statementAllows(s.statement, 's3:ListBucket'))
+      .map((s) => s.statement.Condition?.StringLike?.['s3:prefix']);
+    expect(dlqLists).toEqual(expect.arrayContaining([['exports/*']]));
     expect(new Set(rolesAllowed(template, 'sqs:SendMessage', idOf(stack, stack.queues.chunk.queue)))).toEqual(new Set([roleId('api'), roleId('chunk')]));
   });
 
@@ -590,6 +607,35 @@ describe('alarms and outputs', () => {
     const age = alarms().find((a) => a.MetricName === 'ApproximateAgeOfOldestMessage' && JSON.stringify(a.Dimensions).includes(`"${chunkQueueId}"`));
     expect(age).toMatchObject({ Threshold: 15 * 60 });
     for (const alarm of alarms()) expect(alarm.AlarmActions).toEqual([{ Ref: topicId }]);
+  });
+
+  it('every SQS-driven function alarms on its own Errors: an invocation killed by its timeout publishes no custom metric', () => {
+    const topicId = idOf(stack, stack.alarms.topic);
+    for (const name of ['chunk', 'finalizer', 'notifier', 'dlq'] as const) {
+      const alarm = alarms().find(
+        (a) => a.Namespace === 'AWS/Lambda' && a.MetricName === 'Errors' && JSON.stringify(a.Dimensions) === JSON.stringify([{ Name: 'FunctionName', Value: { Ref: fnId(name) } }]),
+      );
+      expect(alarm, name).toMatchObject({
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+        Statistic: 'Sum',
+        Period: 300,
+        EvaluationPeriods: 1,
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [{ Ref: topicId }],
+      });
+    }
+  });
+
+  it('a bot that refuses events for good (acknowledged, so no DLQ and no error count) alarms on the notifier\'s own metric', () => {
+    const refused = alarms().find((a) => a.MetricName === 'botNotificationsRefused');
+    expect(refused).toMatchObject({ Namespace: 'ExportService', Threshold: 0, Statistic: 'Sum', ComparisonOperator: 'GreaterThanThreshold' });
+    expect(refused?.Dimensions).toEqual(
+      expect.arrayContaining([
+        { Name: 'service', Value: 'export-service' },
+        { Name: 'function', Value: 'notifier' },
+      ]),
+    );
   });
 
   it('outputs the API URL, the bucket and every table name', () => {

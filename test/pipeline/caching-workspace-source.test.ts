@@ -22,7 +22,7 @@ describe('CachingWorkspaceSource', () => {
   it('serves a key from memory within the TTL and reads it again after', async () => {
     const { inner, reads, pending } = controlledSource();
     let now = 0;
-    const cache = new CachingWorkspaceSource(inner, 30_000, () => now);
+    const cache = new CachingWorkspaceSource(inner, ['settings'], 30_000, () => now);
     const first = cache.getItem('ch', 'settings');
     pending.shift()?.resolve({ v: 1 });
     expect(await first).toEqual({ v: 1 });
@@ -39,7 +39,7 @@ describe('CachingWorkspaceSource', () => {
   it('forgets a failed read, but a late failure never removes the newer entry that replaced it', async () => {
     const { inner, reads, pending } = controlledSource();
     let now = 0;
-    const cache = new CachingWorkspaceSource(inner, 30_000, () => now);
+    const cache = new CachingWorkspaceSource(inner, ['settings'], 30_000, () => now);
     const old = cache.getItem('ch', 'settings');
     now = 31_000; // the first read is still pending when its entry expires
     const fresh = cache.getItem('ch', 'settings');
@@ -60,10 +60,30 @@ describe('CachingWorkspaceSource', () => {
     expect(await retried).toEqual({ v: 'back' });
   });
 
+  it('reads every key it was not told to cache through each time (segments and profile schemas are never served old)', async () => {
+    const { inner, reads, pending } = controlledSource();
+    let now = 0;
+    const cache = new CachingWorkspaceSource(inner, ['DIRECTORY'], 30_000, () => now);
+    for (const [i, sk] of ['SEGMENT#s1', 'PROFILE_SCHEMA#users', 'SEGMENT#s1', 'PROFILE_SCHEMA#users'].entries()) {
+      const read = cache.getItem('ch', sk);
+      pending.shift()?.resolve({ v: i });
+      expect(await read).toEqual({ v: i });
+      now += 1_000;
+    }
+    expect(reads.get('ch/SEGMENT#s1')).toBe(2);
+    expect(reads.get('ch/PROFILE_SCHEMA#users')).toBe(2);
+    // The listed key is still served from memory within the TTL.
+    const first = cache.getItem('ch', 'DIRECTORY');
+    pending.shift()?.resolve({ teams: [] });
+    await first;
+    expect(await cache.getItem('ch', 'DIRECTORY')).toEqual({ teams: [] });
+    expect(reads.get('ch/DIRECTORY')).toBe(1);
+  });
+
   it('drops expired entries once it holds many, so a warm Lambda does not keep every channel it saw', async () => {
     const { inner, reads, pending } = controlledSource();
     let now = 0;
-    const cache = new CachingWorkspaceSource(inner, 1_000, () => now);
+    const cache = new CachingWorkspaceSource(inner, ['settings'], 1_000, () => now);
     for (let i = 0; i < 1024; i++) void cache.getItem(`ch-${i}`, 'settings');
     for (const p of pending.splice(0)) p.resolve({});
     now = 5_000;

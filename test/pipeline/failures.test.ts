@@ -164,4 +164,22 @@ describe('pipeline under redelivery and failures', () => {
     expect(deliveriesFor(stack.deliveries.finalizer, job.exportId)).toHaveLength(0);
     expect(botMessagesFor(job.exportId)).toHaveLength(0);
   });
+
+  it('a bot that refuses the event (400): recorded by the notifier at once, one delivery, no retries, no DLQ', async () => {
+    stack.bot.failWith = 400;
+    try {
+      const job = await submitExport(stack, { kind: 'contacts', scope: 'user', userId: 'no-such-user' }, { channelId: CHANNEL });
+      const recorded = await waitForJob(stack, job, (j) => j.notifyError !== undefined);
+      expect(recorded.status).toBe('completed');
+      expect(recorded.notifiedAt).toBeUndefined();
+      // Before: every receive posted 3 times and threw; after maxReceiveCount the DLQ recorded
+      // "could not be told ... after every retry".
+      expect(recorded.notifyError).toBe('the bot refused the event (export.completed) with HTTP 400; not retried');
+      const notifyDeliveries = stack.deliveries.notifier.filter((r) => r.body.includes(job.exportId));
+      expect(notifyDeliveries.map((r) => r.attributes.ApproximateReceiveCount)).toEqual(['1']);
+      expect(stack.deliveries.dlq.filter((r) => r.body.includes(job.exportId))).toEqual([]);
+    } finally {
+      stack.bot.failWith = undefined;
+    }
+  });
 });

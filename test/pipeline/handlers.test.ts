@@ -118,8 +118,8 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     ]);
   });
 
-  it('finalizer: a profile schema changed while the export ran fails it with COLUMNS_CHANGED, no file', async () => {
-    await submitExport(stack, { kind: 'contacts', scope: 'user', userId: 'u5571bc00000003' }, { channelId: 'evt-channel', exportId: 'evt-schema-1' });
+  it('finalizer: a job from before definitions were pinned whose profile schema changed while it ran fails with COLUMNS_CHANGED, no file', async () => {
+    await submitExport(stack, { kind: 'contacts', scope: 'user', userId: 'u5571bc00000003' }, { channelId: 'evt-channel', exportId: 'evt-schema-1', legacyJob: true });
     const base = sample('sqs-chunk').Records[1]!;
     const chunkRecord = { ...base, messageId: 'schema-chunk', body: base.body.replace('evt-user-1', 'evt-schema-1') };
     expect((await invoke(chunk, { Records: [chunkRecord] })).batchItemFailures).toEqual([]);
@@ -134,6 +134,28 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     expect(job?.error?.code).toBe('COLUMNS_CHANGED');
     expect(await storesFor(stack).objects.list('exports/evt-channel/evt-schema-1/')).toEqual([]);
     await ddb().send(new PutCommand({ TableName: stack.tables.workspace, Item: schema.Item }));
+  });
+
+  it('finalizer: a profile key added while the export ran does not change its columns (pinned at the request): completed', async () => {
+    await submitExport(stack, { kind: 'contacts', scope: 'user', userId: 'u5571bc00000003' }, { channelId: 'evt-channel', exportId: 'evt-schema-2' });
+    const base = sample('sqs-chunk').Records[1]!;
+    const chunkRecord = { ...base, messageId: 'schema-chunk-2', body: base.body.replace('evt-user-1', 'evt-schema-2') };
+    expect((await invoke(chunk, { Records: [chunkRecord] })).batchItemFailures).toEqual([]);
+    const schema = await ddb().send(new GetCommand({ TableName: stack.tables.workspace, Key: { pk: 'evt-channel', sk: 'PROFILE_SCHEMA#users' } }));
+    const keys = [...((schema.Item?.keys as unknown[]) ?? []), { key: 'addedLater', type: 'string', order: 99, archived: false }];
+    await ddb().send(new PutCommand({ TableName: stack.tables.workspace, Item: { ...schema.Item, keys } }));
+    try {
+      const finalizeBase = sample('sqs-finalize').Records[0]!;
+      const finalizeRecord = { ...finalizeBase, messageId: 'schema-finalize-2', body: finalizeBase.body.replace('evt-user-1', 'evt-schema-2') };
+      expect((await invoke(finalizer, { Records: [finalizeRecord] })).batchItemFailures).toEqual([]);
+      const job = await storesFor(stack).store.getJob('evt-channel', 'evt-schema-2');
+      expect(job?.status, JSON.stringify(job?.error)).toBe('completed');
+      const header = (await readExportFile(stack, job!))['User data']?.[0] ?? [];
+      expect(header).toContain('id');
+      expect(header).not.toContain('profile.addedLater');
+    } finally {
+      await ddb().send(new PutCommand({ TableName: stack.tables.workspace, Item: schema.Item }));
+    }
   });
 
   it('chunk: a case chunk redelivered after the users phase was planned does not finalize early', async () => {

@@ -10,6 +10,8 @@ import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store';
 import { SqsMessageQueue } from '../../shared/adapters/aws/sqs-message-queue';
 import { newExportId, type ExportJob, type JobRequest } from '../../shared/app/export-job';
 import { planChunks } from '../../shared/app/plan-chunks';
+import { resolveJobDefinition, storeJobDefinition } from '../../shared/app/job-definition';
+import { compileRequestPredicate } from '../../shared/app/workspace-context';
 import type { ChunkDeps } from '../../shared/app/process-chunk';
 import { silentLog } from '../../shared/ports/pipeline-log';
 import { afterAll, beforeAll } from 'vitest';
@@ -51,15 +53,33 @@ export function chunkDepsFor(stack: LocalStack, over: Partial<ChunkDeps> = {}): 
 /**
  * What the API's requestExport does, minus HTTP: derive the keys from the password (a low
  * spin count keeps tests fast; readers take it from EncryptionInfo), wrap the package key,
- * create the job without the password, plan the chunks.
+ * read and pin the export's definition (segment conditions, profile schemas) as the API's
+ * plan() does, create the job without the password, plan the chunks.
+ * `legacyJob`: a job as the version before pinned definitions created it (none; its chunks and
+ * finalizer read the workspace), for the tests of jobs still in flight across that deploy.
  */
 export async function submitExport(
   stack: LocalStack,
   request: JobRequest,
-  options: { channelId: string; userIds?: string[]; timeZone?: string; beforePlan?: (exportId: string) => void; exportId?: string } = { channelId: 'c1' },
+  options: {
+    channelId: string;
+    userIds?: string[];
+    timeZone?: string;
+    beforePlan?: (exportId: string) => void;
+    exportId?: string;
+    legacyJob?: boolean;
+  } = { channelId: 'c1' },
 ): Promise<ExportJob> {
-  const { store, objects, queue } = storesFor(stack);
+  const { ddb, store, objects, queue } = storesFor(stack);
   const exportId = options.exportId ?? newExportId(new Date(), randomBytes);
+  const timeZone = options.timeZone ?? 'Asia/Seoul';
+  let pinned: Pick<ExportJob, 'definition' | 'definitionKey'> = {};
+  if (!options.legacyJob) {
+    const workspace = { source: new DynamoWorkspaceSource(ddb, stack.tables.workspace), channelId: options.channelId };
+    const definition = await resolveJobDefinition(request, workspace);
+    await compileRequestPredicate(request, definition, workspace, { now: new Date(), timeZone });
+    pinned = await storeJobDefinition(exportId, definition, objects);
+  }
   const { params, packageKey } = await deriveEncryptionKeys(TEST_PASSWORD, { spinCount: 1000 });
   const wrapper = new LocalKeyWrapper(stack.env.LOCAL_WRAP_KEY ?? '');
   const now = new Date().toISOString();
@@ -78,7 +98,8 @@ export async function submitExport(
     chunksDone: 0,
     rowsWritten: 0,
     encryption: { params: params as unknown as Record<string, unknown>, wrappedKey: await wrapper.wrap(packageKey, { exportId }) },
-    timeZone: options.timeZone ?? 'Asia/Seoul',
+    timeZone,
+    ...pinned,
   };
   if (!(await store.createJob(job))) throw new Error('job exists');
   options.beforePlan?.(exportId);

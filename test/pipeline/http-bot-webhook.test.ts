@@ -16,6 +16,10 @@ beforeAll(async () => {
       received.push({ method: req.method ?? '', path: req.url ?? '', body, ...(req.headers['x-signature'] ? { signature: String(req.headers['x-signature']) } : {}) });
       if (req.url === '/moved') res.writeHead(301, { location: '/moved/' }).end();
       else if (req.url === '/temporary') res.writeHead(307, { location: '/elsewhere' }).end();
+      // A rate-limited or busy bot that echoes what it got (link included) in its answer.
+      else if (req.url === '/busy') res.writeHead(429, { 'retry-after': '120' }).end(`too many: ${body}`);
+      else if (req.url === '/unavailable') res.writeHead(503, { 'retry-after': 'Wed, 21 Oct 2099 07:28:00 GMT' }).end(body);
+      else if (req.url === '/refused') res.writeHead(400).end(`bad request: ${body}`);
       else res.writeHead(200).end('ok');
     });
   });
@@ -35,5 +39,13 @@ describe('HttpBotWebhook', () => {
     // the signed body to wherever Location pointed.
     expect(received.map((r) => `${r.method} ${r.path}`)).toEqual(['POST /moved', 'POST /temporary']);
     expect(await new HttpBotWebhook(`${base}/hook`).post('{"link":"x"}', {})).toEqual({ status: 200 });
+  });
+
+  it('passes Retry-After on to the notifier as sent, and never the body', async () => {
+    const body = '{"link":"https://api.example.com/v1/downloads/secret-token"}';
+    // Before: { status: 429 } alone, so the notifier could not tell when to come back.
+    expect(await new HttpBotWebhook(`${base}/busy`).post(body, {})).toEqual({ status: 429, retryAfter: '120' });
+    expect(await new HttpBotWebhook(`${base}/unavailable`).post(body, {})).toEqual({ status: 503, retryAfter: 'Wed, 21 Oct 2099 07:28:00 GMT' });
+    expect(await new HttpBotWebhook(`${base}/refused`).post(body, {})).toEqual({ status: 400 });
   });
 });

@@ -3,13 +3,52 @@ import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent } from 'aws-lambda';
 import type { LocalStack } from '../../infra/local/stack';
 import { useLocalStack } from './helpers';
-import { createSqsHandler, queueUrlForArn, retryDelaySeconds } from '../../shared/adapters/aws/sqs-handler';
+import { createSqsHandler, parseReceiveLimits, queueUrlForArn, retryAfterOf, retryDelaySeconds, retryVisibilitySeconds } from '../../shared/adapters/aws/sqs-handler';
 
 describe('retry delay of failed SQS records', () => {
   it('doubles per receive from the base and is capped at 15 minutes', () => {
     expect([1, 2, 3, 4].map((n) => retryDelaySeconds(n, 30))).toEqual([30, 60, 120, 240]);
     expect(retryDelaySeconds(20, 30)).toBe(900);
     expect(retryDelaySeconds(0, 30)).toBe(30);
+  });
+
+  it('the last receive gets no delay: nothing follows it but the DLQ', () => {
+    const settings = { baseSeconds: 30, maxReceiveCount: 4 };
+    // 30 + 60 + 120 = 210 s from the first failure to the dead letter (docs/deploy.md: about
+    // 3.5 minutes); before, the 4th receive added 240 s more.
+    expect([1, 2, 3, 4].map((n) => retryVisibilitySeconds(n, settings))).toEqual([30, 60, 120, 0]);
+    expect(retryVisibilitySeconds(5, settings)).toBe(0);
+    expect(retryVisibilitySeconds(1, { baseSeconds: 30, maxReceiveCount: 1 })).toBe(0);
+  });
+
+  it('a delay the failure asks for (Retry-After) wins over a shorter backoff, up to 15 minutes, but not on the last receive', () => {
+    const settings = { baseSeconds: 30, maxReceiveCount: 4 };
+    expect(retryVisibilitySeconds(1, { ...settings, retryAfterSeconds: 120 })).toBe(120);
+    expect(retryVisibilitySeconds(3, { ...settings, retryAfterSeconds: 10 })).toBe(120);
+    expect(retryVisibilitySeconds(1, { ...settings, retryAfterSeconds: 1.2 })).toBe(30);
+    expect(retryVisibilitySeconds(2, { ...settings, retryAfterSeconds: 100.2 })).toBe(101);
+    expect(retryVisibilitySeconds(1, { ...settings, retryAfterSeconds: 86_400 })).toBe(900);
+    expect(retryVisibilitySeconds(4, { ...settings, retryAfterSeconds: 600 })).toBe(0);
+  });
+
+  it('reads a requested delay only from a finite, non-negative retryAfterSeconds', () => {
+    expect(retryAfterOf(Object.assign(new Error('x'), { retryAfterSeconds: 45 }))).toBe(45);
+    expect(retryAfterOf(Object.assign(new Error('x'), { retryAfterSeconds: 0 }))).toBe(0);
+    for (const value of [-1, Number.NaN, Number.POSITIVE_INFINITY, '45', undefined]) {
+      expect(retryAfterOf(Object.assign(new Error('x'), { retryAfterSeconds: value })), String(value)).toBeUndefined();
+    }
+    expect(retryAfterOf('a string reason')).toBeUndefined();
+    expect(retryAfterOf(null)).toBeUndefined();
+  });
+
+  it('the receive limits are required whole numbers of 1-1000, and a bad one is named', () => {
+    const good = { CHUNK_MAX_RECEIVE_COUNT: '4', FINALIZE_MAX_RECEIVE_COUNT: '3', NOTIFY_MAX_RECEIVE_COUNT: '5' };
+    expect(parseReceiveLimits(good)).toEqual({ chunk: 4, finalize: 3, notify: 5 });
+    expect(() => parseReceiveLimits({ ...good, NOTIFY_MAX_RECEIVE_COUNT: undefined })).toThrow(/NOTIFY_MAX_RECEIVE_COUNT/);
+    // Not coerced: an empty variable must not quietly become 0 (every receive would be the last).
+    for (const bad of ['', ' ', '0', '1001', '2.5', 'four', '0x4']) {
+      expect(() => parseReceiveLimits({ ...good, CHUNK_MAX_RECEIVE_COUNT: bad }), JSON.stringify(bad)).toThrow(/CHUNK_MAX_RECEIVE_COUNT/);
+    }
   });
 
   it('finds the source queue by name, and none for a queue it does not own (a DLQ)', () => {

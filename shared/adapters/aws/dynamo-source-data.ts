@@ -119,7 +119,10 @@ export class DynamoWorkspaceSource implements WorkspaceSource {
   ) {}
 
   async getItem(channelId: string, sk: string): Promise<RawItem | null> {
-    const result = await this.ddb.send(new GetCommand({ TableName: this.table, Key: { pk: channelId, sk } }));
+    // Strongly consistent: the request pins the export's definition from what this returns, so a
+    // segment or profile schema saved just before must be seen (an eventually consistent read
+    // may return the previous version for about a second). A handful of reads per request.
+    const result = await this.ddb.send(new GetCommand({ TableName: this.table, Key: { pk: channelId, sk }, ConsistentRead: true }));
     return result.Item ? stripKeys(result.Item) : null;
   }
 

@@ -1,4 +1,5 @@
 import type { BotWebhook } from '../../ports/bot-webhook';
+import type { BotAnswer } from '../../app/notify-export';
 
 /** fetch-based webhook client; the timeout keeps a hanging bot from eating the Lambda's time. */
 export class HttpBotWebhook implements BotWebhook {
@@ -7,7 +8,12 @@ export class HttpBotWebhook implements BotWebhook {
     private readonly timeoutMs = 10_000,
   ) {}
 
-  async post(body: string, headers: Record<string, string>): Promise<{ status: number }> {
+  /**
+   * The status and, when present, the Retry-After header (a 429 or 503 says when to come back;
+   * the notifier hands it to the SQS retry delay). The body is read to free the connection and
+   * dropped: a bot may echo the signed event, link included.
+   */
+  async post(body: string, headers: Record<string, string>): Promise<BotAnswer> {
     const response = await fetch(this.url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...headers },
@@ -19,6 +25,7 @@ export class HttpBotWebhook implements BotWebhook {
       redirect: 'manual',
     });
     await response.arrayBuffer().catch(() => undefined);
-    return { status: response.status };
+    const retryAfter = response.headers.get('retry-after');
+    return retryAfter === null ? { status: response.status } : { status: response.status, retryAfter };
   }
 }

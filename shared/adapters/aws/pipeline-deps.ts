@@ -21,6 +21,7 @@ import { HttpBotWebhook } from './http-bot-webhook';
 import { LocalKeyWrapper } from '../local/local-key-wrapper';
 import { resolveSecret } from './secrets';
 import { CachingWorkspaceSource } from '../caching-workspace-source';
+import { workspaceSk } from '../../app/workspace-context';
 
 /**
  * Composition root of the SQS functions: adapters built once per process from the
@@ -59,7 +60,9 @@ export function baseDeps(clock: Clock = systemClock): BaseDeps {
       queue: new SqsMessageQueue(sqs, { chunk: config.CHUNK_QUEUE_URL, finalize: config.FINALIZE_QUEUE_URL, notify: config.NOTIFY_QUEUE_URL }),
       audit: new DynamoAuditLog(ddb, config.AUDIT_TABLE),
       cooldowns: new DynamoCooldownStore(ddb, config.COOLDOWNS_TABLE),
-      workspace: new CachingWorkspaceSource(new DynamoWorkspaceSource(ddb, config.WORKSPACE_TABLE)),
+      // The directory only (names shown in case rows): an export's segment and profile schemas
+      // come from its job (job-definition.ts), and jobs from before that read them uncached.
+      workspace: new CachingWorkspaceSource(new DynamoWorkspaceSource(ddb, config.WORKSPACE_TABLE), [workspaceSk.directory]),
       clock,
     };
   }
@@ -90,8 +93,8 @@ export async function finalizeDeps(log: PipelineLog): Promise<FinalizeDeps> {
   return {
     ...b,
     log,
-    // Uncached: the finalizer's columns are the reference every part's fingerprint is checked
-    // against, so it reads the current schema rather than a warm container's copy.
+    // Read only for jobs from before definitions were pinned; uncached, like their chunks'
+    // reads, so the COLUMNS_CHANGED check compares like with like.
     workspace: new DynamoWorkspaceSource(getClients().ddb, b.config.WORKSPACE_TABLE),
     keyWrapper: createKeyWrapper(b.config),
     linkSigningSecret: await resolveSecret('LINK_SIGNING_SECRET', b.config.LINK_SIGNING_SECRET, b.config.LINK_SIGNING_SECRET_ARN),

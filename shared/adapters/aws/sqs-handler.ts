@@ -3,7 +3,8 @@ import sqsPartialBatchFailure from '@middy/sqs-partial-batch-failure';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { getConfig, type Config } from '../../config';
+import { z } from 'zod';
+import { ConfigError, getConfig, intSetting, type Config } from '../../config';
 import { RECORD_FAILURES_METRIC } from '../../metric-names';
 import { getClients } from './clients';
 import { logger, metrics } from './pipeline-deps';
@@ -20,24 +21,106 @@ export function retryDelaySeconds(receiveCount: number, baseSeconds: number): nu
   return Math.min(MAX_RETRY_DELAY_SECONDS, baseSeconds * 2 ** Math.max(0, receiveCount - 1));
 }
 
-/** The queue URL of a record's source queue (by queue name), or undefined for a queue we don't own (a DLQ). */
-export function queueUrlForArn(arn: string, config: Pick<Config, 'CHUNK_QUEUE_URL' | 'FINALIZE_QUEUE_URL' | 'NOTIFY_QUEUE_URL'>): string | undefined {
-  const name = arn.slice(arn.lastIndexOf(':') + 1);
-  return [config.CHUNK_QUEUE_URL, config.FINALIZE_QUEUE_URL, config.NOTIFY_QUEUE_URL].find((url) => url.slice(url.lastIndexOf('/') + 1) === name);
+/**
+ * The visibility a failed record gets. On its last receive (receiveCount >= the queue's
+ * maxReceiveCount) nothing follows but the move to the DLQ, which SQS makes on the next receive
+ * attempt: any wait would only delay the dead letter (the "export failed" the manager waits
+ * for), so it is 0. Otherwise the backoff, or longer when the failure asked for a delay of its
+ * own (a bot's Retry-After), both capped at 15 minutes.
+ */
+export function retryVisibilitySeconds(
+  receiveCount: number,
+  settings: { baseSeconds: number; maxReceiveCount: number; retryAfterSeconds?: number | undefined },
+): number {
+  if (receiveCount >= settings.maxReceiveCount) return 0;
+  const backoff = retryDelaySeconds(receiveCount, settings.baseSeconds);
+  if (settings.retryAfterSeconds === undefined) return backoff;
+  return Math.min(MAX_RETRY_DELAY_SECONDS, Math.max(backoff, Math.ceil(settings.retryAfterSeconds)));
 }
 
-/** Best-effort: if it fails, the record simply comes back after the queue's visibility timeout. */
-export async function scheduleRetries(failed: SQSRecord[]): Promise<void> {
+/**
+ * A delay a failure asks for: an error with a finite, non-negative `retryAfterSeconds` (the
+ * notifier's BotRetryLaterError). Read by shape, so this adapter depends on no use case.
+ */
+export function retryAfterOf(reason: unknown): number | undefined {
+  if (typeof reason !== 'object' || reason === null) return undefined;
+  const value = (reason as { retryAfterSeconds?: unknown }).retryAfterSeconds;
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined;
+}
+
+type WorkQueueName = 'chunk' | 'finalize' | 'notify';
+
+/**
+ * Each work queue's maxReceiveCount, as its redrive policy says (the CDK stack and the local
+ * stack set these from the values they give the queues). Required, with no default: a value
+ * that disagreed with the queue would put the "last receive" in the wrong place.
+ */
+const receiveLimitsSchema = z.object({
+  CHUNK_MAX_RECEIVE_COUNT: intSetting(1, 1000),
+  FINALIZE_MAX_RECEIVE_COUNT: intSetting(1, 1000),
+  NOTIFY_MAX_RECEIVE_COUNT: intSetting(1, 1000),
+});
+export type ReceiveLimits = Record<WorkQueueName, number>;
+
+export function parseReceiveLimits(env: Record<string, string | undefined>): ReceiveLimits {
+  const result = receiveLimitsSchema.safeParse(env);
+  if (!result.success) {
+    const issues = result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new ConfigError(`invalid environment: ${issues}`);
+  }
+  return { chunk: result.data.CHUNK_MAX_RECEIVE_COUNT, finalize: result.data.FINALIZE_MAX_RECEIVE_COUNT, notify: result.data.NOTIFY_MAX_RECEIVE_COUNT };
+}
+
+let cachedLimits: ReceiveLimits | undefined;
+
+/** Read once per process, like getConfig(); resetReceiveLimits() is for a local stack restarted with other queues. */
+export function getReceiveLimits(): ReceiveLimits {
+  cachedLimits ??= parseReceiveLimits(process.env);
+  return cachedLimits;
+}
+
+export function resetReceiveLimits(): void {
+  cachedLimits = undefined;
+}
+
+type QueueUrls = Pick<Config, 'CHUNK_QUEUE_URL' | 'FINALIZE_QUEUE_URL' | 'NOTIFY_QUEUE_URL'>;
+
+/** The work queue a record came from (by queue name), or undefined for a queue we don't own (a DLQ). */
+function workQueueOf(arn: string, config: QueueUrls): { name: WorkQueueName; url: string } | undefined {
+  const name = arn.slice(arn.lastIndexOf(':') + 1);
+  const urls: Record<WorkQueueName, string> = { chunk: config.CHUNK_QUEUE_URL, finalize: config.FINALIZE_QUEUE_URL, notify: config.NOTIFY_QUEUE_URL };
+  for (const queue of ['chunk', 'finalize', 'notify'] as const) {
+    if (urls[queue].slice(urls[queue].lastIndexOf('/') + 1) === name) return { name: queue, url: urls[queue] };
+  }
+  return undefined;
+}
+
+/** The queue URL of a record's source queue (by queue name), or undefined for a queue we don't own (a DLQ). */
+export function queueUrlForArn(arn: string, config: QueueUrls): string | undefined {
+  return workQueueOf(arn, config)?.url;
+}
+
+/**
+ * Best-effort: if it fails, the record simply comes back after the queue's visibility timeout.
+ * `reasons[i]` is why `failed[i]` failed (optional): a failure that carries a Retry-After
+ * (retryAfterOf) is not received again before it.
+ */
+export async function scheduleRetries(failed: SQSRecord[], reasons: readonly unknown[] = []): Promise<void> {
   if (failed.length === 0) return;
   const config = getConfig();
+  const limits = getReceiveLimits();
   const { sqs } = getClients();
   await Promise.allSettled(
-    failed.map(async (record) => {
-      const queueUrl = queueUrlForArn(record.eventSourceARN, config);
-      if (!queueUrl) return;
-      const delay = retryDelaySeconds(receiveCountOf(record), config.RETRY_BASE_SECONDS);
+    failed.map(async (record, i) => {
+      const queue = workQueueOf(record.eventSourceARN, config);
+      if (!queue) return;
+      const delay = retryVisibilitySeconds(receiveCountOf(record), {
+        baseSeconds: config.RETRY_BASE_SECONDS,
+        maxReceiveCount: limits[queue.name],
+        retryAfterSeconds: retryAfterOf(reasons[i]),
+      });
       try {
-        await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: queueUrl, ReceiptHandle: record.receiptHandle, VisibilityTimeout: delay }));
+        await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: queue.url, ReceiptHandle: record.receiptHandle, VisibilityTimeout: delay }));
       } catch (error) {
         logger.warn('could not shorten the retry delay', { messageId: record.messageId, error: String(error) });
       }
@@ -58,10 +141,20 @@ export function createSqsHandler(
 ) {
   const run = async (event: SQSEvent, context: Context): Promise<PromiseSettledResult<void>[]> => {
     const started = Date.now();
+    // Read before any record runs: a missing or bad limit fails the invocation at once, naming
+    // the variable, instead of surfacing only when a record first fails.
+    getReceiveLimits();
     const results = await Promise.allSettled(event.Records.map((record) => processRecord(record, context)));
-    const failed = event.Records.filter((_, i) => results[i]?.status === 'rejected');
+    const failed: SQSRecord[] = [];
+    const reasons: unknown[] = [];
+    event.Records.forEach((record, i) => {
+      const result = results[i];
+      if (result?.status !== 'rejected') return;
+      failed.push(record);
+      reasons.push(result.reason);
+    });
     const failures = failed.length;
-    await scheduleRetries(failed);
+    await scheduleRetries(failed, reasons);
     metrics.addDimension('function', functionName);
     metrics.addMetric('recordsProcessed', MetricUnit.Count, results.length - failures);
     if (failures > 0) metrics.addMetric(RECORD_FAILURES_METRIC, MetricUnit.Count, failures);

@@ -20,7 +20,7 @@ export interface ExportDispatcher {
     jobRequest: JobRequest;
     timeZone: string;
     chunksTotal: number;
-    extra?: Partial<Pick<ExportJob, 'phase' | 'sheetChunks'>>;
+    extra?: Partial<Pick<ExportJob, 'phase' | 'sheetChunks' | 'definition' | 'definitionKey'>>;
   }>;
   /**
    * Enqueues the job's chunks from what the job holds (a selection's ids were stored by plan()).

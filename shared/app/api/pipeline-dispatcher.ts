@@ -6,7 +6,8 @@ import type { WorkspaceSource } from '../../ports/source-data';
 import { createDownloadToken, downloadLink, hashDownloadToken, InvalidDownloadTokenError, verifyDownloadToken } from '../download-link';
 import type { ExportJob, JobRequest } from '../export-job';
 import { buildChunkMessages, planChunks, storeSelectionBatches } from '../plan-chunks';
-import { compileRequestPredicate, loadProfileSchemas, readsWorkspace, workspaceSk } from '../workspace-context';
+import { resolveJobDefinition, storeJobDefinition } from '../job-definition';
+import { compileRequestPredicate, workspaceSk } from '../workspace-context';
 import type { DownloadLinks, ExportDispatcher } from './deps';
 
 /** Used when neither the request nor the channel settings name a zone (the product is Korean). */
@@ -25,8 +26,9 @@ export function toJobRequest(request: ExportRequest): JobRequest {
 }
 
 /**
- * The pipeline side of requestExport. plan() runs before the job exists and stores a
- * selection's ids as S3 batches (the only place they live apart from the request); dispatch()
+ * The pipeline side of requestExport. plan() runs before the job exists: it reads the export's
+ * definition (job-definition.ts) and stores a selection's ids as S3 batches (the only place they
+ * live apart from the request); dispatch()
  * is the backend's planChunks (records the chunk count, enqueues the chunk messages) and needs
  * nothing but the job, so a dispatch cut short by a crash can be repeated from a status read.
  */
@@ -39,15 +41,19 @@ export function createPipelineDispatcher(deps: {
 }): ExportDispatcher {
   return {
     async plan({ exportId, channelId, request }: { exportId: string; channelId: string; request: ExportRequest }) {
-      const timeZone = request.timezone ?? (await channelTimeZone(deps.workspace, channelId));
-      // Refuses now what the chunks would refuse minutes later (a filter naming a profile key the
-      // workspace lacks or has archived, a segment gone or no longer valid): a 400/404 naming the
-      // field instead of a failed export and a bot message. Requests whose rows do not depend on
-      // the workspace read nothing more.
-      if (readsWorkspace(request)) {
-        const schemas = await loadProfileSchemas(deps.workspace, channelId);
-        await compileRequestPredicate(request, { source: deps.workspace, channelId, schemas }, { now: new Date(), timeZone });
-      }
+      const workspace = { source: deps.workspace, channelId };
+      // One definition per export: the segment's conditions and the profile schemas are read
+      // here, once, and kept with the job, so every chunk and the finalizer build the file from
+      // the same copy (a cache in the chunks once served a segment edited seconds before, and
+      // warm and cold chunks could disagree within one file).
+      const [timeZone, definition] = await Promise.all([
+        request.timezone ?? channelTimeZone(deps.workspace, channelId),
+        resolveJobDefinition(request, workspace),
+      ]);
+      // Refuses now what would fail every chunk (a filter naming a profile key the workspace
+      // lacks or has archived): a 400 naming the field instead of a failed export and a bot
+      // message. A segment gone or invalid was refused (404/400) by resolveJobDefinition.
+      await compileRequestPredicate(request, definition, workspace, { now: new Date(), timeZone });
       const jobRequest = toJobRequest(request);
       // The count is known before the job exists, so progress is right from the first poll.
       const provisional = { exportId, channelId, kind: request.kind, request: jobRequest, timeZone } as ExportJob;
@@ -56,7 +62,10 @@ export function createPipelineDispatcher(deps: {
           ? // Before the job is created: a job never exists without the ids its chunks read.
             await storeSelectionBatches(exportId, request.userIds, deps.objects, deps.selectionBatch)
           : buildChunkMessages(provisional, {}, deps.selectionBatch).length;
-      return { jobRequest, timeZone, chunksTotal };
+      // Before the job is created, like a selection's ids: a definition too large for the job
+      // item is an S3 object, and the job must never point at one that is not there yet.
+      const pinned = await storeJobDefinition(exportId, definition, deps.objects);
+      return { jobRequest, timeZone, chunksTotal, extra: pinned };
     },
     async dispatch(job: ExportJob): Promise<void> {
       await planChunks(job, {}, { store: deps.store, objects: deps.objects, queue: deps.queue, selectionBatch: deps.selectionBatch });

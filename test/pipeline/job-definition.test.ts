@@ -1,0 +1,244 @@
+import { createRequire } from 'node:module';
+import zlib from 'node:zlib';
+import { marshall } from '@aws-sdk/util-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoExportStore } from '../../shared/adapters/aws/dynamo-export-store';
+import { createPipelineDispatcher } from '../../shared/app/api/pipeline-dispatcher';
+import { exportJobSchema, type ExportJob, type JobDefinition } from '../../shared/app/export-job';
+import { DEFINITION_INLINE_MAX_BYTES, DefinitionMissingError, loadJobDefinition, storeJobDefinition } from '../../shared/app/job-definition';
+import { buildChunkMessages } from '../../shared/app/plan-chunks';
+import { processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
+import { userShardOf } from '../../shared/app/source-keys';
+import { workspaceSk } from '../../shared/app/workspace-context';
+import { MAX_FILTER_BYTES, NotFoundError, parseExportRequest, type ProfileSchema } from '../../shared/domain';
+import type { ObjectStore } from '../../shared/ports/object-store';
+import { silentLog } from '../../shared/ports/pipeline-log';
+import type { RawItem, WorkspaceSource } from '../../shared/ports/source-data';
+import { deriveEncryptionKeys } from '../../shared/xlsx';
+import { startDynalite, type LocalDynamo } from '../api/support/dynalite';
+import { tableInput } from '../../infra/local/resources';
+import { makeJob } from './job-fixture';
+
+/** An in-memory workspace that counts reads per sort key. */
+function memoryWorkspace(items: Record<string, RawItem>) {
+  const reads: string[] = [];
+  const source: WorkspaceSource = {
+    getItem: async (_channelId, sk) => {
+      reads.push(sk);
+      return items[sk] ?? null;
+    },
+    queryPrefix: async () => [],
+  };
+  return { source, reads, items };
+}
+
+function memoryObjects() {
+  const stored = new Map<string, Buffer>();
+  const objects = {
+    put: async (key: string, body: Buffer | string) => void stored.set(key, Buffer.from(body)),
+    getBuffer: async (key: string) => stored.get(key) ?? null,
+  };
+  return { stored, objects };
+}
+
+const tagFilter = (tag: string) => ({ join: 'and', groups: [{ join: 'and', conditions: [{ field: 'tags', op: 'eq', value: tag }] }] });
+const gradeSchema: ProfileSchema = { keys: [{ key: 'grade', type: 'string', order: 1, archived: false }] };
+
+/** A profile schema whose JSON is about `bytes` long. */
+function schemaOfSize(bytes: number): ProfileSchema {
+  const keys: ProfileSchema['keys'] = [];
+  while (JSON.stringify({ keys }).length < bytes) keys.push({ key: `k${keys.length}`, type: 'list', order: keys.length, archived: false });
+  return { keys };
+}
+
+describe('the API pins the export definition at the request (plan)', () => {
+  function dispatcherWith(items: Record<string, RawItem>) {
+    const workspace = memoryWorkspace(items);
+    const { stored, objects } = memoryObjects();
+    const dispatcher = createPipelineDispatcher({
+      store: {} as never,
+      objects: objects as unknown as ObjectStore,
+      queue: {} as never,
+      workspace: workspace.source,
+      selectionBatch: 2000,
+    });
+    return { dispatcher, workspace, stored };
+  }
+  const contacts = (body: Record<string, unknown>) =>
+    parseExportRequest({ kind: 'contacts', password: 'secret1', reason: 'r', ...body });
+
+  it('C4: a segment export carries the segment conditions read now and the profile schemas; the job keeps the segmentId', async () => {
+    const { dispatcher } = dispatcherWith({
+      [workspaceSk.segment('s1')]: { id: 's1', name: 'vip', filter: tagFilter('VIP') },
+      [workspaceSk.userProfileSchema]: gradeSchema,
+    });
+    const plan = await dispatcher.plan({ exportId: 'e1', channelId: 'ch', request: contacts({ scope: 'segment', segmentId: 's1' }) });
+    expect(plan.jobRequest).toMatchObject({ kind: 'contacts', scope: 'segment', segmentId: 's1' });
+    expect(plan.extra?.definition).toEqual({ segmentFilter: tagFilter('VIP'), userProfileSchema: gradeSchema, chatProfileSchema: { keys: [] } });
+    expect(plan.extra?.definitionKey).toBeUndefined();
+    // What the job item holds parses back to the same definition.
+    const job = exportJobSchema.parse({ ...makeJob(), request: plan.jobRequest, ...plan.extra });
+    expect(job.definition?.segmentFilter).toEqual(tagFilter('VIP'));
+  });
+
+  it('every export pins the profile schemas (they decide the columns), also scopes that read no segment', async () => {
+    const { dispatcher } = dispatcherWith({ [workspaceSk.userProfileSchema]: gradeSchema });
+    const plan = await dispatcher.plan({ exportId: 'e2', channelId: 'ch', request: contacts({ scope: 'all' }) });
+    expect(plan.extra?.definition).toEqual({ userProfileSchema: gradeSchema, chatProfileSchema: { keys: [] } });
+  });
+
+  it('a segment that does not exist is refused at the request (404 SEGMENT_NOT_FOUND), nothing stored', async () => {
+    const { dispatcher, stored } = dispatcherWith({});
+    const planned = dispatcher.plan({ exportId: 'e3', channelId: 'ch', request: contacts({ scope: 'segment', segmentId: 'gone' }) });
+    await expect(planned).rejects.toBeInstanceOf(NotFoundError);
+    await expect(planned).rejects.toMatchObject({ code: 'SEGMENT_NOT_FOUND' });
+    expect(stored.size).toBe(0);
+  });
+
+  it('a definition too large for the job item goes to S3 under its digest, before the job exists, and reads back the same', async () => {
+    const big = schemaOfSize(DEFINITION_INLINE_MAX_BYTES + 1_000);
+    const { dispatcher, stored, workspace } = dispatcherWith({ [workspaceSk.userProfileSchema]: big });
+    const plan = await dispatcher.plan({ exportId: 'e4', channelId: 'ch', request: contacts({ scope: 'all' }) });
+    expect(plan.extra?.definition).toBeUndefined();
+    expect(plan.extra?.definitionKey).toMatch(/^parts\/e4\/definition-[0-9a-f]{64}\.json$/);
+    expect([...stored.keys()]).toEqual([plan.extra?.definitionKey]);
+    const job = exportJobSchema.parse({ ...makeJob({ exportId: 'e4' }), ...plan.extra });
+    const reads = workspace.reads.length;
+    const loaded = await loadJobDefinition(job, { objects: { getBuffer: async (k) => stored.get(k) ?? null }, workspace: workspace.source });
+    expect(loaded).toEqual({ userProfileSchema: big, chatProfileSchema: { keys: [] } });
+    expect(workspace.reads.length).toBe(reads);
+  });
+});
+
+describe('loadJobDefinition', () => {
+  it('a job from before definitions were pinned reads both profile schemas from the workspace', async () => {
+    const workspace = memoryWorkspace({ [workspaceSk.userProfileSchema]: gradeSchema });
+    const loaded = await loadJobDefinition(makeJob(), { objects: { getBuffer: async () => null }, workspace: workspace.source });
+    expect(loaded).toEqual({ userProfileSchema: gradeSchema, chatProfileSchema: { keys: [] } });
+    expect(workspace.reads.sort()).toEqual([workspaceSk.chatProfileSchema, workspaceSk.userProfileSchema]);
+  });
+
+  it('a definition object that is missing is an error (retried, then the DLQ fails the export), never an empty definition', async () => {
+    const job = makeJob({ definitionKey: 'parts/e1/definition-00.json' });
+    await expect(loadJobDefinition(job, { objects: { getBuffer: async () => null }, workspace: memoryWorkspace({}).source })).rejects.toBeInstanceOf(
+      DefinitionMissingError,
+    );
+  });
+
+  it('storeJobDefinition keeps a definition at the budget inline and writes nothing', async () => {
+    const { stored, objects } = memoryObjects();
+    const definition: JobDefinition = { userProfileSchema: gradeSchema, chatProfileSchema: { keys: [] } };
+    expect(await storeJobDefinition('e1', definition, objects, Buffer.byteLength(JSON.stringify(definition)))).toEqual({ definition });
+    expect(stored.size).toBe(0);
+  });
+});
+
+describe('a chunk of a pinned job', () => {
+  it('evaluates the pinned segment conditions with the pinned schema, and reads neither from the workspace', async () => {
+    const channelId = 'ch1';
+    const users = ['p1', 'p2', 'p3', 'p4'].map((id, i) => ({ id, createdAt: 0, tags: [i % 2 ? 'B' : 'A'], profile: { grade: `g-${id}` } }));
+    // The workspace now says something else entirely: a chunk that read it would export other rows and columns.
+    const workspace = memoryWorkspace({
+      [workspaceSk.segment('s1')]: { id: 's1', name: 'edited', filter: tagFilter('B') },
+      [workspaceSk.userProfileSchema]: { keys: [{ key: 'other', type: 'string', order: 1, archived: false }] },
+    });
+    const job = makeJob({
+      channelId,
+      status: 'running',
+      chunksTotal: 16,
+      request: { kind: 'contacts', scope: 'segment', segmentId: 's1' },
+      definition: { segmentFilter: tagFilter('A'), userProfileSchema: gradeSchema, chatProfileSchema: { keys: [] } },
+    });
+    const { stored, objects } = memoryObjects();
+    const deps: ChunkDeps = {
+      store: {
+        getJob: async () => job,
+        setStatus: async () => true,
+        isChunkDone: async () => false,
+        markChunkDone: async () => ({ firstTime: true, done: 1, total: 16, rowsWritten: 0 }),
+      } as unknown as ChunkDeps['store'],
+      objects: objects as unknown as ChunkDeps['objects'],
+      queue: {} as ChunkDeps['queue'],
+      clock: { now: () => new Date('2026-01-01T00:00:00Z') },
+      log: silentLog,
+      cases: {} as ChunkDeps['cases'],
+      users: {
+        async *queryShard(_ch: string, shard: number) {
+          yield users.filter((u) => userShardOf(u.id) === shard);
+        },
+      } as unknown as ChunkDeps['users'],
+      workspace: workspace.source,
+      maxRows: 1_000_000,
+    };
+    for (const message of buildChunkMessages(job, {}, 2000)) expect((await processChunk(message, deps, { receiveCount: 1 })).status).toBe('done');
+    expect(workspace.reads).toEqual([]);
+    const xml = [...stored.entries()]
+      .filter(([key]) => !key.endsWith('.json'))
+      .map(([, body]) => zlib.inflateRawSync(body, { finishFlush: zlib.constants.Z_SYNC_FLUSH }).toString('utf8'))
+      .join('');
+    expect(xml).toContain('g-p1');
+    expect(xml).toContain('g-p3');
+    expect(xml).not.toContain('p2');
+    expect(xml).not.toContain('p4');
+  });
+});
+
+describe('the job item stays under DynamoDB 400 KB with the largest inline definition', () => {
+  // dynalite computes item sizes with DynamoDB's rules and refuses items over 400 KB.
+  const { itemSize } = createRequire(import.meta.url)('dynalite/db') as { itemSize: (item: Record<string, unknown>) => number };
+  let dynamo: LocalDynamo;
+  beforeAll(async () => {
+    dynamo = await startDynalite([tableInput({ name: 'exports', sortKey: true, gsi1: true })]);
+  });
+  afterAll(async () => dynamo?.stop());
+
+  /** One-digit numbers: 2 bytes of JSON each, 3 bytes in DynamoDB, the worst ratio a filter can have. */
+  function numberFilter(field: string, maxBytes: number) {
+    const values = [7];
+    const filter = { join: 'and', groups: [{ join: 'and', conditions: [{ field, op: 'in', values }] }] };
+    // Every further value adds ",7".
+    values.push(...Array<number>(Math.floor((maxBytes - Buffer.byteLength(JSON.stringify(filter))) / 2)).fill(7));
+    expect(Buffer.byteLength(JSON.stringify(filter))).toBeGreaterThan(maxBytes - 2);
+    expect(Buffer.byteLength(JSON.stringify(filter))).toBeLessThanOrEqual(maxBytes);
+    return filter;
+  }
+
+  async function worstCaseJob(request: ExportJob['request'], definition: JobDefinition): Promise<Record<string, unknown>> {
+    const { params } = await deriveEncryptionKeys('Pw7x9Qz2Lk', { spinCount: 1 });
+    const job: ExportJob = {
+      ...makeJob({ exportId: 'e'.repeat(28), channelId: 'c'.repeat(128), managerId: 'm'.repeat(128), managerName: '매'.repeat(200) }),
+      kind: request.kind,
+      request,
+      reason: '사'.repeat(500),
+      status: 'failed',
+      error: { code: 'SOME_LONG_ERROR_CODE', message: 'x'.repeat(1_000) },
+      encryption: { params: params as unknown as Record<string, unknown>, wrappedKey: 'k'.repeat(1_024) },
+      fileName: 'f'.repeat(120),
+      objectKey: 'o'.repeat(400),
+      sha256: 'a'.repeat(64),
+      notifyError: 'n'.repeat(500),
+      ...(await storeJobDefinition('e', definition, memoryObjects().objects)),
+    };
+    expect(job.definition, 'the definition must be at the inline budget, not in S3').toBeDefined();
+    // A 6-month cases export (186 days) whose users phase has 500 batches (1,000,000 users / 2,000).
+    const doneChunks = new Set([...Array.from({ length: 186 }, (_u, i) => `cases-${i}`), ...Array.from({ length: 500 }, (_u, i) => `users-${i}`)]);
+    const leases = { finalizeClaim: 't'.repeat(80), usersClaim: 't'.repeat(80), notifyClaim: 't'.repeat(80) };
+    return { ...job, doneChunks, ...leases, pk: `EXPORT#${job.exportId}`, sk: 'JOB', gsi1pk: `CH#${job.channelId}#MGR#${job.managerId}`, gsi1sk: `${job.createdAt}#${job.exportId}`, ttl: 2_000_000_000 };
+  }
+
+  it('a cases job with a 100,000-byte filter and the largest inline profile schemas', async () => {
+    const filter = numberFilter('replyCount', MAX_FILTER_BYTES);
+    const definition: JobDefinition = { userProfileSchema: schemaOfSize(DEFINITION_INLINE_MAX_BYTES / 2 - 100), chatProfileSchema: schemaOfSize(DEFINITION_INLINE_MAX_BYTES / 2 - 100) };
+    const item = await worstCaseJob({ kind: 'cases', from: '2025-06-26', to: '2025-12-26', timezone: 'Asia/Seoul', filter }, definition);
+    const size = itemSize(marshall(item, { removeUndefinedValues: true }) as Record<string, unknown>);
+    expect(size).toBeLessThan(300 * 1024);
+    // And DynamoDB (here dynalite, which applies the limit) takes it.
+    await expect(new DynamoExportStore(dynamo.doc, 'exports').createJob(item as unknown as ExportJob)).resolves.toBe(true);
+  });
+
+  it('a segment job whose inline definition is the largest number-list segment that fits', async () => {
+    const definition: JobDefinition = { segmentFilter: numberFilter('sessionCount', DEFINITION_INLINE_MAX_BYTES - 200), userProfileSchema: { keys: [] }, chatProfileSchema: { keys: [] } };
+    const item = await worstCaseJob({ kind: 'contacts', scope: 'segment', segmentId: 's'.repeat(128), query: 'q'.repeat(200) }, definition);
+    expect(itemSize(marshall(item, { removeUndefinedValues: true }) as Record<string, unknown>)).toBeLessThan(300 * 1024);
+  });
+});
