@@ -2,19 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { ChangeMessageVisibilityCommand, ReceiveMessageCommand, SendMessageCommand, type Message } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { LocalStack } from '../../infra/local/stack';
-import { LocalKeyWrapper } from '../../shared/adapters/local/local-key-wrapper';
-import { DynamoCasesSource, DynamoUsersSource, DynamoWorkspaceSource } from '../../shared/adapters/aws/dynamo-source-data';
 import type { ExportJob } from '../../shared/app/export-job';
 import { exportFileName, finalizeExport, type FinalizeDeps } from '../../shared/app/finalize-export';
 import { handleDeadLetter } from '../../shared/app/handle-dead-letter';
 import { objectKeys, type FinalizeMessage, type NotifyMessage } from '../../shared/app/messages';
 import { BotRetryLaterError, isPermanentRejection, notifyExport, parseRetryAfter, type BotAnswer, type NotifyDeps } from '../../shared/app/notify-export';
-import { buildChunkMessages } from '../../shared/app/plan-chunks';
-import { processChunk } from '../../shared/app/process-chunk';
 import type { StepDeps } from '../../shared/app/pipeline-steps';
 import { silentLog } from '../../shared/ports/pipeline-log';
 import { makeJob } from './job-fixture';
-import { storesFor, submitExport, useLocalStack } from './helpers';
+import { exportReadyToFinalize as readyToFinalize, finalizeDepsFor, storesFor, useLocalStack } from './helpers';
 
 /**
  * What the pipeline does when something keeps failing: the notifier and the bot's answers, the
@@ -295,31 +291,8 @@ describe('failure handling', () => {
       const { store, objects, queue } = storesFor(stack);
       return { store, objects, queue, clock: { now: () => new Date() }, log: silentLog, ...over };
     };
-    const finalizeDeps = (over: Partial<FinalizeDeps> = {}): FinalizeDeps => ({
-      ...stepDeps(),
-      keyWrapper: new LocalKeyWrapper(stack.env.LOCAL_WRAP_KEY ?? ''),
-      workspace: new DynamoWorkspaceSource(storesFor(stack).ddb, stack.tables.workspace),
-      linkSigningSecret: LINK_SECRET,
-      linkTtlDays: 7,
-      ...over,
-    });
-
-    /** A contacts export whose chunks have all run: ready for the finalizer. */
-    async function exportReadyToFinalize(exportId: string): Promise<ExportJob> {
-      const job = await submitExport(stack, { kind: 'contacts', scope: 'all' }, { channelId: CHANNEL, exportId });
-      const { ddb } = storesFor(stack);
-      const deps = {
-        ...stepDeps(),
-        cases: new DynamoCasesSource(ddb, stack.tables.cases),
-        users: new DynamoUsersSource(ddb, stack.tables.users),
-        workspace: new DynamoWorkspaceSource(ddb, stack.tables.workspace),
-        maxRows: 1_000_000,
-      };
-      for (const message of buildChunkMessages(job, {}, 100)) await processChunk(message, deps, { receiveCount: 1 });
-      const ready = await storesFor(stack).store.getJob(CHANNEL, exportId);
-      expect(ready?.chunksDone).toBe(ready?.chunksTotal);
-      return ready!;
-    }
+    const finalizeDeps = (over: Partial<FinalizeDeps> = {}): FinalizeDeps => finalizeDepsFor(stack, stepDeps(), LINK_SECRET, over);
+    const exportReadyToFinalize = (exportId: string): Promise<ExportJob> => readyToFinalize(stack, CHANNEL, exportId, stepDeps());
 
     const dead = (exportId: string) => JSON.stringify({ type: 'finalize', exportId, channelId: CHANNEL } satisfies FinalizeMessage);
     /** Everything stored under the export's file folder (objectKeys.file). */

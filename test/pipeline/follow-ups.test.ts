@@ -2,7 +2,6 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { DeleteObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { LocalStack } from '../../infra/local/stack';
-import { LocalKeyWrapper } from '../../shared/adapters/local/local-key-wrapper';
 import { DynamoCasesSource, DynamoUsersSource, DynamoWorkspaceSource } from '../../shared/adapters/aws/dynamo-source-data';
 import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store';
 import type { ExportJob } from '../../shared/app/export-job';
@@ -10,7 +9,6 @@ import { exportFileName, finalizeExport, type FinalizeDeps } from '../../shared/
 import { handleDeadLetter } from '../../shared/app/handle-dead-letter';
 import { objectKeys, type FinalizeMessage, type NotifyMessage } from '../../shared/app/messages';
 import { notifyExport, type NotifyDeps } from '../../shared/app/notify-export';
-import { buildChunkMessages } from '../../shared/app/plan-chunks';
 import { processChunk } from '../../shared/app/process-chunk';
 import { LeaseBusyError, type StepDeps } from '../../shared/app/pipeline-steps';
 import type { AuditEvent, AuditLog } from '../../shared/ports/audit-log';
@@ -18,7 +16,7 @@ import type { MessageQueue, QueueName } from '../../shared/ports/message-queue';
 import type { PipelineLog } from '../../shared/ports/pipeline-log';
 import { silentLog } from '../../shared/ports/pipeline-log';
 import { makeJob } from './job-fixture';
-import { storesFor, submitExport, TEST_PASSWORD, useLocalStack } from './helpers';
+import { exportReadyToFinalize as readyToFinalize, finalizeDepsFor, storesFor, TEST_PASSWORD, useLocalStack } from './helpers';
 
 /**
  * The steps after an export's final transition (audit, notify), the finalizer's streams when a
@@ -90,34 +88,9 @@ describe('follow-up steps, finalizer streams and the notifier lease', () => {
     return { store, objects, queue: new RecordingQueue(), clock: { now: () => new Date() }, log: silentLog, ...over };
   };
 
-  const finalizeDeps = (over: Partial<FinalizeDeps> = {}): FinalizeDeps => {
-    const { ddb } = storesFor(stack);
-    return {
-      ...stepDeps(),
-      keyWrapper: new LocalKeyWrapper(stack.env.LOCAL_WRAP_KEY ?? ''),
-      workspace: new DynamoWorkspaceSource(ddb, stack.tables.workspace),
-      linkSigningSecret: LINK_SECRET,
-      linkTtlDays: 7,
-      ...over,
-    };
-  };
-
+  const finalizeDeps = (over: Partial<FinalizeDeps> = {}): FinalizeDeps => finalizeDepsFor(stack, stepDeps(), LINK_SECRET, over);
   /** A contacts export whose chunks have all run: ready for the finalizer. */
-  async function exportReadyToFinalize(exportId: string): Promise<ExportJob> {
-    const job = await submitExport(stack, { kind: 'contacts', scope: 'all' }, { channelId: CHANNEL, exportId });
-    const { ddb } = storesFor(stack);
-    const deps = {
-      ...stepDeps(),
-      cases: new DynamoCasesSource(ddb, stack.tables.cases),
-      users: new DynamoUsersSource(ddb, stack.tables.users),
-      workspace: new DynamoWorkspaceSource(ddb, stack.tables.workspace),
-      maxRows: 1_000_000,
-    };
-    for (const message of buildChunkMessages(job, {}, 100)) await processChunk(message, deps, { receiveCount: 1 });
-    const ready = await storesFor(stack).store.getJob(CHANNEL, exportId);
-    expect(ready?.chunksDone).toBe(ready?.chunksTotal);
-    return ready!;
-  }
+  const exportReadyToFinalize = (exportId: string): Promise<ExportJob> => readyToFinalize(stack, CHANNEL, exportId, stepDeps());
 
   it('chunk: a retried chunk of a failed export still owing its announcement finishes it; a first delivery does not', async () => {
     const { store, ddb } = storesFor(stack);

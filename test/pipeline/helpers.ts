@@ -9,12 +9,14 @@ import { DynamoCasesSource, DynamoUsersSource, DynamoWorkspaceSource } from '../
 import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store';
 import { SqsMessageQueue } from '../../shared/adapters/aws/sqs-message-queue';
 import { newExportId, type ExportJob, type JobRequest } from '../../shared/app/export-job';
-import { planChunks } from '../../shared/app/plan-chunks';
+import { buildChunkMessages, planChunks } from '../../shared/app/plan-chunks';
 import { resolveJobDefinition, storeJobDefinition } from '../../shared/app/job-definition';
 import { compileRequestPredicate } from '../../shared/app/workspace-context';
-import type { ChunkDeps } from '../../shared/app/process-chunk';
+import { processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
+import type { FinalizeDeps } from '../../shared/app/finalize-export';
+import type { StepDeps } from '../../shared/app/pipeline-steps';
 import { silentLog } from '../../shared/ports/pipeline-log';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { startLocalStack, type LocalStack } from '../../infra/local/stack';
 
 export const TEST_PASSWORD = 'Pw7x9Qz2Lk';
@@ -48,6 +50,28 @@ export function chunkDepsFor(stack: LocalStack, over: Partial<ChunkDeps> = {}): 
     maxRows: 1_000_000,
     ...over,
   };
+}
+
+/** finalizeExport's dependencies on the emulators: the given step deps plus the key wrapper and link settings. */
+export function finalizeDepsFor(stack: LocalStack, steps: StepDeps, linkSigningSecret: string, over: Partial<FinalizeDeps> = {}): FinalizeDeps {
+  return {
+    ...steps,
+    keyWrapper: new LocalKeyWrapper(stack.env.LOCAL_WRAP_KEY ?? ''),
+    workspace: new DynamoWorkspaceSource(storesFor(stack).ddb, stack.tables.workspace),
+    linkSigningSecret,
+    linkTtlDays: 7,
+    ...over,
+  };
+}
+
+/** A contacts export (scope all) whose chunks have all run through processChunk: ready for the finalizer. */
+export async function exportReadyToFinalize(stack: LocalStack, channelId: string, exportId: string, steps: StepDeps): Promise<ExportJob> {
+  const job = await submitExport(stack, { kind: 'contacts', scope: 'all' }, { channelId, exportId });
+  const deps = chunkDepsFor(stack, steps);
+  for (const message of buildChunkMessages(job, {}, 100)) await processChunk(message, deps, { receiveCount: 1 });
+  const ready = await storesFor(stack).store.getJob(channelId, exportId);
+  expect(ready?.chunksDone).toBe(ready?.chunksTotal);
+  return ready!;
 }
 
 /**
