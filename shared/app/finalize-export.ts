@@ -3,12 +3,12 @@ import { PassThrough, pipeline, Transform } from 'node:stream';
 import { crc32, parseEncryptionParams, writeEncryptedWorkbook, type SheetPlan } from '../xlsx';
 import type { KeyWrapper } from '../ports/key-wrapper';
 import type { WorkspaceSource } from '../ports/source-data';
-import type { ExportJob, SheetKey } from './export-job';
+import type { ExportJob, JobDefinition, SheetKey } from './export-job';
 import { objectKeys, type FinalizeMessage } from './messages';
 import { createDownloadToken, hashDownloadToken } from './download-link';
 import { discardExportFile, failExport, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
 import type { StoredPartMeta } from './process-chunk';
-import { loadJobDefinition } from './job-definition';
+import { DefinitionMissingError, loadJobDefinition } from './job-definition';
 import { columnsFingerprint, SHEET_NAMES, sheetColumns, sheetsOf } from './workspace-context';
 
 export type FinalizeDeps = StepDeps & {
@@ -138,8 +138,17 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     return { status: 'skipped' };
   }
 
-  // The columns the chunks rendered with: the job's definition, read at the request.
-  const definition = await loadJobDefinition(job, deps);
+  // The columns the chunks rendered with: the job's definition, read at the request. Gone from
+  // S3 (kept a day under parts/): final, so the export fails now with its code, not after retries.
+  let definition: JobDefinition;
+  try {
+    definition = await loadJobDefinition(job, deps);
+  } catch (error) {
+    if (!(error instanceof DefinitionMissingError)) throw error;
+    deps.log.warn('export definition missing', { exportId: job.exportId, key: error.key });
+    await failExport(deps, job, { code: error.code, message: error.message });
+    return { status: 'failed' };
+  }
   const sheets: SheetPlan[] = [];
   const dataCrcs: (number | undefined)[][] = [];
   const sheetKeys = sheetsOf(job);

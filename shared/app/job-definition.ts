@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { resolveSegment } from '../domain';
+import { DomainError, resolveSegment } from '../domain';
 import type { ObjectStore } from '../ports/object-store';
 import type { WorkspaceSource } from '../ports/source-data';
 import { jobDefinitionSchema, type ExportJob, type JobDefinition } from './export-job';
@@ -57,10 +57,18 @@ export async function storeJobDefinition(
 }
 
 /** A definition object the job points at that is not there: the export cannot be built as requested. */
-export class DefinitionMissingError extends Error {
+/**
+ * The definition object is gone: it lives under `parts/`, whose lifecycle rule deletes objects
+ * after a day, so an export that waited longer (a dispatch resumed days later, a chunk backlog
+ * through an outage) cannot be built any more. A domain error, so the chunk or finalizer fails
+ * the export at once with this code instead of retrying into a generic dead letter.
+ */
+export class DefinitionMissingError extends DomainError {
+  /** For the log; the message (shown to the manager) does not name internal keys. */
+  readonly key: string;
   constructor(key: string) {
-    super(`the export's definition object ${key} is missing`);
-    this.name = 'DefinitionMissingError';
+    super('EXPORT_DATA_EXPIRED', 'the export waited longer than its stored request is kept (1 day) and can no longer be built; request the export again');
+    this.key = key;
   }
 }
 

@@ -11,7 +11,7 @@ import {
   TooManyRowsError,
   type Predicate,
 } from '../domain';
-import { crc32, createPartEncoder, type PartEncoder } from '../xlsx';
+import { crc32, createPartEncoder, type ColumnSpec, type PartEncoder } from '../xlsx';
 import { DEFAULT_CLAIM_WAIT_MS } from '../ports/export-store';
 import type { CasesSource, RawItem, UsersSource, WorkspaceSource } from '../ports/source-data';
 import type { ExportJob, JobDefinition } from './export-job';
@@ -106,12 +106,15 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
   // The job's own definition (segment conditions, profile schemas), never the workspace's
   // current state: every chunk of the export renders the same columns and evaluates the same
   // conditions, whichever container it runs in and whatever changed since the request.
-  const definition = await loadJobDefinition(job, deps);
-  const columns = sheetColumns(job, message.sheet, definition);
-  const encoder = createPartEncoder(columns, { timeZone: job.timeZone });
+  let encoder: PartEncoder;
+  let columns: ColumnSpec[];
   const refs = new Set<string>();
   let rows: number;
   try {
+    // Inside the try: a definition gone from S3 (EXPORT_DATA_EXPIRED) is final, like the rules below.
+    const definition = await loadJobDefinition(job, deps);
+    columns = sheetColumns(job, message.sheet, definition);
+    encoder = createPartEncoder(columns, { timeZone: job.timeZone });
     rows = await renderSlice(job, message, deps, definition, encoder, refs, outcome);
   } catch (error) {
     // A domain error (too many rows, a stored filter the current rules reject, the segment of a
@@ -323,7 +326,8 @@ async function renderSlice(
   if (source.type === 'userIds') ids = source.ids;
   else {
     const body = await deps.objects.getBuffer(source.key);
-    if (!body) throw new Error(`chunk ${message.chunkId}: id batch object is missing`);
+    // Under parts/ like the definition, so gone after a day for the same reason: final.
+    if (!body) throw new DomainError('EXPORT_DATA_EXPIRED', 'the export waited longer than its stored selection is kept (1 day) and can no longer be built; request the export again');
     ids = JSON.parse(body.toString('utf8')) as string[];
   }
   const found = await deps.users.getMany(job.channelId, ids);

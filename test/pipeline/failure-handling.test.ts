@@ -10,7 +10,10 @@ import { BotRetryLaterError, isPermanentRejection, notifyExport, parseRetryAfter
 import type { StepDeps } from '../../shared/app/pipeline-steps';
 import { silentLog } from '../../shared/ports/pipeline-log';
 import { makeJob } from './job-fixture';
-import { exportReadyToFinalize as readyToFinalize, finalizeDepsFor, storesFor, useLocalStack } from './helpers';
+import { chunkDepsFor, exportReadyToFinalize as readyToFinalize, finalizeDepsFor, storesFor, submitExport, useLocalStack } from './helpers';
+import { buildChunkMessages } from '../../shared/app/plan-chunks';
+import { processChunk } from '../../shared/app/process-chunk';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 
 /**
  * What the pipeline does when something keeps failing: the notifier and the bot's answers, the
@@ -362,6 +365,38 @@ describe('failure handling', () => {
         expect(await filesOf(exportId), status).toEqual([]);
         expect(await objects.head(objectKeys.file(CHANNEL, exportId, exportFileName(ready)))).toBeNull();
       }
+    });
+
+    it('a definition gone from S3 (parts/ keeps it a day) fails the export at once with EXPORT_DATA_EXPIRED, in a chunk and in the finalizer', async () => {
+      const { ddb, store } = storesFor(stack);
+      /** The job as if its definition had been too large for the item and its object had since expired. */
+      const expire = (exportId: string) =>
+        ddb.send(
+          new UpdateCommand({
+            TableName: stack.tables.exports,
+            Key: { pk: `EXPORT#${exportId}`, sk: 'JOB' },
+            UpdateExpression: 'REMOVE #d SET #k = :k',
+            ExpressionAttributeNames: { '#d': 'definition', '#k': 'definitionKey' },
+            ExpressionAttributeValues: { ':k': `parts/${exportId}/definition-${'0'.repeat(64)}.json` },
+          }),
+        );
+
+      const chunked = await submitExport(stack, { kind: 'contacts', scope: 'all' }, { channelId: CHANNEL, exportId: 'fh-expired-1' });
+      await expire(chunked.exportId);
+      const [first] = buildChunkMessages(chunked, {}, 100);
+      // Before: thrown (retried three times, then a generic PIPELINE_FAILED dead letter).
+      expect((await processChunk(first!, chunkDepsFor(stack, stepDeps()), { receiveCount: 1 })).status).toBe('failed');
+      const failed = await store.getJob(CHANNEL, chunked.exportId);
+      expect(failed).toMatchObject({ status: 'failed', error: { code: 'EXPORT_DATA_EXPIRED' } });
+      expect(failed?.error?.message).toMatch(/request the export again/);
+      expect(failed?.error?.message).not.toContain('parts/');
+
+      const ready = await exportReadyToFinalize('fh-expired-2');
+      await expire(ready.exportId);
+      const message: FinalizeMessage = { type: 'finalize', exportId: ready.exportId, channelId: CHANNEL };
+      expect((await finalizeExport(message, finalizeDeps(), { receiveCount: 1 })).status).toBe('failed');
+      expect(await store.getJob(CHANNEL, ready.exportId)).toMatchObject({ status: 'failed', error: { code: 'EXPORT_DATA_EXPIRED' } });
+      expect(await filesOf(ready.exportId)).toEqual([]);
     });
 
     it('a dead-lettered duplicate finalize of a completed export leaves its file (the download) alone', async () => {

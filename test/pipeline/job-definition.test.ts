@@ -118,7 +118,7 @@ describe('loadJobDefinition', () => {
     expect(workspace.reads.sort()).toEqual([workspaceSk.chatProfileSchema, workspaceSk.userProfileSchema]);
   });
 
-  it('a definition object that is missing is an error (retried, then the DLQ fails the export), never an empty definition', async () => {
+  it('a definition object that is missing is the final EXPORT_DATA_EXPIRED (the export fails at once), never an empty definition', async () => {
     const job = makeJob({ definitionKey: 'parts/e1/definition-00.json' });
     await expect(loadJobDefinition(job, { objects: { getBuffer: async () => null }, workspace: memoryWorkspace({}).source })).rejects.toBeInstanceOf(
       DefinitionMissingError,
