@@ -3,7 +3,8 @@ import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent } from 'aws-lambda';
 import type { LocalStack } from '../../infra/local/stack';
 import { useLocalStack } from './helpers';
-import { createSqsHandler, parseReceiveLimits, queueUrlForArn, retryAfterOf, retryDelaySeconds, retryVisibilitySeconds } from '../../shared/adapters/aws/sqs-handler';
+import { createSqsHandler, parseReceiveLimits, queueUrlForArn, retryAfterOf, retryDelaySeconds, retryVisibilitySeconds, waitedOnHolder } from '../../shared/adapters/aws/sqs-handler';
+import { LeaseBusyError } from '../../shared/app/pipeline-steps';
 
 describe('retry delay of failed SQS records', () => {
   it('doubles per receive from the base and is capped at 15 minutes', () => {
@@ -19,6 +20,12 @@ describe('retry delay of failed SQS records', () => {
     expect([1, 2, 3, 4].map((n) => retryVisibilitySeconds(n, settings))).toEqual([30, 60, 120, 0]);
     expect(retryVisibilitySeconds(5, settings)).toBe(0);
     expect(retryVisibilitySeconds(1, { baseSeconds: 30, maxReceiveCount: 1 })).toBe(0);
+    // A delivery that only waited on the lease holder keeps the backoff on its last receive: the
+    // holder gets that long to finish before the dead letter could fail its export.
+    expect([1, 2, 3, 4].map((n) => retryVisibilitySeconds(n, { ...settings, waitingOnHolder: true }))).toEqual([30, 60, 120, 240]);
+    expect(waitedOnHolder(new LeaseBusyError('e1', 'finalizeClaim'))).toBe(true);
+    expect(waitedOnHolder(new Error('DynamoDB throttled'))).toBe(false);
+    expect(waitedOnHolder('LeaseBusyError')).toBe(false);
   });
 
   it('a delay the failure asks for (Retry-After) wins over a shorter backoff, up to 15 minutes, but not on the last receive', () => {

@@ -30,9 +30,12 @@ export function retryDelaySeconds(receiveCount: number, baseSeconds: number): nu
  */
 export function retryVisibilitySeconds(
   receiveCount: number,
-  settings: { baseSeconds: number; maxReceiveCount: number; retryAfterSeconds?: number | undefined },
+  settings: { baseSeconds: number; maxReceiveCount: number; retryAfterSeconds?: number | undefined; waitingOnHolder?: boolean },
 ): number {
-  if (receiveCount >= settings.maxReceiveCount) return 0;
+  // Except when this delivery only waited for another one that holds the step (a duplicate
+  // delivery, LeaseBusyError): the dead letter would fail an export that delivery may be about
+  // to finish, so the holder keeps the usual backoff of time before that happens.
+  if (receiveCount >= settings.maxReceiveCount && !settings.waitingOnHolder) return 0;
   const backoff = retryDelaySeconds(receiveCount, settings.baseSeconds);
   if (settings.retryAfterSeconds === undefined) return backoff;
   return Math.min(MAX_RETRY_DELAY_SECONDS, Math.max(backoff, Math.ceil(settings.retryAfterSeconds)));
@@ -46,6 +49,11 @@ export function retryAfterOf(reason: unknown): number | undefined {
   if (typeof reason !== 'object' || reason === null) return undefined;
   const value = (reason as { retryAfterSeconds?: unknown }).retryAfterSeconds;
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined;
+}
+
+/** A delivery that gave up waiting for another holding the step's lease (LeaseBusyError, read by name). */
+export function waitedOnHolder(reason: unknown): boolean {
+  return reason instanceof Error && reason.name === 'LeaseBusyError';
 }
 
 type WorkQueueName = 'chunk' | 'finalize' | 'notify';
@@ -118,6 +126,7 @@ export async function scheduleRetries(failed: SQSRecord[], reasons: readonly unk
         baseSeconds: config.RETRY_BASE_SECONDS,
         maxReceiveCount: limits[queue.name],
         retryAfterSeconds: retryAfterOf(reasons[i]),
+        waitingOnHolder: waitedOnHolder(reasons[i]),
       });
       try {
         await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: queue.url, ReceiptHandle: record.receiptHandle, VisibilityTimeout: delay }));
