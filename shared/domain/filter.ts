@@ -105,8 +105,19 @@ function fieldSchema(fields: readonly string[]) {
     );
 }
 
-const scalar = z.union([z.string().max(10_000), z.number().finite(), z.boolean()]);
-const bound = z.union([z.number().finite(), z.string().min(1).max(64)]);
+/**
+ * A number a filter may hold. The filter is stored with the job in DynamoDB, whose client
+ * refuses integers beyond 2^53 - 1 (they would lose digits) and whose numbers cannot be smaller
+ * than 1e-130 in size: either failed the request with a 500 while saving the job.
+ */
+const filterNumber = z
+  .number()
+  .finite()
+  .min(-Number.MAX_SAFE_INTEGER, 'numbers in a filter must be between -9007199254740991 and 9007199254740991')
+  .max(Number.MAX_SAFE_INTEGER, 'numbers in a filter must be between -9007199254740991 and 9007199254740991')
+  .refine((v) => v === 0 || Math.abs(v) >= 1e-130, 'numbers in a filter must be 0 or at least 1e-130 in size');
+const scalar = z.union([z.string().max(10_000), filterNumber, z.boolean()]);
+const bound = z.union([filterNumber, z.string().min(1).max(64)]);
 /** The original product times out above ~1,000 values (C3); 100,000 is evaluated in linear time. */
 export const MAX_IN_VALUES = 100_000;
 const MAX_CONDITIONS = 100;
@@ -123,7 +134,7 @@ function conditionSchema(fields: readonly string[]) {
       field,
       op: z.literal('in'),
       /** A list, or the raw "split input" text (values separated by commas, spaces or newlines). */
-      values: z.union([z.array(z.union([z.string().max(1_000), z.number().finite()])).min(1).max(MAX_IN_VALUES), z.string().min(1).max(4_000_000)]),
+      values: z.union([z.array(z.union([z.string().max(1_000), filterNumber])).min(1).max(MAX_IN_VALUES), z.string().min(1).max(4_000_000)]),
     }),
     z.strictObject({ field, op: z.literal(['contains', 'startsWith']), value: z.string().min(1).max(1_000) }),
     z.strictObject({ field, op: z.literal(['exists', 'notExists']) }),

@@ -252,6 +252,24 @@ describe('C2 rejects unknown fields and operators naming the path', () => {
     expect(fail(one({ field: 'sessionCount', op: 'withinLastDays', days: 3 })).field).toBe('filter.groups[0].conditions[0].op');
   });
 
+  it('C2: a number the job item cannot store (beyond 2^53 - 1, or under 1e-130 in size) is refused, naming it', () => {
+    // Before: accepted here, then saving the job in DynamoDB failed the request with a 500.
+    for (const [condition, field, rule] of [
+      [{ field: 'sessionCount', op: 'eq', value: 1e16 }, 'filter.groups[0].conditions[0].value', /between -9007199254740991 and 9007199254740991/],
+      [{ field: 'sessionCount', op: 'gt', value: -9007199254740992 }, 'filter.groups[0].conditions[0].value', /between/],
+      [{ field: 'sessionCount', op: 'between', from: 1, to: 1e300 }, 'filter.groups[0].conditions[0].to', /between/],
+      [{ field: 'sessionCount', op: 'in', values: [1, 2e16] }, 'filter.groups[0].conditions[0].values[1]', /between/],
+      [{ field: 'sessionCount', op: 'lt', value: 1e-300 }, 'filter.groups[0].conditions[0].value', /at least 1e-130/],
+    ] as const) {
+      const err = fail(one(condition));
+      expect(err.field).toBe(field);
+      expect(err.message).toMatch(rule);
+    }
+    for (const value of [0, -0, 12.5, 9007199254740991, -9007199254740991, 1e-130]) {
+      expect(() => compileFilter(one({ field: 'sessionCount', op: 'eq', value }), 'users', { now })).not.toThrow();
+    }
+  });
+
   it('C2: a bad value is named', () => {
     expect(fail(one({ field: 'lastSeenAt', op: 'gt', value: 'yesterday' })).field).toBe('filter.groups[0].conditions[0].value');
     expect(fail(one({ field: 'member', op: 'eq', value: 'yes' })).field).toBe('filter.groups[0].conditions[0].value');
