@@ -1,19 +1,17 @@
 import { CellValueError } from './errors';
-import * as renderRow from './render-row';
-import type { RowRenderOptions } from './render-row';
-import * as sanitize from './sanitize-text';
-import * as timeZone from './time-zone';
-import * as types from './types';
-import type { CellValue, ColumnSpec, Row } from './types';
-
-// Module-local copies of the imported values and functions the per-cell code uses. Run through
-// tsx (the operator command, the one-thread benchmark scenarios) an import compiles to a
-// CommonJS getter, and reading these per cell cost ~20% of a row's CPU there (profiled); a
-// bundle (the Lambdas, the benchmark's workers) binds them directly either way.
-const { assertDateRange, columnLetters, EMPTY_CELL, MAX_INSTANT_MS_EXCLUSIVE, MIN_INSTANT_MS, STYLE_DATE_TIME, toEpochMs } = renderRow;
-const { escapeXmlText, NEEDS_WORK, sanitizeText } = sanitize;
-const { createLocalTimeConverter, DAY_MS, EXCEL_UNIX_EPOCH_DAYS, FRACTION_SCALE } = timeZone;
-const { MAX_CELL_CHARS } = types;
+import {
+  assertDateRange,
+  columnLetters,
+  EMPTY_CELL,
+  MAX_INSTANT_MS_EXCLUSIVE,
+  MIN_INSTANT_MS,
+  STYLE_DATE_TIME,
+  toEpochMs,
+  type RowRenderOptions,
+} from './render-row';
+import { escapeXmlText, NEEDS_WORK, sanitizeText } from './sanitize-text';
+import { createLocalTimeConverter, DAY_MS, EXCEL_UNIX_EPOCH_DAYS, FRACTION_SCALE } from './time-zone';
+import { MAX_CELL_CHARS, type CellValue, type ColumnSpec, type Row } from './types';
 
 /**
  * The hot path: rows straight to UTF-8 bytes in one growing buffer, with no intermediate
