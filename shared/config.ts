@@ -102,14 +102,30 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   return config;
 }
 
-let cached: Config | undefined;
+/**
+ * Settings parsed from `process.env` once per process (a cold start) and kept: `reset()` is for
+ * tests and a local stack that change the environment and want it read again.
+ */
+export function onceFromEnv<T>(parse: (env: Record<string, string | undefined>) => T): { get(): T; reset(): void } {
+  let cached: { value: T } | undefined;
+  return {
+    get() {
+      cached ??= { value: parse(process.env) };
+      return cached.value;
+    },
+    reset() {
+      cached = undefined;
+    },
+  };
+}
+
+const config = onceFromEnv(parseConfig);
 
 /** Read once per process (cold start); resetConfig() is for tests that change the env. */
 export function getConfig(): Config {
-  cached ??= parseConfig(process.env);
-  return cached;
+  return config.get();
 }
 
 export function resetConfig(): void {
-  cached = undefined;
+  config.reset();
 }

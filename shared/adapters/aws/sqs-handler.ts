@@ -4,7 +4,7 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
-import { ConfigError, getConfig, intSetting, type Config } from '../../config';
+import { ConfigError, getConfig, intSetting, onceFromEnv, type Config } from '../../config';
 import { RECORD_FAILURES_METRIC } from '../../metric-names';
 import { getClients } from './clients';
 import { logger, metrics } from './pipeline-deps';
@@ -79,16 +79,15 @@ export function parseReceiveLimits(env: Record<string, string | undefined>): Rec
   return { chunk: result.data.CHUNK_MAX_RECEIVE_COUNT, finalize: result.data.FINALIZE_MAX_RECEIVE_COUNT, notify: result.data.NOTIFY_MAX_RECEIVE_COUNT };
 }
 
-let cachedLimits: ReceiveLimits | undefined;
+const receiveLimits = onceFromEnv(parseReceiveLimits);
 
 /** Read once per process, like getConfig(); resetReceiveLimits() is for a local stack restarted with other queues. */
 export function getReceiveLimits(): ReceiveLimits {
-  cachedLimits ??= parseReceiveLimits(process.env);
-  return cachedLimits;
+  return receiveLimits.get();
 }
 
 export function resetReceiveLimits(): void {
-  cachedLimits = undefined;
+  receiveLimits.reset();
 }
 
 type QueueUrls = Pick<Config, 'CHUNK_QUEUE_URL' | 'FINALIZE_QUEUE_URL' | 'NOTIFY_QUEUE_URL'>;
