@@ -806,7 +806,7 @@ export function foldEmail(text: string): string {
 
 /**
  * Name (case-insensitive substring), e-mail (substring, folded as foldEmail) or mobile number,
- * each as the file shows it (userFixedText with the same profile schema as the row mapper: an
+ * each as the file shows it (userFixedTextReader with the same profile schema as the row mapper: an
  * archived or undeclared profile key does not fill them). A query that reads as a phone number
  * is normalised to E.164 (`010-1234-5678` finds `+821012345678`); a partial number matches as
  * `contains` on `mobileNumber` does (phoneNeedles).

@@ -31,17 +31,18 @@ const USER_COLUMN_DEFS: readonly Def[] = [
 
 export const USER_COLUMN_KEYS: readonly string[] = USER_COLUMN_DEFS.map((d) => d[0]);
 
+export type UserFixedTextKey = 'name' | 'mobileNumber' | 'email';
+
 /**
  * Workspace profile keys the fixed columns already show (`profile.name` ...): a custom column of
  * the same name would repeat the header. Their stored value fills the fixed cell when the
- * record's own field is empty and the key is active in the workspace (fixedTextFallbackKeys).
+ * record's own field is empty and the key is active in the workspace (fixedTextFallback).
  */
-const FIXED_PROFILE_KEYS: ReadonlySet<string> = new Set(['name', 'mobileNumber', 'email']);
+const FIXED_PROFILE_KEYS: ReadonlySet<string> = new Set<UserFixedTextKey>(['name', 'mobileNumber', 'email']);
 
-export type UserFixedTextKey = 'name' | 'mobileNumber' | 'email';
-
-const ALL_FIXED_KEYS: ReadonlySet<UserFixedTextKey> = new Set<UserFixedTextKey>(['name', 'mobileNumber', 'email']);
-const fallbackKeysBySchema = new WeakMap<object, ReadonlySet<UserFixedTextKey>>();
+/** Which fixed text cells a profile value may fill (fixedTextFallback). */
+type FixedTextFallback = Readonly<Record<UserFixedTextKey, boolean>>;
+const FALLBACK_ALL: FixedTextFallback = { name: true, mobileNumber: true, email: true };
 
 /**
  * The fixed text cells a profile value may fill. With a profile schema, only keys it declares
@@ -49,21 +50,12 @@ const fallbackKeysBySchema = new WeakMap<object, ReadonlySet<UserFixedTextKey>>(
  * its stored value must not surface through the fixed cell either, and a key the workspace
  * does not declare is no workspace profile key at all (the file shows no undeclared value).
  * Without a schema (previews, tests) nothing is known to be archived and every profile value is
- * written as found (toUserRow), so all three may fill. Cached per schema object, so
- * userFixedText stays cheap when a caller asks once per record.
+ * written as found (toUserRow), so all three may fill. Callers work it out once per schema.
  */
-export function fixedTextFallbackKeys(profileSchema: ProfileSchema | readonly ProfileKeyDef[] | undefined): ReadonlySet<UserFixedTextKey> {
-  if (!profileSchema) return ALL_FIXED_KEYS;
-  let keys = fallbackKeysBySchema.get(profileSchema);
-  if (!keys) {
-    const active = new Set<UserFixedTextKey>();
-    for (const def of activeProfileKeys(profileKeysOf(profileSchema))) {
-      if (ALL_FIXED_KEYS.has(def.key as UserFixedTextKey)) active.add(def.key as UserFixedTextKey);
-    }
-    keys = active;
-    fallbackKeysBySchema.set(profileSchema, keys);
-  }
-  return keys;
+function fixedTextFallback(profileSchema: ProfileSchema | readonly ProfileKeyDef[] | undefined): FixedTextFallback {
+  if (!profileSchema) return FALLBACK_ALL;
+  const active = new Set(activeProfileKeys(profileKeysOf(profileSchema)).map((d) => d.key));
+  return { name: active.has('name'), mobileNumber: active.has('mobileNumber'), email: active.has('email') };
 }
 
 /** Fixed columns, then `profile.*` in the configured order with archived keys left out (C5). */
@@ -101,7 +93,7 @@ export function createUserRowMapper(profileSchema: ProfileSchema | readonly Prof
       key: d.key,
       type: d.type,
     }));
-  const fallback = fixedTextFallbackKeys(profileSchema);
+  const fallback = fixedTextFallback(profileSchema);
   return (user) => {
     const row = baseRow(user, fallback);
     const values = user.profile;
@@ -127,7 +119,7 @@ export function toUserRow(user: UserRecord, profileSchema?: ProfileSchema | read
     }
     return mapper(user);
   }
-  const row = baseRow(user, ALL_FIXED_KEYS);
+  const row = baseRow(user, FALLBACK_ALL);
   const values = user.profile;
   if (values) {
     for (const key in values) {
@@ -150,27 +142,15 @@ export interface UserTextFields {
 /**
  * What the file shows in the `name`, `mobileNumber` or `email` cell: the record's own field, else
  * a text value of the same name in its profile when the workspace's profile schema has that key
- * active (fixedTextFallbackKeys; pass the schema the row mapper gets). Filters and the quick
- * search read the same, so a value a manager sees in the file is one they can find, and one the
- * file hides is not.
- */
-export function userFixedText(
-  user: UserTextFields,
-  key: UserFixedTextKey,
-  profileSchema?: ProfileSchema | readonly ProfileKeyDef[],
-): string | null | undefined {
-  return fixedText(user[key], user.profile, key, fixedTextFallbackKeys(profileSchema).has(key));
-}
-
-/**
- * userFixedText with the schema check done once: the filter's getters and the quick search run
- * per record.
+ * active (fixedTextFallback; pass the schema the row mapper gets). Filters and the quick search
+ * read the same, so a value a manager sees in the file is one they can find, and one the file
+ * hides is not. The schema check is done once here: the returned reader runs per record.
  */
 export function userFixedTextReader(
   key: UserFixedTextKey,
   profileSchema: ProfileSchema | readonly ProfileKeyDef[] | undefined,
 ): (user: UserTextFields) => string | null | undefined {
-  const fallback = fixedTextFallbackKeys(profileSchema).has(key);
+  const fallback = fixedTextFallback(profileSchema)[key];
   return (user) => fixedText(user[key], user.profile, key, fallback);
 }
 
@@ -181,14 +161,14 @@ function fixedText(own: string | null | undefined, profile: UserRecord['profile'
   return typeof v === 'string' && v !== '' ? v : own;
 }
 
-function baseRow(u: UserRecord, fallback: ReadonlySet<UserFixedTextKey>): Record<string, CellValue> {
+function baseRow(u: UserRecord, fallback: FixedTextFallback): Record<string, CellValue> {
   const profile = u.profile;
   return {
     id: u.id,
     memberId: u.memberId,
-    name: fixedText(u.name, profile, 'name', fallback.has('name')),
-    mobileNumber: fixedText(u.mobileNumber, profile, 'mobileNumber', fallback.has('mobileNumber')),
-    email: fixedText(u.email, profile, 'email', fallback.has('email')),
+    name: fixedText(u.name, profile, 'name', fallback.name),
+    mobileNumber: fixedText(u.mobileNumber, profile, 'mobileNumber', fallback.mobileNumber),
+    email: fixedText(u.email, profile, 'email', fallback.email),
     member: u.member,
     tags: u.tags && u.tags.length > 0 ? u.tags.join(', ') : null,
     lastSeenAt: u.lastSeenAt,
