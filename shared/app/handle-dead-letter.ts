@@ -3,7 +3,6 @@ import { discardExportFile, failExport, type StepDeps } from './pipeline-steps';
 
 export type DeadLetterOutcome = 'failed-export' | 'already-final' | 'notify-failure-recorded' | 'unreadable';
 
-
 /**
  * A message that exhausted its retries. For chunk and finalize messages the export is marked
  * failed (unless it already completed or was canceled), a file already uploaded for it is

@@ -56,19 +56,27 @@ export async function storeJobDefinition(
   return { definitionKey: key };
 }
 
-/** A definition object the job points at that is not there: the export cannot be built as requested. */
 /**
- * The definition object is gone: it lives under `parts/`, whose lifecycle rule deletes objects
- * after a day, so an export that waited longer (a dispatch resumed days later, a chunk backlog
- * through an outage) cannot be built any more. A domain error, so the chunk or finalizer fails
- * the export at once with this code instead of retrying into a generic dead letter.
+ * An object a job points at under `parts/` (its definition, a selection's id batch) is gone: the
+ * bucket's lifecycle rule deletes `parts/` after a day, so an export that waited longer (a
+ * dispatch resumed days later, a chunk backlog through an outage) cannot be built any more. A
+ * domain error, so the chunk or finalizer fails the export at once with this code instead of
+ * retrying into a generic dead letter. The message (shown to the manager) names no internal key.
  */
-export class DefinitionMissingError extends DomainError {
-  /** For the log; the message (shown to the manager) does not name internal keys. */
-  readonly key: string;
+export class ExportDataExpiredError extends DomainError {
+  constructor(
+    what: 'request' | 'selection',
+    /** For the log. */
+    readonly key: string,
+  ) {
+    super('EXPORT_DATA_EXPIRED', `the export waited longer than its stored ${what} is kept (1 day) and can no longer be built; request the export again`);
+  }
+}
+
+/** The job's definition object is gone (ExportDataExpiredError). */
+export class DefinitionMissingError extends ExportDataExpiredError {
   constructor(key: string) {
-    super('EXPORT_DATA_EXPIRED', 'the export waited longer than its stored request is kept (1 day) and can no longer be built; request the export again');
-    this.key = key;
+    super('request', key);
   }
 }
 

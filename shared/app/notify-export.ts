@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import type { BotAnswer, BotWebhook } from '../ports/bot-webhook';
 import type { Clock } from '../ports/clock';
 import type { ExportStore } from '../ports/export-store';
 import type { PipelineLog } from '../ports/pipeline-log';
@@ -7,16 +8,11 @@ import type { NotifyMessage } from './messages';
 import { createDownloadToken, downloadLink } from './download-link';
 import { acquireLease } from './pipeline-steps';
 
-/**
- * The bot's answer as the notifier reads it: the status, and the raw Retry-After header when the
- * bot sent one (HttpBotWebhook, the BotWebhook adapter, passes it on). Never the body: a bot may
- * echo what it was sent, link included, and nothing here records or logs it.
- */
-export type BotAnswer = { status: number; retryAfter?: string | undefined };
+export type { BotAnswer } from '../ports/bot-webhook';
 
 export type NotifyDeps = {
   store: ExportStore;
-  bot: { post(body: string, headers: Record<string, string>): Promise<BotAnswer> };
+  bot: BotWebhook;
   clock: Clock;
   log: PipelineLog;
   botSigningSecret: string;

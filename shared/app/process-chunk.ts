@@ -18,7 +18,7 @@ import type { ExportJob, JobDefinition } from './export-job';
 import { objectKeys, type ChunkMessage } from './messages';
 import { batchIds, sortUserIdsForExport } from './plan-chunks';
 import { acquireLease, enqueueFinalize, failExport, resumeFollowUps, type StepDeps } from './pipeline-steps';
-import { loadJobDefinition } from './job-definition';
+import { ExportDataExpiredError, loadJobDefinition } from './job-definition';
 import { columnsFingerprint, compileRequestPredicate, loadDirectory, sheetColumns } from './workspace-context';
 
 export type ChunkDeps = StepDeps & {
@@ -327,7 +327,7 @@ async function renderSlice(
   else {
     const body = await deps.objects.getBuffer(source.key);
     // Under parts/ like the definition, so gone after a day for the same reason: final.
-    if (!body) throw new DomainError('EXPORT_DATA_EXPIRED', 'the export waited longer than its stored selection is kept (1 day) and can no longer be built; request the export again');
+    if (!body) throw new ExportDataExpiredError('selection', source.key);
     ids = JSON.parse(body.toString('utf8')) as string[];
   }
   const found = await deps.users.getMany(job.channelId, ids);

@@ -1,5 +1,4 @@
-import type { BotWebhook } from '../../ports/bot-webhook';
-import type { BotAnswer } from '../../app/notify-export';
+import type { BotAnswer, BotWebhook } from '../../ports/bot-webhook';
 
 /** fetch-based webhook client; the timeout keeps a hanging bot from eating the Lambda's time. */
 export class HttpBotWebhook implements BotWebhook {
