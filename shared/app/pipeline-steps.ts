@@ -152,6 +152,8 @@ const LEASE_POLL_MS = 250;
 
 /** The lease is held by another delivery that has not finished its step: retry this one later. */
 export class LeaseBusyError extends Error {
+  /** Read by the SQS handler (waitedOnHolder): the holder keeps the usual retry delay to finish. */
+  readonly waitingOnHolder = true;
   constructor(exportId: string, claim: LeaseFlag) {
     super(`export ${exportId}: ${claim} is held by another delivery; retrying later`);
     this.name = 'LeaseBusyError';

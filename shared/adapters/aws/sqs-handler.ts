@@ -51,9 +51,12 @@ export function retryAfterOf(reason: unknown): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined;
 }
 
-/** A delivery that gave up waiting for another holding the step's lease (LeaseBusyError, read by name). */
+/**
+ * A delivery that gave up waiting for another holding the step's lease: an error with
+ * `waitingOnHolder: true` (LeaseBusyError). Read by shape, like retryAfterOf.
+ */
 export function waitedOnHolder(reason: unknown): boolean {
-  return reason instanceof Error && reason.name === 'LeaseBusyError';
+  return typeof reason === 'object' && reason !== null && (reason as { waitingOnHolder?: unknown }).waitingOnHolder === true;
 }
 
 type WorkQueueName = 'chunk' | 'finalize' | 'notify';
