@@ -1,7 +1,9 @@
+import { daysInMonth } from './zone-offset';
+
 /**
  * ISO-8601 date-time text with an offset, checked field by field. Shared by the xlsx engine
  * (date cells, the operator command) and the domain's import parser, so both refuse the same
- * texts. No dependencies: the engine imports nothing from the domain.
+ * texts. It depends on shared/zone-offset.ts only: the engine imports nothing from the domain.
  */
 
 // Strict on purpose: a date without an offset would be read in an unknown zone.
@@ -47,9 +49,4 @@ function isRealDateTime(s: string): boolean {
   if (end > 16 && twoDigits(s, 17) > 59) return false; // seconds
   if (hour === 24) return /^24:00(?::00(?:\.0+)?)?$/.test(s.slice(11, end));
   return hour <= 23;
-}
-
-function daysInMonth(year: number, month: number): number {
-  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
-  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
 }

@@ -6,6 +6,16 @@
 
 const DAY_MS = 86_400_000;
 
+export function isLeapYear(year: number): boolean {
+  return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+}
+
+/** Days in a month (1-12) of a proleptic Gregorian year. */
+export function daysInMonth(year: number, month: number): number {
+  if (month === 2) return isLeapYear(year) ? 29 : 28;
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+}
+
 /**
  * Days since 1970-01-01 of a proleptic Gregorian date, by arithmetic (H. Hinnant's
  * days_from_civil). Not Date.UTC: it reads years 0-99 as 1900-1999, so `0001-01-01` would
@@ -76,17 +86,17 @@ export function createZoneOffsetLookup(timeZone: string): (epochMs: number) => n
     }
     if (bc) fields[2] = 1 - fields[2]!;
   };
-  const local = (whole: number): number =>
+  const local = (): number =>
     daysFromCivil(fields[2]!, fields[0]!, fields[1]!) * DAY_MS + ((fields[3]! * 60 + fields[4]!) * 60 + fields[5]!) * 1000;
   let textWorks = true;
   for (const probe of [Date.UTC(2001, 8, 9, 10, 46, 40), Date.UTC(-1200, 1, 15, 22, 41, 12)]) {
     fromParts(probe);
-    const expected = local(probe);
-    if (!fromText(probe) || local(probe) !== expected) textWorks = false;
+    const expected = local();
+    if (!fromText(probe) || local() !== expected) textWorks = false;
   }
   return (epochMs: number): number => {
     const whole = Math.floor(epochMs / 1000) * 1000;
     if (!textWorks || !fromText(whole)) fromParts(whole);
-    return local(whole) - whole;
+    return local() - whole;
   };
 }

@@ -13,8 +13,7 @@ export function stageWildcardArn(methodArn: string): string {
 }
 
 export function buildAllowPolicy(principal: VerifiedPrincipal, methodArn: string): APIGatewayAuthorizerResult {
-  const { expiresAt, ...claims } = principal;
-  const context = toAuthorizerContext(claims, expiresAt);
+  const context = toAuthorizerContext(principal);
   return {
     principalId: principal.managerId,
     policyDocument: {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { principalSchema, type Principal } from './principal';
+import { principalSchema, type Principal, type VerifiedPrincipal } from './principal';
 
 /**
  * What the Lambda authorizer hands to the api function (API Gateway puts it under
@@ -36,13 +36,13 @@ export type AuthorizerContext = { channelId: string; managerId: string; name: st
  */
 export const CLOCK_TOLERANCE_SECONDS = 60;
 
-export function toAuthorizerContext(principal: Principal, expiresAt: number): AuthorizerContext {
+export function toAuthorizerContext(principal: VerifiedPrincipal): AuthorizerContext {
   return {
     channelId: principal.channelId,
     managerId: principal.managerId,
     name: principal.name,
     permissions: JSON.stringify(principal.permissions),
-    expiresAt,
+    expiresAt: principal.expiresAt,
   };
 }
 

@@ -1,5 +1,5 @@
 import { ValidationError } from './errors';
-import { createZoneOffsetLookup, daysFromCivil } from '../zone-offset';
+import { createZoneOffsetLookup, daysFromCivil, daysInMonth, isLeapYear } from '../zone-offset';
 
 /**
  * Calendar-date and time-zone arithmetic. Calendar dates are `YYYY-MM-DD` strings: a day as the
@@ -18,14 +18,7 @@ export interface CalendarDate {
 
 const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
 
-export function isLeapYear(year: number): boolean {
-  return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
-}
-
-export function daysInMonth(year: number, month: number): number {
-  if (month === 2) return isLeapYear(year) ? 29 : 28;
-  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
-}
+export { daysInMonth, isLeapYear };
 
 /** Parses `YYYY-MM-DD`; returns undefined for anything that is not a real calendar day. */
 export function parseCalendarDate(text: string): CalendarDate | undefined {
@@ -74,45 +67,15 @@ export function compareCalendarDates(a: CalendarDate, b: CalendarDate): number {
   return a.year - b.year || a.month - b.month || a.day - b.day;
 }
 
-const formatterCache = new Map<string, Intl.DateTimeFormat>();
-/** Far more zones than any workspace uses; past it, a spelling pays the construction each time. */
-const MAX_CACHED_ZONES = 512;
-
-function formatterFor(timeZone: string): Intl.DateTimeFormat {
-  let f = formatterCache.get(timeZone);
-  if (!f) {
-    f = new Intl.DateTimeFormat('en-US', {
-      timeZone,
-      year: 'numeric',
-      month: 'numeric',
-      day: 'numeric',
-      hour: 'numeric',
-      minute: 'numeric',
-      hourCycle: 'h23',
-    });
-    // Bounded: Intl accepts any letter case (`aSiA/sEoUl`), and a warm Lambda must not grow an
-    // entry per spelling clients send. (Not keyed by the canonical name: ICU's canonical names are
-    // the old ones, `Asia/Calcutta` for `Asia/Kolkata`, so common spellings would always miss.)
-    if (formatterCache.size < MAX_CACHED_ZONES) formatterCache.set(timeZone, f);
-  }
-  return f;
-}
-
-/** True for any IANA zone name (or alias such as `UTC`) the runtime knows. */
+/** True for any IANA zone name (or alias such as `UTC`) the runtime knows. Once per request, not per row. */
 export function isValidTimeZone(timeZone: string): boolean {
   if (typeof timeZone !== 'string' || timeZone === '') return false;
   try {
-    formatterFor(timeZone);
+    new Intl.DateTimeFormat('en-US', { timeZone });
     return true;
   } catch {
     return false;
   }
-}
-
-/** The calendar day an instant falls on in a time zone. */
-export function calendarDateAt(epochMs: number, timeZone: string): CalendarDate {
-  const offset = zoneTable(timeZone).offsetAt(epochMs);
-  return civilFromDays(Math.floor((epochMs + offset) / DAY_MS));
 }
 
 /**

@@ -4,7 +4,7 @@ import { addDays, isValidTimeZone, parseCalendarDate, startOfDayInZone } from '.
 import { toProfileCell } from './columns/profile-values';
 import { userFixedTextReader, type UserFixedTextKey, type UserTextFields } from './columns/users';
 import { NotFoundError, ValidationError, toValidationError } from './errors';
-import type { ProfileKeyDef, ProfileSchema, Segment } from './records';
+import { E164_PATTERN, type ProfileKeyDef, type ProfileSchema, type Segment } from './records';
 
 /**
  * The filter language (C1-C4, S6): a root joins groups with `and`/`or`; a group joins its
@@ -252,7 +252,6 @@ export function normalizePhone(input: string, defaultCountryCode = '82'): string
 }
 
 const DEFAULT_COUNTRY = '82';
-const E164 = /^\+[1-9]\d{6,14}$/;
 
 /**
  * A stored number in E.164 form for comparisons. Sources hold E.164, but a number kept as
@@ -260,7 +259,7 @@ const E164 = /^\+[1-9]\d{6,14}$/;
  * must still be found: it is normalised here, which costs only for those odd records.
  */
 function comparablePhone(v: unknown): unknown {
-  if (typeof v !== 'string' || E164.test(v)) return v;
+  if (typeof v !== 'string' || E164_PATTERN.test(v)) return v;
   return normalizePhone(v) ?? v;
 }
 
@@ -303,7 +302,7 @@ function phoneNeedles(text: string, op: 'contains' | 'startsWith'): PhoneNeedles
 /** International digits of a stored number: E.164 without the `+` (its digits as text otherwise). */
 function storedPhoneDigits(v: string): string {
   const p = comparablePhone(v) as string;
-  return E164.test(p) ? p.slice(1) : p.replace(/\D/g, '');
+  return E164_PATTERN.test(p) ? p.slice(1) : p.replace(/\D/g, '');
 }
 
 function phoneTextMatcher(needles: PhoneNeedles): (v: string) => boolean {
@@ -311,7 +310,7 @@ function phoneTextMatcher(needles: PhoneNeedles): (v: string) => boolean {
   return (v) => {
     // E.164 text is `+` then the digits: the digits start at index 1 and, the needles being
     // digits only, a substring of the text is a substring of the digits. No copy needed.
-    const e164 = E164.test(v);
+    const e164 = E164_PATTERN.test(v);
     const s = e164 ? v : storedPhoneDigits(v);
     const from = e164 ? 1 : 0;
     for (const n of atStart) if (s.startsWith(n, from)) return true;

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import {
   DIRECTIONS,
+  E164_PATTERN,
   MARKETING_TYPES,
   MAX_TIMESTAMP_MS,
   MEDIUM_NAMES,
@@ -26,7 +27,6 @@ const MEDIUMS = new Set<unknown>(MEDIUM_NAMES);
 const DIRECTION_SET = new Set<unknown>(DIRECTIONS);
 const CHAT_STATES = new Set<unknown>(USER_CHAT_STATES);
 const MARKETING = new Set<unknown>(MARKETING_TYPES);
-const E164 = /^\+[1-9]\d{6,14}$/;
 
 const isStr1 = (v: unknown): v is string => typeof v === 'string' && v.length >= 1;
 const isOptStr = (v: unknown) => v === undefined || v === null || typeof v === 'string';
@@ -305,7 +305,7 @@ export function safeParseUserRecord(raw: unknown): SafeResult<UserRecord> {
     isStr1(id) &&
     isOptStr(memberId) &&
     isOptStr(name) &&
-    (mobileNumber === undefined || mobileNumber === null || (typeof mobileNumber === 'string' && E164.test(mobileNumber))) &&
+    (mobileNumber === undefined || mobileNumber === null || (typeof mobileNumber === 'string' && E164_PATTERN.test(mobileNumber))) &&
     isOptStr(email) &&
     (member === undefined || typeof member === 'boolean') &&
     (tags === undefined || isStringArray(tags)) &&

@@ -108,12 +108,15 @@ export type CaseRecordInput = z.input<typeof caseRecordSchema>;
 // ---------------------------------------------------------------------------------------------
 // Users ("User data", S9, C5)
 
+/** A phone number in E.164 form (`+` then 7 to 15 digits, no leading 0): how sources store them. */
+export const E164_PATTERN = /^\+[1-9]\d{6,14}$/;
+
 export const userRecordSchema = z.object({
   id: z.string().min(1),
   memberId: z.string().nullish(),
   name: z.string().nullish(),
   /** E.164, e.g. +821012345678. */
-  mobileNumber: z.string().regex(/^\+[1-9]\d{6,14}$/, 'must be E.164, e.g. +821012345678').nullish(),
+  mobileNumber: z.string().regex(E164_PATTERN, 'must be E.164, e.g. +821012345678').nullish(),
   email: z.string().nullish(),
   member: z.boolean().default(false),
   tags: z.array(z.string()).default([]),
