@@ -36,7 +36,11 @@ describe('pipeline on the emulators', () => {
     const expectedIds = [...workspace.users].map((u) => u.id).sort(compareUsersInExportOrder);
     expect(rows.slice(1).map((r) => r[0])).toEqual(expectedIds);
     // Parts are gone once the file exists.
-    expect(await storesFor(stack).objects.list(`parts/${job.exportId}/`)).toEqual([]);
+    // parts/ is deleted by the finalizer's follow-ups, after the status already reads
+    // `completed` (the pollers run it in the background): wait for it rather than race it.
+    const partsLeft = () => storesFor(stack).objects.list(`parts/${job.exportId}/`);
+    await waitFor(async () => ((await partsLeft()).length === 0 ? true : undefined), 30_000).catch(() => undefined);
+    expect(await partsLeft()).toEqual([]);
     // The bot got one signed message whose link carries a token the API can verify.
     const message = await waitFor(() => stack.bot.messages.find((m) => (m.body as { exportId?: string }).exportId === job.exportId));
     expect(message.signatureValid).toBe(true);
