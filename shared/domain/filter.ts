@@ -4,6 +4,7 @@ import { addDays, isValidTimeZone, parseCalendarDate, startOfDayInZone } from '.
 import { toProfileCell } from './columns/profile-values';
 import { userFixedTextReader, type UserFixedTextKey, type UserTextFields } from './columns/users';
 import { NotFoundError, ValidationError, toValidationError } from './errors';
+import { parseIsoWithOffset } from '../iso-datetime';
 import { E164_PATTERN, type ProfileKeyDef, type ProfileSchema, type Segment } from './records';
 
 /**
@@ -562,8 +563,11 @@ function toComparable(kind: FieldKind, value: string | number, path: string): nu
     throw bad(path, 'must be a number');
   }
   if (ISO_DATE_TIME.test(value)) {
-    const t = Date.parse(value);
+    // Checked field by field: Date.parse alone reads 2023-02-29T… as March 1 and would filter
+    // from the wrong day without a word. (A date-only value here is an instant: UTC midnight.)
+    const t = DATE_ONLY.test(value) ? (parseCalendarDate(value) ? Date.parse(value) : Number.NaN) : (parseIsoWithOffset(value) ?? Number.NaN);
     if (Number.isFinite(t)) return t;
+    throw bad(path, 'must name a date and time that exist (no February 30, hour 25, minute 60, leap second or offset beyond ±23:59)');
   }
   if (kind === 'any') {
     const n = Number(value);

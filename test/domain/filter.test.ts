@@ -125,6 +125,25 @@ describe('C2 date-only bounds are calendar days in the export time zone', () => 
     expect(() => run({ field: 'lastSeenAt', op: 'eq', value: '2025-02-30' })).toThrow(/conditions\[0\]\.value/);
     expect(() => run({ field: 'lastSeenAt', op: 'eq', value: '2025-07-01' }, 'Nowhere/Else')).toThrow(ValidationError);
   });
+
+  // Date.parse alone takes days 29-31 in any month and rolls them over (2023-02-29T… would
+  // silently filter from March 1): a date-time that does not exist is refused, naming the field.
+  it.each([
+    ['eq, February 29 of a common year', { op: 'eq', value: '2023-02-29T10:00:00Z' }, 'value'],
+    ['gt, April 31', { op: 'gt', value: '2025-04-31T00:00:00+09:00' }, 'value'],
+    ['lte, hour 25', { op: 'lte', value: '2025-07-01T25:00:00Z' }, 'value'],
+    ['between, minute 60', { op: 'between', from: '2025-07-01T00:60:00Z', to: '2025-07-02' }, 'from'],
+    ['between, offset +24:00', { op: 'between', from: '2025-07-01', to: '2025-07-02T00:00:00+24:00' }, 'to'],
+    ['in, a leap second', { op: 'in', values: ['2025-07-01T00:00:00Z', '2025-06-30T23:59:60Z'] }, 'values\\[1\\]'],
+  ])('C2: a date-time that does not exist is refused (%s)', (_label, condition, field) => {
+    const attempt = () => run({ field: 'lastSeenAt', ...condition }, 'Asia/Seoul');
+    expect(attempt).toThrow(ValidationError);
+    expect(attempt).toThrow(new RegExp(`conditions\\[0\\]\\.${field}.*(real|exist)`));
+  });
+
+  it('C2: 24:00 is the end of the day, as the date cells read it', () => {
+    expect(run({ field: 'lastSeenAt', op: 'lt', value: '2025-06-30T24:00:00+09:00' })).toEqual(['d']);
+  });
 });
 
 describe('C2 and/or nesting', () => {

@@ -10,7 +10,7 @@ import { buildChunkMessages } from '../../shared/app/plan-chunks';
 import { processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
 import { userShardOf } from '../../shared/app/source-keys';
 import { workspaceSk } from '../../shared/app/workspace-context';
-import { MAX_FILTER_BYTES, NotFoundError, parseExportRequest, type ProfileSchema } from '../../shared/domain';
+import { MAX_FILTER_BYTES, NotFoundError, parseExportRequest, ValidationError, type ProfileSchema } from '../../shared/domain';
 import type { ObjectStore } from '../../shared/ports/object-store';
 import { silentLog } from '../../shared/ports/pipeline-log';
 import type { RawItem, WorkspaceSource } from '../../shared/ports/source-data';
@@ -92,6 +92,20 @@ describe('the API pins the export definition at the request (plan)', () => {
     const planned = dispatcher.plan({ exportId: 'e3', channelId: 'ch', request: contacts({ scope: 'segment', segmentId: 'gone' }) });
     await expect(planned).rejects.toBeInstanceOf(NotFoundError);
     await expect(planned).rejects.toMatchObject({ code: 'SEGMENT_NOT_FOUND' });
+    expect(stored.size).toBe(0);
+  });
+
+  it('C2: a filter date-time that does not exist is refused at the request (400 naming the field), nothing stored', async () => {
+    // Date.parse alone would read 2023-02-29 as March 1 and export from the wrong day.
+    const { dispatcher, stored } = dispatcherWith({});
+    const filter = { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'lastSeenAt', op: 'gte', value: '2023-02-29T00:00:00Z' }] }] };
+    const planned = dispatcher.plan({ exportId: 'e5', channelId: 'ch', request: contacts({ scope: 'filter', filter }) });
+    await expect(planned).rejects.toBeInstanceOf(ValidationError); // the API answers it with a 400
+    await expect(planned).rejects.toMatchObject({
+      code: 'FILTER_INVALID',
+      field: 'filter.groups[0].conditions[0].value',
+      message: expect.stringMatching(/date and time that exist/),
+    });
     expect(stored.size).toBe(0);
   });
 
