@@ -22,7 +22,11 @@ export const apiConfigSchema = z.object({
   API_HMAC_SECRET_ARN: z.string().min(1).optional(),
   /** Lifetime of the presigned S3 URL behind a download redirect. */
   DOWNLOAD_PRESIGN_SECONDS: positiveIntSetting(3600).default(300),
-  /** A cooldown hold older than this without its export is a crashed request's (see requestExport). */
+  /**
+   * A cooldown hold older than this without its export is a crashed request's and is taken over
+   * (see requestExport); never sooner than REQUEST_MAX_SECONDS, while its request may be alive.
+   * Until then a refused request's Retry-After is the time left to the takeover.
+   */
   STALE_COOLDOWN_SECONDS: positiveInt.default(120),
   /**
    * Whole minutes (C8 says 30 for contacts; cases follow it by default). An explicit 0 turns a

@@ -119,6 +119,26 @@ describe('POST /v1/exports', () => {
     expect((await create('api-create-export-cases.json')).status).toBe(202);
   });
 
+  it('a hold whose request crashed (older than any live request, no export) gives the wait until it can be taken over, not the window', async () => {
+    // Taken 60 s ago by a request that never created its export: the api function times out
+    // after 28 s, so it is dead; the hold is taken over at 120 s (staleCooldownSeconds).
+    fakes.cooldowns.items.set('cooldown#ch-1#m-1#cases', { holder: 'deadbeefdeadbeef', expiresAt: Date.parse('2026-03-01T10:29:00Z'), acquiredAt: '2026-03-01T09:59:00.000Z' });
+    const res = await create('api-create-export-cases.json');
+    expect(res.status).toBe(429);
+    expect(res.headers['Retry-After']).toBe('61');
+    expect(res.body.error).toMatchObject({ code: 'COOLDOWN_ACTIVE', retryAfterSeconds: 61 });
+    fakes.clock.advance(61_000);
+    const later = loadEvent('api-create-export-cases.json', { TOKEN: await token({}, fakes.clock.now()), PASSWORD });
+    expect((await call(later)).status).toBe(202);
+  });
+
+  it('a hold whose request may still be running (younger than the api timeout) gives the whole window: it will likely become an export', async () => {
+    fakes.cooldowns.items.set('cooldown#ch-1#m-1#cases', { holder: 'cafebabecafebabe', expiresAt: Date.parse('2026-03-01T10:29:50Z'), acquiredAt: '2026-03-01T09:59:50.000Z' });
+    const res = await create('api-create-export-cases.json');
+    expect(res.status).toBe(429);
+    expect(res.headers['Retry-After']).toBe('1790');
+  });
+
   it('rejects bad input with 400 naming the field and rule, never echoing the password', async () => {
     const badRange = await create('api-create-export-cases.json', {});
     expect(badRange.status).toBe(202);

@@ -17,6 +17,7 @@ import { actionCovers, rolesAllowed, roleStatements, statementAllows, statementR
 import { idOf, missingEntries, resourcesOf, synthStack, synthWithCli, TEST_CONTEXT, type CliSynth, type SynthResult } from './synth-stack';
 import { DLQ_OLDEST_MESSAGE_ALARM_SECONDS } from '../../infra/stack/service-alarms';
 import { parseReceiveLimits } from '../../shared/adapters/aws/sqs-handler';
+import { REQUEST_MAX_SECONDS } from '../../shared/app/api/request-export';
 
 const execFileAsync = promisify(execFile);
 
@@ -100,6 +101,10 @@ describe('ServiceFunction defaults', () => {
     const logGroupId = props.LoggingConfig.LogGroup.Ref as string;
     const logGroup = resourcesOf(template, 'AWS::Logs::LogGroup')[logGroupId];
     expect(logGroup?.Properties?.RetentionInDays).toBe(30);
+  });
+
+  it('the api function times out before REQUEST_MAX_SECONDS: a cooldown hold older than that without its export is a dead request\'s', () => {
+    expect(FUNCTION_SIZING.api.timeout.toSeconds()).toBeLessThan(REQUEST_MAX_SECONDS);
   });
 
   it.each(FUNCTION_NAMES)('%s: bundled locally as ESM with the createRequire banner and a source map', (name) => {

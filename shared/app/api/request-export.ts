@@ -18,6 +18,13 @@ import { canonicalJson, equalHex, hmacHex } from './hmac';
 export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{8,128}$/;
 
+/**
+ * The longest a POST /v1/exports can still be running: the api function's timeout is 28 s
+ * (infra FUNCTION_SIZING; a test holds it below this). A cooldown hold older than this whose
+ * export does not exist belongs to a request that died.
+ */
+export const REQUEST_MAX_SECONDS = 30;
+
 export type RequestExportResult = { job: ExportJob; replayed: boolean };
 
 /**
@@ -131,15 +138,24 @@ async function acquireCooldown(
   key: string, exportId: string, windowSeconds: number, request: ExportRequest): Promise<void> {
   const now = deps.clock.now();
   let result = await deps.cooldowns.acquire({ key, holder: exportId, now, durationSeconds: windowSeconds });
+  let retryAfterSeconds = result.retryAfterSeconds;
   if (!result.acquired && result.holder && result.acquiredAt && result.holder !== exportId) {
     const ageSeconds = (now.getTime() - Date.parse(result.acquiredAt)) / 1000;
-    if (ageSeconds > deps.staleCooldownSeconds && !(await deps.store.getJob(channelId, result.holder))) {
-      // Conditional on the stale holder: if two requests race here, one acquire still wins.
-      await deps.cooldowns.release(key, result.holder);
-      result = await deps.cooldowns.acquire({ key, holder: exportId, now, durationSeconds: windowSeconds });
+    // Younger than a live request can be, the holder may still be creating its export: the
+    // window stands. Older and without an export, it is a crashed request's hold.
+    if (ageSeconds > REQUEST_MAX_SECONDS && !(await deps.store.getJob(channelId, result.holder))) {
+      if (ageSeconds > deps.staleCooldownSeconds) {
+        // Conditional on the stale holder: if two requests race here, one acquire still wins.
+        await deps.cooldowns.release(key, result.holder);
+        result = await deps.cooldowns.acquire({ key, holder: exportId, now, durationSeconds: windowSeconds });
+        retryAfterSeconds = result.retryAfterSeconds;
+      } else {
+        // Not the window's 30 minutes: this hold is taken over once it is stale.
+        retryAfterSeconds = Math.min(retryAfterSeconds, Math.ceil(deps.staleCooldownSeconds - ageSeconds) + 1);
+      }
     }
   }
-  if (!result.acquired) throw cooldownActiveError(request.kind, result.retryAfterSeconds, deps.policy);
+  if (!result.acquired) throw cooldownActiveError(request.kind, retryAfterSeconds, deps.policy);
 }
 
 async function undoFailedRequest(
