@@ -1,41 +1,75 @@
+import { ValidationError } from '../../shared/domain/errors';
 import { MethodNotAllowedError, RouteNotFoundError } from '../../shared/http';
 
 export type RouteName = 'createExport' | 'listExports' | 'getExport' | 'cancelExport' | 'download' | 'listAudit';
 
-type RouteDef = { name: RouteName; method: string; pattern: RegExp; params: readonly string[] };
+/** Path segments: a literal, or `{name}` for a parameter taking one whole segment. */
+type RouteDef = { name: RouteName; method: string; segments: readonly string[] };
 
 /** The API's whole surface. Path segments are matched whole; ids are decoded once. */
 const ROUTES: readonly RouteDef[] = [
-  { name: 'createExport', method: 'POST', pattern: /^\/v1\/exports$/, params: [] },
-  { name: 'listExports', method: 'GET', pattern: /^\/v1\/exports$/, params: [] },
-  { name: 'getExport', method: 'GET', pattern: /^\/v1\/exports\/([^/]+)$/, params: ['exportId'] },
-  { name: 'cancelExport', method: 'POST', pattern: /^\/v1\/exports\/([^/]+)\/cancel$/, params: ['exportId'] },
-  { name: 'download', method: 'GET', pattern: /^\/v1\/downloads\/([^/]+)$/, params: ['token'] },
-  { name: 'listAudit', method: 'GET', pattern: /^\/v1\/audit$/, params: [] },
+  { name: 'createExport', method: 'POST', segments: ['v1', 'exports'] },
+  { name: 'listExports', method: 'GET', segments: ['v1', 'exports'] },
+  { name: 'getExport', method: 'GET', segments: ['v1', 'exports', '{exportId}'] },
+  { name: 'cancelExport', method: 'POST', segments: ['v1', 'exports', '{exportId}', 'cancel'] },
+  { name: 'download', method: 'GET', segments: ['v1', 'downloads', '{token}'] },
+  { name: 'listAudit', method: 'GET', segments: ['v1', 'audit'] },
 ];
 
 export type Match = { name: RouteName; params: Record<string, string> };
 
+/** A path segment that is not valid percent-encoding (a lone `%`, or bytes that are not UTF-8). */
+export class InvalidPathError extends ValidationError {
+  constructor() {
+    super('path: a segment is not valid percent-encoding (RFC 3986, UTF-8)', { code: 'INVALID_PATH', field: 'path' });
+  }
+}
+
 /**
- * Stage prefixes never reach here: behind `/{proxy+}` API Gateway passes the resource path.
- * A trailing slash is tolerated; HEAD is not offered (a download must be counted once).
+ * Stage prefixes never reach here: behind `/{proxy+}` API Gateway passes the resource path, and
+ * (REST APIs) still percent-encoded. So the path is split on its literal slashes first and each
+ * segment decoded once after: `abc%2Fcancel` is one id `abc/cancel`, never a cancel route, and a
+ * `%25` stays a `%` in the id. A trailing slash is tolerated; HEAD is not offered (a download
+ * must be counted once).
  */
 export function matchRoute(method: string, rawPath: string): Match {
   const path = rawPath.length > 1 ? rawPath.replace(/\/+$/, '') : rawPath;
+  const segments = path.replace(/^\//, '').split('/').map(decodeSegment);
   const allowed: string[] = [];
   for (const route of ROUTES) {
-    const found = route.pattern.exec(path);
-    if (!found) continue;
+    const params = matchSegments(route.segments, segments);
+    if (!params) continue;
     if (route.method !== method.toUpperCase()) {
       allowed.push(route.method);
       continue;
     }
-    const params: Record<string, string> = {};
-    route.params.forEach((name, i) => {
-      params[name] = found[i + 1] ?? '';
-    });
     return { name: route.name, params };
   }
   if (allowed.length > 0) throw new MethodNotAllowedError(allowed);
   throw new RouteNotFoundError(method, path);
+}
+
+function matchSegments(template: readonly string[], segments: readonly string[]): Record<string, string> | undefined {
+  if (template.length !== segments.length) return undefined;
+  const params: Record<string, string> = {};
+  for (const [i, part] of template.entries()) {
+    const segment = segments[i] ?? '';
+    const param = /^\{(\w+)\}$/.exec(part)?.[1];
+    if (param !== undefined) {
+      if (segment === '') return undefined;
+      params[param] = segment;
+    } else if (segment !== part) {
+      return undefined;
+    }
+  }
+  return params;
+}
+
+/** Malformed encoding is the client's error (400), not an exception left to become a 500. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new InvalidPathError();
+  }
 }

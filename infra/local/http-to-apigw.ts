@@ -26,6 +26,31 @@ function isTextual(contentType: string | undefined): boolean {
   return /^(text\/|application\/(json|x-www-form-urlencoded|xml|x-ndjson)|.*\+json)/i.test(contentType);
 }
 
+/**
+ * The path as the client sent it, still percent-encoded: API Gateway REST passes `path` that way
+ * and the api routes on its segments (functions/api/router.ts), decoding each once. Not
+ * `url.pathname`: WHATWG parsing resolves `%2e%2e` as `..`, which API Gateway does not do.
+ */
+function rawPathOf(target: string | undefined, url: URL): string {
+  const raw = (target ?? '/').split(/[?#]/, 1)[0] ?? '';
+  // Absolute-form targets (`GET http://host/path`, as sent to a proxy) have no leading slash.
+  return raw.startsWith('/') ? raw : url.pathname;
+}
+
+/**
+ * API Gateway decodes path parameters, `{proxy+}` included (so `%2F` becomes `/` there: which
+ * is why the api routes on `path`). A malformed encoding is left as sent rather than thrown:
+ * an exception here would be a 500 from the local server, where the api answers the same
+ * path with `400 INVALID_PATH`.
+ */
+function decodeProxy(proxy: string): string {
+  try {
+    return decodeURIComponent(proxy);
+  } catch {
+    return proxy;
+  }
+}
+
 export function toApiGatewayEvent(req: IncomingMessage, body: Buffer, stage = 'local'): APIGatewayProxyEvent {
   const url = new URL(req.url ?? '/', 'http://127.0.0.1');
   const headers: Record<string, string> = {};
@@ -48,7 +73,7 @@ export function toApiGatewayEvent(req: IncomingMessage, body: Buffer, stage = 'l
   const textual = isTextual(contentType);
   const sourceIp = (req.socket.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, '');
   const userAgent = req.headers['user-agent'] ?? null;
-  const path = decodeURIComponent(url.pathname);
+  const path = rawPathOf(req.url, url);
   const now = new Date();
   return {
     resource: '/{proxy+}',
@@ -58,7 +83,7 @@ export function toApiGatewayEvent(req: IncomingMessage, body: Buffer, stage = 'l
     multiValueHeaders,
     queryStringParameters: hasQuery ? query : null,
     multiValueQueryStringParameters: hasQuery ? multiQuery : null,
-    pathParameters: { proxy: path.replace(/^\//, '') },
+    pathParameters: { proxy: decodeProxy(path.replace(/^\//, '')) },
     stageVariables: null,
     body: body.length === 0 ? null : textual ? body.toString('utf8') : body.toString('base64'),
     isBase64Encoded: body.length > 0 && !textual,

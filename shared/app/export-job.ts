@@ -160,7 +160,10 @@ export const exportJobSchema = z.object({
 });
 export type ExportJob = z.infer<typeof exportJobSchema>;
 
-/** Progress as the API reports it; percent is whole numbers and reaches 100 only when completed. */
+/**
+ * Progress as the API reports it; percent is whole numbers and reaches 100 only when the file was
+ * written: completed, or expired (only a completed export expires, and its work stays done).
+ */
 export function describeProgress(job: Pick<ExportJob, 'chunksDone' | 'chunksTotal' | 'rowsWritten' | 'status'>): {
   chunksDone: number;
   chunksTotal: number;
@@ -168,7 +171,8 @@ export function describeProgress(job: Pick<ExportJob, 'chunksDone' | 'chunksTota
   percent: number;
 } {
   const ratio = job.chunksTotal > 0 ? job.chunksDone / job.chunksTotal : 0;
-  const percent = job.status === 'completed' ? 100 : Math.min(99, Math.floor(ratio * 95));
+  const done = job.status === 'completed' || job.status === 'expired';
+  const percent = done ? 100 : Math.min(99, Math.floor(ratio * 95));
   return { chunksDone: job.chunksDone, chunksTotal: job.chunksTotal, rowsWritten: job.rowsWritten, percent };
 }
 

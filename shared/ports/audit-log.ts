@@ -97,8 +97,16 @@ export type AuditEntry = {
    * all would let one link make its own audit entry too large to return.
    */
   downloads: { at: string; managerId?: string; ip?: string; userAgent?: string; outcome: 'redirected' | 'gone' }[];
-  /** Every use of the link, including those `downloads` leaves out. */
+  /**
+   * Every use of the link, including those `downloads` leaves out; a lower bound when
+   * `downloadCountCapped` is set.
+   */
   downloadCount: number;
+  /**
+   * Set (only) when the link was used more often than the adapter counts per entry (10,000 uses
+   * in DynamoDB): counting a flooded link's every use would make the audit page time out.
+   */
+  downloadCountCapped?: true;
 };
 
 export const MAX_LISTED_DOWNLOADS = 100;

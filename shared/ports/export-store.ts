@@ -126,4 +126,9 @@ export interface ExportStore {
   /** Conditional put; returns the record already stored under that key when there is one. */
   saveIdempotencyRecord(record: IdempotencyRecord, ttlSeconds: number): Promise<{ created: boolean; existing?: IdempotencyRecord }>;
   getIdempotencyRecord(channelId: string, managerId: string, key: string): Promise<IdempotencyRecord | null>;
+  /**
+   * Frees the key again, only while it still names `exportId`: for a request refused (4xx)
+   * before its export existed, so a corrected body may use the same key.
+   */
+  releaseIdempotencyRecord(channelId: string, managerId: string, key: string, exportId: string): Promise<void>;
 }

@@ -107,6 +107,44 @@ describe('DynamoAuditLog on dynalite', () => {
     expect(few?.downloads).toHaveLength(2);
   });
 
+  it('stops counting a flooded link at the cap and says the count is a lower bound', async () => {
+    await audit.append({ type: 'requested', exportId: 'cap', channelId: 'ch-cap', at: '2026-04-01T09:00:00.000Z', managerId: 'm', managerName: 'Kim', kind: 'contacts', scope: 'all', filters: {}, reason: 'r' });
+    const at = (i: number) => new Date(Date.UTC(2026, 3, 2) + i * 1000).toISOString();
+    for (let i = 0; i < 160; i += 1) {
+      await audit.append({ type: 'downloaded', exportId: 'cap', channelId: 'ch-cap', at: at(i), ip: '198.51.100.7', outcome: 'gone' });
+    }
+    const counts: unknown[] = [];
+    const capped = (cap: { items: number; pages: number }) =>
+      new DynamoAuditLog(
+        { send: (command: { input: { Select?: string } }) => { if (command.input.Select === 'COUNT') counts.push(command); return dynamo.doc.send(command as never); } } as never,
+        'audit',
+        'gsi1',
+        undefined,
+        cap,
+      );
+    const [over] = (await capped({ items: 120, pages: 10 }).query({ channelId: 'ch-cap', limit: 1 })).items;
+    expect(over).toMatchObject({ downloadCount: 120, downloadCountCapped: true });
+    expect(over?.downloads).toHaveLength(100);
+    // Large items: a COUNT read stops at 1 MB, so the page budget runs out first and the count
+    // is a flagged lower bound, after that many reads.
+    await audit.append({ type: 'requested', exportId: 'cap-big', channelId: 'ch-cap-big', at: '2026-04-01T09:00:00.000Z', managerId: 'm', managerName: 'Kim', kind: 'contacts', scope: 'all', filters: {}, reason: 'r' });
+    for (let i = 0; i < 140; i += 1) {
+      await audit.append({ type: 'downloaded', exportId: 'cap-big', channelId: 'ch-cap-big', at: at(i), userAgent: 'x'.repeat(10_000), outcome: 'gone' });
+    }
+    counts.length = 0;
+    const [short] = (await capped({ items: 10_000, pages: 1 }).query({ channelId: 'ch-cap-big', limit: 1 })).items;
+    expect(counts).toHaveLength(1);
+    expect(short).toMatchObject({ downloadCountCapped: true });
+    expect(short?.downloadCount).toBeLessThan(140);
+    // Exactly at the cap, or under it, the count is exact and not flagged.
+    const [exact] = (await capped({ items: 160, pages: 10 }).query({ channelId: 'ch-cap', limit: 1 })).items;
+    expect(exact?.downloadCount).toBe(160);
+    expect(exact).not.toHaveProperty('downloadCountCapped');
+    const [under] = (await audit.query({ channelId: 'ch-cap', limit: 1 })).items;
+    expect(under?.downloadCount).toBe(160);
+    expect(under).not.toHaveProperty('downloadCountCapped');
+  });
+
   it('ends a page early when its entries would pass the response budget, and the cursor carries on after the last one', async () => {
     const at = (i: number) => new Date(Date.UTC(2026, 5, 1) + i * 60_000).toISOString();
     for (let i = 0; i < 5; i += 1) {

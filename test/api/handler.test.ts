@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -5,6 +6,8 @@ import { createApiHandler, type ApiRuntime } from '../../functions/api/app';
 import { createTokenVerifier, DEV_AUDIENCE, DEV_ISSUER, signDevToken } from '../../shared/auth';
 import type { ExportJob } from '../../shared/app/export-job';
 import { STALLED_DISPATCH_SECONDS } from '../../shared/app/api/read-exports';
+import { requestedEvent } from '../../shared/app/api/request-export';
+import { ValidationError } from '../../shared/domain';
 import { createCapturingLogger, createFakes, type Fakes } from './support/fakes';
 
 const secret = 'handler-test-secret-handler-test-secret';
@@ -87,6 +90,29 @@ describe('POST /v1/exports', () => {
     expect(logs.length).toBeGreaterThan(0);
   });
 
+  it('audits the time zone the export is read in, also when the request named none (the channel\'s)', async () => {
+    const contacts = await create();
+    const cases = await create('api-create-export-cases.json');
+    const [a, b] = fakes.audit.events;
+    expect(a).toMatchObject({ exportId: contacts.body.exportId, range: { timezone: 'Asia/Seoul' } });
+    expect(b).toMatchObject({ exportId: cases.body.exportId, range: { from: expect.any(String), to: expect.any(String), timezone: 'Asia/Seoul' } });
+  });
+
+  it('audits a segment\'s conditions as pinned at the request, with their digest; a segment too large for the item by digest only', async () => {
+    const conditions = { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'tags', op: 'eq', value: 'VIP' }] }] };
+    const request = { kind: 'contacts', scope: 'segment', segmentId: 'seg-1', reason: 'r', password: PASSWORD } as const;
+    const principal = { channelId: 'ch-1', managerId: 'm-1', name: 'Kim', permissions: ['export:download'] } as never;
+    const small = requestedEvent('e1', principal, request as never, '2026-03-01T10:00:00.000Z', { timeZone: 'UTC', segmentFilter: conditions });
+    const digest = createHash('sha256').update(JSON.stringify(conditions)).digest('hex');
+    expect(small.filters).toEqual({ segmentId: 'seg-1', segmentConditions: conditions, segmentConditionsSha256: digest });
+    expect(small.range).toEqual({ timezone: 'UTC' });
+    const huge = { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'email', op: 'in', values: Array.from({ length: 20_000 }, (_v, i) => `c${i}@example.com`) }] }] };
+    const large = requestedEvent('e2', principal, request as never, '2026-03-01T10:00:00.000Z', { timeZone: 'UTC', segmentFilter: huge });
+    expect(large.filters.segmentConditions).toBeUndefined();
+    expect(large.filters.segmentConditionsSha256).toBe(createHash('sha256').update(JSON.stringify(huge)).digest('hex'));
+    expect(JSON.stringify(small)).not.toContain(PASSWORD);
+  });
+
   it('honours Idempotency-Key: same body -> same export and no cooldown hit; different body -> 422', async () => {
     const first = await create();
     const again = await create();
@@ -99,6 +125,21 @@ describe('POST /v1/exports', () => {
     expect(res.status).toBe(422);
     expect(res.body.error).toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED', field: 'Idempotency-Key' });
     expect(JSON.stringify(res)).not.toContain('Another1Password');
+  });
+
+  it('a request refused (4xx) by the workspace before its export existed frees its Idempotency-Key: a corrected body may use it', async () => {
+    const plan = fakes.dispatcher.plan.bind(fakes.dispatcher);
+    fakes.dispatcher.plan = async () => {
+      throw new ValidationError('profile.grade: not a key of this workspace', { code: 'FILTER_INVALID', field: 'filter.groups[0].conditions[0].field' });
+    };
+    const refused = await create();
+    expect(refused.status).toBe(400);
+    expect(fakes.store.idem.size).toBe(0);
+    fakes.dispatcher.plan = plan;
+    // The same key with another (corrected) body: accepted, not 422 IDEMPOTENCY_KEY_REUSED.
+    const corrected = await call(loadEvent('api-create-export-contacts.json', { TOKEN: await token(), PASSWORD: 'Another1Password' }));
+    expect(corrected.status).toBe(202);
+    expect(fakes.store.idem.size).toBe(1);
   });
 
   it('enforces the cooldown per manager and kind with Retry-After, and frees it after the window', async () => {
@@ -431,6 +472,34 @@ describe('authentication and authorization', () => {
   });
 });
 
+describe('paths as API Gateway REST passes them (still percent-encoded)', () => {
+  const get = async (path: string) => {
+    const event = loadEvent('api-list-exports.json', { TOKEN: await token() });
+    event.path = path;
+    return call(event);
+  };
+
+  it('routes on the raw segments and decodes each id once', async () => {
+    const exportId = (await create()).body.exportId as string;
+    const everyCharEncoded = [...exportId].map((c) => `%${c.charCodeAt(0).toString(16)}`).join('');
+    expect((await get(`/v1/exports/${everyCharEncoded}`)).body).toMatchObject({ exportId });
+    // Once only: `%25` is a literal `%` in the id, never a second round of decoding.
+    expect((await get(`/v1/exports/${everyCharEncoded.replace('%', '%25')}`)).status).toBe(404);
+    // An encoded slash is part of the id, not a path separator: not the cancel route (405).
+    const slash = await get(`/v1/exports/${exportId}%2Fcancel`);
+    expect(slash.status).toBe(404);
+    expect(slash.body.error).toMatchObject({ code: 'EXPORT_NOT_FOUND' });
+  });
+
+  it('answers a malformed percent-encoding with 400 INVALID_PATH naming the path, not a 500', async () => {
+    for (const path of ['/v1/exports/%', '/v1/exports/%E0%A4%A', '/v1/downloads/%zz', '/v1/%/exports']) {
+      const res = await get(path);
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'INVALID_PATH', field: 'path' });
+    }
+  });
+});
+
 describe('GET /v1/exports and cancel', () => {
   it('lists the caller’s exports newest first with a sealed cursor', async () => {
     const ids: string[] = [];
@@ -472,8 +541,12 @@ describe('GET /v1/exports and cancel', () => {
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ exportId, status: 'canceled' });
     expect(res.body.link).toBeUndefined();
+    // The rows rendered so far (parts/) go with the cancel, not a day later.
+    expect(fakes.dispatcher.discarded).toEqual([exportId]);
     const again = await call(loadEvent('api-cancel-export.json', { TOKEN: await token(), EXPORT_ID: exportId }));
     expect(again.status).toBe(409);
+    // A repeated cancel repeats the sweep (idempotent): chunks still running may have written since.
+    expect(fakes.dispatcher.discarded).toEqual([exportId, exportId]);
     expect(fakes.audit.events.map((e) => e.type)).toEqual(['requested', 'canceled']);
     expect((await create('api-create-export-cases.json')).status).toBe(202);
   });
@@ -483,6 +556,8 @@ describe('GET /v1/exports and cancel', () => {
     fakes.audit.failNext = 'canceled';
     const first = await call(loadEvent('api-cancel-export.json', { TOKEN: await token(), EXPORT_ID: exportId }));
     expect(first.status).toBe(500);
+    // Before the audit append: its failure does not keep the data.
+    expect(fakes.dispatcher.discarded).toEqual([exportId]);
     const canceledJob = fakes.store.jobs.get(exportId) as ExportJob;
     expect(canceledJob.status).toBe('canceled');
     const canceledAt = canceledJob.canceledAt;
@@ -520,7 +595,8 @@ describe('GET /v1/downloads/{token}', () => {
     const late = await call(loadEvent('api-download.json', { DOWNLOAD_TOKEN: downloadToken }));
     expect(late.status).toBe(410);
     const lapsed = await call(loadEvent('api-get-export.json', { TOKEN: await token({}, fakes.clock.now()), EXPORT_ID: exportId }));
-    expect(lapsed.body).toMatchObject({ status: 'expired', rowCount: 12 });
+    // The work was done: an expired export reports the progress of its completion.
+    expect(lapsed.body).toMatchObject({ status: 'expired', rowCount: 12, progress: { chunksDone: 3, chunksTotal: 3, percent: 100 } });
     expect(lapsed.body.link).toBeUndefined();
     const downloads = fakes.audit.events.filter((e) => e.type === 'downloaded');
     expect(downloads).toEqual([

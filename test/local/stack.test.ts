@@ -4,6 +4,7 @@ import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { createHmac } from 'node:crypto';
 import { startLocalStack, type LocalStack } from '../../infra/local/stack';
+import { signDevToken } from '../../shared/auth';
 
 describe('local stack', () => {
   let stack: LocalStack;
@@ -40,6 +41,24 @@ describe('local stack', () => {
       inDlq = (dlq.Messages ?? []).some((m) => m.Body === '{"probe":1}');
     }
     expect(inDlq).toBe(true);
+  });
+
+  it('passes the path to the api as API Gateway does: encoded slashes stay in the id, bad encodings are a 400', async () => {
+    const token = await signDevToken({ channelId: 'ch-path', managerId: 'm1', name: 'Kim', permissions: ['export:download'], expiresIn: '1h' });
+    const get = async (path: string, method = 'GET') => {
+      const res = await fetch(`${stack.apiUrl}${path}`, { method, headers: { Authorization: `Bearer ${token}` } });
+      return { status: res.status, body: (await res.json()) as { error?: { code: string; field?: string } } };
+    };
+    for (const path of ['/v1/exports/%', '/v1/downloads/%E0%A4%A']) {
+      const bad = await get(path);
+      expect(bad.status).toBe(400);
+      expect(bad.body.error).toMatchObject({ code: 'INVALID_PATH', field: 'path' });
+    }
+    // One id `abc/cancel` (unknown here), not the cancel route of `abc`: GET there would be a 405.
+    const slash = await get('/v1/exports/abc%2Fcancel');
+    expect(slash.status).toBe(404);
+    expect(slash.body.error?.code).toBe('EXPORT_NOT_FOUND');
+    expect((await get('/v1/exports/abc%2Fcancel', 'POST')).status).toBe(405);
   });
 
   it('keeps signed bot messages in the inbox and rejects bad signatures', async () => {

@@ -61,6 +61,7 @@ describe('the API pins the export definition at the request (plan)', () => {
       queue: {} as never,
       workspace: workspace.source,
       selectionBatch: 2000,
+      log: silentLog,
     });
     return { dispatcher, workspace, stored };
   }
@@ -79,6 +80,8 @@ describe('the API pins the export definition at the request (plan)', () => {
     // What the job item holds parses back to the same definition.
     const job = exportJobSchema.parse({ ...makeJob(), request: plan.jobRequest, ...plan.extra });
     expect(job.definition?.segmentFilter).toEqual(tagFilter('VIP'));
+    // …and the API's audit entry records the same conditions (the segment may change later).
+    expect(plan.segmentFilter).toEqual(tagFilter('VIP'));
   });
 
   it('every export pins the profile schemas (they decide the columns), also scopes that read no segment', async () => {

@@ -120,6 +120,17 @@ describe('DynamoExportStore on dynalite', () => {
     expect((await store.saveIdempotencyRecord({ ...record, requestHash: 'h3' }, 86_400)).created).toBe(true);
   });
 
+  it('frees an idempotency key only while it still names the export that releases it', async () => {
+    const record = { channelId: 'ch', managerId: 'm1', key: 'rk', requestHash: 'h1', exportId: 'j1', createdAt: clock.toISOString() };
+    expect((await store.saveIdempotencyRecord(record, 86_400)).created).toBe(true);
+    await store.releaseIdempotencyRecord('ch', 'm1', 'rk', 'j-other');
+    expect((await store.getIdempotencyRecord('ch', 'm1', 'rk'))?.exportId).toBe('j1');
+    await store.releaseIdempotencyRecord('ch', 'm1', 'rk', 'j1');
+    expect(await store.getIdempotencyRecord('ch', 'm1', 'rk')).toBeNull();
+    expect((await store.saveIdempotencyRecord({ ...record, requestHash: 'h2', exportId: 'j2' }, 86_400)).created).toBe(true);
+    await store.releaseIdempotencyRecord('ch', 'm1', 'never-saved', 'j1'); // nothing there: no error
+  });
+
   it('stores only the hash of a download token', async () => {
     await store.saveDownloadToken({ tokenHash: 'ab'.repeat(32), exportId: 'j2', channelId: 'ch', expiresAt: '2025-07-08T00:00:00.000Z' });
     expect(await store.getDownloadToken('ab'.repeat(32))).toEqual({

@@ -49,6 +49,15 @@ const PAGE_BYTE_BUDGET = 4_500_000;
 /** Reads per call before a short page is returned with its cursor (API Gateway waits 29 s). */
 const MAX_QUERIES_PER_CALL = 25;
 
+/**
+ * How far a link's uses are counted. Every use appends an item (refused ones after expiry too),
+ * so counting them all is a read that grows without bound and could outlast API Gateway's 29 s
+ * for one entry; past either bound the count is a lower bound (AuditEntry.downloadCountCapped).
+ * `pages` bounds the sequential COUNT reads when items are large (each read stops at 1 MB).
+ */
+export type DownloadCountCap = { items: number; pages: number };
+export const DOWNLOAD_COUNT_CAP: DownloadCountCap = { items: 10_000, pages: 20 };
+
 /** A client error (400): the cursor names the field it is about. */
 export class InvalidAuditCursorError extends ValidationError {
   constructor() {
@@ -63,6 +72,8 @@ export class DynamoAuditLog implements AuditLog {
     private readonly gsiName = 'gsi1',
     /** Tests lower it to see a page end early without writing megabytes. */
     private readonly pageByteBudget = PAGE_BYTE_BUDGET,
+    /** Tests lower it to see a count capped without writing 10,000 items. */
+    private readonly downloadCountCap: DownloadCountCap = DOWNLOAD_COUNT_CAP,
   ) {}
 
   async append(input: AuditEvent): Promise<void> {
@@ -184,28 +195,42 @@ export class DynamoAuditLog implements AuditLog {
       ),
     ]);
     const entry = assembleAuditEntry(requested, [...parse(once.Items), ...parse(recent.Items)]);
-    if (recent.LastEvaluatedKey) entry.downloadCount = await this.countDownloads(pk);
+    if (recent.LastEvaluatedKey) {
+      const { count, capped } = await this.countDownloads(pk);
+      // The listed uses exist even when the page budget stopped the count short of them.
+      entry.downloadCount = Math.max(count, entry.downloads.length);
+      if (capped) entry.downloadCountCapped = true;
+    }
     return entry;
   }
 
-  /** Only when there are more than the listed ones: a COUNT query returns no items. */
-  private async countDownloads(pk: string): Promise<number> {
+  /**
+   * Only when there are more than the listed ones: a COUNT query returns no items. Bounded by
+   * downloadCountCap: `capped` says more uses exist than `count` (a lower bound then).
+   */
+  private async countDownloads(pk: string): Promise<{ count: number; capped: boolean }> {
+    const { items: maxItems, pages: maxPages } = this.downloadCountCap;
     let count = 0;
     let startKey: Record<string, unknown> | undefined;
-    do {
+    for (let pages = 0; pages < maxPages; pages++) {
       const page = await this.client.send(
         new QueryCommand({
           TableName: this.tableName,
           KeyConditionExpression: 'pk = :pk AND begins_with(sk, :downloads)',
           ExpressionAttributeValues: { ':pk': pk, ':downloads': '2#downloaded#' },
           Select: 'COUNT',
+          // One item past the cap: a link used exactly `maxItems` times is not reported capped.
+          Limit: maxItems + 1 - count,
           ...(startKey ? { ExclusiveStartKey: startKey } : {}),
         }),
       );
       count += page.Count ?? 0;
       startKey = page.LastEvaluatedKey;
-    } while (startKey);
-    return count;
+      if (count > maxItems) return { count: maxItems, capped: true };
+      if (!startKey) return { count, capped: false };
+    }
+    // The page budget ran out first (large items): what was counted is a lower bound.
+    return { count, capped: true };
   }
 }
 

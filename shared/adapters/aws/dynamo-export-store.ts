@@ -378,6 +378,25 @@ export class DynamoExportStore implements ExportStore {
     }
   }
 
+  async releaseIdempotencyRecord(channelId: string, managerId: string, key: string, exportId: string): Promise<void> {
+    // Expired rather than deleted: a record past its TTL already counts as free (see
+    // saveIdempotencyRecord), and the api role keeps PutItem as its only write on this table.
+    // Just past, not 0: TTL leaves alone items whose time is more than five years past.
+    try {
+      await this.ddb.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk: `IDEM#${channelId}#${managerId}#${key}`, sk: 'IDEM', channelId, managerId, key, exportId, requestHash: '', createdAt: this.now().toISOString(), ttl: Math.floor(this.now().getTime() / 1000) - 1 },
+          ConditionExpression: 'exportId = :exportId',
+          ExpressionAttributeValues: { ':exportId': exportId },
+        }),
+      );
+    } catch (error) {
+      // Another request took the key over meanwhile (or it is gone): nothing of ours to free.
+      if (!isConditionFailure(error)) throw error;
+    }
+  }
+
   async getIdempotencyRecord(channelId: string, managerId: string, key: string): Promise<IdempotencyRecord | null> {
     const result = await this.ddb.send(
       new GetCommand({

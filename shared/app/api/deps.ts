@@ -21,12 +21,21 @@ export interface ExportDispatcher {
     timeZone: string;
     chunksTotal: number;
     extra?: Partial<Pick<ExportJob, 'phase' | 'sheetChunks' | 'definition' | 'definitionKey'>>;
+    /** Scope `segment`: the segment's conditions as pinned now, for the audit trail (C4). */
+    segmentFilter?: unknown;
   }>;
   /**
    * Enqueues the job's chunks from what the job holds (a selection's ids were stored by plan()).
    * Safe to repeat: a dispatch that already finished does nothing.
    */
   dispatch(job: ExportJob): Promise<void>;
+  /**
+   * Deletes what the pipeline keeps of the export under parts/ (rendered rows, id batches, the
+   * stored definition) once it will never be finalized (a cancel). Safe to repeat. Never throws:
+   * a failure is logged and left to the pipeline's later sweeps and the lifecycle rule, so the
+   * clean-up cannot turn a cancel that took effect into an error.
+   */
+  discardParts(job: Pick<ExportJob, 'exportId'>): Promise<void>;
 }
 
 /** Download links: `${PUBLIC_BASE_URL}/v1/downloads/{token}` (the pipeline mints them). */

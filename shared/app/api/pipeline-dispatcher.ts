@@ -2,10 +2,12 @@ import { channelSettingsSchema, type ExportRequest } from '../../domain';
 import type { ExportStore } from '../../ports/export-store';
 import type { MessageQueue } from '../../ports/message-queue';
 import type { ObjectStore } from '../../ports/object-store';
+import type { PipelineLog } from '../../ports/pipeline-log';
 import type { WorkspaceSource } from '../../ports/source-data';
 import { createDownloadToken, downloadLink, hashDownloadToken, InvalidDownloadTokenError, verifyDownloadToken } from '../download-link';
 import type { ExportJob, JobRequest } from '../export-job';
 import { buildChunkMessages, planChunks, storeSelectionBatches } from '../plan-chunks';
+import { discardParts } from '../pipeline-steps';
 import { resolveJobDefinition, storeJobDefinition } from '../job-definition';
 import { compileRequestPredicate, workspaceSk } from '../workspace-context';
 import type { DownloadLinks, ExportDispatcher } from './deps';
@@ -38,6 +40,7 @@ export function createPipelineDispatcher(deps: {
   queue: MessageQueue;
   workspace: WorkspaceSource;
   selectionBatch: number;
+  log: PipelineLog;
 }): ExportDispatcher {
   return {
     async plan({ exportId, channelId, request }: { exportId: string; channelId: string; request: ExportRequest }) {
@@ -65,10 +68,21 @@ export function createPipelineDispatcher(deps: {
       // Before the job is created, like a selection's ids: a definition too large for the job
       // item is an S3 object, and the job must never point at one that is not there yet.
       const pinned = await storeJobDefinition(exportId, definition, deps.objects);
-      return { jobRequest, timeZone, chunksTotal, extra: pinned };
+      return { jobRequest, timeZone, chunksTotal, extra: pinned, ...(definition.segmentFilter !== undefined ? { segmentFilter: definition.segmentFilter } : {}) };
     },
     async dispatch(job: ExportJob): Promise<void> {
       await planChunks(job, {}, { store: deps.store, objects: deps.objects, queue: deps.queue, selectionBatch: deps.selectionBatch });
+    },
+    async discardParts(job: Pick<ExportJob, 'exportId'>): Promise<void> {
+      try {
+        await discardParts(deps, job);
+      } catch (error) {
+        // The error's name and message only: an SDK error can carry the request (the keys).
+        deps.log.warn('parts of a canceled export not deleted', {
+          exportId: job.exportId,
+          error: error instanceof Error ? `${error.name}: ${error.message}` : 'unknown',
+        });
+      }
     },
   };
 }

@@ -1,10 +1,13 @@
+import { createHash } from 'node:crypto';
 import {
   checkExportRequest,
   cooldownActiveError,
   cooldownKey,
   cooldownWindowSeconds,
+  DomainError,
   parseExportRequest,
   requirePermission,
+  MAX_FILTER_BYTES,
   ValidationError,
   type ExportRequest,
 } from '../../domain';
@@ -101,7 +104,7 @@ export async function requestExport(
     }
     const plan = await deps.dispatcher.plan({ exportId, channelId: principal.channelId, request });
     const createdAt = now.toISOString();
-    await deps.audit.append(requestedEvent(exportId, principal, request, createdAt));
+    await deps.audit.append(requestedEvent(exportId, principal, request, createdAt, { timeZone: plan.timeZone, segmentFilter: plan.segmentFilter }));
     audited = true;
     const job: ExportJob = {
       exportId,
@@ -127,7 +130,7 @@ export async function requestExport(
     if (stored.status === 'queued') await deps.dispatcher.dispatch(stored);
     return { job: stored, replayed: !created };
   } catch (error) {
-    await undoFailedRequest(deps, principal, exportId, holdKey, { created, audited, idempotent: idempotencyKey !== undefined }, error);
+    await undoFailedRequest(deps, principal, exportId, holdKey, { created, audited, idempotencyKey }, error);
     throw error;
   }
 }
@@ -163,7 +166,7 @@ async function undoFailedRequest(
   principal: Principal,
   exportId: string,
   holdKey: string,
-  done: { created: boolean; audited: boolean; idempotent: boolean },
+  done: { created: boolean; audited: boolean; idempotencyKey: string | undefined },
   cause: unknown,
 ): Promise<void> {
   // Best effort: the original error is what the caller must see.
@@ -186,7 +189,12 @@ async function undoFailedRequest(
       // A concurrent retry with the same Idempotency-Key created this export: it is that call's,
       // and so is the cooldown it holds under the same exportId.
       return;
-    } else if (done.audited && !done.idempotent) {
+    } else if (done.idempotencyKey !== undefined && !done.audited && cause instanceof DomainError) {
+      // Refused (4xx) before any export existed: a retry of the same body is refused the same
+      // way, so the key holds nothing worth keeping, and a corrected body may use it (as a
+      // request the schema refused never took it). A 5xx keeps it for the retry to resume.
+      await deps.store.releaseIdempotencyRecord(principal.channelId, principal.managerId, done.idempotencyKey, exportId);
+    } else if (done.audited && done.idempotencyKey === undefined) {
       // The trail already says "requested" and no export will ever follow: say so. Not with an
       // Idempotency-Key: its retry carries on under this exportId and may still create the
       // export, and the trail's once-per-export `failed` would then stand beside it for good.
@@ -194,12 +202,23 @@ async function undoFailedRequest(
     }
     await deps.cooldowns.release(holdKey, exportId);
   } catch {
-    void cause;
+    // Best effort (above): what is left is a held key or hold, each freed by its TTL.
   }
 }
 
-/** The audit view of a request: everything that says what was exported and why, never the password. */
-export function requestedEvent(exportId: string, principal: Principal, request: ExportRequest, at: string): AuditRequestedEvent {
+/**
+ * The audit view of a request: everything that says what was exported and why, never the
+ * password. `pinned` is what the request was resolved against: the zone every date cell and
+ * date condition was read in (the channel's when the request named none), and a segment's
+ * conditions as they were at this use (C4: the segment may be edited or deleted afterwards).
+ */
+export function requestedEvent(
+  exportId: string,
+  principal: Principal,
+  request: ExportRequest,
+  at: string,
+  pinned: { timeZone: string; segmentFilter?: unknown },
+): AuditRequestedEvent {
   const { password: _password, reason, kind, ...rest } = request;
   void _password;
   const filters: Record<string, unknown> = {};
@@ -213,12 +232,16 @@ export function requestedEvent(exportId: string, principal: Principal, request: 
     }
     filters[key] = value;
   }
+  if (pinned.segmentFilter !== undefined) {
+    const json = JSON.stringify(pinned.segmentFilter);
+    // The digest always (it identifies the conditions, however long); the conditions themselves
+    // when they fit as a request's filter may (a segment with a huge `in` list would not fit the
+    // audit item).
+    filters.segmentConditionsSha256 = createHash('sha256').update(json).digest('hex');
+    if (Buffer.byteLength(json, 'utf8') <= MAX_FILTER_BYTES) filters.segmentConditions = pinned.segmentFilter;
+  }
   const range =
-    request.kind === 'cases'
-      ? { from: request.from, to: request.to, ...(request.timezone ? { timezone: request.timezone } : {}) }
-      : request.timezone
-        ? { timezone: request.timezone }
-        : undefined;
+    request.kind === 'cases' ? { from: request.from, to: request.to, timezone: pinned.timeZone } : { timezone: pinned.timeZone };
   return {
     type: 'requested',
     exportId,
@@ -229,7 +252,7 @@ export function requestedEvent(exportId: string, principal: Principal, request: 
     kind,
     scope: request.kind === 'cases' ? 'range' : request.scope,
     filters,
-    ...(range ? { range } : {}),
+    range,
     reason,
   };
 }

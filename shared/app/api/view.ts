@@ -42,7 +42,8 @@ export function toExportView(stored: ExportJob, baseUrl: string, link: string | 
     scope: job.request.scope ?? (job.kind === 'cases' ? 'range' : 'all'),
     createdAt: job.createdAt,
     updatedAt: job.updatedAt,
-    progress: describeProgress(job),
+    // From the stored job: relabelling it `expired` changes nothing about the work done.
+    progress: describeProgress(stored),
     links: { self, ...(active ? { cancel: `${self}/cancel` } : {}) },
   };
   if (job.rowCount !== undefined) view.rowCount = job.rowCount;

@@ -79,6 +79,10 @@ export class FakeExportStore implements ExportStore {
   async getIdempotencyRecord(channelId: string, managerId: string, key: string): Promise<IdempotencyRecord | null> {
     return this.idem.get(`${channelId}#${managerId}#${key}`) ?? null;
   }
+  async releaseIdempotencyRecord(channelId: string, managerId: string, key: string, exportId: string): Promise<void> {
+    const id = `${channelId}#${managerId}#${key}`;
+    if (this.idem.get(id)?.exportId === exportId) this.idem.delete(id);
+  }
 }
 
 export class FakeAuditLog implements AuditLog {
@@ -167,6 +171,11 @@ export class FakeDispatcher implements ExportDispatcher {
     // As planChunks does once its messages are sent.
     const stored = this.store?.jobs.get(job.exportId);
     if (stored) stored.chunksEnqueued = true;
+  }
+  /** Exports whose parts/ a cancel asked to delete, in call order. */
+  discarded: string[] = [];
+  async discardParts(job: Pick<ExportJob, 'exportId'>): Promise<void> {
+    this.discarded.push(job.exportId);
   }
 }
 
