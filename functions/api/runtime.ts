@@ -93,6 +93,11 @@ async function buildRuntime(): Promise<ApiRuntime> {
         queue,
         workspace: new DynamoWorkspaceSource(ddb, config.WORKSPACE_TABLE),
         selectionBatch: config.SELECTION_BATCH,
+        log: {
+          info: (message, extra) => apiLogger.info(message, extra ?? {}),
+          warn: (message, extra) => apiLogger.warn(message, extra ?? {}),
+          error: (message, extra) => apiLogger.error(message, extra ?? {}),
+        },
       }),
       links: createDownloadLinks({ store, secret: linkSecret, publicBaseUrl: config.PUBLIC_BASE_URL, now: () => runtimeClock.now() }),
       urlSigner: new S3DownloadUrlSigner(s3, config.EXPORT_BUCKET),

@@ -6,7 +6,7 @@ import type { WorkspaceSource } from '../ports/source-data';
 import type { ExportJob, JobDefinition, SheetKey } from './export-job';
 import { objectKeys, type FinalizeMessage } from './messages';
 import { createDownloadToken, hashDownloadToken } from './download-link';
-import { discardExportFile, failExport, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
+import { discardExportFile, discardParts, failExport, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
 import type { StoredPartMeta } from './process-chunk';
 import { DefinitionMissingError, loadJobDefinition } from './job-definition';
 import { columnsFingerprint, SHEET_NAMES, sheetColumns, sheetsOf } from './workspace-context';
@@ -121,6 +121,12 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     // the export was failed or canceled elsewhere (a chunk's dead letter, a cancel) and that
     // cleanup had already run: no link will ever reach the file, so it goes now, not days later.
     await discardExportFile(deps, job);
+  }
+  if (job.status === 'canceled') {
+    // Nothing else runs after a cancel, and the cancel's own sweep of parts/ is best effort and
+    // may predate a chunk's late write: sweep again (thrown: the retry sweeps again).
+    await discardParts(deps, job);
+    return { status: 'skipped' };
   }
   if (job.status === 'completed' || job.status === 'failed') {
     // A retry after a crash or a thrown step between the final transition and the notify send
@@ -261,6 +267,9 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     if (now?.status !== 'completed') {
       deps.log.info('export left finalizing before completion: file discarded', { exportId: job.exportId });
       await discardExportFile(deps, job);
+      // Canceled while the file was written: the parts this run read are the export's rows in
+      // the clear, and no follow-up of a canceled export deletes them (a failure's does).
+      if (now?.status === 'canceled') await discardParts(deps, job);
     }
     return { status: 'skipped' };
   }

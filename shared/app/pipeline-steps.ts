@@ -95,9 +95,21 @@ export async function runFollowUps(deps: StepDeps, job: FinishedJob): Promise<vo
   if (auditError !== undefined) throw auditError;
   await deps.store.updateProgress(job.channelId, job.exportId, { notifyEnqueued: true });
   // The parts/ lifecycle rule collects whatever this leaves.
-  await deps.objects
-    .deletePrefix(objectKeys.partsPrefix(job.exportId))
-    .catch((e: unknown) => deps.log.warn('parts not deleted', { exportId: job.exportId, error: e instanceof Error ? e.name : 'unknown' }));
+  await discardParts(deps, job).catch((e: unknown) =>
+    deps.log.warn('parts not deleted', { exportId: job.exportId, error: e instanceof Error ? e.name : 'unknown' }),
+  );
+}
+
+/**
+ * Deletes everything the export keeps under `parts/{exportId}/`: the parts (raw deflate of the
+ * row XML, i.e. readable customer data), their metas, the cases' refs, id batches and a stored
+ * definition. Idempotent: nothing there is not an error. Errors are thrown; each caller decides
+ * whether its message is retried for it (the 1-day lifecycle rule is only the last resort).
+ */
+export async function discardParts(deps: Pick<StepDeps, 'objects' | 'log'>, job: Pick<ExportJob, 'exportId'>): Promise<number> {
+  const deleted = await deps.objects.deletePrefix(objectKeys.partsPrefix(job.exportId));
+  if (deleted > 0) deps.log.info('parts deleted', { exportId: job.exportId, objects: deleted });
+  return deleted;
 }
 
 /**

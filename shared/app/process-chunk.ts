@@ -17,7 +17,7 @@ import type { CasesSource, RawItem, UsersSource, WorkspaceSource } from '../port
 import type { ExportJob, JobDefinition } from './export-job';
 import { objectKeys, type ChunkMessage } from './messages';
 import { batchIds, sortUserIdsForExport } from './plan-chunks';
-import { acquireLease, enqueueFinalize, failExport, resumeFollowUps, type StepDeps } from './pipeline-steps';
+import { acquireLease, discardParts, enqueueFinalize, failExport, resumeFollowUps, type StepDeps } from './pipeline-steps';
 import { ExportDataExpiredError, loadJobDefinition } from './job-definition';
 import { columnsFingerprint, compileRequestPredicate, loadDirectory, sheetColumns } from './workspace-context';
 
@@ -68,6 +68,8 @@ export type StoredPartMeta = {
 };
 
 const ACTIVE = new Set(['queued', 'running']);
+/** Never finalized: nothing under its parts/ will ever be read again, and the parts are readable row data. */
+const ABANDONED = new Set(['canceled', 'failed']);
 
 /**
  * One chunk: read its slice, filter, map to rows, render and deflate a part, store it under
@@ -91,6 +93,11 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
     // append or notify send threw after the transition): finish it.
     deps.log.info('chunk skipped', { exportId: job.exportId, chunkId: message.chunkId, status: job.status });
     if (delivery.receiveCount > 1) await resumeFollowUps(deps, job);
+    // The cancel (or failure) emptied parts/ once; a delivery that was rendering then may have
+    // written since (see the check after the writes below). Every late delivery sweeps again, so
+    // a write the first sweep missed, or a sweep that failed, does not stay for the lifecycle
+    // rule's day. An error is thrown: the message comes back and sweeps again.
+    if (ABANDONED.has(job.status)) await discardParts(deps, job);
     return outcome;
   }
   if (job.status === 'queued') await deps.store.setStatus(job.channelId, job.exportId, 'running', ['queued']);
@@ -151,6 +158,16 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
     await deps.objects.put(objectKeys.caseRefs(job.exportId, message.index), JSON.stringify(sortUserIdsForExport(refs)), {
       contentType: 'application/json',
     });
+  }
+  // A cancel that landed while this chunk rendered has already emptied parts/, before these
+  // writes: they would sit there (readable rows) until the lifecycle rule. The cancel changes the
+  // status first and deletes second, and this read follows the writes, so either it sees the
+  // cancel and deletes them here, or the cancel's deletion comes after them and takes them.
+  const current = await deps.store.getJob(job.channelId, job.exportId);
+  if (!current || ABANDONED.has(current.status)) {
+    deps.log.info('export ended while the chunk ran: its part discarded', { exportId: job.exportId, chunkId: message.chunkId, status: current?.status });
+    await discardParts(deps, job);
+    return outcome;
   }
   return completeChunk(message, deps, delivery, job, rows, outcome);
 }
@@ -262,7 +279,12 @@ async function renderSlice(
   refs: Set<string>,
   outcome: ChunkOutcome,
 ): Promise<number> {
-  const now = deps.clock.now();
+  // One moment for the whole export, never the delivery's clock: relative dates (withinLastDays,
+  // beforeDaysAgo) and the derived case state (the one-hour rule) would otherwise move between
+  // chunks run minutes apart, or a retry 15 minutes later, and one file could hold a set no
+  // single moment produces. The request time is when the definition was pinned, so the export is
+  // what the manager asked for then.
+  const now = new Date(job.createdAt);
   let rows = 0;
   const tooMany = () => {
     // One chunk alone over the limit: fail before holding more rows in memory.

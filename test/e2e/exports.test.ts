@@ -12,7 +12,7 @@ import {
   type CaseRecord,
   type UserRecord,
 } from '../../shared/domain';
-import { compareUsersInExportOrder } from '../../shared/app/source-keys';
+import { compareKeyStrings, compareUsersInExportOrder } from '../../shared/app/source-keys';
 import { startLocalStack, type LocalStack } from '../../infra/local/stack';
 import { expectedSheet, firstDifference } from './expected';
 import { decryptAndRead, downloadThroughLink, http, inboxMessage, managerToken, waitForExport } from './support';
@@ -157,7 +157,7 @@ describe('cases export over HTTP', () => {
         const t = caseStartedAt(c);
         return t >= startMs && t < endMsExclusive && predicate(c);
       })
-      .sort((a, b) => caseStartedAt(a) - caseStartedAt(b) || (a.userChatCaseId < b.userChatCaseId ? -1 : a.userChatCaseId > b.userChatCaseId ? 1 : 0));
+      .sort((a, b) => caseStartedAt(a) - caseStartedAt(b) || compareKeyStrings(a.userChatCaseId, b.userChatCaseId));
     expect(cases.length).toBeGreaterThan(10);
     expect(cases.length).toBeLessThan(allCases.length);
     const toRow = createCaseRowMapper({ now, channelId: CHANNEL, directory: workspace.directory, profileKeys: workspace.chatProfileSchema.keys });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { caseRangeInstants, caseStartedAt, compileFilter, generateWorkspace, resolveSegment, type CaseRecord, type UserRecord } from '../../shared/domain';
-import { compareUsersInExportOrder } from '../../shared/app/source-keys';
+import { compareKeyStrings, compareUsersInExportOrder } from '../../shared/app/source-keys';
 import { hashDownloadToken, createDownloadToken, verifyDownloadToken } from '../../shared/app/download-link';
 import type { LocalStack } from '../../infra/local/stack';
 import { readExportFile, storesFor, submitExport, waitFor, waitForJob, useLocalStack } from './helpers';
@@ -70,7 +70,7 @@ describe('pipeline on the emulators', () => {
       .sort((a: CaseRecord, b: CaseRecord) => {
         const ta = new Date(caseStartedAt(a)).toISOString();
         const tb = new Date(caseStartedAt(b)).toISOString();
-        return ta < tb ? -1 : ta > tb ? 1 : a.userChatCaseId < b.userChatCaseId ? -1 : 1;
+        return ta < tb ? -1 : ta > tb ? 1 : compareKeyStrings(a.userChatCaseId, b.userChatCaseId);
       });
     expect(expected.length).toBeGreaterThan(10);
     expect(done.rowCount).toBe(expected.length);

@@ -15,6 +15,18 @@ function isNotFound(error: unknown): boolean {
   return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404;
 }
 
+/** Some keys of a DeleteObjects call were not deleted (S3 reports them in `Errors`, with a 200). */
+export class S3DeleteError extends Error {
+  readonly failed: number;
+  readonly deleted: number;
+  constructor(message: string, counts: { failed: number; deleted: number }) {
+    super(message);
+    this.name = 'S3DeleteError';
+    this.failed = counts.failed;
+    this.deleted = counts.deleted;
+  }
+}
+
 export class S3ObjectStore implements ObjectStore {
   constructor(
     private readonly s3: S3Client,
@@ -85,18 +97,40 @@ export class S3ObjectStore implements ObjectStore {
     return out;
   }
 
+  /**
+   * Deletes every object under `prefix` and returns how many were deleted. DeleteObjects answers
+   * 200 even when keys fail: they come back in `Errors` (Quiet only drops the successes). So a
+   * batch with failures throws, naming how many keys failed and S3's error codes (never the keys:
+   * they name exports and files), after the other batches were tried, so one bad key does not
+   * keep the rest. Callers that clean up data (a canceled or failed export's parts, a file no
+   * link will reach) must not report "deleted" and acknowledge while it stays.
+   */
   async deletePrefix(prefix: string): Promise<number> {
     const objects = await this.list(prefix);
+    let deleted = 0;
+    let failed = 0;
+    const codes = new Set<string>();
     for (let i = 0; i < objects.length; i += 1000) {
       const batch = objects.slice(i, i + 1000);
-      await this.s3.send(
+      const result = await this.s3.send(
         new DeleteObjectsCommand({
           Bucket: this.bucket,
           Delete: { Objects: batch.map((o) => ({ Key: o.key })), Quiet: true },
         }),
       );
+      const errors = result.Errors ?? [];
+      // Keys are unique within a batch, so every key not reported failed was deleted.
+      deleted += batch.length - errors.length;
+      failed += errors.length;
+      for (const e of errors) codes.add(e.Code ?? 'unknown');
     }
-    return objects.length;
+    if (failed > 0) {
+      throw new S3DeleteError(`S3 DeleteObjects failed for ${failed} of ${objects.length} objects (${[...codes].sort().join(', ')}); ${deleted} deleted`, {
+        failed,
+        deleted,
+      });
+    }
+    return deleted;
   }
 
   async head(key: string): Promise<{ size: number; metadata: Record<string, string> } | null> {

@@ -138,8 +138,15 @@ export async function cancelExport(deps: ApiDeps, principal: Principal, exportId
  * The cancel's follow-ups. The audit event has a fixed sort key, so a repeat is a no-op; its
  * time is the one stored with the transition, so a repeat records the same fact (updatedAt would
  * not do: chunks still in flight update it after the cancel).
+ *
+ * parts/ goes first: it holds the rows rendered so far in the clear (raw deflate), and nothing
+ * else deletes it for a canceled export (only a finished or failed one's follow-ups do), so it
+ * would stay a day, until the lifecycle rule. First, so an audit outage that fails the request
+ * does not keep the data. Best effort (the dispatcher logs a failure): the status has changed,
+ * and a retried cancel, every late chunk delivery and the finalizer sweep it again.
  */
 async function finishCancel(deps: ApiDeps, principal: Principal, job: ExportJob): Promise<void> {
+  await deps.dispatcher.discardParts(job);
   const at = job.canceledAt ?? job.updatedAt;
   await deps.audit.append({ type: 'canceled', exportId: job.exportId, channelId: job.channelId, at, managerId: principal.managerId });
   await deps.cooldowns.release(cooldownKey(job.channelId, job.managerId, job.kind), job.exportId);

@@ -1,0 +1,134 @@
+import { describe, expect, it } from 'vitest';
+import type { LocalStack } from '../../infra/local/stack';
+import { S3DeleteError, type S3ObjectStore } from '../../shared/adapters/aws/s3-object-store';
+import { createPipelineDispatcher } from '../../shared/app/api/pipeline-dispatcher';
+import type { ExportJob } from '../../shared/app/export-job';
+import { exportFileName, finalizeExport } from '../../shared/app/finalize-export';
+import { objectKeys, type FinalizeMessage } from '../../shared/app/messages';
+import { buildChunkMessages } from '../../shared/app/plan-chunks';
+import { processChunk } from '../../shared/app/process-chunk';
+import type { StepDeps } from '../../shared/app/pipeline-steps';
+import type { ObjectStore } from '../../shared/ports/object-store';
+import { silentLog } from '../../shared/ports/pipeline-log';
+import { http, managerToken } from '../e2e/support';
+import { chunkDepsFor, exportReadyToFinalize, finalizeDepsFor, storesFor, submitExport, useLocalStack } from './helpers';
+
+/**
+ * A canceled export keeps nothing under parts/{id}/ (parts are raw deflate of the row XML:
+ * readable customer data). Before, only the follow-ups of a finished or failed export deleted
+ * parts/, so a cancel left them, and the parts chunks still running wrote after it, for the
+ * 1-day lifecycle rule. The cancel goes through the API over HTTP (the real composition root);
+ * chunk deliveries and the finalizer are direct calls, so every interleaving is fixed.
+ */
+
+const CHANNEL = 'cancel-clean';
+const LINK_SECRET = 'link-secret-for-cancel-clean';
+let stack: LocalStack;
+useLocalStack(
+  {
+    port: 0,
+    pollers: false,
+    seed: { channelId: CHANNEL, users: 60, cases: 200, seed: 3 },
+    env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true' },
+  },
+  (s) => (stack = s),
+);
+
+const stepDeps = (): StepDeps => {
+  const { store, objects, queue } = storesFor(stack);
+  return { store, objects, queue, clock: { now: () => new Date() }, log: silentLog };
+};
+const partsOf = (exportId: string) => storesFor(stack).objects.list(objectKeys.partsPrefix(exportId));
+const finalizeMessage = (job: Pick<ExportJob, 'exportId'>): FinalizeMessage => ({ type: 'finalize', exportId: job.exportId, channelId: CHANNEL });
+/** submitExport's jobs belong to manager m1. */
+const cancel = async (exportId: string) => http(stack, 'POST', `/v1/exports/${exportId}/cancel`, { token: await managerToken(CHANNEL, 'm1') });
+
+describe('cancel deletes parts/', () => {
+  it('at the cancel, after a chunk that was rendering during it, for late deliveries, the finalizer and a retried cancel', async () => {
+    const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to: '2025-07-20', timezone: 'Asia/Seoul' }, { channelId: CHANNEL });
+    const messages = buildChunkMessages(job, {}, 2000);
+    expect(messages.length).toBeGreaterThan(10);
+    const deps = chunkDepsFor(stack);
+    for (const message of messages.slice(0, 5)) expect((await processChunk(message, deps, { receiveCount: 1 })).status).toBe('done');
+    expect((await partsOf(job.exportId)).length).toBeGreaterThanOrEqual(15);
+
+    // The cancel lands while the next chunk renders: it reads the job (running) before the cancel
+    // and writes its part after the cancel has emptied parts/.
+    const objects = storesFor(stack).objects;
+    let canceled: Awaited<ReturnType<typeof cancel>> | undefined;
+    const racing = Object.create(objects) as S3ObjectStore;
+    racing.put = async (key, body, options) => {
+      if (!canceled) {
+        canceled = await cancel(job.exportId);
+        // The cancel's own sweep: nothing rendered before it is left.
+        expect(await partsOf(job.exportId)).toEqual([]);
+      }
+      return objects.put(key, body, options);
+    };
+    const racingOutcome = await processChunk(messages[5]!, chunkDepsFor(stack, { objects: racing }), { receiveCount: 1 });
+    expect(canceled?.status, JSON.stringify(canceled?.body)).toBe(200);
+    expect(canceled?.body.status).toBe('canceled');
+    expect(racingOutcome.status).toBe('skipped');
+    expect(await partsOf(job.exportId)).toEqual([]);
+    // Not counted either: the chunk stopped before its completion.
+    expect((await storesFor(stack).store.getJob(CHANNEL, job.exportId))?.chunksDone).toBe(5);
+
+    // A write the sweeps missed (or a sweep that failed) is taken by every later step of the export.
+    const stray = objectKeys.part(job.exportId, 'cases', 99);
+    await objects.put(stray, 'rows in the clear');
+    expect((await processChunk(messages[6]!, deps, { receiveCount: 1 })).status).toBe('skipped');
+    expect(await partsOf(job.exportId)).toEqual([]);
+
+    await objects.put(stray, 'rows in the clear');
+    expect((await finalizeExport(finalizeMessage(job), finalizeDepsFor(stack, stepDeps(), LINK_SECRET), { receiveCount: 1 })).status).toBe('skipped');
+    expect(await partsOf(job.exportId)).toEqual([]);
+
+    // A retried cancel (the first one's audit append failed, say) repeats the sweep: 409, data gone.
+    await objects.put(stray, 'rows in the clear');
+    const again = await cancel(job.exportId);
+    expect(again.status).toBe(409);
+    expect(await partsOf(job.exportId)).toEqual([]);
+    expect((await storesFor(stack).store.getJob(CHANNEL, job.exportId))?.status).toBe('canceled');
+  });
+
+  it('the finalizer: a cancel while the file is written leaves neither the file nor parts/', async () => {
+    const ready = await exportReadyToFinalize(stack, CHANNEL, 'cc0ffee00001', stepDeps());
+    const { objects, store } = storesFor(stack);
+    expect((await partsOf(ready.exportId)).length).toBeGreaterThan(0);
+    const watched = Object.create(objects) as S3ObjectStore;
+    watched.upload = async (key, body, options) => {
+      await objects.upload(key, body, options);
+      // Canceled after the status read and the file, before the completion: the store's write
+      // only (the API's sweep ran before these parts were read, say, and they are still here).
+      expect(await store.setStatus(CHANNEL, ready.exportId, 'canceled', ['finalizing'], { canceledAt: new Date().toISOString() })).toBe(true);
+    };
+    const outcome = await finalizeExport(finalizeMessage(ready), finalizeDepsFor(stack, { ...stepDeps(), objects: watched }, LINK_SECRET), {
+      receiveCount: 1,
+    });
+    expect(outcome.status).toBe('skipped');
+    expect((await store.getJob(CHANNEL, ready.exportId))?.status).toBe('canceled');
+    expect(await objects.head(objectKeys.file(CHANNEL, ready.exportId, exportFileName(ready)))).toBeNull();
+    expect(await partsOf(ready.exportId)).toEqual([]);
+  });
+});
+
+describe("the API's sweep (createPipelineDispatcher.discardParts)", () => {
+  it('is best effort: an S3 failure is logged with its name and counts, never thrown into the cancel', async () => {
+    const lines: string[] = [];
+    const write = (message: string, extra?: Record<string, unknown>) => void lines.push(`${message} ${JSON.stringify(extra ?? {})}`);
+    const dispatcher = createPipelineDispatcher({
+      store: {} as never,
+      objects: {
+        deletePrefix: async () => {
+          throw new S3DeleteError('S3 DeleteObjects failed for 2 of 9 objects (InternalError); 7 deleted', { failed: 2, deleted: 7 });
+        },
+      } as unknown as ObjectStore,
+      queue: {} as never,
+      workspace: {} as never,
+      selectionBatch: 2000,
+      log: { info: write, warn: write, error: write },
+    });
+    await expect(dispatcher.discardParts({ exportId: 'e-best-effort' })).resolves.toBeUndefined();
+    expect(lines).toEqual([expect.stringMatching(/^parts of a canceled export not deleted .*e-best-effort.*S3DeleteError: .*failed for 2 of 9/)]);
+  });
+});
