@@ -163,17 +163,35 @@ export type ExportJob = z.infer<typeof exportJobSchema>;
 /**
  * Progress as the API reports it; percent is whole numbers and reaches 100 only when the file was
  * written: completed, or expired (only a completed export expires, and its work stays done).
+ * Chunks make 95% (the finalize the rest). A cases export has two phases whose second is sized
+ * only when the first ends (the "User data" chunks are planned from the referenced users), so
+ * counting chunks alone would drop (20/21 = 90% became 21/24 = 83%): its case chunks make 0-80%
+ * and its user chunks 80-95%, and the figure never goes back.
  */
-export function describeProgress(job: Pick<ExportJob, 'chunksDone' | 'chunksTotal' | 'rowsWritten' | 'status'>): {
+export function describeProgress(
+  job: Pick<ExportJob, 'chunksDone' | 'chunksTotal' | 'rowsWritten' | 'status' | 'kind' | 'phase' | 'sheetChunks'>,
+): {
   chunksDone: number;
   chunksTotal: number;
   rowsWritten: number;
   percent: number;
 } {
-  const ratio = job.chunksTotal > 0 ? job.chunksDone / job.chunksTotal : 0;
   const done = job.status === 'completed' || job.status === 'expired';
-  const percent = done ? 100 : Math.min(99, Math.floor(ratio * 95));
+  const percent = done ? 100 : Math.min(99, Math.floor(chunkShare(job) * 95));
   return { chunksDone: job.chunksDone, chunksTotal: job.chunksTotal, rowsWritten: job.rowsWritten, percent };
+}
+
+/** 0..1: the share of the chunk work done (see describeProgress). */
+function chunkShare(job: Pick<ExportJob, 'chunksDone' | 'chunksTotal' | 'kind' | 'phase' | 'sheetChunks'>): number {
+  const caseChunks = job.sheetChunks?.cases;
+  if (job.kind !== 'cases' || caseChunks === undefined || caseChunks <= 0) {
+    return job.chunksTotal > 0 ? Math.min(1, job.chunksDone / job.chunksTotal) : 0;
+  }
+  const CASES_SHARE = 80 / 95;
+  if (job.phase !== 'users') return CASES_SHARE * Math.min(1, job.chunksDone / caseChunks);
+  const userChunks = job.sheetChunks?.users ?? 0;
+  const usersDone = Math.max(0, job.chunksDone - caseChunks);
+  return CASES_SHARE + (1 - CASES_SHARE) * (userChunks > 0 ? Math.min(1, usersDone / userChunks) : 1);
 }
 
 /** Sortable by time (like a ULID): 12 hex chars of milliseconds + 16 random hex chars. */

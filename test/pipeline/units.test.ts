@@ -11,7 +11,7 @@ import { userShardOf, USER_SHARDS } from '../../shared/app/source-keys';
 import { parseConfig } from '../../shared/config';
 import { readBody, toApiGatewayEvent, writeApiGatewayResult } from '../../infra/local/http-to-apigw';
 import { buildBotEvent, notifyExport, signBody } from '../../shared/app/notify-export';
-import type { ExportJob } from '../../shared/app/export-job';
+import { describeProgress, type ExportJob } from '../../shared/app/export-job';
 import type { ExportStore } from '../../shared/ports/export-store';
 import { silentLog } from '../../shared/ports/pipeline-log';
 import { makeJob } from './job-fixture';
@@ -204,6 +204,19 @@ describe('notifier', () => {
     expect(threeDays.message.en).toContain('(3 days)');
     expect(JSON.stringify(threeDays.message)).not.toMatch(/7일간|7 days/);
     expect(failed.message.ko).toContain('TOO_MANY_ROWS');
+    // The Korean text gives the advice the English one carries in the error's message.
+    expect(failed.message.ko).toContain('필터나 선택 범위를 좁혀 다시 요청해 주세요');
+    const failedCases = buildBotEvent(job({ kind: 'cases', status: 'failed', error: { code: 'TOO_MANY_ROWS', message: 'too many' } }), 'export.failed', null);
+    expect(failedCases.message.ko).toContain('기간이나 필터를 좁혀 다시 요청해 주세요');
+    const otherFailure = buildBotEvent(job({ status: 'failed', error: { code: 'PIPELINE_FAILED', message: 'x' } }), 'export.failed', null);
+    expect(otherFailure.message.ko).toContain('조건을 확인한 뒤 다시 요청해 주세요');
+  });
+
+  it('writes "1 row", not "1 rows", in English (Korean has no plural)', () => {
+    const one = buildBotEvent({ ...completed, rowCount: 1 }, 'export.completed', 'https://api/v1/downloads/t');
+    expect(one.message.en).toContain('(1 row) is ready');
+    expect(one.message.ko).toContain('(1행)');
+    expect(buildBotEvent({ ...completed, rowCount: 0 }, 'export.completed', 'https://api/v1/downloads/t').message.en).toContain('(0 rows) is ready');
   });
 
   it('retries with backoff, signs the exact body, and throws after the last attempt', async () => {
@@ -243,5 +256,26 @@ describe('notifier', () => {
 
     statuses.push(500, 500, 500);
     await expect(notifyExport({ type: 'notify', exportId: 'e1', channelId: 'c1', event: 'export.completed' }, deps)).rejects.toThrow(/after 3 attempts/);
+  });
+});
+
+describe('progress', () => {
+  const at = (over: Partial<ExportJob>) => describeProgress(makeJob(over)).percent;
+
+  it('a cases export never goes back when its users phase is planned (20/21 was 90%, then 21/24 showed 83%)', () => {
+    const seen: number[] = [];
+    for (let done = 0; done <= 21; done++) seen.push(at({ kind: 'cases', status: 'running', phase: 'main', chunksDone: done, chunksTotal: 21, sheetChunks: { cases: 21, users: 0 } }));
+    for (let done = 21; done <= 24; done++) seen.push(at({ kind: 'cases', status: 'running', phase: 'users', chunksDone: done, chunksTotal: 24, sheetChunks: { cases: 21, users: 3 } }));
+    for (let i = 1; i < seen.length; i++) expect(seen[i]!).toBeGreaterThanOrEqual(seen[i - 1]!);
+    expect(seen[0]).toBe(0);
+    expect(seen[21]).toBe(80); // every case chunk done
+    expect(seen.at(-1)).toBe(95); // every chunk done, the file not yet written
+  });
+
+  it('a cases export whose cases reference no user goes from 80 to 95; contacts count chunks; 100 only with the file', () => {
+    expect(at({ kind: 'cases', status: 'finalizing', phase: 'users', chunksDone: 4, chunksTotal: 4, sheetChunks: { cases: 4, users: 0 } })).toBe(95);
+    expect(at({ kind: 'contacts', status: 'running', chunksDone: 8, chunksTotal: 16, sheetChunks: { users: 16 } })).toBe(47);
+    expect(at({ kind: 'contacts', status: 'completed', chunksDone: 16, chunksTotal: 16 })).toBe(100);
+    expect(at({ kind: 'contacts', status: 'expired', chunksDone: 16, chunksTotal: 16 })).toBe(100);
   });
 });
