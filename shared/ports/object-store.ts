@@ -14,6 +14,11 @@ export interface ObjectStore {
    */
   upload(key: string, body: Readable, options?: { contentType?: string; metadata?: Record<string, string> }): Promise<void>;
   list(prefix: string): Promise<ObjectInfo[]>;
+  /**
+   * Deletes every object under `prefix`; resolves with how many were deleted. Rejects when any
+   * could not be (S3's batch delete reports those without failing): callers treat clean-up
+   * of customer data as done only when it is.
+   */
   deletePrefix(prefix: string): Promise<number>;
   head(key: string): Promise<{ size: number; metadata: Record<string, string> } | null>;
 }
