@@ -14,7 +14,10 @@ import { z } from 'zod';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { parseImportLine, type CaseRecord, type UserRecord } from '../shared/domain';
-import { createSourceWriter, seedWorkspace } from '../infra/local/seed-data';
+import { createSourceWriter, seedWorkspace, undeclaredProfileKeyTally } from '../infra/local/seed-data';
+import { LOCAL_TABLES } from '../infra/local/resources';
+import { DynamoWorkspaceSource } from '../shared/adapters/aws/dynamo-source-data';
+import { loadProfileSchemas } from '../shared/app/workspace-context';
 import type { RawItem } from '../shared/ports/source-data';
 
 const usage = [
@@ -59,11 +62,14 @@ async function* readLines(path: string): AsyncIterable<{ line: string; lineNo: n
 async function importFile(ddb: DynamoDBDocumentClient, channelId: string, path: string, kindArg: 'users' | 'cases' | undefined): Promise<void> {
   const kind = kindArg ?? (/case/i.test(basename(path)) ? 'cases' : /user|contact/i.test(basename(path)) ? 'users' : undefined);
   if (!kind) throw new Error('cannot tell the kind from the file name: add --kind users or --kind cases');
+  const schemas = await loadProfileSchemas(new DynamoWorkspaceSource(ddb, LOCAL_TABLES.workspace), channelId);
+  const tally = undeclaredProfileKeyTally(kind, kind === 'cases' ? schemas.chatProfileSchema : schemas.userProfileSchema);
   let count = 0;
   for await (const { line, lineNo } of readLines(path)) {
-    parseImportLine(kind, line, lineNo);
+    tally.add(parseImportLine(kind, line, lineNo));
     count++;
   }
+  for (const warning of tally.warnings(channelId)) console.error(warning);
   const writer = createSourceWriter(ddb);
   let batch: RawItem[] = [];
   const flush = async () => {
@@ -117,6 +123,7 @@ async function main(): Promise<void> {
     log: (line) => console.log(line),
   });
   console.log(`channel "${result.channelId}": ${result.users} users, ${result.cases} cases (seed ${args.seed})`);
+  console.log(`segments: ${result.segmentIds.join(', ')}`);
 }
 
 main().catch((error: unknown) => {

@@ -1,8 +1,8 @@
 import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { caseStartedAt, generateWorkspace, type CaseRecord, type UserRecord } from '../../shared/domain';
-import { DynamoSourceWriter } from '../../shared/adapters/aws/dynamo-source-data';
+import { caseStartedAt, generateWorkspace, type CaseRecord, type ProfileSchema, type UserRecord } from '../../shared/domain';
+import { DynamoSourceWriter, DynamoWorkspaceSource } from '../../shared/adapters/aws/dynamo-source-data';
 import { getClients } from '../../shared/adapters/aws/clients';
-import { workspaceItems } from '../../shared/app/workspace-context';
+import { workspaceItems, workspaceSk } from '../../shared/app/workspace-context';
 import type { RawItem, SourceWriter } from '../../shared/ports/source-data';
 import { LOCAL_TABLES } from './resources';
 
@@ -15,7 +15,8 @@ export type SeedOptions = {
   log?: (line: string) => void;
 };
 
-export type SeedResult = { channelId: string; users: number; cases: number };
+/** `segmentIds`: what `scope: "segment"` takes; the generator suffixes them per seed, so they must be shown. */
+export type SeedResult = { channelId: string; users: number; cases: number; segmentIds: string[] };
 
 export const DEMO_CHANNEL = 'demo';
 const MARKER_PK = '__local__';
@@ -68,7 +69,38 @@ export async function seedWorkspace(
   const casesStarted = Date.now();
   const cases = await writeStreamed<CaseRecord>(workspace.cases, 2000, (batch) => writer.putCases(options.channelId, batch));
   log(`seeded ${cases} cases in ${((Date.now() - casesStarted) / 1000).toFixed(1)} s`);
-  return { channelId: options.channelId, users, cases };
+  return { channelId: options.channelId, users, cases, segmentIds: workspace.segments.map((s) => s.id) };
+}
+
+/** The channel's saved segment ids as stored (a later `npm run seed` into the channel adds its own). */
+export async function listSegmentIds(ddb: DynamoDBDocumentClient, channelId: string): Promise<string[]> {
+  const items = await new DynamoWorkspaceSource(ddb, LOCAL_TABLES.workspace).queryPrefix(channelId, workspaceSk.segment(''));
+  return items.map((item) => String(item.id));
+}
+
+/**
+ * Counts the imported records' profile keys that the channel's profile schema does not declare.
+ * The import stores every value, but an export writes only declared keys (docs/domain.md, "User
+ * data"), so without a warning those values would vanish from every file without a word. One
+ * line per key, with a count: a million-line file must not print a million warnings.
+ */
+export function undeclaredProfileKeyTally(kind: 'users' | 'cases', schema: ProfileSchema) {
+  const declared = new Set(schema.keys.map((k) => k.key));
+  // Every case export has these two columns, whatever the chat profile schema says.
+  if (kind === 'cases') for (const key of ['csat', 'csatComment']) declared.add(key);
+  const counts = new Map<string, number>();
+  return {
+    add(record: { profile?: Record<string, unknown> | undefined }): void {
+      for (const key of Object.keys(record.profile ?? {})) if (!declared.has(key)) counts.set(key, (counts.get(key) ?? 0) + 1);
+    },
+    warnings(channelId: string): string[] {
+      const schemaName = kind === 'cases' ? 'chat' : 'user';
+      return [...counts].map(
+        ([key, n]) =>
+          `warning: profile.${key} (${n} ${n === 1 ? 'record' : 'records'}) is not declared in the ${schemaName} profile schema of channel "${channelId}": exports leave it out (the import does not declare keys)`,
+      );
+    },
+  };
 }
 
 /** Seeds once per data folder: a marker item remembers it (npm start keeps its data on disk). */
@@ -77,7 +109,9 @@ export async function seedIfEmpty(options: SeedOptions): Promise<SeedResult> {
   const channelId = options.channelId ?? DEMO_CHANNEL;
   const marker = await ddb.send(new GetCommand({ TableName: LOCAL_TABLES.workspace, Key: { pk: MARKER_PK, sk: `SEEDED#${channelId}` } }));
   if (marker.Item) {
-    return { channelId, users: Number(marker.Item.users ?? 0), cases: Number(marker.Item.cases ?? 0) };
+    // Read, not recomputed: the marker does not record the seed the segments were made with.
+    const segmentIds = await listSegmentIds(ddb, channelId);
+    return { channelId, users: Number(marker.Item.users ?? 0), cases: Number(marker.Item.cases ?? 0), segmentIds };
   }
   const users = options.users ?? 50_000;
   const cases = options.cases ?? 100_000;

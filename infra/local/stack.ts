@@ -54,7 +54,7 @@ export type LocalStack = {
   clients: { ddb: DynamoDBClient; s3: S3Client; sqs: SQSClient };
   /** Deliveries per function, counted by the pollers (a redelivery counts again). */
   deliveries: Record<FunctionName, SQSRecord[]>;
-  seeded: { channelId: string; users: number; cases: number } | undefined;
+  seeded: { channelId: string; users: number; cases: number; segmentIds: string[] } | undefined;
   stop(): Promise<void>;
 };
 

@@ -28,7 +28,11 @@ async function main(): Promise<void> {
   log('');
   log(`API:        ${stack.apiUrl}`);
   log(`Bot inbox:  ${stack.apiUrl}/v1/dev/inbox`);
-  if (stack.seeded) log(`Demo data:  channel "${channelId}": ${stack.seeded.users} users, ${stack.seeded.cases} cases`);
+  if (stack.seeded) {
+    log(`Demo data:  channel "${channelId}": ${stack.seeded.users} users, ${stack.seeded.cases} cases`);
+    // The ids carry a per-seed suffix, so a client cannot guess them: scope "segment" needs one.
+    log(`Segments:   ${stack.seeded.segmentIds.join(', ') || '(none)'} (for "scope":"segment", "segmentId")`);
+  }
   log('');
   log(`Manager token (export:download):\n${manager}\n`);
   log(`Auditor token (audit:read):\n${auditor}\n`);

@@ -89,18 +89,24 @@ export function buildBotEvent(job: ExportJob, event: NotifyMessage['event'], lin
       error: null,
       message: {
         ko: `${label.ko} 파일(${rows}행)이 준비되었습니다. 아래 링크에서 내려받으세요: ${link}\n링크는 ${formatKst(job.expiresAt)}까지 ${days}일간 유효합니다. 파일 비밀번호는 요청할 때 입력한 비밀번호입니다.${skippedNote.ko}`,
-        en: `Your ${label.en} file (${rows} rows) is ready: ${link}\nThe link works until ${job.expiresAt} (${days} day${days === 1 ? '' : 's'}). The file password is the one you entered when you requested it.${skippedNote.en}`,
+        en: `Your ${label.en} file (${rows} ${job.rowCount === 1 ? 'row' : 'rows'}) is ready: ${link}\nThe link works until ${job.expiresAt} (${days} day${days === 1 ? '' : 's'}). The file password is the one you entered when you requested it.${skippedNote.en}`,
       },
     };
   }
   const error = job.error ?? { code: 'EXPORT_FAILED', message: 'the export failed' };
+  // The English text carries the error's message, which for TOO_MANY_ROWS says what to narrow;
+  // the Korean one shows only the code, so it says the same advice itself.
+  const koAdvice =
+    error.code === 'TOO_MANY_ROWS'
+      ? `한 파일에 담을 수 있는 행 수를 넘었습니다. ${job.kind === 'cases' ? '기간이나 필터를' : '필터나 선택 범위를'} 좁혀 다시 요청해 주세요.`
+      : '조건을 확인한 뒤 다시 요청해 주세요.';
   return {
     ...base,
     link: null,
     expiresAt: null,
     error,
     message: {
-      ko: `${label.ko} 파일을 만들지 못했습니다 (${error.code}). 조건을 확인한 뒤 다시 요청해 주세요.`,
+      ko: `${label.ko} 파일을 만들지 못했습니다 (${error.code}). ${koAdvice}`,
       en: `Your ${label.en} export failed (${error.code}: ${error.message}). Please check the request and try again.`,
     },
   };

@@ -15,9 +15,13 @@ export const DEV_AUDIENCE = 'export-service';
  */
 export const DEFAULT_DEV_SECRET = 'local-dev-secret-for-the-export-service-only';
 
+const SPAN = /^(\d+)\s*([smhdw])$/;
+
 export const devTokenInputSchema = principalSchema.extend({
-  /** jose time span ("1h", "7d") or seconds. */
-  expiresIn: z.union([z.string().min(1), z.number().int().positive()]).default('12h'),
+  /** A time span ("30s", "15m", "12h", "7d", "1w") or seconds; checked here so a bad one is an issue naming the field. */
+  expiresIn: z
+    .union([z.string().regex(SPAN, 'must look like 30s, 15m, 12h, 7d or 1w'), z.number().int().positive()])
+    .default('12h'),
 });
 export type DevTokenInput = z.input<typeof devTokenInputSchema>;
 
@@ -58,7 +62,7 @@ export async function signDevToken(input: DevTokenInput, options: DevTokenOption
 const SPAN_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
 
 function parseSpanSeconds(span: string): number {
-  const match = /^(\d+)\s*([smhdw])$/.exec(span.trim());
+  const match = SPAN.exec(span.trim());
   if (!match?.[1] || !match[2]) throw new Error(`expiresIn "${span}" must look like 30s, 15m, 12h, 7d or 1w`);
   return Number(match[1]) * (SPAN_UNITS[match[2]] ?? 1);
 }

@@ -127,12 +127,13 @@ export function toValidationError(
   opts: { prefix?: string; code?: string; rule?: string } = {},
 ): ValidationError {
   // Bounded: a 100,000-value list of bad values must not become a 100,000-line error body.
-  const issues: ValidationIssue[] = error.issues.slice(0, MAX_ISSUES).map((issue) => ({
+  const all = error.issues.flatMap(splitUnrecognizedKeys);
+  const issues: ValidationIssue[] = all.slice(0, MAX_ISSUES).map((issue) => ({
     path: formatIssuePath(issue.path, opts.prefix ?? ''),
     message: issue.message,
   }));
   const first = issues[0];
-  const more = error.issues.length - MAX_SUMMARY_ISSUES;
+  const more = all.length - MAX_SUMMARY_ISSUES;
   const summary =
     issues
       .slice(0, MAX_SUMMARY_ISSUES)
@@ -144,4 +145,16 @@ export function toValidationError(
     ...(opts.rule !== undefined ? { rule: opts.rule } : {}),
     issues,
   });
+}
+
+/**
+ * zod reports unknown keys on the object that holds them (`(root)` for a request body), so the
+ * field a client must remove would go unnamed. One issue per key, at that key's path, names it.
+ * zod's own text ("Unrecognized key: ...") would then repeat the key, so it is replaced; a
+ * schema's own message (e.g. "is not allowed with scope ...") is kept.
+ */
+function splitUnrecognizedKeys(issue: z.core.$ZodIssue): { path: readonly PropertyKey[]; message: string }[] {
+  if (issue.code !== 'unrecognized_keys' || issue.keys.length === 0) return [issue];
+  const message = issue.message.startsWith('Unrecognized key') ? 'is not an allowed field' : issue.message;
+  return issue.keys.map((key) => ({ path: [...issue.path, key], message }));
 }

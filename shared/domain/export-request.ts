@@ -50,17 +50,28 @@ const contactsCommon = {
 };
 const query = z.string().max(200).optional();
 
+/**
+ * A key that another scope takes (`query` with `selection`, `filter` with `all`) is the usual
+ * unknown key here: say which scope refuses it (toValidationError names the key as the field).
+ */
+const scopeKeys = (scope: string) => ({
+  error: (issue: { code?: string }) => (issue.code === 'unrecognized_keys' ? `is not allowed with scope "${scope}"` : undefined),
+});
+
 /** C6 scopes: all customers, the filter result, a segment, a checked selection, or one customer. */
 export const contactsExportRequestSchema = z.discriminatedUnion('scope', [
-  z.strictObject({ ...contactsCommon, scope: z.literal('all'), query }),
-  z.strictObject({ ...contactsCommon, scope: z.literal('filter'), filter: usersFilterSchema, query }),
-  z.strictObject({ ...contactsCommon, scope: z.literal('segment'), segmentId: id, query }),
-  z.strictObject({
-    ...contactsCommon,
-    scope: z.literal('selection'),
-    userIds: z.array(id).min(1).max(MAX_SELECTED_USER_IDS),
-  }),
-  z.strictObject({ ...contactsCommon, scope: z.literal('user'), userId: id }),
+  z.strictObject({ ...contactsCommon, scope: z.literal('all'), query }, scopeKeys('all')),
+  z.strictObject({ ...contactsCommon, scope: z.literal('filter'), filter: usersFilterSchema, query }, scopeKeys('filter')),
+  z.strictObject({ ...contactsCommon, scope: z.literal('segment'), segmentId: id, query }, scopeKeys('segment')),
+  z.strictObject(
+    {
+      ...contactsCommon,
+      scope: z.literal('selection'),
+      userIds: z.array(id).min(1).max(MAX_SELECTED_USER_IDS),
+    },
+    scopeKeys('selection'),
+  ),
+  z.strictObject({ ...contactsCommon, scope: z.literal('user'), userId: id }, scopeKeys('user')),
 ]);
 
 export const exportRequestSchema = z.discriminatedUnion('kind', [casesExportRequestSchema, contactsExportRequestSchema]);

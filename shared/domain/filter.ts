@@ -350,8 +350,8 @@ interface Env {
 
 const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2}))?$/;
 
-function bad(path: string, message: string, code = 'FILTER_INVALID'): ValidationError {
-  return new ValidationError(`${path}: ${message}`, { code, field: path, rule: 'C2' });
+function bad(path: string, message: string, code = 'FILTER_INVALID', rule = 'C2'): ValidationError {
+  return new ValidationError(`${path}: ${message}`, { code, field: path, rule });
 }
 
 const TRUE_ALL: Predicate = () => true;
@@ -445,7 +445,8 @@ function resolveField(field: string, path: string, target: FilterTarget, profile
   if (field.startsWith('profile.')) {
     const key = field.slice('profile.'.length);
     if (profileKinds.archived.has(key)) {
-      throw bad(`${path}.field`, 'profile key is archived and no longer collected (rule C5)', 'FILTER_UNKNOWN_FIELD');
+      // C5 is the rule that hides archived keys, so the error's `rule` says C5 as its message does.
+      throw bad(`${path}.field`, 'profile key is archived and no longer collected (rule C5)', 'FILTER_UNKNOWN_FIELD', 'C5');
     }
     const known = profileKinds.kinds.get(key);
     if (profileKinds.strict && known === undefined && !(target === 'cases' && key in CASE_PROFILE_KINDS)) {

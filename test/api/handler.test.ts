@@ -646,6 +646,18 @@ describe('GET /v1/audit', () => {
     expect(badRes.body.error.field).toBe('from');
   });
 
+  it('a bound without an offset, or whose "+" arrived as a space, gets a 400 saying the expected format', async () => {
+    for (const from of ['2026-12-01T12:50:00 09:00', '2026-12-01T00:00:00']) {
+      const ev = loadEvent('api-list-audit.json', { TOKEN: await token({ permissions: ['audit:read'] }) });
+      ev.queryStringParameters = { from };
+      const res = await call(ev);
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'INVALID_QUERY', field: 'from' });
+      expect(res.body.error.message).toMatch(/^from: .*ISO-8601 date-time with an offset/);
+      expect(res.body.error.message).toContain('%2B');
+    }
+  });
+
   it('400 for bounds outside years 0000-9999 in UTC, which no stored key can be compared with', async () => {
     for (const [field, value] of [['to', '9999-12-31T23:59:59-12:00'], ['to', '0000-01-01T00:00:00+01:00'], ['from', '9999-12-31T23:00:00-02:00']] as const) {
       const ev = loadEvent('api-list-audit.json', { TOKEN: await token({ permissions: ['audit:read'] }) });

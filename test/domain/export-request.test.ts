@@ -173,6 +173,26 @@ describe('parsing errors', () => {
     }
   });
 
+  it('C6: a key another scope takes is named as the field, with the scope that refuses it', () => {
+    const err = (body: unknown) => {
+      try {
+        parseExportRequest(body);
+      } catch (e) {
+        return e as ValidationError;
+      }
+      return expect.unreachable();
+    };
+    const selection = err(contacts({ scope: 'selection', userIds: ['u1'], query: 'kim' }));
+    expect(selection).toMatchObject({ code: 'VALIDATION_FAILED', field: 'query' });
+    expect(selection.issues).toEqual([{ path: 'query', message: 'is not allowed with scope "selection"' }]);
+    expect(selection.message).toBe('Invalid request: query: is not allowed with scope "selection"');
+    // Every unknown key is named, each at its own path; zod's generic text elsewhere is replaced.
+    expect(err(contacts({ scope: 'all', filter: userFilter, extra: 1 })).issues.map((i) => i.path)).toEqual(['filter', 'extra']);
+    expect(err(cases({ scope: 'all' })).issues).toEqual([{ path: 'scope', message: 'is not an allowed field' }]);
+    const condition = { field: 'tags', op: 'exists', note: 'x' };
+    expect(err(cases({ filter: { join: 'and', groups: [{ join: 'and', conditions: [condition] }] } })).field).toBe('filter.groups[0].conditions[0].note');
+  });
+
   it('C3: a huge list of bad values gives a bounded error', () => {
     const userIds = Array.from({ length: 50_000 }, () => '');
     expect(exportRequestSchema.safeParse(contacts({ scope: 'selection', userIds })).error!.issues.length).toBe(50_000);

@@ -301,6 +301,9 @@ describe('C2 rejects unknown fields and operators naming the path', () => {
     expect(() => compileFilter(one({ field: 'profile.grade', op: 'eq', value: 'gold' }), 'users', { now, profileSchema: schema as never })).not.toThrow();
     expect(fail(one({ field: 'profile.nope', op: 'exists' }), 'users', schema).code).toBe('FILTER_UNKNOWN_FIELD');
     expect(fail(one({ field: 'profile.old', op: 'exists' }), 'users', schema).message).toMatch(/archived/);
+    // The rule field and the message name the same rule (C5 hides archived keys).
+    expect(fail(one({ field: 'profile.old', op: 'exists' }), 'users', schema)).toMatchObject({ rule: 'C5', message: expect.stringContaining('(rule C5)') });
+    expect(fail(one({ field: 'profile.nope', op: 'exists' }), 'users', schema).rule).toBe('C2');
   });
 });
 

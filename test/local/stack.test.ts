@@ -113,7 +113,10 @@ describe('local stack on disk (npm start)', () => {
 
       const second = await startLocalStack({ dataDir, port: 0, pollers: false, seed: { channelId: 'disk', users: 999, cases: 999 } });
       try {
-        expect(second.seeded).toEqual({ channelId: 'disk', users: 30, cases: 20 });
+        // The segment ids npm start prints: the ones seeded (suffixed per seed), read back on a restart.
+        expect(first.seeded?.segmentIds).toHaveLength(3);
+        expect(first.seeded?.segmentIds.every((id) => /^seg-[a-z-]+-[0-9a-f]{6}$/.test(id))).toBe(true);
+        expect(second.seeded).toEqual({ channelId: 'disk', users: 30, cases: 20, segmentIds: [...(first.seeded?.segmentIds ?? [])].sort() });
         expect(await readFile(join(dataDir, 'secrets.json'), 'utf8')).toBe(secrets);
         const after = await new DynamoExportStore(DynamoDBDocumentClient.from(second.clients.ddb), second.tables.exports).getJob('disk', 'interrupted-1');
         expect(after?.status).toBe('failed');

@@ -109,6 +109,23 @@ describe('DynamoExportStore on dynalite', () => {
     expect((await store.listJobs('ch', 'm2', undefined, 5)).items).toEqual([]);
   });
 
+  it('gives no cursor on the last page, also when it is exactly full; a cursor resumes after the last item shown', async () => {
+    for (const [id, at] of [['t1', '2025-07-02T00:00:00.000Z'], ['t2', '2025-07-02T00:00:01.000Z'], ['t3', '2025-07-02T00:00:02.000Z']] as const) {
+      await store.createJob(job(id, at, { managerId: 'm-two' }));
+    }
+    const three = await store.listJobs('ch', 'm-two', undefined, 3);
+    expect(three.items.map((j) => j.exportId)).toEqual(['t3', 't2', 't1']);
+    expect(three.cursor).toBeUndefined();
+    const first = await store.listJobs('ch', 'm-two', undefined, 2);
+    expect(first.items.map((j) => j.exportId)).toEqual(['t3', 't2']);
+    expect(first.cursor).toBeDefined();
+    const last = await store.listJobs('ch', 'm-two', first.cursor, 2);
+    expect(last.items.map((j) => j.exportId)).toEqual(['t1']);
+    expect(last.cursor).toBeUndefined();
+    const ofOne = await store.listJobs('ch', 'm-two', first.cursor, 1);
+    expect([ofOne.items.map((j) => j.exportId), ofOne.cursor]).toEqual([['t1'], undefined]);
+  });
+
   it('keeps idempotency records for their TTL and treats an expired one as free', async () => {
     const record = { channelId: 'ch', managerId: 'm1', key: 'k', requestHash: 'h1', exportId: 'j1', createdAt: clock.toISOString() };
     expect(await store.saveIdempotencyRecord(record, 86_400)).toEqual({ created: true });

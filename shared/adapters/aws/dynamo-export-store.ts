@@ -124,16 +124,29 @@ export class DynamoExportStore implements ExportStore {
         KeyConditionExpression: 'gsi1pk = :pk',
         ExpressionAttributeValues: { ':pk': `CH#${channelId}#MGR#${managerId}` },
         ScanIndexForward: false,
-        Limit: limit,
+        // One more than the page: DynamoDB returns a LastEvaluatedKey whenever it stopped at
+        // Limit, even with nothing after it, and a cursor to an empty page contradicts the API's
+        // "no cursor on the last page". The extra item only tells whether more exist.
+        Limit: limit + 1,
         ...(startKey ? { ExclusiveStartKey: startKey } : {}),
       }),
     );
+    const raw = result.Items ?? [];
+    const shown = raw.slice(0, limit);
+    const lastShown = shown[shown.length - 1];
+    // More exist: resume after the last item shown (its index and table keys, the shape of a
+    // LastEvaluatedKey). Fewer than limit + 1 with a LastEvaluatedKey: the read stopped at 1 MB,
+    // so the rest is unknown and the cursor resumes where the read stopped.
+    const nextKey =
+      raw.length > limit && lastShown
+        ? { pk: lastShown.pk, sk: lastShown.sk, gsi1pk: lastShown.gsi1pk, gsi1sk: lastShown.gsi1sk }
+        : result.LastEvaluatedKey;
     // The key already scopes the query; checking the owner again costs nothing and keeps any
     // key collision from ever showing one manager another's export.
-    const items = (result.Items ?? [])
+    const items = shown
       .map((item) => exportJobSchema.parse(item))
       .filter((job) => job.channelId === channelId && job.managerId === managerId);
-    const next = encodeCursor(result.LastEvaluatedKey);
+    const next = encodeCursor(nextKey);
     return next ? { items, cursor: next } : { items };
   }
 

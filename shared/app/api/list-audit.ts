@@ -12,7 +12,12 @@ import { canonicalJson } from './hmac';
  * before every key and make an empty, or for DynamoDB an invalid, range.
  */
 const instant = z
-  .union([z.iso.datetime({ offset: true }), z.iso.date()])
+  // zod's union message ("Invalid input") tells the caller nothing. The two usual mistakes are a
+  // date-time without an offset and an unencoded `+`, which a query string turns into a space.
+  .union([z.iso.datetime({ offset: true }), z.iso.date()], {
+    error:
+      'must be a date (2026-03-01) or an ISO-8601 date-time with an offset (2026-03-01T09:00:00+09:00 or 2026-03-01T00:00:00Z); in a URL send "+" as %2B',
+  })
   .refine((value) => /^\d{4}-/.test(toInstant(value, 'start')) && /^\d{4}-/.test(toInstant(value, 'end')), {
     message: 'must fall between the years 0000 and 9999 in UTC',
   });
