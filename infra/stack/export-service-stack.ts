@@ -237,12 +237,16 @@ export class ExportServiceStack extends Stack {
     // Shared by every pipeline step that can fail an export (shared/app/pipeline-steps.ts
     // failExport): record the failure event, give the manager's cooldown back (a conditional
     // delete on the holder, C8), tell the bot, drop the parts.
+    // Deleting an export's parts/ (raw row data): on failure, and on cancel (the api's too).
+    const grantDiscardParts = (fn: ServiceFunction) => {
+      allow(fn, 'ListParts', ['s3:ListBucket'], [bucket.bucketArn], { StringLike: { 's3:prefix': [`${PARTS_PREFIX}*`] } });
+      allow(fn, 'DeleteParts', ['s3:DeleteObject'], [objects(PARTS_PREFIX)]);
+    };
     const grantFailExport = (fn: ServiceFunction) => {
       allow(fn, 'AuditAppend', ['dynamodb:PutItem'], [t.audit.tableArn]);
       allow(fn, 'ReleaseCooldown', ['dynamodb:DeleteItem'], [t.cooldowns.tableArn]);
       allow(fn, 'RequestNotify', ['sqs:SendMessage'], [this.queues.notify.queue.queueArn]);
-      allow(fn, 'ListParts', ['s3:ListBucket'], [bucket.bucketArn], { StringLike: { 's3:prefix': [`${PARTS_PREFIX}*`] } });
-      allow(fn, 'DeleteParts', ['s3:DeleteObject'], [objects(PARTS_PREFIX)]);
+      grantDiscardParts(fn);
     };
 
     // api: create/list/cancel exports, cooldowns, audit append + list, plan chunks, download redirect.
@@ -254,6 +258,8 @@ export class ExportServiceStack extends Stack {
     allow(f.api, 'PlanChunks', ['sqs:SendMessage'], [this.queues.chunk.queue.queueArn, this.queues.finalize.queue.queueArn]);
     // Selected ids are stored under parts/ for the chunk workers (a message holds 256 KB at most).
     allow(f.api, 'WriteSelections', ['s3:PutObject'], [objects(PARTS_PREFIX)]);
+    // A cancel deletes what the export left under parts/ at once (it is customer data).
+    grantDiscardParts(f.api);
     // The download redirect presigns a GET with this role; S3 checks the role when the URL is used.
     allow(f.api, 'PresignDownloads', ['s3:GetObject'], [objects(EXPORTS_PREFIX)]);
     allow(f.api, 'BucketKey', ['kms:GenerateDataKey', 'kms:Decrypt'], [this.keys.bucketKey.keyArn], viaS3);

@@ -485,6 +485,18 @@ describe('least privilege', () => {
     );
   });
 
+  it('every role that deletes an export\'s parts/ (the api on cancel, chunk, finalizer, dlq) may list and delete under parts/', () => {
+    // deletePrefix lists the prefix, then deletes what it found: both grants, or the sweep fails
+    // with AccessDenied (caught and logged on cancel, so only IAM can show it).
+    for (const name of ['api', 'chunk', 'finalizer', 'dlq'] as const) {
+      expect(bucketResources(name, 's3:DeleteObject'), name).toEqual(expect.arrayContaining([expect.stringContaining('/parts/*')]));
+      const lists = roleStatements(template)
+        .filter((s) => s.roleId === roleId(name) && statementAllows(s.statement, 's3:ListBucket'))
+        .map((s) => s.statement.Condition?.StringLike?.['s3:prefix']);
+      expect(lists, name).toEqual(expect.arrayContaining([['parts/*']]));
+    }
+  });
+
   it('ListBucket is limited to the prefixes the function cleans up', () => {
     for (const { statement } of roleStatements(template).filter((s) => statementAllows(s.statement, 's3:ListBucket'))) {
       expect(statement.Condition?.StringLike?.['s3:prefix']).toEqual([expect.stringMatching(/^(parts|exports)\/\*$/)]);
