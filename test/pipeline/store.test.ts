@@ -148,6 +148,28 @@ describe('DynamoExportStore on dynalite', () => {
     await store.releaseIdempotencyRecord('ch', 'm1', 'never-saved', 'j1'); // nothing there: no error
   });
 
+  it('a key freed between a refused put and the read of its holder is taken, not reported as an unreadable record (a 500)', async () => {
+    const record = { channelId: 'ch', managerId: 'm1', key: 'race-key', requestHash: 'h1', exportId: 'jA', createdAt: clock.toISOString() };
+    expect((await store.saveIdempotencyRecord(record, 86_400)).created).toBe(true);
+    // Request A is refused (4xx) and frees the key just after B's put was refused by A's record.
+    const read = store.getIdempotencyRecord.bind(store);
+    let raced = false;
+    store.getIdempotencyRecord = async (...args) => {
+      if (!raced) {
+        raced = true;
+        await store.releaseIdempotencyRecord('ch', 'm1', 'race-key', 'jA');
+      }
+      return read(...args);
+    };
+    try {
+      const b = await store.saveIdempotencyRecord({ ...record, exportId: 'jB' }, 86_400);
+      expect(b).toEqual({ created: true });
+      expect((await read('ch', 'm1', 'race-key'))?.exportId).toBe('jB');
+    } finally {
+      store.getIdempotencyRecord = read;
+    }
+  });
+
   it('stores only the hash of a download token', async () => {
     await store.saveDownloadToken({ tokenHash: 'ab'.repeat(32), exportId: 'j2', channelId: 'ch', expiresAt: '2025-07-08T00:00:00.000Z' });
     expect(await store.getDownloadToken('ab'.repeat(32))).toEqual({

@@ -370,6 +370,14 @@ export class DynamoExportStore implements ExportStore {
   }
 
   async saveIdempotencyRecord(record: IdempotencyRecord, ttlSeconds: number): Promise<{ created: boolean; existing?: IdempotencyRecord }> {
+    // Twice at most: a record can be freed (expired by releaseIdempotencyRecord, or at its TTL)
+    // between the refused put and the read of the record that refused it; the key is then free
+    // and the put is tried again, instead of reporting a record that cannot be read.
+    const first = await this.putIdempotencyRecord(record, ttlSeconds);
+    return first.created || first.existing ? first : this.putIdempotencyRecord(record, ttlSeconds);
+  }
+
+  private async putIdempotencyRecord(record: IdempotencyRecord, ttlSeconds: number): Promise<{ created: boolean; existing?: IdempotencyRecord }> {
     const pk = `IDEM#${record.channelId}#${record.managerId}#${record.key}`;
     const nowSeconds = Math.floor(this.now().getTime() / 1000);
     try {
