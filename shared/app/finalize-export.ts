@@ -43,6 +43,29 @@ export class PartMismatchError extends Error {
 }
 
 /**
+ * A part or its meta is not in S3. Either the export was canceled meanwhile (the cancel deletes
+ * parts/ at once) and this run stops quietly, or it is a real fault and the message is retried.
+ */
+class PartMissingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PartMissingError';
+  }
+}
+
+/** True when a missing part is explained by a cancel that landed while this run read parts. */
+async function canceledMeanwhile(deps: FinalizeDeps, job: ExportJob, error: unknown): Promise<boolean> {
+  if (!(error instanceof PartMissingError)) return false;
+  const now = await deps.store.getJob(job.channelId, job.exportId);
+  if (now?.status !== 'canceled') return false;
+  deps.log.info('export canceled while its file was assembled: stopped', { exportId: job.exportId });
+  // The writer failed, so the upload was abandoned; a file object is deleted all the same.
+  await discardExportFile(deps, job);
+  await discardParts(deps, job);
+  return true;
+}
+
+/**
  * Parts are read in order; fetching the next one while the engine consumes the current hides
  * S3's per-request latency (hundreds of parts at tens of ms each) at the cost of holding at
  * most two parts in memory.
@@ -62,7 +85,7 @@ function createPrefetchingReader(
     let promise = pending.get(id);
     if (!promise) {
       promise = deps.objects.getBuffer(objectKeys.part(exportId, sheet, partIndex)).then((body) => {
-        if (!body) throw new Error(`part ${sheet}/${partIndex} is missing`);
+        if (!body) throw new PartMissingError(`part ${sheet}/${partIndex} is missing`);
         const expected = dataCrcs[sheetIndex]?.[partIndex];
         // ~40 ms for 240 MB: cheap next to the encryption of the same bytes.
         if (expected !== undefined && crc32(body) !== expected) throw new PartMismatchError(`${sheet}/${partIndex}`);
@@ -95,7 +118,7 @@ async function readMetas(deps: FinalizeDeps, job: ExportJob, sheet: SheetKey, co
     const batch = await Promise.all(
       Array.from({ length: Math.min(32, count - i) }, async (_u, k) => {
         const body = await deps.objects.getBuffer(objectKeys.partMeta(job.exportId, sheet, i + k));
-        if (!body) throw new Error(`part ${sheet}/${i + k} has no meta: a chunk is missing`);
+        if (!body) throw new PartMissingError(`part ${sheet}/${i + k} has no meta: a chunk is missing`);
         return JSON.parse(body.toString('utf8')) as StoredPartMeta;
       }),
     );
@@ -160,7 +183,13 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
   const sheetKeys = sheetsOf(job);
   for (const sheet of sheetKeys) {
     const columns = sheetColumns(job, sheet, definition);
-    const metas = await readMetas(deps, job, sheet, job.sheetChunks?.[sheet] ?? 0);
+    let metas: StoredPartMeta[];
+    try {
+      metas = await readMetas(deps, job, sheet, job.sheetChunks?.[sheet] ?? 0);
+    } catch (error) {
+      if (await canceledMeanwhile(deps, job, error)) return { status: 'skipped' };
+      throw error;
+    }
     const expected = columnsFingerprint(columns);
     // With a pinned definition every part matches; a job from before it was pinned (its chunks
     // read the schema as it was then) or a part rendered by another code version may not.
@@ -237,7 +266,10 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     await failExport(deps, job, { code: 'PART_MISMATCH', message: 'the export could not be assembled consistently; request it again' });
     return { status: 'failed' };
   }
-  if (failure !== undefined) throw failure;
+  if (failure !== undefined) {
+    if (await canceledMeanwhile(deps, job, failure)) return { status: 'skipped' };
+    throw failure;
+  }
   const sha256 = hash.digest('hex');
   deps.log.info('workbook written', { exportId: job.exportId, fileSize, rowCount, seconds: (Date.now() - startedAt) / 1000 });
 

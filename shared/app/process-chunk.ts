@@ -383,6 +383,18 @@ function recordReader<T>(
 }
 
 /**
+ * True when the export left queued/running while this delivery worked (a cancel deletes
+ * parts/ under it): what it wrote is swept (a cancel's follow-ups do not run) and it stops.
+ */
+async function stoppedMeanwhile(deps: ChunkDeps, job: ExportJob): Promise<boolean> {
+  const now = await deps.store.getJob(job.channelId, job.exportId);
+  if (now && ACTIVE.has(now.status)) return false;
+  deps.log.info('export stopped while its users phase was planned', { exportId: job.exportId, status: now?.status });
+  if (now?.status === 'canceled') await discardParts(deps, job);
+  return true;
+}
+
+/**
  * Cases phase 2: the "User data" sheet holds exactly the users the exported cases reference,
  * once each. Every case chunk stored its referenced ids; the union, sorted into the documented
  * user order, becomes id batches (deterministic keys, so a retry rewrites the same objects).
@@ -394,6 +406,7 @@ async function planUsersPhase(job: ExportJob, deps: ChunkDeps): Promise<void> {
     const bodies = await Promise.all(
       Array.from({ length: Math.min(16, caseChunks - i) }, (_u, k) => deps.objects.getBuffer(objectKeys.caseRefs(job.exportId, i + k))),
     );
+    if (bodies.some((body) => !body) && (await stoppedMeanwhile(deps, job))) return;
     bodies.forEach((body, k) => {
       if (!body) throw new Error(`case chunk ${i + k}: referenced-user list is missing`);
       for (const id of JSON.parse(body.toString('utf8')) as string[]) all.add(id);
@@ -406,6 +419,9 @@ async function planUsersPhase(job: ExportJob, deps: ChunkDeps): Promise<void> {
     ),
   );
   const advanced = await deps.store.advanceToUsersPhase(job.channelId, job.exportId, batches.length);
+  // Canceled (or failed) while the batches were written: the batches just put are row data's
+  // keys under parts/, which the cancel's sweep may have missed; no user chunk is sent.
+  if (!advanced && (await stoppedMeanwhile(deps, job))) return;
   if (!advanced && job.usersEnqueued) return;
   deps.log.info('users phase planned', { exportId: job.exportId, users: all.size, chunks: batches.length });
   // No user to list: nothing to send, and the finalize check after this step finds every chunk done.

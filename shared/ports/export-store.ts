@@ -118,7 +118,8 @@ export interface ExportStore {
   releaseClaim(channelId: string, exportId: string, flag: LeaseFlag, token: string): Promise<void>;
   /**
    * Cases only: moves the job from phase 'main' to 'users' and adds the user chunks to the
-   * total, in one conditional write; false when another delivery already did.
+   * total, in one conditional write; false when another delivery already did, or the export
+   * is no longer queued or running (canceled or failed meanwhile).
    */
   advanceToUsersPhase(channelId: string, exportId: string, userChunks: number): Promise<boolean>;
   saveDownloadToken(record: DownloadTokenRecord): Promise<void>;

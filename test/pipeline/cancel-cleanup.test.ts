@@ -91,6 +91,33 @@ describe('cancel deletes parts/', () => {
     expect((await storesFor(stack).store.getJob(CHANNEL, job.exportId))?.status).toBe('canceled');
   });
 
+  it('a cancel while the last case chunk plans the users phase: no user chunk is sent, its id batches are swept', async () => {
+    const job = await submitExport(stack, { kind: 'cases', from: '2025-08-01', to: '2025-08-31', timezone: 'Asia/Seoul' }, { channelId: CHANNEL });
+    const messages = buildChunkMessages(job, {}, 2000);
+    const deps = chunkDepsFor(stack);
+    for (const message of messages.slice(0, -1)) expect((await processChunk(message, deps, { receiveCount: 1 })).status).toBe('done');
+    const { objects, store, queue } = storesFor(stack);
+    let canceled: number | undefined;
+    const racing = Object.create(objects) as S3ObjectStore;
+    racing.put = async (key, body, options) => {
+      await objects.put(key, body, options);
+      // The first users id batch is written, then the manager cancels (the API sweeps parts/).
+      if (canceled === undefined && key.includes('/ids/users-')) canceled = (await cancel(job.exportId)).status;
+    };
+    const sent: string[] = [];
+    const watchedQueue = Object.create(queue) as typeof queue;
+    watchedQueue.sendMany = async (name, bodies) => {
+      sent.push(...bodies.map((b) => `${name}:${(b as { chunkId?: string }).chunkId ?? ''}`));
+      return queue.sendMany(name, bodies);
+    };
+    await processChunk(messages.at(-1)!, chunkDepsFor(stack, { objects: racing, queue: watchedQueue }), { receiveCount: 1 });
+    expect(canceled).toBe(200);
+    expect(sent.filter((s) => s.startsWith('chunk:users-'))).toEqual([]);
+    const after = await store.getJob(CHANNEL, job.exportId);
+    expect([after?.status, after?.phase]).toEqual(['canceled', 'main']);
+    expect(await partsOf(job.exportId)).toEqual([]);
+  });
+
   it('the finalizer: a cancel while the file is written leaves neither the file nor parts/', async () => {
     const ready = await exportReadyToFinalize(stack, CHANNEL, 'cc0ffee00001', stepDeps());
     const { objects, store } = storesFor(stack);
@@ -105,6 +132,26 @@ describe('cancel deletes parts/', () => {
     const outcome = await finalizeExport(finalizeMessage(ready), finalizeDepsFor(stack, { ...stepDeps(), objects: watched }, LINK_SECRET), {
       receiveCount: 1,
     });
+    expect(outcome.status).toBe('skipped');
+    expect((await store.getJob(CHANNEL, ready.exportId))?.status).toBe('canceled');
+    expect(await objects.head(objectKeys.file(CHANNEL, ready.exportId, exportFileName(ready)))).toBeNull();
+    expect(await partsOf(ready.exportId)).toEqual([]);
+  });
+
+  it('the finalizer: a cancel over the API while it reads parts (the sweep deletes them under it) stops the run quietly, no error to retry', async () => {
+    const ready = await exportReadyToFinalize(stack, CHANNEL, 'cc0ffee00002', stepDeps());
+    const { objects, store } = storesFor(stack);
+    let canceled: number | undefined;
+    const watched = Object.create(objects) as S3ObjectStore;
+    watched.getBuffer = async (key: string) => {
+      // The first part body (not a meta) read: the manager cancels right then.
+      if (canceled === undefined && !key.endsWith('.json') && !key.includes('meta')) canceled = (await cancel(ready.exportId)).status;
+      return objects.getBuffer(key);
+    };
+    const outcome = await finalizeExport(finalizeMessage(ready), finalizeDepsFor(stack, { ...stepDeps(), objects: watched }, LINK_SECRET), {
+      receiveCount: 1,
+    });
+    expect(canceled).toBe(200);
     expect(outcome.status).toBe('skipped');
     expect((await store.getJob(CHANNEL, ready.exportId))?.status).toBe('canceled');
     expect(await objects.head(objectKeys.file(CHANNEL, ready.exportId, exportFileName(ready)))).toBeNull();

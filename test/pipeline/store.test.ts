@@ -101,6 +101,15 @@ describe('DynamoExportStore on dynalite', () => {
     expect([saved?.phase, saved?.chunksTotal, saved?.sheetChunks]).toEqual(['users', 5, { cases: 3, users: 2 }]);
   });
 
+  it('does not advance a canceled or failed cases job to the users phase (no more work after a stop)', async () => {
+    for (const status of ['canceled', 'failed'] as const) {
+      const id = `j3-${status}`;
+      await store.createJob(job(id, '2025-07-01T00:00:03.000Z', { kind: 'cases', status, managerId: 'm-stopped', phase: 'main', sheetChunks: { cases: 3, users: 0 } }));
+      expect(await store.advanceToUsersPhase('ch', id, 2), status).toBe(false);
+      expect((await store.getJob('ch', id))?.phase).toBe('main');
+    }
+  });
+
   it('lists a manager’s exports newest first with a cursor', async () => {
     const page1 = await store.listJobs('ch', 'm1', undefined, 2);
     expect(page1.items.map((j) => j.exportId)).toEqual(['j3', 'j2']);

@@ -266,9 +266,18 @@ export class DynamoExportStore implements ExportStore {
           TableName: this.tableName,
           Key: { pk: jobPk(exportId), sk: JOB_SK },
           UpdateExpression: 'SET phase = :users, sheetChunks.#users = :n, updatedAt = :now ADD chunksTotal :n',
-          ConditionExpression: 'channelId = :ch AND phase = :main',
-          ExpressionAttributeNames: { '#users': 'users' },
-          ExpressionAttributeValues: { ':users': 'users', ':main': 'main', ':n': userChunks, ':ch': channelId, ':now': this.now().toISOString() },
+          // Active only: a canceled or failed export plans no more work.
+          ConditionExpression: 'channelId = :ch AND phase = :main AND #status IN (:queued, :running)',
+          ExpressionAttributeNames: { '#users': 'users', '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':users': 'users',
+            ':main': 'main',
+            ':n': userChunks,
+            ':ch': channelId,
+            ':now': this.now().toISOString(),
+            ':queued': 'queued',
+            ':running': 'running',
+          },
         }),
       );
       return true;
