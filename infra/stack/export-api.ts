@@ -108,7 +108,9 @@ export class ExportApi extends Construct {
       responseHeaders: corsHeaders,
       templates: {
         'application/json': JSON.stringify({
-          error: { code: 'validation', message: 'the request body does not match the ExportRequest schema', requestId: '$context.requestId' },
+          // The handler's code for the same refusal, so clients switch on one code; no field (the
+          // gateway does not say which, except in the text it must not echo).
+          error: { code: 'VALIDATION_FAILED', message: 'the request body does not match the ExportRequest schema (see the API documentation)', requestId: '$context.requestId' },
         }),
       },
     });

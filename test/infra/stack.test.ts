@@ -591,6 +591,12 @@ describe('REST API', () => {
       const headers = props.Integration.IntegrationResponses[0].ResponseParameters;
       expect(headers['method.response.header.Access-Control-Allow-Origin']).toBe(`'${TEST_CONTEXT.adminOrigin}'`);
     }
+    // A body the request model refuses: the handler's code (clients switch on one), and nothing
+    // of API Gateway's validation text, which quotes the offending value (a password).
+    const badBody = Object.values(resourcesOf(template, 'AWS::ApiGateway::GatewayResponse')).find((r) => r.Properties?.ResponseType === 'BAD_REQUEST_BODY');
+    const body = JSON.parse(badBody?.Properties?.ResponseTemplates?.['application/json'] as string) as { error: Record<string, string> };
+    expect(body.error).toMatchObject({ code: 'VALIDATION_FAILED', requestId: '$context.requestId' });
+    expect(JSON.stringify(body)).not.toMatch(/\$context\.error\.(validationErrorString|message)/);
     template.hasResourceProperties('AWS::ApiGateway::GatewayResponse', {
       ResponseType: 'DEFAULT_4XX',
       ResponseParameters: { 'gatewayresponse.header.Access-Control-Allow-Origin': `'${TEST_CONTEXT.adminOrigin}'` },
