@@ -1,7 +1,13 @@
 import { pipelineMessageSchema } from './messages';
 import { discardExportFile, failExport, type StepDeps } from './pipeline-steps';
 
-export type DeadLetterOutcome = 'failed-export' | 'already-final' | 'notify-failure-recorded' | 'unreadable';
+export type DeadLetterOutcome =
+  | 'failed-export'
+  | 'already-final'
+  | 'chunk-already-done'
+  | 'notify-failure-recorded'
+  | 'unknown-export'
+  | 'unreadable';
 
 /**
  * A message that exhausted its retries. For chunk and finalize messages the export is marked
@@ -27,7 +33,13 @@ export async function handleDeadLetter(body: string, deps: StepDeps, source: { q
     // A duplicate notify message can dead-letter while another delivery did post (it kept
     // finding that delivery's lease held): the bot was told, so there is no failure to record.
     const job = await deps.store.getJob(message.channelId, message.exportId);
-    if (job?.notifiedAt) {
+    if (!job) {
+      // No such export in that channel (deleted, forged, another channel's id): nothing to
+      // record it on. Acknowledged: a record that threw here would come back for 14 days.
+      deps.log.warn('dead-lettered notify for an unknown export: dropped', { exportId: message.exportId, queue: source.queue });
+      return 'unknown-export';
+    }
+    if (job.notifiedAt) {
       deps.log.info('dead-lettered duplicate notify: the bot was already told', { exportId: message.exportId });
       return 'already-final';
     }
@@ -36,6 +48,20 @@ export async function handleDeadLetter(body: string, deps: StepDeps, source: { q
     });
     deps.log.error('bot notification dead-lettered', { exportId: message.exportId, event: message.event });
     return 'notify-failure-recorded';
+  }
+  if (message.type === 'chunk') {
+    // A chunk already in the completed set gave up in a later step, or was a duplicate delivery
+    // that kept failing: its rows are counted and its part stored. The export fails only if it
+    // is now stuck (every chunk done, and neither the users phase nor the finalize sent): other
+    // chunks still to complete will run the next step themselves, and a sent finalize carries it.
+    const job = await deps.store.getJob(message.channelId, message.exportId);
+    if (job && ['queued', 'running', 'finalizing'].includes(job.status) && (await deps.store.isChunkDone(job.channelId, job.exportId, message.chunkId))) {
+      const moving = job.status === 'finalizing' || job.finalizeEnqueued === true || job.chunksDone < job.chunksTotal;
+      if (moving) {
+        deps.log.warn('dead-lettered chunk was already done: the export goes on', { exportId: job.exportId, chunkId: message.chunkId });
+        return 'chunk-already-done';
+      }
+    }
   }
   const stage = message.type === 'chunk' ? `chunk ${message.chunkId}` : 'finalize';
   const failed = await failExport(deps, message, {

@@ -410,4 +410,45 @@ describe('failure handling', () => {
       expect(await objects.head(completed!.objectKey!)).not.toBeNull();
     });
   });
+
+  describe('dlq: chunk dead letters of a healthy export, notify dead letters of no export', () => {
+    const stepDeps = (): StepDeps => {
+      const { store, objects, queue } = storesFor(stack);
+      return { store, objects, queue, clock: { now: () => new Date() }, log: silentLog };
+    };
+
+    it('a chunk already done (a duplicate delivery that kept failing) does not fail an export that is moving on', async () => {
+      const job = await submitExport(stack, { kind: 'contacts', scope: 'all' }, { channelId: CHANNEL });
+      const messages = buildChunkMessages(job, {}, 2000);
+      expect(messages.length).toBeGreaterThan(2);
+      const deps = chunkDepsFor(stack);
+      const { store } = storesFor(stack);
+      // Chunk 0 is done, others are still to come: they will run the next step.
+      expect((await processChunk(messages[0]!, deps, { receiveCount: 1 })).status).toBe('done');
+      const dead0 = JSON.stringify(messages[0]);
+      expect(await handleDeadLetter(dead0, stepDeps(), { queue: 'chunk-dlq' })).toBe('chunk-already-done');
+      expect((await store.getJob(CHANNEL, job.exportId))?.status).toBe('running');
+      // Every chunk done and the finalize sent: still moving, still not failed.
+      for (const message of messages.slice(1)) await processChunk(message, deps, { receiveCount: 1 });
+      const all = await store.getJob(CHANNEL, job.exportId);
+      expect([all?.chunksDone === all?.chunksTotal, all?.finalizeEnqueued]).toEqual([true, true]);
+      expect(await handleDeadLetter(dead0, stepDeps(), { queue: 'chunk-dlq' })).toBe('chunk-already-done');
+      expect((await store.getJob(CHANNEL, job.exportId))?.status).not.toBe('failed');
+    });
+
+    it('a chunk that never completed still fails the export (PIPELINE_FAILED)', async () => {
+      const job = await submitExport(stack, { kind: 'contacts', scope: 'all' }, { channelId: CHANNEL });
+      const [first] = buildChunkMessages(job, {}, 2000);
+      expect(await handleDeadLetter(JSON.stringify(first), stepDeps(), { queue: 'chunk-dlq' })).toBe('failed-export');
+      expect(await storesFor(stack).store.getJob(CHANNEL, job.exportId)).toMatchObject({ status: 'failed', error: { code: 'PIPELINE_FAILED' } });
+    });
+
+    it('a dead notify for an export that does not exist (or is another channel\'s) is acknowledged, not thrown for 14 days', async () => {
+      const job = await submitExport(stack, { kind: 'contacts', scope: 'all' }, { channelId: CHANNEL });
+      for (const [exportId, channelId] of [['no-such-export', CHANNEL], [job.exportId, 'another-channel']] as const) {
+        const body = JSON.stringify({ type: 'notify', exportId, channelId, event: 'export.failed' } satisfies NotifyMessage);
+        expect(await handleDeadLetter(body, stepDeps(), { queue: 'notify-dlq' })).toBe('unknown-export');
+      }
+    });
+  });
 });
