@@ -15,6 +15,11 @@ function isNotFound(error: unknown): boolean {
   return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404;
 }
 
+function isAccessDenied(error: unknown): boolean {
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.name === 'AccessDenied' || e?.name === 'Forbidden' || e?.$metadata?.httpStatusCode === 403;
+}
+
 /** Some keys of a DeleteObjects call were not deleted (S3 reports them in `Errors`, with a 200). */
 export class S3DeleteError extends Error {
   readonly failed: number;
@@ -51,8 +56,25 @@ export class S3ObjectStore implements ObjectStore {
       const bytes = await result.Body?.transformToByteArray();
       return Buffer.from(bytes ?? new Uint8Array());
     } catch (error) {
-      if (isNotFound(error)) return null;
+      if (isNotFound(error) || (await this.missingBehind403(key, error))) return null;
       throw error;
+    }
+  }
+
+  /**
+   * S3 answers a missing key with 404 only to a caller allowed s3:ListBucket on the bucket; the
+   * roles here hold ListBucket only for their prefixes (an `s3:prefix` condition a GET does not
+   * carry), so a missing key can come back as 403. A list of exactly that key (allowed under the
+   * role's prefix) tells the two apart: absent there, the key is missing; present, or the list
+   * refused too, it is a real denial and the original error stands.
+   */
+  private async missingBehind403(key: string, error: unknown): Promise<boolean> {
+    if (!isAccessDenied(error)) return false;
+    try {
+      const listed = await this.s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: key, MaxKeys: 1 }));
+      return !(listed.Contents ?? []).some((o) => o.Key === key);
+    } catch {
+      return false;
     }
   }
 
@@ -138,7 +160,7 @@ export class S3ObjectStore implements ObjectStore {
       const result = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       return { size: result.ContentLength ?? 0, metadata: result.Metadata ?? {} };
     } catch (error) {
-      if (isNotFound(error)) return null;
+      if (isNotFound(error) || (await this.missingBehind403(key, error))) return null;
       throw error;
     }
   }
