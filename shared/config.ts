@@ -52,6 +52,12 @@ export const configSchema = z.object({
   LINK_SIGNING_SECRET: z.string().optional(),
   LINK_SIGNING_SECRET_ARN: z.string().optional(),
   LINK_TTL_DAYS: positiveInt.default(7),
+  /**
+   * Days an export's job and link-token items stay in EXPORTS_TABLE (DynamoDB TTL) after the job
+   * was created / the link expired. Until then a late use of the link is a 410 with an audited
+   * attempt; after it, a 404. The audit trail (AUDIT_TABLE) keeps everything regardless.
+   */
+  EXPORT_RECORD_RETENTION_DAYS: positiveInt.default(400),
   /** Size rule: more matching rows than this fails the export (tests lower it). */
   MAX_ROWS: positiveInt.default(1_000_000),
   /** Users per contacts key-range slice and per selection batch. */

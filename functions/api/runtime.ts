@@ -68,7 +68,7 @@ async function buildRuntime(): Promise<ApiRuntime> {
   const config = getConfig();
   const api = parseApiConfig(process.env, { devSecret: DEFAULT_DEV_SECRET, devIssuer: DEV_ISSUER, devAudience: DEV_AUDIENCE });
   const { ddb, s3, sqs } = getClients();
-  const store = new DynamoExportStore(ddb, config.EXPORTS_TABLE, () => runtimeClock.now());
+  const store = new DynamoExportStore(ddb, config.EXPORTS_TABLE, () => runtimeClock.now(), { recordRetentionDays: config.EXPORT_RECORD_RETENTION_DAYS });
   const objects = new S3ObjectStore(s3, config.EXPORT_BUCKET);
   const queue = new SqsMessageQueue(sqs, { chunk: config.CHUNK_QUEUE_URL, finalize: config.FINALIZE_QUEUE_URL, notify: config.NOTIFY_QUEUE_URL });
   const linkSecret = await resolveSecret('LINK_SIGNING_SECRET', config.LINK_SIGNING_SECRET, config.LINK_SIGNING_SECRET_ARN);

@@ -179,6 +179,19 @@ describe('DynamoExportStore on dynalite', () => {
     }
   });
 
+  it('jobs and link tokens carry a TTL: kept 400 days (by default) past their creation / the link\'s expiry, then collected', async () => {
+    const raw = async (pk: string, sk: string) =>
+      (await DynamoDBDocumentClient.from(stack.clients.ddb).send(new GetCommand({ TableName: stack.tables.exports, Key: { pk, sk } }))).Item as
+        | Record<string, unknown>
+        | undefined;
+    await store.createJob(job('j-ttl', '2025-07-01T00:00:00.000Z'));
+    expect((await raw('EXPORT#j-ttl', 'JOB'))?.ttl).toBe(Date.parse('2025-07-01T00:00:00.000Z') / 1000 + 400 * 86_400);
+    expect((await store.getJob('ch', 'j-ttl'))?.exportId).toBe('j-ttl'); // the attribute does not disturb the job's schema
+    await store.saveDownloadToken({ tokenHash: 'ef'.repeat(32), exportId: 'j-ttl', channelId: 'ch', expiresAt: '2025-07-08T00:00:00.000Z' });
+    expect((await raw(`TOKEN#${'ef'.repeat(32)}`, 'TOKEN'))?.ttl).toBe(Date.parse('2025-07-08T00:00:00.000Z') / 1000 + 400 * 86_400);
+    expect(await store.getDownloadToken('ef'.repeat(32))).toEqual({ tokenHash: 'ef'.repeat(32), exportId: 'j-ttl', channelId: 'ch', expiresAt: '2025-07-08T00:00:00.000Z' });
+  });
+
   it('stores only the hash of a download token', async () => {
     await store.saveDownloadToken({ tokenHash: 'ab'.repeat(32), exportId: 'j2', channelId: 'ch', expiresAt: '2025-07-08T00:00:00.000Z' });
     expect(await store.getDownloadToken('ab'.repeat(32))).toEqual({
@@ -188,12 +201,13 @@ describe('DynamoExportStore on dynalite', () => {
       expiresAt: '2025-07-08T00:00:00.000Z',
     });
     expect(await store.getDownloadToken('cd'.repeat(32))).toBeNull();
-    // No ttl on the item: DynamoDB's TTL would delete it a day after the link's expiry, and a
-    // later use would become a 404 with no audit entry instead of an audited 410.
+    // Its ttl is far past the link's expiry (400 days by default), not a day: DynamoDB's TTL
+    // would otherwise delete it soon after, and a later use would become a 404 with no audit
+    // entry instead of an audited 410.
     const raw = await DynamoDBDocumentClient.from(stack.clients.ddb).send(
       new GetCommand({ TableName: stack.tables.exports, Key: { pk: `TOKEN#${'ab'.repeat(32)}`, sk: 'TOKEN' } }),
     );
     expect(raw.Item).toBeDefined();
-    expect(raw.Item?.ttl).toBeUndefined();
+    expect(raw.Item?.ttl).toBeGreaterThan(Date.parse(String(raw.Item?.expiresAt)) / 1000 + 365 * 86_400);
   });
 });

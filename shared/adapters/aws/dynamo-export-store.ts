@@ -26,8 +26,11 @@ import {
  *                 gsi1sk `{createdAt}#{exportId}` (newest first = ScanIndexForward false).
  *                 `doneChunks` is a string SET of completed chunk ids: adding an id twice is a
  *                 no-op, so redelivered chunk messages never count twice.
- * - token hash:   pk `TOKEN#{sha256 hex}`, sk `TOKEN`, no ttl: it outlives the link, as the job does,
- *   so a use long after expiry is still a 410 with an audit entry, never a 404 without one.
+ *                 ttl = createdAt + recordRetentionDays (400 by default: far past any export's
+ *                 run and its link, so the table does not grow for ever).
+ * - token hash:   pk `TOKEN#{sha256 hex}`, sk `TOKEN`, ttl = link expiry + recordRetentionDays: it
+ *   outlives the link by that much, so a late use is still a 410 with an audit entry (it was
+ *   expiry + 1 day once, which turned a use days later into a 404 that left no audit entry).
  * - idempotency:  pk `IDEM#{channelId}#{managerId}#{key}`, sk `IDEM`, ttl = 24 h.
  */
 const JOB_SK = 'JOB';
@@ -74,11 +77,21 @@ function patchExpression(patch: JobPatch | undefined, names: Record<string, stri
 }
 
 export class DynamoExportStore implements ExportStore {
+  private readonly retentionSeconds: number;
+
   constructor(
     private readonly ddb: DynamoDBDocumentClient,
     private readonly tableName: string,
     private readonly now: () => Date = () => new Date(),
-  ) {}
+    options: { recordRetentionDays?: number } = {},
+  ) {
+    this.retentionSeconds = (options.recordRetentionDays ?? 400) * 86_400;
+  }
+
+  /** The TTL (epoch seconds) of an item kept recordRetentionDays past `from`. */
+  private retainedUntil(from: string): number {
+    return Math.floor(Date.parse(from) / 1000) + this.retentionSeconds;
+  }
 
   async createJob(job: ExportJob): Promise<boolean> {
     try {
@@ -91,6 +104,7 @@ export class DynamoExportStore implements ExportStore {
             sk: JOB_SK,
             gsi1pk: `CH#${job.channelId}#MGR#${job.managerId}`,
             gsi1sk: `${job.createdAt}#${job.exportId}`,
+            ttl: this.retainedUntil(job.createdAt),
           },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
@@ -354,12 +368,12 @@ export class DynamoExportStore implements ExportStore {
   }
 
   async saveDownloadToken(record: DownloadTokenRecord): Promise<void> {
-    // No ttl: TTL deletion of this record (it was expiry + 1 day) turned every later use of the
-    // link into a 404 that left no audit entry, where the API promises 410 and an audited attempt.
+    // Kept recordRetentionDays past the link's expiry: a use after expiry is a 410 with an
+    // audited attempt for that long (expiry + 1 day once made a use days later a silent 404).
     await this.ddb.send(
       new PutCommand({
         TableName: this.tableName,
-        Item: { pk: `TOKEN#${record.tokenHash}`, sk: 'TOKEN', ...record },
+        Item: { pk: `TOKEN#${record.tokenHash}`, sk: 'TOKEN', ...record, ttl: this.retainedUntil(record.expiresAt) },
       }),
     );
   }

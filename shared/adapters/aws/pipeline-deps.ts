@@ -55,7 +55,7 @@ export function baseDeps(clock: Clock = systemClock): BaseDeps {
     const { ddb, s3, sqs } = getClients();
     base = {
       config,
-      store: new DynamoExportStore(ddb, config.EXPORTS_TABLE, () => clock.now()),
+      store: new DynamoExportStore(ddb, config.EXPORTS_TABLE, () => clock.now(), { recordRetentionDays: config.EXPORT_RECORD_RETENTION_DAYS }),
       objects: new S3ObjectStore(s3, config.EXPORT_BUCKET),
       queue: new SqsMessageQueue(sqs, { chunk: config.CHUNK_QUEUE_URL, finalize: config.FINALIZE_QUEUE_URL, notify: config.NOTIFY_QUEUE_URL }),
       audit: new DynamoAuditLog(ddb, config.AUDIT_TABLE),
