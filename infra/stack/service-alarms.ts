@@ -1,6 +1,7 @@
-import { Duration } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
@@ -24,8 +25,12 @@ export type ServiceAlarmsProps = {
  */
 export const OLDEST_CHUNK_AGE_ALARM_SECONDS = 15 * 60;
 
-/** The DLQ consumer handles a dead letter within seconds; one still there after this is stuck. */
-export const DLQ_OLDEST_MESSAGE_ALARM_SECONDS = 10 * 60;
+/**
+ * The DLQ consumer handles and deletes a dead letter within seconds, so it shows in at most two
+ * 5-minute periods (one straddling their boundary). A message in the DLQ in this many periods in a
+ * row (10-15 minutes) is one the consumer keeps failing on, or is not receiving at all.
+ */
+export const DLQ_MESSAGES_ALARM_PERIODS = 3;
 
 /** Alarms on the failure paths of the pipeline, all published to one SNS topic. */
 export class ServiceAlarms extends Construct {
@@ -35,7 +40,24 @@ export class ServiceAlarms extends Construct {
   constructor(scope: Construct, id: string, props: ServiceAlarmsProps) {
     super(scope, id);
     this.topic = new sns.Topic(this, 'Topic', { displayName: 'export-service alarms', enforceSSL: true });
-    if (props.alarmEmail) this.topic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
+    // enforceSSL makes CDK write a topic policy (its Deny of non-TLS publishes), and a topic policy
+    // replaces SNS's default one, which is what let CloudWatch publish: without this statement every
+    // alarm below would fire into a topic that refuses it. Only alarms of this account and region.
+    const { account, region } = Stack.of(this);
+    this.topic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'AllowCloudWatchAlarmsToPublish',
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': account },
+          ArnLike: {
+            'aws:SourceArn': Stack.of(this).formatArn({ service: 'cloudwatch', region, account, resource: 'alarm', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME }),
+          },
+        },
+      }),
+    );
     const action = new cwActions.SnsAction(this.topic);
     // Every alarm here fires when its metric rises above a threshold (0: any at all), ignores
     // missing data (an idle service publishes none) and tells the topic.
@@ -52,21 +74,51 @@ export class ServiceAlarms extends Construct {
       this.alarms.push(alarm);
     };
 
-    // The DLQ consumer drains these queues within seconds, so an old message means the consumer
-    // itself is failing: jobs are stuck in "running" and their managers were never told. Age, not
-    // the visible count: a message the consumer keeps failing is in flight almost all the time
-    // (hidden for the visibility timeout, picked up a second after it reappears), which a
-    // once-a-minute sample of the visible count would almost never catch.
+    // The DLQ consumer drains these queues within seconds, so a message that stays means the
+    // consumer itself is failing: jobs are stuck in "running" and their managers were never told.
+    // By count, visible + in flight (a message the consumer keeps failing is hidden for the 3-minute
+    // visibility timeout almost all the time), as the Maximum per 5 minutes, in
+    // DLQ_MESSAGES_ALARM_PERIODS periods in a row so a dead letter handled normally does not trip
+    // it. Not by ApproximateAgeOfOldestMessage: SQS leaves out of that metric any message received
+    // 3 or more times, so the dead letter the consumer keeps failing on (received every 3 minutes)
+    // drops out of it after 6 minutes and an age alarm never fires for exactly this case. The count
+    // also covers what the age alarm did (a consumer not receiving at all), so there is no age alarm.
+    // A steady stream of dead letters for 15 minutes also trips it: worth a look just the same.
     for (const [name, queue] of Object.entries(props.deadLetterQueues)) {
+      const sampled = { period: Duration.minutes(5), statistic: 'Maximum' };
       alarmAbove(
         `${name}DlqNotEmpty`,
-        `${name} dead-letter queue holds messages the DLQ consumer could not handle`,
-        queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }),
-        DLQ_OLDEST_MESSAGE_ALARM_SECONDS,
+        `${name} dead-letter queue has held messages for ${DLQ_MESSAGES_ALARM_PERIODS * 5} minutes: the DLQ consumer is failing on them or not receiving them`,
+        new cloudwatch.MathExpression({
+          expression: 'visible + inFlight',
+          usingMetrics: {
+            visible: queue.metricApproximateNumberOfMessagesVisible(sampled),
+            inFlight: queue.metricApproximateNumberOfMessagesNotVisible(sampled),
+          },
+          label: `${name} DLQ messages (visible + in flight)`,
+          period: Duration.minutes(5),
+        }),
+        0,
+        DLQ_MESSAGES_ALARM_PERIODS,
       );
     }
+    // The DLQ consumer's own count of records it failed (a partial batch failure, so its Errors stay
+    // 0): a dead letter whose export is not yet marked failed, its manager not yet told. It comes back
+    // after the 3-minute visibility timeout; this says so at the first failure, the alarm above once
+    // it keeps failing.
+    alarmAbove(
+      'DlqRecordFailures',
+      'the DLQ consumer failed dead letters (their exports are not yet marked failed, their managers not told)',
+      new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: RECORD_FAILURES_METRIC,
+        dimensionsMap: { service: SERVICE_NAME, function: 'dlq' },
+        period: Duration.minutes(5),
+        statistic: 'Sum',
+      }),
+    );
     // Any dead letter at all is an export that failed after its retries: worth a look even when
-    // the consumer handled it (the queue is then empty again before the metric above samples it).
+    // the consumer handled it (the DLQ is then empty again long before the DlqNotEmpty alarms).
     alarmAbove(
       'DeadLettersHandled',
       'exports failed after all retries (the DLQ consumer ran)',

@@ -7,10 +7,25 @@ import { cooldownMinutesSetting, intSetting, positiveIntSetting } from '../../sh
  */
 const httpsUrl = z.url({ protocol: /^https$/ });
 const positiveInt = positiveIntSetting();
+/**
+ * An https origin (scheme, host and port only), as browsers send it in `Origin`: it goes verbatim
+ * into the CORS headers and ADMIN_ORIGIN, so `https://admin.example.com/` or one with a path would
+ * match no browser request, and every call from the admin UI would fail CORS.
+ */
+const httpsOrigin = httpsUrl.superRefine((value, ctx) => {
+  if (!URL.canParse(value)) return; // httpsUrl has said so
+  const origin = new URL(value).origin;
+  if (origin !== value) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `must be an origin as browsers send it (https://host[:port], lower case, no path, query, trailing slash or :443): ${origin}, not ${value}`,
+    });
+  }
+});
 
 export const stackConfigSchema = z.object({
   /** The admin UI's origin: the only origin CORS allows. */
-  adminOrigin: httpsUrl,
+  adminOrigin: httpsOrigin,
   /** Bearer tokens: the identity provider's issuer (`iss`), audience (`aud`) and JWKS. */
   jwtIssuer: z.string().min(1),
   jwtAudience: z.string().min(1),

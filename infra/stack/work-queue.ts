@@ -40,7 +40,7 @@ export class WorkQueue extends Construct {
       // Not an archive: the dlq function consumes and deletes every dead letter within seconds
       // (what stays is the job's failed status or notifyError and the audit "failed" event).
       // The retention matters only for a dead letter that function keeps failing on: it stays
-      // here, raising the DLQ age alarm, until the function is fixed. The longest SQS allows, so
+      // here, raising its DlqNotEmpty alarm, until the function is fixed. The longest SQS allows, so
       // a broken consumer noticed after a long weekend has lost nothing.
       retentionPeriod: Duration.days(14),
       visibilityTimeout: Duration.seconds(props.dlqConsumerTimeout.toSeconds() * VISIBILITY_TIMEOUT_FACTOR),

@@ -32,6 +32,20 @@ describe('CDK context (stack-config)', () => {
     expect(() => parseStackConfig({ ...TEST_CONTEXT, ...patch })).toThrow(new RegExp(`^invalid CDK context: .*${key}: `));
   });
 
+  // It goes verbatim into Access-Control-Allow-Origin and ADMIN_ORIGIN, compared with the Origin a
+  // browser sends: scheme, host and port only, lower case, no default port.
+  it.each(['https://admin.example.com/app/', 'https://admin.example.com/', 'https://admin.example.com?x=1', 'https://Admin.example.com', 'https://admin.example.com:443'])(
+    'adminOrigin %s is not an origin and fails naming the key and the rule',
+    (adminOrigin) => {
+      expect(() => parseStackConfig({ ...TEST_CONTEXT, adminOrigin })).toThrow(StackConfigError);
+      expect(() => parseStackConfig({ ...TEST_CONTEXT, adminOrigin })).toThrow(/^invalid CDK context: adminOrigin: must be an origin .*https:\/\/admin\.example\.com, not /);
+    },
+  );
+
+  it('adminOrigin with a port other than 443 is an origin', () => {
+    expect(parseStackConfig({ ...TEST_CONTEXT, adminOrigin: 'https://admin.example.com:8443' }).adminOrigin).toBe('https://admin.example.com:8443');
+  });
+
   it('a missing required key is named', () => {
     const { botWebhookUrl: _omitted, ...rest } = TEST_CONTEXT;
     expect(() => parseStackConfig(rest)).toThrow(/botWebhookUrl/);

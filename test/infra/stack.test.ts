@@ -15,7 +15,7 @@ import { VISIBILITY_TIMEOUT_FACTOR } from '../../infra/stack/work-queue';
 import { danglingReferences, findCycle } from './template-graph';
 import { actionCovers, rolesAllowed, roleStatements, statementAllows, statementReaches, type Statement } from './iam-statements';
 import { idOf, missingEntries, resourcesOf, synthStack, synthWithCli, TEST_CONTEXT, type CliSynth, type SynthResult } from './synth-stack';
-import { DLQ_OLDEST_MESSAGE_ALARM_SECONDS } from '../../infra/stack/service-alarms';
+import { DLQ_MESSAGES_ALARM_PERIODS } from '../../infra/stack/service-alarms';
 import { parseReceiveLimits } from '../../shared/adapters/aws/sqs-handler';
 import { REQUEST_MAX_SECONDS } from '../../shared/app/api/request-export';
 
@@ -80,7 +80,7 @@ describe('resource counts', () => {
     ['AWS::ApiGateway::RestApi', 1],
     ['AWS::ApiGateway::Authorizer', 1],
     ['AWS::ApiGateway::Model', 1],
-    ['AWS::CloudWatch::Alarm', 11],
+    ['AWS::CloudWatch::Alarm', 12],
     ['AWS::SNS::Topic', 1],
     ['AWS::IAM::User', 0],
   ])('%s x %i', (type, count) => {
@@ -607,18 +607,83 @@ describe('REST API', () => {
 describe('alarms and outputs', () => {
   const alarms = () => Object.values(resourcesOf(template, 'AWS::CloudWatch::Alarm')).map((a) => a.Properties!);
 
-  it('every DLQ alarms when a message stays in it (the consumer keeps failing it)', () => {
+  it('every DLQ alarms when a message stays in it, by count (visible + in flight), not by age', () => {
+    // SQS leaves messages received 3+ times out of ApproximateAgeOfOldestMessage: a dead letter
+    // the consumer keeps failing (received every 3 minutes) drops out of it after 6 minutes.
+    const topicId = idOf(stack, stack.alarms.topic);
     for (const work of Object.values(stack.queues)) {
       const dlqName = { 'Fn::GetAtt': [idOf(stack, work.deadLetterQueue), 'QueueName'] };
-      const alarm = alarms().find((a) => a.MetricName === 'ApproximateAgeOfOldestMessage' && JSON.stringify(a.Dimensions).includes(JSON.stringify(dlqName)));
-      expect(alarm).toMatchObject({ Threshold: DLQ_OLDEST_MESSAGE_ALARM_SECONDS, ComparisonOperator: 'GreaterThanThreshold', Namespace: 'AWS/SQS' });
+      const onDlq = alarms().filter((a) => JSON.stringify(a.Metrics ?? a.Dimensions).includes(JSON.stringify(dlqName)));
+      expect(onDlq.map((a) => a.MetricName)).not.toContain('ApproximateAgeOfOldestMessage');
+      expect(onDlq).toHaveLength(1);
+      const alarm = onDlq[0]!;
+      expect(alarm).toMatchObject({
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+        EvaluationPeriods: DLQ_MESSAGES_ALARM_PERIODS,
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [{ Ref: topicId }],
+      });
+      // A dead letter handled in seconds shows in at most 2 periods of 5 minutes.
+      expect(DLQ_MESSAGES_ALARM_PERIODS).toBeGreaterThanOrEqual(3);
+      expect(alarm.DatapointsToAlarm ?? alarm.EvaluationPeriods).toBe(DLQ_MESSAGES_ALARM_PERIODS);
+      type Query = { Id: string; Expression?: string; ReturnData?: boolean; MetricStat?: { Metric: { Namespace: string; MetricName: string; Dimensions: unknown[] }; Period: number; Stat: string } };
+      const queries = alarm.Metrics as Query[];
+      const expression = queries.find((q) => q.Expression !== undefined)!;
+      expect(expression.ReturnData ?? true).toBe(true);
+      const stats = queries.filter((q) => q.MetricStat);
+      expect(stats.map((q) => q.MetricStat!.Metric.MetricName).sort()).toEqual(['ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesVisible']);
+      for (const q of stats) {
+        expect(q.MetricStat).toEqual({ Metric: { Namespace: 'AWS/SQS', MetricName: q.MetricStat!.Metric.MetricName, Dimensions: [{ Name: 'QueueName', Value: dlqName }] }, Period: 300, Stat: 'Maximum' });
+        expect(q.ReturnData).toBe(false);
+      }
+      expect(expression.Expression!.replace(/\s/g, '').split('+').sort()).toEqual(stats.map((q) => q.Id).sort());
     }
+  });
+
+  it('the DLQ consumer\'s own failed records alarm (a partial batch failure leaves its Errors at 0)', () => {
+    const dlq = alarms().filter((a) => a.MetricName === 'recordFailures' && JSON.stringify(a.Dimensions).includes('{"Name":"function","Value":"dlq"}'));
+    expect(dlq).toHaveLength(1);
+    expect(dlq[0]).toMatchObject({ Namespace: 'ExportService', Threshold: 0, Statistic: 'Sum', ComparisonOperator: 'GreaterThanThreshold', TreatMissingData: 'notBreaching' });
+    expect(dlq[0]!.Dimensions).toHaveLength(2);
+    expect(dlq[0]!.Dimensions).toEqual(
+      expect.arrayContaining([
+        { Name: 'service', Value: 'export-service' },
+        { Name: 'function', Value: 'dlq' },
+      ]),
+    );
+  });
+
+  it('the topic policy (written for enforceSSL, it replaces SNS\'s default) lets CloudWatch alarms of this account and region publish, over TLS only', () => {
+    const topicId = idOf(stack, stack.alarms.topic);
+    const policies = Object.values(resourcesOf(template, 'AWS::SNS::TopicPolicy')).filter((p) => JSON.stringify(p.Properties!.Topics) === JSON.stringify([{ Ref: topicId }]));
+    expect(policies).toHaveLength(1);
+    const statements = policies[0]!.Properties!.PolicyDocument.Statement as Statement[];
+    expect(statements).toContainEqual(
+      expect.objectContaining({ Effect: 'Deny', Action: 'sns:Publish', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+    );
+    const allow = statements.filter((st) => st.Effect === 'Allow');
+    expect(allow).toEqual([
+      {
+        Sid: expect.any(String),
+        Effect: 'Allow',
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Action: 'sns:Publish',
+        Resource: { Ref: topicId },
+        Condition: {
+          StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+          ArnLike: {
+            'aws:SourceArn': { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':cloudwatch:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':alarm:*']] },
+          },
+        },
+      },
+    ]);
   });
 
   it('finalizer errors and the age of the oldest chunk message alarm, all into the SNS topic', () => {
     const topicId = idOf(stack, stack.alarms.topic);
     // The handler's own count of failed records: a partial batch failure leaves Lambda's Errors at 0.
-    const finalizer = alarms().find((a) => a.MetricName === 'recordFailures');
+    const finalizer = alarms().find((a) => a.MetricName === 'recordFailures' && JSON.stringify(a.Dimensions).includes('"Value":"finalizer"'));
     expect(finalizer).toMatchObject({ Namespace: 'ExportService', Threshold: 0, Statistic: 'Sum' });
     expect(finalizer?.Dimensions).toEqual(
       expect.arrayContaining([
