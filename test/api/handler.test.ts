@@ -594,6 +594,7 @@ describe('GET /v1/downloads/{token}', () => {
     fakes.clock.current = new Date('2026-03-08T10:00:01.000Z');
     const late = await call(loadEvent('api-download.json', { DOWNLOAD_TOKEN: downloadToken }));
     expect(late.status).toBe(410);
+    expect(late.body.error.message).toMatch(/links work for 7 days/);
     const lapsed = await call(loadEvent('api-get-export.json', { TOKEN: await token({}, fakes.clock.now()), EXPORT_ID: exportId }));
     // The work was done: an expired export reports the progress of its completion.
     expect(lapsed.body).toMatchObject({ status: 'expired', rowCount: 12, progress: { chunksDone: 3, chunksTotal: 3, percent: 100 } });
@@ -605,6 +606,17 @@ describe('GET /v1/downloads/{token}', () => {
       expect.objectContaining({ outcome: 'gone' }),
     ]);
     expect(downloads[0]).not.toHaveProperty('managerId');
+  });
+
+  it('410 names the link window the export really had (LINK_TTL_DAYS is configurable), not a fixed 7 days', async () => {
+    const exportId = (await create()).body.exportId as string;
+    completeJob(exportId, '2026-03-04T10:05:00.000Z'); // completed 2026-03-01T10:05: a 3-day window
+    const view = await call(loadEvent('api-get-export.json', { TOKEN: await token(), EXPORT_ID: exportId }));
+    const downloadToken = (view.body.link as string).split('/').pop() as string;
+    fakes.clock.current = new Date('2026-03-05T00:00:00.000Z');
+    const late = await call(loadEvent('api-download.json', { DOWNLOAD_TOKEN: downloadToken }));
+    expect(late.status).toBe(410);
+    expect(late.body.error.message).toMatch(/links work for 3 days/);
   });
 
   it('410 for a canceled export, 404 for an unknown token', async () => {

@@ -61,6 +61,11 @@ describe('S8 derived values on hand-computed records', () => {
     snoozedCount: 1,
   });
 
+  it('S8: mediumSenderName is empty for an email case ("email: there is no value"), kept for the other media', () => {
+    expect(toCaseRow(caseOf({ mediumName: 'email', mediumSenderName: 'someone@example.com' }), ctx).mediumSenderName).toBeNull();
+    expect(toCaseRow(caseOf({ mediumName: 'appLine', mediumSenderName: '@shop' }), ctx).mediumSenderName).toBe('@shop');
+  });
+
   it('S8: userChatCaseCreatedAt = min(firstQueuedAt, firstOpenedAt)', () => {
     expect(toCaseRow(full, ctx).userChatCaseCreatedAt).toBe(T('2025-07-01T09:00:00+09:00'));
     const openedFirst = caseOf({ firstQueuedAt: T('2025-07-01T09:10:00Z'), firstOpenedAt: T('2025-07-01T09:05:00Z') });

@@ -43,7 +43,9 @@ export async function downloadFile(deps: ApiDeps, input: DownloadRequest): Promi
     // Attempts after expiry are audited too: an auditor wants to see who still tried.
     await deps.audit.append({ type: 'downloaded', exportId: job.exportId, channelId: job.channelId, at: now.toISOString(), outcome: 'gone', ...who });
     throw new LinkGoneError(
-      job.status === 'canceled' ? 'this export was canceled; it has no file' : 'this download link has expired (links work for 7 days); request a new export',
+      job.status === 'canceled'
+        ? 'this export was canceled; it has no file'
+        : `this download link has expired (links work for ${linkDays(job, expiresAt)}); request a new export`,
     );
   }
   await deps.audit.append({ type: 'downloaded', exportId: job.exportId, channelId: job.channelId, at: now.toISOString(), outcome: 'redirected', ...who });
@@ -52,4 +54,10 @@ export async function downloadFile(deps: ApiDeps, input: DownloadRequest): Promi
     fileName: job.fileName ?? `${job.exportId}.xlsx`,
   });
   return { location };
+}
+
+/** The link window this export had (LINK_TTL_DAYS when it completed): "7 days", "1 day". */
+function linkDays(job: { completedAt?: string | undefined }, expiresAt: string): string {
+  const days = job.completedAt ? Math.max(1, Math.round((Date.parse(expiresAt) - Date.parse(job.completedAt)) / 86_400_000)) : 7;
+  return days === 1 ? '1 day' : `${days} days`;
 }

@@ -302,7 +302,8 @@ function buildCaseRow(r: CaseRecord, p: PreparedCaseContext): Row {
     summarizedMessage: r.summarizedMessage,
     tags: joinList(r.tags),
     mediumName: r.mediumName,
-    mediumSenderName: r.mediumSenderName,
+    // S8: "email: there is no value" (an email case has no sender account, whatever was stored).
+    mediumSenderName: r.mediumName === 'email' ? null : r.mediumSenderName,
     marketingType: r.marketingType,
     marketingId: r.marketingId,
     workflowId: r.workflowId,
