@@ -185,6 +185,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const server = createServer((req, res) => {
       void (async () => {
         try {
+          // Only this machine's names for this server: a web page the developer visits could
+          // otherwise reach it through DNS rebinding (a hostile name resolving to 127.0.0.1)
+          // and read the inbox's links or call the API with a token signed by the dev secret.
+          if (!isLocalHost(req.headers.host, (server.address() as AddressInfo | null)?.port)) {
+            res.writeHead(421, { 'content-type': 'application/json' }).end(
+              JSON.stringify({ error: { code: 'MISDIRECTED_REQUEST', message: 'the local stack answers only to 127.0.0.1, localhost or [::1] on its port' } }),
+            );
+            return;
+          }
           const url = new URL(req.url ?? '/', 'http://127.0.0.1');
           if (url.pathname === '/v1/dev/bot-webhook' && req.method === 'POST') {
             const body = await readBody(req);
@@ -193,7 +202,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
             return;
           }
           if (url.pathname === '/v1/dev/inbox' && req.method === 'GET') {
-            res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: bot.messages }));
+            res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: bot.messages, refused: bot.refused }));
             return;
           }
           if (!apiHandler) {
@@ -350,4 +359,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     await stopAll();
     throw error;
   }
+}
+
+/** True for a Host header naming this machine on `port` (what a browser sends for our own URLs). */
+export function isLocalHost(host: string | undefined, port: number | undefined): boolean {
+  if (!host || port === undefined) return false;
+  return host === `127.0.0.1:${port}` || host === `localhost:${port}` || host === `[::1]:${port}`;
 }

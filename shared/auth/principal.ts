@@ -18,9 +18,19 @@ const idSchema = z
   .max(200)
   .regex(/^[^#\p{Cc}]+$/u, 'must not contain "#" or control characters');
 
+/**
+ * A channel id also names the channel's folder in the bucket (`exports/{channelId}/…`): a `/`
+ * or a `.`/`..` segment would put its files outside `exports/` (past the lifecycle rule) or in
+ * another channel's folder, and browsers rewrite `/../` in the presigned URL so its signature
+ * fails. Channel ids are plain tokens, so anything else is refused.
+ */
+const channelIdSchema = idSchema
+  .regex(/^[A-Za-z0-9._:@-]+$/, 'must be letters, digits and . _ : @ - only (it names a storage folder)')
+  .refine((v) => v !== '.' && v !== '..', 'must not be "." or ".."');
+
 /** The claims a bearer token must carry; anything else in the token is ignored. */
 export const principalSchema = z.object({
-  channelId: idSchema,
+  channelId: channelIdSchema,
   managerId: idSchema,
   name: z.string().max(500),
   permissions: z.array(z.string().min(1).max(100)).max(100),

@@ -70,6 +70,21 @@ describe('bearer token verification', () => {
     await expect(verifier.verifyToken(noPermissions)).rejects.toThrow(/permissions/);
   });
 
+  it('rejects a channelId that is not a plain token (it names the channel\'s folder in the bucket)', async () => {
+    for (const channelId of ['a/../../b', 'seedch/../seedch', '..', '.', 'ch 1', 'ch/1']) {
+      const token = await new SignJWT({ ...claims, channelId })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setIssuer(DEV_ISSUER)
+        .setAudience(DEV_AUDIENCE)
+        .setExpirationTime('1h')
+        .sign(new TextEncoder().encode(secret));
+      await expect(verifier.verifyToken(token), channelId).rejects.toThrow(/channelId/);
+    }
+    for (const channelId of ['ch-1', '123456', 'acme.prod:eu_1', 'team@acme']) {
+      expect((await verifier.verifyToken(await signDevToken({ ...claims, channelId }, { secret }))).channelId).toBe(channelId);
+    }
+  });
+
   it('rejects a token without exp', async () => {
     const forever = await new SignJWT(claims)
       .setProtectedHeader({ alg: 'HS256' })

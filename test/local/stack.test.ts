@@ -61,15 +61,38 @@ describe('local stack', () => {
     expect((await get('/v1/exports/abc%2Fcancel', 'POST')).status).toBe(405);
   });
 
-  it('keeps signed bot messages in the inbox and rejects bad signatures', async () => {
+  it('keeps signed, fresh bot messages in the inbox; refuses and does not keep forged or stale ones', async () => {
     const body = JSON.stringify({ type: 'export.completed', exportId: 'x' });
     const sig = `sha256=${createHmac('sha256', stack.env.BOT_SIGNING_SECRET ?? '').update(body).digest('hex')}`;
-    const ok = await fetch(stack.env.BOT_WEBHOOK_URL ?? '', { method: 'POST', body, headers: { 'x-signature': sig, 'content-type': 'application/json' } });
-    expect(ok.status).toBe(200);
-    const bad = await fetch(stack.env.BOT_WEBHOOK_URL ?? '', { method: 'POST', body, headers: { 'x-signature': 'sha256=00' } });
-    expect(bad.status).toBe(401);
-    const inbox = (await (await fetch(`${stack.apiUrl}/v1/dev/inbox`)).json()) as { items: { signatureValid: boolean }[] };
-    expect(inbox.items.map((m) => m.signatureValid)).toEqual([true, false]);
+    const now = String(Math.floor(Date.now() / 1000));
+    const post = (headers: Record<string, string>) => fetch(stack.env.BOT_WEBHOOK_URL ?? '', { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
+    expect((await post({ 'x-signature': sig, 'x-timestamp': now })).status).toBe(200);
+    expect((await post({ 'x-signature': 'sha256=00', 'x-timestamp': now })).status).toBe(401);
+    expect((await post({ 'x-signature': `${sig}é`, 'x-timestamp': now })).status).toBe(401); // not a thrown timingSafeEqual
+    expect((await post({ 'x-signature': sig, 'x-timestamp': String(Number(now) - 3600) })).status).toBe(401); // a replay
+    expect((await post({ 'x-signature': sig })).status).toBe(401);
+    const inbox = (await (await fetch(`${stack.apiUrl}/v1/dev/inbox`)).json()) as { items: { body: unknown }[]; refused: number };
+    expect(inbox.items.map((m) => m.body)).toEqual([{ type: 'export.completed', exportId: 'x' }]);
+    expect(inbox.refused).toBe(4);
+  });
+
+  it('answers only to its own host names (no DNS rebinding into the inbox or the API)', async () => {
+    const { request } = await import('node:http');
+    const status = (host: string) =>
+      new Promise<number>((resolve, reject) => {
+        const url = new URL(`${stack.apiUrl}/v1/dev/inbox`);
+        const req = request({ host: url.hostname, port: url.port, path: url.pathname, headers: { host } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const port = new URL(stack.apiUrl).port;
+    expect(await status('attacker.example')).toBe(421);
+    expect(await status(`attacker.example:${port}`)).toBe(421);
+    expect(await status(`127.0.0.1:${port}`)).toBe(200);
+    expect(await status(`localhost:${port}`)).toBe(200);
   });
 });
 
