@@ -56,7 +56,11 @@ export async function handleDeadLetter(body: string, deps: StepDeps, source: { q
     // chunks still to complete will run the next step themselves, and a sent finalize carries it.
     const job = await deps.store.getJob(message.channelId, message.exportId);
     if (job && ['queued', 'running', 'finalizing'].includes(job.status) && (await deps.store.isChunkDone(job.channelId, job.exportId, message.chunkId))) {
-      const moving = job.status === 'finalizing' || job.finalizeEnqueued === true || job.chunksDone < job.chunksTotal;
+      // Chunks still to complete carry it only if they were sent: a cases export's user chunks
+      // are counted into the total before they are sent, so until `usersEnqueued` a pending
+      // total may be messages that never existed (the step that sends them is what gave up).
+      const usersUnsent = job.kind === 'cases' && job.phase === 'users' && !job.usersEnqueued;
+      const moving = job.status === 'finalizing' || job.finalizeEnqueued === true || (job.chunksDone < job.chunksTotal && !usersUnsent);
       if (moving) {
         deps.log.warn('dead-lettered chunk was already done: the export goes on', { exportId: job.exportId, chunkId: message.chunkId });
         return 'chunk-already-done';

@@ -51,7 +51,7 @@ describe('failure handling', () => {
     {
       port: 0,
       pollers: false,
-      seed: { channelId: CHANNEL, users: 40, cases: 0, seed: 7 },
+      seed: { channelId: CHANNEL, users: 40, cases: 200, seed: 7 },
       env: { POWERTOOLS_LOG_LEVEL: 'CRITICAL', POWERTOOLS_METRICS_DISABLED: 'true', RETRY_BASE_SECONDS: String(RETRY_BASE_SECONDS) },
       queues: { finalize: { visibilityTimeout: 300, maxReceiveCount: 2 }, notify: { visibilityTimeout: 300, maxReceiveCount: 4 } },
     },
@@ -434,6 +434,26 @@ describe('failure handling', () => {
       expect([all?.chunksDone === all?.chunksTotal, all?.finalizeEnqueued]).toEqual([true, true]);
       expect(await handleDeadLetter(dead0, stepDeps(), { queue: 'chunk-dlq' })).toBe('chunk-already-done');
       expect((await store.getJob(CHANNEL, job.exportId))?.status).not.toBe('failed');
+    });
+
+    it('a last case chunk whose sending of the user chunks kept failing: its dead letter fails the export (they never existed)', async () => {
+      const job = await submitExport(stack, { kind: 'cases', from: '2025-08-01', to: '2025-08-31', timezone: 'Asia/Seoul' }, { channelId: CHANNEL });
+      const messages = buildChunkMessages(job, {}, 2000);
+      const deps = chunkDepsFor(stack);
+      for (const message of messages.slice(0, -1)) await processChunk(message, deps, { receiveCount: 1 });
+      const { store, queue } = storesFor(stack);
+      const down = Object.create(queue) as typeof queue;
+      down.sendMany = async () => {
+        throw Object.assign(new Error('SQS unavailable'), { name: 'ServiceUnavailable' });
+      };
+      for (const receiveCount of [1, 2, 3]) {
+        await expect(processChunk(messages.at(-1)!, chunkDepsFor(stack, { queue: down }), { receiveCount })).rejects.toThrow(/SQS unavailable/);
+      }
+      const stuck = await store.getJob(CHANNEL, job.exportId);
+      // The users phase is counted into the total, but its chunks were never sent.
+      expect([stuck?.status, stuck?.phase, stuck?.usersEnqueued, (stuck?.chunksDone ?? 0) < (stuck?.chunksTotal ?? 0)]).toEqual(['running', 'users', undefined, true]);
+      expect(await handleDeadLetter(JSON.stringify(messages.at(-1)), stepDeps(), { queue: 'chunk-dlq' })).toBe('failed-export');
+      expect(await store.getJob(CHANNEL, job.exportId)).toMatchObject({ status: 'failed', error: { code: 'PIPELINE_FAILED' } });
     });
 
     it('a chunk that never completed still fails the export (PIPELINE_FAILED)', async () => {
