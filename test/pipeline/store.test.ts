@@ -187,6 +187,9 @@ describe('DynamoExportStore on dynalite', () => {
     await store.createJob(job('j-ttl', '2025-07-01T00:00:00.000Z'));
     expect((await raw('EXPORT#j-ttl', 'JOB'))?.ttl).toBe(Date.parse('2025-07-01T00:00:00.000Z') / 1000 + 400 * 86_400);
     expect((await store.getJob('ch', 'j-ttl'))?.exportId).toBe('j-ttl'); // the attribute does not disturb the job's schema
+    // Completed: the job now lasts as long as its link token (a late use finds it: an audited 410).
+    expect(await store.setStatus('ch', 'j-ttl', 'completed', ['queued'], { expiresAt: '2025-07-08T00:00:00.000Z', completedAt: '2025-07-01T00:10:00.000Z' })).toBe(true);
+    expect((await raw('EXPORT#j-ttl', 'JOB'))?.ttl).toBe(Date.parse('2025-07-08T00:00:00.000Z') / 1000 + 400 * 86_400);
     await store.saveDownloadToken({ tokenHash: 'ef'.repeat(32), exportId: 'j-ttl', channelId: 'ch', expiresAt: '2025-07-08T00:00:00.000Z' });
     expect((await raw(`TOKEN#${'ef'.repeat(32)}`, 'TOKEN'))?.ttl).toBe(Date.parse('2025-07-08T00:00:00.000Z') / 1000 + 400 * 86_400);
     expect(await store.getDownloadToken('ef'.repeat(32))).toEqual({ tokenHash: 'ef'.repeat(32), exportId: 'j-ttl', channelId: 'ch', expiresAt: '2025-07-08T00:00:00.000Z' });

@@ -27,7 +27,8 @@ import {
  *                 `doneChunks` is a string SET of completed chunk ids: adding an id twice is a
  *                 no-op, so redelivered chunk messages never count twice.
  *                 ttl = createdAt + recordRetentionDays (400 by default: far past any export's
- *                 run and its link, so the table does not grow for ever).
+ *                 run, so the table does not grow for ever), moved to expiresAt + the same
+ *                 when the export completes, so the job lasts as long as its link token.
  * - token hash:   pk `TOKEN#{sha256 hex}`, sk `TOKEN`, ttl = link expiry + recordRetentionDays: it
  *   outlives the link by that much, so a late use is still a 410 with an audit entry (it was
  *   expiry + 1 day once, which turned a use days later into a 404 that left no audit entry).
@@ -238,6 +239,13 @@ export class DynamoExportStore implements ExportStore {
       return `:f${i}`;
     });
     const sets = ['#status = :to', 'updatedAt = :now', ...patchExpression(patch, names, values)];
+    if (patch?.expiresAt !== undefined) {
+      // The job is kept as long as its link token (both past the link's expiry): a late use of
+      // the link finds the job and is an audited 410, not a 404 for a job collected first.
+      names['#ttl'] = 'ttl';
+      values[':ttl'] = this.retainedUntil(patch.expiresAt);
+      sets.push('#ttl = :ttl');
+    }
     try {
       await this.ddb.send(
         new UpdateCommand({
