@@ -19,6 +19,7 @@ import { LOCAL_TABLES } from '../infra/local/resources';
 import { DynamoWorkspaceSource } from '../shared/adapters/aws/dynamo-source-data';
 import { loadProfileSchemas } from '../shared/app/workspace-context';
 import type { RawItem } from '../shared/ports/source-data';
+import { channelIdSchema } from '../shared/auth/principal';
 
 const usage = [
   'usage: npm run seed -- --channel C --users N --cases N [--seed S]',
@@ -27,7 +28,8 @@ const usage = [
 
 const argsSchema = z
   .object({
-    channel: z.string({ error: 'is required' }).min(1, 'is required').max(128),
+    // The same rule as a token's channelId: data seeded under another id could never be exported.
+    channel: z.string({ error: 'is required' }).min(1, 'is required').max(128).pipe(channelIdSchema),
     users: z.coerce.number().int().min(0).max(2_000_000).optional(),
     cases: z.coerce.number().int().min(0).max(2_000_000).optional(),
     seed: z.coerce.number().int().min(0).default(1),

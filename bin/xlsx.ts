@@ -7,7 +7,7 @@
  */
 import { createReadStream, rmSync } from 'node:fs';
 import { mkdtemp, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import { constants as osConstants, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
@@ -424,7 +424,10 @@ if (invokedDirectly) {
     process.once(signal, () => {
       removeLeftoversSync();
       console.error(`xlsx: stopped by ${signal}`);
-      process.exit(128 + osConstants.signals[signal]);
+      // Re-raised with its default action, which ends the process at once: process.exit() would
+      // wait for a read blocked on a pipe or FIFO input until its writer writes or closes.
+      process.removeAllListeners('exit');
+      process.kill(process.pid, signal);
     });
   }
   runCli(process.argv.slice(2), process.env).then(

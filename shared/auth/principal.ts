@@ -24,7 +24,7 @@ const idSchema = z
  * another channel's folder, and browsers rewrite `/../` in the presigned URL so its signature
  * fails. Channel ids are plain tokens, so anything else is refused.
  */
-const channelIdSchema = idSchema
+export const channelIdSchema = idSchema
   .regex(/^[A-Za-z0-9._:@-]+$/, 'must be letters, digits and . _ : @ - only (it names a storage folder)')
   .refine((v) => v !== '.' && v !== '..', 'must not be "." or ".."');
 

@@ -27,6 +27,17 @@ describe('npm run seed', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
+  it('refuses a --channel a token could never name (it names a storage folder), before writing anything', async () => {
+    for (const channel of ['a/b', '고객센터', '..']) {
+      const failed = await seed(['--channel', channel, '--users', '1', '--cases', '0']).then(
+        () => undefined,
+        (error: { code?: number; stderr?: string }) => error,
+      );
+      expect(failed?.code, channel).toBe(1); // the seed command's exit code for any refused argument
+      expect(failed?.stderr).toMatch(/--channel: must (be letters, digits|not be "\." or "\.\.")/);
+    }
+  });
+
   it('prints the segment ids it generated: scope "segment" needs one', async () => {
     const { stdout } = await seed(['--channel', 'gen', '--users', '3', '--cases', '0']);
     expect(stdout).toMatch(/^segments: seg-vip-[0-9a-f]{6}, seg-recent-buyers-[0-9a-f]{6}, seg-dormant-[0-9a-f]{6}$/m);
