@@ -54,8 +54,12 @@ const query = z.string().max(200).optional();
  * A key that another scope takes (`query` with `selection`, `filter` with `all`) is the usual
  * unknown key here: say which scope refuses it (toValidationError names the key as the field).
  */
+const SCOPE_FIELDS = new Set(['filter', 'query', 'segmentId', 'userIds', 'userId']);
 const scopeKeys = (scope: string) => ({
-  error: (issue: { code?: string }) => (issue.code === 'unrecognized_keys' ? `is not allowed with scope "${scope}"` : undefined),
+  // Only for keys some other scope takes: a misspelt key ("fileNmae") is no field of any scope,
+  // and "not allowed with scope" would suggest one that accepts it (it gets "is not an allowed field").
+  error: (issue: { code?: string; keys?: readonly string[] }) =>
+    issue.code === 'unrecognized_keys' && (issue.keys ?? []).every((key) => SCOPE_FIELDS.has(key)) ? `is not allowed with scope "${scope}"` : undefined,
 });
 
 /** C6 scopes: all customers, the filter result, a segment, a checked selection, or one customer. */

@@ -186,6 +186,8 @@ describe('parsing errors', () => {
     expect(selection).toMatchObject({ code: 'VALIDATION_FAILED', field: 'query' });
     expect(selection.issues).toEqual([{ path: 'query', message: 'is not allowed with scope "selection"' }]);
     expect(selection.message).toBe('Invalid request: query: is not allowed with scope "selection"');
+    // A misspelt key is no field of any scope: not "not allowed with scope", which suggests another.
+    expect(err(contacts({ scope: 'all', fileNmae: 'x' })).issues).toEqual([{ path: 'fileNmae', message: 'is not an allowed field' }]);
     // Every unknown key is named, each at its own path; zod's generic text elsewhere is replaced.
     expect(err(contacts({ scope: 'all', filter: userFilter, extra: 1 })).issues.map((i) => i.path)).toEqual(['filter', 'extra']);
     expect(err(cases({ scope: 'all' })).issues).toEqual([{ path: 'scope', message: 'is not an allowed field' }]);
