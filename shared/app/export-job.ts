@@ -24,6 +24,8 @@ export type ExportStatus = z.infer<typeof exportStatusSchema>;
 
 /** Terminal states never change again (a canceled export never becomes completed). */
 export const terminalStatuses: readonly ExportStatus[] = ['completed', 'failed', 'canceled', 'expired'];
+/** Statuses with work still to do: what a fail or a cancel moves from. */
+export const unfinishedStatuses: readonly ExportStatus[] = ['queued', 'running', 'finalizing'];
 
 /**
  * A job whose chunk messages were not all sent and which can still run: its dispatch may be
@@ -192,6 +194,15 @@ function chunkShare(job: Pick<ExportJob, 'chunksDone' | 'chunksTotal' | 'kind' |
   const userChunks = job.sheetChunks?.users ?? 0;
   const usersDone = Math.max(0, job.chunksDone - caseChunks);
   return CASES_SHARE + (1 - CASES_SHARE) * (userChunks > 0 ? Math.min(1, usersDone / userChunks) : 1);
+}
+
+/**
+ * The link window an export was given (LINK_TTL_DAYS when it completed, 1-30), in whole days,
+ * read back from the job; undefined before it completed.
+ */
+export function linkWindowDays(job: { completedAt?: string | undefined; expiresAt?: string | undefined }): number | undefined {
+  if (!job.completedAt || !job.expiresAt) return undefined;
+  return Math.max(1, Math.round((Date.parse(job.expiresAt) - Date.parse(job.completedAt)) / 86_400_000));
 }
 
 /** Sortable by time (like a ULID): 12 hex chars of milliseconds + 16 random hex chars. */

@@ -3,7 +3,7 @@ import { PassThrough, pipeline, Transform } from 'node:stream';
 import { crc32, parseEncryptionParams, writeEncryptedWorkbook, type SheetPlan } from '../xlsx';
 import type { KeyWrapper } from '../ports/key-wrapper';
 import type { WorkspaceSource } from '../ports/source-data';
-import type { ExportJob, JobDefinition, SheetKey } from './export-job';
+import { unfinishedStatuses, type ExportJob, type JobDefinition, type SheetKey } from './export-job';
 import { objectKeys, type FinalizeMessage } from './messages';
 import { createDownloadToken, hashDownloadToken } from './download-link';
 import { discardExportFile, discardParts, failExport, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
@@ -157,7 +157,7 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     if (delivery.receiveCount > 1) await resumeFollowUps(deps, job);
     return { status: 'skipped' };
   }
-  if (!['queued', 'running', 'finalizing'].includes(job.status)) return { status: 'skipped' };
+  if (!unfinishedStatuses.includes(job.status)) return { status: 'skipped' };
   if (job.chunksDone < job.chunksTotal) {
     // Never stitch (or claim "finalizing", which stops the remaining chunks) before every
     // chunk is in the completed set; the message comes back after its visibility timeout.

@@ -1,3 +1,4 @@
+import { unfinishedStatuses } from './export-job';
 import { pipelineMessageSchema } from './messages';
 import { discardExportFile, failExport, type StepDeps } from './pipeline-steps';
 
@@ -55,7 +56,7 @@ export async function handleDeadLetter(body: string, deps: StepDeps, source: { q
     // is now stuck (every chunk done, and neither the users phase nor the finalize sent): other
     // chunks still to complete will run the next step themselves, and a sent finalize carries it.
     const job = await deps.store.getJob(message.channelId, message.exportId);
-    if (job && ['queued', 'running', 'finalizing'].includes(job.status) && (await deps.store.isChunkDone(job.channelId, job.exportId, message.chunkId))) {
+    if (job && unfinishedStatuses.includes(job.status) && (await deps.store.isChunkDone(job.channelId, job.exportId, message.chunkId))) {
       // Chunks still to complete carry it only if they were sent: a cases export's user chunks
       // are counted into the total before they are sent, so until `usersEnqueued` a pending
       // total may be messages that never existed (the step that sends them is what gave up).

@@ -3,7 +3,7 @@ import type { BotAnswer, BotWebhook } from '../ports/bot-webhook';
 import type { Clock } from '../ports/clock';
 import type { ExportStore } from '../ports/export-store';
 import type { PipelineLog } from '../ports/pipeline-log';
-import type { ExportJob } from './export-job';
+import { linkWindowDays, type ExportJob } from './export-job';
 import type { NotifyMessage } from './messages';
 import { createDownloadToken, downloadLink } from './download-link';
 import { acquireLease } from './pipeline-steps';
@@ -73,7 +73,7 @@ export function buildBotEvent(job: ExportJob, event: NotifyMessage['event'], lin
   if (event === 'export.completed' && link && job.expiresAt) {
     const rows = (job.rowCount ?? 0).toLocaleString('en-US');
     // The configured lifetime (LINK_TTL_DAYS, 1-30), not a fixed 7: read back from the job.
-    const days = Math.max(1, Math.round((Date.parse(job.expiresAt) - Date.parse(job.completedAt ?? job.expiresAt)) / 86_400_000));
+    const days = linkWindowDays(job) ?? 1;
     // The requester must learn that the file is not every record, not only a metric.
     const skipped = job.skippedRecords ?? 0;
     const skippedNote = skipped > 0

@@ -6,7 +6,7 @@ import type { MessageQueue } from '../ports/message-queue';
 import type { ObjectStore } from '../ports/object-store';
 import type { Clock } from '../ports/clock';
 import type { PipelineLog } from '../ports/pipeline-log';
-import type { ExportJob, JobError } from './export-job';
+import { unfinishedStatuses, type ExportJob, type JobError } from './export-job';
 import { objectKeys, type FinalizeMessage, type NotifyMessage } from './messages';
 
 export type StepDeps = {
@@ -36,7 +36,7 @@ type FailingJob = Pick<ExportJob, 'exportId' | 'channelId'> & Partial<Pick<Expor
 export async function failExport(deps: StepDeps, job: FailingJob, error: JobError): Promise<boolean> {
   // Stored with the transition, so the audit event a retry re-appends says when it really failed.
   const failedAt = deps.clock.now().toISOString();
-  const moved = await deps.store.setStatus(job.channelId, job.exportId, 'failed', ['queued', 'running', 'finalizing'], { error, failedAt });
+  const moved = await deps.store.setStatus(job.channelId, job.exportId, 'failed', unfinishedStatuses, { error, failedAt });
   if (!moved) {
     const current = await deps.store.getJob(job.channelId, job.exportId);
     if (current) await resumeFollowUps(deps, current);

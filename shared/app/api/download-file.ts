@@ -2,6 +2,7 @@ import { NotFoundError } from '../../domain';
 import type { Principal } from '../../auth/principal';
 import type { ApiDeps } from './deps';
 import { LinkGoneError } from './errors';
+import { linkWindowDays } from '../export-job';
 
 export type DownloadRequest = {
   token: string;
@@ -45,7 +46,7 @@ export async function downloadFile(deps: ApiDeps, input: DownloadRequest): Promi
     throw new LinkGoneError(
       job.status === 'canceled'
         ? 'this export was canceled; it has no file'
-        : `this download link has expired (links work for ${linkDays(job, expiresAt)}); request a new export`,
+        : `this download link has expired (links work for ${daysText(linkWindowDays({ completedAt: job.completedAt, expiresAt }) ?? 7)}); request a new export`,
     );
   }
   await deps.audit.append({ type: 'downloaded', exportId: job.exportId, channelId: job.channelId, at: now.toISOString(), outcome: 'redirected', ...who });
@@ -56,8 +57,6 @@ export async function downloadFile(deps: ApiDeps, input: DownloadRequest): Promi
   return { location };
 }
 
-/** The link window this export had (LINK_TTL_DAYS when it completed): "7 days", "1 day". */
-function linkDays(job: { completedAt?: string | undefined }, expiresAt: string): string {
-  const days = job.completedAt ? Math.max(1, Math.round((Date.parse(expiresAt) - Date.parse(job.completedAt)) / 86_400_000)) : 7;
+function daysText(days: number): string {
   return days === 1 ? '1 day' : `${days} days`;
 }

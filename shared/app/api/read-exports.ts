@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ConflictError, cooldownKey, hasPermission, NotFoundError, PermissionDeniedError, requirePermission, ValidationError } from '../../domain';
 import type { Principal } from '../../auth/principal';
-import { dispatchUnfinished, terminalStatuses, type ExportJob } from '../export-job';
+import { dispatchUnfinished, terminalStatuses, unfinishedStatuses, type ExportJob } from '../export-job';
 import type { ApiDeps } from './deps';
 import { openCursor, sealCursor } from './cursor';
 import { toExportView, type ExportView } from './view';
@@ -114,9 +114,8 @@ export async function cancelExport(deps: ApiDeps, principal: Principal, exportId
   if (job.managerId !== principal.managerId) {
     throw new PermissionDeniedError('only the manager who requested an export may cancel it', { code: 'NOT_REQUESTER', field: 'exportId' });
   }
-  const active = ['queued', 'running', 'finalizing'] as const;
   const canceledAt = deps.clock.now().toISOString();
-  const canceled = await deps.store.setStatus(principal.channelId, exportId, 'canceled', active, { canceledAt });
+  const canceled = await deps.store.setStatus(principal.channelId, exportId, 'canceled', unfinishedStatuses, { canceledAt });
   if (!canceled) {
     const current = (await deps.store.getJob(principal.channelId, exportId)) ?? job;
     if (current.status === 'canceled') {
