@@ -57,8 +57,11 @@ describe('cancel deletes parts/', () => {
     const objects = storesFor(stack).objects;
     let canceled: Awaited<ReturnType<typeof cancel>> | undefined;
     const racing = Object.create(objects) as S3ObjectStore;
+    let cancelStarted = false;
     racing.put = async (key, body, options) => {
-      if (!canceled) {
+      // Claimed before the await, so a write running alongside cannot cancel a second time.
+      if (!cancelStarted) {
+        cancelStarted = true;
         canceled = await cancel(job.exportId);
         // The cancel's own sweep: nothing rendered before it is left.
         expect(await partsOf(job.exportId)).toEqual([]);
@@ -98,11 +101,17 @@ describe('cancel deletes parts/', () => {
     for (const message of messages.slice(0, -1)) expect((await processChunk(message, deps, { receiveCount: 1 })).status).toBe('done');
     const { objects, store, queue } = storesFor(stack);
     let canceled: number | undefined;
+    let cancelStarted = false;
     const racing = Object.create(objects) as S3ObjectStore;
     racing.put = async (key, body, options) => {
       await objects.put(key, body, options);
       // The first users id batch is written, then the manager cancels (the API sweeps parts/).
-      if (canceled === undefined && key.includes('/ids/users-')) canceled = (await cancel(job.exportId)).status;
+      // Claimed before the await: the id batches may be written concurrently, and a second
+      // cancel would be a 409 for the one already canceled.
+      if (!cancelStarted && key.includes('/ids/users-')) {
+        cancelStarted = true;
+        canceled = (await cancel(job.exportId)).status;
+      }
     };
     const sent: string[] = [];
     const watchedQueue = Object.create(queue) as typeof queue;
@@ -142,10 +151,16 @@ describe('cancel deletes parts/', () => {
     const ready = await exportReadyToFinalize(stack, CHANNEL, 'cc0ffee00002', stepDeps());
     const { objects, store } = storesFor(stack);
     let canceled: number | undefined;
+    let cancelStarted = false;
     const watched = Object.create(objects) as S3ObjectStore;
     watched.getBuffer = async (key: string) => {
       // The first part body (not a meta) read: the manager cancels right then.
-      if (canceled === undefined && !key.endsWith('.json') && !key.includes('meta')) canceled = (await cancel(ready.exportId)).status;
+      // Claimed before the await: the finalizer prefetches the next part while it reads one, so
+      // two reads can get here together, and a second cancel is a 409 for the one already canceled.
+      if (!cancelStarted && !key.endsWith('.json') && !key.includes('meta')) {
+        cancelStarted = true;
+        canceled = (await cancel(ready.exportId)).status;
+      }
       return objects.getBuffer(key);
     };
     const outcome = await finalizeExport(finalizeMessage(ready), finalizeDepsFor(stack, { ...stepDeps(), objects: watched }, LINK_SECRET), {
