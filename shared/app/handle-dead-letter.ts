@@ -1,6 +1,6 @@
 import { unfinishedStatuses } from './export-job';
 import { pipelineMessageSchema } from './messages';
-import { discardExportFile, failExport, type StepDeps } from './pipeline-steps';
+import { discardExportFile, discardParts, failExport, type StepDeps } from './pipeline-steps';
 
 export type DeadLetterOutcome =
   | 'failed-export'
@@ -78,5 +78,9 @@ export async function handleDeadLetter(body: string, deps: StepDeps, source: { q
   // thrown before getting here) checks the status: a completed export's file is its download.
   const status = failed ? 'failed' : (await deps.store.getJob(message.channelId, message.exportId))?.status;
   if (status === 'failed' || status === 'canceled') await discardExportFile(deps, message);
+  // A canceled export's parts/ (readable rows) were swept by the cancel only on a best-effort
+  // basis, and this dead letter may be the last message that will ever name the export: sweep
+  // them again rather than leave them to the lifecycle rule. (A failed one's follow-ups did.)
+  if (status === 'canceled') await discardParts(deps, message);
   return failed ? 'failed-export' : 'already-final';
 }

@@ -456,6 +456,21 @@ describe('failure handling', () => {
       expect(await store.getJob(CHANNEL, job.exportId)).toMatchObject({ status: 'failed', error: { code: 'PIPELINE_FAILED' } });
     });
 
+    it('a dead letter of a canceled export sweeps the parts the cancel left (its sweep is best effort)', async () => {
+      const job = await submitExport(stack, { kind: 'contacts', scope: 'all' }, { channelId: CHANNEL });
+      const messages = buildChunkMessages(job, {}, 2000);
+      expect(messages.length).toBeGreaterThan(1);
+      expect((await processChunk(messages[0]!, chunkDepsFor(stack), { receiveCount: 1 })).status).toBe('done');
+      const { store, objects } = storesFor(stack);
+      // Canceled with the store's write alone: the API's sweep failed, so the rows are still here.
+      expect(await store.setStatus(CHANNEL, job.exportId, 'canceled', ['queued', 'running'], { canceledAt: new Date().toISOString() })).toBe(true);
+      const parts = () => objects.list(objectKeys.partsPrefix(job.exportId));
+      expect((await parts()).length).toBeGreaterThan(0);
+      expect(await handleDeadLetter(JSON.stringify(messages[1]), stepDeps(), { queue: 'chunk-dlq' })).toBe('already-final');
+      expect(await parts()).toEqual([]);
+      expect((await store.getJob(CHANNEL, job.exportId))?.status).toBe('canceled');
+    });
+
     it('a chunk that never completed still fails the export (PIPELINE_FAILED)', async () => {
       const job = await submitExport(stack, { kind: 'contacts', scope: 'all' }, { channelId: CHANNEL });
       const [first] = buildChunkMessages(job, {}, 2000);
