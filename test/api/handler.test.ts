@@ -180,6 +180,15 @@ describe('POST /v1/exports', () => {
     expect(res.headers['Retry-After']).toBe('1790');
   });
 
+  it('Retry-After is never longer than the window, even for a hold stamped by a clock running ahead of ours', async () => {
+    // Taken 5 s ago by its own clock, which ran 3 s ahead of ours: it ends 1803 s from our now.
+    fakes.cooldowns.items.set('cooldown#ch-1#m-1#cases', { holder: 'cafebabecafebabe', expiresAt: Date.parse('2026-03-01T10:30:03Z'), acquiredAt: '2026-03-01T09:59:58.000Z' });
+    const res = await create('api-create-export-cases.json');
+    expect(res.status).toBe(429);
+    expect(res.headers['Retry-After']).toBe('1800');
+    expect(res.body.error).toMatchObject({ code: 'COOLDOWN_ACTIVE', retryAfterSeconds: 1800 });
+  });
+
   it('rejects bad input with 400 naming the field and rule, never echoing the password', async () => {
     const badRange = await create('api-create-export-cases.json', {});
     expect(badRange.status).toBe(202);

@@ -100,7 +100,7 @@ beforeAll(async () => {
     seed: { channelId: CHANNEL, users: 150, cases: 300, seed: 3 },
     // Every log line the handlers can write, debug included.
     env: { POWERTOOLS_LOG_LEVEL: 'DEBUG', POWERTOOLS_METRICS_DISABLED: 'true', SELECTION_BATCH: '25' },
-    queues: { chunk: { visibilityTimeout: 5 }, finalize: { visibilityTimeout: 20 }, notify: { visibilityTimeout: 5 } },
+    queues: { chunk: { visibilityTimeout: 30 }, finalize: { visibilityTimeout: 20 }, notify: { visibilityTimeout: 5 } },
   });
 });
 afterAll(async () => {

@@ -20,7 +20,7 @@ beforeAll(async () => {
     port: 0,
     seed: { channelId: CHANNEL, users: 120, cases: 200, seed: 5 },
     env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true' },
-    queues: { chunk: { visibilityTimeout: 5 }, finalize: { visibilityTimeout: 20 }, notify: { visibilityTimeout: 5 } },
+    queues: { chunk: { visibilityTimeout: 30 }, finalize: { visibilityTimeout: 20 }, notify: { visibilityTimeout: 5 } },
   });
   ({ setApiClock } = await import('../../functions/api/handler'));
 });

@@ -92,7 +92,7 @@ describe('export order on the emulators (dynalite sorts keys like DynamoDB)', ()
     {
       port: 0,
       env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true', KEY_SPIN_COUNT: '1000' },
-      queues: { chunk: { visibilityTimeout: 5 }, finalize: { visibilityTimeout: 20 }, notify: { visibilityTimeout: 5 } },
+      queues: { chunk: { visibilityTimeout: 30 }, finalize: { visibilityTimeout: 20 }, notify: { visibilityTimeout: 5 } },
     },
     (started) => (stack = started),
   );

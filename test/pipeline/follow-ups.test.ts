@@ -330,8 +330,18 @@ describe('follow-up steps, finalizer streams and the notifier lease', () => {
       };
       const first = notifyExport(message('fu-notify-1'), notifyDeps(post));
       await firstPost;
-      // The duplicate finds the post in flight and waits; its first wait lets the holder finish.
-      const second = notifyExport(message('fu-notify-1'), notifyDeps(post, { sleep: async () => release() }));
+      // The duplicate finds the post in flight and waits; its first wait lets the holder finish,
+      // and lasts until the holder has (the lease wait also ends on the wall clock, which a
+      // stalled machine could run out while the holder's notifiedAt write is still in flight).
+      const second = notifyExport(
+        message('fu-notify-1'),
+        notifyDeps(post, {
+          sleep: async () => {
+            release();
+            await first;
+          },
+        }),
+      );
       const results = await Promise.all([first, second]);
       expect(results.map((r) => r.status)).toEqual(['sent', 'skipped']);
       expect(posts).toBe(1);

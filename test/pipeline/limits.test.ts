@@ -15,7 +15,10 @@ describe('size rule and an unreachable bot', () => {
       seed: { channelId: CHANNEL, users: 240, cases: 300, seed: 3 },
       // The 1,000,000-row rule, lowered so a test can cross it with a few hundred rows.
       env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true', MAX_ROWS: '100', NOTIFY_BACKOFF_MS: '10' },
-      queues: { chunk: { visibilityTimeout: 3 }, notify: { visibilityTimeout: 1, maxReceiveCount: 2 } },
+      // Chunks: 30 s, so a delivery slowed by a loaded machine is not received again while it
+      // works (each receive counts toward the DLQ, which fails the export); failures come back
+      // after the retry delay, not the visibility timeout.
+      queues: { chunk: { visibilityTimeout: 30 }, notify: { visibilityTimeout: 1, maxReceiveCount: 2 } },
     },
     (started) => (stack = started),
   );

@@ -19,7 +19,7 @@ describe('pipeline on the emulators', () => {
       port: 0,
       seed: { channelId: CHANNEL, users: USERS, cases: CASES, seed: SEED },
       env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true', SELECTION_BATCH: '50' },
-      queues: { chunk: { visibilityTimeout: 5 }, finalize: { visibilityTimeout: 20 }, notify: { visibilityTimeout: 5 } },
+      queues: { chunk: { visibilityTimeout: 30 }, finalize: { visibilityTimeout: 20 }, notify: { visibilityTimeout: 5 } },
     },
     (started) => (stack = started),
   );

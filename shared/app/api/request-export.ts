@@ -158,7 +158,9 @@ async function acquireCooldown(
       }
     }
   }
-  if (!result.acquired) throw cooldownActiveError(request.kind, retryAfterSeconds, deps.policy);
+  // Never longer than the window itself: a hold taken by a request whose clock ran a second
+  // ahead of ours (another Lambda) would otherwise say 1801 for a 1800-second window.
+  if (!result.acquired) throw cooldownActiveError(request.kind, Math.min(retryAfterSeconds, windowSeconds), deps.policy);
 }
 
 async function undoFailedRequest(
