@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { startLocalStack, type LocalStack } from '../../infra/local/stack';
+import { seedWorkspace } from '../../infra/local/seed-data';
 import { createLambdaContext } from '../../infra/local/lambda-context';
 import type { SqsHandler } from '../../infra/local/sqs-poller';
 import { objectKeys } from '../../shared/app/messages';
@@ -17,6 +18,21 @@ function sample(name: string): SQSEvent {
   return JSON.parse(readFileSync(new URL(`../../events/${name}.json`, import.meta.url), 'utf8')) as SQSEvent;
 }
 
+/**
+ * A sample event whose bodies name the calling test's exports (and channel) instead of the
+ * sample's `evt-contacts-1` / `evt-user-1` / `evt-channel`: every test submits its own exports,
+ * so none depends on another having run first, or sees what another left behind.
+ */
+function sampleFor(name: string, renames: Record<string, string>): SQSEvent {
+  const event = sample(name);
+  return {
+    Records: event.Records.map((record) => ({
+      ...record,
+      body: Object.entries(renames).reduce((body, [from, to]) => body.replaceAll(`"${from}"`, `"${to}"`), record.body),
+    })),
+  };
+}
+
 async function load(path: string): Promise<SqsHandler> {
   return ((await import(path)) as { handler: SqsHandler }).handler;
 }
@@ -24,6 +40,14 @@ async function load(path: string): Promise<SqsHandler> {
 async function invoke(handler: SqsHandler, event: SQSEvent): Promise<SQSBatchResponse> {
   return (await handler(event, createLambdaContext('test'))) ?? { batchItemFailures: [] };
 }
+
+/** The seeded channel the samples name; its data is only read (a test that changes it seeds its own). */
+const CHANNEL = 'evt-channel';
+const SEED = { users: 60, seed: 5 };
+/** The seeded user the samples' one-user chunk lists. */
+const USER_ID = 'u5571bc00000003';
+
+type NotifyBody = { type: string; exportId: string; channelId: string; event: string };
 
 describe('SQS handlers driven by events/sqs-*.json', () => {
   let stack: LocalStack;
@@ -34,19 +58,54 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
   const ddb = () => storesFor(stack).ddb;
   const chunkDeps = (over: Partial<ChunkDeps> = {}): ChunkDeps => chunkDepsFor(stack, over);
 
+  /**
+   * Every message for `exportId` now on the notify queue. The queue is shared by the whole file
+   * and other tests' exports leave theirs there, so this reads until nothing more is visible
+   * (a received message stays hidden for the queue's visibility timeout) rather than trusting
+   * one batch of ten, and keeps only this export's.
+   */
+  async function notifyMessagesFor(exportId: string): Promise<NotifyBody[]> {
+    const found: NotifyBody[] = [];
+    for (let round = 0; round < 100; round++) {
+      const received = await stack.clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.queues.notify.url, MaxNumberOfMessages: 10 }));
+      const bodies = (received.Messages ?? []).map((m) => JSON.parse(m.Body ?? '{}') as NotifyBody);
+      if (bodies.length === 0) return found;
+      found.push(...bodies.filter((b) => b.exportId === exportId));
+    }
+    throw new Error('the notify queue never ran empty');
+  }
+
+  /** A one-user contacts export (the samples' user) whose only chunk the chunk handler has run: its finalize is enqueued. */
+  async function userExportReadyToFinalize(exportId: string): Promise<void> {
+    await submitExport(stack, { kind: 'contacts', scope: 'user', userId: USER_ID }, { channelId: CHANNEL, exportId });
+    const chunkRecord = sampleFor('sqs-chunk', { 'evt-user-1': exportId }).Records[1]!;
+    expect((await invoke(chunk, { Records: [chunkRecord] })).batchItemFailures).toEqual([]);
+    expect((await storesFor(stack).store.getJob(CHANNEL, exportId))?.finalizeEnqueued).toBe(true);
+  }
+
+  /** The same export, finalized by the finalizer handler: completed, its notification enqueued. */
+  async function completedUserExport(exportId: string): Promise<void> {
+    await userExportReadyToFinalize(exportId);
+    expect((await invoke(finalizer, sampleFor('sqs-finalize', { 'evt-user-1': exportId }))).batchItemFailures).toEqual([]);
+    expect((await storesFor(stack).store.getJob(CHANNEL, exportId))?.status).toBe('completed');
+  }
+
+  /** A channel of the calling test's own, with the seeded channel's users: the test changes its profile schema. */
+  async function seedChannel(channelId: string): Promise<void> {
+    await seedWorkspace(ddb(), { channelId, ...SEED, cases: 0 });
+  }
+
   beforeAll(async () => {
     stack = await startLocalStack({
       port: 0,
       pollers: false,
-      seed: { channelId: 'evt-channel', users: 60, cases: 120, seed: 5 },
+      seed: { channelId: CHANNEL, ...SEED, cases: 120 },
       env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true' },
     });
     chunk = await load('../../functions/chunk/handler');
     finalizer = await load('../../functions/finalizer/handler');
     notifier = await load('../../functions/notifier/handler');
     dlq = await load('../../functions/dlq/handler');
-    await submitExport(stack, { kind: 'contacts', scope: 'all' }, { channelId: 'evt-channel', exportId: 'evt-contacts-1' });
-    await submitExport(stack, { kind: 'contacts', scope: 'user', userId: 'u5571bc00000003' }, { channelId: 'evt-channel', exportId: 'evt-user-1' });
   });
 
   afterAll(async () => {
@@ -54,48 +113,52 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
   });
 
   it('chunk: processes good records, reports only the malformed one, and counts a redelivery once', async () => {
-    const event = sample('sqs-chunk');
+    const contactsId = 'evt-chunk-contacts';
+    const userExportId = 'evt-chunk-user';
+    await submitExport(stack, { kind: 'contacts', scope: 'all' }, { channelId: CHANNEL, exportId: contactsId });
+    await submitExport(stack, { kind: 'contacts', scope: 'user', userId: USER_ID }, { channelId: CHANNEL, exportId: userExportId });
+    const event = sampleFor('sqs-chunk', { 'evt-contacts-1': contactsId, 'evt-user-1': userExportId });
     const result = await invoke(chunk, event);
     expect(result.batchItemFailures).toEqual([{ itemIdentifier: event.Records[2]?.messageId }]);
     const { store, objects } = storesFor(stack);
-    expect(await objects.head(objectKeys.part('evt-contacts-1', 'users', 0))).not.toBeNull();
-    expect((await store.getJob('evt-channel', 'evt-contacts-1'))?.chunksDone).toBe(1);
-    const userJob = await store.getJob('evt-channel', 'evt-user-1');
+    expect(await objects.head(objectKeys.part(contactsId, 'users', 0))).not.toBeNull();
+    expect((await store.getJob(CHANNEL, contactsId))?.chunksDone).toBe(1);
+    const userJob = await store.getJob(CHANNEL, userExportId);
     expect(userJob?.status).toBe('running');
     expect(userJob?.rowsWritten).toBe(1);
     expect(userJob?.finalizeEnqueued).toBe(true);
 
     await invoke(chunk, { Records: event.Records.slice(0, 2) });
-    expect((await store.getJob('evt-channel', 'evt-contacts-1'))?.chunksDone).toBe(1);
-    expect((await store.getJob('evt-channel', 'evt-user-1'))?.rowsWritten).toBe(1);
+    expect((await store.getJob(CHANNEL, contactsId))?.chunksDone).toBe(1);
+    expect((await store.getJob(CHANNEL, userExportId))?.rowsWritten).toBe(1);
   });
 
   it('finalizer: writes the encrypted file, completes the job, enqueues the notification; a second run is a no-op', async () => {
-    const result = await invoke(finalizer, sample('sqs-finalize'));
+    const exportId = 'evt-finalize-user';
+    await userExportReadyToFinalize(exportId);
+    const event = sampleFor('sqs-finalize', { 'evt-user-1': exportId });
+    const result = await invoke(finalizer, event);
     expect(result.batchItemFailures).toEqual([]);
     const { store, objects } = storesFor(stack);
-    const job = await store.getJob('evt-channel', 'evt-user-1');
+    const job = await store.getJob(CHANNEL, exportId);
     expect(job?.status).toBe('completed');
     expect(job?.sha256).toMatch(/^[0-9a-f]{64}$/);
     const rows = (await readExportFile(stack, job!))['User data'] ?? [];
-    expect(rows.map((r) => r[0])).toEqual(['id', 'u5571bc00000003']);
-    expect(await objects.list('parts/evt-user-1/')).toEqual([]);
-    const queued = await stack.clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.queues.notify.url, MaxNumberOfMessages: 10 }));
-    expect((queued.Messages ?? []).map((m) => JSON.parse(m.Body ?? '{}'))).toContainEqual({
-      type: 'notify',
-      exportId: 'evt-user-1',
-      channelId: 'evt-channel',
-      event: 'export.completed',
-    });
+    expect(rows.map((r) => r[0])).toEqual(['id', USER_ID]);
+    expect(await objects.list(`parts/${exportId}/`)).toEqual([]);
+    expect(await notifyMessagesFor(exportId)).toEqual([{ type: 'notify', exportId, channelId: CHANNEL, event: 'export.completed' }]);
 
-    await invoke(finalizer, sample('sqs-finalize'));
-    expect((await store.getJob('evt-channel', 'evt-user-1'))?.completedAt).toBe(job?.completedAt);
+    await invoke(finalizer, event);
+    expect((await store.getJob(CHANNEL, exportId))?.completedAt).toBe(job?.completedAt);
   });
 
   it('notifier: posts one signed event with the link; a redelivery posts nothing', async () => {
-    expect((await invoke(notifier, sample('sqs-notify'))).batchItemFailures).toEqual([]);
-    expect((await invoke(notifier, sample('sqs-notify'))).batchItemFailures).toEqual([]);
-    const messages = stack.bot.messages.filter((m) => (m.body as { exportId: string }).exportId === 'evt-user-1');
+    const exportId = 'evt-notify-user';
+    await completedUserExport(exportId);
+    const event = sampleFor('sqs-notify', { 'evt-user-1': exportId });
+    expect((await invoke(notifier, event)).batchItemFailures).toEqual([]);
+    expect((await invoke(notifier, event)).batchItemFailures).toEqual([]);
+    const messages = stack.bot.messages.filter((m) => (m.body as { exportId: string }).exportId === exportId);
     expect(messages).toHaveLength(1);
     const body = messages[0]?.body as { link: string; message: { ko: string; en: string }; rowCount: number };
     expect(messages[0]?.signatureValid).toBe(true);
@@ -105,57 +168,59 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
   });
 
   it('dlq: a dead chunk fails its export and queues export.failed; a dead notification is only recorded', async () => {
-    const result = await invoke(dlq, sample('sqs-dlq'));
+    const exportId = 'evt-dlq-contacts';
+    await submitExport(stack, { kind: 'contacts', scope: 'all' }, { channelId: CHANNEL, exportId });
+    // A running export, one of its chunks done, as when a later chunk gives up in production.
+    const firstChunk = sampleFor('sqs-chunk', { 'evt-contacts-1': exportId }).Records[0]!;
+    expect((await invoke(chunk, { Records: [firstChunk] })).batchItemFailures).toEqual([]);
+    const result = await invoke(dlq, sampleFor('sqs-dlq', { 'evt-contacts-1': exportId }));
     expect(result.batchItemFailures).toEqual([]);
-    const job = await storesFor(stack).store.getJob('evt-channel', 'evt-contacts-1');
+    const job = await storesFor(stack).store.getJob(CHANNEL, exportId);
     expect(job?.status).toBe('failed');
     expect(job?.error?.code).toBe('PIPELINE_FAILED');
     expect(job?.notifyError).toMatch(/could not be told/);
-    const queued = await stack.clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.queues.notify.url, MaxNumberOfMessages: 10 }));
-    const bodies = (queued.Messages ?? []).map((m) => JSON.parse(m.Body ?? '{}') as { exportId: string; event: string });
-    expect(bodies.filter((b) => b.exportId === 'evt-contacts-1')).toEqual([
-      { type: 'notify', exportId: 'evt-contacts-1', channelId: 'evt-channel', event: 'export.failed' },
-    ]);
+    expect(await notifyMessagesFor(exportId)).toEqual([{ type: 'notify', exportId, channelId: CHANNEL, event: 'export.failed' }]);
   });
 
   it('finalizer: a job from before definitions were pinned whose profile schema changed while it ran fails with COLUMNS_CHANGED, no file', async () => {
-    await submitExport(stack, { kind: 'contacts', scope: 'user', userId: 'u5571bc00000003' }, { channelId: 'evt-channel', exportId: 'evt-schema-1', legacyJob: true });
-    const base = sample('sqs-chunk').Records[1]!;
-    const chunkRecord = { ...base, messageId: 'schema-chunk', body: base.body.replace('evt-user-1', 'evt-schema-1') };
+    const channelId = 'evt-schema-1-channel';
+    await seedChannel(channelId);
+    await submitExport(stack, { kind: 'contacts', scope: 'user', userId: USER_ID }, { channelId, exportId: 'evt-schema-1', legacyJob: true });
+    const renames = { 'evt-user-1': 'evt-schema-1', [CHANNEL]: channelId };
+    const chunkRecord = { ...sampleFor('sqs-chunk', renames).Records[1]!, messageId: 'schema-chunk' };
     expect((await invoke(chunk, { Records: [chunkRecord] })).batchItemFailures).toEqual([]);
-    const schema = await ddb().send(new GetCommand({ TableName: stack.tables.workspace, Key: { pk: 'evt-channel', sk: 'PROFILE_SCHEMA#users' } }));
+    // The channel is this test's own: its schema is changed for good, nothing else reads it.
+    const schema = await ddb().send(new GetCommand({ TableName: stack.tables.workspace, Key: { pk: channelId, sk: 'PROFILE_SCHEMA#users' } }));
+    expect(schema.Item).toBeDefined();
     const keys = [...((schema.Item?.keys as unknown[]) ?? []), { key: 'addedLater', type: 'string', order: 99, archived: false }];
     await ddb().send(new PutCommand({ TableName: stack.tables.workspace, Item: { ...schema.Item, keys } }));
-    const finalizeBase = sample('sqs-finalize').Records[0]!;
-    const finalizeRecord = { ...finalizeBase, messageId: 'schema-finalize', body: finalizeBase.body.replace('evt-user-1', 'evt-schema-1') };
+    const finalizeRecord = { ...sampleFor('sqs-finalize', renames).Records[0]!, messageId: 'schema-finalize' };
     expect((await invoke(finalizer, { Records: [finalizeRecord] })).batchItemFailures).toEqual([]);
-    const job = await storesFor(stack).store.getJob('evt-channel', 'evt-schema-1');
+    const job = await storesFor(stack).store.getJob(channelId, 'evt-schema-1');
     expect(job?.status).toBe('failed');
     expect(job?.error?.code).toBe('COLUMNS_CHANGED');
-    expect(await storesFor(stack).objects.list('exports/evt-channel/evt-schema-1/')).toEqual([]);
-    await ddb().send(new PutCommand({ TableName: stack.tables.workspace, Item: schema.Item }));
+    expect(await storesFor(stack).objects.list(`exports/${channelId}/evt-schema-1/`)).toEqual([]);
   });
 
   it('finalizer: a profile key added while the export ran does not change its columns (pinned at the request): completed', async () => {
-    await submitExport(stack, { kind: 'contacts', scope: 'user', userId: 'u5571bc00000003' }, { channelId: 'evt-channel', exportId: 'evt-schema-2' });
-    const base = sample('sqs-chunk').Records[1]!;
-    const chunkRecord = { ...base, messageId: 'schema-chunk-2', body: base.body.replace('evt-user-1', 'evt-schema-2') };
+    const channelId = 'evt-schema-2-channel';
+    await seedChannel(channelId);
+    await submitExport(stack, { kind: 'contacts', scope: 'user', userId: USER_ID }, { channelId, exportId: 'evt-schema-2' });
+    const renames = { 'evt-user-1': 'evt-schema-2', [CHANNEL]: channelId };
+    const chunkRecord = { ...sampleFor('sqs-chunk', renames).Records[1]!, messageId: 'schema-chunk-2' };
     expect((await invoke(chunk, { Records: [chunkRecord] })).batchItemFailures).toEqual([]);
-    const schema = await ddb().send(new GetCommand({ TableName: stack.tables.workspace, Key: { pk: 'evt-channel', sk: 'PROFILE_SCHEMA#users' } }));
+    // The channel is this test's own: its schema is changed for good, nothing else reads it.
+    const schema = await ddb().send(new GetCommand({ TableName: stack.tables.workspace, Key: { pk: channelId, sk: 'PROFILE_SCHEMA#users' } }));
+    expect(schema.Item).toBeDefined();
     const keys = [...((schema.Item?.keys as unknown[]) ?? []), { key: 'addedLater', type: 'string', order: 99, archived: false }];
     await ddb().send(new PutCommand({ TableName: stack.tables.workspace, Item: { ...schema.Item, keys } }));
-    try {
-      const finalizeBase = sample('sqs-finalize').Records[0]!;
-      const finalizeRecord = { ...finalizeBase, messageId: 'schema-finalize-2', body: finalizeBase.body.replace('evt-user-1', 'evt-schema-2') };
-      expect((await invoke(finalizer, { Records: [finalizeRecord] })).batchItemFailures).toEqual([]);
-      const job = await storesFor(stack).store.getJob('evt-channel', 'evt-schema-2');
-      expect(job?.status, JSON.stringify(job?.error)).toBe('completed');
-      const header = (await readExportFile(stack, job!))['User data']?.[0] ?? [];
-      expect(header).toContain('id');
-      expect(header).not.toContain('profile.addedLater');
-    } finally {
-      await ddb().send(new PutCommand({ TableName: stack.tables.workspace, Item: schema.Item }));
-    }
+    const finalizeRecord = { ...sampleFor('sqs-finalize', renames).Records[0]!, messageId: 'schema-finalize-2' };
+    expect((await invoke(finalizer, { Records: [finalizeRecord] })).batchItemFailures).toEqual([]);
+    const job = await storesFor(stack).store.getJob(channelId, 'evt-schema-2');
+    expect(job?.status, JSON.stringify(job?.error)).toBe('completed');
+    const header = (await readExportFile(stack, job!))['User data']?.[0] ?? [];
+    expect(header).toContain('id');
+    expect(header).not.toContain('profile.addedLater');
   });
 
   it('chunk: a case chunk redelivered after the users phase was planned does not finalize early', async () => {

@@ -11,13 +11,28 @@ function job(exportId: string, createdAt: string, overrides: Partial<ExportJob> 
 
 describe('DynamoExportStore on dynalite', () => {
   let stack: LocalStack;
-  let clock = new Date('2025-07-01T00:00:00.000Z');
-  let store: DynamoExportStore;
+  let ddb: DynamoDBDocumentClient;
+
+  /**
+   * A store on the shared table with a clock of its own, starting at the fixtures' date: a test
+   * that moves time (leases, TTLs) must not move it for whichever test runs next. Each test also
+   * uses export ids, idempotency keys and list channels no other test does, so nothing it reads
+   * was written by another test, in any order.
+   */
+  function clockedStore(start = '2025-07-01T00:00:00.000Z') {
+    let clock = new Date(start);
+    return {
+      store: new DynamoExportStore(ddb, stack.tables.exports, () => clock),
+      now: () => clock,
+      advance: (ms: number) => {
+        clock = new Date(clock.getTime() + ms);
+      },
+    };
+  }
 
   beforeAll(async () => {
     stack = await startLocalStack({ port: 0, pollers: false });
-    const ddb = DynamoDBDocumentClient.from(stack.clients.ddb, { marshallOptions: { removeUndefinedValues: true } });
-    store = new DynamoExportStore(ddb, stack.tables.exports, () => clock);
+    ddb = DynamoDBDocumentClient.from(stack.clients.ddb, { marshallOptions: { removeUndefinedValues: true } });
   });
 
   afterAll(async () => {
@@ -25,25 +40,29 @@ describe('DynamoExportStore on dynalite', () => {
   });
 
   it('creates once and hides a job from other channels', async () => {
-    expect(await store.createJob(job('j1', '2025-07-01T00:00:00.000Z'))).toBe(true);
-    expect(await store.createJob(job('j1', '2025-07-01T00:00:00.000Z'))).toBe(false);
-    expect((await store.getJob('ch', 'j1'))?.exportId).toBe('j1');
-    expect(await store.getJob('other', 'j1')).toBeNull();
+    const { store } = clockedStore();
+    expect(await store.createJob(job('j-create', '2025-07-01T00:00:00.000Z'))).toBe(true);
+    expect(await store.createJob(job('j-create', '2025-07-01T00:00:00.000Z'))).toBe(false);
+    expect((await store.getJob('ch', 'j-create'))?.exportId).toBe('j-create');
+    expect(await store.getJob('other', 'j-create')).toBeNull();
   });
 
   it('counts a chunk once however often it is marked (a set, not a counter)', async () => {
-    const first = await store.markChunkDone('ch', 'j1', 'users-0', { rowCount: 10 });
-    const again = await store.markChunkDone('ch', 'j1', 'users-0', { rowCount: 10 });
-    const results = await Promise.all([1, 2, 3, 4].map(() => store.markChunkDone('ch', 'j1', 'users-1', { rowCount: 5 })));
+    const { store } = clockedStore();
+    await store.createJob(job('j-count', '2025-07-01T00:00:00.000Z'));
+    const first = await store.markChunkDone('ch', 'j-count', 'users-0', { rowCount: 10 });
+    const again = await store.markChunkDone('ch', 'j-count', 'users-0', { rowCount: 10 });
+    const results = await Promise.all([1, 2, 3, 4].map(() => store.markChunkDone('ch', 'j-count', 'users-1', { rowCount: 5 })));
     expect(first).toEqual({ firstTime: true, done: 1, total: 3, rowsWritten: 10 });
     expect(again).toEqual({ firstTime: false, done: 1, total: 3, rowsWritten: 10 });
     expect(results.filter((r) => r.firstTime)).toHaveLength(1);
-    const saved = await store.getJob('ch', 'j1');
+    const saved = await store.getJob('ch', 'j-count');
     expect([saved?.chunksDone, saved?.rowsWritten]).toEqual([2, 15]);
-    await expect(store.markChunkDone('other', 'j1', 'users-2', { rowCount: 1 })).rejects.toThrow(/not found/);
+    await expect(store.markChunkDone('other', 'j-count', 'users-2', { rowCount: 1 })).rejects.toThrow(/not found/);
   });
 
   it('C6: skipped source records add up on the job once per chunk; a job without any has no count', async () => {
+    const { store } = clockedStore();
     await store.createJob(job('j-skip', '2025-07-01T00:00:00.500Z', { managerId: 'm-skip' }));
     await store.markChunkDone('ch', 'j-skip', 'users-0', { rowCount: 3 });
     expect((await store.getJob('ch', 'j-skip'))?.skippedRecords).toBeUndefined();
@@ -55,55 +74,62 @@ describe('DynamoExportStore on dynalite', () => {
   });
 
   it('transitions conditionally: a canceled export never becomes completed', async () => {
-    expect(await store.setStatus('ch', 'j1', 'running', ['queued'])).toBe(true);
-    expect(await store.setStatus('ch', 'j1', 'canceled', ['queued', 'running', 'finalizing'])).toBe(true);
-    expect(await store.setStatus('ch', 'j1', 'completed', ['finalizing'], { rowCount: 1 })).toBe(false);
-    expect(await store.setStatus('ch', 'j1', 'failed', ['queued', 'running', 'finalizing'])).toBe(false);
-    expect((await store.getJob('ch', 'j1'))?.status).toBe('canceled');
+    const { store } = clockedStore();
+    // A queued job of its own: the first transition is from `queued`.
+    await store.createJob(job('j-transition', '2025-07-01T00:00:00.000Z'));
+    expect(await store.setStatus('ch', 'j-transition', 'running', ['queued'])).toBe(true);
+    expect(await store.setStatus('ch', 'j-transition', 'canceled', ['queued', 'running', 'finalizing'])).toBe(true);
+    expect(await store.setStatus('ch', 'j-transition', 'completed', ['finalizing'], { rowCount: 1 })).toBe(false);
+    expect(await store.setStatus('ch', 'j-transition', 'failed', ['queued', 'running', 'finalizing'])).toBe(false);
+    expect((await store.getJob('ch', 'j-transition'))?.status).toBe('canceled');
   });
 
   it('claims are leases: one holder at a time, taken over when stale, closed by the sent flag', async () => {
-    await store.createJob(job('j2', '2025-07-01T00:00:01.000Z'));
-    expect(await store.claimLease('ch', 'j2', 'finalizeClaim')).toBeDefined();
-    expect(await store.claimLease('ch', 'j2', 'finalizeClaim')).toBeUndefined();
-    clock = new Date(clock.getTime() + 121_000);
-    expect(await store.claimLease('ch', 'j2', 'finalizeClaim')).toBeDefined();
-    await store.updateProgress('ch', 'j2', { finalizeEnqueued: true });
-    clock = new Date(clock.getTime() + 600_000);
-    expect(await store.claimLease('ch', 'j2', 'finalizeClaim')).toBeUndefined();
-    expect(await store.claimFlag('ch', 'j2', 'notifyEnqueued')).toBe(true);
-    expect(await store.claimFlag('ch', 'j2', 'notifyEnqueued')).toBe(false);
+    const { store, advance } = clockedStore();
+    await store.createJob(job('j-claims', '2025-07-01T00:00:01.000Z'));
+    expect(await store.claimLease('ch', 'j-claims', 'finalizeClaim')).toBeDefined();
+    expect(await store.claimLease('ch', 'j-claims', 'finalizeClaim')).toBeUndefined();
+    advance(121_000);
+    expect(await store.claimLease('ch', 'j-claims', 'finalizeClaim')).toBeDefined();
+    await store.updateProgress('ch', 'j-claims', { finalizeEnqueued: true });
+    advance(600_000);
+    expect(await store.claimLease('ch', 'j-claims', 'finalizeClaim')).toBeUndefined();
+    expect(await store.claimFlag('ch', 'j-claims', 'notifyEnqueued')).toBe(true);
+    expect(await store.claimFlag('ch', 'j-claims', 'notifyEnqueued')).toBe(false);
   });
 
   it('a lease is given back only by its holder: a lapsed holder cannot free its successor', async () => {
-    await store.createJob(job('j4', '2025-07-01T00:00:03.000Z', { managerId: 'm-lease' }));
-    const first = await store.claimLease('ch', 'j4', 'usersClaim');
+    const { store, advance } = clockedStore();
+    await store.createJob(job('j-lease', '2025-07-01T00:00:03.000Z', { managerId: 'm-lease' }));
+    const first = await store.claimLease('ch', 'j-lease', 'usersClaim');
     expect(first).toBeDefined();
-    expect(await store.claimLease('ch', 'j4', 'usersClaim')).toBeUndefined();
+    expect(await store.claimLease('ch', 'j-lease', 'usersClaim')).toBeUndefined();
     // The first holder stalls past the lease; a second delivery takes it over.
-    clock = new Date(clock.getTime() + 121_000);
-    const second = await store.claimLease('ch', 'j4', 'usersClaim');
+    advance(121_000);
+    const second = await store.claimLease('ch', 'j-lease', 'usersClaim');
     expect(second).toBeDefined();
     expect(second).not.toBe(first);
     // The first holder then fails and gives "its" lease back: the second keeps it.
-    await store.releaseClaim('ch', 'j4', 'usersClaim', first!);
-    expect(await store.claimLease('ch', 'j4', 'usersClaim')).toBeUndefined();
+    await store.releaseClaim('ch', 'j-lease', 'usersClaim', first!);
+    expect(await store.claimLease('ch', 'j-lease', 'usersClaim')).toBeUndefined();
     // The second gives it back: free at once, well within the lease.
-    await store.releaseClaim('ch', 'j4', 'usersClaim', second!);
-    expect(await store.claimLease('ch', 'j4', 'usersClaim')).toBeDefined();
+    await store.releaseClaim('ch', 'j-lease', 'usersClaim', second!);
+    expect(await store.claimLease('ch', 'j-lease', 'usersClaim')).toBeDefined();
   });
 
   it('advances a cases job to the users phase once', async () => {
-    await store.createJob(job('j3', '2025-07-01T00:00:02.000Z', { kind: 'cases', phase: 'main', sheetChunks: { cases: 3, users: 0 } }));
-    expect(await store.advanceToUsersPhase('ch', 'j3', 2)).toBe(true);
-    expect(await store.advanceToUsersPhase('ch', 'j3', 2)).toBe(false);
-    const saved = await store.getJob('ch', 'j3');
+    const { store } = clockedStore();
+    await store.createJob(job('j-advance', '2025-07-01T00:00:02.000Z', { kind: 'cases', phase: 'main', sheetChunks: { cases: 3, users: 0 } }));
+    expect(await store.advanceToUsersPhase('ch', 'j-advance', 2)).toBe(true);
+    expect(await store.advanceToUsersPhase('ch', 'j-advance', 2)).toBe(false);
+    const saved = await store.getJob('ch', 'j-advance');
     expect([saved?.phase, saved?.chunksTotal, saved?.sheetChunks]).toEqual(['users', 5, { cases: 3, users: 2 }]);
   });
 
   it('does not advance a canceled or failed cases job to the users phase (no more work after a stop)', async () => {
+    const { store } = clockedStore();
     for (const status of ['canceled', 'failed'] as const) {
-      const id = `j3-${status}`;
+      const id = `j-advance-${status}`;
       await store.createJob(job(id, '2025-07-01T00:00:03.000Z', { kind: 'cases', status, managerId: 'm-stopped', phase: 'main', sheetChunks: { cases: 3, users: 0 } }));
       expect(await store.advanceToUsersPhase('ch', id, 2), status).toBe(false);
       expect((await store.getJob('ch', id))?.phase).toBe('main');
@@ -111,54 +137,70 @@ describe('DynamoExportStore on dynalite', () => {
   });
 
   it('lists a manager’s exports newest first with a cursor', async () => {
-    const page1 = await store.listJobs('ch', 'm1', undefined, 2);
-    expect(page1.items.map((j) => j.exportId)).toEqual(['j3', 'j2']);
-    const page2 = await store.listJobs('ch', 'm1', page1.cursor, 2);
-    expect(page2.items.map((j) => j.exportId)).toEqual(['j1']);
-    expect((await store.listJobs('ch', 'm2', undefined, 5)).items).toEqual([]);
+    const { store } = clockedStore();
+    // A channel of its own, so the list holds exactly these jobs (others' tests create m1's jobs
+    // in 'ch'); created out of order, as the list orders by creation time, not by write.
+    for (const [id, at, over] of [
+      ['j-list-2', '2025-07-01T00:00:01.000Z', {}],
+      ['j-list-1', '2025-07-01T00:00:00.000Z', {}],
+      ['j-list-3', '2025-07-01T00:00:02.000Z', { kind: 'cases', phase: 'main', sheetChunks: { cases: 3, users: 0 } }],
+    ] as const) {
+      await store.createJob(job(id, at, { channelId: 'ch-list', managerId: 'm1', ...over }));
+    }
+    const page1 = await store.listJobs('ch-list', 'm1', undefined, 2);
+    expect(page1.items.map((j) => j.exportId)).toEqual(['j-list-3', 'j-list-2']);
+    const page2 = await store.listJobs('ch-list', 'm1', page1.cursor, 2);
+    expect(page2.items.map((j) => j.exportId)).toEqual(['j-list-1']);
+    // Another manager of the same channel sees none of them.
+    expect((await store.listJobs('ch-list', 'm2', undefined, 5)).items).toEqual([]);
   });
 
   it('gives no cursor on the last page, also when it is exactly full; a cursor resumes after the last item shown', async () => {
+    const { store } = clockedStore();
     for (const [id, at] of [['t1', '2025-07-02T00:00:00.000Z'], ['t2', '2025-07-02T00:00:01.000Z'], ['t3', '2025-07-02T00:00:02.000Z']] as const) {
-      await store.createJob(job(id, at, { managerId: 'm-two' }));
+      await store.createJob(job(id, at, { channelId: 'ch-pages', managerId: 'm-two' }));
     }
-    const three = await store.listJobs('ch', 'm-two', undefined, 3);
+    const three = await store.listJobs('ch-pages', 'm-two', undefined, 3);
     expect(three.items.map((j) => j.exportId)).toEqual(['t3', 't2', 't1']);
     expect(three.cursor).toBeUndefined();
-    const first = await store.listJobs('ch', 'm-two', undefined, 2);
+    const first = await store.listJobs('ch-pages', 'm-two', undefined, 2);
     expect(first.items.map((j) => j.exportId)).toEqual(['t3', 't2']);
     expect(first.cursor).toBeDefined();
-    const last = await store.listJobs('ch', 'm-two', first.cursor, 2);
+    const last = await store.listJobs('ch-pages', 'm-two', first.cursor, 2);
     expect(last.items.map((j) => j.exportId)).toEqual(['t1']);
     expect(last.cursor).toBeUndefined();
-    const ofOne = await store.listJobs('ch', 'm-two', first.cursor, 1);
+    const ofOne = await store.listJobs('ch-pages', 'm-two', first.cursor, 1);
     expect([ofOne.items.map((j) => j.exportId), ofOne.cursor]).toEqual([['t1'], undefined]);
   });
 
   it('keeps idempotency records for their TTL and treats an expired one as free', async () => {
-    const record = { channelId: 'ch', managerId: 'm1', key: 'k', requestHash: 'h1', exportId: 'j1', createdAt: clock.toISOString() };
+    const { store, now, advance } = clockedStore();
+    const record = { channelId: 'ch', managerId: 'm1', key: 'k', requestHash: 'h1', exportId: 'j-idem', createdAt: now().toISOString() };
     expect(await store.saveIdempotencyRecord(record, 86_400)).toEqual({ created: true });
     const again = await store.saveIdempotencyRecord({ ...record, requestHash: 'h2', exportId: 'j9' }, 86_400);
     expect(again.created).toBe(false);
     expect(again.existing?.requestHash).toBe('h1');
-    clock = new Date(clock.getTime() + 86_401_000);
+    advance(86_401_000);
     expect(await store.getIdempotencyRecord('ch', 'm1', 'k')).toBeNull();
     expect((await store.saveIdempotencyRecord({ ...record, requestHash: 'h3' }, 86_400)).created).toBe(true);
   });
 
   it('frees an idempotency key only while it still names the export that releases it', async () => {
-    const record = { channelId: 'ch', managerId: 'm1', key: 'rk', requestHash: 'h1', exportId: 'j1', createdAt: clock.toISOString() };
+    const { store, now } = clockedStore();
+    const record = { channelId: 'ch', managerId: 'm1', key: 'rk', requestHash: 'h1', exportId: 'j-release', createdAt: now().toISOString() };
     expect((await store.saveIdempotencyRecord(record, 86_400)).created).toBe(true);
     await store.releaseIdempotencyRecord('ch', 'm1', 'rk', 'j-other');
-    expect((await store.getIdempotencyRecord('ch', 'm1', 'rk'))?.exportId).toBe('j1');
-    await store.releaseIdempotencyRecord('ch', 'm1', 'rk', 'j1');
+    expect((await store.getIdempotencyRecord('ch', 'm1', 'rk'))?.exportId).toBe('j-release');
+    await store.releaseIdempotencyRecord('ch', 'm1', 'rk', 'j-release');
     expect(await store.getIdempotencyRecord('ch', 'm1', 'rk')).toBeNull();
-    expect((await store.saveIdempotencyRecord({ ...record, requestHash: 'h2', exportId: 'j2' }, 86_400)).created).toBe(true);
-    await store.releaseIdempotencyRecord('ch', 'm1', 'never-saved', 'j1'); // nothing there: no error
+    expect((await store.saveIdempotencyRecord({ ...record, requestHash: 'h2', exportId: 'j-release-2' }, 86_400)).created).toBe(true);
+    await store.releaseIdempotencyRecord('ch', 'm1', 'never-saved', 'j-release'); // nothing there: no error
   });
 
   it('a key freed between a refused put and the read of its holder is taken, not reported as an unreadable record (a 500)', async () => {
-    const record = { channelId: 'ch', managerId: 'm1', key: 'race-key', requestHash: 'h1', exportId: 'jA', createdAt: clock.toISOString() };
+    // Its own store: the read is replaced below, and no other test may ever get the replacement.
+    const { store, now } = clockedStore();
+    const record = { channelId: 'ch', managerId: 'm1', key: 'race-key', requestHash: 'h1', exportId: 'jA', createdAt: now().toISOString() };
     expect((await store.saveIdempotencyRecord(record, 86_400)).created).toBe(true);
     // Request A is refused (4xx) and frees the key just after B's put was refused by A's record.
     const read = store.getIdempotencyRecord.bind(store);
@@ -180,6 +222,7 @@ describe('DynamoExportStore on dynalite', () => {
   });
 
   it('jobs and link tokens carry a TTL: kept 400 days (by default) past their creation / the link\'s expiry, then collected', async () => {
+    const { store } = clockedStore();
     const raw = async (pk: string, sk: string) =>
       (await DynamoDBDocumentClient.from(stack.clients.ddb).send(new GetCommand({ TableName: stack.tables.exports, Key: { pk, sk } }))).Item as
         | Record<string, unknown>
@@ -196,10 +239,11 @@ describe('DynamoExportStore on dynalite', () => {
   });
 
   it('stores only the hash of a download token', async () => {
-    await store.saveDownloadToken({ tokenHash: 'ab'.repeat(32), exportId: 'j2', channelId: 'ch', expiresAt: '2025-07-08T00:00:00.000Z' });
+    const { store } = clockedStore();
+    await store.saveDownloadToken({ tokenHash: 'ab'.repeat(32), exportId: 'j-token', channelId: 'ch', expiresAt: '2025-07-08T00:00:00.000Z' });
     expect(await store.getDownloadToken('ab'.repeat(32))).toEqual({
       tokenHash: 'ab'.repeat(32),
-      exportId: 'j2',
+      exportId: 'j-token',
       channelId: 'ch',
       expiresAt: '2025-07-08T00:00:00.000Z',
     });
