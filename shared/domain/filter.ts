@@ -227,12 +227,22 @@ export function splitInput(text: string): string[] {
 
 const PHONE_CHARS = /^[+\d\s\-().]+$/;
 
+const DEFAULT_COUNTRY = '82';
+
+/**
+ * "+82 010-..." is a common way to write Korean numbers: the trunk 0 does not belong after the
+ * country code. One rule for full numbers (normalizePhone) and partial ones (phoneNeedles).
+ */
+function withoutTrunkZero(digits: string, countryCode: string): string {
+  return digits.startsWith(`${countryCode}0`) ? countryCode + digits.slice(countryCode.length + 1) : digits;
+}
+
 /**
  * To E.164 with +82 (Korea) as the default country: `010-1234-5678` -> `+821012345678`,
  * `+82 10 1234 5678` -> same, `0082...` -> `+82...`. Returns undefined when it is not a phone
  * number (letters, too few or too many digits).
  */
-export function normalizePhone(input: string, defaultCountryCode = '82'): string | undefined {
+export function normalizePhone(input: string, defaultCountryCode = DEFAULT_COUNTRY): string | undefined {
   const text = input.trim();
   if (text === '' || !PHONE_CHARS.test(text)) return undefined;
   const plus = text.startsWith('+');
@@ -246,13 +256,10 @@ export function normalizePhone(input: string, defaultCountryCode = '82'): string
   } else if (!digits.startsWith(defaultCountryCode) || digits.length < 11) {
     digits = defaultCountryCode + digits;
   }
-  // "+82 010-..." is a common way to write Korean numbers: the trunk 0 does not belong after +82.
-  if (digits.startsWith(`${defaultCountryCode}0`)) digits = defaultCountryCode + digits.slice(defaultCountryCode.length + 1);
+  digits = withoutTrunkZero(digits, defaultCountryCode);
   if (digits.length < 8 || digits.length > 15 || digits.startsWith('0')) return undefined;
   return `+${digits}`;
 }
-
-const DEFAULT_COUNTRY = '82';
 
 /**
  * A stored number in E.164 form for comparisons. Sources hold E.164, but a number kept as
@@ -291,7 +298,7 @@ function phoneNeedles(text: string, op: 'contains' | 'startsWith'): PhoneNeedles
   const international = plus || digits.startsWith('00');
   if (international) {
     if (!plus) digits = digits.slice(2);
-    if (digits.startsWith(`${DEFAULT_COUNTRY}0`)) digits = DEFAULT_COUNTRY + digits.slice(DEFAULT_COUNTRY.length + 1);
+    digits = withoutTrunkZero(digits, DEFAULT_COUNTRY);
     return digits === '' ? undefined : { anywhere: [], atStart: [digits] };
   }
   if (digits === '') return undefined;
