@@ -10,6 +10,7 @@ import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { FauxqsServer } from 'fauxqs';
+import { lockDataDir } from './data-dir-lock';
 import { startEmulators } from './emulators';
 import { createBucket, createQueues, createTables, LOCAL_BUCKET, LOCAL_TABLES, type LocalQueues, type QueueSettings } from './resources';
 import { startPoller, type Poller, type SqsHandler } from './sqs-poller';
@@ -140,8 +141,18 @@ async function importHandler<T>(path: string): Promise<T> {
  */
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const log = options.log ?? (() => undefined);
-  if (options.dataDir) await mkdir(options.dataDir, { recursive: true });
-  const emulators = await startEmulators(options.dataDir ? { dataDir: options.dataDir } : {});
+  let unlock: (() => Promise<void>) | undefined;
+  if (options.dataDir) {
+    await mkdir(options.dataDir, { recursive: true });
+    unlock = await lockDataDir(options.dataDir);
+  }
+  let emulators: Awaited<ReturnType<typeof startEmulators>>;
+  try {
+    emulators = await startEmulators(options.dataDir ? { dataDir: options.dataDir } : {});
+  } catch (error) {
+    await unlock?.();
+    throw error;
+  }
   // s3rver accepts only its fixed S3RVER key pair; dynalite and fauxqs accept anything.
   const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
   const region = 'us-east-1';
@@ -163,6 +174,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     sqs.destroy();
     resetClients();
     await emulators.stop();
+    // Last: the folder is free only once the emulators have closed their files.
+    await unlock?.();
   };
 
   try {

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { signDevToken } from '../../shared/auth';
+import { DataDirBusyError } from './data-dir-lock';
 import { startLocalStack } from './stack';
 
 /**
@@ -59,6 +60,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(error);
+  // A busy data folder is the operator's situation, not a bug: the message alone says what to do.
+  console.error(error instanceof DataDirBusyError ? `npm start: ${error.message}` : error);
   process.exit(1);
 });

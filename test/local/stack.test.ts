@@ -152,11 +152,61 @@ describe('local stack on disk (npm start)', () => {
         expect(retry.acquired).toBe(true);
         const trail = await secondDoc.send(new QueryCommand({ TableName: 'audit', KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': 'EXPORT#interrupted-1' } }));
         expect(trail.Items?.map((i) => i.type)).toEqual(['failed']);
+
+        // A second `npm start` on the same folder is refused before it opens anything, naming
+        // the running one; the running one is unharmed.
+        const { DataDirBusyError } = await import('../../infra/local/data-dir-lock');
+        const refused = await startLocalStack({ dataDir, port: 0, pollers: false }).then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        expect(refused).toBeInstanceOf(DataDirBusyError);
+        expect((refused as Error).message).toContain(`pid ${process.pid}, API at ${second.apiUrl}`);
+        expect((await new DynamoExportStore(secondDoc, second.tables.exports).getJob('disk', 'interrupted-1'))?.status).toBe('failed');
       } finally {
         await second.stop();
       }
+      // Stopped: the folder is free again.
+      const { existsSync } = await import('node:fs');
+      expect(existsSync(join(dataDir, 'stack.lock'))).toBe(false);
     } finally {
       await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the data folder lock', () => {
+  it('takes over a lock whose process is gone, refuses a live or just-created one, and releases only its own', async () => {
+    const { mkdtemp, rm, writeFile, readFile, utimes } = await import('node:fs/promises');
+    const { existsSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { spawnSync } = await import('node:child_process');
+    const { lockDataDir, DataDirBusyError, LOCK_FILE } = await import('../../infra/local/data-dir-lock');
+    const dir = await mkdtemp(join(tmpdir(), 'export-lock-'));
+    const file = join(dir, LOCK_FILE);
+    try {
+      // A pid that ran and ended: a stack killed with -9 leaves such a lock.
+      const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+      await writeFile(file, JSON.stringify({ pid: Number(gone.stdout), startedAt: '2026-01-01T00:00:00.000Z' }));
+      const release = await lockDataDir(dir);
+      expect(JSON.parse(await readFile(file, 'utf8')).pid).toBe(process.pid);
+      await expect(lockDataDir(dir)).rejects.toBeInstanceOf(DataDirBusyError);
+      await release();
+      expect(existsSync(file)).toBe(false);
+
+      // Empty: a stack between its create and its write. Refused while fresh, taken once old.
+      await writeFile(file, '');
+      await expect(lockDataDir(dir)).rejects.toThrow(/is starting/);
+      const old = new Date(Date.now() - 60_000);
+      await utimes(file, old, old);
+      const again = await lockDataDir(dir);
+      // Someone else's lock now (ours was removed and replaced): the release leaves it alone.
+      await writeFile(file, JSON.stringify({ pid: process.pid, startedAt: 'another holder' }));
+      await again();
+      expect(existsSync(file)).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
