@@ -44,6 +44,25 @@ export type RowRenderOptions = RenderOptions & {
 export const EMPTY_CELL = '<c/>';
 
 /**
+ * Whether a column key names a property every plain object inherits (`constructor`,
+ * `toString`, `__proto__`…): a plain `row[key]` would read Object.prototype's member when the
+ * row lacks the key, so such keys are read as own properties only and a missing one is an
+ * empty cell. Decided once per column, so ordinary keys keep a plain property load.
+ */
+export function isInheritedKey(key: string): boolean {
+  return key in Object.prototype;
+}
+
+/**
+ * A row's value under an inherited key (see isInheritedKey): its own property, else undefined.
+ * Object.hasOwn also works on rows made with Object.create(null), and sees an own `__proto__`
+ * data property (JSON.parse makes one) without triggering the accessor.
+ */
+export function readOwn(row: Row, key: string): CellValue {
+  return Object.hasOwn(row, key) ? row[key] : undefined;
+}
+
+/**
  * Renders rows as XML text: the readable reference for the byte encoder in row-encoder.ts
  * (which must produce exactly these bytes, and is what parts use because it is several times
  * faster). Columns are compiled once into one renderer per column.
@@ -52,6 +71,7 @@ export const EMPTY_CELL = '<c/>';
 export function compileRowRenderer(columns: readonly ColumnSpec[], options: RowRenderOptions): RowRenderer {
   const toLocal = createLocalTimeConverter(options.timeZone);
   const keys = columns.map((c) => c.key);
+  const inherited = keys.map(isInheritedKey);
   const tails = columns.map((c) => compileCellTail(c, toLocal));
   const n = columns.length;
   if (options.startRow === undefined) {
@@ -59,7 +79,7 @@ export function compileRowRenderer(columns: readonly ColumnSpec[], options: RowR
       let s = '<row>';
       let gap = '';
       for (let i = 0; i < n; i++) {
-        const v = row[keys[i]!];
+        const v = inherited[i] ? readOwn(row, keys[i]!) : row[keys[i]!];
         const tail = v === null || v === undefined ? '' : tails[i]!(v);
         if (tail === '') gap += EMPTY_CELL;
         else {
@@ -82,7 +102,7 @@ export function compileRowRenderer(columns: readonly ColumnSpec[], options: RowR
     const r = String(rowNumber);
     let s = '<row r="' + r + '">';
     for (let i = 0; i < n; i++) {
-      const v = row[keys[i]!];
+      const v = inherited[i] ? readOwn(row, keys[i]!) : row[keys[i]!];
       if (v === null || v === undefined) continue;
       const tail = tails[i]!(v);
       if (tail !== '') s += opens[i]! + r + '"' + tail;
@@ -108,6 +128,9 @@ export function columnLetters(index: number): string {
 
 const TEXT_ATTRS = ' t="inlineStr">';
 
+/** What a `string` column accepts, as its wrong-type error words it (shared with the byte encoder). */
+export const TEXT_EXPECTED = 'text, a number, a boolean or a Date';
+
 function compileCellTail(column: ColumnSpec, toLocal: LocalTimeConverter): CellTailRenderer {
   const key = column.key;
   switch (column.type) {
@@ -115,7 +138,11 @@ function compileCellTail(column: ColumnSpec, toLocal: LocalTimeConverter): CellT
       return (v) => {
         if (typeof v === 'string') return renderTextCell(v, TEXT_ATTRS);
         if (typeof v === 'number' || typeof v === 'boolean') return renderTextCell(String(v), TEXT_ATTRS);
-        return renderTextCell(Number.isNaN(v.getTime()) ? '' : v.toISOString(), TEXT_ATTRS);
+        // Checked rather than assumed: rows come from JSON and callers' objects, and anything
+        // else (a function, a plain object) must fail as a CellValueError naming the column,
+        // not as a TypeError from calling getTime on it.
+        if (v instanceof Date) return renderTextCell(Number.isNaN(v.getTime()) ? '' : v.toISOString(), TEXT_ATTRS);
+        throw wrongType(key, 'string', v, TEXT_EXPECTED);
       };
     case 'number':
     case 'duration':
@@ -177,8 +204,9 @@ export function toEpochMs(key: string, v: NonNullable<CellValue>): number {
   return ms;
 }
 
-function wrongType(key: string, type: string, v: unknown, expected: string): CellValueError {
+export function wrongType(key: string, type: string, v: unknown, expected: string): CellValueError {
   // The value itself stays out of the message: cells may hold personal data.
-  const got = v instanceof Date ? 'a Date' : `a ${typeof v}`;
+  const t = typeof v;
+  const got = v instanceof Date ? 'a Date' : t === 'object' ? 'an object' : `a ${t}`;
   return new CellValueError(`column "${key}" (${type}) must be ${expected}, got ${got}`, key, 'type');
 }

@@ -3,10 +3,13 @@ import {
   assertDateRange,
   columnLetters,
   EMPTY_CELL,
+  isInheritedKey,
   MAX_INSTANT_MS_EXCLUSIVE,
   MIN_INSTANT_MS,
   STYLE_DATE_TIME,
+  TEXT_EXPECTED,
   toEpochMs,
+  wrongType as wrongTypeError,
   type RowRenderOptions,
 } from './render-row';
 import { escapeXmlText, NEEDS_WORK, sanitizeText } from './sanitize-text';
@@ -122,11 +125,25 @@ const utf8Write: Utf8Write =
  * load per column. Loading `row[keys[i]]` in a loop is a megamorphic keyed load (tens of ns
  * each, the largest single cost per cell); generated code gives each column its own
  * monomorphic load site. Keys enter the source only as JSON string literals.
+ * A key every object inherits (`constructor`, `toString`, `__proto__`: see isInheritedKey)
+ * is read as an own property only, as the reference renderer reads it, so a row without it
+ * gives an empty cell rather than Object.prototype's member. The choice is made here, per
+ * column, so ordinary keys keep their plain load and pay nothing for it.
  */
 function compileValueReader(keys: readonly string[]): (row: Row, out: CellValue[]) => void {
-  const body = keys.map((k, i) => `out[${i}] = row[${JSON.stringify(k)}];`).join('\n');
+  const body = keys
+    .map((k, i) => {
+      const lit = JSON.stringify(k);
+      return isInheritedKey(k) ? `out[${i}] = hasOwn(row, ${lit}) ? row[${lit}] : undefined;` : `out[${i}] = row[${lit}];`;
+    })
+    .join('\n');
   // eslint-disable-next-line no-new-func -- see above: a measured hot-path win, input is escaped
-  return new Function('row', 'out', body) as (row: Row, out: CellValue[]) => void;
+  const factory = new Function('hasOwn', `return function readValues(row, out) {\n${body}\n};`) as (
+    hasOwn: (o: object, k: PropertyKey) => boolean,
+  ) => (row: Row, out: CellValue[]) => void;
+  // Passed in rather than named in the source: the generated code must not depend on what
+  // the global `Object` is when it runs.
+  return factory(Object.hasOwn);
 }
 
 export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRenderOptions): RowEncoder {
@@ -459,11 +476,11 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
     putValueClose();
   };
 
+  // The renderer's helper and wording, so both paths fail with the same message.
   const wrongType = (col: number, v: unknown): CellValueError => {
     const c = columns[col]!;
-    const got = v instanceof Date ? 'a Date' : `a ${typeof v}`;
-    const expected = c.type === 'boolean' ? 'a boolean' : 'a number';
-    return new CellValueError(`column "${c.key}" (${c.type}) must be ${expected}, got ${got}`, c.key, 'type');
+    const expected = c.type === 'boolean' ? 'a boolean' : c.type === 'string' ? TEXT_EXPECTED : 'a number';
+    return wrongTypeError(c.key, c.type, v, expected);
   };
 
   return {
@@ -501,7 +518,9 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
             case KIND_STRING:
               if (typeof v === 'string') wrote = putTextCell(col, v);
               else if (typeof v === 'number' || typeof v === 'boolean') wrote = putTextCell(col, String(v));
-              else wrote = putTextCell(col, Number.isNaN(v.getTime()) ? '' : v.toISOString());
+              else if (v instanceof Date) wrote = putTextCell(col, Number.isNaN(v.getTime()) ? '' : v.toISOString());
+              // Anything else (a function, a plain object) fails as the renderer's does.
+              else throw wrongType(col, v);
               break;
             case KIND_NUMBER:
               if (typeof v !== 'number') throw wrongType(col, v);
