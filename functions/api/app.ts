@@ -5,14 +5,16 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-l
 import { principalFromAuthorizerContext, type Principal, type TokenVerifier } from '../../shared/auth';
 import {
   cancelExport,
+  checkDownloadLink,
   downloadFile,
   getExport,
   listAudit,
+  listExportDownloads,
   listExports,
   requestExport,
   type ApiDeps,
 } from '../../shared/app/api';
-import { BadRequestBodyError, jsonResponse, mapErrorToResponse, redirectResponse, statusOf } from '../../shared/http';
+import { BadRequestBodyError, emptyResponse, jsonResponse, mapErrorToResponse, redirectResponse, statusOf } from '../../shared/http';
 import { matchRoute, type RouteName } from './router';
 
 export type ApiRuntime = {
@@ -58,7 +60,7 @@ export function createApiHandler(getRuntime: () => Promise<ApiRuntime>) {
         } else {
           runtime?.logger.info('request refused', { requestId, status, code: (request.error as { code?: string } | null)?.code });
         }
-        request.response = withCors(mapErrorToResponse(request.error, requestId), request.event, runtime?.allowedOrigin);
+        request.response = withCors(bodilessForHead(mapErrorToResponse(request.error, requestId), request.event), request.event, runtime?.allowedOrigin);
       },
     })
     .handler(async (event, context) => {
@@ -72,8 +74,13 @@ export function createApiHandler(getRuntime: () => Promise<ApiRuntime>) {
         status: response.statusCode,
         ...(route.params.exportId ? { exportId: route.params.exportId.slice(0, 64) } : {}),
       });
-      return withCors(response, event, runtime.allowedOrigin);
+      return withCors(bodilessForHead(response, event), event, runtime.allowedOrigin);
     });
+}
+
+/** A response to HEAD has the headers a GET would get and no body (RFC 9110 9.3.2), errors included. */
+function bodilessForHead(response: APIGatewayProxyResult, event: APIGatewayProxyEvent | undefined): APIGatewayProxyResult {
+  return event?.httpMethod?.toUpperCase() === 'HEAD' ? { ...response, body: '' } : response;
 }
 
 /**
@@ -113,6 +120,10 @@ async function dispatch(
       });
       return redirectResponse(location);
     }
+    case 'checkDownload':
+      // No Location: the presigned URL is made for a GET that downloads, and audited with it.
+      await checkDownloadLink(deps, params.token ?? '');
+      return emptyResponse(200, { 'Referrer-Policy': 'no-referrer' });
     case 'createExport': {
       const principal = await authenticate(runtime, event);
       const body = parseJsonBody(event);
@@ -133,6 +144,8 @@ async function dispatch(
       return jsonResponse(200, await cancelExport(deps, await authenticate(runtime, event), params.exportId ?? ''));
     case 'listAudit':
       return jsonResponse(200, await listAudit(deps, await authenticate(runtime, event), query));
+    case 'listExportDownloads':
+      return jsonResponse(200, await listExportDownloads(deps, await authenticate(runtime, event), params.exportId ?? '', query));
     default: {
       const unreachable: never = name;
       throw new Error(`unhandled route ${String(unreachable)}`);

@@ -1,7 +1,15 @@
 import { ValidationError } from '../../shared/domain/errors';
 import { MethodNotAllowedError, RouteNotFoundError } from '../../shared/http';
 
-export type RouteName = 'createExport' | 'listExports' | 'getExport' | 'cancelExport' | 'download' | 'listAudit';
+export type RouteName =
+  | 'createExport'
+  | 'listExports'
+  | 'getExport'
+  | 'cancelExport'
+  | 'download'
+  | 'checkDownload'
+  | 'listAudit'
+  | 'listExportDownloads';
 
 /** Path segments: a literal, or `{name}` for a parameter taking one whole segment. */
 type RouteDef = { name: RouteName; method: string; segments: readonly string[] };
@@ -13,10 +21,18 @@ const ROUTES: readonly RouteDef[] = [
   { name: 'getExport', method: 'GET', segments: ['v1', 'exports', '{exportId}'] },
   { name: 'cancelExport', method: 'POST', segments: ['v1', 'exports', '{exportId}', 'cancel'] },
   { name: 'download', method: 'GET', segments: ['v1', 'downloads', '{token}'] },
+  // Link checkers and chat previews probe a link with HEAD and read a 405 as a broken link.
+  { name: 'checkDownload', method: 'HEAD', segments: ['v1', 'downloads', '{token}'] },
   { name: 'listAudit', method: 'GET', segments: ['v1', 'audit'] },
+  { name: 'listExportDownloads', method: 'GET', segments: ['v1', 'audit', 'exports', '{exportId}', 'downloads'] },
 ];
 
 export type Match = { name: RouteName; params: Record<string, string> };
+
+/** `METHOD /path` of every route (parameters as `{name}`): the stack must declare each one. */
+export function routeTemplates(): string[] {
+  return ROUTES.map((route) => `${route.method} /${route.segments.join('/')}`);
+}
 
 /** A path segment that is not valid percent-encoding (a lone `%`, or bytes that are not UTF-8). */
 export class InvalidPathError extends ValidationError {
@@ -29,8 +45,9 @@ export class InvalidPathError extends ValidationError {
  * Stage prefixes never reach here: behind `/{proxy+}` API Gateway passes the resource path, and
  * (REST APIs) still percent-encoded. So the path is split on its literal slashes first and each
  * segment decoded once after: `abc%2Fcancel` is one id `abc/cancel`, never a cancel route, and a
- * `%25` stays a `%` in the id. A trailing slash is tolerated; HEAD is not offered (a download
- * must be counted once).
+ * `%25` stays a `%` in the id. A trailing slash is tolerated. HEAD is a route of its own, on the
+ * download link only: it must neither presign nor count as a download, so it is not a GET whose
+ * body is dropped.
  */
 export function matchRoute(method: string, rawPath: string): Match {
   const path = rawPath.length > 1 ? rawPath.replace(/\/+$/, '') : rawPath;

@@ -26,9 +26,14 @@ export const AUTHORIZED_ROUTES = [
   'GET /v1/exports/{id}',
   'POST /v1/exports/{id}/cancel',
   'GET /v1/audit',
+  'GET /v1/audit/exports/{exportId}/downloads',
 ] as const;
-/** The download link: its token is the credential, so no bearer token is asked for. */
-export const PUBLIC_ROUTES = ['GET /v1/downloads/{token}'] as const;
+/**
+ * The download link: its token is the credential, so no bearer token is asked for. HEAD too:
+ * link checkers and chat previews probe links with it, and read the gateway's 403 for a method
+ * without a route as a broken link.
+ */
+export const PUBLIC_ROUTES = ['GET /v1/downloads/{token}', 'HEAD /v1/downloads/{token}'] as const;
 
 /**
  * Creating an export derives a password key (100,000 SHA-512 rounds) and plans a job: far more
@@ -157,14 +162,19 @@ export class ExportApi extends Construct {
     const oneExport = exportsResource.addResource('{id}');
     oneExport.addMethod('GET', integration, withAuth);
     oneExport.addResource('cancel').addMethod('POST', integration, withAuth);
-    v1.addResource('audit').addMethod('GET', integration, withAuth);
-    v1.addResource('downloads')
-      .addResource('{token}')
-      .addMethod('GET', integration, {
-        authorizationType: apigw.AuthorizationType.NONE,
-        requestValidator: bodyValidator,
-        requestParameters: { 'method.request.path.token': true },
-      });
+    const audit = v1.addResource('audit');
+    audit.addMethod('GET', integration, withAuth);
+    // Every use of one export's link, paged (the audit entry lists only the most recent 100).
+    audit.addResource('exports').addResource('{exportId}').addResource('downloads').addMethod('GET', integration, withAuth);
+    const downloadLink = v1.addResource('downloads').addResource('{token}');
+    const publicLink: apigw.MethodOptions = {
+      authorizationType: apigw.AuthorizationType.NONE,
+      requestValidator: bodyValidator,
+      requestParameters: { 'method.request.path.token': true },
+    };
+    downloadLink.addMethod('GET', integration, publicLink);
+    // The handler answers HEAD without presigning or auditing (nothing is downloaded).
+    downloadLink.addMethod('HEAD', integration, publicLink);
 
     // Usage plan: the stage limits above apply to everyone; the plan caps what any one API key
     // (e.g. a partner integration given a key later) may use per day on top of that.

@@ -1,3 +1,3 @@
 export { mapErrorToResponse, statusOf, type ErrorBody } from './error-mapper';
 export { BadRequestBodyError, MethodNotAllowedError, RouteNotFoundError } from './http-errors';
-export { jsonResponse, redirectResponse } from './responses';
+export { emptyResponse, jsonResponse, redirectResponse } from './responses';

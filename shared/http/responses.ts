@@ -21,3 +21,8 @@ export function redirectResponse(location: string): APIGatewayProxyResult {
     body: JSON.stringify({ location }),
   };
 }
+
+/** A response without a body (HEAD): no Content-Type, since there is no content. */
+export function emptyResponse(statusCode: number, headers: Record<string, string> = {}): APIGatewayProxyResult {
+  return { statusCode, headers: { 'Cache-Control': BASE_HEADERS['Cache-Control'], 'X-Content-Type-Options': BASE_HEADERS['X-Content-Type-Options'], ...headers }, body: '' };
+}

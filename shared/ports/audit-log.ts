@@ -72,6 +72,9 @@ export type StoredAuditEvent = z.infer<typeof auditEventSchema>;
 export type AuditRequestedEvent = z.infer<typeof auditRequestedEventSchema>;
 export type AuditDownloadedEvent = z.infer<typeof auditDownloadedEventSchema>;
 
+/** One use of a download link as the auditor sees it. */
+export type AuditDownload = { at: string; managerId?: string; ip?: string; userAgent?: string; outcome: 'redirected' | 'gone' };
+
 /** One export as the auditor sees it: the request plus everything that happened to it. */
 export type AuditEntry = {
   exportId: string;
@@ -94,9 +97,11 @@ export type AuditEntry = {
   /**
    * The most recent MAX_LISTED_DOWNLOADS uses of the link, oldest first. A link needs no bearer,
    * so whoever holds it can add uses without limit (refused ones after expiry too): listing them
-   * all would let one link make its own audit entry too large to return.
+   * all would let one link make its own audit entry too large to return. Every use, from the
+   * first, is paged by AuditLog.listDownloads: without it, 100 requests with a leaked link would
+   * push the first real download out of every auditor's view.
    */
-  downloads: { at: string; managerId?: string; ip?: string; userAgent?: string; outcome: 'redirected' | 'gone' }[];
+  downloads: AuditDownload[];
   /**
    * Every use of the link, including those `downloads` leaves out; a lower bound when
    * `downloadCountCapped` is set.
@@ -125,6 +130,18 @@ export type AuditQuery = {
 
 export type AuditPage = { items: AuditEntry[]; cursor?: string };
 
+/** Every use of one export's link, oldest first, a page at a time. */
+export type DownloadsQuery = {
+  channelId: string;
+  exportId: string;
+  /** Opaque, from a previous page of the same export. */
+  cursor?: string;
+  limit: number;
+};
+
+/** `cursor` is absent on the last page. */
+export type DownloadsPage = { items: AuditDownload[]; cursor?: string };
+
 export interface AuditLog {
   /**
    * Appends one event. Idempotent for the once-per-export events (requested, completed, failed,
@@ -133,4 +150,9 @@ export interface AuditLog {
   append(event: AuditEvent): Promise<void>;
   /** One entry per export, newest request first. */
   query(query: AuditQuery): Promise<AuditPage>;
+  /**
+   * The uses of one export's link, oldest first. Null when the trail holds no request of that
+   * export in that channel (another channel's export is as unknown as a missing one).
+   */
+  listDownloads(query: DownloadsQuery): Promise<DownloadsPage | null>;
 }

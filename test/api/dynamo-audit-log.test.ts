@@ -169,6 +169,56 @@ describe('DynamoAuditLog on dynalite', () => {
     expect(seen).toEqual(['big-4', 'big-3', 'big-2', 'big-1', 'big-0']);
   });
 
+  it('pages through every use of one link, oldest first, with no cursor on the last page; only in the export’s channel', async () => {
+    await audit.append({ type: 'requested', exportId: 'pg', channelId: 'ch-pg', at: '2026-04-01T09:00:00.000Z', managerId: 'm', managerName: 'Kim', kind: 'contacts', scope: 'all', filters: {}, reason: 'r' });
+    await audit.append({ type: 'completed', exportId: 'pg', channelId: 'ch-pg', at: '2026-04-01T09:01:00.000Z', rowCount: 1, sha256: 'ab'.repeat(32) });
+    await audit.append({ type: 'requested', exportId: 'pg-other', channelId: 'ch-pg', at: '2026-04-01T09:00:00.000Z', managerId: 'm', managerName: 'Kim', kind: 'contacts', scope: 'all', filters: {}, reason: 'r' });
+    const at = (i: number) => new Date(Date.UTC(2026, 3, 2) + i * 1000).toISOString();
+    // Appended newest first: the order read is the sort key's (time), not the order written.
+    for (let i = 104; i >= 0; i -= 1) {
+      await audit.append({ type: 'downloaded', exportId: 'pg', channelId: 'ch-pg', at: at(i), ip: '198.51.100.7', ...(i === 0 ? { managerId: 'm' } : { userAgent: `flood/${i}` }), outcome: 'redirected' });
+    }
+    await audit.append({ type: 'downloaded', exportId: 'pg-other', channelId: 'ch-pg', at: at(0), outcome: 'redirected' });
+    const pageThrough = async (limit: number) => {
+      const sizes: number[] = [];
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await audit.listDownloads({ channelId: 'ch-pg', exportId: 'pg', limit, ...(cursor ? { cursor } : {}) });
+        if (!page) throw new Error('export not found');
+        sizes.push(page.items.length);
+        seen.push(...page.items.map((d) => d.at));
+        cursor = page.cursor;
+      } while (cursor && sizes.length < 200);
+      return { sizes, seen };
+    };
+    const all = Array.from({ length: 105 }, (_u, i) => at(i));
+    expect(await pageThrough(50)).toEqual({ sizes: [50, 50, 5], seen: all });
+    // A last page that is exactly full still carries no cursor (the read looks one item past it).
+    expect(await pageThrough(35)).toEqual({ sizes: [35, 35, 35], seen: all });
+    expect((await pageThrough(1)).seen).toEqual(all);
+    const first = await audit.listDownloads({ channelId: 'ch-pg', exportId: 'pg', limit: 2 });
+    expect(first?.items).toEqual([
+      { at: at(0), managerId: 'm', ip: '198.51.100.7', outcome: 'redirected' },
+      { at: at(1), ip: '198.51.100.7', userAgent: 'flood/1', outcome: 'redirected' },
+    ]);
+    // Another channel's export is as unknown as a missing one.
+    expect(await audit.listDownloads({ channelId: 'ch1', exportId: 'pg', limit: 10 })).toBeNull();
+    expect(await audit.listDownloads({ channelId: 'ch-pg', exportId: 'nothing', limit: 10 })).toBeNull();
+    expect(await audit.listDownloads({ channelId: 'ch-pg', exportId: 'e0', limit: 10 })).toBeNull();
+    expect(await audit.listDownloads({ channelId: 'ch1', exportId: 'e0', limit: 10 })).toEqual({ items: [] });
+    // Another export's cursor, a key outside the uses, or garbage: refused before any read.
+    const other = await audit.listDownloads({ channelId: 'ch-pg', exportId: 'pg-other', limit: 10 });
+    expect(other?.items).toHaveLength(1);
+    const outside = Buffer.from(JSON.stringify({ pk: 'EXPORT#pg', sk: '1#completed' })).toString('base64url');
+    const foreign = Buffer.from(JSON.stringify({ pk: 'EXPORT#pg-other', sk: `2#downloaded#${at(0)}#000000000000` })).toString('base64url');
+    for (const cursor of [outside, foreign, 'not-a-cursor', first?.cursor?.slice(0, -4) ?? '']) {
+      await expect(audit.listDownloads({ channelId: 'ch-pg', exportId: 'pg', limit: 10, cursor })).rejects.toBeInstanceOf(InvalidAuditCursorError);
+    }
+    const next = await audit.listDownloads({ channelId: 'ch-pg', exportId: 'pg', limit: 2, ...(first?.cursor ? { cursor: first.cursor } : {}) });
+    expect(next?.items.map((d) => d.at)).toEqual([at(2), at(3)]);
+  });
+
   it('refuses a cursor with empty key parts (DynamoDB would reject it: a 500)', async () => {
     const forged = Buffer.from(JSON.stringify({ pk: 'EXPORT#e1', sk: '', gsi1pk: 'CHANNEL#ch1', gsi1sk: '' })).toString('base64url');
     await expect(audit.query({ channelId: 'ch1', limit: 1, cursor: forged })).rejects.toBeInstanceOf(InvalidAuditCursorError);

@@ -718,3 +718,200 @@ describe('GET /v1/audit', () => {
     expect((await list({ limit: '2', kind: 'contacts', cursor: '2' })).status).toBe(400);
   });
 });
+
+describe('GET /v1/audit/exports/{exportId}/downloads', () => {
+  const auditorToken = (over: Parameters<typeof token>[0] = {}) => token({ managerId: 'm-9', permissions: ['audit:read'], ...over }, fakes.clock.now());
+  const downloads = async (exportId: string, query: Record<string, string> = {}, jwt?: string) => {
+    const ev = loadEvent('api-list-export-downloads.json', { TOKEN: jwt ?? (await auditorToken()), EXPORT_ID: exportId });
+    ev.queryStringParameters = query;
+    return call(ev);
+  };
+  const atOf = (i: number) => new Date(Date.parse('2026-03-01T10:10:00.000Z') + i * 1000).toISOString();
+
+  /** A completed export whose link was used `uses` times; the first use by its requester, with a bearer. */
+  async function usedExport(uses: number): Promise<string> {
+    const exportId = (await create()).body.exportId as string;
+    completeJob(exportId);
+    for (let i = 0; i < uses; i += 1) {
+      fakes.clock.current = new Date(atOf(i));
+      const ev = loadEvent('api-download.json', { DOWNLOAD_TOKEN: `tok-${exportId}-0123456789` });
+      if (i === 0) ev.headers.Authorization = `Bearer ${await token({}, fakes.clock.now())}`;
+      else ev.headers['User-Agent'] = `flood/${i}`;
+      expect((await call(ev)).status).toBe(302);
+    }
+    return exportId;
+  }
+
+  it('pages through all 105 uses of a link, oldest first: the first real download is never pushed out of view', async () => {
+    const exportId = await usedExport(105);
+    // The entry lists the most recent 100, counts all 105 and points to the endpoint for the rest.
+    const trail = await call(loadEvent('api-list-audit.json', { TOKEN: await auditorToken() }));
+    const [entry] = trail.body.items as Record<string, any>[];
+    expect(entry).toMatchObject({ exportId, downloadCount: 105, links: { downloads: `http://api.test/v1/audit/exports/${exportId}/downloads` } });
+    expect(entry?.downloads).toHaveLength(100);
+    expect(entry?.downloads[0].at).toBe(atOf(5));
+
+    // One by one: 105 pages of one, a cursor on every page but the last.
+    const oneByOne: string[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 105; page += 1) {
+      const res = await downloads(exportId, { limit: '1', ...(cursor ? { cursor } : {}) });
+      expect(res.status).toBe(200);
+      expect(res.body.items).toHaveLength(1);
+      oneByOne.push(res.body.items[0].at as string);
+      cursor = res.body.cursor as string | undefined;
+      expect(cursor === undefined, `page ${page}`).toBe(page === 104);
+    }
+    expect(oneByOne).toEqual(Array.from({ length: 105 }, (_u, i) => atOf(i)));
+
+    // In pages: the default 50, and the maximum 100.
+    const first = await downloads(exportId);
+    expect(first.body.items).toHaveLength(50);
+    expect(first.body.items[0]).toEqual({ at: atOf(0), managerId: 'm-1', ip: '203.0.113.7', userAgent: 'Mozilla/5.0 (export-console)', outcome: 'redirected' });
+    const second = await downloads(exportId, { cursor: first.body.cursor as string });
+    expect(second.body.items.map((d: { at: string }) => d.at)).toEqual(Array.from({ length: 50 }, (_u, i) => atOf(50 + i)));
+    const third = await downloads(exportId, { cursor: second.body.cursor as string });
+    expect(third.body.items.map((d: { at: string }) => d.at)).toEqual(Array.from({ length: 5 }, (_u, i) => atOf(100 + i)));
+    expect(third.body).not.toHaveProperty('cursor');
+    const big = await downloads(exportId, { limit: '100' });
+    expect(big.body.items).toHaveLength(100);
+    const rest = await downloads(exportId, { limit: '100', cursor: big.body.cursor as string });
+    expect(rest.body.items.map((d: { userAgent: string }) => d.userAgent)).toEqual(Array.from({ length: 5 }, (_u, i) => `flood/${100 + i}`));
+    expect(rest.body).not.toHaveProperty('cursor');
+  });
+
+  it('an entry that lists every use carries no link to the endpoint; an unused export pages to an empty list', async () => {
+    const exportId = await usedExport(2);
+    const trail = await call(loadEvent('api-list-audit.json', { TOKEN: await auditorToken() }));
+    expect(trail.body.items[0]).toMatchObject({ exportId, downloadCount: 2 });
+    expect(trail.body.items[0]).not.toHaveProperty('links');
+    fakes.clock.advance(31 * 60_000);
+    const unused = (await create('api-create-export-cases.json', { TOKEN: await token({}, fakes.clock.now()) })).body.exportId as string;
+    const res = await downloads(unused);
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ items: [] });
+  });
+
+  it('400 INVALID_CURSOR for an altered cursor, another export’s cursor or the trail’s; 400 INVALID_QUERY for a bad limit', async () => {
+    const exportId = await usedExport(3);
+    fakes.clock.advance(31 * 60_000);
+    const other = (await create('api-create-export-cases.json', { TOKEN: await token({}, fakes.clock.now()) })).body.exportId as string;
+    completeJob(other);
+    for (let i = 0; i < 3; i += 1) await call(loadEvent('api-download.json', { DOWNLOAD_TOKEN: `tok-${other}-0123456789` }));
+    const page = await downloads(exportId, { limit: '1' });
+    const cursor = page.body.cursor as string;
+    expect((await downloads(exportId, { limit: '1', cursor })).status).toBe(200);
+    const [body, mac] = cursor.split('.') as [string, string];
+    const tampered = [
+      `${cursor}0`,
+      `${Buffer.from('2').toString('base64url')}.${mac}`,
+      `${body}.${'0'.repeat(32)}`,
+      '1',
+      (await downloads(other, { limit: '1' })).body.cursor as string,
+      (await call(Object.assign(loadEvent('api-list-audit.json', { TOKEN: await auditorToken() }), { queryStringParameters: { limit: '1' } }))).body.cursor as string,
+    ];
+    for (const bad of tampered) {
+      expect(bad).toBeTruthy();
+      const res = await downloads(exportId, { limit: '1', cursor: bad });
+      expect(res.status, bad).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'INVALID_CURSOR', field: 'cursor' });
+    }
+    for (const limit of ['0', '101', 'ten']) {
+      const res = await downloads(exportId, { limit });
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'INVALID_QUERY', field: 'limit' });
+    }
+    expect((await downloads(exportId, { from: '2026-03-01' })).body.error).toMatchObject({ code: 'INVALID_QUERY' });
+  });
+
+  it('is for audit:read holders of the export’s channel: 403 without it, 401 without a token, 404 for another channel’s export', async () => {
+    const exportId = await usedExport(1);
+    // The requester, with export:download only: the trail is not theirs to read.
+    const requester = await downloads(exportId, {}, await token({}, fakes.clock.now()));
+    expect(requester.status).toBe(403);
+    expect(requester.body.error).toMatchObject({ code: 'PERMISSION_DENIED' });
+    const anonymous = loadEvent('api-list-export-downloads.json', { TOKEN: '', EXPORT_ID: exportId });
+    delete anonymous.headers.Authorization;
+    expect((await call(anonymous)).status).toBe(401);
+    const elsewhere = await downloads(exportId, {}, await auditorToken({ channelId: 'ch-2', permissions: ['audit:read', 'export:download'] }));
+    expect(elsewhere.status).toBe(404);
+    expect(elsewhere.body.error).toMatchObject({ code: 'EXPORT_NOT_FOUND' });
+    expect((await downloads('0123456789abcdef0123')).status).toBe(404);
+    expect((await downloads('not-an-id')).status).toBe(404);
+    expect((await downloads(exportId)).body.items).toHaveLength(1);
+  });
+});
+
+describe('a download whose presigning fails', () => {
+  it('is a 500 and leaves no "redirected" event: the trail never says a file went out that did not', async () => {
+    const exportId = (await create()).body.exportId as string;
+    completeJob(exportId);
+    const signer = fakes.deps.urlSigner;
+    fakes.deps.urlSigner = {
+      presignGet: async () => {
+        throw new Error('CredentialsProviderError: could not load credentials');
+      },
+    };
+    const res = await call(loadEvent('api-download.json', { DOWNLOAD_TOKEN: `tok-${exportId}-0123456789` }));
+    expect(res.status).toBe(500);
+    expect(fakes.audit.events.filter((e) => e.type === 'downloaded')).toEqual([]);
+    fakes.deps.urlSigner = signer;
+    expect((await call(loadEvent('api-download.json', { DOWNLOAD_TOKEN: `tok-${exportId}-0123456789` }))).status).toBe(302);
+    expect(fakes.audit.events.filter((e) => e.type === 'downloaded')).toEqual([expect.objectContaining({ outcome: 'redirected' })]);
+  });
+});
+
+describe('HEAD /v1/downloads/{token}', () => {
+  const head = async (downloadToken: string) => {
+    const result = (await handler(loadEvent('api-download-head.json', { DOWNLOAD_TOKEN: downloadToken }), context)) as APIGatewayProxyResult;
+    return { status: result.statusCode, headers: (result.headers ?? {}) as Record<string, string>, body: result.body };
+  };
+
+  it('answers a valid link 200 without a body or Location, and neither presigns nor audits', async () => {
+    const exportId = (await create()).body.exportId as string;
+    completeJob(exportId);
+    let presigned = 0;
+    const signer = fakes.deps.urlSigner;
+    fakes.deps.urlSigner = { presignGet: async (key, options) => ((presigned += 1), signer.presignGet(key, options)) };
+    const before = fakes.audit.events.length;
+    const res = await head(`tok-${exportId}-0123456789`);
+    expect(res.status).toBe(200);
+    expect(res.body).toBe('');
+    expect(res.headers['Cache-Control']).toBe('no-store');
+    expect(res.headers).not.toHaveProperty('Location');
+    expect(res.headers).not.toHaveProperty('Content-Type');
+    expect(presigned).toBe(0);
+    expect(fakes.audit.events).toHaveLength(before);
+    // A GET afterwards is the one use the trail records.
+    expect((await call(loadEvent('api-download.json', { DOWNLOAD_TOKEN: `tok-${exportId}-0123456789` }))).status).toBe(302);
+    expect(presigned).toBe(1);
+    expect(fakes.audit.events.filter((e) => e.type === 'downloaded')).toHaveLength(1);
+  });
+
+  it('answers what a GET would for an unknown (404) or spent (410) link, bodiless and unaudited', async () => {
+    expect(await head('tok-ffff-0123456789')).toMatchObject({ status: 404, body: '' });
+    expect(await head('short')).toMatchObject({ status: 404, body: '' });
+    const exportId = (await create()).body.exportId as string;
+    completeJob(exportId);
+    fakes.clock.current = new Date('2026-03-08T10:00:01.000Z');
+    const late = await head(`tok-${exportId}-0123456789`);
+    expect(late).toMatchObject({ status: 410, body: '' });
+    expect(late.headers['Cache-Control']).toBe('no-store');
+    (fakes.store.jobs.get(exportId) as ExportJob).status = 'canceled';
+    expect(await head(`tok-${exportId}-0123456789`)).toMatchObject({ status: 410, body: '' });
+    expect(fakes.audit.events.filter((e) => e.type === 'downloaded')).toEqual([]);
+  });
+
+  it('offers HEAD on the link only: the link’s 405 lists it, other routes still refuse it (bodiless)', async () => {
+    const post = loadEvent('api-download.json', { DOWNLOAD_TOKEN: 'tok-ffff-0123456789' });
+    post.httpMethod = 'POST';
+    const refused = await call(post);
+    expect(refused.status).toBe(405);
+    expect(refused.headers.Allow).toBe('GET, HEAD');
+    const onList = loadEvent('api-list-exports.json', { TOKEN: await token() });
+    onList.httpMethod = 'HEAD';
+    const result = (await handler(onList, context)) as APIGatewayProxyResult;
+    expect(result.statusCode).toBe(405);
+    expect(result.body).toBe('');
+  });
+});

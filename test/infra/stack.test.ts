@@ -12,6 +12,8 @@ import { parseConfig } from '../../shared/config';
 import { parseApiConfig } from '../../shared/config-api';
 import { FUNCTION_NAMES, FUNCTION_SIZING, type ExportServiceStack, type FunctionName } from '../../infra/stack/export-service-stack';
 import { VISIBILITY_TIMEOUT_FACTOR } from '../../infra/stack/work-queue';
+import { AUTHORIZED_ROUTES, PUBLIC_ROUTES } from '../../infra/stack/export-api';
+import { routeTemplates } from '../../functions/api/router';
 import { danglingReferences, findCycle } from './template-graph';
 import { actionCovers, rolesAllowed, roleStatements, statementAllows, statementReaches, type Statement } from './iam-statements';
 import { idOf, missingEntries, resourcesOf, synthStack, synthWithCli, TEST_CONTEXT, type CliSynth, type SynthResult } from './synth-stack';
@@ -528,16 +530,32 @@ describe('REST API', () => {
     }));
   };
 
-  it('has the six routes; every one but downloads uses the bearer authorizer', () => {
+  it('has the eight routes; every one but the download link (GET and HEAD) uses the bearer authorizer', () => {
     const authorizerId = Object.keys(resourcesOf(template, 'AWS::ApiGateway::Authorizer'))[0]!;
     const nonPreflight = routes().filter((r) => !r.route.startsWith('OPTIONS '));
     expect(nonPreflight.map((r) => r.route).sort()).toEqual(
-      ['GET /v1/audit', 'GET /v1/downloads/{token}', 'GET /v1/exports', 'GET /v1/exports/{id}', 'POST /v1/exports', 'POST /v1/exports/{id}/cancel'].sort(),
+      [
+        'GET /v1/audit',
+        'GET /v1/audit/exports/{exportId}/downloads',
+        'GET /v1/downloads/{token}',
+        'HEAD /v1/downloads/{token}',
+        'GET /v1/exports',
+        'GET /v1/exports/{id}',
+        'POST /v1/exports',
+        'POST /v1/exports/{id}/cancel',
+      ].sort(),
     );
+    // The exported lists the routes are documented by agree with what the template declares.
+    expect([...AUTHORIZED_ROUTES, ...PUBLIC_ROUTES].sort()).toEqual(nonPreflight.map((r) => r.route).sort());
+    // Every route the handler serves is declared (API Gateway refuses the others before the
+    // handler sees them), and no other; parameter names may differ.
+    const shape = (route: string) => route.replace(/\{\w+\}/g, '{}');
+    expect(routeTemplates().map(shape).sort()).toEqual(nonPreflight.map((r) => shape(r.route)).sort());
     for (const { route, props } of nonPreflight) {
-      if (route === 'GET /v1/downloads/{token}') {
+      if ((PUBLIC_ROUTES as readonly string[]).includes(route)) {
         expect(props.AuthorizationType, route).toBe('NONE');
         expect(props.AuthorizerId, route).toBeUndefined();
+        expect(props.RequestParameters, route).toEqual({ 'method.request.path.token': true });
       } else {
         expect(props.AuthorizationType, route).toBe('CUSTOM');
         expect(props.AuthorizerId, route).toEqual({ Ref: authorizerId });

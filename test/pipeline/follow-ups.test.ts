@@ -60,6 +60,9 @@ class RecordingAudit implements AuditLog {
   async query(): Promise<never> {
     throw new Error('not used');
   }
+  async listDownloads(): Promise<never> {
+    throw new Error('not used');
+  }
   of(exportId: string): AuditEvent[] {
     return this.calls.filter((e) => e.exportId === exportId);
   }

@@ -5,11 +5,14 @@ import { ValidationError } from '../../domain/errors';
 import {
   auditEventSchema,
   MAX_LISTED_DOWNLOADS,
+  type AuditDownload,
   type AuditEntry,
   type AuditEvent,
   type AuditLog,
   type AuditPage,
   type AuditQuery,
+  type DownloadsPage,
+  type DownloadsQuery,
   type StoredAuditEvent,
 } from '../../ports/audit-log';
 
@@ -37,6 +40,20 @@ const cursorSchema = z.strictObject({
   gsi1pk: z.string().startsWith('CHANNEL#').min(9),
   gsi1sk: z.string().min(1),
 });
+
+const DOWNLOADS_PREFIX = '2#downloaded#';
+
+// A start key outside `begins_with(sk, '2#downloaded#')` is a ValidationException (a 500).
+const downloadsCursorSchema = z.strictObject({
+  pk: z.string().startsWith('EXPORT#').min(8),
+  sk: z.string().startsWith(DOWNLOADS_PREFIX).min(DOWNLOADS_PREFIX.length + 1),
+});
+
+/**
+ * Reads of one downloads page. A use is well under 1 kB (the user agent is cut to 512
+ * characters), so 101 of them fit one 1 MB read; the bound only guards against items that do not.
+ */
+const MAX_DOWNLOAD_PAGE_READS = 4;
 
 /**
  * Items one filtered Query reads. DynamoDB filters after reading, so asking for only the
@@ -80,7 +97,7 @@ export class DynamoAuditLog implements AuditLog {
     const event = auditEventSchema.parse(input);
     const sk =
       event.type === 'downloaded'
-        ? `2#downloaded#${event.at}#${randomBytes(6).toString('hex')}`
+        ? `${DOWNLOADS_PREFIX}${event.at}#${randomBytes(6).toString('hex')}`
         : ONCE_SORT_KEYS[event.type];
     const item: Record<string, unknown> = { pk: `EXPORT#${event.exportId}`, sk, ...stripUndefined(event) };
     if (event.type === 'requested') Object.assign(item, requestedKey(event));
@@ -93,6 +110,54 @@ export class DynamoAuditLog implements AuditLog {
       if ((error as { name?: string }).name === 'ConditionalCheckFailedException') return;
       throw error;
     }
+  }
+
+  /**
+   * One export's link uses, oldest first. The export must have been requested in the caller's
+   * channel (its `requested` item says so); the uses are read one past the page, so the last
+   * page carries no cursor.
+   */
+  async listDownloads(query: DownloadsQuery): Promise<DownloadsPage | null> {
+    const pk = `EXPORT#${query.exportId}`;
+    let startKey: Record<string, unknown> | undefined = query.cursor ? decodeDownloadsCursor(query.cursor, pk) : undefined;
+    const requested = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: 'pk = :pk AND sk = :sk',
+        ExpressionAttributeValues: { ':pk': pk, ':sk': ONCE_SORT_KEYS.requested },
+        ConsistentRead: true,
+      }),
+    );
+    const head = auditEventSchema.safeParse(requested.Items?.[0]);
+    if (!head.success || head.data.type !== 'requested' || head.data.channelId !== query.channelId) return null;
+
+    const items: Record<string, unknown>[] = [];
+    for (let reads = 0; reads < MAX_DOWNLOAD_PAGE_READS && items.length <= query.limit; reads++) {
+      const page = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :downloads)',
+          ExpressionAttributeValues: { ':pk': pk, ':downloads': DOWNLOADS_PREFIX },
+          ScanIndexForward: true,
+          Limit: query.limit + 1 - items.length,
+          ConsistentRead: true,
+          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+        }),
+      );
+      items.push(...(page.Items ?? []));
+      startKey = page.LastEvaluatedKey;
+      if (!startKey) break;
+    }
+    // One item past the page: there is a next page, starting after the last one returned. A
+    // page the read bound cut short ends where the reads stopped.
+    const taken = items.slice(0, query.limit);
+    const last = taken[taken.length - 1];
+    const next = items.length > query.limit && last ? { pk: last.pk, sk: last.sk } : startKey;
+    const uses = taken.flatMap((item) => {
+      const parsed = auditEventSchema.safeParse(item);
+      return parsed.success && parsed.data.type === 'downloaded' && parsed.data.channelId === query.channelId ? [downloadView(parsed.data)] : [];
+    });
+    return { items: uses, ...(next ? { cursor: encodeCursor(next) } : {}) };
   }
 
   async query(query: AuditQuery): Promise<AuditPage> {
@@ -187,7 +252,7 @@ export class DynamoAuditLog implements AuditLog {
         new QueryCommand({
           TableName: this.tableName,
           KeyConditionExpression: 'pk = :pk AND begins_with(sk, :downloads)',
-          ExpressionAttributeValues: { ':pk': pk, ':downloads': '2#downloaded#' },
+          ExpressionAttributeValues: { ':pk': pk, ':downloads': DOWNLOADS_PREFIX },
           ScanIndexForward: false,
           Limit: MAX_LISTED_DOWNLOADS,
           ConsistentRead: true,
@@ -217,7 +282,7 @@ export class DynamoAuditLog implements AuditLog {
         new QueryCommand({
           TableName: this.tableName,
           KeyConditionExpression: 'pk = :pk AND begins_with(sk, :downloads)',
-          ExpressionAttributeValues: { ':pk': pk, ':downloads': '2#downloaded#' },
+          ExpressionAttributeValues: { ':pk': pk, ':downloads': DOWNLOADS_PREFIX },
           Select: 'COUNT',
           // One item past the cap: a link used exactly `maxItems` times is not reported capped.
           Limit: maxItems + 1 - count,
@@ -271,9 +336,7 @@ export function assembleAuditEntry(requested: StoredAuditEvent, events: readonly
         if (entry.status === 'requested') entry.status = 'canceled';
         break;
       case 'downloaded':
-        entry.downloads.push(
-          stripUndefined({ at: event.at, managerId: event.managerId, ip: event.ip, userAgent: event.userAgent, outcome: event.outcome }),
-        );
+        entry.downloads.push(downloadView(event));
         break;
       default:
         break;
@@ -284,6 +347,11 @@ export function assembleAuditEntry(requested: StoredAuditEvent, events: readonly
   // The most recent ones, when the caller handed in more (the fake keeps every event).
   if (entry.downloads.length > MAX_LISTED_DOWNLOADS) entry.downloads = entry.downloads.slice(-MAX_LISTED_DOWNLOADS);
   return entry;
+}
+
+/** A `downloaded` event as the auditor sees it (the trail's own keys left out). */
+export function downloadView(event: Extract<StoredAuditEvent, { type: 'downloaded' }>): AuditDownload {
+  return stripUndefined({ at: event.at, managerId: event.managerId, ip: event.ip, userAgent: event.userAgent, outcome: event.outcome });
 }
 
 /** A `requested` item's table and index keys: how it is written, and a cursor just after it. */
@@ -310,6 +378,17 @@ function decodeCursor(cursor: string, channelKey: string): Record<string, unknow
     const parsed = cursorSchema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
     // A cursor from another channel must not become a way to page through that channel's trail.
     if (parsed.gsi1pk !== channelKey) throw new InvalidAuditCursorError();
+    return parsed;
+  } catch {
+    throw new InvalidAuditCursorError();
+  }
+}
+
+function decodeDownloadsCursor(cursor: string, pk: string): Record<string, unknown> {
+  try {
+    const parsed = downloadsCursorSchema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+    // Another export's cursor must not start this export's read somewhere else.
+    if (parsed.pk !== pk) throw new InvalidAuditCursorError();
     return parsed;
   } catch {
     throw new InvalidAuditCursorError();

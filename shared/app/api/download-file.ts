@@ -2,7 +2,7 @@ import { NotFoundError } from '../../domain';
 import type { Principal } from '../../auth/principal';
 import type { ApiDeps } from './deps';
 import { LinkGoneError } from './errors';
-import { linkWindowDays } from '../export-job';
+import { linkWindowDays, type ExportJob } from '../export-job';
 
 export type DownloadRequest = {
   token: string;
@@ -18,43 +18,70 @@ function unknownLink(): NotFoundError {
   return new NotFoundError('no download link with this token', { code: 'LINK_NOT_FOUND', field: 'token' });
 }
 
+/** The link's export, and why it can no longer be used (undefined while it can). */
+type ResolvedLink = { job: ExportJob; gone?: LinkGoneError };
+
+/** Token, job and window: what GET and HEAD both answer from. Reads only; audits nothing. */
+async function resolveLink(deps: ApiDeps, token: string, now: Date): Promise<ResolvedLink> {
+  if (!TOKEN_SHAPE.test(token)) throw unknownLink();
+  const link = await deps.links.resolve(token);
+  if (!link) throw unknownLink();
+  const job = await deps.store.getJob(link.channelId, link.exportId);
+  if (!job) throw unknownLink();
+  const expiresAt = job.expiresAt ?? link.expiresAt;
+  const gone = job.status !== 'completed' || !job.objectKey || now.getTime() >= Date.parse(expiresAt);
+  if (!gone) return { job };
+  return {
+    job,
+    gone: new LinkGoneError(
+      job.status === 'canceled'
+        ? 'this export was canceled; it has no file'
+        : `this download link has expired (links work for ${daysText(linkWindowDays({ completedAt: job.completedAt, expiresAt }) ?? 7)}); request a new export`,
+    ),
+  };
+}
+
 /**
  * GET /v1/downloads/{token}: the stable 7-day link the bot posts. No bearer is needed (the link
  * is the capability); each use is audited, then the client is sent to a presigned S3 URL that
  * lives minutes, signed now with the function's current credentials (a URL signed at
  * completion would die with the session token long before 7 days).
  * The audit event is written before the redirect: a download that cannot be audited is refused.
+ * It is written after the presign: a presign that fails serves nothing, and a `redirected`
+ * event for it would tell the auditor the file went out when the client got a 500.
  */
 export async function downloadFile(deps: ApiDeps, input: DownloadRequest): Promise<{ location: string }> {
-  if (!TOKEN_SHAPE.test(input.token)) throw unknownLink();
-  const link = await deps.links.resolve(input.token);
-  if (!link) throw unknownLink();
-  const job = await deps.store.getJob(link.channelId, link.exportId);
-  if (!job) throw unknownLink();
   const now = deps.clock.now();
+  const { job, gone } = await resolveLink(deps, input.token, now);
   const managerId = input.principal && input.principal.channelId === job.channelId ? input.principal.managerId : undefined;
   const who = {
     ...(managerId ? { managerId } : {}),
     ...(input.ip ? { ip: input.ip.slice(0, 64) } : {}),
     ...(input.userAgent ? { userAgent: input.userAgent.slice(0, 512) } : {}),
   };
-  const expiresAt = job.expiresAt ?? link.expiresAt;
-  const gone = job.status !== 'completed' || !job.objectKey || now.getTime() >= Date.parse(expiresAt);
   if (gone) {
     // Attempts after expiry are audited too: an auditor wants to see who still tried.
     await deps.audit.append({ type: 'downloaded', exportId: job.exportId, channelId: job.channelId, at: now.toISOString(), outcome: 'gone', ...who });
-    throw new LinkGoneError(
-      job.status === 'canceled'
-        ? 'this export was canceled; it has no file'
-        : `this download link has expired (links work for ${daysText(linkWindowDays({ completedAt: job.completedAt, expiresAt }) ?? 7)}); request a new export`,
-    );
+    throw gone;
   }
-  await deps.audit.append({ type: 'downloaded', exportId: job.exportId, channelId: job.channelId, at: now.toISOString(), outcome: 'redirected', ...who });
   const location = await deps.urlSigner.presignGet(job.objectKey as string, {
     expiresInSeconds: deps.presignSeconds,
     fileName: job.fileName ?? `${job.exportId}.xlsx`,
   });
+  await deps.audit.append({ type: 'downloaded', exportId: job.exportId, channelId: job.channelId, at: now.toISOString(), outcome: 'redirected', ...who });
   return { location };
+}
+
+/**
+ * HEAD /v1/downloads/{token}: link checkers and chat link previews send HEAD and read a 405 as
+ * a broken link (RFC 9110 9.1: general-purpose servers must support HEAD). Answers what a GET
+ * would for an unknown (404) or spent (410) link, and nothing for a valid one: no presigned URL
+ * (a HEAD fetches nothing, so it gets no way to fetch) and no audit event (nothing was
+ * downloaded; the trail records uses of the file, not looks at the link).
+ */
+export async function checkDownloadLink(deps: ApiDeps, token: string): Promise<void> {
+  const { gone } = await resolveLink(deps, token, deps.clock.now());
+  if (gone) throw gone;
 }
 
 function daysText(days: number): string {

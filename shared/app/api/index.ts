@@ -2,6 +2,6 @@ export type { ApiDeps, DeriveKeys, DownloadLinks, DownloadUrlSigner, ExportDispa
 export { IdempotencyKeyReusedError, LinkGoneError } from './errors';
 export { requestExport, requestedEvent, IDEMPOTENCY_TTL_SECONDS, type RequestExportResult } from './request-export';
 export { cancelExport, getExport, listExports } from './read-exports';
-export { downloadFile, type DownloadRequest } from './download-file';
-export { listAudit } from './list-audit';
+export { checkDownloadLink, downloadFile, type DownloadRequest } from './download-file';
+export { listAudit, listExportDownloads, type AuditEntryView, type AuditPageView } from './list-audit';
 export { toExportView, type ExportView } from './view';

@@ -1,10 +1,18 @@
 import { z } from 'zod';
-import { requirePermission, ValidationError } from '../../domain';
+import { NotFoundError, requirePermission, ValidationError } from '../../domain';
 import type { Principal } from '../../auth/principal';
-import type { AuditPage } from '../../ports/audit-log';
+import type { AuditEntry, DownloadsPage } from '../../ports/audit-log';
 import { openCursor, sealCursor } from './cursor';
 import type { ApiDeps } from './deps';
 import { canonicalJson } from './hmac';
+import { exportIdSchema } from './read-exports';
+
+/**
+ * An audit entry as the API returns it. `links.downloads` is there when `downloads` lists fewer
+ * uses than the link had: the endpoint that pages through every one of them, from the first.
+ */
+export type AuditEntryView = AuditEntry & { links?: { downloads: string } };
+export type AuditPageView = { items: AuditEntryView[]; cursor?: string };
 
 /**
  * A date (whole day, UTC) or a date-time with offset, whose UTC instant has a four-digit year:
@@ -36,20 +44,22 @@ export const listAuditQuerySchema = z
     path: ['to'],
   });
 
+function invalidQuery(error: z.ZodError): ValidationError {
+  const issue = error.issues[0];
+  const field = issue?.path.join('.') || 'query';
+  return new ValidationError(`${field}: ${issue?.message ?? 'invalid'}`, { code: 'INVALID_QUERY', field });
+}
+
 function toInstant(value: string, edge: 'start' | 'end'): string {
   if (/^\d{4}-\d{2}-\d{2}$/.test(value)) return edge === 'start' ? `${value}T00:00:00.000Z` : `${value}T23:59:59.999Z`;
   return new Date(value).toISOString();
 }
 
 /** GET /v1/audit: audit:read only, always the caller's own channel. */
-export async function listAudit(deps: ApiDeps, principal: Principal, query: Record<string, string | undefined>): Promise<AuditPage> {
+export async function listAudit(deps: ApiDeps, principal: Principal, query: Record<string, string | undefined>): Promise<AuditPageView> {
   requirePermission(principal, 'audit:read');
   const parsed = listAuditQuerySchema.safeParse(query);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue?.path.join('.') || 'query';
-    throw new ValidationError(`${field}: ${issue?.message ?? 'invalid'}`, { code: 'INVALID_QUERY', field });
-  }
+  if (!parsed.success) throw invalidQuery(parsed.error);
   const q = parsed.data;
   const filters = {
     ...(q.from ? { from: toInstant(q.from, 'start') } : {}),
@@ -66,5 +76,52 @@ export async function listAudit(deps: ApiDeps, principal: Principal, query: Reco
     ...(q.cursor ? { cursor: openCursor(deps.hmacSecret, scope, q.cursor) } : {}),
     limit: q.limit,
   });
+  return {
+    items: page.items.map((entry) => withDownloadsLink(deps, entry)),
+    ...(page.cursor ? { cursor: sealCursor(deps.hmacSecret, scope, page.cursor) } : {}),
+  };
+}
+
+/** The entry lists the most recent uses only; when it leaves some out, it says where they all are. */
+function withDownloadsLink(deps: ApiDeps, entry: AuditEntry): AuditEntryView {
+  if (entry.downloads.length >= entry.downloadCount && !entry.downloadCountCapped) return entry;
+  return { ...entry, links: { downloads: `${deps.publicBaseUrl}/v1/audit/exports/${entry.exportId}/downloads` } };
+}
+
+export const listDownloadsQuerySchema = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  cursor: z.string().min(1).max(4096).optional(),
+});
+
+/**
+ * GET /v1/audit/exports/{exportId}/downloads: every use of an export's link, oldest first, for
+ * audit:read holders of the export's channel. The audit entry lists only the most recent 100: a
+ * link needs no bearer, so whoever holds a leaked one could otherwise push the first real
+ * download out of view with 100 requests.
+ */
+export async function listExportDownloads(
+  deps: ApiDeps,
+  principal: Principal,
+  exportId: string,
+  query: Record<string, string | undefined>,
+): Promise<DownloadsPage> {
+  requirePermission(principal, 'audit:read');
+  const parsed = listDownloadsQuerySchema.safeParse(query);
+  if (!parsed.success) throw invalidQuery(parsed.error);
+  const q = parsed.data;
+  const notFound = () => new NotFoundError('no export with this id', { code: 'EXPORT_NOT_FOUND', field: 'exportId' });
+  // A malformed id cannot name an export: the same 404 as a missing one, and no table read.
+  if (!exportIdSchema.safeParse(exportId).success) throw notFound();
+  // Bound to the channel and the export, as GET /v1/audit's cursor is to its query: another
+  // export's cursor would start this export's read at a key outside it.
+  const scope = `audit-downloads\0${principal.channelId}\0${exportId}`;
+  const page = await deps.audit.listDownloads({
+    channelId: principal.channelId,
+    exportId,
+    ...(q.cursor ? { cursor: openCursor(deps.hmacSecret, scope, q.cursor) } : {}),
+    limit: q.limit,
+  });
+  // Another channel's export is as unknown as a missing one: existence is not disclosed.
+  if (!page) throw notFound();
   return { items: page.items, ...(page.cursor ? { cursor: sealCursor(deps.hmacSecret, scope, page.cursor) } : {}) };
 }

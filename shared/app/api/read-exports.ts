@@ -19,7 +19,7 @@ function notFound(): NotFoundError {
   return new NotFoundError('no export with this id', { code: 'EXPORT_NOT_FOUND', field: 'exportId' });
 }
 
-const exportIdSchema = z.string().regex(/^[0-9a-f]{12,40}$/);
+export const exportIdSchema = z.string().regex(/^[0-9a-f]{12,40}$/);
 
 async function loadVisibleJob(deps: ApiDeps, principal: Principal, exportId: string): Promise<ExportJob> {
   if (!hasPermission(principal, 'export:download') && !hasPermission(principal, 'audit:read')) {

@@ -1,11 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
-import { assembleAuditEntry } from '../../../shared/adapters/aws/dynamo-audit-log';
+import { assembleAuditEntry, downloadView } from '../../../shared/adapters/aws/dynamo-audit-log';
 import type { ApiDeps, DownloadLinks, DownloadUrlSigner, ExportDispatcher } from '../../../shared/app/api';
 import type { ExportJob, ExportStatus } from '../../../shared/app/export-job';
 import { createPolicyConfig } from '../../../shared/domain';
 import { deriveEncryptionKeys } from '../../../shared/xlsx/crypto';
-import { auditEventSchema, type AuditEvent, type AuditLog, type AuditPage, type AuditQuery, type StoredAuditEvent } from '../../../shared/ports/audit-log';
+import {
+  auditEventSchema,
+  type AuditEvent,
+  type AuditLog,
+  type AuditPage,
+  type AuditQuery,
+  type DownloadsPage,
+  type DownloadsQuery,
+  type StoredAuditEvent,
+} from '../../../shared/ports/audit-log';
 import type { CooldownAcquireInput, CooldownAcquireResult, CooldownStore } from '../../../shared/ports/cooldown-store';
 import type { DownloadTokenRecord, ExportStore, IdempotencyRecord, JobPage, JobPatch } from '../../../shared/ports/export-store';
 import type { KeyWrapper } from '../../../shared/ports/key-wrapper';
@@ -110,6 +119,19 @@ export class FakeAuditLog implements AuditLog {
     return {
       items: page.map((r) => assembleAuditEntry(r, this.events.filter((e) => e.exportId === r.exportId))),
       ...(start + query.limit < requested.length ? { cursor: String(start + query.limit) } : {}),
+    };
+  }
+  async listDownloads(query: DownloadsQuery): Promise<DownloadsPage | null> {
+    const requested = this.events.find((e) => e.type === 'requested' && e.exportId === query.exportId);
+    if (!requested || requested.channelId !== query.channelId) return null;
+    const uses = this.events
+      .flatMap((e) => (e.type === 'downloaded' && e.exportId === query.exportId && e.channelId === query.channelId ? [e] : []))
+      .sort((a, b) => a.at.localeCompare(b.at));
+    // An offset here, as in query(); the use case seals it.
+    const start = query.cursor ? Number(query.cursor) : 0;
+    return {
+      items: uses.slice(start, start + query.limit).map(downloadView),
+      ...(start + query.limit < uses.length ? { cursor: String(start + query.limit) } : {}),
     };
   }
 }
