@@ -5,10 +5,11 @@
  * The password comes only from the environment: argv is visible to every user of the machine
  * (ps, /proc) and lands in shell history. Exit codes: 0 done, 2 bad input or usage, 1 failure.
  */
+import { randomUUID } from 'node:crypto';
 import { createReadStream, rmSync } from 'node:fs';
 import { mkdtemp, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import {
@@ -26,12 +27,15 @@ import {
   type PartMeta,
   type Row,
 } from '../shared/xlsx';
+import { validateSheetName } from '../shared/xlsx/workbook';
 import { parseIsoWithOffset } from '../shared/iso-datetime';
 
 const USAGE =
   'usage: EXPORT_PASSWORD=... npm run xlsx -- --in rows.ndjson --out file.xlsx [--columns columns.json] [--sheet NAME] [--timezone Asia/Seoul] [--no-password]';
 export const MAX_ROWS = 1_000_000;
 const ROWS_PER_PART = 50_000;
+// Excel's limit; checked here so an inferred header row too wide fails naming its line.
+const MAX_COLUMNS = 16_384;
 
 /** Bad input or usage: reported on stderr with exit code 2. */
 class InputError extends Error {}
@@ -45,7 +49,8 @@ const columnsFileSchema = z
       width: z.number().positive().max(255).optional(),
     }),
   )
-  .min(1);
+  .min(1)
+  .max(MAX_COLUMNS);
 
 function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv) {
   // Refuse a password on the command line before anything else: any --password-like flag, an
@@ -87,6 +92,11 @@ function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv) {
   if (!noPassword && !password) {
     throw new InputError('EXPORT_PASSWORD is not set (or pass --no-password for an unencrypted file)');
   }
+  // Checked here, not when the workbook is planned: a bad name must fail before the rows are
+  // rendered and the key derived, and name the option rather than the plan's internal path.
+  const sheet = values.sheet ?? 'Sheet1';
+  const sheetProblem = validateSheetName(sheet);
+  if (sheetProblem) throw new InputError(`--sheet: ${sheetProblem.message}`);
   const timeZone = values.timezone ?? 'UTC';
   try {
     assertTimeZone(timeZone);
@@ -98,7 +108,7 @@ function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv) {
     input: values.in,
     output: values.out,
     columnsFile: values.columns,
-    sheet: values.sheet ?? 'Sheet1',
+    sheet,
     timeZone,
     password: noPassword ? undefined : password,
   };
@@ -124,15 +134,109 @@ async function readColumns(path: string): Promise<ColumnSpec[]> {
   });
 }
 
-/** Columns from the first row: its keys, typed by their JSON types (null counts as text). */
-function inferColumns(first: Record<string, unknown>): ColumnSpec[] {
-  const columns = Object.entries(first).map(([key, v]): ColumnSpec => ({
-    key,
-    header: key,
-    type: typeof v === 'number' ? 'number' : typeof v === 'boolean' ? 'boolean' : 'string',
-  }));
-  if (columns.length === 0) throw new InputError('line 1: the first row has no fields to make columns from');
-  return columns;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COLON = 0x3a;
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACE = 0x7d;
+const CLOSE_BRACKET = 0x5d;
+
+/**
+ * Counts the members of the JSON object in `text` (duplicates included, which JSON.parse
+ * collapses) and, given `keys`, appends their keys in the order written. The order must come
+ * from the text: Object.keys puts integer-like keys ("10", "2024") first. JSON.parse has already
+ * accepted the text, so only strings (skipped whole: they may hold braces, colons and escaped
+ * quotes) need telling apart from structure; a member is a `:` at depth 1, its key the string
+ * just before it. Strings are skipped with indexOf, so the cost is mostly the punctuation.
+ */
+export function scanTopLevelMembers(text: string, keys?: string[]): number {
+  let depth = 0;
+  let members = 0;
+  let lastStart = 0; // the last string seen at depth 1: the key when a `:` follows
+  let lastEnd = 0;
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch === QUOTE) {
+      const start = i;
+      // The closing quote is the first one not escaped, i.e. after an even run of backslashes.
+      for (;;) {
+        i = text.indexOf('"', i + 1);
+        let b = i - 1;
+        while (text.charCodeAt(b) === BACKSLASH) b--;
+        if ((i - 1 - b) % 2 === 0) break;
+      }
+      lastStart = start;
+      lastEnd = i;
+    } else if (ch === COLON) {
+      if (depth === 1) {
+        members++;
+        if (keys) {
+          const raw = text.slice(lastStart + 1, lastEnd);
+          // Escapes (\", \u0041…) are decoded by JSON itself, from the quoted token.
+          keys.push(raw.includes('\\') ? (JSON.parse(text.slice(lastStart, lastEnd + 1)) as string) : raw);
+        }
+      }
+    } else if (ch === OPEN_BRACE || ch === OPEN_BRACKET) depth++;
+    else if (ch === CLOSE_BRACE || ch === CLOSE_BRACKET) depth--;
+  }
+  return members;
+}
+
+/** The first key that appears twice in `keys`, if one does. */
+function firstDuplicate(keys: readonly string[]): string | undefined {
+  const seen = new Set<string>();
+  for (const k of keys) {
+    if (seen.has(k)) return k;
+    seen.add(k);
+  }
+  return undefined;
+}
+
+/** JSON.parse keeps the last of two equal keys: the first value would vanish without a word. */
+function duplicateError(line: number, key: string): InputError {
+  return new InputError(`line ${line}: field "${key}" appears more than once (JSON keeps only the last value)`);
+}
+
+/**
+ * Columns from the first row: its keys in the order written, typed by their JSON types (null
+ * counts as text). Checked here, naming the line, so a key no column can have fails before
+ * any row is rendered.
+ */
+function inferColumns(text: string, first: Record<string, unknown>, line: number): ColumnSpec[] {
+  const keys: string[] = [];
+  scanTopLevelMembers(text, keys);
+  if (keys.length === 0) throw new InputError(`line ${line}: the first row has no fields to make columns from`);
+  const duplicate = firstDuplicate(keys);
+  if (duplicate !== undefined) throw duplicateError(line, duplicate);
+  if (keys.includes('')) throw new InputError(`line ${line}: field "" has an empty name, which cannot be a column: pass --columns to choose the columns`);
+  if (keys.length > MAX_COLUMNS) {
+    throw new InputError(`line ${line}: ${keys.length.toLocaleString('en-US')} fields, but Excel allows at most ${MAX_COLUMNS.toLocaleString('en-US')} columns`);
+  }
+  return keys.map((key): ColumnSpec => {
+    const v = first[key];
+    return { key, header: key, type: typeof v === 'number' ? 'number' : typeof v === 'boolean' ? 'boolean' : 'string' };
+  });
+}
+
+/**
+ * For a line with `members` members of which `present` are columns: refuses a duplicate key and,
+ * with inferred columns (`strict`), a field that is not a column: it would be dropped silently.
+ * Only called when the counts differ, so a line that matches pays for no key decoding.
+ */
+function memberError(text: string, columns: readonly ColumnSpec[], line: number, strict: boolean, firstLine: number): InputError | undefined {
+  const keys: string[] = [];
+  scanTopLevelMembers(text, keys);
+  const duplicate = firstDuplicate(keys);
+  if (duplicate !== undefined) return duplicateError(line, duplicate);
+  if (!strict) return undefined;
+  const known = new Set(columns.map((c) => c.key));
+  const extra = keys.find((k) => !known.has(k));
+  if (extra === undefined) return undefined;
+  return new InputError(
+    `line ${line}: field "${extra}" is not a column (without --columns the columns are line ${firstLine}'s fields): pass --columns to choose the columns`,
+  );
 }
 
 /** The error for one field: names the line, the field, its type, the rule and what came instead. */
@@ -146,18 +250,44 @@ const kindOf = (v: unknown): string => (Array.isArray(v) ? 'an array' : typeof v
 const TOO_LARGE = 'a number too large to represent';
 
 /**
- * Checks one parsed line against the columns; the error names the line, field and rule. (No
- * closures per field: tsx wraps every function it creates, which costs ~1 µs per field.)
+ * The prototype of every row: empty and itself without one, so no Object.prototype member
+ * (`constructor`, `toString`, the `__proto__` accessor) is in a row's chain: a column named
+ * `__proto__` is an ordinary key, and a renderer reading `row.constructor` of a row without it
+ * finds nothing rather than Object's constructor. Not Object.create(null) per row: V8 makes
+ * such objects dictionaries, which cost ~0.6 µs a row to build and read (about 5% of the
+ * command); rows sharing this prototype keep fast properties.
  */
-function toRow(json: unknown, columns: readonly ColumnSpec[], line: number): Row {
+const ROW_PROTOTYPE: object = Object.freeze(Object.create(null));
+
+/** Columns as toRow reads them: each with whether its key is one every object inherits. */
+type ColumnReader = { columns: readonly ColumnSpec[]; inherited: readonly boolean[]; present: number };
+
+function columnReader(columns: readonly ColumnSpec[]): ColumnReader {
+  // `constructor`, `toString`, `__proto__`…: a plain src[key] would read Object.prototype's
+  // member when the line lacks the field. Decided once per column, so other keys keep a plain load.
+  return { columns, inherited: columns.map((c) => c.key in Object.prototype), present: 0 };
+}
+
+/**
+ * Checks one parsed line against the columns; the error names the line, field and rule. Leaves
+ * in `reader.present` how many columns the line has (JSON has no undefined, so a field it has
+ * is never undefined). (No closures per field: tsx wraps every function it creates, which
+ * costs ~1 µs per field.)
+ */
+function toRow(json: unknown, reader: ColumnReader, line: number): Row {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new InputError(`line ${line}: expected a JSON object`);
   }
   const src = json as Record<string, unknown>;
-  const row: Record<string, CellValue> = {};
-  for (const c of columns) {
-    const v = src[c.key];
-    if (v === undefined || v === null) continue;
+  const row = Object.create(ROW_PROTOTYPE) as Record<string, CellValue>;
+  const { columns, inherited } = reader;
+  let present = 0;
+  for (let i = 0; i < columns.length; i++) {
+    const c = columns[i]!;
+    const v = inherited[i] ? (Object.hasOwn(src, c.key) ? src[c.key] : undefined) : src[c.key];
+    if (v === undefined) continue;
+    present++;
+    if (v === null) continue;
     switch (c.type) {
       case 'string':
         if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') throw fieldError(line, c, 'text, a number or a boolean', kindOf(v));
@@ -184,6 +314,7 @@ function toRow(json: unknown, columns: readonly ColumnSpec[], line: number): Row
       }
     }
   }
+  reader.present = present;
   return row;
 }
 
@@ -241,13 +372,16 @@ async function* readLines(input: AsyncIterable<Buffer>): AsyncGenerator<InputLin
 }
 
 /**
- * Refuses an --out that cannot work before any work is done (and before any temp file exists):
- * a folder that is missing or is not a folder, an existing folder as the file, or the input
- * itself (a symlink, a hard link or another spelling of it; the same for `<out>.partial`, which
- * is written first). Files are compared by device and inode, so an output that does not exist
- * yet is never the input.
+ * Refuses an --in or --out that cannot work before any work is done (and before any temp file
+ * exists): an --in that is a folder (reading it would fail only once rows are awaited); an --out
+ * whose folder is missing or is not a folder, an existing folder as the file, or the input
+ * itself (a symlink, a hard link or another spelling of it). Files are compared by device and
+ * inode, so an output that does not exist yet is never the input. (The temp file written
+ * beside --out is created new, so it cannot be the input either.)
  */
-async function checkOutput(input: string, output: string): Promise<void> {
+async function checkPaths(input: string, output: string): Promise<void> {
+  const inStat = await stat(input).catch(() => undefined); // a missing input is reported when it is opened
+  if (inStat?.isDirectory()) throw new InputError(`--in ${input}: is not a file (it is a folder)`);
   const target = resolve(output);
   const folder = dirname(target);
   const statOrUndefined = (path: string) =>
@@ -262,12 +396,8 @@ async function checkOutput(input: string, output: string): Promise<void> {
   if (outStat?.isDirectory()) {
     throw new InputError(`--out ${output}: is a folder; give a file name, e.g. ${join(output, 'export.xlsx')}`);
   }
-  const inStat = await stat(input).catch(() => undefined); // a missing input is reported when it is opened
-  if (!inStat) return;
-  const isInput = (s: Awaited<ReturnType<typeof statOrUndefined>>) => s !== undefined && s.dev === inStat.dev && s.ino === inStat.ino;
-  if (isInput(outStat)) throw new InputError(`--out ${output}: is the same file as --in ${input} (it would overwrite the input)`);
-  if (isInput(await statOrUndefined(`${target}.partial`))) {
-    throw new InputError(`--out ${output}: ${basename(target)}.partial, written first, is the same file as --in ${input}`);
+  if (inStat && outStat && outStat.dev === inStat.dev && outStat.ino === inStat.ino) {
+    throw new InputError(`--out ${output}: is the same file as --in ${input} (it would overwrite the input)`);
   }
 }
 
@@ -299,12 +429,20 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
   }
   const started = performance.now();
   let columns = args.columnsFile ? await readColumns(args.columnsFile) : undefined;
-  await checkOutput(args.input, args.output);
+  let reader = columns ? columnReader(columns) : undefined;
+  // Without --columns the columns are the first row's fields, so a later field that is not one
+  // would be dropped without a word: refused. With --columns, leaving fields out is the point.
+  const strict = columns === undefined;
+  let columnsLine = 0;
+  await checkPaths(args.input, args.output);
   const work = await mkdtemp(join(tmpdir(), 'xlsx-cli-'));
   leftovers.set(work, 'folder');
   const partsPath = join(work, 'parts.bin');
   // Written beside the target and renamed at the end: a failed run never leaves a broken file.
-  const partial = `${args.output}.partial`;
+  // A name of its own, created exclusively ('wx': O_CREAT|O_EXCL, which never follows a
+  // symlink): a fixed `<out>.partial` could be a symlink planted by someone else, and opening it
+  // with 'w' would overwrite whatever it points at. The random part makes the name unguessable.
+  const partial = `${args.output}.${process.pid}.${randomUUID().slice(0, 8)}.partial`;
   let partialCreated = false;
   let partsFile: FileHandle | undefined;
   const parts: (PartMeta & { offset: number })[] = [];
@@ -341,12 +479,23 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
         // V8's message quotes the input; rows may hold personal data, so name only the line.
         throw new InputError(`line ${line}: not valid JSON`);
       }
-      if (!columns) {
+      if (!columns || !reader) {
         if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InputError(`line ${line}: expected a JSON object`);
-        columns = inferColumns(json as Record<string, unknown>);
+        columns = inferColumns(text, json as Record<string, unknown>, line);
+        reader = columnReader(columns);
+        columnsLine = line;
       }
       if (rows >= MAX_ROWS) throw new InputError(`line ${line}: more than ${MAX_ROWS.toLocaleString('en-US')} data rows`);
-      const row = toRow(json, columns, line);
+      const row = toRow(json, reader, line);
+      // Counting the line's members (duplicates included) is cheap; decoding its keys is done
+      // only for a line whose count is off. With inferred columns every member must be a
+      // column present in the row; with --columns, extra fields are allowed, so the count is
+      // compared with the distinct keys JSON.parse kept.
+      const members = scanTopLevelMembers(text);
+      if (members !== (strict ? reader.present : Object.keys(json as object).length)) {
+        const error = memberError(text, columns, line, strict, columnsLine);
+        if (error) throw error;
+      }
       encoder ??= createPartEncoder(columns, { timeZone: args.timeZone, startRow: rows + 2 });
       try {
         encoder.add(row);
@@ -372,14 +521,15 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
     const keys = args.password === undefined ? undefined : await deriveEncryptionKeys(args.password);
     try {
       leftovers.set(partial, 'file');
-      const outFile = await open(partial, 'w');
+      const outFile = await open(partial, 'wx');
       partialCreated = true;
       const out = outFile.createWriteStream();
       let outError: Error | undefined;
       out.on('error', (err) => {
         outError ??= err;
       });
-      let size: number;
+      let size = 0;
+      let failure: unknown;
       try {
         if (keys === undefined) {
           ({ size } = await writeWorkbook({ sheets, readPart, out }));
@@ -387,8 +537,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
           ({ size } = await writeEncryptedWorkbook({ sheets, readPart, params: keys.params, packageKey: keys.packageKey, out }));
         }
       } catch (err) {
-        if (err instanceof XlsxEngineError) throw new InputError(err.message);
-        throw err;
+        failure = err;
       } finally {
         // The file is closed (even after a failure) before it is renamed or removed.
         if (!out.closed) {
@@ -396,7 +545,14 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
           await new Promise<void>((done) => out.once('close', () => done()));
         }
       }
-      if (outError) throw outError;
+      // The stream's own error (ENOSPC, EFBIG…) first: it says why, where the engine's error
+      // may only say that the stream died.
+      const streamError = outError ?? out.errored ?? undefined;
+      if (streamError) throw streamError;
+      if (failure !== undefined) {
+        if (failure instanceof XlsxEngineError) throw new InputError(failure.message);
+        throw failure;
+      }
       await rename(partial, args.output);
       partialCreated = false;
       leftovers.delete(partial);
@@ -413,6 +569,16 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
     await rm(work, { recursive: true, force: true });
     leftovers.delete(work);
   }
+}
+
+/** An error's message followed by its causes' (a wrapper alone may say only "output stream failed"). */
+function describeFailure(err: unknown): string {
+  const messages: string[] = [];
+  for (let e: unknown = err; e !== undefined && e !== null && messages.length < 5; e = (e as { cause?: unknown }).cause) {
+    messages.push(e instanceof Error ? e.message : String(e));
+    if (!(e instanceof Error)) break;
+  }
+  return messages.join(': ');
 }
 
 const invokedDirectly = process.argv[1] !== undefined && /bin[\\/]xlsx\.ts$/.test(process.argv[1]);
@@ -443,7 +609,7 @@ if (invokedDirectly) {
         console.error(`xlsx: ${err.message}`);
         process.exitCode = 2;
       } else {
-        console.error(`xlsx: failed: ${(err as Error).message}`);
+        console.error(`xlsx: failed: ${describeFailure(err)}`);
         process.exitCode = 1;
       }
     },

@@ -19,6 +19,9 @@ export type WritableSink = ByteSink & {
 export function createWritableSink(out: Writable): WritableSink {
   let failure: Error | undefined;
   let bytes = 0;
+  // Node destroys a stream whose write failed at once but emits 'error' a tick later: until
+  // then only `out.errored` holds the reason (ENOSPC…), which is what the caller must see.
+  const failed = (): Error | undefined => failure ?? out.errored ?? undefined;
   const waiters = new Set<(err?: Error) => void>();
   const onError = (err: Error): void => {
     failure ??= err;
@@ -29,8 +32,9 @@ export function createWritableSink(out: Writable): WritableSink {
 
   const waitFor = (event: 'drain' | 'finish'): Promise<void> =>
     new Promise<void>((resolve, reject) => {
-      if (failure) {
-        reject(failure);
+      const known = failed();
+      if (known) {
+        reject(known);
         return;
       }
       const done = (err?: Error): void => {
@@ -42,7 +46,7 @@ export function createWritableSink(out: Writable): WritableSink {
       };
       const onEvent = (): void => done();
       // A stream destroyed without an error never emits drain/finish; do not hang on it.
-      const onClose = (): void => done(failure ?? new Error(`output stream closed before ${event}`));
+      const onClose = (): void => done(failed() ?? new Error(`output stream closed before ${event}`));
       waiters.add(done);
       out.once(event, onEvent);
       out.once('close', onClose);
@@ -50,18 +54,22 @@ export function createWritableSink(out: Writable): WritableSink {
 
   return {
     async write(chunk: Buffer): Promise<void> {
-      if (failure) throw failure;
+      const before = failed();
+      if (before) throw before;
       if (out.destroyed || out.writableEnded) throw new Error('output stream is no longer writable');
       bytes += chunk.length;
       if (!out.write(chunk)) await waitFor('drain');
-      if (failure) throw failure;
+      const after = failed();
+      if (after) throw after;
     },
     async end(): Promise<void> {
-      if (failure) throw failure;
+      const before = failed();
+      if (before) throw before;
       const finished = out.writableFinished ? Promise.resolve() : waitFor('finish');
       out.end();
       await finished;
-      if (failure) throw failure;
+      const after = failed();
+      if (after) throw after;
     },
     get bytesWritten() {
       return bytes;

@@ -51,6 +51,28 @@ export type WorkbookLayout = {
 // Excel refuses these in sheet names.
 const SHEET_NAME_FORBIDDEN = /[:\\/?*[\]]/;
 
+/** Why a name cannot be a sheet name: the rule (as in WorkbookPlanError.rule) and what it says. */
+export type SheetNameProblem = { rule: 'length-1-31' | 'excel-sheet-name' | 'unique'; message: string };
+
+/**
+ * Excel's rules for one sheet name, or undefined when `name` follows them. Exported so callers
+ * (the operator command's --sheet) refuse a bad name before any work, with the plan's own rules.
+ */
+export function validateSheetName(name: string): SheetNameProblem | undefined {
+  if (name.length < 1 || name.length > 31) return { rule: 'length-1-31', message: 'a sheet name must be 1 to 31 characters' };
+  if (SHEET_NAME_FORBIDDEN.test(name) || /^'|'$/.test(name) || !isCleanName(name)) {
+    return {
+      rule: 'excel-sheet-name',
+      message:
+        'a sheet name may not contain : \\ / ? * [ ], control characters or unpaired surrogates, nor start or end with an apostrophe',
+    };
+  }
+  // Excel keeps "History" (in any case) for its change-tracking sheet. The rule stays 'unique',
+  // as plans have always reported it, so callers matching on rules see no change.
+  if (name.toLowerCase() === 'history') return { rule: 'unique', message: 'a sheet may not be named "History" (in any case): Excel reserves it' };
+  return undefined;
+}
+
 function validateSheets(sheets: readonly SheetPlan[]): SheetPlan[] {
   if (sheets.length === 0) throw new WorkbookPlanError('a workbook needs at least one sheet', 'sheets', 'min-1');
   const seen = new Set<string>();
@@ -63,19 +85,11 @@ function validateSheets(sheets: readonly SheetPlan[]): SheetPlan[] {
     }
     const sheet = parsed.data;
     const field = `sheets.${i}.name`;
-    if (sheet.name.length < 1 || sheet.name.length > 31) {
-      throw new WorkbookPlanError(`${field}: a sheet name must be 1 to 31 characters`, field, 'length-1-31');
-    }
-    if (SHEET_NAME_FORBIDDEN.test(sheet.name) || /^'|'$/.test(sheet.name) || !isCleanName(sheet.name)) {
-      throw new WorkbookPlanError(
-        `${field}: a sheet name may not contain : \\ / ? * [ ], control characters or unpaired surrogates, nor start or end with an apostrophe`,
-        field,
-        'excel-sheet-name',
-      );
-    }
+    const problem = validateSheetName(sheet.name);
+    if (problem) throw new WorkbookPlanError(`${field}: ${problem.message}`, field, problem.rule);
     const folded = sheet.name.toLowerCase();
-    if (seen.has(folded) || folded === 'history') {
-      throw new WorkbookPlanError(`${field}: sheet names must be unique (ignoring case) and not "History"`, field, 'unique');
+    if (seen.has(folded)) {
+      throw new WorkbookPlanError(`${field}: sheet names must be unique (ignoring case)`, field, 'unique');
     }
     seen.add(folded);
     const keys = new Set<string>();

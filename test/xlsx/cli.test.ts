@@ -15,9 +15,12 @@ import {
   writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
+import { scanTopLevelMembers } from '../../bin/xlsx';
+import { createEncryptingSink, createWritableSink, deriveEncryptionKeys } from '../../shared/xlsx';
 import { XlsxPopulate, decryptWithXlsxPopulate, readWithExcelJs } from './engine-test-support';
 
 const ROOT = resolve(__dirname, '../..');
@@ -44,6 +47,21 @@ function freshDir(name: string): string {
 /** The CLI's temp folders in a TMPDIR given to it (tsx keeps its own cache there too). */
 function cliTemps(tmp: string): string[] {
   return readdirSync(tmp).filter((name) => name.startsWith('xlsx-cli-'));
+}
+
+/** The CLI's temp output files for `out` (`<out>.<pid>.<random>.partial`) that exist now. */
+function partials(out: string): string[] {
+  return readdirSync(dirname(out)).filter((name) => name.startsWith(`${basename(out)}.`) && name.endsWith('.partial'));
+}
+
+/** The CLI under a file-size limit of 1 KiB (bash's `ulimit -f` counts KiB): its output write fails with EFBIG. */
+function runWithFileSizeLimit(args: string[], env: Record<string, string | undefined> = {}) {
+  const result = spawnSync('bash', ['-c', 'ulimit -f 1 && exec "$0" "$@"', TSX, 'bin/xlsx.ts', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, EXPORT_PASSWORD: undefined, ...env },
+    encoding: 'utf8',
+  });
+  return { code: result.status, stderr: result.stderr };
 }
 
 /** Starts the CLI without waiting, for tests that act while it runs. */
@@ -113,7 +131,7 @@ describe('npm run xlsx (bin/xlsx.ts)', () => {
     expect(r.stderr).toMatch(/wrote 4 rows/);
     expect(r.code).toBe(0);
     const file = readFileSync(out);
-    expect(existsSync(`${out}.partial`)).toBe(false);
+    expect(partials(out)).toEqual([]);
     const wb = await XlsxPopulate.fromDataAsync(file, { password: 'Pw123456' });
     expect(wb.sheet(0).name()).toBe('Export');
     const [sheet] = await readWithExcelJs(await decryptWithXlsxPopulate(file, 'Pw123456'));
@@ -189,18 +207,22 @@ describe('npm run xlsx (bin/xlsx.ts)', () => {
     expect(cliTemps(tmp)).toEqual([]);
   });
 
-  it('an output that cannot be opened fails with exit 1, a message and no temp files left', () => {
+  it('an output that cannot be opened fails with exit 1, a message and no temp files left', async () => {
+    const fifo = makeFifo('open-fails.fifo');
+    const folder = freshDir('open-fails');
+    const out = join(folder, 'blocked.xlsx');
     const tmp = freshDir('tmp-open-fails');
-    const out = join(dir, 'blocked.xlsx');
-    mkdirSync(`${out}.partial`); // a folder where the partial file would go: opening it fails
-    writeFileSync(join(`${out}.partial`, 'keep'), 'not ours');
-    const r = run(['--in', input, '--out', out, '--columns', columns], { EXPORT_PASSWORD: 'Pw123456', TMPDIR: tmp });
+    const { child, done } = start(['--in', fifo, '--out', out, '--no-password'], { TMPDIR: tmp });
+    const fd = await openPipeWriter(fifo, child);
+    writeSync(fd, '{"a":"x"}\n');
+    rmSync(folder, { recursive: true }); // after the up-front checks: the temp file cannot be created
+    closeSync(fd);
+    const r = await done;
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^xlsx: failed: EISDIR.*blocked\.xlsx\.partial/);
+    expect(r.stderr).toMatch(/^xlsx: failed: ENOENT.*blocked\.xlsx\.\d+\.[0-9a-f]{8}\.partial/);
     expect(r.stderr).not.toMatch(/^\s+at /m); // no stack trace
     expect(cliTemps(tmp)).toEqual([]);
-    expect(existsSync(out)).toBe(false);
-    expect(readFileSync(join(`${out}.partial`, 'keep'), 'utf8')).toBe('not ours');
+    expect(existsSync(folder)).toBe(false);
   });
 
   it('refuses an --out that is the input (any spelling, a symlink or a hard link) and leaves the input alone', () => {
@@ -218,15 +240,16 @@ describe('npm run xlsx (bin/xlsx.ts)', () => {
       expect(r.stderr).toBe(`xlsx: --out ${out}: is the same file as --in ${same} (it would overwrite the input)\n`);
       expect(readFileSync(same, 'utf8')).toBe(content);
     }
-    // <out>.partial is written first: it must not be the input either.
+    // The temp file written first is created new (never an existing `<out>.partial`), so an
+    // input that has that name is read and left alone.
     const p = join(dir, 'p.xlsx');
     const asPartial = `${p}.partial`;
     writeFileSync(asPartial, content);
     const r2 = run(['--in', asPartial, '--out', p, '--no-password'], { TMPDIR: tmp });
-    expect(r2.code).toBe(2);
-    expect(r2.stderr).toMatch(/p\.xlsx\.partial, written first, is the same file as --in/);
+    expect(r2.code).toBe(0);
     expect(readFileSync(asPartial, 'utf8')).toBe(content);
-    expect(existsSync(p)).toBe(false);
+    expect(existsSync(p)).toBe(true);
+    expect(partials(p)).toEqual(['p.xlsx.partial']);
     expect(cliTemps(tmp)).toEqual([]);
   });
 
@@ -235,7 +258,7 @@ describe('npm run xlsx (bin/xlsx.ts)', () => {
     const r = run(['--in', input, '--out', out, '--columns', columns, '--no-password']);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(`xlsx: --out ${out}: is a folder; give a file name, e.g. ${join(out, 'export.xlsx')}\n`);
-    expect(existsSync(`${out}.partial`)).toBe(false);
+    expect(partials(out)).toEqual([]);
     expect(readdirSync(out)).toEqual([]);
   });
 
@@ -251,7 +274,7 @@ describe('npm run xlsx (bin/xlsx.ts)', () => {
     const r = await done;
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^xlsx: failed: .*rename/);
-    expect(existsSync(`${out}.partial`)).toBe(false);
+    expect(partials(out)).toEqual([]);
     expect(cliTemps(tmp)).toEqual([]);
   });
 
@@ -275,7 +298,7 @@ describe('npm run xlsx (bin/xlsx.ts)', () => {
     expect(r.stderr).toBe('xlsx: stopped by SIGTERM\n');
     expect(r.code === 143 || r.signal === 'SIGTERM').toBe(true);
     expect(existsSync(out)).toBe(false);
-    expect(existsSync(`${out}.partial`)).toBe(false);
+    expect(partials(out)).toEqual([]);
   });
 
   it('refuses invalid UTF-8 naming the line, skips a leading BOM, and splits lines as readline does', async () => {
@@ -363,5 +386,205 @@ describe('npm run xlsx (bin/xlsx.ts)', () => {
     const r = run(['--in', input, '--out', join(dir, 'y.xlsx'), '--columns', badColumns], { EXPORT_PASSWORD: 'Pw123456' });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/0\.type/);
+  });
+
+  it('reads a field named like an Object.prototype member only from the row: a row without it gives an empty cell', async () => {
+    const f = join(dir, 'proto.ndjson');
+    const out = join(dir, 'proto.xlsx');
+    writeFileSync(f, '{"id":1,"constructor":"Ferrari","toString":"x","__proto__":"p"}\n{"id":2}\n');
+    const r = run(['--in', f, '--out', out, '--no-password']);
+    expect(r.stderr).toMatch(/wrote 2 rows/);
+    expect(r.code).toBe(0);
+    const [sheet] = await readWithExcelJs(readFileSync(out));
+    expect(sheet!.rows).toEqual([['id', 'constructor', 'toString', '__proto__'], [1, 'Ferrari', 'x', 'p'], [2]]);
+
+    const protoColumns = join(dir, 'proto-columns.json');
+    writeFileSync(protoColumns, JSON.stringify([{ key: 'id', type: 'number' }, { key: 'constructor', type: 'string' }, { key: 'hasOwnProperty', type: 'boolean' }]));
+    const r2 = run(['--in', f, '--out', out, '--columns', protoColumns, '--no-password']);
+    expect(r2.code).toBe(0);
+    const [sheet2] = await readWithExcelJs(readFileSync(out));
+    expect(sheet2!.rows).toEqual([['id', 'constructor', 'hasOwnProperty'], [1, 'Ferrari'], [2]]);
+  });
+
+  it('never opens an existing <out>.partial: a symlink planted there is not followed', async () => {
+    const folder = freshDir('planted');
+    const victim = join(folder, 'victim.txt');
+    writeFileSync(victim, 'precious');
+    const out = join(folder, 'sym.xlsx');
+    symlinkSync(victim, `${out}.partial`);
+    const r = run(['--in', input, '--out', out, '--columns', columns, '--no-password']);
+    expect(r.code).toBe(0);
+    expect(readFileSync(victim, 'utf8')).toBe('precious');
+    expect(readdirSync(folder).sort()).toEqual(['sym.xlsx', 'sym.xlsx.partial', 'victim.txt']); // the link is not ours: left as it was
+    const [sheet] = await readWithExcelJs(readFileSync(out));
+    expect(sheet!.rows[0]).toEqual(['ID', 'name', 'When', 'secs', 'ok']);
+  });
+
+  it.skipIf(process.platform === 'win32')('an output write that fails reports the system error (EFBIG), not that the stream closed', () => {
+    const tmp = freshDir('tmp-efbig');
+    const f = join(dir, 'small.ndjson');
+    writeFileSync(f, '{"a":"x"}\n{"a":"y"}\n'); // its parts fit in 1 KiB; the workbook does not
+    for (const [label, extra, env] of [
+      ['plain', ['--no-password'], {}],
+      ['encrypted', [], { EXPORT_PASSWORD: 'Pw123456' }],
+    ] as const) {
+      const out = join(dir, `efbig-${label}.xlsx`);
+      const r = runWithFileSizeLimit(['--in', f, '--out', out, ...extra], { ...env, TMPDIR: tmp });
+      expect({ label, code: r.code, stderr: r.stderr }).toEqual({ label, code: 1, stderr: 'xlsx: failed: EFBIG: file too large, write\n' });
+      expect(existsSync(out)).toBe(false);
+      expect(partials(out)).toEqual([]);
+      expect(cliTemps(tmp)).toEqual([]);
+    }
+  });
+
+  it('refuses a bad --sheet while parsing the command line, naming the option (exit 2, no temp files)', () => {
+    const tmp = freshDir('tmp-sheet');
+    const out = join(dir, 'sheet.xlsx');
+    for (const [sheet, rule] of [
+      ['a/b', /may not contain : \\ \/ \? \* \[ \]/],
+      ['History', /may not be named "History"/],
+      ['history', /may not be named "History"/],
+      ['', /must be 1 to 31 characters/],
+      ['x'.repeat(32), /must be 1 to 31 characters/],
+      ["'quoted'", /nor start or end with an apostrophe/],
+    ] as const) {
+      const r = run(['--in', input, '--out', out, '--columns', columns, '--sheet', sheet, '--no-password'], { TMPDIR: tmp });
+      expect({ sheet, code: r.code }).toEqual({ sheet, code: 2 });
+      expect(r.stderr).toMatch(/^xlsx: --sheet: /);
+      expect(r.stderr).toMatch(rule);
+      expect(r.stderr).not.toMatch(/sheets\.0/);
+      expect(cliTemps(tmp)).toEqual([]); // refused before the rows are read
+      expect(existsSync(out)).toBe(false);
+    }
+  });
+
+  it('refuses a folder as --in up front, and an inferred column without a name naming the line', () => {
+    const tmp = freshDir('tmp-in-folder');
+    const folder = freshDir('in-is-a-folder');
+    const out = join(dir, 'in-folder.xlsx');
+    const r = run(['--in', folder, '--out', out, '--no-password'], { TMPDIR: tmp });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`xlsx: --in ${folder}: is not a file (it is a folder)\n`);
+    expect(cliTemps(tmp)).toEqual([]);
+
+    const f = join(dir, 'empty-key.ndjson');
+    writeFileSync(f, '\n{"":1,"b":2}\n');
+    const r2 = run(['--in', f, '--out', out, '--no-password']);
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toBe('xlsx: line 2: field "" has an empty name, which cannot be a column: pass --columns to choose the columns\n');
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('inferred columns keep the order of the first line, integer-like keys included', async () => {
+    const f = join(dir, 'order.ndjson');
+    const out = join(dir, 'order.xlsx');
+    writeFileSync(f, '{"region":"EU","2025":3,"2024":2,"10":1,"a\\"b":"}{:,","\\u00e9":true}\n{"region":"US","10":4}\n');
+    const r = run(['--in', f, '--out', out, '--no-password']);
+    expect(r.code).toBe(0);
+    const [sheet] = await readWithExcelJs(readFileSync(out));
+    expect(sheet!.rows[0]).toEqual(['region', '2025', '2024', '10', 'a"b', 'é']);
+    expect(sheet!.rows[1]).toEqual(['EU', 3, 2, 1, '}{:,', true]);
+    expect(sheet!.rows[2]).toEqual(['US', null, null, 4]);
+  });
+
+  it('without --columns, refuses a later field that is not a column; with --columns, extra fields are ignored', async () => {
+    const f = join(dir, 'extra.ndjson');
+    const out = join(dir, 'extra.xlsx');
+    writeFileSync(f, '{"a":1}\n{"a":2}\n{"a":3,"b":"x"}\n');
+    const r = run(['--in', f, '--out', out, '--no-password']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      'xlsx: line 3: field "b" is not a column (without --columns the columns are line 1\'s fields): pass --columns to choose the columns\n',
+    );
+    expect(existsSync(out)).toBe(false);
+
+    const aOnly = join(dir, 'a-only.json');
+    writeFileSync(aOnly, JSON.stringify([{ key: 'a', type: 'number' }]));
+    const r2 = run(['--in', f, '--out', out, '--columns', aOnly, '--no-password']);
+    expect(r2.code).toBe(0);
+    const [sheet] = await readWithExcelJs(readFileSync(out));
+    expect(sheet!.rows).toEqual([['a'], [1], [2], [3]]);
+  });
+
+  it('refuses a key given twice in one line (JSON.parse would keep only the last), on any line', () => {
+    const f = join(dir, 'dup.ndjson');
+    const out = join(dir, 'dup.xlsx');
+    const aOnly = join(dir, 'a-only-2.json');
+    writeFileSync(aOnly, JSON.stringify([{ key: 'a', type: 'number' }]));
+    for (const [text, line] of [
+      ['{"a":1,"b":2,"a":3}\n', 1],
+      ['{"a":1,"b":2}\n{"b":3,"a":4,"a":5}\n', 2],
+      ['{"a":1,"b":2}\n{"a":4,"\\u0061":5}\n', 2], // the same key, spelled with an escape
+    ] as const) {
+      writeFileSync(f, text);
+      for (const extra of [[], ['--columns', aOnly]]) {
+        const r = run(['--in', f, '--out', out, '--no-password', ...extra]);
+        expect({ text, extra, code: r.code, stderr: r.stderr }).toEqual({
+          text,
+          extra,
+          code: 2,
+          stderr: `xlsx: line ${line}: field "a" appears more than once (JSON keeps only the last value)\n`,
+        });
+      }
+    }
+    expect(existsSync(out)).toBe(false);
+  });
+});
+
+describe('the key scanner behind inferred columns (scanTopLevelMembers)', () => {
+  const keysOf = (text: string): string[] => {
+    JSON.parse(text); // the scanner is only given text JSON.parse accepted
+    const keys: string[] = [];
+    const count = scanTopLevelMembers(text, keys);
+    expect(count).toBe(keys.length);
+    return keys;
+  };
+
+  it('returns top-level keys in the order written, decoding escapes and skipping nested values', () => {
+    expect(keysOf('{"region":"EU","2025":3,"2024":2,"10":1}')).toEqual(['region', '2025', '2024', '10']);
+    expect(keysOf('{"a\\"b":1,"c\\\\":2,"\\\\\\"":3,"\\u0041\\n":4}')).toEqual(['a"b', 'c\\', '\\"', 'A\n']);
+    expect(keysOf('{"x":{"y:":"}{","z":[1,{"q":2}],"w":"\\"},"},"v":["a:",{"b":"]"}],"":null}')).toEqual(['x', 'v', '']);
+    expect(keysOf(' \t{ "a" : "b:c,d" , "e" :\r\n[ ] , "f":{} }  ')).toEqual(['a', 'e', 'f']);
+    expect(keysOf('{"a":"ends in a backslash\\\\","b":"\\\\\\\\"}')).toEqual(['a', 'b']);
+    expect(keysOf('{}')).toEqual([]);
+    expect(keysOf('{"a":1,"a":2}')).toEqual(['a', 'a']);
+  });
+});
+
+describe('output errors keep their cause (what the CLI prints on ENOSPC)', () => {
+  // A failed write destroys the stream at once (`errored` is set) but emits 'error' a tick
+  // later: a sink used in between must report the system error, not "no longer writable".
+  const enospc = (): NodeJS.ErrnoException => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  const acceptingStream = () =>
+    new Writable({
+      write(_chunk, _encoding, callback) {
+        callback();
+      },
+    });
+
+  it('createWritableSink rejects with the stream error', async () => {
+    const out = acceptingStream();
+    const sink = createWritableSink(out);
+    await sink.write(Buffer.from('a'));
+    const error = enospc();
+    out.destroy(error);
+    await expect(sink.write(Buffer.from('b'))).rejects.toBe(error);
+    await expect(sink.end()).rejects.toBe(error);
+  });
+
+  it('the encrypting sink rejects with the stream error as the cause', async () => {
+    const keys = await deriveEncryptionKeys('Pw123456', { spinCount: 1000 });
+    const out = acceptingStream();
+    out.on('error', () => undefined); // as the CLI does: the stream's owner listens, not only the sink
+    const sink = createEncryptingSink({ ...keys, packageSize: 10_000, out, parallel: false });
+    await sink.write(Buffer.alloc(1000));
+    const error = enospc();
+    out.destroy(error);
+    const failure = await sink.write(Buffer.alloc(1000)).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(failure?.message).toBe('output stream failed');
+    expect(failure?.cause).toBe(error);
   });
 });

@@ -181,9 +181,20 @@ class OutputWriter {
   check(): void {
     if (this.failure) throw this.failure;
     if (this.out.destroyed || this.out.writableEnded) {
-      this.failure = new EncryptionStreamError('output stream is already closed');
+      // A write that failed destroys `out` at once but emits 'error' a tick later: the reason
+      // (ENOSPC…) is already in `out.errored`, and must not be lost behind "closed".
+      const cause = this.out.errored;
+      this.failure = cause
+        ? new EncryptionStreamError('output stream failed', { cause })
+        : new EncryptionStreamError('output stream is already closed');
       throw this.failure;
     }
+  }
+
+  /** The failure to report when `out` is seen dead: the recorded one, else the stream's own. */
+  private deadFailure(fallback: string): Error {
+    const cause = this.out.errored;
+    return this.failure ?? new EncryptionStreamError(cause ? 'output stream failed' : fallback, cause ? { cause } : undefined);
   }
 
   async push(data: Buffer): Promise<void> {
@@ -244,7 +255,7 @@ class OutputWriter {
       };
       const onError = (): void => {
         cleanup();
-        reject(this.failure ?? new EncryptionStreamError('output stream failed'));
+        reject(this.deadFailure('output stream failed'));
       };
       this.out.on('error', onError);
       this.waiters.add(onError);
@@ -280,7 +291,7 @@ class OutputWriter {
       };
       const onFailure = (): void => {
         cleanup();
-        reject(this.failure ?? new EncryptionStreamError('output stream closed while waiting for drain'));
+        reject(this.deadFailure('output stream closed while waiting for drain'));
       };
       this.out.once(event, onEvent);
       this.out.once('error', onFailure);
