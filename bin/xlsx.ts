@@ -163,6 +163,9 @@ export function scanTopLevelMembers(text: string, keys?: string[]): number {
       // The closing quote is the first one not escaped, i.e. after an even run of backslashes.
       for (;;) {
         i = text.indexOf('"', i + 1);
+        // Unterminated: the CLI scans only lines JSON.parse accepted, but the scanner is exported,
+        // and -1 would restart the scan at 0 for ever.
+        if (i === -1) throw new Error('unterminated string in a JSON text');
         let b = i - 1;
         while (text.charCodeAt(b) === BACKSLASH) b--;
         if ((i - 1 - b) % 2 === 0) break;

@@ -42,8 +42,9 @@ export class InvalidPathError extends ValidationError {
 }
 
 /**
- * Stage prefixes never reach here: behind `/{proxy+}` API Gateway passes the resource path, and
- * (REST APIs) still percent-encoded. So the path is split on its literal slashes first and each
+ * Stage prefixes never reach here: API Gateway passes `event.path` without the stage and (REST
+ * APIs) still percent-encoded; the routing is ours, from the path alone (the stack declares one
+ * resource per route, and `resource`/`pathParameters` are not read). So the path is split on its literal slashes first and each
  * segment decoded once after: `abc%2Fcancel` is one id `abc/cancel`, never a cancel route, and a
  * `%25` stays a `%` in the id. A trailing slash is tolerated. HEAD is a route of its own, on the
  * download link only: it must neither presign nor count as a download, so it is not a GET whose

@@ -3,8 +3,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 
 /**
- * Turns a Node HTTP request into the API Gateway REST (v1) proxy event the api Lambda gets
- * behind a `/{proxy+}` resource, and writes the handler's result back. Text bodies are passed
+ * Turns a Node HTTP request into the API Gateway REST (v1) proxy event the api Lambda gets, and
+ * writes the handler's result back. The event is the one a `/{proxy+}` resource would send (the
+ * stack declares a resource per route instead; the handler routes on `path` and `httpMethod` and
+ * reads neither `resource` nor `pathParameters`, so both shapes are served alike). Text bodies are passed
  * as UTF-8; anything else as base64 with isBase64Encoded, as API Gateway does for binary types.
  */
 const MAX_BODY_BYTES = 10 * 1024 * 1024; // API Gateway's payload limit

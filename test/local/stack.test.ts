@@ -205,6 +205,43 @@ describe('the data folder lock', () => {
       await writeFile(file, JSON.stringify({ pid: process.pid, startedAt: 'another holder' }));
       await again();
       expect(existsSync(file)).toBe(true);
+      await rm(file);
+
+      // A dead stack's pid now used by another program (a reboot): not a stack, taken over.
+      const { spawn } = await import('node:child_process');
+      const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+      try {
+        await writeFile(file, JSON.stringify({ pid: other.pid, startedAt: '2026-01-01T00:00:00.000Z' }));
+        const taken = await lockDataDir(dir);
+        expect(JSON.parse(await readFile(file, 'utf8')).pid).toBe(process.pid);
+        await taken();
+      } finally {
+        other.kill();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('of several takeovers of one stale lock started together, exactly one wins', async () => {
+    const { mkdtemp, rm, writeFile, readdir } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { spawnSync } = await import('node:child_process');
+    const { lockDataDir, DataDirBusyError, LOCK_FILE } = await import('../../infra/local/data-dir-lock');
+    const dir = await mkdtemp(join(tmpdir(), 'export-lock-race-'));
+    try {
+      const gone = Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
+      for (let round = 0; round < 25; round++) {
+        await writeFile(join(dir, LOCK_FILE), JSON.stringify({ pid: gone, startedAt: `round ${round}` }));
+        const outcomes = await Promise.allSettled([lockDataDir(dir), lockDataDir(dir), lockDataDir(dir)]);
+        const won = outcomes.filter((o) => o.status === 'fulfilled');
+        expect(won, `round ${round}`).toHaveLength(1);
+        for (const o of outcomes) if (o.status === 'rejected') expect(o.reason).toBeInstanceOf(DataDirBusyError);
+        await (won[0] as PromiseFulfilledResult<() => Promise<void>>).value();
+        // Nothing left behind: no lock, no takeover guard.
+        expect(await readdir(dir)).toEqual([]);
+      }
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -549,6 +549,10 @@ describe('the key scanner behind inferred columns (scanTopLevelMembers)', () => 
     expect(keysOf('{}')).toEqual([]);
     expect(keysOf('{"a":1,"a":2}')).toEqual(['a', 'a']);
   });
+
+  it('throws on an unterminated string instead of scanning for ever (it is exported: any caller may pass one)', () => {
+    for (const text of ['{"a', '{"a":"b', '{"a\\":"\\"}']) expect(() => scanTopLevelMembers(text, []), text).toThrow(/unterminated/);
+  });
 });
 
 describe('output errors keep their cause (what the CLI prints on ENOSPC)', () => {
