@@ -27,6 +27,7 @@ import {
   type PartMeta,
   type Row,
 } from '../shared/xlsx';
+import { isInheritedKey } from '../shared/xlsx/render-row';
 import { validateSheetName } from '../shared/xlsx/workbook';
 import { parseIsoWithOffset } from '../shared/iso-datetime';
 
@@ -268,7 +269,7 @@ type ColumnReader = { columns: readonly ColumnSpec[]; inherited: readonly boolea
 function columnReader(columns: readonly ColumnSpec[]): ColumnReader {
   // `constructor`, `toString`, `__proto__`…: a plain src[key] would read Object.prototype's
   // member when the line lacks the field. Decided once per column, so other keys keep a plain load.
-  return { columns, inherited: columns.map((c) => c.key in Object.prototype), present: 0 };
+  return { columns, inherited: columns.map((c) => isInheritedKey(c.key)), present: 0 };
 }
 
 /**
@@ -548,14 +549,14 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
           await new Promise<void>((done) => out.once('close', () => done()));
         }
       }
-      // The stream's own error (ENOSPC, EFBIG…) first: it says why, where the engine's error
-      // may only say that the stream died.
+      // The engine's own refusal first: writeEncryptedWorkbook destroys `out` with it, so it is
+      // also `out.errored`, and read from there it was a "failed" (exit 1) on the encrypted path
+      // but a refusal (exit 2) on the plain one. Then the stream's own error (ENOSPC, EFBIG…):
+      // it says why, where a wrapper may only say that the stream died.
+      if (failure instanceof XlsxEngineError) throw new InputError(failure.message);
       const streamError = outError ?? out.errored ?? undefined;
       if (streamError) throw streamError;
-      if (failure !== undefined) {
-        if (failure instanceof XlsxEngineError) throw new InputError(failure.message);
-        throw failure;
-      }
+      if (failure !== undefined) throw failure;
       await rename(partial, args.output);
       partialCreated = false;
       leftovers.delete(partial);

@@ -50,12 +50,6 @@ const downloadsCursorSchema = z.strictObject({
 });
 
 /**
- * Reads of one downloads page. A use is well under 1 kB (the user agent is cut to 512
- * characters), so 101 of them fit one 1 MB read; the bound only guards against items that do not.
- */
-const MAX_DOWNLOAD_PAGE_READS = 4;
-
-/**
  * Items one filtered Query reads. DynamoDB filters after reading, so asking for only the
  * matches still missing would read one item per call when matches are rare.
  */
@@ -119,44 +113,43 @@ export class DynamoAuditLog implements AuditLog {
    */
   async listDownloads(query: DownloadsQuery): Promise<DownloadsPage | null> {
     const pk = `EXPORT#${query.exportId}`;
-    let startKey: Record<string, unknown> | undefined = query.cursor ? decodeDownloadsCursor(query.cursor, pk) : undefined;
-    const requested = await this.client.send(
-      new QueryCommand({
-        TableName: this.tableName,
-        KeyConditionExpression: 'pk = :pk AND sk = :sk',
-        ExpressionAttributeValues: { ':pk': pk, ':sk': ONCE_SORT_KEYS.requested },
-        ConsistentRead: true,
-      }),
-    );
-    const head = auditEventSchema.safeParse(requested.Items?.[0]);
-    if (!head.success || head.data.type !== 'requested' || head.data.channelId !== query.channelId) return null;
-
-    const items: Record<string, unknown>[] = [];
-    for (let reads = 0; reads < MAX_DOWNLOAD_PAGE_READS && items.length <= query.limit; reads++) {
-      const page = await this.client.send(
+    const startKey = query.cursor ? decodeDownloadsCursor(query.cursor, pk) : undefined;
+    // Together: the uses are returned only if the `requested` item names the caller's channel.
+    // One read of the uses: each is well under 1 kB (the user agent is cut to 512 characters),
+    // so the 101 asked for fit DynamoDB's 1 MB page; were it ever cut short, its
+    // LastEvaluatedKey is the cursor and the next page goes on from there.
+    const [requested, page] = await Promise.all([
+      this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk AND sk = :sk',
+          ExpressionAttributeValues: { ':pk': pk, ':sk': ONCE_SORT_KEYS.requested },
+          ConsistentRead: true,
+        }),
+      ),
+      this.client.send(
         new QueryCommand({
           TableName: this.tableName,
           KeyConditionExpression: 'pk = :pk AND begins_with(sk, :downloads)',
           ExpressionAttributeValues: { ':pk': pk, ':downloads': DOWNLOADS_PREFIX },
           ScanIndexForward: true,
-          Limit: query.limit + 1 - items.length,
+          Limit: query.limit + 1,
           ConsistentRead: true,
           ...(startKey ? { ExclusiveStartKey: startKey } : {}),
         }),
-      );
-      items.push(...(page.Items ?? []));
-      startKey = page.LastEvaluatedKey;
-      if (!startKey) break;
-    }
-    // One item past the page: there is a next page, starting after the last one returned. A
-    // page the read bound cut short ends where the reads stopped.
+      ),
+    ]);
+    const head = auditEventSchema.safeParse(requested.Items?.[0]);
+    if (!head.success || head.data.type !== 'requested' || head.data.channelId !== query.channelId) return null;
+
+    // One item past the page: there is a next page, starting after the last one returned.
+    const items = page.Items ?? [];
     const taken = items.slice(0, query.limit);
     const last = taken[taken.length - 1];
-    const next = items.length > query.limit && last ? { pk: last.pk, sk: last.sk } : startKey;
-    const uses = taken.flatMap((item) => {
-      const parsed = auditEventSchema.safeParse(item);
-      return parsed.success && parsed.data.type === 'downloaded' && parsed.data.channelId === query.channelId ? [downloadView(parsed.data)] : [];
-    });
+    const next = items.length > query.limit && last ? { pk: last.pk, sk: last.sk } : page.LastEvaluatedKey;
+    const uses = parseEvents(taken).flatMap((event) =>
+      event.type === 'downloaded' && event.channelId === query.channelId ? [downloadView(event)] : [],
+    );
     return { items: uses, ...(next ? { cursor: encodeCursor(next) } : {}) };
   }
 
@@ -233,11 +226,6 @@ export class DynamoAuditLog implements AuditLog {
    */
   private async assembleEntry(requested: StoredAuditEvent): Promise<AuditEntry> {
     const pk = `EXPORT#${requested.exportId}`;
-    const parse = (items: Record<string, unknown>[] | undefined): StoredAuditEvent[] =>
-      (items ?? []).flatMap((item) => {
-        const parsed = auditEventSchema.safeParse(item);
-        return parsed.success ? [parsed.data] : [];
-      });
     const [once, recent] = await Promise.all([
       // Sort keys 0#… and 1#…: at most four items.
       this.client.send(
@@ -259,7 +247,7 @@ export class DynamoAuditLog implements AuditLog {
         }),
       ),
     ]);
-    const entry = assembleAuditEntry(requested, [...parse(once.Items), ...parse(recent.Items)]);
+    const entry = assembleAuditEntry(requested, [...parseEvents(once.Items), ...parseEvents(recent.Items)]);
     if (recent.LastEvaluatedKey) {
       const { count, capped } = await this.countDownloads(pk);
       // The listed uses exist even when the page budget stopped the count short of them.
@@ -373,26 +361,33 @@ function encodeCursor(key: Record<string, unknown>): string {
   return Buffer.from(JSON.stringify(key), 'utf8').toString('base64url');
 }
 
-function decodeCursor(cursor: string, channelKey: string): Record<string, unknown> {
+/** The stored events among raw items (an item that does not parse is skipped, not thrown). */
+function parseEvents(items: Record<string, unknown>[] | undefined): StoredAuditEvent[] {
+  return (items ?? []).flatMap((item) => {
+    const parsed = auditEventSchema.safeParse(item);
+    return parsed.success ? [parsed.data] : [];
+  });
+}
+
+/** A start key from a cursor, of the schema's shape and inside the read it is for; else 400. */
+function decodeKey<T extends Record<string, unknown>>(cursor: string, schema: z.ZodType<T>, inside: (key: T) => boolean): T {
   try {
-    const parsed = cursorSchema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
-    // A cursor from another channel must not become a way to page through that channel's trail.
-    if (parsed.gsi1pk !== channelKey) throw new InvalidAuditCursorError();
-    return parsed;
+    const parsed = schema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+    if (inside(parsed)) return parsed;
   } catch {
-    throw new InvalidAuditCursorError();
+    // reported below, as any other bad cursor
   }
+  throw new InvalidAuditCursorError();
+}
+
+function decodeCursor(cursor: string, channelKey: string): Record<string, unknown> {
+  // A cursor from another channel must not become a way to page through that channel's trail.
+  return decodeKey(cursor, cursorSchema, (key) => key.gsi1pk === channelKey);
 }
 
 function decodeDownloadsCursor(cursor: string, pk: string): Record<string, unknown> {
-  try {
-    const parsed = downloadsCursorSchema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
-    // Another export's cursor must not start this export's read somewhere else.
-    if (parsed.pk !== pk) throw new InvalidAuditCursorError();
-    return parsed;
-  } catch {
-    throw new InvalidAuditCursorError();
-  }
+  // Another export's cursor must not start this export's read somewhere else.
+  return decodeKey(cursor, downloadsCursorSchema, (key) => key.pk === pk);
 }
 
 function stripUndefined<T extends Record<string, unknown>>(value: T): T {

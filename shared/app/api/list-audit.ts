@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { NotFoundError, requirePermission, ValidationError } from '../../domain';
+import { requirePermission, ValidationError } from '../../domain';
 import type { Principal } from '../../auth/principal';
 import type { AuditEntry, DownloadsPage } from '../../ports/audit-log';
 import { openCursor, sealCursor } from './cursor';
 import type { ApiDeps } from './deps';
 import { canonicalJson } from './hmac';
-import { exportIdSchema } from './read-exports';
+import { exportIdSchema, exportNotFound } from './read-exports';
 
 /**
  * An audit entry as the API returns it. `links.downloads` is there when `downloads` lists fewer
@@ -109,9 +109,8 @@ export async function listExportDownloads(
   const parsed = listDownloadsQuerySchema.safeParse(query);
   if (!parsed.success) throw invalidQuery(parsed.error);
   const q = parsed.data;
-  const notFound = () => new NotFoundError('no export with this id', { code: 'EXPORT_NOT_FOUND', field: 'exportId' });
   // A malformed id cannot name an export: the same 404 as a missing one, and no table read.
-  if (!exportIdSchema.safeParse(exportId).success) throw notFound();
+  if (!exportIdSchema.safeParse(exportId).success) throw exportNotFound();
   // Bound to the channel and the export, as GET /v1/audit's cursor is to its query: another
   // export's cursor would start this export's read at a key outside it.
   const scope = `audit-downloads\0${principal.channelId}\0${exportId}`;
@@ -122,6 +121,6 @@ export async function listExportDownloads(
     limit: q.limit,
   });
   // Another channel's export is as unknown as a missing one: existence is not disclosed.
-  if (!page) throw notFound();
+  if (!page) throw exportNotFound();
   return { items: page.items, ...(page.cursor ? { cursor: sealCursor(deps.hmacSecret, scope, page.cursor) } : {}) };
 }

@@ -15,7 +15,8 @@ function canSee(principal: Principal, job: ExportJob): boolean {
   return job.channelId === principal.channelId && (job.managerId === principal.managerId || hasPermission(principal, 'audit:read'));
 }
 
-function notFound(): NotFoundError {
+/** The one 404 for an export a caller may not see: missing, malformed id or another channel's. */
+export function exportNotFound(): NotFoundError {
   return new NotFoundError('no export with this id', { code: 'EXPORT_NOT_FOUND', field: 'exportId' });
 }
 
@@ -26,9 +27,9 @@ async function loadVisibleJob(deps: ApiDeps, principal: Principal, exportId: str
     requirePermission(principal, 'export:download');
   }
   // A malformed id cannot name an export: same 404 as a missing one, and no table read.
-  if (!exportIdSchema.safeParse(exportId).success) throw notFound();
+  if (!exportIdSchema.safeParse(exportId).success) throw exportNotFound();
   const job = await deps.store.getJob(principal.channelId, exportId);
-  if (!job || !canSee(principal, job)) throw notFound();
+  if (!job || !canSee(principal, job)) throw exportNotFound();
   return job;
 }
 
