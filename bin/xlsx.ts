@@ -432,11 +432,11 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
     return undefined;
   }
   const started = performance.now();
-  let columns = args.columnsFile ? await readColumns(args.columnsFile) : undefined;
-  let reader = columns ? columnReader(columns) : undefined;
+  // The columns, once known: from --columns, else from the first row (reader.columns).
+  let reader = args.columnsFile ? columnReader(await readColumns(args.columnsFile)) : undefined;
   // Without --columns the columns are the first row's fields, so a later field that is not one
   // would be dropped without a word: refused. With --columns, leaving fields out is the point.
-  const strict = columns === undefined;
+  const strict = reader === undefined;
   let columnsLine = 0;
   await checkPaths(args.input, args.output);
   const work = await mkdtemp(join(tmpdir(), 'xlsx-cli-'));
@@ -483,10 +483,9 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
         // V8's message quotes the input; rows may hold personal data, so name only the line.
         throw new InputError(`line ${line}: not valid JSON`);
       }
-      if (!columns || !reader) {
+      if (!reader) {
         if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InputError(`line ${line}: expected a JSON object`);
-        columns = inferColumns(text, json as Record<string, unknown>, line);
-        reader = columnReader(columns);
+        reader = columnReader(inferColumns(text, json as Record<string, unknown>, line));
         columnsLine = line;
       }
       if (rows >= MAX_ROWS) throw new InputError(`line ${line}: more than ${MAX_ROWS.toLocaleString('en-US')} data rows`);
@@ -497,10 +496,10 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
       // compared with the distinct keys JSON.parse kept.
       const members = scanTopLevelMembers(text);
       if (members !== (strict ? reader.present : Object.keys(json as object).length)) {
-        const error = memberError(text, columns, line, strict, columnsLine);
+        const error = memberError(text, reader.columns, line, strict, columnsLine);
         if (error) throw error;
       }
-      encoder ??= createPartEncoder(columns, { timeZone: args.timeZone, startRow: rows + 2 });
+      encoder ??= createPartEncoder(reader.columns, { timeZone: args.timeZone, startRow: rows + 2 });
       try {
         encoder.add(row);
       } catch (err) {
@@ -510,11 +509,11 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
       rows++;
       if (encoder.rowCount >= ROWS_PER_PART) await finishPart();
     }
-    if (!columns) throw new InputError(`--in ${args.input}: no rows (an empty input has no columns)`);
+    if (!reader) throw new InputError(`--in ${args.input}: no rows (an empty input has no columns)`);
     await finishPart();
     await partsFile.close();
 
-    const sheets = [{ name: args.sheet, columns, parts: parts.map(({ offset: _o, ...meta }) => meta) }];
+    const sheets = [{ name: args.sheet, columns: [...reader.columns], parts: parts.map(({ offset: _o, ...meta }) => meta) }];
     const readPart = async (_sheet: number, index: number) => {
       const p = parts[index]!;
       if (p.compressedLength === 0) return Buffer.alloc(0);

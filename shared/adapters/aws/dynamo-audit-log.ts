@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { PutCommand, QueryCommand, type DynamoDBDocumentClient, type QueryCommandInput, type QueryCommandOutput } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { ValidationError } from '../../domain/errors';
 import {
@@ -127,17 +127,12 @@ export class DynamoAuditLog implements AuditLog {
           ConsistentRead: true,
         }),
       ),
-      this.client.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :downloads)',
-          ExpressionAttributeValues: { ':pk': pk, ':downloads': DOWNLOADS_PREFIX },
-          ScanIndexForward: true,
-          Limit: query.limit + 1,
-          ConsistentRead: true,
-          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-        }),
-      ),
+      this.queryDownloads(pk, {
+        ScanIndexForward: true,
+        Limit: query.limit + 1,
+        ConsistentRead: true,
+        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+      }),
     ]);
     const head = auditEventSchema.safeParse(requested.Items?.[0]);
     if (!head.success || head.data.type !== 'requested' || head.data.channelId !== query.channelId) return null;
@@ -236,16 +231,7 @@ export class DynamoAuditLog implements AuditLog {
           ConsistentRead: true,
         }),
       ),
-      this.client.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :downloads)',
-          ExpressionAttributeValues: { ':pk': pk, ':downloads': DOWNLOADS_PREFIX },
-          ScanIndexForward: false,
-          Limit: MAX_LISTED_DOWNLOADS,
-          ConsistentRead: true,
-        }),
-      ),
+      this.queryDownloads(pk, { ScanIndexForward: false, Limit: MAX_LISTED_DOWNLOADS, ConsistentRead: true }),
     ]);
     const entry = assembleAuditEntry(requested, [...parseEvents(once.Items), ...parseEvents(recent.Items)]);
     if (recent.LastEvaluatedKey) {
@@ -257,6 +243,21 @@ export class DynamoAuditLog implements AuditLog {
     return entry;
   }
 
+  /** One Query over an export's link uses (sort keys `2#downloaded#…`): listing, recent, count. */
+  private queryDownloads(
+    pk: string,
+    options: Pick<QueryCommandInput, 'ScanIndexForward' | 'Limit' | 'ConsistentRead' | 'ExclusiveStartKey' | 'Select'>,
+  ): Promise<QueryCommandOutput> {
+    return this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :downloads)',
+        ExpressionAttributeValues: { ':pk': pk, ':downloads': DOWNLOADS_PREFIX },
+        ...options,
+      }),
+    );
+  }
+
   /**
    * Only when there are more than the listed ones: a COUNT query returns no items. Bounded by
    * downloadCountCap: `capped` says more uses exist than `count` (a lower bound then).
@@ -266,17 +267,12 @@ export class DynamoAuditLog implements AuditLog {
     let count = 0;
     let startKey: Record<string, unknown> | undefined;
     for (let pages = 0; pages < maxPages; pages++) {
-      const page = await this.client.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :downloads)',
-          ExpressionAttributeValues: { ':pk': pk, ':downloads': DOWNLOADS_PREFIX },
-          Select: 'COUNT',
-          // One item past the cap: a link used exactly `maxItems` times is not reported capped.
-          Limit: maxItems + 1 - count,
-          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-        }),
-      );
+      const page = await this.queryDownloads(pk, {
+        Select: 'COUNT',
+        // One item past the cap: a link used exactly `maxItems` times is not reported capped.
+        Limit: maxItems + 1 - count,
+        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+      });
       count += page.Count ?? 0;
       startKey = page.LastEvaluatedKey;
       if (count > maxItems) return { count: maxItems, capped: true };

@@ -1,4 +1,12 @@
-import { DomainError } from '../../domain/errors';
+import type { z } from 'zod';
+import { DomainError, ValidationError } from '../../domain/errors';
+
+/** A query string that does not parse: 400 INVALID_QUERY naming the first bad parameter. */
+export function invalidQuery(error: z.ZodError): ValidationError {
+  const issue = error.issues[0];
+  const field = issue?.path.join('.') || 'query';
+  return new ValidationError(`${field}: ${issue?.message ?? 'invalid'}`, { code: 'INVALID_QUERY', field });
+}
 
 /** Same Idempotency-Key, different body: the client reused a key for another request. */
 export class IdempotencyKeyReusedError extends DomainError {

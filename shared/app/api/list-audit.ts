@@ -1,8 +1,9 @@
 import { z } from 'zod';
-import { requirePermission, ValidationError } from '../../domain';
+import { requirePermission } from '../../domain';
 import type { Principal } from '../../auth/principal';
 import type { AuditEntry, DownloadsPage } from '../../ports/audit-log';
 import { openCursor, sealCursor } from './cursor';
+import { invalidQuery } from './errors';
 import type { ApiDeps } from './deps';
 import { canonicalJson } from './hmac';
 import { exportIdSchema, exportNotFound } from './read-exports';
@@ -30,25 +31,24 @@ const instant = z
     message: 'must fall between the years 0000 and 9999 in UTC',
   });
 
+/** Paging of both audit reads: their limits and cursors follow one rule. */
+const auditPageFields = {
+  cursor: z.string().min(1).max(4096).optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+};
+
 export const listAuditQuerySchema = z
   .strictObject({
     from: instant.optional(),
     to: instant.optional(),
     managerId: z.string().min(1).max(200).optional(),
     kind: z.enum(['cases', 'contacts']).optional(),
-    cursor: z.string().min(1).max(4096).optional(),
-    limit: z.coerce.number().int().min(1).max(100).default(50),
+    ...auditPageFields,
   })
   .refine((q) => !q.from || !q.to || toInstant(q.from, 'start') <= toInstant(q.to, 'end'), {
     message: 'to must not be before from',
     path: ['to'],
   });
-
-function invalidQuery(error: z.ZodError): ValidationError {
-  const issue = error.issues[0];
-  const field = issue?.path.join('.') || 'query';
-  return new ValidationError(`${field}: ${issue?.message ?? 'invalid'}`, { code: 'INVALID_QUERY', field });
-}
 
 function toInstant(value: string, edge: 'start' | 'end'): string {
   if (/^\d{4}-\d{2}-\d{2}$/.test(value)) return edge === 'start' ? `${value}T00:00:00.000Z` : `${value}T23:59:59.999Z`;
@@ -88,10 +88,7 @@ function withDownloadsLink(deps: ApiDeps, entry: AuditEntry): AuditEntryView {
   return { ...entry, links: { downloads: `${deps.publicBaseUrl}/v1/audit/exports/${entry.exportId}/downloads` } };
 }
 
-export const listDownloadsQuerySchema = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(100).default(50),
-  cursor: z.string().min(1).max(4096).optional(),
-});
+export const listDownloadsQuerySchema = z.strictObject(auditPageFields);
 
 /**
  * GET /v1/audit/exports/{exportId}/downloads: every use of an export's link, oldest first, for

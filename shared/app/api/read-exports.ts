@@ -1,9 +1,10 @@
 import { z } from 'zod';
-import { ConflictError, cooldownKey, hasPermission, NotFoundError, PermissionDeniedError, requirePermission, ValidationError } from '../../domain';
+import { ConflictError, cooldownKey, hasPermission, NotFoundError, PermissionDeniedError, requirePermission } from '../../domain';
 import type { Principal } from '../../auth/principal';
 import { dispatchUnfinished, terminalStatuses, unfinishedStatuses, type ExportJob } from '../export-job';
 import type { ApiDeps } from './deps';
 import { openCursor, sealCursor } from './cursor';
+import { invalidQuery } from './errors';
 import { toExportView, type ExportView } from './view';
 
 /**
@@ -88,11 +89,7 @@ export async function listExports(
 ): Promise<{ items: ExportView[]; cursor?: string }> {
   requirePermission(principal, 'export:download');
   const parsed = listExportsQuerySchema.safeParse(query);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue?.path.join('.') || 'query';
-    throw new ValidationError(`${field}: ${issue?.message ?? 'invalid'}`, { code: 'INVALID_QUERY', field });
-  }
+  if (!parsed.success) throw invalidQuery(parsed.error);
   const scope = `${principal.channelId}\0${principal.managerId}`;
   const storeCursor = parsed.data.cursor ? openCursor(deps.hmacSecret, scope, parsed.data.cursor) : undefined;
   const page = await deps.store.listJobs(principal.channelId, principal.managerId, storeCursor, parsed.data.limit);
