@@ -297,6 +297,56 @@ describe('POST /v1/exports', () => {
     fakes.dispatcher.failDispatch = false;
     expect((await create('api-create-export-cases.json')).status).toBe(202);
   });
+  it('a 429 refusal frees the Idempotency-Key it took: a corrected body may use it once the window has passed', async () => {
+    expect((await create('api-create-export-cases.json')).status).toBe(202);
+    const keyed = async (to: string) => {
+      const ev = loadEvent('api-create-export-cases.json', { TOKEN: await token({}, fakes.clock.now()), PASSWORD });
+      ev.headers['Idempotency-Key'] = 'key-K-12345';
+      ev.body = JSON.stringify({ ...(JSON.parse(ev.body as string) as Record<string, unknown>), to });
+      return call(ev);
+    };
+    const refused = await keyed('2026-02-28');
+    expect(refused.status).toBe(429);
+    expect(fakes.store.idem.size).toBe(0);
+    fakes.clock.advance(31 * 60_000);
+    const corrected = await keyed('2026-02-27');
+    expect(corrected.status).toBe(202);
+    expect(corrected.headers['Idempotency-Replayed']).toBeUndefined();
+  });
+
+  it('a retry with the same Idempotency-Key after a DISPATCH_FAILED 500 starts a new export, not a 202 replay of the dead one', async () => {
+    fakes.dispatcher.failDispatch = true;
+    expect((await create()).status).toBe(500);
+    const [dead] = [...fakes.store.jobs.values()];
+    expect(dead).toMatchObject({ status: 'failed', error: { code: 'DISPATCH_FAILED' } });
+    fakes.dispatcher.failDispatch = false;
+    const retry = await create();
+    expect(retry.status).toBe(202);
+    expect(retry.body.status).toBe('queued');
+    expect(retry.body.exportId).not.toBe(dead?.exportId);
+    expect(retry.headers['Idempotency-Replayed']).toBeUndefined();
+    // ...and from then on the key replays the live export.
+    const replay = await create();
+    expect(replay.body.exportId).toBe(retry.body.exportId);
+    expect(replay.headers['Idempotency-Replayed']).toBe('true');
+  });
+
+  it('the key of an export that failed to start is taken anew even when freeing it failed at the time', async () => {
+    fakes.dispatcher.failDispatch = true;
+    const release = fakes.store.releaseIdempotencyRecord.bind(fakes.store);
+    fakes.store.releaseIdempotencyRecord = async () => {
+      throw new Error('simulated table outage');
+    };
+    expect((await create()).status).toBe(500);
+    expect(fakes.store.idem.size).toBe(1);
+    fakes.store.releaseIdempotencyRecord = release;
+    fakes.dispatcher.failDispatch = false;
+    const deadId = [...fakes.store.jobs.keys()][0];
+    const retry = await create();
+    expect(retry.status).toBe(202);
+    expect(retry.body.exportId).not.toBe(deadId);
+    expect(fakes.store.jobs.get(retry.body.exportId as string)?.status).toBe('queued');
+  });
 });
 
 describe('an export whose dispatch was cut short', () => {

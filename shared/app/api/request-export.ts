@@ -58,7 +58,8 @@ export async function requestExport(
   const now = deps.clock.now();
   let exportId = newExportId(now, deps.random);
 
-  if (idempotencyKey !== undefined) {
+  // At most twice: a key whose export failed to start is taken anew once (below).
+  for (let attempt = 0; idempotencyKey !== undefined; attempt++) {
     if (!IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw new ValidationError('Idempotency-Key must be 8-128 characters of letters, digits, ".", "_", ":" or "-"', {
         code: 'INVALID_IDEMPOTENCY_KEY',
@@ -76,8 +77,16 @@ export async function requestExport(
       const existing = saved.existing;
       if (!existing) throw new Error('idempotency record exists but could not be read');
       if (!equalHex(existing.requestHash, requestHash)) throw new IdempotencyKeyReusedError();
+      const job = await deps.store.getJob(principal.channelId, existing.exportId);
+      if (job && failedToStart(job) && attempt === 0) {
+        // The first attempt's export was created but never started (its caller got a 5xx): a
+        // retry is what that 5xx asked for, so the key starts a new export instead of replaying
+        // a dead one with 202. Normally the failed attempt freed the key itself; this covers a
+        // failed release. Conditional on the dead exportId: a concurrent retry's record stands.
+        await deps.store.releaseIdempotencyRecord(principal.channelId, principal.managerId, idempotencyKey, existing.exportId);
+        continue;
+      }
       exportId = existing.exportId;
-      const job = await deps.store.getJob(principal.channelId, exportId);
       if (job) {
         // The first attempt may have stopped between creating the job and enqueueing its last
         // chunk; the chunks it did send may already have moved the job to `running`.
@@ -86,15 +95,16 @@ export async function requestExport(
       }
       // No job yet: the first attempt crashed early (or is still running): carry on with its id.
     }
+    break;
   }
 
   const holdKey = cooldownKey(principal.channelId, principal.managerId, request.kind);
   const windowSeconds = cooldownWindowSeconds(request.kind, deps.policy);
-  if (windowSeconds > 0) await acquireCooldown(deps, principal.channelId, holdKey, exportId, windowSeconds, request);
-
   let created = false;
   let audited = false;
   try {
+    // Inside the try: a 429 is a refusal like any other 4xx and must free the key it took.
+    if (windowSeconds > 0) await acquireCooldown(deps, principal.channelId, holdKey, exportId, windowSeconds, request);
     const keys = await deps.deriveKeys(request.password);
     let wrappedKey: string;
     try {
@@ -174,6 +184,9 @@ async function undoFailedRequest(
   // Best effort: the original error is what the caller must see.
   const at = deps.clock.now().toISOString();
   const failedEvent = { type: 'failed' as const, exportId, channelId: principal.channelId, at, code: 'DISPATCH_FAILED', message: 'the export could not be started' };
+  // Known only once we know no concurrent retry made this export its own (below). When that
+  // read fails the hold stays: a hold whose export does not exist is taken over once stale.
+  let ownsHold = done.created;
   try {
     if (done.created) {
       // `running` too: chunks from a dispatch's first batches may have started the job while the
@@ -187,25 +200,39 @@ async function undoFailedRequest(
         notifyEnqueued: true,
       });
       if (failed) await deps.audit.append(failedEvent);
-    } else if (await deps.store.getJob(principal.channelId, exportId)) {
-      // A concurrent retry with the same Idempotency-Key created this export: it is that call's,
-      // and so is the cooldown it holds under the same exportId.
-      return;
-    } else if (done.idempotencyKey !== undefined && !done.audited && cause instanceof DomainError) {
-      // Refused (4xx) before any export existed: a retry of the same body is refused the same
-      // way, so the key holds nothing worth keeping, and a corrected body may use it (as a
-      // request the schema refused never took it). A 5xx keeps it for the retry to resume.
-      await deps.store.releaseIdempotencyRecord(principal.channelId, principal.managerId, done.idempotencyKey, exportId);
-    } else if (done.audited && done.idempotencyKey === undefined) {
-      // The trail already says "requested" and no export will ever follow: say so. Not with an
-      // Idempotency-Key: its retry carries on under this exportId and may still create the
-      // export, and the trail's once-per-export `failed` would then stand beside it for good.
-      await deps.audit.append({ ...failedEvent, message: 'the export could not be created' });
+      // This export will never run: its key must not replay it. The retry the 5xx asks for
+      // (same key, same or corrected body) starts a new export.
+      if (failed && done.idempotencyKey !== undefined) {
+        await deps.store.releaseIdempotencyRecord(principal.channelId, principal.managerId, done.idempotencyKey, exportId);
+      }
+    } else if (!(await deps.store.getJob(principal.channelId, exportId))) {
+      // (Had a concurrent retry with the same Idempotency-Key created this export, it would be
+      // that call's, and so would the cooldown it holds under the same exportId.)
+      ownsHold = true;
+      if (done.idempotencyKey !== undefined && !done.audited && cause instanceof DomainError) {
+        // Refused (4xx, a 429 too) before any export existed: a retry of the same body is
+        // refused the same way, so the key holds nothing worth keeping, and a corrected body
+        // may use it (as a request the schema refused never took it). A 5xx keeps it for the
+        // retry to resume.
+        await deps.store.releaseIdempotencyRecord(principal.channelId, principal.managerId, done.idempotencyKey, exportId);
+      } else if (done.audited && done.idempotencyKey === undefined) {
+        // The trail already says "requested" and no export will ever follow: say so. Not with an
+        // Idempotency-Key: its retry carries on under this exportId and may still create the
+        // export, and the trail's once-per-export `failed` would then stand beside it for good.
+        await deps.audit.append({ ...failedEvent, message: 'the export could not be created' });
+      }
     }
-    await deps.cooldowns.release(holdKey, exportId);
   } catch {
-    // Best effort (above): what is left is a held key or hold, each freed by its TTL.
+    // Best effort (above): what is left is a held key, freed by its TTL (or by the retry).
   }
+  // Apart from the steps above, so that their failure cannot leave the manager locked out for
+  // the whole window. Conditional on this exportId: another request's hold is never touched.
+  if (ownsHold) await deps.cooldowns.release(holdKey, exportId).catch(() => undefined);
+}
+
+/** A job this API created and then failed because its chunks could not be sent (undoFailedRequest). */
+function failedToStart(job: ExportJob): boolean {
+  return job.status === 'failed' && job.error?.code === 'DISPATCH_FAILED';
 }
 
 /**
