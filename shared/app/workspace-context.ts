@@ -7,6 +7,7 @@ import {
   resolveSegment,
   segmentSchema,
   userColumns,
+  ValidationError,
   type ChannelSettings,
   type ColumnSpec,
   type Directory,
@@ -96,11 +97,35 @@ export async function compileRequestPredicate(
         definition.segmentFilter !== undefined
           ? definition.segmentFilter
           : resolveSegment(await loadSegment(workspace.source, workspace.channelId, segmentId), segmentId);
-      return compileFilter(filter, 'users', base);
+      try {
+        return compileFilter(filter, 'users', base);
+      } catch (error) {
+        throw asSegmentError(error);
+      }
     }
     default:
       return compileFilter(undefined, 'users', base);
   }
+}
+
+/**
+ * A segment's saved conditions that no longer fit the workspace (a key archived or retyped since
+ * it was saved) are the segment's fault, not the request's: the request sent no `filter`, so the
+ * error says SEGMENT_INVALID (C4) and names the paths inside the segment, as resolveSegment does
+ * for a segment that no longer parses. The inner reason (and its rule, e.g. C5) stays in the
+ * message and issues.
+ */
+function asSegmentError(error: unknown): unknown {
+  if (!(error instanceof ValidationError)) return error;
+  const inSegment = (path: string): string => (path.startsWith('filter') ? `segment.${path}` : path);
+  const issues = error.issues.map((i) => ({ ...i, path: inSegment(i.path) }));
+  const field = error.field !== undefined ? inSegment(error.field) : 'segmentId';
+  return new ValidationError(`the segment's saved conditions no longer validate (rule C4): ${inSegment(error.message)}`, {
+    code: 'SEGMENT_INVALID',
+    field,
+    rule: 'C4',
+    issues,
+  });
 }
 
 /** Items to store for a workspace (seeding and imports). */

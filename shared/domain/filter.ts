@@ -538,7 +538,9 @@ function compileCondition(c: FilterCondition, path: string, target: FilterTarget
     case 'between': {
       const from = toBound(kind, c.from, `${path}.from`, env);
       const to = toBound(kind, c.to, `${path}.to`, env);
-      if (to.hi < from.lo) throw bad(`${path}.to`, 'must not be below from');
+      // A date-only `to` ends where its next day starts (exclusive): equal to `from`'s start, it
+      // is the day before `from`, and the range would silently match nothing.
+      if (to.hiInclusive ? to.hi < from.lo : to.hi <= from.lo) throw bad(`${path}.to`, 'must not be below from');
       const lo = from.lo;
       const hi = to.hi;
       return to.hiInclusive

@@ -141,6 +141,16 @@ describe('C2 date-only bounds are calendar days in the export time zone', () => 
     expect(attempt).toThrow(new RegExp(`conditions\\[0\\]\\.${field}.*(real|exist)`));
   });
 
+  it('C2: a between that ends the day before it starts is refused, naming `to` (it matched nothing, silently)', () => {
+    for (const to of ['2025-07-01', '2025-06-30']) {
+      const attempt = () => run({ field: 'lastSeenAt', op: 'between', from: '2025-07-02', to }, 'Asia/Seoul');
+      expect(attempt).toThrow(ValidationError);
+      expect(attempt).toThrow(/conditions\[0\]\.to.*must not be below from/);
+    }
+    // An instant `to` equal to `from`'s first moment is one instant: allowed.
+    expect(run({ field: 'lastSeenAt', op: 'between', from: '2025-07-02', to: '2025-07-02T00:00:00+09:00' }, 'Asia/Seoul')).toEqual(['c']);
+  });
+
   it('C2: 24:00 is the end of the day, as the date cells read it', () => {
     expect(run({ field: 'lastSeenAt', op: 'lt', value: '2025-06-30T24:00:00+09:00' })).toEqual(['d']);
   });

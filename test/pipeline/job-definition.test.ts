@@ -98,6 +98,28 @@ describe('the API pins the export definition at the request (plan)', () => {
     expect(stored.size).toBe(0);
   });
 
+  it("C4: a segment whose saved conditions no longer fit the workspace is SEGMENT_INVALID naming the segment's path, not a FILTER_* error on a filter the request never sent", async () => {
+    const archived: ProfileSchema = { keys: [{ key: 'tier', type: 'string', order: 1, archived: true }, { key: 'spend', type: 'number', order: 2, archived: false }] };
+    const cases: [unknown, string, RegExp][] = [
+      [{ field: 'profile.tier', op: 'eq', value: 'gold' }, 'segment.filter.groups[0].conditions[0].field', /archived.*C5/],
+      [{ field: 'profile.spend', op: 'contains', value: '1' }, 'segment.filter.groups[0].conditions[0].op', /./],
+    ];
+    for (const [condition, field, reason] of cases) {
+      const { dispatcher, stored } = dispatcherWith({
+        [workspaceSk.segment('s9')]: { id: 's9', name: 'old', filter: { join: 'and', groups: [{ join: 'and', conditions: [condition] }] } },
+        [workspaceSk.userProfileSchema]: archived,
+      });
+      const planned = dispatcher.plan({ exportId: 'e9', channelId: 'ch', request: contacts({ scope: 'segment', segmentId: 's9' }) });
+      await expect(planned).rejects.toBeInstanceOf(ValidationError);
+      await expect(planned).rejects.toMatchObject({ code: 'SEGMENT_INVALID', rule: 'C4', field, message: expect.stringMatching(reason) });
+      expect(stored.size).toBe(0);
+    }
+    // A request's own filter keeps its FILTER_* code and path.
+    const { dispatcher } = dispatcherWith({ [workspaceSk.userProfileSchema]: archived });
+    const own = dispatcher.plan({ exportId: 'e10', channelId: 'ch', request: contacts({ scope: 'filter', filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'profile.tier', op: 'eq', value: 'gold' }] }] } }) });
+    await expect(own).rejects.toMatchObject({ code: 'FILTER_UNKNOWN_FIELD', field: 'filter.groups[0].conditions[0].field' });
+  });
+
   it('C2: a filter date-time that does not exist is refused at the request (400 naming the field), nothing stored', async () => {
     // Date.parse alone would read 2023-02-29 as March 1 and export from the wrong day.
     const { dispatcher, stored } = dispatcherWith({});
