@@ -4,7 +4,8 @@
  *                    [--name "Kim"] [--expires 12h]
  */
 import { parseArgs } from 'node:util';
-import { devTokenInputSchema, signDevToken } from '../shared/auth';
+import { DEFAULT_MAX_TOKEN_LIFETIME_SECONDS, devTokenInputSchema, parseSpanSeconds, signDevToken } from '../shared/auth';
+import { intSetting } from '../shared/config';
 
 const usage =
   'usage: npm run token -- --channel C --manager M --permission export:download [--permission audit:read] [--name N] [--expires 12h]';
@@ -48,6 +49,15 @@ async function main(): Promise<void> {
     const issue = parsed.error.issues[0];
     const flag = FLAGS[String(issue?.path[0])] ?? 'arguments';
     throw new Error(`${flag}: ${issue?.message ?? 'invalid'}\n${usage}`);
+  }
+  // The stack refuses a token valid for longer than its JWT_MAX_LIFETIME_SECONDS: say so here,
+  // not with a 401 at the first request.
+  const max = intSetting(60, 30 * 86_400).default(DEFAULT_MAX_TOKEN_LIFETIME_SECONDS).safeParse(process.env.JWT_MAX_LIFETIME_SECONDS);
+  if (!max.success) throw new Error(`JWT_MAX_LIFETIME_SECONDS: ${max.error.issues[0]?.message ?? 'invalid'}`);
+  const { expiresIn } = parsed.data;
+  const seconds = typeof expiresIn === 'number' ? expiresIn : parseSpanSeconds(expiresIn);
+  if (seconds > max.data) {
+    throw new Error(`--expires: at most ${max.data} seconds; the stack refuses a token valid for longer (JWT_MAX_LIFETIME_SECONDS)\n${usage}`);
   }
   console.log(await signDevToken(parsed.data));
 }

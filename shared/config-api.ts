@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConfigError, cooldownMinutesSetting, positiveIntSetting } from './config';
+import { ConfigError, cooldownMinutesSetting, intSetting, positiveIntSetting } from './config';
 
 /**
  * The api function's own settings (beside shared/config.ts, which every function reads).
@@ -14,6 +14,8 @@ export const apiConfigSchema = z.object({
   JWT_JWKS_URL: z.url().optional(),
   /** Local stack only (HS256). */
   JWT_DEV_SECRET: z.string().min(32).optional(),
+  /** The longest a bearer token may stay valid (shared/auth/verify-token.ts; default one day). */
+  JWT_MAX_LIFETIME_SECONDS: intSetting(60, 30 * 86_400).optional(),
   /**
    * Secret for the API's own HMACs (idempotency body hashes, list cursors). Optional: when
    * unset, a key derived from the link signing secret is used (domain-separated).
@@ -37,7 +39,9 @@ export const apiConfigSchema = z.object({
   /** Key-derivation spin count (ECMA-376 default 100,000); only tests lower it. */
   KEY_SPIN_COUNT: positiveInt.optional(),
 });
-export type ApiConfig = z.infer<typeof apiConfigSchema> & { jwt: { issuer: string; audience: string; jwksUrl?: string; devSecret?: string } };
+export type ApiConfig = z.infer<typeof apiConfigSchema> & {
+  jwt: { issuer: string; audience: string; jwksUrl?: string; devSecret?: string; maxLifetimeSeconds?: number };
+};
 
 export function parseApiConfig(env: Record<string, string | undefined>, defaults: { devSecret: string; devIssuer: string; devAudience: string }): ApiConfig {
   const result = apiConfigSchema.safeParse(env);
@@ -62,5 +66,6 @@ export function parseApiConfig(env: Record<string, string | undefined>, defaults
   const jwt = c.JWT_JWKS_URL
     ? { issuer: c.JWT_ISSUER as string, audience: c.JWT_AUDIENCE as string, jwksUrl: c.JWT_JWKS_URL }
     : { issuer: c.JWT_ISSUER ?? defaults.devIssuer, audience: c.JWT_AUDIENCE ?? defaults.devAudience, devSecret: c.JWT_DEV_SECRET ?? defaults.devSecret };
-  return { ...c, jwt };
+  const lifetime = c.JWT_MAX_LIFETIME_SECONDS !== undefined ? { maxLifetimeSeconds: c.JWT_MAX_LIFETIME_SECONDS } : {};
+  return { ...c, jwt: { ...jwt, ...lifetime } };
 }

@@ -2,6 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayAuthorizerResult, APIGatewayTokenAuthorizerEvent } from 'aws-lambda';
 import { z } from 'zod';
 import { createTokenVerifier } from '../../shared/auth';
+import { intSetting } from '../../shared/config';
 import { SERVICE_NAME } from '../../shared/metric-names';
 import { createAuthorize } from './authorize';
 
@@ -10,6 +11,7 @@ const envSchema = z.object({
   JWT_ISSUER: z.string().min(1),
   JWT_AUDIENCE: z.string().min(1),
   JWT_JWKS_URL: z.url(),
+  JWT_MAX_LIFETIME_SECONDS: intSetting(60, 30 * 86_400).optional(),
 });
 
 const logger = new Logger({ serviceName: SERVICE_NAME, logLevel: 'INFO' });
@@ -25,7 +27,12 @@ function readEnv(env: Record<string, string | undefined>) {
 const env = readEnv(process.env);
 // Module scope: the JWKS fetched on the first call is reused by every warm invocation.
 const authorize = createAuthorize({
-  verifier: createTokenVerifier({ issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE, jwksUrl: env.JWT_JWKS_URL }),
+  verifier: createTokenVerifier({
+    issuer: env.JWT_ISSUER,
+    audience: env.JWT_AUDIENCE,
+    jwksUrl: env.JWT_JWKS_URL,
+    ...(env.JWT_MAX_LIFETIME_SECONDS !== undefined ? { maxLifetimeSeconds: env.JWT_MAX_LIFETIME_SECONDS } : {}),
+  }),
   onRejected: (reason) => logger.info('bearer token rejected', { reason }),
 });
 

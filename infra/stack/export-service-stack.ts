@@ -114,7 +114,12 @@ export class ExportServiceStack extends Stack {
     };
     // Bearer verification settings: the authorizer's, and the api's (shared/config-api.ts), which
     // verifies tokens itself when no authorizer context is present.
-    const jwtEnvironment = { JWT_ISSUER: config.jwtIssuer, JWT_AUDIENCE: config.jwtAudience, JWT_JWKS_URL: config.jwtJwksUrl };
+    const jwtEnvironment = {
+      JWT_ISSUER: config.jwtIssuer,
+      JWT_AUDIENCE: config.jwtAudience,
+      JWT_JWKS_URL: config.jwtJwksUrl,
+      ...(config.jwtMaxLifetimeSeconds !== undefined ? { JWT_MAX_LIFETIME_SECONDS: String(config.jwtMaxLifetimeSeconds) } : {}),
+    };
     const logRetention = toRetentionDays(config.logRetentionDays);
     const makeFunction = (name: FunctionName, description: string, environment: Record<string, string>) =>
       new ServiceFunction(this, `${capitalize(name)}Function`, {

@@ -30,6 +30,8 @@ export const stackConfigSchema = z.object({
   jwtIssuer: z.string().min(1),
   jwtAudience: z.string().min(1),
   jwtJwksUrl: httpsUrl,
+  /** The longest a bearer token may stay valid (JWT_MAX_LIFETIME_SECONDS; default one day, at most 30). */
+  jwtMaxLifetimeSeconds: intSetting(60, 30 * 86_400).optional(),
   /** Where the notifier posts signed "file ready/failed" events. */
   botWebhookUrl: httpsUrl,
   /** Base of the links the bot posts; defaults to the stage URL (set it for a custom domain). */

@@ -61,7 +61,7 @@ export async function signDevToken(input: DevTokenInput, options: DevTokenOption
 
 const SPAN_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
 
-function parseSpanSeconds(span: string): number {
+export function parseSpanSeconds(span: string): number {
   const match = SPAN.exec(span.trim());
   if (!match?.[1] || !match[2]) throw new Error(`expiresIn "${span}" must look like 30s, 15m, 12h, 7d or 1w`);
   return Number(match[1]) * (SPAN_UNITS[match[2]] ?? 1);

@@ -5,6 +5,8 @@ import { CLOCK_TOLERANCE_SECONDS } from './authorizer-context';
 import { BEARER_HEADER_PATTERN } from './bearer';
 import { principalSchema, type VerifiedPrincipal } from './principal';
 
+export const DEFAULT_MAX_TOKEN_LIFETIME_SECONDS = 86_400;
+
 export const tokenVerifierConfigSchema = z
   .object({
     issuer: z.string().min(1),
@@ -13,12 +15,19 @@ export const tokenVerifierConfigSchema = z
     jwksUrl: z.url().optional(),
     /** Local stack and tests only: a shared HS256 secret. */
     devSecret: z.string().min(32).optional(),
+    /**
+     * The longest a token may stay valid (JWT_MAX_LIFETIME_SECONDS): `exp` at most this long after
+     * `iat`, or after now when there is no `iat`. A leaked bearer (a browser's storage, a log, a
+     * pasted curl command) can export a workspace's customers, so a token an issuer minted for
+     * months is refused rather than honoured for months. Default one day.
+     */
+    maxLifetimeSeconds: z.number().int().min(60).max(30 * 86_400).default(DEFAULT_MAX_TOKEN_LIFETIME_SECONDS),
   })
   .refine((c) => (c.jwksUrl === undefined) !== (c.devSecret === undefined), {
     message: 'exactly one of JWT_JWKS_URL or JWT_DEV_SECRET must be set',
     path: ['jwksUrl'],
   });
-export type TokenVerifierConfig = z.infer<typeof tokenVerifierConfigSchema>;
+export type TokenVerifierConfig = z.input<typeof tokenVerifierConfigSchema>;
 
 export interface TokenVerifier {
   /** Resolves the principal of a raw `Authorization` header value, or throws UnauthenticatedError. */
@@ -58,8 +67,13 @@ export function createTokenVerifier(config: TokenVerifierConfig): TokenVerifier 
       const field = claims.error.issues[0]?.path.join('.') ?? 'claims';
       throw new UnauthenticatedError('invalid', `the token claim "${field}" is missing or malformed`);
     }
-    // `exp` is a required claim, so jose has checked that it is a number.
-    return { ...claims.data, expiresAt: (payload as { exp: number }).exp };
+    // `exp` is a required claim, so jose has checked that it is a number (and `iat`, if present).
+    const { exp, iat } = payload as { exp: number; iat?: number };
+    const from = iat ?? Math.floor((now ?? new Date()).getTime() / 1000);
+    if (exp - from > parsed.maxLifetimeSeconds + CLOCK_TOLERANCE_SECONDS) {
+      throw new UnauthenticatedError('invalid', `the token is valid for longer than the ${lifetimeText(parsed.maxLifetimeSeconds)} this service accepts`);
+    }
+    return { ...claims.data, expiresAt: exp };
   }
 
   return {
@@ -73,4 +87,9 @@ export function createTokenVerifier(config: TokenVerifierConfig): TokenVerifier 
       return verifyToken(match[1], now);
     },
   };
+}
+
+function lifetimeText(seconds: number): string {
+  if (seconds % 3600 === 0) return `${seconds / 3600} hour${seconds === 3600 ? '' : 's'}`;
+  return `${seconds} seconds`;
 }

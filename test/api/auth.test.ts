@@ -57,6 +57,27 @@ describe('bearer token verification', () => {
     expect(await reasonOf(verifier.verifyToken(token, new Date('2026-01-01T02:00:00Z')))).toBe('expired');
   });
 
+  it('refuses a token valid for longer than the maximum lifetime (one day by default; configurable), with or without iat', async () => {
+    const now = new Date('2026-01-01T00:00:00Z');
+    const nowSec = now.getTime() / 1000;
+    expect(await reasonOf(verifier.verifyToken(await signDevToken({ ...claims, expiresIn: '24h' }, { secret, now }), now))).toBe('accepted');
+    const long = await signDevToken({ ...claims, expiresIn: '25h' }, { secret, now });
+    await expect(verifier.verifyToken(long, now)).rejects.toThrow(/longer than the 24 hours/);
+    expect(await reasonOf(verifier.verifyToken(long, now))).toBe('invalid');
+    // Issued long ago and valid for a year: refused even though little of it might remain.
+    const year = await signDevToken({ ...claims, expiresIn: '52w' }, { secret, now });
+    expect(await reasonOf(verifier.verifyToken(year, new Date('2026-12-30T00:00:00Z')))).toBe('invalid');
+    // Without iat the lifetime is counted from now.
+    const noIat = (exp: number) =>
+      new SignJWT({ ...claims }).setProtectedHeader({ alg: 'HS256' }).setIssuer(DEV_ISSUER).setAudience(DEV_AUDIENCE).setExpirationTime(exp).sign(new TextEncoder().encode(secret));
+    expect(await reasonOf(verifier.verifyToken(await noIat(nowSec + 3600), now))).toBe('accepted');
+    expect(await reasonOf(verifier.verifyToken(await noIat(nowSec + 30 * 86_400), now))).toBe('invalid');
+    // A stack configured for a week accepts the 25-hour token.
+    const weekly = createTokenVerifier({ issuer: DEV_ISSUER, audience: DEV_AUDIENCE, devSecret: secret, maxLifetimeSeconds: 7 * 86_400 });
+    expect(await reasonOf(weekly.verifyToken(long, now))).toBe('accepted');
+    expect(() => createTokenVerifier({ issuer: DEV_ISSUER, audience: DEV_AUDIENCE, devSecret: secret, maxLifetimeSeconds: 31 * 86_400 })).toThrow(/maxLifetimeSeconds/);
+  });
+
   it('rejects alg=none and tokens whose claims have the wrong shape', async () => {
     const header = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url');
     const body = Buffer.from(JSON.stringify({ ...claims, iss: DEV_ISSUER, aud: DEV_AUDIENCE, exp: 4e9 })).toString('base64url');

@@ -20,6 +20,14 @@ describe('api configuration', () => {
     expect(() => parseApiConfig({ ...aws, JWT_DEV_SECRET: 'x'.repeat(40) }, defaults)).toThrow(/set only one/);
   });
 
+  it('JWT_MAX_LIFETIME_SECONDS reaches the token verifier; a bad one names the variable', () => {
+    expect(parseApiConfig({ KMS_KEY_ID: 'local' }, defaults).jwt.maxLifetimeSeconds).toBeUndefined(); // the verifier's default: one day
+    expect(parseApiConfig({ KMS_KEY_ID: 'local', JWT_MAX_LIFETIME_SECONDS: '3600' }, defaults).jwt.maxLifetimeSeconds).toBe(3600);
+    for (const value of ['', '59', '2592001', '1h']) {
+      expect(() => parseApiConfig({ KMS_KEY_ID: 'local', JWT_MAX_LIFETIME_SECONDS: value }, defaults), value).toThrow(/JWT_MAX_LIFETIME_SECONDS/);
+    }
+  });
+
   it('names the variable that is wrong', () => {
     expect(() => parseApiConfig({ KMS_KEY_ID: 'local', DOWNLOAD_PRESIGN_SECONDS: 'soon' }, defaults)).toThrow(/DOWNLOAD_PRESIGN_SECONDS/);
     expect(() => parseApiConfig({ KMS_KEY_ID: 'local', JWT_DEV_SECRET: 'short' }, defaults)).toThrow(/JWT_DEV_SECRET/);

@@ -17,6 +17,7 @@ describe('CDK context (stack-config)', () => {
     const config = parseStackConfig({ ...TEST_CONTEXT, linkTtlDays: '3', chunkConcurrency: '100' });
     expect(config.linkTtlDays).toBe(3);
     expect(config.chunkConcurrency).toBe(100);
+    expect(parseStackConfig({ ...TEST_CONTEXT, jwtMaxLifetimeSeconds: '3600' }).jwtMaxLifetimeSeconds).toBe(3600);
   });
 
   it.each([
@@ -27,6 +28,8 @@ describe('CDK context (stack-config)', () => {
     ['linkTtlDays', { linkTtlDays: 0 }],
     ['stageName', { stageName: 'prod/v1' }],
     ['alarmEmail', { alarmEmail: 'nobody' }],
+    ['jwtMaxLifetimeSeconds', { jwtMaxLifetimeSeconds: '31d' }],
+    ['jwtMaxLifetimeSeconds', { jwtMaxLifetimeSeconds: 30 * 86_400 + 1 }],
   ])('a bad %s fails naming the key', (key, patch) => {
     expect(() => parseStackConfig({ ...TEST_CONTEXT, ...patch })).toThrow(StackConfigError);
     expect(() => parseStackConfig({ ...TEST_CONTEXT, ...patch })).toThrow(new RegExp(`^invalid CDK context: .*${key}: `));
