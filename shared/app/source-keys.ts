@@ -11,8 +11,9 @@
  *              global order of contacts exports is (shard, userId as UTF-8 bytes): use
  *              compareUsersInExportOrder.
  *              A hash (not an id prefix) spreads users evenly whatever the id format is.
- * WORKSPACE_TABLE: pk = channelId, sk = `SETTINGS`, `PROFILE_SCHEMA`, `SEGMENT#${id}`,
- *              `TEAM#${id}`, `MANAGER#${id}`.
+ * WORKSPACE_TABLE: pk = channelId, sk = `SETTINGS`, `PROFILE_SCHEMA#users`,
+ *              `PROFILE_SCHEMA#chats`, `DIRECTORY` (teams and managers), `SEGMENT#${id}`
+ *              (workspaceSk in workspace-context.ts).
  */
 export const USER_SHARDS = 16;
 

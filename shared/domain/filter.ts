@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { caseCreatedAt, caseState, avgReplyTimeSeconds, leadTimeSeconds, resolutionTimeSeconds, waitingTimeSeconds } from './columns/cases';
+import { caseCreatedAt, caseState, avgReplyTimeSeconds, leadTimeSeconds, mediumSenderNameOf, resolutionTimeSeconds, waitingTimeSeconds } from './columns/cases';
 import { addDays, isValidTimeZone, parseCalendarDate, startOfDayInZone } from './calendar';
-import { toProfileCell } from './columns/profile-values';
+import { decimalTextValue, toProfileCell } from './columns/profile-values';
 import { userFixedTextReader, type UserFixedTextKey, type UserTextFields } from './columns/users';
 import { NotFoundError, ValidationError, toValidationError } from './errors';
 import { parseIsoWithOffset } from '../iso-datetime';
@@ -62,7 +62,8 @@ const CASE_FIELDS: Record<string, FieldDef> = {
   summarizedMessage: { kind: 'string' },
   tags: { kind: 'list' },
   mediumName: { kind: 'string' },
-  mediumSenderName: { kind: 'string' },
+  // As the file shows it: empty for email cases, whatever was stored.
+  mediumSenderName: { kind: 'string', get: (r) => mediumSenderNameOf(r.mediumName, r.mediumSenderName) },
   marketingType: { kind: 'string' },
   marketingId: { kind: 'string' },
   workflowId: { kind: 'string' },
@@ -469,6 +470,12 @@ function resolveField(field: string, path: string, target: FilterTarget, profile
       const zone = env.timeZone;
       return { kind: known, get: (r) => (r.profile ? toProfileCell(r.profile[key], known, zone) : null) };
     }
+    if (known === 'list') {
+      // A list key holding one plain value (an import, a manager's edit) shows it as the cell's
+      // text: it is that one-item list here, so `eq`/`in` match what the cell shows, as
+      // `contains` already did.
+      return { kind: known, get: (r) => (r.profile ? asList(r.profile[key]) : undefined) };
+    }
     return { kind: known ?? 'any', get: (r) => (r.profile ? r.profile[key] : undefined) };
   }
   const def = (target === 'cases' ? CASE_FIELDS : USER_FIELDS)[field];
@@ -558,6 +565,11 @@ function compileCondition(c: FilterCondition, path: string, target: FilterTarget
   }
 }
 
+function asList(v: unknown): unknown {
+  if (v === null || v === undefined || v === '' || Array.isArray(v)) return v;
+  return typeof v === 'object' ? undefined : [String(v)];
+}
+
 function isPresent(v: unknown): boolean {
   if (v === null || v === undefined || v === '') return false;
   if (Array.isArray(v)) return v.length > 0;
@@ -568,8 +580,8 @@ function isPresent(v: unknown): boolean {
 function toComparable(kind: FieldKind, value: string | number, path: string): number {
   if (typeof value === 'number') return value;
   if (kind === 'number') {
-    const n = Number(value);
-    if (value.trim() !== '' && Number.isFinite(n)) return n;
+    const n = decimalTextValue(value);
+    if (n !== undefined) return n;
     throw bad(path, 'must be a number');
   }
   if (ISO_DATE_TIME.test(value)) {

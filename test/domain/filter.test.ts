@@ -440,6 +440,20 @@ describe('S6 case filters', () => {
     expect(run(one(condition))).toEqual(expected);
   });
 
+  it('S6: mediumSenderName is read as the file shows it: empty for an email case, whatever was stored', () => {
+    const sent = [
+      { ...base, userChatCaseId: 'e1', userChatCase: 1, mediumName: 'email', mediumSenderName: 'someone' },
+      { ...base, userChatCaseId: 'e2', userChatCase: 2, mediumName: 'appLine', mediumSenderName: 'someone' },
+    ].map((c) => caseRecordSchema.parse(c));
+    const cells = sent.map((c) => createCaseRowMapper({ channelId: 'ch', deskBaseUrl: 'https://desk.example', now, profileKeys: [] })(c).mediumSenderName ?? null);
+    expect(cells).toEqual([null, 'someone']);
+    const find = (condition: Record<string, unknown>) => sent.filter(compileFilter(one({ field: 'mediumSenderName', ...condition }), 'cases', { now })).map((c) => c.userChatCaseId);
+    expect(find({ op: 'exists' })).toEqual(['e2']);
+    expect(find({ op: 'eq', value: 'someone' })).toEqual(['e2']);
+    expect(find({ op: 'neq', value: 'someone' })).toEqual(['e1']);
+    expect(find({ op: 'notExists' })).toEqual(['e1']);
+  });
+
   it('S6: quick search is a contacts feature', () => {
     expect(() => compileFilter(undefined, 'cases', { now, query: 'x' })).toThrow(/query/);
   });
@@ -703,6 +717,36 @@ describe('C2 number and boolean profile values held as text are compared as the 
     expect(find({ op: 'in', values: '5, true' })).toEqual(['s1', 's2', 's3']);
     expect(find({ op: 'contains', value: '5' })).toEqual(['s1', 's2', 's4']);
     expect(find({ op: 'startsWith', value: 'tr' })).toEqual(['s3']);
+  });
+
+  it('C2: number text that is not decimal notation (0x1A, 0b11, 0o7, Infinity) is an empty cell and missing to a filter; a filter value so written is refused', () => {
+    const odd = ['0x1A', '0b11', '0o7', 'Infinity', '-Infinity', '1_000', '5,000', '.5', '-3.25', '+7', '2.'].map((amount, i) =>
+      userRecordSchema.parse({ id: `n${i}`, createdAt: 0, profile: { amount } }),
+    );
+    expect(odd.map((u) => createUserRowMapper(schema)(u)['profile.amount'] ?? null)).toEqual([null, null, null, null, null, null, null, 0.5, -3.25, 7, 2]);
+    const exists = compileFilter(one({ field: 'profile.amount', op: 'exists' }), 'users', { now, profileSchema: schema });
+    expect(odd.filter(exists).map((u) => u.id)).toEqual(['n7', 'n8', 'n9', 'n10']);
+    expect(odd.filter(compileFilter(one({ field: 'profile.amount', op: 'lt', value: 100 }), 'users', { now, profileSchema: schema })).map((u) => u.id)).toEqual(['n7', 'n8', 'n9', 'n10']);
+    for (const value of ['0x10', '0b1', 'Infinity', ' ']) {
+      const attempt = () => compileFilter(one({ field: 'sessionCount', op: 'gt', value }), 'users', { now });
+      expect(attempt, value).toThrow(ValidationError);
+      expect(attempt, value).toThrow(/conditions\[0\]\.value: must be a number/);
+    }
+  });
+
+  it('C2: a list key holding one plain value is the one-item list its cell shows: eq and in find it, as contains does', () => {
+    const listSchema = { keys: [{ key: 'interests', type: 'list', order: 0, archived: false }] } satisfies { keys: ProfileKeyDef[] };
+    const users = [['l1', ['gold', 'silver']], ['l2', 'gold'], ['l3', 'gold, silver'], ['l4', 7], ['l5', ''], ['l6', null]].map(([id, interests]) =>
+      userRecordSchema.parse({ id, createdAt: 0, profile: { interests } }),
+    );
+    expect(users.map((u) => createUserRowMapper(listSchema)(u)['profile.interests'] ?? null)).toEqual(['gold, silver', 'gold', 'gold, silver', '7', '', null]);
+    const find = (condition: Record<string, unknown>) =>
+      users.filter(compileFilter(one({ field: 'profile.interests', ...condition }), 'users', { now, profileSchema: listSchema })).map((u) => u.id);
+    expect(find({ op: 'eq', value: 'gold' })).toEqual(['l1', 'l2']);
+    expect(find({ op: 'in', values: ['gold', '7'] })).toEqual(['l1', 'l2', 'l4']);
+    expect(find({ op: 'neq', value: 'gold' })).toEqual(['l3', 'l4', 'l5', 'l6']);
+    expect(find({ op: 'contains', value: 'silver' })).toEqual(['l1', 'l3']);
+    expect(find({ op: 'exists' })).toEqual(['l1', 'l2', 'l3', 'l4']);
   });
 
   it('S6: a case\'s profile.csat held as text is the number its cell shows', () => {

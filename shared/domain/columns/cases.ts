@@ -144,6 +144,11 @@ function leadTime(resolution: number | null, totalSnoozedTime: number | null | u
   return resolution - (totalSnoozedTime ?? 0);
 }
 
+/** S8: mediumSenderName is empty for email (an email case has no sender account, whatever was stored). */
+export function mediumSenderNameOf<T>(mediumName: string | null | undefined, mediumSenderName: T): T | null {
+  return mediumName === 'email' ? null : mediumSenderName;
+}
+
 /**
  * S8: `completed` once the next case started, or closed one hour ago or more; `inProgress` while
  * the chat is not closed or was closed less than an hour ago. `now` is injected.
@@ -256,6 +261,7 @@ function buildCaseRow(r: CaseRecord, p: PreparedCaseContext): Row {
   const assigneeId = r.assigneeId;
   const managerIds = r.managerIds;
   const userChatId = r.userChatId;
+  const mediumName = r.mediumName;
   const profile = r.profile;
 
   const createdAtOfCase = minPresent(firstQueuedAt, firstOpenedAt);
@@ -301,9 +307,8 @@ function buildCaseRow(r: CaseRecord, p: PreparedCaseContext): Row {
     description: r.description,
     summarizedMessage: r.summarizedMessage,
     tags: joinList(r.tags),
-    mediumName: r.mediumName,
-    // S8: "email: there is no value" (an email case has no sender account, whatever was stored).
-    mediumSenderName: r.mediumName === 'email' ? null : r.mediumSenderName,
+    mediumName,
+    mediumSenderName: mediumSenderNameOf(mediumName, r.mediumSenderName),
     marketingType: r.marketingType,
     marketingId: r.marketingId,
     workflowId: r.workflowId,

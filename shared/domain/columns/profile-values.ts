@@ -35,11 +35,7 @@ export function toProfileCell(value: ProfileValue | undefined, type: ProfileValu
       return String(value);
     case 'number':
       if (typeof value === 'number') return value;
-      if (typeof value === 'string' && value.trim() !== '') {
-        const n = Number(value);
-        return Number.isFinite(n) ? n : null;
-      }
-      return null;
+      return typeof value === 'string' ? (decimalTextValue(value) ?? null) : null;
     case 'boolean':
       if (typeof value === 'boolean') return value;
       if (value === 'true') return true;
@@ -52,6 +48,21 @@ export function toProfileCell(value: ProfileValue | undefined, type: ProfileValu
       if (typeof value === 'string') return profileDateText(value, timeZone) ?? null;
       return null;
   }
+}
+
+const DECIMAL_TEXT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/**
+ * The number a text means when its meaning is obvious: decimal notation (`5000`, ` 12 `,
+ * `-3.5`, `1e3`). Not `Number()`'s other readings, which no manager typing a value means:
+ * `0x1A` (26), `0b11` (3), `0o7`, `Infinity`, or the empty string (0). Shared with the filter,
+ * so a condition's number and a cell's number are read the same way.
+ */
+export function decimalTextValue(text: string): number | undefined {
+  const t = text.trim();
+  if (!DECIMAL_TEXT.test(t)) return undefined;
+  const n = Number(t);
+  return Number.isFinite(n) ? n : undefined;
 }
 
 /**
