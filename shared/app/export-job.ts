@@ -157,8 +157,18 @@ export const exportJobSchema = z.object({
   chunksEnqueued: z.boolean().optional(),
   /** Set by the notifier after the bot accepted the event: a redelivered notify posts nothing twice. */
   notifiedAt: z.string().optional(),
-  /** Set by the DLQ handler when the bot could not be told (the notify DLQ). */
+  /**
+   * What went wrong telling the bot: set by the DLQ handler when the bot could not be told (the
+   * notify DLQ), and by the notifier when the bot refused the event (with `notifyRefusedAt`).
+   */
   notifyError: z.string().optional(),
+  /**
+   * When the bot refused the event for good (a 4xx other than 408/429): like `notifiedAt` it
+   * closes the notify lease, so no later notify message (a finalize retry, a redelivered dead
+   * letter) posts the refused event again. Not `notifyError`, which the DLQ handler also sets
+   * when the bot was merely down and a later notify may still get through.
+   */
+  notifyRefusedAt: z.string().optional(),
 });
 export type ExportJob = z.infer<typeof exportJobSchema>;
 

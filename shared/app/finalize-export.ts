@@ -164,7 +164,15 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     throw new Error(`finalize before every chunk is done (${job.chunksDone}/${job.chunksTotal})`);
   }
   if (job.status !== 'finalizing' && !(await deps.store.setStatus(job.channelId, job.exportId, 'finalizing', ['queued', 'running']))) {
-    return { status: 'skipped' };
+    // A refused transition does not mean another step won it: when DynamoDB commits it but the
+    // answer is lost (a 500 after the commit, a reset connection), the SDK's retry finds the job
+    // already `finalizing` and fails the condition. Returning then acknowledged the only finalize
+    // message and left the export `finalizing` for ever. So read the job again: `finalizing`
+    // (this run's write, or a concurrent run of the same message) is a state this run re-enters
+    // as a retry after a crash does; anything else (canceled, failed, completed) ends it as before.
+    const current = await deps.store.getJob(job.channelId, job.exportId);
+    if (current?.status !== 'finalizing') return { status: 'skipped' };
+    deps.log.info('export already finalizing: carrying on', { exportId: job.exportId });
   }
 
   // The columns the chunks rendered with: the job's definition, read at the request. Gone from
@@ -292,22 +300,33 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     expiresAt: expiresAt.toISOString(),
   };
   const completed = await deps.store.setStatus(job.channelId, job.exportId, 'completed', ['finalizing'], facts);
-  if (!completed) {
+  if (completed) {
+    // Audit "completed", notify, delete parts/. The audit event is built from the same stored
+    // facts a retry (resumeFollowUps) reads back, so both append the same event.
+    await runFollowUps(deps, { ...job, ...facts, status: 'completed' });
+  } else {
     const now = await deps.store.getJob(job.channelId, job.exportId);
-    // A concurrent run (a redelivered finalize message) completed it with the same bytes under
-    // the same key: leave its file alone. Canceled or failed meanwhile: offer nothing.
     if (now?.status !== 'completed') {
+      // Canceled or failed meanwhile: offer nothing.
       deps.log.info('export left finalizing before completion: file discarded', { exportId: job.exportId });
       await discardExportFile(deps, job);
       // Canceled while the file was written: the parts this run read are the export's rows in
       // the clear, and no follow-up of a canceled export deletes them (a failure's does).
       if (now?.status === 'canceled') await discardParts(deps, job);
+      return { status: 'skipped' };
     }
-    return { status: 'skipped' };
+    // Completed: by a concurrent run (a redelivered finalize message, same bytes under the same
+    // key: its file is left alone), or by this run's own write whose answer was lost (the SDK's
+    // retry then fails the condition). In the second case nobody else would append the audit
+    // event, send the notify or sweep parts/ (this message is acknowledged; returning here once
+    // left the bot untold), so either way they are finished here from the stored job:
+    // resumeFollowUps does nothing once `notifyEnqueued` is set, and a concurrent run still at
+    // them costs at most a second notify message, which the notifier's lease absorbs.
+    await resumeFollowUps(deps, now);
+    // `completedAt` is this run's own clock reading: another value means another run completed it.
+    if (now.completedAt !== facts.completedAt) return { status: 'skipped' };
+    deps.log.info('completion committed though its answer was lost', { exportId: job.exportId });
   }
-  // Audit "completed", notify, delete parts/. The audit event is built from the same stored
-  // facts a retry (resumeFollowUps) reads back, so both append the same event.
-  await runFollowUps(deps, { ...job, ...facts, status: 'completed' });
   const exportSeconds = (completedAt.getTime() - Date.parse(job.createdAt)) / 1000;
   deps.log.info('export completed', { rowCount, fileSize, exportSeconds });
   return { status: 'completed', rowCount, fileSize, sha256, exportSeconds };

@@ -40,7 +40,7 @@ export async function handleDeadLetter(body: string, deps: StepDeps, source: { q
       deps.log.warn('dead-lettered notify for an unknown export: dropped', { exportId: message.exportId, queue: source.queue });
       return 'unknown-export';
     }
-    if (job.notifiedAt) {
+    if (job.notifiedAt || job.notifyRefusedAt) {
       deps.log.info('dead-lettered duplicate notify: the bot was already told', { exportId: message.exportId });
       return 'already-final';
     }

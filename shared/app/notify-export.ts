@@ -159,7 +159,7 @@ export class BotRetryLaterError extends Error {
 }
 
 export type NotifyOutcome = {
-  /** `rejected`: the bot refused the event for good (a 4xx); recorded as notifyError, not retried. */
+  /** `rejected`: the bot refused the event for good (a 4xx); recorded as notifyRefusedAt + notifyError, not retried. */
   status: 'sent' | 'skipped' | 'rejected';
   attempts: number;
 };
@@ -170,8 +170,9 @@ export type NotifyOutcome = {
  * computed here from the job (never carried by the queue message). What happens next depends
  * on the answer:
  * - 2xx: `notifiedAt` is recorded;
- * - a permanent 4xx (isPermanentRejection): `notifyError` is recorded with the status (never
- *   the answer's body) and the message is acknowledged: no retry, no DLQ;
+ * - a permanent 4xx (isPermanentRejection): `notifyRefusedAt` and `notifyError` (the status,
+ *   never the answer's body) are recorded and the message is acknowledged: no retry, no DLQ,
+ *   and no later notify message for the export posts again;
  * - 429, or any retryable answer with Retry-After: no more attempts now; BotRetryLaterError
  *   carries the bot's delay to the SQS handler;
  * - 5xx, 408, 3xx, a network error: up to `attempts` tries with exponential backoff, then a
@@ -179,8 +180,8 @@ export type NotifyOutcome = {
  *
  * At least once, not exactly once: the post runs under the `notifyClaim` lease, so overlapping
  * deliveries (an SQS duplicate, a finalize retry re-sending the notify) post once, and
- * `notifiedAt` (which closes the lease) makes later ones post nothing. A crash after the bot
- * accepted and before `notifiedAt` is written still posts again once the lease lapses.
+ * `notifiedAt` or `notifyRefusedAt` (either closes the lease) makes later ones post nothing. A
+ * crash after the bot answered and before that is written still posts again once the lease lapses.
  */
 export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Promise<NotifyOutcome> {
   const job = await deps.store.getJob(message.channelId, message.exportId);
@@ -188,16 +189,26 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
     deps.log.warn('notify for an unknown export: dropped', { exportId: message.exportId });
     return { status: 'skipped', attempts: 0 };
   }
-  if (job.notifiedAt) return { status: 'skipped', attempts: 0 };
+  // Told, or refused for good: either is the bot's final answer to this export's one event. A
+  // refusal used to leave only `notifyError`, which closed nothing: a later notify message (a
+  // finalize retry, a redelivered dead letter) posted the refused event again once the refused
+  // post's lease had lapsed.
+  if (job.notifiedAt || job.notifyRefusedAt) return { status: 'skipped', attempts: 0 };
   let link: string | null = null;
   if (message.event === 'export.completed') {
     if (job.status !== 'completed' || !job.expiresAt) return { status: 'skipped', attempts: 0 };
     link = downloadLink(deps.publicBaseUrl, createDownloadToken({ exportId: job.exportId, expiresAt: new Date(job.expiresAt) }, deps.linkSigningSecret));
   }
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
-  // A holder's `notifiedAt` means it posted; a `notifyError` recorded while this delivery waited
-  // means the holder got the bot's final answer (a refusal): either way nothing is left to do.
-  const lease = await acquireLease(deps, job, 'notifyClaim', { isDone: (j) => !!j.notifiedAt || !!j.notifyError, waitMs: deps.leaseWaitMs ?? 2_000, sleep });
+  // A holder's `notifiedAt` means it posted; a `notifyRefusedAt` recorded while this delivery
+  // waited means the holder got the bot's final answer (a refusal): either way nothing is left to
+  // do. Not `notifyError`: the DLQ handler sets it when the bot was only down, and this delivery
+  // may still get through.
+  const lease = await acquireLease(deps, job, 'notifyClaim', {
+    isDone: (j) => !!j.notifiedAt || !!j.notifyRefusedAt,
+    waitMs: deps.leaseWaitMs ?? 2_000,
+    sleep,
+  });
   if (lease === undefined) return { status: 'skipped', attempts: 0 };
 
   const event = buildBotEvent(job, message.event, link);
@@ -226,11 +237,13 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
       return { status: 'sent', attempts: attempt };
     }
     if (answer && isPermanentRejection(answer.status)) {
-      // Final: the lease is kept, not given back (a duplicate waiting on it sees notifyError and
-      // stops), and the message is acknowledged. Only the status is recorded: the answer's body
-      // could echo the signed event, link included.
+      // Final: `notifyRefusedAt` closes the lease for good (as `notifiedAt` does), so a duplicate
+      // waiting on it stops and no later notify message posts the event again, and the message is
+      // acknowledged. Only the status is recorded: the answer's body could echo the signed event,
+      // link included.
       await deps.store.updateProgress(job.channelId, job.exportId, {
         notifyError: `the bot refused the event (${message.event}) with HTTP ${answer.status}; not retried`,
+        notifyRefusedAt: deps.clock.now().toISOString(),
       });
       deps.log.error('bot refused the notification: not retried', { exportId: job.exportId, event: message.event, status: answer.status, attempt });
       return { status: 'rejected', attempts: attempt };

@@ -73,12 +73,13 @@ const ABANDONED = new Set(['canceled', 'failed']);
 
 /**
  * One chunk: read its slice, filter, map to rows, render and deflate a part, store it under
- * its deterministic key, then add the chunk to the job's completed set. The delivery that
- * completes the set (the conditional set-add tells it apart from every other delivery) starts
- * the next step: phase 2 of a cases export (the referenced users) or the finalize message.
- * A retry (receiveCount > 1) repeats the next step if its "sent" flag is still unset, so a
- * crash or error between the set-add and the send is finished by the retry; the step runs under
- * a lease (runClaimed) that a failing holder gives back and a dead one lets lapse.
+ * its deterministic key, then add the chunk to the job's completed set. Every delivery that
+ * finds the set complete goes on to the next step: phase 2 of a cases export (the referenced
+ * users) or the finalize message. The step runs under a lease (runClaimed) that a failing
+ * holder gives back and a dead one lets lapse, and is skipped once its "sent" flag is set, so
+ * it is sent once however many deliveries get there; a crash or error between the set-add and
+ * the send is finished by the retry, and a set-add whose answer was lost (the SDK's retry then
+ * reads "already in the set") still leads on to the step.
  */
 export async function processChunk(message: ChunkMessage, deps: ChunkDeps, delivery: { receiveCount: number }): Promise<ChunkOutcome> {
   const outcome: ChunkOutcome = { status: 'skipped', rows: 0, skippedRecords: 0, repairedRecords: 0, finalizeEnqueued: false, usersPhasePlanned: false };
@@ -173,8 +174,8 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
 }
 
 /**
- * Adds the chunk to the completed set (a chunk already there changes nothing) and, when this
- * delivery is due to, runs the next step: the users phase of a cases export, then the finalize.
+ * Adds the chunk to the completed set (a chunk already there changes nothing) and, once the set
+ * is complete, runs the next step: the users phase of a cases export, then the finalize.
  */
 async function completeChunk(
   message: ChunkMessage,
@@ -204,10 +205,16 @@ async function completeChunk(
     }
     return { ...outcome, status: 'failed' };
   }
-  // The next step (cases: plan the users phase; then: enqueue the finalize) is due from the
-  // delivery that completed the set, and from any retry: a retry may have to finish a step that
-  // its first attempt, or another delivery, started and did not end.
-  const completes = done.done >= done.total && (done.firstTime || delivery.receiveCount > 1);
+  // The next step (cases: plan the users phase; then: enqueue the finalize) is due from every
+  // delivery that finds the set complete, not only from the one whose set-add completed it.
+  // `firstTime` cannot single that one out: when DynamoDB commits the set-add but its answer is
+  // lost (a 500 after the commit, a reset connection) the SDK sends the write again, the retry
+  // fails the condition, and the delivery that did complete the set reads `firstTime: false`.
+  // Requiring `firstTime` (or a receive count above 1) let that delivery return `duplicate`, its
+  // message was deleted, and nobody ever sent the finalize: the export stayed `running`. Going on
+  // is safe for any number of deliveries: the step runs under its lease and its set-once flag
+  // (runClaimed), so it is sent once, and a delivery that finds it held waits or throws.
+  const completes = done.done >= done.total;
   const retriedCaseChunk = delivery.receiveCount > 1 && job.kind === 'cases' && message.sheet === 'cases';
   if (!completes && !retriedCaseChunk) return outcome;
 

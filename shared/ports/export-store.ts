@@ -22,6 +22,7 @@ export type JobPatch = Partial<
     | 'chunksEnqueued'
     | 'notifiedAt'
     | 'notifyError'
+    | 'notifyRefusedAt'
   >
 > & { error?: JobError };
 
@@ -41,7 +42,7 @@ export type ChunkDoneResult = {
  */
 /** Flags set once, for good (claimFlag). */
 export type JobFlag = 'finalizeEnqueued' | 'notifyEnqueued' | 'usersEnqueued';
-/** The leases that guard a chunk's next step (claimLease / releaseClaim), and the notifier's post (`notifyClaim`, closed by `notifiedAt`). */
+/** The leases that guard a chunk's next step (claimLease / releaseClaim), and the notifier's post (`notifyClaim`, closed by `notifiedAt` or `notifyRefusedAt`). */
 export type LeaseFlag = 'finalizeClaim' | 'usersClaim' | 'notifyClaim';
 
 export const CLAIM_LEASE_MS = 120_000;

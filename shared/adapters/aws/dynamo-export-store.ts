@@ -36,11 +36,15 @@ import {
  */
 const JOB_SK = 'JOB';
 
-/** The attribute whose presence (or `true`) means a lease's step is done: no claim after it. */
-const LEASE_CLOSED_BY: Record<LeaseFlag, string> = {
-  finalizeClaim: 'finalizeEnqueued',
-  usersClaim: 'usersEnqueued',
-  notifyClaim: 'notifiedAt',
+/**
+ * The attributes whose presence (or `true`) means a lease's step is done: no claim after any of
+ * them. The notify post is done when the bot accepted it (`notifiedAt`) and also when it refused
+ * it for good (`notifyRefusedAt`): posting the same event again cannot change a refusal.
+ */
+const LEASE_CLOSED_BY: Record<LeaseFlag, readonly string[]> = {
+  finalizeClaim: ['finalizeEnqueued'],
+  usersClaim: ['usersEnqueued'],
+  notifyClaim: ['notifiedAt', 'notifyRefusedAt'],
 };
 
 function jobPk(exportId: string): string {
@@ -347,7 +351,11 @@ export class DynamoExportStore implements ExportStore {
 
   async claimLease(channelId: string, exportId: string, flag: LeaseFlag): Promise<string | undefined> {
     const now = this.now();
-    const sent = LEASE_CLOSED_BY[flag];
+    const names: Record<string, string> = { '#claim': flag };
+    const closed = LEASE_CLOSED_BY[flag].map((attribute, i) => {
+      names[`#sent${i}`] = attribute;
+      return `(attribute_not_exists(#sent${i}) OR #sent${i} = :false)`;
+    });
     // The time (the lease's age, compared as text) plus a random tail: two holders never share
     // a token, even within one millisecond.
     const token = `${now.toISOString()}#${randomUUID()}`;
@@ -358,8 +366,8 @@ export class DynamoExportStore implements ExportStore {
           Key: { pk: jobPk(exportId), sk: JOB_SK },
           UpdateExpression: 'SET #claim = :token',
           // ISO-8601 UTC strings compare in time order (the token's tail only breaks exact ties).
-          ConditionExpression: 'channelId = :ch AND (attribute_not_exists(#sent) OR #sent = :false) AND (attribute_not_exists(#claim) OR #claim < :stale)',
-          ExpressionAttributeNames: { '#claim': flag, '#sent': sent },
+          ConditionExpression: `channelId = :ch AND ${closed.join(' AND ')} AND (attribute_not_exists(#claim) OR #claim < :stale)`,
+          ExpressionAttributeNames: names,
           ExpressionAttributeValues: {
             ':token': token,
             ':stale': new Date(now.getTime() - CLAIM_LEASE_MS).toISOString(),
@@ -370,8 +378,20 @@ export class DynamoExportStore implements ExportStore {
       );
       return token;
     } catch (error) {
-      if (isConditionFailure(error)) return undefined;
-      throw error;
+      if (!isConditionFailure(error)) throw error;
+      // Our own claim, committed though its answer was lost (a 500 after the commit, a reset
+      // connection: the SDK's retry then fails the condition on it). Unread, the delivery would
+      // wait on itself until the lease lapsed, past the retries SQS allows, and dead-letter.
+      const held = await this.ddb.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { pk: jobPk(exportId), sk: JOB_SK },
+          ProjectionExpression: '#claim',
+          ExpressionAttributeNames: { '#claim': flag },
+          ConsistentRead: true,
+        }),
+      );
+      return held.Item?.[flag] === token ? token : undefined;
     }
   }
 
