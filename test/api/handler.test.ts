@@ -602,10 +602,28 @@ describe('GET /v1/exports and cancel', () => {
     expect(res.body.link).toBeUndefined();
     // The rows rendered so far (parts/) go with the cancel, not a day later.
     expect(fakes.dispatcher.discarded).toEqual([exportId]);
-    const again = await call(loadEvent('api-cancel-export.json', { TOKEN: await token(), EXPORT_ID: exportId }));
+    // A later repeat (a cancel stamped with the first one's very millisecond is taken for that
+    // cancel's own retry: 200, as the lost-answer test below shows).
+    fakes.clock.advance(1_000);
+    const again = await call(loadEvent('api-cancel-export.json', { TOKEN: await token({}, fakes.clock.now()), EXPORT_ID: exportId }));
     expect(again.status).toBe(409);
     // A repeated cancel repeats the sweep (idempotent): chunks still running may have written since.
     expect(fakes.dispatcher.discarded).toEqual([exportId, exportId]);
+    expect(fakes.audit.events.map((e) => e.type)).toEqual(['requested', 'canceled']);
+    expect((await create('api-create-export-cases.json')).status).toBe(202);
+  });
+
+  it('a cancel whose write committed but whose answer was lost (the SDK retry fails the condition) answers 200, not 409', async () => {
+    const exportId = (await create('api-create-export-cases.json')).body.exportId as string;
+    const setStatus = fakes.store.setStatus.bind(fakes.store);
+    fakes.store.setStatus = async (...args: Parameters<typeof setStatus>) => {
+      await setStatus(...args);
+      return false;
+    };
+    const res = await call(loadEvent('api-cancel-export.json', { TOKEN: await token(), EXPORT_ID: exportId }));
+    fakes.store.setStatus = setStatus;
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ exportId, status: 'canceled' });
     expect(fakes.audit.events.map((e) => e.type)).toEqual(['requested', 'canceled']);
     expect((await create('api-create-export-cases.json')).status).toBe(202);
   });

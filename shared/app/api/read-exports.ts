@@ -120,6 +120,9 @@ export async function cancelExport(deps: ApiDeps, principal: Principal, exportId
       // A cancel whose audit append or cooldown release failed after the status changed can
       // only be finished by a retry, which lands here: both steps are idempotent.
       await finishCancel(deps, principal, current);
+      // This very call's write, committed though its answer was lost (the SDK's retry then fails
+      // the condition on it): the cancel succeeded, so it answers as one, not 409.
+      if (current.canceledAt === canceledAt) return toExportView(current, deps.publicBaseUrl, undefined);
     }
     if (terminalStatuses.includes(current.status)) {
       throw new ConflictError(`the export is already ${current.status} and cannot be canceled`, { code: 'EXPORT_TERMINAL', field: 'exportId' });
