@@ -331,6 +331,41 @@ describe('POST /v1/exports', () => {
     expect(replay.headers['Idempotency-Replayed']).toBe('true');
   });
 
+  it('a create that committed but whose answer was lost is this request\'s own: no replay header; a dispatch failure after it still fails the job and gives the cooldown back', async () => {
+    const createJob = fakes.store.createJob.bind(fakes.store);
+    fakes.store.createJob = async (job: ExportJob) => {
+      await createJob(job);
+      return false; // the SDK's retry of the committed put fails attribute_not_exists(pk)
+    };
+    const ok = await create('api-create-export-cases.json');
+    expect(ok.status).toBe(202);
+    expect(ok.headers['Idempotency-Replayed']).toBeUndefined();
+    fakes.clock.advance(31 * 60_000);
+    fakes.dispatcher.failDispatch = true;
+    expect((await call(loadEvent('api-create-export-cases.json', { TOKEN: await token({}, fakes.clock.now()), PASSWORD }))).status).toBe(500);
+    fakes.dispatcher.failDispatch = false;
+    fakes.store.createJob = createJob;
+    const dead = [...fakes.store.jobs.values()].at(-1);
+    expect(dead).toMatchObject({ status: 'failed', error: { code: 'DISPATCH_FAILED' } });
+    expect(fakes.audit.events.filter((e) => e.exportId === dead?.exportId).map((e) => e.type)).toEqual(['requested', 'failed']);
+    // The cooldown was given back: a corrected request goes through at once.
+    expect((await call(loadEvent('api-create-export-cases.json', { TOKEN: await token({}, fakes.clock.now()), PASSWORD }))).status).toBe(202);
+  });
+
+  it('a DISPATCH_FAILED mark that committed but whose answer was lost is still audited, and frees the key', async () => {
+    fakes.dispatcher.failDispatch = true;
+    const setStatus = fakes.store.setStatus.bind(fakes.store);
+    fakes.store.setStatus = async (...args: Parameters<typeof setStatus>) => {
+      await setStatus(...args);
+      return false;
+    };
+    expect((await create()).status).toBe(500);
+    fakes.store.setStatus = setStatus;
+    fakes.dispatcher.failDispatch = false;
+    expect(fakes.audit.events.map((e) => e.type)).toEqual(['requested', 'failed']);
+    expect(fakes.store.idem.size).toBe(0);
+  });
+
   it('the key of an export that failed to start is taken anew even when freeing it failed at the time', async () => {
     fakes.dispatcher.failDispatch = true;
     const release = fakes.store.releaseIdempotencyRecord.bind(fakes.store);

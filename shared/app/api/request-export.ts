@@ -137,6 +137,13 @@ export async function requestExport(
     created = await deps.store.createJob(job);
     const stored = created ? job : await deps.store.getJob(principal.channelId, exportId);
     if (!stored) throw new Error('job vanished after a lost create race');
+    // A refused create is a concurrent retry's job, or this call's own create committed though
+    // its answer was lost (the SDK's retry then fails the condition on it). The wrapped key
+    // tells them apart: each call derives its own random package key and wraps it, so only our
+    // job carries ours.
+    // Taken for another's, our own job was answered as a replay, and a failure after it was
+    // neither marked failed nor gave the cooldown back.
+    if (!created && stored.encryption.wrappedKey === wrappedKey) created = true;
     if (stored.status === 'queued') await deps.dispatcher.dispatch(stored);
     return { job: stored, replayed: !created };
   } catch (error) {
@@ -192,13 +199,17 @@ async function undoFailedRequest(
       // `running` too: chunks from a dispatch's first batches may have started the job while the
       // rest were never sent. The caller gets the error and asks again; the sent chunks see the
       // failed status and stop.
-      const failed = await deps.store.setStatus(principal.channelId, exportId, 'failed', ['queued', 'running'], {
-        error: { code: 'DISPATCH_FAILED', message: 'the export could not be started; please request it again' },
-        failedAt: at,
-        // The caller hears of it in this response: nothing for the bot to announce. Without this
-        // a chunk that did get out would take the failure for an unannounced one and post it.
-        notifyEnqueued: true,
-      });
+      const failed =
+        (await deps.store.setStatus(principal.channelId, exportId, 'failed', ['queued', 'running'], {
+          error: { code: 'DISPATCH_FAILED', message: 'the export could not be started; please request it again' },
+          failedAt: at,
+          // The caller hears of it in this response: nothing for the bot to announce. Without
+          // this a chunk that did get out would take the failure for an unannounced one and post it.
+          notifyEnqueued: true,
+        })) ||
+        // This very write, committed though its answer was lost: still ours to audit (nothing
+        // else will: `notifyEnqueued` it set stops every follow-up), and its key still to free.
+        isOwnFailure(await deps.store.getJob(principal.channelId, exportId), at);
       if (failed) await deps.audit.append(failedEvent);
       // This export will never run: its key must not replay it. The retry the 5xx asks for
       // (same key, same or corrected body) starts a new export.
@@ -228,6 +239,10 @@ async function undoFailedRequest(
   // Apart from the steps above, so that their failure cannot leave the manager locked out for
   // the whole window. Conditional on this exportId: another request's hold is never touched.
   if (ownsHold) await deps.cooldowns.release(holdKey, exportId).catch(() => undefined);
+}
+
+function isOwnFailure(job: ExportJob | null, failedAt: string): boolean {
+  return job !== null && failedToStart(job) && job.failedAt === failedAt;
 }
 
 /** A job this API created and then failed because its chunks could not be sent (undoFailedRequest). */
