@@ -69,7 +69,10 @@ export function createTokenVerifier(config: TokenVerifierConfig): TokenVerifier 
     }
     // `exp` is a required claim, so jose has checked that it is a number (and `iat`, if present).
     const { exp, iat } = payload as { exp: number; iat?: number };
-    const from = iat ?? Math.floor((now ?? new Date()).getTime() / 1000);
+    // Both the lifetime it was issued with and what is left of it from now: an `iat` set in the
+    // future (jose checks only that it is a number) must not stretch the window.
+    const nowSeconds = Math.floor((now ?? new Date()).getTime() / 1000);
+    const from = Math.min(iat ?? nowSeconds, nowSeconds);
     if (exp - from > parsed.maxLifetimeSeconds + CLOCK_TOLERANCE_SECONDS) {
       throw new UnauthenticatedError('invalid', `the token is valid for longer than the ${lifetimeText(parsed.maxLifetimeSeconds)} this service accepts`);
     }

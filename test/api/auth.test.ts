@@ -72,6 +72,10 @@ describe('bearer token verification', () => {
       new SignJWT({ ...claims }).setProtectedHeader({ alg: 'HS256' }).setIssuer(DEV_ISSUER).setAudience(DEV_AUDIENCE).setExpirationTime(exp).sign(new TextEncoder().encode(secret));
     expect(await reasonOf(verifier.verifyToken(await noIat(nowSec + 3600), now))).toBe('accepted');
     expect(await reasonOf(verifier.verifyToken(await noIat(nowSec + 30 * 86_400), now))).toBe('invalid');
+    // An iat set in the future does not stretch it: what is left from now counts too.
+    const futureIat = await new SignJWT({ ...claims }).setProtectedHeader({ alg: 'HS256' }).setIssuer(DEV_ISSUER).setAudience(DEV_AUDIENCE)
+      .setIssuedAt(nowSec + 299 * 86_400).setExpirationTime(nowSec + 300 * 86_400).sign(new TextEncoder().encode(secret));
+    expect(await reasonOf(verifier.verifyToken(futureIat, now))).toBe('invalid');
     // A stack configured for a week accepts the 25-hour token.
     const weekly = createTokenVerifier({ issuer: DEV_ISSUER, audience: DEV_AUDIENCE, devSecret: secret, maxLifetimeSeconds: 7 * 86_400 });
     expect(await reasonOf(weekly.verifyToken(long, now))).toBe('accepted');

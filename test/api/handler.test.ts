@@ -31,11 +31,9 @@ async function call(event: APIGatewayProxyEvent): Promise<Call> {
   return { status: result.statusCode, headers: (result.headers ?? {}) as Record<string, string>, body: JSON.parse(result.body) as Record<string, any> };
 }
 
-async function token(over: Partial<{ channelId: string; managerId: string; permissions: string[]; expiresIn: string }> = {}, now?: Date) {
-  return signDevToken(
-    { channelId: 'ch-1', managerId: 'm-1', name: 'Kim', permissions: ['export:download'], expiresIn: '1h', ...over },
-    { secret, ...(now ? { now } : {}) },
-  );
+/** Issued at the handler's (fake) clock unless told otherwise, as a real issuer's token would be. */
+async function token(over: Partial<{ channelId: string; managerId: string; permissions: string[]; expiresIn: string }> = {}, now: Date = fakes.clock.now()) {
+  return signDevToken({ channelId: 'ch-1', managerId: 'm-1', name: 'Kim', permissions: ['export:download'], expiresIn: '1h', ...over }, { secret, now });
 }
 
 async function create(name = 'api-create-export-contacts.json', vars: Record<string, string> = {}): Promise<Call> {
@@ -366,6 +364,39 @@ describe('POST /v1/exports', () => {
     expect(fakes.store.idem.size).toBe(0);
   });
 
+  it('a job whose DISPATCH_FAILED mark could not be written may still run: its cooldown hold stays (C8)', async () => {
+    fakes.dispatcher.failDispatch = true;
+    const setStatus = fakes.store.setStatus.bind(fakes.store);
+    fakes.store.setStatus = async () => {
+      throw new Error('simulated table outage');
+    };
+    expect((await create('api-create-export-cases.json')).status).toBe(500);
+    fakes.store.setStatus = setStatus;
+    fakes.dispatcher.failDispatch = false;
+    expect([...fakes.store.jobs.values()][0]?.status).toBe('queued');
+    expect((await create('api-create-export-cases.json')).status).toBe(429);
+  });
+
+  it('a failed start gives the hold back before it frees the key, and a corrected body may then take the key', async () => {
+    fakes.dispatcher.failDispatch = true;
+    const order: string[] = [];
+    const release = fakes.cooldowns.release.bind(fakes.cooldowns);
+    fakes.cooldowns.release = async (...args: Parameters<typeof release>) => {
+      order.push('hold');
+      return release(...args);
+    };
+    const free = fakes.store.releaseIdempotencyRecord.bind(fakes.store);
+    fakes.store.releaseIdempotencyRecord = async (...args: Parameters<typeof free>) => {
+      order.push('key');
+      return free(...args);
+    };
+    expect((await create()).status).toBe(500);
+    expect(order).toEqual(['hold', 'key']);
+    fakes.dispatcher.failDispatch = false;
+    const corrected = await call(loadEvent('api-create-export-contacts.json', { TOKEN: await token(), PASSWORD: 'Another1Password' }));
+    expect(corrected.status).toBe(202);
+  });
+
   it('the key of an export that failed to start is taken anew even when freeing it failed at the time', async () => {
     fakes.dispatcher.failDispatch = true;
     const release = fakes.store.releaseIdempotencyRecord.bind(fakes.store);
@@ -377,7 +408,8 @@ describe('POST /v1/exports', () => {
     fakes.store.releaseIdempotencyRecord = release;
     fakes.dispatcher.failDispatch = false;
     const deadId = [...fakes.store.jobs.keys()][0];
-    const retry = await create();
+    // A corrected body too: the dead export's key is free for any body, not a 422.
+    const retry = await call(loadEvent('api-create-export-contacts.json', { TOKEN: await token(), PASSWORD: 'Another1Password' }));
     expect(retry.status).toBe(202);
     expect(retry.body.exportId).not.toBe(deadId);
     expect(fakes.store.jobs.get(retry.body.exportId as string)?.status).toBe('queued');

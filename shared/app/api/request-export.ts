@@ -76,16 +76,17 @@ export async function requestExport(
     if (!saved.created) {
       const existing = saved.existing;
       if (!existing) throw new Error('idempotency record exists but could not be read');
-      if (!equalHex(existing.requestHash, requestHash)) throw new IdempotencyKeyReusedError();
       const job = await deps.store.getJob(principal.channelId, existing.exportId);
       if (job && failedToStart(job) && attempt === 0) {
         // The first attempt's export was created but never started (its caller got a 5xx): a
-        // retry is what that 5xx asked for, so the key starts a new export instead of replaying
-        // a dead one with 202. Normally the failed attempt freed the key itself; this covers a
-        // failed release. Conditional on the dead exportId: a concurrent retry's record stands.
+        // retry is what that 5xx asked for, so the key starts a new export (same or corrected
+        // body) instead of replaying a dead one with 202. Normally the failed attempt freed the
+        // key itself; this covers a failed release. Conditional on the dead exportId: a
+        // concurrent retry's record stands.
         await deps.store.releaseIdempotencyRecord(principal.channelId, principal.managerId, idempotencyKey, existing.exportId);
         continue;
       }
+      if (!equalHex(existing.requestHash, requestHash)) throw new IdempotencyKeyReusedError();
       exportId = existing.exportId;
       if (job) {
         // The first attempt may have stopped between creating the job and enqueueing its last
@@ -191,9 +192,12 @@ async function undoFailedRequest(
   // Best effort: the original error is what the caller must see.
   const at = deps.clock.now().toISOString();
   const failedEvent = { type: 'failed' as const, exportId, channelId: principal.channelId, at, code: 'DISPATCH_FAILED', message: 'the export could not be started' };
-  // Known only once we know no concurrent retry made this export its own (below). When that
-  // read fails the hold stays: a hold whose export does not exist is taken over once stale.
-  let ownsHold = done.created;
+  // The hold is given back only once this export is known never to run: a job this call failed,
+  // or no job at all. A job whose failure could not be written may still run (chunks that got
+  // out, a status read's resume): its hold stays, as C8 wants. A hold whose export does not
+  // exist is taken over once stale, so a read that fails here locks nobody out for long.
+  let ownsHold = false;
+  let freeKey = false;
   try {
     if (done.created) {
       // `running` too: chunks from a dispatch's first batches may have started the job while the
@@ -210,23 +214,22 @@ async function undoFailedRequest(
         // This very write, committed though its answer was lost: still ours to audit (nothing
         // else will: `notifyEnqueued` it set stops every follow-up), and its key still to free.
         isOwnFailure(await deps.store.getJob(principal.channelId, exportId), at);
-      if (failed) await deps.audit.append(failedEvent);
-      // This export will never run: its key must not replay it. The retry the 5xx asks for
-      // (same key, same or corrected body) starts a new export.
-      if (failed && done.idempotencyKey !== undefined) {
-        await deps.store.releaseIdempotencyRecord(principal.channelId, principal.managerId, done.idempotencyKey, exportId);
+      if (failed) {
+        ownsHold = true;
+        // This export will never run: its key must not replay it. The retry the 5xx asks for
+        // (same or corrected body) starts a new export.
+        freeKey = done.idempotencyKey !== undefined;
+        await deps.audit.append(failedEvent);
       }
     } else if (!(await deps.store.getJob(principal.channelId, exportId))) {
       // (Had a concurrent retry with the same Idempotency-Key created this export, it would be
       // that call's, and so would the cooldown it holds under the same exportId.)
       ownsHold = true;
-      if (done.idempotencyKey !== undefined && !done.audited && cause instanceof DomainError) {
-        // Refused (4xx, a 429 too) before any export existed: a retry of the same body is
-        // refused the same way, so the key holds nothing worth keeping, and a corrected body
-        // may use it (as a request the schema refused never took it). A 5xx keeps it for the
-        // retry to resume.
-        await deps.store.releaseIdempotencyRecord(principal.channelId, principal.managerId, done.idempotencyKey, exportId);
-      } else if (done.audited && done.idempotencyKey === undefined) {
+      // Refused (4xx, a 429 too) before any export existed: a retry of the same body is refused
+      // the same way, so the key holds nothing worth keeping, and a corrected body may use it
+      // (as a request the schema refused never took it). A 5xx keeps it for the retry to resume.
+      freeKey = done.idempotencyKey !== undefined && !done.audited && cause instanceof DomainError;
+      if (done.audited && done.idempotencyKey === undefined) {
         // The trail already says "requested" and no export will ever follow: say so. Not with an
         // Idempotency-Key: its retry carries on under this exportId and may still create the
         // export, and the trail's once-per-export `failed` would then stand beside it for good.
@@ -234,11 +237,15 @@ async function undoFailedRequest(
       }
     }
   } catch {
-    // Best effort (above): what is left is a held key, freed by its TTL (or by the retry).
+    // Best effort (above); what was decided before the error is still done below.
   }
-  // Apart from the steps above, so that their failure cannot leave the manager locked out for
-  // the whole window. Conditional on this exportId: another request's hold is never touched.
+  // Hold first, then key: a retry that takes the freed key must not find this dead export's
+  // hold, young enough to count as a live request's, and get 429 for the whole window.
+  // Conditional on this exportId: another request's hold or record is never touched.
   if (ownsHold) await deps.cooldowns.release(holdKey, exportId).catch(() => undefined);
+  if (freeKey && done.idempotencyKey !== undefined) {
+    await deps.store.releaseIdempotencyRecord(principal.channelId, principal.managerId, done.idempotencyKey, exportId).catch(() => undefined);
+  }
 }
 
 function isOwnFailure(job: ExportJob | null, failedAt: string): boolean {
