@@ -9,7 +9,7 @@ import { objectKeys, type FinalizeMessage, type NotifyMessage } from '../../shar
 import { BotRetryLaterError, isPermanentRejection, notifyExport, parseRetryAfter, type BotAnswer, type NotifyDeps } from '../../shared/app/notify-export';
 import type { StepDeps } from '../../shared/app/pipeline-steps';
 import { silentLog } from '../../shared/ports/pipeline-log';
-import { makeJob } from './job-fixture';
+import { makeCompletedJob } from './job-fixture';
 import { chunkDepsFor, exportReadyToFinalize as readyToFinalize, finalizeDepsFor, storesFor, submitExport, useLocalStack } from './helpers';
 import { buildChunkMessages } from '../../shared/app/plan-chunks';
 import { processChunk } from '../../shared/app/process-chunk';
@@ -59,16 +59,7 @@ describe('failure handling', () => {
   );
 
   describe('notifier: what the bot answers decides what happens next', () => {
-    const completedJob = (exportId: string): ExportJob =>
-      makeJob({
-        exportId,
-        channelId: CHANNEL,
-        status: 'completed',
-        rowCount: 5,
-        fileName: 'f.xlsx',
-        completedAt: '2098-12-25T00:00:00.000Z',
-        expiresAt: '2099-01-01T00:00:00.000Z',
-      });
+    const completedJob = (exportId: string): ExportJob => makeCompletedJob(exportId, CHANNEL);
     const message = (exportId: string): NotifyMessage => ({ type: 'notify', exportId, channelId: CHANNEL, event: 'export.completed' });
     const now = new Date('2026-05-04T03:00:00.000Z');
 

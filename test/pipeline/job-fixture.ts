@@ -21,3 +21,16 @@ export function makeJob(overrides: Partial<ExportJob> = {}): ExportJob {
     ...overrides,
   };
 }
+
+/** A completed export whose link is valid for decades: what the notifier tests post about. */
+export function makeCompletedJob(exportId: string, channelId: string): ExportJob {
+  return makeJob({
+    exportId,
+    channelId,
+    status: 'completed',
+    rowCount: 5,
+    fileName: 'f.xlsx',
+    completedAt: '2098-12-25T00:00:00.000Z',
+    expiresAt: '2099-01-01T00:00:00.000Z',
+  });
+}

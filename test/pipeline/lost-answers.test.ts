@@ -13,7 +13,7 @@ import type { AuditEvent, AuditLog } from '../../shared/ports/audit-log';
 import { CLAIM_LEASE_MS } from '../../shared/ports/export-store';
 import type { MessageQueue, QueueName } from '../../shared/ports/message-queue';
 import { silentLog } from '../../shared/ports/pipeline-log';
-import { makeJob } from './job-fixture';
+import { makeCompletedJob, makeJob } from './job-fixture';
 import { chunkDepsFor, exportReadyToFinalize, finalizeDepsFor, storesFor, submitExport, useLocalStack } from './helpers';
 import { setAddOf, storeLosingAnswer, transitionTo } from './lost-answer';
 
@@ -277,16 +277,7 @@ describe('a write that committed but whose answer was lost (the SDK retried it)'
   });
 
   describe('notifier: a refusal is final, a dead-lettered notify is not', () => {
-    const completedJob = (exportId: string): ExportJob =>
-      makeJob({
-        exportId,
-        channelId: CHANNEL,
-        status: 'completed',
-        rowCount: 5,
-        fileName: 'f.xlsx',
-        completedAt: '2098-12-25T00:00:00.000Z',
-        expiresAt: '2099-01-01T00:00:00.000Z',
-      });
+    const completedJob = (exportId: string): ExportJob => makeCompletedJob(exportId, CHANNEL);
     const message = (exportId: string): NotifyMessage => ({ type: 'notify', exportId, channelId: CHANNEL, event: 'export.completed' });
     /** A bot that answers `answers` in turn (the last one from then on), counting its posts. */
     const scriptedBot = (...answers: BotAnswer[]) => {
