@@ -7,6 +7,7 @@ import { HttpBotWebhook } from '../../shared/adapters/aws/http-bot-webhook';
 let server: http.Server;
 let base: string;
 const received: { method: string; path: string; body: string; signature?: string }[] = [];
+let endlessClosed = false;
 
 beforeAll(async () => {
   server = http.createServer((req, res) => {
@@ -20,6 +21,17 @@ beforeAll(async () => {
       else if (req.url === '/busy') res.writeHead(429, { 'retry-after': '120' }).end(`too many: ${body}`);
       else if (req.url === '/unavailable') res.writeHead(503, { 'retry-after': 'Wed, 21 Oct 2099 07:28:00 GMT' }).end(body);
       else if (req.url === '/refused') res.writeHead(400).end(`bad request: ${body}`);
+      else if (req.url === '/endless') {
+        // A hostile bot: answers 200 and then streams for ever.
+        res.writeHead(200);
+        const chunk = Buffer.alloc(1 << 20, 0x61);
+        const pump = (): void => {
+          while (!res.destroyed && res.write(chunk));
+          if (!res.destroyed) res.once('drain', pump);
+        };
+        res.on('close', () => (endlessClosed = true));
+        pump();
+      }
       else res.writeHead(200).end('ok');
     });
   });
@@ -47,5 +59,13 @@ describe('HttpBotWebhook', () => {
     expect(await new HttpBotWebhook(`${base}/busy`).post(body, {})).toEqual({ status: 429, retryAfter: '120' });
     expect(await new HttpBotWebhook(`${base}/unavailable`).post(body, {})).toEqual({ status: 503, retryAfter: 'Wed, 21 Oct 2099 07:28:00 GMT' });
     expect(await new HttpBotWebhook(`${base}/refused`).post(body, {})).toEqual({ status: 400 });
+  });
+
+  it('does not read an answer that never ends: the status comes back and the connection is dropped', async () => {
+    const before = process.memoryUsage().rss;
+    // Before: the whole body was read until the 10 s timeout (hundreds of MB), then it threw.
+    expect(await new HttpBotWebhook(`${base}/endless`, 60_000).post('{}', {})).toEqual({ status: 200 });
+    await expect.poll(() => endlessClosed, { timeout: 10_000 }).toBe(true);
+    expect(process.memoryUsage().rss - before).toBeLessThan(64 * 1024 * 1024);
   });
 });

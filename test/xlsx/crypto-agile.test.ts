@@ -1,5 +1,6 @@
 import ExcelJS from 'exceljs';
 import officeCrypto from 'officecrypto-tool';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import {
   encryptionParamsSchema,
   type EncryptionParams,
 } from '../../shared/xlsx/crypto/index';
+import { deriveBlockKey } from '../../shared/xlsx/crypto/agile-keys';
 import {
   bufferSource,
   collectingWritable,
@@ -83,6 +85,20 @@ describe('deriveEncryptionKeys', () => {
     ]) {
       expect(json).not.toContain(secret);
     }
+  });
+
+  it("leaves no copy of the password, nor of the password's hash, in Node's shared buffer pool", async () => {
+    // Small Buffer.from/concat results are slices of one shared 8 KiB pool that outlives the call
+    // (a warm Lambda's next invocations): a copy there is never wiped.
+    const pool = () => Buffer.from(Buffer.allocUnsafe(1).buffer);
+    const password = `Pw${randomBytes(6).toString('hex')}`;
+    await deriveEncryptionKeys(password, { spinCount: 1_000 });
+    const needle = Buffer.alloc(password.length * 2); // not Buffer.from: that would put it in the pool
+    needle.write(password, 'utf16le');
+    expect(pool().indexOf(needle)).toBe(-1);
+    const passwordHash = randomBytes(64);
+    deriveBlockKey(passwordHash, Buffer.from([0xfe, 0xa7, 0xd2, 0x76, 0x3b, 0x4b, 0x9e, 0x79]));
+    expect(pool().indexOf(passwordHash)).toBe(-1);
   });
 
   it('draws fresh salts and a fresh package key on every call', async () => {

@@ -9,8 +9,9 @@ export class HttpBotWebhook implements BotWebhook {
 
   /**
    * The status and, when present, the Retry-After header (a 429 or 503 says when to come back;
-   * the notifier hands it to the SQS retry delay). The body is read to free the connection and
-   * dropped: a bot may echo the signed event, link included.
+   * the notifier hands it to the SQS retry delay). The body is never read, only cancelled: a
+   * bot may echo the signed event, link included, and one that streams an endless answer must
+   * not fill the notifier's memory (reading it all did, until the timeout).
    */
   async post(body: string, headers: Record<string, string>): Promise<BotAnswer> {
     const response = await fetch(this.url, {
@@ -23,7 +24,7 @@ export class HttpBotWebhook implements BotWebhook {
       // Location points. A 3xx is returned as it is, and the caller treats it as a failure.
       redirect: 'manual',
     });
-    await response.arrayBuffer().catch(() => undefined);
+    await response.body?.cancel().catch(() => undefined);
     const retryAfter = response.headers.get('retry-after');
     return retryAfter === null ? { status: response.status } : { status: response.status, retryAfter };
   }

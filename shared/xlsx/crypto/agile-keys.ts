@@ -5,7 +5,7 @@
  * the API derives `{ params, packageKey }`, stores `params` (public, like the EncryptionInfo
  * stream of the finished file) and hands only the package key, wrapped by KMS, to the finalizer.
  */
-import { createCipheriv, createDecipheriv, hash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, hash, randomBytes } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { z } from 'zod';
 import { EncryptionInputError } from './errors';
@@ -122,9 +122,16 @@ const ITERATIONS_PER_SLICE = 20_000;
  * object per round: 100,000 rounds take ~110 ms here instead of ~140 ms with createHash.
  */
 export async function hashPassword(password: string, salt: Buffer, spinCount: number): Promise<Buffer> {
-  const passwordBytes = Buffer.from(password, 'utf16le');
+  // Buffer.alloc, not Buffer.from: small Buffer.from/concat results are slices of Node's shared
+  // 8 KiB pool, which outlives this call (a warm Lambda keeps it) and is never wiped, so a copy
+  // there would keep the password in memory after the fill below. The hash is fed in two parts
+  // for the same reason: no joined copy of salt and password.
+  const passwordBytes = Buffer.alloc(password.length * 2);
+  passwordBytes.write(password, 'utf16le');
   const round = Buffer.alloc(4 + HASH_BYTES);
-  hash('sha512', Buffer.concat([salt, passwordBytes]), 'buffer').copy(round, 4);
+  const h0 = createHash('sha512').update(salt).update(passwordBytes).digest();
+  h0.copy(round, 4);
+  h0.fill(0);
   passwordBytes.fill(0);
   for (let i = 0; i < spinCount; i += 1) {
     round.writeUInt32LE(i, 0);
@@ -138,7 +145,9 @@ export async function hashPassword(password: string, salt: Buffer, spinCount: nu
 
 /** Final key for one blockKey: first keyBits/8 bytes of SHA512(H_n || blockKey) (SHA-512 output is long enough). */
 export function deriveBlockKey(passwordHash: Buffer, blockKey: Buffer): Buffer {
-  return hash('sha512', Buffer.concat([passwordHash, blockKey]), 'buffer').subarray(0, KEY_BYTES);
+  // Fed in parts: a joined copy of H_n (which with the stored salts opens the file) would land in
+  // the shared buffer pool and stay there.
+  return createHash('sha512').update(passwordHash).update(blockKey).digest().subarray(0, KEY_BYTES);
 }
 
 /** IV for data-integrity and segment encryption: first blockSize bytes of SHA512(keyData salt || blockKey). */
@@ -179,23 +188,16 @@ export async function deriveEncryptionKeys(
 
   const passwordHash = await hashPassword(password, passwordSalt, spinCount);
   // The password key encryptor uses its own salt as IV (blockSize = saltSize = 16).
-  const encryptedVerifierHashInput = encryptAesCbc(
-    deriveBlockKey(passwordHash, BLOCK_KEY_VERIFIER_INPUT),
-    passwordSalt,
-    verifierHashInput,
-  );
-  const encryptedVerifierHashValue = encryptAesCbc(
-    deriveBlockKey(passwordHash, BLOCK_KEY_VERIFIER_VALUE),
-    passwordSalt,
-    hash('sha512', verifierHashInput, 'buffer'),
-  );
-  const encryptedKeyValue = encryptAesCbc(
-    deriveBlockKey(passwordHash, BLOCK_KEY_ENCRYPTED_KEY),
-    passwordSalt,
-    packageKey,
-  );
-  const encryptedHmacKey = encryptAesCbc(packageKey, deriveIv(keyDataSalt, BLOCK_KEY_HMAC_KEY), hmacKey);
+  const blockKeys = [BLOCK_KEY_VERIFIER_INPUT, BLOCK_KEY_VERIFIER_VALUE, BLOCK_KEY_ENCRYPTED_KEY].map((b) => deriveBlockKey(passwordHash, b));
   passwordHash.fill(0);
+  const [inputKey, valueKey, keyKey] = blockKeys as [Buffer, Buffer, Buffer];
+  const encryptedVerifierHashInput = encryptAesCbc(inputKey, passwordSalt, verifierHashInput);
+  const encryptedVerifierHashValue = encryptAesCbc(valueKey, passwordSalt, hash('sha512', verifierHashInput, 'buffer'));
+  const encryptedKeyValue = encryptAesCbc(keyKey, passwordSalt, packageKey);
+  const encryptedHmacKey = encryptAesCbc(packageKey, deriveIv(keyDataSalt, BLOCK_KEY_HMAC_KEY), hmacKey);
+  // Each of these opens the file with the stored salts as the password does: wiped, not left
+  // to the garbage collector.
+  for (const key of blockKeys) key.fill(0);
   hmacKey.fill(0);
 
   return {
