@@ -153,7 +153,7 @@ export function toValidationError(
  * zod's own text ("Unrecognized key: ...") would then repeat the key, so it is replaced; a
  * schema's own message (e.g. "is not allowed with scope ...") is kept.
  */
-function splitUnrecognizedKeys(issue: z.core.$ZodIssue): { path: readonly PropertyKey[]; message: string }[] {
+export function splitUnrecognizedKeys(issue: z.core.$ZodIssue): { path: readonly PropertyKey[]; message: string }[] {
   if (issue.code !== 'unrecognized_keys' || issue.keys.length === 0) return [issue];
   const message = issue.message.startsWith('Unrecognized key') ? 'is not an allowed field' : issue.message;
   return issue.keys.map((key) => ({ path: [...issue.path, key], message }));

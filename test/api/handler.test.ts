@@ -956,7 +956,12 @@ describe('GET /v1/audit/exports/{exportId}/downloads', () => {
       expect(res.status).toBe(400);
       expect(res.body.error).toMatchObject({ code: 'INVALID_QUERY', field: 'limit' });
     }
-    expect((await downloads(exportId, { from: '2026-03-01' })).body.error).toMatchObject({ code: 'INVALID_QUERY' });
+    // An unknown parameter is named as itself, not as `query` (the body's quick-search field).
+    expect((await downloads(exportId, { from: '2026-03-01' })).body.error).toMatchObject({
+      code: 'INVALID_QUERY',
+      field: 'from',
+      message: 'from: is not an allowed parameter',
+    });
   });
 
   it('is for audit:read holders of the export’s channel: 403 without it, 401 without a token, 404 for another channel’s export', async () => {

@@ -1,11 +1,14 @@
 import type { z } from 'zod';
-import { DomainError, ValidationError } from '../../domain/errors';
+import { DomainError, splitUnrecognizedKeys, ValidationError } from '../../domain/errors';
 
 /** A query string that does not parse: 400 INVALID_QUERY naming the first bad parameter. */
 export function invalidQuery(error: z.ZodError): ValidationError {
-  const issue = error.issues[0];
-  const field = issue?.path.join('.') || 'query';
-  return new ValidationError(`${field}: ${issue?.message ?? 'invalid'}`, { code: 'INVALID_QUERY', field });
+  // An unknown parameter is named as the field itself ("foo: is not an allowed parameter"), not
+  // as `query`, which is also the body's quick-search field.
+  const first = error.issues.flatMap(splitUnrecognizedKeys)[0];
+  const field = first?.path.map(String).join('.') || 'query';
+  const message = first?.message === 'is not an allowed field' ? 'is not an allowed parameter' : (first?.message ?? 'invalid');
+  return new ValidationError(`${field}: ${message}`, { code: 'INVALID_QUERY', field });
 }
 
 /** Same Idempotency-Key, different body: the client reused a key for another request. */
