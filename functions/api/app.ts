@@ -7,6 +7,7 @@ import {
   cancelExport,
   checkDownloadLink,
   downloadFile,
+  exportLinks,
   getExport,
   listAudit,
   listExportDownloads,
@@ -129,11 +130,12 @@ async function dispatch(
       const body = parseJsonBody(event);
       const { job, replayed } = await requestExport(deps, principal, body, header(event, 'idempotency-key'));
       runtime.logger.info('export requested', { exportId: job.exportId, kind: job.kind, replayed });
-      const self = `${deps.publicBaseUrl}/v1/exports/${job.exportId}`;
+      // A replay answers with the export as it is now: no cancel link once it is over.
+      const links = exportLinks(job, deps.publicBaseUrl);
       return jsonResponse(
         202,
-        { exportId: job.exportId, status: job.status, links: { self, cancel: `${self}/cancel` } },
-        { Location: self, ...(replayed ? { 'Idempotency-Replayed': 'true' } : {}) },
+        { exportId: job.exportId, status: job.status, links },
+        { Location: links.self, ...(replayed ? { 'Idempotency-Replayed': 'true' } : {}) },
       );
     }
     case 'getExport':

@@ -695,6 +695,16 @@ describe('GET /v1/exports and cancel', () => {
     expect((await create('api-create-export-cases.json')).status).toBe(202);
   });
 
+  it('a replayed request of an export since canceled answers its status without a cancel link', async () => {
+    const first = await create();
+    expect(first.body.links.cancel).toBeDefined();
+    expect((await call(loadEvent('api-cancel-export.json', { TOKEN: await token(), EXPORT_ID: first.body.exportId as string }))).status).toBe(200);
+    const replay = await create();
+    expect(replay.headers['Idempotency-Replayed']).toBe('true');
+    expect(replay.body).toMatchObject({ exportId: first.body.exportId, status: 'canceled' });
+    expect(replay.body.links).toEqual({ self: first.body.links.self });
+  });
+
   it('a cancel whose audit write failed after the status changed is finished by the retry', async () => {
     const exportId = (await create('api-create-export-cases.json')).body.exportId as string;
     fakes.audit.failNext = 'canceled';

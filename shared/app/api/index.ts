@@ -4,4 +4,4 @@ export { requestExport, requestedEvent, IDEMPOTENCY_TTL_SECONDS, type RequestExp
 export { cancelExport, getExport, listExports } from './read-exports';
 export { checkDownloadLink, downloadFile, type DownloadRequest } from './download-file';
 export { listAudit, listExportDownloads, type AuditEntryView, type AuditPageView } from './list-audit';
-export { toExportView, type ExportView } from './view';
+export { exportLinks, toExportView, type ExportView } from './view';

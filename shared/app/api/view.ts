@@ -24,6 +24,13 @@ export type ExportView = {
   links: { self: string; cancel?: string };
 };
 
+/** `self`, and `cancel` only while the export can still be canceled (also in a replayed 202). */
+export function exportLinks(job: Pick<ExportJob, 'exportId' | 'status'>, baseUrl: string): ExportView['links'] {
+  const self = `${baseUrl}/v1/exports/${encodeURIComponent(job.exportId)}`;
+  const active = job.status === 'queued' || job.status === 'running' || job.status === 'finalizing';
+  return { self, ...(active ? { cancel: `${self}/cancel` } : {}) };
+}
+
 /**
  * A completed export whose 7-day window has passed is shown as `expired` even before any
  * process rewrites the job (the file is deleted by the bucket's lifecycle rule): no link then.
@@ -31,8 +38,6 @@ export type ExportView = {
 export function toExportView(stored: ExportJob, baseUrl: string, link: string | undefined, now?: Date): ExportView {
   const lapsed = stored.status === 'completed' && stored.expiresAt !== undefined && now !== undefined && now.getTime() >= Date.parse(stored.expiresAt);
   const job: ExportJob = lapsed ? { ...stored, status: 'expired' } : stored;
-  const self = `${baseUrl}/v1/exports/${encodeURIComponent(job.exportId)}`;
-  const active = job.status === 'queued' || job.status === 'running' || job.status === 'finalizing';
   const view: ExportView = {
     exportId: job.exportId,
     kind: job.kind,
@@ -44,7 +49,7 @@ export function toExportView(stored: ExportJob, baseUrl: string, link: string | 
     updatedAt: job.updatedAt,
     // From the stored job: relabelling it `expired` changes nothing about the work done.
     progress: describeProgress(stored),
-    links: { self, ...(active ? { cancel: `${self}/cancel` } : {}) },
+    links: exportLinks(job, baseUrl),
   };
   if (job.rowCount !== undefined) view.rowCount = job.rowCount;
   if (job.skippedRecords !== undefined && job.skippedRecords > 0) view.skippedRecords = job.skippedRecords;
