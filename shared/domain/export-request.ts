@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { casesFilterSchema, usersFilterSchema } from './filter';
+import { casesFilterSchema, compileFilter, usersFilterSchema } from './filter';
 import { toValidationError } from './errors';
 import { PolicyViolationError } from './errors';
 import { checkCaseRange, checkPassword, defaultPolicyConfig, type PolicyConfig } from './policies';
@@ -112,6 +112,11 @@ export function checkExportRequest(request: ExportRequest, config: PolicyConfig 
         { field: 'filter' },
       );
     }
+    // What can be judged without the workspace (a date-time that does not exist, an operator a
+    // fixed field cannot take, a between that ends before it starts) is judged here, before the
+    // cooldown: a manager in cooldown must not wait half an hour to learn the body was wrong.
+    // Profile keys are checked against the workspace's schema later, when the export is planned.
+    compileFilter(request.filter, request.kind === 'cases' ? 'cases' : 'users', { now: new Date(), timeZone: request.timezone ?? 'UTC' });
   }
 }
 

@@ -153,6 +153,23 @@ describe('POST /v1/exports', () => {
     expect((await call(later)).status).toBe(202);
   });
 
+  it('a filter wrong in itself is a 400 before the cooldown is looked at: a manager in cooldown does not wait half an hour to learn it', async () => {
+    expect((await create('api-create-export-cases.json')).status).toBe(202);
+    const withFilter = async (condition: Record<string, unknown>) => {
+      const ev = loadEvent('api-create-export-cases.json', { TOKEN: await token(), PASSWORD });
+      ev.body = JSON.stringify({ ...(JSON.parse(ev.body as string) as Record<string, unknown>), filter: { join: 'and', groups: [{ join: 'and', conditions: [condition] }] } });
+      return call(ev);
+    };
+    const reversed = await withFilter({ field: 'replyCount', op: 'between', from: 10, to: 1 });
+    expect(reversed.status).toBe(400);
+    expect(reversed.body.error).toMatchObject({ field: 'filter.groups[0].conditions[0].to' });
+    const noSuchDay = await withFilter({ field: 'closedAt', op: 'gte', value: '2023-02-29T00:00:00Z' });
+    expect(noSuchDay.status).toBe(400);
+    expect(noSuchDay.body.error).toMatchObject({ field: 'filter.groups[0].conditions[0].value' });
+    // A valid filter meets the cooldown as before.
+    expect((await withFilter({ field: 'replyCount', op: 'gte', value: 1 })).status).toBe(429);
+  });
+
   it('takes over a cooldown left by a request that crashed before creating its job', async () => {
     fakes.cooldowns.items.set('cooldown#ch-1#m-1#cases', { holder: 'deadbeefdeadbeef', expiresAt: Date.parse('2026-03-01T10:20:00Z'), acquiredAt: '2026-03-01T09:50:00.000Z' });
     expect((await create('api-create-export-cases.json')).status).toBe(202);
