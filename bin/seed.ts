@@ -1,7 +1,9 @@
 /**
  * Loads data into the running local stack (`npm start` in another terminal).
  *   npm run seed -- --channel C --users N --cases N [--seed S]
- *   npm run seed -- --channel C --import users.ndjson|cases.ndjson [--kind users|cases]
+ *   npm run seed -- --channel C --import FILE [--kind users|cases]
+ * It finds the stack through LOCAL_DATA_DIR (default `.local/`), as npm start was given it.
+ * --kind may be left out only when the file name's first word is users or cases (see kindOf).
  * The import format is one JSON object per line (docs/domain.md: keys are the export's column
  * keys, derived columns left out). The whole file is validated first, so a bad line writes
  * nothing; errors name the line and the field, never the value.
@@ -23,7 +25,9 @@ import { channelIdSchema } from '../shared/auth/principal';
 
 const usage = [
   'usage: npm run seed -- --channel C --users N --cases N [--seed S]',
-  '       npm run seed -- --channel C --import users.ndjson|cases.ndjson [--kind users|cases]',
+  '       npm run seed -- --channel C --import FILE [--kind users|cases]',
+  "  --kind may be left out only when FILE's name starts with the word users or cases (users.ndjson, cases-2025-07.ndjson).",
+  '  The stack is found through LOCAL_DATA_DIR (default .local/): give seed the one npm start was given.',
 ].join('\n');
 
 const argsSchema = z
@@ -45,7 +49,12 @@ const endpointsSchema = z.object({ dynamoEndpoint: z.string().url() });
 function connect(): DynamoDBDocumentClient {
   const dataDir = process.env.LOCAL_DATA_DIR ?? join(process.cwd(), '.local');
   const file = join(dataDir, 'endpoints.json');
-  if (!existsSync(file)) throw new Error(`the local stack is not running (no ${file}); start it with npm start first`);
+  if (!existsSync(file)) {
+    throw new Error(
+      `the local stack is not running (no ${file}); start it with npm start first, ` +
+        `or set LOCAL_DATA_DIR to the folder npm start uses`,
+    );
+  }
   const { dynamoEndpoint } = endpointsSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
   return DynamoDBDocumentClient.from(
     new DynamoDBClient({ region: 'us-east-1', endpoint: dynamoEndpoint, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }),
@@ -61,9 +70,19 @@ async function* readLines(path: string): AsyncIterable<{ line: string; lineNo: n
   }
 }
 
-async function importFile(ddb: DynamoDBDocumentClient, channelId: string, path: string, kindArg: 'users' | 'cases' | undefined): Promise<void> {
-  const kind = kindArg ?? (/case/i.test(basename(path)) ? 'cases' : /user|contact/i.test(basename(path)) ? 'users' : undefined);
-  if (!kind) throw new Error('cannot tell the kind from the file name: add --kind users or --kind cases');
+/**
+ * The kind a file's name says, or undefined. One strict rule: the name's first word is `users` or
+ * `cases`, i.e. the name is `users`/`cases` or starts with it followed by `.`, `-` or `_`
+ * (users.ndjson, cases-2025-07.ndjson, users_vip.ndjson; any letter case). Anything else
+ * (showcase-users.ndjson, contacts.ndjson, userscases.ndjson) needs --kind: a word found anywhere
+ * in the name once loaded showcase-users.ndjson as cases.
+ */
+function kindOf(path: string): 'users' | 'cases' | undefined {
+  const match = /^(users|cases)(?:[._-]|$)/i.exec(basename(path));
+  return match?.[1]?.toLowerCase() as 'users' | 'cases' | undefined;
+}
+
+async function importFile(ddb: DynamoDBDocumentClient, channelId: string, path: string, kind: 'users' | 'cases'): Promise<void> {
   const schemas = await loadProfileSchemas(new DynamoWorkspaceSource(ddb, LOCAL_TABLES.workspace), channelId);
   const tally = undeclaredProfileKeyTally(kind, kind === 'cases' ? schemas.chatProfileSchema : schemas.userProfileSchema);
   let count = 0;
@@ -112,11 +131,19 @@ async function main(): Promise<void> {
     throw new Error(`${issue?.path.length ? `--${issue.path.join('.')}: ` : ''}${issue?.message ?? 'invalid arguments'}\n${usage}`);
   }
   const args = parsed.data;
-  const ddb = connect();
   if (args.import) {
-    await importFile(ddb, args.channel, args.import, args.kind);
+    // Before connecting: a name that does not say its kind is refused whether or not a stack runs.
+    const kind = args.kind ?? kindOf(args.import);
+    if (!kind) {
+      throw new Error(
+        `--kind: is required: the file name "${basename(args.import)}" does not start with the word users or cases ` +
+          `(as users.ndjson or cases-2025-07.ndjson do); add --kind users or --kind cases\n${usage}`,
+      );
+    }
+    await importFile(connect(), args.channel, args.import, kind);
     return;
   }
+  const ddb = connect();
   const result = await seedWorkspace(ddb, {
     channelId: args.channel,
     users: args.users ?? 0,

@@ -4,7 +4,7 @@
  *                    [--name "Kim"] [--expires 12h]
  */
 import { parseArgs } from 'node:util';
-import { DEFAULT_MAX_TOKEN_LIFETIME_SECONDS, devTokenInputSchema, parseSpanSeconds, signDevToken } from '../shared/auth';
+import { DEFAULT_MAX_TOKEN_LIFETIME_SECONDS, devTokenInputSchema, parseSpanSeconds, PERMISSIONS, signDevToken } from '../shared/auth';
 import { intSetting } from '../shared/config';
 
 const usage =
@@ -49,6 +49,13 @@ async function main(): Promise<void> {
     const issue = parsed.error.issues[0];
     const flag = FLAGS[String(issue?.path[0])] ?? 'arguments';
     throw new Error(`${flag}: ${issue?.message ?? 'invalid'}\n${usage}`);
+  }
+  // The schema takes any string (a deployed identity provider may send others), but a permission
+  // the service never checks (a typo) is worth nothing: its token would get a 403 everywhere.
+  const known: string[] = Object.values(PERMISSIONS);
+  const unknown = parsed.data.permissions.find((p) => !known.includes(p));
+  if (unknown !== undefined) {
+    throw new Error(`--permission: must be one of ${known.join(', ')} (not ${JSON.stringify(unknown)})\n${usage}`);
   }
   // The stack refuses a token valid for longer than its JWT_MAX_LIFETIME_SECONDS: say so here,
   // not with a 401 at the first request.

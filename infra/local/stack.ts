@@ -195,6 +195,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const bot = new LocalBot(secrets.botSigningSecret);
     let apiHandler: ApiHandler | undefined;
     let apiLoadError: unknown;
+    // What the stack is still doing while the port is bound but the api is not loaded yet.
+    let startingStep = 'starting';
     const server = createServer((req, res) => {
       void (async () => {
         try {
@@ -219,9 +221,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
             return;
           }
           if (!apiHandler) {
-            res.writeHead(503, { 'content-type': 'application/json' }).end(
-              JSON.stringify({ error: { code: 'API_UNAVAILABLE', message: `api handler not loaded: ${String(apiLoadError)}` } }),
-            );
+            // Before the handler is loaded (the first npm start seeds for about a minute) this is
+            // a wait, not a failure: say so, and when to come back. Only a failed load names an error.
+            const loadFailed = apiLoadError !== undefined;
+            const message = loadFailed
+              ? `api handler not loaded: ${apiLoadError instanceof Error ? apiLoadError.message : String(apiLoadError)}`
+              : `the local stack is still ${startingStep}: try again in a minute`;
+            res
+              .writeHead(503, { 'content-type': 'application/json', ...(loadFailed ? {} : { 'retry-after': '60' }) })
+              .end(JSON.stringify({ error: { code: 'API_UNAVAILABLE', message } }));
             return;
           }
           const body = await readBody(req);
@@ -301,6 +309,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     let seeded: LocalStack['seeded'];
     if (options.seed) {
+      startingStep = 'seeding demo data';
       const { seedIfEmpty } = await import('./seed-data');
       const seedOptions = typeof options.seed === 'object' ? options.seed : {};
       seeded = await seedIfEmpty({ dataDir: options.dataDir, ...seedOptions, log });

@@ -59,8 +59,22 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown());
 }
 
+/** The API's own port taken (by another npm start or any program): the listen error the stack passes on. */
+function isPortInUse(error: unknown, port: number): boolean {
+  const e = error as NodeJS.ErrnoException & { port?: number };
+  return e instanceof Error && e.code === 'EADDRINUSE' && e.port === port;
+}
+
 main().catch((error: unknown) => {
-  // A busy data folder is the operator's situation, not a bug: the message alone says what to do.
-  console.error(error instanceof DataDirBusyError ? `npm start: ${error.message}` : error);
+  // A busy data folder or port is the operator's situation, not a bug: the message alone says
+  // what to do. startLocalStack has already stopped what it started and released the folder.
+  const port = Number(process.env.PORT ?? 3000);
+  if (error instanceof DataDirBusyError) console.error(`npm start: ${error.message}`);
+  else if (isPortInUse(error, port)) {
+    console.error(
+      `npm start: port ${port} on 127.0.0.1 is already in use (another npm start or another program): ` +
+        `stop it, or set PORT=… to a free port (e.g. PORT=${port === 3001 ? 3002 : 3001} npm start)`,
+    );
+  } else console.error(error);
   process.exit(1);
 });

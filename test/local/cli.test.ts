@@ -14,8 +14,13 @@ const profileWarnings = (stderr: string) => stderr.split('\n').filter((l) => l.i
 describe('npm run seed', () => {
   let stack: LocalStack;
   let dataDir: string;
-  const seed = (args: string[]) =>
-    run(join(process.cwd(), 'node_modules/.bin/tsx'), ['bin/seed.ts', ...args], { env: { ...process.env, LOCAL_DATA_DIR: dataDir } });
+  const seed = (args: string[], localDataDir = dataDir) =>
+    run(join(process.cwd(), 'node_modules/.bin/tsx'), ['bin/seed.ts', ...args], { env: { ...process.env, LOCAL_DATA_DIR: localDataDir } });
+  const failure = (p: Promise<unknown>) =>
+    p.then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code?: number; stderr?: string }) => ({ code: error.code, stderr: error.stderr ?? '' }),
+    );
 
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'export-seed-'));
@@ -35,6 +40,54 @@ describe('npm run seed', () => {
       );
       expect(failed?.code, channel).toBe(1); // the seed command's exit code for any refused argument
       expect(failed?.stderr).toMatch(/--channel: must (be letters, digits|not be "\." or "\.\.")/);
+    }
+  });
+
+  it('pointed at another folder than the stack\'s, says to start one or to set LOCAL_DATA_DIR to the folder npm start uses', async () => {
+    const elsewhere = await mkdtemp(join(tmpdir(), 'export-seed-elsewhere-'));
+    try {
+      const res = await failure(seed(['--channel', 'c2', '--users', '200', '--cases', '300'], elsewhere));
+      expect(res.code).toBe(1);
+      expect(res.stderr).toContain(
+        `the local stack is not running (no ${join(elsewhere, 'endpoints.json')}); start it with npm start first, ` +
+          'or set LOCAL_DATA_DIR to the folder npm start uses',
+      );
+    } finally {
+      await rm(elsewhere, { recursive: true, force: true });
+    }
+  });
+
+  it('reads the kind from a file name only when its first word is users or cases; any other name needs --kind', async () => {
+    const createdAt = '2025-07-01T00:00:00Z';
+    const body = [{ id: 'k1', createdAt }, { id: 'k2', createdAt }].map((l) => JSON.stringify(l)).join('\n');
+    const files: Record<string, string> = {};
+    for (const name of ['showcase-users.ndjson', 'contacts.ndjson', 'casestudy.ndjson', 'users-2025-07.ndjson', 'Users.ndjson']) {
+      files[name] = join(dataDir, name);
+      await writeFile(files[name], body);
+    }
+    // "case" inside the name once made showcase-users.ndjson a cases import (its user lines refused or, worse, loaded).
+    for (const name of ['showcase-users.ndjson', 'contacts.ndjson', 'casestudy.ndjson']) {
+      const res = await failure(seed(['--channel', 'kinds', '--import', files[name] ?? '']));
+      expect(res.code, name).toBe(1);
+      const ours = res.stderr.split('\n').filter((l) => l.startsWith('--'));
+      expect(ours, name).toEqual([
+        `--kind: is required: the file name "${name}" does not start with the word users or cases (as users.ndjson or cases-2025-07.ndjson do); add --kind users or --kind cases`,
+      ]);
+    }
+    // Refused before connecting: the same answer with no stack to reach.
+    const nowhere = await mkdtemp(join(tmpdir(), 'export-seed-nowhere-'));
+    try {
+      const res = await failure(seed(['--channel', 'kinds', '--import', files['showcase-users.ndjson'] ?? ''], nowhere));
+      expect(res.stderr).toContain('--kind: is required');
+      expect(res.stderr).not.toContain('not running');
+    } finally {
+      await rm(nowhere, { recursive: true, force: true });
+    }
+    expect((await seed(['--channel', 'kinds', '--import', files['showcase-users.ndjson'] ?? '', '--kind', 'users'])).stdout).toContain(
+      'imported 2 users into channel "kinds"',
+    );
+    for (const name of ['users-2025-07.ndjson', 'Users.ndjson']) {
+      expect((await seed(['--channel', 'kinds', '--import', files[name] ?? ''])).stdout, name).toContain('imported 2 users into channel "kinds"');
     }
   });
 
@@ -86,6 +139,9 @@ describe('npm run token', () => {
       [['--channel', 'demo', '--manager', 'm1', '--expires', '12x'], '--expires: must look like 30s, 15m, 12h, 7d or 1w'],
       [['--channel', 'demo', '--manager', 'm1', '--expires', '2d'], '--expires: at most 86400 seconds; the stack refuses a token valid for longer (JWT_MAX_LIFETIME_SECONDS)'],
       [['--channel', 'demo'], '--manager is required'],
+      // A token with a permission the service never checks would get a 403 everywhere.
+      [['--channel', 'demo', '--manager', 'm1', '--permission', 'bogus'], '--permission: must be one of export:download, audit:read (not "bogus")'],
+      [['--channel', 'demo', '--manager', 'm1', '--permission', 'export:download', '--permission', 'audit:write'], '--permission: must be one of export:download, audit:read (not "audit:write")'],
     ] as const) {
       const res = await token([...args]);
       expect(res.code).toBe(1);
@@ -95,5 +151,9 @@ describe('npm run token', () => {
     const ok = await token(['--channel', 'demo', '--manager', 'm1', '--permission', 'export:download', '--expires', '2h']);
     expect(ok.code).toBe(0);
     expect(ok.stdout.trim()).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    const both = await token(['--channel', 'demo', '--manager', 'm1', '--permission', 'export:download', '--permission', 'audit:read']);
+    expect(both.code).toBe(0);
+    const claims = JSON.parse(Buffer.from(both.stdout.trim().split('.')[1] ?? '', 'base64url').toString('utf8')) as { permissions: string[] };
+    expect(claims.permissions).toEqual(['export:download', 'audit:read']);
   });
 });

@@ -1,0 +1,129 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { startLocalStack, type LocalStack } from '../../infra/local/stack';
+
+/** A port of 127.0.0.1 held by this test until `close` (another program on the port npm start wants). */
+async function holdPort(): Promise<{ port: number; server: Server }> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return { port: (server.address() as AddressInfo).port, server };
+}
+
+const close = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
+
+/** True while any process of this process group lives. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('npm start', () => {
+  it('on a port already in use: one line naming the port and PORT=…, the folder released, nothing left running', async () => {
+    const held = await holdPort();
+    const root = await mkdtemp(join(tmpdir(), 'export-start-'));
+    const dataDir = join(root, 'new'); // LOCAL_DATA_DIR=<new>: a folder that does not exist yet
+    // Its own process group, so whatever it starts can be found (and, on a hang, stopped) as one.
+    const child = spawn(join(process.cwd(), 'node_modules/.bin/tsx'), ['infra/local/start.ts'], {
+      env: { ...process.env, PORT: String(held.port), LOCAL_DATA_DIR: dataDir },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    const pgid = child.pid ?? 0;
+    try {
+      const code = await new Promise<number | null>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`npm start still runs after 90 s:\n${stdout}\n${stderr}`)), 90_000);
+        child.once('exit', (exitCode) => {
+          clearTimeout(timer);
+          resolve(exitCode);
+        });
+      });
+      // Node's own warnings (the AWS SDK's) may also be on stderr: the line that is ours.
+      expect(code).toBe(1);
+      expect(stderr.split('\n').filter((l) => l.startsWith('npm start:'))).toEqual([
+        `npm start: port ${held.port} on 127.0.0.1 is already in use (another npm start or another program): ` +
+          `stop it, or set PORT=… to a free port (e.g. PORT=${held.port === 3001 ? 3002 : 3001} npm start)`,
+      ]);
+      expect(stderr).not.toContain('EADDRINUSE');
+      expect(stderr).not.toMatch(/^\s+at /m); // no stack trace
+      // The folder is free for the next try, and no process of that start lives on.
+      expect(existsSync(join(dataDir, 'stack.lock'))).toBe(false);
+      expect(existsSync(join(dataDir, 'endpoints.json'))).toBe(false);
+      for (let i = 0; i < 50 && groupAlive(pgid); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(groupAlive(pgid)).toBe(false);
+      // And the program that held the port still holds it.
+      expect(held.server.listening).toBe(true);
+    } finally {
+      if (pgid && groupAlive(pgid)) process.kill(-pgid, 'SIGKILL');
+      await close(held.server);
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the local stack while it seeds', () => {
+  it('answers 503 saying it is still seeding, with Retry-After, never "undefined"; then the API answers', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'export-seeding-'));
+    // A free port known before the stack binds it: the API is asked while startLocalStack still runs.
+    const probe = await holdPort();
+    const port = probe.port;
+    await close(probe.server);
+    let stack: LocalStack | undefined;
+    let settled = false;
+    const starting = startLocalStack({ dataDir, port, pollers: false, seed: { channelId: 'seeding', users: 1000, cases: 1000 } }).then(
+      (s) => {
+        stack = s;
+        settled = true;
+      },
+      (error: unknown) => {
+        settled = true;
+        throw error;
+      },
+    );
+    const answers: { status: number; retryAfter: string | null; body: { error?: { code?: string; message?: string } } }[] = [];
+    try {
+      while (!settled) {
+        try {
+          const res = await fetch(`http://127.0.0.1:${port}/v1/exports`);
+          answers.push({ status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as (typeof answers)[number]['body'] });
+        } catch {
+          // Not bound yet.
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await starting;
+      const waiting = answers.filter((a) => a.status === 503);
+      expect(waiting.length).toBeGreaterThan(0);
+      for (const a of waiting) {
+        expect(a.body.error?.code).toBe('API_UNAVAILABLE');
+        expect(a.body.error?.message).toMatch(/^the local stack is still (starting|seeding demo data): try again in a minute$/);
+        expect(JSON.stringify(a.body)).not.toContain('undefined');
+        expect(a.retryAfter).toBe('60');
+      }
+      expect(waiting.some((a) => a.body.error?.message?.includes('still seeding demo data'))).toBe(true);
+      // Started: the API itself answers (no token: 401).
+      const after = await fetch(`${stack?.apiUrl}/v1/exports`);
+      expect(after.status).toBe(401);
+    } finally {
+      await starting.catch(() => undefined);
+      await stack?.stop();
+      expect(await readdir(dataDir)).not.toContain('stack.lock');
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
