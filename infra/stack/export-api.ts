@@ -37,7 +37,10 @@ export const PUBLIC_ROUTES = ['GET /v1/downloads/{token}', 'HEAD /v1/downloads/{
 
 /**
  * Creating an export derives a password key (100,000 SHA-512 rounds) and plans a job: far more
- * expensive than a read, so it gets a tighter limit than the stage default.
+ * expensive than a read, so it gets a tighter limit than the stage default. Like the stage's, it
+ * is one budget for everyone (applied before the authorizer): a ceiling that protects the backend,
+ * not a per-tenant limit. Per-client limits are the web ACL's (api-firewall.ts), which turns a
+ * flood from one address away before it counts here.
  */
 const CREATE_EXPORT_RATE = { rateLimit: 5, burstLimit: 10 };
 
@@ -73,6 +76,7 @@ export class ExportApi extends Construct {
         metricsEnabled: true,
         // No execution logging or stage tracing: both record the full request path, and the
         // download path carries the link token, which is a credential.
+        // Global ceilings (shared by all callers); per-IP limits are in the web ACL.
         throttlingRateLimit: props.throttleRateLimit,
         throttlingBurstLimit: props.throttleBurstLimit,
         methodOptions: {
@@ -176,14 +180,11 @@ export class ExportApi extends Construct {
     // The handler answers HEAD without presigning or auditing (nothing is downloaded).
     downloadLink.addMethod('HEAD', integration, publicLink);
 
-    // Usage plan: the stage limits above apply to everyone; the plan caps what any one API key
-    // (e.g. a partner integration given a key later) may use per day on top of that.
-    this.restApi.addUsagePlan('UsagePlan', {
-      name: 'export-service-default',
-      throttle: { rateLimit: props.throttleRateLimit, burstLimit: props.throttleBurstLimit },
-      quota: { limit: 10_000, period: apigw.Period.DAY },
-      apiStages: [{ api: this.restApi, stage: this.restApi.deploymentStage }],
-    });
+    // No usage plan: a usage plan's throttle and quota apply only to requests that carry an API
+    // key of the plan, and no method here requires one (apiKeyRequired), so a plan (there was one,
+    // with a 10,000-a-day quota) limited nothing while reading like a daily cap. Per-client limits
+    // are the web ACL's (api-firewall.ts). A partner integration given API keys later needs
+    // apiKeyRequired on its methods and a plan of its own.
   }
 
   /** Base URL of the stage, built from the API id so functions can hold it without a cycle. */

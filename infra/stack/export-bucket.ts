@@ -1,10 +1,13 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 
 export const PARTS_PREFIX = 'parts/';
 export const EXPORTS_PREFIX = 'exports/';
+/** The object reads the bucket policy pins to named roles (the bucket is not versioned; both, still). */
+export const OBJECT_READ_ACTIONS = ['s3:GetObject', 's3:GetObjectVersion'] as const;
 
 export type ExportBucketProps = {
   encryptionKey: kms.IKey;
@@ -43,5 +46,35 @@ export class ExportBucket extends Construct {
         { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
       ],
     });
+  }
+
+  /**
+   * Denies reading objects under each prefix to every principal but the roles named for it, in
+   * the bucket policy, so an identity policy elsewhere in the account (an admin's `s3:*`, a
+   * data-platform role's `s3:GetObject` on `*`) cannot read them:
+   * - `parts/` holds rows as plain deflated XML (and selections, job definitions): only the chunk
+   *   and finalizer roles read it; the api writes selections there and, like the dlq, deletes.
+   * - `exports/` holds the password-protected files: only the api role reads them, by presigning
+   *   the download redirect's GET (S3 checks the signing role when the URL is used).
+   * Only object reads are denied: listing, deleting, and managing the bucket and its policy
+   * (CloudFormation's deploy role, the account's administrators) are untouched, and a bucket
+   * policy that locks out its own account can always be removed by the account's root user.
+   * `aws:PrincipalArn` is the role's ARN for its sessions, so the deny is by role, not by session.
+   * An operator adding a reader must add its role here (PART_READERS / FILE_READERS in
+   * export-service-stack.ts); an identity policy alone is overridden by the deny.
+   */
+  restrictObjectReads(readers: { prefix: string; sid: string; roles: readonly iam.IRole[] }[]): void {
+    for (const { prefix, sid, roles } of readers) {
+      this.bucket.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid,
+          effect: iam.Effect.DENY,
+          principals: [new iam.AnyPrincipal()],
+          actions: [...OBJECT_READ_ACTIONS],
+          resources: [this.bucket.arnForObjects(`${prefix}*`)],
+          conditions: { ArnNotEquals: { 'aws:PrincipalArn': roles.map((role) => role.roleArn) } },
+        }),
+      );
+    }
   }
 }

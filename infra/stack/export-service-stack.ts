@@ -6,6 +6,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { ApiFirewall } from './api-firewall';
 import { DataTables } from './data-tables';
 import { EXPORTS_PREFIX, ExportBucket, PARTS_PREFIX } from './export-bucket';
 import { ExportApi } from './export-api';
@@ -49,6 +50,16 @@ export const FUNCTION_SIZING: Record<FunctionName, { memorySize: number; timeout
   dlq: { memorySize: 256, timeout: Duration.seconds(30) },
 };
 
+/**
+ * The only functions that read objects, per prefix. Pinned in the bucket policy (reads by anyone
+ * else are denied) and in the bucket key's policy (kms:Decrypt by anyone else is denied): a new
+ * reader must be added here, or its reads fail with AccessDenied whatever its identity policy says.
+ * `parts/` (rows as deflated XML, selections, job definitions): the chunk workers and the
+ * finalizer. `exports/` (the encrypted files): the api, whose role signs the download redirect.
+ */
+export const PART_READERS = ['chunk', 'finalizer'] as const satisfies readonly FunctionName[];
+export const FILE_READERS = ['api'] as const satisfies readonly FunctionName[];
+
 export type ExportServiceStackProps = StackProps & {
   config: StackConfig;
   /** JSON Schema (draft-04) of the export request: `exportRequestJsonSchema()`, never a copy. */
@@ -64,6 +75,7 @@ export class ExportServiceStack extends Stack {
   readonly secrets: ServiceSecrets;
   readonly queues: { chunk: WorkQueue; finalize: WorkQueue; notify: WorkQueue };
   readonly api: ExportApi;
+  readonly firewall: ApiFirewall;
   readonly alarms: ServiceAlarms;
 
   constructor(scope: Construct, id: string, props: ExportServiceStackProps) {
@@ -155,6 +167,11 @@ export class ExportServiceStack extends Stack {
       throttleRateLimit: config.throttleRateLimit,
       throttleBurstLimit: config.throttleBurstLimit,
       logRetention,
+    });
+    this.firewall = new ApiFirewall(this, 'Firewall', {
+      stage: this.api.restApi.deploymentStage,
+      adminOrigin: config.adminOrigin,
+      limits: { all: config.wafRateLimitPerIp, exports: config.wafExportRateLimitPerIp, downloads: config.wafDownloadRateLimitPerIp },
     });
     const publicBaseUrl = config.publicBaseUrl ?? this.api.stageBaseUrl(config.stageName);
     for (const name of FUNCTION_NAMES) {
@@ -307,6 +324,14 @@ export class ExportServiceStack extends Stack {
     allow(f.dlq, 'DeleteFiles', ['s3:DeleteObject'], [objects(EXPORTS_PREFIX)]);
 
     this.keys.restrictWrapKey({ wrapper: f.api.fn.role!, unwrapper: f.finalizer.fn.role! });
+    // Who may read objects, enforced by the bucket policy and the bucket key's policy (denies), on
+    // top of the grants above; the dlq and notifier read nothing.
+    const rolesOf = (names: readonly FunctionName[]) => names.map((name) => f[name].fn.role!);
+    this.bucket.restrictObjectReads([
+      { prefix: PARTS_PREFIX, sid: 'OnlyChunkAndFinalizerReadParts', roles: rolesOf(PART_READERS) },
+      { prefix: EXPORTS_PREFIX, sid: 'OnlyApiReadsFiles', roles: rolesOf(FILE_READERS) },
+    ]);
+    this.keys.restrictBucketKey(rolesOf([...new Set([...PART_READERS, ...FILE_READERS])]));
   }
 }
 

@@ -1,3 +1,4 @@
+import { Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
@@ -6,6 +7,10 @@ import { Construct } from 'constructs';
 // GenerateDataKey* also covers the WithoutPlaintext and key-pair variants.
 export const WRAP_ACTIONS = ['kms:Encrypt', 'kms:GenerateDataKey*'] as const;
 export const UNWRAP_ACTIONS = ['kms:Decrypt'] as const;
+/** What S3 calls on the bucket key on a reader's or writer's behalf (SSE-KMS with a bucket key). */
+export const BUCKET_KEY_USE_ACTIONS = ['kms:Decrypt', 'kms:GenerateDataKey'] as const;
+/** Every action that encrypts or decrypts data with a key: only S3 may call them with the bucket key. */
+export const DATA_KEY_ACTIONS = ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey*', 'kms:ReEncrypt*'] as const;
 
 /**
  * Two customer-managed keys with yearly rotation:
@@ -15,7 +20,14 @@ export const UNWRAP_ACTIONS = ['kms:Decrypt'] as const;
  *   grant kms:Decrypt (an admin's `kms:*` would otherwise be enough to unwrap every file key).
  * - `bucketKey` is the bucket's SSE-KMS key. Kept separate because S3 needs GenerateDataKey and
  *   Decrypt for every write and read by chunk, finalizer and the download redirect: on the wrap
- *   key those grants would let the chunk workers unwrap package keys.
+ *   key those grants would let the chunk workers unwrap package keys. Its policy (restrictBucketKey)
+ *   denies Decrypt to every identity but the object readers, and any use outside S3: `parts/`
+ *   holds rows in plain (deflated) XML, and with the default policy any identity of the account
+ *   with s3:GetObject and kms:Decrypt on `*` (an admin, a data-platform role) could read them.
+ *
+ * Both keep CDK's default statement (the account may manage and use the key through IAM): the
+ * denies name use actions only, so key administration (kms:PutKeyPolicy, kms:ScheduleKeyDeletion,
+ * kms:EnableKeyRotation...) stays with the account's administrators and the deploy role.
  */
 export class ServiceKeys extends Construct {
   readonly wrapKey: kms.Key;
@@ -64,6 +76,62 @@ export class ServiceKeys extends Construct {
     );
     owners.unwrapper.addToPrincipalPolicy(
       new iam.PolicyStatement({ sid: 'UnwrapPackageKeys', actions: [...UNWRAP_ACTIONS], resources: [this.wrapKey.keyArn] }),
+    );
+  }
+
+  /**
+   * Pins the bucket key's use to S3 and its Decrypt to the roles that read objects (in the key
+   * policy, so no identity policy elsewhere in the account can widen it):
+   * - `OnlyObjectReadersDecrypt`: kms:Decrypt is denied to every principal but `readers`. S3 calls
+   *   KMS on the reader's behalf (a forward access session), so `aws:PrincipalArn` is the reader's
+   *   role; reading any object (and a multipart upload, which decrypts its data key) needs it.
+   * - `OnlyThroughS3`: encrypt/decrypt actions are denied to everyone unless S3 makes the call
+   *   (`kms:ViaService`), so not even a reader can unwrap a data key directly.
+   * - `ObjectReadersViaS3`: allows the readers (also the only writers) Decrypt/GenerateDataKey
+   *   through S3 of this account (their identity policies grant the same; this keeps the key
+   *   policy self-describing). Deleting and listing need no key: the dlq is not a reader.
+   * An operator adding a reader must add its role here (PART_READERS / FILE_READERS in
+   * export-service-stack.ts); an identity policy alone is overridden by the deny.
+   */
+  restrictBucketKey(readers: readonly iam.IRole[]): void {
+    const stack = Stack.of(this);
+    const viaS3 = `s3.${stack.region}.amazonaws.com`;
+    const readerArns = readers.map((role) => role.roleArn);
+    this.bucketKey.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'OnlyObjectReadersDecrypt',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['kms:Decrypt'],
+        resources: ['*'],
+        conditions: { ArnNotEquals: { 'aws:PrincipalArn': readerArns } },
+      }),
+    );
+    this.bucketKey.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'OnlyThroughS3',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: [...DATA_KEY_ACTIONS],
+        resources: ['*'],
+        conditions: { StringNotEquals: { 'kms:ViaService': viaS3 } },
+      }),
+    );
+    // Principal `*` narrowed by aws:PrincipalArn rather than the roles as principals: KMS checks
+    // that principals exist when the policy is set, and a role created in the same deployment may
+    // not have propagated yet; conditions are not checked that way.
+    this.bucketKey.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'ObjectReadersViaS3',
+        effect: iam.Effect.ALLOW,
+        principals: [new iam.AnyPrincipal()],
+        actions: [...BUCKET_KEY_USE_ACTIONS],
+        resources: ['*'],
+        conditions: {
+          ArnEquals: { 'aws:PrincipalArn': readerArns },
+          StringEquals: { 'kms:ViaService': viaS3, 'kms:CallerAccount': stack.account },
+        },
+      }),
     );
   }
 }

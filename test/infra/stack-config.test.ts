@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT, toRetentionDays } from '../../infra/stack/export-service-stack';
-import { parseStackConfig, StackConfigError } from '../../infra/stack/stack-config';
+import { parseStackConfig, StackConfigError, WAF_RATE_LIMIT_DEFAULTS } from '../../infra/stack/stack-config';
 import { TEST_CONTEXT } from './synth-stack';
 
 describe('CDK context (stack-config)', () => {
@@ -11,6 +11,33 @@ describe('CDK context (stack-config)', () => {
     expect(cdkJson.app).toBe('npx tsx infra/app.ts');
     const config = parseStackConfig(cdkJson.context);
     expect(config).toMatchObject({ stageName: 'prod', linkTtlDays: 7, chunkConcurrency: 40, throttleRateLimit: 50, logRetentionDays: 30 });
+    expect(config).toMatchObject({
+      wafRateLimitPerIp: WAF_RATE_LIMIT_DEFAULTS.all,
+      wafExportRateLimitPerIp: WAF_RATE_LIMIT_DEFAULTS.exports,
+      wafDownloadRateLimitPerIp: WAF_RATE_LIMIT_DEFAULTS.downloads,
+    });
+  });
+
+  it('WAF per-IP limits: coerced from -c strings, within WAF\'s 10 to 2,000,000,000', () => {
+    const config = parseStackConfig({ ...TEST_CONTEXT, wafRateLimitPerIp: '5000', wafExportRateLimitPerIp: '10', wafDownloadRateLimitPerIp: 300 });
+    expect(config).toMatchObject({ wafRateLimitPerIp: 5000, wafExportRateLimitPerIp: 10, wafDownloadRateLimitPerIp: 300 });
+    expect(parseStackConfig({ ...TEST_CONTEXT, wafRateLimitPerIp: 2_000_000_000 }).wafRateLimitPerIp).toBe(2_000_000_000);
+  });
+
+  it.each([
+    ['wafRateLimitPerIp', { wafRateLimitPerIp: 2_000_000_001 }],
+    ['wafExportRateLimitPerIp', { wafExportRateLimitPerIp: 9 }],
+    ['wafDownloadRateLimitPerIp', { wafDownloadRateLimitPerIp: 'lots' }],
+    ['wafExportRateLimitPerIp', { wafExportRateLimitPerIp: 12.5 }],
+  ])('a bad %s fails naming the key', (key, patch) => {
+    expect(() => parseStackConfig({ ...TEST_CONTEXT, ...patch })).toThrow(new RegExp(`^invalid CDK context: .*${key}: `));
+  });
+
+  it.each(['wafExportRateLimitPerIp', 'wafDownloadRateLimitPerIp'])('%s above wafRateLimitPerIp fails (it could never trigger)', (key) => {
+    expect(() => parseStackConfig({ ...TEST_CONTEXT, wafRateLimitPerIp: 100, [key]: 101 })).toThrow(
+      new RegExp(`^invalid CDK context: ${key}: must not exceed wafRateLimitPerIp \\(100\\)`),
+    );
+    expect(parseStackConfig({ ...TEST_CONTEXT, wafRateLimitPerIp: 100, [key]: 100 })[key as 'wafExportRateLimitPerIp']).toBe(100);
   });
 
   it('values given with -c arrive as strings and are coerced', () => {

@@ -85,6 +85,10 @@ describe('resource counts', () => {
     ['AWS::CloudWatch::Alarm', 12],
     ['AWS::SNS::Topic', 1],
     ['AWS::IAM::User', 0],
+    ['AWS::WAFv2::WebACL', 1],
+    ['AWS::WAFv2::WebACLAssociation', 1],
+    // A usage plan limits only requests carrying one of its API keys, and no method requires one.
+    ['AWS::ApiGateway::UsagePlan', 0],
   ])('%s x %i', (type, count) => {
     template.resourceCountIs(type, count);
   });
@@ -582,7 +586,7 @@ describe('REST API', () => {
     expect(resourcesOf(template, 'AWS::ApiGateway::RequestValidator')[validatorId]!.Properties!.ValidateRequestBody).toBe(true);
   });
 
-  it('stage: throttled, access logs as JSON without the raw path, no execution logs', () => {
+  it('stage: throttled (a global ceiling; per-IP limits are the web ACL\'s), access logs as JSON without the raw path, no execution logs', () => {
     const stage = Object.values(resourcesOf(template, 'AWS::ApiGateway::Stage'))[0]!.Properties!;
     expect(stage.MethodSettings).toEqual(
       expect.arrayContaining([
@@ -598,7 +602,9 @@ describe('REST API', () => {
     expect(format.resourcePath).toBe('$context.resourcePath');
     expect(Object.values(format)).not.toContain('$context.path');
     expect(JSON.stringify(stage.AccessLogSetting.DestinationArn)).toContain(idOf(stack, stack.api.accessLogs));
-    template.hasResourceProperties('AWS::ApiGateway::UsagePlan', { Throttle: { RateLimit: 50, BurstLimit: 100 } });
+    // No usage plan (its quota and throttle would bind API keys only): no method asks for a key.
+    template.resourceCountIs('AWS::ApiGateway::UsagePlan', 0);
+    for (const { route, props } of routes()) expect(props.ApiKeyRequired ?? false, route).toBe(false);
   });
 
   it('CORS allows only the admin origin, on preflights and on API Gateway errors', () => {

@@ -1,0 +1,165 @@
+import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
+import { Construct } from 'constructs';
+
+/**
+ * How far back each rate-based rule counts, in seconds. WAF accepts 60, 120, 300 and 600; the
+ * limits (WAF_RATE_LIMIT_DEFAULTS in stack-config.ts, context `waf*RateLimitPerIp`) are per this
+ * window. WAF re-checks the counts about every 10 seconds.
+ */
+export const WAF_EVALUATION_WINDOW_SECONDS = 300;
+
+/** Rule names, also their CloudWatch metric names (`AWS/WAFV2`, dimension `Rule`). */
+export const WAF_RULES = {
+  exports: 'PerIpExportPosts',
+  downloads: 'PerIpDownloadLinks',
+  all: 'PerIpAllRequests',
+} as const;
+export const WAF_ACL_METRIC = 'ExportServiceApi';
+
+/** The body WAF answers a rate-limited request with: the api's error envelope. */
+export const RATE_LIMITED_BODY = JSON.stringify({
+  error: { code: 'RATE_LIMITED', message: 'too many requests from this address; retry in a minute' },
+});
+
+export type ApiFirewallProps = {
+  /** The REST API stage the web ACL protects. */
+  stage: apigw.Stage;
+  /** The admin UI's origin: a 429 without CORS headers would reach its code as a network error. */
+  adminOrigin: string;
+  /** Requests per client IP per WAF_EVALUATION_WINDOW_SECONDS. */
+  limits: { all: number; exports: number; downloads: number };
+};
+
+/**
+ * Per-client-IP rate limits in front of the REST API (AWS WAF, regional web ACL on the stage).
+ *
+ * Why: API Gateway's stage and method throttles are global, shared by every caller, and applied
+ * before the Lambda authorizer. Without this, one unauthenticated client sending ~10 POSTs a
+ * second to /v1/exports with any bearer-shaped header (or junk GETs of /v1/downloads/...) uses
+ * up the shared budget and every workspace gets 429. AWS evaluates a stage's web ACL before the
+ * API's other access controls (resource policy, authorizers), and a request it blocks is answered
+ * by WAF without reaching the stage's methods, so it should not use their throttle budget (AWS
+ * documents the order relative to access controls, not to throttling: worth a load test after the
+ * first deploy). A flood from one address is turned away on its own; the stage throttles stay as
+ * the global ceiling that protects the backend.
+ *
+ * Limits, counted per client IP over 5 minutes (rules run in this order; a request that is not
+ * blocked counts towards every rule it matches, so a scoped limit must stay under the general one):
+ * - `PerIpExportPosts`: every POST under /v1/exports (create, which runs a 100,000-round key
+ *   derivation, and cancel);
+ * - `PerIpDownloadLinks`: GET and HEAD /v1/downloads/{token} (no bearer: the token is the credential);
+ * - `PerIpAllRequests`: everything, the general limit.
+ * A blocked request gets 429 with the api's error envelope (`RATE_LIMITED`), `Retry-After` and the
+ * admin origin's CORS header.
+ *
+ * Paths are matched with `CONTAINS` on the URI path after URL-decoding, path normalization and
+ * lower-casing, so the same rule holds for the execute-api URL (`/{stage}/v1/...`), a custom
+ * domain (`/v1/...`), and encoded, doubled-slash or upper-case spellings that API Gateway might
+ * route.
+ *
+ * Visibility: CloudWatch metrics per rule and for the ACL (free AWS/WAFV2 metrics). Sampled
+ * requests are off, and no WAF logging is configured: both keep the full request URI and headers,
+ * and /v1/downloads/{token} carries the link token (a credential) in its path, Authorization a
+ * bearer token; the stage has no execution logging for the same reason.
+ *
+ * Limits of this control: it counts by the address WAF sees (the client's, for a regional API
+ * reached directly or through an API Gateway custom domain; behind a CDN or proxy in front of API
+ * Gateway it would be the proxy's, and the rules would need FORWARDED_IP). Callers behind one
+ * office NAT share one budget. A flood spread across many addresses (more than ~15 at the default
+ * general limit) can still reach the stage ceiling: that takes AWS Shield Advanced or Bot Control,
+ * not a per-IP rule.
+ */
+export class ApiFirewall extends Construct {
+  readonly webAcl: wafv2.CfnWebACL;
+  readonly association: wafv2.CfnWebACLAssociation;
+
+  constructor(scope: Construct, id: string, props: ApiFirewallProps) {
+    super(scope, id);
+    const visibility = (metricName: string): wafv2.CfnWebACL.VisibilityConfigProperty => ({
+      cloudWatchMetricsEnabled: true,
+      metricName,
+      // Samples keep the request's URI and headers: download tokens and bearer tokens.
+      sampledRequestsEnabled: false,
+    });
+    // Decoded, normalized (//, /./, /../) and lower-cased, so a spelling API Gateway might still
+    // route to the resource cannot slip past the scoped rule.
+    const pathContains = (text: string): wafv2.CfnWebACL.StatementProperty => ({
+      byteMatchStatement: {
+        fieldToMatch: { uriPath: {} },
+        positionalConstraint: 'CONTAINS',
+        searchString: text,
+        textTransformations: [
+          { priority: 0, type: 'URL_DECODE' },
+          { priority: 1, type: 'NORMALIZE_PATH' },
+          { priority: 2, type: 'LOWERCASE' },
+        ],
+      },
+    });
+    const methodIs = (method: string): wafv2.CfnWebACL.StatementProperty => ({
+      byteMatchStatement: {
+        fieldToMatch: { method: {} },
+        positionalConstraint: 'EXACTLY',
+        searchString: method.toLowerCase(),
+        textTransformations: [{ priority: 0, type: 'LOWERCASE' }],
+      },
+    });
+    const blockWith429: wafv2.CfnWebACL.RuleActionProperty = {
+      block: {
+        customResponse: {
+          responseCode: 429,
+          customResponseBodyKey: 'RateLimited',
+          responseHeaders: [
+            // WAF re-checks about every 10 s and lets the address through once its count over the
+            // last 5 minutes is back under the limit.
+            { name: 'Retry-After', value: '60' },
+            { name: 'Access-Control-Allow-Origin', value: props.adminOrigin },
+            { name: 'Vary', value: 'Origin' },
+          ],
+        },
+      },
+    };
+    const perIpRule = (
+      name: string,
+      priority: number,
+      limit: number,
+      scopeDownStatement?: wafv2.CfnWebACL.StatementProperty,
+    ): wafv2.CfnWebACL.RuleProperty => ({
+      name,
+      priority,
+      action: blockWith429,
+      statement: {
+        rateBasedStatement: {
+          aggregateKeyType: 'IP',
+          limit,
+          evaluationWindowSec: WAF_EVALUATION_WINDOW_SECONDS,
+          ...(scopeDownStatement ? { scopeDownStatement } : {}),
+        },
+      },
+      visibilityConfig: visibility(name),
+    });
+
+    this.webAcl = new wafv2.CfnWebACL(this, 'WebAcl', {
+      description: 'export-service: per-client-IP rate limits in front of the REST API stage',
+      scope: 'REGIONAL',
+      defaultAction: { allow: {} },
+      visibilityConfig: visibility(WAF_ACL_METRIC),
+      customResponseBodies: {
+        RateLimited: { contentType: 'APPLICATION_JSON', content: RATE_LIMITED_BODY },
+      },
+      rules: [
+        perIpRule(WAF_RULES.exports, 0, props.limits.exports, {
+          andStatement: { statements: [methodIs('POST'), pathContains('/v1/exports')] },
+        }),
+        perIpRule(WAF_RULES.downloads, 1, props.limits.downloads, pathContains('/v1/downloads/')),
+        perIpRule(WAF_RULES.all, 2, props.limits.all),
+      ],
+    });
+
+    // The stage's ARN references the Stage resource, so the association waits for it.
+    this.association = new wafv2.CfnWebACLAssociation(this, 'StageAssociation', {
+      resourceArn: props.stage.stageArn,
+      webAclArn: this.webAcl.attrArn,
+    });
+  }
+}
