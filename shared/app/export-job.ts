@@ -3,9 +3,10 @@ import { profileSchemaSchema } from '../domain/records';
 
 /**
  * The export job as stored in EXPORTS_TABLE and passed between the API, the chunk handlers,
- * the finalizer and the notifier. It never holds the password: only the engine's
- * EncryptionParams (salts, encrypted verifier/key/HMAC key) and the package key wrapped by
- * the KeyWrapper (KMS on AWS, a local AES key in the local stack).
+ * the finalizer and the notifier. It never holds the password, nor anything to test password
+ * guesses against: the engine's EncryptionParams are stored sealed under the package key, and
+ * the package key wrapped by the KeyWrapper (KMS on AWS, a local AES key in the local stack).
+ * See jobEncryptionSchema.
  */
 
 export const exportKindSchema = z.enum(['cases', 'contacts']);
@@ -63,14 +64,40 @@ export const jobRequestSchema = z
 export type JobRequest = z.infer<typeof jobRequestSchema>;
 
 /**
- * EncryptionParams come from the xlsx engine (shared/xlsx/crypto). They are JSON data with no
- * secret in them; the engine validates their inner shape when it uses them, so here they are
- * only required to be a JSON object.
+ * How the job carries the file's encryption to the finalizer (see job-encryption.ts).
+ * - `sealedParams`: the engine's EncryptionParams (shared/xlsx/crypto), AES-256-GCM-sealed under
+ *   a key derived from the package key and bound to the exportId. The params hold the password
+ *   verifier and the encrypted package key: stored in the clear, anyone who can read the table
+ *   could test password guesses offline and, with the password, get the package key without KMS.
+ *   Sealed, only a holder of the package key (the finalizer, through KMS) can read them.
+ * - `wrappedKey`: the package key wrapped by the KeyWrapper, bound to the exportId.
+ * What every job created from now on stores; the API never returns either field.
  */
-export const jobEncryptionSchema = z.object({
+export const sealedJobEncryptionSchema = z.object({
+  sealedParams: z.string().min(1),
+  wrappedKey: z.string().min(1),
+});
+export type SealedJobEncryption = z.infer<typeof sealedJobEncryptionSchema>;
+
+/**
+ * BACKWARD COMPATIBILITY ONLY: jobs created before params were sealed hold them in the clear
+ * (`params`, validated by the engine when the finalizer uses them). Such a job still finalizes;
+ * nothing writes this form any more (requestExport builds a SealedJobEncryption). Keep it
+ * while the table holds items of that version: the store parses every job it reads, finished
+ * ones too (kept 400 days by default), so dropping it would break reading and listing them. The
+ * finalizer's plain-params path matters only while one of them can still finalize.
+ */
+export const legacyJobEncryptionSchema = z.object({
   params: z.record(z.string(), z.unknown()),
   wrappedKey: z.string().min(1),
 });
+export type LegacyJobEncryption = z.infer<typeof legacyJobEncryptionSchema>;
+
+/**
+ * Sealed first: an item that somehow had both fields is read as sealed (its plain copy dropped),
+ * never the other way round.
+ */
+export const jobEncryptionSchema = z.union([sealedJobEncryptionSchema, legacyJobEncryptionSchema]);
 export type JobEncryption = z.infer<typeof jobEncryptionSchema>;
 
 export const jobErrorSchema = z.object({ code: z.string(), message: z.string() });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { PassThrough, pipeline, Transform } from 'node:stream';
-import { crc32, parseEncryptionParams, writeEncryptedWorkbook, type SheetPlan } from '../xlsx';
+import { crc32, writeEncryptedWorkbook, type EncryptionParams, type SheetPlan } from '../xlsx';
 import type { KeyWrapper } from '../ports/key-wrapper';
 import type { WorkspaceSource } from '../ports/source-data';
 import { unfinishedStatuses, type ExportJob, type JobDefinition, type SheetKey } from './export-job';
@@ -9,6 +9,7 @@ import { createDownloadToken, hashDownloadToken } from './download-link';
 import { discardExportFile, discardParts, failExport, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
 import type { StoredPartMeta } from './process-chunk';
 import { DefinitionMissingError, loadJobDefinition } from './job-definition';
+import { JobEncryptionError, readJobEncryptionParams } from './job-encryption';
 import { columnsFingerprint, SHEET_NAMES, sheetColumns, sheetsOf } from './workspace-context';
 
 export type FinalizeDeps = StepDeps & {
@@ -218,8 +219,20 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
   const mainIndex = job.kind === 'cases' ? 0 : sheetKeys.indexOf('users');
   const rowCount = (sheets[mainIndex]?.parts ?? []).reduce((sum, p) => sum + p.rowCount, 0);
 
-  const params = parseEncryptionParams(job.encryption.params);
   const packageKey = await deps.keyWrapper.unwrap(job.encryption.wrappedKey, { exportId: job.exportId });
+  // Sealed params open with the package key (a job from before they were sealed carries them
+  // plain). Params that do not open for this export (sealed for another one, altered) or are not
+  // valid never will: the export fails now with its code instead of coming back until the DLQ.
+  let params: EncryptionParams;
+  try {
+    params = readJobEncryptionParams(job.encryption, packageKey, job.exportId);
+  } catch (error) {
+    packageKey.fill(0);
+    if (!(error instanceof JobEncryptionError)) throw error;
+    deps.log.error('encryption params unusable', { exportId: job.exportId, reason: error.reason, error: error.message });
+    await failExport(deps, job, { code: error.code, message: 'the export could not be encrypted; request it again' });
+    return { status: 'failed' };
+  }
   const fileName = exportFileName(job);
   const objectKey = objectKeys.file(job.channelId, job.exportId, fileName);
   const hash = createHash('sha256');

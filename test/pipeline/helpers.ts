@@ -8,7 +8,8 @@ import { DynamoExportStore } from '../../shared/adapters/aws/dynamo-export-store
 import { DynamoCasesSource, DynamoUsersSource, DynamoWorkspaceSource } from '../../shared/adapters/aws/dynamo-source-data';
 import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store';
 import { SqsMessageQueue } from '../../shared/adapters/aws/sqs-message-queue';
-import { newExportId, type ExportJob, type JobRequest } from '../../shared/app/export-job';
+import { newExportId, type ExportJob, type JobEncryption, type JobRequest } from '../../shared/app/export-job';
+import { sealEncryptionParams } from '../../shared/app/job-encryption';
 import { buildChunkMessages, planChunks } from '../../shared/app/plan-chunks';
 import { resolveJobDefinition, storeJobDefinition } from '../../shared/app/job-definition';
 import { compileRequestPredicate } from '../../shared/app/workspace-context';
@@ -81,6 +82,9 @@ export async function exportReadyToFinalize(stack: LocalStack, channelId: string
  * plan() does, create the job without the password, plan the chunks.
  * `legacyJob`: a job as the version before pinned definitions created it (none; its chunks and
  * finalizer read the workspace), for the tests of jobs still in flight across that deploy.
+ * `params`: how the job carries the encryption params. `sealed` (default) as requestExport
+ * stores them; `plain` as the version before they were sealed did; `{ sealedFor }` sealed with
+ * the right package key but bound to another exportId (a forged or copied item).
  */
 export async function submitExport(
   stack: LocalStack,
@@ -92,6 +96,7 @@ export async function submitExport(
     beforePlan?: (exportId: string) => void;
     exportId?: string;
     legacyJob?: boolean;
+    params?: 'sealed' | 'plain' | { sealedFor: string };
   } = { channelId: 'c1' },
 ): Promise<ExportJob> {
   const { ddb, store, objects, queue } = storesFor(stack);
@@ -106,6 +111,13 @@ export async function submitExport(
   }
   const { params, packageKey } = await deriveEncryptionKeys(TEST_PASSWORD, { spinCount: 1000 });
   const wrapper = new LocalKeyWrapper(stack.env.LOCAL_WRAP_KEY ?? '');
+  const form = options.params ?? 'sealed';
+  const wrappedKey = await wrapper.wrap(packageKey, { exportId });
+  const encryption: JobEncryption =
+    form === 'plain'
+      ? { params: params as unknown as Record<string, unknown>, wrappedKey }
+      : { sealedParams: sealEncryptionParams(params, packageKey, form === 'sealed' ? exportId : form.sealedFor), wrappedKey };
+  packageKey.fill(0);
   const now = new Date().toISOString();
   const job: ExportJob = {
     exportId,
@@ -121,7 +133,7 @@ export async function submitExport(
     chunksTotal: 0,
     chunksDone: 0,
     rowsWritten: 0,
-    encryption: { params: params as unknown as Record<string, unknown>, wrappedKey: await wrapper.wrap(packageKey, { exportId }) },
+    encryption,
     timeZone,
     ...pinned,
   };

@@ -18,6 +18,7 @@ import { deriveEncryptionKeys } from '../../shared/xlsx';
 import { startDynalite, type LocalDynamo } from '../api/support/dynalite';
 import { tableInput } from '../../infra/local/resources';
 import { makeJob } from './job-fixture';
+import { sealEncryptionParams } from '../../shared/app/job-encryption';
 
 /** An in-memory workspace that counts reads per sort key. */
 function memoryWorkspace(items: Record<string, RawItem>) {
@@ -243,7 +244,7 @@ describe('the job item stays under DynamoDB 400 KB with the largest inline defin
   }
 
   async function worstCaseJob(request: ExportJob['request'], definition: JobDefinition): Promise<Record<string, unknown>> {
-    const { params } = await deriveEncryptionKeys('Pw7x9Qz2Lk', { spinCount: 1 });
+    const { params, packageKey } = await deriveEncryptionKeys('Pw7x9Qz2Lk', { spinCount: 1 });
     const job: ExportJob = {
       ...makeJob({ exportId: 'e'.repeat(28), channelId: 'c'.repeat(128), managerId: 'm'.repeat(128), managerName: '매'.repeat(200) }),
       kind: request.kind,
@@ -251,7 +252,8 @@ describe('the job item stays under DynamoDB 400 KB with the largest inline defin
       reason: '사'.repeat(500),
       status: 'failed',
       error: { code: 'SOME_LONG_ERROR_CODE', message: 'x'.repeat(1_000) },
-      encryption: { params: params as unknown as Record<string, unknown>, wrappedKey: 'k'.repeat(1_024) },
+      // Sealed params (base64 of their JSON, IV and tag) are longer than the plain map they replace.
+      encryption: { sealedParams: sealEncryptionParams(params, packageKey, 'e'.repeat(28)), wrappedKey: 'k'.repeat(1_024) },
       fileName: 'f'.repeat(120),
       objectKey: 'o'.repeat(400),
       sha256: 'a'.repeat(64),

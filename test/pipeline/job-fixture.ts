@@ -16,7 +16,7 @@ export function makeJob(overrides: Partial<ExportJob> = {}): ExportJob {
     chunksTotal: 0,
     chunksDone: 0,
     rowsWritten: 0,
-    encryption: { params: {}, wrappedKey: 'x' },
+    encryption: { sealedParams: 'x', wrappedKey: 'x' },
     timeZone: 'Asia/Seoul',
     ...overrides,
   };

@@ -13,7 +13,8 @@ import {
 } from '../../domain';
 import type { Principal } from '../../auth/principal';
 import type { AuditRequestedEvent } from '../../ports/audit-log';
-import { dispatchUnfinished, newExportId, type ExportJob } from '../export-job';
+import { dispatchUnfinished, newExportId, type ExportJob, type SealedJobEncryption } from '../export-job';
+import { sealEncryptionParams } from '../job-encryption';
 import type { ApiDeps } from './deps';
 import { IdempotencyKeyReusedError } from './errors';
 import { canonicalJson, equalHex, hmacHex } from './hmac';
@@ -107,12 +108,17 @@ export async function requestExport(
     // Inside the try: a 429 is a refusal like any other 4xx and must free the key it took.
     if (windowSeconds > 0) await acquireCooldown(deps, principal.channelId, holdKey, exportId, windowSeconds, request);
     const keys = await deps.deriveKeys(request.password);
-    let wrappedKey: string;
+    // The params (password verifier, encrypted package key, their salts) would let a reader of
+    // the table test password guesses offline: they are stored sealed under the package key, which
+    // only the finalizer can unwrap (job-encryption.ts). Never `params` in the clear.
+    let encryption: SealedJobEncryption;
     try {
-      wrappedKey = await deps.keyWrapper.wrap(keys.packageKey, { exportId });
+      const sealedParams = sealEncryptionParams(keys.params, keys.packageKey, exportId);
+      encryption = { sealedParams, wrappedKey: await deps.keyWrapper.wrap(keys.packageKey, { exportId }) };
     } finally {
       keys.packageKey.fill(0);
     }
+    const { wrappedKey } = encryption;
     const plan = await deps.dispatcher.plan({ exportId, channelId: principal.channelId, request });
     const createdAt = now.toISOString();
     await deps.audit.append(requestedEvent(exportId, principal, request, createdAt, { timeZone: plan.timeZone, segmentFilter: plan.segmentFilter }));
@@ -131,7 +137,7 @@ export async function requestExport(
       chunksTotal: plan.chunksTotal,
       chunksDone: 0,
       rowsWritten: 0,
-      encryption: { params: keys.params, wrappedKey },
+      encryption,
       timeZone: plan.timeZone,
       ...(plan.extra ?? {}),
     };

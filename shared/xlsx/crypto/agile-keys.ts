@@ -2,8 +2,10 @@
  * ECMA-376 agile encryption keys (MS-OFFCRYPTO 2.3.4.10, 2.3.4.11, 2.3.4.13, 2.3.4.14).
  *
  * Key derivation is its own step so the password never leaves the process it was typed into:
- * the API derives `{ params, packageKey }`, stores `params` (public, like the EncryptionInfo
- * stream of the finished file) and hands only the package key, wrapped by KMS, to the finalizer.
+ * the API derives `{ params, packageKey }` and hands the finalizer only the package key, wrapped by
+ * KMS, and the params sealed under it (shared/app/job-encryption.ts). The params are what the
+ * finished file's EncryptionInfo stream shows anyone holding the file, but not public: with
+ * them a password can be tested offline (the verifier), so they are never stored in the clear.
  */
 import { createCipheriv, createDecipheriv, createHash, hash, randomBytes } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
@@ -169,7 +171,8 @@ export function decryptAesCbc(key: Buffer, iv: Buffer, data: Buffer): Buffer {
 }
 
 /**
- * Derives a fresh package key and the public EncryptionInfo parameters for `password`.
+ * Derives a fresh package key and the EncryptionInfo parameters for `password` (which let a
+ * password guess be tested: keep them sealed until they are written into the file).
  * Every call draws new salts and a new package key, so two exports never share a key.
  */
 export async function deriveEncryptionKeys(
