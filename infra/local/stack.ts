@@ -314,6 +314,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       const seedOptions = typeof options.seed === 'object' ? options.seed : {};
       seeded = await seedIfEmpty({ dataDir: options.dataDir, ...seedOptions, log });
     }
+    startingStep = 'loading the api';
 
     try {
       apiHandler = await importHandler<ApiHandler>('../../functions/api/handler');

@@ -114,6 +114,8 @@ export class ApiFirewall extends Construct {
             // last 5 minutes is back under the limit.
             { name: 'Retry-After', value: '60' },
             { name: 'Access-Control-Allow-Origin', value: props.adminOrigin },
+            // As the handler's own responses do: otherwise the admin UI's code cannot read Retry-After.
+            { name: 'Access-Control-Expose-Headers', value: 'Retry-After' },
             { name: 'Vary', value: 'Origin' },
           ],
         },
@@ -152,7 +154,10 @@ export class ApiFirewall extends Construct {
           andStatement: { statements: [methodIs('POST'), pathContains('/v1/exports')] },
         }),
         perIpRule(WAF_RULES.downloads, 1, props.limits.downloads, pathContains('/v1/downloads/')),
-        perIpRule(WAF_RULES.all, 2, props.limits.all),
+        // Not CORS preflights: a blocked preflight reaches the page as a network error, whatever
+        // the 429 says, so the admin UI could not tell a rate limit from an outage. A preflight
+        // does nothing by itself; the request it precedes is still counted.
+        perIpRule(WAF_RULES.all, 2, props.limits.all, { notStatement: { statement: methodIs('OPTIONS') } }),
       ],
     });
 

@@ -100,6 +100,9 @@ export function parseExportRequest(body: unknown): ExportRequest {
 export const MAX_FILTER_BYTES = 100_000;
 
 /** The product rules a parsed request must pass before any work starts (S3, S4, C7). */
+/** The zones furthest behind and ahead of UTC (-12 and +14, no DST). */
+const EXTREME_ZONES = ['Etc/GMT+12', 'Pacific/Kiritimati'];
+
 export function checkExportRequest(request: ExportRequest, config: PolicyConfig = defaultPolicyConfig): void {
   if (request.kind === 'cases') checkCaseRange(request, config);
   checkPassword(request.kind, request.password, config);
@@ -116,7 +119,21 @@ export function checkExportRequest(request: ExportRequest, config: PolicyConfig 
     // fixed field cannot take, a between that ends before it starts) is judged here, before the
     // cooldown: a manager in cooldown must not wait half an hour to learn the body was wrong.
     // Profile keys are checked against the workspace's schema later, when the export is planned.
-    compileFilter(request.filter, request.kind === 'cases' ? 'cases' : 'users', { now: new Date(), timeZone: request.timezone ?? 'UTC' });
+    // Without `timezone` the export runs in the channel's zone, not known here, and a `between`
+    // mixing a calendar day with an instant is ordered or not depending on it: then only what is
+    // wrong in the zones furthest apart (UTC-12 and UTC+14), and so in every zone between them
+    // (the bounds move monotonically with the offset), is refused now; the rest waits for the plan.
+    const target = request.kind === 'cases' ? 'cases' : 'users';
+    const zones = request.timezone !== undefined ? [request.timezone] : EXTREME_ZONES;
+    const errors: unknown[] = [];
+    for (const timeZone of zones) {
+      try {
+        compileFilter(request.filter, target, { now: new Date(), timeZone });
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    if (errors.length === zones.length) throw errors[0];
   }
 }
 

@@ -170,6 +170,20 @@ describe('POST /v1/exports', () => {
     expect((await withFilter({ field: 'replyCount', op: 'gte', value: 1 })).status).toBe(429);
   });
 
+  it('without timezone, a between whose order depends on the channel\'s zone is left to the plan; one reversed in every zone is a 400 at once', async () => {
+    const contacts = async (condition: Record<string, unknown>) => {
+      const ev = loadEvent('api-create-export-contacts.json', { TOKEN: await token(), PASSWORD });
+      delete ev.headers['Idempotency-Key'];
+      ev.body = JSON.stringify({ kind: 'contacts', scope: 'filter', reason: 'CRM sync', password: PASSWORD, filter: { join: 'and', groups: [{ join: 'and', conditions: [condition] }] } });
+      return call(ev);
+    };
+    // 2024-05-01 03:00 in Seoul is on 2024-05-01 there (fine) but before that day starts in UTC.
+    expect((await contacts({ field: 'createdAt', op: 'between', from: '2024-05-01', to: '2024-05-01T03:00:00+09:00' })).status).toBe(202);
+    const reversed = await contacts({ field: 'createdAt', op: 'between', from: '2024-05-03', to: '2024-05-01T03:00:00+09:00' });
+    expect(reversed.status).toBe(400);
+    expect(reversed.body.error).toMatchObject({ field: 'filter.groups[0].conditions[0].to' });
+  });
+
   it('takes over a cooldown left by a request that crashed before creating its job', async () => {
     fakes.cooldowns.items.set('cooldown#ch-1#m-1#cases', { holder: 'deadbeefdeadbeef', expiresAt: Date.parse('2026-03-01T10:20:00Z'), acquiredAt: '2026-03-01T09:50:00.000Z' });
     expect((await create('api-create-export-cases.json')).status).toBe(202);
