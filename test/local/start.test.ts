@@ -111,7 +111,7 @@ describe('the local stack while it seeds', () => {
       expect(waiting.length).toBeGreaterThan(0);
       for (const a of waiting) {
         expect(a.body.error?.code).toBe('API_UNAVAILABLE');
-        expect(a.body.error?.message).toMatch(/^the local stack is still (starting|seeding demo data): try again in a minute$/);
+        expect(a.body.error?.message).toMatch(/^the local stack is still (starting|seeding demo data|loading the api): try again in a minute$/);
         expect(JSON.stringify(a.body)).not.toContain('undefined');
         expect(a.retryAfter).toBe('60');
       }

@@ -153,8 +153,10 @@ describe('writeEncryptedWorkbook after a failure mid-stream', () => {
     expect(isZeroed(encryptor.key)).toBe(true);
     // The caller's key is the caller's: only the sink's copies are wiped.
     expect(isZeroed(keys.packageKey)).toBe(false);
-    // close() resolving means the worker's exit was reported, by which time its thread is gone.
-    if (baseline !== undefined) expect(threadCount()).toBe(baseline);
+    // No thread left behind. Polled, and "at most": an exited worker's OS thread can linger in
+    // /proc for a moment after its exit is reported, on a loaded machine the warm-up's too (CI
+    // once saw 11 against a baseline of 12); a leaked worker never goes away.
+    if (baseline !== undefined) await expect.poll(() => threadCount()! <= baseline, { timeout: 5_000 }).toBe(true);
   });
 });
 
