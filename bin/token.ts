@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_MAX_TOKEN_LIFETIME_SECONDS, devTokenInputSchema, parseSpanSeconds, PERMISSIONS, signDevToken } from '../shared/auth';
-import { intSetting } from '../shared/config';
+import { tokenLifetimeSetting } from '../shared/config';
 
 const usage =
   'usage: npm run token -- --channel C --manager M --permission export:download [--permission audit:read] [--name N] [--expires 12h]';
@@ -59,7 +59,7 @@ async function main(): Promise<void> {
   }
   // The stack refuses a token valid for longer than its JWT_MAX_LIFETIME_SECONDS: say so here,
   // not with a 401 at the first request.
-  const max = intSetting(60, 30 * 86_400).default(DEFAULT_MAX_TOKEN_LIFETIME_SECONDS).safeParse(process.env.JWT_MAX_LIFETIME_SECONDS);
+  const max = tokenLifetimeSetting.default(DEFAULT_MAX_TOKEN_LIFETIME_SECONDS).safeParse(process.env.JWT_MAX_LIFETIME_SECONDS);
   if (!max.success) throw new Error(`JWT_MAX_LIFETIME_SECONDS: ${max.error.issues[0]?.message ?? 'invalid'}`);
   const { expiresIn } = parsed.data;
   const seconds = typeof expiresIn === 'number' ? expiresIn : parseSpanSeconds(expiresIn);

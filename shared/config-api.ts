@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConfigError, cooldownMinutesSetting, intSetting, positiveIntSetting } from './config';
+import { ConfigError, cooldownMinutesSetting, positiveIntSetting, tokenLifetimeSetting } from './config';
 
 /**
  * The api function's own settings (beside shared/config.ts, which every function reads).
@@ -15,7 +15,7 @@ export const apiConfigSchema = z.object({
   /** Local stack only (HS256). */
   JWT_DEV_SECRET: z.string().min(32).optional(),
   /** The longest a bearer token may stay valid (shared/auth/verify-token.ts; default one day). */
-  JWT_MAX_LIFETIME_SECONDS: intSetting(60, 30 * 86_400).optional(),
+  JWT_MAX_LIFETIME_SECONDS: tokenLifetimeSetting.optional(),
   /**
    * Secret for the API's own HMACs (idempotency body hashes, list cursors). Optional: when
    * unset, a key derived from the link signing secret is used (domain-separated).

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEFAULT_CLAIM_WAIT_MS } from './ports/export-store';
+import { TOKEN_LIFETIME_BOUNDS_SECONDS } from './auth/token-lifetime';
 
 /**
  * Environment every Lambda (and the local stack) reads once at cold start. A missing or bad
@@ -27,6 +28,9 @@ export function positiveIntSetting(max = Number.MAX_SAFE_INTEGER) {
 
 /** C8's window in whole minutes, for the api's env and the CDK context alike; 0 turns it off. */
 export const cooldownMinutesSetting = intSetting(0, 24 * 60);
+
+/** JWT_MAX_LIFETIME_SECONDS, for the api's and the authorizer's env, the CDK context and the token CLI alike. */
+export const tokenLifetimeSetting = intSetting(TOKEN_LIFETIME_BOUNDS_SECONDS.min, TOKEN_LIFETIME_BOUNDS_SECONDS.max);
 
 const positiveInt = positiveIntSetting();
 

@@ -2,7 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayAuthorizerResult, APIGatewayTokenAuthorizerEvent } from 'aws-lambda';
 import { z } from 'zod';
 import { createTokenVerifier } from '../../shared/auth';
-import { intSetting } from '../../shared/config';
+import { tokenLifetimeSetting } from '../../shared/config';
 import { SERVICE_NAME } from '../../shared/metric-names';
 import { createAuthorize } from './authorize';
 
@@ -11,7 +11,7 @@ const envSchema = z.object({
   JWT_ISSUER: z.string().min(1),
   JWT_AUDIENCE: z.string().min(1),
   JWT_JWKS_URL: z.url(),
-  JWT_MAX_LIFETIME_SECONDS: intSetting(60, 30 * 86_400).optional(),
+  JWT_MAX_LIFETIME_SECONDS: tokenLifetimeSetting.optional(),
 });
 
 const logger = new Logger({ serviceName: SERVICE_NAME, logLevel: 'INFO' });

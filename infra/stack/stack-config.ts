@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { cooldownMinutesSetting, intSetting, positiveIntSetting } from '../../shared/config';
+import { cooldownMinutesSetting, intSetting, positiveIntSetting, tokenLifetimeSetting } from '../../shared/config';
 
 /**
  * Deploy-time settings, read from CDK context (`cdk.json` or `-c key=value`). Validated here so a
@@ -52,7 +52,7 @@ export const stackConfigSchema = z.object({
   jwtAudience: z.string().min(1),
   jwtJwksUrl: httpsUrl,
   /** The longest a bearer token may stay valid (JWT_MAX_LIFETIME_SECONDS; default one day, at most 30). */
-  jwtMaxLifetimeSeconds: intSetting(60, 30 * 86_400).optional(),
+  jwtMaxLifetimeSeconds: tokenLifetimeSetting.optional(),
   /** Where the notifier posts signed "file ready/failed" events. */
   botWebhookUrl: httpsUrl,
   /** Base of the links the bot posts; defaults to the stage URL (set it for a custom domain). */

@@ -3,9 +3,9 @@ import { z } from 'zod';
 import { UnauthenticatedError } from './errors';
 import { CLOCK_TOLERANCE_SECONDS } from './authorizer-context';
 import { BEARER_HEADER_PATTERN } from './bearer';
+import { DEFAULT_MAX_TOKEN_LIFETIME_SECONDS, TOKEN_LIFETIME_BOUNDS_SECONDS } from './token-lifetime';
 import { principalSchema, type VerifiedPrincipal } from './principal';
 
-export const DEFAULT_MAX_TOKEN_LIFETIME_SECONDS = 86_400;
 
 export const tokenVerifierConfigSchema = z
   .object({
@@ -21,7 +21,7 @@ export const tokenVerifierConfigSchema = z
      * pasted curl command) can export a workspace's customers, so a token an issuer minted for
      * months is refused rather than honoured for months. Default one day.
      */
-    maxLifetimeSeconds: z.number().int().min(60).max(30 * 86_400).default(DEFAULT_MAX_TOKEN_LIFETIME_SECONDS),
+    maxLifetimeSeconds: z.number().int().min(TOKEN_LIFETIME_BOUNDS_SECONDS.min).max(TOKEN_LIFETIME_BOUNDS_SECONDS.max).default(DEFAULT_MAX_TOKEN_LIFETIME_SECONDS),
   })
   .refine((c) => (c.jwksUrl === undefined) !== (c.devSecret === undefined), {
     message: 'exactly one of JWT_JWKS_URL or JWT_DEV_SECRET must be set',

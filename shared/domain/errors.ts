@@ -127,7 +127,7 @@ export function toValidationError(
   opts: { prefix?: string; code?: string; rule?: string } = {},
 ): ValidationError {
   // Bounded: a 100,000-value list of bad values must not become a 100,000-line error body.
-  const all = error.issues.flatMap(splitUnrecognizedKeys);
+  const all = error.issues.flatMap((issue) => splitUnrecognizedKeys(issue));
   const issues: ValidationIssue[] = all.slice(0, MAX_ISSUES).map((issue) => ({
     path: formatIssuePath(issue.path, opts.prefix ?? ''),
     message: issue.message,
@@ -153,8 +153,8 @@ export function toValidationError(
  * zod's own text ("Unrecognized key: ...") would then repeat the key, so it is replaced; a
  * schema's own message (e.g. "is not allowed with scope ...") is kept.
  */
-export function splitUnrecognizedKeys(issue: z.core.$ZodIssue): { path: readonly PropertyKey[]; message: string }[] {
+export function splitUnrecognizedKeys(issue: z.core.$ZodIssue, noun = 'field'): { path: readonly PropertyKey[]; message: string }[] {
   if (issue.code !== 'unrecognized_keys' || issue.keys.length === 0) return [issue];
-  const message = issue.message.startsWith('Unrecognized key') ? 'is not an allowed field' : issue.message;
+  const message = issue.message.startsWith('Unrecognized key') ? `is not an allowed ${noun}` : issue.message;
   return issue.keys.map((key) => ({ path: [...issue.path, key], message }));
 }

@@ -99,10 +99,10 @@ export function parseExportRequest(body: unknown): ExportRequest {
  */
 export const MAX_FILTER_BYTES = 100_000;
 
-/** The product rules a parsed request must pass before any work starts (S3, S4, C7). */
 /** The zones furthest behind and ahead of UTC (-12 and +14, no DST). */
 const EXTREME_ZONES = ['Etc/GMT+12', 'Pacific/Kiritimati'];
 
+/** The product rules a parsed request must pass before any work starts (S3, S4, C7). */
 export function checkExportRequest(request: ExportRequest, config: PolicyConfig = defaultPolicyConfig): void {
   if (request.kind === 'cases') checkCaseRange(request, config);
   checkPassword(request.kind, request.password, config);
@@ -125,15 +125,17 @@ export function checkExportRequest(request: ExportRequest, config: PolicyConfig 
     // (the bounds move monotonically with the offset), is refused now; the rest waits for the plan.
     const target = request.kind === 'cases' ? 'cases' : 'users';
     const zones = request.timezone !== undefined ? [request.timezone] : EXTREME_ZONES;
-    const errors: unknown[] = [];
+    // Stops at the first zone it compiles in (a 100,000-value `in` list is not built twice).
+    let first: unknown;
     for (const timeZone of zones) {
       try {
         compileFilter(request.filter, target, { now: new Date(), timeZone });
+        return;
       } catch (error) {
-        errors.push(error);
+        first ??= error;
       }
     }
-    if (errors.length === zones.length) throw errors[0];
+    throw first;
   }
 }
 

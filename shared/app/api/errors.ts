@@ -5,10 +5,9 @@ import { DomainError, splitUnrecognizedKeys, ValidationError } from '../../domai
 export function invalidQuery(error: z.ZodError): ValidationError {
   // An unknown parameter is named as the field itself ("foo: is not an allowed parameter"), not
   // as `query`, which is also the body's quick-search field.
-  const first = error.issues.flatMap(splitUnrecognizedKeys)[0];
+  const first = error.issues.flatMap((issue) => splitUnrecognizedKeys(issue, 'parameter'))[0];
   const field = first?.path.map(String).join('.') || 'query';
-  const message = first?.message === 'is not an allowed field' ? 'is not an allowed parameter' : (first?.message ?? 'invalid');
-  return new ValidationError(`${field}: ${message}`, { code: 'INVALID_QUERY', field });
+  return new ValidationError(`${field}: ${first?.message ?? 'invalid'}`, { code: 'INVALID_QUERY', field });
 }
 
 /** Same Idempotency-Key, different body: the client reused a key for another request. */

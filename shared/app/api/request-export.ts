@@ -59,17 +59,17 @@ export async function requestExport(
   const now = deps.clock.now();
   let exportId = newExportId(now, deps.random);
 
+  if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
+    throw new ValidationError('Idempotency-Key must be 8-128 characters of letters, digits, ".", "_", ":" or "-"', {
+      code: 'INVALID_IDEMPOTENCY_KEY',
+      field: 'Idempotency-Key',
+    });
+  }
+  // An HMAC with a server secret, not a plain hash: the stored value must not let anyone who
+  // reads the table test password guesses against it.
+  const requestHash = idempotencyKey === undefined ? '' : hmacHex(deps.hmacSecret, 'idempotency-body-v1', canonicalJson(request));
   // At most twice: a key whose export failed to start is taken anew once (below).
   for (let attempt = 0; idempotencyKey !== undefined; attempt++) {
-    if (!IDEMPOTENCY_KEY.test(idempotencyKey)) {
-      throw new ValidationError('Idempotency-Key must be 8-128 characters of letters, digits, ".", "_", ":" or "-"', {
-        code: 'INVALID_IDEMPOTENCY_KEY',
-        field: 'Idempotency-Key',
-      });
-    }
-    // An HMAC with a server secret, not a plain hash: the stored value must not let anyone who
-    // reads the table test password guesses against it.
-    const requestHash = hmacHex(deps.hmacSecret, 'idempotency-body-v1', canonicalJson(request));
     const saved = await deps.store.saveIdempotencyRecord(
       { channelId: principal.channelId, managerId: principal.managerId, key: idempotencyKey, requestHash, exportId, createdAt: now.toISOString() },
       IDEMPOTENCY_TTL_SECONDS,
