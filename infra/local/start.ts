@@ -7,10 +7,27 @@ import { startLocalStack } from './stack';
  * `npm start`: the service on local emulators with data under `.local/` (git-ignored), the
  * API on http://127.0.0.1:3000 (PORT changes it), demo data seeded on the first run.
  */
+/** A PORT the API cannot listen on: said in one line before anything starts. */
+class PortSettingError extends Error {}
+
+/**
+ * PORT as the API's port: unset or empty is 3000, 0 is any free port. Anything else but a whole
+ * number up to 65535 is refused here, before the emulators start and the data folder is locked:
+ * listen() would throw it only after both, as a stack trace.
+ */
+function portFromEnv(raw: string | undefined): number {
+  const text = raw?.trim() ?? '';
+  if (text === '') return 3000;
+  if (!/^\d{1,5}$/.test(text) || Number(text) > 65_535) {
+    throw new PortSettingError(`PORT must be a whole number from 0 to 65535 (0: any free port); got ${JSON.stringify(raw)}`);
+  }
+  return Number(text);
+}
+
 async function main(): Promise<void> {
   const log = (line: string) => console.log(line);
   const dataDir = process.env.LOCAL_DATA_DIR ?? join(process.cwd(), '.local');
-  const port = Number(process.env.PORT ?? 3000);
+  const port = portFromEnv(process.env.PORT);
   log(`starting the local stack (data in ${dataDir}) ...`);
   const stack = await startLocalStack({ dataDir, port, seed: true, log });
   const channelId = stack.seeded?.channelId ?? 'demo';
@@ -59,21 +76,30 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown());
 }
 
-/** The API's own port taken (by another npm start or any program): the listen error the stack passes on. */
-function isPortInUse(error: unknown, port: number): boolean {
+/** The API's own port refused (taken, or privileged): the listen error the stack passes on. */
+function isPortError(error: unknown, port: number, code: 'EADDRINUSE' | 'EACCES'): boolean {
   const e = error as NodeJS.ErrnoException & { port?: number };
-  return e instanceof Error && e.code === 'EADDRINUSE' && e.port === port;
+  return e instanceof Error && e.code === code && e.port === port;
 }
 
 main().catch((error: unknown) => {
   // A busy data folder or port is the operator's situation, not a bug: the message alone says
   // what to do. startLocalStack has already stopped what it started and released the folder.
-  const port = Number(process.env.PORT ?? 3000);
-  if (error instanceof DataDirBusyError) console.error(`npm start: ${error.message}`);
-  else if (isPortInUse(error, port)) {
+  if (error instanceof DataDirBusyError || error instanceof PortSettingError) {
+    console.error(`npm start: ${error.message}`);
+    process.exit(1);
+  }
+  // PORT was valid, or main() would have thrown the PortSettingError above.
+  const port = portFromEnv(process.env.PORT);
+  if (isPortError(error, port, 'EADDRINUSE')) {
     console.error(
       `npm start: port ${port} on 127.0.0.1 is already in use (another npm start or another program): ` +
         `stop it, or set PORT=… to a free port (e.g. PORT=${port === 3001 ? 3002 : 3001} npm start)`,
+    );
+  } else if (isPortError(error, port, 'EACCES')) {
+    console.error(
+      `npm start: port ${port} needs privileges this user does not have: ` +
+        `set PORT=… to a port above 1023 (e.g. PORT=3001 npm start)`,
     );
   } else console.error(error);
   process.exit(1);

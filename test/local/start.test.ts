@@ -76,6 +76,44 @@ describe('npm start', () => {
   });
 });
 
+describe('npm start with a PORT it cannot use', () => {
+  it.each(['abc', '70000', '-1', '3000.5', '0x50'])(
+    'PORT=%s: one line naming PORT and the rule, before anything starts (no data folder, no stack trace)',
+    async (port) => {
+      const root = await mkdtemp(join(tmpdir(), 'export-start-'));
+      const dataDir = join(root, 'new');
+      const child = spawn(join(process.cwd(), 'node_modules/.bin/tsx'), ['infra/local/start.ts'], {
+        env: { ...process.env, PORT: port, LOCAL_DATA_DIR: dataDir },
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+      const pgid = child.pid ?? 0;
+      try {
+        const code = await new Promise<number | null>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`npm start still runs after 60 s:\n${stderr}`)), 60_000);
+          child.once('exit', (exitCode) => {
+            clearTimeout(timer);
+            resolve(exitCode);
+          });
+        });
+        expect(code).toBe(1);
+        expect(stderr.split('\n').filter((l) => l.startsWith('npm start:'))).toEqual([
+          `npm start: PORT must be a whole number from 0 to 65535 (0: any free port); got ${JSON.stringify(port)}`,
+        ]);
+        expect(stderr).not.toMatch(/^\s+at /m);
+        // Refused before the emulators start and the folder is taken.
+        expect(existsSync(dataDir)).toBe(false);
+      } finally {
+        if (pgid && groupAlive(pgid)) process.kill(-pgid, 'SIGKILL');
+        await rm(root, { recursive: true, force: true });
+      }
+    },
+    90_000,
+  );
+});
+
 describe('the local stack while it seeds', () => {
   it('answers 503 saying it is still seeding, with Retry-After, never "undefined"; then the API answers', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'export-seeding-'));
