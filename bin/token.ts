@@ -67,6 +67,11 @@ async function main(): Promise<void> {
     throw new Error(`--expires: at most ${max.data} seconds; the stack refuses a token valid for longer (JWT_MAX_LIFETIME_SECONDS)\n${usage}`);
   }
   console.log(await signDevToken(parsed.data));
+  // Still printed (a 403 is worth testing), but said: the usage reads as if --permission were
+  // required, and a token with none is refused by every endpoint.
+  if (parsed.data.permissions.length === 0) {
+    console.error(`note: no --permission given: this token gets 403 from every endpoint (add --permission ${known.join(' and/or ')})`);
+  }
 }
 
 main().catch((error: unknown) => {

@@ -155,5 +155,15 @@ describe('npm run token', () => {
     expect(both.code).toBe(0);
     const claims = JSON.parse(Buffer.from(both.stdout.trim().split('.')[1] ?? '', 'base64url').toString('utf8')) as { permissions: string[] };
     expect(claims.permissions).toEqual(['export:download', 'audit:read']);
+    expect(both.stderr).not.toContain('note:');
+  });
+
+  it('without --permission still prints a token, and says on stderr that it gets 403 everywhere', async () => {
+    const res = await token(['--channel', 'demo', '--manager', 'm1']);
+    expect(res.code).toBe(0);
+    expect(res.stdout.trim()).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect(res.stderr.split('\n').filter((l) => l.startsWith('note:'))).toEqual([
+      'note: no --permission given: this token gets 403 from every endpoint (add --permission export:download and/or audit:read)',
+    ]);
   });
 });
