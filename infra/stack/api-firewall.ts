@@ -1,3 +1,4 @@
+import { Stack } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
@@ -9,13 +10,22 @@ import { Construct } from 'constructs';
  */
 export const WAF_EVALUATION_WINDOW_SECONDS = 300;
 
-/** Rule names, also their CloudWatch metric names (`AWS/WAFV2`, dimension `Rule`). */
+/** Rule names, also their CloudWatch metric names (`AWS/WAFV2`, dimension `Rule`): the alarm reads them. */
 export const WAF_RULES = {
   exports: 'PerIpExportPosts',
   downloads: 'PerIpDownloadLinks',
   all: 'PerIpAllRequests',
 } as const;
-export const WAF_ACL_METRIC = 'ExportServiceApi';
+
+/**
+ * The web ACL's name, also its metric name: one value whichever of the two CloudWatch's `WebACL`
+ * dimension carries, so the alarm on blocked requests (service-alarms.ts) cannot watch a metric
+ * that never arrives. Per stack, since names are unique per account and region (staging and
+ * production side by side); at most WAF's 128 characters.
+ */
+export function webAclNameFor(stackName: string): string {
+  return `${stackName.slice(0, 124)}-api`;
+}
 
 /** The body WAF answers a rate-limited request with: the api's error envelope. */
 export const RATE_LIMITED_BODY = JSON.stringify({
@@ -58,7 +68,8 @@ export type ApiFirewallProps = {
  * domain (`/v1/...`), and encoded, doubled-slash or upper-case spellings that API Gateway might
  * route.
  *
- * Visibility: CloudWatch metrics per rule and for the ACL (free AWS/WAFV2 metrics). Sampled
+ * Visibility: CloudWatch metrics per rule and for the ACL (free AWS/WAFV2 metrics), and an alarm
+ * when any rule blocks (service-alarms.ts): a flood, or real callers over a limit. Sampled
  * requests are off, and no WAF logging is configured: both keep the full request URI and headers,
  * and /v1/downloads/{token} carries the link token (a credential) in its path, Authorization a
  * bearer token; the stage has no execution logging for the same reason.
@@ -73,9 +84,14 @@ export type ApiFirewallProps = {
 export class ApiFirewall extends Construct {
   readonly webAcl: wafv2.CfnWebACL;
   readonly association: wafv2.CfnWebACLAssociation;
+  /** The web ACL's name and metric name (the `WebACL` dimension of its metrics). */
+  readonly webAclName: string;
+  /** The rules' metric names (the `Rule` dimension). */
+  readonly ruleMetricNames: readonly string[] = Object.values(WAF_RULES);
 
   constructor(scope: Construct, id: string, props: ApiFirewallProps) {
     super(scope, id);
+    this.webAclName = webAclNameFor(Stack.of(this).stackName);
     const visibility = (metricName: string): wafv2.CfnWebACL.VisibilityConfigProperty => ({
       cloudWatchMetricsEnabled: true,
       metricName,
@@ -142,10 +158,11 @@ export class ApiFirewall extends Construct {
     });
 
     this.webAcl = new wafv2.CfnWebACL(this, 'WebAcl', {
+      name: this.webAclName,
       description: 'export-service: per-client-IP rate limits in front of the REST API stage',
       scope: 'REGIONAL',
       defaultAction: { allow: {} },
-      visibilityConfig: visibility(WAF_ACL_METRIC),
+      visibilityConfig: visibility(this.webAclName),
       customResponseBodies: {
         RateLimited: { contentType: 'APPLICATION_JSON', content: RATE_LIMITED_BODY },
       },

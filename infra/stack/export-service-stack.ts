@@ -196,6 +196,7 @@ export class ExportServiceStack extends Stack {
         Dlq: this.functions.dlq.fn,
       },
       alarmEmail: config.alarmEmail,
+      firewall: { webAclName: this.firewall.webAclName, ruleMetricNames: this.firewall.ruleMetricNames },
     });
 
     new CfnOutput(this, 'ApiUrl', { value: this.api.restApi.url, description: 'Base URL of the REST API stage' });

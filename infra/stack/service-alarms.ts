@@ -16,6 +16,8 @@ export type ServiceAlarmsProps = {
   /** The SQS-driven functions (chunk, finalizer, notifier, dlq), by alarm name prefix. */
   pipelineFunctions: Record<string, lambda.IFunction>;
   alarmEmail?: string | undefined;
+  /** The API's web ACL (api-firewall.ts): its name and its rules' metric names. */
+  firewall?: { webAclName: string; ruleMetricNames: readonly string[] };
 };
 
 /**
@@ -163,6 +165,36 @@ export class ServiceAlarms extends Construct {
         statistic: 'Sum',
       }),
     );
+    // The per-IP rules answer 429 without the request reaching API Gateway, so neither the
+    // api's logs nor its metrics show it: a flood from one address, or real callers behind one
+    // office NAT sharing a budget (then the limits need raising: context waf*RateLimitPerIp).
+    // Per rule and summed, by the rules' own metric names, not the ACL-wide `ALL`.
+    if (props.firewall && props.firewall.ruleMetricNames.length > 0) {
+      const { region } = Stack.of(this);
+      const { webAclName, ruleMetricNames } = props.firewall;
+      const blocked = Object.fromEntries(
+        ruleMetricNames.map((rule, i) => [
+          `rule${i}`,
+          new cloudwatch.Metric({
+            namespace: 'AWS/WAFV2',
+            metricName: 'BlockedRequests',
+            dimensionsMap: { WebACL: webAclName, Region: region, Rule: rule },
+            period: Duration.minutes(5),
+            statistic: 'Sum',
+          }),
+        ]),
+      );
+      alarmAbove(
+        'ApiRateLimited',
+        'the web ACL answered requests 429 (per-IP rate limit): a flood from one address, or callers behind one NAT over the limit; see the BlockedRequests metric per rule',
+        new cloudwatch.MathExpression({
+          expression: Object.keys(blocked).join(' + '),
+          usingMetrics: blocked,
+          label: 'requests blocked by the per-IP rate rules',
+          period: Duration.minutes(5),
+        }),
+      );
+    }
     alarmAbove(
       'OldestChunkAge',
       'chunk messages wait too long: workers are throttled, failing or at max concurrency',

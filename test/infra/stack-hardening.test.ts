@@ -1,6 +1,6 @@
 import type { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RATE_LIMITED_BODY, WAF_ACL_METRIC, WAF_EVALUATION_WINDOW_SECONDS, WAF_RULES } from '../../infra/stack/api-firewall';
+import { RATE_LIMITED_BODY, WAF_EVALUATION_WINDOW_SECONDS, WAF_RULES, webAclNameFor } from '../../infra/stack/api-firewall';
 import { FILE_READERS, FUNCTION_NAMES, PART_READERS, type ExportServiceStack, type FunctionName } from '../../infra/stack/export-service-stack';
 import { WAF_RATE_LIMIT_DEFAULTS } from '../../infra/stack/stack-config';
 import { actionCovers, roleStatements, statementAllows, statementReaches, type Statement } from './iam-statements';
@@ -198,9 +198,45 @@ describe('WAF web ACL: per-client-IP rate limits before API Gateway\'s global th
 
   it('CloudWatch metrics for the ACL and each rule; no sampled requests (they keep download and bearer tokens)', () => {
     const { props } = webAcl();
-    expect(props.VisibilityConfig).toEqual({ CloudWatchMetricsEnabled: true, SampledRequestsEnabled: false, MetricName: WAF_ACL_METRIC });
+    // Named per stack, its metric name the same: CloudWatch's WebACL dimension is one value either way.
+    expect(props.Name).toBe(webAclNameFor(stack.stackName));
+    expect(props.VisibilityConfig).toEqual({ CloudWatchMetricsEnabled: true, SampledRequestsEnabled: false, MetricName: props.Name });
     for (const r of rules()) expect(r.VisibilityConfig, r.Name).toEqual({ CloudWatchMetricsEnabled: true, SampledRequestsEnabled: false, MetricName: r.Name });
     template.resourceCountIs('AWS::WAFv2::LoggingConfiguration', 0);
+    expect(webAclNameFor('x'.repeat(200))).toHaveLength(128);
+  });
+
+  it('an alarm tells the topic when any rule blocks (WAF answers those 429s itself: no api log or metric shows them)', () => {
+    type Query = { Id: string; Expression?: string; MetricStat?: { Metric: { Namespace: string; MetricName: string; Dimensions: { Name: string; Value: unknown }[] }; Period: number; Stat: string } };
+    const alarms = Object.values(resourcesOf(template, 'AWS::CloudWatch::Alarm'))
+      .map((a) => a.Properties!)
+      .filter((a) => JSON.stringify(a.Metrics ?? []).includes('"AWS/WAFV2"'));
+    expect(alarms).toHaveLength(1);
+    const alarm = alarms[0]!;
+    expect(alarm).toMatchObject({
+      ComparisonOperator: 'GreaterThanThreshold',
+      Threshold: 0,
+      EvaluationPeriods: 1,
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [{ Ref: idOf(stack, stack.alarms.topic) }],
+    });
+    const queries = alarm.Metrics as Query[];
+    const stats = queries.filter((q) => q.MetricStat).map((q) => q.MetricStat!);
+    const byRule = Object.fromEntries(
+      stats.map((m) => {
+        const dims = Object.fromEntries(m.Metric.Dimensions.map((d) => [d.Name, d.Value]));
+        expect(m.Metric).toMatchObject({ Namespace: 'AWS/WAFV2', MetricName: 'BlockedRequests' });
+        expect(dims.WebACL).toBe(webAcl().props.Name);
+        expect(dims.Region).toEqual({ Ref: 'AWS::Region' });
+        expect(m).toMatchObject({ Period: 300, Stat: 'Sum' });
+        return [dims.Rule as string, m];
+      }),
+    );
+    // Every rule, by the metric name it publishes under, and the expression sums them all.
+    expect(Object.keys(byRule).sort()).toEqual(rules().map((r) => r.VisibilityConfig.MetricName).sort());
+    const expression = queries.find((q) => q.Expression)!;
+    const ids = queries.filter((q) => q.MetricStat).map((q) => q.Id);
+    expect(expression.Expression!.split(' + ').sort()).toEqual(ids.sort());
   });
 
   it('is associated with the API\'s stage', () => {

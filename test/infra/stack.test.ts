@@ -82,7 +82,7 @@ describe('resource counts', () => {
     ['AWS::ApiGateway::RestApi', 1],
     ['AWS::ApiGateway::Authorizer', 1],
     ['AWS::ApiGateway::Model', 1],
-    ['AWS::CloudWatch::Alarm', 12],
+    ['AWS::CloudWatch::Alarm', 13],
     ['AWS::SNS::Topic', 1],
     ['AWS::IAM::User', 0],
     ['AWS::WAFv2::WebACL', 1],
