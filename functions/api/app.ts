@@ -15,6 +15,8 @@ import {
   requestExport,
   type ApiDeps,
 } from '../../shared/app/api';
+import { formatIssuePath, ValidationError } from '../../shared/domain/errors';
+import { findMalformedText, mayHoldSurrogateEscape } from '../../shared/text-rules';
 import { BadRequestBodyError, emptyResponse, jsonResponse, mapErrorToResponse, redirectResponse, statusOf } from '../../shared/http';
 import { matchRoute, type RouteName } from './router';
 
@@ -194,12 +196,25 @@ function parseJsonBody(event: APIGatewayProxyEvent): unknown {
   if (Buffer.byteLength(text, 'utf8') > MAX_JSON_BYTES) {
     throw new BadRequestBodyError('BODY_TOO_LARGE', `the request body must be at most ${MAX_JSON_BYTES} bytes`);
   }
+  let parsed: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    parsed = JSON.parse(text) as unknown;
   } catch {
     // Never echo the parser's message: it quotes the input, which holds the password.
     throw new BadRequestBodyError('MALFORMED_JSON', 'the request body is not valid JSON');
   }
+  // Valid JSON, but `\ud800` decodes to half a character: refused here for every field, by
+  // path only (the value may be the password), before anything stores it.
+  const bad = mayHoldSurrogateEscape(text) ? findMalformedText(parsed) : undefined;
+  if (bad !== undefined) {
+    const field = formatIssuePath(bad);
+    throw new ValidationError(`${field}: must be valid Unicode text (it holds a lone surrogate, half of a UTF-16 pair)`, {
+      code: 'VALIDATION_FAILED',
+      field,
+      rule: 'unicode',
+    });
+  }
+  return parsed;
 }
 
 function requestIdOf(event: APIGatewayProxyEvent | undefined, context: Context | undefined): string {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { cleanDisplayText } from '../text-rules';
 
 /** Permissions the export service checks. S5/C10: only managers with the download permission export. */
 export const PERMISSIONS = {
@@ -16,7 +17,8 @@ const idSchema = z
   .string()
   .min(1)
   .max(200)
-  .regex(/^[^#\p{Cc}]+$/u, 'must not contain "#" or control characters');
+  // \p{Cs}: a lone surrogate (JSON's `\ud800` escape in a claim) is no id, and DynamoDB keys hold ids.
+  .regex(/^[^#\p{Cc}\p{Cs}]+$/u, 'must not contain "#", control characters or lone surrogates');
 
 /**
  * A channel id also names the channel's folder in the bucket (`exports/{channelId}/…`): a `/`
@@ -32,7 +34,9 @@ export const channelIdSchema = idSchema
 export const principalSchema = z.object({
   channelId: channelIdSchema,
   managerId: idSchema,
-  name: z.string().max(500),
+  // Shown to auditors and posted by the bot: cleaned (text-rules.ts), not refused, since its
+  // holder did not choose what the identity provider sends.
+  name: z.string().max(500).transform(cleanDisplayText),
   permissions: z.array(z.string().min(1).max(100)).max(100),
 });
 export type Principal = z.infer<typeof principalSchema>;

@@ -4,6 +4,7 @@ import { toValidationError } from './errors';
 import { PolicyViolationError } from './errors';
 import { checkCaseRange, checkPassword, defaultPolicyConfig, type PolicyConfig } from './policies';
 import { timeZoneSchema } from './records';
+import { DISPLAY_CONTROL, HAS_LETTER_OR_DIGIT } from '../text-rules';
 
 /**
  * `POST /v1/exports` body. Structure lives here (and in the API Gateway model emitted from it);
@@ -16,14 +17,30 @@ import { timeZoneSchema } from './records';
 /** S4/C7: required; its character and length rules are policies (checkPassword). */
 const passwordSchema = z.string().min(1, 'password is required').max(256, 'password must be at most 256 characters');
 
-/** Kept for internal records (S4, C7): required, trimmed, 1-500 characters, not blank. */
+/**
+ * Kept for internal records (S4, C7) and read by auditors: required, trimmed, 1-500 characters,
+ * not blank, with a letter or digit (a zero-width space alone passed "not blank" and is no
+ * reason), and nothing that changes how it displays (control characters, bidi overrides: see
+ * text-rules.ts). Lone surrogates are refused for the whole body (functions/api/app.ts).
+ */
 const reasonSchema = z
   .string()
   // One rule for empty and blank alike (so a blank reason gets one message, not two); after the
   // trim the string is therefore at least one character long.
   .regex(/\S/, 'reason must not be blank')
   .trim()
-  .max(500, 'reason must be at most 500 characters');
+  .max(500, 'reason must be at most 500 characters')
+  // refine, not regex: these stay out of the API Gateway model (its regex dialect is not
+  // JavaScript's), and the handler checks them. One message at most, and none for a blank reason,
+  // which already has its own.
+  .superRefine((reason, ctx) => {
+    if (!/\S/.test(reason)) return;
+    if (DISPLAY_CONTROL.test(reason)) {
+      ctx.addIssue({ code: 'custom', message: 'reason must not contain control characters or bidi overrides (U+202A-U+202E, U+2066-U+2069)' });
+    } else if (!HAS_LETTER_OR_DIGIT.test(reason)) {
+      ctx.addIssue({ code: 'custom', message: 'reason must contain a letter or a digit' });
+    }
+  });
 
 const calendarDate = z.iso.date('must be a calendar date (YYYY-MM-DD)');
 const id = z.string().min(1).max(128);

@@ -92,8 +92,19 @@ export type AuditEntry = {
   sha256?: string;
   fileSize?: number;
   fileName?: string;
+  /** The `completed` event's time. */
   completedAt?: string;
   error?: { code: string; message: string };
+  /** The `failed` event's time; present with `error` (a completion hides both, as it does the status). */
+  failedAt?: string;
+  /**
+   * The `canceled` event's time and who canceled: present whenever the trail holds a cancel, so a
+   * stopped export is never shown without its time and actor. `canceledBy` is absent for a
+   * cancel recorded without a manager; the event stores no name, so unlike `requestedBy` it has
+   * none.
+   */
+  canceledAt?: string;
+  canceledBy?: { managerId: string };
   /**
    * The most recent MAX_LISTED_DOWNLOADS uses of the link, oldest first. A link needs no bearer,
    * so whoever holds it can add uses without limit (refused ones after expiry too): listing them

@@ -43,6 +43,16 @@ describe('bearer token verification', () => {
     }
   });
 
+  it('cleans the display name it shows auditors and the bot (control characters, bidi overrides, lone surrogates); refuses a lone surrogate in an id', async () => {
+    const sign = (payload: Record<string, unknown>) =>
+      new SignJWT(payload).setProtectedHeader({ alg: 'HS256' }).setIssuer(DEV_ISSUER).setAudience(DEV_AUDIENCE).setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+    const principal = await verifier.verifyToken(await sign({ ...claims, name: 'Kim\u202eevil\u202c\u0000\u001b[31m \ud800 \u200f김' }));
+    // The holder did not choose the name: cleaned, not refused. The right-to-left mark stays.
+    expect(principal.name).toBe('Kimevil[31m \ufffd \u200f김');
+    expect(await reasonOf(verifier.verifyToken(await sign({ ...claims, managerId: 'm\ud800' })))).toBe('invalid');
+    expect(await reasonOf(verifier.verifyToken(await sign({ ...claims, managerId: 'm\ud83d\udcca' })))).toBe('accepted');
+  });
+
   it('rejects a bad signature, a wrong issuer and a wrong audience', async () => {
     const other = await signDevToken(claims, { secret: 'another-secret-another-secret-another-1' });
     expect(await reasonOf(verifier.verifyToken(other))).toBe('invalid');

@@ -43,6 +43,34 @@ describe('DynamoAuditLog on dynalite', () => {
     expect(page.items.find((e) => e.exportId === 'e3')).toMatchObject({ status: 'failed', error: { code: 'TOO_MANY_ROWS' } });
   });
 
+  it('says when an export ended and who canceled it: canceledAt/canceledBy, failedAt, completedAt', async () => {
+    // A channel of its own: the other tests count and page ch1's entries.
+    const channelId = 'ch-ended';
+    const request = (exportId: string, at: string) =>
+      audit.append({ type: 'requested', exportId, channelId, at, managerId: 'm-1', managerName: 'Kim', kind: 'contacts', scope: 'all', filters: {}, reason: 'r' });
+    await request('t-canceled', '2026-04-01T09:00:00.000Z');
+    await request('t-failed', '2026-04-02T09:00:00.000Z');
+    await request('t-completed', '2026-04-03T09:00:00.000Z');
+    await request('t-old-cancel', '2026-04-04T09:00:00.000Z');
+    await audit.append({ type: 'canceled', exportId: 't-canceled', channelId, at: '2026-04-01T09:03:00.000Z', managerId: 'm-2' });
+    await audit.append({ type: 'failed', exportId: 't-failed', channelId, at: '2026-04-02T09:04:00.000Z', code: 'TOO_MANY_ROWS', message: 'too many' });
+    await audit.append({ type: 'completed', exportId: 't-completed', channelId, at: '2026-04-03T09:05:00.000Z', rowCount: 1, sha256: 'ef'.repeat(32) });
+    // A cancel recorded without its manager (the event allows it): the time still shows.
+    await audit.append({ type: 'canceled', exportId: 't-old-cancel', channelId, at: '2026-04-04T09:06:00.000Z' });
+
+    const { items } = await audit.query({ channelId, limit: 10 });
+    const byId = Object.fromEntries(items.map((e) => [e.exportId, e]));
+    expect(byId['t-canceled']).toMatchObject({ status: 'canceled', canceledAt: '2026-04-01T09:03:00.000Z', canceledBy: { managerId: 'm-2' } });
+    expect(byId['t-canceled']).not.toHaveProperty('failedAt');
+    expect(byId['t-failed']).toMatchObject({ status: 'failed', error: { code: 'TOO_MANY_ROWS' }, failedAt: '2026-04-02T09:04:00.000Z' });
+    expect(byId['t-failed']).not.toHaveProperty('canceledAt');
+    expect(byId['t-completed']).toMatchObject({ status: 'completed', completedAt: '2026-04-03T09:05:00.000Z' });
+    expect(byId['t-completed']).not.toHaveProperty('failedAt');
+    expect(byId['t-completed']).not.toHaveProperty('canceledAt');
+    expect(byId['t-old-cancel']).toMatchObject({ status: 'canceled', canceledAt: '2026-04-04T09:06:00.000Z' });
+    expect(byId['t-old-cancel']).not.toHaveProperty('canceledBy');
+  });
+
   it('filters by manager, kind and time range, and pages with a cursor', async () => {
     const first = await audit.query({ channelId: 'ch1', managerId: 'm-even', limit: 2 });
     expect(first.items.map((e) => e.exportId)).toEqual(['e6', 'e4']);

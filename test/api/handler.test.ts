@@ -249,6 +249,28 @@ describe('POST /v1/exports', () => {
     expect(res.body.error.code).toBe('UNSUPPORTED_CONTENT_TYPE');
   });
 
+  it('refuses a lone surrogate (JSON \\ud800) in any field with a 400 naming the path, never echoing the value', async () => {
+    const base = JSON.parse(loadEvent('api-create-export-contacts.json', { TOKEN: await token(), PASSWORD }).body as string) as Record<string, unknown>;
+    for (const [patch, field] of [
+      [{ reason: 'REASON' }, 'reason'],
+      [{ password: 'PASSWORD' }, 'password'],
+      [{ scope: 'selection', userIds: ['u1', 'REASON'] }, 'userIds[1]'],
+    ] as const) {
+      const event = loadEvent('api-create-export-contacts.json', { TOKEN: await token({ managerId: `m-sur-${field}` }), PASSWORD });
+      // Written as the JSON escape, as a client would send it: JSON.stringify would not produce one.
+      event.body = JSON.stringify({ ...base, ...patch }).replace('"REASON"', '"sync \\ud800 now"').replace('"PASSWORD"', '"Secret\\udc00pw1!"');
+      const res = await call(event);
+      expect(res.status, field).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'VALIDATION_FAILED', field, rule: 'unicode' });
+      expect(res.body.error.message).toContain('lone surrogate');
+      expect(JSON.stringify(res.body)).not.toContain('Secret');
+    }
+    // A proper pair, escaped, is text like any other.
+    const pair = loadEvent('api-create-export-contacts.json', { TOKEN: await token({ managerId: 'm-sur-pair' }), PASSWORD });
+    pair.body = JSON.stringify({ ...base, reason: 'REASON' }).replace('"REASON"', '"sync \\ud83d\\udcca"');
+    expect((await call(pair)).status).toBe(202);
+  });
+
   it('maps an unknown failure to 500 with a request id only, and gives the cooldown back', async () => {
     fakes.store.failCreate = true;
     const res = await create('api-create-export-cases.json');

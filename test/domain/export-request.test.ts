@@ -154,6 +154,34 @@ describe('parsing errors', () => {
     }
   });
 
+  it('S4: a reason an auditor cannot read is refused, one message each: invisible only, control characters, bidi overrides', () => {
+    const cases_: [string, string][] = [
+      ['\u200b', 'reason must contain a letter or a digit'],
+      ['\u200b\u200d\ufeff', 'reason must contain a letter or a digit'],
+      ['!!! ...', 'reason must contain a letter or a digit'],
+      ['\u0000\u001b[31mOK\u001b[0m', 'reason must not contain control characters or bidi overrides (U+202A-U+202E, U+2066-U+2069)'],
+      ['legit \u202eevil\u202c reason', 'reason must not contain control characters or bidi overrides (U+202A-U+202E, U+2066-U+2069)'],
+      ['isolate \u2067x\u2069', 'reason must not contain control characters or bidi overrides (U+202A-U+202E, U+2066-U+2069)'],
+      ['c1 \u0085 next line', 'reason must not contain control characters or bidi overrides (U+202A-U+202E, U+2066-U+2069)'],
+      ['del \u007f', 'reason must not contain control characters or bidi overrides (U+202A-U+202E, U+2066-U+2069)'],
+    ];
+    for (const [reason, message] of cases_) {
+      try {
+        parseExportRequest(cases({ reason }));
+        expect.unreachable(JSON.stringify(reason));
+      } catch (e) {
+        expect(e).toBeInstanceOf(ValidationError);
+        expect((e as ValidationError).issues, JSON.stringify(reason)).toEqual([{ path: 'reason', message }]);
+      }
+    }
+  });
+
+  it('S4: ordinary reasons in any script pass, with line breaks, tabs, emoji and right-to-left marks', () => {
+    for (const reason of ['월간 CRM 동기화', 'line one\nline two\r\nthree\tend', 'تقرير شهري \u200f(2)', '7', 'Q3 review 📊', 'monthly sync']) {
+      expect(parseExportRequest(cases({ reason })).reason).toBe(reason);
+    }
+  });
+
   it('S4: reason is trimmed', () => {
     const r = parseExportRequest(cases({ reason: '  audit  ' }));
     expect(r.reason).toBe('audit');

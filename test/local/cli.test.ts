@@ -134,8 +134,8 @@ describe('npm run token', () => {
 
   it('answers a bad value with one line naming its flag, then the usage, like every other bad argument', async () => {
     for (const [args, line] of [
-      [['--channel', 'de#mo', '--manager', 'm1', '--permission', 'export:download'], '--channel: must not contain "#" or control characters'],
-      [['--channel', 'demo', '--manager', 'm#1'], '--manager: must not contain "#" or control characters'],
+      [['--channel', 'de#mo', '--manager', 'm1', '--permission', 'export:download'], '--channel: must not contain "#", control characters or lone surrogates'],
+      [['--channel', 'demo', '--manager', 'm#1'], '--manager: must not contain "#", control characters or lone surrogates'],
       [['--channel', 'demo', '--manager', 'm1', '--expires', '12x'], '--expires: must look like 30s, 15m, 12h, 7d or 1w'],
       [['--channel', 'demo', '--manager', 'm1', '--expires', '2d'], '--expires: at most 86400 seconds; the stack refuses a token valid for longer (JWT_MAX_LIFETIME_SECONDS)'],
       [['--channel', 'demo'], '--manager is required'],

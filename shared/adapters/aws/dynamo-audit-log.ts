@@ -314,10 +314,16 @@ export function assembleAuditEntry(requested: StoredAuditEvent, events: readonly
         });
         break;
       case 'failed':
-        if (entry.status !== 'completed') Object.assign(entry, { status: 'failed', error: { code: event.code, message: event.message } });
+        if (entry.status !== 'completed') {
+          Object.assign(entry, { status: 'failed', error: { code: event.code, message: event.message }, failedAt: event.at });
+        }
         break;
       case 'canceled':
         if (entry.status === 'requested') entry.status = 'canceled';
+        // Who stopped the export and when is what an auditor asks of a cancel; kept even when
+        // another terminal event decides the status, since the trail recorded both.
+        entry.canceledAt = event.at;
+        if (event.managerId !== undefined) entry.canceledBy = { managerId: event.managerId };
         break;
       case 'downloaded':
         entry.downloads.push(downloadView(event));

@@ -1,0 +1,71 @@
+/**
+ * Rules for free text people type (a reason) or an identity provider sends (a display name),
+ * before it is stored in the audit trail, shown to auditors and posted by the bot.
+ *
+ * - A lone surrogate (half of a UTF-16 pair, which JSON's `\ud800` escape can produce) is not
+ *   text: DynamoDB may refuse the item it is in (a 500 after the checks passed), and no reader
+ *   shows it the same way.
+ * - Control characters (C0 but tab, line feed and carriage return; DEL; C1) and the bidi
+ *   embedding, override and isolate controls (U+202A-U+202E, U+2066-U+2069) change how the rest
+ *   of the text is displayed: a terminal escape sequence in a log viewer, or "legit \u202Eevil"
+ *   reading differently from what is stored. The left-to-right and right-to-left marks
+ *   (U+200E, U+200F) stay: right-to-left text needs them and they reorder nothing on their own.
+ */
+
+/** Any lone surrogate (with the u flag a proper pair is one code point, never \p{Cs}). */
+export const LONE_SURROGATE = /\p{Cs}/u;
+
+/** The characters free text may not contain (see above). */
+export const DISPLAY_CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/u;
+const DISPLAY_CONTROL_ALL = new RegExp(DISPLAY_CONTROL.source, 'gu');
+
+/** At least one letter or digit, in any script: what makes a reason more than blank or invisible. */
+export const HAS_LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
+
+/** True when `text` is well-formed UTF-16 (no lone surrogate). */
+export function isWellFormedText(text: string): boolean {
+  return !LONE_SURROGATE.test(text);
+}
+
+/**
+ * A display name from a token, made safe to store and show: display controls removed, lone
+ * surrogates replaced by U+FFFD. Refusing the token instead would lock its holder out for a
+ * name they did not choose; the name identifies nobody (the managerId does).
+ */
+export function cleanDisplayText(text: string): string {
+  return text.replace(DISPLAY_CONTROL_ALL, '').replace(/\p{Cs}/gu, '\uFFFD');
+}
+
+/**
+ * Whether JSON text may decode to a lone surrogate: only its `\uD800`-`\uDFFF` escapes can
+ * (raw bytes that are not UTF-8 decode to U+FFFD). Lets a body without one skip the walk below.
+ */
+export function mayHoldSurrogateEscape(jsonText: string): boolean {
+  return /\\u[dD][89abcdefABCDEF]/.test(jsonText);
+}
+
+/**
+ * The first string (a value or an object key) in a parsed JSON value that is not well-formed,
+ * as a path like `filter.groups[0].value`, or undefined. Iterative: a deeply nested body must
+ * not overflow the stack.
+ */
+export function findMalformedText(value: unknown): (string | number)[] | undefined {
+  const stack: { value: unknown; path: (string | number)[] }[] = [{ value, path: [] }];
+  while (stack.length > 0) {
+    const { value: v, path } = stack.pop()!;
+    if (typeof v === 'string') {
+      if (!isWellFormedText(v)) return path;
+    } else if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push({ value: v[i], path: [...path, i] });
+    } else if (v !== null && typeof v === 'object') {
+      const entries = Object.entries(v as Record<string, unknown>);
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [key, child] = entries[i]!;
+        // A bad key is reported at its parent: the key itself cannot be shown faithfully.
+        if (!isWellFormedText(key)) return path;
+        stack.push({ value: child, path: [...path, key] });
+      }
+    }
+  }
+  return undefined;
+}
