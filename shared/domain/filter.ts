@@ -673,6 +673,10 @@ function compileEquals(kind: FieldKind, value: string | number | boolean | null,
 
 function compileIn(kind: FieldKind, values: readonly (string | number)[], path: string, get: Getter, env: Env): Predicate {
   if (values.length > MAX_IN_VALUES) throw bad(path, `at most ${MAX_IN_VALUES} values (rule C3)`);
+  // Split-input text of only commas and spaces (" , ,") passes the schema's non-empty check but
+  // holds no value: it would match nothing and give an empty file, the unfinished-filter trap
+  // an empty group is refused for.
+  if (values.length === 0) throw bad(path, 'must hold at least one value (this text has only commas, spaces or line breaks)');
   if (kind === 'number') {
     const set = new Set<number>();
     values.forEach((v, i) => set.add(toComparable(kind, v, `${path}[${i}]`)));

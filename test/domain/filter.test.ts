@@ -36,6 +36,25 @@ function one(condition: Record<string, unknown>): UsersFilter {
   return { join: 'and', groups: [{ join: 'and', conditions: [condition as never] }] };
 }
 
+describe('C2: an `in` whose split text holds no value', () => {
+  it('is refused, naming the path, for users and cases alike (it would match nothing: an empty file)', () => {
+    for (const values of [' , ,, ', ',', '\n\t ']) {
+      let error: unknown;
+      try {
+        compileFilter(one({ field: 'name', op: 'in', values }), 'users', { now });
+      } catch (e) {
+        error = e;
+      }
+      expect(error, JSON.stringify(values)).toBeInstanceOf(ValidationError);
+      expect(error).toMatchObject({ code: 'FILTER_INVALID', field: 'filter.groups[0].conditions[0].values' });
+    }
+    const cases = { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'tags', op: 'in', values: ',' }] }] };
+    expect(() => compileFilter(cases, 'cases', { now })).toThrow(/must hold at least one value/);
+    // One value among separators is a value.
+    expect(matchIds(one({ field: 'id', op: 'in', values: ' , u2 ,' }))).toEqual(['u2']);
+  });
+});
+
 describe('C2 filter operators (users)', () => {
   it.each([
     ['eq string', { field: 'name', op: 'eq', value: 'Emma Smith' }, ['u2']],
