@@ -31,6 +31,13 @@ export function parseCalendarDate(text: string): CalendarDate | undefined {
   return { year, month, day };
 }
 
+/** The calendar day it is at `now` in `timeZone` (a valid IANA zone). */
+export function todayInZone(now: Date, timeZone: string): CalendarDate {
+  const parts = new Intl.DateTimeFormat('en-US', { timeZone, year: 'numeric', month: 'numeric', day: 'numeric' }).formatToParts(now);
+  const part = (type: string) => Number(parts.find((p) => p.type === type)?.value);
+  return { year: part('year'), month: part('month'), day: part('day') };
+}
+
 export function formatCalendarDate(d: CalendarDate): string {
   return `${String(d.year).padStart(4, '0')}-${String(d.month).padStart(2, '0')}-${String(d.day).padStart(2, '0')}`;
 }

@@ -4,6 +4,7 @@ import { toValidationError } from './errors';
 import { PolicyViolationError } from './errors';
 import { checkCaseRange, checkPassword, defaultPolicyConfig, type PolicyConfig } from './policies';
 import { timeZoneSchema } from './records';
+import { todayInZone } from './calendar';
 import { DISPLAY_CONTROL, HAS_LETTER_OR_DIGIT } from '../text-rules';
 
 /**
@@ -120,8 +121,15 @@ export const MAX_FILTER_BYTES = 100_000;
 const EXTREME_ZONES = ['Etc/GMT+12', 'Pacific/Kiritimati'];
 
 /** The product rules a parsed request must pass before any work starts (S3, S4, C7). */
-export function checkExportRequest(request: ExportRequest, config: PolicyConfig = defaultPolicyConfig): void {
-  if (request.kind === 'cases') checkCaseRange(request, config);
+export function checkExportRequest(request: ExportRequest, config: PolicyConfig = defaultPolicyConfig, now: Date = new Date()): void {
+  if (request.kind === 'cases') {
+    // Without `timezone` the channel's zone applies, not known here: today where it is latest.
+    const zone = request.timezone ?? EXTREME_ZONES[1]!;
+    checkCaseRange(request, config, {
+      date: todayInZone(now, zone),
+      where: request.timezone !== undefined ? `in ${request.timezone}` : 'anywhere (UTC+14)',
+    });
+  }
   checkPassword(request.kind, request.password, config);
   if ('filter' in request && request.filter) {
     const bytes = new TextEncoder().encode(JSON.stringify(request.filter)).length;
@@ -146,7 +154,7 @@ export function checkExportRequest(request: ExportRequest, config: PolicyConfig 
     let first: unknown;
     for (const timeZone of zones) {
       try {
-        compileFilter(request.filter, target, { now: new Date(), timeZone });
+        compileFilter(request.filter, target, { now, timeZone });
         return;
       } catch (error) {
         first ??= error;

@@ -5,6 +5,7 @@ import {
   compareCalendarDates,
   formatCalendarDate,
   parseCalendarDate,
+  type CalendarDate,
 } from './calendar';
 import {
   CooldownActiveError,
@@ -70,6 +71,12 @@ export function createPolicyConfig(
 export function checkCaseRange(
   range: { from: string; to: string },
   config: PolicyConfig = defaultPolicyConfig,
+  /**
+   * Today in the export's zone (or, when the zone is not known yet, in the zone furthest ahead,
+   * so only what is in the future everywhere is refused): `from` may not be later. Optional for
+   * callers that judge a stored range again.
+   */
+  today?: { date: CalendarDate; where: string },
 ): void {
   const from = parseCalendarDate(range.from);
   if (!from) {
@@ -83,6 +90,16 @@ export function checkCaseRange(
   if (launch && compareCalendarDates(from, launch) < 0) {
     throw new PolicyViolationError('CASE_RANGE_BEFORE_LAUNCH', `from must be on or after ${config.launchDate}, when case statistics start (rule S3)`,
       { field: 'from', rule: 'S3' },);
+  }
+  // No case has a day after today yet: such a range can only give an empty file (and hold the
+  // cooldown). Refused, which also keeps every range's instants inside the years ISO-8601's
+  // four digits hold (9999-12-31 in UTC-12 ends in year 10000 UTC, which no message could carry).
+  if (today && compareCalendarDates(from, today.date) > 0) {
+    throw new PolicyViolationError(
+      'CASE_RANGE_IN_FUTURE',
+      `from must not be later than today (${formatCalendarDate(today.date)} ${today.where}): there is no case data after it yet (rule S3)`,
+      { field: 'from', rule: 'S3' },
+    );
   }
   if (compareCalendarDates(to, from) < 0) {
     throw new PolicyViolationError('CASE_RANGE_END_BEFORE_START', 'to must be on or after from (rule S3)', { field: 'to', rule: 'S3' });

@@ -275,4 +275,32 @@ describe('parsing errors', () => {
     expect(code(contacts({ password: 'abc!def' }))).toBeUndefined();
     expect(code(contacts({ password: 'abc12' }))).toBe('PASSWORD_TOO_SHORT');
   });
+
+  it('S3: a range starting after today is refused (CASE_RANGE_IN_FUTURE), judged in the request\'s zone, else where it is latest', () => {
+    const refusal = (body: unknown, now: string) => {
+      try {
+        checkExportRequest(parseExportRequest(body), undefined, new Date(now));
+        return undefined;
+      } catch (e) {
+        return e as DomainError;
+      }
+    };
+    const seoul = cases({ from: '2026-12-02', to: '2026-12-03', timezone: 'Asia/Seoul' });
+    // 23:59:59 on 12-01 in Seoul: tomorrow is refused, with the day and the zone in the message.
+    expect(refusal(seoul, '2026-12-01T14:59:59Z')).toMatchObject({ code: 'CASE_RANGE_IN_FUTURE', field: 'from', rule: 'S3' });
+    expect(refusal(seoul, '2026-12-01T14:59:59Z')?.message).toContain('2026-12-01 in Asia/Seoul');
+    // A second later it is 12-02 there: today is fine.
+    expect(refusal(seoul, '2026-12-01T15:00:00Z')).toBeUndefined();
+    // Without a zone, only what is in the future in every zone: at 10:00 UTC it is already 12-02
+    // at UTC+14, so 12-02 passes and 12-03 does not.
+    expect(refusal(cases({ from: '2026-12-02', to: '2026-12-03' }), '2026-12-01T10:00:00Z')).toBeUndefined();
+    expect(refusal(cases({ from: '2026-12-03', to: '2026-12-03' }), '2026-12-01T10:00:00Z')).toMatchObject({ code: 'CASE_RANGE_IN_FUTURE' });
+    // The fuzz review's case: it was accepted, and its instants (year 10000 UTC) could not be
+    // carried by the chunk messages, so the export stayed running for ever.
+    expect(refusal(cases({ from: '9999-07-01', to: '9999-12-31', timezone: 'Etc/GMT+12' }), '2026-12-01T10:00:00Z')).toMatchObject({
+      code: 'CASE_RANGE_IN_FUTURE',
+    });
+    // A range ending in the future but starting today or before stays allowed (data so far).
+    expect(refusal(cases({ from: '2026-11-01', to: '2026-12-31', timezone: 'Asia/Seoul' }), '2026-12-01T10:00:00Z')).toBeUndefined();
+  });
 });

@@ -54,9 +54,9 @@ export async function requestExport(
 ): Promise<RequestExportResult> {
   requirePermission(principal, 'export:download');
   const request = parseExportRequest(body);
-  checkExportRequest(request, deps.policy);
-
   const now = deps.clock.now();
+  checkExportRequest(request, deps.policy, now);
+
   let exportId = newExportId(now, deps.random);
 
   if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
