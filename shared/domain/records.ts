@@ -139,7 +139,10 @@ export const timeZoneSchema = z
   .min(1)
   .max(64)
   .regex(/^[A-Za-z][A-Za-z0-9_+\-]*(?:\/[A-Za-z0-9_+\-]+)*$/, 'must be an IANA time zone name, e.g. Asia/Seoul')
-  .refine(isValidTimeZone, 'must be a known IANA time zone, e.g. Asia/Seoul');
+  .refine(isValidTimeZone, 'must be a known IANA time zone, e.g. Asia/Seoul')
+  // Intl takes any case ("asia/seoul"); stored and shown (the job, the audit entry) as the zone's
+  // own name, so one zone is spelled one way.
+  .transform((zone) => new Intl.DateTimeFormat('en-US', { timeZone: zone }).resolvedOptions().timeZone);
 
 export const channelSettingsSchema = z.object({
   channelId: z.string().min(1),

@@ -182,6 +182,12 @@ describe('parsing errors', () => {
     }
   });
 
+  it('a time zone is kept as the zone\'s own name, however it was cased (the job and the audit entry show one spelling)', () => {
+    expect(parseExportRequest(cases({ timezone: 'asia/seoul' })).timezone).toBe('Asia/Seoul');
+    expect(parseExportRequest(cases({ timezone: 'ETC/GMT+12' })).timezone).toBe('Etc/GMT+12');
+    expect(parseExportRequest(contacts({ timezone: 'Asia/Seoul' })).timezone).toBe('Asia/Seoul');
+  });
+
   it('S4: reason is trimmed', () => {
     const r = parseExportRequest(cases({ reason: '  audit  ' }));
     expect(r.reason).toBe('audit');
