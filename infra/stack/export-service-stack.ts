@@ -196,6 +196,7 @@ export class ExportServiceStack extends Stack {
         Dlq: this.functions.dlq.fn,
       },
       alarmEmail: config.alarmEmail,
+      restApi: this.api.restApi,
       firewall: { webAclName: this.firewall.webAclName, ruleMetricNames: this.firewall.ruleMetricNames },
     });
 

@@ -1,4 +1,5 @@
 import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
+import type * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -16,6 +17,8 @@ export type ServiceAlarmsProps = {
   /** The SQS-driven functions (chunk, finalizer, notifier, dlq), by alarm name prefix. */
   pipelineFunctions: Record<string, lambda.IFunction>;
   alarmEmail?: string | undefined;
+  /** The REST API: its 5xx answers are alarmed. */
+  restApi?: apigw.RestApi;
   /** The API's web ACL (api-firewall.ts): its name and its rules' metric names. */
   firewall?: { webAclName: string; ruleMetricNames: readonly string[] };
 };
@@ -193,6 +196,17 @@ export class ServiceAlarms extends Construct {
           label: 'requests blocked by the per-IP rate rules',
           period: Duration.minutes(5),
         }),
+      );
+    }
+    // The api maps every refusal to a 4xx; a 5xx is a bug or an outage behind it (an audit or
+    // job table write failing, the function timing out): every download and export request then
+    // fails, and the handler's failures are caught responses, not Lambda Errors, so none of the
+    // pipeline alarms above sees them. API Gateway counts them all, its own 502/504 included.
+    if (props.restApi) {
+      alarmAbove(
+        'ApiServerErrors',
+        'the API answered 5xx (an internal error, a dependency such as the audit or job table failing, or a timeout): requests and downloads are failing',
+        props.restApi.metricServerError({ period: Duration.minutes(5), statistic: 'Sum' }),
       );
     }
     alarmAbove(

@@ -82,7 +82,7 @@ describe('resource counts', () => {
     ['AWS::ApiGateway::RestApi', 1],
     ['AWS::ApiGateway::Authorizer', 1],
     ['AWS::ApiGateway::Model', 1],
-    ['AWS::CloudWatch::Alarm', 13],
+    ['AWS::CloudWatch::Alarm', 14],
     ['AWS::SNS::Topic', 1],
     ['AWS::IAM::User', 0],
     ['AWS::WAFv2::WebACL', 1],
@@ -676,6 +676,20 @@ describe('alarms and outputs', () => {
         { Name: 'function', Value: 'dlq' },
       ]),
     );
+  });
+
+  it('the API\'s 5xx answers alarm (the handler\'s caught failures are no Lambda Errors, and an audit-table outage fails every download)', () => {
+    const api = alarms().filter((a) => a.Namespace === 'AWS/ApiGateway' && a.MetricName === '5XXError');
+    expect(api).toHaveLength(1);
+    expect(api[0]).toMatchObject({
+      Threshold: 0,
+      Statistic: 'Sum',
+      Period: 300,
+      ComparisonOperator: 'GreaterThanThreshold',
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [{ Ref: idOf(stack, stack.alarms.topic) }],
+    });
+    expect(api[0]!.Dimensions).toEqual([{ Name: 'ApiName', Value: 'export-service' }]);
   });
 
   it('the topic policy (written for enforceSSL, it replaces SNS\'s default) lets CloudWatch alarms of this account and region publish, over TLS only', () => {
