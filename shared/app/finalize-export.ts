@@ -6,7 +6,7 @@ import type { WorkspaceSource } from '../ports/source-data';
 import { unfinishedStatuses, type ExportJob, type JobDefinition, type SheetKey } from './export-job';
 import { objectKeys, type FinalizeMessage } from './messages';
 import { createDownloadToken, hashDownloadToken } from './download-link';
-import { discardExportFile, discardParts, failExport, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
+import { discardExportFile, discardParts, failExport, resumeCancelFollowUps, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
 import type { StoredPartMeta } from './process-chunk';
 import { DefinitionMissingError, loadJobDefinition } from './job-definition';
 import { JobEncryptionError, readJobEncryptionParams } from './job-encryption';
@@ -63,6 +63,8 @@ async function canceledMeanwhile(deps: FinalizeDeps, job: ExportJob, error: unkn
   // The writer failed, so the upload was abandoned; a file object is deleted all the same.
   await discardExportFile(deps, job);
   await discardParts(deps, job);
+  // The cancel's audit event and cooldown release, should the API's attempt have failed.
+  await resumeCancelFollowUps(deps, now);
   return true;
 }
 
@@ -150,6 +152,8 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     // Nothing else runs after a cancel, and the cancel's own sweep of parts/ is best effort and
     // may predate a chunk's late write: sweep again (thrown: the retry sweeps again).
     await discardParts(deps, job);
+    // And finish the cancel itself (audit event, cooldown), should the API's attempt have failed.
+    await resumeCancelFollowUps(deps, job);
     return { status: 'skipped' };
   }
   if (job.status === 'completed' || job.status === 'failed') {
@@ -172,6 +176,7 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     // (this run's write, or a concurrent run of the same message) is a state this run re-enters
     // as a retry after a crash does; anything else (canceled, failed, completed) ends it as before.
     const current = await deps.store.getJob(job.channelId, job.exportId);
+    if (current?.status === 'canceled') await resumeCancelFollowUps(deps, current);
     if (current?.status !== 'finalizing') return { status: 'skipped' };
     deps.log.info('export already finalizing: carrying on', { exportId: job.exportId });
   }
@@ -325,7 +330,10 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
       await discardExportFile(deps, job);
       // Canceled while the file was written: the parts this run read are the export's rows in
       // the clear, and no follow-up of a canceled export deletes them (a failure's does).
-      if (now?.status === 'canceled') await discardParts(deps, job);
+      if (now?.status === 'canceled') {
+        await discardParts(deps, job);
+        await resumeCancelFollowUps(deps, now);
+      }
       return { status: 'skipped' };
     }
     // Completed: by a concurrent run (a redelivered finalize message, same bytes under the same

@@ -1,6 +1,6 @@
 import { unfinishedStatuses } from './export-job';
 import { pipelineMessageSchema } from './messages';
-import { discardExportFile, discardParts, failExport, type StepDeps } from './pipeline-steps';
+import { discardExportFile, discardParts, failExport, resumeCancelFollowUps, type StepDeps } from './pipeline-steps';
 
 export type DeadLetterOutcome =
   | 'failed-export'
@@ -13,7 +13,8 @@ export type DeadLetterOutcome =
 /**
  * A message that exhausted its retries. For chunk and finalize messages the export is marked
  * failed (unless it already completed or was canceled), a file already uploaded for it is
- * deleted, and the bot is told through the notify queue. For a notify message the bot is what
+ * deleted, and the bot is told through the notify queue; a canceled one gets the cancel's
+ * follow-ups instead (resumeCancelFollowUps). For a notify message the bot is what
  * failed, so it cannot be told: the failure is recorded on the job (`notifyError`) and nothing
  * is enqueued again, so a dead bot cannot make a loop. A bot that refused an event outright
  * (a 4xx) never gets here: the notifier records that itself.
@@ -76,11 +77,18 @@ export async function handleDeadLetter(body: string, deps: StepDeps, source: { q
   // After the transition, so a finalizer still running loses its completion and deletes what it
   // uploads itself. A lost transition (a redelivered dead letter, whose first delivery may have
   // thrown before getting here) checks the status: a completed export's file is its download.
-  const status = failed ? 'failed' : (await deps.store.getJob(message.channelId, message.exportId))?.status;
+  const current = failed ? undefined : await deps.store.getJob(message.channelId, message.exportId);
+  const status = failed ? 'failed' : current?.status;
   if (status === 'failed' || status === 'canceled') await discardExportFile(deps, message);
   // A canceled export's parts/ (readable rows) were swept by the cancel only on a best-effort
   // basis, and this dead letter may be the last message that will ever name the export: sweep
   // them again rather than leave them to the lifecycle rule. (A failed one's follow-ups did.)
-  if (status === 'canceled') await discardParts(deps, message);
+  // For the same reason it finishes the cancel itself (its audit event, the cooldown back) if
+  // the API's attempt failed: failExport left the canceled export alone (canceled is not a
+  // status it moves from), so it is never marked failed.
+  if (current?.status === 'canceled') {
+    await discardParts(deps, message);
+    await resumeCancelFollowUps(deps, current);
+  }
   return failed ? 'failed-export' : 'already-final';
 }

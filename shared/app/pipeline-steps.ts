@@ -6,6 +6,7 @@ import type { MessageQueue } from '../ports/message-queue';
 import type { ObjectStore } from '../ports/object-store';
 import type { Clock } from '../ports/clock';
 import type { PipelineLog } from '../ports/pipeline-log';
+import { runCancelFollowUps } from './cancel-follow-ups';
 import { unfinishedStatuses, type ExportJob, type JobError } from './export-job';
 import { objectKeys, type FinalizeMessage, type NotifyMessage } from './messages';
 
@@ -98,6 +99,23 @@ export async function runFollowUps(deps: StepDeps, job: FinishedJob): Promise<vo
   await discardParts(deps, job).catch((e: unknown) =>
     deps.log.warn('parts not deleted', { exportId: job.exportId, error: e instanceof Error ? e.name : 'unknown' }),
   );
+}
+
+/**
+ * Finishes what a canceled export still owes (the `canceled` audit event, the cooldown back:
+ * runCancelFollowUps) when a pipeline step finds it canceled. The API does this right after the
+ * transition, but a failure there was finished only by a client's retry of the cancel; every
+ * step that sees the cancel afterwards (a late chunk delivery, the finalizer, a dead letter)
+ * now finishes it too. Unlike resumeFollowUps this runs on first deliveries as well: there is no
+ * notify to duplicate, and a run racing the API's own follow-ups costs a no-op write each. As in
+ * runFollowUps, an audit error is thrown (the message is retried, and the retry appends it) and
+ * the cooldown release is best effort (logged). Does nothing for an export in any other state.
+ */
+export async function resumeCancelFollowUps(deps: StepDeps, job: ExportJob): Promise<void> {
+  if (job.status !== 'canceled') return;
+  await runCancelFollowUps(deps, job, {
+    onReleaseError: (error) => deps.log.warn('cooldown release failed', { exportId: job.exportId, error: String(error) }),
+  });
 }
 
 /**

@@ -17,7 +17,7 @@ import type { CasesSource, RawItem, UsersSource, WorkspaceSource } from '../port
 import type { ExportJob, JobDefinition } from './export-job';
 import { objectKeys, type ChunkMessage } from './messages';
 import { batchIds, sortUserIdsForExport } from './plan-chunks';
-import { acquireLease, discardParts, enqueueFinalize, failExport, resumeFollowUps, type StepDeps } from './pipeline-steps';
+import { acquireLease, discardParts, enqueueFinalize, failExport, resumeCancelFollowUps, resumeFollowUps, type StepDeps } from './pipeline-steps';
 import { ExportDataExpiredError, loadJobDefinition } from './job-definition';
 import { columnsFingerprint, compileRequestPredicate, loadDirectory, sheetColumns } from './workspace-context';
 
@@ -99,6 +99,10 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
     // a write the first sweep missed, or a sweep that failed, does not stay for the lifecycle
     // rule's day. An error is thrown: the message comes back and sweeps again.
     if (ABANDONED.has(job.status)) await discardParts(deps, job);
+    // A cancel whose audit append or cooldown release failed in the API is finished here (no
+    // client retry is needed): after the sweep, so an audit error that retries the message
+    // does not hold the data back.
+    await resumeCancelFollowUps(deps, job);
     return outcome;
   }
   if (job.status === 'queued') await deps.store.setStatus(job.channelId, job.exportId, 'running', ['queued']);
@@ -168,6 +172,7 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
   if (!current || ABANDONED.has(current.status)) {
     deps.log.info('export ended while the chunk ran: its part discarded', { exportId: job.exportId, chunkId: message.chunkId, status: current?.status });
     await discardParts(deps, job);
+    if (current) await resumeCancelFollowUps(deps, current);
     return outcome;
   }
   return completeChunk(message, deps, delivery, job, rows, outcome);

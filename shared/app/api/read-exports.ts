@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { ConflictError, cooldownKey, hasPermission, NotFoundError, PermissionDeniedError, requirePermission } from '../../domain';
+import { ConflictError, hasPermission, NotFoundError, PermissionDeniedError, requirePermission } from '../../domain';
 import type { Principal } from '../../auth/principal';
+import { runCancelFollowUps } from '../cancel-follow-ups';
 import { dispatchUnfinished, terminalStatuses, unfinishedStatuses, type ExportJob } from '../export-job';
 import type { ApiDeps } from './deps';
 import { openCursor, sealCursor } from './cursor';
@@ -117,9 +118,10 @@ export async function cancelExport(deps: ApiDeps, principal: Principal, exportId
   if (!canceled) {
     const current = (await deps.store.getJob(principal.channelId, exportId)) ?? job;
     if (current.status === 'canceled') {
-      // A cancel whose audit append or cooldown release failed after the status changed can
-      // only be finished by a retry, which lands here: both steps are idempotent.
-      await finishCancel(deps, principal, current);
+      // A cancel whose audit append or cooldown release failed after the status changed is
+      // finished by a retry, which lands here, or by the next pipeline step that finds the
+      // export canceled (resumeCancelFollowUps): every step is idempotent.
+      await finishCancel(deps, current);
       // This very call's write, committed though its answer was lost (the SDK's retry then fails
       // the condition on it): the cancel succeeded, so it answers as one, not 409.
       if (current.canceledAt === canceledAt) return toExportView(current, deps.publicBaseUrl, undefined);
@@ -129,15 +131,16 @@ export async function cancelExport(deps: ApiDeps, principal: Principal, exportId
     }
     throw new ConflictError('the export changed state while canceling; try again', { code: 'EXPORT_BUSY', field: 'exportId' });
   }
-  await finishCancel(deps, principal, { ...job, status: 'canceled', canceledAt });
+  await finishCancel(deps, { ...job, status: 'canceled', canceledAt });
   const after = (await deps.store.getJob(principal.channelId, exportId)) ?? { ...job, status: 'canceled' as const };
   return toExportView(after, deps.publicBaseUrl, undefined);
 }
 
 /**
- * The cancel's follow-ups. The audit event has a fixed sort key, so a repeat is a no-op; its
- * time is the one stored with the transition, so a repeat records the same fact (updatedAt would
- * not do: chunks still in flight update it after the cancel).
+ * The cancel's follow-ups: the audit event and the cooldown release are runCancelFollowUps,
+ * shared with the pipeline steps that find the export canceled later (they finish a cancel whose
+ * request failed here and was never retried). Its audit event names the job's manager, who is
+ * the caller: only the requester gets this far. Its errors are thrown (a 500; a retry finishes).
  *
  * parts/ goes first: it holds the rows rendered so far in the clear (raw deflate), and nothing
  * else deletes it for a canceled export (only a finished or failed one's follow-ups do), so it
@@ -145,9 +148,7 @@ export async function cancelExport(deps: ApiDeps, principal: Principal, exportId
  * does not keep the data. Best effort (the dispatcher logs a failure): the status has changed,
  * and a retried cancel, every late chunk delivery and the finalizer sweep it again.
  */
-async function finishCancel(deps: ApiDeps, principal: Principal, job: ExportJob): Promise<void> {
+async function finishCancel(deps: ApiDeps, job: ExportJob): Promise<void> {
   await deps.dispatcher.discardParts(job);
-  const at = job.canceledAt ?? job.updatedAt;
-  await deps.audit.append({ type: 'canceled', exportId: job.exportId, channelId: job.channelId, at, managerId: principal.managerId });
-  await deps.cooldowns.release(cooldownKey(job.channelId, job.managerId, job.kind), job.exportId);
+  await runCancelFollowUps(deps, job);
 }

@@ -1,0 +1,60 @@
+import { cooldownKey } from '../domain';
+import type { AuditLog } from '../ports/audit-log';
+import type { CooldownStore } from '../ports/cooldown-store';
+import type { ExportJob } from './export-job';
+
+/** The ports a cancel's follow-ups write to. Optional because the pipeline's StepDeps may lack them (tests); the API always has both. */
+export type CancelFollowUpPorts = {
+  audit?: AuditLog | undefined;
+  cooldowns?: CooldownStore | undefined;
+};
+
+/** A canceled job as stored: the facts the follow-ups are built from. */
+export type CanceledJob = Pick<ExportJob, 'exportId' | 'channelId' | 'managerId' | 'kind' | 'updatedAt'> & Partial<Pick<ExportJob, 'canceledAt'>>;
+
+/**
+ * What a canceled export owes after its status changed: the `canceled` audit event and the
+ * manager's cooldown back. One definition for the API's cancel and for every pipeline step that
+ * later finds the export canceled: the API runs it right after the transition, but when it fails
+ * there (an audit or cooldown table error, a 500) only a client retry would have finished it, and
+ * the audit trail showed the export as `requested` for ever with the cooldown still held. Every
+ * step is idempotent, so any number of callers, concurrently or not, record one fact:
+ * - the audit event has a fixed sort key (a repeat is a no-op) and its time is the one stored with
+ *   the transition, never `updatedAt` while there is a `canceledAt` (chunks still in flight move
+ *   updatedAt after the cancel); jobs canceled before `canceledAt` existed fall back to it;
+ * - `managerId` is the requester: the job does not record who canceled, and only the requester
+ *   may cancel (cancelExport refuses anyone else), so it is the manager who canceled;
+ * - the release is conditional on this export still holding the cooldown, so it never frees a
+ *   newer export's hold (the key is the one the request took: cooldownKey of channel, manager, kind).
+ *
+ * Both steps are attempted whatever the other does (a failed audit append no longer keeps the
+ * cooldown held). The audit error is thrown; a release error is thrown too unless the caller
+ * passes `onReleaseError`, which the pipeline does: its other cooldown releases are best effort
+ * (at worst the window runs out), while an audit event missing is a gap in the trail.
+ */
+export async function runCancelFollowUps(
+  ports: CancelFollowUpPorts,
+  job: CanceledJob,
+  options: { onReleaseError?: (error: unknown) => void } = {},
+): Promise<void> {
+  let auditError: unknown;
+  if (ports.audit) {
+    try {
+      const at = job.canceledAt ?? job.updatedAt;
+      await ports.audit.append({ type: 'canceled', exportId: job.exportId, channelId: job.channelId, at, managerId: job.managerId });
+    } catch (error) {
+      auditError = error;
+    }
+  }
+  let releaseError: unknown;
+  if (ports.cooldowns) {
+    try {
+      await ports.cooldowns.release(cooldownKey(job.channelId, job.managerId, job.kind), job.exportId);
+    } catch (error) {
+      if (options.onReleaseError) options.onReleaseError(error);
+      else releaseError = error;
+    }
+  }
+  if (auditError !== undefined) throw auditError;
+  if (releaseError !== undefined) throw releaseError;
+}
