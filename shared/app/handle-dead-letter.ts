@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { unfinishedStatuses } from './export-job';
 import { pipelineMessageSchema } from './messages';
 import { discardExportFile, discardParts, failExport, resumeCancelFollowUps, type StepDeps } from './pipeline-steps';
@@ -20,15 +21,27 @@ export type DeadLetterOutcome =
  * (a 4xx) never gets here: the notifier records that itself.
  */
 export async function handleDeadLetter(body: string, deps: StepDeps, source: { queue: string }): Promise<DeadLetterOutcome> {
+  let raw: unknown;
   let parsed;
   try {
-    parsed = pipelineMessageSchema.safeParse(JSON.parse(body));
+    raw = JSON.parse(body);
+    parsed = pipelineMessageSchema.safeParse(raw);
   } catch {
     parsed = undefined;
   }
   if (!parsed?.success) {
-    deps.log.error('unreadable dead letter', { queue: source.queue });
-    return 'unreadable';
+    // A chunk or finalize message its own step could not read (the step threw on it every time,
+    // which is how it got here): if it still names its export, that export can never finish
+    // (nothing else will send the message again) and stays running for ever, its cooldown held,
+    // its manager never told. Failed like any other given-up step. Nothing else in it is trusted.
+    const named = namedExportSchema.safeParse(raw);
+    if (!named.success) {
+      deps.log.error('unreadable dead letter', { queue: source.queue });
+      return 'unreadable';
+    }
+    deps.log.error('unreadable dead letter: its export is failed', { queue: source.queue, exportId: named.data.exportId });
+    const outcome = await failGivenUp(deps, named.data, `a ${named.data.type} message of this export could not be read`);
+    return outcome === 'failed-export' ? outcome : 'unreadable';
   }
   const message = parsed.data;
   if (message.type === 'notify') {
@@ -70,9 +83,29 @@ export async function handleDeadLetter(body: string, deps: StepDeps, source: { q
     }
   }
   const stage = message.type === 'chunk' ? `chunk ${message.chunkId}` : 'finalize';
+  return failGivenUp(deps, message, `the ${stage} step kept failing`);
+}
+
+/** The ids of a chunk or finalize message whose other fields do not read (see above). */
+const namedExportSchema = z.object({
+  type: z.enum(['chunk', 'finalize']),
+  channelId: z.string().min(1).max(200),
+  exportId: z.string().min(1).max(200),
+});
+
+/**
+ * Fails the export a given-up chunk or finalize message names, and cleans up after it: its
+ * file if the finalizer had uploaded one, and for an export canceled meanwhile the cancel's
+ * leftovers instead.
+ */
+async function failGivenUp(
+  deps: StepDeps,
+  message: { channelId: string; exportId: string },
+  what: string,
+): Promise<DeadLetterOutcome> {
   const failed = await failExport(deps, message, {
     code: 'PIPELINE_FAILED',
-    message: `the ${stage} step kept failing and was given up; request the export again`,
+    message: `${what} and was given up; request the export again`,
   });
   // After the transition, so a finalizer still running loses its completion and deletes what it
   // uploads itself. A lost transition (a redelivered dead letter, whose first delivery may have

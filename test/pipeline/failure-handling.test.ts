@@ -292,6 +292,33 @@ describe('failure handling', () => {
     /** Everything stored under the export's file folder (objectKeys.file). */
     const filesOf = (exportId: string) => storesFor(stack).objects.list(`exports/${CHANNEL}/${exportId}/`);
 
+    it('a chunk message its step could not read, naming its export: the dead letter fails the export (it stayed running for ever)', async () => {
+      const ready = await exportReadyToFinalize('fh-unreadable-1');
+      const { store } = storesFor(stack);
+      // What the fuzz review's far-future range produced: an instant past year 9999, which the
+      // chunk's own schema refuses on every delivery.
+      const body = JSON.stringify({
+        type: 'chunk',
+        exportId: ready.exportId,
+        channelId: CHANNEL,
+        chunkId: 'c-0',
+        sheet: 'cases',
+        index: 0,
+        source: { type: 'caseDay', day: '9999-12-31', fromIso: '9999-12-31T12:00:00.000Z', toIso: '+010000-01-01T12:00:00.000Z' },
+      });
+      expect(await handleDeadLetter(body, stepDeps(), { queue: 'chunk-dlq' })).toBe('failed-export');
+      expect(await store.getJob(CHANNEL, ready.exportId)).toMatchObject({
+        status: 'failed',
+        error: { code: 'PIPELINE_FAILED', message: 'a chunk message of this export could not be read and was given up; request the export again' },
+      });
+      // Again: the export is already failed.
+      expect(await handleDeadLetter(body, stepDeps(), { queue: 'chunk-dlq' })).toBe('unreadable');
+      // Nothing to fail: not JSON, no ids, a notify (the bot is what failed), an unknown export.
+      for (const junk of ['not json', '{}', JSON.stringify({ type: 'chunk', exportId: ready.exportId }), JSON.stringify({ type: 'notify', exportId: ready.exportId, channelId: CHANNEL }), body.replace(ready.exportId, 'no-such-export')]) {
+        expect(await handleDeadLetter(junk, stepDeps(), { queue: 'chunk-dlq' }), junk).toBe('unreadable');
+      }
+    });
+
     it('the file prefix is where the finalizer puts the file', () => {
       expect(objectKeys.file('c1', 'e1', 'f.xlsx').startsWith(objectKeys.filePrefix('c1', 'e1'))).toBe(true);
       expect(objectKeys.file('c1', 'e10', 'f.xlsx').startsWith(objectKeys.filePrefix('c1', 'e1'))).toBe(false);
