@@ -1014,10 +1014,15 @@ describe('GET /v1/audit/exports/{exportId}/downloads', () => {
       expect(res.status, bad).toBe(400);
       expect(res.body.error).toMatchObject({ code: 'INVALID_CURSOR', field: 'cursor' });
     }
-    for (const limit of ['0', '101', 'ten']) {
+    // Written plainly: hex, exponents, signs, leading zeros and an empty value are refused too,
+    // with the rule (they were read as numbers: 0x10 was 16).
+    for (const limit of ['0', '101', 'ten', '0x10', '1e1', '+5', '007', '', ' 5']) {
       const res = await downloads(exportId, { limit });
-      expect(res.status).toBe(400);
+      expect(res.status, limit).toBe(400);
       expect(res.body.error).toMatchObject({ code: 'INVALID_QUERY', field: 'limit' });
+      expect(res.body.error.message, limit).toContain('must be a whole number from 1 to 100');
+      const list = await call(Object.assign(loadEvent('api-list-audit.json', { TOKEN: await auditorToken() }), { queryStringParameters: { limit } }));
+      expect(list.body.error, limit).toMatchObject({ code: 'INVALID_QUERY', field: 'limit' });
     }
     // An unknown parameter is named as itself, not as `query` (the body's quick-search field).
     expect((await downloads(exportId, { from: '2026-03-01' })).body.error).toMatchObject({

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { ValidationError } from '../../domain';
 import { equalHex, hmacHex } from './hmac';
 
@@ -17,4 +18,16 @@ export function openCursor(secret: Buffer, scope: string, cursor: string): strin
     throw new ValidationError('cursor is not a cursor returned by this endpoint for this caller', { code: 'INVALID_CURSOR', field: 'cursor' });
   }
   return Buffer.from(body, 'base64url').toString('utf8');
+}
+
+/**
+ * A page size from the query string: a whole number 1-100 written plainly. z.coerce.number took
+ * `0x10` (16), `1e1` and `+5`, and answered `limit=` with "too small" instead of the rule.
+ */
+export function pageLimitSchema(defaultLimit: number) {
+  return z
+    .string()
+    .refine((text) => /^[1-9][0-9]{0,2}$/.test(text) && Number(text) <= 100, 'must be a whole number from 1 to 100')
+    .transform(Number)
+    .default(defaultLimit);
 }

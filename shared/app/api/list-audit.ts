@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { requirePermission } from '../../domain';
 import type { Principal } from '../../auth/principal';
 import type { AuditEntry, DownloadsPage } from '../../ports/audit-log';
-import { openCursor, sealCursor } from './cursor';
+import { openCursor, pageLimitSchema, sealCursor } from './cursor';
 import { invalidQuery } from './errors';
 import type { ApiDeps } from './deps';
 import { canonicalJson } from './hmac';
@@ -34,7 +34,7 @@ const instant = z
 /** Paging of both audit reads: their limits and cursors follow one rule. */
 const auditPageFields = {
   cursor: z.string().min(1).max(4096).optional(),
-  limit: z.coerce.number().int().min(1).max(100).default(50),
+  limit: pageLimitSchema(50),
 };
 
 export const listAuditQuerySchema = z

@@ -4,7 +4,7 @@ import type { Principal } from '../../auth/principal';
 import { runCancelFollowUps } from '../cancel-follow-ups';
 import { dispatchUnfinished, terminalStatuses, unfinishedStatuses, type ExportJob } from '../export-job';
 import type { ApiDeps } from './deps';
-import { openCursor, sealCursor } from './cursor';
+import { openCursor, pageLimitSchema, sealCursor } from './cursor';
 import { invalidQuery } from './errors';
 import { toExportView, type ExportView } from './view';
 
@@ -75,7 +75,7 @@ export async function getExport(deps: ApiDeps, principal: Principal, exportId: s
 }
 
 export const listExportsQuerySchema = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(100).default(20),
+  limit: pageLimitSchema(20),
   cursor: z.string().min(1).max(2048).optional(),
 });
 
