@@ -8,6 +8,7 @@ import { objectKeys, type FinalizeMessage } from './messages';
 import { createDownloadToken, hashDownloadToken } from './download-link';
 import { discardExportFile, discardParts, failExport, resumeCancelFollowUps, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
 import type { StoredPartMeta } from './process-chunk';
+import { formatCalendarDate, todayInZone } from '../domain/calendar';
 import { DefinitionMissingError, loadJobDefinition } from './job-definition';
 import { JobEncryptionError, readJobEncryptionParams } from './job-encryption';
 import { columnsFingerprint, SHEET_NAMES, sheetColumns, sheetsOf } from './workspace-context';
@@ -29,10 +30,23 @@ export type FinalizeOutcome = {
   exportSeconds?: number;
 };
 
-/** ASCII file names: every browser and mail client keeps them intact. */
-export function exportFileName(job: Pick<ExportJob, 'kind' | 'request' | 'exportId' | 'createdAt'>): string {
+/**
+ * ASCII file names: every browser and mail client keeps them intact. A contacts file is named
+ * for the day it was requested in the export's zone, like every date in it (and the cases file's
+ * range): in UTC, a Seoul manager's 08:30 request was named for the day before.
+ */
+export function exportFileName(job: Pick<ExportJob, 'kind' | 'request' | 'exportId' | 'createdAt' | 'timeZone'>): string {
   if (job.kind === 'cases') return `UserChatCase_${job.request.from ?? ''}_${job.request.to ?? ''}_${job.exportId}.xlsx`;
-  return `Contacts_${job.createdAt.slice(0, 10)}_${job.exportId}.xlsx`;
+  return `Contacts_${requestDay(job.createdAt, job.timeZone)}_${job.exportId}.xlsx`;
+}
+
+function requestDay(createdAt: string, timeZone: string): string {
+  try {
+    return formatCalendarDate(todayInZone(new Date(createdAt), timeZone));
+  } catch {
+    // A zone Intl does not know (never stored: checked at request time) names the UTC day.
+    return createdAt.slice(0, 10);
+  }
 }
 
 /** A stored part whose bytes are not the ones its meta describes (see StoredPartMeta.dataCrc32). */
