@@ -89,7 +89,13 @@ export const contactsExportRequestSchema = z.discriminatedUnion('scope', [
     {
       ...contactsCommon,
       scope: z.literal('selection'),
-      userIds: z.array(id).min(1).max(MAX_SELECTED_USER_IDS),
+      // Each customer once, in the order given: the file has one row per customer anyway, and
+      // the job and the audit entry count (and list) the customers, not the repeats.
+      userIds: z
+        .array(id)
+        .min(1)
+        .max(MAX_SELECTED_USER_IDS)
+        .transform((ids) => [...new Set(ids)]),
     },
     scopeKeys('selection'),
   ),

@@ -188,6 +188,11 @@ describe('parsing errors', () => {
     expect(parseExportRequest(contacts({ timezone: 'Asia/Seoul' })).timezone).toBe('Asia/Seoul');
   });
 
+  it('C6: a selection keeps each customer once, in the order given (the audit entry counted 500 copies of one id as 500)', () => {
+    const r = parseExportRequest(contacts({ scope: 'selection', userIds: ['u2', 'u1', 'u2', ...Array(500).fill('u1'), 'u3'] }));
+    expect(r.kind === 'contacts' && r.scope === 'selection' ? r.userIds : undefined).toEqual(['u2', 'u1', 'u3']);
+  });
+
   it('S4: reason is trimmed', () => {
     const r = parseExportRequest(cases({ reason: '  audit  ' }));
     expect(r.reason).toBe('audit');
