@@ -833,6 +833,16 @@ describe('GET /v1/downloads/{token}', () => {
     expect((await call(loadEvent('api-download.json', { DOWNLOAD_TOKEN: `tok-${exportId}-0123456789` }))).status).toBe(410);
     expect((await call(loadEvent('api-download.json', { DOWNLOAD_TOKEN: 'tok-ffff-0123456789' }))).status).toBe(404);
   });
+
+  it('410 for an export that failed after its file was made says so, not "expired"', async () => {
+    const exportId = (await create()).body.exportId as string;
+    completeJob(exportId);
+    // The link was saved, then the completion kept failing until the dead letter failed it.
+    Object.assign(fakes.store.jobs.get(exportId) as ExportJob, { status: 'failed', error: { code: 'PIPELINE_FAILED', message: 'x' } });
+    const res = await call(loadEvent('api-download.json', { DOWNLOAD_TOKEN: `tok-${exportId}-0123456789` }));
+    expect(res.status).toBe(410);
+    expect(res.body.error.message).toBe('this export failed after its file was made; the file was deleted: request a new export');
+  });
 });
 
 describe('GET /v1/audit', () => {

@@ -36,7 +36,11 @@ async function resolveLink(deps: ApiDeps, token: string, now: Date): Promise<Res
     gone: new LinkGoneError(
       job.status === 'canceled'
         ? 'this export was canceled; it has no file'
-        : `this download link has expired (links work for ${daysText(linkWindowDays({ completedAt: job.completedAt, expiresAt }) ?? 7)}); request a new export`,
+        : job.status === 'failed'
+          ? // A link exists once the file was uploaded; the export can still fail after that
+            // (its completion not saved), and then the file is deleted: not an expiry.
+            'this export failed after its file was made; the file was deleted: request a new export'
+          : `this download link has expired (links work for ${daysText(linkWindowDays({ completedAt: job.completedAt, expiresAt }) ?? 7)}); request a new export`,
     ),
   };
 }
