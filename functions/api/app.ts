@@ -184,17 +184,64 @@ async function optionalPrincipal(runtime: ApiRuntime, event: APIGatewayProxyEven
   }
 }
 
+/**
+ * Fatal: a byte sequence that is not UTF-8 is an error, never a silent U+FFFD stored in the job
+ * and the append-only audit trail (RFC 8259 §8.1: JSON exchanged between systems is UTF-8).
+ * ignoreBOM keeps a leading byte order mark in the text, where JSON.parse refuses it with
+ * MALFORMED_JSON, as it did before this decoder was used (the default would drop it silently).
+ */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** `token=value` parameters of a media type; a quoted value is unquoted (RFC 9110 §5.6.6). */
+const MEDIA_TYPE_PARAMETER = /;\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)/g;
+
+/**
+ * Whether every `charset` parameter says UTF-8 (none at all is UTF-8, JSON's only encoding).
+ * `utf8` is the same encoding under a common alias (WHATWG Encoding lists it), so it passes too.
+ */
+function charsetIsUtf8(contentType: string): boolean {
+  for (const [, name = '', raw = ''] of contentType.matchAll(MEDIA_TYPE_PARAMETER)) {
+    if (name.toLowerCase() !== 'charset') continue;
+    const value = raw.startsWith('"') ? raw.slice(1, -1).replace(/\\(.)/g, '$1') : raw;
+    if (!/^utf-?8$/i.test(value.trim())) return false;
+  }
+  return true;
+}
+
 function parseJsonBody(event: APIGatewayProxyEvent): unknown {
   const contentType = header(event, 'content-type');
   if (!contentType || !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType)) {
     throw new BadRequestBodyError('UNSUPPORTED_CONTENT_TYPE', 'Content-Type must be application/json');
   }
+  // Another charset would be decoded as UTF-8 anyway and stored garbled (Latin-1 `café` as
+  // `caf\ufffd`): refused instead. The value is not repeated: it is input.
+  if (!charsetIsUtf8(contentType)) {
+    throw new BadRequestBodyError('UNSUPPORTED_CONTENT_TYPE', 'Content-Type charset must be utf-8: the request body must be UTF-8 JSON');
+  }
   if (event.body === null || event.body === undefined || event.body === '') {
     throw new BadRequestBodyError('BODY_REQUIRED', 'a JSON request body is required');
   }
-  const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
-  if (Buffer.byteLength(text, 'utf8') > MAX_JSON_BYTES) {
+  // Size first, in bytes, so an oversized body is never decoded.
+  const bytes = event.isBase64Encoded ? Buffer.from(event.body, 'base64') : undefined;
+  if ((bytes ? bytes.length : Buffer.byteLength(event.body, 'utf8')) > MAX_JSON_BYTES) {
     throw new BadRequestBodyError('BODY_TOO_LARGE', `the request body must be at most ${MAX_JSON_BYTES} bytes`);
+  }
+  // A base64 body is the client's bytes: checked here. A string body has been decoded before
+  // the handler: on AWS, API Gateway (REST) passes an application/json body as a string (it is
+  // not one of the API's binary media types), so whatever it made of bytes that were not UTF-8
+  // is done already and a U+FFFD in it cannot be told from one the client meant; the check
+  // applies there only if application/json became a binary media type (then the body arrives
+  // base64). The local stack sends a body that is not valid UTF-8 as base64
+  // (infra/local/http-to-apigw.ts), so locally it is always checked.
+  let text: string;
+  if (bytes) {
+    try {
+      text = UTF8.decode(bytes);
+    } catch {
+      throw new BadRequestBodyError('MALFORMED_JSON', 'the request body is not valid UTF-8: JSON must be sent as UTF-8');
+    }
+  } else {
+    text = event.body;
   }
   let parsed: unknown;
   try {

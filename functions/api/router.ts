@@ -64,7 +64,7 @@ export function matchRoute(method: string, rawPath: string): Match {
     return { name: route.name, params };
   }
   if (allowed.length > 0) throw new MethodNotAllowedError(allowed);
-  throw new RouteNotFoundError(method, path);
+  throw new RouteNotFoundError(method);
 }
 
 function matchSegments(template: readonly string[], segments: readonly string[]): Record<string, string> | undefined {

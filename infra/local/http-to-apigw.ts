@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
@@ -6,21 +7,109 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
  * Turns a Node HTTP request into the API Gateway REST (v1) proxy event the api Lambda gets, and
  * writes the handler's result back. The event is the one a `/{proxy+}` resource would send (the
  * stack declares a resource per route instead; the handler routes on `path` and `httpMethod` and
- * reads neither `resource` nor `pathParameters`, so both shapes are served alike). Text bodies are passed
- * as UTF-8; anything else as base64 with isBase64Encoded, as API Gateway does for binary types.
+ * reads neither `resource` nor `pathParameters`, so both shapes are served alike). A text body that is
+ * valid UTF-8 is passed as a string, as API Gateway does; anything else (a binary type, or text
+ * bytes that are not UTF-8) as base64 with isBase64Encoded, so the api sees the client's bytes.
  */
 const MAX_BODY_BYTES = 10 * 1024 * 1024; // API Gateway's payload limit
 
-export async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
-    size += buffer.length;
-    if (size > MAX_BODY_BYTES) throw new Error('request body too large');
-    chunks.push(buffer);
+/**
+ * A body over API Gateway's payload limit: the local stack answers it as the gateway does, with
+ * a 413, instead of letting it fall into the catch-all 500.
+ */
+export class BodyTooLargeError extends Error {
+  readonly code = 'BODY_TOO_LARGE';
+  constructor(readonly limitBytes: number) {
+    super(`the request body must be at most ${limitBytes} bytes (${Math.floor(limitBytes / 1024 / 1024)} MiB)`);
+    this.name = 'BodyTooLargeError';
   }
-  return Buffer.concat(chunks);
+}
+
+/**
+ * The whole body, or BodyTooLargeError as soon as it passes `limit`: refused before reading a
+ * byte when Content-Length already says so, else when the count passes the limit. Reading then
+ * stops here (the stream is paused and let go, what was read is dropped): at most the limit is
+ * ever held in memory, never the 30 MB a client sends. writeBodyTooLarge decides what happens
+ * to the rest.
+ */
+export function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) return Promise.reject(new BodyTooLargeError(limit));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+    };
+    const onData = (chunk: Buffer | string): void => {
+      const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+      size += buffer.length;
+      if (size > limit) {
+        done();
+        req.pause();
+        chunks.length = 0;
+        reject(new BodyTooLargeError(limit));
+        return;
+      }
+      chunks.push(buffer);
+    };
+    const onEnd = (): void => {
+      done();
+      resolve(Buffer.concat(chunks, size));
+    };
+    const onError = (error: Error): void => {
+      done();
+      reject(error);
+    };
+    // A client that goes away mid-body: no 'end' will come.
+    const onClose = (): void => {
+      done();
+      reject(new Error('request closed before its body ended'));
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
+}
+
+/** After a 413, how much more of the body is read and dropped, and for how long, at most. */
+const LINGER_BYTES = MAX_BODY_BYTES;
+const LINGER_MS = 5_000;
+
+/**
+ * The 413 for BodyTooLargeError, in the api's error envelope (code, message, requestId, and
+ * X-Request-Id). Closing the socket at once would reset a client still sending its body, and a
+ * reset often loses the answer (the client sees EPIPE or ECONNRESET, not the 413). So, as web
+ * servers do ("lingering close"), the rest is read and dropped, never kept, while the client
+ * reads the answer and stops sending; a client that goes on past LINGER_BYTES or LINGER_MS more
+ * is cut off. A client that does finish its body keeps its connection, as after any answer.
+ */
+export function writeBodyTooLarge(req: IncomingMessage, res: ServerResponse, error: BodyTooLargeError): void {
+  const requestId = randomUUID();
+  res.writeHead(413, { 'content-type': 'application/json', 'x-request-id': requestId });
+  res.end(JSON.stringify({ error: { code: error.code, message: error.message, requestId } }));
+  if (req.complete) return;
+  const socket = req.socket;
+  let dropped = 0;
+  const cutOff = (): void => {
+    clearTimeout(timer);
+    req.off('data', onData);
+    socket.destroy();
+  };
+  const timer = setTimeout(cutOff, LINGER_MS);
+  timer.unref();
+  const onData = (chunk: Buffer | string): void => {
+    dropped += chunk.length;
+    if (dropped > LINGER_BYTES) cutOff();
+  };
+  req.on('data', onData);
+  req.once('end', () => clearTimeout(timer));
+  socket.once('close', () => clearTimeout(timer));
+  req.resume();
 }
 
 function isTextual(contentType: string | undefined): boolean {
@@ -72,7 +161,9 @@ export function toApiGatewayEvent(req: IncomingMessage, body: Buffer, stage = 'l
   }
   const hasQuery = Object.keys(query).length > 0;
   const contentType = req.headers['content-type'];
-  const textual = isTextual(contentType);
+  // Bytes that are not UTF-8 would become U+FFFD in a string, silently: sent as base64 instead,
+  // so the api sees them and refuses them (functions/api/app.ts, parseJsonBody).
+  const asText = isTextual(contentType) && isUtf8(body);
   const sourceIp = (req.socket.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, '');
   const userAgent = req.headers['user-agent'] ?? null;
   const path = rawPathOf(req.url, url);
@@ -87,8 +178,8 @@ export function toApiGatewayEvent(req: IncomingMessage, body: Buffer, stage = 'l
     multiValueQueryStringParameters: hasQuery ? multiQuery : null,
     pathParameters: { proxy: decodeProxy(path.replace(/^\//, '')) },
     stageVariables: null,
-    body: body.length === 0 ? null : textual ? body.toString('utf8') : body.toString('base64'),
-    isBase64Encoded: body.length > 0 && !textual,
+    body: body.length === 0 ? null : asText ? body.toString('utf8') : body.toString('base64'),
+    isBase64Encoded: body.length > 0 && !asText,
     requestContext: {
       accountId: '000000000000',
       apiId: 'local',

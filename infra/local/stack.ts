@@ -14,7 +14,7 @@ import { lockDataDir } from './data-dir-lock';
 import { startEmulators } from './emulators';
 import { createBucket, createQueues, createTables, LOCAL_BUCKET, LOCAL_TABLES, type LocalQueues, type QueueSettings } from './resources';
 import { startPoller, type Poller, type SqsHandler } from './sqs-poller';
-import { readBody, toApiGatewayEvent, writeApiGatewayResult } from './http-to-apigw';
+import { BodyTooLargeError, readBody, toApiGatewayEvent, writeApiGatewayResult, writeBodyTooLarge } from './http-to-apigw';
 import { createLambdaContext } from './lambda-context';
 import { LocalBot } from './local-bot';
 import { resetClients } from '../../shared/adapters/aws/clients';
@@ -236,6 +236,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           const result = await apiHandler(toApiGatewayEvent(req, body), createLambdaContext('api', 29_000));
           writeApiGatewayResult(res, result);
         } catch (error) {
+          // API Gateway answers a body over its payload limit with a 413 before the Lambda
+          // runs; so does this stack, in the api's error envelope. Not an error of the stack's.
+          if (error instanceof BodyTooLargeError && !res.headersSent) {
+            writeBodyTooLarge(req, res, error);
+            return;
+          }
           log(`http error: ${String(error)}`);
           if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
           res.end(JSON.stringify({ error: { code: 'INTERNAL', message: 'internal error' } }));

@@ -4,8 +4,15 @@
  */
 export class RouteNotFoundError extends Error {
   readonly code = 'ROUTE_NOT_FOUND';
-  constructor(method: string, path: string) {
-    super(`no route for ${method} ${path.slice(0, 200)}`);
+  /**
+   * No path in the message: it is input, and `/v1/downloads/{token}/...` holds a download token,
+   * a credential, that the 404 would hand to whatever logs or shows the response. The method is
+   * named only when it is a plain method token (letters, short), so that is not an echo of
+   * arbitrary input either.
+   */
+  constructor(method: string) {
+    const named = /^[A-Za-z]{1,10}$/.test(method) ? method.toUpperCase() : 'this method';
+    super(`no route for ${named} here; see docs/api.md for the routes`);
     this.name = 'RouteNotFoundError';
   }
 }

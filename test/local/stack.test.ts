@@ -94,6 +94,110 @@ describe('local stack', () => {
     expect(await status(`127.0.0.1:${port}`)).toBe(200);
     expect(await status(`localhost:${port}`)).toBe(200);
   });
+
+  it('answers a body over 10 MiB with 413 BODY_TOO_LARGE in the api envelope, as API Gateway does, and stops reading it', async () => {
+    const { request } = await import('node:http');
+    const { connect } = await import('node:net');
+    const url = new URL(`${stack.apiUrl}/v1/exports`);
+    const total = 64 * 1024 * 1024;
+    const chunk = Buffer.alloc(1024 * 1024, 0x20);
+    // Streams up to 64 MiB with backpressure and stops sending once answered, as curl and fetch do.
+    const send = (declareLength: boolean) =>
+      new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+        let answered = false;
+        let sent = 0;
+        const req = request(
+          {
+            host: url.hostname,
+            port: url.port,
+            path: url.pathname,
+            method: 'POST',
+            headers: { 'content-type': 'application/json', ...(declareLength ? { 'content-length': String(total) } : {}) },
+          },
+          (res) => {
+            answered = true;
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (d: string) => (body += d));
+            res.on('end', () => {
+              resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+              req.destroy();
+            });
+          },
+        );
+        req.on('error', (error) => {
+          if (!answered) reject(error);
+        });
+        const pump = (): void => {
+          while (!answered && sent < total) {
+            sent += chunk.length;
+            if (!req.write(chunk)) {
+              req.once('drain', pump);
+              return;
+            }
+          }
+          if (!answered) req.end();
+        };
+        pump();
+      });
+    for (const declareLength of [true, false]) {
+      const res = await send(declareLength);
+      expect(res.status, `content-length: ${declareLength}`).toBe(413);
+      const error = (JSON.parse(res.body) as { error: Record<string, unknown> }).error;
+      expect(error).toEqual({ code: 'BODY_TOO_LARGE', message: expect.stringMatching(/at most 10485760 bytes/), requestId: expect.any(String) });
+      expect(res.headers['x-request-id']).toBe(error.requestId);
+    }
+    // A client that never stops sending is cut off well before its 64 MiB: the stack does not
+    // go on reading (a raw socket, so the cut is the stack's, not a client library's).
+    const rude = await new Promise<{ sent: number; closed: boolean }>((resolve) => {
+      const socket = connect(Number(url.port), url.hostname);
+      let sent = 0;
+      let closed = false;
+      socket.on('data', () => undefined);
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        closed = true;
+        resolve({ sent, closed });
+      });
+      socket.write(`POST /v1/exports HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json\r\nContent-Length: ${total}\r\n\r\n`);
+      const pump = (): void => {
+        while (!closed && sent < total) {
+          sent += chunk.length;
+          if (!socket.write(chunk)) {
+            socket.once('drain', pump);
+            return;
+          }
+        }
+        if (!closed) resolve({ sent, closed });
+      };
+      pump();
+    });
+    expect(rude.closed).toBe(true);
+    expect(rude.sent).toBeLessThan(total);
+    // And the stack goes on answering.
+    expect((await fetch(`${stack.apiUrl}/v1/dev/inbox`)).status).toBe(200);
+  });
+
+  it('passes the body bytes to the api as sent: bytes that are not UTF-8 are a 400, never stored as U+FFFD', async () => {
+    const token = await signDevToken({ channelId: 'ch-bytes', managerId: 'm1', name: 'Kim', permissions: ['export:download', 'audit:read'], expiresIn: '1h' });
+    const body = (reason: string) => JSON.stringify({ kind: 'contacts', scope: 'all', reason, password: 'Secret123' });
+    const post = async (bytes: Buffer, contentType = 'application/json') => {
+      const res = await fetch(`${stack.apiUrl}/v1/exports`, { method: 'POST', body: bytes, headers: { authorization: `Bearer ${token}`, 'content-type': contentType } });
+      return { status: res.status, body: (await res.json()) as { exportId?: string; error?: { code: string; message: string } } };
+    };
+    // `café` in Latin-1 (0xE9): the api sees the byte and refuses it, labelled or not.
+    const latin1 = await post(Buffer.from(body('café sync'), 'latin1'));
+    expect(latin1.status).toBe(400);
+    expect(latin1.body.error).toMatchObject({ code: 'MALFORMED_JSON', message: expect.stringMatching(/not valid UTF-8/) });
+    const labelled = await post(Buffer.from(body('café sync'), 'latin1'), 'application/json; charset=iso-8859-1');
+    expect(labelled.status).toBe(400);
+    expect(labelled.body.error?.code).toBe('UNSUPPORTED_CONTENT_TYPE');
+    // The same text in UTF-8 is taken and audited as sent.
+    const utf8 = await post(Buffer.from(body('café sync'), 'utf8'));
+    expect(utf8.status).toBe(202);
+    const audit = (await (await fetch(`${stack.apiUrl}/v1/audit`, { headers: { authorization: `Bearer ${token}` } })).json()) as { items: { exportId: string; reason: string }[] };
+    expect(audit.items.map((e) => [e.exportId, e.reason])).toEqual([[utf8.body.exportId, 'café sync']]);
+  });
 });
 
 describe('local stack on disk (npm start)', () => {
