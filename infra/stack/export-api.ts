@@ -124,6 +124,19 @@ export class ExportApi extends Construct {
       },
     });
 
+    // A body over the 10 MB payload limit never reaches the handler: answered in the handler's
+    // envelope and code, as the local stack answers it (infra/local/http-to-apigw.ts).
+    this.restApi.addGatewayResponse('RequestTooLarge', {
+      type: apigw.ResponseType.REQUEST_TOO_LARGE,
+      statusCode: '413',
+      responseHeaders: corsHeaders,
+      templates: {
+        'application/json': JSON.stringify({
+          error: { code: 'BODY_TOO_LARGE', message: 'the request body must be at most 10485760 bytes (10 MiB)', requestId: '$context.requestId' },
+        }),
+      },
+    });
+
     const authorizer = new apigw.TokenAuthorizer(this, 'BearerAuthorizer', {
       handler: props.authorizerHandler,
       identitySource: apigw.IdentitySource.header('Authorization'),

@@ -625,6 +625,11 @@ describe('REST API', () => {
       ResponseType: 'DEFAULT_4XX',
       ResponseParameters: { 'gatewayresponse.header.Access-Control-Allow-Origin': `'${TEST_CONTEXT.adminOrigin}'` },
     });
+    // A body over the payload limit: 413 in the handler's envelope and code, as the local stack answers it.
+    const tooLarge = Object.values(resourcesOf(template, 'AWS::ApiGateway::GatewayResponse')).find((r) => r.Properties?.ResponseType === 'REQUEST_TOO_LARGE');
+    expect(tooLarge?.Properties).toMatchObject({ StatusCode: '413', ResponseParameters: { 'gatewayresponse.header.Access-Control-Allow-Origin': `'${TEST_CONTEXT.adminOrigin}'` } });
+    const tooLargeBody = JSON.parse(tooLarge?.Properties?.ResponseTemplates?.['application/json'] as string) as { error: Record<string, string> };
+    expect(tooLargeBody.error).toMatchObject({ code: 'BODY_TOO_LARGE', requestId: '$context.requestId' });
   });
 });
 
