@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { unfinishedStatuses } from './export-job';
 import { pipelineMessageSchema } from './messages';
+import { appendNotifyOutcome } from './notify-export';
 import { discardExportFile, discardParts, failExport, resumeCancelFollowUps, type StepDeps } from './pipeline-steps';
 
 export type DeadLetterOutcome =
@@ -16,9 +17,10 @@ export type DeadLetterOutcome =
  * failed (unless it already completed or was canceled), a file already uploaded for it is
  * deleted, and the bot is told through the notify queue; a canceled one gets the cancel's
  * follow-ups instead (resumeCancelFollowUps). For a notify message the bot is what
- * failed, so it cannot be told: the failure is recorded on the job (`notifyError`) and nothing
- * is enqueued again, so a dead bot cannot make a loop. A bot that refused an event outright
- * (a 4xx) never gets here: the notifier records that itself.
+ * failed, so it cannot be told: the failure is recorded on the job (`notifyError`) and in the
+ * audit trail (`notify-failed`, reason `dead-lettered`), and nothing is enqueued again, so a dead
+ * bot cannot make a loop. A bot that refused an event outright (a 4xx) never gets here: the
+ * notifier records that itself.
  */
 export async function handleDeadLetter(body: string, deps: StepDeps, source: { queue: string }): Promise<DeadLetterOutcome> {
   let raw: unknown;
@@ -56,12 +58,26 @@ export async function handleDeadLetter(body: string, deps: StepDeps, source: { q
     }
     if (job.notifiedAt || job.notifyRefusedAt) {
       deps.log.info('dead-lettered duplicate notify: the bot was already told', { exportId: message.exportId });
+      // The last message that may ever name this outcome: a notifier whose audit append kept
+      // failing after it recorded `notifiedAt` (or the refusal) dead-letters here, and nothing
+      // else would append the event. Thrown on error: the dead letter stays and is alarmed.
+      await appendNotifyOutcome(deps, job, message.event);
       return 'already-final';
     }
     await deps.store.updateProgress(message.channelId, message.exportId, {
       notifyError: `the bot could not be told (${message.event}) after every retry`,
     });
     deps.log.error('bot notification dead-lettered', { exportId: message.exportId, event: message.event });
+    // After `notifyError`, as the notifier does: an audit error is thrown so the dead letter comes
+    // back, and its retry records both again (each write is idempotent).
+    await deps.audit?.append({
+      type: 'notify-failed',
+      exportId: message.exportId,
+      channelId: message.channelId,
+      at: deps.clock.now().toISOString(),
+      event: message.event,
+      reason: 'dead-lettered',
+    });
     return 'notify-failure-recorded';
   }
   if (message.type === 'chunk') {

@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import type { AuditLog } from '../ports/audit-log';
 import type { BotAnswer, BotWebhook } from '../ports/bot-webhook';
 import type { Clock } from '../ports/clock';
 import type { ExportStore } from '../ports/export-store';
@@ -15,6 +16,11 @@ export type NotifyDeps = {
   bot: BotWebhook;
   clock: Clock;
   log: PipelineLog;
+  /**
+   * Where the outcome (`notified` / `notify-failed`) is appended, as StepDeps' is for the other
+   * events: the job item holding `notifiedAt` can change and expires, the trail is kept for good.
+   */
+  audit?: AuditLog | undefined;
   botSigningSecret: string;
   linkSigningSecret: string;
   publicBaseUrl: string;
@@ -158,6 +164,51 @@ export class BotRetryLaterError extends Error {
   }
 }
 
+/** `notifyError` of a refusal: the status only, never the answer's body (which could echo the link). */
+function refusalError(event: NotifyMessage['event'], status: number): string {
+  return `the bot refused the event (${event}) with HTTP ${status}; not retried`;
+}
+
+/**
+ * `HTTP {status}` of a refusal recorded on a job, read back from its `notifyError` (written by
+ * refusalError above: the job has no field of its own for the status); undefined for any other
+ * text, such as the DLQ handler's.
+ */
+export function refusalReason(notifyError: string | undefined): string | undefined {
+  const status = /^the bot refused the event \([^)]*\) with HTTP ([1-5]\d{2});/.exec(notifyError ?? '')?.[1];
+  return status === undefined ? undefined : `HTTP ${status}`;
+}
+
+/**
+ * Appends the audit event of the outcome already on the job: `notified` for `notifiedAt`,
+ * `notify-failed` for `notifyRefusedAt`, each with the time recorded on the job (not a retry's).
+ * Idempotent (fixed sort keys), so it is safe on every delivery that finds the outcome: the one
+ * that recorded it appends right after, and when that append fails the message comes back and
+ * the retry appends it (notifyExport's start), as does a dead letter of it (handleDeadLetter).
+ * Errors are thrown, so the message is retried.
+ */
+export async function appendNotifyOutcome(
+  deps: { audit?: AuditLog | undefined; log: PipelineLog },
+  job: Pick<ExportJob, 'exportId' | 'channelId' | 'notifiedAt' | 'notifyRefusedAt' | 'notifyError'>,
+  event: NotifyMessage['event'],
+): Promise<void> {
+  if (!deps.audit) return;
+  const ids = { exportId: job.exportId, channelId: job.channelId };
+  if (job.notifiedAt) {
+    await deps.audit.append({ type: 'notified', ...ids, at: job.notifiedAt, event });
+    return;
+  }
+  if (!job.notifyRefusedAt) return;
+  const reason = refusalReason(job.notifyError);
+  // Not thrown: no retry can restore a status that was never recorded (the refusal is always
+  // recorded with it, so this is a job this code did not write).
+  if (reason === undefined) {
+    deps.log.error('bot refusal recorded without its status: no audit event', { exportId: job.exportId });
+    return;
+  }
+  await deps.audit.append({ type: 'notify-failed', ...ids, at: job.notifyRefusedAt, event, reason });
+}
+
 export type NotifyOutcome = {
   /** `rejected`: the bot refused the event for good (a 4xx); recorded as notifyRefusedAt + notifyError, not retried. */
   status: 'sent' | 'skipped' | 'rejected';
@@ -182,6 +233,11 @@ export type NotifyOutcome = {
  * deliveries (an SQS duplicate, a finalize retry re-sending the notify) post once, and
  * `notifiedAt` or `notifyRefusedAt` (either closes the lease) makes later ones post nothing. A
  * crash after the bot answered and before that is written still posts again once the lease lapses.
+ *
+ * The outcome is appended to the audit trail (`notified` / `notify-failed`) after it is recorded
+ * on the job, never before: an audit error then cannot cost the bot's post nor cause a second
+ * one. It is thrown (the message comes back), and the retry finds the outcome on the job and
+ * appends the event without posting (appendNotifyOutcome).
  */
 export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Promise<NotifyOutcome> {
   const job = await deps.store.getJob(message.channelId, message.exportId);
@@ -193,7 +249,12 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
   // refusal used to leave only `notifyError`, which closed nothing: a later notify message (a
   // finalize retry, a redelivered dead letter) posted the refused event again once the refused
   // post's lease had lapsed.
-  if (job.notifiedAt || job.notifyRefusedAt) return { status: 'skipped', attempts: 0 };
+  if (job.notifiedAt || job.notifyRefusedAt) {
+    // The delivery that recorded it may have failed to append its audit event (and thrown so
+    // this retry comes): append it now, without posting again. A no-op when it is in already.
+    await appendNotifyOutcome(deps, job, message.event);
+    return { status: 'skipped', attempts: 0 };
+  }
   let link: string | null = null;
   if (message.event === 'export.completed') {
     if (job.status !== 'completed' || !job.expiresAt) return { status: 'skipped', attempts: 0 };
@@ -232,8 +293,11 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
     // Once the bot has it, the lease is kept even if recording fails: giving it back would let a
     // waiting duplicate post again at once; after the lease lapses a retry may (at least once).
     if (answer && answer.status >= 200 && answer.status < 300) {
-      await deps.store.updateProgress(job.channelId, job.exportId, { notifiedAt: deps.clock.now().toISOString() });
+      const notifiedAt = deps.clock.now().toISOString();
+      await deps.store.updateProgress(job.channelId, job.exportId, { notifiedAt });
       deps.log.info('bot notified', { exportId: job.exportId, event: message.event, attempt });
+      // After `notifiedAt`: if this throws, the retry appends it without posting (see above).
+      await appendNotifyOutcome(deps, { ...job, notifiedAt }, message.event);
       return { status: 'sent', attempts: attempt };
     }
     if (answer && isPermanentRejection(answer.status)) {
@@ -241,11 +305,11 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
       // waiting on it stops and no later notify message posts the event again, and the message is
       // acknowledged. Only the status is recorded: the answer's body could echo the signed event,
       // link included.
-      await deps.store.updateProgress(job.channelId, job.exportId, {
-        notifyError: `the bot refused the event (${message.event}) with HTTP ${answer.status}; not retried`,
-        notifyRefusedAt: deps.clock.now().toISOString(),
-      });
+      const refused = { notifyError: refusalError(message.event, answer.status), notifyRefusedAt: deps.clock.now().toISOString() };
+      await deps.store.updateProgress(job.channelId, job.exportId, refused);
       deps.log.error('bot refused the notification: not retried', { exportId: job.exportId, event: message.event, status: answer.status, attempt });
+      // After `notifyRefusedAt`, as for a post: a retry appends it and posts nothing.
+      await appendNotifyOutcome(deps, { ...job, ...refused }, message.event);
       return { status: 'rejected', attempts: attempt };
     }
     if (answer) {

@@ -60,17 +60,56 @@ export const auditDownloadedEventSchema = z.object({
   outcome: z.enum(['redirected', 'gone']).default('redirected'),
 });
 
+/** The bot event a notification was about (the notify message's `event`). */
+const notifyEventSchema = z.enum(['export.completed', 'export.failed']);
+
+/**
+ * Why the manager was not told: `HTTP {status}` when the bot refused the event for good, or
+ * `dead-lettered` when every retry failed. Nothing else is accepted, so no URL, token, header or
+ * bot answer (which could echo the signed event, link included) can reach the trail, kept for good.
+ */
+export const notifyFailureReasonSchema = z.union([z.literal('dead-lettered'), z.string().regex(/^HTTP [1-5]\d{2}$/)]);
+
+/** The bot accepted the post: the manager was sent the message (and, when completed, the link). */
+export const auditNotifiedEventSchema = z.object({
+  ...base,
+  type: z.literal('notified'),
+  event: notifyEventSchema,
+});
+
+/** The bot refused the post for good, or it could not be reached through every retry. */
+export const auditNotifyFailedEventSchema = z.object({
+  ...base,
+  type: z.literal('notify-failed'),
+  event: notifyEventSchema,
+  reason: notifyFailureReasonSchema,
+});
+
 export const auditEventSchema = z.discriminatedUnion('type', [
   auditRequestedEventSchema,
   auditCompletedEventSchema,
   auditFailedEventSchema,
   auditCanceledEventSchema,
   auditDownloadedEventSchema,
+  auditNotifiedEventSchema,
+  auditNotifyFailedEventSchema,
 ]);
 export type AuditEvent = z.input<typeof auditEventSchema>;
 export type StoredAuditEvent = z.infer<typeof auditEventSchema>;
 export type AuditRequestedEvent = z.infer<typeof auditRequestedEventSchema>;
 export type AuditDownloadedEvent = z.infer<typeof auditDownloadedEventSchema>;
+
+/**
+ * Whether the requester was told through the bot: `delivered` when it accepted the post,
+ * `failed` (with `reason`, see notifyFailureReasonSchema) when it refused or could not be reached.
+ * The same shape in the audit entry and the export view.
+ */
+export type NotificationOutcome = {
+  status: 'delivered' | 'failed';
+  at: string;
+  event: 'export.completed' | 'export.failed';
+  reason?: string;
+};
 
 /** One use of a download link as the auditor sees it. */
 export type AuditDownload = { at: string; managerId?: string; ip?: string; userAgent?: string; outcome: 'redirected' | 'gone' };
@@ -105,6 +144,12 @@ export type AuditEntry = {
    */
   canceledAt?: string;
   canceledBy?: { managerId: string };
+  /**
+   * Whether the bot told the requester: absent until the trail holds a `notified` or
+   * `notify-failed` event. `delivered` wins when it holds both (a dead-lettered notification that
+   * a later delivery got through): the manager was told in the end.
+   */
+  notification?: NotificationOutcome;
   /**
    * The most recent MAX_LISTED_DOWNLOADS uses of the link, oldest first. A link needs no bearer,
    * so whoever holds it can add uses without limit (refused ones after expiry too): listing them
@@ -156,7 +201,8 @@ export type DownloadsPage = { items: AuditDownload[]; cursor?: string };
 export interface AuditLog {
   /**
    * Appends one event. Idempotent for the once-per-export events (requested, completed, failed,
-   * canceled): appending the same one again (an SQS redelivery) is a no-op, never an overwrite.
+   * canceled, notified, notify-failed): appending the same one again (an SQS redelivery) is a
+   * no-op, never an overwrite.
    */
   append(event: AuditEvent): Promise<void>;
   /** One entry per export, newest request first. */

@@ -20,8 +20,8 @@ import {
  * AUDIT_TABLE layout (append-only; this adapter only ever issues PutItem with
  * attribute_not_exists and Query: no UpdateItem, no DeleteItem):
  * - pk `EXPORT#{exportId}`; sk `0#requested` | `1#completed` | `1#failed` | `1#canceled` |
- *   `2#downloaded#{at}#{random}`. The once-per-export events have fixed sort keys, so a
- *   redelivered append hits the condition and changes nothing.
+ *   `1#notified` | `1#notify-failed` | `2#downloaded#{at}#{random}`. The once-per-export events
+ *   have fixed sort keys, so a redelivered append hits the condition and changes nothing.
  * - Only the `requested` item carries the GSI keys: gsi1pk `CHANNEL#{channelId}`,
  *   gsi1sk `{requestedAt}#{exportId}`: a channel's exports by request time.
  *   The GSI must project managerId and kind (ALL is simplest) for the filters.
@@ -31,6 +31,10 @@ const ONCE_SORT_KEYS: Record<Exclude<StoredAuditEvent['type'], 'downloaded'>, st
   completed: '1#completed',
   failed: '1#failed',
   canceled: '1#canceled',
+  // Under `1#` with the other once-per-export events: assembleEntry reads them in its one
+  // `sk < '2'` query, with no extra read per entry.
+  notified: '1#notified',
+  'notify-failed': '1#notify-failed',
 };
 
 // Empty key strings are refused here: DynamoDB rejects them as a start key (a 500 otherwise).
@@ -222,7 +226,7 @@ export class DynamoAuditLog implements AuditLog {
   private async assembleEntry(requested: StoredAuditEvent): Promise<AuditEntry> {
     const pk = `EXPORT#${requested.exportId}`;
     const [once, recent] = await Promise.all([
-      // Sort keys 0#… and 1#…: at most four items.
+      // Sort keys 0#… and 1#…: at most six items.
       this.client.send(
         new QueryCommand({
           TableName: this.tableName,
@@ -327,6 +331,15 @@ export function assembleAuditEntry(requested: StoredAuditEvent, events: readonly
         break;
       case 'downloaded':
         entry.downloads.push(downloadView(event));
+        break;
+      case 'notified':
+        entry.notification = { status: 'delivered', at: event.at, event: event.event };
+        break;
+      case 'notify-failed':
+        // A later delivery that got through outranks a dead letter, whichever is read first.
+        if (entry.notification?.status !== 'delivered') {
+          entry.notification = { status: 'failed', at: event.at, event: event.event, reason: event.reason };
+        }
         break;
       default:
         break;

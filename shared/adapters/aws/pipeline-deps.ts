@@ -109,6 +109,7 @@ export async function notifyDeps(log: PipelineLog): Promise<NotifyDeps> {
     store: b.store,
     clock: b.clock,
     log,
+    audit: b.audit,
     bot: new HttpBotWebhook(b.config.BOT_WEBHOOK_URL),
     botSigningSecret: await resolveSecret('BOT_SIGNING_SECRET', b.config.BOT_SIGNING_SECRET, b.config.BOT_SIGNING_SECRET_ARN),
     linkSigningSecret: await resolveSecret('LINK_SIGNING_SECRET', b.config.LINK_SIGNING_SECRET, b.config.LINK_SIGNING_SECRET_ARN),

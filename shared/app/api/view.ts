@@ -1,4 +1,6 @@
+import type { NotificationOutcome } from '../../ports/audit-log';
 import { describeProgress, type ExportJob } from '../export-job';
+import { refusalReason } from '../notify-export';
 
 /** What the API shows of a job: never the encryption params, the wrapped key or the object key. */
 export type ExportView = {
@@ -21,8 +23,30 @@ export type ExportView = {
   expiresAt?: string;
   link?: string;
   error?: { code: string; message: string };
+  /** Whether the bot told the requester (see notificationView); absent until it answered or was given up on. */
+  notification?: NotificationOutcome;
   links: { self: string; cancel?: string };
 };
+
+/**
+ * The bot's outcome as the job records it, in the audit entry's shape, so a web client can tell
+ * a manager the bot never reached them (the status, and for the requester the link, are still
+ * here). A post that got through outranks an earlier dead letter (`notifyError` stays on the job
+ * when a later notify succeeds). A dead letter records no time of its own, but nothing writes a
+ * finished job after its `notifyError` other than a later notify attempt (which records its own
+ * outcome), so `updatedAt` is when it was recorded. The event follows from the status: a failed
+ * export's notification is `export.failed`, any other's `export.completed`.
+ */
+export function notificationView(
+  job: Pick<ExportJob, 'status' | 'updatedAt' | 'notifiedAt' | 'notifyRefusedAt' | 'notifyError'>,
+): NotificationOutcome | undefined {
+  const event = job.status === 'failed' ? 'export.failed' : 'export.completed';
+  if (job.notifiedAt) return { status: 'delivered', at: job.notifiedAt, event };
+  if (!job.notifyRefusedAt && !job.notifyError) return undefined;
+  // A refusal's notifyError carries its status; any other is the DLQ handler's (every retry failed).
+  const reason = refusalReason(job.notifyError) ?? (job.notifyRefusedAt ? undefined : 'dead-lettered');
+  return { status: 'failed', at: job.notifyRefusedAt ?? job.updatedAt, event, ...(reason ? { reason } : {}) };
+}
 
 /** `self`, and `cancel` only while the export can still be canceled (also in a replayed 202). */
 export function exportLinks(job: Pick<ExportJob, 'exportId' | 'status'>, baseUrl: string): ExportView['links'] {
@@ -62,5 +86,7 @@ export function toExportView(stored: ExportJob, baseUrl: string, link: string | 
     if (link !== undefined && job.status === 'completed') view.link = link;
   }
   if (job.status === 'failed' && job.error) view.error = { code: job.error.code, message: job.error.message };
+  const notification = notificationView(stored);
+  if (notification) view.notification = notification;
   return view;
 }

@@ -1,0 +1,211 @@
+import { describe, expect, it } from 'vitest';
+import type { LocalStack } from '../../infra/local/stack';
+import { handleDeadLetter } from '../../shared/app/handle-dead-letter';
+import type { ExportJob } from '../../shared/app/export-job';
+import type { NotifyMessage } from '../../shared/app/messages';
+import { notifyExport, type BotAnswer, type NotifyDeps } from '../../shared/app/notify-export';
+import type { StepDeps } from '../../shared/app/pipeline-steps';
+import { FakeAuditLog, FakeExportStore, MutableClock } from '../api/support/fakes';
+import { http, managerToken, waitUntil } from '../e2e/support';
+import { useLocalStack } from './helpers';
+import { makeCompletedJob, makeJob } from './job-fixture';
+import { silentLog } from '../../shared/ports/pipeline-log';
+
+/**
+ * The bot's answer reaches the audit trail (kept for good), not only the job item (which changes
+ * and expires): `notified` when it accepted the post, `notify-failed` when it refused it or every
+ * retry failed. An audit error must neither lose the post nor cause a second one.
+ */
+
+const CHANNEL = 'c1';
+const LINK_SECRET = 'link-secret-for-notification-audit-tests';
+
+/** The API's in-memory store plus the notify lease, closed (as in DynamoDB) by notifiedAt or notifyRefusedAt. */
+function notifyStore(): FakeExportStore {
+  const store = new FakeExportStore();
+  const held = new Set<string>();
+  return Object.assign(store, {
+    async claimLease(_channelId: string, exportId: string): Promise<string | undefined> {
+      const job = store.jobs.get(exportId);
+      if (!job || job.notifiedAt || job.notifyRefusedAt || held.has(exportId)) return undefined;
+      held.add(exportId);
+      return `lease-${exportId}`;
+    },
+    async releaseClaim(_channelId: string, exportId: string): Promise<void> {
+      held.delete(exportId);
+    },
+  });
+}
+
+function scriptedBot(...answers: BotAnswer[]) {
+  const bot = {
+    posts: [] as { body: string; headers: Record<string, string> }[],
+    async post(body: string, headers: Record<string, string>): Promise<BotAnswer> {
+      bot.posts.push({ body, headers });
+      return answers[Math.min(bot.posts.length, answers.length) - 1]!;
+    },
+  };
+  return bot;
+}
+
+function setup(job: ExportJob) {
+  const store = notifyStore();
+  store.jobs.set(job.exportId, structuredClone(job));
+  const audit = new FakeAuditLog();
+  const clock = new MutableClock(new Date('2026-03-01T10:00:00.000Z'));
+  const notifyDeps = (bot: NotifyDeps['bot']): NotifyDeps => ({
+    store,
+    bot,
+    clock,
+    log: silentLog,
+    audit,
+    botSigningSecret: 'bot-secret',
+    linkSigningSecret: LINK_SECRET,
+    publicBaseUrl: 'https://api.example.com',
+    attempts: 3,
+    backoffMs: 0,
+    sleep: async () => undefined,
+    leaseWaitMs: 0,
+  });
+  const stepDeps = { store, audit, clock, log: silentLog, queue: {}, objects: {} } as unknown as StepDeps;
+  const current = () => store.jobs.get(job.exportId) as ExportJob;
+  return { store, audit, clock, notifyDeps, stepDeps, current };
+}
+
+const notify = (exportId: string, event: NotifyMessage['event'] = 'export.completed'): NotifyMessage => ({ type: 'notify', exportId, channelId: CHANNEL, event });
+
+describe('notifier: the outcome in the audit trail', () => {
+  it('a post the bot accepted: one `notified` event with the recorded time and the event', async () => {
+    const { notifyDeps, audit, current } = setup(makeCompletedJob('na-sent', CHANNEL));
+    const bot = scriptedBot({ status: 500 }, { status: 204 });
+    expect(await notifyExport(notify('na-sent'), notifyDeps(bot))).toEqual({ status: 'sent', attempts: 2 });
+    expect(audit.events).toEqual([{ type: 'notified', exportId: 'na-sent', channelId: CHANNEL, at: current().notifiedAt, event: 'export.completed' }]);
+  });
+
+  it('a failed export announced: `notified` names export.failed', async () => {
+    const job = makeJob({ exportId: 'na-failed', channelId: CHANNEL, status: 'failed', error: { code: 'TOO_MANY_ROWS', message: 'too many' } });
+    const { notifyDeps, audit, current } = setup(job);
+    expect(await notifyExport(notify('na-failed', 'export.failed'), notifyDeps(scriptedBot({ status: 200 })))).toEqual({ status: 'sent', attempts: 1 });
+    expect(audit.events).toEqual([{ type: 'notified', exportId: 'na-failed', channelId: CHANNEL, at: current().notifiedAt, event: 'export.failed' }]);
+  });
+
+  it('a refusal (403): one `notify-failed` with the status only, never the link, the URL or a header', async () => {
+    const { notifyDeps, audit, current } = setup(makeCompletedJob('na-refused', CHANNEL));
+    const bot = scriptedBot({ status: 403 });
+    expect(await notifyExport(notify('na-refused'), notifyDeps(bot))).toEqual({ status: 'rejected', attempts: 1 });
+    expect(audit.events).toEqual([
+      { type: 'notify-failed', exportId: 'na-refused', channelId: CHANNEL, at: current().notifyRefusedAt, event: 'export.completed', reason: 'HTTP 403' },
+    ]);
+    const { link } = JSON.parse(bot.posts[0]!.body) as { link: string };
+    const stored = JSON.stringify(audit.events);
+    for (const secretish of [link, 'https://', bot.posts[0]!.headers['X-Signature']!, 'sha256=']) expect(stored).not.toContain(secretish);
+  });
+
+  it('the append fails after the post: thrown, and the retry appends it with the first time and posts nothing', async () => {
+    const { notifyDeps, audit, clock, current } = setup(makeCompletedJob('na-retry', CHANNEL));
+    const bot = scriptedBot({ status: 200 });
+    audit.failNext = 'notified';
+    await expect(notifyExport(notify('na-retry'), notifyDeps(bot))).rejects.toThrow(/audit/);
+    const notifiedAt = current().notifiedAt;
+    expect(notifiedAt).toBeDefined();
+    expect(audit.events).toEqual([]);
+    clock.advance(60_000);
+    expect(await notifyExport(notify('na-retry'), notifyDeps(bot))).toEqual({ status: 'skipped', attempts: 0 });
+    expect(bot.posts).toHaveLength(1);
+    expect(audit.events).toEqual([{ type: 'notified', exportId: 'na-retry', channelId: CHANNEL, at: notifiedAt, event: 'export.completed' }]);
+    // Later duplicates change nothing.
+    expect(await notifyExport(notify('na-retry'), notifyDeps(bot))).toEqual({ status: 'skipped', attempts: 0 });
+    expect(audit.events).toHaveLength(1);
+    expect(bot.posts).toHaveLength(1);
+  });
+
+  it('the append fails after a refusal: thrown, and the retry appends it (status from the job) and posts nothing', async () => {
+    const { notifyDeps, audit, clock, current } = setup(makeCompletedJob('na-refused-retry', CHANNEL));
+    const bot = scriptedBot({ status: 410 });
+    audit.failNext = 'notify-failed';
+    await expect(notifyExport(notify('na-refused-retry'), notifyDeps(bot))).rejects.toThrow(/audit/);
+    const refusedAt = current().notifyRefusedAt;
+    expect(refusedAt).toBeDefined();
+    clock.advance(60_000);
+    expect(await notifyExport(notify('na-refused-retry'), notifyDeps(bot))).toEqual({ status: 'skipped', attempts: 0 });
+    expect(bot.posts).toHaveLength(1);
+    expect(audit.events).toEqual([
+      { type: 'notify-failed', exportId: 'na-refused-retry', channelId: CHANNEL, at: refusedAt, event: 'export.completed', reason: 'HTTP 410' },
+    ]);
+  });
+});
+
+describe('dead letters: the outcome in the audit trail', () => {
+  it('a notification dead-lettered after every retry: `notify-failed`, reason dead-lettered', async () => {
+    const { stepDeps, audit, current } = setup(makeCompletedJob('na-dlq', CHANNEL));
+    expect(await handleDeadLetter(JSON.stringify(notify('na-dlq')), stepDeps, { queue: 'notify-dlq' })).toBe('notify-failure-recorded');
+    expect(current().notifyError).toMatch(/could not be told/);
+    expect(audit.events).toEqual([
+      { type: 'notify-failed', exportId: 'na-dlq', channelId: CHANNEL, at: '2026-03-01T10:00:00.000Z', event: 'export.completed', reason: 'dead-lettered' },
+    ]);
+  });
+
+  it('an audit error there is thrown, and the redelivered dead letter appends it', async () => {
+    const { stepDeps, audit } = setup(makeCompletedJob('na-dlq-retry', CHANNEL));
+    audit.failNext = 'notify-failed';
+    await expect(handleDeadLetter(JSON.stringify(notify('na-dlq-retry')), stepDeps, { queue: 'notify-dlq' })).rejects.toThrow(/audit/);
+    expect(await handleDeadLetter(JSON.stringify(notify('na-dlq-retry')), stepDeps, { queue: 'notify-dlq' })).toBe('notify-failure-recorded');
+    expect(audit.events.map((e) => [e.type, 'reason' in e ? e.reason : undefined])).toEqual([['notify-failed', 'dead-lettered']]);
+  });
+
+  it('a notify dead-lettered because its append kept failing after the post: the dead letter appends `notified`', async () => {
+    const { stepDeps, audit } = setup({ ...makeCompletedJob('na-dlq-told', CHANNEL), notifiedAt: '2026-03-01T09:59:00.000Z' });
+    expect(await handleDeadLetter(JSON.stringify(notify('na-dlq-told')), stepDeps, { queue: 'notify-dlq' })).toBe('already-final');
+    expect(audit.events).toEqual([{ type: 'notified', exportId: 'na-dlq-told', channelId: CHANNEL, at: '2026-03-01T09:59:00.000Z', event: 'export.completed' }]);
+  });
+});
+
+describe('through the local stack: the audit entry and the export view say whether the bot told the manager', () => {
+  const STACK_CHANNEL = 'c-notify';
+  let stack: LocalStack;
+  useLocalStack(
+    {
+      port: 0,
+      seed: { channelId: STACK_CHANNEL, users: 20, cases: 0, seed: 5 },
+      env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true', NOTIFY_BACKOFF_MS: '10', COOLDOWN_MINUTES_CONTACTS: '0' },
+    },
+    (started) => (stack = started),
+  );
+
+  async function exportOnce(managerId: string): Promise<{ exportId: string; token: string }> {
+    const token = await managerToken(STACK_CHANNEL, managerId);
+    const body = { kind: 'contacts', scope: 'user', userId: 'no-such-user', reason: 'notification audit', password: 'Secret-123' };
+    const created = await http(stack, 'POST', '/v1/exports', { token, body });
+    expect(created.status).toBe(202);
+    return { exportId: created.body.exportId as string, token };
+  }
+
+  async function notificationOf(exportId: string, token: string): Promise<{ view: any; entry: any }> {
+    const auditor = await managerToken(STACK_CHANNEL, 'm-auditor', ['audit:read']);
+    return waitUntil(async () => {
+      const view = (await http(stack, 'GET', `/v1/exports/${exportId}`, { token })).body;
+      const entry = ((await http(stack, 'GET', '/v1/audit', { token: auditor })).body.items as any[]).find((e) => e.exportId === exportId);
+      return view?.notification && entry?.notification ? { view, entry } : undefined;
+    }, `notification of ${exportId}`);
+  }
+
+  it('accepted: delivered on both, at the same time', async () => {
+    const { exportId, token } = await exportOnce('m-told');
+    const { view, entry } = await notificationOf(exportId, token);
+    expect(view.status).toBe('completed');
+    expect(view.notification).toEqual({ status: 'delivered', at: expect.any(String), event: 'export.completed' });
+    expect(entry.notification).toEqual(view.notification);
+  });
+
+  it('refused with a 400: failed with the status on both', async () => {
+    stack.bot.failWith = 400;
+    try {
+      const { exportId, token } = await exportOnce('m-refused');
+      const { view, entry } = await notificationOf(exportId, token);
+      expect(view.notification).toEqual({ status: 'failed', at: expect.any(String), event: 'export.completed', reason: 'HTTP 400' });
+      expect(entry.notification).toEqual(view.notification);
+    } finally {
+      stack.bot.failWith = undefined;
+    }
+  });
+});
