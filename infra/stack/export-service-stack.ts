@@ -310,10 +310,12 @@ export class ExportServiceStack extends Stack {
     allow(f.finalizer, 'LinkSigningSecret', ['secretsmanager:GetSecretValue'], [this.secrets.linkSigning.secretArn]);
     grantFailExport(f.finalizer);
 
-    // notifier: read the job, mint the link token, sign and post the webhook, record delivery.
+    // notifier: read the job, mint the link token, sign and post the webhook, record delivery (on the job and in the trail).
     allow(f.notifier, 'ExportsTable', ['dynamodb:GetItem', 'dynamodb:UpdateItem'], [t.exports.tableArn]);
     allow(f.notifier, 'BotSigningSecret', ['secretsmanager:GetSecretValue'], [this.secrets.botSigning.secretArn]);
     allow(f.notifier, 'LinkSigningSecret', ['secretsmanager:GetSecretValue'], [this.secrets.linkSigning.secretArn]);
+    // The bot's outcome (`notified` / `notify-failed`) goes to the audit trail: append only.
+    allow(f.notifier, 'AuditAppend', ['dynamodb:PutItem'], [t.audit.tableArn]);
 
     // dlq: mark the job failed (or record that the bot was unreachable) and tell the bot.
     allow(f.dlq, 'ExportsTable', ['dynamodb:GetItem', 'dynamodb:UpdateItem'], [t.exports.tableArn]);

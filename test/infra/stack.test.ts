@@ -417,9 +417,10 @@ describe('least privilege', () => {
       expect([...rolesAllowed(template, action, auditId)], action).toEqual([]);
     }
     // Appending is allowed (PutItem; the adapter conditions it on attribute_not_exists): the api
-    // records requests and downloads, the pipeline steps record failures and completions.
+    // records requests and downloads, the pipeline steps record failures and completions, the
+    // notifier the bot's outcome (without it every notify would fail on AWS, never locally).
     expect(new Set(rolesAllowed(template, 'dynamodb:PutItem', auditId))).toEqual(
-      new Set([roleId('api'), roleId('chunk'), roleId('finalizer'), roleId('dlq')]),
+      new Set([roleId('api'), roleId('chunk'), roleId('finalizer'), roleId('notifier'), roleId('dlq')]),
     );
     // Reading the trail is the api's alone (GET /v1/audit).
     expect([...rolesAllowed(template, 'dynamodb:Query', auditId)]).toEqual([roleId('api')]);
