@@ -140,9 +140,19 @@ export const timeZoneSchema = z
   .max(64)
   .regex(/^[A-Za-z][A-Za-z0-9_+\-]*(?:\/[A-Za-z0-9_+\-]+)*$/, 'must be an IANA time zone name, e.g. Asia/Seoul')
   .refine(isValidTimeZone, 'must be a known IANA time zone, e.g. Asia/Seoul')
-  // Intl takes any case ("asia/seoul"); stored and shown (the job, the audit entry) as the zone's
-  // own name, so one zone is spelled one way.
-  .transform((zone) => new Intl.DateTimeFormat('en-US', { timeZone: zone }).resolvedOptions().timeZone);
+  .transform(zoneSpelling);
+
+/**
+ * Intl takes any case ("asia/seoul"); the job and the audit entry keep the zone as IANA spells it.
+ * Only the case is changed: Intl resolves some names to older aliases (Asia/Kolkata to
+ * Asia/Calcutta, Europe/Kyiv to Europe/Kiev, Etc/UTC to UTC on Node 20), which is not what the
+ * user chose and differs between ICU versions (Node 20 here, 22 on Lambda). A name whose
+ * resolution differs by more than case is kept as typed.
+ */
+function zoneSpelling(zone: string): string {
+  const resolved = new Intl.DateTimeFormat('en-US', { timeZone: zone }).resolvedOptions().timeZone;
+  return resolved.toLowerCase() === zone.toLowerCase() ? resolved : zone;
+}
 
 export const channelSettingsSchema = z.object({
   channelId: z.string().min(1),
