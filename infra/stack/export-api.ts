@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -63,7 +63,10 @@ export class ExportApi extends Construct {
       maxAge: Duration.hours(1),
     };
     this.restApi = new apigw.RestApi(this, 'Api', {
-      restApiName: 'export-service',
+      // Per stack: API Gateway's metrics (the 5xx alarm's) are keyed by this name alone, so a
+      // staging and a production stack in one account and region must not share it. A rename is
+      // an in-place update.
+      restApiName: `${Stack.of(this).stackName}-api`,
       description: 'Password-protected XLSX exports with an audit trail',
       endpointTypes: [apigw.EndpointType.REGIONAL],
       // Access logging needs the account-level CloudWatch role; the stack sets it (a no-op when

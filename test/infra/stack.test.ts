@@ -695,7 +695,9 @@ describe('alarms and outputs', () => {
       TreatMissingData: 'notBreaching',
       AlarmActions: [{ Ref: idOf(stack, stack.alarms.topic) }],
     });
-    expect(api[0]!.Dimensions).toEqual([{ Name: 'ApiName', Value: 'export-service' }]);
+    // The API's name is per stack: a second stack in the account must not share the metric.
+    expect(api[0]!.Dimensions).toEqual([{ Name: 'ApiName', Value: `${stack.stackName}-api` }]);
+    template.hasResourceProperties('AWS::ApiGateway::RestApi', { Name: `${stack.stackName}-api` });
   });
 
   it('the topic policy (written for enforceSSL, it replaces SNS\'s default) lets CloudWatch alarms of this account and region publish, over TLS only', () => {
