@@ -17,7 +17,7 @@ import {
 } from '../../shared/app/api';
 import { formatIssuePath, ValidationError } from '../../shared/domain/errors';
 import { findMalformedText, mayHoldSurrogateEscape } from '../../shared/text-rules';
-import { BadRequestBodyError, emptyResponse, jsonResponse, mapErrorToResponse, redirectResponse, statusOf } from '../../shared/http';
+import { BadRequestBodyError, emptyResponse, jsonResponse, mapErrorToResponse, MAX_REQUEST_BODY_BYTES, redirectResponse, statusOf } from '../../shared/http';
 import { matchRoute, type RouteName } from './router';
 
 export type ApiRuntime = {
@@ -28,7 +28,8 @@ export type ApiRuntime = {
   allowedOrigin?: string;
 };
 
-const MAX_JSON_BYTES = 6 * 1024 * 1024;
+/** See shared/http/limits.ts: on AWS the web ACL refuses a larger declared body first. */
+const MAX_JSON_BYTES = MAX_REQUEST_BODY_BYTES;
 
 /**
  * Name, message, code and stack. Not the whole error: a logger copies every enumerable property,

@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
 
 /**
  * Turns a Node HTTP request into the API Gateway REST (v1) proxy event the api Lambda gets, and
@@ -11,16 +12,17 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
  * valid UTF-8 is passed as a string, as API Gateway does; anything else (a binary type, or text
  * bytes that are not UTF-8) as base64 with isBase64Encoded, so the api sees the client's bytes.
  */
-const MAX_BODY_BYTES = 10 * 1024 * 1024; // API Gateway's payload limit
+// As on AWS, where the web ACL refuses a larger declared body with 413 (shared/http/limits.ts).
+const MAX_BODY_BYTES = MAX_REQUEST_BODY_BYTES;
 
 /**
- * A body over API Gateway's payload limit: the local stack answers it as the gateway does, with
- * a 413, instead of letting it fall into the catch-all 500.
+ * A body over the service's limit (shared/http/limits.ts): the local stack answers it as the web
+ * ACL does on AWS, with a 413, instead of letting it fall into the catch-all 500.
  */
 export class BodyTooLargeError extends Error {
   readonly code = 'BODY_TOO_LARGE';
   constructor(readonly limitBytes: number) {
-    super(`the request body must be at most ${limitBytes} bytes (${Math.floor(limitBytes / 1024 / 1024)} MiB)`);
+    super(`the request body must be at most ${limitBytes} bytes`);
     this.name = 'BodyTooLargeError';
   }
 }

@@ -2,6 +2,7 @@ import { Stack } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
+import { CONTENT_LENGTH_OVER_LIMIT_PATTERN, MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
 
 /**
  * How far back each rate-based rule counts, in seconds. WAF accepts 60, 120, 300 and 600; the
@@ -26,6 +27,14 @@ export const WAF_RULES = {
 export function webAclNameFor(stackName: string): string {
   return `${stackName.slice(0, 124)}-api`;
 }
+
+/** The rule refusing a declared body over MAX_REQUEST_BODY_BYTES (shared/http/limits.ts). */
+export const WAF_BODY_SIZE_RULE = 'BodyTooLarge';
+
+/** The body WAF answers an oversized request with: the api's envelope, code and wording. */
+export const BODY_TOO_LARGE_BODY = JSON.stringify({
+  error: { code: 'BODY_TOO_LARGE', message: `the request body must be at most ${MAX_REQUEST_BODY_BYTES} bytes` },
+});
 
 /** The body WAF answers a rate-limited request with: the api's error envelope. */
 export const RATE_LIMITED_BODY = JSON.stringify({
@@ -165,6 +174,7 @@ export class ApiFirewall extends Construct {
       visibilityConfig: visibility(this.webAclName),
       customResponseBodies: {
         RateLimited: { contentType: 'APPLICATION_JSON', content: RATE_LIMITED_BODY },
+        BodyTooLarge: { contentType: 'APPLICATION_JSON', content: BODY_TOO_LARGE_BODY },
       },
       rules: [
         perIpRule(WAF_RULES.exports, 0, props.limits.exports, {
@@ -175,6 +185,32 @@ export class ApiFirewall extends Construct {
         // the 429 says, so the admin UI could not tell a rate limit from an outage. A preflight
         // does nothing by itself; the request it precedes is still counted.
         perIpRule(WAF_RULES.all, 2, props.limits.all, { notStatement: { statement: methodIs('OPTIONS') } }),
+        // A body the api could not take (see shared/http/limits.ts: past ~6 MB the Lambda
+        // invocation itself fails, a 5xx), refused here with 413 by its declared length.
+        {
+          name: WAF_BODY_SIZE_RULE,
+          priority: 3,
+          action: {
+            block: {
+              customResponse: {
+                responseCode: 413,
+                customResponseBodyKey: 'BodyTooLarge',
+                responseHeaders: [
+                  { name: 'Access-Control-Allow-Origin', value: props.adminOrigin },
+                  { name: 'Vary', value: 'Origin' },
+                ],
+              },
+            },
+          },
+          statement: {
+            regexMatchStatement: {
+              fieldToMatch: { singleHeader: { Name: 'content-length' } },
+              regexString: CONTENT_LENGTH_OVER_LIMIT_PATTERN,
+              textTransformations: [{ priority: 0, type: 'NONE' }],
+            },
+          },
+          visibilityConfig: visibility(WAF_BODY_SIZE_RULE),
+        },
       ],
     });
 

@@ -4,6 +4,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { BEARER_HEADER_PATTERN } from '../../shared/auth/bearer';
+import { MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
 
 export type ExportApiProps = {
   /** The api function: every route is a Lambda proxy integration to it. */
@@ -127,15 +128,15 @@ export class ExportApi extends Construct {
       },
     });
 
-    // A body over the 10 MB payload limit never reaches the handler: answered in the handler's
-    // envelope and code, as the local stack answers it (infra/local/http-to-apigw.ts).
+    // A body over the gateway's 10 MB payload limit (one without a Content-Length the web ACL
+    // could judge) never reaches the handler: answered in the handler's envelope and code.
     this.restApi.addGatewayResponse('RequestTooLarge', {
       type: apigw.ResponseType.REQUEST_TOO_LARGE,
       statusCode: '413',
       responseHeaders: corsHeaders,
       templates: {
         'application/json': JSON.stringify({
-          error: { code: 'BODY_TOO_LARGE', message: 'the request body must be at most 10485760 bytes (10 MiB)', requestId: '$context.requestId' },
+          error: { code: 'BODY_TOO_LARGE', message: `the request body must be at most ${MAX_REQUEST_BODY_BYTES} bytes`, requestId: '$context.requestId' },
         }),
       },
     });

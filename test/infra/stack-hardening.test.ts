@@ -1,6 +1,7 @@
 import type { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RATE_LIMITED_BODY, WAF_EVALUATION_WINDOW_SECONDS, WAF_RULES, webAclNameFor } from '../../infra/stack/api-firewall';
+import { BODY_TOO_LARGE_BODY, RATE_LIMITED_BODY, WAF_BODY_SIZE_RULE, WAF_EVALUATION_WINDOW_SECONDS, WAF_RULES, webAclNameFor } from '../../infra/stack/api-firewall';
+import { MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
 import { FILE_READERS, FUNCTION_NAMES, PART_READERS, type ExportServiceStack, type FunctionName } from '../../infra/stack/export-service-stack';
 import { WAF_RATE_LIMIT_DEFAULTS } from '../../infra/stack/stack-config';
 import { actionCovers, roleStatements, statementAllows, statementReaches, type Statement } from './iam-statements';
@@ -113,7 +114,10 @@ describe('WAF web ACL: per-client-IP rate limits before API Gateway\'s global th
     Name: string;
     Priority: number;
     Action: { Block?: { CustomResponse?: { ResponseCode: number; CustomResponseBodyKey?: string; ResponseHeaders?: { Name: string; Value: string }[] } } };
-    Statement: { RateBasedStatement?: { AggregateKeyType: string; Limit: number; EvaluationWindowSec?: number; ScopeDownStatement?: WafStatement } };
+    Statement: {
+      RateBasedStatement?: { AggregateKeyType: string; Limit: number; EvaluationWindowSec?: number; ScopeDownStatement?: WafStatement };
+      RegexMatchStatement?: { FieldToMatch: unknown; RegexString: string; TextTransformations: unknown[] };
+    };
     VisibilityConfig: { CloudWatchMetricsEnabled: boolean; SampledRequestsEnabled: boolean; MetricName: string };
   };
   const webAcl = () => {
@@ -121,15 +125,18 @@ describe('WAF web ACL: per-client-IP rate limits before API Gateway\'s global th
     expect(acls).toHaveLength(1);
     return { id: acls[0]![0], props: acls[0]![1].Properties! };
   };
-  const rules = () => webAcl().props.Rules as Rule[];
+  const allRules = () => webAcl().props.Rules as Rule[];
+  /** The per-IP rate-based rules. */
+  const rules = () => allRules().filter((r) => r.Statement.RateBasedStatement);
   const rule = (name: string) => rules().find((r) => r.Name === name)!;
 
-  it('is regional, allows by default, and has exactly the three per-IP rate-based rules', () => {
+  it('is regional, allows by default, and has exactly the three per-IP rate-based rules and the body-size rule', () => {
     const { props } = webAcl();
     expect(props.Scope).toBe('REGIONAL');
     expect(props.DefaultAction).toEqual({ Allow: {} });
     expect(rules().map((r) => r.Name).sort()).toEqual(Object.values(WAF_RULES).sort());
-    expect(new Set(rules().map((r) => r.Priority)).size).toBe(3);
+    expect(allRules().map((r) => r.Name).sort()).toEqual([...Object.values(WAF_RULES), WAF_BODY_SIZE_RULE].sort());
+    expect(new Set(allRules().map((r) => r.Priority)).size).toBe(4);
     for (const r of rules()) {
       expect(r.Statement.RateBasedStatement, r.Name).toMatchObject({ AggregateKeyType: 'IP', EvaluationWindowSec: WAF_EVALUATION_WINDOW_SECONDS });
       expect(WAF_EVALUATION_WINDOW_SECONDS).toBe(300);
@@ -201,7 +208,7 @@ describe('WAF web ACL: per-client-IP rate limits before API Gateway\'s global th
     // Named per stack, its metric name the same: CloudWatch's WebACL dimension is one value either way.
     expect(props.Name).toBe(webAclNameFor(stack.stackName));
     expect(props.VisibilityConfig).toEqual({ CloudWatchMetricsEnabled: true, SampledRequestsEnabled: false, MetricName: props.Name });
-    for (const r of rules()) expect(r.VisibilityConfig, r.Name).toEqual({ CloudWatchMetricsEnabled: true, SampledRequestsEnabled: false, MetricName: r.Name });
+    for (const r of allRules()) expect(r.VisibilityConfig, r.Name).toEqual({ CloudWatchMetricsEnabled: true, SampledRequestsEnabled: false, MetricName: r.Name });
     template.resourceCountIs('AWS::WAFv2::LoggingConfiguration', 0);
     expect(webAclNameFor('x'.repeat(200))).toHaveLength(128);
   });
@@ -239,6 +246,26 @@ describe('WAF web ACL: per-client-IP rate limits before API Gateway\'s global th
     expect(expression.Expression!.split(' + ').sort()).toEqual(ids.sort());
   });
 
+  it('refuses a declared body over the service\'s limit with 413 BODY_TOO_LARGE (between ~6 and 10 MB the Lambda invocation failed: a 5xx)', () => {
+    const r = allRules().find((x) => x.Name === WAF_BODY_SIZE_RULE)!;
+    expect(r.Statement.RegexMatchStatement).toMatchObject({ FieldToMatch: { SingleHeader: { Name: 'content-length' } } });
+    const response = r.Action.Block?.CustomResponse;
+    expect(response).toMatchObject({ ResponseCode: 413, CustomResponseBodyKey: 'BodyTooLarge' });
+    const bodies = webAcl().props.CustomResponseBodies as Record<string, { ContentType: string; Content: string }>;
+    expect(bodies.BodyTooLarge).toEqual({ ContentType: 'APPLICATION_JSON', Content: BODY_TOO_LARGE_BODY });
+    expect(JSON.parse(BODY_TOO_LARGE_BODY)).toMatchObject({ error: { code: 'BODY_TOO_LARGE' } });
+    expect(Object.fromEntries((response!.ResponseHeaders ?? []).map((h) => [h.Name, h.Value]))).toMatchObject({ 'Access-Control-Allow-Origin': TEST_CONTEXT.adminOrigin });
+    // The pattern (WAF's regex subset: no lookaround) matches exactly the lengths over the limit.
+    const over = new RegExp(r.Statement.RegexMatchStatement!.RegexString);
+    expect(MAX_REQUEST_BODY_BYTES).toBe(5_000_000);
+    for (const n of ['0', '1', '4999999', '5000000', '05000000', '999999']) expect(over.test(n), n).toBe(false);
+    for (const n of ['5000001', '5000010', '5000100', '5001000', '5010000', '5100000', '5999999', '6000000', '9999999', '10000000', '123456789', '0005000001']) {
+      expect(over.test(n), n).toBe(true);
+    }
+    for (let n = 4_999_990; n <= 5_000_010; n++) expect(over.test(String(n)), String(n)).toBe(n > MAX_REQUEST_BODY_BYTES);
+    expect(r.Statement.RegexMatchStatement!.RegexString).not.toMatch(/\(\?[=!<]/);
+  });
+
   it('is associated with the API\'s stage', () => {
     const associations = Object.values(resourcesOf(template, 'AWS::WAFv2::WebACLAssociation'));
     expect(associations).toHaveLength(1);
@@ -253,7 +280,7 @@ describe('WAF web ACL: per-client-IP rate limits before API Gateway\'s global th
     const custom = synthStack({ bundle: false, context: { wafRateLimitPerIp: '3000', wafExportRateLimitPerIp: 50, wafDownloadRateLimitPerIp: '200' } });
     try {
       const acl = Object.values(resourcesOf(custom.template, 'AWS::WAFv2::WebACL'))[0]!.Properties!;
-      const limits = Object.fromEntries((acl.Rules as Rule[]).map((r) => [r.Name, r.Statement.RateBasedStatement!.Limit]));
+      const limits = Object.fromEntries((acl.Rules as Rule[]).filter((r) => r.Statement.RateBasedStatement).map((r) => [r.Name, r.Statement.RateBasedStatement!.Limit]));
       expect(limits).toEqual({ [WAF_RULES.all]: 3000, [WAF_RULES.exports]: 50, [WAF_RULES.downloads]: 200 });
     } finally {
       custom.cleanup();

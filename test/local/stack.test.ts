@@ -5,6 +5,7 @@ import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { createHmac } from 'node:crypto';
 import { startLocalStack, type LocalStack } from '../../infra/local/stack';
 import { signDevToken } from '../../shared/auth';
+import { MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
 
 describe('local stack', () => {
   let stack: LocalStack;
@@ -95,7 +96,7 @@ describe('local stack', () => {
     expect(await status(`localhost:${port}`)).toBe(200);
   });
 
-  it('answers a body over 10 MiB with 413 BODY_TOO_LARGE in the api envelope, as API Gateway does, and stops reading it', async () => {
+  it('answers a body over the service\'s limit with 413 BODY_TOO_LARGE in the api envelope, as the web ACL does on AWS, and stops reading it', async () => {
     const { request } = await import('node:http');
     const { connect } = await import('node:net');
     const url = new URL(`${stack.apiUrl}/v1/exports`);
@@ -144,7 +145,7 @@ describe('local stack', () => {
       const res = await send(declareLength);
       expect(res.status, `content-length: ${declareLength}`).toBe(413);
       const error = (JSON.parse(res.body) as { error: Record<string, unknown> }).error;
-      expect(error).toEqual({ code: 'BODY_TOO_LARGE', message: expect.stringMatching(/at most 10485760 bytes/), requestId: expect.any(String) });
+      expect(error).toEqual({ code: 'BODY_TOO_LARGE', message: `the request body must be at most ${MAX_REQUEST_BODY_BYTES} bytes`, requestId: expect.any(String) });
       expect(res.headers['x-request-id']).toBe(error.requestId);
     }
     // A client that never stops sending is cut off well before its 64 MiB: the stack does not
