@@ -15,8 +15,15 @@
 /** Any lone surrogate (with the u flag a proper pair is one code point, never \p{Cs}). */
 export const LONE_SURROGATE = /\p{Cs}/u;
 
-/** The characters free text may not contain (see above). */
-export const DISPLAY_CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/u;
+/**
+ * The characters free text may not contain (see above), and invisible format characters that
+ * carry hidden text or nothing a reader can see: the word joiner and invisible operators
+ * (U+2060-U+2064), interlinear annotation (U+FFF9-U+FFFB) and the tag characters
+ * (U+E0000-U+E007F, used to smuggle ASCII past a reader). Zero-width (non-)joiners and the
+ * direction marks stay: scripts and emoji need them.
+ */
+export const DISPLAY_CONTROL =
+  /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFFF9-\uFFFB\u{E0000}-\u{E007F}]/u;
 const DISPLAY_CONTROL_ALL = new RegExp(DISPLAY_CONTROL.source, 'gu');
 
 /** At least one letter or digit, in any script: what makes a reason more than blank or invisible. */

@@ -49,7 +49,7 @@ export async function runCancelFollowUps(
   let releaseError: unknown;
   if (ports.cooldowns) {
     try {
-      await ports.cooldowns.release(cooldownKey(job.channelId, job.managerId, job.kind), job.exportId);
+      await releaseExportCooldown(ports.cooldowns, job);
     } catch (error) {
       if (options.onReleaseError) options.onReleaseError(error);
       else releaseError = error;
@@ -57,4 +57,16 @@ export async function runCancelFollowUps(
   }
   if (auditError !== undefined) throw auditError;
   if (releaseError !== undefined) throw releaseError;
+}
+
+/**
+ * Gives back the cooldown hold an export took when it was requested (the key its request used:
+ * channel, requesting manager, kind). Conditional on this export still being the holder, so it
+ * never frees a newer export's hold. The one release for a cancel and a failure (pipeline-steps).
+ */
+export async function releaseExportCooldown(
+  cooldowns: CooldownStore,
+  job: Pick<ExportJob, 'channelId' | 'exportId' | 'managerId' | 'kind'>,
+): Promise<void> {
+  await cooldowns.release(cooldownKey(job.channelId, job.managerId, job.kind), job.exportId);
 }

@@ -41,8 +41,12 @@ export async function handleDeadLetter(body: string, deps: StepDeps, source: { q
       deps.log.error('unreadable dead letter', { queue: source.queue });
       return 'unreadable';
     }
-    deps.log.error('unreadable dead letter: its export is failed', { queue: source.queue, exportId: named.data.exportId });
     const outcome = await failGivenUp(deps, named.data, `a ${named.data.type} message of this export could not be read`);
+    // Said once the outcome is known: an export already final (or unknown) was not failed here.
+    deps.log.error(outcome === 'failed-export' ? 'unreadable dead letter: its export is failed' : 'unreadable dead letter', {
+      queue: source.queue,
+      exportId: named.data.exportId,
+    });
     return outcome === 'failed-export' ? outcome : 'unreadable';
   }
   const message = parsed.data;

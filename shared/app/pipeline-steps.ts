@@ -1,12 +1,11 @@
 import type { AuditEvent, AuditLog } from '../ports/audit-log';
 import type { CooldownStore } from '../ports/cooldown-store';
-import { cooldownKey } from '../domain';
 import type { ExportStore, LeaseFlag } from '../ports/export-store';
 import type { MessageQueue } from '../ports/message-queue';
 import type { ObjectStore } from '../ports/object-store';
 import type { Clock } from '../ports/clock';
 import type { PipelineLog } from '../ports/pipeline-log';
-import { runCancelFollowUps } from './cancel-follow-ups';
+import { releaseExportCooldown, runCancelFollowUps } from './cancel-follow-ups';
 import { unfinishedStatuses, type ExportJob, type JobError } from './export-job';
 import { objectKeys, type FinalizeMessage, type NotifyMessage } from './messages';
 
@@ -165,7 +164,7 @@ async function releaseCooldown(deps: StepDeps, failing: FailingJob): Promise<voi
     // A dead-lettered message carries only ids; chunks and the finalizer pass the job they hold.
     const owner = failing.managerId && failing.kind ? failing : await deps.store.getJob(failing.channelId, failing.exportId);
     if (!owner?.managerId || !owner.kind) return;
-    await deps.cooldowns.release(cooldownKey(failing.channelId, owner.managerId, owner.kind), failing.exportId);
+    await releaseExportCooldown(deps.cooldowns, { channelId: failing.channelId, exportId: failing.exportId, managerId: owner.managerId, kind: owner.kind });
   } catch (error) {
     deps.log.warn('cooldown release failed', { exportId: failing.exportId, error: String(error) });
   }

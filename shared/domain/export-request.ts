@@ -32,12 +32,12 @@ const reasonSchema = z
   .trim()
   .max(500, 'reason must be at most 500 characters')
   // refine, not regex: these stay out of the API Gateway model (its regex dialect is not
-  // JavaScript's), and the handler checks them. One message at most, and none for a blank reason,
-  // which already has its own.
+  // JavaScript's), and the handler checks them. At most one message of its own (a reason that is
+  // also too long has that one too), and none for a blank reason, which already has its own.
   .superRefine((reason, ctx) => {
     if (!/\S/.test(reason)) return;
     if (DISPLAY_CONTROL.test(reason)) {
-      ctx.addIssue({ code: 'custom', message: 'reason must not contain control characters or bidi overrides (U+202A-U+202E, U+2066-U+2069)' });
+      ctx.addIssue({ code: 'custom', message: 'reason must not contain control characters, bidi overrides (U+202A-U+202E, U+2066-U+2069) or invisible tag and format characters' });
     } else if (!HAS_LETTER_OR_DIGIT.test(reason)) {
       ctx.addIssue({ code: 'custom', message: 'reason must contain a letter or a digit' });
     }
