@@ -1,12 +1,9 @@
-import { readFileSync } from 'node:fs';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { createApiHandler } from '../../functions/api/app';
 import type { ExportJob } from '../../shared/app/export-job';
 import { assembleAuditEntry } from '../../shared/adapters/aws/dynamo-audit-log';
-import { createTokenVerifier, DEV_AUDIENCE, DEV_ISSUER, signDevToken } from '../../shared/auth';
 import type { StoredAuditEvent } from '../../shared/ports/audit-log';
-import { createCapturingLogger, createFakes, type Fakes } from './support/fakes';
+import { apiCallerFor, loadEvent, type ApiCaller } from './support/api-harness';
+import { createFakes, type Fakes } from './support/fakes';
 
 /**
  * An audit entry must say when an export ended and, for a cancel, who stopped it: the trail
@@ -14,38 +11,14 @@ import { createCapturingLogger, createFakes, type Fakes } from './support/fakes'
  */
 
 const secret = 'audit-entry-test-secret-audit-entry-test';
-const context = { awsRequestId: 'ctx-req', functionName: 'api' } as Context;
-
-function loadEvent(name: string, vars: Record<string, string>): APIGatewayProxyEvent {
-  let text = readFileSync(new URL(`../../events/${name}`, import.meta.url), 'utf8');
-  for (const [key, value] of Object.entries(vars)) text = text.split(`{{${key}}}`).join(value);
-  return JSON.parse(text) as APIGatewayProxyEvent;
-}
-
 let fakes: Fakes;
-let handler: ReturnType<typeof createApiHandler>;
+let call: ApiCaller['call'];
+let token: ApiCaller['token'];
 
 beforeEach(() => {
   fakes = createFakes();
-  handler = createApiHandler(async () => ({
-    deps: fakes.deps,
-    allowedOrigin: 'https://admin.example.com',
-    verifier: createTokenVerifier({ issuer: DEV_ISSUER, audience: DEV_AUDIENCE, devSecret: secret }),
-    logger: createCapturingLogger([]),
-  }));
+  ({ call, token } = apiCallerFor(fakes, secret));
 });
-
-async function call(event: APIGatewayProxyEvent): Promise<{ status: number; body: Record<string, any> }> {
-  const result = (await handler(event, context)) as APIGatewayProxyResult;
-  return { status: result.statusCode, body: JSON.parse(result.body) as Record<string, any> };
-}
-
-async function token(over: Partial<{ managerId: string; permissions: string[] }> = {}): Promise<string> {
-  return signDevToken(
-    { channelId: 'ch-1', managerId: 'm-1', name: 'Kim', permissions: ['export:download'], expiresIn: '1h', ...over },
-    { secret, now: fakes.clock.now() },
-  );
-}
 
 describe('GET /v1/audit: when an export ended, and who canceled it', () => {
   it('a cancel through the API shows in the entry with its time and the manager who canceled', async () => {

@@ -1,8 +1,4 @@
-import { readFileSync } from 'node:fs';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { createApiHandler } from '../../functions/api/app';
-import { createTokenVerifier, DEV_AUDIENCE, DEV_ISSUER, signDevToken } from '../../shared/auth';
 import type { ExportJob, ExportStatus } from '../../shared/app/export-job';
 import { finalizeExport, type FinalizeDeps } from '../../shared/app/finalize-export';
 import { handleDeadLetter } from '../../shared/app/handle-dead-letter';
@@ -14,7 +10,8 @@ import type { JobPatch } from '../../shared/ports/export-store';
 import type { MessageQueue, QueueName } from '../../shared/ports/message-queue';
 import type { ObjectStore } from '../../shared/ports/object-store';
 import type { PipelineLog } from '../../shared/ports/pipeline-log';
-import { createCapturingLogger, createFakes, FakeCooldownStore, FakeExportStore, type Fakes } from './support/fakes';
+import { apiCallerFor, loadEvent, type ApiCaller } from './support/api-harness';
+import { createFakes, FakeCooldownStore, FakeExportStore, type Fakes } from './support/fakes';
 
 /**
  * A cancel changes the status first, then appends the `canceled` audit event and gives the
@@ -27,13 +24,6 @@ import { createCapturingLogger, createFakes, FakeCooldownStore, FakeExportStore,
 
 const secret = 'cancel-audit-test-secret-cancel-audit';
 const PASSWORD = 'Zq7Secr3tPw';
-const context = { awsRequestId: 'ctx-req', functionName: 'api' } as Context;
-
-function loadEvent(name: string, vars: Record<string, string>): APIGatewayProxyEvent {
-  let text = readFileSync(new URL(`../../events/${name}`, import.meta.url), 'utf8');
-  for (const [key, value] of Object.entries(vars)) text = text.split(`{{${key}}}`).join(value);
-  return JSON.parse(text) as APIGatewayProxyEvent;
-}
 
 /** The cooldown release throws `failRelease` times first (a throttled conditional delete). */
 class FlakyCooldownStore extends FakeCooldownStore {
@@ -60,7 +50,6 @@ class RecordingQueue implements MessageQueue {
 
 let fakes: Fakes;
 let cooldowns: FlakyCooldownStore;
-let handler: ReturnType<typeof createApiHandler>;
 let queue: RecordingQueue;
 let swept: string[];
 let pipelineLines: string[];
@@ -72,22 +61,11 @@ beforeEach(() => {
   queue = new RecordingQueue();
   swept = [];
   pipelineLines = [];
-  const runtime = {
-    deps: fakes.deps,
-    allowedOrigin: 'https://admin.example.com',
-    verifier: createTokenVerifier({ issuer: DEV_ISSUER, audience: DEV_AUDIENCE, devSecret: secret }),
-    logger: createCapturingLogger([]),
-  };
-  handler = createApiHandler(async () => runtime);
+  ({ call, token } = apiCallerFor(fakes, secret));
 });
 
-async function call(event: APIGatewayProxyEvent): Promise<{ status: number; body: Record<string, unknown> }> {
-  const result = (await handler(event, context)) as APIGatewayProxyResult;
-  return { status: result.statusCode, body: JSON.parse(result.body) as Record<string, unknown> };
-}
-
-const token = () =>
-  signDevToken({ channelId: 'ch-1', managerId: 'm-1', name: 'Kim', permissions: ['export:download'], expiresIn: '1h' }, { secret, now: fakes.clock.now() });
+let call: ApiCaller['call'];
+let token: ApiCaller['token'];
 const requestCases = async () => call(loadEvent('api-create-export-cases.json', { TOKEN: await token(), PASSWORD }));
 const cancel = async (exportId: string) => call(loadEvent('api-cancel-export.json', { TOKEN: await token(), EXPORT_ID: exportId }));
 const HOLD = cooldownKey('ch-1', 'm-1', 'cases');

@@ -249,21 +249,25 @@ describe('POST /v1/exports', () => {
     expect(res.body.error.code).toBe('UNSUPPORTED_CONTENT_TYPE');
   });
 
+  /** A contacts request with this Content-Type; with `body`, sent as raw bytes (base64). */
+  const bodyEvent = async (managerId: string, contentType: string, body?: Buffer) => {
+    const ev = loadEvent('api-create-export-contacts.json', { TOKEN: await token({ managerId }), PASSWORD });
+    ev.headers['Content-Type'] = contentType;
+    if (body) {
+      // As the local stack (and API Gateway for a binary media type) hands over raw bytes.
+      ev.body = body.toString('base64');
+      ev.isBase64Encoded = true;
+    }
+    return ev;
+  };
+  /** The sample contacts body with this reason. */
+  const bodyWithReason = (reason: string) =>
+    (loadEvent('api-create-export-contacts.json', { TOKEN: 't', PASSWORD }).body as string).replace('Quarterly CRM sync for the marketing team', reason);
+
   it('refuses a charset other than UTF-8 with 400 UNSUPPORTED_CONTENT_TYPE, without echoing it', async () => {
-    const event = async (managerId: string, contentType: string, body?: Buffer) => {
-      const ev = loadEvent('api-create-export-contacts.json', { TOKEN: await token({ managerId }), PASSWORD });
-      ev.headers['Content-Type'] = contentType;
-      if (body) {
-        // As the local stack (and API Gateway for a binary media type) hands over raw bytes.
-        ev.body = body.toString('base64');
-        ev.isBase64Encoded = true;
-      }
-      return ev;
-    };
-    const text = (reason: string) => (loadEvent('api-create-export-contacts.json', { TOKEN: 't', PASSWORD }).body as string).replace('Quarterly CRM sync for the marketing team', reason);
     // A charset other than UTF-8, however it is written; the value is not echoed.
     for (const contentType of ['application/json; charset=iso-8859-1', 'application/json;charset="ISO-8859-1"', 'application/json; CHARSET=windows-1252', 'application/json; charset=utf-16']) {
-      const res = await call(await event('m-cs', contentType, Buffer.from(text('café sync'), 'latin1')));
+      const res = await call(await bodyEvent('m-cs', contentType, Buffer.from(bodyWithReason('café sync'), 'latin1')));
       expect(res.status, contentType).toBe(400);
       expect(res.body.error.code, contentType).toBe('UNSUPPORTED_CONTENT_TYPE');
       expect(res.body.error.message).toMatch(/UTF-8 JSON/);
@@ -273,22 +277,11 @@ describe('POST /v1/exports', () => {
   });
 
   it('refuses request bytes that are not UTF-8 with 400 MALFORMED_JSON instead of storing U+FFFD; UTF-8 is stored as sent', async () => {
-    const event = async (managerId: string, contentType: string, body?: Buffer) => {
-      const ev = loadEvent('api-create-export-contacts.json', { TOKEN: await token({ managerId }), PASSWORD });
-      ev.headers['Content-Type'] = contentType;
-      if (body) {
-        // As the local stack (and API Gateway for a binary media type) hands over raw bytes.
-        ev.body = body.toString('base64');
-        ev.isBase64Encoded = true;
-      }
-      return ev;
-    };
-    const text = (reason: string) => (loadEvent('api-create-export-contacts.json', { TOKEN: 't', PASSWORD }).body as string).replace('Quarterly CRM sync for the marketing team', reason);
     // Latin-1 `é` (0xE9), and a lone continuation byte (0x80), inside the reason: not UTF-8.
-    const lone = Buffer.from(text('sync X'), 'utf8');
+    const lone = Buffer.from(bodyWithReason('sync X'), 'utf8');
     lone[lone.indexOf('sync X') + 5] = 0x80;
-    for (const bytes of [Buffer.from(text('café sync'), 'latin1'), lone]) {
-      const res = await call(await event('m-bytes', 'application/json', bytes));
+    for (const bytes of [Buffer.from(bodyWithReason('café sync'), 'latin1'), lone]) {
+      const res = await call(await bodyEvent('m-bytes', 'application/json', bytes));
       expect(res.status).toBe(400);
       expect(res.body.error).toMatchObject({ code: 'MALFORMED_JSON', message: expect.stringMatching(/not valid UTF-8/) });
       expect(JSON.stringify(res.body)).not.toContain(PASSWORD);
@@ -296,7 +289,7 @@ describe('POST /v1/exports', () => {
     expect(fakes.store.jobs.size).toBe(0);
     expect(fakes.audit.events).toEqual([]);
     // A leading byte order mark stays malformed JSON, as before (RFC 8259: senders must not add one).
-    const bom = await call(await event('m-bom', 'application/json', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text('sync'))])));
+    const bom = await call(await bodyEvent('m-bom', 'application/json', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(bodyWithReason('sync'))])));
     expect(bom.body.error?.code).toBe('MALFORMED_JSON');
     // UTF-8, labelled or not, quoted or not, as bytes or as a string: accepted, stored as sent.
     for (const [managerId, contentType, asBytes] of [
@@ -304,8 +297,8 @@ describe('POST /v1/exports', () => {
       ['m-u2', 'application/json;charset="utf-8"', false],
       ['m-u3', 'application/json', true],
     ] as const) {
-      const ev = await event(managerId, contentType, asBytes ? Buffer.from(text('café sync'), 'utf8') : undefined);
-      if (!asBytes) ev.body = text('café sync');
+      const ev = await bodyEvent(managerId, contentType, asBytes ? Buffer.from(bodyWithReason('café sync'), 'utf8') : undefined);
+      if (!asBytes) ev.body = bodyWithReason('café sync');
       const res = await call(ev);
       expect(res.status, managerId).toBe(202);
       expect(fakes.store.jobs.get(res.body.exportId as string)?.reason).toBe('café sync');

@@ -1,12 +1,9 @@
-import { readFileSync } from 'node:fs';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createApiHandler } from '../../functions/api/app';
 import { DynamoAuditLog } from '../../shared/adapters/aws/dynamo-audit-log';
 import type { ExportJob } from '../../shared/app/export-job';
-import { createTokenVerifier, DEV_AUDIENCE, DEV_ISSUER, signDevToken } from '../../shared/auth';
 import { auditEventSchema } from '../../shared/ports/audit-log';
-import { createCapturingLogger, createFakes, type Fakes } from './support/fakes';
+import { apiCallerFor, loadEvent, type ApiCaller } from './support/api-harness';
+import { createFakes, type Fakes } from './support/fakes';
 import { auditTable, startDynalite, type LocalDynamo } from './support/dynalite';
 
 /**
@@ -16,38 +13,14 @@ import { auditTable, startDynalite, type LocalDynamo } from './support/dynalite'
  */
 
 const secret = 'notification-audit-test-secret-0123456';
-const context = { awsRequestId: 'ctx-req', functionName: 'api' } as Context;
-
-function loadEvent(name: string, vars: Record<string, string>): APIGatewayProxyEvent {
-  let text = readFileSync(new URL(`../../events/${name}`, import.meta.url), 'utf8');
-  for (const [key, value] of Object.entries(vars)) text = text.split(`{{${key}}}`).join(value);
-  return JSON.parse(text) as APIGatewayProxyEvent;
-}
-
 let fakes: Fakes;
-let handler: ReturnType<typeof createApiHandler>;
+let call: ApiCaller['call'];
+let token: ApiCaller['token'];
 
 beforeEach(() => {
   fakes = createFakes();
-  handler = createApiHandler(async () => ({
-    deps: fakes.deps,
-    allowedOrigin: 'https://admin.example.com',
-    verifier: createTokenVerifier({ issuer: DEV_ISSUER, audience: DEV_AUDIENCE, devSecret: secret }),
-    logger: createCapturingLogger([]),
-  }));
+  ({ call, token } = apiCallerFor(fakes, secret));
 });
-
-async function call(event: APIGatewayProxyEvent): Promise<{ status: number; body: Record<string, any> }> {
-  const result = (await handler(event, context)) as APIGatewayProxyResult;
-  return { status: result.statusCode, body: JSON.parse(result.body) as Record<string, any> };
-}
-
-async function token(over: Partial<{ managerId: string; permissions: string[] }> = {}): Promise<string> {
-  return signDevToken(
-    { channelId: 'ch-1', managerId: 'm-1', name: 'Kim', permissions: ['export:download'], expiresIn: '1h', ...over },
-    { secret, now: fakes.clock.now() },
-  );
-}
 
 /** An export requested through the API, then moved by hand to what the pipeline would leave. */
 async function finishedExport(patch: Partial<ExportJob>): Promise<string> {
