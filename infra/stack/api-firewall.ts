@@ -168,7 +168,7 @@ export class ApiFirewall extends Construct {
 
     this.webAcl = new wafv2.CfnWebACL(this, 'WebAcl', {
       name: this.webAclName,
-      description: 'export-service: per-client-IP rate limits in front of the REST API stage',
+      description: 'export-service: per-client-IP rate limits and a body-size limit in front of the REST API stage',
       scope: 'REGIONAL',
       defaultAction: { allow: {} },
       visibilityConfig: visibility(this.webAclName),
