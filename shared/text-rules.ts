@@ -24,7 +24,17 @@ export const LONE_SURROGATE = /\p{Cs}/u;
  */
 export const DISPLAY_CONTROL =
   /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFFF9-\uFFFB\u{E0000}-\u{E007F}]/u;
-const DISPLAY_CONTROL_ALL = new RegExp(DISPLAY_CONTROL.source, 'gu');
+
+/**
+ * The one use of tag characters that shows something: a subdivision flag (U+1F3F4, tags, then
+ * CANCEL TAG U+E007F, e.g. Scotland's). Such a sequence is kept; a stray tag is not.
+ */
+const TAG_FLAG = /\u{1F3F4}[\u{E0020}-\u{E007E}]+\u{E007F}/gu;
+
+/** Whether `text` holds a character DISPLAY_CONTROL names, flag emoji aside. */
+export function hasDisplayControl(text: string): boolean {
+  return DISPLAY_CONTROL.test(text.replace(TAG_FLAG, ''));
+}
 
 /** At least one letter or digit, in any script: what makes a reason more than blank or invisible. */
 export const HAS_LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
@@ -40,7 +50,9 @@ export function isWellFormedText(text: string): boolean {
  * name they did not choose; the name identifies nobody (the managerId does).
  */
 export function cleanDisplayText(text: string): string {
-  return text.replace(DISPLAY_CONTROL_ALL, '').replace(/\p{Cs}/gu, '\uFFFD');
+  // Flags are set aside (by position) while everything else DISPLAY_CONTROL names is removed.
+  const kept = new RegExp(`(${TAG_FLAG.source})|${DISPLAY_CONTROL.source}`, 'gu');
+  return text.replace(kept, (_match, flag: string | undefined) => flag ?? '').replace(/\p{Cs}/gu, '\uFFFD');
 }
 
 /**

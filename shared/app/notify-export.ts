@@ -209,6 +209,35 @@ export async function appendNotifyOutcome(
   await deps.audit.append({ type: 'notify-failed', ...ids, at: job.notifyRefusedAt, event, reason });
 }
 
+/**
+ * The bot answered (and the job recorded it) but the audit append failed: thrown so the message
+ * is retried, carrying what the bot did. The retry only appends and returns `skipped`, so without
+ * this the handler would count a refusal as a failed delivery and the refusal alarm (which reads
+ * the `rejected` count) would never hear of it.
+ */
+export class NotifyOutcomeNotAuditedError extends Error {
+  constructor(
+    readonly outcome: NotifyOutcome,
+    options: { cause: unknown },
+  ) {
+    super(`the bot's answer (${outcome.status}) is recorded on the job but not yet in the audit trail`, options);
+    this.name = 'NotifyOutcomeNotAuditedError';
+  }
+}
+
+async function appendOrCarry(
+  deps: NotifyDeps,
+  job: Parameters<typeof appendNotifyOutcome>[1],
+  event: NotifyMessage['event'],
+  outcome: NotifyOutcome,
+): Promise<void> {
+  try {
+    await appendNotifyOutcome(deps, job, event);
+  } catch (error) {
+    throw new NotifyOutcomeNotAuditedError(outcome, { cause: error });
+  }
+}
+
 export type NotifyOutcome = {
   /** `rejected`: the bot refused the event for good (a 4xx); recorded as notifyRefusedAt + notifyError, not retried. */
   status: 'sent' | 'skipped' | 'rejected';
@@ -297,8 +326,9 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
       await deps.store.updateProgress(job.channelId, job.exportId, { notifiedAt });
       deps.log.info('bot notified', { exportId: job.exportId, event: message.event, attempt });
       // After `notifiedAt`: if this throws, the retry appends it without posting (see above).
-      await appendNotifyOutcome(deps, { ...job, notifiedAt }, message.event);
-      return { status: 'sent', attempts: attempt };
+      const sent: NotifyOutcome = { status: 'sent', attempts: attempt };
+      await appendOrCarry(deps, { ...job, notifiedAt }, message.event, sent);
+      return sent;
     }
     if (answer && isPermanentRejection(answer.status)) {
       // Final: `notifyRefusedAt` closes the lease for good (as `notifiedAt` does), so a duplicate
@@ -309,8 +339,9 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
       await deps.store.updateProgress(job.channelId, job.exportId, refused);
       deps.log.error('bot refused the notification: not retried', { exportId: job.exportId, event: message.event, status: answer.status, attempt });
       // After `notifyRefusedAt`, as for a post: a retry appends it and posts nothing.
-      await appendNotifyOutcome(deps, { ...job, ...refused }, message.event);
-      return { status: 'rejected', attempts: attempt };
+      const rejected: NotifyOutcome = { status: 'rejected', attempts: attempt };
+      await appendOrCarry(deps, { ...job, ...refused }, message.event, rejected);
+      return rejected;
     }
     if (answer) {
       lastError = `bot answered ${answer.status}`;

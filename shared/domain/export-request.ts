@@ -5,7 +5,7 @@ import { PolicyViolationError } from './errors';
 import { checkCaseRange, checkPassword, defaultPolicyConfig, type PolicyConfig } from './policies';
 import { timeZoneSchema } from './records';
 import { todayInZone } from './calendar';
-import { DISPLAY_CONTROL, HAS_LETTER_OR_DIGIT } from '../text-rules';
+import { HAS_LETTER_OR_DIGIT, hasDisplayControl } from '../text-rules';
 
 /**
  * `POST /v1/exports` body. Structure lives here (and in the API Gateway model emitted from it);
@@ -36,7 +36,7 @@ const reasonSchema = z
   // also too long has that one too), and none for a blank reason, which already has its own.
   .superRefine((reason, ctx) => {
     if (!/\S/.test(reason)) return;
-    if (DISPLAY_CONTROL.test(reason)) {
+    if (hasDisplayControl(reason)) {
       ctx.addIssue({ code: 'custom', message: 'reason must not contain control characters, bidi overrides (U+202A-U+202E, U+2066-U+2069) or invisible tag and format characters' });
     } else if (!HAS_LETTER_OR_DIGIT.test(reason)) {
       ctx.addIssue({ code: 'custom', message: 'reason must contain a letter or a digit' });

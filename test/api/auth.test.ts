@@ -49,6 +49,9 @@ describe('bearer token verification', () => {
     const principal = await verifier.verifyToken(await sign({ ...claims, name: 'Kim\u202eevil\u202c\u0000\u001b[31m \ud800 \u200f김' }));
     // The holder did not choose the name: cleaned, not refused. The right-to-left mark stays.
     expect(principal.name).toBe('Kimevil[31m \ufffd \u200f김');
+    // A subdivision flag is tag characters too, and stays; a stray tag does not.
+    const flag = '\u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}';
+    expect((await verifier.verifyToken(await sign({ ...claims, name: `Kim ${flag}\u{E0041}` }))).name).toBe(`Kim ${flag}`);
     expect(await reasonOf(verifier.verifyToken(await sign({ ...claims, managerId: 'm\ud800' })))).toBe('invalid');
     expect(await reasonOf(verifier.verifyToken(await sign({ ...claims, managerId: 'm\ud83d\udcca' })))).toBe('accepted');
   });

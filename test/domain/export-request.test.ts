@@ -179,7 +179,7 @@ describe('parsing errors', () => {
   });
 
   it('S4: ordinary reasons in any script pass, with line breaks, tabs, emoji and right-to-left marks', () => {
-    for (const reason of ['👨\u200d👩\u200d👧 family plan', 'می\u200cخواهم', '월간 CRM 동기화', 'line one\nline two\r\nthree\tend', 'تقرير شهري \u200f(2)', '7', 'Q3 review 📊', 'monthly sync']) {
+    for (const reason of ['Q3 review \u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F} office', '👨\u200d👩\u200d👧 family plan', 'می\u200cخواهم', '월간 CRM 동기화', 'line one\nline two\r\nthree\tend', 'تقرير شهري \u200f(2)', '7', 'Q3 review 📊', 'monthly sync']) {
       expect(parseExportRequest(cases({ reason })).reason).toBe(reason);
     }
   });

@@ -105,7 +105,11 @@ describe('notifier: the outcome in the audit trail', () => {
     const { notifyDeps, audit, clock, current } = setup(makeCompletedJob('na-retry', CHANNEL));
     const bot = scriptedBot({ status: 200 });
     audit.failNext = 'notified';
-    await expect(notifyExport(notify('na-retry'), notifyDeps(bot))).rejects.toThrow(/audit/);
+    // Thrown with what the bot did, so the handler still counts the delivery (the retry only appends).
+    await expect(notifyExport(notify('na-retry'), notifyDeps(bot))).rejects.toMatchObject({
+      name: 'NotifyOutcomeNotAuditedError',
+      outcome: { status: 'sent', attempts: 1 },
+    });
     const notifiedAt = current().notifiedAt;
     expect(notifiedAt).toBeDefined();
     expect(audit.events).toEqual([]);
@@ -123,7 +127,11 @@ describe('notifier: the outcome in the audit trail', () => {
     const { notifyDeps, audit, clock, current } = setup(makeCompletedJob('na-refused-retry', CHANNEL));
     const bot = scriptedBot({ status: 410 });
     audit.failNext = 'notify-failed';
-    await expect(notifyExport(notify('na-refused-retry'), notifyDeps(bot))).rejects.toThrow(/audit/);
+    // The refusal travels with the error: the refusal alarm's count must not miss it.
+    await expect(notifyExport(notify('na-refused-retry'), notifyDeps(bot))).rejects.toMatchObject({
+      name: 'NotifyOutcomeNotAuditedError',
+      outcome: { status: 'rejected', attempts: 1 },
+    });
     const refusedAt = current().notifyRefusedAt;
     expect(refusedAt).toBeDefined();
     clock.advance(60_000);
