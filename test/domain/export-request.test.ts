@@ -194,6 +194,21 @@ describe('parsing errors', () => {
     }
   });
 
+  it('ids refuse what SQS cannot carry (control characters, U+FFFE, U+FFFF): a scope-user export got a 500 at dispatch', () => {
+    for (const bad of ['u\uFFFE', 'u\uFFFF', 'u\u0001', 'u\u0000']) {
+      for (const body of [contacts({ scope: 'user', userId: bad }), contacts({ scope: 'selection', userIds: ['ok', bad] }), contacts({ scope: 'segment', segmentId: bad })]) {
+        try {
+          parseExportRequest(body);
+          expect.unreachable(JSON.stringify(bad));
+        } catch (e) {
+          expect(e).toBeInstanceOf(ValidationError);
+          expect((e as ValidationError).issues[0]?.message).toBe('must not contain control characters, U+FFFE or U+FFFF');
+        }
+      }
+    }
+    expect(parseExportRequest(contacts({ scope: 'user', userId: '사용자-1 😀' })).kind).toBe('contacts');
+  });
+
   it('C6: a selection keeps each customer once, in the order given (the audit entry counted 500 copies of one id as 500)', () => {
     const r = parseExportRequest(contacts({ scope: 'selection', userIds: ['u2', 'u1', 'u2', ...Array(500).fill('u1'), 'u3'] }));
     expect(r.kind === 'contacts' && r.scope === 'selection' ? r.userIds : undefined).toEqual(['u2', 'u1', 'u3']);

@@ -19,13 +19,26 @@ function localCredentials(endpoint: string | undefined) {
   return endpoint ? { credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } } : {};
 }
 
+/** See the DynamoDB client below. */
+export const DYNAMODB_MAX_ATTEMPTS = 8;
+
 export function createClients(env: Record<string, string | undefined> = process.env): Clients {
   const region = env.AWS_REGION ?? 'us-east-1';
   const dynamoEndpoint = env.DYNAMODB_ENDPOINT;
   const s3Endpoint = env.S3_ENDPOINT;
   const sqsEndpoint = env.SQS_ENDPOINT;
   const ddb = DynamoDBDocumentClient.from(
-    new DynamoDBClient({ region, ...(dynamoEndpoint ? { endpoint: dynamoEndpoint } : {}), ...localCredentials(dynamoEndpoint) }),
+    new DynamoDBClient({
+      region,
+      ...(dynamoEndpoint ? { endpoint: dynamoEndpoint } : {}),
+      ...localCredentials(dynamoEndpoint),
+      // Every chunk of an export updates one job item, and one item lives in one partition (at
+      // most 1,000 write units a second): bursts of 40 chunk workers can be throttled. The
+      // default 3 attempts give up within a second and fail the SQS record (4 receives, then the
+      // DLQ fails the export); 8 with the SDK's backoff ride out a burst. (dynalite never
+      // throttles, so only AWS shows this.)
+      maxAttempts: DYNAMODB_MAX_ATTEMPTS,
+    }),
     { marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false } },
   );
   const s3 = new S3Client({
