@@ -21,6 +21,7 @@ import { resetClients } from '../../shared/adapters/aws/clients';
 import { resetConfig } from '../../shared/config';
 import { DEFAULT_CLAIM_WAIT_MS } from '../../shared/ports/export-store';
 import { METRICS_NAMESPACE, SERVICE_NAME } from '../../shared/metric-names';
+import { bodyLimitFor } from '../../shared/http/limits';
 
 export type FunctionName = 'chunk' | 'finalizer' | 'notifier' | 'dlq';
 type ApiHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
@@ -232,7 +233,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
               .end(JSON.stringify({ error: { code: 'API_UNAVAILABLE', message } }));
             return;
           }
-          const body = await readBody(req);
+          // As the web ACL on AWS: a JSON POST up to MAX_REQUEST_BODY_BYTES, anything else less.
+          const body = await readBody(req, bodyLimitFor(req.method ?? 'GET', req.headers['content-type']));
           const result = await apiHandler(toApiGatewayEvent(req, body), createLambdaContext('api', 29_000));
           writeApiGatewayResult(res, result);
         } catch (error) {

@@ -2,7 +2,7 @@ import { Stack } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
-import { CONTENT_LENGTH_OVER_LIMIT_PATTERN, MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
+import { contentLengthOverPattern, MAX_OTHER_BODY_BYTES, MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
 
 /**
  * How far back each rate-based rule counts, in seconds. WAF accepts 60, 120, 300 and 600; the
@@ -30,11 +30,14 @@ export function webAclNameFor(stackName: string): string {
 
 /** The rule refusing a declared body over MAX_REQUEST_BODY_BYTES (shared/http/limits.ts). */
 export const WAF_BODY_SIZE_RULE = 'BodyTooLarge';
+/** The rule refusing a declared body over MAX_OTHER_BODY_BYTES on anything but a JSON POST. */
+export const WAF_OTHER_BODY_SIZE_RULE = 'OtherBodyTooLarge';
 
-/** The body WAF answers an oversized request with: the api's envelope, code and wording. */
-export const BODY_TOO_LARGE_BODY = JSON.stringify({
-  error: { code: 'BODY_TOO_LARGE', message: `the request body must be at most ${MAX_REQUEST_BODY_BYTES} bytes` },
-});
+const bodyTooLarge = (limit: number): string =>
+  JSON.stringify({ error: { code: 'BODY_TOO_LARGE', message: `the request body must be at most ${limit} bytes` } });
+/** The bodies WAF answers an oversized request with: the api's envelope, code and wording. */
+export const BODY_TOO_LARGE_BODY = bodyTooLarge(MAX_REQUEST_BODY_BYTES);
+export const OTHER_BODY_TOO_LARGE_BODY = bodyTooLarge(MAX_OTHER_BODY_BYTES);
 
 /** The body WAF answers a rate-limited request with: the api's error envelope. */
 export const RATE_LIMITED_BODY = JSON.stringify({
@@ -146,6 +149,47 @@ export class ApiFirewall extends Construct {
         },
       },
     };
+    const headerContains = (name: string, text: string): wafv2.CfnWebACL.StatementProperty => ({
+      byteMatchStatement: {
+        fieldToMatch: { singleHeader: { Name: name } },
+        positionalConstraint: 'CONTAINS',
+        searchString: text,
+        textTransformations: [{ priority: 0, type: 'LOWERCASE' }],
+      },
+    });
+    const bodySizeRule = (
+      name: string,
+      priority: number,
+      limit: number,
+      customResponseBodyKey: string,
+      scope?: wafv2.CfnWebACL.StatementProperty,
+    ): wafv2.CfnWebACL.RuleProperty => {
+      const tooLong: wafv2.CfnWebACL.StatementProperty = {
+        regexMatchStatement: {
+          fieldToMatch: { singleHeader: { Name: 'content-length' } },
+          regexString: contentLengthOverPattern(limit),
+          textTransformations: [{ priority: 0, type: 'NONE' }],
+        },
+      };
+      return {
+        name,
+        priority,
+        action: {
+          block: {
+            customResponse: {
+              responseCode: 413,
+              customResponseBodyKey,
+              responseHeaders: [
+                { name: 'Access-Control-Allow-Origin', value: props.adminOrigin },
+                { name: 'Vary', value: 'Origin' },
+              ],
+            },
+          },
+        },
+        statement: scope ? { andStatement: { statements: [tooLong, scope] } } : tooLong,
+        visibilityConfig: visibility(name),
+      };
+    };
     const perIpRule = (
       name: string,
       priority: number,
@@ -175,6 +219,7 @@ export class ApiFirewall extends Construct {
       customResponseBodies: {
         RateLimited: { contentType: 'APPLICATION_JSON', content: RATE_LIMITED_BODY },
         BodyTooLarge: { contentType: 'APPLICATION_JSON', content: BODY_TOO_LARGE_BODY },
+        OtherBodyTooLarge: { contentType: 'APPLICATION_JSON', content: OTHER_BODY_TOO_LARGE_BODY },
       },
       rules: [
         perIpRule(WAF_RULES.exports, 0, props.limits.exports, {
@@ -185,32 +230,14 @@ export class ApiFirewall extends Construct {
         // the 429 says, so the admin UI could not tell a rate limit from an outage. A preflight
         // does nothing by itself; the request it precedes is still counted.
         perIpRule(WAF_RULES.all, 2, props.limits.all, { notStatement: { statement: methodIs('OPTIONS') } }),
-        // A body the api could not take (see shared/http/limits.ts: past ~6 MB the Lambda
-        // invocation itself fails, a 5xx), refused here with 413 by its declared length.
-        {
-          name: WAF_BODY_SIZE_RULE,
-          priority: 3,
-          action: {
-            block: {
-              customResponse: {
-                responseCode: 413,
-                customResponseBodyKey: 'BodyTooLarge',
-                responseHeaders: [
-                  { name: 'Access-Control-Allow-Origin', value: props.adminOrigin },
-                  { name: 'Vary', value: 'Origin' },
-                ],
-              },
-            },
-          },
-          statement: {
-            regexMatchStatement: {
-              fieldToMatch: { singleHeader: { Name: 'content-length' } },
-              regexString: CONTENT_LENGTH_OVER_LIMIT_PATTERN,
-              textTransformations: [{ priority: 0, type: 'NONE' }],
-            },
-          },
-          visibilityConfig: visibility(WAF_BODY_SIZE_RULE),
-        },
+        // A body the api could not take (see shared/http/limits.ts: past ~6 MB of event the
+        // Lambda invocation itself fails, a 5xx), refused here with 413 by its declared length.
+        bodySizeRule(WAF_BODY_SIZE_RULE, 3, MAX_REQUEST_BODY_BYTES, 'BodyTooLarge'),
+        // Any other request's body reaches the Lambda unchecked by the JSON model, and escaping
+        // can make it six times larger there: a tighter limit for everything but a JSON POST.
+        bodySizeRule(WAF_OTHER_BODY_SIZE_RULE, 4, MAX_OTHER_BODY_BYTES, 'OtherBodyTooLarge', {
+          notStatement: { statement: { andStatement: { statements: [methodIs('POST'), headerContains('content-type', 'application/json')] } } },
+        }),
       ],
     });
 

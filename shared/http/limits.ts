@@ -12,9 +12,39 @@
 export const MAX_REQUEST_BODY_BYTES = 3_000_000;
 
 /**
- * A Content-Length value over MAX_REQUEST_BODY_BYTES (3,000,000), as a regular expression in the
- * subset AWS WAF accepts (no lookaround): eight or more digits, or seven digits above 3000000.
- * Leading zeros are allowed. Tested against numbers around the limit.
+ * The largest body of any other request: only `POST /v1/exports` with a JSON body takes a large
+ * one, and there API Gateway checks it against the JSON model first, so what reaches the Lambda
+ * is valid JSON (escaping at most doubles it). Anything else (a GET or HEAD with a body, a POST of
+ * another type) reaches the Lambda unchecked, where a raw control character becomes `\u0001`,
+ * six bytes: 1,000,000 bytes of them still fit the 6,291,456-byte event.
  */
-export const CONTENT_LENGTH_OVER_LIMIT_PATTERN =
-  '^0*(?:[1-9][0-9]{7,}|[4-9][0-9]{6}|3(?:[1-9][0-9]{5}|0[1-9][0-9]{4}|00[1-9][0-9]{3}|000[1-9][0-9]{2}|0000[1-9][0-9]|00000[1-9]))$';
+export const MAX_OTHER_BODY_BYTES = 1_000_000;
+
+/** Whether a request's body is the one kind that may be large: a JSON POST (see above). */
+export function isJsonPost(method: string, contentType: string | undefined): boolean {
+  return method.toUpperCase() === 'POST' && (contentType ?? '').toLowerCase().includes('application/json');
+}
+
+/** The body limit for a request (MAX_REQUEST_BODY_BYTES or MAX_OTHER_BODY_BYTES). */
+export function bodyLimitFor(method: string, contentType: string | undefined): number {
+  return isJsonPost(method, contentType) ? MAX_REQUEST_BODY_BYTES : MAX_OTHER_BODY_BYTES;
+}
+
+/**
+ * A regular expression matching a Content-Length value over `limit`, in the subset AWS WAF
+ * accepts (no lookaround, no backreferences): more digits than `limit` has, or as many and
+ * greater, digit by digit. Leading zeros are allowed. Tested against numbers around the limits.
+ */
+export function contentLengthOverPattern(limit: number): string {
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError('limit must be a positive integer');
+  const digits = String(limit);
+  const k = digits.length;
+  const branches = [`[1-9][0-9]{${k},}`];
+  for (let i = 0; i < k; i++) {
+    const d = Number(digits[i]);
+    if (d === 9) continue;
+    const rest = k - i - 1;
+    branches.push(`${digits.slice(0, i)}[${d + 1}-9]${rest > 0 ? `[0-9]{${rest}}` : ''}`);
+  }
+  return `^0*(?:${branches.join('|')})$`;
+}

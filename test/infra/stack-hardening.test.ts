@@ -1,7 +1,7 @@
 import type { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BODY_TOO_LARGE_BODY, RATE_LIMITED_BODY, WAF_BODY_SIZE_RULE, WAF_EVALUATION_WINDOW_SECONDS, WAF_RULES, webAclNameFor } from '../../infra/stack/api-firewall';
-import { MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
+import { BODY_TOO_LARGE_BODY, OTHER_BODY_TOO_LARGE_BODY, RATE_LIMITED_BODY, WAF_BODY_SIZE_RULE, WAF_EVALUATION_WINDOW_SECONDS, WAF_OTHER_BODY_SIZE_RULE, WAF_RULES, webAclNameFor } from '../../infra/stack/api-firewall';
+import { bodyLimitFor, contentLengthOverPattern, MAX_OTHER_BODY_BYTES, MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
 import { FILE_READERS, FUNCTION_NAMES, PART_READERS, type ExportServiceStack, type FunctionName } from '../../infra/stack/export-service-stack';
 import { WAF_RATE_LIMIT_DEFAULTS } from '../../infra/stack/stack-config';
 import { actionCovers, roleStatements, statementAllows, statementReaches, type Statement } from './iam-statements';
@@ -130,13 +130,13 @@ describe('WAF web ACL: per-client-IP rate limits before API Gateway\'s global th
   const rules = () => allRules().filter((r) => r.Statement.RateBasedStatement);
   const rule = (name: string) => rules().find((r) => r.Name === name)!;
 
-  it('is regional, allows by default, and has exactly the three per-IP rate-based rules and the body-size rule', () => {
+  it('is regional, allows by default, and has exactly the three per-IP rate-based rules and the two body-size rules', () => {
     const { props } = webAcl();
     expect(props.Scope).toBe('REGIONAL');
     expect(props.DefaultAction).toEqual({ Allow: {} });
     expect(rules().map((r) => r.Name).sort()).toEqual(Object.values(WAF_RULES).sort());
-    expect(allRules().map((r) => r.Name).sort()).toEqual([...Object.values(WAF_RULES), WAF_BODY_SIZE_RULE].sort());
-    expect(new Set(allRules().map((r) => r.Priority)).size).toBe(4);
+    expect(allRules().map((r) => r.Name).sort()).toEqual([...Object.values(WAF_RULES), WAF_BODY_SIZE_RULE, WAF_OTHER_BODY_SIZE_RULE].sort());
+    expect(new Set(allRules().map((r) => r.Priority)).size).toBe(5);
     for (const r of rules()) {
       expect(r.Statement.RateBasedStatement, r.Name).toMatchObject({ AggregateKeyType: 'IP', EvaluationWindowSec: WAF_EVALUATION_WINDOW_SECONDS });
       expect(WAF_EVALUATION_WINDOW_SECONDS).toBe(300);
@@ -263,10 +263,38 @@ describe('WAF web ACL: per-client-IP rate limits before API Gateway\'s global th
       expect(over.test(n), n).toBe(true);
     }
     for (let n = 2_999_990; n <= 3_000_010; n++) expect(over.test(String(n)), String(n)).toBe(n > MAX_REQUEST_BODY_BYTES);
+    // The pattern is built for any limit: exact around the other body limit too.
+    const overOther = new RegExp(contentLengthOverPattern(MAX_OTHER_BODY_BYTES));
+    for (let n = MAX_OTHER_BODY_BYTES - 10; n <= MAX_OTHER_BODY_BYTES + 10; n++) expect(overOther.test(String(n)), String(n)).toBe(n > MAX_OTHER_BODY_BYTES);
+    for (const limit of [1, 9, 10, 99, 123_456, 2_999_999, 3_000_000, 9_999_999]) {
+      const re = new RegExp(contentLengthOverPattern(limit));
+      for (const n of [0, 1, limit - 1, limit, limit + 1, limit * 10, 10 ** 12]) if (n >= 0) expect(re.test(String(n)), `${limit}: ${n}`).toBe(n > limit);
+      expect(re.test(`00${limit + 1}`)).toBe(true);
+    }
     // Escaping at most doubles a valid JSON body: the largest one accepted still fits Lambda's event.
     const worst = JSON.stringify({ body: '\n'.repeat(MAX_REQUEST_BODY_BYTES) }).length;
     expect(worst + 64 * 1024).toBeLessThan(6_291_456);
     expect(r.Statement.RegexMatchStatement!.RegexString).not.toMatch(/\(\?[=!<]/);
+  });
+
+  it('refuses a smaller declared body on anything but a JSON POST (unchecked by the model, it can grow sixfold in the event)', () => {
+    const r = allRules().find((x) => x.Name === WAF_OTHER_BODY_SIZE_RULE)!;
+    const statement = r.Statement as unknown as { AndStatement: { Statements: Record<string, any>[] } };
+    const [tooLong, scope] = statement.AndStatement.Statements;
+    expect(tooLong!.RegexMatchStatement.RegexString).toBe(contentLengthOverPattern(MAX_OTHER_BODY_BYTES));
+    expect(JSON.stringify(scope)).toContain('"NotStatement"');
+    expect(JSON.stringify(scope)).toContain('"SearchString":"application/json"');
+    expect(r.Action.Block?.CustomResponse).toMatchObject({ ResponseCode: 413, CustomResponseBodyKey: 'OtherBodyTooLarge' });
+    const bodies = webAcl().props.CustomResponseBodies as Record<string, { ContentType: string; Content: string }>;
+    expect(bodies.OtherBodyTooLarge).toEqual({ ContentType: 'APPLICATION_JSON', Content: OTHER_BODY_TOO_LARGE_BODY });
+    // 1,000,000 bytes of raw control characters, each `\u0001` (6 bytes) in the event, still fit it.
+    expect(JSON.stringify({ body: '\u0001'.repeat(MAX_OTHER_BODY_BYTES) }).length + 64 * 1024).toBeLessThan(6_291_456);
+    // The local stack applies the same split.
+    expect(bodyLimitFor('POST', 'application/json; charset=utf-8')).toBe(MAX_REQUEST_BODY_BYTES);
+    expect(bodyLimitFor('post', 'Application/JSON')).toBe(MAX_REQUEST_BODY_BYTES);
+    for (const [method, type] of [['GET', undefined], ['HEAD', 'application/json'], ['POST', 'text/plain'], ['POST', undefined]] as const) {
+      expect(bodyLimitFor(method, type), `${method} ${type}`).toBe(MAX_OTHER_BODY_BYTES);
+    }
   });
 
   it('is associated with the API\'s stage', () => {
