@@ -196,6 +196,8 @@ export const exportJobSchema = z.object({
    * when the bot was merely down and a later notify may still get through.
    */
   notifyRefusedAt: z.string().optional(),
+  /** The HTTP status of that refusal: what the audit event and the view report (`HTTP nnn`). */
+  notifyRefusedStatus: z.int().min(400).max(599).optional(),
 });
 export type ExportJob = z.infer<typeof exportJobSchema>;
 

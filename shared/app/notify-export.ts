@@ -169,14 +169,9 @@ function refusalError(event: NotifyMessage['event'], status: number): string {
   return `the bot refused the event (${event}) with HTTP ${status}; not retried`;
 }
 
-/**
- * `HTTP {status}` of a refusal recorded on a job, read back from its `notifyError` (written by
- * refusalError above: the job has no field of its own for the status); undefined for any other
- * text, such as the DLQ handler's.
- */
-export function refusalReason(notifyError: string | undefined): string | undefined {
-  const status = /^the bot refused the event \([^)]*\) with HTTP ([1-5]\d{2});/.exec(notifyError ?? '')?.[1];
-  return status === undefined ? undefined : `HTTP ${status}`;
+/** `HTTP {status}` of a refusal recorded on a job (`notifyRefusedStatus`), the reason both the audit event and the view give. */
+export function refusalReason(job: Pick<ExportJob, 'notifyRefusedStatus'>): string | undefined {
+  return job.notifyRefusedStatus === undefined ? undefined : `HTTP ${job.notifyRefusedStatus}`;
 }
 
 /**
@@ -189,7 +184,7 @@ export function refusalReason(notifyError: string | undefined): string | undefin
  */
 export async function appendNotifyOutcome(
   deps: { audit?: AuditLog | undefined; log: PipelineLog },
-  job: Pick<ExportJob, 'exportId' | 'channelId' | 'notifiedAt' | 'notifyRefusedAt' | 'notifyError'>,
+  job: Pick<ExportJob, 'exportId' | 'channelId' | 'notifiedAt' | 'notifyRefusedAt' | 'notifyRefusedStatus'>,
   event: NotifyMessage['event'],
 ): Promise<void> {
   if (!deps.audit) return;
@@ -199,7 +194,7 @@ export async function appendNotifyOutcome(
     return;
   }
   if (!job.notifyRefusedAt) return;
-  const reason = refusalReason(job.notifyError);
+  const reason = refusalReason(job);
   // Not thrown: no retry can restore a status that was never recorded (the refusal is always
   // recorded with it, so this is a job this code did not write).
   if (reason === undefined) {
@@ -335,7 +330,11 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
       // waiting on it stops and no later notify message posts the event again, and the message is
       // acknowledged. Only the status is recorded: the answer's body could echo the signed event,
       // link included.
-      const refused = { notifyError: refusalError(message.event, answer.status), notifyRefusedAt: deps.clock.now().toISOString() };
+      const refused = {
+        notifyError: refusalError(message.event, answer.status),
+        notifyRefusedAt: deps.clock.now().toISOString(),
+        notifyRefusedStatus: answer.status,
+      };
       await deps.store.updateProgress(job.channelId, job.exportId, refused);
       deps.log.error('bot refused the notification: not retried', { exportId: job.exportId, event: message.event, status: answer.status, attempt });
       // After `notifyRefusedAt`, as for a post: a retry appends it and posts nothing.

@@ -23,6 +23,7 @@ export type JobPatch = Partial<
     | 'notifiedAt'
     | 'notifyError'
     | 'notifyRefusedAt'
+    | 'notifyRefusedStatus'
   >
 > & { error?: JobError };
 

@@ -64,6 +64,7 @@ describe('GET /v1/exports/{id} and the list: notification', () => {
     const exportId = await finishedExport({
       ...completed('2026-03-01T10:01:00.000Z'),
       notifyRefusedAt: '2026-03-01T10:01:03.000Z',
+      notifyRefusedStatus: 403,
       notifyError: 'the bot refused the event (export.completed) with HTTP 403; not retried',
     });
     expect((await getExport(exportId)).notification).toEqual({

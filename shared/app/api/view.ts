@@ -38,13 +38,13 @@ export type ExportView = {
  * export's notification is `export.failed`, any other's `export.completed`.
  */
 export function notificationView(
-  job: Pick<ExportJob, 'status' | 'updatedAt' | 'notifiedAt' | 'notifyRefusedAt' | 'notifyError'>,
+  job: Pick<ExportJob, 'status' | 'updatedAt' | 'notifiedAt' | 'notifyRefusedAt' | 'notifyRefusedStatus' | 'notifyError'>,
 ): NotificationOutcome | undefined {
   const event = job.status === 'failed' ? 'export.failed' : 'export.completed';
   if (job.notifiedAt) return { status: 'delivered', at: job.notifiedAt, event };
   if (!job.notifyRefusedAt && !job.notifyError) return undefined;
-  // A refusal's notifyError carries its status; any other is the DLQ handler's (every retry failed).
-  const reason = refusalReason(job.notifyError) ?? (job.notifyRefusedAt ? undefined : 'dead-lettered');
+  // A refusal carries its status; a notifyError alone is the DLQ handler's (every retry failed).
+  const reason = job.notifyRefusedAt ? refusalReason(job) : 'dead-lettered';
   return { status: 'failed', at: job.notifyRefusedAt ?? job.updatedAt, event, ...(reason ? { reason } : {}) };
 }
 
