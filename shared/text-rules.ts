@@ -13,7 +13,7 @@
  */
 
 /** Any lone surrogate (with the u flag a proper pair is one code point, never \p{Cs}). */
-export const LONE_SURROGATE = /\p{Cs}/u;
+const LONE_SURROGATE = /\p{Cs}/u;
 
 /**
  * The characters free text may not contain (see above), and invisible format characters that
@@ -22,7 +22,7 @@ export const LONE_SURROGATE = /\p{Cs}/u;
  * (U+E0000-U+E007F, used to smuggle ASCII past a reader). Zero-width (non-)joiners and the
  * direction marks stay: scripts and emoji need them.
  */
-export const DISPLAY_CONTROL =
+const DISPLAY_CONTROL =
   /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFFF9-\uFFFB\u{E0000}-\u{E007F}]/u;
 
 /**
@@ -30,6 +30,9 @@ export const DISPLAY_CONTROL =
  * CANCEL TAG U+E007F, e.g. Scotland's). Such a sequence is kept; a stray tag is not.
  */
 const TAG_FLAG = /\u{1F3F4}[\u{E0020}-\u{E007E}]+\u{E007F}/gu;
+
+/** A flag (kept, captured) or any character DISPLAY_CONTROL names (removed), for cleanDisplayText. */
+const FLAG_OR_DISPLAY_CONTROL = new RegExp(`(${TAG_FLAG.source})|${DISPLAY_CONTROL.source}`, 'gu');
 
 /** Whether `text` holds a character DISPLAY_CONTROL names, flag emoji aside. */
 export function hasDisplayControl(text: string): boolean {
@@ -40,7 +43,7 @@ export function hasDisplayControl(text: string): boolean {
 export const HAS_LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
 
 /** True when `text` is well-formed UTF-16 (no lone surrogate). */
-export function isWellFormedText(text: string): boolean {
+function isWellFormedText(text: string): boolean {
   return !LONE_SURROGATE.test(text);
 }
 
@@ -50,9 +53,7 @@ export function isWellFormedText(text: string): boolean {
  * name they did not choose; the name identifies nobody (the managerId does).
  */
 export function cleanDisplayText(text: string): string {
-  // Flags are set aside (by position) while everything else DISPLAY_CONTROL names is removed.
-  const kept = new RegExp(`(${TAG_FLAG.source})|${DISPLAY_CONTROL.source}`, 'gu');
-  return text.replace(kept, (_match, flag: string | undefined) => flag ?? '').replace(/\p{Cs}/gu, '\uFFFD');
+  return text.replace(FLAG_OR_DISPLAY_CONTROL, (_match, flag: string | undefined) => flag ?? '').replace(/\p{Cs}/gu, '\uFFFD');
 }
 
 /**

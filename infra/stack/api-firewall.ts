@@ -132,23 +132,30 @@ export class ApiFirewall extends Construct {
         textTransformations: [{ priority: 0, type: 'LOWERCASE' }],
       },
     });
-    const blockWith429: wafv2.CfnWebACL.RuleActionProperty = {
+    /**
+     * Block with the api's error envelope (a custom body by key) and the admin origin's CORS
+     * headers: without them the browser hides the status from the admin UI.
+     */
+    const blockWith = (
+      responseCode: number,
+      customResponseBodyKey: string,
+      headers: { name: string; value: string }[] = [],
+    ): wafv2.CfnWebACL.RuleActionProperty => ({
       block: {
         customResponse: {
-          responseCode: 429,
-          customResponseBodyKey: 'RateLimited',
-          responseHeaders: [
-            // WAF re-checks about every 10 s and lets the address through once its count over the
-            // last 5 minutes is back under the limit.
-            { name: 'Retry-After', value: '60' },
-            { name: 'Access-Control-Allow-Origin', value: props.adminOrigin },
-            // As the handler's own responses do: otherwise the admin UI's code cannot read Retry-After.
-            { name: 'Access-Control-Expose-Headers', value: 'Retry-After' },
-            { name: 'Vary', value: 'Origin' },
-          ],
+          responseCode,
+          customResponseBodyKey,
+          responseHeaders: [...headers, { name: 'Access-Control-Allow-Origin', value: props.adminOrigin }, { name: 'Vary', value: 'Origin' }],
         },
       },
-    };
+    });
+    const blockWith429 = blockWith(429, 'RateLimited', [
+      // WAF re-checks about every 10 s and lets the address through once its count over the
+      // last 5 minutes is back under the limit.
+      { name: 'Retry-After', value: '60' },
+      // As the handler's own responses do: otherwise the admin UI's code cannot read Retry-After.
+      { name: 'Access-Control-Expose-Headers', value: 'Retry-After' },
+    ]);
     const headerContains = (name: string, text: string): wafv2.CfnWebACL.StatementProperty => ({
       byteMatchStatement: {
         fieldToMatch: { singleHeader: { Name: name } },
@@ -174,18 +181,7 @@ export class ApiFirewall extends Construct {
       return {
         name,
         priority,
-        action: {
-          block: {
-            customResponse: {
-              responseCode: 413,
-              customResponseBodyKey,
-              responseHeaders: [
-                { name: 'Access-Control-Allow-Origin', value: props.adminOrigin },
-                { name: 'Vary', value: 'Origin' },
-              ],
-            },
-          },
-        },
+        action: blockWith(413, customResponseBodyKey),
         statement: scope ? { andStatement: { statements: [tooLong, scope] } } : tooLong,
         visibilityConfig: visibility(name),
       };

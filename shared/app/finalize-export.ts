@@ -8,7 +8,7 @@ import { objectKeys, type FinalizeMessage } from './messages';
 import { createDownloadToken, hashDownloadToken } from './download-link';
 import { discardExportFile, discardParts, failExport, resumeCancelFollowUps, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
 import type { StoredPartMeta } from './process-chunk';
-import { formatCalendarDate, todayInZone } from '../domain/calendar';
+import { formatCalendarDate, dayInZone } from '../domain/calendar';
 import { DefinitionMissingError, loadJobDefinition } from './job-definition';
 import { JobEncryptionError, readJobEncryptionParams } from './job-encryption';
 import { columnsFingerprint, SHEET_NAMES, sheetColumns, sheetsOf } from './workspace-context';
@@ -42,7 +42,7 @@ export function exportFileName(job: Pick<ExportJob, 'kind' | 'request' | 'export
 
 function requestDay(createdAt: string, timeZone: string): string {
   try {
-    return formatCalendarDate(todayInZone(new Date(createdAt), timeZone));
+    return formatCalendarDate(dayInZone(new Date(createdAt), timeZone));
   } catch {
     // A zone Intl does not know (never stored: checked at request time) names the UTC day.
     return createdAt.slice(0, 10);

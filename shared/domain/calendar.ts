@@ -31,9 +31,9 @@ export function parseCalendarDate(text: string): CalendarDate | undefined {
   return { year, month, day };
 }
 
-/** The calendar day it is at `now` in `timeZone` (a valid IANA zone). */
-export function todayInZone(now: Date, timeZone: string): CalendarDate {
-  const parts = new Intl.DateTimeFormat('en-US', { timeZone, year: 'numeric', month: 'numeric', day: 'numeric' }).formatToParts(now);
+/** The calendar day `instant` falls on in `timeZone` (a valid IANA zone). */
+export function dayInZone(instant: Date, timeZone: string): CalendarDate {
+  const parts = new Intl.DateTimeFormat('en-US', { timeZone, year: 'numeric', month: 'numeric', day: 'numeric' }).formatToParts(instant);
   const part = (type: string) => Number(parts.find((p) => p.type === type)?.value);
   return { year: part('year'), month: part('month'), day: part('day') };
 }

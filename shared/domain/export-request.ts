@@ -4,7 +4,7 @@ import { toValidationError } from './errors';
 import { PolicyViolationError } from './errors';
 import { checkCaseRange, checkPassword, defaultPolicyConfig, type PolicyConfig } from './policies';
 import { timeZoneSchema } from './records';
-import { todayInZone } from './calendar';
+import { dayInZone } from './calendar';
 import { HAS_LETTER_OR_DIGIT, hasDisplayControl } from '../text-rules';
 
 /**
@@ -142,7 +142,7 @@ export function checkExportRequest(request: ExportRequest, config: PolicyConfig 
     // Without `timezone` the channel's zone applies, not known here: today where it is latest.
     const zone = request.timezone ?? EXTREME_ZONES[1]!;
     checkCaseRange(request, config, {
-      date: todayInZone(now, zone),
+      date: dayInZone(now, zone),
       where: request.timezone !== undefined ? `in ${request.timezone}` : 'anywhere (UTC+14)',
     });
   }
