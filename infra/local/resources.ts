@@ -1,6 +1,7 @@
 import { CreateTableCommand, DescribeTableCommand, type CreateTableCommandInput, type DynamoDBClient, type KeySchemaElement } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { JOB_INDEX_ATTRIBUTES } from '../../shared/adapters/aws/export-table-layout';
 
 /** Table names of the local stack; the key schemas are the ones docs/contracts.md fixes for the CDK stack. */
 export const LOCAL_TABLES = {
@@ -14,10 +15,19 @@ export const LOCAL_TABLES = {
 
 export const LOCAL_BUCKET = 'export-bucket';
 
-export type TableSpec = { name: string; sortKey: boolean; gsi1: boolean };
+/**
+ * `gsi1Attributes`: the non-key attributes gsi1 projects (INCLUDE), as the CDK stack declares
+ * them; without it the index projects ALL.
+ */
+export type TableSpec = { name: string; sortKey: boolean; gsi1: boolean; gsi1Attributes?: readonly string[] };
+
+/** The exports table (jobs, tokens, idempotency keys) under `name`, its index as the CDK stack's. */
+export function exportsTableSpec(name: string): TableSpec {
+  return { name, sortKey: true, gsi1: true, gsi1Attributes: JOB_INDEX_ATTRIBUTES };
+}
 
 const TABLE_SPECS: TableSpec[] = [
-  { name: LOCAL_TABLES.exports, sortKey: true, gsi1: true },
+  exportsTableSpec(LOCAL_TABLES.exports),
   { name: LOCAL_TABLES.cooldowns, sortKey: false, gsi1: false },
   { name: LOCAL_TABLES.audit, sortKey: true, gsi1: true },
   { name: LOCAL_TABLES.cases, sortKey: true, gsi1: false },
@@ -50,7 +60,9 @@ export function tableInput(spec: TableSpec): CreateTableCommandInput {
                 { AttributeName: 'gsi1pk', KeyType: 'HASH' },
                 { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
               ],
-              Projection: { ProjectionType: 'ALL' },
+              Projection: spec.gsi1Attributes
+                ? { ProjectionType: 'INCLUDE', NonKeyAttributes: [...spec.gsi1Attributes] }
+                : { ProjectionType: 'ALL' },
             },
           ],
         }

@@ -7,19 +7,23 @@ import { objectKeys } from './messages';
 import { loadProfileSchemas, loadSegment, type RowConditions } from './workspace-context';
 
 /**
- * Largest definition kept inside the job item (UTF-8 bytes of its JSON). The job item's budget
+ * Largest definition kept inside the job item (UTF-8 bytes of its JSON). Every chunk of an export
+ * rewrites the job item (its completion, the counters), and DynamoDB charges a write by the
+ * item's whole size, one write unit a KB, all on the one partition the export's chunks share
+ * (about 1,000 units a second): a 100 KB definition made each completion cost ~100 units, so
+ * ~10 completions a second could land. At this size a profile schema of ~100 keys stays inline
+ * (no S3 read per chunk) and the item's writes stay around 20 units. The item's budget
  * (DynamoDB: 400 KB per item, attribute names included):
  * - the request's filter: at most MAX_FILTER_BYTES (100,000) of JSON, up to ~150 KB stored
  *   (a list of one-digit numbers takes 3 bytes an element in DynamoDB, 2 in JSON);
  * - the definition: at most this, the same ~1.5x at worst;
  * - the rest (encryption params, the completed-chunk set of up to ~700 ids, a 500-character
  *   reason, names, timestamps, flags): under 25 KB.
- * So at most ~325 KB by this estimate; the worst case measured with DynamoDB's size rules is
- * 230 KB (test/pipeline/job-definition.test.ts). Profile schemas of a few hundred keys take a
- * few tens of KB; a larger definition goes to S3 instead of being refused, since a workspace
- * with a huge schema, or a segment with a long `in` list, must still export.
+ * A larger definition goes to S3 instead of being refused, since a workspace with a huge schema,
+ * or a segment with a long `in` list, must still export; test/pipeline/job-definition.test.ts
+ * measures the item with DynamoDB's size rules.
  */
-export const DEFINITION_INLINE_MAX_BYTES = 100_000;
+export const DEFINITION_INLINE_MAX_BYTES = 16_384;
 
 /**
  * Reads, at the request, everything the export's rows and columns depend on: the profile

@@ -16,7 +16,7 @@ import { silentLog } from '../../shared/ports/pipeline-log';
 import type { RawItem, WorkspaceSource } from '../../shared/ports/source-data';
 import { deriveEncryptionKeys } from '../../shared/xlsx';
 import { startDynalite, type LocalDynamo } from '../api/support/dynalite';
-import { tableInput } from '../../infra/local/resources';
+import { exportsTableSpec, tableInput } from '../../infra/local/resources';
 import { makeJob } from './job-fixture';
 import { sealEncryptionParams } from '../../shared/app/job-encryption';
 
@@ -150,6 +150,26 @@ describe('the API pins the export definition at the request (plan)', () => {
   });
 });
 
+describe('the job item stays small: every chunk rewrites it, and a write costs a unit per KB', () => {
+  it('a 20,000-byte profile schema (~150 keys) goes to S3, not into the job item', async () => {
+    // At the earlier 100,000-byte budget it stayed inline, and each chunk write cost ~20 units more.
+    const schema = schemaOfSize(20_000);
+    const { stored, objects } = memoryObjects();
+    const pinned = await storeJobDefinition('e20', { userProfileSchema: schema, chatProfileSchema: { keys: [] } }, objects);
+    expect(pinned.definition).toBeUndefined();
+    expect(pinned.definitionKey).toMatch(/^parts\/e20\/definition-[0-9a-f]{64}\.json$/);
+    expect(stored.size).toBe(1);
+  });
+
+  it('a schema of ~80 keys stays inline (no S3 read per chunk)', async () => {
+    const schema = schemaOfSize(10_000);
+    const { stored, objects } = memoryObjects();
+    const pinned = await storeJobDefinition('e10k', { userProfileSchema: schema, chatProfileSchema: { keys: [] } }, objects);
+    expect(pinned.definition?.userProfileSchema).toEqual(schema);
+    expect(stored.size).toBe(0);
+  });
+});
+
 describe('loadJobDefinition', () => {
   it('a job from before definitions were pinned reads both profile schemas from the workspace', async () => {
     const workspace = memoryWorkspace({ [workspaceSk.userProfileSchema]: gradeSchema });
@@ -228,7 +248,7 @@ describe('the job item stays under DynamoDB 400 KB with the largest inline defin
   const { itemSize } = createRequire(import.meta.url)('dynalite/db') as { itemSize: (item: Record<string, unknown>) => number };
   let dynamo: LocalDynamo;
   beforeAll(async () => {
-    dynamo = await startDynalite([tableInput({ name: 'exports', sortKey: true, gsi1: true })]);
+    dynamo = await startDynalite([tableInput(exportsTableSpec('exports'))]);
   });
   afterAll(async () => dynamo?.stop());
 
@@ -275,6 +295,30 @@ describe('the job item stays under DynamoDB 400 KB with the largest inline defin
     expect(size).toBeLessThan(300 * 1024);
     // And DynamoDB (here dynalite, which applies the limit) takes it.
     await expect(new DynamoExportStore(dynamo.doc, 'exports').createJob(item as unknown as ExportJob)).resolves.toBe(true);
+  });
+
+  it('with the largest inline definition and no filter, a chunk write costs at most ~25 write units', async () => {
+    const definition: JobDefinition = { userProfileSchema: schemaOfSize(DEFINITION_INLINE_MAX_BYTES / 2 - 100), chatProfileSchema: schemaOfSize(DEFINITION_INLINE_MAX_BYTES / 2 - 100) };
+    const item = await worstCaseJob({ kind: 'cases', from: '2025-06-26', to: '2025-12-26', timezone: 'Asia/Seoul' }, definition);
+    // DynamoDB bills an update by the larger of the item before and after it, in 1 KB units.
+    expect(itemSize(marshall(item, { removeUndefinedValues: true }) as Record<string, unknown>)).toBeLessThan(25 * 1024);
+  });
+
+  it('the list index (gsi1) carries every job field but the definition; the job item keeps it', async () => {
+    const store = new DynamoExportStore(dynamo.doc, 'exports');
+    const definition: JobDefinition = { userProfileSchema: gradeSchema, chatProfileSchema: { keys: [] } };
+    const job = exportJobSchema.parse({ ...makeJob({ exportId: 'listed-1', channelId: 'ch-list', managerId: 'm-list' }), definition, phase: 'main', rowsWritten: 5 });
+    await expect(store.createJob(job)).resolves.toBe(true);
+    await store.markChunkDone('ch-list', 'listed-1', 'cases-0', { rowCount: 5 });
+    const page = await store.listJobs('ch-list', 'm-list', undefined, 10);
+    expect(page.items).toHaveLength(1);
+    const listed = page.items[0]!;
+    expect(listed.definition).toBeUndefined();
+    const whole = await store.getJob('ch-list', 'listed-1');
+    expect(whole?.definition).toEqual(definition);
+    // Everything else the list shows is there, as stored.
+    const { definition: _d, ...rest } = whole!;
+    expect(listed).toEqual(rest);
   });
 
   it('a segment job whose inline definition is the largest number-list segment that fits', async () => {
