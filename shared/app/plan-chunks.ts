@@ -86,9 +86,11 @@ export async function planChunks(job: ExportJob, sources: PlanSources, deps: Pla
   }
   if (current.phase === undefined) {
     const sheet = job.kind === 'cases' ? 'cases' : 'users';
-    await deps.store.updateProgress(job.channelId, job.exportId, {
+    // Conditional on no phase yet: a concurrent dispatch that read the job before either wrote
+    // may already have planned it, and its cases may since have moved on to the users phase.
+    // Either way the plan is the same (deterministic), so losing this write changes nothing.
+    await deps.store.startMainPhase(job.channelId, job.exportId, {
       chunksTotal: messages.length,
-      phase: 'main',
       sheetChunks: job.kind === 'cases' ? { cases: messages.length, users: 0 } : { [sheet]: messages.length },
     });
   }

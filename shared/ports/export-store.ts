@@ -77,7 +77,10 @@ export interface ExportStore {
   createJob(job: ExportJob): Promise<boolean>;
   /** null when missing or when the job belongs to another channel. */
   getJob(channelId: string, exportId: string): Promise<ExportJob | null>;
-  /** The caller's exports, newest first. The cursor is opaque. */
+  /**
+   * The caller's exports, newest first. The cursor is opaque. Items may lack `definition` (the
+   * index leaves it out): getJob the one job that needs it.
+   */
   listJobs(channelId: string, managerId: string, cursor: string | undefined, limit: number): Promise<JobPage>;
   /** Plain field update that does not touch the status (e.g. chunksTotal after planning). */
   updateProgress(channelId: string, exportId: string, patch: JobPatch): Promise<void>;
@@ -118,6 +121,18 @@ export interface ExportStore {
    * matches and nothing changes.
    */
   releaseClaim(channelId: string, exportId: string, flag: LeaseFlag, token: string): Promise<void>;
+  /**
+   * The first plan: sets chunksTotal, phase 'main' and sheetChunks, only while the job has no
+   * phase yet; false when another dispatch of the same job (a retry sharing its Idempotency-Key,
+   * two status reads resuming a stalled dispatch) planned it first. Unconditional, a late
+   * dispatch could put back `main` over a users phase already under way: the finalizer would
+   * then build the users sheet from none of its chunks.
+   */
+  startMainPhase(
+    channelId: string,
+    exportId: string,
+    plan: Required<Pick<JobPatch, 'chunksTotal' | 'sheetChunks'>>,
+  ): Promise<boolean>;
   /**
    * Cases only: moves the job from phase 'main' to 'users' and adds the user chunks to the
    * total, in one conditional write; false when another delivery already did, or the export

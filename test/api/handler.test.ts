@@ -6,7 +6,7 @@ import { createApiHandler, type ApiRuntime } from '../../functions/api/app';
 import { createTokenVerifier, DEV_AUDIENCE, DEV_ISSUER, signDevToken } from '../../shared/auth';
 import type { ExportJob } from '../../shared/app/export-job';
 import { STALLED_DISPATCH_SECONDS } from '../../shared/app/api/read-exports';
-import { requestedEvent } from '../../shared/app/api/request-export';
+import { requestedEvent, requestExport } from '../../shared/app/api/request-export';
 import { ValidationError } from '../../shared/domain';
 import { createCapturingLogger, createFakes, type Fakes } from './support/fakes';
 
@@ -391,6 +391,47 @@ describe('POST /v1/exports', () => {
     const retry = await create();
     expect(retry.status).toBe(202);
     expect(fakes.audit.events.map((e) => `${e.type}:${e.exportId}`)).toEqual([`requested:${retry.body.exportId as string}`]);
+  });
+
+  it('two attempts with one Idempotency-Key: the one that fails first keeps the hold for the other, whose export then runs under it (C8)', async () => {
+    // A slow first attempt and the client's retry run side by side as the same export: the
+    // first one's failure must not give back the hold the retry's export goes on to run under.
+    const principal = { channelId: 'ch-1', managerId: 'm-1', name: 'Kim', permissions: ['export:download'] };
+    const body = { kind: 'cases', from: '2026-01-01', to: '2026-01-31', timezone: 'Asia/Seoul', reason: 'monthly report', password: PASSWORD };
+    let release!: () => void;
+    const firstMayFail = new Promise<void>((resolve) => (release = resolve));
+    let retryWrapping!: () => void;
+    const retryIsWrapping = new Promise<void>((resolve) => (retryWrapping = resolve));
+    let finishRetry!: () => void;
+    const retryMayFinish = new Promise<void>((resolve) => (finishRetry = resolve));
+    const realWrap = fakes.deps.keyWrapper.wrap.bind(fakes.deps.keyWrapper);
+    let calls = 0;
+    fakes.deps.keyWrapper = {
+      ...fakes.deps.keyWrapper,
+      async wrap(key, context) {
+        if (++calls === 1) {
+          await firstMayFail;
+          throw new Error('ThrottlingException');
+        }
+        retryWrapping();
+        await retryMayFinish;
+        return realWrap(key, context);
+      },
+    };
+    const first = requestExport(fakes.deps, principal, body, 'retry-key-0001').then(
+      () => 'ok',
+      (error: Error) => error.message,
+    );
+    const retry = requestExport(fakes.deps, principal, body, 'retry-key-0001');
+    await retryIsWrapping;
+    release();
+    expect(await first).toBe('ThrottlingException');
+    finishRetry();
+    const { job } = await retry;
+    expect(job.status).toBe('queued');
+    expect([...fakes.cooldowns.items.values()].map((h) => h.holder)).toEqual([job.exportId]);
+    // So a third request inside the window is refused, as the export runs.
+    await expect(requestExport(fakes.deps, principal, { ...body, reason: 'again' }, undefined)).rejects.toMatchObject({ code: 'COOLDOWN_ACTIVE' });
   });
 
   it('logs only the name, message, code and stack of an unexpected error, not the properties an SDK error carries', async () => {

@@ -3,6 +3,8 @@ import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { startLocalStack, type LocalStack } from '../../infra/local/stack';
 import { DynamoExportStore } from '../../shared/adapters/aws/dynamo-export-store';
 import type { ExportJob } from '../../shared/app/export-job';
+import { planChunks } from '../../shared/app/plan-chunks';
+import type { ExportStore } from '../../shared/ports/export-store';
 import { makeJob } from './job-fixture';
 
 function job(exportId: string, createdAt: string, overrides: Partial<ExportJob> = {}): ExportJob {
@@ -124,6 +126,63 @@ describe('DynamoExportStore on dynalite', () => {
     expect(await store.advanceToUsersPhase('ch', 'j-advance', 2)).toBe(false);
     const saved = await store.getJob('ch', 'j-advance');
     expect([saved?.phase, saved?.chunksTotal, saved?.sheetChunks]).toEqual(['users', 5, { cases: 3, users: 2 }]);
+  });
+
+  it('the first plan is written once: a late second dispatch does not put back the main phase over the users phase', async () => {
+    const { store } = clockedStore();
+    await store.createJob(job('j-plan-once', '2025-07-01T00:00:04.000Z', { kind: 'cases', managerId: 'm-plan', chunksTotal: 1 }));
+    expect(await store.startMainPhase('ch', 'j-plan-once', { chunksTotal: 1, sheetChunks: { cases: 1, users: 0 } })).toBe(true);
+    expect(await store.advanceToUsersPhase('ch', 'j-plan-once', 3)).toBe(true);
+    // The dispatch that read the job before the first plan was written, writing now.
+    expect(await store.startMainPhase('ch', 'j-plan-once', { chunksTotal: 1, sheetChunks: { cases: 1, users: 0 } })).toBe(false);
+    const saved = await store.getJob('ch', 'j-plan-once');
+    expect([saved?.phase, saved?.chunksTotal, saved?.sheetChunks]).toEqual(['users', 4, { cases: 1, users: 3 }]);
+    // Another channel's job is never planned.
+    await store.createJob(job('j-plan-other', '2025-07-01T00:00:05.000Z', { managerId: 'm-plan' }));
+    expect(await store.startMainPhase('other', 'j-plan-other', { chunksTotal: 1, sheetChunks: { users: 1 } })).toBe(false);
+  });
+
+  it('planChunks: two dispatches of one cases job, the second read before the first planned and written after the users phase began, leave the users phase as it is', async () => {
+    const { store } = clockedStore();
+    const cases = job('j-two-dispatch', '2025-07-01T00:00:06.000Z', {
+      kind: 'cases',
+      managerId: 'm-plan',
+      request: { kind: 'cases', from: '2025-06-01', to: '2025-06-01', timezone: 'UTC' },
+      chunksTotal: 1,
+    });
+    await store.createJob(cases);
+    const objects = { put: async () => undefined } as never;
+    const queue = { send: async () => undefined, sendMany: async () => undefined } as never;
+    let readDone!: () => void;
+    const slowRead = new Promise<void>((resolve) => (readDone = resolve));
+    let letWrite!: () => void;
+    const writeGate = new Promise<void>((resolve) => (letWrite = resolve));
+    // The late dispatch: its read returns at once, its writes wait (SDK retries, a pause).
+    const late: ExportStore = Object.assign(Object.create(store) as ExportStore, {
+      getJob: async (c: string, e: string) => {
+        const read = await store.getJob(c, e);
+        readDone();
+        return read;
+      },
+      startMainPhase: async (...args: Parameters<ExportStore['startMainPhase']>) => {
+        await writeGate;
+        return store.startMainPhase(...args);
+      },
+      updateProgress: async (...args: Parameters<ExportStore['updateProgress']>) => {
+        await writeGate;
+        return store.updateProgress(...args);
+      },
+    });
+    const second = planChunks(cases, {}, { store: late, objects, queue });
+    await slowRead;
+    await planChunks(cases, {}, { store, objects, queue });
+    await store.markChunkDone('ch', 'j-two-dispatch', 'cases-0', { rowCount: 10 });
+    await store.setStatus('ch', 'j-two-dispatch', 'running', ['queued']);
+    expect(await store.advanceToUsersPhase('ch', 'j-two-dispatch', 3)).toBe(true);
+    letWrite();
+    await second;
+    const saved = await store.getJob('ch', 'j-two-dispatch');
+    expect([saved?.phase, saved?.chunksTotal, saved?.sheetChunks]).toEqual(['users', 4, { cases: 1, users: 3 }]);
   });
 
   it('does not advance a canceled or failed cases job to the users phase (no more work after a stop)', async () => {

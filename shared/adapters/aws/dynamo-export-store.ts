@@ -285,6 +285,34 @@ export class DynamoExportStore implements ExportStore {
     return done instanceof Set && done.has(chunkId);
   }
 
+  async startMainPhase(
+    channelId: string,
+    exportId: string,
+    plan: Required<Pick<JobPatch, 'chunksTotal' | 'sheetChunks'>>,
+  ): Promise<boolean> {
+    try {
+      await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: jobPk(exportId), sk: JOB_SK },
+          UpdateExpression: 'SET chunksTotal = :total, phase = :main, sheetChunks = :sheets, updatedAt = :now',
+          ConditionExpression: 'channelId = :ch AND attribute_not_exists(phase)',
+          ExpressionAttributeValues: {
+            ':total': plan.chunksTotal,
+            ':main': 'main',
+            ':sheets': plan.sheetChunks,
+            ':ch': channelId,
+            ':now': this.now().toISOString(),
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
   async advanceToUsersPhase(channelId: string, exportId: string, userChunks: number): Promise<boolean> {
     try {
       await this.ddb.send(

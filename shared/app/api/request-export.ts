@@ -199,7 +199,7 @@ async function undoFailedRequest(
   const at = deps.clock.now().toISOString();
   const failedEvent = { type: 'failed' as const, exportId, channelId: principal.channelId, at, code: 'DISPATCH_FAILED', message: 'the export could not be started' };
   // The hold is given back only once this export is known never to run: a job this call failed,
-  // or no job at all. A job whose failure could not be written may still run (chunks that got
+  // or no job at all and no kept Idempotency-Key whose retry may still create it. A job whose failure could not be written may still run (chunks that got
   // out, a status read's resume): its hold stays, as C8 wants. A hold whose export does not
   // exist is taken over once stale, so a read that fails here locks nobody out for long.
   let ownsHold = false;
@@ -230,11 +230,16 @@ async function undoFailedRequest(
     } else if (!(await deps.store.getJob(principal.channelId, exportId))) {
       // (Had a concurrent retry with the same Idempotency-Key created this export, it would be
       // that call's, and so would the cooldown it holds under the same exportId.)
-      ownsHold = true;
       // Refused (4xx, a 429 too) before any export existed: a retry of the same body is refused
       // the same way, so the key holds nothing worth keeping, and a corrected body may use it
       // (as a request the schema refused never took it). A 5xx keeps it for the retry to resume.
       freeKey = done.idempotencyKey !== undefined && !done.audited && cause instanceof DomainError;
+      // A kept key keeps the hold too. The hold is under this exportId, which the key's retry
+      // shares: one may be running right now (the client gave up on this slow attempt), re-took
+      // the hold as its own, and may create the export a moment after the read above; released
+      // here, that export would run with no cooldown (C8). A retry takes the hold back as the same
+      // holder; a client that never retries leaves a hold with no export, taken over once stale.
+      ownsHold = done.idempotencyKey === undefined || freeKey;
       if (done.audited && done.idempotencyKey === undefined) {
         // The trail already says "requested" and no export will ever follow: say so. Not with an
         // Idempotency-Key: its retry carries on under this exportId and may still create the

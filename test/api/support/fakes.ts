@@ -54,6 +54,12 @@ export class FakeExportStore implements ExportStore {
   async isChunkDone(): Promise<never> {
     throw new Error('not used by the API');
   }
+  async startMainPhase(channelId: string, exportId: string, plan: Required<Pick<JobPatch, 'chunksTotal' | 'sheetChunks'>>): Promise<boolean> {
+    const job = this.jobs.get(exportId);
+    if (!job || job.channelId !== channelId || job.phase !== undefined) return false;
+    Object.assign(job, structuredClone(plan), { phase: 'main' });
+    return true;
+  }
   async advanceToUsersPhase(): Promise<boolean> {
     throw new Error('not used by the API');
   }
