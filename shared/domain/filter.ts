@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { caseCreatedAt, caseState, avgReplyTimeSeconds, leadTimeSeconds, mediumSenderNameOf, resolutionTimeSeconds, waitingTimeSeconds } from './columns/cases';
 import { addDays, isValidTimeZone, parseCalendarDate, startOfDayInZone } from './calendar';
-import { decimalTextValue, toProfileCell } from './columns/profile-values';
+import { decimalTextValue, profileValue, toProfileCell } from './columns/profile-values';
 import { userFixedTextReader, type UserFixedTextKey, type UserTextFields } from './columns/users';
 import { NotFoundError, ValidationError, toValidationError } from './errors';
 import { parseIsoWithOffset } from '../iso-datetime';
@@ -468,15 +468,15 @@ function resolveField(field: string, path: string, target: FilterTarget, profile
       // cells show exactly the value filtered on. Likewise a number under a `string` key is the
       // text the cell shows (`5` is `"5"`).
       const zone = env.timeZone;
-      return { kind: known, get: (r) => (r.profile ? toProfileCell(r.profile[key], known, zone) : null) };
+      return { kind: known, get: (r) => (r.profile ? toProfileCell(profileValue(r.profile, key), known, zone) : null) };
     }
     if (known === 'list') {
       // A list key holding one plain value (an import, a manager's edit) shows it as the cell's
       // text: it is that one-item list here, so `eq`/`in` match what the cell shows, as
       // `contains` already did.
-      return { kind: known, get: (r) => (r.profile ? asList(r.profile[key]) : undefined) };
+      return { kind: known, get: (r) => (r.profile ? asList(profileValue(r.profile, key)) : undefined) };
     }
-    return { kind: known ?? 'any', get: (r) => (r.profile ? r.profile[key] : undefined) };
+    return { kind: known ?? 'any', get: (r) => (r.profile ? profileValue(r.profile, key) : undefined) };
   }
   const def = (target === 'cases' ? CASE_FIELDS : USER_FIELDS)[field];
   if (!def) throw bad(`${path}.field`, `unknown ${target === 'cases' ? 'case' : 'user'} field`, 'FILTER_UNKNOWN_FIELD');

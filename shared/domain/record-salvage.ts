@@ -1,4 +1,5 @@
 import { parseIsoWithOffset } from '../iso-datetime';
+import { decimalTextValue } from './columns/profile-values';
 import { MAX_TIMESTAMP_MS, type CaseRecord, type ProfileValue, type UserRecord } from './records';
 
 /**
@@ -64,7 +65,8 @@ function timestamp(v: unknown): number | null | undefined {
 
 function nonNegative(v: unknown, integer: boolean): number | null | undefined {
   if (v === undefined) return undefined;
-  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : Number.NaN;
+  // Decimal text only, as profile values are read: Number() would take "0x1A" as 26, "0b11" as 3.
+  const n = typeof v === 'number' ? v : typeof v === 'string' ? (decimalTextValue(v) ?? Number.NaN) : Number.NaN;
   if (!Number.isFinite(n) || n < 0) return null;
   if (integer && !Number.isSafeInteger(n)) return null;
   return n;
@@ -92,6 +94,9 @@ function profile(v: unknown): Record<string, ProfileValue> {
   if (!isPlainObject(v)) return {};
   const out: Record<string, ProfileValue> = {};
   for (const key of Object.keys(v)) {
+    // An own "__proto__" (JSON.parse makes one) would set `out`'s prototype, not a value; no
+    // profile key may have that name anyway.
+    if (key === '__proto__') continue;
     const x = v[key];
     if (x === null || typeof x === 'string' || typeof x === 'boolean') out[key] = x;
     else if (typeof x === 'number') out[key] = Number.isFinite(x) ? x : null;

@@ -875,3 +875,44 @@ describe('S6 case filters use the chat-profile schema', () => {
     expect(csat(caseRecordSchema.parse({ userChatCaseId: 'k', userChatCase: 1, userChatId: 'c', direction: 'inbound', userChatState: 'closed', userId: 'u', createdAt: 0, mediumName: 'email', profile: { csat: 5 } }))).toBe(true);
   });
 });
+
+describe('C2/C5/S8 profile keys named like members every object inherits (constructor, toString, valueOf)', () => {
+  // The key-name rule allows them; read as plain properties, a profile without the key gave
+  // the inherited function: a cell showing its source text, and filters matching every record.
+  const schema = {
+    keys: [
+      { key: 'constructor', type: 'string', order: 1, archived: false },
+      { key: 'toString', type: 'list', order: 2, archived: false },
+      { key: 'valueOf', type: 'number', order: 3, archived: false },
+      { key: 'hasOwnProperty', type: 'boolean', order: 4, archived: false },
+    ],
+  } as const;
+  const keys = schema.keys as unknown as ProfileKeyDef[];
+  const bare = userRecordSchema.parse({ id: 'u-bare', createdAt: now, profile: {} });
+  const set = userRecordSchema.parse({ id: 'u-set', createdAt: now, profile: { constructor: 'yes', toString: ['a', 'b'], valueOf: 7, hasOwnProperty: true } });
+
+  it('a user without them has empty cells; a user with them shows their values', () => {
+    const map = createUserRowMapper({ keys }, { timeZone: 'UTC' });
+    const empty = map(bare);
+    for (const k of ['constructor', 'toString', 'valueOf', 'hasOwnProperty']) expect(empty[`profile.${k}`] ?? null, k).toBeNull();
+    expect(map(set)).toMatchObject({ 'profile.constructor': 'yes', 'profile.toString': 'a, b', 'profile.valueOf': 7, 'profile.hasOwnProperty': true });
+  });
+
+  it('a case row reads the chat profile the same way', () => {
+    const record = caseRecordSchema.parse({
+      userChatCaseId: 'k1', userChatCase: 1, userChatId: 'c1', direction: 'inbound', userChatState: 'open', userId: 'u1',
+      createdAt: now - DAY, mediumName: 'email', profile: {},
+    });
+    const row = createCaseRowMapper({ now, channelId: 'ch', profileKeys: keys, timeZone: 'UTC' })(record);
+    for (const k of ['constructor', 'toString', 'valueOf', 'hasOwnProperty']) expect(row[`profile.${k}`] ?? null, k).toBeNull();
+  });
+
+  it('filters see no value where there is none: exists, contains and eq match only the user who has it', () => {
+    const ids = (filter: unknown) => [bare, set].filter(compileFilter(filter, 'users', { now, profileSchema: { keys } })).map((u) => u.id);
+    expect(ids(one({ field: 'profile.constructor', op: 'exists' }))).toEqual(['u-set']);
+    expect(ids(one({ field: 'profile.constructor', op: 'contains', value: 'native code' }))).toEqual([]);
+    expect(ids(one({ field: 'profile.toString', op: 'exists' }))).toEqual(['u-set']);
+    expect(ids(one({ field: 'profile.valueOf', op: 'exists' }))).toEqual(['u-set']);
+    expect(ids(one({ field: 'profile.hasOwnProperty', op: 'eq', value: true }))).toEqual(['u-set']);
+  });
+});

@@ -73,6 +73,27 @@ describe('S1 odd case records are kept with only the odd values changed', () => 
   });
 });
 
+describe('S1/C6 salvaged counts and durations read decimal text only', () => {
+  const base = {
+    userChatCaseId: 'k1', userChatCase: 1, userChatId: 'c1', direction: 'inbound', userChatState: 'closed', userId: 'u1',
+    createdAt: T('2025-07-01T00:00:00Z'), mediumName: 'inAppChat',
+  };
+
+  it('S1: "0x1A", "0b11", "0o17", "Infinity" are not numbers (empty cells); decimal text, with spaces or an exponent, is', () => {
+    const odd = salvageCaseRecord({ ...base, userChatCase: 'x', totalReplyTime: '0x1A', replyCount: '0b11', totalSnoozedTime: '0o17', missedCount: 'Infinity' });
+    expect(odd).toMatchObject({ totalReplyTime: null, replyCount: null, totalSnoozedTime: null, missedCount: null });
+    const fine = salvageCaseRecord({ ...base, userChatCase: 'x', totalReplyTime: ' 30 ', replyCount: '2', totalSnoozedTime: '1e2', missedCount: '0' });
+    expect(fine).toMatchObject({ totalReplyTime: 30, replyCount: 2, totalSnoozedTime: 100, missedCount: 0 });
+  });
+
+  it('C6: a user\'s session count as hex text is empty, not 16; a profile with an own "__proto__" keeps its other values', () => {
+    const user = salvageUserRecord({ id: 'u1', createdAt: 0, sessionCount: '0x10', member: 'maybe', profile: JSON.parse('{"__proto__": ["x"], "grade": "gold"}') });
+    expect(user?.sessionCount).toBeNull();
+    expect(user?.profile).toEqual({ grade: 'gold' });
+    expect(Object.getPrototypeOf(user?.profile)).toBe(Object.prototype);
+  });
+});
+
 describe('C6/S1 salvaged timestamps', () => {
   const base = {
     userChatCaseId: 'k1', userChatCase: 1, userChatId: 'c1', direction: 'inbound', userChatState: 'closed', userId: 'u1',

@@ -1,6 +1,6 @@
 import type { CellValue, ColumnSpec, ColumnType, Row } from '../column-spec';
 import type { CaseRecord, CaseState, Directory, ProfileKeyDef } from '../records';
-import { activeProfileKeys, profileColumnKey, profileColumnType, toProfileCell, type ProfileKeyList } from './profile-values';
+import { activeProfileKeys, profileColumnKey, profileColumnType, profileValue, toProfileCell, type ProfileKeyList } from './profile-values';
 
 /** Sheet name of the case export (S8). */
 export const CASES_SHEET_NAME = 'UserChatCase data';
@@ -321,7 +321,7 @@ function buildCaseRow(r: CaseRecord, p: PreparedCaseContext): Row {
     const defs = p.profile;
     for (let i = 0; i < defs.length; i++) {
       const d = defs[i]!;
-      row[d.column] = toProfileCell(profile[d.key], d.type, p.timeZone);
+      row[d.column] = toProfileCell(profileValue(profile, d.key), d.type, p.timeZone);
     }
   }
   return row;

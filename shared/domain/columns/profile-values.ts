@@ -53,6 +53,16 @@ export function toProfileCell(value: ProfileValue | undefined, type: ProfileValu
 const DECIMAL_TEXT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 
 /**
+ * A profile's value under `key`, read as an own property only. The key-name rule allows names
+ * every object inherits (`constructor`, `toString`, `valueOf`, `hasOwnProperty`): read plainly,
+ * a profile without that key gave the inherited function, which a cell showed as its source
+ * text ("function Object() { [native code] }") and `exists` or `contains` filters matched.
+ */
+export function profileValue<V>(profile: Readonly<Record<string, V>>, key: string): V | undefined {
+  return Object.hasOwn(profile, key) ? profile[key] : undefined;
+}
+
+/**
  * The number a text means when its meaning is obvious: decimal notation (`5000`, ` 12 `,
  * `-3.5`, `1e3`). Not `Number()`'s other readings, which no manager typing a value means:
  * `0x1A` (26), `0b11` (3), `0o7`, `Infinity`, or the empty string (0). Shared with the filter,

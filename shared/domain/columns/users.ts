@@ -1,6 +1,6 @@
 import type { CellValue, ColumnSpec, ColumnType, Row } from '../column-spec';
 import type { ProfileKeyDef, ProfileSchema, UserRecord } from '../records';
-import { activeProfileKeys, profileColumnKey, profileColumnType, toProfileCell } from './profile-values';
+import { activeProfileKeys, profileColumnKey, profileColumnType, profileValue, toProfileCell } from './profile-values';
 
 /** Sheet name of the contacts export (S9). */
 export const USERS_SHEET_NAME = 'User data';
@@ -97,7 +97,7 @@ export function createUserRowMapper(profileSchema: ProfileSchema | readonly Prof
   return (user) => {
     const row = baseRow(user, fallback);
     const values = user.profile;
-    if (values) for (const d of profile) row[d.column] = toProfileCell(values[d.key], d.type, timeZone);
+    if (values) for (const d of profile) row[d.column] = toProfileCell(profileValue(values, d.key), d.type, timeZone);
     return row;
   };
 }
