@@ -145,6 +145,20 @@ async function readMetas(deps: FinalizeDeps, job: ExportJob, sheet: SheetKey, co
 }
 
 /**
+ * Whether every case part is the one the users phase was planned from (its meta's refsCrc32 is
+ * the list CRC the plan used): a delivery that replaced a case chunk's part, meta and list after
+ * the planning would otherwise give a "User data" sheet missing users its rows name. True where
+ * nothing can be checked: no plan (written by an earlier version), a meta without refsCrc32.
+ */
+async function refsMatchPlan(deps: FinalizeDeps, job: ExportJob, metas: readonly StoredPartMeta[]): Promise<boolean> {
+  const body = await deps.objects.getBuffer(objectKeys.refsPlan(job.exportId));
+  if (!body) return true;
+  const planned = (JSON.parse(body.toString('utf8')) as { refsCrc32?: unknown }).refsCrc32;
+  if (!Array.isArray(planned)) return true;
+  return metas.every((meta, i) => meta.refsCrc32 === undefined || planned[i] === meta.refsCrc32);
+}
+
+/**
  * Stitches the parts into one encrypted workbook streamed into a multipart upload (sha256 and
  * size computed on the way), then records the file, the link token's hash and the completion,
  * tells the bot and deletes the parts. The conditional finalizing -> completed transition makes
@@ -226,6 +240,11 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
         code: 'COLUMNS_CHANGED',
         message: 'the profile schema changed while the export ran; request the export again',
       });
+      return { status: 'failed' };
+    }
+    if (job.kind === 'cases' && sheet === 'cases' && !(await refsMatchPlan(deps, job, metas))) {
+      deps.log.error('case parts do not match the users phase plan', { exportId: job.exportId });
+      await failExport(deps, job, { code: 'PART_MISMATCH', message: 'the export could not be assembled consistently; request it again' });
       return { status: 'failed' };
     }
     sheets.push({

@@ -50,6 +50,8 @@ export const objectKeys = {
   part: (exportId: string, sheet: string, index: number) => `parts/${exportId}/${sheet}/${String(index).padStart(6, '0')}`,
   partMeta: (exportId: string, sheet: string, index: number) => `parts/${exportId}/${sheet}/${String(index).padStart(6, '0')}.meta.json`,
   caseRefs: (exportId: string, index: number) => `parts/${exportId}/refs/${String(index).padStart(6, '0')}.json`,
+  /** The CRC-32 of each case chunk's refs the users phase was planned from (see StoredPartMeta.refsCrc32). */
+  refsPlan: (exportId: string) => `parts/${exportId}/refs/planned.json`,
   userIdBatch: (exportId: string, name: string, index: number) => `parts/${exportId}/ids/${name}-${String(index).padStart(6, '0')}.json`,
   /**
    * A job definition too large for the job item. Named by its content's digest, not fixed: two

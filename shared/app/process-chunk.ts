@@ -65,6 +65,15 @@ export type StoredPartMeta = {
    * Optional: metas written before it existed are not checked.
    */
   dataCrc32?: number;
+  /**
+   * Case parts only: CRC-32 of the referenced-user list stored beside the part (caseRefs). The
+   * users phase is planned from those lists; a second delivery of the chunk that rendered other
+   * cases (today's, say) could leave its list beside the first's part, or replace part, meta and
+   * list after the users were planned. The users phase checks each list against this, records
+   * what it used (refsPlan), and the finalizer checks every case meta against that record: a
+   * "User data" sheet that misses a user a case row names fails the export (PART_MISMATCH).
+   */
+  refsCrc32?: number;
 };
 
 const ACTIVE = new Set(['queued', 'running']);
@@ -141,6 +150,7 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
     throw error;
   }
   const part = encoder.finish();
+  const refsJson = job.kind === 'cases' && message.sheet === 'cases' ? JSON.stringify(sortUserIdsForExport(refs)) : undefined;
   const meta: StoredPartMeta = {
     rawLength: part.rawLength,
     compressedLength: part.compressedLength,
@@ -148,22 +158,21 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
     rowCount: part.rowCount,
     columns: columnsFingerprint(columns),
     dataCrc32: crc32(part.data),
+    ...(refsJson !== undefined ? { refsCrc32: crc32(Buffer.from(refsJson, 'utf8')) } : {}),
   };
   // Again, since rendering takes long enough for a slow first delivery and its redelivery to
   // overlap (a visibility timeout expiring mid-chunk): the one that marked the chunk first keeps
   // its part. This narrows the window to the writes below; it does not close it.
   if (await alreadyDone()) return completeChunk(message, deps, delivery, job, 0, outcome);
-  // Data first, meta second, completion last: whoever sees the chunk in the completed set
-  // finds its part and meta in place.
+  // Data first (the part, a case part's user list), meta second, completion last: whoever sees
+  // the chunk in the completed set finds its part, list and meta in place.
   await deps.objects.put(objectKeys.part(job.exportId, message.sheet, message.index), part.data);
+  if (refsJson !== undefined) {
+    await deps.objects.put(objectKeys.caseRefs(job.exportId, message.index), refsJson, { contentType: 'application/json' });
+  }
   await deps.objects.put(objectKeys.partMeta(job.exportId, message.sheet, message.index), JSON.stringify(meta), {
     contentType: 'application/json',
   });
-  if (job.kind === 'cases' && message.sheet === 'cases') {
-    await deps.objects.put(objectKeys.caseRefs(job.exportId, message.index), JSON.stringify(sortUserIdsForExport(refs)), {
-      contentType: 'application/json',
-    });
-  }
   // A cancel that landed while this chunk rendered has already emptied parts/, before these
   // writes: they would sit there (readable rows) until the lifecycle rule. The cancel changes the
   // status first and deletes second, and this read follows the writes, so either it sees the
@@ -414,16 +423,34 @@ async function stoppedMeanwhile(deps: ChunkDeps, job: ExportJob): Promise<boolea
 async function planUsersPhase(job: ExportJob, deps: ChunkDeps): Promise<void> {
   const caseChunks = job.sheetChunks?.cases ?? 0;
   const all = new Set<string>();
+  const used: number[] = [];
   for (let i = 0; i < caseChunks; i += 16) {
-    const bodies = await Promise.all(
-      Array.from({ length: Math.min(16, caseChunks - i) }, (_u, k) => deps.objects.getBuffer(objectKeys.caseRefs(job.exportId, i + k))),
+    const pairs = await Promise.all(
+      Array.from({ length: Math.min(16, caseChunks - i) }, (_u, k) =>
+        Promise.all([
+          deps.objects.getBuffer(objectKeys.caseRefs(job.exportId, i + k)),
+          deps.objects.getBuffer(objectKeys.partMeta(job.exportId, 'cases', i + k)),
+        ]),
+      ),
     );
-    if (bodies.some((body) => !body) && (await stoppedMeanwhile(deps, job))) return;
-    bodies.forEach((body, k) => {
-      if (!body) throw new Error(`case chunk ${i + k}: referenced-user list is missing`);
+    if (pairs.some(([body, meta]) => !body || !meta) && (await stoppedMeanwhile(deps, job))) return;
+    for (const [k, [body, metaBody]] of pairs.entries()) {
+      if (!body || !metaBody) throw new Error(`case chunk ${i + k}: referenced-user list or meta is missing`);
+      const listCrc = crc32(body);
+      const meta = JSON.parse(metaBody.toString('utf8')) as StoredPartMeta;
+      if (meta.refsCrc32 !== undefined && meta.refsCrc32 !== listCrc) {
+        // Two overlapping deliveries of this chunk left one's list beside the other's part:
+        // the same on every retry (permanent), and a users sheet built from it could miss users.
+        deps.log.error('case refs do not match their part', { exportId: job.exportId, chunk: i + k });
+        await failExport(deps, job, { code: 'PART_MISMATCH', message: 'the export could not be assembled consistently; request it again' });
+        return;
+      }
+      used.push(listCrc);
       for (const id of JSON.parse(body.toString('utf8')) as string[]) all.add(id);
-    });
+    }
   }
+  // What the users were planned from, for the finalizer to check the case parts it stitches against.
+  await deps.objects.put(objectKeys.refsPlan(job.exportId), JSON.stringify({ refsCrc32: used }), { contentType: 'application/json' });
   const batches = batchIds(sortUserIdsForExport(all), deps.selectionBatch ?? 2000);
   await Promise.all(
     batches.map((batch, i) =>

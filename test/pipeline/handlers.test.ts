@@ -10,6 +10,7 @@ import { objectKeys } from '../../shared/app/messages';
 import { buildChunkMessages } from '../../shared/app/plan-chunks';
 import { processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
 import { LeaseBusyError } from '../../shared/app/pipeline-steps';
+import { crc32 } from '../../shared/xlsx';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { chunkDepsFor, readExportFile, storesFor, submitExport } from './helpers';
 
@@ -278,6 +279,51 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     const sheets = await readExportFile(stack, done!);
     expect((sheets['UserChatCase data'] ?? []).length - 1).toBe(done?.rowCount);
     expect((sheets['User data'] ?? []).length).toBeGreaterThan(1);
+  });
+
+  it('chunk: a case chunk whose user list is not the one its meta describes (overlapping deliveries) fails the export at the users phase (PART_MISMATCH)', async () => {
+    const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to: '2025-07-10', timezone: 'Asia/Seoul' }, {
+      channelId: 'evt-channel',
+      exportId: 'evt-cases-refs-1',
+    });
+    const mainChunks = buildChunkMessages(job, {}, 2000);
+    const deps = chunkDeps();
+    for (const m of mainChunks.slice(0, -1)) expect((await processChunk(m, deps, { receiveCount: 1 })).status).toBe('done');
+    // The other delivery's list (it rendered one more case: a user this part's rows do not name).
+    const { objects, store } = storesFor(stack);
+    const key = objectKeys.caseRefs(job.exportId, 0);
+    const list = JSON.parse((await objects.getBuffer(key))!.toString('utf8')) as string[];
+    await objects.put(key, JSON.stringify([...list, 'u-only-in-the-other-render']));
+    await processChunk(mainChunks.at(-1)!, deps, { receiveCount: 1 });
+    expect(await store.getJob('evt-channel', job.exportId)).toMatchObject({ status: 'failed', error: { code: 'PART_MISMATCH' } });
+  });
+
+  it('finalizer: a case part replaced after the users phase was planned from its list fails the export (PART_MISMATCH), not a users sheet missing users', async () => {
+    const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to: '2025-07-10', timezone: 'Asia/Seoul' }, {
+      channelId: 'evt-channel',
+      exportId: 'evt-cases-refs-2',
+    });
+    const deps = chunkDeps();
+    for (const m of buildChunkMessages(job, {}, 2000)) expect((await processChunk(m, deps, { receiveCount: 1 })).status).toBe('done');
+    const { objects, store } = storesFor(stack);
+    expect((await store.getJob('evt-channel', job.exportId))?.phase).toBe('users');
+    // A late delivery of case chunk 0 replaces its part, list and meta (a consistent triple of
+    // its own render) after the users were planned from the first list.
+    const listKey = objectKeys.caseRefs(job.exportId, 0);
+    const metaKey = objectKeys.partMeta(job.exportId, 'cases', 0);
+    const list = JSON.stringify([...(JSON.parse((await objects.getBuffer(listKey))!.toString('utf8')) as string[]), 'u-only-in-the-late-render']);
+    const meta = JSON.parse((await objects.getBuffer(metaKey))!.toString('utf8')) as { refsCrc32?: number };
+    expect(meta.refsCrc32).toEqual(expect.any(Number));
+    await objects.put(listKey, list);
+    await objects.put(metaKey, JSON.stringify({ ...meta, refsCrc32: crc32(Buffer.from(list)) }));
+    const users = (await store.getJob('evt-channel', job.exportId))?.sheetChunks?.users ?? 0;
+    for (let index = 0; index < users; index++) {
+      const message = { type: 'chunk', exportId: job.exportId, channelId: 'evt-channel', chunkId: `users-${index}`, sheet: 'users', index, source: { type: 'userIdsObject', key: objectKeys.userIdBatch(job.exportId, 'users', index) } } as const;
+      await processChunk(message, deps, { receiveCount: 1 });
+    }
+    const finalizeRecord = { ...sample('sqs-finalize').Records[0]!, messageId: 'refs-finalize', body: JSON.stringify({ type: 'finalize', exportId: job.exportId, channelId: 'evt-channel' }) };
+    expect((await invoke(finalizer, { Records: [finalizeRecord] })).batchItemFailures).toEqual([]);
+    expect(await store.getJob('evt-channel', job.exportId)).toMatchObject({ status: 'failed', error: { code: 'PART_MISMATCH' } });
   });
 
   it('chunk: a next step that fails after its claim is finished by the retry; a claim held by a dead delivery makes retries wait, not return; a claim given back is taken over by the waiter', async () => {
