@@ -184,6 +184,16 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
     if (current) await resumeCancelFollowUps(deps, current);
     return outcome;
   }
+  if (current.status === 'completed') {
+    // A duplicate delivery that passed the checks above before the file was made: the finalizer
+    // has swept parts/ (or is about to, after its completion), and these writes, landing after
+    // that sweep, would sit there (readable rows) until the lifecycle rule. Completed, nothing
+    // reads parts/ any more: sweep again. Not while finalizing: the finalizer is reading them,
+    // and sweeps them itself after completing (so after these writes).
+    deps.log.info('export completed while the chunk ran: its part discarded', { exportId: job.exportId, chunkId: message.chunkId });
+    await discardParts(deps, job);
+    return outcome;
+  }
   return completeChunk(message, deps, delivery, job, rows, outcome);
 }
 

@@ -298,6 +298,36 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     expect(await store.getJob('evt-channel', job.exportId)).toMatchObject({ status: 'failed', error: { code: 'PART_MISMATCH' } });
   });
 
+  it('chunk: a duplicate delivery whose writes land after the export completed (and its parts were swept) sweeps them again', async () => {
+    const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to: '2025-07-03', timezone: 'Asia/Seoul' }, {
+      channelId: 'evt-channel',
+      exportId: 'evt-cases-late-dup',
+    });
+    const deps = chunkDeps();
+    const mainChunks = buildChunkMessages(job, {}, 2000);
+    for (const m of mainChunks) expect((await processChunk(m, deps, { receiveCount: 1 })).status).toBe('done');
+    const { objects, store } = storesFor(stack);
+    const users = (await store.getJob('evt-channel', job.exportId))?.sheetChunks?.users ?? 0;
+    for (let index = 0; index < users; index++) {
+      const message = { type: 'chunk', exportId: job.exportId, channelId: 'evt-channel', chunkId: `users-${index}`, sheet: 'users', index, source: { type: 'userIdsObject', key: objectKeys.userIdBatch(job.exportId, 'users', index) } } as const;
+      await processChunk(message, deps, { receiveCount: 1 });
+    }
+    const finalizeRecord = { ...sample('sqs-finalize').Records[0]!, messageId: 'late-dup-finalize', body: JSON.stringify({ type: 'finalize', exportId: job.exportId, channelId: 'evt-channel' }) };
+    expect((await invoke(finalizer, { Records: [finalizeRecord] })).batchItemFailures).toEqual([]);
+    expect((await store.getJob('evt-channel', job.exportId))?.status).toBe('completed');
+    expect(await objects.list(objectKeys.partsPrefix(job.exportId))).toEqual([]);
+    // The duplicate read the job while it still ran, and its chunk as not yet done.
+    const stale = Object.create(store) as typeof store;
+    let reads = 0;
+    stale.getJob = async (...args) => {
+      const now = await store.getJob(...args);
+      return reads++ === 0 && now ? { ...now, status: 'running' } : now;
+    };
+    stale.isChunkDone = async () => false;
+    await processChunk(mainChunks[0]!, chunkDeps({ store: stale }), { receiveCount: 2 });
+    expect(await objects.list(objectKeys.partsPrefix(job.exportId))).toEqual([]);
+  });
+
   it('finalizer: a case part replaced after the users phase was planned from its list fails the export (PART_MISMATCH), not a users sheet missing users', async () => {
     const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to: '2025-07-10', timezone: 'Asia/Seoul' }, {
       channelId: 'evt-channel',
