@@ -64,8 +64,8 @@ export const configSchema = z.object({
   EXPORT_RECORD_RETENTION_DAYS: positiveInt.default(400),
   /** Size rule: more matching rows than this fails the export (tests lower it). */
   MAX_ROWS: positiveInt.default(1_000_000),
-  /** Users per contacts key-range slice and per selection batch. */
-  USER_SHARDS: positiveInt.default(16),
+  // No USER_SHARDS: the shard count is part of the users table's key layout (source-keys.ts), a
+  // constant, not a setting (a deployment that changed it would read the wrong partitions).
   SELECTION_BATCH: positiveInt.default(2000),
   /**
    * First retry delay of a failed SQS record, doubled per receive (capped at 15 min). Without it a
