@@ -6,11 +6,12 @@
  * --kind may be left out only when the file name's first word is users or cases (see kindOf).
  * The import format is one JSON object per line (docs/domain.md: keys are the export's column
  * keys, derived columns left out). The whole file is validated first, so a bad line writes
- * nothing; errors name the line and the field, never the value.
+ * nothing; errors name the line and the field, never the value. Exit codes: 0 done, 2 bad usage
+ * or input (nothing written), 1 other failures (no stack running, a failed write).
  */
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -22,6 +23,8 @@ import { DynamoWorkspaceSource } from '../shared/adapters/aws/dynamo-source-data
 import { loadProfileSchemas } from '../shared/app/workspace-context';
 import type { RawItem } from '../shared/ports/source-data';
 import { channelIdSchema } from '../shared/auth/principal';
+import { ValidationError } from '../shared/domain/errors';
+import { InputError, duplicateKeyOf, loneSurrogatePath, operatorPath, readLines as readStrictLines, refuseRepeatedOptions } from './cli-input';
 
 const usage = [
   'usage: npm run seed -- --channel C --users N --cases N [--seed S]',
@@ -30,13 +33,25 @@ const usage = [
   '  The stack is found through LOCAL_DATA_DIR (default .local/): give seed the one npm start was given.',
 ].join('\n');
 
+/**
+ * A count given as decimal digits. Not z.coerce.number(): it reads '' (and '  ') as 0, so
+ * `--users '' --cases ''` (an unset shell variable) seeded an empty channel and said it worked,
+ * and it took '1e3' and '0x10' as well.
+ */
+const wholeNumber = (max: number) =>
+  z
+    .string()
+    .regex(/^[0-9]+$/, `must be a whole number from 0 to ${max}`)
+    .transform(Number)
+    .pipe(z.number().max(max, `must be a whole number from 0 to ${max}`));
+
 const argsSchema = z
   .object({
     // The same rule as a token's channelId: data seeded under another id could never be exported.
     channel: z.string({ error: 'is required' }).min(1, 'is required').max(128).pipe(channelIdSchema),
-    users: z.coerce.number().int().min(0).max(2_000_000).optional(),
-    cases: z.coerce.number().int().min(0).max(2_000_000).optional(),
-    seed: z.coerce.number().int().min(0).default(1),
+    users: wholeNumber(2_000_000).optional(),
+    cases: wholeNumber(2_000_000).optional(),
+    seed: wholeNumber(Number.MAX_SAFE_INTEGER).default(1),
     import: z.string().min(1).optional(),
     kind: z.enum(['users', 'cases']).optional(),
   })
@@ -62,11 +77,46 @@ function connect(): DynamoDBDocumentClient {
   );
 }
 
-async function* readLines(path: string): AsyncIterable<{ line: string; lineNo: number }> {
-  let lineNo = 0;
-  for await (const line of createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity })) {
-    lineNo++;
-    if (line.trim() !== '') yield { line, lineNo };
+/**
+ * The file's non-blank lines, read as the xlsx command reads its input (cli-input.ts): invalid
+ * UTF-8 is refused naming the line (readline's 'utf8' stored it as U+FFFD), a leading byte order
+ * mark is skipped (it made line 1 "not valid JSON"); LF, CRLF or a lone CR ends a line.
+ */
+async function* readLines(path: string, shown: string): AsyncIterable<{ line: string; lineNo: number }> {
+  const input = createReadStream(path);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      input.once('open', () => resolve());
+      input.once('error', reject);
+    });
+  } catch (err) {
+    throw new InputError(`--import ${shown}: ${(err as Error).message}`);
+  }
+  for await (const { line: lineNo, text } of readStrictLines(input, 'Import ')) {
+    if (text.trim() !== '') yield { line: text, lineNo };
+  }
+}
+
+/**
+ * What parseImportLine does not check, as the xlsx command checks it: a key given twice in a
+ * line (JSON.parse keeps the last value) and a lone surrogate (a `\ud800` escape: no UTF-8
+ * encodes it, and DynamoDB would store a string no reader shows the same way). A line that is not
+ * a JSON object is left to parseImportLine, which says so.
+ */
+function checkLineText(line: string, lineNo: number): void {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    return;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return;
+  const duplicate = duplicateKeyOf(line, parsed);
+  if (duplicate !== undefined) throw new InputError(`Import line ${lineNo}, field ${duplicate}: appears more than once (JSON keeps only the last value)`);
+  const surrogate = loneSurrogatePath(line, parsed);
+  if (surrogate !== undefined) {
+    const where = surrogate.length === 0 ? 'a field name' : `field ${String(surrogate[0])}`;
+    throw new InputError(`Import line ${lineNo}, ${where}: holds a lone surrogate (half of a UTF-16 pair, e.g. a \\ud800 escape), which is not text`);
   }
 }
 
@@ -82,14 +132,30 @@ function kindOf(path: string): 'users' | 'cases' | undefined {
   return match?.[1]?.toLowerCase() as 'users' | 'cases' | undefined;
 }
 
-async function importFile(ddb: DynamoDBDocumentClient, channelId: string, path: string, kind: 'users' | 'cases'): Promise<void> {
+/** The record's id, the one field DynamoDB keys it by (with its start instant, for a case). */
+const idOf = (kind: 'users' | 'cases', record: CaseRecord | UserRecord): { field: string; id: string } =>
+  kind === 'cases' ? { field: 'userChatCaseId', id: (record as CaseRecord).userChatCaseId } : { field: 'id', id: (record as UserRecord).id };
+
+async function importFile(ddb: DynamoDBDocumentClient, channelId: string, path: string, shown: string, kind: 'users' | 'cases'): Promise<void> {
   const schemas = await loadProfileSchemas(new DynamoWorkspaceSource(ddb, LOCAL_TABLES.workspace), channelId);
   const tally = undeclaredProfileKeyTally(kind, kind === 'cases' ? schemas.chatProfileSchema : schemas.userProfileSchema);
   let count = 0;
-  for await (const { line, lineNo } of readLines(path)) {
-    tally.add(parseImportLine(kind, line, lineNo));
+  // An id on two lines is refused here, before any write: in one batch DynamoDB refuses the
+  // whole batch ("Provided list of item keys contains duplicates") after earlier batches were
+  // written; in two, the second silently overwrites the first. (A case id is refused even with
+  // two start instants, i.e. two item keys: the export would show one case twice.)
+  const seen = new Map<string, number>();
+  for await (const { line, lineNo } of readLines(path, shown)) {
+    checkLineText(line, lineNo);
+    const record = parseImportLine(kind, line, lineNo);
+    const { field, id } = idOf(kind, record);
+    const first = seen.get(id);
+    if (first !== undefined) throw new InputError(`Import line ${lineNo}, field ${field}: the same ${field} as line ${first} (each record may appear once)`);
+    seen.set(id, lineNo);
+    tally.add(record);
     count++;
   }
+  seen.clear();
   for (const warning of tally.warnings(channelId)) console.error(warning);
   const writer = createSourceWriter(ddb);
   let batch: RawItem[] = [];
@@ -99,7 +165,7 @@ async function importFile(ddb: DynamoDBDocumentClient, channelId: string, path: 
     else await writer.putUsers(channelId, batch);
     batch = [];
   };
-  for await (const { line, lineNo } of readLines(path)) {
+  for await (const { line, lineNo } of readLines(path, shown)) {
     const record: CaseRecord | UserRecord = parseImportLine(kind, line, lineNo);
     batch.push(record as unknown as RawItem);
     if (batch.length >= 2000) await flush();
@@ -109,18 +175,26 @@ async function importFile(ddb: DynamoDBDocumentClient, channelId: string, path: 
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      channel: { type: 'string' },
-      users: { type: 'string' },
-      cases: { type: 'string' },
-      seed: { type: 'string' },
-      import: { type: 'string' },
-      kind: { type: 'string' },
-      help: { type: 'boolean' },
-    },
-    strict: true,
-  });
+  let values;
+  let tokens;
+  try {
+    ({ values, tokens } = parseArgs({
+      options: {
+        channel: { type: 'string' },
+        users: { type: 'string' },
+        cases: { type: 'string' },
+        seed: { type: 'string' },
+        import: { type: 'string' },
+        kind: { type: 'string' },
+        help: { type: 'boolean' },
+      },
+      strict: true,
+      tokens: true,
+    }));
+  } catch (error) {
+    throw new InputError(`${error instanceof Error ? error.message : String(error)}\n${usage}`);
+  }
+  refuseRepeatedOptions(tokens, undefined, usage);
   if (values.help) {
     console.log(usage);
     return;
@@ -128,19 +202,23 @@ async function main(): Promise<void> {
   const parsed = argsSchema.safeParse(values);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new Error(`${issue?.path.length ? `--${issue.path.join('.')}: ` : ''}${issue?.message ?? 'invalid arguments'}\n${usage}`);
+    throw new InputError(`${issue?.path.length ? `--${issue.path.join('.')}: ` : ''}${issue?.message ?? 'invalid arguments'}\n${usage}`);
   }
   const args = parsed.data;
   if (args.import) {
     // Before connecting: a name that does not say its kind is refused whether or not a stack runs.
     const kind = args.kind ?? kindOf(args.import);
     if (!kind) {
-      throw new Error(
+      throw new InputError(
         `--kind: is required: the file name "${basename(args.import)}" does not start with the word users or cases ` +
           `(as users.ndjson or cases-2025-07.ndjson do); add --kind users or --kind cases\n${usage}`,
       );
     }
-    await importFile(connect(), args.channel, args.import, kind);
+    // Resolved against the operator's folder: npm run starts us in the package root.
+    const path = operatorPath(args.import, process.env);
+    // Before connecting, like the kind: a folder would fail only once its lines were awaited.
+    if ((await stat(path).catch(() => undefined))?.isDirectory()) throw new InputError(`--import ${args.import}: is not a file (it is a folder)`);
+    await importFile(connect(), args.channel, path, args.import, kind);
     return;
   }
   const ddb = connect();
@@ -157,5 +235,7 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   console.error(error instanceof Error ? error.message : String(error));
-  process.exit(1);
+  // Bad usage or input (an argument, a line of the file) is 2, as for npm run xlsx; a line's
+  // refusal (parseImportLine's ValidationError) comes before any write.
+  process.exit(error instanceof InputError || error instanceof ValidationError ? 2 : 1);
 });

@@ -6,19 +6,21 @@
  * (ps, /proc) and lands in shell history. Exit codes: 0 done, 2 bad input or usage, 1 failure.
  */
 import { randomUUID } from 'node:crypto';
-import { createReadStream, rmSync } from 'node:fs';
-import { mkdtemp, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { createReadStream, rmSync, type Stats } from 'node:fs';
+import { lstat, mkdtemp, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import {
   CellValueError,
   assertTimeZone,
   XlsxEngineError,
+  MAX_PASSWORD_UNITS,
   columnTypeSchema,
   createPartEncoder,
   deriveEncryptionKeys,
+  sanitizeText,
   writeEncryptedWorkbook,
   writeWorkbook,
   type CellValue,
@@ -30,6 +32,10 @@ import {
 import { isInheritedKey } from '../shared/xlsx/render-row';
 import { validateSheetName } from '../shared/xlsx/workbook';
 import { parseIsoWithOffset } from '../shared/iso-datetime';
+import { InputError, firstDuplicate, operatorPath, readLines, refuseRepeatedOptions, scanTopLevelMembers, withoutBom } from './cli-input';
+
+// Exported from here too: tests (and callers) have always imported the scanner from this file.
+export { scanTopLevelMembers };
 
 const USAGE =
   'usage: EXPORT_PASSWORD=... npm run xlsx -- --in rows.ndjson --out file.xlsx [--columns columns.json] [--sheet NAME] [--timezone Asia/Seoul] [--no-password]';
@@ -38,12 +44,11 @@ const ROWS_PER_PART = 50_000;
 // Excel's limit; checked here so an inferred header row too wide fails naming its line.
 const MAX_COLUMNS = 16_384;
 
-/** Bad input or usage: reported on stderr with exit code 2. */
-class InputError extends Error {}
-
 const columnsFileSchema = z
   .array(
-    z.object({
+    // Strict: a misspelt field ("heading", "widht") would otherwise be dropped without a word,
+    // and the column would silently get the default it was meant to override.
+    z.strictObject({
       key: z.string().min(1),
       header: z.string().optional(),
       type: columnTypeSchema,
@@ -68,8 +73,9 @@ function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv) {
     }
   }
   let values;
+  let tokens;
   try {
-    ({ values } = parseArgs({
+    ({ values, tokens } = parseArgs({
       args: argv,
       options: {
         in: { type: 'string' },
@@ -82,16 +88,24 @@ function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv) {
       },
       strict: true,
       allowPositionals: false,
+      tokens: true,
     }));
   } catch (err) {
     throw new InputError(`${(err as Error).message}\n${USAGE}`);
   }
+  refuseRepeatedOptions(tokens, undefined, USAGE);
   if (values.help) return { help: true as const };
   if (!values.in) throw new InputError(`--in is required\n${USAGE}`);
   if (!values.out) throw new InputError(`--out is required\n${USAGE}`);
   const noPassword = values['no-password'] === true;
   if (!noPassword && !password) {
     throw new InputError('EXPORT_PASSWORD is not set (or pass --no-password for an unencrypted file)');
+  }
+  // The encryption's own limit (MS-OFFCRYPTO: 255 UTF-16 code units, what String#length counts),
+  // checked here so a long one fails before the rows are rendered, naming the variable. Neither
+  // the password nor its length is printed.
+  if (!noPassword && password !== undefined && password.length > MAX_PASSWORD_UNITS) {
+    throw new InputError(`EXPORT_PASSWORD: must be 1 to ${MAX_PASSWORD_UNITS} characters (UTF-16 code units, the limit of Office encryption)`);
   }
   // Checked here, not when the workbook is planned: a bad name must fail before the rows are
   // rendered and the key derived, and name the option rather than the plan's internal path.
@@ -104,98 +118,47 @@ function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv) {
   } catch {
     throw new InputError(`--timezone: "${timeZone}" is not an IANA time zone (e.g. Asia/Seoul)`);
   }
+  // Paths are resolved against the operator's folder (npm run starts us in the package root);
+  // messages keep the spelling the operator typed.
   return {
     help: false as const,
     input: values.in,
+    inputPath: operatorPath(values.in, env),
     output: values.out,
+    outputPath: operatorPath(values.out, env),
     columnsFile: values.columns,
+    columnsPath: values.columns === undefined ? undefined : operatorPath(values.columns, env),
     sheet,
     timeZone,
     password: noPassword ? undefined : password,
   };
 }
 
-async function readColumns(path: string): Promise<ColumnSpec[]> {
+/** `path` is the file to read, `shown` the operator's spelling of it (for messages). */
+async function readColumns(path: string, shown: string): Promise<ColumnSpec[]> {
   let json: unknown;
   try {
-    json = JSON.parse(await readFile(path, 'utf8'));
+    // Strict UTF-8 and a leading byte order mark skipped, as for the rows' input.
+    json = JSON.parse(withoutBom(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(await readFile(path))));
   } catch (err) {
-    throw new InputError(`--columns ${path}: ${(err as Error).message}`);
+    throw new InputError(`--columns ${shown}: ${err instanceof TypeError ? 'not valid UTF-8' : (err as Error).message}`);
   }
   const parsed = columnsFileSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new InputError(`--columns ${path}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    if (issue.code === 'unrecognized_keys') {
+      // Named like any other issue: the entry, then the field.
+      const field = issue.keys[0] ?? '';
+      throw new InputError(`--columns ${shown}: ${[...issue.path, field].join('.')}: is not a column field (a column has key, header, type and width)`);
+    }
+    throw new InputError(`--columns ${shown}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
   const keys = new Set<string>();
   return parsed.data.map((c, i) => {
-    if (keys.has(c.key)) throw new InputError(`--columns ${path}: ${i}.key: duplicate key "${c.key}"`);
+    if (keys.has(c.key)) throw new InputError(`--columns ${shown}: ${i}.key: duplicate key "${c.key}"`);
     keys.add(c.key);
     return { key: c.key, header: c.header ?? c.key, type: c.type, width: c.width };
   });
-}
-
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COLON = 0x3a;
-const OPEN_BRACE = 0x7b;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACE = 0x7d;
-const CLOSE_BRACKET = 0x5d;
-
-/**
- * Counts the members of the JSON object in `text` (duplicates included, which JSON.parse
- * collapses) and, given `keys`, appends their keys in the order written. The order must come
- * from the text: Object.keys puts integer-like keys ("10", "2024") first. JSON.parse has already
- * accepted the text, so only strings (skipped whole: they may hold braces, colons and escaped
- * quotes) need telling apart from structure; a member is a `:` at depth 1, its key the string
- * just before it. Strings are skipped with indexOf, so the cost is mostly the punctuation.
- */
-export function scanTopLevelMembers(text: string, keys?: string[]): number {
-  let depth = 0;
-  let members = 0;
-  let lastStart = 0; // the last string seen at depth 1: the key when a `:` follows
-  let lastEnd = 0;
-  const n = text.length;
-  for (let i = 0; i < n; i++) {
-    const ch = text.charCodeAt(i);
-    if (ch === QUOTE) {
-      const start = i;
-      // The closing quote is the first one not escaped, i.e. after an even run of backslashes.
-      for (;;) {
-        i = text.indexOf('"', i + 1);
-        // Unterminated: the CLI scans only lines JSON.parse accepted, but the scanner is exported,
-        // and -1 would restart the scan at 0 for ever.
-        if (i === -1) throw new Error('unterminated string in a JSON text');
-        let b = i - 1;
-        while (text.charCodeAt(b) === BACKSLASH) b--;
-        if ((i - 1 - b) % 2 === 0) break;
-      }
-      lastStart = start;
-      lastEnd = i;
-    } else if (ch === COLON) {
-      if (depth === 1) {
-        members++;
-        if (keys) {
-          const raw = text.slice(lastStart + 1, lastEnd);
-          // Escapes (\", \u0041…) are decoded by JSON itself, from the quoted token.
-          keys.push(raw.includes('\\') ? (JSON.parse(text.slice(lastStart, lastEnd + 1)) as string) : raw);
-        }
-      }
-    } else if (ch === OPEN_BRACE || ch === OPEN_BRACKET) depth++;
-    else if (ch === CLOSE_BRACE || ch === CLOSE_BRACKET) depth--;
-  }
-  return members;
-}
-
-/** The first key that appears twice in `keys`, if one does. */
-function firstDuplicate(keys: readonly string[]): string | undefined {
-  const seen = new Set<string>();
-  for (const k of keys) {
-    if (seen.has(k)) return k;
-    seen.add(k);
-  }
-  return undefined;
 }
 
 /** JSON.parse keeps the last of two equal keys: the first value would vanish without a word. */
@@ -215,6 +178,14 @@ function inferColumns(text: string, first: Record<string, unknown>, line: number
   const duplicate = firstDuplicate(keys);
   if (duplicate !== undefined) throw duplicateError(line, duplicate);
   if (keys.includes('')) throw new InputError(`line ${line}: field "" has an empty name, which cannot be a column: pass --columns to choose the columns`);
+  // A name made only of characters a cell cannot hold ("\ud800", "\u0001") would be an empty
+  // header: a column nobody can tell apart. Named by position, as the name itself cannot be shown.
+  const blank = keys.findIndex((k) => sanitizeText(k) === '');
+  if (blank !== -1) {
+    throw new InputError(
+      `line ${line}: field ${blank + 1} (counting from 1) has a name that is empty once the characters a cell cannot hold (control characters, lone surrogates, U+FFFE, U+FFFF) are removed, which cannot be a column: pass --columns to choose the columns`,
+    );
+  }
   if (keys.length > MAX_COLUMNS) {
     throw new InputError(`line ${line}: ${keys.length.toLocaleString('en-US')} fields, but Excel allows at most ${MAX_COLUMNS.toLocaleString('en-US')} columns`);
   }
@@ -252,6 +223,7 @@ const kindOf = (v: unknown): string => (Array.isArray(v) ? 'an array' : typeof v
 // JSON.parse turns 1e400 into Infinity: a number cell would silently be left empty, a text cell
 // would read "Infinity"; neither is what was sent.
 const TOO_LARGE = 'a number too large to represent';
+const UNSAFE_INTEGER_RULE = `text, a boolean or a number within ±${Number.MAX_SAFE_INTEGER} (quote a larger integer as a string: as a JSON number it loses digits)`;
 
 /**
  * The prototype of every row: empty and itself without one, so no Object.prototype member
@@ -295,7 +267,14 @@ function toRow(json: unknown, reader: ColumnReader, line: number): Row {
     switch (c.type) {
       case 'string':
         if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') throw fieldError(line, c, 'text, a number or a boolean', kindOf(v));
-        if (typeof v === 'number' && !Number.isFinite(v)) throw fieldError(line, c, 'text, a finite number or a boolean', TOO_LARGE);
+        if (typeof v === 'number') {
+          if (!Number.isFinite(v)) throw fieldError(line, c, 'text, a finite number or a boolean', TOO_LARGE);
+          // Past 2^53 a JSON number has already lost digits when parsed (12345678901234567890
+          // reads as 12345678901234567000): as text it would show digits nobody sent, so it is
+          // refused. number/duration columns (below) keep taking such numbers: a number cell is a
+          // double, the nearest one is what Excel itself stores, and it shows 15 digits anyway.
+          if (!Number.isSafeInteger(v) && Number.isInteger(v)) throw fieldError(line, c, UNSAFE_INTEGER_RULE, 'an integer beyond that range');
+        }
         row[c.key] = v;
         break;
       case 'number':
@@ -322,71 +301,77 @@ function toRow(json: unknown, reader: ColumnReader, line: number): Row {
   return row;
 }
 
-/** One line of the input: its 1-based number (as an editor counts them) and its text. */
-type InputLine = { line: number; text: string };
+// A file name's limit in bytes on every file system the command is likely to write to (NAME_MAX).
+const NAME_MAX = 255;
+
+/** The temp file written beside --out and renamed over it at the end. */
+function partialPathOf(outputPath: string): string {
+  // A name of its own, created exclusively ('wx': O_CREAT|O_EXCL, which never follows a
+  // symlink): a fixed `<out>.partial` could be a symlink planted by someone else, and opening it
+  // with 'w' would overwrite whatever it points at. The random part makes the name unguessable.
+  return `${outputPath}.${process.pid}.${randomUUID().slice(0, 8)}.partial`;
+}
+
+/** What an existing --out is when it is not a regular file, for the refusal. */
+function describeEntry(s: Stats): string {
+  if (s.isSymbolicLink()) return 'a symbolic link';
+  if (s.isFIFO()) return 'a named pipe';
+  if (s.isCharacterDevice() || s.isBlockDevice()) return 'a device';
+  if (s.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
 
 /**
- * Splits the input into lines as readline does (LF, CRLF or a lone CR ends a line) and decodes
- * each one strictly: invalid UTF-8 is refused, naming the line, instead of being turned into
- * U+FFFD. A UTF-8 byte order mark at the very start of the file is skipped; anywhere else it
- * is text (and so not valid JSON).
+ * The existing --out (lstat: a symlink is not followed), or undefined when there is none. One that
+ * is not a regular file is refused: the output is renamed over --out, which would replace a
+ * device (/dev/null, as root), a named pipe, a socket or a symlink with a new file, and say it
+ * succeeded. A symlink is refused rather than followed: the rename replaces the link itself, not
+ * the file it points at, so neither reading would be what was asked. A folder is left to
+ * checkPaths (its own message) and to the rename, which never replaces one.
  */
-async function* readLines(input: AsyncIterable<Buffer>): AsyncGenerator<InputLine> {
-  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-  let line = 0;
-  let carry: Buffer[] = [];
-  let skipLf = false; // the last chunk ended with CR: an LF starting the next one belongs to it
-  const decode = (bytes: Buffer): InputLine => {
-    line++;
-    if (line === 1 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) bytes = bytes.subarray(3);
-    try {
-      return { line, text: decoder.decode(bytes) };
-    } catch {
-      // Name only the line: rows may hold personal data.
-      throw new InputError(`line ${line}: not valid UTF-8`);
-    }
-  };
-  for await (const chunk of input) {
-    if (chunk.length === 0) continue;
-    let start = 0;
-    if (skipLf) {
-      skipLf = false;
-      if (chunk[0] === 0x0a) start = 1;
-    }
-    let lf = chunk.indexOf(0x0a, start);
-    let cr = chunk.indexOf(0x0d, start);
-    while (lf !== -1 || cr !== -1) {
-      const atCr = cr !== -1 && (lf === -1 || cr < lf);
-      const end = atCr ? cr : lf;
-      const piece = chunk.subarray(start, end);
-      const bytes = carry.length === 0 ? piece : Buffer.concat([...carry, piece]);
-      carry = [];
-      yield decode(bytes);
-      start = end + 1;
-      if (atCr) {
-        if (start === chunk.length) skipLf = true;
-        else if (chunk[start] === 0x0a) start++;
-      }
-      if (lf !== -1 && lf < start) lf = chunk.indexOf(0x0a, start);
-      if (cr !== -1 && cr < start) cr = chunk.indexOf(0x0d, start);
-    }
-    if (start < chunk.length) carry.push(chunk.subarray(start));
+async function existingOutput(output: string, outputPath: string): Promise<Stats | undefined> {
+  const entry = await lstat(outputPath).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+    throw new InputError(`--out ${output}: ${err.message}`);
+  });
+  if (entry && !entry.isFile() && !entry.isDirectory()) {
+    throw new InputError(
+      `--out ${output}: exists and is ${describeEntry(entry)}, not a regular file: --out must be a new file or a regular file to replace (a symbolic link is refused, not followed)`,
+    );
   }
-  if (carry.length > 0) yield decode(Buffer.concat(carry));
+  return entry?.isFile() ? entry : undefined;
 }
 
 /**
  * Refuses an --in or --out that cannot work before any work is done (and before any temp file
  * exists): an --in that is a folder (reading it would fail only once rows are awaited); an --out
- * whose folder is missing or is not a folder, an existing folder as the file, or the input
- * itself (a symlink, a hard link or another spelling of it). Files are compared by device and
- * inode, so an output that does not exist yet is never the input. (The temp file written
- * beside --out is created new, so it cannot be the input either.)
+ * that ends in a slash (a folder's spelling), whose folder is missing or is not a folder, an
+ * existing folder as the file, the input itself (a symlink, a hard link or another spelling of
+ * it), anything else that exists and is not a regular file, or a name too long for the temp file
+ * beside it. Files are compared by device and inode, so an output that does not exist yet is
+ * never the input. (The temp file written beside --out is created new, so it cannot be the input
+ * either.) `input`/`output` are the operator's spellings, for messages; the paths are resolved.
  */
-async function checkPaths(input: string, output: string): Promise<void> {
-  const inStat = await stat(input).catch(() => undefined); // a missing input is reported when it is opened
+async function checkPaths(paths: { input: string; inputPath: string; output: string; outputPath: string }, partial: string): Promise<void> {
+  const { input, inputPath, output, outputPath: target } = paths;
+  const inStat = await stat(inputPath).catch(() => undefined); // a missing input is reported when it is opened
   if (inStat?.isDirectory()) throw new InputError(`--in ${input}: is not a file (it is a folder)`);
-  const target = resolve(output);
+  // resolve() drops a trailing slash (and `.`/`..`), so `out.xlsx/` would pass the checks below
+  // as `out.xlsx` while the temp file, named after what was typed, went into a folder that is not
+  // there: the run failed with ENOENT/ENOTDIR after all its work.
+  const last = output.split(sep).pop();
+  if (last === '' || last === '.' || last === '..') {
+    throw new InputError(`--out ${output}: ends in "${last || sep}", which names a folder: --out must name a file, e.g. ${join(output, 'export.xlsx')}`);
+  }
+  // The temp file's name is --out's plus `.<pid>.<random>.partial`: a name that fits the file
+  // system's limit but not with that suffix would fail with ENAMETOOLONG after all the work.
+  const nameBytes = Buffer.byteLength(basename(target));
+  const suffixBytes = Buffer.byteLength(basename(partial)) - nameBytes;
+  if (nameBytes + suffixBytes > NAME_MAX) {
+    throw new InputError(
+      `--out ${output}: the file name is ${nameBytes} bytes; at most ${NAME_MAX - suffixBytes} here (a file name may have ${NAME_MAX} bytes, and the temp file written beside it adds ${suffixBytes}: .<pid>.<random>.partial)`,
+    );
+  }
   const folder = dirname(target);
   const statOrUndefined = (path: string) =>
     stat(path).catch((err: NodeJS.ErrnoException) => {
@@ -403,6 +388,9 @@ async function checkPaths(input: string, output: string): Promise<void> {
   if (inStat && outStat && outStat.dev === inStat.dev && outStat.ino === inStat.ino) {
     throw new InputError(`--out ${output}: is the same file as --in ${input} (it would overwrite the input)`);
   }
+  // After the checks above, so a symlink to a folder or to the input gets the message that says
+  // what it points at.
+  await existingOutput(output, target);
 }
 
 /**
@@ -433,20 +421,18 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
   }
   const started = performance.now();
   // The columns, once known: from --columns, else from the first row (reader.columns).
-  let reader = args.columnsFile ? columnReader(await readColumns(args.columnsFile)) : undefined;
+  let reader = args.columnsFile && args.columnsPath ? columnReader(await readColumns(args.columnsPath, args.columnsFile)) : undefined;
   // Without --columns the columns are the first row's fields, so a later field that is not one
   // would be dropped without a word: refused. With --columns, leaving fields out is the point.
   const strict = reader === undefined;
   let columnsLine = 0;
-  await checkPaths(args.input, args.output);
+  // Written beside the target and renamed at the end: a failed run never leaves a broken file.
+  // Named from the resolved path, the one every check looks at.
+  const partial = partialPathOf(args.outputPath);
+  await checkPaths(args, partial);
   const work = await mkdtemp(join(tmpdir(), 'xlsx-cli-'));
   leftovers.set(work, 'folder');
   const partsPath = join(work, 'parts.bin');
-  // Written beside the target and renamed at the end: a failed run never leaves a broken file.
-  // A name of its own, created exclusively ('wx': O_CREAT|O_EXCL, which never follows a
-  // symlink): a fixed `<out>.partial` could be a symlink planted by someone else, and opening it
-  // with 'w' would overwrite whatever it points at. The random part makes the name unguessable.
-  const partial = `${args.output}.${process.pid}.${randomUUID().slice(0, 8)}.partial`;
   let partialCreated = false;
   let partsFile: FileHandle | undefined;
   const parts: (PartMeta & { offset: number })[] = [];
@@ -466,7 +452,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
     partsFile = await open(partsPath, 'w');
     let input;
     try {
-      input = createReadStream(args.input);
+      input = createReadStream(args.inputPath);
       await new Promise<void>((resolve, reject) => {
         input!.once('open', () => resolve());
         input!.once('error', reject);
@@ -522,10 +508,29 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
     // The slow key derivation comes first; then the output is opened and awaited, so a failure
     // to open it is an error here, not an unhandled 'error' event on a stream nobody listens to.
     const keys = args.password === undefined ? undefined : await deriveEncryptionKeys(args.password);
+    // --out as it is once the work is done (and again just before the rename): an entry that
+    // became something other than a regular file meanwhile is refused as up front, but as a
+    // failure (exit 1), since the work was done.
+    const recheckOutput = () =>
+      existingOutput(args.output, args.outputPath).catch((err: unknown) => {
+        throw err instanceof InputError ? new Error(err.message) : err;
+      });
     try {
+      // Looked at again now that the work is done: what replaced --out meanwhile is refused too,
+      // and the file being replaced gives its permission bits to the new one (a 0600 report must
+      // not come back 0644). Only the rwx bits: setuid/setgid on a replaced file say nothing
+      // about a workbook (and run as root they would be root's). The owner is not copied.
+      const replaced = await recheckOutput();
       leftovers.set(partial, 'file');
       const outFile = await open(partial, 'wx');
       partialCreated = true;
+      // Before any byte is written, so the rows are never readable with wider permissions.
+      if (replaced) {
+        await outFile.chmod(replaced.mode & 0o777).catch(async (err: unknown) => {
+          await outFile.close();
+          throw err;
+        });
+      }
       const out = outFile.createWriteStream();
       let outError: Error | undefined;
       out.on('error', (err) => {
@@ -556,7 +561,8 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
       const streamError = outError ?? out.errored ?? undefined;
       if (streamError) throw streamError;
       if (failure !== undefined) throw failure;
-      await rename(partial, args.output);
+      await recheckOutput();
+      await rename(partial, args.outputPath);
       partialCreated = false;
       leftovers.delete(partial);
       return { rows, size, seconds: (performance.now() - started) / 1000 };

@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalStack, type LocalStack } from '../../infra/local/stack';
 
@@ -14,8 +15,11 @@ const profileWarnings = (stderr: string) => stderr.split('\n').filter((l) => l.i
 describe('npm run seed', () => {
   let stack: LocalStack;
   let dataDir: string;
-  const seed = (args: string[], localDataDir = dataDir) =>
-    run(join(process.cwd(), 'node_modules/.bin/tsx'), ['bin/seed.ts', ...args], { env: { ...process.env, LOCAL_DATA_DIR: localDataDir } });
+  // INIT_CWD unset unless a test sets it: seed resolves --import against it, as npm run sets it.
+  const seed = (args: string[], localDataDir = dataDir, env: Record<string, string | undefined> = {}) =>
+    run(join(process.cwd(), 'node_modules/.bin/tsx'), ['bin/seed.ts', ...args], {
+      env: { ...process.env, LOCAL_DATA_DIR: localDataDir, INIT_CWD: undefined, ...env },
+    });
   const failure = (p: Promise<unknown>) =>
     p.then(
       () => ({ code: 0, stderr: '' }),
@@ -38,7 +42,7 @@ describe('npm run seed', () => {
         () => undefined,
         (error: { code?: number; stderr?: string }) => error,
       );
-      expect(failed?.code, channel).toBe(1); // the seed command's exit code for any refused argument
+      expect(failed?.code, channel).toBe(2); // the seed command's exit code for any refused argument, as npm run xlsx's
       expect(failed?.stderr).toMatch(/--channel: must (be letters, digits|not be "\." or "\.\.")/);
     }
   });
@@ -68,7 +72,7 @@ describe('npm run seed', () => {
     // "case" inside the name once made showcase-users.ndjson a cases import (its user lines refused or, worse, loaded).
     for (const name of ['showcase-users.ndjson', 'contacts.ndjson', 'casestudy.ndjson']) {
       const res = await failure(seed(['--channel', 'kinds', '--import', files[name] ?? '']));
-      expect(res.code, name).toBe(1);
+      expect(res.code, name).toBe(2);
       const ours = res.stderr.split('\n').filter((l) => l.startsWith('--'));
       expect(ours, name).toEqual([
         `--kind: is required: the file name "${name}" does not start with the word users or cases (as users.ndjson or cases-2025-07.ndjson do); add --kind users or --kind cases`,
@@ -121,6 +125,111 @@ describe('npm run seed', () => {
     ]);
     expect(bare.stderr).not.toContain('Bori');
   });
+
+  /** How many items of `channel` a source table holds (users are keyed `<channel>#<shard>`, cases `<channel>#<day>`). */
+  const itemsOf = async (table: string, channel: string): Promise<number> => {
+    let count = 0;
+    let start: Record<string, never> | undefined;
+    do {
+      const page = await stack.clients.ddb.send(
+        new ScanCommand({
+          TableName: table,
+          FilterExpression: 'begins_with(pk, :p)',
+          ExpressionAttributeValues: { ':p': { S: `${channel}#` } },
+          Select: 'COUNT',
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      );
+      count += page.Count ?? 0;
+      start = page.LastEvaluatedKey as Record<string, never> | undefined;
+    } while (start);
+    return count;
+  };
+  const ourLines = (stderr: string) => stderr.split('\n').filter((l) => /^(Import|--)/.test(l));
+
+  it('refuses a record id given on two lines before writing anything, naming both lines (in one batch or in two)', async () => {
+    const createdAt = '2024-01-01T00:00:00Z';
+    const sameBatch = join(dataDir, 'users-dupid.ndjson');
+    await writeFile(sameBatch, [{ id: 'u7', name: 'A', createdAt }, { id: 'u7', name: 'B', createdAt }].map((l) => JSON.stringify(l)).join('\n'));
+    const r = await failure(seed(['--channel', 'dups', '--import', sameBatch]));
+    expect({ code: r.code, lines: ourLines(r.stderr) }).toEqual({
+      code: 2,
+      lines: ['Import line 2, field id: the same id as line 1 (each record may appear once)'],
+    });
+    // Batches hold 2,000 records: the repeat lands in the second, after the first was written.
+    const lines = Array.from({ length: 2500 }, (_, i) => JSON.stringify({ id: `bulk${i}`, name: 'N', createdAt }));
+    lines[2399] = JSON.stringify({ id: 'bulk3', name: 'again', createdAt });
+    const twoBatches = join(dataDir, 'users-dup-late.ndjson');
+    await writeFile(twoBatches, lines.join('\n'));
+    const r2 = await failure(seed(['--channel', 'dups', '--import', twoBatches]));
+    expect({ code: r2.code, lines: ourLines(r2.stderr) }).toEqual({
+      code: 2,
+      lines: ['Import line 2400, field id: the same id as line 4 (each record may appear once)'],
+    });
+    // A case id twice, even with two start instants (two item keys): one case would be exported twice.
+    const caseLine = (createdAt: string) =>
+      JSON.stringify({ userChatCaseId: 'k1', userChatCase: 1, userChatId: 'c1', direction: 'inbound', userChatState: 'closed', userId: 'u1', createdAt, mediumName: 'phoneNumber' });
+    const cases = join(dataDir, 'cases-dup.ndjson');
+    await writeFile(cases, [caseLine('2025-07-01T00:00:00Z'), '', caseLine('2025-07-02T00:00:00Z')].join('\n'));
+    const r3 = await failure(seed(['--channel', 'dups', '--import', cases]));
+    expect({ code: r3.code, lines: ourLines(r3.stderr) }).toEqual({
+      code: 2,
+      lines: ['Import line 3, field userChatCaseId: the same userChatCaseId as line 1 (each record may appear once)'],
+    });
+    expect(await itemsOf(stack.tables.users, 'dups')).toBe(0);
+    expect(await itemsOf(stack.tables.cases, 'dups')).toBe(0);
+  });
+
+  it('reads the import file as strictly as npm run xlsx reads its input: bad UTF-8, a key twice, a lone surrogate refused naming the line; a BOM skipped', async () => {
+    const createdAt = '2024-01-01T00:00:00Z';
+    const file = join(dataDir, 'users-strict.ndjson');
+    for (const [content, line] of [
+      [Buffer.concat([Buffer.from(`{"id":"s1","createdAt":"${createdAt}"}\n{"id":"s2","name":"`), Buffer.from([0xff, 0xfe]), Buffer.from(`","createdAt":"${createdAt}"}\n`)]), 'Import line 2: not valid UTF-8'],
+      [`{"id":"s1","name":"A","name":"B","createdAt":"${createdAt}"}\n`, 'Import line 1, field name: appears more than once (JSON keeps only the last value)'],
+      [`{"id":"s1","createdAt":"${createdAt}"}\r\n{"id":"s2","name":"A\\ud800Z","createdAt":"${createdAt}"}\r\n`, 'Import line 2, field name: holds a lone surrogate (half of a UTF-16 pair, e.g. a \\ud800 escape), which is not text'],
+      [`{"id":"s1","\\udc00":1,"createdAt":"${createdAt}"}\n`, 'Import line 1, a field name: holds a lone surrogate (half of a UTF-16 pair, e.g. a \\ud800 escape), which is not text'],
+    ] as const) {
+      await writeFile(file, content);
+      const r = await failure(seed(['--channel', 'strict', '--import', file]));
+      expect({ line, code: r.code, lines: ourLines(r.stderr) }).toEqual({ line, code: 2, lines: [line] });
+    }
+    expect(await itemsOf(stack.tables.users, 'strict')).toBe(0);
+    await writeFile(file, `\uFEFF{"id":"s1","createdAt":"${createdAt}"}\r\n{"id":"s2","createdAt":"${createdAt}"}\r\n`);
+    expect((await seed(['--channel', 'strict', '--import', file])).stdout).toContain('imported 2 users into channel "strict"');
+    expect(await itemsOf(stack.tables.users, 'strict')).toBe(2);
+  });
+
+  it('refuses an empty or non-decimal count, and an option given twice, naming the option (exit 2, before connecting)', async () => {
+    const nowhere = await mkdtemp(join(tmpdir(), 'export-seed-counts-'));
+    try {
+      for (const [args, line] of [
+        [['--users', '', '--cases', ''], '--users: must be a whole number from 0 to 2000000'],
+        [['--users', '1', '--cases', ' '], '--cases: must be a whole number from 0 to 2000000'],
+        [['--users', '1e3'], '--users: must be a whole number from 0 to 2000000'],
+        [['--users', '0x10'], '--users: must be a whole number from 0 to 2000000'],
+        [['--users', '1', '--seed', ''], '--seed: must be a whole number from 0 to 9007199254740991'],
+        [['--users', '1', '--users', '2'], '--users: given more than once (each option may be given once)'],
+        [['--users', '1', '--channel', 'other'], '--channel: given more than once (each option may be given once)'],
+      ] as const) {
+        const r = await failure(seed(['--channel', 'counts', ...args], nowhere));
+        expect({ args, code: r.code, first: ourLines(r.stderr)[0] }).toEqual({ args, code: 2, first: line });
+        expect(r.stderr).not.toContain('not running');
+      }
+    } finally {
+      await rm(nowhere, { recursive: true, force: true });
+    }
+  });
+
+  it('resolves a relative --import against INIT_CWD (the folder npm run was started in)', async () => {
+    const callers = await mkdtemp(join(tmpdir(), 'export-seed-caller-'));
+    try {
+      await writeFile(join(callers, 'users.ndjson'), JSON.stringify({ id: 'rel1', createdAt: '2024-01-01T00:00:00Z' }));
+      const r = await seed(['--channel', 'rel', '--import', 'users.ndjson'], dataDir, { INIT_CWD: callers });
+      expect(r.stdout).toContain('imported 1 users into channel "rel"');
+    } finally {
+      await rm(callers, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('npm run token', () => {
@@ -144,7 +253,7 @@ describe('npm run token', () => {
       [['--channel', 'demo', '--manager', 'm1', '--permission', 'export:download', '--permission', 'audit:write'], '--permission: must be one of export:download, audit:read (not "audit:write")'],
     ] as const) {
       const res = await token([...args]);
-      expect(res.code).toBe(1);
+      expect(res.code).toBe(2); // bad usage, as for npm run xlsx and npm run seed
       expect(ours(res.stderr)).toEqual([line, expect.stringMatching(/^usage: npm run token -- --channel C/)]);
       expect(res.stderr).not.toContain('"code"');
     }
@@ -165,5 +274,27 @@ describe('npm run token', () => {
     expect(res.stderr.split('\n').filter((l) => l.startsWith('note:'))).toEqual([
       'note: no --permission given: this token gets 403 from every endpoint (add --permission export:download and/or audit:read)',
     ]);
+  });
+
+  it('refuses an option given twice (but --permission) and a lifetime that is not positive, naming the option (exit 2)', async () => {
+    const base = ['--channel', 'demo', '--manager', 'm1', '--permission', 'export:download'];
+    for (const [args, line] of [
+      [['--channel', 'C2'], '--channel: given more than once (each option may be given once)'],
+      [['--expires', '1h', '--expires', '2h'], '--expires: given more than once (each option may be given once)'],
+      [['--expires', '0s'], '--expires: must be a positive lifetime, e.g. 30s or 12h (a token valid for 0 seconds is expired when printed)'],
+      [['--expires', '0h'], '--expires: must be a positive lifetime, e.g. 30s or 12h (a token valid for 0 seconds is expired when printed)'],
+    ] as const) {
+      const res = await token([...base, ...args]);
+      expect({ args, code: res.code, stdout: res.stdout, ours: ours(res.stderr) }).toEqual({
+        args,
+        code: 2,
+        stdout: '',
+        ours: [line, expect.stringMatching(/^usage: npm run token -- --channel C/)],
+      });
+    }
+    const ok = await token([...base, '--expires', '1s']);
+    expect(ok.code).toBe(0);
+    const claims = JSON.parse(Buffer.from(ok.stdout.trim().split('.')[1] ?? '', 'base64url').toString('utf8')) as { iat: number; exp: number };
+    expect(claims.exp - claims.iat).toBe(1);
   });
 });

@@ -1,19 +1,23 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
+  chmodSync,
   closeSync,
   constants,
   existsSync,
   linkSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   openSync,
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { Writable } from 'node:stream';
@@ -28,10 +32,12 @@ const TSX = join(ROOT, 'node_modules/.bin/tsx');
 const dir = mkdtempSync(join(tmpdir(), 'xlsx-cli-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+// INIT_CWD is unset unless a test sets it: `npx vitest` run from another folder sets it there, and
+// the CLI resolves relative paths against it (as npm run would), not against ROOT, its cwd here.
 function run(args: string[], env: Record<string, string | undefined> = {}) {
   const result = spawnSync(TSX, ['bin/xlsx.ts', ...args], {
     cwd: ROOT,
-    env: { ...process.env, EXPORT_PASSWORD: undefined, ...env },
+    env: { ...process.env, EXPORT_PASSWORD: undefined, INIT_CWD: undefined, ...env },
     encoding: 'utf8',
   });
   return { code: result.status, stderr: result.stderr, stdout: result.stdout };
@@ -58,7 +64,7 @@ function partials(out: string): string[] {
 function runWithFileSizeLimit(args: string[], env: Record<string, string | undefined> = {}) {
   const result = spawnSync('bash', ['-c', 'ulimit -f 1 && exec "$0" "$@"', TSX, 'bin/xlsx.ts', ...args], {
     cwd: ROOT,
-    env: { ...process.env, EXPORT_PASSWORD: undefined, ...env },
+    env: { ...process.env, EXPORT_PASSWORD: undefined, INIT_CWD: undefined, ...env },
     encoding: 'utf8',
   });
   return { code: result.status, stderr: result.stderr };
@@ -66,7 +72,7 @@ function runWithFileSizeLimit(args: string[], env: Record<string, string | undef
 
 /** Starts the CLI without waiting, for tests that act while it runs. */
 function start(args: string[], env: Record<string, string | undefined> = {}) {
-  const child = spawn(TSX, ['bin/xlsx.ts', ...args], { cwd: ROOT, env: { ...process.env, EXPORT_PASSWORD: undefined, ...env } });
+  const child = spawn(TSX, ['bin/xlsx.ts', ...args], { cwd: ROOT, env: { ...process.env, EXPORT_PASSWORD: undefined, INIT_CWD: undefined, ...env } });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((res) =>
@@ -528,6 +534,208 @@ describe('npm run xlsx (bin/xlsx.ts)', () => {
       }
     }
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('refuses an --out that exists and is not a regular file (a symlink, a named pipe, a socket) up front, and leaves it alone', async () => {
+    const tmp = freshDir('tmp-not-regular');
+    const folder = freshDir('not-regular');
+    const target = join(folder, 'target.xlsx');
+    writeFileSync(target, 'kept');
+    const link = join(folder, 'link.xlsx');
+    symlinkSync(target, link);
+    const dangling = join(folder, 'dangling.xlsx');
+    symlinkSync(join(folder, 'nowhere.xlsx'), dangling);
+    const fifo = join(folder, 'pipe.xlsx');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const socketPath = join(folder, 'sock.xlsx');
+    const server = createServer();
+    await new Promise<void>((done) => server.listen(socketPath, done));
+    // Not /dev/null, the device of the report: the same lstat check refuses it, and a regression
+    // run as root would replace the machine's /dev/null with a workbook.
+    try {
+      for (const [out, kind] of [
+        [link, 'a symbolic link'],
+        [dangling, 'a symbolic link'],
+        [fifo, 'a named pipe'],
+        [socketPath, 'a socket'],
+      ] as const) {
+        const r = run(['--in', input, '--out', out, '--columns', columns, '--no-password'], { TMPDIR: tmp });
+        expect({ out, code: r.code, stderr: r.stderr }).toEqual({
+          out,
+          code: 2,
+          stderr: `xlsx: --out ${out}: exists and is ${kind}, not a regular file: --out must be a new file or a regular file to replace (a symbolic link is refused, not followed)\n`,
+        });
+        expect(cliTemps(tmp)).toEqual([]); // refused before any work
+        expect(partials(out)).toEqual([]);
+      }
+    } finally {
+      await new Promise<void>((done) => server.close(() => done()));
+    }
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(lstatSync(dangling).isSymbolicLink()).toBe(true);
+    expect(lstatSync(fifo).isFIFO()).toBe(true);
+    expect(readFileSync(target, 'utf8')).toBe('kept');
+  });
+
+  it('an existing regular --out that is replaced keeps its permission bits', async () => {
+    for (const mode of [0o600, 0o640, 0o644]) {
+      const out = join(dir, `mode-${mode.toString(8)}.xlsx`);
+      writeFileSync(out, 'old');
+      chmodSync(out, mode);
+      const r = run(['--in', input, '--out', out, '--columns', columns, '--no-password']);
+      expect(r.code).toBe(0);
+      expect({ mode: mode.toString(8), now: (statSync(out).mode & 0o777).toString(8) }).toEqual({ mode: mode.toString(8), now: mode.toString(8) });
+      const [sheet] = await readWithExcelJs(readFileSync(out));
+      expect(sheet!.rows[0]).toEqual(['ID', 'name', 'When', 'secs', 'ok']);
+    }
+  });
+
+  it('refuses an --out ending in a slash before any work (resolve() would drop it; the temp file would not)', () => {
+    const tmp = freshDir('tmp-trailing-slash');
+    for (const out of [`${join(dir, 'no-such-folder')}/`, `${input}/`, `${join(dir, 'x.xlsx')}/..`]) {
+      const r = run(['--in', input, '--out', out, '--columns', columns, '--no-password'], { TMPDIR: tmp });
+      const last = out.endsWith('/') ? '/' : '..';
+      expect({ out, code: r.code, stderr: r.stderr }).toEqual({
+        out,
+        code: 2,
+        stderr: `xlsx: --out ${out}: ends in "${last}", which names a folder: --out must name a file, e.g. ${join(out, 'export.xlsx')}\n`,
+      });
+      expect(cliTemps(tmp)).toEqual([]);
+    }
+    expect(readFileSync(input, 'utf8')).toContain('김민준');
+  });
+
+  it('refuses, before any work, an --out name that leaves no room for the temp file suffix; a name that fits works', () => {
+    const tmp = freshDir('tmp-long-name');
+    const folder = freshDir('long-names');
+    const tooLong = join(folder, `${'a'.repeat(235)}.xlsx`); // 240 bytes: fits alone, not with .<pid>.<random>.partial
+    const r = run(['--in', input, '--out', tooLong, '--columns', columns, '--no-password'], { TMPDIR: tmp });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /^xlsx: --out \S+: the file name is 240 bytes; at most 2[3-4]\d here \(a file name may have 255 bytes, and the temp file written beside it adds \d+: \.<pid>\.<random>\.partial\)\n$/,
+    );
+    expect(cliTemps(tmp)).toEqual([]);
+    // Counted in bytes (UTF-8), not characters: 78 Hangul syllables are 234 bytes.
+    const multibyte = join(folder, `${'가'.repeat(78)}.xlsx`); // 239 bytes
+    expect(run(['--in', input, '--out', multibyte, '--columns', columns, '--no-password'], { TMPDIR: tmp }).stderr).toMatch(/the file name is 239 bytes/);
+    const fits = join(folder, `${'b'.repeat(225)}.xlsx`); // 230 bytes: the suffix is at most 25 (a 7-digit pid)
+    const ok = run(['--in', input, '--out', fits, '--columns', columns, '--no-password'], { TMPDIR: tmp });
+    expect(ok.code).toBe(0);
+    expect(existsSync(fits)).toBe(true);
+    expect(readdirSync(folder)).toEqual([basename(fits)]);
+  });
+
+  it('refuses an EXPORT_PASSWORD over 255 characters while parsing the command line, naming the variable, never the password', () => {
+    const tmp = freshDir('tmp-long-password');
+    const out = join(dir, 'long-password.xlsx');
+    const password = `Pw${'9'.repeat(254)}`; // 256 characters
+    const r = run(['--in', input, '--out', out, '--columns', columns], { EXPORT_PASSWORD: password, TMPDIR: tmp });
+    expect(r).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'xlsx: EXPORT_PASSWORD: must be 1 to 255 characters (UTF-16 code units, the limit of Office encryption)\n',
+    });
+    expect(cliTemps(tmp)).toEqual([]);
+    expect(existsSync(out)).toBe(false);
+    // 255 is allowed, and a long one is ignored with --no-password.
+    expect(run(['--in', input, '--out', out, '--columns', columns], { EXPORT_PASSWORD: password.slice(1), TMPDIR: tmp }).code).toBe(0);
+    expect(run(['--in', input, '--out', out, '--columns', columns, '--no-password'], { EXPORT_PASSWORD: password, TMPDIR: tmp }).code).toBe(0);
+  });
+
+  it('refuses an option given twice, naming it, instead of taking the last', () => {
+    const tmp = freshDir('tmp-repeated');
+    const out = join(dir, 'repeated.xlsx');
+    for (const [extra, option] of [
+      [['--in', input], '--in'],
+      [['--sheet', 'A', '--sheet', 'B'], '--sheet'],
+      [['--out', join(dir, 'other.xlsx')], '--out'],
+      [['--no-password'], '--no-password'],
+    ] as const) {
+      const r = run(['--in', input, '--out', out, '--columns', columns, '--no-password', ...extra], { TMPDIR: tmp });
+      expect({ extra, code: r.code, first: r.stderr.split('\n')[0] }).toEqual({
+        extra,
+        code: 2,
+        first: `xlsx: ${option}: given more than once (each option may be given once)`,
+      });
+      expect(r.stderr).toContain('usage: EXPORT_PASSWORD=');
+    }
+    expect(cliTemps(tmp)).toEqual([]);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('refuses an integer past 2^53 given as a JSON number for a text column (its digits are already lost); number columns take it', async () => {
+    const f = join(dir, 'big-int.ndjson');
+    const out = join(dir, 'big-int.xlsx');
+    const idAndN = join(dir, 'id-and-n.json');
+    writeFileSync(idAndN, JSON.stringify([{ key: 'id', type: 'string' }, { key: 'n', type: 'number' }]));
+    for (const big of ['12345678901234567890', '9007199254740993', '-9007199254740993', '1e300']) {
+      writeFileSync(f, `{"id":"a","n":1}\n{"id":${big},"n":2}\n`);
+      const r = run(['--in', f, '--out', out, '--columns', idAndN, '--no-password']);
+      expect({ big, code: r.code, stderr: r.stderr }).toEqual({
+        big,
+        code: 2,
+        stderr: `xlsx: line 2: field "id" (string) must be text, a boolean or a number within ±9007199254740991 (quote a larger integer as a string: as a JSON number it loses digits), got an integer beyond that range\n`,
+      });
+      expect(existsSync(out)).toBe(false);
+    }
+    // Inferred columns: a text column (from line 1) is refused the same way.
+    writeFileSync(f, '{"id":"a"}\n{"id":12345678901234567890}\n');
+    expect(run(['--in', f, '--out', out, '--no-password']).stderr).toMatch(/^xlsx: line 2: field "id" \(string\) must be text, a boolean or a number within/);
+    // The largest safe integer is text with every digit; quoted, any integer is; a number column takes a double.
+    writeFileSync(f, '{"id":9007199254740991,"n":12345678901234567890}\n{"id":"12345678901234567890","n":-9007199254740993}\n');
+    expect(run(['--in', f, '--out', out, '--columns', idAndN, '--no-password']).code).toBe(0);
+    const [sheet] = await readWithExcelJs(readFileSync(out));
+    expect(sheet!.rows).toEqual([['id', 'n'], ['9007199254740991', 12345678901234567000], ['12345678901234567890', -9007199254740992]]);
+  });
+
+  it('resolves relative --in, --out and --columns against INIT_CWD (the folder npm run was started in), else its own folder', async () => {
+    const callers = freshDir('caller-folder');
+    writeFileSync(join(callers, 'rows.ndjson'), '{"id":"r1","n":1}\n');
+    writeFileSync(join(callers, 'cols.json'), JSON.stringify([{ key: 'id', type: 'string' }]));
+    const r = run(['--in', 'rows.ndjson', '--out', 'out.xlsx', '--columns', 'cols.json', '--no-password'], { INIT_CWD: callers });
+    expect(r.stderr).toMatch(/wrote 1 rows/);
+    expect(r.code).toBe(0);
+    expect(existsSync(join(ROOT, 'out.xlsx'))).toBe(false);
+    const [sheet] = await readWithExcelJs(readFileSync(join(callers, 'out.xlsx')));
+    expect(sheet!.rows).toEqual([['id'], ['r1']]);
+    // Messages keep the operator's spelling.
+    const missing = run(['--in', 'rows.ndjson', '--out', 'sub/out.xlsx', '--no-password'], { INIT_CWD: callers });
+    expect(missing.stderr).toBe(`xlsx: --out sub/out.xlsx: the folder ${join(callers, 'sub')} does not exist\n`);
+  });
+
+  it('reads a columns file that starts with a byte order mark, and refuses an unknown field in an entry naming it', async () => {
+    const bom = join(dir, 'bom-columns.json');
+    writeFileSync(bom, `\uFEFF${JSON.stringify([{ key: 'id', header: 'ID', type: 'string' }])}`);
+    const out = join(dir, 'bom-columns.xlsx');
+    const r = run(['--in', input, '--out', out, '--columns', bom, '--no-password']);
+    expect(r.code).toBe(0);
+    const [sheet] = await readWithExcelJs(readFileSync(out));
+    expect(sheet!.rows[0]).toEqual(['ID']);
+
+    const typo = join(dir, 'typo-columns.json');
+    writeFileSync(typo, JSON.stringify([{ key: 'id', type: 'string' }, { key: 'name', heading: 'Name', type: 'string' }]));
+    const r2 = run(['--in', input, '--out', join(dir, 'typo.xlsx'), '--columns', typo, '--no-password']);
+    expect({ code: r2.code, stderr: r2.stderr }).toEqual({
+      code: 2,
+      stderr: `xlsx: --columns ${typo}: 1.heading: is not a column field (a column has key, header, type and width)\n`,
+    });
+    expect(existsSync(join(dir, 'typo.xlsx'))).toBe(false);
+  });
+
+  it('without --columns, refuses a first-row key that is empty once sanitised, naming the line and its position', () => {
+    const f = join(dir, 'blank-key.ndjson');
+    const out = join(dir, 'blank-key.xlsx');
+    for (const key of ['\\ud800', '\\u0001\\u0002', '\\uffff']) {
+      writeFileSync(f, `\n{"a":1,"${key}":2}\n`);
+      const r = run(['--in', f, '--out', out, '--no-password']);
+      expect({ key, code: r.code, stderr: r.stderr }).toEqual({
+        key,
+        code: 2,
+        stderr:
+          'xlsx: line 2: field 2 (counting from 1) has a name that is empty once the characters a cell cannot hold (control characters, lone surrogates, U+FFFE, U+FFFF) are removed, which cannot be a column: pass --columns to choose the columns\n',
+      });
+      expect(existsSync(out)).toBe(false);
+    }
   });
 });
 

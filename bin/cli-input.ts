@@ -1,0 +1,182 @@
+/**
+ * What the operator commands (bin/xlsx.ts, bin/seed.ts, bin/token.ts) share about their input:
+ * the usage error class, option and path handling, and the strict NDJSON line reader with the
+ * checks JSON.parse does not make (a key given twice, a lone surrogate). Kept in bin/: these are
+ * rules of the command line, not of the service.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { findMalformedText, mayHoldSurrogateEscape } from '../shared/text-rules';
+
+/** Bad input or usage, found before any work: reported on stderr with exit code 2. */
+export class InputError extends Error {}
+
+/** The token parseArgs gives for an option (`{ tokens: true }`); only what is read here. */
+type ArgToken = { kind: string; name?: string; rawName?: string };
+
+/**
+ * Refuses an option given more than once (`--in a --in b`): parseArgs keeps the last without a
+ * word, so a command line edited in a hurry would run with a value its operator did not mean.
+ * Options declared `multiple` (token's --permission) are the exception.
+ */
+export function refuseRepeatedOptions(tokens: readonly ArgToken[] | undefined, multiple: ReadonlySet<string> = new Set(), usage?: string): void {
+  const seen = new Set<string>();
+  for (const token of tokens ?? []) {
+    if (token.kind !== 'option' || token.name === undefined || multiple.has(token.name)) continue;
+    if (seen.has(token.name)) {
+      throw new InputError(`--${token.name}: given more than once (each option may be given once)${usage ? `\n${usage}` : ''}`);
+    }
+    seen.add(token.name);
+  }
+}
+
+/**
+ * A path the operator typed, made absolute against the folder they typed it in. `npm run` starts
+ * the script in the package root but records the caller's folder in INIT_CWD; run directly (tsx
+ * bin/xlsx.ts) there is no INIT_CWD and the process's own folder is the caller's.
+ */
+export function operatorPath(path: string, env: NodeJS.ProcessEnv): string {
+  const base = env.INIT_CWD && isAbsolute(env.INIT_CWD) ? env.INIT_CWD : process.cwd();
+  return resolve(base, path);
+}
+
+/** Text read from a file: a leading UTF-8 byte order mark is not part of it (editors on Windows write one). */
+export function withoutBom(text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+/** One line of an input: its 1-based number (as an editor counts them) and its text. */
+export type InputLine = { line: number; text: string };
+
+/**
+ * Splits the input into lines as readline does (LF, CRLF or a lone CR ends a line) and decodes
+ * each one strictly: invalid UTF-8 is refused, naming the line (`${prefix}line N: not valid
+ * UTF-8`), instead of being turned into U+FFFD. A UTF-8 byte order mark at the very start of
+ * the file is skipped; anywhere else it is text (and so not valid JSON).
+ */
+export async function* readLines(input: AsyncIterable<Buffer>, prefix = ''): AsyncGenerator<InputLine> {
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  let line = 0;
+  let carry: Buffer[] = [];
+  let skipLf = false; // the last chunk ended with CR: an LF starting the next one belongs to it
+  const decode = (bytes: Buffer): InputLine => {
+    line++;
+    if (line === 1 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) bytes = bytes.subarray(3);
+    try {
+      return { line, text: decoder.decode(bytes) };
+    } catch {
+      // Name only the line: rows may hold personal data.
+      throw new InputError(`${prefix}line ${line}: not valid UTF-8`);
+    }
+  };
+  for await (const chunk of input) {
+    if (chunk.length === 0) continue;
+    let start = 0;
+    if (skipLf) {
+      skipLf = false;
+      if (chunk[0] === 0x0a) start = 1;
+    }
+    let lf = chunk.indexOf(0x0a, start);
+    let cr = chunk.indexOf(0x0d, start);
+    while (lf !== -1 || cr !== -1) {
+      const atCr = cr !== -1 && (lf === -1 || cr < lf);
+      const end = atCr ? cr : lf;
+      const piece = chunk.subarray(start, end);
+      const bytes = carry.length === 0 ? piece : Buffer.concat([...carry, piece]);
+      carry = [];
+      yield decode(bytes);
+      start = end + 1;
+      if (atCr) {
+        if (start === chunk.length) skipLf = true;
+        else if (chunk[start] === 0x0a) start++;
+      }
+      if (lf !== -1 && lf < start) lf = chunk.indexOf(0x0a, start);
+      if (cr !== -1 && cr < start) cr = chunk.indexOf(0x0d, start);
+    }
+    if (start < chunk.length) carry.push(chunk.subarray(start));
+  }
+  if (carry.length > 0) yield decode(Buffer.concat(carry));
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COLON = 0x3a;
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACE = 0x7d;
+const CLOSE_BRACKET = 0x5d;
+
+/**
+ * Counts the members of the JSON object in `text` (duplicates included, which JSON.parse
+ * collapses) and, given `keys`, appends their keys in the order written. The order must come
+ * from the text: Object.keys puts integer-like keys ("10", "2024") first. JSON.parse has already
+ * accepted the text, so only strings (skipped whole: they may hold braces, colons and escaped
+ * quotes) need telling apart from structure; a member is a `:` at depth 1, its key the string
+ * just before it. Strings are skipped with indexOf, so the cost is mostly the punctuation.
+ */
+export function scanTopLevelMembers(text: string, keys?: string[]): number {
+  let depth = 0;
+  let members = 0;
+  let lastStart = 0; // the last string seen at depth 1: the key when a `:` follows
+  let lastEnd = 0;
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch === QUOTE) {
+      const start = i;
+      // The closing quote is the first one not escaped, i.e. after an even run of backslashes.
+      for (;;) {
+        i = text.indexOf('"', i + 1);
+        // Unterminated: the CLI scans only lines JSON.parse accepted, but the scanner is exported,
+        // and -1 would restart the scan at 0 for ever.
+        if (i === -1) throw new Error('unterminated string in a JSON text');
+        let b = i - 1;
+        while (text.charCodeAt(b) === BACKSLASH) b--;
+        if ((i - 1 - b) % 2 === 0) break;
+      }
+      lastStart = start;
+      lastEnd = i;
+    } else if (ch === COLON) {
+      if (depth === 1) {
+        members++;
+        if (keys) {
+          const raw = text.slice(lastStart + 1, lastEnd);
+          // Escapes (\", \u0041…) are decoded by JSON itself, from the quoted token.
+          keys.push(raw.includes('\\') ? (JSON.parse(text.slice(lastStart, lastEnd + 1)) as string) : raw);
+        }
+      }
+    } else if (ch === OPEN_BRACE || ch === OPEN_BRACKET) depth++;
+    else if (ch === CLOSE_BRACE || ch === CLOSE_BRACKET) depth--;
+  }
+  return members;
+}
+
+/** The first key that appears twice in `keys`, if one does. */
+export function firstDuplicate(keys: readonly string[]): string | undefined {
+  const seen = new Set<string>();
+  for (const k of keys) {
+    if (seen.has(k)) return k;
+    seen.add(k);
+  }
+  return undefined;
+}
+
+/**
+ * The key `text` (one JSON object JSON.parse turned into `parsed`) gives more than once, if it
+ * does: JSON.parse keeps the last value and the first vanishes. Counting the members is cheap;
+ * keys are decoded only when the count differs from the keys JSON.parse kept.
+ */
+export function duplicateKeyOf(text: string, parsed: object): string | undefined {
+  if (scanTopLevelMembers(text) === Object.keys(parsed).length) return undefined;
+  const keys: string[] = [];
+  scanTopLevelMembers(text, keys);
+  return firstDuplicate(keys);
+}
+
+/**
+ * Where a parsed JSON value holds a lone surrogate (which only a `\ud800`-style escape can
+ * produce, as raw bytes are decoded strictly): the path of the string, `[]` for a top-level key;
+ * undefined when it holds none. No UTF-8 encodes a lone surrogate, so it is not text.
+ */
+export function loneSurrogatePath(text: string, parsed: unknown): (string | number)[] | undefined {
+  return mayHoldSurrogateEscape(text) ? findMalformedText(parsed) : undefined;
+}
