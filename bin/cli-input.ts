@@ -5,6 +5,7 @@
  * rules of the command line, not of the service.
  */
 import { isAbsolute, resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { findMalformedText, mayHoldSurrogateEscape } from '../shared/text-rules';
 
 /** Bad input or usage, found before any work: reported on stderr with exit code 2. */
@@ -27,6 +28,26 @@ export function refuseRepeatedOptions(tokens: readonly ArgToken[] | undefined, m
     }
     seen.add(token.name);
   }
+}
+
+/**
+ * The command line parsed strictly (unknown options, missing values and positionals refused),
+ * each refusal an InputError ending with the usage, and no option given twice but those in
+ * `multiple`: one rule for every operator command.
+ */
+export function parseOptions<O extends NonNullable<ParseArgsConfig['options']>>(
+  options: O,
+  usage: string,
+  { args, multiple }: { args?: string[]; multiple?: ReadonlySet<string> } = {},
+) {
+  let parsed;
+  try {
+    parsed = parseArgs({ ...(args ? { args } : {}), options, strict: true, allowPositionals: false, tokens: true });
+  } catch (error) {
+    throw new InputError(`${error instanceof Error ? error.message : String(error)}\n${usage}`);
+  }
+  refuseRepeatedOptions(parsed.tokens, multiple, usage);
+  return parsed.values;
 }
 
 /**

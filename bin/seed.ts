@@ -12,7 +12,6 @@
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -24,7 +23,7 @@ import { loadProfileSchemas } from '../shared/app/workspace-context';
 import type { RawItem } from '../shared/ports/source-data';
 import { channelIdSchema } from '../shared/auth/principal';
 import { ValidationError } from '../shared/domain/errors';
-import { InputError, duplicateKeyOf, loneSurrogatePath, operatorPath, readLines as readStrictLines, refuseRepeatedOptions } from './cli-input';
+import { InputError, duplicateKeyOf, loneSurrogatePath, operatorPath, readLines as readStrictLines, parseOptions } from './cli-input';
 
 const usage = [
   'usage: npm run seed -- --channel C --users N --cases N [--seed S]',
@@ -175,26 +174,18 @@ async function importFile(ddb: DynamoDBDocumentClient, channelId: string, path: 
 }
 
 async function main(): Promise<void> {
-  let values;
-  let tokens;
-  try {
-    ({ values, tokens } = parseArgs({
-      options: {
-        channel: { type: 'string' },
-        users: { type: 'string' },
-        cases: { type: 'string' },
-        seed: { type: 'string' },
-        import: { type: 'string' },
-        kind: { type: 'string' },
-        help: { type: 'boolean' },
-      },
-      strict: true,
-      tokens: true,
-    }));
-  } catch (error) {
-    throw new InputError(`${error instanceof Error ? error.message : String(error)}\n${usage}`);
-  }
-  refuseRepeatedOptions(tokens, undefined, usage);
+  const values = parseOptions(
+    {
+      channel: { type: 'string' },
+      users: { type: 'string' },
+      cases: { type: 'string' },
+      seed: { type: 'string' },
+      import: { type: 'string' },
+      kind: { type: 'string' },
+      help: { type: 'boolean' },
+    },
+    usage,
+  );
   if (values.help) {
     console.log(usage);
     return;

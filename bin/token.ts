@@ -4,10 +4,9 @@
  *                    [--name "Kim"] [--expires 12h]
  * Exit codes: 0 printed, 2 bad usage (as npm run xlsx and npm run seed), 1 other failures.
  */
-import { parseArgs } from 'node:util';
 import { DEFAULT_MAX_TOKEN_LIFETIME_SECONDS, devTokenInputSchema, parseSpanSeconds, PERMISSIONS, signDevToken } from '../shared/auth';
 import { tokenLifetimeSetting } from '../shared/config';
-import { InputError, refuseRepeatedOptions } from './cli-input';
+import { InputError, parseOptions } from './cli-input';
 
 const usage =
   'usage: npm run token -- --channel C --manager M --permission export:download [--permission audit:read] [--name N] [--expires 12h]';
@@ -16,27 +15,20 @@ const usage =
 const FLAGS: Record<string, string> = { channelId: '--channel', managerId: '--manager', name: '--name', permissions: '--permission', expiresIn: '--expires' };
 
 async function main(): Promise<void> {
-  let values;
-  let tokens;
-  try {
-    ({ values, tokens } = parseArgs({
-      options: {
-        channel: { type: 'string' },
-        manager: { type: 'string' },
-        name: { type: 'string' },
-        permission: { type: 'string', multiple: true },
-        expires: { type: 'string' },
-        help: { type: 'boolean' },
-      },
-      strict: true,
-      tokens: true,
-    }));
-  } catch (error) {
-    throw new InputError(`${error instanceof Error ? error.message : String(error)}\n${usage}`);
-  }
   // --permission is the one option meant to be repeated; any other given twice is refused
   // rather than silently taking the last (a token for another channel than the one meant).
-  refuseRepeatedOptions(tokens, new Set(['permission']), usage);
+  const values = parseOptions(
+    {
+      channel: { type: 'string' },
+      manager: { type: 'string' },
+      name: { type: 'string' },
+      permission: { type: 'string', multiple: true },
+      expires: { type: 'string' },
+      help: { type: 'boolean' },
+    },
+    usage,
+    { multiple: new Set(['permission']) },
+  );
   if (values.help) {
     console.log(usage);
     return;

@@ -10,7 +10,6 @@ import { createReadStream, rmSync, type Stats } from 'node:fs';
 import { lstat, mkdtemp, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, sep } from 'node:path';
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import {
   CellValueError,
@@ -32,7 +31,7 @@ import {
 import { isInheritedKey } from '../shared/xlsx/render-row';
 import { validateSheetName } from '../shared/xlsx/workbook';
 import { parseIsoWithOffset } from '../shared/iso-datetime';
-import { InputError, firstDuplicate, operatorPath, readLines, refuseRepeatedOptions, scanTopLevelMembers, withoutBom } from './cli-input';
+import { InputError, firstDuplicate, operatorPath, readLines, parseOptions, scanTopLevelMembers, withoutBom } from './cli-input';
 
 // Exported from here too: tests (and callers) have always imported the scanner from this file.
 export { scanTopLevelMembers };
@@ -72,28 +71,19 @@ function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv) {
       throw new InputError('the password must not be given on the command line: set EXPORT_PASSWORD instead');
     }
   }
-  let values;
-  let tokens;
-  try {
-    ({ values, tokens } = parseArgs({
-      args: argv,
-      options: {
-        in: { type: 'string' },
-        out: { type: 'string' },
-        columns: { type: 'string' },
-        sheet: { type: 'string' },
-        timezone: { type: 'string' },
-        'no-password': { type: 'boolean' },
-        help: { type: 'boolean' },
-      },
-      strict: true,
-      allowPositionals: false,
-      tokens: true,
-    }));
-  } catch (err) {
-    throw new InputError(`${(err as Error).message}\n${USAGE}`);
-  }
-  refuseRepeatedOptions(tokens, undefined, USAGE);
+  const values = parseOptions(
+    {
+      in: { type: 'string' },
+      out: { type: 'string' },
+      columns: { type: 'string' },
+      sheet: { type: 'string' },
+      timezone: { type: 'string' },
+      'no-password': { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+    USAGE,
+    { args: argv },
+  );
   if (values.help) return { help: true as const };
   if (!values.in) throw new InputError(`--in is required\n${USAGE}`);
   if (!values.out) throw new InputError(`--out is required\n${USAGE}`);
