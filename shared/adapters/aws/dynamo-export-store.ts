@@ -5,6 +5,7 @@ import {
   PutCommand,
   QueryCommand,
   UpdateCommand,
+  type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { exportJobSchema, type ExportJob, type ExportStatus } from '../../app/export-job';
@@ -250,17 +251,21 @@ export class DynamoExportStore implements ExportStore {
       values[':ttl'] = this.retainedUntil(patch.expiresAt);
       sets.push('#ttl = :ttl');
     }
+    return this.updateJobIf(exportId, {
+      UpdateExpression: `SET ${sets.join(', ')}`,
+      ConditionExpression: `channelId = :ch AND #status IN (${fromNames.join(', ')})`,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+    });
+  }
+
+  /**
+   * A conditional update of one job item: true when it was written, false when its condition
+   * did not hold (a lost race, a step already taken, another channel's job); other errors throw.
+   */
+  private async updateJobIf(exportId: string, update: Omit<UpdateCommandInput, 'TableName' | 'Key'>): Promise<boolean> {
     try {
-      await this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: jobPk(exportId), sk: JOB_SK },
-          UpdateExpression: `SET ${sets.join(', ')}`,
-          ConditionExpression: `channelId = :ch AND #status IN (${fromNames.join(', ')})`,
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
-        }),
-      );
+      await this.ddb.send(new UpdateCommand({ TableName: this.tableName, Key: { pk: jobPk(exportId), sk: JOB_SK }, ...update }));
       return true;
     } catch (error) {
       if (isConditionFailure(error)) return false;
@@ -290,74 +295,44 @@ export class DynamoExportStore implements ExportStore {
     exportId: string,
     plan: Required<Pick<JobPatch, 'chunksTotal' | 'sheetChunks'>>,
   ): Promise<boolean> {
-    try {
-      await this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: jobPk(exportId), sk: JOB_SK },
-          UpdateExpression: 'SET chunksTotal = :total, phase = :main, sheetChunks = :sheets, updatedAt = :now',
-          ConditionExpression: 'channelId = :ch AND attribute_not_exists(phase)',
-          ExpressionAttributeValues: {
-            ':total': plan.chunksTotal,
-            ':main': 'main',
-            ':sheets': plan.sheetChunks,
-            ':ch': channelId,
-            ':now': this.now().toISOString(),
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return this.updateJobIf(exportId, {
+      UpdateExpression: 'SET chunksTotal = :total, phase = :main, sheetChunks = :sheets, updatedAt = :now',
+      ConditionExpression: 'channelId = :ch AND attribute_not_exists(phase)',
+      ExpressionAttributeValues: {
+        ':total': plan.chunksTotal,
+        ':main': 'main',
+        ':sheets': plan.sheetChunks,
+        ':ch': channelId,
+        ':now': this.now().toISOString(),
+      },
+    });
   }
 
   async advanceToUsersPhase(channelId: string, exportId: string, userChunks: number): Promise<boolean> {
-    try {
-      await this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: jobPk(exportId), sk: JOB_SK },
-          UpdateExpression: 'SET phase = :users, sheetChunks.#users = :n, updatedAt = :now ADD chunksTotal :n',
-          // Active only: a canceled or failed export plans no more work.
-          ConditionExpression: 'channelId = :ch AND phase = :main AND #status IN (:queued, :running)',
-          ExpressionAttributeNames: { '#users': 'users', '#status': 'status' },
-          ExpressionAttributeValues: {
-            ':users': 'users',
-            ':main': 'main',
-            ':n': userChunks,
-            ':ch': channelId,
-            ':now': this.now().toISOString(),
-            ':queued': 'queued',
-            ':running': 'running',
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return this.updateJobIf(exportId, {
+      UpdateExpression: 'SET phase = :users, sheetChunks.#users = :n, updatedAt = :now ADD chunksTotal :n',
+      // Active only: a canceled or failed export plans no more work.
+      ConditionExpression: 'channelId = :ch AND phase = :main AND #status IN (:queued, :running)',
+      ExpressionAttributeNames: { '#users': 'users', '#status': 'status' },
+      ExpressionAttributeValues: {
+        ':users': 'users',
+        ':main': 'main',
+        ':n': userChunks,
+        ':ch': channelId,
+        ':now': this.now().toISOString(),
+        ':queued': 'queued',
+        ':running': 'running',
+      },
+    });
   }
 
   async claimFlag(channelId: string, exportId: string, flag: JobFlag): Promise<boolean> {
-    try {
-      await this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: jobPk(exportId), sk: JOB_SK },
-          UpdateExpression: 'SET #flag = :true, updatedAt = :now',
-          ConditionExpression: 'channelId = :ch AND (attribute_not_exists(#flag) OR #flag = :false)',
-          ExpressionAttributeNames: { '#flag': flag },
-          ExpressionAttributeValues: { ':true': true, ':false': false, ':ch': channelId, ':now': this.now().toISOString() },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return this.updateJobIf(exportId, {
+      UpdateExpression: 'SET #flag = :true, updatedAt = :now',
+      ConditionExpression: 'channelId = :ch AND (attribute_not_exists(#flag) OR #flag = :false)',
+      ExpressionAttributeNames: { '#flag': flag },
+      ExpressionAttributeValues: { ':true': true, ':false': false, ':ch': channelId, ':now': this.now().toISOString() },
+    });
   }
 
   async releaseClaim(channelId: string, exportId: string, flag: LeaseFlag, token: string): Promise<void> {
