@@ -1,7 +1,7 @@
 import { CreateTableCommand, DescribeTableCommand, type CreateTableCommandInput, type DynamoDBClient, type KeySchemaElement } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { JOB_INDEX_ATTRIBUTES } from '../../shared/adapters/aws/export-table-layout';
+import { JOB_INDEX_PROJECTION } from '../../shared/adapters/aws/export-table-layout';
 
 /** Table names of the local stack; the key schemas are the ones docs/contracts.md fixes for the CDK stack. */
 export const LOCAL_TABLES = {
@@ -15,15 +15,12 @@ export const LOCAL_TABLES = {
 
 export const LOCAL_BUCKET = 'export-bucket';
 
-/**
- * `gsi1Attributes`: the non-key attributes gsi1 projects (INCLUDE), as the CDK stack declares
- * them; without it the index projects ALL.
- */
-export type TableSpec = { name: string; sortKey: boolean; gsi1: boolean; gsi1Attributes?: readonly string[] };
+/** `gsi1KeysOnly`: gsi1 projects keys only (KEYS_ONLY), as the CDK stack declares it; else ALL. */
+export type TableSpec = { name: string; sortKey: boolean; gsi1: boolean; gsi1KeysOnly?: boolean };
 
 /** The exports table (jobs, tokens, idempotency keys) under `name`, its index as the CDK stack's. */
 export function exportsTableSpec(name: string): TableSpec {
-  return { name, sortKey: true, gsi1: true, gsi1Attributes: JOB_INDEX_ATTRIBUTES };
+  return { name, sortKey: true, gsi1: true, gsi1KeysOnly: JOB_INDEX_PROJECTION === 'KEYS_ONLY' };
 }
 
 const TABLE_SPECS: TableSpec[] = [
@@ -60,9 +57,7 @@ export function tableInput(spec: TableSpec): CreateTableCommandInput {
                 { AttributeName: 'gsi1pk', KeyType: 'HASH' },
                 { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
               ],
-              Projection: spec.gsi1Attributes
-                ? { ProjectionType: 'INCLUDE', NonKeyAttributes: [...spec.gsi1Attributes] }
-                : { ProjectionType: 'ALL' },
+              Projection: { ProjectionType: spec.gsi1KeysOnly ? 'KEYS_ONLY' : 'ALL' },
             },
           ],
         }

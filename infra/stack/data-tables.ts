@@ -1,7 +1,7 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
-import { JOB_INDEX_ATTRIBUTES } from '../../shared/adapters/aws/export-table-layout';
+import { JOB_INDEX_PROJECTION } from '../../shared/adapters/aws/export-table-layout';
 
 const S = dynamodb.AttributeType.STRING;
 
@@ -39,9 +39,8 @@ export class DataTables extends Construct {
       indexName: 'gsi1',
       partitionKey: { name: 'gsi1pk', type: S },
       sortKey: { name: 'gsi1sk', type: S },
-      // Not ALL: the list needs no definition, and every chunk's write would copy it (export-table-layout.ts).
-      projectionType: dynamodb.ProjectionType.INCLUDE,
-      nonKeyAttributes: [...JOB_INDEX_ATTRIBUTES],
+      // Keys only: no chunk's write of the job item writes the index (export-table-layout.ts).
+      projectionType: dynamodb.ProjectionType[JOB_INDEX_PROJECTION],
     });
 
     // The cooldown acquire is a conditional write on the stored expiry; TTL only deletes garbage

@@ -274,7 +274,8 @@ export class ExportServiceStack extends Stack {
     };
 
     // api: create/list/cancel exports, cooldowns, audit append + list, plan chunks, download redirect.
-    allow(f.api, 'ExportsTable', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'], withIndexes(t.exports));
+    // BatchGetItem: the list reads its page's jobs by key (gsi1 holds keys only).
+    allow(f.api, 'ExportsTable', ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'], withIndexes(t.exports));
     allow(f.api, 'Cooldowns', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'], [t.cooldowns.tableArn]);
     allow(f.api, 'AuditAppendAndList', ['dynamodb:PutItem', 'dynamodb:Query'], withIndexes(t.audit));
     allow(f.api, 'WorkspaceRead', ['dynamodb:GetItem', 'dynamodb:Query'], [t.workspace.tableArn]);

@@ -77,10 +77,7 @@ export interface ExportStore {
   createJob(job: ExportJob): Promise<boolean>;
   /** null when missing or when the job belongs to another channel. */
   getJob(channelId: string, exportId: string): Promise<ExportJob | null>;
-  /**
-   * The caller's exports, newest first. The cursor is opaque. Items may lack `definition` (the
-   * index leaves it out): getJob the one job that needs it.
-   */
+  /** The caller's exports, newest first, each read whole. The cursor is opaque. */
   listJobs(channelId: string, managerId: string, cursor: string | undefined, limit: number): Promise<JobPage>;
   /** Plain field update that does not touch the status (e.g. chunksTotal after planning). */
   updateProgress(channelId: string, exportId: string, patch: JobPatch): Promise<void>;

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import zlib from 'node:zlib';
 import { marshall } from '@aws-sdk/util-dynamodb';
+import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoExportStore } from '../../shared/adapters/aws/dynamo-export-store';
 import { createPipelineDispatcher } from '../../shared/app/api/pipeline-dispatcher';
@@ -304,21 +305,26 @@ describe('the job item stays under DynamoDB 400 KB with the largest inline defin
     expect(itemSize(marshall(item, { removeUndefinedValues: true }) as Record<string, unknown>)).toBeLessThan(25 * 1024);
   });
 
-  it('the list index (gsi1) carries every job field but the definition; the job item keeps it', async () => {
+  it('the list reads whole jobs by key in the index order (gsi1 holds keys only), definition included', async () => {
     const store = new DynamoExportStore(dynamo.doc, 'exports');
     const definition: JobDefinition = { userProfileSchema: gradeSchema, chatProfileSchema: { keys: [] } };
-    const job = exportJobSchema.parse({ ...makeJob({ exportId: 'listed-1', channelId: 'ch-list', managerId: 'm-list' }), definition, phase: 'main', rowsWritten: 5 });
-    await expect(store.createJob(job)).resolves.toBe(true);
-    await store.markChunkDone('ch-list', 'listed-1', 'cases-0', { rowCount: 5 });
-    const page = await store.listJobs('ch-list', 'm-list', undefined, 10);
-    expect(page.items).toHaveLength(1);
-    const listed = page.items[0]!;
-    expect(listed.definition).toBeUndefined();
-    const whole = await store.getJob('ch-list', 'listed-1');
-    expect(whole?.definition).toEqual(definition);
-    // Everything else the list shows is there, as stored.
-    const { definition: _d, ...rest } = whole!;
-    expect(listed).toEqual(rest);
+    for (const [n, createdAt] of ['2025-07-01T00:00:01.000Z', '2025-07-01T00:00:03.000Z', '2025-07-01T00:00:02.000Z'].entries()) {
+      const job = exportJobSchema.parse({ ...makeJob({ exportId: `listed-${n}`, channelId: 'ch-list', managerId: 'm-list', createdAt }), definition, phase: 'main', rowsWritten: n });
+      await expect(store.createJob(job)).resolves.toBe(true);
+    }
+    await store.markChunkDone('ch-list', 'listed-0', 'cases-0', { rowCount: 5 });
+    // The index item carries no job attribute: a chunk's write of the job never writes it.
+    const indexed = await dynamo.doc.send(new QueryCommand({ TableName: 'exports', IndexName: 'gsi1', KeyConditionExpression: 'gsi1pk = :pk', ExpressionAttributeValues: { ':pk': 'CH#ch-list#MGR#m-list' } }));
+    expect(Object.keys(indexed.Items![0]!).sort()).toEqual(['gsi1pk', 'gsi1sk', 'pk', 'sk']);
+    const first = await store.listJobs('ch-list', 'm-list', undefined, 2);
+    expect(first.items.map((j) => j.exportId)).toEqual(['listed-1', 'listed-2']);
+    expect(first.cursor).toEqual(expect.any(String));
+    const second = await store.listJobs('ch-list', 'm-list', first.cursor, 2);
+    expect(second.items.map((j) => j.exportId)).toEqual(['listed-0']);
+    expect(second.cursor).toBeUndefined();
+    // Whole and current: the definition, and the chunk just counted.
+    expect(second.items[0]).toEqual(await store.getJob('ch-list', 'listed-0'));
+    expect(second.items[0]).toMatchObject({ definition, chunksDone: 1 });
   });
 
   it('a segment job whose inline definition is the largest number-list segment that fits', async () => {

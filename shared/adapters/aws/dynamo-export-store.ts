@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  BatchGetCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -161,13 +162,40 @@ export class DynamoExportStore implements ExportStore {
       raw.length > limit && lastShown
         ? { pk: lastShown.pk, sk: lastShown.sk, gsi1pk: lastShown.gsi1pk, gsi1sk: lastShown.gsi1sk }
         : result.LastEvaluatedKey;
-    // The key already scopes the query; checking the owner again costs nothing and keeps any
-    // key collision from ever showing one manager another's export.
-    const items = shown
+    // The index holds keys only (KEYS_ONLY: no chunk's write of the job item ever writes it):
+    // the jobs themselves are read by key, strongly consistent, in the index's order.
+    const items = (await this.getJobsByKey(shown.map((k) => String(k.pk))))
       .map((item) => exportJobSchema.parse(item))
+      // The key already scopes the query; checking the owner again costs nothing and keeps any
+      // key collision from ever showing one manager another's export.
       .filter((job) => job.channelId === channelId && job.managerId === managerId);
     const next = encodeCursor(nextKey);
     return next ? { items, cursor: next } : { items };
+  }
+
+  /**
+   * Job items by their pk, in the order given; a job gone meanwhile (TTL) is left out. At most
+   * 100 keys a call (BatchGetItem's limit, above the API's page size); keys DynamoDB leaves
+   * unprocessed (throttling) are asked again, with a short growing pause.
+   */
+  private async getJobsByKey(pks: readonly string[]): Promise<Record<string, unknown>[]> {
+    if (pks.length === 0) return [];
+    if (pks.length > 100) throw new RangeError('at most 100 jobs per read');
+    const found = new Map<string, Record<string, unknown>>();
+    let keys: Record<string, unknown>[] = pks.map((pk) => ({ pk, sk: JOB_SK }));
+    for (let attempt = 0; keys.length > 0; attempt++) {
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * 2 ** attempt)));
+      if (attempt > 8) throw new Error('BatchGetItem left keys unprocessed after 8 retries');
+      const result = await this.ddb.send(
+        new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }),
+      );
+      for (const item of result.Responses?.[this.tableName] ?? []) found.set(String(item.pk), item);
+      keys = (result.UnprocessedKeys?.[this.tableName]?.Keys ?? []) as Record<string, unknown>[];
+    }
+    return pks.flatMap((pk) => {
+      const item = found.get(pk);
+      return item ? [item] : [];
+    });
   }
 
   async updateProgress(channelId: string, exportId: string, patch: JobPatch): Promise<void> {

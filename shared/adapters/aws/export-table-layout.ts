@@ -1,24 +1,13 @@
-import { exportJobSchema } from '../../app/export-job';
-
 /**
- * Job attributes the exports table's `gsi1` (the caller's exports, newest first) leaves out. It
- * is what a listed export never needs and what makes the item large:
- * - `definition`: the export's pinned profile schemas and segment, up to
- *   DEFINITION_INLINE_MAX_BYTES of JSON; chunks and the finalizer read it from the table itself.
- * - `doneChunks` (the completed-chunk set, not part of ExportJob) and the `*Claim` leases are
- *   store bookkeeping, left out by not being ExportJob fields.
- * Why it matters: every chunk rewrites the job item, and an index projecting ALL attributes
- * writes the whole item again per change (twice the write units of the base write on a
- * partition every chunk of the export shares); projecting less keeps those index writes small,
- * and updates that change only left-out attributes (a lease, the chunk set) write no index item.
+ * What the exports table's `gsi1` (a manager's exports, newest first) projects: its keys only.
+ * - Every chunk of an export rewrites the job item. An index projecting the job's attributes
+ *   (ALL, or INCLUDE of them) is written again on each such change, on the partition every
+ *   chunk of the export already shares, and with ALL it copies the inline definition too. A
+ *   KEYS_ONLY index is written when a job is created or collected, never by a chunk.
+ * - A projection cannot be changed in place on a deployed table (DynamoDB refuses, CloudFormation
+ *   rolls back; a new index under another name is the only way). Keys never change when a field
+ *   is added to jobs; an INCLUDE list would have had to.
+ * The list reads the jobs themselves by key (BatchGetItem, strongly consistent). One constant
+ * for the CDK table and the local stack's table, so the two cannot differ.
  */
-const LEFT_OUT_OF_JOB_INDEX = new Set<string>(['definition']);
-
-/**
- * The non-key attributes gsi1 projects (INCLUDE): every ExportJob field but those above, read
- * from the schema so a field added to jobs is listed without anyone remembering this index.
- * One list for the CDK table and the local stack's table, so the two cannot differ.
- */
-export const JOB_INDEX_ATTRIBUTES: readonly string[] = Object.keys(exportJobSchema.shape).filter(
-  (field) => !LEFT_OUT_OF_JOB_INDEX.has(field),
-);
+export const JOB_INDEX_PROJECTION = 'KEYS_ONLY' as const;

@@ -52,10 +52,8 @@ async function resumeIfStalled(deps: ApiDeps, job: ExportJob): Promise<ExportJob
   const ageSeconds = (deps.clock.now().getTime() - Date.parse(job.createdAt)) / 1000;
   if (!(ageSeconds > STALLED_DISPATCH_SECONDS)) return job;
   try {
-    // The whole item: a listed job comes from the index, which leaves the definition out.
-    const whole = (await deps.store.getJob(job.channelId, job.exportId)) ?? job;
-    await deps.dispatcher.dispatch(whole);
-    return (await deps.store.getJob(job.channelId, job.exportId)) ?? whole;
+    await deps.dispatcher.dispatch(job);
+    return (await deps.store.getJob(job.channelId, job.exportId)) ?? job;
   } catch {
     return job;
   }
