@@ -430,33 +430,35 @@ async function stoppedMeanwhile(deps: ChunkDeps, job: ExportJob): Promise<boolea
  * once each. Every case chunk stored its referenced ids; the union, sorted into the documented
  * user order, becomes id batches (deterministic keys, so a retry rewrites the same objects).
  */
-async function planUsersPhase(job: ExportJob, deps: ChunkDeps): Promise<void> {
+async function planUsersPhase(planning: ExportJob, deps: ChunkDeps): Promise<void> {
+  // Read again under the claim: an earlier holder may have planned the phase and then failed
+  // before sending (its lease lapsed or was given back). Its batches and refs record stand, and
+  // user chunks may already run from them: planning again from the lists as they are now could
+  // rewrite both under those chunks. Only the sends are repeated (deterministic keys and ids).
+  const job = (await deps.store.getJob(planning.channelId, planning.exportId)) ?? planning;
+  if (job.phase === 'users') {
+    await sendUserChunks(job, job.sheetChunks?.users ?? 0, deps);
+    await deps.store.updateProgress(job.channelId, job.exportId, { usersEnqueued: true });
+    return;
+  }
   const caseChunks = job.sheetChunks?.cases ?? 0;
   const all = new Set<string>();
   const used: number[] = [];
   for (let i = 0; i < caseChunks; i += 16) {
-    const pairs = await Promise.all(
-      Array.from({ length: Math.min(16, caseChunks - i) }, (_u, k) =>
-        Promise.all([
-          deps.objects.getBuffer(objectKeys.caseRefs(job.exportId, i + k)),
-          deps.objects.getBuffer(objectKeys.partMeta(job.exportId, 'cases', i + k)),
-        ]),
-      ),
-    );
-    if (pairs.some(([body, meta]) => !body || !meta) && (await stoppedMeanwhile(deps, job))) return;
-    for (const [k, [body, metaBody]] of pairs.entries()) {
-      if (!body || !metaBody) throw new Error(`case chunk ${i + k}: referenced-user list or meta is missing`);
-      const listCrc = crc32(body);
-      const meta = JSON.parse(metaBody.toString('utf8')) as StoredPartMeta;
-      if (meta.refsCrc32 !== undefined && meta.refsCrc32 !== listCrc) {
-        // Two overlapping deliveries of this chunk left one's list beside the other's part:
-        // the same on every retry (permanent), and a users sheet built from it could miss users.
+    const count = Math.min(16, caseChunks - i);
+    const lists = await Promise.all(Array.from({ length: count }, (_u, k) => readCaseRefs(job, i + k, deps)));
+    if (lists.some((list) => list === 'missing') && (await stoppedMeanwhile(deps, job))) return;
+    for (const [k, list] of lists.entries()) {
+      if (list === 'missing') throw new Error(`case chunk ${i + k}: referenced-user list or meta is missing`);
+      if (list === 'mismatch') {
+        // Two overlapping deliveries of this chunk left one's list beside the other's meta, and
+        // waiting did not settle it: a users sheet built from it could miss users.
         deps.log.error('case refs do not match their part', { exportId: job.exportId, chunk: i + k });
         await failExport(deps, job, { code: 'PART_MISMATCH', message: 'the export could not be assembled consistently; request it again' });
         return;
       }
-      used.push(listCrc);
-      for (const id of JSON.parse(body.toString('utf8')) as string[]) all.add(id);
+      used.push(list.crc);
+      for (const id of list.ids) all.add(id);
     }
   }
   // What the users were planned from, for the finalizer to check the case parts it stitches against.
@@ -473,20 +475,51 @@ async function planUsersPhase(job: ExportJob, deps: ChunkDeps): Promise<void> {
   if (!advanced && (await stoppedMeanwhile(deps, job))) return;
   if (!advanced && job.usersEnqueued) return;
   deps.log.info('users phase planned', { exportId: job.exportId, users: all.size, chunks: batches.length });
-  // No user to list: nothing to send, and the finalize check after this step finds every chunk done.
-  if (batches.length > 0) {
-    await deps.queue.sendMany(
-      'chunk',
-      batches.map((_batch, index): ChunkMessage => ({
-        type: 'chunk',
-        exportId: job.exportId,
-        channelId: job.channelId,
-        chunkId: `users-${index}`,
-        sheet: 'users',
-        index,
-        source: { type: 'userIdsObject', key: objectKeys.userIdBatch(job.exportId, 'users', index) },
-      })),
-    );
-  }
+  await sendUserChunks(job, batches.length, deps);
   await deps.store.updateProgress(job.channelId, job.exportId, { usersEnqueued: true });
+}
+
+/** Pauses before reading a case chunk's list and meta again when they disagree (a delivery still writing). */
+const REFS_SETTLE_MS = [250, 750, 2000];
+
+/**
+ * A case chunk's referenced-user list, checked against its meta's refsCrc32. A mismatch may be a
+ * second delivery caught between writing its list and its meta (list first, meta second): it is
+ * read again after a pause, and only a mismatch that outlasts the pauses is reported.
+ */
+async function readCaseRefs(
+  job: ExportJob,
+  index: number,
+  deps: ChunkDeps,
+): Promise<{ ids: string[]; crc: number } | 'missing' | 'mismatch'> {
+  for (let attempt = 0; ; attempt++) {
+    const [body, metaBody] = await Promise.all([
+      deps.objects.getBuffer(objectKeys.caseRefs(job.exportId, index)),
+      deps.objects.getBuffer(objectKeys.partMeta(job.exportId, 'cases', index)),
+    ]);
+    if (!body || !metaBody) return 'missing';
+    const crc = crc32(body);
+    const meta = JSON.parse(metaBody.toString('utf8')) as StoredPartMeta;
+    if (meta.refsCrc32 === undefined || meta.refsCrc32 === crc) return { ids: JSON.parse(body.toString('utf8')) as string[], crc };
+    const pause = REFS_SETTLE_MS[attempt];
+    if (pause === undefined) return 'mismatch';
+    await new Promise((resolve) => setTimeout(resolve, pause));
+  }
+}
+
+function sendUserChunks(job: ExportJob, count: number, deps: ChunkDeps): Promise<void> {
+  // No user to list: nothing to send, and the finalize check after this step finds every chunk done.
+  if (count === 0) return Promise.resolve();
+  return deps.queue.sendMany(
+    'chunk',
+    Array.from({ length: count }, (_u, index): ChunkMessage => ({
+      type: 'chunk',
+      exportId: job.exportId,
+      channelId: job.channelId,
+      chunkId: `users-${index}`,
+      sheet: 'users',
+      index,
+      source: { type: 'userIdsObject', key: objectKeys.userIdBatch(job.exportId, 'users', index) },
+    })),
+  );
 }

@@ -328,6 +328,74 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     expect(await objects.list(objectKeys.partsPrefix(job.exportId))).toEqual([]);
   });
 
+  it('chunk: a list and meta that disagree only while the other delivery is still writing (list first, meta a moment later) are read again, and the users phase is planned', async () => {
+    const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to: '2025-07-05', timezone: 'Asia/Seoul' }, {
+      channelId: 'evt-channel',
+      exportId: 'evt-cases-refs-settle',
+    });
+    const mainChunks = buildChunkMessages(job, {}, 2000);
+    const deps = chunkDeps();
+    for (const m of mainChunks.slice(0, -1)) expect((await processChunk(m, deps, { receiveCount: 1 })).status).toBe('done');
+    const { objects, store } = storesFor(stack);
+    const listKey = objectKeys.caseRefs(job.exportId, 0);
+    const metaKey = objectKeys.partMeta(job.exportId, 'cases', 0);
+    const list = JSON.stringify([...(JSON.parse((await objects.getBuffer(listKey))!.toString('utf8')) as string[]), 'u-from-the-other-render']);
+    const meta = JSON.parse((await objects.getBuffer(metaKey))!.toString('utf8')) as { refsCrc32?: number };
+    // The other delivery has written its list; its meta lands 100 ms later.
+    await objects.put(listKey, list);
+    const metaLands = new Promise<void>((resolve) =>
+      setTimeout(() => void objects.put(metaKey, JSON.stringify({ ...meta, refsCrc32: crc32(Buffer.from(list)) })).then(resolve), 100),
+    );
+    const outcome = await processChunk(mainChunks.at(-1)!, deps, { receiveCount: 1 });
+    await metaLands;
+    expect(outcome.usersPhasePlanned).toBe(true);
+    const planned = await store.getJob('evt-channel', job.exportId);
+    expect([planned?.status, planned?.phase]).toEqual(['running', 'users']);
+    const batch = JSON.parse((await objects.getBuffer(objectKeys.userIdBatch(job.exportId, 'users', 0)))!.toString('utf8')) as string[];
+    expect(batch).toContain('u-from-the-other-render');
+  });
+
+  it('chunk: a users phase planned by a holder that failed before sending is not planned again from the lists as they are now; its chunks are sent', async () => {
+    const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to: '2025-07-05', timezone: 'Asia/Seoul' }, {
+      channelId: 'evt-channel',
+      exportId: 'evt-cases-replan',
+    });
+    const mainChunks = buildChunkMessages(job, {}, 2000);
+    const deps = chunkDeps();
+    for (const m of mainChunks.slice(0, -1)) expect((await processChunk(m, deps, { receiveCount: 1 })).status).toBe('done');
+    const { objects, store, queue } = storesFor(stack);
+    // The holder advances the phase, then its send fails (SQS down past the SDK's retries).
+    const failing = Object.create(queue) as typeof queue;
+    failing.sendMany = async () => {
+      throw new Error('SQS SendMessageBatch: ServiceUnavailable');
+    };
+    await expect(processChunk(mainChunks.at(-1)!, chunkDeps({ queue: failing }), { receiveCount: 1 })).rejects.toThrow('ServiceUnavailable');
+    const stuck = await store.getJob('evt-channel', job.exportId);
+    expect([stuck?.phase, stuck?.usersEnqueued]).toEqual(['users', undefined]);
+    const batchKey = objectKeys.userIdBatch(job.exportId, 'users', 0);
+    const batchBefore = (await objects.getBuffer(batchKey))!.toString('utf8');
+    const planBefore = (await objects.getBuffer(objectKeys.refsPlan(job.exportId)))!.toString('utf8');
+    // Meanwhile a late delivery replaced case chunk 0 (part, list and meta, consistent).
+    const listKey = objectKeys.caseRefs(job.exportId, 0);
+    const metaKey = objectKeys.partMeta(job.exportId, 'cases', 0);
+    const list = JSON.stringify([...(JSON.parse((await objects.getBuffer(listKey))!.toString('utf8')) as string[]), 'u-late-render']);
+    const meta = JSON.parse((await objects.getBuffer(metaKey))!.toString('utf8')) as { refsCrc32?: number };
+    await objects.put(listKey, list);
+    await objects.put(metaKey, JSON.stringify({ ...meta, refsCrc32: crc32(Buffer.from(list)) }));
+    // The retry of the holder's message (its claim given back when it threw).
+    const sent: string[] = [];
+    const watching = Object.create(queue) as typeof queue;
+    watching.sendMany = async (name, bodies) => {
+      sent.push(...bodies.map((b) => (b as { chunkId: string }).chunkId));
+      return queue.sendMany(name, bodies);
+    };
+    await processChunk(mainChunks.at(-1)!, chunkDeps({ queue: watching }), { receiveCount: 2 });
+    expect((await objects.getBuffer(batchKey))!.toString('utf8')).toBe(batchBefore);
+    expect((await objects.getBuffer(objectKeys.refsPlan(job.exportId)))!.toString('utf8')).toBe(planBefore);
+    expect(sent).toEqual(Array.from({ length: stuck?.sheetChunks?.users ?? 0 }, (_u, i) => `users-${i}`));
+    expect((await store.getJob('evt-channel', job.exportId))?.usersEnqueued).toBe(true);
+  });
+
   it('finalizer: a case part replaced after the users phase was planned from its list fails the export (PART_MISMATCH), not a users sheet missing users', async () => {
     const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to: '2025-07-10', timezone: 'Asia/Seoul' }, {
       channelId: 'evt-channel',
