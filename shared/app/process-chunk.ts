@@ -437,6 +437,11 @@ async function planUsersPhase(planning: ExportJob, deps: ChunkDeps): Promise<voi
   // rewrite both under those chunks. Only the sends are repeated (deterministic keys and ids).
   const job = (await deps.store.getJob(planning.channelId, planning.exportId)) ?? planning;
   if (job.phase === 'users') {
+    // Canceled or failed since: a stopped export plans and sends no more work.
+    if (!ACTIVE.has(job.status)) {
+      await stoppedMeanwhile(deps, job);
+      return;
+    }
     await sendUserChunks(job, job.sheetChunks?.users ?? 0, deps);
     await deps.store.updateProgress(job.channelId, job.exportId, { usersEnqueued: true });
     return;

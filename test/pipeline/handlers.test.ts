@@ -396,6 +396,38 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     expect((await store.getJob('evt-channel', job.exportId))?.usersEnqueued).toBe(true);
   });
 
+  it('chunk: a retry that finds the users phase planned but the export canceled since its claim sends no user chunk', async () => {
+    const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to: '2025-07-05', timezone: 'Asia/Seoul' }, {
+      channelId: 'evt-channel',
+      exportId: 'evt-cases-replan-cancel',
+    });
+    const mainChunks = buildChunkMessages(job, {}, 2000);
+    const deps = chunkDeps();
+    for (const m of mainChunks.slice(0, -1)) expect((await processChunk(m, deps, { receiveCount: 1 })).status).toBe('done');
+    const { store, queue } = storesFor(stack);
+    const failing = Object.create(queue) as typeof queue;
+    failing.sendMany = async () => {
+      throw new Error('SQS SendMessageBatch: ServiceUnavailable');
+    };
+    await expect(processChunk(mainChunks.at(-1)!, chunkDeps({ queue: failing }), { receiveCount: 1 })).rejects.toThrow('ServiceUnavailable');
+    // The manager cancels just after the retry took the claim.
+    const racing = Object.create(store) as typeof store;
+    racing.claimLease = async (...args) => {
+      const token = await store.claimLease(...args);
+      if (token) await store.setStatus('evt-channel', job.exportId, 'canceled', ['queued', 'running'], { canceledAt: new Date().toISOString() });
+      return token;
+    };
+    const sent: string[] = [];
+    const watching = Object.create(queue) as typeof queue;
+    watching.sendMany = async (name, bodies) => {
+      sent.push(...bodies.map((b) => (b as { chunkId: string }).chunkId));
+      return queue.sendMany(name, bodies);
+    };
+    await processChunk(mainChunks.at(-1)!, chunkDeps({ store: racing, queue: watching }), { receiveCount: 2 });
+    expect(sent).toEqual([]);
+    expect((await store.getJob('evt-channel', job.exportId))?.status).toBe('canceled');
+  });
+
   it('finalizer: a case part replaced after the users phase was planned from its list fails the export (PART_MISMATCH), not a users sheet missing users', async () => {
     const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to: '2025-07-10', timezone: 'Asia/Seoul' }, {
       channelId: 'evt-channel',

@@ -184,8 +184,8 @@ export class DynamoExportStore implements ExportStore {
     const found = new Map<string, Record<string, unknown>>();
     let keys: Record<string, unknown>[] = pks.map((pk) => ({ pk, sk: JOB_SK }));
     for (let attempt = 0; keys.length > 0; attempt++) {
-      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * 2 ** attempt)));
       if (attempt > 8) throw new Error('BatchGetItem left keys unprocessed after 8 retries');
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * 2 ** attempt)));
       const result = await this.ddb.send(
         new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }),
       );
