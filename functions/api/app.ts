@@ -112,6 +112,12 @@ async function dispatch(
   event: APIGatewayProxyEvent,
 ): Promise<APIGatewayProxyResult> {
   const { deps } = runtime;
+  // API Gateway keeps the last of a repeated parameter in queryStringParameters: `?limit=1&limit=2`
+  // would silently mean 2. Refused, naming it, as the operator commands refuse an option twice.
+  const repeated = Object.entries(event.multiValueQueryStringParameters ?? {}).find(([, values]) => (values?.length ?? 0) > 1);
+  if (repeated) {
+    throw new ValidationError(`${repeated[0]}: given more than once (each parameter may be given once)`, { code: 'INVALID_QUERY', field: repeated[0] });
+  }
   const query = event.queryStringParameters ?? {};
   switch (name) {
     case 'download': {

@@ -1109,6 +1109,25 @@ describe('GET /v1/audit/exports/{exportId}/downloads', () => {
     expect(res.body).toEqual({ items: [] });
   });
 
+  it('400 INVALID_QUERY for a query parameter given twice (API Gateway would keep the last), on every route', async () => {
+    for (const [name, vars] of [
+      ['api-list-exports.json', {}],
+      ['api-list-audit.json', {}],
+    ] as const) {
+      const ev = loadEvent(name, { TOKEN: await token({ permissions: ['export:download', 'audit:read'] }), ...vars });
+      ev.queryStringParameters = { limit: '2' };
+      ev.multiValueQueryStringParameters = { limit: ['1', '2'] };
+      const res = await call(ev);
+      expect(res.status, name).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'INVALID_QUERY', field: 'limit' });
+      expect(res.body.error.message).toMatch(/^limit: given more than once/);
+    }
+    const once = loadEvent('api-list-exports.json', { TOKEN: await token() });
+    once.queryStringParameters = { limit: '2' };
+    once.multiValueQueryStringParameters = { limit: ['2'] };
+    expect((await call(once)).status).toBe(200);
+  });
+
   it('400 INVALID_CURSOR for an altered cursor, another export’s cursor or the trail’s; 400 INVALID_QUERY for a bad limit', async () => {
     const exportId = await usedExport(3);
     fakes.clock.advance(31 * 60_000);
