@@ -281,14 +281,29 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     expect((sheets['User data'] ?? []).length).toBeGreaterThan(1);
   });
 
-  it('chunk: a case chunk whose user list is not the one its meta describes (overlapping deliveries) fails the export at the users phase (PART_MISMATCH)', async () => {
-    const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to: '2025-07-10', timezone: 'Asia/Seoul' }, {
-      channelId: 'evt-channel',
-      exportId: 'evt-cases-refs-1',
-    });
+  /**
+   * A July cases export of the seeded channel with its case chunks processed (all, or all but the
+   * last, which then plans the users phase): where the users-phase tests start.
+   */
+  async function casesExport(exportId: string, to: string, chunks: 'all' | 'all but the last') {
+    const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to, timezone: 'Asia/Seoul' }, { channelId: 'evt-channel', exportId });
     const mainChunks = buildChunkMessages(job, {}, 2000);
     const deps = chunkDeps();
-    for (const m of mainChunks.slice(0, -1)) expect((await processChunk(m, deps, { receiveCount: 1 })).status).toBe('done');
+    for (const m of chunks === 'all' ? mainChunks : mainChunks.slice(0, -1)) expect((await processChunk(m, deps, { receiveCount: 1 })).status).toBe('done');
+    return { job, mainChunks, deps };
+  }
+
+  /** Processes every planned users chunk of the export. */
+  async function runUserChunks(exportId: string, deps: ChunkDeps): Promise<void> {
+    const users = (await storesFor(stack).store.getJob('evt-channel', exportId))?.sheetChunks?.users ?? 0;
+    for (let index = 0; index < users; index++) {
+      const message = { type: 'chunk', exportId, channelId: 'evt-channel', chunkId: `users-${index}`, sheet: 'users', index, source: { type: 'userIdsObject', key: objectKeys.userIdBatch(exportId, 'users', index) } } as const;
+      await processChunk(message, deps, { receiveCount: 1 });
+    }
+  }
+
+  it('chunk: a case chunk whose user list is not the one its meta describes (overlapping deliveries) fails the export at the users phase (PART_MISMATCH)', async () => {
+    const { job, mainChunks, deps } = await casesExport('evt-cases-refs-1', '2025-07-10', 'all but the last');
     // The other delivery's list (it rendered one more case: a user this part's rows do not name).
     const { objects, store } = storesFor(stack);
     const key = objectKeys.caseRefs(job.exportId, 0);
@@ -299,19 +314,9 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
   });
 
   it('chunk: a duplicate delivery whose writes land after the export completed (and its parts were swept) sweeps them again', async () => {
-    const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to: '2025-07-03', timezone: 'Asia/Seoul' }, {
-      channelId: 'evt-channel',
-      exportId: 'evt-cases-late-dup',
-    });
-    const deps = chunkDeps();
-    const mainChunks = buildChunkMessages(job, {}, 2000);
-    for (const m of mainChunks) expect((await processChunk(m, deps, { receiveCount: 1 })).status).toBe('done');
+    const { job, mainChunks, deps } = await casesExport('evt-cases-late-dup', '2025-07-03', 'all');
     const { objects, store } = storesFor(stack);
-    const users = (await store.getJob('evt-channel', job.exportId))?.sheetChunks?.users ?? 0;
-    for (let index = 0; index < users; index++) {
-      const message = { type: 'chunk', exportId: job.exportId, channelId: 'evt-channel', chunkId: `users-${index}`, sheet: 'users', index, source: { type: 'userIdsObject', key: objectKeys.userIdBatch(job.exportId, 'users', index) } } as const;
-      await processChunk(message, deps, { receiveCount: 1 });
-    }
+    await runUserChunks(job.exportId, deps);
     const finalizeRecord = { ...sample('sqs-finalize').Records[0]!, messageId: 'late-dup-finalize', body: JSON.stringify({ type: 'finalize', exportId: job.exportId, channelId: 'evt-channel' }) };
     expect((await invoke(finalizer, { Records: [finalizeRecord] })).batchItemFailures).toEqual([]);
     expect((await store.getJob('evt-channel', job.exportId))?.status).toBe('completed');
@@ -329,13 +334,7 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
   });
 
   it('chunk: a list and meta that disagree only while the other delivery is still writing (list first, meta a moment later) are read again, and the users phase is planned', async () => {
-    const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to: '2025-07-05', timezone: 'Asia/Seoul' }, {
-      channelId: 'evt-channel',
-      exportId: 'evt-cases-refs-settle',
-    });
-    const mainChunks = buildChunkMessages(job, {}, 2000);
-    const deps = chunkDeps();
-    for (const m of mainChunks.slice(0, -1)) expect((await processChunk(m, deps, { receiveCount: 1 })).status).toBe('done');
+    const { job, mainChunks, deps } = await casesExport('evt-cases-refs-settle', '2025-07-05', 'all but the last');
     const { objects, store } = storesFor(stack);
     const listKey = objectKeys.caseRefs(job.exportId, 0);
     const metaKey = objectKeys.partMeta(job.exportId, 'cases', 0);
@@ -356,13 +355,7 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
   });
 
   it('chunk: a users phase planned by a holder that failed before sending is not planned again from the lists as they are now; its chunks are sent', async () => {
-    const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to: '2025-07-05', timezone: 'Asia/Seoul' }, {
-      channelId: 'evt-channel',
-      exportId: 'evt-cases-replan',
-    });
-    const mainChunks = buildChunkMessages(job, {}, 2000);
-    const deps = chunkDeps();
-    for (const m of mainChunks.slice(0, -1)) expect((await processChunk(m, deps, { receiveCount: 1 })).status).toBe('done');
+    const { job, mainChunks, deps } = await casesExport('evt-cases-replan', '2025-07-05', 'all but the last');
     const { objects, store, queue } = storesFor(stack);
     // The holder advances the phase, then its send fails (SQS down past the SDK's retries).
     const failing = Object.create(queue) as typeof queue;
@@ -397,13 +390,7 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
   });
 
   it('chunk: a retry that finds the users phase planned but the export canceled since its claim sends no user chunk', async () => {
-    const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to: '2025-07-05', timezone: 'Asia/Seoul' }, {
-      channelId: 'evt-channel',
-      exportId: 'evt-cases-replan-cancel',
-    });
-    const mainChunks = buildChunkMessages(job, {}, 2000);
-    const deps = chunkDeps();
-    for (const m of mainChunks.slice(0, -1)) expect((await processChunk(m, deps, { receiveCount: 1 })).status).toBe('done');
+    const { job, mainChunks, deps } = await casesExport('evt-cases-replan-cancel', '2025-07-05', 'all but the last');
     const { store, queue } = storesFor(stack);
     const failing = Object.create(queue) as typeof queue;
     failing.sendMany = async () => {
@@ -429,12 +416,7 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
   });
 
   it('finalizer: a case part replaced after the users phase was planned from its list fails the export (PART_MISMATCH), not a users sheet missing users', async () => {
-    const job = await submitExport(stack, { kind: 'cases', from: '2025-07-01', to: '2025-07-10', timezone: 'Asia/Seoul' }, {
-      channelId: 'evt-channel',
-      exportId: 'evt-cases-refs-2',
-    });
-    const deps = chunkDeps();
-    for (const m of buildChunkMessages(job, {}, 2000)) expect((await processChunk(m, deps, { receiveCount: 1 })).status).toBe('done');
+    const { job, deps } = await casesExport('evt-cases-refs-2', '2025-07-10', 'all');
     const { objects, store } = storesFor(stack);
     expect((await store.getJob('evt-channel', job.exportId))?.phase).toBe('users');
     // A late delivery of case chunk 0 replaces its part, list and meta (a consistent triple of
@@ -446,11 +428,7 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     expect(meta.refsCrc32).toEqual(expect.any(Number));
     await objects.put(listKey, list);
     await objects.put(metaKey, JSON.stringify({ ...meta, refsCrc32: crc32(Buffer.from(list)) }));
-    const users = (await store.getJob('evt-channel', job.exportId))?.sheetChunks?.users ?? 0;
-    for (let index = 0; index < users; index++) {
-      const message = { type: 'chunk', exportId: job.exportId, channelId: 'evt-channel', chunkId: `users-${index}`, sheet: 'users', index, source: { type: 'userIdsObject', key: objectKeys.userIdBatch(job.exportId, 'users', index) } } as const;
-      await processChunk(message, deps, { receiveCount: 1 });
-    }
+    await runUserChunks(job.exportId, deps);
     const finalizeRecord = { ...sample('sqs-finalize').Records[0]!, messageId: 'refs-finalize', body: JSON.stringify({ type: 'finalize', exportId: job.exportId, channelId: 'evt-channel' }) };
     expect((await invoke(finalizer, { Records: [finalizeRecord] })).batchItemFailures).toEqual([]);
     expect(await store.getJob('evt-channel', job.exportId)).toMatchObject({ status: 'failed', error: { code: 'PART_MISMATCH' } });
