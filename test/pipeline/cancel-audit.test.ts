@@ -10,7 +10,7 @@ import type { StepDeps } from '../../shared/app/pipeline-steps';
 import { cooldownKey } from '../../shared/domain';
 import { silentLog } from '../../shared/ports/pipeline-log';
 import { FakeAuditLog, FakeCooldownStore } from '../api/support/fakes';
-import { chunkDepsFor, exportReadyToFinalize, finalizeDepsFor, storesFor, submitExport, useLocalStack } from './helpers';
+import { chunkDepsFor, exportReadyToFinalize, finalizeDepsFor, storesFor, submitExport, useSeededStack } from './helpers';
 
 /**
  * The pipeline paths that find an export canceled in the middle of their work (a chunk after its
@@ -24,15 +24,7 @@ import { chunkDepsFor, exportReadyToFinalize, finalizeDepsFor, storesFor, submit
 const CHANNEL = 'cancel-audit';
 const LINK_SECRET = 'link-secret-for-cancel-audit';
 let stack: LocalStack;
-useLocalStack(
-  {
-    port: 0,
-    pollers: false,
-    seed: { channelId: CHANNEL, users: 60, cases: 0, seed: 5 },
-    env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true' },
-  },
-  (s) => (stack = s),
-);
+useSeededStack({ channelId: CHANNEL, users: 60, cases: 0, seed: 5 }, (s) => (stack = s));
 
 /** submitExport's jobs belong to manager m1; every export here is a contacts one. */
 const HOLD = cooldownKey(CHANNEL, 'm1', 'contacts');

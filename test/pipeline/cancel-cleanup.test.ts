@@ -11,7 +11,7 @@ import type { StepDeps } from '../../shared/app/pipeline-steps';
 import type { ObjectStore } from '../../shared/ports/object-store';
 import { silentLog } from '../../shared/ports/pipeline-log';
 import { http, managerToken } from '../e2e/support';
-import { chunkDepsFor, exportReadyToFinalize, finalizeDepsFor, storesFor, submitExport, useLocalStack } from './helpers';
+import { chunkDepsFor, exportReadyToFinalize, finalizeDepsFor, storesFor, submitExport, useSeededStack } from './helpers';
 
 /**
  * A canceled export keeps nothing under parts/{id}/ (parts are raw deflate of the row XML:
@@ -24,15 +24,7 @@ import { chunkDepsFor, exportReadyToFinalize, finalizeDepsFor, storesFor, submit
 const CHANNEL = 'cancel-clean';
 const LINK_SECRET = 'link-secret-for-cancel-clean';
 let stack: LocalStack;
-useLocalStack(
-  {
-    port: 0,
-    pollers: false,
-    seed: { channelId: CHANNEL, users: 60, cases: 200, seed: 3 },
-    env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true' },
-  },
-  (s) => (stack = s),
-);
+useSeededStack({ channelId: CHANNEL, users: 60, cases: 200, seed: 3 }, (s) => (stack = s));
 
 const stepDeps = (): StepDeps => {
   const { store, objects, queue } = storesFor(stack);

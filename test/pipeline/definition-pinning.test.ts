@@ -9,7 +9,7 @@ import { compareUsersInExportOrder } from '../../shared/app/source-keys';
 import { workspaceItems } from '../../shared/app/workspace-context';
 import type { ProfileSchema, Segment } from '../../shared/domain';
 import { http, managerToken } from '../e2e/support';
-import { readExportFile, storesFor, submitExport, TEST_PASSWORD, useLocalStack, waitFor, waitForJob } from './helpers';
+import { readExportFile, storesFor, submitExport, TEST_PASSWORD, useLocalStack, waitFor, waitForJob, QUIET_ENV } from './helpers';
 
 /**
  * One definition per export (C4, C5): the segment's conditions and the profile schemas are
@@ -72,7 +72,7 @@ describe('one definition per export: segment conditions and profile schemas pinn
   useLocalStack(
     {
       port: 0,
-      env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true', KEY_SPIN_COUNT: '1000' },
+      env: { ...QUIET_ENV, KEY_SPIN_COUNT: '1000' },
       queues: { chunk: { visibilityTimeout: 30 }, finalize: { visibilityTimeout: 20 }, notify: { visibilityTimeout: 5 } },
       wrapHandler: gateChunks,
     },

@@ -4,7 +4,7 @@ import { compareKeyStrings, compareUsersInExportOrder, userShardOf } from '../..
 import { sortUserIdsForExport } from '../../shared/app/plan-chunks';
 import { createSourceWriter } from '../../infra/local/seed-data';
 import type { LocalStack } from '../../infra/local/stack';
-import { readExportFile, storesFor, submitExport, useLocalStack, waitForJob } from './helpers';
+import { readExportFile, storesFor, submitExport, useLocalStack, waitForJob, QUIET_ENV } from './helpers';
 
 /** DynamoDB orders string sort keys by their UTF-8 bytes. */
 const utf8Order = (a: string, b: string) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
@@ -91,7 +91,7 @@ describe('export order on the emulators (dynalite sorts keys like DynamoDB)', ()
   useLocalStack(
     {
       port: 0,
-      env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true', KEY_SPIN_COUNT: '1000' },
+      env: { ...QUIET_ENV, KEY_SPIN_COUNT: '1000' },
       queues: { chunk: { visibilityTimeout: 30 }, finalize: { visibilityTimeout: 20 }, notify: { visibilityTimeout: 5 } },
     },
     (started) => (stack = started),

@@ -10,7 +10,7 @@ import { BotRetryLaterError, isPermanentRejection, notifyExport, parseRetryAfter
 import type { StepDeps } from '../../shared/app/pipeline-steps';
 import { silentLog } from '../../shared/ports/pipeline-log';
 import { makeCompletedJob } from './job-fixture';
-import { chunkDepsFor, exportReadyToFinalize as readyToFinalize, finalizeDepsFor, storesFor, submitExport, useLocalStack } from './helpers';
+import { chunkDepsFor, exportReadyToFinalize as readyToFinalize, finalizeDepsFor, storesFor, submitExport, useLocalStack, notifyDepsFor } from './helpers';
 import { buildChunkMessages } from '../../shared/app/plan-chunks';
 import { processChunk } from '../../shared/app/process-chunk';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
@@ -76,20 +76,8 @@ describe('failure handling', () => {
         },
       };
     }
-    const deps = (bot: NotifyDeps['bot'], over: Partial<NotifyDeps> = {}): NotifyDeps => ({
-      store: storesFor(stack).store,
-      bot,
-      clock: { now: () => now },
-      log: silentLog,
-      botSigningSecret: BOT_SECRET,
-      linkSigningSecret: LINK_SECRET,
-      publicBaseUrl: 'https://api.example.com',
-      attempts: 3,
-      backoffMs: 0,
-      sleep: async () => undefined,
-      leaseWaitMs: 0,
-      ...over,
-    });
+    const deps = (bot: NotifyDeps['bot'], over: Partial<NotifyDeps> = {}): NotifyDeps =>
+      notifyDepsFor({ store: storesFor(stack).store, bot, clock: { now: () => now }, botSigningSecret: BOT_SECRET, linkSigningSecret: LINK_SECRET, ...over });
 
     it.each([400, 401, 403, 404, 410, 422])('%i: one post, notifyError with the status only, acknowledged, the lease kept', async (status) => {
       const { store } = storesFor(stack);

@@ -5,7 +5,7 @@ import { generateWorkspace } from '../../shared/domain';
 import { compareUsersInExportOrder } from '../../shared/app/source-keys';
 import type { LocalStack } from '../../infra/local/stack';
 import type { SqsHandler } from '../../infra/local/sqs-poller';
-import { readExportFile, storesFor, submitExport, waitFor, waitForJob, useLocalStack } from './helpers';
+import { readExportFile, storesFor, submitExport, waitFor, waitForJob, useLocalStack, QUIET_ENV } from './helpers';
 
 const CHANNEL = 'c2';
 const SEED = 11;
@@ -36,7 +36,7 @@ describe('pipeline under redelivery and failures', () => {
     {
       port: 0,
       seed: { channelId: CHANNEL, users: USERS, cases: CASES, seed: SEED },
-      env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true', NOTIFY_BACKOFF_MS: '10' },
+      env: { ...QUIET_ENV, NOTIFY_BACKOFF_MS: '10' },
       // Failed records come back after the retry delay (RETRY_BASE_SECONDS 1: 1 s, 2 s, ...),
       // then the DLQ after 3 receives. The visibility timeout only bounds a delivery that is
       // still running: 10 s, so a slow chunk on a loaded machine is not received again while it

@@ -16,7 +16,7 @@ import type { MessageQueue, QueueName } from '../../shared/ports/message-queue';
 import type { PipelineLog } from '../../shared/ports/pipeline-log';
 import { silentLog } from '../../shared/ports/pipeline-log';
 import { makeJob } from './job-fixture';
-import { exportReadyToFinalize as readyToFinalize, finalizeDepsFor, storesFor, TEST_PASSWORD, useLocalStack } from './helpers';
+import { exportReadyToFinalize as readyToFinalize, finalizeDepsFor, storesFor, TEST_PASSWORD, useSeededStack } from './helpers';
 
 /**
  * The steps after an export's final transition (audit, notify), the finalizer's streams when a
@@ -76,15 +76,7 @@ function capturingLog(lines: string[]): PipelineLog {
 describe('follow-up steps, finalizer streams and the notifier lease', () => {
   let stack: LocalStack;
 
-  useLocalStack(
-    {
-      port: 0,
-      pollers: false,
-      seed: { channelId: CHANNEL, users: 60, cases: 0, seed: 11 },
-      env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true' },
-    },
-    (started) => (stack = started),
-  );
+  useSeededStack({ channelId: CHANNEL, users: 60, cases: 0, seed: 11 }, (started) => (stack = started));
 
   const stepDeps = (over: Partial<StepDeps> = {}): StepDeps => {
     const { store, objects } = storesFor(stack);

@@ -12,7 +12,7 @@ import { processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
 import { LeaseBusyError } from '../../shared/app/pipeline-steps';
 import { crc32 } from '../../shared/xlsx';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { chunkDepsFor, readExportFile, storesFor, submitExport } from './helpers';
+import { chunkDepsFor, readExportFile, storesFor, submitExport, QUIET_ENV } from './helpers';
 
 /** The sample events in events/ drive the handlers directly (no pollers), against the emulators. */
 function sample(name: string): SQSEvent {
@@ -101,7 +101,7 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
       port: 0,
       pollers: false,
       seed: { channelId: CHANNEL, ...SEED, cases: 120 },
-      env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true' },
+      env: QUIET_ENV,
     });
     chunk = await load('../../functions/chunk/handler');
     finalizer = await load('../../functions/finalizer/handler');

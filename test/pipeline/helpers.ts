@@ -15,6 +15,7 @@ import { resolveJobDefinition, storeJobDefinition } from '../../shared/app/job-d
 import { compileRequestPredicate } from '../../shared/app/workspace-context';
 import { processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
 import type { FinalizeDeps } from '../../shared/app/finalize-export';
+import type { NotifyDeps } from '../../shared/app/notify-export';
 import type { StepDeps } from '../../shared/app/pipeline-steps';
 import { silentLog } from '../../shared/ports/pipeline-log';
 import { afterAll, beforeAll, expect } from 'vitest';
@@ -181,6 +182,37 @@ export async function readExportFile(stack: LocalStack, job: ExportJob): Promise
  * Starts a local stack (on free ports) before the enclosing block's tests and stops it after
  * them; `set` receives it once started.
  */
+/** Log and metrics kept quiet: the emulator tests read what they check, not stdout. */
+export const QUIET_ENV = { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true' } as const;
+
+/**
+ * A local stack on free ports with `seed` generated, no pollers (each delivery is a direct call,
+ * so every interleaving is fixed), logs quiet: what most pipeline tests run on.
+ */
+export function useSeededStack(seed: NonNullable<NonNullable<Parameters<typeof startLocalStack>[0]>['seed']>, set: (stack: LocalStack) => void): void {
+  useLocalStack({ port: 0, pollers: false, seed, env: QUIET_ENV }, set);
+}
+
+/**
+ * Notifier deps for tests: the given store, bot and link secret, a fixed bot secret and base URL,
+ * three attempts without backoff or sleeping, no waiting on a held lease; `over` changes any.
+ */
+export function notifyDepsFor(
+  parts: Pick<NotifyDeps, 'store' | 'bot' | 'linkSigningSecret'> & Partial<NotifyDeps>,
+): NotifyDeps {
+  return {
+    clock: { now: () => new Date() },
+    log: silentLog,
+    botSigningSecret: 'bot-secret',
+    publicBaseUrl: 'https://api.example.com',
+    attempts: 3,
+    backoffMs: 0,
+    sleep: async () => undefined,
+    leaseWaitMs: 0,
+    ...parts,
+  };
+}
+
 export function useLocalStack(options: Parameters<typeof startLocalStack>[0], set: (stack: LocalStack) => void): void {
   let started: LocalStack | undefined;
   beforeAll(async () => {

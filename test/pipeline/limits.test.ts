@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compileFilter, generateWorkspace } from '../../shared/domain';
 import type { LocalStack } from '../../infra/local/stack';
-import { storesFor, submitExport, waitFor, waitForJob, useLocalStack } from './helpers';
+import { storesFor, submitExport, waitFor, waitForJob, useLocalStack, QUIET_ENV } from './helpers';
 import { http, managerToken, waitForExport } from '../e2e/support';
 
 const CHANNEL = 'c3';
@@ -14,7 +14,7 @@ describe('size rule and an unreachable bot', () => {
       port: 0,
       seed: { channelId: CHANNEL, users: 240, cases: 300, seed: 3 },
       // The 1,000,000-row rule, lowered so a test can cross it with a few hundred rows.
-      env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true', MAX_ROWS: '100', NOTIFY_BACKOFF_MS: '10' },
+      env: { ...QUIET_ENV, MAX_ROWS: '100', NOTIFY_BACKOFF_MS: '10' },
       // Chunks: 30 s, so a delivery slowed by a loaded machine is not received again while it
       // works (each receive counts toward the DLQ, which fails the export); failures come back
       // after the retry delay, not the visibility timeout.

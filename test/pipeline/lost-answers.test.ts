@@ -14,7 +14,7 @@ import { CLAIM_LEASE_MS } from '../../shared/ports/export-store';
 import type { MessageQueue, QueueName } from '../../shared/ports/message-queue';
 import { silentLog } from '../../shared/ports/pipeline-log';
 import { makeCompletedJob, makeJob } from './job-fixture';
-import { chunkDepsFor, exportReadyToFinalize, finalizeDepsFor, storesFor, submitExport, useLocalStack } from './helpers';
+import { chunkDepsFor, exportReadyToFinalize, finalizeDepsFor, storesFor, submitExport, useSeededStack, notifyDepsFor } from './helpers';
 import { setAddOf, storeLosingAnswer, transitionTo } from './lost-answer';
 
 /**
@@ -60,15 +60,7 @@ class RecordingAudit implements AuditLog {
 describe('a write that committed but whose answer was lost (the SDK retried it)', () => {
   let stack: LocalStack;
 
-  useLocalStack(
-    {
-      port: 0,
-      pollers: false,
-      seed: { channelId: CHANNEL, users: 60, cases: 120, seed: 5 },
-      env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true' },
-    },
-    (started) => (stack = started),
-  );
+  useSeededStack({ channelId: CHANNEL, users: 60, cases: 120, seed: 5 }, (started) => (stack = started));
 
   const stepDeps = (over: Partial<StepDeps> = {}): StepDeps => {
     const { store, objects } = storesFor(stack);
@@ -287,20 +279,8 @@ describe('a write that committed but whose answer was lost (the SDK retried it)'
       };
       return bot;
     };
-    const notifyDeps = (bot: NotifyDeps['bot'], over: Partial<NotifyDeps> = {}): NotifyDeps => ({
-      store: storesFor(stack).store,
-      bot,
-      clock: { now: () => new Date() },
-      log: silentLog,
-      botSigningSecret: 'bot-secret',
-      linkSigningSecret: LINK_SECRET,
-      publicBaseUrl: 'https://api.example.com',
-      attempts: 1,
-      backoffMs: 0,
-      sleep: async () => undefined,
-      leaseWaitMs: 0,
-      ...over,
-    });
+    const notifyDeps = (bot: NotifyDeps['bot'], over: Partial<NotifyDeps> = {}): NotifyDeps =>
+      notifyDepsFor({ store: storesFor(stack).store, bot, linkSigningSecret: LINK_SECRET, attempts: 1, ...over });
     /** The same table, its clock past the refused post's lease (CLAIM_LEASE_MS): a notify that comes minutes later. */
     const laterStore = () => new DynamoExportStore(storesFor(stack).ddb, stack.tables.exports, () => new Date(Date.now() + CLAIM_LEASE_MS + 60_000));
 

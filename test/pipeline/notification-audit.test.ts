@@ -7,7 +7,7 @@ import { notifyExport, type BotAnswer, type NotifyDeps } from '../../shared/app/
 import type { StepDeps } from '../../shared/app/pipeline-steps';
 import { FakeAuditLog, FakeExportStore, MutableClock } from '../api/support/fakes';
 import { http, managerToken, waitUntil } from '../e2e/support';
-import { useLocalStack } from './helpers';
+import { useLocalStack, QUIET_ENV, notifyDepsFor } from './helpers';
 import { makeCompletedJob, makeJob } from './job-fixture';
 import { silentLog } from '../../shared/ports/pipeline-log';
 
@@ -53,20 +53,7 @@ function setup(job: ExportJob) {
   store.jobs.set(job.exportId, structuredClone(job));
   const audit = new FakeAuditLog();
   const clock = new MutableClock(new Date('2026-03-01T10:00:00.000Z'));
-  const notifyDeps = (bot: NotifyDeps['bot']): NotifyDeps => ({
-    store,
-    bot,
-    clock,
-    log: silentLog,
-    audit,
-    botSigningSecret: 'bot-secret',
-    linkSigningSecret: LINK_SECRET,
-    publicBaseUrl: 'https://api.example.com',
-    attempts: 3,
-    backoffMs: 0,
-    sleep: async () => undefined,
-    leaseWaitMs: 0,
-  });
+  const notifyDeps = (bot: NotifyDeps['bot']): NotifyDeps => notifyDepsFor({ store, bot, clock, audit, linkSigningSecret: LINK_SECRET });
   const stepDeps = { store, audit, clock, log: silentLog, queue: {}, objects: {} } as unknown as StepDeps;
   const current = () => store.jobs.get(job.exportId) as ExportJob;
   return { store, audit, clock, notifyDeps, stepDeps, current };
@@ -175,7 +162,7 @@ describe('through the local stack: the audit entry and the export view say wheth
     {
       port: 0,
       seed: { channelId: STACK_CHANNEL, users: 20, cases: 0, seed: 5 },
-      env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true', NOTIFY_BACKOFF_MS: '10', COOLDOWN_MINUTES_CONTACTS: '0' },
+      env: { ...QUIET_ENV, NOTIFY_BACKOFF_MS: '10', COOLDOWN_MINUTES_CONTACTS: '0' },
     },
     (started) => (stack = started),
   );

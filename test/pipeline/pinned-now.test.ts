@@ -5,7 +5,7 @@ import { createSourceWriter } from '../../infra/local/seed-data';
 import { objectKeys } from '../../shared/app/messages';
 import { buildChunkMessages } from '../../shared/app/plan-chunks';
 import { processChunk } from '../../shared/app/process-chunk';
-import { chunkDepsFor, storesFor, submitExport, useLocalStack } from './helpers';
+import { chunkDepsFor, storesFor, submitExport, useLocalStack, QUIET_ENV } from './helpers';
 
 /**
  * One moment per export: relative-date filters (withinLastDays, beforeDaysAgo) and the cases'
@@ -19,7 +19,7 @@ const CHANNEL = 'pinned-now';
 const DAY = 86_400_000;
 const MINUTE = 60_000;
 let stack: LocalStack;
-useLocalStack({ port: 0, pollers: false, env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true' } }, (s) => (stack = s));
+useLocalStack({ port: 0, pollers: false, env: QUIET_ENV }, (s) => (stack = s));
 
 /** The text of every cell of every row in the export's parts of `sheet`. */
 async function partRows(exportId: string, sheet: 'users' | 'cases'): Promise<string[][]> {

@@ -3,7 +3,7 @@ import { caseRangeInstants, caseStartedAt, compileFilter, generateWorkspace, res
 import { compareKeyStrings, compareUsersInExportOrder } from '../../shared/app/source-keys';
 import { hashDownloadToken, createDownloadToken, verifyDownloadToken } from '../../shared/app/download-link';
 import type { LocalStack } from '../../infra/local/stack';
-import { readExportFile, storesFor, submitExport, waitFor, waitForJob, useLocalStack } from './helpers';
+import { readExportFile, storesFor, submitExport, waitFor, waitForJob, useLocalStack, QUIET_ENV } from './helpers';
 
 const CHANNEL = 'c1';
 const SEED = 7;
@@ -18,7 +18,7 @@ describe('pipeline on the emulators', () => {
     {
       port: 0,
       seed: { channelId: CHANNEL, users: USERS, cases: CASES, seed: SEED },
-      env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true', SELECTION_BATCH: '50' },
+      env: { ...QUIET_ENV, SELECTION_BATCH: '50' },
       queues: { chunk: { visibilityTimeout: 30 }, finalize: { visibilityTimeout: 20 }, notify: { visibilityTimeout: 5 } },
     },
     (started) => (stack = started),

@@ -6,7 +6,7 @@ import { buildChunkMessages } from '../../shared/app/plan-chunks';
 import { processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
 import { LeaseBusyError } from '../../shared/app/pipeline-steps';
 import type { JobPatch } from '../../shared/ports/export-store';
-import { chunkDepsFor, storesFor, submitExport, useLocalStack } from './helpers';
+import { chunkDepsFor, storesFor, submitExport, useSeededStack } from './helpers';
 
 const CHANNEL = 'pc-channel';
 
@@ -17,15 +17,7 @@ const CHANNEL = 'pc-channel';
 describe('processChunk: the next step and redeliveries', () => {
   let stack: LocalStack;
 
-  useLocalStack(
-    {
-      port: 0,
-      pollers: false,
-      seed: { channelId: CHANNEL, users: 60, cases: 120, seed: 5 },
-      env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true' },
-    },
-    (started) => (stack = started),
-  );
+  useSeededStack({ channelId: CHANNEL, users: 60, cases: 120, seed: 5 }, (started) => (stack = started));
 
   const chunkDeps = (over: Partial<ChunkDeps> = {}): ChunkDeps => chunkDepsFor(stack, over);
 

@@ -7,7 +7,7 @@ import { newExportId, type JobEncryption } from '../../shared/app/export-job';
 import { JobEncryptionError, openEncryptionParams, readJobEncryptionParams, sealEncryptionParams } from '../../shared/app/job-encryption';
 import { deriveEncryptionKeys } from '../../shared/xlsx';
 import { decryptAndRead, downloadThroughLink, http, managerToken, waitForExport } from '../e2e/support';
-import { readExportFile, storesFor, submitExport, TEST_PASSWORD, useLocalStack, waitFor, waitForJob } from './helpers';
+import { readExportFile, storesFor, submitExport, TEST_PASSWORD, useLocalStack, waitFor, waitForJob, QUIET_ENV } from './helpers';
 
 /**
  * The job item must not hold the agile encryption params in the clear: with the password
@@ -58,7 +58,7 @@ describe('encryption params at rest (local stack)', () => {
     {
       port: 0,
       seed: { channelId: CHANNEL, users: USERS, cases: 20, seed: 11 },
-      env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true', SELECTION_BATCH: '25' },
+      env: { ...QUIET_ENV, SELECTION_BATCH: '25' },
       queues: { chunk: { visibilityTimeout: 30 }, finalize: { visibilityTimeout: 20 }, notify: { visibilityTimeout: 5 } },
     },
     (started) => (stack = started),
