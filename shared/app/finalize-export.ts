@@ -6,7 +6,7 @@ import type { WorkspaceSource } from '../ports/source-data';
 import { unfinishedStatuses, type ExportJob, type JobDefinition, type SheetKey } from './export-job';
 import { objectKeys, type FinalizeMessage } from './messages';
 import { createDownloadToken, hashDownloadToken } from './download-link';
-import { discardExportFile, discardParts, failExport, resumeCancelFollowUps, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
+import { discardExportFile, discardParts, failExport, PART_MISMATCH, resumeCancelFollowUps, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
 import type { StoredPartMeta } from './process-chunk';
 import { formatCalendarDate, dayInZone } from '../domain/calendar';
 import { DefinitionMissingError, loadJobDefinition } from './job-definition';
@@ -244,7 +244,7 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     }
     if (job.kind === 'cases' && sheet === 'cases' && !(await refsMatchPlan(deps, job, metas))) {
       deps.log.error('case parts do not match the users phase plan', { exportId: job.exportId });
-      await failExport(deps, job, { code: 'PART_MISMATCH', message: 'the export could not be assembled consistently; request it again' });
+      await failExport(deps, job, PART_MISMATCH);
       return { status: 'failed' };
     }
     sheets.push({
@@ -322,7 +322,7 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     // Permanent: the pair stays mismatched on every retry. Nothing was completed (the upload
     // failed with the writer), so the export fails with a code the manager can act on.
     deps.log.error('part does not match its meta', { exportId: job.exportId, error: failure.message });
-    await failExport(deps, job, { code: 'PART_MISMATCH', message: 'the export could not be assembled consistently; request it again' });
+    await failExport(deps, job, PART_MISMATCH);
     return { status: 'failed' };
   }
   if (failure !== undefined) {

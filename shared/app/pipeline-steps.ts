@@ -24,6 +24,16 @@ export type StepDeps = {
 type FailingJob = Pick<ExportJob, 'exportId' | 'channelId'> & Partial<Pick<ExportJob, 'managerId' | 'kind'>>;
 
 /**
+ * The failure of an export whose stored pieces do not fit together (two overlapping deliveries of
+ * a chunk left one's part, list or meta beside the other's): permanent, so the export fails with
+ * a code the manager can act on.
+ */
+export const PART_MISMATCH: JobError = {
+  code: 'PART_MISMATCH',
+  message: 'the export could not be assembled consistently; request it again',
+};
+
+/**
  * Fails an export that is still in progress: the conditional transition decides, so one caller
  * records the failure; a completed or canceled export is left alone. Returns whether this call
  * made the transition.

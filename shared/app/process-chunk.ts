@@ -17,7 +17,7 @@ import type { CasesSource, RawItem, UsersSource, WorkspaceSource } from '../port
 import type { ExportJob, JobDefinition } from './export-job';
 import { objectKeys, type ChunkMessage } from './messages';
 import { batchIds, sortUserIdsForExport } from './plan-chunks';
-import { acquireLease, discardParts, enqueueFinalize, failExport, resumeCancelFollowUps, resumeFollowUps, type StepDeps } from './pipeline-steps';
+import { acquireLease, discardParts, enqueueFinalize, failExport, PART_MISMATCH, resumeCancelFollowUps, resumeFollowUps, type StepDeps } from './pipeline-steps';
 import { ExportDataExpiredError, loadJobDefinition } from './job-definition';
 import { columnsFingerprint, compileRequestPredicate, loadDirectory, sheetColumns } from './workspace-context';
 
@@ -459,7 +459,7 @@ async function planUsersPhase(planning: ExportJob, deps: ChunkDeps): Promise<voi
         // Two overlapping deliveries of this chunk left one's list beside the other's meta, and
         // waiting did not settle it: a users sheet built from it could miss users.
         deps.log.error('case refs do not match their part', { exportId: job.exportId, chunk: i + k });
-        await failExport(deps, job, { code: 'PART_MISMATCH', message: 'the export could not be assembled consistently; request it again' });
+        await failExport(deps, job, PART_MISMATCH);
         return;
       }
       used.push(list.crc);

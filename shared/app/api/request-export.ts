@@ -199,8 +199,9 @@ async function undoFailedRequest(
   const at = deps.clock.now().toISOString();
   const failedEvent = { type: 'failed' as const, exportId, channelId: principal.channelId, at, code: 'DISPATCH_FAILED', message: 'the export could not be started' };
   // The hold is given back only once this export is known never to run: a job this call failed,
-  // or no job at all and no kept Idempotency-Key whose retry may still create it. A job whose failure could not be written may still run (chunks that got
-  // out, a status read's resume): its hold stays, as C8 wants. A hold whose export does not
+  // or no job at all and no kept Idempotency-Key whose retry may still create it. A job whose
+  // failure could not be written may still run (chunks that got out, a status read's resume):
+  // its hold stays, as C8 wants. A hold whose export does not
   // exist is taken over once stale, so a read that fails here locks nobody out for long.
   let ownsHold = false;
   let freeKey = false;
