@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import dynalite from 'dynalite';
 import S3rver from 's3rver';
 import { startFauxqs, type FauxqsServer } from 'fauxqs';
+import { hardenPutObject, type S3rverFilesystemStore } from './s3rver-store';
 
 export type Emulators = {
   dynamoEndpoint: string;
@@ -38,6 +39,8 @@ export async function startEmulators(options: { dataDir?: string } = {}): Promis
     removeS3Dir = true;
   }
   const s3 = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: s3Dir });
+  // A PUT racing the delete of its folder's last object crashed the process (s3rver-store.ts).
+  hardenPutObject(s3.store as S3rverFilesystemStore);
   const s3Address = await s3.run();
 
   const fauxqs = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false, messageSpies: true });

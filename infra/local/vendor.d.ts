@@ -18,5 +18,7 @@ declare module 's3rver' {
     });
     run(): Promise<AddressInfo>;
     close(): Promise<void>;
+    /** Its filesystem store (lib/stores/filesystem.js), created by the constructor. */
+    store: unknown;
   }
 }
