@@ -41,10 +41,11 @@ export const contactsScopeSchema = z.enum(['all', 'filter', 'segment', 'query', 
 export type ContactsScope = z.infer<typeof contactsScopeSchema>;
 
 /**
- * The validated request minus every secret. The filter is kept as the domain's JSON form
- * (compiled again by each chunk, so the table item stays plain data). Large selections are
- * not stored inline: `userIdsCount` and `userIdsKey` (an S3 object of the id list) instead,
- * because a DynamoDB item is at most 400 KB and an SQS message at most 256 KB.
+ * The validated request minus every secret. Its filter is not here: it travels with the
+ * definition (`requestFilter`), stored inline or in S3 by size; `filter` is read only on jobs
+ * created before that. Large selections are not stored inline: `userIdsCount` and `userIdsKey`
+ * (an S3 object of the id list) instead, because a DynamoDB item is at most 400 KB and an SQS
+ * message at most 256 KB.
  */
 export const jobRequestSchema = z
   .object({
@@ -128,6 +129,14 @@ export type JobPhase = z.infer<typeof jobPhaseSchema>;
  */
 export const jobDefinitionSchema = z.object({
   segmentFilter: z.unknown().optional(),
+  /**
+   * The request's own filter (scope `filter`, or a cases filter), in the domain's JSON form. Kept
+   * here, not in `request`, so it shares the definition's storage rule: inline while the whole
+   * definition fits DEFINITION_INLINE_MAX_BYTES, else in the definition's S3 object. In the job
+   * item a filter near its 100,000-byte cap made every chunk's rewrite of the item cost ~150
+   * write units. Jobs created before this keep theirs in `request.filter`.
+   */
+  requestFilter: z.unknown().optional(),
   userProfileSchema: profileSchemaSchema,
   chatProfileSchema: profileSchemaSchema,
 });

@@ -84,13 +84,15 @@ export async function compileRequestPredicate(
   workspace: { source: WorkspaceSource; channelId: string },
   at: { now: Date; timeZone: string },
 ): Promise<Predicate> {
+  // Jobs keep the filter in their definition; jobs created before that, in the request.
+  const filter = definition.requestFilter !== undefined ? definition.requestFilter : request.filter;
   if (request.kind === 'cases') {
-    return compileFilter(request.filter, 'cases', { now: at.now, timeZone: at.timeZone, profileSchema: definition.chatProfileSchema });
+    return compileFilter(filter, 'cases', { now: at.now, timeZone: at.timeZone, profileSchema: definition.chatProfileSchema });
   }
   const base = { now: at.now, query: request.query, profileSchema: definition.userProfileSchema, timeZone: at.timeZone };
   switch (request.scope) {
     case 'filter':
-      return compileFilter(request.filter, 'users', base);
+      return compileFilter(filter, 'users', base);
     case 'segment': {
       const segmentId = request.segmentId ?? '';
       const filter =

@@ -127,9 +127,10 @@ export function parseExportRequest(body: unknown): ExportRequest {
 }
 
 /**
- * A filter travels in the job and in the audit entry, which are DynamoDB items (400 KB each at
- * most): a larger one would fail at the write. 100 kB of JSON holds thousands of `in` values;
- * longer id lists are a selection (scope `selection`), whose ids are stored apart.
+ * A filter is kept whole in the audit entry, a DynamoDB item (400 KB at most): a larger one
+ * would fail at the write. (The job keeps it with its definition, in S3 when large.) 100 kB of
+ * JSON holds thousands of `in` values; longer id lists are a selection (scope `selection`),
+ * whose ids are stored apart.
  */
 export const MAX_FILTER_BYTES = 100_000;
 

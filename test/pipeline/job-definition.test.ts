@@ -29,7 +29,6 @@ function memoryWorkspace(items: Record<string, RawItem>) {
       reads.push(sk);
       return items[sk] ?? null;
     },
-    queryPrefix: async () => [],
   };
   return { source, reads, items };
 }
@@ -51,6 +50,20 @@ function schemaOfSize(bytes: number): ProfileSchema {
   const keys: ProfileSchema['keys'] = [];
   while (JSON.stringify({ keys }).length < bytes) keys.push({ key: `k${keys.length}`, type: 'list', order: keys.length, archived: false });
   return { keys };
+}
+
+// dynalite computes item sizes with DynamoDB's rules and refuses items over 400 KB.
+const { itemSize } = createRequire(import.meta.url)('dynalite/db') as { itemSize: (item: Record<string, unknown>) => number };
+
+/** One-digit numbers: 2 bytes of JSON each, 3 bytes in DynamoDB, the worst ratio a filter can have. */
+function numberFilter(field: string, maxBytes: number) {
+  const values = [7];
+  const filter = { join: 'and', groups: [{ join: 'and', conditions: [{ field, op: 'in', values }] }] };
+  // Every further value adds ",7".
+  values.push(...Array<number>(Math.floor((maxBytes - Buffer.byteLength(JSON.stringify(filter))) / 2)).fill(7));
+  expect(Buffer.byteLength(JSON.stringify(filter))).toBeGreaterThan(maxBytes - 2);
+  expect(Buffer.byteLength(JSON.stringify(filter))).toBeLessThanOrEqual(maxBytes);
+  return filter;
 }
 
 describe('the API pins the export definition at the request (plan)', () => {
@@ -84,6 +97,32 @@ describe('the API pins the export definition at the request (plan)', () => {
     expect(job.definition?.segmentFilter).toEqual(tagFilter('VIP'));
     // …and the API's audit entry records the same conditions (the segment may change later).
     expect(plan.segmentFilter).toEqual(tagFilter('VIP'));
+  });
+
+  it("a request's filter travels with the definition, not in the job's request: a 100,000-byte filter goes to S3 with it", async () => {
+    const { dispatcher, stored } = dispatcherWith({ [workspaceSk.userProfileSchema]: gradeSchema });
+    const small = await dispatcher.plan({ exportId: 'e5', channelId: 'ch', request: contacts({ scope: 'filter', filter: tagFilter('VIP') }) });
+    expect(small.jobRequest).toEqual({ kind: 'contacts', scope: 'filter' });
+    expect(small.extra?.definition).toEqual({ requestFilter: tagFilter('VIP'), userProfileSchema: gradeSchema, chatProfileSchema: { keys: [] } });
+
+    const filter = numberFilter('sessionCount', MAX_FILTER_BYTES);
+    const big = await dispatcher.plan({ exportId: 'e6', channelId: 'ch', request: contacts({ scope: 'filter', filter }) });
+    expect(big.jobRequest).toEqual({ kind: 'contacts', scope: 'filter' });
+    expect(big.extra?.definition).toBeUndefined();
+    const key = big.extra?.definitionKey ?? '';
+    expect(JSON.parse(stored.get(key)?.toString('utf8') ?? 'null')).toEqual({ requestFilter: filter, userProfileSchema: gradeSchema, chatProfileSchema: { keys: [] } });
+    // What a chunk rewrites is a small item again: under 3 KB here, where the filter made it ~150 KB.
+    const item = { ...makeJob({ exportId: 'e6' }), request: big.jobRequest, ...big.extra };
+    expect(itemSize(marshall(item, { removeUndefinedValues: true }) as Record<string, unknown>)).toBeLessThan(3 * 1024);
+  });
+
+  it('a cases filter travels with the definition too', async () => {
+    const { dispatcher } = dispatcherWith({});
+    const filter = { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'replyCount', op: 'gte', value: 2 }] }] };
+    const request = parseExportRequest({ kind: 'cases', from: '2025-07-01', to: '2025-07-02', timezone: 'Asia/Seoul', password: '1234', reason: 'r', filter });
+    const plan = await dispatcher.plan({ exportId: 'e7', channelId: 'ch', request });
+    expect(plan.jobRequest).toEqual({ kind: 'cases', from: '2025-07-01', to: '2025-07-02', timezone: 'Asia/Seoul' });
+    expect(plan.extra?.definition?.requestFilter).toEqual(filter);
   });
 
   it('every export pins the profile schemas (they decide the columns), also scopes that read no segment', async () => {
@@ -195,9 +234,39 @@ describe('loadJobDefinition', () => {
 });
 
 describe('a chunk of a pinned job', () => {
+  const channelId = 'ch1';
+  const users = ['p1', 'p2', 'p3', 'p4'].map((id, i) => ({ id, createdAt: 0, tags: [i % 2 ? 'B' : 'A'], profile: { grade: `g-${id}` } }));
+
+  /** Runs every chunk of `job` over `users` and returns the sheet XML its parts hold. */
+  async function runChunks(job: ExportJob, workspace: WorkspaceSource, objects: ReturnType<typeof memoryObjects>): Promise<string> {
+    const deps: ChunkDeps = {
+      store: {
+        getJob: async () => job,
+        setStatus: async () => true,
+        isChunkDone: async () => false,
+        markChunkDone: async () => ({ firstTime: true, done: 1, total: 16, rowsWritten: 0 }),
+      } as unknown as ChunkDeps['store'],
+      objects: objects.objects as unknown as ChunkDeps['objects'],
+      queue: {} as ChunkDeps['queue'],
+      clock: { now: () => new Date('2026-01-01T00:00:00Z') },
+      log: silentLog,
+      cases: {} as ChunkDeps['cases'],
+      users: {
+        async *queryShard(_ch: string, shard: number) {
+          yield users.filter((u) => userShardOf(u.id) === shard);
+        },
+      } as unknown as ChunkDeps['users'],
+      workspace,
+      maxRows: 1_000_000,
+    };
+    for (const message of buildChunkMessages(job, {}, 2000)) expect((await processChunk(message, deps, { receiveCount: 1 })).status).toBe('done');
+    return [...objects.stored.entries()]
+      .filter(([key]) => !key.endsWith('.json'))
+      .map(([, body]) => zlib.inflateRawSync(body, { finishFlush: zlib.constants.Z_SYNC_FLUSH }).toString('utf8'))
+      .join('');
+  }
+
   it('evaluates the pinned segment conditions with the pinned schema, and reads neither from the workspace', async () => {
-    const channelId = 'ch1';
-    const users = ['p1', 'p2', 'p3', 'p4'].map((id, i) => ({ id, createdAt: 0, tags: [i % 2 ? 'B' : 'A'], profile: { grade: `g-${id}` } }));
     // The workspace now says something else entirely: a chunk that read it would export other rows and columns.
     const workspace = memoryWorkspace({
       [workspaceSk.segment('s1')]: { id: 's1', name: 'edited', filter: tagFilter('B') },
@@ -210,126 +279,52 @@ describe('a chunk of a pinned job', () => {
       request: { kind: 'contacts', scope: 'segment', segmentId: 's1' },
       definition: { segmentFilter: tagFilter('A'), userProfileSchema: gradeSchema, chatProfileSchema: { keys: [] } },
     });
-    const { stored, objects } = memoryObjects();
-    const deps: ChunkDeps = {
-      store: {
-        getJob: async () => job,
-        setStatus: async () => true,
-        isChunkDone: async () => false,
-        markChunkDone: async () => ({ firstTime: true, done: 1, total: 16, rowsWritten: 0 }),
-      } as unknown as ChunkDeps['store'],
-      objects: objects as unknown as ChunkDeps['objects'],
-      queue: {} as ChunkDeps['queue'],
-      clock: { now: () => new Date('2026-01-01T00:00:00Z') },
-      log: silentLog,
-      cases: {} as ChunkDeps['cases'],
-      users: {
-        async *queryShard(_ch: string, shard: number) {
-          yield users.filter((u) => userShardOf(u.id) === shard);
-        },
-      } as unknown as ChunkDeps['users'],
-      workspace: workspace.source,
-      maxRows: 1_000_000,
-    };
-    for (const message of buildChunkMessages(job, {}, 2000)) expect((await processChunk(message, deps, { receiveCount: 1 })).status).toBe('done');
+    const xml = await runChunks(job, workspace.source, memoryObjects());
     expect(workspace.reads).toEqual([]);
-    const xml = [...stored.entries()]
-      .filter(([key]) => !key.endsWith('.json'))
-      .map(([, body]) => zlib.inflateRawSync(body, { finishFlush: zlib.constants.Z_SYNC_FLUSH }).toString('utf8'))
-      .join('');
     expect(xml).toContain('g-p1');
     expect(xml).toContain('g-p3');
     expect(xml).not.toContain('p2');
     expect(xml).not.toContain('p4');
   });
-});
 
-describe('the job item stays under DynamoDB 400 KB with the largest inline definition', () => {
-  // dynalite computes item sizes with DynamoDB's rules and refuses items over 400 KB.
-  const { itemSize } = createRequire(import.meta.url)('dynalite/db') as { itemSize: (item: Record<string, unknown>) => number };
-  let dynamo: LocalDynamo;
-  beforeAll(async () => {
-    dynamo = await startDynalite([tableInput(exportsTableSpec('exports'))]);
-  });
-  afterAll(async () => dynamo?.stop());
-
-  /** One-digit numbers: 2 bytes of JSON each, 3 bytes in DynamoDB, the worst ratio a filter can have. */
-  function numberFilter(field: string, maxBytes: number) {
-    const values = [7];
-    const filter = { join: 'and', groups: [{ join: 'and', conditions: [{ field, op: 'in', values }] }] };
-    // Every further value adds ",7".
-    values.push(...Array<number>(Math.floor((maxBytes - Buffer.byteLength(JSON.stringify(filter))) / 2)).fill(7));
-    expect(Buffer.byteLength(JSON.stringify(filter))).toBeGreaterThan(maxBytes - 2);
-    expect(Buffer.byteLength(JSON.stringify(filter))).toBeLessThanOrEqual(maxBytes);
-    return filter;
-  }
-
-  async function worstCaseJob(request: ExportJob['request'], definition: JobDefinition): Promise<Record<string, unknown>> {
-    const { params, packageKey } = await deriveEncryptionKeys('Pw7x9Qz2Lk', { spinCount: 1 });
-    const job: ExportJob = {
-      ...makeJob({ exportId: 'e'.repeat(28), channelId: 'c'.repeat(128), managerId: 'm'.repeat(128), managerName: '매'.repeat(200) }),
-      kind: request.kind,
-      request,
-      reason: '사'.repeat(500),
-      status: 'failed',
-      error: { code: 'SOME_LONG_ERROR_CODE', message: 'x'.repeat(1_000) },
-      // Sealed params (base64 of their JSON, IV and tag) are longer than the plain map they replace.
-      encryption: { sealedParams: sealEncryptionParams(params, packageKey, 'e'.repeat(28)), wrappedKey: 'k'.repeat(1_024) },
-      fileName: 'f'.repeat(120),
-      objectKey: 'o'.repeat(400),
-      sha256: 'a'.repeat(64),
-      notifyError: 'n'.repeat(500),
-      ...(await storeJobDefinition('e', definition, memoryObjects().objects)),
+  it("applies the request's filter kept with the definition in S3 (the job's request has none)", async () => {
+    const workspace = memoryWorkspace({ [workspaceSk.userProfileSchema]: gradeSchema });
+    // Tag B and a list of grades long enough that the definition cannot stay in the job item.
+    const grades = Array.from({ length: 3_000 }, (_u, i) => `x-${i}`).concat(['g-p4']);
+    const filter = {
+      join: 'and',
+      groups: [{ join: 'and', conditions: [{ field: 'tags', op: 'eq', value: 'B' }, { field: 'profile.grade', op: 'in', values: grades }] }],
     };
-    expect(job.definition, 'the definition must be at the inline budget, not in S3').toBeDefined();
-    // A 6-month cases export (186 days) whose users phase has 500 batches (1,000,000 users / 2,000).
-    const doneChunks = new Set([...Array.from({ length: 186 }, (_u, i) => `cases-${i}`), ...Array.from({ length: 500 }, (_u, i) => `users-${i}`)]);
-    const leases = { finalizeClaim: 't'.repeat(80), usersClaim: 't'.repeat(80), notifyClaim: 't'.repeat(80) };
-    return { ...job, doneChunks, ...leases, pk: `EXPORT#${job.exportId}`, sk: 'JOB', gsi1pk: `CH#${job.channelId}#MGR#${job.managerId}`, gsi1sk: `${job.createdAt}#${job.exportId}`, ttl: 2_000_000_000 };
-  }
-
-  it('a cases job with a 100,000-byte filter and the largest inline profile schemas', async () => {
-    const filter = numberFilter('replyCount', MAX_FILTER_BYTES);
-    const definition: JobDefinition = { userProfileSchema: schemaOfSize(DEFINITION_INLINE_MAX_BYTES / 2 - 100), chatProfileSchema: schemaOfSize(DEFINITION_INLINE_MAX_BYTES / 2 - 100) };
-    const item = await worstCaseJob({ kind: 'cases', from: '2025-06-26', to: '2025-12-26', timezone: 'Asia/Seoul', filter }, definition);
-    const size = itemSize(marshall(item, { removeUndefinedValues: true }) as Record<string, unknown>);
-    expect(size).toBeLessThan(300 * 1024);
-    // And DynamoDB (here dynalite, which applies the limit) takes it.
-    await expect(new DynamoExportStore(dynamo.doc, 'exports').createJob(item as unknown as ExportJob)).resolves.toBe(true);
+    const request = parseExportRequest({ kind: 'contacts', scope: 'filter', filter, password: 'secret1', reason: 'r' });
+    const objects = memoryObjects();
+    const plan = await createPipelineDispatcher({
+      store: {} as never,
+      objects: objects.objects as unknown as ObjectStore,
+      queue: {} as never,
+      workspace: workspace.source,
+      selectionBatch: 2000,
+      log: silentLog,
+    }).plan({ exportId: 'e8', channelId, request });
+    expect(plan.extra?.definitionKey).toEqual(expect.any(String));
+    expect(plan.jobRequest).not.toHaveProperty('filter');
+    const job = exportJobSchema.parse({ ...makeJob({ exportId: 'e8', channelId, status: 'running', chunksTotal: 16 }), request: plan.jobRequest, ...plan.extra });
+    const xml = await runChunks(job, workspace.source, objects);
+    expect(xml).toContain('g-p4');
+    for (const other of ['g-p1', 'g-p2', 'g-p3']) expect(xml).not.toContain(other);
   });
 
-  it('with the largest inline definition and no filter, a chunk write costs at most ~25 write units', async () => {
-    const definition: JobDefinition = { userProfileSchema: schemaOfSize(DEFINITION_INLINE_MAX_BYTES / 2 - 100), chatProfileSchema: schemaOfSize(DEFINITION_INLINE_MAX_BYTES / 2 - 100) };
-    const item = await worstCaseJob({ kind: 'cases', from: '2025-06-26', to: '2025-12-26', timezone: 'Asia/Seoul' }, definition);
-    // DynamoDB bills an update by the larger of the item before and after it, in 1 KB units.
-    expect(itemSize(marshall(item, { removeUndefinedValues: true }) as Record<string, unknown>)).toBeLessThan(25 * 1024);
-  });
-
-  it('the list reads whole jobs by key in the index order (gsi1 holds keys only), definition included', async () => {
-    const store = new DynamoExportStore(dynamo.doc, 'exports');
-    const definition: JobDefinition = { userProfileSchema: gradeSchema, chatProfileSchema: { keys: [] } };
-    for (const [n, createdAt] of ['2025-07-01T00:00:01.000Z', '2025-07-01T00:00:03.000Z', '2025-07-01T00:00:02.000Z'].entries()) {
-      const job = exportJobSchema.parse({ ...makeJob({ exportId: `listed-${n}`, channelId: 'ch-list', managerId: 'm-list', createdAt }), definition, phase: 'main', rowsWritten: n });
-      await expect(store.createJob(job)).resolves.toBe(true);
-    }
-    await store.markChunkDone('ch-list', 'listed-0', 'cases-0', { rowCount: 5 });
-    // The index item carries no job attribute: a chunk's write of the job never writes it.
-    const indexed = await dynamo.doc.send(new QueryCommand({ TableName: 'exports', IndexName: 'gsi1', KeyConditionExpression: 'gsi1pk = :pk', ExpressionAttributeValues: { ':pk': 'CH#ch-list#MGR#m-list' } }));
-    expect(Object.keys(indexed.Items![0]!).sort()).toEqual(['gsi1pk', 'gsi1sk', 'pk', 'sk']);
-    const first = await store.listJobs('ch-list', 'm-list', undefined, 2);
-    expect(first.items.map((j) => j.exportId)).toEqual(['listed-1', 'listed-2']);
-    expect(first.cursor).toEqual(expect.any(String));
-    const second = await store.listJobs('ch-list', 'm-list', first.cursor, 2);
-    expect(second.items.map((j) => j.exportId)).toEqual(['listed-0']);
-    expect(second.cursor).toBeUndefined();
-    // Whole and current: the definition, and the chunk just counted.
-    expect(second.items[0]).toEqual(await store.getJob('ch-list', 'listed-0'));
-    expect(second.items[0]).toMatchObject({ definition, chunksDone: 1 });
-  });
-
-  it('a segment job whose inline definition is the largest number-list segment that fits', async () => {
-    const definition: JobDefinition = { segmentFilter: numberFilter('sessionCount', DEFINITION_INLINE_MAX_BYTES - 200), userProfileSchema: { keys: [] }, chatProfileSchema: { keys: [] } };
-    const item = await worstCaseJob({ kind: 'contacts', scope: 'segment', segmentId: 's'.repeat(128), query: 'q'.repeat(200) }, definition);
-    expect(itemSize(marshall(item, { removeUndefinedValues: true }) as Record<string, unknown>)).toBeLessThan(300 * 1024);
+  it('a job created before filters moved to the definition still applies the filter in its request', async () => {
+    const workspace = memoryWorkspace({});
+    const job = makeJob({
+      channelId,
+      status: 'running',
+      chunksTotal: 16,
+      request: { kind: 'contacts', scope: 'filter', filter: tagFilter('B') },
+      definition: { userProfileSchema: gradeSchema, chatProfileSchema: { keys: [] } },
+    });
+    const xml = await runChunks(job, workspace.source, memoryObjects());
+    expect(xml).toContain('g-p2');
+    expect(xml).toContain('g-p4');
+    for (const other of ['g-p1', 'g-p3']) expect(xml).not.toContain(other);
   });
 });

@@ -15,11 +15,16 @@ import type { DownloadLinks, ExportDispatcher } from './deps';
 /** Used when neither the request nor the channel settings name a zone (the product is Korean). */
 export const FALLBACK_TIME_ZONE = 'Asia/Seoul';
 
-/** The request as the job keeps it: no password, no reason (kept apart), no id list (S3 holds it). */
+/**
+ * The request as the job keeps it: no password, no reason (kept apart), no id list (S3 holds
+ * it), no filter (the definition carries it, see jobDefinitionSchema's `requestFilter`).
+ */
 export function toJobRequest(request: ExportRequest): JobRequest {
-  const { password: _password, reason: _reason, ...rest } = request;
+  const { password: _password, reason: _reason, ...withFilter } = request;
   void _password;
   void _reason;
+  const { filter: _filter, ...rest } = withFilter as typeof withFilter & { filter?: unknown };
+  void _filter;
   if (rest.kind === 'contacts' && rest.scope === 'selection') {
     const { userIds, ...withoutIds } = rest;
     return { ...withoutIds, userIdsCount: userIds.length };
@@ -49,10 +54,14 @@ export function createPipelineDispatcher(deps: {
       // here, once, and kept with the job, so every chunk and the finalizer build the file from
       // the same copy (a cache in the chunks once served a segment edited seconds before, and
       // warm and cold chunks could disagree within one file).
-      const [timeZone, definition] = await Promise.all([
+      const [timeZone, resolved] = await Promise.all([
         request.timezone ?? channelTimeZone(deps.workspace, channelId),
         resolveJobDefinition(request, workspace),
       ]);
+      // The request's filter goes with the definition, which is stored by size (inline or S3):
+      // never a 100 KB filter in the job item that every chunk rewrites.
+      const filter = 'filter' in request ? request.filter : undefined;
+      const definition = filter === undefined ? resolved : { ...resolved, requestFilter: filter };
       // Refuses now what would fail every chunk (a filter naming a profile key the workspace
       // lacks or has archived): a 400 naming the field instead of a failed export and a bot
       // message. A segment gone or invalid was refused (404/400) by resolveJobDefinition.
