@@ -1,7 +1,7 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
-import { JOB_INDEX_PROJECTION } from '../../shared/adapters/aws/export-table-layout';
+import { JOB_INDEX_NAME, JOB_INDEX_PROJECTION } from '../../shared/adapters/aws/export-table-layout';
 
 const S = dynamodb.AttributeType.STRING;
 
@@ -36,7 +36,7 @@ export class DataTables extends Construct {
       removalPolicy: RemovalPolicy.RETAIN,
     });
     this.exports.addGlobalSecondaryIndex({
-      indexName: 'gsi1',
+      indexName: JOB_INDEX_NAME,
       partitionKey: { name: 'gsi1pk', type: S },
       sortKey: { name: 'gsi1sk', type: S },
       // Keys only: no chunk's write of the job item writes the index (export-table-layout.ts).

@@ -11,6 +11,7 @@ import { DataTables } from './data-tables';
 import { EXPORTS_PREFIX, ExportBucket, PARTS_PREFIX } from './export-bucket';
 import { ExportApi } from './export-api';
 import { ServiceKeys } from './keys';
+import { JOB_INDEX_NAME } from '../../shared/adapters/aws/export-table-layout';
 import { METRICS_NAMESPACE, SERVICE_NAME } from '../../shared/metric-names';
 import { ServiceAlarms } from './service-alarms';
 import { ServiceFunction } from './service-function';
@@ -252,16 +253,16 @@ export class ExportServiceStack extends Stack {
     const bucket = this.bucket.bucket;
     const allow = (fn: ServiceFunction, sid: string, actions: string[], resources: string[], conditions?: Record<string, unknown>) =>
       fn.fn.addToRolePolicy(new iam.PolicyStatement({ sid, actions, resources, ...(conditions ? { conditions } : {}) }));
-    const withIndexes = (table: dynamodb.Table) => [table.tableArn, `${table.tableArn}/index/*`];
     const objects = (prefix: string) => bucket.arnForObjects(`${prefix}*`);
     // S3 uses the bucket key on our behalf; nobody may call KMS with it directly.
     const viaS3 = { StringEquals: { 'kms:ViaService': `s3.${this.region}.amazonaws.com` } };
-    const sourceRead = ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'];
 
     // Shared by every pipeline step that can fail an export (shared/app/pipeline-steps.ts
     // failExport): record the failure event, give the manager's cooldown back (a conditional
     // delete on the holder, C8), tell the bot, drop the parts.
     // Deleting an export's parts/ (raw row data): on failure, and on cancel (the api's too).
+    // The ListBucket also lets chunk and finalizer tell a missing part from a denied one (S3
+    // answers 403 for a missing key to a role that may not list it; s3-object-store.ts).
     const grantDiscardParts = (fn: ServiceFunction) => {
       allow(fn, 'ListParts', ['s3:ListBucket'], [bucket.bucketArn], { StringLike: { 's3:prefix': [`${PARTS_PREFIX}*`] } });
       allow(fn, 'DeleteParts', ['s3:DeleteObject'], [objects(PARTS_PREFIX)]);
@@ -274,11 +275,16 @@ export class ExportServiceStack extends Stack {
     };
 
     // api: create/list/cancel exports, cooldowns, audit append + list, plan chunks, download redirect.
-    // BatchGetItem: the list reads its page's jobs by key (gsi1 holds keys only).
-    allow(f.api, 'ExportsTable', ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'], withIndexes(t.exports));
+    // The list queries gsi1 for a page's keys and reads those jobs by key (BatchGetItem): gsi1
+    // holds keys only. No Query on the table itself: nothing the api does needs one.
+    allow(f.api, 'ExportsTable', ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [t.exports.tableArn]);
+    allow(f.api, 'ExportsList', ['dynamodb:Query'], [`${t.exports.tableArn}/index/${JOB_INDEX_NAME}`]);
     allow(f.api, 'Cooldowns', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'], [t.cooldowns.tableArn]);
-    allow(f.api, 'AuditAppendAndList', ['dynamodb:PutItem', 'dynamodb:Query'], withIndexes(t.audit));
-    allow(f.api, 'WorkspaceRead', ['dynamodb:GetItem', 'dynamodb:Query'], [t.workspace.tableArn]);
+    // The audit list: by export on the table, by time on its gsi1 (dynamo-audit-log.ts).
+    allow(f.api, 'AuditAppendAndList', ['dynamodb:PutItem', 'dynamodb:Query'], [t.audit.tableArn]);
+    allow(f.api, 'AuditListByTime', ['dynamodb:Query'], [`${t.audit.tableArn}/index/gsi1`]);
+    // Settings, profile schemas and segments, each by key.
+    allow(f.api, 'WorkspaceRead', ['dynamodb:GetItem'], [t.workspace.tableArn]);
     // Chunks; an empty selection has nothing to read and goes straight to the finalizer.
     allow(f.api, 'PlanChunks', ['sqs:SendMessage'], [this.queues.chunk.queue.queueArn, this.queues.finalize.queue.queueArn]);
     // Selected ids are stored under parts/ for the chunk workers (a message holds 256 KB at most).
@@ -292,7 +298,11 @@ export class ExportServiceStack extends Stack {
 
     // chunk: read one slice of the sources, write its part, record completion; the cases phase
     // of a contacts-with-cases export enqueues the users phase, the last chunk enqueues finalize.
-    allow(f.chunk, 'SourceRead', sourceRead, [t.cases.tableArn, t.users.tableArn, t.workspace.tableArn]);
+    // Each source as the chunk reads it: cases by day (Query), users by key range (Query) or by
+    // id (BatchGetItem: a selection, the users phase), the workspace by key.
+    allow(f.chunk, 'CasesRead', ['dynamodb:Query'], [t.cases.tableArn]);
+    allow(f.chunk, 'UsersRead', ['dynamodb:Query', 'dynamodb:BatchGetItem'], [t.users.tableArn]);
+    allow(f.chunk, 'WorkspaceRead', ['dynamodb:GetItem'], [t.workspace.tableArn]);
     allow(f.chunk, 'ExportsTable', ['dynamodb:GetItem', 'dynamodb:UpdateItem'], [t.exports.tableArn]);
     allow(f.chunk, 'Parts', ['s3:PutObject', 's3:GetObject'], [objects(PARTS_PREFIX)]);
     allow(f.chunk, 'BucketKey', ['kms:GenerateDataKey', 'kms:Decrypt'], [this.keys.bucketKey.keyArn], viaS3);

@@ -71,11 +71,19 @@ export class ServiceKeys extends Construct {
         resources: ['*'],
       }),
     );
+    // Only with the export's id as the whole encryption context (kms-key-wrapper.ts): a package
+    // key is bound to its job, and a call without that context (a key wrapped for no export, or
+    // an attempt to unwrap one) is refused by IAM before KMS sees it. Null false: a call with no
+    // context at all would otherwise pass ForAllValues vacuously.
+    const exportIdContextOnly = {
+      'ForAllValues:StringEquals': { 'kms:EncryptionContextKeys': ['exportId'] },
+      Null: { 'kms:EncryptionContextKeys': 'false' },
+    };
     owners.wrapper.addToPrincipalPolicy(
-      new iam.PolicyStatement({ sid: 'WrapPackageKeys', actions: ['kms:Encrypt'], resources: [this.wrapKey.keyArn] }),
+      new iam.PolicyStatement({ sid: 'WrapPackageKeys', actions: ['kms:Encrypt'], resources: [this.wrapKey.keyArn], conditions: exportIdContextOnly }),
     );
     owners.unwrapper.addToPrincipalPolicy(
-      new iam.PolicyStatement({ sid: 'UnwrapPackageKeys', actions: [...UNWRAP_ACTIONS], resources: [this.wrapKey.keyArn] }),
+      new iam.PolicyStatement({ sid: 'UnwrapPackageKeys', actions: [...UNWRAP_ACTIONS], resources: [this.wrapKey.keyArn], conditions: exportIdContextOnly }),
     );
   }
 

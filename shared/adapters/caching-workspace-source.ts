@@ -41,8 +41,4 @@ export class CachingWorkspaceSource implements WorkspaceSource {
     });
     return entry.value;
   }
-
-  queryPrefix(channelId: string, skPrefix: string): Promise<RawItem[]> {
-    return this.inner.queryPrefix(channelId, skPrefix);
-  }
 }

@@ -20,8 +20,6 @@ export interface UsersSource {
 export interface WorkspaceSource {
   /** Channel settings, profile schema, a segment or a directory entry by sort key; null when missing. */
   getItem(channelId: string, sk: string): Promise<RawItem | null>;
-  /** Every item whose sort key starts with the prefix. */
-  queryPrefix(channelId: string, skPrefix: string): Promise<RawItem[]>;
 }
 
 export interface SourceWriter {

@@ -385,6 +385,20 @@ describe('KMS and secrets', () => {
     expect([...rolesAllowed(template, 'kms:ReEncryptFrom', wrapKeyId)]).toEqual([]);
   });
 
+  it('wrapping and unwrapping are allowed only with the exportId as the whole encryption context (what kms-key-wrapper.ts sends)', () => {
+    const wrapKeyId = idOf(stack, stack.keys.wrapKey);
+    const grants = roleStatements(template).filter(
+      ({ statement }) => statement.Effect === 'Allow' && (statementAllows(statement, 'kms:Encrypt') || statementAllows(statement, 'kms:Decrypt')) && statementReaches(statement, wrapKeyId),
+    );
+    expect(grants.map((g) => g.roleId).sort()).toEqual([roleId('api'), roleId('finalizer')].sort());
+    for (const { statement } of grants) {
+      expect(statement.Condition).toEqual({
+        'ForAllValues:StringEquals': { 'kms:EncryptionContextKeys': ['exportId'] },
+        Null: { 'kms:EncryptionContextKeys': 'false' },
+      });
+    }
+  });
+
   it('the wrap key policy denies use by anyone else, whatever their identity policies say', () => {
     const keyPolicy = resourcesOf(template, 'AWS::KMS::Key')[idOf(stack, stack.keys.wrapKey)]!.Properties!.KeyPolicy;
     const denies = (keyPolicy.Statement as Statement[]).filter((s) => s.Effect === 'Deny');
@@ -435,6 +449,32 @@ describe('least privilege', () => {
     );
     // Reading the trail is the api's alone (GET /v1/audit).
     expect([...rolesAllowed(template, 'dynamodb:Query', auditId)]).toEqual([roleId('api')]);
+  });
+
+  /** Resources (as JSON) of the statements that let `name` do `action` on `table`. */
+  const tableResources = (name: FunctionName, action: string, table: object) => {
+    const tableId = idOf(stack, table as never);
+    return roleStatements(template)
+      .filter((s) => s.roleId === roleId(name) && statementAllows(s.statement, action) && statementReaches(s.statement, tableId))
+      .flatMap((s) => [s.statement.Resource].flat().map((r) => JSON.stringify(r)));
+  };
+
+  it('least privilege on the tables: each role may do what its code sends, on the table or index it sends it to, nothing more', () => {
+    // The api queries the exports table only through gsi1 (its list); it reads the workspace by key.
+    expect(tableResources('api', 'dynamodb:Query', stack.tables.exports)).toEqual([expect.stringContaining('/index/gsi1"')]);
+    // The audit list: by export on the table, by time on gsi1; no other index.
+    const auditQueries = tableResources('api', 'dynamodb:Query', stack.tables.audit);
+    expect(auditQueries).toHaveLength(2);
+    expect(auditQueries.filter((r) => r.includes('/index/'))).toEqual([expect.stringContaining('/index/gsi1"')]);
+    // No role queries the workspace table: every read of it is by key.
+    expect([...rolesAllowed(template, 'dynamodb:Query', idOf(stack, stack.tables.workspace))]).toEqual([]);
+    // The chunk: cases by Query only, users by Query or BatchGetItem, the workspace by GetItem.
+    expect(tableResources('chunk', 'dynamodb:GetItem', stack.tables.cases)).toEqual([]);
+    expect(tableResources('chunk', 'dynamodb:BatchGetItem', stack.tables.cases)).toEqual([]);
+    expect(tableResources('chunk', 'dynamodb:GetItem', stack.tables.users)).toEqual([]);
+    expect(tableResources('chunk', 'dynamodb:BatchGetItem', stack.tables.users)).toHaveLength(1);
+    expect(tableResources('chunk', 'dynamodb:BatchGetItem', stack.tables.workspace)).toEqual([]);
+    expect(tableResources('chunk', 'dynamodb:GetItem', stack.tables.workspace)).toHaveLength(1);
   });
 
   it('no wildcard actions on data services and no Scan anywhere', () => {

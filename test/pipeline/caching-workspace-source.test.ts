@@ -13,7 +13,6 @@ function controlledSource() {
         reads.set(key, (reads.get(key) ?? 0) + 1);
         pending.push({ key, resolve, reject });
       }),
-    queryPrefix: async () => [],
   };
   return { inner, reads, pending };
 }

@@ -68,7 +68,6 @@ async function runChunks(f: Fixture) {
     } as unknown as ChunkDeps['users'],
     workspace: {
       getItem: async (_c: string, sk: string) => (f.workspace?.[sk] as never) ?? null,
-      queryPrefix: async () => [],
     } as unknown as ChunkDeps['workspace'],
     maxRows: 1_000_000,
   };

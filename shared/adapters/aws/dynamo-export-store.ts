@@ -21,6 +21,7 @@ import {
   type JobPage,
   type JobPatch,
 } from '../../ports/export-store';
+import { JOB_INDEX_NAME } from './export-table-layout';
 
 /**
  * EXPORTS_TABLE layout (pk/sk strings, GSI gsi1 on gsi1pk/gsi1sk, TTL attribute `ttl`):
@@ -141,7 +142,7 @@ export class DynamoExportStore implements ExportStore {
     const result = await this.ddb.send(
       new QueryCommand({
         TableName: this.tableName,
-        IndexName: 'gsi1',
+        IndexName: JOB_INDEX_NAME,
         KeyConditionExpression: 'gsi1pk = :pk',
         ExpressionAttributeValues: { ':pk': `CH#${channelId}#MGR#${managerId}` },
         ScanIndexForward: false,

@@ -126,6 +126,10 @@ export class DynamoWorkspaceSource implements WorkspaceSource {
     return result.Item ? stripKeys(result.Item) : null;
   }
 
+  /**
+   * Every item whose sort key starts with the prefix. For the local stack's seeding only: no
+   * function reads the workspace but by key, and their roles may not Query its table.
+   */
   async queryPrefix(channelId: string, skPrefix: string): Promise<RawItem[]> {
     const out: RawItem[] = [];
     for await (const page of queryPages(

@@ -11,3 +11,9 @@
  * for the CDK table and the local stack's table, so the two cannot differ.
  */
 export const JOB_INDEX_PROJECTION = 'KEYS_ONLY' as const;
+
+/**
+ * The index's name: what the store queries, what the tables declare and what the api's IAM grant
+ * names (it may Query this index and nothing else of the table).
+ */
+export const JOB_INDEX_NAME = 'gsi1';
