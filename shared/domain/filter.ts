@@ -406,7 +406,7 @@ function profileKindsFor(target: FilterTarget, schema: CompileContext['profileSc
   const keys = schema ? (Array.isArray(schema) ? schema : (schema as ProfileSchema).keys) : undefined;
   for (const def of keys ?? []) {
     // csat/csatComment are fixed case columns: their type does not come from the workspace.
-    if (target === 'cases' && def.key in CASE_PROFILE_KINDS) continue;
+    if (target === 'cases' && Object.hasOwn(CASE_PROFILE_KINDS, def.key)) continue;
     if (def.archived) archived.add(def.key);
     else kinds.set(def.key, def.type === 'list' ? 'list' : def.type);
   }
@@ -457,7 +457,7 @@ function resolveField(field: string, path: string, target: FilterTarget, profile
       throw bad(`${path}.field`, 'profile key is archived and no longer collected (rule C5)', 'FILTER_UNKNOWN_FIELD', 'C5');
     }
     const known = profileKinds.kinds.get(key);
-    if (profileKinds.strict && known === undefined && !(target === 'cases' && key in CASE_PROFILE_KINDS)) {
+    if (profileKinds.strict && known === undefined && !(target === 'cases' && Object.hasOwn(CASE_PROFILE_KINDS, key))) {
       throw bad(`${path}.field`, 'unknown profile key for this workspace', 'FILTER_UNKNOWN_FIELD');
     }
     if (known === 'date' || known === 'number' || known === 'boolean' || known === 'string') {

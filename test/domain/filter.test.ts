@@ -871,6 +871,11 @@ describe('S6 case filters use the chat-profile schema', () => {
     expect(() => compile({ field: 'profile.oldKey', op: 'exists' })).toThrow(expect.objectContaining({ code: 'FILTER_UNKNOWN_FIELD' }));
     expect(() => compile({ field: 'profile.nope', op: 'exists' })).toThrow(expect.objectContaining({ code: 'FILTER_UNKNOWN_FIELD' }));
     expect(() => compile({ field: 'profile.orderNo', op: 'contains', value: '1' })).toThrow(expect.objectContaining({ code: 'FILTER_OPERATOR_NOT_APPLICABLE' }));
+    // Names every object inherits are not the fixed csat/csatComment fields: an `in` lookup took
+    // them for such, so `profile.toString notExists` passed and matched every case.
+    for (const key of ['toString', 'constructor', 'valueOf', 'isPrototypeOf', 'hasOwnProperty']) {
+      expect(() => compile({ field: `profile.${key}`, op: 'notExists' }), key).toThrow(expect.objectContaining({ code: 'FILTER_UNKNOWN_FIELD' }));
+    }
     const csat = compile({ field: 'profile.csat', op: 'gte', value: 4 });
     expect(csat(caseRecordSchema.parse({ userChatCaseId: 'k', userChatCase: 1, userChatId: 'c', direction: 'inbound', userChatState: 'closed', userId: 'u', createdAt: 0, mediumName: 'email', profile: { csat: 5 } }))).toBe(true);
   });
