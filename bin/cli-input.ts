@@ -1,11 +1,13 @@
 /**
  * What the operator commands (bin/xlsx.ts, bin/seed.ts, bin/token.ts) share about their input:
  * the usage error class, option and path handling, and the strict NDJSON line reader with the
- * checks JSON.parse does not make (a key given twice, a lone surrogate). Kept in bin/: these are
+ * checks JSON.parse does not make (a key given twice, a lone surrogate; shared/json-text.ts scans
+ * whole texts). Kept in bin/: these are
  * rules of the command line, not of the service.
  */
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { jsonStringEnd } from '../shared/json-text';
 import { findMalformedText, mayHoldSurrogateEscape } from '../shared/text-rules';
 
 /** Bad input or usage, found before any work: reported on stderr with exit code 2. */
@@ -119,7 +121,6 @@ export async function* readLines(input: AsyncIterable<Buffer>, prefix = ''): Asy
 }
 
 const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
 const COLON = 0x3a;
 const OPEN_BRACE = 0x7b;
 const OPEN_BRACKET = 0x5b;
@@ -144,16 +145,7 @@ export function scanTopLevelMembers(text: string, keys?: string[]): number {
     const ch = text.charCodeAt(i);
     if (ch === QUOTE) {
       const start = i;
-      // The closing quote is the first one not escaped, i.e. after an even run of backslashes.
-      for (;;) {
-        i = text.indexOf('"', i + 1);
-        // Unterminated: the CLI scans only lines JSON.parse accepted, but the scanner is exported,
-        // and -1 would restart the scan at 0 for ever.
-        if (i === -1) throw new Error('unterminated string in a JSON text');
-        let b = i - 1;
-        while (text.charCodeAt(b) === BACKSLASH) b--;
-        if ((i - 1 - b) % 2 === 0) break;
-      }
+      i = jsonStringEnd(text, i);
       lastStart = start;
       lastEnd = i;
     } else if (ch === COLON) {
@@ -179,18 +171,6 @@ export function firstDuplicate(keys: readonly string[]): string | undefined {
     seen.add(k);
   }
   return undefined;
-}
-
-/**
- * The key `text` (one JSON object JSON.parse turned into `parsed`) gives more than once, if it
- * does: JSON.parse keeps the last value and the first vanishes. Counting the members is cheap;
- * keys are decoded only when the count differs from the keys JSON.parse kept.
- */
-export function duplicateKeyOf(text: string, parsed: object): string | undefined {
-  if (scanTopLevelMembers(text) === Object.keys(parsed).length) return undefined;
-  const keys: string[] = [];
-  scanTopLevelMembers(text, keys);
-  return firstDuplicate(keys);
 }
 
 /**

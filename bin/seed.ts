@@ -22,8 +22,9 @@ import { DynamoWorkspaceSource } from '../shared/adapters/aws/dynamo-source-data
 import { loadProfileSchemas } from '../shared/app/workspace-context';
 import type { RawItem } from '../shared/ports/source-data';
 import { channelIdSchema } from '../shared/auth/principal';
-import { ValidationError } from '../shared/domain/errors';
-import { InputError, duplicateKeyOf, loneSurrogatePath, operatorPath, readLines as readStrictLines, parseOptions } from './cli-input';
+import { formatIssuePath, ValidationError } from '../shared/domain/errors';
+import { findJsonStructureProblem } from '../shared/json-text';
+import { InputError, loneSurrogatePath, operatorPath, readLines as readStrictLines, parseOptions } from './cli-input';
 
 const usage = [
   'usage: npm run seed -- --channel C --users N --cases N [--seed S]',
@@ -110,8 +111,11 @@ function checkLineText(line: string, lineNo: number): void {
     return;
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return;
-  const duplicate = duplicateKeyOf(line, parsed);
-  if (duplicate !== undefined) throw new InputError(`Import line ${lineNo}, field ${duplicate}: appears more than once (JSON keeps only the last value)`);
+  // At any depth: a profile given a key twice loses a value as silently as the record does.
+  const problem = findJsonStructureProblem(line, Number.MAX_SAFE_INTEGER);
+  if (problem?.rule === 'duplicate-key') {
+    throw new InputError(`Import line ${lineNo}, field ${formatIssuePath(problem.path)}: appears more than once (JSON keeps only the last value)`);
+  }
   const surrogate = loneSurrogatePath(line, parsed);
   if (surrogate !== undefined) {
     const where = surrogate.length === 0 ? 'a field name' : `field ${String(surrogate[0])}`;

@@ -16,6 +16,8 @@ import {
   type ApiDeps,
 } from '../../shared/app/api';
 import { formatIssuePath, ValidationError } from '../../shared/domain/errors';
+import { findJsonStructureProblem } from '../../shared/json-text';
+import { requirePermission } from '../../shared/domain/policies';
 import { findMalformedText, mayHoldSurrogateEscape } from '../../shared/text-rules';
 import { BadRequestBodyError, emptyResponse, jsonResponse, mapErrorToResponse, MAX_REQUEST_BODY_BYTES, redirectResponse, statusOf } from '../../shared/http';
 import { matchRoute, type RouteName } from './router';
@@ -136,6 +138,9 @@ async function dispatch(
       return emptyResponse(200, { 'Referrer-Policy': 'no-referrer' });
     case 'createExport': {
       const principal = await authenticate(runtime, event);
+      // Before the body is read: a caller who may not export learns nothing from its parsing
+      // (and costs no parse). requestExport checks it too.
+      requirePermission(principal, 'export:download');
       const body = parseJsonBody(event);
       const { job, replayed } = await requestExport(deps, principal, body, header(event, 'idempotency-key'));
       runtime.logger.info('export requested', { exportId: job.exportId, kind: job.kind, replayed });
@@ -215,6 +220,13 @@ function charsetIsUtf8(contentType: string): boolean {
   return true;
 }
 
+/**
+ * How deeply a request body may nest objects and arrays. An export request nests at most ~9
+ * (body, filter, groups, a group, conditions, a condition, values, and a nested group's two);
+ * a body nested tens of thousands deep only costs time to read and to report.
+ */
+export const MAX_BODY_DEPTH = 32;
+
 function parseJsonBody(event: APIGatewayProxyEvent): unknown {
   const contentType = header(event, 'content-type');
   if (!contentType || !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType)) {
@@ -256,6 +268,18 @@ function parseJsonBody(event: APIGatewayProxyEvent): unknown {
   } catch {
     // Never echo the parser's message: it quotes the input, which holds the password.
     throw new BadRequestBodyError('MALFORMED_JSON', 'the request body is not valid JSON');
+  }
+  // Valid JSON, but nested past any request's shape, or with a key given twice (JSON.parse keeps
+  // the last value silently): refused by path, never by value (the value may be the password).
+  const problem = findJsonStructureProblem(text, MAX_BODY_DEPTH);
+  if (problem) {
+    const field = formatIssuePath(problem.path) || 'body';
+    throw new ValidationError(
+      problem.rule === 'max-depth'
+        ? `${field}: the body nests deeper than ${MAX_BODY_DEPTH} levels (an export request needs fewer than 10)`
+        : `${field}: the key is given twice in one object (each key may appear once)`,
+      { code: 'VALIDATION_FAILED', field, rule: problem.rule },
+    );
   }
   // Valid JSON, but `\ud800` decodes to half a character: refused here for every field, by
   // path only (the value may be the password), before anything stores it.

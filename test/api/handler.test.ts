@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { createApiHandler, type ApiRuntime } from '../../functions/api/app';
+import { createApiHandler, MAX_BODY_DEPTH, type ApiRuntime } from '../../functions/api/app';
 import { createTokenVerifier, DEV_AUDIENCE, DEV_ISSUER, signDevToken } from '../../shared/auth';
 import type { ExportJob } from '../../shared/app/export-job';
 import { STALLED_DISPATCH_SECONDS } from '../../shared/app/api/read-exports';
@@ -337,6 +337,66 @@ describe('POST /v1/exports', () => {
     const pair = loadEvent('api-create-export-contacts.json', { TOKEN: await token({ managerId: 'm-sur-pair' }), PASSWORD });
     pair.body = JSON.stringify({ ...base, reason: 'REASON' }).replace('"REASON"', '"sync \\ud83d\\udcca"');
     expect((await call(pair)).status).toBe(202);
+  });
+
+  it('refuses a key given twice in any object (JSON.parse kept the last silently), naming its path, never a value', async () => {
+    const base = JSON.parse(loadEvent('api-create-export-contacts.json', { TOKEN: await token(), PASSWORD }).body as string) as Record<string, unknown>;
+    const text = JSON.stringify(base);
+    for (const [body, field] of [
+      // `kind` twice: the last one used to win, so this exported cases.
+      [text.replace('{', '{"kind":"cases",'), 'kind'],
+      // A short password hidden behind a valid one.
+      [text.replace('{', '{"password":"x",'), 'password'],
+      [
+        JSON.stringify({ ...base, scope: 'filter', filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'member', op: 'eq', value: true }] }] } }).replace(
+          '"value":true',
+          '"value":true,"value":false',
+        ),
+        'filter.groups[0].conditions[0].value',
+      ],
+    ] as const) {
+      const event = loadEvent('api-create-export-contacts.json', { TOKEN: await token({ managerId: `m-dup-${field}` }), PASSWORD });
+      event.body = body;
+      const res = await call(event);
+      expect(res.status, field).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'VALIDATION_FAILED', field, rule: 'duplicate-key' });
+      expect(JSON.stringify(res.body)).not.toContain(PASSWORD);
+    }
+    // The same key in two objects is no repeat.
+    const twoObjects = loadEvent('api-create-export-contacts.json', { TOKEN: await token({ managerId: 'm-dup-ok' }), PASSWORD });
+    twoObjects.body = JSON.stringify({
+      ...base,
+      scope: 'filter',
+      filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'member', op: 'eq', value: true }, { field: 'member', op: 'eq', value: true }] }] },
+    });
+    expect((await call(twoObjects)).status).toBe(202);
+  });
+
+  it('refuses a body nested deeper than any request at once: a lone surrogate 60,000 levels down took 43 s to report, blocking every other request', async () => {
+    const base = JSON.parse(loadEvent('api-create-export-contacts.json', { TOKEN: await token(), PASSWORD }).body as string) as Record<string, unknown>;
+    const depth = 60_000;
+    const event = loadEvent('api-create-export-contacts.json', { TOKEN: await token({ managerId: 'm-deep' }), PASSWORD });
+    event.body = JSON.stringify(base).replace('{', `{"x":${'['.repeat(depth)}"\\ud800"${']'.repeat(depth)},`);
+    const res = await call(event);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: 'VALIDATION_FAILED', rule: 'max-depth' });
+    // The path goes as deep as the limit, not as deep as the body.
+    expect(res.body.error.field).toBe(`x${'[0]'.repeat(MAX_BODY_DEPTH - 1)}`);
+    expect(JSON.stringify(res.body).length).toBeLessThan(2_000);
+    // At the limit a body is read (and here refused for its unknown field, not its depth).
+    const atLimit = loadEvent('api-create-export-contacts.json', { TOKEN: await token({ managerId: 'm-deep-ok' }), PASSWORD });
+    atLimit.body = JSON.stringify(base).replace('{', `{"x":${'['.repeat(MAX_BODY_DEPTH - 1)}1${']'.repeat(MAX_BODY_DEPTH - 1)},`);
+    const ok = await call(atLimit);
+    expect(ok.status).toBe(400);
+    expect(ok.body.error.rule).not.toBe('max-depth');
+  });
+
+  it('a caller without export:download gets 403 for POST /v1/exports before its body is read (a malformed body too)', async () => {
+    const event = loadEvent('api-create-export-contacts.json', { TOKEN: await token({ managerId: 'm-auditor', permissions: ['audit:read'] }), PASSWORD });
+    event.body = '{bad';
+    const res = await call(event);
+    expect(res.status).toBe(403);
+    expect(res.body.error.code).toBe('PERMISSION_DENIED');
   });
 
   it('maps an unknown failure to 500 with a request id only, and gives the cooldown back', async () => {

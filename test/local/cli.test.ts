@@ -186,6 +186,8 @@ describe('npm run seed', () => {
     for (const [content, line] of [
       [Buffer.concat([Buffer.from(`{"id":"s1","createdAt":"${createdAt}"}\n{"id":"s2","name":"`), Buffer.from([0xff, 0xfe]), Buffer.from(`","createdAt":"${createdAt}"}\n`)]), 'Import line 2: not valid UTF-8'],
       [`{"id":"s1","name":"A","name":"B","createdAt":"${createdAt}"}\n`, 'Import line 1, field name: appears more than once (JSON keeps only the last value)'],
+      // Inside the profile too: one of the two values vanished as silently.
+      [`{"id":"s1","createdAt":"${createdAt}","profile":{"grade":"A","grade":"B"}}\n`, 'Import line 1, field profile.grade: appears more than once (JSON keeps only the last value)'],
       [`{"id":"s1","createdAt":"${createdAt}"}\r\n{"id":"s2","name":"A\\ud800Z","createdAt":"${createdAt}"}\r\n`, 'Import line 2, field name: holds a lone surrogate (half of a UTF-16 pair, e.g. a \\ud800 escape), which is not text'],
       [`{"id":"s1","\\udc00":1,"createdAt":"${createdAt}"}\n`, 'Import line 1, a field name: holds a lone surrogate (half of a UTF-16 pair, e.g. a \\ud800 escape), which is not text'],
     ] as const) {

@@ -1,0 +1,85 @@
+/**
+ * Checks on JSON text that JSON.parse does not make: how deep it nests, and whether an object
+ * gives a key twice (JSON.parse keeps the last value and the first vanishes without a word, so
+ * `{"kind":"cases","kind":"contacts"}` would export contacts, and a proxy or client that reads
+ * the first value would see another request than the one served). Both run on text JSON.parse
+ * has already accepted, so only strings (which may hold any punctuation) need telling apart from
+ * structure.
+ */
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACE = 0x7d;
+const CLOSE_BRACKET = 0x5d;
+
+/**
+ * The index of the quote closing the JSON string that opens at `start` (a `"`): the first quote
+ * after it preceded by an even run of backslashes. Throws on an unterminated string, which a
+ * text JSON.parse accepted cannot hold (without the throw, -1 would restart a scan at 0).
+ */
+export function jsonStringEnd(text: string, start: number): number {
+  let i = start;
+  for (;;) {
+    i = text.indexOf('"', i + 1);
+    if (i === -1) throw new Error('unterminated string in a JSON text');
+    let b = i - 1;
+    while (text.charCodeAt(b) === BACKSLASH) b--;
+    if ((i - 1 - b) % 2 === 0) return i;
+  }
+}
+
+/** The decoded value of the JSON string token text[start..end] (quotes included). */
+function decodeJsonString(text: string, start: number, end: number): string {
+  const raw = text.slice(start + 1, end);
+  // Escapes (\", \u0041…) are decoded by JSON itself, from the quoted token.
+  return raw.includes('\\') ? (JSON.parse(text.slice(start, end + 1)) as string) : raw;
+}
+
+export type JsonStructureProblem =
+  /** `path` is where the text first goes deeper than allowed (its first `maxDepth + 1` steps). */
+  | { rule: 'max-depth'; path: (string | number)[] }
+  /** `path` names the key given twice, inside its object. */
+  | { rule: 'duplicate-key'; path: (string | number)[] };
+
+type Frame = { keys: Set<string> | undefined; key: string | number; expectKey: boolean };
+
+/**
+ * The first structural problem of `text` (valid JSON): nesting deeper than `maxDepth` containers,
+ * or an object giving a key twice; undefined when it has neither. One pass over the text,
+ * stopping at the first problem, so a hostile body costs no more than reading it: the path is
+ * built only then, from the open containers (no copy per level).
+ */
+export function findJsonStructureProblem(text: string, maxDepth: number): JsonStructureProblem | undefined {
+  // Each open container, outermost first; its `key` is the step to the child being read.
+  const frames: Frame[] = [];
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch === QUOTE) {
+      const end = jsonStringEnd(text, i);
+      const top = frames[frames.length - 1];
+      if (top?.keys && top.expectKey) {
+        const key = decodeJsonString(text, i, end);
+        if (top.keys.has(key)) return { rule: 'duplicate-key', path: [...frames.slice(0, -1).map((f) => f.key), key] };
+        top.keys.add(key);
+        top.expectKey = false;
+        top.key = key;
+      }
+      i = end;
+    } else if (ch === OPEN_BRACE || ch === OPEN_BRACKET) {
+      if (frames.length >= maxDepth) return { rule: 'max-depth', path: frames.map((f) => f.key) };
+      // An array's first child is at index 0; an object's key is set when it is read.
+      frames.push(ch === OPEN_BRACE ? { keys: new Set(), key: '', expectKey: true } : { keys: undefined, key: 0, expectKey: false });
+    } else if (ch === CLOSE_BRACE || ch === CLOSE_BRACKET) {
+      frames.pop();
+    } else if (ch === COMMA) {
+      const top = frames[frames.length - 1];
+      if (top?.keys) top.expectKey = true;
+      else if (top) top.key = (top.key as number) + 1;
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { findJsonStructureProblem, jsonStringEnd } from '../../shared/json-text';
+import { findMalformedText } from '../../shared/text-rules';
+
+describe('findJsonStructureProblem (what JSON.parse does not check)', () => {
+  it('names a key given twice by its path inside its object, at any depth, decoding escaped keys', () => {
+    expect(findJsonStructureProblem('{"kind":"c","kind":"d"}', 32)).toEqual({ rule: 'duplicate-key', path: ['kind'] });
+    expect(findJsonStructureProblem('{"a":{"b":1,"b":2}}', 32)).toEqual({ rule: 'duplicate-key', path: ['a', 'b'] });
+    expect(findJsonStructureProblem('{"f":{"g":[{"c":[{"v":1},{"v":2,"v":3}]}]}}', 32)).toEqual({ rule: 'duplicate-key', path: ['f', 'g', 0, 'c', 1, 'v'] });
+    // `\u0061` is "a": the same key written two ways.
+    expect(findJsonStructureProblem('{"\\u0061":1,"a":2}', 32)).toEqual({ rule: 'duplicate-key', path: ['a'] });
+  });
+
+  it('does not take strings for structure, nor the same key in two objects for a repeat', () => {
+    expect(findJsonStructureProblem('{"a":"}\\"{,[","b":{"a":1},"c":["a","a"]}', 32)).toBeUndefined();
+    expect(findJsonStructureProblem('[{"a":1},{"a":1}]', 32)).toBeUndefined();
+    expect(findJsonStructureProblem(' { "a" : [ 1 , { "a" : 2 } ] , "b" : "\\\\" } ', 32)).toBeUndefined();
+  });
+
+  it('stops at the first container past maxDepth, with a path only that deep', () => {
+    expect(findJsonStructureProblem('{"a":[[1]]}', 2)).toEqual({ rule: 'max-depth', path: ['a', 0] });
+    expect(findJsonStructureProblem('{"a":[[1]]}', 3)).toBeUndefined();
+    const deep = `{"x":${'['.repeat(200_000)}${']'.repeat(200_000)}}`;
+    const problem = findJsonStructureProblem(deep, 32);
+    expect(problem?.rule).toBe('max-depth');
+    expect(problem?.path).toHaveLength(32);
+  });
+
+  it('jsonStringEnd skips escaped quotes and refuses an unterminated string', () => {
+    expect(jsonStringEnd('"a\\"b"', 0)).toBe(5);
+    expect(jsonStringEnd('"a\\\\"', 0)).toBe(4);
+    expect(() => jsonStringEnd('"abc', 0)).toThrow(/unterminated/);
+  });
+});
+
+describe('findMalformedText', () => {
+  it('gives the path of the first lone surrogate, however deep (each level links to its parent, no path copies)', () => {
+    expect(findMalformedText({ a: [1, { b: 'ok', c: 'x\ud800' }] })).toEqual(['a', 1, 'c']);
+    expect(findMalformedText({ ['k\udc00']: 1 })).toEqual([]);
+    expect(findMalformedText({ a: ['fine', '\ud83d\udcca'] })).toBeUndefined();
+    let deep: unknown = '\ud800';
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    const path = findMalformedText({ x: deep });
+    expect(path).toHaveLength(100_001);
+    expect(path?.[0]).toBe('x');
+  });
+});
