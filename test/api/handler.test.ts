@@ -1119,6 +1119,19 @@ describe('GET /v1/audit/exports/{exportId}/downloads', () => {
     return exportId;
   }
 
+  it("records a download's User-Agent as auditors can read it: no control characters (C1's 0x9B too), no bidi overrides, no half of a surrogate pair at the cut", async () => {
+    const exportId = (await create()).body.exportId as string;
+    completeJob(exportId);
+    for (const userAgent of ['c1\u009bx', 'legit \u202eevil', `${'a'.repeat(511)}\u{1F600}`, '\u0007\u202e']) {
+      const ev = loadEvent('api-download.json', { DOWNLOAD_TOKEN: `tok-${exportId}-0123456789` });
+      ev.headers['User-Agent'] = userAgent;
+      expect((await call(ev)).status).toBe(302);
+    }
+    const seen = fakes.audit.events.filter((e) => e.type === 'downloaded' && e.exportId === exportId).map((e) => (e as { userAgent?: string }).userAgent);
+    // The emoji's first half alone would be a lone surrogate: it becomes U+FFFD. A header of nothing but controls is left out.
+    expect(seen).toEqual(['c1x', 'legit evil', `${'a'.repeat(511)}\uFFFD`, undefined]);
+  });
+
   it('pages through all 105 uses of a link, oldest first: the first real download is never pushed out of view', async () => {
     const exportId = await usedExport(105);
     // The entry lists the most recent 100, counts all 105 and points to the endpoint for the rest.

@@ -178,6 +178,22 @@ describe('parsing errors', () => {
     }
   });
 
+  it('C1: a quick search auditors would read reversed or garbled is refused like such a reason; an ordinary one in any script passes', () => {
+    const message = 'query must not contain control characters, bidi overrides (U+202A-U+202E, U+2066-U+2069) or invisible tag and format characters';
+    for (const query of ['a\u0000b', 'a\u202eb', 'x\u009by', 'tag \u{E0041}']) {
+      try {
+        parseExportRequest({ kind: 'contacts', scope: 'all', query, reason: 'r', password: 'Secret12' });
+        expect.unreachable(JSON.stringify(query));
+      } catch (e) {
+        expect(e).toBeInstanceOf(ValidationError);
+        expect((e as ValidationError).issues, JSON.stringify(query)).toEqual([{ path: 'query', message }]);
+      }
+    }
+    for (const query of ['김민수', '010-1234-5678', 'kim@example.com', 'تقرير \u200f', '']) {
+      expect(parseExportRequest({ kind: 'contacts', scope: 'all', query, reason: 'r', password: 'Secret12' })).toMatchObject({ query });
+    }
+  });
+
   it('S4: ordinary reasons in any script pass, with line breaks, tabs, emoji and right-to-left marks', () => {
     for (const reason of ['Q3 review \u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F} office', '👨\u200d👩\u200d👧 family plan', 'می\u200cخواهم', '월간 CRM 동기화', 'line one\nline two\r\nthree\tend', 'تقرير شهري \u200f(2)', '7', 'Q3 review 📊', 'monthly sync']) {
       expect(parseExportRequest(cases({ reason })).reason).toBe(reason);

@@ -1,4 +1,5 @@
 import { NotFoundError } from '../../domain';
+import { cleanDisplayText } from '../../text-rules';
 import type { Principal } from '../../auth/principal';
 import type { ApiDeps } from './deps';
 import { LinkGoneError } from './errors';
@@ -58,10 +59,13 @@ export async function downloadFile(deps: ApiDeps, input: DownloadRequest): Promi
   const now = deps.clock.now();
   const { job, gone } = await resolveLink(deps, input.token, now);
   const managerId = input.principal && input.principal.channelId === job.channelId ? input.principal.managerId : undefined;
+  // Anyone holding the link chooses this header, and auditors read it: cut first, then cleaned
+  // as display names are (no control characters, bidi overrides, or a pair's half left by the cut).
+  const userAgent = input.userAgent ? cleanDisplayText(input.userAgent.slice(0, 512)) : undefined;
   const who = {
     ...(managerId ? { managerId } : {}),
     ...(input.ip ? { ip: input.ip.slice(0, 64) } : {}),
-    ...(input.userAgent ? { userAgent: input.userAgent.slice(0, 512) } : {}),
+    ...(userAgent ? { userAgent } : {}),
   };
   if (gone) {
     // Attempts after expiry are audited too: an auditor wants to see who still tried.
