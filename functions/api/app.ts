@@ -1,8 +1,7 @@
 import middy from '@middy/core';
-import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { principalFromAuthorizerContext, type Principal, type TokenVerifier } from '../../shared/auth';
+import { principalFromAuthorizerContext, UnauthenticatedError, type Principal, type TokenVerifier } from '../../shared/auth';
 import {
   cancelExport,
   checkDownloadLink,
@@ -19,7 +18,7 @@ import { formatIssuePath, ValidationError } from '../../shared/domain/errors';
 import { findJsonStructureProblem } from '../../shared/json-text';
 import { requirePermission } from '../../shared/domain/policies';
 import { findMalformedText, mayHoldSurrogateEscape } from '../../shared/text-rules';
-import { BadRequestBodyError, emptyResponse, jsonResponse, mapErrorToResponse, MAX_REQUEST_BODY_BYTES, redirectResponse, statusOf } from '../../shared/http';
+import { BadRequestBodyError, emptyResponse, jsonResponse, mapErrorToResponse, MAX_REQUEST_BODY_BYTES, normalizeEventHeaders, redirectResponse, statusOf } from '../../shared/http';
 import { matchRoute, type RouteName } from './router';
 
 export type ApiRuntime = {
@@ -50,7 +49,11 @@ function errorForLog(e: unknown): { name?: string; message: string; code?: strin
  */
 export function createApiHandler(getRuntime: () => Promise<ApiRuntime>) {
   return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
-    .use(httpHeaderNormalizer())
+    .use({
+      before: async (request) => {
+        normalizeEventHeaders(request.event);
+      },
+    })
     .use({
       onError: async (request) => {
         const requestId = requestIdOf(request.event, request.context);
@@ -170,7 +173,7 @@ async function dispatch(
 }
 
 function header(event: APIGatewayProxyEvent, name: string): string | undefined {
-  // httpHeaderNormalizer has lower-cased every header name.
+  // normalizeEventHeaders has lower-cased every header name and combined repeated ones.
   const value = event.headers?.[name];
   return value === undefined || value === null ? undefined : value;
 }
@@ -181,6 +184,11 @@ function header(event: APIGatewayProxyEvent, name: string): string | undefined {
  * the handler verifies the bearer itself.
  */
 async function authenticate(runtime: ApiRuntime, event: APIGatewayProxyEvent): Promise<Principal> {
+  // Before the authorizer's answer: API Gateway hands the authorizer one of the lines, and a
+  // request carrying two bearers must not be served as either (normalizeEventHeaders).
+  if ((event.multiValueHeaders?.authorization?.length ?? 0) > 1) {
+    throw new UnauthenticatedError('invalid', 'the Authorization header must be sent once');
+  }
   const fromAuthorizer = principalFromAuthorizerContext(event.requestContext?.authorizer, runtime.deps.clock.now());
   if (fromAuthorizer) return fromAuthorizer;
   return runtime.verifier.verifyAuthorization(header(event, 'authorization'), runtime.deps.clock.now());

@@ -391,6 +391,33 @@ describe('POST /v1/exports', () => {
     expect(ok.body.error.rule).not.toBe('max-depth');
   });
 
+  it('an Authorization header sent twice is 401, whichever letter case and however API Gateway maps it (the last one used to authenticate)', async () => {
+    const good = await token({ managerId: 'm-twice' });
+    // Names differing in case arrive as two keys (the local stack; middy's normalizer let the last win).
+    const cased = loadEvent('api-list-exports.json', { TOKEN: good });
+    delete cased.headers.Authorization;
+    delete cased.multiValueHeaders?.Authorization;
+    cased.headers = { ...cased.headers, authorization: 'Bearer garbage', Authorization: `Bearer ${good}` };
+    const a = await call(cased);
+    expect(a.status).toBe(401);
+    expect(a.headers?.['WWW-Authenticate']).toContain('error="invalid_token"');
+    // The same name twice on AWS: `headers` keeps only the last line, `multiValueHeaders` both.
+    const twice = loadEvent('api-list-exports.json', { TOKEN: good });
+    twice.multiValueHeaders = { ...twice.multiValueHeaders, Authorization: ['Bearer garbage', `Bearer ${good}`] };
+    twice.headers = { ...twice.headers, Authorization: `Bearer ${good}` };
+    expect((await call(twice)).status).toBe(401);
+    // Also when the authorizer already answered for one of them (it is handed a single line).
+    (twice.requestContext as { authorizer: unknown }).authorizer = {
+      channelId: 'ch-1', managerId: 'm-twice', name: 'Kim', permissions: JSON.stringify(['export:download']),
+      expiresAt: String(Math.floor(fakes.clock.now().getTime() / 1000) + 600), principalId: 'm-twice',
+    };
+    expect((await call(twice)).status).toBe(401);
+    // Once, in any case, it authenticates.
+    const once = loadEvent('api-list-exports.json', { TOKEN: good });
+    once.multiValueHeaders = { ...once.multiValueHeaders, Authorization: [`Bearer ${good}`] };
+    expect((await call(once)).status).toBe(200);
+  });
+
   it('a caller without export:download gets 403 for POST /v1/exports before its body is read (a malformed body too)', async () => {
     const event = loadEvent('api-create-export-contacts.json', { TOKEN: await token({ managerId: 'm-auditor', permissions: ['audit:read'] }), PASSWORD });
     event.body = '{bad';
