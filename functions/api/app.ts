@@ -275,7 +275,12 @@ function parseJsonBody(event: APIGatewayProxyEvent): unknown {
     parsed = JSON.parse(text) as unknown;
   } catch {
     // Never echo the parser's message: it quotes the input, which holds the password.
-    throw new BadRequestBodyError('MALFORMED_JSON', 'the request body is not valid JSON');
+    throw new BadRequestBodyError(
+      'MALFORMED_JSON',
+      text.startsWith('\uFEFF')
+        ? 'the request body is not valid JSON: it starts with a byte order mark (U+FEFF), which JSON senders must not add (RFC 8259)'
+        : 'the request body is not valid JSON',
+    );
   }
   // Valid JSON, but nested past any request's shape, or with a key given twice (JSON.parse keeps
   // the last value silently): refused by path, never by value (the value may be the password).

@@ -595,7 +595,9 @@ function toComparable(kind: FieldKind, value: string | number, path: string): nu
     const n = Number(value);
     if (value.trim() !== '' && Number.isFinite(n)) return n;
   }
-  throw bad(path, 'must be epoch milliseconds or an ISO-8601 date-time');
+  // A date-time without an offset names no instant (it was read nowhere): say what is missing.
+  const hint = /^\d{4}-\d{2}-\d{2}T/.test(value) ? ' (this one has no offset: add Z or one such as +09:00)' : '';
+  throw bad(path, `must be epoch milliseconds, a date (YYYY-MM-DD) or an ISO-8601 date-time with an offset${hint}`);
 }
 
 const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;

@@ -291,6 +291,7 @@ describe('POST /v1/exports', () => {
     // A leading byte order mark stays malformed JSON, as before (RFC 8259: senders must not add one).
     const bom = await call(await bodyEvent('m-bom', 'application/json', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(bodyWithReason('sync'))])));
     expect(bom.body.error?.code).toBe('MALFORMED_JSON');
+    expect(bom.body.error?.message).toContain('byte order mark');
     // UTF-8, labelled or not, quoted or not, as bytes or as a string: accepted, stored as sent.
     for (const [managerId, contentType, asBytes] of [
       ['m-u1', 'application/json; charset=UTF-8', true],
