@@ -119,7 +119,10 @@ const filterNumber = z
   .max(Number.MAX_SAFE_INTEGER, 'numbers in a filter must be between -9007199254740991 and 9007199254740991')
   .refine((v) => v === 0 || Math.abs(v) >= 1e-130, 'numbers in a filter must be 0 or at least 1e-130 in size');
 const scalar = z.union([z.string().max(10_000), filterNumber, z.boolean()]);
-const bound = z.union([filterNumber, z.string().min(1).max(64)]);
+// The unions name what they take: zod's own message for a value no branch accepts is "Invalid input".
+const bound = z.union([filterNumber, z.string().min(1).max(64)], {
+  error: 'must be a number, or a date or date-time as text (1-64 characters)',
+});
 /** The original product times out above ~1,000 values (C3); 100,000 is evaluated in linear time. */
 export const MAX_IN_VALUES = 100_000;
 const MAX_CONDITIONS = 100;
@@ -131,12 +134,22 @@ export const MAX_TOTAL_TEXT_CHARS = 2_000;
 function conditionSchema(fields: readonly string[]) {
   const field = fieldSchema(fields);
   return z.discriminatedUnion('op', [
-    z.strictObject({ field, op: z.literal(['eq', 'neq']), value: z.union([scalar, z.null()]) }),
+    z.strictObject({
+      field,
+      op: z.literal(['eq', 'neq']),
+      value: z.union([scalar, z.null()], { error: 'must be text (at most 10,000 characters), a number, a boolean or null' }),
+    }),
     z.strictObject({
       field,
       op: z.literal('in'),
       /** A list, or the raw "split input" text (values separated by commas, spaces or newlines). */
-      values: z.union([z.array(z.union([z.string().max(1_000), filterNumber])).min(1).max(MAX_IN_VALUES), z.string().min(1).max(4_000_000)]),
+      values: z.union(
+        [
+          z.array(z.union([z.string().max(1_000), filterNumber], { error: 'must be text (at most 1,000 characters) or a number' })).min(1).max(MAX_IN_VALUES),
+          z.string().min(1).max(4_000_000),
+        ],
+        { error: `must be a list of 1 to ${MAX_IN_VALUES.toLocaleString('en-US')} values (texts or numbers), or one text of values separated by commas, spaces or line breaks (rule C3)` },
+      ),
     }),
     z.strictObject({ field, op: z.literal(['contains', 'startsWith']), value: z.string().min(1).max(1_000) }),
     z.strictObject({ field, op: z.literal(['exists', 'notExists']) }),

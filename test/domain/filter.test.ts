@@ -320,6 +320,13 @@ describe('C2 rejects unknown fields and operators naming the path', () => {
 
   it('C2: a bad value is named', () => {
     expect(fail(one({ field: 'lastSeenAt', op: 'gt', value: 'yesterday' })).field).toBe('filter.groups[0].conditions[0].value');
+    // A value no branch of a union takes gets a message naming what is taken, not "Invalid input".
+    expect(fail(one({ field: 'name', op: 'in', values: Array<string>(100_001).fill('a') })).message).toContain('a list of 1 to 100,000 values');
+    expect(fail(one({ field: 'name', op: 'in', values: [true] })).message).toContain('a list of 1 to 100,000 values');
+    expect(fail(one({ field: 'name', op: 'eq', value: { a: 1 } })).message).toContain('must be text (at most 10,000 characters), a number, a boolean or null');
+    expect(fail(one({ field: 'lastSeenAt', op: 'gt', value: true })).message).toContain('must be a number, or a date or date-time as text');
+    // …while a value one branch takes keeps that branch's own message.
+    expect(fail(one({ field: 'sessionCount', op: 'in', values: [1e20] })).message).toContain('numbers in a filter must be between');
     // A date-time without an offset is an ISO-8601 date-time: the message says what it lacks.
     expect(fail(one({ field: 'lastSeenAt', op: 'gt', value: '2025-07-01T10:00' })).message).toContain('has no offset: add Z or one such as +09:00');
     expect(fail(one({ field: 'lastSeenAt', op: 'gt', value: 'yesterday' })).message).not.toContain('no offset');
