@@ -89,6 +89,21 @@ export const configSchema = z.object({
 });
 export type Config = z.infer<typeof configSchema>;
 
+/** How long one POST to the bot may take before it is given up (http-bot-webhook.ts). */
+export const BOT_POST_TIMEOUT_MS = 10_000;
+/**
+ * What one notify delivery may spend on its attempts: well under the notifier's 60 s timeout
+ * (infra FUNCTION_SIZING; a stack test holds the two together), which must also cover the
+ * job's reads and writes. A delivery cut off by the timeout fails as a whole and waits out
+ * the queue's visibility timeout instead of the retry delay it would have set.
+ */
+export const NOTIFY_DELIVERY_BUDGET_MS = 45_000;
+
+/** The longest a delivery's attempts can take: every POST timing out, with the pauses between them. */
+export function notifyDeliveryWorstMs(attempts: number, backoffMs: number): number {
+  return attempts * BOT_POST_TIMEOUT_MS + backoffMs * (2 ** (attempts - 1) - 1);
+}
+
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message);
@@ -108,6 +123,12 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   }
   if (!config.LINK_SIGNING_SECRET && !config.LINK_SIGNING_SECRET_ARN) {
     throw new ConfigError('invalid environment: LINK_SIGNING_SECRET or LINK_SIGNING_SECRET_ARN: one is required');
+  }
+  const notifyWorstMs = notifyDeliveryWorstMs(config.NOTIFY_ATTEMPTS, config.NOTIFY_BACKOFF_MS);
+  if (notifyWorstMs > NOTIFY_DELIVERY_BUDGET_MS) {
+    throw new ConfigError(
+      `invalid environment: NOTIFY_ATTEMPTS and NOTIFY_BACKOFF_MS: together they may take ${Math.ceil(notifyWorstMs / 1000)} s (each POST up to ${BOT_POST_TIMEOUT_MS / 1000} s, the pauses doubling), over the ${NOTIFY_DELIVERY_BUDGET_MS / 1000} s a delivery may take`,
+    );
   }
   return config;
 }

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../shared/config';
+import { NOTIFY_DELIVERY_BUDGET_MS, parseConfig } from '../../shared/config';
 import { parseApiConfig } from '../../shared/config-api';
 import { FUNCTION_NAMES, FUNCTION_SIZING, type ExportServiceStack, type FunctionName } from '../../infra/stack/export-service-stack';
 import { VISIBILITY_TIMEOUT_FACTOR } from '../../infra/stack/work-queue';
@@ -105,6 +105,8 @@ describe('ServiceFunction defaults', () => {
     expect(props.Environment.Variables.NODE_OPTIONS).toBe('--enable-source-maps');
     expect(props.MemorySize).toBe(FUNCTION_SIZING[name].memorySize);
     expect(props.Timeout).toBe(FUNCTION_SIZING[name].timeout.toSeconds());
+    // A notify delivery's attempts fit the notifier's timeout, with time left for the job's reads and writes.
+    if (name === 'notifier') expect(NOTIFY_DELIVERY_BUDGET_MS + 10_000).toBeLessThanOrEqual(FUNCTION_SIZING.notifier.timeout.toMilliseconds());
     const logGroupId = props.LoggingConfig.LogGroup.Ref as string;
     const logGroup = resourcesOf(template, 'AWS::Logs::LogGroup')[logGroupId];
     expect(logGroup?.Properties?.RetentionInDays).toBe(30);

@@ -8,7 +8,7 @@ import { LocalKeyWrapper } from '../../shared/adapters/local/local-key-wrapper';
 import { buildChunkMessages, sortUserIdsForExport } from '../../shared/app/plan-chunks';
 import { chunkMessageSchema } from '../../shared/app/messages';
 import { userShardOf, USER_SHARDS } from '../../shared/app/source-keys';
-import { parseConfig } from '../../shared/config';
+import { notifyDeliveryWorstMs, parseConfig } from '../../shared/config';
 import { readBody, toApiGatewayEvent, writeApiGatewayResult } from '../../infra/local/http-to-apigw';
 import { buildBotEvent, notifyExport, signBody } from '../../shared/app/notify-export';
 import { describeProgress, type ExportJob } from '../../shared/app/export-job';
@@ -131,6 +131,17 @@ describe('configuration', () => {
     expect(() => parseConfig({ ...base, KMS_KEY_ID: 'local' })).toThrow(/LOCAL_WRAP_KEY/);
     expect(() => parseConfig({ ...base, LINK_SIGNING_SECRET_ARN: undefined })).toThrow(/LINK_SIGNING_SECRET/);
     expect(() => parseConfig({ ...base, MAX_ROWS: 'lots' })).toThrow(/MAX_ROWS/);
+  });
+
+  it("refuses notify settings whose attempts could outlast a delivery's budget (each in range, together not)", () => {
+    // 3 attempts and 250 ms (the defaults): at worst 30.75 s.
+    expect(notifyDeliveryWorstMs(3, 250)).toBe(30_750);
+    expect(parseConfig(base).NOTIFY_ATTEMPTS).toBe(3);
+    expect(parseConfig({ ...base, NOTIFY_ATTEMPTS: '4', NOTIFY_BACKOFF_MS: '500' }).NOTIFY_ATTEMPTS).toBe(4);
+    // 10 attempts of up to 10 s each: 100 s before any pause, past the notifier's 60 s timeout.
+    expect(() => parseConfig({ ...base, NOTIFY_ATTEMPTS: '10' })).toThrow(/NOTIFY_ATTEMPTS and NOTIFY_BACKOFF_MS: together they may take 228 s/);
+    // 4 attempts with 10 s pauses: 40 s of POSTs and 70 s of pauses.
+    expect(() => parseConfig({ ...base, NOTIFY_ATTEMPTS: '4', NOTIFY_BACKOFF_MS: '10000' })).toThrow(/over the 45 s/);
   });
 });
 

@@ -1,10 +1,11 @@
+import { BOT_POST_TIMEOUT_MS } from '../../config';
 import type { BotAnswer, BotWebhook } from '../../ports/bot-webhook';
 
 /** fetch-based webhook client; the timeout keeps a hanging bot from eating the Lambda's time. */
 export class HttpBotWebhook implements BotWebhook {
   constructor(
     private readonly url: string,
-    private readonly timeoutMs = 10_000,
+    private readonly timeoutMs = BOT_POST_TIMEOUT_MS,
   ) {}
 
   /**
