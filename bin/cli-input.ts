@@ -7,7 +7,6 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { jsonStringEnd } from '../shared/json-text';
 import { findMalformedText, mayHoldSurrogateEscape } from '../shared/text-rules';
 
 /** Bad input or usage, found before any work: reported on stderr with exit code 2. */
@@ -120,48 +119,7 @@ export async function* readLines(input: AsyncIterable<Buffer>, prefix = ''): Asy
   if (carry.length > 0) yield decode(Buffer.concat(carry));
 }
 
-const QUOTE = 0x22;
-const COLON = 0x3a;
-const OPEN_BRACE = 0x7b;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACE = 0x7d;
-const CLOSE_BRACKET = 0x5d;
-
-/**
- * Counts the members of the JSON object in `text` (duplicates included, which JSON.parse
- * collapses) and, given `keys`, appends their keys in the order written. The order must come
- * from the text: Object.keys puts integer-like keys ("10", "2024") first. JSON.parse has already
- * accepted the text, so only strings (skipped whole: they may hold braces, colons and escaped
- * quotes) need telling apart from structure; a member is a `:` at depth 1, its key the string
- * just before it. Strings are skipped with indexOf, so the cost is mostly the punctuation.
- */
-export function scanTopLevelMembers(text: string, keys?: string[]): number {
-  let depth = 0;
-  let members = 0;
-  let lastStart = 0; // the last string seen at depth 1: the key when a `:` follows
-  let lastEnd = 0;
-  const n = text.length;
-  for (let i = 0; i < n; i++) {
-    const ch = text.charCodeAt(i);
-    if (ch === QUOTE) {
-      const start = i;
-      i = jsonStringEnd(text, i);
-      lastStart = start;
-      lastEnd = i;
-    } else if (ch === COLON) {
-      if (depth === 1) {
-        members++;
-        if (keys) {
-          const raw = text.slice(lastStart + 1, lastEnd);
-          // Escapes (\", \u0041…) are decoded by JSON itself, from the quoted token.
-          keys.push(raw.includes('\\') ? (JSON.parse(text.slice(lastStart, lastEnd + 1)) as string) : raw);
-        }
-      }
-    } else if (ch === OPEN_BRACE || ch === OPEN_BRACKET) depth++;
-    else if (ch === CLOSE_BRACE || ch === CLOSE_BRACKET) depth--;
-  }
-  return members;
-}
+export { scanTopLevelMembers } from '../shared/json-text';
 
 /** The first key that appears twice in `keys`, if one does. */
 export function firstDuplicate(keys: readonly string[]): string | undefined {

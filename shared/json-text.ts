@@ -2,14 +2,16 @@
  * Checks on JSON text that JSON.parse does not make: how deep it nests, and whether an object
  * gives a key twice (JSON.parse keeps the last value and the first vanishes without a word, so
  * `{"kind":"cases","kind":"contacts"}` would export contacts, and a proxy or client that reads
- * the first value would see another request than the one served). Both run on text JSON.parse
- * has already accepted, so only strings (which may hold any punctuation) need telling apart from
- * structure.
+ * the first value would see another request than the one served); and, for the operator
+ * commands' NDJSON lines, an object's top-level members in the order written. All run on text
+ * JSON.parse has already accepted, so only strings (which may hold any punctuation) need telling
+ * apart from structure.
  */
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
+const COLON = 0x3a;
 const OPEN_BRACE = 0x7b;
 const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACE = 0x7d;
@@ -82,4 +84,36 @@ export function findJsonStructureProblem(text: string, maxDepth: number): JsonSt
     }
   }
   return undefined;
+}
+
+/**
+ * Counts the members of the JSON object in `text` (duplicates included, which JSON.parse
+ * collapses) and, given `keys`, appends their keys in the order written. The order must come
+ * from the text: Object.keys puts integer-like keys ("10", "2024") first. JSON.parse has already
+ * accepted the text, so only strings (skipped whole: they may hold braces, colons and escaped
+ * quotes) need telling apart from structure; a member is a `:` at depth 1, its key the string
+ * just before it. Strings are skipped with indexOf, so the cost is mostly the punctuation.
+ */
+export function scanTopLevelMembers(text: string, keys?: string[]): number {
+  let depth = 0;
+  let members = 0;
+  let lastStart = 0; // the last string seen at depth 1: the key when a `:` follows
+  let lastEnd = 0;
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch === QUOTE) {
+      const start = i;
+      i = jsonStringEnd(text, i);
+      lastStart = start;
+      lastEnd = i;
+    } else if (ch === COLON) {
+      if (depth === 1) {
+        members++;
+        if (keys) keys.push(decodeJsonString(text, lastStart, lastEnd));
+      }
+    } else if (ch === OPEN_BRACE || ch === OPEN_BRACKET) depth++;
+    else if (ch === CLOSE_BRACE || ch === CLOSE_BRACKET) depth--;
+  }
+  return members;
 }
