@@ -127,6 +127,16 @@ export type JobPhase = z.infer<typeof jobPhaseSchema>;
  * The directory (team and manager names) is not part of it: names are display values, not a
  * definition, and a chunk may read them from a short cache.
  */
+/**
+ * What a job's `request.filter` holds when the request's filter is in its definition
+ * (`requestFilter`): a filter no version's schema accepts (a key no filter has). A chunk of a
+ * version from before the move reads only `request.filter` and drops `requestFilter`; with no
+ * filter there it would export every row, and with this one it fails the export
+ * (FILTER_INVALID) instead. Versions mix while a deploy updates functions one by one, and a
+ * rollback runs old chunks on new jobs. This version never reads it when `requestFilter` is set.
+ */
+export const FILTER_IN_DEFINITION = Object.freeze({ join: 'and', groups: [], storedIn: 'definition.requestFilter' });
+
 export const jobDefinitionSchema = z.object({
   segmentFilter: z.unknown().optional(),
   /**

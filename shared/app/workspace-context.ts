@@ -84,7 +84,8 @@ export async function compileRequestPredicate(
   workspace: { source: WorkspaceSource; channelId: string },
   at: { now: Date; timeZone: string },
 ): Promise<Predicate> {
-  // Jobs keep the filter in their definition; jobs created before that, in the request.
+  // Jobs keep the filter in their definition (their request holds FILTER_IN_DEFINITION, which
+  // fails to compile if the definition ever lacks it); jobs created before that, in the request.
   const filter = definition.requestFilter !== undefined ? definition.requestFilter : request.filter;
   if (request.kind === 'cases') {
     return compileFilter(filter, 'cases', { now: at.now, timeZone: at.timeZone, profileSchema: definition.chatProfileSchema });

@@ -27,6 +27,20 @@ export type ErrorBody = {
 };
 
 const MAX_ISSUES = 50;
+/**
+ * Characters kept of each text of an error body (message, field, an issue's path and message).
+ * Paths and messages name the request's keys, and a key may be megabytes long: a 3 MB body
+ * whose long keys were echoed in four places made a 7 MB response, over Lambda's 6 MB limit
+ * (a 502 instead of the 400).
+ */
+const MAX_ERROR_TEXT = 1_000;
+
+/** `text` cut to MAX_ERROR_TEXT characters, never between the halves of a surrogate pair. */
+function clip(text: string): string {
+  if (text.length <= MAX_ERROR_TEXT) return text;
+  const end = /[\uD800-\uDBFF]/.test(text.charAt(MAX_ERROR_TEXT - 1)) ? MAX_ERROR_TEXT - 1 : MAX_ERROR_TEXT;
+  return `${text.slice(0, end)}… (${text.length - end} more characters)`;
+}
 
 /** Status for each known error; anything not listed is a 500. Order matters: subclasses first. */
 export function statusOf(error: unknown): number {
@@ -61,13 +75,15 @@ export function mapErrorToResponse(error: unknown, requestId: string): APIGatewa
       'X-Request-Id': requestId,
     });
   }
-  const body: ErrorBody['error'] = { code: (error as { code?: string }).code ?? 'ERROR', message: error.message, requestId };
+  const body: ErrorBody['error'] = { code: (error as { code?: string }).code ?? 'ERROR', message: clip(error.message), requestId };
   if (error instanceof DomainError) {
-    if (error.field !== undefined) body.field = error.field;
+    if (error.field !== undefined) body.field = clip(error.field);
     if (error.rule !== undefined) body.rule = error.rule;
   }
   // Bounded: a 100,000-value list with every value wrong must not become a 10 MB error body.
-  if (error instanceof ValidationError && error.issues.length > 0) body.issues = error.issues.slice(0, MAX_ISSUES);
+  if (error instanceof ValidationError && error.issues.length > 0) {
+    body.issues = error.issues.slice(0, MAX_ISSUES).map((issue) => ({ ...issue, path: clip(issue.path), message: clip(issue.message) }));
+  }
   if (error instanceof CooldownActiveError) {
     body.retryAfterSeconds = error.retryAfterSeconds;
     headers['Retry-After'] = String(error.retryAfterSeconds);

@@ -363,6 +363,15 @@ describe('POST /v1/exports', () => {
       expect(res.body.error).toMatchObject({ code: 'VALIDATION_FAILED', field, rule: 'duplicate-key' });
       expect(JSON.stringify(res.body)).not.toContain(PASSWORD);
     }
+    // A key of 1,000,000 characters given twice: the error names it cut short, in every place it
+    // appears (echoed whole in message, field and issues, such keys made a response over Lambda's 6 MB).
+    const longKey = 'k'.repeat(1_000_000);
+    const huge = loadEvent('api-create-export-contacts.json', { TOKEN: await token({ managerId: 'm-dup-long' }), PASSWORD });
+    huge.body = text.replace('{', `{"${longKey}":1,"${longKey}":2,`);
+    const hugeRes = await call(huge);
+    expect(hugeRes.status).toBe(400);
+    expect(hugeRes.body.error).toMatchObject({ code: 'VALIDATION_FAILED', rule: 'duplicate-key', field: expect.stringContaining('more characters)') });
+    expect(JSON.stringify(hugeRes.body).length).toBeLessThan(10_000);
     // The same key in two objects is no repeat.
     const twoObjects = loadEvent('api-create-export-contacts.json', { TOKEN: await token({ managerId: 'm-dup-ok' }), PASSWORD });
     twoObjects.body = JSON.stringify({

@@ -5,13 +5,13 @@ import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoExportStore } from '../../shared/adapters/aws/dynamo-export-store';
 import { createPipelineDispatcher } from '../../shared/app/api/pipeline-dispatcher';
-import { exportJobSchema, type ExportJob, type JobDefinition } from '../../shared/app/export-job';
+import { exportJobSchema, FILTER_IN_DEFINITION, type ExportJob, type JobDefinition } from '../../shared/app/export-job';
 import { DEFINITION_INLINE_MAX_BYTES, DefinitionMissingError, loadJobDefinition, storeJobDefinition } from '../../shared/app/job-definition';
 import { buildChunkMessages } from '../../shared/app/plan-chunks';
 import { processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
 import { userShardOf } from '../../shared/app/source-keys';
-import { workspaceSk } from '../../shared/app/workspace-context';
-import { MAX_FILTER_BYTES, NotFoundError, parseExportRequest, ValidationError, type ProfileSchema } from '../../shared/domain';
+import { compileRequestPredicate, workspaceSk } from '../../shared/app/workspace-context';
+import { compileFilter, MAX_FILTER_BYTES, NotFoundError, parseExportRequest, ValidationError, type ProfileSchema } from '../../shared/domain';
 import type { ObjectStore } from '../../shared/ports/object-store';
 import { silentLog } from '../../shared/ports/pipeline-log';
 import type { RawItem, WorkspaceSource } from '../../shared/ports/source-data';
@@ -102,12 +102,12 @@ describe('the API pins the export definition at the request (plan)', () => {
   it("a request's filter travels with the definition, not in the job's request: a 100,000-byte filter goes to S3 with it", async () => {
     const { dispatcher, stored } = dispatcherWith({ [workspaceSk.userProfileSchema]: gradeSchema });
     const small = await dispatcher.plan({ exportId: 'e5', channelId: 'ch', request: contacts({ scope: 'filter', filter: tagFilter('VIP') }) });
-    expect(small.jobRequest).toEqual({ kind: 'contacts', scope: 'filter' });
+    expect(small.jobRequest).toEqual({ kind: 'contacts', scope: 'filter', filter: FILTER_IN_DEFINITION });
     expect(small.extra?.definition).toEqual({ requestFilter: tagFilter('VIP'), userProfileSchema: gradeSchema, chatProfileSchema: { keys: [] } });
 
     const filter = numberFilter('sessionCount', MAX_FILTER_BYTES);
     const big = await dispatcher.plan({ exportId: 'e6', channelId: 'ch', request: contacts({ scope: 'filter', filter }) });
-    expect(big.jobRequest).toEqual({ kind: 'contacts', scope: 'filter' });
+    expect(big.jobRequest).toEqual({ kind: 'contacts', scope: 'filter', filter: FILTER_IN_DEFINITION });
     expect(big.extra?.definition).toBeUndefined();
     const key = big.extra?.definitionKey ?? '';
     expect(JSON.parse(stored.get(key)?.toString('utf8') ?? 'null')).toEqual({ requestFilter: filter, userProfileSchema: gradeSchema, chatProfileSchema: { keys: [] } });
@@ -121,7 +121,10 @@ describe('the API pins the export definition at the request (plan)', () => {
     const filter = { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'replyCount', op: 'gte', value: 2 }] }] };
     const request = parseExportRequest({ kind: 'cases', from: '2025-07-01', to: '2025-07-02', timezone: 'Asia/Seoul', password: '1234', reason: 'r', filter });
     const plan = await dispatcher.plan({ exportId: 'e7', channelId: 'ch', request });
-    expect(plan.jobRequest).toEqual({ kind: 'cases', from: '2025-07-01', to: '2025-07-02', timezone: 'Asia/Seoul' });
+    expect(plan.jobRequest).toEqual({ kind: 'cases', from: '2025-07-01', to: '2025-07-02', timezone: 'Asia/Seoul', filter: FILTER_IN_DEFINITION });
+    // A request without a filter gets no placeholder.
+    const none = await dispatcher.plan({ exportId: 'e7b', channelId: 'ch', request: parseExportRequest({ kind: 'cases', from: '2025-07-01', to: '2025-07-02', timezone: 'Asia/Seoul', password: '1234', reason: 'r' }) });
+    expect(none.jobRequest).toEqual({ kind: 'cases', from: '2025-07-01', to: '2025-07-02', timezone: 'Asia/Seoul' });
     expect(plan.extra?.definition?.requestFilter).toEqual(filter);
   });
 
@@ -306,11 +309,27 @@ describe('a chunk of a pinned job', () => {
       log: silentLog,
     }).plan({ exportId: 'e8', channelId, request });
     expect(plan.extra?.definitionKey).toEqual(expect.any(String));
-    expect(plan.jobRequest).not.toHaveProperty('filter');
+    expect(plan.jobRequest).toMatchObject({ filter: FILTER_IN_DEFINITION });
     const job = exportJobSchema.parse({ ...makeJob({ exportId: 'e8', channelId, status: 'running', chunksTotal: 16 }), request: plan.jobRequest, ...plan.extra });
     const xml = await runChunks(job, workspace.source, objects);
     expect(xml).toContain('g-p4');
     for (const other of ['g-p1', 'g-p2', 'g-p3']) expect(xml).not.toContain(other);
+  });
+
+  it('fails closed where the definition lost the filter: the placeholder in the request compiles to FILTER_INVALID, as it does in a chunk of a version from before the move (which exported every row without it)', async () => {
+    const workspace = memoryWorkspace({});
+    const job = makeJob({
+      channelId,
+      status: 'running',
+      chunksTotal: 16,
+      request: { kind: 'contacts', scope: 'filter', filter: FILTER_IN_DEFINITION },
+      definition: { userProfileSchema: gradeSchema, chatProfileSchema: { keys: [] } },
+    });
+    await expect(compileRequestPredicate(job.request, job.definition!, { source: workspace.source, channelId }, { now: new Date(), timeZone: 'UTC' })).rejects.toMatchObject({
+      code: 'FILTER_INVALID',
+    });
+    // What an older chunk does with the request alone: compile it against its strict schema.
+    expect(() => compileFilter(FILTER_IN_DEFINITION, 'users', { now: new Date() })).toThrow(expect.objectContaining({ code: 'FILTER_INVALID' }));
   });
 
   it('a job created before filters moved to the definition still applies the filter in its request', async () => {

@@ -5,7 +5,7 @@ import type { ObjectStore } from '../../ports/object-store';
 import type { PipelineLog } from '../../ports/pipeline-log';
 import type { WorkspaceSource } from '../../ports/source-data';
 import { createDownloadToken, downloadLink, hashDownloadToken, InvalidDownloadTokenError, verifyDownloadToken } from '../download-link';
-import type { ExportJob, JobRequest } from '../export-job';
+import { FILTER_IN_DEFINITION, type ExportJob, type JobRequest } from '../export-job';
 import { buildChunkMessages, planChunks, storeSelectionBatches } from '../plan-chunks';
 import { discardParts } from '../pipeline-steps';
 import { resolveJobDefinition, storeJobDefinition } from '../job-definition';
@@ -17,14 +17,14 @@ export const FALLBACK_TIME_ZONE = 'Asia/Seoul';
 
 /**
  * The request as the job keeps it: no password, no reason (kept apart), no id list (S3 holds
- * it), no filter (the definition carries it, see jobDefinitionSchema's `requestFilter`).
+ * it), and in place of a filter FILTER_IN_DEFINITION (the definition carries the filter: see
+ * jobDefinitionSchema's `requestFilter`).
  */
 export function toJobRequest(request: ExportRequest): JobRequest {
-  const { password: _password, reason: _reason, ...withFilter } = request;
+  const { password: _password, reason: _reason, ...rest } = request;
   void _password;
   void _reason;
-  const { filter: _filter, ...rest } = withFilter as typeof withFilter & { filter?: unknown };
-  void _filter;
+  if ('filter' in rest && rest.filter !== undefined) return { ...rest, filter: FILTER_IN_DEFINITION };
   if (rest.kind === 'contacts' && rest.scope === 'selection') {
     const { userIds, ...withoutIds } = rest;
     return { ...withoutIds, userIdsCount: userIds.length };
