@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 
@@ -17,7 +17,7 @@ export type S3rverFilesystemStore = {
 const OPEN_ATTEMPTS = 5;
 
 /**
- * Opens `path` for writing, creating its folder first, and again if it vanished in between:
+ * Opens `path` (a new file) for writing, creating its folder first, and again if it vanished in between:
  * s3rver's deleteObject removes a folder once its last object is gone, so a PUT racing the
  * delete of its folder's last object (a cancel deleting `parts/{id}/` while a chunk writes
  * there) finds no folder to open its file in.
@@ -34,35 +34,45 @@ async function openCreatingFolder(path: string): Promise<FileHandle> {
 }
 
 /**
- * Replaces the putObject of s3rver's filesystem store (s3rver 3.7). Its own opens the file with a
- * write stream that has no 'error' listener, after creating the folder: in the race above the
- * open fails, the unhandled 'error' event kills the whole process (the local stack, or a test
- * run), and the PUT has already been answered 200 for an object that was never written. S3
- * has no folders and a PUT always lands; here the folder is created again, and any failure
- * to write rejects the PUT (a 500 the SDK retries) instead of escaping. Same files and
- * metadata as the original: the object, then its md5 and metadata through putMetadata.
+ * Replaces the putObject of s3rver's filesystem store (s3rver 3.7), which opened the object's
+ * file with a write stream that had no 'error' listener, after creating the folder: in the race
+ * above the open failed and the unhandled 'error' event killed the whole process (the local
+ * stack, or a test run). It also wrote in place, so a reader could see an object half-written,
+ * and a PUT broken off left a truncated object behind. Like S3, this one shows an object only
+ * once it is whole: the bytes go to a temporary file beside it (a name listings skip: it does
+ * not end in `._S3rver_object`, and it keeps the folder from being removed meanwhile), which is
+ * renamed over the object when complete; a failed or broken-off PUT leaves the previous object
+ * as it was and rejects (a 500 the SDK retries). Then, as s3rver does, its md5 and metadata.
  */
 export function hardenPutObject(store: S3rverFilesystemStore): void {
   store.putObject = async function putObject(this: S3rverFilesystemStore, object: StoredObject) {
     const path = this.getResourcePath(object.bucket, object.key, 'object');
-    const file = await openCreatingFolder(path);
+    const temporary = `${path}.${randomUUID()}.tmp`;
+    const file = await openCreatingFolder(temporary);
     const md5 = createHash('md5');
     let size = 0;
     try {
-      if (Buffer.isBuffer(object.content)) {
-        await file.writeFile(object.content);
-        md5.update(object.content);
-        size = object.content.length;
-      } else {
-        for await (const chunk of object.content) {
-          const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
-          md5.update(bytes);
-          size += bytes.length;
-          await file.write(bytes);
+      try {
+        if (Buffer.isBuffer(object.content)) {
+          await file.writeFile(object.content);
+          md5.update(object.content);
+          size = object.content.length;
+        } else {
+          for await (const chunk of object.content) {
+            const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
+            md5.update(bytes);
+            size += bytes.length;
+            // writeFile on a handle writes all of it from the current position (write() may write less).
+            await file.writeFile(bytes);
+          }
         }
+      } finally {
+        await file.close();
       }
-    } finally {
-      await file.close();
+      await rename(temporary, path);
+    } catch (error) {
+      await rm(temporary, { force: true });
+      throw error;
     }
     const digest = md5.digest('hex');
     await this.putMetadata(object.bucket, object.key, object.metadata, digest);

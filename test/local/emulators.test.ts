@@ -1,4 +1,5 @@
 import { CreateBucketCommand, DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulators, type Emulators } from '../../infra/local/emulators';
 
@@ -48,6 +49,29 @@ describe('the local S3 emulator', () => {
       const got = await s3.send(new GetObjectCommand({ Bucket, Key: `parts/${i}/second` }));
       expect(await got.Body!.transformToString()).toBe(`body-${i}`);
     }
+  });
+
+  it('a PUT broken off leaves the previous object whole, and a new key unseen (s3rver wrote in place: readers saw half an object)', async () => {
+    await s3.send(new PutObjectCommand({ Bucket, Key: 'cut/existing', Body: 'ORIGINAL-CONTENT' }));
+    /** Sends `sent` bytes of a declared 100,000-byte body, then breaks the connection off. */
+    const brokenPut = (key: string, sent: string) =>
+      new Promise<void>((resolve) => {
+        const url = new URL(`${emulators.s3Endpoint}/${Bucket}/${key}`);
+        const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'PUT', headers: { 'Content-Length': '100000' } });
+        req.on('error', () => resolve());
+        req.write(sent, () => setTimeout(() => {
+          req.destroy();
+          resolve();
+        }, 100));
+      });
+    await brokenPut('cut/existing', 'PARTIAL-XX');
+    await brokenPut('cut/new', 'HALF');
+    // Give the emulator a moment to see the connection gone and clean up.
+    await new Promise((r) => setTimeout(r, 300));
+    const got = await s3.send(new GetObjectCommand({ Bucket, Key: 'cut/existing' }));
+    expect(await got.Body!.transformToString()).toBe('ORIGINAL-CONTENT');
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket, Prefix: 'cut/' }));
+    expect((listed.Contents ?? []).map((o) => o.Key)).toEqual(['cut/existing']);
   });
 
   it('a body is stored whole, with the ETag S3 gives it (the MD5 of the body)', async () => {
