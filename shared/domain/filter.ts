@@ -145,7 +145,7 @@ function conditionSchema(fields: readonly string[]) {
       /** A list, or the raw "split input" text (values separated by commas, spaces or newlines). */
       values: z.union(
         [
-          z.array(z.union([z.string().max(1_000), filterNumber], { error: 'must be text (at most 1,000 characters) or a number' })).min(1).max(MAX_IN_VALUES),
+          z.array(z.union([z.string().max(1_000), filterNumber])).min(1).max(MAX_IN_VALUES),
           z.string().min(1).max(4_000_000),
         ],
         { error: `must be a list of 1 to ${MAX_IN_VALUES.toLocaleString('en-US')} values (texts or numbers), or one text of values separated by commas, spaces or line breaks (rule C3)` },
@@ -609,7 +609,11 @@ function toComparable(kind: FieldKind, value: string | number, path: string): nu
     if (value.trim() !== '' && Number.isFinite(n)) return n;
   }
   // A date-time without an offset names no instant (it was read nowhere): say what is missing.
-  const hint = /^\d{4}-\d{2}-\d{2}T/.test(value) ? ' (this one has no offset: add Z or one such as +09:00)' : '';
+  const hint = !/^\d{4}-\d{2}-\d{2}T/.test(value)
+    ? ''
+    : /(?:[zZ]|[+-]\d{2}:?\d{2})$/.test(value)
+      ? ' (write the offset as Z or as +09:00, right after the time)'
+      : ' (this one has no offset: add Z or one such as +09:00)';
   throw bad(path, `must be epoch milliseconds, a date (YYYY-MM-DD) or an ISO-8601 date-time with an offset${hint}`);
 }
 

@@ -40,6 +40,8 @@ export function normalizeEventHeaders(event: EventHeaders): void {
     headers[key] = values.join(',');
     multiValueHeaders[key] = values;
   }
-  if (event.headers) event.headers = headers;
-  if (event.multiValueHeaders) event.multiValueHeaders = multiValueHeaders;
+  // Both maps, always: a check of repeated lines (authenticate) reads multiValueHeaders even
+  // where the event came with `headers` alone.
+  event.headers = headers;
+  event.multiValueHeaders = multiValueHeaders;
 }

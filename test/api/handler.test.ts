@@ -416,6 +416,15 @@ describe('POST /v1/exports', () => {
     twice.multiValueHeaders = { ...twice.multiValueHeaders, Authorization: ['Bearer garbage', `Bearer ${good}`] };
     twice.headers = { ...twice.headers, Authorization: `Bearer ${good}` };
     expect((await call(twice)).status).toBe(401);
+    // An event with `headers` alone (a tool, a test) holding two casings, the authorizer having answered.
+    const headersOnly = loadEvent('api-list-exports.json', { TOKEN: good });
+    delete (headersOnly as { multiValueHeaders?: unknown }).multiValueHeaders;
+    headersOnly.headers = { ...headersOnly.headers, authorization: 'Bearer garbage' };
+    (headersOnly.requestContext as { authorizer: unknown }).authorizer = {
+      channelId: 'ch-1', managerId: 'm-twice', name: 'Kim', permissions: JSON.stringify(['export:download']),
+      expiresAt: String(Math.floor(fakes.clock.now().getTime() / 1000) + 600), principalId: 'm-twice',
+    };
+    expect((await call(headersOnly)).status).toBe(401);
     // Also when the authorizer already answered for one of them (it is handed a single line).
     (twice.requestContext as { authorizer: unknown }).authorizer = {
       channelId: 'ch-1', managerId: 'm-twice', name: 'Kim', permissions: JSON.stringify(['export:download']),

@@ -330,6 +330,10 @@ describe('C2 rejects unknown fields and operators naming the path', () => {
     // A date-time without an offset is an ISO-8601 date-time: the message says what it lacks.
     expect(fail(one({ field: 'lastSeenAt', op: 'gt', value: '2025-07-01T10:00' })).message).toContain('has no offset: add Z or one such as +09:00');
     expect(fail(one({ field: 'lastSeenAt', op: 'gt', value: 'yesterday' })).message).not.toContain('no offset');
+    // An offset written in a form not taken (lower-case z, a space before it) is not called missing.
+    for (const value of ['2024-01-01T00:00:00z', '2024-01-01T00:00:00 +09:00']) {
+      expect(fail(one({ field: 'lastSeenAt', op: 'gt', value })).message, value).toContain('write the offset as Z or as +09:00, right after the time');
+    }
     expect(fail(one({ field: 'member', op: 'eq', value: 'yes' })).field).toBe('filter.groups[0].conditions[0].value');
     expect(fail(one({ field: 'sessionCount', op: 'between', from: 5, to: 1 })).field).toBe('filter.groups[0].conditions[0].to');
     expect(fail(one({ field: 'name', op: 'eq' })).field).toBe('filter.groups[0].conditions[0].value');
