@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import dynalite from 'dynalite';
 import S3rver from 's3rver';
 import { startFauxqs, type FauxqsServer } from 'fauxqs';
+import { closeDynaliteIteratorsOnDestroy } from './dynalite-iterators';
 import { hardenPutObject, type S3rverFilesystemStore } from './s3rver-store';
 
 export type Emulators = {
@@ -22,6 +23,8 @@ export type Emulators = {
  * stop() removes).
  */
 export async function startEmulators(options: { dataDir?: string } = {}): Promise<Emulators> {
+  // Every Query page cut at 1 MB left a LevelDB iterator open (dynalite-iterators.ts).
+  closeDynaliteIteratorsOnDestroy();
   const dynamo = dynalite(options.dataDir ? { path: join(options.dataDir, 'dynamodb'), createTableMs: 0 } : { createTableMs: 0 });
   await new Promise<void>((resolve, reject) => {
     dynamo.once('error', reject);

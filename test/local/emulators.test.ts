@@ -1,5 +1,7 @@
 import { CreateBucketCommand, DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { request } from 'node:http';
+import { createRequire } from 'node:module';
+import { BatchWriteItemCommand, CreateTableCommand, DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulators, type Emulators } from '../../infra/local/emulators';
 
@@ -83,5 +85,56 @@ describe('the local S3 emulator', () => {
     const got = await s3.send(new GetObjectCommand({ Bucket, Key: 'plain/object' }));
     expect(Buffer.from(await got.Body!.transformToByteArray()).equals(body)).toBe(true);
     expect(got.ContentLength).toBe(body.length);
+  });
+});
+
+describe('the local DynamoDB emulator', () => {
+  let emulators: Emulators;
+  let ddb: DynamoDBClient;
+  // The iterator base class of the abstract-level copy dynalite uses (as the shim finds it).
+  const fromDynalite = createRequire(createRequire(import.meta.url).resolve('dynalite'));
+  const common = Object.getPrototypeOf((fromDynalite('abstract-level') as { AbstractIterator: { prototype: object } }).AbstractIterator.prototype) as {
+    close(): Promise<void>;
+  };
+  const originalClose = common.close;
+  let closes = 0;
+  beforeAll(async () => {
+    emulators = await startEmulators();
+    ddb = new DynamoDBClient({ endpoint: emulators.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+    common.close = function (this: unknown) {
+      closes++;
+      return originalClose.call(this);
+    };
+  });
+  afterAll(async () => {
+    common.close = originalClose;
+    ddb?.destroy();
+    await emulators?.stop();
+  });
+
+  it('closes the iterator of a Query page cut at 1 MB (dynalite left each one open, holding memory until the database closed)', async () => {
+    await ddb.send(
+      new CreateTableCommand({
+        TableName: 'pages',
+        BillingMode: 'PAY_PER_REQUEST',
+        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }, { AttributeName: 'sk', KeyType: 'RANGE' }],
+        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }, { AttributeName: 'sk', AttributeType: 'S' }],
+      }),
+    );
+    // 60 items of ~25 KB in one partition: ~1.5 MB, so the first page stops at 1 MB.
+    const pad = 'p'.repeat(25_000);
+    for (let batch = 0; batch < 60; batch += 20) {
+      await ddb.send(
+        new BatchWriteItemCommand({
+          RequestItems: { pages: Array.from({ length: 20 }, (_u, i) => ({ PutRequest: { Item: { pk: { S: 'one' }, sk: { S: String(batch + i).padStart(3, '0') }, pad: { S: pad } } } })) },
+        }),
+      );
+    }
+    const before = closes;
+    const first = await ddb.send(new QueryCommand({ TableName: 'pages', KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: 'one' } } }));
+    expect(first.LastEvaluatedKey).toBeDefined();
+    expect(first.Items!.length).toBeLessThan(60);
+    // The cut page's stream is destroyed as the answer goes out: its iterator closes then.
+    await expect.poll(() => closes - before, { timeout: 2_000 }).toBeGreaterThanOrEqual(1);
   });
 });
