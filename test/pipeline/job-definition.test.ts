@@ -240,6 +240,16 @@ describe('a chunk of a pinned job', () => {
   const channelId = 'ch1';
   const users = ['p1', 'p2', 'p3', 'p4'].map((id, i) => ({ id, createdAt: 0, tags: [i % 2 ? 'B' : 'A'], profile: { grade: `g-${id}` } }));
 
+  /** A running contacts job of scope `filter` whose request holds `filter` and whose definition has none (as jobs before the move). */
+  const filterJob = (filter: unknown) =>
+    makeJob({
+      channelId,
+      status: 'running',
+      chunksTotal: 16,
+      request: { kind: 'contacts', scope: 'filter', filter },
+      definition: { userProfileSchema: gradeSchema, chatProfileSchema: { keys: [] } },
+    });
+
   /** Runs every chunk of `job` over `users` and returns the sheet XML its parts hold. */
   async function runChunks(job: ExportJob, workspace: WorkspaceSource, objects: ReturnType<typeof memoryObjects>): Promise<string> {
     const deps: ChunkDeps = {
@@ -318,13 +328,7 @@ describe('a chunk of a pinned job', () => {
 
   it('fails closed where the definition lost the filter: the placeholder in the request compiles to FILTER_INVALID, as it does in a chunk of a version from before the move (which exported every row without it)', async () => {
     const workspace = memoryWorkspace({});
-    const job = makeJob({
-      channelId,
-      status: 'running',
-      chunksTotal: 16,
-      request: { kind: 'contacts', scope: 'filter', filter: FILTER_IN_DEFINITION },
-      definition: { userProfileSchema: gradeSchema, chatProfileSchema: { keys: [] } },
-    });
+    const job = filterJob(FILTER_IN_DEFINITION);
     await expect(compileRequestPredicate(job.request, job.definition!, { source: workspace.source, channelId }, { now: new Date(), timeZone: 'UTC' })).rejects.toMatchObject({
       code: 'FILTER_INVALID',
     });
@@ -334,13 +338,7 @@ describe('a chunk of a pinned job', () => {
 
   it('a job created before filters moved to the definition still applies the filter in its request', async () => {
     const workspace = memoryWorkspace({});
-    const job = makeJob({
-      channelId,
-      status: 'running',
-      chunksTotal: 16,
-      request: { kind: 'contacts', scope: 'filter', filter: tagFilter('B') },
-      definition: { userProfileSchema: gradeSchema, chatProfileSchema: { keys: [] } },
-    });
+    const job = filterJob(tagFilter('B'));
     const xml = await runChunks(job, workspace.source, memoryObjects());
     expect(xml).toContain('g-p2');
     expect(xml).toContain('g-p4');
