@@ -1090,6 +1090,27 @@ describe('GET /v1/audit', () => {
     expect(badRes.body.error.field).toBe('from');
   });
 
+  it('a bound finer than a millisecond is rounded inwards: from up, to down (both were cut down, so a window took in an entry before its from)', async () => {
+    const exportId = (await create()).body.exportId as string;
+    const at = fakes.audit.events.find((e) => e.type === 'requested' && e.exportId === exportId)!.at;
+    expect(at).toMatch(/\.\d{3}Z$/);
+    const listWith = async (query: Record<string, string>) => {
+      const ev = loadEvent('api-list-audit.json', { TOKEN: await token({ managerId: 'm-9', permissions: ['audit:read'] }) });
+      ev.queryStringParameters = query;
+      return call(ev);
+    };
+    const finer = (digits: string) => at.replace('Z', `${digits}Z`);
+    // 0.4 ms after the entry: it is before `from`.
+    expect((await listWith({ from: finer('4') })).body.items).toEqual([]);
+    // Trailing zeros are the same instant: the entry is in.
+    expect((await listWith({ from: finer('000'), to: finer('9') })).body.items.map((i: { exportId: string }) => i.exportId)).toEqual([exportId]);
+    // `to` 0.9 ms after the entry still takes it in; `to` before `from` by 0.4 ms is refused.
+    expect((await listWith({ to: finer('9') })).body.items.map((i: { exportId: string }) => i.exportId)).toEqual([exportId]);
+    const reversed = await listWith({ from: finer('5'), to: finer('1') });
+    expect(reversed.status).toBe(400);
+    expect(reversed.body.error).toMatchObject({ field: 'to', message: 'to: must not be before from' });
+  });
+
   it('a bound without an offset, or whose "+" arrived as a space, gets a 400 saying the expected format', async () => {
     for (const from of ['2026-12-01T12:50:00 09:00', '2026-12-01T00:00:00']) {
       const ev = loadEvent('api-list-audit.json', { TOKEN: await token({ permissions: ['audit:read'] }) });

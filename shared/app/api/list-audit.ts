@@ -46,13 +46,22 @@ export const listAuditQuerySchema = z
     ...auditPageFields,
   })
   .refine((q) => !q.from || !q.to || toInstant(q.from, 'start') <= toInstant(q.to, 'end'), {
-    message: 'to must not be before from',
+    message: 'must not be before from',
     path: ['to'],
   });
 
+/**
+ * The window's edge as the trail's times are written (UTC, milliseconds). A date is the whole
+ * UTC day. A date-time finer than a millisecond is rounded inwards: `from` up, `to` down
+ * (Date keeps milliseconds only and cut both down, so `from=…01.5629Z` took in an entry at
+ * `…01.562Z`, before it, and `from=…5625Z&to=…5621Z` passed as a window).
+ */
 function toInstant(value: string, edge: 'start' | 'end'): string {
   if (/^\d{4}-\d{2}-\d{2}$/.test(value)) return edge === 'start' ? `${value}T00:00:00.000Z` : `${value}T23:59:59.999Z`;
-  return new Date(value).toISOString();
+  const ms = Date.parse(value);
+  const finer = /\.\d{3}(\d+)/.exec(value)?.[1];
+  const up = edge === 'start' && finer !== undefined && /[1-9]/.test(finer) ? 1 : 0;
+  return new Date(ms + up).toISOString();
 }
 
 /** GET /v1/audit: audit:read only, always the caller's own channel. */
