@@ -1106,6 +1106,9 @@ describe('GET /v1/audit', () => {
     expect((await listWith({ from: finer('000'), to: finer('9') })).body.items.map((i: { exportId: string }) => i.exportId)).toEqual([exportId]);
     // `to` 0.9 ms after the entry still takes it in; `to` before `from` by 0.4 ms is refused.
     expect((await listWith({ to: finer('9') })).body.items.map((i: { exportId: string }) => i.exportId)).toEqual([exportId]);
+    // The other query fields say what they take, not zod's wording.
+    expect((await listWith({ kind: 'case' })).body.error).toMatchObject({ field: 'kind', message: 'kind: must be cases or contacts' });
+    expect((await listWith({ managerId: '' })).body.error).toMatchObject({ field: 'managerId', message: 'managerId: must not be empty' });
     const reversed = await listWith({ from: finer('5'), to: finer('1') });
     expect(reversed.status).toBe(400);
     expect(reversed.body.error).toMatchObject({ field: 'to', message: 'to: must not be before from' });

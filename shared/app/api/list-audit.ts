@@ -41,8 +41,8 @@ export const listAuditQuerySchema = z
   .strictObject({
     from: instant.optional(),
     to: instant.optional(),
-    managerId: z.string().min(1).max(200).optional(),
-    kind: z.enum(['cases', 'contacts']).optional(),
+    managerId: z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional(),
+    kind: z.enum(['cases', 'contacts'], { error: 'must be cases or contacts' }).optional(),
     ...auditPageFields,
   })
   .refine((q) => !q.from || !q.to || toInstant(q.from, 'start') <= toInstant(q.to, 'end'), {
