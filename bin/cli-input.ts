@@ -7,7 +7,6 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { findMalformedText, mayHoldSurrogateEscape } from '../shared/text-rules';
 
 /** Bad input or usage, found before any work: reported on stderr with exit code 2. */
 export class InputError extends Error {}
@@ -131,11 +130,4 @@ export function firstDuplicate(keys: readonly string[]): string | undefined {
   return undefined;
 }
 
-/**
- * Where a parsed JSON value holds a lone surrogate (which only a `\ud800`-style escape can
- * produce, as raw bytes are decoded strictly): the path of the string, `[]` for a top-level key;
- * undefined when it holds none. No UTF-8 encodes a lone surrogate, so it is not text.
- */
-export function loneSurrogatePath(text: string, parsed: unknown): (string | number)[] | undefined {
-  return mayHoldSurrogateEscape(text) ? findMalformedText(parsed) : undefined;
-}
+export { loneSurrogatePath } from '../shared/text-rules';

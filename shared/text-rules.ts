@@ -98,3 +98,13 @@ export function findMalformedText(value: unknown): (string | number)[] | undefin
   }
   return undefined;
 }
+
+/**
+ * Where the value JSON.parse made of `text` holds a lone surrogate (which only a `\ud800`-style
+ * escape can produce, as raw bytes are decoded strictly): the path of the string, `[]` for a
+ * top-level key; undefined when it holds none. No UTF-8 encodes a lone surrogate, so it is not
+ * text. The one check for API bodies and the operator commands' NDJSON lines.
+ */
+export function loneSurrogatePath(text: string, parsed: unknown): (string | number)[] | undefined {
+  return mayHoldSurrogateEscape(text) ? findMalformedText(parsed) : undefined;
+}

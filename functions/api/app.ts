@@ -17,7 +17,7 @@ import {
 import { formatIssuePath, ValidationError } from '../../shared/domain/errors';
 import { findJsonStructureProblem } from '../../shared/json-text';
 import { requirePermission } from '../../shared/domain/policies';
-import { findMalformedText, mayHoldSurrogateEscape } from '../../shared/text-rules';
+import { loneSurrogatePath } from '../../shared/text-rules';
 import { BadRequestBodyError, emptyResponse, jsonResponse, mapErrorToResponse, MAX_REQUEST_BODY_BYTES, normalizeEventHeaders, redirectResponse, statusOf } from '../../shared/http';
 import { matchRoute, type RouteName } from './router';
 
@@ -296,7 +296,7 @@ function parseJsonBody(event: APIGatewayProxyEvent): unknown {
   }
   // Valid JSON, but `\ud800` decodes to half a character: refused here for every field, by
   // path only (the value may be the password), before anything stores it.
-  const bad = mayHoldSurrogateEscape(text) ? findMalformedText(parsed) : undefined;
+  const bad = loneSurrogatePath(text, parsed);
   if (bad !== undefined) {
     const field = formatIssuePath(bad);
     throw new ValidationError(`${field}: must be valid Unicode text (it holds a lone surrogate, half of a UTF-16 pair)`, {

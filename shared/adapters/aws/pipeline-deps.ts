@@ -1,6 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { BOT_POST_TIMEOUT_MS, getConfig, type Config } from '../../config';
+import { getConfig, type Config } from '../../config';
 import { METRICS_NAMESPACE, SERVICE_NAME } from '../../metric-names';
 import { systemClock, type Clock } from '../../ports/clock';
 import type { KeyWrapper } from '../../ports/key-wrapper';
@@ -110,7 +110,7 @@ export async function notifyDeps(log: PipelineLog): Promise<NotifyDeps> {
     clock: b.clock,
     log,
     audit: b.audit,
-    bot: new HttpBotWebhook(b.config.BOT_WEBHOOK_URL, BOT_POST_TIMEOUT_MS),
+    bot: new HttpBotWebhook(b.config.BOT_WEBHOOK_URL),
     botSigningSecret: await resolveSecret('BOT_SIGNING_SECRET', b.config.BOT_SIGNING_SECRET, b.config.BOT_SIGNING_SECRET_ARN),
     linkSigningSecret: await resolveSecret('LINK_SIGNING_SECRET', b.config.LINK_SIGNING_SECRET, b.config.LINK_SIGNING_SECRET_ARN),
     publicBaseUrl: b.config.PUBLIC_BASE_URL,
