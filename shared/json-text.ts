@@ -3,9 +3,9 @@
  * gives a key twice (JSON.parse keeps the last value and the first vanishes without a word, so
  * `{"kind":"cases","kind":"contacts"}` would export contacts, and a proxy or client that reads
  * the first value would see another request than the one served); and, for the operator
- * commands' NDJSON lines, an object's top-level members in the order written. All run on text
- * JSON.parse has already accepted, so only strings (which may hold any punctuation) need telling
- * apart from structure.
+ * commands' NDJSON lines, an object's top-level members in the order written. All but
+ * findJsonDepthProblem run on text JSON.parse has already accepted, so only strings (which may
+ * hold any punctuation) need telling apart from structure.
  */
 
 const QUOTE = 0x22;
@@ -46,7 +46,7 @@ export type JsonStructureProblem =
   /** `path` names the key given twice, inside its object. */
   | { rule: 'duplicate-key'; path: (string | number)[] };
 
-type Frame = { keys: Set<string> | undefined; key: string | number; expectKey: boolean };
+type Frame = { object: boolean; keys: Set<string> | undefined; key: string | number; expectKey: boolean };
 
 /**
  * The first structural problem of `text` (valid JSON): nesting deeper than `maxDepth` containers,
@@ -55,18 +55,39 @@ type Frame = { keys: Set<string> | undefined; key: string | number; expectKey: b
  * built only then, from the open containers (no copy per level).
  */
 export function findJsonStructureProblem(text: string, maxDepth: number): JsonStructureProblem | undefined {
+  return scanStructure(text, maxDepth, true);
+}
+
+/**
+ * Only the depth rule of findJsonStructureProblem, for text JSON.parse has not seen yet: so a
+ * body nested a million deep is refused after reading 33 levels of it, not after parsing it all.
+ * Malformed text is no error here (JSON.parse refuses it next); a string left open ends the scan.
+ */
+export function findJsonDepthProblem(text: string, maxDepth: number): JsonStructureProblem | undefined {
+  return scanStructure(text, maxDepth, false);
+}
+
+function scanStructure(text: string, maxDepth: number, duplicateKeys: boolean): JsonStructureProblem | undefined {
   // Each open container, outermost first; its `key` is the step to the child being read.
   const frames: Frame[] = [];
   const n = text.length;
   for (let i = 0; i < n; i++) {
     const ch = text.charCodeAt(i);
     if (ch === QUOTE) {
-      const end = jsonStringEnd(text, i);
+      let end: number;
+      try {
+        end = jsonStringEnd(text, i);
+      } catch (error) {
+        if (duplicateKeys) throw error;
+        return undefined;
+      }
       const top = frames[frames.length - 1];
-      if (top?.keys && top.expectKey) {
-        const key = decodeJsonString(text, i, end);
-        if (top.keys.has(key)) return { rule: 'duplicate-key', path: [...frames.slice(0, -1).map((f) => f.key), key] };
-        top.keys.add(key);
+      if (top?.object && top.expectKey) {
+        const key = duplicateKeys ? decodeJsonString(text, i, end) : decodeKeyLeniently(text, i, end);
+        if (top.keys) {
+          if (top.keys.has(key)) return { rule: 'duplicate-key', path: [...frames.slice(0, -1).map((f) => f.key), key] };
+          top.keys.add(key);
+        }
         top.expectKey = false;
         top.key = key;
       }
@@ -74,16 +95,29 @@ export function findJsonStructureProblem(text: string, maxDepth: number): JsonSt
     } else if (ch === OPEN_BRACE || ch === OPEN_BRACKET) {
       if (frames.length >= maxDepth) return { rule: 'max-depth', path: frames.map((f) => f.key) };
       // An array's first child is at index 0; an object's key is set when it is read.
-      frames.push(ch === OPEN_BRACE ? { keys: new Set(), key: '', expectKey: true } : { keys: undefined, key: 0, expectKey: false });
+      frames.push(
+        ch === OPEN_BRACE
+          ? { object: true, keys: duplicateKeys ? new Set() : undefined, key: '', expectKey: true }
+          : { object: false, keys: undefined, key: 0, expectKey: false },
+      );
     } else if (ch === CLOSE_BRACE || ch === CLOSE_BRACKET) {
       frames.pop();
     } else if (ch === COMMA) {
       const top = frames[frames.length - 1];
-      if (top?.keys) top.expectKey = true;
+      if (top?.object) top.expectKey = true;
       else if (top) top.key = (top.key as number) + 1;
     }
   }
   return undefined;
+}
+
+/** A key of text not yet known to be JSON: decoded when it can be, else as written between its quotes. */
+function decodeKeyLeniently(text: string, start: number, end: number): string {
+  try {
+    return decodeJsonString(text, start, end);
+  } catch {
+    return text.slice(start + 1, end);
+  }
 }
 
 /**

@@ -11,11 +11,12 @@ import {
   listAudit,
   listExportDownloads,
   listExports,
+  repeatedQueryParameter,
   requestExport,
   type ApiDeps,
 } from '../../shared/app/api';
-import { formatIssuePath, ValidationError } from '../../shared/domain/errors';
-import { findJsonStructureProblem } from '../../shared/json-text';
+import { formatIssuePath, nameForError, ValidationError } from '../../shared/domain/errors';
+import { findJsonDepthProblem, findJsonStructureProblem, type JsonStructureProblem } from '../../shared/json-text';
 import { requirePermission } from '../../shared/domain/policies';
 import { loneSurrogatePath } from '../../shared/text-rules';
 import { BadRequestBodyError, emptyResponse, jsonResponse, mapErrorToResponse, MAX_REQUEST_BODY_BYTES, normalizeEventHeaders, redirectResponse, statusOf } from '../../shared/http';
@@ -74,7 +75,8 @@ export function createApiHandler(getRuntime: () => Promise<ApiRuntime>) {
     })
     .handler(async (event, context) => {
       const runtime = await getRuntime();
-      const route = matchRoute(event.httpMethod, event.path);
+      // Always set by API Gateway; a hand-made event without them is no route (not a TypeError, a 500).
+      const route = matchRoute(event.httpMethod ?? '', event.path ?? '');
       const response = await dispatch(runtime, route.name, route.params, event);
       // Never the path: a download path is the link's capability token.
       runtime.logger.info('request handled', {
@@ -120,9 +122,7 @@ async function dispatch(
   // API Gateway keeps the last of a repeated parameter in queryStringParameters: `?limit=1&limit=2`
   // would silently mean 2. Refused, naming it, as the operator commands refuse an option twice.
   const repeated = Object.entries(event.multiValueQueryStringParameters ?? {}).find(([, values]) => (values?.length ?? 0) > 1);
-  if (repeated) {
-    throw new ValidationError(`${repeated[0]}: given more than once (each parameter may be given once)`, { code: 'INVALID_QUERY', field: repeated[0] });
-  }
+  if (repeated) throw repeatedQueryParameter(repeated[0]);
   const query = event.queryStringParameters ?? {};
   switch (name) {
     case 'download': {
@@ -144,6 +144,12 @@ async function dispatch(
       // Before the body is read: a caller who may not export learns nothing from its parsing
       // (and costs no parse). requestExport checks it too.
       requirePermission(principal, 'export:download');
+      refuseQuery(query);
+      // normalizeEventHeaders joined two lines into one value, which would be refused for its
+      // characters: say what is wrong instead.
+      if ((event.multiValueHeaders?.['idempotency-key']?.length ?? 0) > 1) {
+        throw new ValidationError('Idempotency-Key must be sent once', { code: 'INVALID_IDEMPOTENCY_KEY', field: 'Idempotency-Key', rule: 'once' });
+      }
       const body = parseJsonBody(event);
       const { job, replayed } = await requestExport(deps, principal, body, header(event, 'idempotency-key'));
       runtime.logger.info('export requested', { exportId: job.exportId, kind: job.kind, replayed });
@@ -155,12 +161,18 @@ async function dispatch(
         { Location: links.self, ...(replayed ? { 'Idempotency-Replayed': 'true' } : {}) },
       );
     }
-    case 'getExport':
-      return jsonResponse(200, await getExport(deps, await authenticate(runtime, event), params.exportId ?? ''));
+    case 'getExport': {
+      const principal = await authenticate(runtime, event);
+      refuseQuery(query);
+      return jsonResponse(200, await getExport(deps, principal, params.exportId ?? ''));
+    }
     case 'listExports':
       return jsonResponse(200, await listExports(deps, await authenticate(runtime, event), query));
-    case 'cancelExport':
-      return jsonResponse(200, await cancelExport(deps, await authenticate(runtime, event), params.exportId ?? ''));
+    case 'cancelExport': {
+      const principal = await authenticate(runtime, event);
+      refuseQuery(query);
+      return jsonResponse(200, await cancelExport(deps, principal, params.exportId ?? ''));
+    }
     case 'listAudit':
       return jsonResponse(200, await listAudit(deps, await authenticate(runtime, event), query));
     case 'listExportDownloads':
@@ -170,6 +182,18 @@ async function dispatch(
       throw new Error(`unhandled route ${String(unreachable)}`);
     }
   }
+}
+
+/**
+ * Routes that take no query parameter refuse one, as the list routes refuse an unknown one:
+ * `POST /v1/exports?dryRun=true` created an export. The download link is left alone: a chat app
+ * or a mail client may add tracking parameters to a link it shows, and the link must still work.
+ */
+function refuseQuery(query: Record<string, string | undefined>): void {
+  const [name] = Object.keys(query);
+  if (name === undefined) return;
+  const field = nameForError(name, 'parameter name');
+  throw new ValidationError(`${field}: is not an allowed parameter (this route takes none)`, { code: 'INVALID_QUERY', field, rule: 'unknown-field' });
 }
 
 function header(event: APIGatewayProxyEvent, name: string): string | undefined {
@@ -235,23 +259,58 @@ function charsetIsUtf8(contentType: string): boolean {
  */
 export const MAX_BODY_DEPTH = 32;
 
+/** A refusal of the body's structure, by path only (a value there may be the password). */
+function structureError(problem: JsonStructureProblem): ValidationError {
+  const field = formatIssuePath(problem.path) || 'body';
+  return new ValidationError(
+    problem.rule === 'max-depth'
+      ? `${field}: the body nests deeper than ${MAX_BODY_DEPTH} levels (an export request needs fewer than 10)`
+      : `${field}: the key is given twice in one object (each key may appear once)`,
+    { code: 'VALIDATION_FAILED', field, rule: problem.rule },
+  );
+}
+
+/**
+ * Whether a Content-Encoding header leaves the body as sent: absent, empty, or only `identity`
+ * (codings are case-insensitive and may be listed, RFC 9110 §8.4).
+ */
+export function contentEncodingIsIdentity(value: string | undefined): boolean {
+  if (value === undefined) return true;
+  return value.split(',').every((coding) => {
+    const name = coding.trim().toLowerCase();
+    return name === '' || name === 'identity';
+  });
+}
+
 function parseJsonBody(event: APIGatewayProxyEvent): unknown {
   const contentType = header(event, 'content-type');
   if (!contentType || !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType)) {
-    throw new BadRequestBodyError('UNSUPPORTED_CONTENT_TYPE', 'Content-Type must be application/json');
+    throw new BadRequestBodyError('UNSUPPORTED_CONTENT_TYPE', 'Content-Type must be application/json', { field: 'Content-Type', rule: 'media-type' });
   }
   // Another charset would be decoded as UTF-8 anyway and stored garbled (Latin-1 `café` as
   // `caf\ufffd`): refused instead. The value is not repeated: it is input.
   if (!charsetIsUtf8(contentType)) {
-    throw new BadRequestBodyError('UNSUPPORTED_CONTENT_TYPE', 'Content-Type charset must be utf-8: the request body must be UTF-8 JSON');
+    throw new BadRequestBodyError('UNSUPPORTED_CONTENT_TYPE', 'Content-Type charset must be utf-8: the request body must be UTF-8 JSON', {
+      field: 'Content-Type',
+      rule: 'charset',
+    });
+  }
+  // A compressed body (gzip, br…) would be read as text and refused as "not valid UTF-8", which
+  // sends the client looking in the wrong place; one labelled so but sent plain would be taken.
+  // Neither API Gateway (no compression configured) nor the handler decodes a content coding.
+  if (!contentEncodingIsIdentity(header(event, 'content-encoding'))) {
+    throw new BadRequestBodyError('UNSUPPORTED_CONTENT_ENCODING', 'Content-Encoding is not supported: send the JSON body uncompressed (identity)', {
+      field: 'Content-Encoding',
+      rule: 'identity',
+    });
   }
   if (event.body === null || event.body === undefined || event.body === '') {
-    throw new BadRequestBodyError('BODY_REQUIRED', 'a JSON request body is required');
+    throw new BadRequestBodyError('BODY_REQUIRED', 'a JSON request body is required', { field: 'body', rule: 'required' });
   }
   // Size first, in bytes, so an oversized body is never decoded.
   const bytes = event.isBase64Encoded ? Buffer.from(event.body, 'base64') : undefined;
   if ((bytes ? bytes.length : Buffer.byteLength(event.body, 'utf8')) > MAX_JSON_BYTES) {
-    throw new BadRequestBodyError('BODY_TOO_LARGE', `the request body must be at most ${MAX_JSON_BYTES} bytes`);
+    throw new BadRequestBodyError('BODY_TOO_LARGE', `the request body must be at most ${MAX_JSON_BYTES} bytes`, { field: 'body', rule: 'max-bytes' });
   }
   // A base64 body is the client's bytes: checked here. A string body has been decoded before
   // the handler: on AWS, API Gateway (REST) passes an application/json body as a string (it is
@@ -265,35 +324,33 @@ function parseJsonBody(event: APIGatewayProxyEvent): unknown {
     try {
       text = UTF8.decode(bytes);
     } catch {
-      throw new BadRequestBodyError('MALFORMED_JSON', 'the request body is not valid UTF-8: JSON must be sent as UTF-8');
+      throw new BadRequestBodyError('MALFORMED_JSON', 'the request body is not valid UTF-8: JSON must be sent as UTF-8', { field: 'body', rule: 'utf-8' });
     }
   } else {
     text = event.body;
   }
+  // Nesting first, before JSON.parse: a 3 MB body of 1.4 million `[` took JSON.parse ~0.8 s of
+  // the event loop before the depth was looked at. The scan stops at the first level too deep.
+  const tooDeep = findJsonDepthProblem(text, MAX_BODY_DEPTH);
+  if (tooDeep) throw structureError(tooDeep);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text) as unknown;
   } catch {
     // Never echo the parser's message: it quotes the input, which holds the password.
+    const bom = text.startsWith('\uFEFF');
     throw new BadRequestBodyError(
       'MALFORMED_JSON',
-      text.startsWith('\uFEFF')
+      bom
         ? 'the request body is not valid JSON: it starts with a byte order mark (U+FEFF), which JSON senders must not add (RFC 8259)'
         : 'the request body is not valid JSON',
+      { field: 'body', rule: bom ? 'no-bom' : 'json' },
     );
   }
-  // Valid JSON, but nested past any request's shape, or with a key given twice (JSON.parse keeps
-  // the last value silently): refused by path, never by value (the value may be the password).
+  // Valid JSON with a key given twice (JSON.parse keeps the last value silently): refused by
+  // path, never by value (the value may be the password).
   const problem = findJsonStructureProblem(text, MAX_BODY_DEPTH);
-  if (problem) {
-    const field = formatIssuePath(problem.path) || 'body';
-    throw new ValidationError(
-      problem.rule === 'max-depth'
-        ? `${field}: the body nests deeper than ${MAX_BODY_DEPTH} levels (an export request needs fewer than 10)`
-        : `${field}: the key is given twice in one object (each key may appear once)`,
-      { code: 'VALIDATION_FAILED', field, rule: problem.rule },
-    );
-  }
+  if (problem) throw structureError(problem);
   // Valid JSON, but `\ud800` decodes to half a character: refused here for every field, by
   // path only (the value may be the password), before anything stores it.
   const bad = loneSurrogatePath(text, parsed);

@@ -93,7 +93,7 @@ const LINGER_MS = 5_000;
 export function writeBodyTooLarge(req: IncomingMessage, res: ServerResponse, error: BodyTooLargeError): void {
   const requestId = randomUUID();
   res.writeHead(413, { 'content-type': 'application/json', 'x-request-id': requestId });
-  res.end(JSON.stringify({ error: { code: error.code, message: error.message, requestId } }));
+  res.end(JSON.stringify({ error: { code: error.code, message: error.message, field: 'body', rule: 'max-bytes', requestId } }));
   if (req.complete) return;
   const socket = req.socket;
   let dropped = 0;

@@ -34,7 +34,7 @@ export const WAF_BODY_SIZE_RULE = 'BodyTooLarge';
 export const WAF_OTHER_BODY_SIZE_RULE = 'OtherBodyTooLarge';
 
 const bodyTooLarge = (limit: number): string =>
-  JSON.stringify({ error: { code: 'BODY_TOO_LARGE', message: `the request body must be at most ${limit} bytes` } });
+  JSON.stringify({ error: { code: 'BODY_TOO_LARGE', message: `the request body must be at most ${limit} bytes`, field: 'body', rule: 'max-bytes' } });
 /** The bodies WAF answers an oversized request with: the api's envelope, code and wording. */
 export const BODY_TOO_LARGE_BODY = bodyTooLarge(MAX_REQUEST_BODY_BYTES);
 export const OTHER_BODY_TOO_LARGE_BODY = bodyTooLarge(MAX_OTHER_BODY_BYTES);

@@ -136,7 +136,7 @@ export class ExportApi extends Construct {
       responseHeaders: corsHeaders,
       templates: {
         'application/json': JSON.stringify({
-          error: { code: 'BODY_TOO_LARGE', message: `the request body must be at most ${MAX_REQUEST_BODY_BYTES} bytes`, requestId: '$context.requestId' },
+          error: { code: 'BODY_TOO_LARGE', message: `the request body must be at most ${MAX_REQUEST_BODY_BYTES} bytes`, field: 'body', rule: 'max-bytes', requestId: '$context.requestId' },
         }),
       },
     });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { casesFilterSchema, compileFilter, usersFilterSchema } from './filter';
-import { toValidationError } from './errors';
+import { INPUT_ERRORS, toValidationError } from './errors';
 import { PolicyViolationError } from './errors';
 import { checkCaseRange, checkPassword, defaultPolicyConfig, type PolicyConfig } from './policies';
 import { timeZoneSchema } from './records';
@@ -15,8 +15,13 @@ import { HAS_LETTER_OR_DIGIT, hasDisplayControl } from '../text-rules';
  * Custom messages never interpolate values; zod's own messages do not either.
  */
 
-/** S4/C7: required; its character and length rules are policies (checkPassword). */
-const passwordSchema = z.string().min(1, 'password is required').max(256, 'password must be at most 256 characters');
+/**
+ * S4/C7: required. Its length and character rules are policies (checkPassword), the empty
+ * password included, so each is told by one code with its product rule: a schema cap here
+ * answered a 300-character password VALIDATION_FAILED where a 65-character one got
+ * PASSWORD_TOO_LONG (S4). The body's 3 MB cap bounds it before that.
+ */
+const passwordSchema = z.string();
 
 /**
  * Kept for internal records (S4, C7) and read by auditors: required, trimmed, 1-500 characters,
@@ -37,9 +42,13 @@ const reasonSchema = z
   .superRefine((reason, ctx) => {
     if (!/\S/.test(reason)) return;
     if (hasDisplayControl(reason)) {
-      ctx.addIssue({ code: 'custom', message: 'reason must not contain control characters, bidi overrides (U+202A-U+202E, U+2066-U+2069) or invisible tag and format characters' });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'reason must not contain control characters, bidi overrides (U+202A-U+202E, U+2066-U+2069) or invisible tag and format characters',
+        params: { rule: 'display-control' },
+      });
     } else if (!HAS_LETTER_OR_DIGIT.test(reason)) {
-      ctx.addIssue({ code: 'custom', message: 'reason must contain a letter or a digit' });
+      ctx.addIssue({ code: 'custom', message: 'reason must contain a letter or a digit', params: { rule: 'letter-or-digit' } });
     }
   });
 
@@ -54,7 +63,7 @@ const id = z
   .min(1)
   .max(128)
   // refine, not regex: kept out of the API Gateway model, whose regex dialect is not JavaScript's.
-  .refine((value) => !/[\p{Cc}\uFFFE\uFFFF]/u.test(value), 'must not contain control characters, U+FFFE or U+FFFF');
+  .refine((value) => !/[\p{Cc}\uFFFE\uFFFF]/u.test(value), { message: 'must not contain control characters, U+FFFE or U+FFFF', params: { rule: 'no-control-characters' } });
 
 export const MAX_SELECTED_USER_IDS = 1_000_000;
 
@@ -85,7 +94,10 @@ const query = z
   .string()
   .max(200)
   // refine, not regex: kept out of the API Gateway model, whose regex dialect is not JavaScript's.
-  .refine((value) => !hasDisplayControl(value), 'query must not contain control characters, bidi overrides (U+202A-U+202E, U+2066-U+2069) or invisible tag and format characters')
+  .refine((value) => !hasDisplayControl(value), {
+    message: 'query must not contain control characters, bidi overrides (U+202A-U+202E, U+2066-U+2069) or invisible tag and format characters',
+    params: { rule: 'display-control' },
+  })
   .optional();
 
 /**
@@ -131,7 +143,7 @@ export type ContactsScope = ContactsExportRequest['scope'];
 
 /** Parses a request body, throwing a ValidationError that lists every issue's path. */
 export function parseExportRequest(body: unknown): ExportRequest {
-  const parsed = exportRequestSchema.safeParse(body);
+  const parsed = exportRequestSchema.safeParse(body, INPUT_ERRORS);
   if (!parsed.success) throw toValidationError(parsed.error);
   return parsed.data;
 }

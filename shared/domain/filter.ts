@@ -3,7 +3,7 @@ import { caseCreatedAt, caseState, avgReplyTimeSeconds, leadTimeSeconds, mediumS
 import { addDays, isValidTimeZone, parseCalendarDate, startOfDayInZone } from './calendar';
 import { decimalTextValue, profileValue, toProfileCell } from './columns/profile-values';
 import { userFixedTextReader, type UserFixedTextKey, type UserTextFields } from './columns/users';
-import { NotFoundError, ValidationError, toValidationError } from './errors';
+import { INPUT_ERRORS, NotFoundError, ValidationError, toValidationError } from './errors';
 import { parseIsoWithOffset } from '../iso-datetime';
 import { E164_PATTERN, type ProfileKeyDef, type ProfileSchema, type Segment } from './records';
 
@@ -117,7 +117,7 @@ const filterNumber = z
   .finite()
   .min(-Number.MAX_SAFE_INTEGER, 'numbers in a filter must be between -9007199254740991 and 9007199254740991')
   .max(Number.MAX_SAFE_INTEGER, 'numbers in a filter must be between -9007199254740991 and 9007199254740991')
-  .refine((v) => v === 0 || Math.abs(v) >= 1e-130, 'numbers in a filter must be 0 or at least 1e-130 in size');
+  .refine((v) => v === 0 || Math.abs(v) >= 1e-130, { message: 'numbers in a filter must be 0 or at least 1e-130 in size', params: { rule: 'minimum-magnitude' } });
 const scalar = z.union([z.string().max(10_000), filterNumber, z.boolean()]);
 // The unions name what they take: zod's own message for a value no branch accepts is "Invalid input".
 const bound = z.union([filterNumber, z.string().min(1).max(64)], {
@@ -186,6 +186,7 @@ function filterSchemaFor(fields: readonly string[]) {
         code: 'custom',
         path,
         message: 'an "or" group needs at least one condition or group (an empty "or" matches nothing; an empty "and" matches everything)',
+        params: { rule: 'non-empty-or' },
       });
     if (filter.join === 'or' && filter.groups.length === 0) emptyOr(['groups']);
     for (const [gi, g] of filter.groups.entries()) {
@@ -197,13 +198,19 @@ function filterSchemaFor(fields: readonly string[]) {
       }
     }
     if (conditions > MAX_TOTAL_CONDITIONS) {
-      ctx.addIssue({ code: 'custom', path: ['groups'], message: `at most ${MAX_TOTAL_CONDITIONS} conditions in a filter (this one has ${conditions})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['groups'],
+        message: `at most ${MAX_TOTAL_CONDITIONS} conditions in a filter (this one has ${conditions})`,
+        params: { rule: 'max-conditions' },
+      });
     }
     if (textChars > MAX_TOTAL_TEXT_CHARS) {
       ctx.addIssue({
         code: 'custom',
         path: ['groups'],
         message: `contains/startsWith texts may total at most ${MAX_TOTAL_TEXT_CHARS} characters in a filter (these total ${textChars})`,
+        params: { rule: 'max-text' },
       });
     }
   });
@@ -392,7 +399,7 @@ export function compileFilter(filter: unknown, target: FilterTarget, ctx: Compil
   let predicate: Predicate = TRUE_ALL;
   if (filter !== undefined && filter !== null) {
     const schema = target === 'cases' ? casesFilterSchema : usersFilterSchema;
-    const parsed = schema.safeParse(filter);
+    const parsed = schema.safeParse(filter, INPUT_ERRORS);
     if (!parsed.success) throw toValidationError(parsed.error, { prefix: 'filter', code: 'FILTER_INVALID', rule: 'C2' });
     const profileKinds = profileKindsFor(target, ctx.profileSchema);
     const root = parsed.data as Filter;
@@ -901,7 +908,7 @@ export function resolveSegment(segment: Segment | undefined, segmentId?: string)
   if (segmentId !== undefined && segment.id !== segmentId) {
     throw new NotFoundError(`segmentId: no segment with this id (rule C4)`, { code: 'SEGMENT_NOT_FOUND', field: 'segmentId', rule: 'C4' });
   }
-  const parsed = usersFilterSchema.safeParse(segment.filter);
+  const parsed = usersFilterSchema.safeParse(segment.filter, INPUT_ERRORS);
   if (!parsed.success) throw toValidationError(parsed.error, { prefix: 'segment.filter', code: 'SEGMENT_INVALID', rule: 'C4' });
   return parsed.data;
 }

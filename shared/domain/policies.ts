@@ -141,6 +141,9 @@ export function checkPassword(kind: ExportKind, password: string, config: Policy
   if (typeof password !== 'string') {
     throw new ValidationError(`password is required (rule ${rule})`, { code: 'PASSWORD_REQUIRED', field: 'password', rule });
   }
+  if (password.length === 0) {
+    throw new PolicyViolationError('PASSWORD_REQUIRED', `password is required (rule ${rule})`, { field: 'password', rule });
+  }
   const min = kind === 'cases' ? config.casesPasswordMinLength : config.contactsPasswordMinLength;
   if (password.length < min) {
     throw new PolicyViolationError('PASSWORD_TOO_SHORT', `password must be at least ${min} characters (rule ${rule})`, { field: 'password', rule });

@@ -136,10 +136,11 @@ export type UserRecordInput = z.input<typeof userRecordSchema>;
 
 export const timeZoneSchema = z
   .string()
-  .min(1)
-  .max(64)
-  .regex(/^[A-Za-z][A-Za-z0-9_+\-]*(?:\/[A-Za-z0-9_+\-]+)*$/, 'must be an IANA time zone name, e.g. Asia/Seoul')
-  .refine(isValidTimeZone, 'must be a known IANA time zone, e.g. Asia/Seoul')
+  // Each check stops the next (abort), so a zone has one message: "" is not also "unknown".
+  .min(1, { message: 'must be an IANA time zone name, e.g. Asia/Seoul', abort: true })
+  .max(64, { message: 'must be at most 64 characters (IANA time zone names are shorter)', abort: true })
+  .regex(/^[A-Za-z][A-Za-z0-9_+\-]*(?:\/[A-Za-z0-9_+\-]+)*$/, { message: 'must be an IANA time zone name, e.g. Asia/Seoul', abort: true })
+  .refine(isValidTimeZone, { message: 'must be a known IANA time zone, e.g. Asia/Seoul', params: { rule: 'known-zone' } })
   .transform(zoneSpelling);
 
 /**
@@ -181,7 +182,7 @@ export const profileSchemaSchema = z
   .superRefine((schema, ctx) => {
     const seen = new Set<string>();
     schema.keys.forEach((k, i) => {
-      if (seen.has(k.key)) ctx.addIssue({ code: 'custom', path: ['keys', i, 'key'], message: 'duplicate profile key' });
+      if (seen.has(k.key)) ctx.addIssue({ code: 'custom', path: ['keys', i, 'key'], message: 'duplicate profile key', params: { rule: 'duplicate-key' } });
       seen.add(k.key);
     });
   });

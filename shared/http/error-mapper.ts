@@ -20,7 +20,7 @@ export type ErrorBody = {
     message: string;
     field?: string;
     rule?: string;
-    issues?: readonly { path: string; message: string }[];
+    issues?: readonly { path: string; message: string; rule?: string }[];
     retryAfterSeconds?: number;
     requestId?: string;
   };
@@ -45,7 +45,7 @@ function clip(text: string): string {
 /** Status for each known error; anything not listed is a 500. Order matters: subclasses first. */
 export function statusOf(error: unknown): number {
   if (error instanceof UnauthenticatedError) return 401;
-  if (error instanceof BadRequestBodyError) return 400;
+  if (error instanceof BadRequestBodyError) return error.status;
   if (error instanceof RouteNotFoundError) return 404;
   if (error instanceof MethodNotAllowedError) return 405;
   if (error instanceof CooldownActiveError) return 429;
@@ -80,6 +80,10 @@ export function mapErrorToResponse(error: unknown, requestId: string): APIGatewa
     if (error.field !== undefined) body.field = clip(error.field);
     if (error.rule !== undefined) body.rule = error.rule;
   }
+  if (error instanceof BadRequestBodyError) {
+    body.field = error.field;
+    body.rule = error.rule;
+  }
   // Bounded: a 100,000-value list with every value wrong must not become a 10 MB error body.
   if (error instanceof ValidationError && error.issues.length > 0) {
     body.issues = error.issues.slice(0, MAX_ISSUES).map((issue) => ({ ...issue, path: clip(issue.path), message: clip(issue.message) }));
@@ -93,6 +97,8 @@ export function mapErrorToResponse(error: unknown, requestId: string): APIGatewa
     headers['WWW-Authenticate'] = `Bearer realm="export-service", error="invalid_token", error_description="${error.reason}"`;
   }
   if (error instanceof MethodNotAllowedError) headers.Allow = error.allowed.join(', ');
+  // RFC 9110 §12.5.3: a 415 for a content coding says which codings are taken (none but identity).
+  if (error instanceof BadRequestBodyError && error.code === 'UNSUPPORTED_CONTENT_ENCODING') headers['Accept-Encoding'] = 'identity';
   headers['X-Request-Id'] = requestId;
   return jsonResponse(status, { error: body } satisfies ErrorBody, headers);
 }

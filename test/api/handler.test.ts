@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { createApiHandler, MAX_BODY_DEPTH, type ApiRuntime } from '../../functions/api/app';
@@ -7,6 +8,7 @@ import { createTokenVerifier, DEV_AUDIENCE, DEV_ISSUER, signDevToken } from '../
 import type { ExportJob } from '../../shared/app/export-job';
 import { STALLED_DISPATCH_SECONDS } from '../../shared/app/api/read-exports';
 import { requestedEvent, requestExport } from '../../shared/app/api/request-export';
+import { MAX_REQUEST_BODY_BYTES } from '../../shared/http';
 import { ValidationError } from '../../shared/domain';
 import { createCapturingLogger, createFakes, type Fakes } from './support/fakes';
 
@@ -238,15 +240,49 @@ describe('POST /v1/exports', () => {
     expect(mr.body.error.field).toBe('reason');
   });
 
-  it('answers malformed JSON and a wrong content type with a clear 400', async () => {
+  it('answers malformed JSON with 400 and a wrong content type with 415, each naming what is wrong and the rule', async () => {
     const malformed = await call(loadEvent('api-create-export-malformed.json', { TOKEN: await token() }));
     expect(malformed.status).toBe(400);
-    expect(malformed.body.error.code).toBe('MALFORMED_JSON');
+    expect(malformed.body.error).toMatchObject({ code: 'MALFORMED_JSON', field: 'body', rule: 'json' });
     const textPlain = loadEvent('api-create-export-contacts.json', { TOKEN: await token(), PASSWORD });
     textPlain.headers['Content-Type'] = 'text/plain';
     const res = await call(textPlain);
-    expect(res.status).toBe(400);
-    expect(res.body.error.code).toBe('UNSUPPORTED_CONTENT_TYPE');
+    // RFC 9110 §15.5.16: a media type the route does not take is 415.
+    expect(res.status).toBe(415);
+    expect(res.body.error).toMatchObject({ code: 'UNSUPPORTED_CONTENT_TYPE', field: 'Content-Type', rule: 'media-type' });
+  });
+
+  it('refuses a compressed body with 415 UNSUPPORTED_CONTENT_ENCODING (it said "not valid UTF-8"), and a plain body labelled compressed too', async () => {
+    const plain = loadEvent('api-create-export-contacts.json', { TOKEN: await token(), PASSWORD }).body as string;
+    const gzipped = await bodyEvent('m-gz', 'application/json', gzipSync(plain));
+    for (const [ev, encoding] of [
+      [gzipped, 'gzip'],
+      [await bodyEvent('m-gz2', 'application/json'), 'gzip'],
+      [await bodyEvent('m-br', 'application/json'), 'identity, br'],
+      [await bodyEvent('m-GZ', 'application/json'), 'GZIP'],
+    ] as const) {
+      ev.headers['Content-Encoding'] = encoding;
+      const res = await call(ev);
+      expect(res.status, encoding).toBe(415);
+      expect(res.body.error, encoding).toMatchObject({ code: 'UNSUPPORTED_CONTENT_ENCODING', field: 'Content-Encoding', rule: 'identity' });
+      expect(res.headers['Accept-Encoding']).toBe('identity');
+      expect(JSON.stringify(res.body)).not.toContain(PASSWORD);
+    }
+    expect(fakes.store.jobs.size).toBe(0);
+    // identity (in any case, or empty) leaves the body as sent: accepted.
+    for (const [managerId, encoding] of [['m-id1', 'identity'], ['m-id2', 'Identity'], ['m-id3', '']] as const) {
+      const ev = await bodyEvent(managerId, 'application/json');
+      ev.headers['Content-Encoding'] = encoding;
+      expect((await call(ev)).status, encoding).toBe(202);
+    }
+  });
+
+  it('answers a body over the limit with 413 BODY_TOO_LARGE, as API Gateway and the web ACL do (it was 400 here)', async () => {
+    const ev = await bodyEvent('m-big', 'application/json');
+    ev.body = JSON.stringify({ kind: 'contacts', scope: 'all', reason: 'x'.repeat(MAX_REQUEST_BODY_BYTES), password: PASSWORD });
+    const res = await call(ev);
+    expect(res.status).toBe(413);
+    expect(res.body.error).toMatchObject({ code: 'BODY_TOO_LARGE', field: 'body', rule: 'max-bytes' });
   });
 
   /** A contacts request with this Content-Type; with `body`, sent as raw bytes (base64). */
@@ -264,12 +300,12 @@ describe('POST /v1/exports', () => {
   const bodyWithReason = (reason: string) =>
     (loadEvent('api-create-export-contacts.json', { TOKEN: 't', PASSWORD }).body as string).replace('Quarterly CRM sync for the marketing team', reason);
 
-  it('refuses a charset other than UTF-8 with 400 UNSUPPORTED_CONTENT_TYPE, without echoing it', async () => {
+  it('refuses a charset other than UTF-8 with 415 UNSUPPORTED_CONTENT_TYPE, without echoing it', async () => {
     // A charset other than UTF-8, however it is written; the value is not echoed.
     for (const contentType of ['application/json; charset=iso-8859-1', 'application/json;charset="ISO-8859-1"', 'application/json; CHARSET=windows-1252', 'application/json; charset=utf-16']) {
       const res = await call(await bodyEvent('m-cs', contentType, Buffer.from(bodyWithReason('café sync'), 'latin1')));
-      expect(res.status, contentType).toBe(400);
-      expect(res.body.error.code, contentType).toBe('UNSUPPORTED_CONTENT_TYPE');
+      expect(res.status, contentType).toBe(415);
+      expect(res.body.error, contentType).toMatchObject({ code: 'UNSUPPORTED_CONTENT_TYPE', field: 'Content-Type', rule: 'charset' });
       expect(res.body.error.message).toMatch(/UTF-8 JSON/);
       expect(res.body.error.message).not.toMatch(/iso|1252|16/i);
     }
@@ -370,7 +406,8 @@ describe('POST /v1/exports', () => {
     huge.body = text.replace('{', `{"${longKey}":1,"${longKey}":2,`);
     const hugeRes = await call(huge);
     expect(hugeRes.status).toBe(400);
-    expect(hugeRes.body.error).toMatchObject({ code: 'VALIDATION_FAILED', rule: 'duplicate-key', field: expect.stringContaining('more characters)') });
+    // A key that long is described, never repeated (it could be a token pasted in the wrong place).
+    expect(hugeRes.body.error).toMatchObject({ code: 'VALIDATION_FAILED', rule: 'duplicate-key', field: '(a key of 1000000 characters, not repeated)' });
     expect(JSON.stringify(hugeRes.body).length).toBeLessThan(10_000);
     // The same key in two objects is no repeat.
     const twoObjects = loadEvent('api-create-export-contacts.json', { TOKEN: await token({ managerId: 'm-dup-ok' }), PASSWORD });
@@ -399,6 +436,66 @@ describe('POST /v1/exports', () => {
     const ok = await call(atLimit);
     expect(ok.status).toBe(400);
     expect(ok.body.error.rule).not.toBe('max-depth');
+  });
+
+  it('looks at the depth before JSON.parse: a 3 MB body of open brackets is refused for its depth, not parsed first (~0.8 s of the event loop)', async () => {
+    // Never closed, so JSON.parse would refuse it only after reading all of it; a depth scan that
+    // ran after the parse would answer MALFORMED_JSON.
+    const event = loadEvent('api-create-export-contacts.json', { TOKEN: await token({ managerId: 'm-open' }), PASSWORD });
+    event.body = `{"kind":"contacts","x":${'['.repeat(1_400_000)}`;
+    const res = await call(event);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: 'VALIDATION_FAILED', field: `x${'[0]'.repeat(MAX_BODY_DEPTH - 1)}`, rule: 'max-depth' });
+    // Shallow malformed text is still malformed JSON.
+    event.body = '{"kind":"contacts", "reason": "open string';
+    expect((await call(event)).body.error).toMatchObject({ code: 'MALFORMED_JSON', rule: 'json' });
+  });
+
+  it('names a rule on every issue of a refused body, and each field once (timezone "" had three overlapping messages)', async () => {
+    const send = async (managerId: string, body: Record<string, unknown>) => {
+      const ev = loadEvent('api-create-export-contacts.json', { TOKEN: await token({ managerId }), PASSWORD });
+      ev.body = JSON.stringify(body);
+      return (await call(ev)).body.error as { code: string; field: string; rule: string; issues: { path: string; message: string; rule: string }[] };
+    };
+    const cases = { kind: 'cases', from: '2026-01-01', to: '2026-01-31', reason: 'monthly report', password: 'Abcd1234' };
+    const expectations: [Record<string, unknown>, string, string, string][] = [
+      [{ ...cases, timezone: '' }, 'timezone', 'min-length', 'must be an IANA time zone name, e.g. Asia/Seoul'],
+      [{ ...cases, timezone: ' ' }, 'timezone', 'pattern', 'must be an IANA time zone name, e.g. Asia/Seoul'],
+      [{ ...cases, timezone: 'Mars/Base' }, 'timezone', 'known-zone', 'must be a known IANA time zone, e.g. Asia/Seoul'],
+      [{ ...cases, timezone: 'x'.repeat(65) }, 'timezone', 'max-length', 'must be at most 64 characters (IANA time zone names are shorter)'],
+      [{ ...cases, timezone: 5 }, 'timezone', 'type', 'must be text (a JSON string)'],
+      [{ ...cases, from: '2026-02-30' }, 'from', 'format', 'must be a calendar date (YYYY-MM-DD)'],
+      [{ ...cases, kind: 'tickets' }, 'kind', 'one-of', 'must be one of "cases", "contacts"'],
+      [{ from: '2026-01-01' }, 'kind', 'required', 'is required: one of "cases", "contacts"'],
+      [{ kind: 'contacts', reason: 'r', password: 'Abcdef12' }, 'scope', 'required', 'is required: one of "all", "filter", "segment", "selection", "user"'],
+      [{ kind: 'cases', from: '2026-01-01', to: '2026-01-31', reason: 'monthly report' }, 'password', 'required', 'is required'],
+      [{ kind: 'cases', from: '2026-01-01', to: '2026-01-31', reason: 'monthly report', password: 'Abcd1234', filter: { join: 'xor', groups: [] } }, 'filter.join', 'one-of', 'must be one of "and", "or"'],
+      [{ ...cases, reason: ' ' }, 'reason', 'pattern', 'reason must not be blank'],
+      [{ kind: 'contacts', scope: 'segment', segmentId: [], reason: 'r', password: 'Abcdef12' }, 'segmentId', 'type', 'must be text (a JSON string)'],
+      [{ kind: 'contacts', scope: 'segment', segmentId: 's'.repeat(129), reason: 'r', password: 'Abcdef12' }, 'segmentId', 'max-length', 'must be at most 128 characters'],
+      [{ kind: 'contacts', scope: 'selection', userIds: '', reason: 'r', password: 'Abcdef12' }, 'userIds', 'type', 'must be an array'],
+      [{ kind: 'contacts', scope: 'selection', userIds: [], reason: 'r', password: 'Abcdef12' }, 'userIds', 'min-items', 'must not be empty'],
+      [{ kind: 'contacts', scope: 'user', userId: '', reason: 'r', password: 'Abcdef12' }, 'userId', 'min-length', 'must not be empty'],
+      [{ kind: 'contacts', scope: 'all', reason: 'r', password: 'Abcdef12', eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9eyJzdWIiOiIxMjM0NTY3ODkwIn0: 1 }, '(a key of 63 characters, not repeated)', 'unknown-field', 'is not an allowed field'],
+      [{ kind: 'contacts', scope: 'user', userId: 'a\u0001', reason: 'r', password: 'Abcdef12' }, 'userId', 'no-control-characters', 'must not contain control characters, U+FFFE or U+FFFF'],
+    ];
+    for (const [i, [body, field, rule, message]] of expectations.entries()) {
+      const error = await send(`m-rule-${i}`, body);
+      expect(error, JSON.stringify(body).slice(0, 120)).toMatchObject({ code: 'VALIDATION_FAILED', field, rule });
+      expect(error.issues, JSON.stringify(body).slice(0, 120)).toEqual([{ path: field, message, rule }]);
+    }
+    // Issues at different paths are all listed, each with its own rule.
+    const two = await send('m-rule-two', { kind: 'contacts', scope: 'filter', query: 'q'.repeat(201), reason: 'r', password: 'Abcdef12' });
+    expect(two.issues.map((i) => [i.path, i.rule])).toEqual([
+      ['filter', 'required'],
+      ['query', 'max-length'],
+    ]);
+    // A password's length and characters are one code each with its product rule, the empty one
+    // too (a 300-character one was VALIDATION_FAILED where a 65-character one was PASSWORD_TOO_LONG).
+    for (const [i, [password, code]] of ([['', 'PASSWORD_REQUIRED'], ['p1', 'PASSWORD_TOO_SHORT'], ['p'.repeat(65), 'PASSWORD_TOO_LONG'], ['p'.repeat(300), 'PASSWORD_TOO_LONG']] as const).entries()) {
+      expect(await send(`m-pw-${i}`, { ...cases, password }), String(password.length)).toMatchObject({ code, field: 'password', rule: 'S4' });
+    }
+    expect(fakes.store.jobs.size).toBe(0);
   });
 
   it('an Authorization header sent twice is 401, whichever letter case and however API Gateway maps it (the last one used to authenticate)', async () => {
@@ -870,6 +967,9 @@ describe('paths as API Gateway REST passes them (still percent-encoded)', () => 
   const get = async (path: string) => {
     const event = loadEvent('api-list-exports.json', { TOKEN: await token() });
     event.path = path;
+    // The list event's ?limit: the other routes take no query parameter.
+    event.queryStringParameters = null;
+    event.multiValueQueryStringParameters = null;
     return call(event);
   };
 
@@ -1309,8 +1409,91 @@ describe('GET /v1/audit/exports/{exportId}/downloads', () => {
     expect((await downloads(exportId, { from: '2026-03-01' })).body.error).toMatchObject({
       code: 'INVALID_QUERY',
       field: 'from',
+      rule: 'unknown-field',
       message: 'from: is not an allowed parameter',
     });
+  });
+
+  it('query errors name a rule; every bad cursor is INVALID_CURSOR; a name that could be a token is never repeated', async () => {
+    const auditor = await auditorToken({ permissions: ['audit:read', 'export:download'] });
+    const list = async (file: string, query: Record<string, string>, extra: Partial<APIGatewayProxyEvent> = {}) =>
+      call(Object.assign(loadEvent(file, { TOKEN: auditor }), { queryStringParameters: query, multiValueQueryStringParameters: null }, extra));
+    // Rules on query errors, each issue listed (a body's are too).
+    const bad = await list('api-list-audit.json', { limit: 'abc', kind: 'case' });
+    expect(bad.body.error).toMatchObject({ code: 'INVALID_QUERY', field: 'kind', rule: 'one-of' });
+    expect(bad.body.error.issues.map((i: { path: string; rule: string }) => [i.path, i.rule])).toEqual([
+      ['kind', 'one-of'],
+      ['limit', 'page-size'],
+    ]);
+    const noDay = await list('api-list-audit.json', { from: '2026-02-30' });
+    expect(noDay.body.error).toMatchObject({ field: 'from', rule: 'one-of', message: 'from: must be a date that exists (YYYY-MM-DD: 2026-02-30 has no day)' });
+    // An empty or over-long cursor is a bad cursor like any other (it was INVALID_QUERY with zod's wording).
+    for (const file of ['api-list-exports.json', 'api-list-audit.json']) {
+      for (const cursor of ['', 'a'.repeat(5000)]) {
+        const res = await list(file, { cursor });
+        expect(res.status, `${file} ${cursor.length}`).toBe(400);
+        expect(res.body.error, `${file} ${cursor.length}`).toMatchObject({ code: 'INVALID_CURSOR', field: 'cursor', rule: 'returned-cursor' });
+      }
+    }
+    // A trail cursor reused with another query is told so (it was "not returned … for this caller").
+    const page = await list('api-list-audit.json', { limit: '1' });
+    await create();
+    await create('api-create-export-cases.json');
+    const first = await list('api-list-audit.json', { limit: '1' });
+    expect(first.body.cursor).toEqual(expect.any(String));
+    const reused = await list('api-list-audit.json', { limit: '1', kind: 'cases', cursor: first.body.cursor as string });
+    expect(reused.body.error).toMatchObject({ code: 'INVALID_CURSOR', rule: 'returned-cursor' });
+    expect(reused.body.error.message).toContain('for this query');
+    expect(page.status).toBe(200);
+    // A bearer token pasted as a parameter name, or a link token repeated, before any sign-in:
+    // described, never repeated (it came back in full in the message, the field and the issues).
+    const jwt = auditor;
+    const pasted = await list('api-list-exports.json', { [jwt]: '' });
+    expect(pasted.body.error).toMatchObject({ code: 'INVALID_QUERY', rule: 'unknown-field', field: `(a key of ${jwt.length} characters, not repeated)` });
+    const linkToken = `${Buffer.from('019ca8d72d00a638015839a817f1|1772964000000').toString('base64url')}.${'A'.repeat(43)}`;
+    const anonymous = loadEvent('api-download.json', { DOWNLOAD_TOKEN: 'tok-x-0123456789' });
+    anonymous.queryStringParameters = { [linkToken]: '' };
+    anonymous.multiValueQueryStringParameters = { [linkToken]: ['', ''] };
+    const repeated = await call(anonymous);
+    expect(repeated.body.error).toMatchObject({ code: 'INVALID_QUERY', rule: 'once', field: `(a parameter name of ${linkToken.length} characters, not repeated)` });
+    for (const res of [pasted, repeated]) {
+      const text = JSON.stringify(res.body);
+      expect(text).not.toContain(jwt.slice(0, 40));
+      expect(text).not.toContain(linkToken.slice(0, 40));
+    }
+    // Short names are ours to name: the field a client must remove.
+    expect((await list('api-list-exports.json', { sort: 'asc' })).body.error).toMatchObject({ field: 'sort', rule: 'unknown-field' });
+  });
+
+  it('routes without query parameters refuse one (POST /v1/exports?dryRun=true created an export); the download link ignores them', async () => {
+    const dry = loadEvent('api-create-export-contacts.json', { TOKEN: await token(), PASSWORD });
+    dry.queryStringParameters = { dryRun: 'true' };
+    const res = await call(dry);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: 'INVALID_QUERY', field: 'dryRun', rule: 'unknown-field' });
+    expect(fakes.store.jobs.size).toBe(0);
+    const exportId = (await create()).body.exportId as string;
+    const one = loadEvent('api-get-export.json', { TOKEN: await token(), EXPORT_ID: exportId });
+    one.queryStringParameters = { fields: 'status' };
+    expect((await call(one)).body.error).toMatchObject({ code: 'INVALID_QUERY', field: 'fields' });
+    const cancel = loadEvent('api-cancel-export.json', { TOKEN: await token(), EXPORT_ID: exportId });
+    cancel.queryStringParameters = { force: '1' };
+    expect((await call(cancel)).body.error).toMatchObject({ code: 'INVALID_QUERY', field: 'force' });
+    expect(fakes.store.jobs.get(exportId)?.status).not.toBe('canceled');
+    // The download link works with parameters a chat app added to it.
+    completeJob(exportId);
+    const link = loadEvent('api-download.json', { DOWNLOAD_TOKEN: `tok-${exportId}-0123456789` });
+    link.queryStringParameters = { utm_source: 'chat' };
+    expect((await call(link)).status).toBe(302);
+    // Two Idempotency-Key lines: told that, not that the joined value has the wrong characters.
+    const twice = loadEvent('api-create-export-contacts.json', { TOKEN: await token({ managerId: 'm-idem-2' }), PASSWORD });
+    twice.multiValueHeaders = { ...twice.multiValueHeaders, 'Idempotency-Key': ['abcdefgh1', 'abcdefgh2'] };
+    expect((await call(twice)).body.error).toMatchObject({ code: 'INVALID_IDEMPOTENCY_KEY', field: 'Idempotency-Key', rule: 'once', message: 'Idempotency-Key must be sent once' });
+    // A hand-made event without a method or a path is no route: 404, not a TypeError's 500.
+    const bare = loadEvent('api-get-export.json', { TOKEN: await token(), EXPORT_ID: exportId }) as Partial<APIGatewayProxyEvent>;
+    delete bare.httpMethod;
+    delete bare.path;
+    expect((await call(bare as APIGatewayProxyEvent)).status).toBe(404);
   });
 
   it('is for audit:read holders of the export’s channel: 403 without it, 401 without a token, 404 for another channel’s export', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { findJsonStructureProblem, jsonStringEnd } from '../../shared/json-text';
+import { findJsonDepthProblem, findJsonStructureProblem, jsonStringEnd } from '../../shared/json-text';
 import { findMalformedText } from '../../shared/text-rules';
 
 describe('findJsonStructureProblem (what JSON.parse does not check)', () => {
@@ -30,6 +30,22 @@ describe('findJsonStructureProblem (what JSON.parse does not check)', () => {
     expect(jsonStringEnd('"a\\"b"', 0)).toBe(5);
     expect(jsonStringEnd('"a\\\\"', 0)).toBe(4);
     expect(() => jsonStringEnd('"abc', 0)).toThrow(/unterminated/);
+  });
+});
+
+describe('findJsonDepthProblem (before JSON.parse: the text may be malformed)', () => {
+  it('finds the first level too deep, with its path, in text that is never closed', () => {
+    expect(findJsonDepthProblem(`{"a":{"b":[1,${'['.repeat(100_000)}`, 4)).toEqual({ rule: 'max-depth', path: ['a', 'b', 1, 0] });
+    expect(findJsonDepthProblem('{"a":[[[]]]}', 4)).toBeUndefined();
+    // Brackets inside strings are text, and an escaped quote does not end one.
+    expect(findJsonDepthProblem('{"a":"[[[[[\\"[[[["}', 2)).toBeUndefined();
+  });
+
+  it('leaves malformed text to JSON.parse: an unterminated string ends the scan, a key with a bad escape is kept as written', () => {
+    expect(findJsonDepthProblem('{"a":"[[[[[[', 2)).toBeUndefined();
+    expect(findJsonDepthProblem('{"k\\q":[[[', 2)).toEqual({ rule: 'max-depth', path: ['k\\q', 0] });
+    // It never reports a repeated key: that waits for valid JSON (findJsonStructureProblem).
+    expect(findJsonDepthProblem('{"a":1,"a":2}', 4)).toBeUndefined();
   });
 });
 

@@ -145,7 +145,7 @@ describe('local stack', () => {
       const res = await send(declareLength);
       expect(res.status, `content-length: ${declareLength}`).toBe(413);
       const error = (JSON.parse(res.body) as { error: Record<string, unknown> }).error;
-      expect(error).toEqual({ code: 'BODY_TOO_LARGE', message: `the request body must be at most ${MAX_REQUEST_BODY_BYTES} bytes`, requestId: expect.any(String) });
+      expect(error).toEqual({ code: 'BODY_TOO_LARGE', message: `the request body must be at most ${MAX_REQUEST_BODY_BYTES} bytes`, field: 'body', rule: 'max-bytes', requestId: expect.any(String) });
       expect(res.headers['x-request-id']).toBe(error.requestId);
     }
     // A client that never stops sending is cut off well before its 64 MiB: the stack does not
@@ -191,7 +191,7 @@ describe('local stack', () => {
     expect(latin1.status).toBe(400);
     expect(latin1.body.error).toMatchObject({ code: 'MALFORMED_JSON', message: expect.stringMatching(/not valid UTF-8/) });
     const labelled = await post(Buffer.from(body('café sync'), 'latin1'), 'application/json; charset=iso-8859-1');
-    expect(labelled.status).toBe(400);
+    expect(labelled.status).toBe(415);
     expect(labelled.body.error?.code).toBe('UNSUPPORTED_CONTENT_TYPE');
     // The same text in UTF-8 is taken and audited as sent.
     const utf8 = await post(Buffer.from(body('café sync'), 'utf8'));

@@ -76,7 +76,7 @@ export const DOWNLOAD_COUNT_CAP: DownloadCountCap = { items: 10_000, pages: 20 }
 /** A client error (400): the cursor names the field it is about. */
 export class InvalidAuditCursorError extends ValidationError {
   constructor() {
-    super('cursor is not a cursor returned by this endpoint for this channel', { code: 'INVALID_CURSOR', field: 'cursor' });
+    super('cursor is not a cursor returned by this endpoint for this channel', { code: 'INVALID_CURSOR', field: 'cursor', rule: 'returned-cursor' });
   }
 }
 

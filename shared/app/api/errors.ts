@@ -1,13 +1,28 @@
 import type { z } from 'zod';
-import { DomainError, splitUnrecognizedKeys, ValidationError } from '../../domain/errors';
+import { collectIssues, DomainError, nameForError, ValidationError } from '../../domain/errors';
 
-/** A query string that does not parse: 400 INVALID_QUERY naming the first bad parameter. */
+/**
+ * A query string that does not parse: 400 INVALID_QUERY naming the first bad parameter in its
+ * message, with every bad parameter in `issues`, each with its rule (at most 50, as a body's).
+ */
 export function invalidQuery(error: z.ZodError): ValidationError {
   // An unknown parameter is named as the field itself ("foo: is not an allowed parameter"), not
-  // as `query`, which is also the body's quick-search field.
-  const first = error.issues.flatMap((issue) => splitUnrecognizedKeys(issue, 'parameter'))[0];
-  const field = first?.path.map(String).join('.') || 'query';
-  return new ValidationError(`${field}: ${first?.message ?? 'invalid'}`, { code: 'INVALID_QUERY', field });
+  // as `query`, which is also the body's quick-search field; a whole-query issue is `query`.
+  const issues = collectIssues(error, '', 'parameter')
+    .slice(0, 50)
+    .map((issue) => (issue.path === '(root)' ? { ...issue, path: 'query' } : issue));
+  const first = issues[0] ?? { path: 'query', message: 'invalid', rule: 'invalid' };
+  return new ValidationError(`${first.path}: ${first.message}`, { code: 'INVALID_QUERY', field: first.path, ...(first.rule ? { rule: first.rule } : {}), issues });
+}
+
+/**
+ * A query parameter given more than once: API Gateway keeps the last in queryStringParameters,
+ * so `?limit=1&limit=2` would silently mean 2. Named only as nameForError allows: it is input,
+ * and this is answered before authentication.
+ */
+export function repeatedQueryParameter(name: string): ValidationError {
+  const field = nameForError(name, 'parameter name');
+  return new ValidationError(`${field}: given more than once (each parameter may be given once)`, { code: 'INVALID_QUERY', field, rule: 'once' });
 }
 
 /** Same Idempotency-Key, different body: the client reused a key for another request. */

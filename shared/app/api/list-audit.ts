@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { requirePermission } from '../../domain';
+import { INPUT_ERRORS, requirePermission } from '../../domain';
 import type { Principal } from '../../auth/principal';
 import type { AuditEntry, DownloadsPage } from '../../ports/audit-log';
 import { openCursor, pageLimitSchema, sealCursor } from './cursor';
@@ -24,16 +24,21 @@ const instant = z
   // zod's union message ("Invalid input") tells the caller nothing. The two usual mistakes are a
   // date-time without an offset and an unencoded `+`, which a query string turns into a space.
   .union([z.iso.datetime({ offset: true }), z.iso.date()], {
-    error:
-      'must be a date (2026-03-01) or an ISO-8601 date-time with an offset (2026-03-01T09:00:00+09:00 or 2026-03-01T00:00:00Z); in a URL send "+" as %2B',
+    // A date written right but naming no day (2026-02-30) is told that, not the URL hint.
+    error: (issue) =>
+      typeof issue.input === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(issue.input)
+        ? 'must be a date that exists (YYYY-MM-DD: 2026-02-30 has no day)'
+        : 'must be a date (2026-03-01) or an ISO-8601 date-time with an offset (2026-03-01T09:00:00+09:00 or 2026-03-01T00:00:00Z); in a URL send "+" as %2B',
   })
   .refine((value) => /^\d{4}-/.test(toInstant(value, 'start')) && /^\d{4}-/.test(toInstant(value, 'end')), {
     message: 'must fall between the years 0000 and 9999 in UTC',
+    params: { rule: 'year-range' },
   });
 
 /** Paging of both audit reads: their limits and cursors follow one rule. */
 const auditPageFields = {
-  cursor: z.string().min(1).max(4096).optional(),
+  // Any text: openCursor tells an empty, over-long or altered one INVALID_CURSOR, as every bad cursor.
+  cursor: z.string().optional(),
   limit: pageLimitSchema(50),
 };
 
@@ -48,6 +53,7 @@ export const listAuditQuerySchema = z
   .refine((q) => !q.from || !q.to || toInstant(q.from, 'start') <= toInstant(q.to, 'end'), {
     message: 'must not be before from',
     path: ['to'],
+    params: { rule: 'window-order' },
   });
 
 /**
@@ -67,7 +73,7 @@ function toInstant(value: string, edge: 'start' | 'end'): string {
 /** GET /v1/audit: audit:read only, always the caller's own channel. */
 export async function listAudit(deps: ApiDeps, principal: Principal, query: Record<string, string | undefined>): Promise<AuditPageView> {
   requirePermission(principal, 'audit:read');
-  const parsed = listAuditQuerySchema.safeParse(query);
+  const parsed = listAuditQuerySchema.safeParse(query, INPUT_ERRORS);
   if (!parsed.success) throw invalidQuery(parsed.error);
   const q = parsed.data;
   const filters = {
@@ -82,7 +88,9 @@ export async function listAudit(deps: ApiDeps, principal: Principal, query: Reco
   const page = await deps.audit.query({
     channelId: principal.channelId,
     ...filters,
-    ...(q.cursor ? { cursor: openCursor(deps.hmacSecret, scope, q.cursor) } : {}),
+    ...(q.cursor !== undefined
+      ? { cursor: openCursor(deps.hmacSecret, scope, q.cursor, 'this query (the same from, to, kind and managerId)') }
+      : {}),
     limit: q.limit,
   });
   return {
@@ -112,7 +120,7 @@ export async function listExportDownloads(
   query: Record<string, string | undefined>,
 ): Promise<DownloadsPage> {
   requirePermission(principal, 'audit:read');
-  const parsed = listDownloadsQuerySchema.safeParse(query);
+  const parsed = listDownloadsQuerySchema.safeParse(query, INPUT_ERRORS);
   if (!parsed.success) throw invalidQuery(parsed.error);
   const q = parsed.data;
   // A malformed id cannot name an export: the same 404 as a missing one, and no table read.
@@ -123,7 +131,7 @@ export async function listExportDownloads(
   const page = await deps.audit.listDownloads({
     channelId: principal.channelId,
     exportId,
-    ...(q.cursor ? { cursor: openCursor(deps.hmacSecret, scope, q.cursor) } : {}),
+    ...(q.cursor !== undefined ? { cursor: openCursor(deps.hmacSecret, scope, q.cursor, 'this export') } : {}),
     limit: q.limit,
   });
   // Another channel's export is as unknown as a missing one: existence is not disclosed.

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConflictError, hasPermission, NotFoundError, PermissionDeniedError, requirePermission } from '../../domain';
+import { ConflictError, hasPermission, INPUT_ERRORS, NotFoundError, PermissionDeniedError, requirePermission } from '../../domain';
 import type { Principal } from '../../auth/principal';
 import { runCancelFollowUps } from '../cancel-follow-ups';
 import { dispatchUnfinished, terminalStatuses, unfinishedStatuses, type ExportJob } from '../export-job';
@@ -76,7 +76,8 @@ export async function getExport(deps: ApiDeps, principal: Principal, exportId: s
 
 export const listExportsQuerySchema = z.strictObject({
   limit: pageLimitSchema(20),
-  cursor: z.string().min(1).max(2048).optional(),
+  // Any text: openCursor tells an empty, over-long or altered one INVALID_CURSOR, as every bad cursor.
+  cursor: z.string().optional(),
 });
 
 /**
@@ -89,10 +90,10 @@ export async function listExports(
   query: Record<string, string | undefined>,
 ): Promise<{ items: ExportView[]; cursor?: string }> {
   requirePermission(principal, 'export:download');
-  const parsed = listExportsQuerySchema.safeParse(query);
+  const parsed = listExportsQuerySchema.safeParse(query, INPUT_ERRORS);
   if (!parsed.success) throw invalidQuery(parsed.error);
   const scope = `${principal.channelId}\0${principal.managerId}`;
-  const storeCursor = parsed.data.cursor ? openCursor(deps.hmacSecret, scope, parsed.data.cursor) : undefined;
+  const storeCursor = parsed.data.cursor !== undefined ? openCursor(deps.hmacSecret, scope, parsed.data.cursor) : undefined;
   const page = await deps.store.listJobs(principal.channelId, principal.managerId, storeCursor, parsed.data.limit);
   const items = await Promise.all(
     page.items.map(async (listed) => {

@@ -63,6 +63,7 @@ export async function requestExport(
     throw new ValidationError('Idempotency-Key must be 8-128 characters of letters, digits, ".", "_", ":" or "-"', {
       code: 'INVALID_IDEMPOTENCY_KEY',
       field: 'Idempotency-Key',
+      rule: 'format',
     });
   }
   // An HMAC with a server secret, not a plain hash: the stored value must not let anyone who
