@@ -128,6 +128,37 @@ export class ExportApi extends Construct {
       },
     });
 
+    // API Gateway's own answers in the handler's envelope and codes, so a client switches on one
+    // code wherever the refusal is made (by default they are {"message":"Unauthorized"} and co.,
+    // and an unknown path is a 403 "Missing Authentication Token"). The authorizer refuses a
+    // token by throwing 'Unauthorized' (the 401), and the stage throttle answers 429.
+    const envelope = (code: string, message: string) => ({ 'application/json': JSON.stringify({ error: { code, message, requestId: '$context.requestId' } }) });
+    this.restApi.addGatewayResponse('Unauthorized', {
+      type: apigw.ResponseType.UNAUTHORIZED,
+      statusCode: '401',
+      // RFC 6750: say which scheme; no error detail (the authorizer does not tell which check failed).
+      responseHeaders: { ...corsHeaders, 'WWW-Authenticate': `'Bearer realm="export-service"'` },
+      templates: envelope('UNAUTHENTICATED', 'a valid bearer token is required (Authorization: Bearer <token>)'),
+    });
+    this.restApi.addGatewayResponse('AccessDenied', {
+      type: apigw.ResponseType.ACCESS_DENIED,
+      statusCode: '403',
+      responseHeaders: corsHeaders,
+      templates: envelope('PERMISSION_DENIED', 'this token may not call this route'),
+    });
+    this.restApi.addGatewayResponse('MissingAuthenticationToken', {
+      type: apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
+      statusCode: '404',
+      responseHeaders: corsHeaders,
+      templates: envelope('ROUTE_NOT_FOUND', 'no route for this method here; see docs/api.md for the routes'),
+    });
+    this.restApi.addGatewayResponse('Throttled', {
+      type: apigw.ResponseType.THROTTLED,
+      statusCode: '429',
+      responseHeaders: { ...corsHeaders, 'Retry-After': "'1'" },
+      templates: envelope('RATE_LIMITED', 'too many requests to the service; retry after a second'),
+    });
+
     // A body over the gateway's 10 MB payload limit (one without a Content-Length the web ACL
     // could judge) never reaches the handler: answered in the handler's envelope and code.
     this.restApi.addGatewayResponse('RequestTooLarge', {

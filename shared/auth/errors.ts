@@ -5,7 +5,9 @@
  * Not a DomainError: identity is an edge concern, not a business rule.
  */
 export class UnauthenticatedError extends Error {
-  readonly code = 'unauthenticated';
+  // UPPER_SNAKE as every other code (it was the one lower-case code), and what API Gateway's own
+  // 401 answers with on AWS (infra/stack/export-api.ts).
+  readonly code = 'UNAUTHENTICATED';
   constructor(
     readonly reason: 'missing' | 'invalid' | 'expired',
     message: string,

@@ -242,7 +242,8 @@ export function toValidationError(
   error: z.ZodError,
   opts: { prefix?: string; code?: string; rule?: string } = {},
 ): ValidationError {
-  const all = collectIssues(error, opts.prefix ?? '');
+  // A refusal of the whole body (`null`, `[]`) names it `body`, as the body's other refusals do.
+  const all = collectIssues(error, opts.prefix ?? '').map((issue) => (issue.path === '(root)' ? { ...issue, path: 'body' } : issue));
   // Bounded: a 100,000-value list of bad values must not become a 100,000-line error body.
   const issues = all.slice(0, MAX_ISSUES);
   const first = issues[0];

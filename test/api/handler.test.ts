@@ -848,7 +848,7 @@ describe('authentication and authorization', () => {
     const expired = await token({}, new Date('2026-03-01T07:00:00Z'));
     const r3 = await call(loadEvent('api-list-exports.json', { TOKEN: expired }));
     expect(r3.status).toBe(401);
-    expect(r3.body.error.code).toBe('unauthenticated');
+    expect(r3.body.error.code).toBe('UNAUTHENTICATED');
     const noPermission = await call(loadEvent('api-create-export-cases.json', { TOKEN: await token({ permissions: [] }), PASSWORD }));
     expect(noPermission.status).toBe(403);
     expect(noPermission.body.error).toMatchObject({ code: 'PERMISSION_DENIED', rule: 'S5/C10' });

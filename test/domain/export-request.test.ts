@@ -144,6 +144,17 @@ describe('request schema and JSON Schema agree (API Gateway model)', () => {
 });
 
 describe('parsing errors', () => {
+  it('a body that is no object is refused as `body` (it was `(root)`), rule type', () => {
+    for (const body of [null, [], 'text', 5]) {
+      try {
+        parseExportRequest(body);
+        expect.unreachable(JSON.stringify(body));
+      } catch (e) {
+        expect(e, JSON.stringify(body)).toMatchObject({ code: 'VALIDATION_FAILED', field: 'body', rule: 'type', issues: [{ path: 'body', message: 'must be an object', rule: 'type' }] });
+      }
+    }
+  });
+
   it('S4: an empty or blank reason is one issue with one message, not a repeat', () => {
     for (const reason of ['', '   ', '\n\t']) {
       try {

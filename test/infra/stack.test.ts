@@ -683,7 +683,27 @@ describe('REST API', () => {
     const tooLarge = Object.values(resourcesOf(template, 'AWS::ApiGateway::GatewayResponse')).find((r) => r.Properties?.ResponseType === 'REQUEST_TOO_LARGE');
     expect(tooLarge?.Properties).toMatchObject({ StatusCode: '413', ResponseParameters: { 'gatewayresponse.header.Access-Control-Allow-Origin': `'${TEST_CONTEXT.adminOrigin}'` } });
     const tooLargeBody = JSON.parse(tooLarge?.Properties?.ResponseTemplates?.['application/json'] as string) as { error: Record<string, string> };
-    expect(tooLargeBody.error).toMatchObject({ code: 'BODY_TOO_LARGE', requestId: '$context.requestId' });
+    expect(tooLargeBody.error).toMatchObject({ code: 'BODY_TOO_LARGE', field: 'body', rule: 'max-bytes', requestId: '$context.requestId' });
+    // API Gateway's own refusals answer in the same envelope and codes as the handler (they were
+    // {"message":"Unauthorized"}, and an unknown path a 403 "Missing Authentication Token").
+    const gatewayResponse = (type: string) => {
+      const response = Object.values(resourcesOf(template, 'AWS::ApiGateway::GatewayResponse')).find((r) => r.Properties?.ResponseType === type)?.Properties;
+      const error = (JSON.parse(response?.ResponseTemplates?.['application/json'] as string) as { error: Record<string, string> }).error;
+      return { status: response?.StatusCode, headers: response?.ResponseParameters as Record<string, string>, error };
+    };
+    for (const [type, status, code] of [
+      ['UNAUTHORIZED', '401', 'UNAUTHENTICATED'],
+      ['ACCESS_DENIED', '403', 'PERMISSION_DENIED'],
+      ['MISSING_AUTHENTICATION_TOKEN', '404', 'ROUTE_NOT_FOUND'],
+      ['THROTTLED', '429', 'RATE_LIMITED'],
+    ] as const) {
+      const response = gatewayResponse(type);
+      expect(response.status, type).toBe(status);
+      expect(response.error, type).toMatchObject({ code, requestId: '$context.requestId' });
+      expect(response.headers['gatewayresponse.header.Access-Control-Allow-Origin'], type).toBe(`'${TEST_CONTEXT.adminOrigin}'`);
+    }
+    expect(gatewayResponse('UNAUTHORIZED').headers['gatewayresponse.header.WWW-Authenticate']).toBe(`'Bearer realm="export-service"'`);
+    expect(gatewayResponse('THROTTLED').headers['gatewayresponse.header.Retry-After']).toBe("'1'");
   });
 });
 
