@@ -51,8 +51,12 @@ export class ValidationError extends DomainError {
     opts: { code?: string; field?: string; rule?: string; issues?: readonly ValidationIssue[] } = {},
   ) {
     super(opts.code ?? 'VALIDATION_FAILED', message, opts);
+    // An issue's message does not repeat its path (`issues: [{ path: "limit", message: "must be …" }]`),
+    // as zod's issues do not, where the error's own message starts with it ("limit: must be …").
+    const issueMessage = opts.field !== undefined && message.startsWith(`${opts.field}: `) ? message.slice(opts.field.length + 2) : message;
     this.issues =
-      opts.issues ?? (opts.field !== undefined ? [{ path: opts.field, message, ...(opts.rule !== undefined ? { rule: opts.rule } : {}) }] : []);
+      opts.issues ??
+      (opts.field !== undefined ? [{ path: opts.field, message: issueMessage, ...(opts.rule !== undefined ? { rule: opts.rule } : {}) }] : []);
   }
 
   override toJSON(): Record<string, unknown> {

@@ -1471,6 +1471,8 @@ describe('GET /v1/audit/exports/{exportId}/downloads', () => {
     const res = await call(dry);
     expect(res.status).toBe(400);
     expect(res.body.error).toMatchObject({ code: 'INVALID_QUERY', field: 'dryRun', rule: 'unknown-field' });
+    // The issue's message does not repeat its path (the error's message does), as zod's issues.
+    expect(res.body.error.issues).toEqual([{ path: 'dryRun', message: 'is not an allowed parameter (this route takes none)', rule: 'unknown-field' }]);
     expect(fakes.store.jobs.size).toBe(0);
     const exportId = (await create()).body.exportId as string;
     const one = loadEvent('api-get-export.json', { TOKEN: await token(), EXPORT_ID: exportId });
