@@ -134,12 +134,12 @@ export function nameForError(name: string, noun = 'name'): string {
  * `['filter', 'groups', 0, 'field']` -> `filter.groups[0].field`. A key that could not be one of
  * ours (nameForError) is described, not repeated: paths name the keys a client sent.
  */
-export function formatIssuePath(path: readonly PropertyKey[], prefix = ''): string {
+export function formatIssuePath(path: readonly PropertyKey[], prefix = '', noun = 'key'): string {
   let out = prefix;
   for (const part of path) {
     if (typeof part === 'number') out += `[${part}]`;
     else {
-      const name = nameForError(String(part), 'key');
+      const name = nameForError(String(part), noun);
       out += out === '' ? name : `.${name}`;
     }
   }
@@ -275,7 +275,7 @@ export function collectIssues(error: z.ZodError, prefix = '', noun = 'field'): V
   const all: ValidationIssue[] = [];
   for (const issue of error.issues) {
     for (const one of splitUnrecognizedKeys(issue, noun)) {
-      const path = formatIssuePath(one.path, prefix);
+      const path = formatIssuePath(one.path, prefix, noun === 'parameter' ? 'parameter name' : 'key');
       if (seen.has(path)) continue;
       seen.add(path);
       all.push({ path, message: one.message, rule: issueRule(issue) });

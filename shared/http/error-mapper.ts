@@ -93,6 +93,9 @@ export function mapErrorToResponse(error: unknown, requestId: string): APIGatewa
     headers['Retry-After'] = String(error.retryAfterSeconds);
   }
   if (error instanceof UnauthenticatedError) {
+    // The header to fix and the rule, as every refusal names them; `reason` stays in the header.
+    body.field = 'Authorization';
+    body.rule = 'bearer-token';
     // RFC 6750: tell the client which scheme and why; the description stays generic.
     headers['WWW-Authenticate'] = `Bearer realm="export-service", error="invalid_token", error_description="${error.reason}"`;
   }

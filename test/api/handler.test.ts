@@ -848,7 +848,7 @@ describe('authentication and authorization', () => {
     const expired = await token({}, new Date('2026-03-01T07:00:00Z'));
     const r3 = await call(loadEvent('api-list-exports.json', { TOKEN: expired }));
     expect(r3.status).toBe(401);
-    expect(r3.body.error.code).toBe('UNAUTHENTICATED');
+    expect(r3.body.error).toMatchObject({ code: 'UNAUTHENTICATED', field: 'Authorization', rule: 'bearer-token' });
     const noPermission = await call(loadEvent('api-create-export-cases.json', { TOKEN: await token({ permissions: [] }), PASSWORD }));
     expect(noPermission.status).toBe(403);
     expect(noPermission.body.error).toMatchObject({ code: 'PERMISSION_DENIED', rule: 'S5/C10' });
@@ -1449,7 +1449,7 @@ describe('GET /v1/audit/exports/{exportId}/downloads', () => {
     // described, never repeated (it came back in full in the message, the field and the issues).
     const jwt = auditor;
     const pasted = await list('api-list-exports.json', { [jwt]: '' });
-    expect(pasted.body.error).toMatchObject({ code: 'INVALID_QUERY', rule: 'unknown-field', field: `(a key of ${jwt.length} characters, not repeated)` });
+    expect(pasted.body.error).toMatchObject({ code: 'INVALID_QUERY', rule: 'unknown-field', field: `(a parameter name of ${jwt.length} characters, not repeated)` });
     const linkToken = `${Buffer.from('019ca8d72d00a638015839a817f1|1772964000000').toString('base64url')}.${'A'.repeat(43)}`;
     const anonymous = loadEvent('api-download.json', { DOWNLOAD_TOKEN: 'tok-x-0123456789' });
     anonymous.queryStringParameters = { [linkToken]: '' };
