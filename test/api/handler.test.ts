@@ -10,6 +10,7 @@ import { STALLED_DISPATCH_SECONDS } from '../../shared/app/api/read-exports';
 import { requestedEvent, requestExport } from '../../shared/app/api/request-export';
 import { MAX_REQUEST_BODY_BYTES } from '../../shared/http';
 import { ValidationError } from '../../shared/domain';
+import { completeJobInStore } from './support/api-harness';
 import { createCapturingLogger, createFakes, type Fakes } from './support/fakes';
 
 const secret = 'handler-test-secret-handler-test-secret';
@@ -43,19 +44,7 @@ async function create(name = 'api-create-export-contacts.json', vars: Record<str
 }
 
 function completeJob(exportId: string, expiresAt = '2026-03-08T10:00:00.000Z'): void {
-  const job = fakes.store.jobs.get(exportId) as ExportJob;
-  Object.assign(job, {
-    status: 'completed',
-    chunksDone: 3,
-    rowsWritten: 12,
-    rowCount: 12,
-    fileName: 'contacts.xlsx',
-    fileSize: 4096,
-    sha256: 'ab'.repeat(32),
-    objectKey: `exports/${exportId}.xlsx`,
-    completedAt: '2026-03-01T10:05:00.000Z',
-    expiresAt,
-  });
+  completeJobInStore(fakes, exportId, { expiresAt });
 }
 
 beforeEach(() => {

@@ -10,6 +10,7 @@ import { createTokenVerifier, DEV_AUDIENCE, DEV_ISSUER, signDevToken } from '../
 import type { ExportJob } from '../../shared/app/export-job';
 import { NotFoundError } from '../../shared/domain';
 import { MAX_REQUEST_BODY_BYTES } from '../../shared/http';
+import { completeJobInStore, loadEvent } from './support/api-harness';
 import { createCapturingLogger, createFakes, type Fakes } from './support/fakes';
 
 /**
@@ -236,11 +237,6 @@ const secret = 'openapi-test-secret-openapi-test-secret';
 const PASSWORD = 'Zq7Secr3tPw';
 const context = { awsRequestId: 'ctx-req', functionName: 'api' } as Context;
 
-function loadEvent(name: string, vars: Record<string, string>): APIGatewayProxyEvent {
-  let text = readFileSync(new URL(`../../events/${name}`, import.meta.url), 'utf8');
-  for (const [key, value] of Object.entries(vars)) text = text.split(`{{${key}}}`).join(value);
-  return JSON.parse(text) as APIGatewayProxyEvent;
-}
 
 function setQuery(event: APIGatewayProxyEvent, query: Record<string, string | string[]> | null): APIGatewayProxyEvent {
   if (query === null) {
@@ -384,22 +380,9 @@ async function token(over: Partial<{ channelId: string; managerId: string; name:
 
 const auditorToken = () => token({ managerId: 'm-9', name: 'Auditor Lee', permissions: ['audit:read'] });
 
-/** As handler.test.ts's completeJob: the pipeline's end state, written straight into the fake store. */
+/** The pipeline's end state, written straight into the fake store (as handler.test.ts does). */
 function completeJob(exportId: string, extra: Partial<ExportJob> = {}): void {
-  const job = fakes.store.jobs.get(exportId) as ExportJob;
-  Object.assign(job, {
-    status: 'completed',
-    chunksDone: 3,
-    rowsWritten: 12,
-    rowCount: 12,
-    fileName: 'contacts.xlsx',
-    fileSize: 4096,
-    sha256: 'ab'.repeat(32),
-    objectKey: `exports/${exportId}.xlsx`,
-    completedAt: '2026-03-01T10:05:00.000Z',
-    expiresAt: '2026-03-08T10:00:00.000Z',
-    ...extra,
-  });
+  completeJobInStore(fakes, exportId, extra);
 }
 
 const getExportEvent = async (exportId: string, bearer?: string) => loadEvent('api-get-export.json', { TOKEN: bearer ?? (await token()), EXPORT_ID: exportId });

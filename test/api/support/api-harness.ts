@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { createApiHandler } from '../../../functions/api/app';
 import { createTokenVerifier, DEV_AUDIENCE, DEV_ISSUER, signDevToken } from '../../../shared/auth';
+import type { ExportJob } from '../../../shared/app/export-job';
 import { createCapturingLogger, type Fakes } from './fakes';
 
 /** A sample event from events/ with its `{{VAR}}` placeholders filled in. */
@@ -39,4 +40,25 @@ export function apiCallerFor(fakes: Fakes, secret: string): ApiCaller {
       );
     },
   };
+}
+
+/**
+ * The pipeline's end state for `exportId`, written straight into the fake store (a completed
+ * export with its file's facts and a link window ending 2026-03-08), `extra` on top.
+ */
+export function completeJobInStore(fakes: Fakes, exportId: string, extra: Partial<ExportJob> = {}): void {
+  const job = fakes.store.jobs.get(exportId) as ExportJob;
+  Object.assign(job, {
+    status: 'completed',
+    chunksDone: 3,
+    rowsWritten: 12,
+    rowCount: 12,
+    fileName: 'contacts.xlsx',
+    fileSize: 4096,
+    sha256: 'ab'.repeat(32),
+    objectKey: `exports/${exportId}.xlsx`,
+    completedAt: '2026-03-01T10:05:00.000Z',
+    expiresAt: '2026-03-08T10:00:00.000Z',
+    ...extra,
+  });
 }
