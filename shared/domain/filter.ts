@@ -288,8 +288,18 @@ export function normalizePhone(input: string, defaultCountryCode = DEFAULT_COUNT
  * must still be found: it is normalised here, which costs only for those odd records.
  */
 function comparablePhone(v: unknown): unknown {
-  if (typeof v !== 'string' || E164_PATTERN.test(v)) return v;
+  if (typeof v !== 'string' || isCanonicalE164(v)) return v;
   return normalizePhone(v) ?? v;
+}
+
+/**
+ * E.164 as normalizePhone writes it. `+8201012345678` passes E164_PATTERN (and the import), but
+ * keeps the Korean trunk 0 that the typed side always drops (`010-1234-5678` -> `+821012345678`),
+ * so such a stored number was found by no `eq`, `in`, `startsWith` or quick search of its own
+ * text: it is normalised like any other odd form.
+ */
+function isCanonicalE164(v: string): boolean {
+  return E164_PATTERN.test(v) && !v.startsWith(`+${DEFAULT_COUNTRY}0`);
 }
 
 /**
@@ -339,7 +349,7 @@ function phoneTextMatcher(needles: PhoneNeedles): (v: string) => boolean {
   return (v) => {
     // E.164 text is `+` then the digits: the digits start at index 1 and, the needles being
     // digits only, a substring of the text is a substring of the digits. No copy needed.
-    const e164 = E164_PATTERN.test(v);
+    const e164 = isCanonicalE164(v);
     const s = e164 ? v : storedPhoneDigits(v);
     const from = e164 ? 1 : 0;
     for (const n of atStart) if (s.startsWith(n, from)) return true;
@@ -376,7 +386,8 @@ interface Env {
   profileSchema: CompileContext['profileSchema'];
 }
 
-const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2}))?$/;
+// Case-insensitive `T`/`Z`, as parseIsoWithOffset (date cells, the import) reads them.
+const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2}))?$/i;
 
 function bad(path: string, message: string, code = 'FILTER_INVALID', rule = 'C2'): ValidationError {
   return new ValidationError(`${path}: ${message}`, { code, field: path, rule });
@@ -612,8 +623,9 @@ function toComparable(kind: FieldKind, value: string | number, path: string): nu
     throw bad(path, 'must name a date and time that exist (no February 30, hour 25, minute 60, leap second or offset beyond ±23:59)');
   }
   if (kind === 'any') {
-    const n = Number(value);
-    if (value.trim() !== '' && Number.isFinite(n)) return n;
+    // Decimal text only, as a typed number key reads it: Number() took `0x1A` as 26 and `0b11` as 3.
+    const n = decimalTextValue(value);
+    if (n !== undefined) return n;
   }
   // A date-time without an offset names no instant (it was read nowhere): say what is missing.
   const hint = !/^\d{4}-\d{2}-\d{2}T/.test(value)
@@ -818,6 +830,18 @@ function compileText(kind: FieldKind, op: 'contains' | 'startsWith', value: stri
         return typeof v === 'string' && (v.startsWith('+') || v.startsWith('00'));
       };
     }
+  }
+  if (kind === 'email') {
+    // Folded as eq, in and the quick search fold addresses (foldEmail): a `/iu` regex also takes
+    // `ſ` for `s` and the Kelvin sign for `k`, so `contains "stu"` found `ſtu@x.com`, which
+    // `eq "stu@x.com"` and the quick search did not.
+    const needle = foldEmail(value);
+    return (r) => {
+      const v = get(r);
+      if (typeof v !== 'string') return false;
+      const folded = foldEmail(v);
+      return op === 'contains' ? folded.includes(needle) : folded.startsWith(needle);
+    };
   }
   // Case-insensitive, like the product's search box. A compiled regex instead of lower-casing
   // each record's text: no per-record string allocation.

@@ -330,8 +330,17 @@ describe('C2 rejects unknown fields and operators naming the path', () => {
     // A date-time without an offset is an ISO-8601 date-time: the message says what it lacks.
     expect(fail(one({ field: 'lastSeenAt', op: 'gt', value: '2025-07-01T10:00' })).message).toContain('has no offset: add Z or one such as +09:00');
     expect(fail(one({ field: 'lastSeenAt', op: 'gt', value: 'yesterday' })).message).not.toContain('no offset');
-    // An offset written in a form not taken (lower-case z, a space before it) is not called missing.
-    for (const value of ['2024-01-01T00:00:00z', '2024-01-01T00:00:00 +09:00']) {
+    // Lower-case `t`/`z` are the same instant (RFC 3339; date cells and the import take them too):
+    // a filter refused them, found by an oracle fuzz.
+    for (const value of ['2025-07-01T00:00:00z', '2025-07-01t00:00:00Z', '2025-07-01t09:00:00+09:00']) {
+      const lower = compileFilter(one({ field: 'lastSeenAt', op: 'gte', value }), 'users', { now });
+      const upper = compileFilter(one({ field: 'lastSeenAt', op: 'gte', value: '2025-07-01T00:00:00Z' }), 'users', { now });
+      for (const lastSeenAt of [Date.parse('2025-06-30T23:59:59.999Z'), Date.parse('2025-07-01T00:00:00Z')]) {
+        expect(lower({ id: 'x', createdAt: 0, lastSeenAt }), value).toBe(upper({ id: 'x', createdAt: 0, lastSeenAt }));
+      }
+    }
+    // An offset written in a form not taken (a space before it) is not called missing.
+    for (const value of ['2024-01-01T00:00:00 +09:00']) {
       expect(fail(one({ field: 'lastSeenAt', op: 'gt', value })).message, value).toContain('write the offset as Z or as +09:00, right after the time');
     }
     expect(fail(one({ field: 'member', op: 'eq', value: 'yes' })).field).toBe('filter.groups[0].conditions[0].value');
@@ -489,6 +498,23 @@ describe('S6 case filters', () => {
 
   it('S6: quick search is a contacts feature', () => {
     expect(() => compileFilter(undefined, 'cases', { now, query: 'x' })).toThrow(/query/);
+  });
+});
+
+describe('C1/C2 a stored +82 number that keeps its trunk 0 (+8201012345678) is found by its own text', () => {
+  it('eq, in, startsWith, contains and the quick search all find it, as they find +821012345678 (an oracle fuzz found eq and the quick search did not)', () => {
+    const stored = { id: 'x', createdAt: 0, mobileNumber: '+8201012345678' };
+    expect(userRecordSchema.safeParse(stored).success).toBe(true);
+    const finds = (condition: Record<string, unknown>) => compileFilter(one(condition), 'users', { now })(stored);
+    for (const value of ['+8201012345678', '+821012345678', '010-1234-5678', '01012345678']) {
+      expect(finds({ field: 'mobileNumber', op: 'eq', value }), `eq ${value}`).toBe(true);
+      expect(finds({ field: 'mobileNumber', op: 'in', values: [value] }), `in ${value}`).toBe(true);
+      expect(finds({ field: 'mobileNumber', op: 'startsWith', value }), `startsWith ${value}`).toBe(true);
+      expect(finds({ field: 'mobileNumber', op: 'contains', value }), `contains ${value}`).toBe(true);
+      expect(compileQuickSearch(value)(stored), `quick ${value}`).toBe(true);
+    }
+    expect(finds({ field: 'mobileNumber', op: 'eq', value: '010-1234-5679' })).toBe(false);
+    expect(finds({ field: 'mobileNumber', op: 'neq', value: '010-1234-5678' })).toBe(false);
   });
 });
 
@@ -795,6 +821,18 @@ describe('C2 number and boolean profile values held as text are compared as the 
   });
 });
 
+describe('C2 a loose profile bound (no schema) is a number only as decimal text, as a typed key reads it', () => {
+  it('0x1A, 0b11 and 0o7 are no numbers (Number() read them as 26, 3 and 7: found by an oracle fuzz); decimal text is', () => {
+    const record = { id: 'x', createdAt: 0, profile: { amount: 27 } };
+    for (const value of ['0x1A', '0b11', '0o7', '0X1A']) {
+      expect(() => compileFilter(one({ field: 'profile.amount', op: 'gt', value }), 'users', { now }), value).toThrow(ValidationError);
+      expect(() => compileFilter(one({ field: 'profile.amount', op: 'between', from: 0, to: value }), 'users', { now }), value).toThrow(ValidationError);
+    }
+    expect(compileFilter(one({ field: 'profile.amount', op: 'gt', value: '26' }), 'users', { now })(record)).toBe(true);
+    expect(compileFilter(one({ field: 'profile.amount', op: 'gt', value: '27.5' }), 'users', { now })(record)).toBe(false);
+  });
+});
+
 describe('C2 e-mail equality is case-insensitive, like the quick search', () => {
   it('C1/C2: eq, in and the quick search fold letter case the same way', () => {
     const pairs: [string, string][] = [
@@ -815,6 +853,25 @@ describe('C2 e-mail equality is case-insensitive, like the quick search', () => 
       expect({ stored, typed, eq, in: inList }).toEqual({ stored, typed, eq: quick, in: quick });
     }
     expect(compileQuickSearch('ΣΑΣ@x.gr')({ email: 'σασ@x.gr' })).toBe(true);
+  });
+
+  it('C1/C2: contains and startsWith fold as eq and the quick search do (a /iu regex took ſ for s: found by an oracle fuzz)', () => {
+    const pairs: [string, string][] = [
+      ['ſtu@x.com', 'stu'],
+      ['kelvin@x', 'KEL'],
+      ['Minji.Kim@Example.com', 'minji.kim'],
+      ['σας@x.gr', 'ΣΑΣ'],
+      ['straße@x.de', 'STRASSE'],
+    ];
+    for (const [stored, typed] of pairs) {
+      const u = { id: 'x', createdAt: 0, email: stored };
+      const contains = compileFilter(one({ field: 'email', op: 'contains', value: typed }), 'users', { now })(u);
+      const startsWith = compileFilter(one({ field: 'email', op: 'startsWith', value: typed }), 'users', { now })(u);
+      const quick = compileQuickSearch(typed)(u);
+      expect({ stored, typed, contains, startsWith }).toEqual({ stored, typed, contains: quick, startsWith: quick });
+    }
+    expect(compileFilter(one({ field: 'email', op: 'contains', value: 'stu' }), 'users', { now })({ email: 'ſtu@x.com' })).toBe(false);
+    expect(compileFilter(one({ field: 'email', op: 'startsWith', value: 'EXAMPLE' }), 'users', { now })({ email: 'jose@example.com' })).toBe(false);
   });
 
 
