@@ -106,7 +106,7 @@ function withCors(response: APIGatewayProxyResult, event: APIGatewayProxyEvent |
     headers: {
       ...(response.headers ?? {}),
       'Access-Control-Allow-Origin': origin,
-      'Access-Control-Expose-Headers': 'Location, Retry-After, Idempotency-Replayed, X-Request-Id, WWW-Authenticate',
+      'Access-Control-Expose-Headers': 'Location, Retry-After, Idempotency-Replayed, X-Request-Id, WWW-Authenticate, Accept-Encoding',
       Vary: 'Origin',
     },
   };
@@ -121,9 +121,13 @@ async function dispatch(
   const { deps } = runtime;
   // API Gateway keeps the last of a repeated parameter in queryStringParameters: `?limit=1&limit=2`
   // would silently mean 2. Refused, naming it, as the operator commands refuse an option twice.
-  const repeated = Object.entries(event.multiValueQueryStringParameters ?? {}).find(([, values]) => (values?.length ?? 0) > 1);
+  // A cache-busting `_=<timestamp>` (jQuery's `cache: false` and others append it to GETs) is
+  // no parameter of ours: dropped on reads, so it is neither refused as unknown nor as repeated.
+  const read = event.httpMethod?.toUpperCase() === 'GET' || event.httpMethod?.toUpperCase() === 'HEAD';
+  const repeated = Object.entries(event.multiValueQueryStringParameters ?? {}).find(([name, values]) => (values?.length ?? 0) > 1 && !(read && name === CACHE_BUSTER));
   if (repeated) throw repeatedQueryParameter(repeated[0]);
-  const query = event.queryStringParameters ?? {};
+  const query = { ...(event.queryStringParameters ?? {}) };
+  if (read) delete query[CACHE_BUSTER];
   switch (name) {
     case 'download': {
       const principal = await optionalPrincipal(runtime, event);
@@ -183,6 +187,9 @@ async function dispatch(
     }
   }
 }
+
+/** The query parameter browsers' HTTP helpers add to defeat caches (`?_=1700000000000`). */
+const CACHE_BUSTER = '_';
 
 /**
  * Routes that take no query parameter refuse one, as the list routes refuse an unknown one:

@@ -132,13 +132,15 @@ export class ExportApi extends Construct {
     // code wherever the refusal is made (by default they are {"message":"Unauthorized"} and co.,
     // and an unknown path is a 403 "Missing Authentication Token"). The authorizer refuses a
     // token by throwing 'Unauthorized' (the 401), and the stage throttle answers 429.
-    const envelope = (code: string, message: string) => ({ 'application/json': JSON.stringify({ error: { code, message, requestId: '$context.requestId' } }) });
+    const envelope = (code: string, message: string, where: { field?: string; rule?: string } = {}) => ({
+      'application/json': JSON.stringify({ error: { code, message, ...where, requestId: '$context.requestId' } }),
+    });
     this.restApi.addGatewayResponse('Unauthorized', {
       type: apigw.ResponseType.UNAUTHORIZED,
       statusCode: '401',
       // RFC 6750: say which scheme; no error detail (the authorizer does not tell which check failed).
       responseHeaders: { ...corsHeaders, 'WWW-Authenticate': `'Bearer realm="export-service"'` },
-      templates: envelope('UNAUTHENTICATED', 'a valid bearer token is required (Authorization: Bearer <token>)'),
+      templates: envelope('UNAUTHENTICATED', 'a valid bearer token is required (Authorization: Bearer <token>)', { field: 'Authorization', rule: 'bearer-token' }),
     });
     this.restApi.addGatewayResponse('AccessDenied', {
       type: apigw.ResponseType.ACCESS_DENIED,

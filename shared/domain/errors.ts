@@ -116,17 +116,18 @@ export class ConflictError extends DomainError {
 /**
  * The longest key or parameter name an error repeats. Names are input too: a bearer token or a
  * download link pasted where a parameter name goes (`?eyJhbGci…`) came back in full in the
- * message, the field and the issues. Every name this service defines is a short identifier
- * (the longest, `profile.lastCheckoutCompletedAt`, has 31 characters); a JWT or a link token is
- * longer than this.
+ * message, the field and the issues. Every name this service takes fits (a profile key has at
+ * most 64 characters, so `profile.<key>` at most 72); a JWT (three base64url parts, 100+
+ * characters) or a download link token (~100) does not.
  */
-export const MAX_ECHOED_NAME = 40;
+export const MAX_ECHOED_NAME = 80;
 
 /**
  * `name` as an error may show it: itself when it could be one of ours (letters, digits, `_`,
  * `.`, `-`, at most MAX_ECHOED_NAME), else a description that does not repeat it.
  */
 export function nameForError(name: string, noun = 'name'): string {
+  if (name === '') return '""';
   return name.length <= MAX_ECHOED_NAME && /^[\p{L}\p{N}_.\-]+$/u.test(name) ? name : `(a ${noun} of ${name.length} characters, not repeated)`;
 }
 
@@ -196,7 +197,8 @@ export const INPUT_ERRORS = {
   },
 };
 
-const MAX_ISSUES = 50;
+/** At most this many issues in one error (a 100,000-value list of bad values is one error, not 100,000 lines). */
+export const MAX_ISSUES = 50;
 const MAX_SUMMARY_ISSUES = 5;
 
 /**

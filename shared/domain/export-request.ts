@@ -21,7 +21,12 @@ import { HAS_LETTER_OR_DIGIT, hasDisplayControl } from '../text-rules';
  * answered a 300-character password VALIDATION_FAILED where a 65-character one got
  * PASSWORD_TOO_LONG (S4). The body's 3 MB cap bounds it before that.
  */
-const passwordSchema = z.string();
+const passwordSchema = z
+  .string()
+  // The bounds, for readers of the generated model and docs/openapi.json (not checked here).
+  .describe(
+    'The file password, never stored. Checked by policy: cases (S4) 4-64 letters and digits; contacts (C7) 6-64 printable ASCII characters without spaces. Refused with PASSWORD_REQUIRED, PASSWORD_TOO_SHORT, PASSWORD_TOO_LONG or PASSWORD_INVALID_CHARACTERS.',
+  );
 
 /**
  * Kept for internal records (S4, C7) and read by auditors: required, trimmed, 1-500 characters,

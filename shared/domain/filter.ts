@@ -299,8 +299,9 @@ function comparablePhone(v: unknown): unknown {
  * text: it is normalised like any other odd form.
  */
 function isCanonicalE164(v: string): boolean {
-  return E164_PATTERN.test(v) && !v.startsWith(`+${DEFAULT_COUNTRY}0`);
+  return E164_PATTERN.test(v) && !v.startsWith(TRUNK_ZERO_PREFIX);
 }
+const TRUNK_ZERO_PREFIX = `+${DEFAULT_COUNTRY}0`;
 
 /**
  * A partial number as digit needles against a stored number's international digits
@@ -628,7 +629,7 @@ function toComparable(kind: FieldKind, value: string | number, path: string): nu
     if (n !== undefined) return n;
   }
   // A date-time without an offset names no instant (it was read nowhere): say what is missing.
-  const hint = !/^\d{4}-\d{2}-\d{2}T/.test(value)
+  const hint = !/^\d{4}-\d{2}-\d{2}T/i.test(value)
     ? ''
     : /(?:[zZ]|[+-]\d{2}:?\d{2})$/.test(value)
       ? ' (write the offset as Z or as +09:00, right after the time)'

@@ -465,7 +465,12 @@ describe('POST /v1/exports', () => {
       [{ kind: 'contacts', scope: 'selection', userIds: '', reason: 'r', password: 'Abcdef12' }, 'userIds', 'type', 'must be an array'],
       [{ kind: 'contacts', scope: 'selection', userIds: [], reason: 'r', password: 'Abcdef12' }, 'userIds', 'min-items', 'must not be empty'],
       [{ kind: 'contacts', scope: 'user', userId: '', reason: 'r', password: 'Abcdef12' }, 'userId', 'min-length', 'must not be empty'],
-      [{ kind: 'contacts', scope: 'all', reason: 'r', password: 'Abcdef12', eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9eyJzdWIiOiIxMjM0NTY3ODkwIn0: 1 }, '(a key of 63 characters, not repeated)', 'unknown-field', 'is not an allowed field'],
+      // A bearer token (the shortest realistic JWT: 108 characters) pasted as a key is described.
+      [{ kind: 'contacts', scope: 'all', reason: 'r', password: 'Abcdef12', [`eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.${'s'.repeat(43)}`]: 1 }, '(a key of 108 characters, not repeated)', 'unknown-field', 'is not an allowed field'],
+      // A profile key's full length (64) under `profile.` is a name of ours: shown.
+      [{ kind: 'contacts', scope: 'all', reason: 'r', password: 'Abcdef12', [`profile.${'k'.repeat(64)}`]: 1 }, `profile.${'k'.repeat(64)}`, 'unknown-field', 'is not an allowed field'],
+      // An empty key is shown as "".
+      [{ kind: 'contacts', scope: 'all', reason: 'r', password: 'Abcdef12', '': 1 }, '""', 'unknown-field', 'is not an allowed field'],
       [{ kind: 'contacts', scope: 'user', userId: 'a\u0001', reason: 'r', password: 'Abcdef12' }, 'userId', 'no-control-characters', 'must not contain control characters, U+FFFE or U+FFFF'],
     ];
     for (const [i, [body, field, rule, message]] of expectations.entries()) {
@@ -1415,7 +1420,10 @@ describe('GET /v1/audit/exports/{exportId}/downloads', () => {
       ['limit', 'page-size'],
     ]);
     const noDay = await list('api-list-audit.json', { from: '2026-02-30' });
-    expect(noDay.body.error).toMatchObject({ field: 'from', rule: 'one-of', message: 'from: must be a date that exists (YYYY-MM-DD: 2026-02-30 has no day)' });
+    expect(noDay.body.error).toMatchObject({ field: 'from', rule: 'format', message: 'from: must be a date that exists (YYYY-MM-DD: 2026-02-30 has no day)' });
+    // The body's `from` says `format` for the same mistake: one rule for one mistake.
+    const noOffset = await list('api-list-audit.json', { to: '2026-03-01T00:00:00' });
+    expect(noOffset.body.error).toMatchObject({ field: 'to', rule: 'format' });
     // An empty or over-long cursor is a bad cursor like any other (it was INVALID_QUERY with zod's wording).
     for (const file of ['api-list-exports.json', 'api-list-audit.json']) {
       for (const cursor of ['', 'a'.repeat(5000)]) {
@@ -1480,6 +1488,19 @@ describe('GET /v1/audit/exports/{exportId}/downloads', () => {
     const twice = loadEvent('api-create-export-contacts.json', { TOKEN: await token({ managerId: 'm-idem-2' }), PASSWORD });
     twice.multiValueHeaders = { ...twice.multiValueHeaders, 'Idempotency-Key': ['abcdefgh1', 'abcdefgh2'] };
     expect((await call(twice)).body.error).toMatchObject({ code: 'INVALID_IDEMPOTENCY_KEY', field: 'Idempotency-Key', rule: 'once', message: 'Idempotency-Key must be sent once' });
+    // A cache-busting `_` on a read is no parameter (jQuery's cache:false sends it), even repeated.
+    const busted = loadEvent('api-get-export.json', { TOKEN: await token(), EXPORT_ID: exportId });
+    busted.queryStringParameters = { _: '1700000000000' };
+    busted.multiValueQueryStringParameters = { _: ['1700000000000', '1700000000001'] };
+    expect((await call(busted)).status).toBe(200);
+    const bustedList = loadEvent('api-list-exports.json', { TOKEN: await token() });
+    bustedList.queryStringParameters = { limit: '1', _: '1700000000000' };
+    bustedList.multiValueQueryStringParameters = null;
+    expect((await call(bustedList)).status).toBe(200);
+    // …but not on a POST, which no cache serves.
+    const postBusted = loadEvent('api-create-export-contacts.json', { TOKEN: await token({ managerId: 'm-bust' }), PASSWORD });
+    postBusted.queryStringParameters = { _: '1' };
+    expect((await call(postBusted)).body.error).toMatchObject({ code: 'INVALID_QUERY', field: '_' });
     // A hand-made event without a method or a path is no route: 404, not a TypeError's 500.
     const bare = loadEvent('api-get-export.json', { TOKEN: await token(), EXPORT_ID: exportId }) as Partial<APIGatewayProxyEvent>;
     delete bare.httpMethod;

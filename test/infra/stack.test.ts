@@ -703,6 +703,7 @@ describe('REST API', () => {
       expect(response.headers['gatewayresponse.header.Access-Control-Allow-Origin'], type).toBe(`'${TEST_CONTEXT.adminOrigin}'`);
     }
     expect(gatewayResponse('UNAUTHORIZED').headers['gatewayresponse.header.WWW-Authenticate']).toBe(`'Bearer realm="export-service"'`);
+    expect(gatewayResponse('UNAUTHORIZED').error).toMatchObject({ field: 'Authorization', rule: 'bearer-token' });
     expect(gatewayResponse('THROTTLED').headers['gatewayresponse.header.Retry-After']).toBe("'1'");
   });
 });

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { collectIssues, DomainError, nameForError, ValidationError } from '../../domain/errors';
+import { collectIssues, DomainError, MAX_ISSUES, nameForError, ValidationError } from '../../domain/errors';
 
 /**
  * A query string that does not parse: 400 INVALID_QUERY naming the first bad parameter in its
@@ -9,7 +9,7 @@ export function invalidQuery(error: z.ZodError): ValidationError {
   // An unknown parameter is named as the field itself ("foo: is not an allowed parameter"), not
   // as `query`, which is also the body's quick-search field; a whole-query issue is `query`.
   const issues = collectIssues(error, '', 'parameter')
-    .slice(0, 50)
+    .slice(0, MAX_ISSUES)
     .map((issue) => (issue.path === '(root)' ? { ...issue, path: 'query' } : issue));
   const first = issues[0] ?? { path: 'query', message: 'invalid', rule: 'invalid' };
   return new ValidationError(`${first.path}: ${first.message}`, { code: 'INVALID_QUERY', field: first.path, ...(first.rule ? { rule: first.rule } : {}), issues });

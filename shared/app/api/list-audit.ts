@@ -20,15 +20,21 @@ export type AuditPageView = { items: AuditEntryView[]; cursor?: string };
  * the trail's keys are ISO text, and `9999-12-31T23:59:59-12:00` (year 10000 in UTC) would sort
  * before every key and make an empty, or for DynamoDB an invalid, range.
  */
+const isoDateTime = z.iso.datetime({ offset: true });
+const isoDate = z.iso.date();
 const instant = z
-  // zod's union message ("Invalid input") tells the caller nothing. The two usual mistakes are a
-  // date-time without an offset and an unencoded `+`, which a query string turns into a space.
-  .union([z.iso.datetime({ offset: true }), z.iso.date()], {
-    // A date written right but naming no day (2026-02-30) is told that, not the URL hint.
+  .string()
+  // One check with one message and rule `format` (a union of the two said "Invalid input", and
+  // its rule read `one-of`). The two usual mistakes are a date-time without an offset and an
+  // unencoded `+`, which a query string turns into a space; a date written right but naming no
+  // day (2026-02-30) is told that instead.
+  .refine((value) => isoDateTime.safeParse(value).success || isoDate.safeParse(value).success, {
     error: (issue) =>
       typeof issue.input === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(issue.input)
         ? 'must be a date that exists (YYYY-MM-DD: 2026-02-30 has no day)'
         : 'must be a date (2026-03-01) or an ISO-8601 date-time with an offset (2026-03-01T09:00:00+09:00 or 2026-03-01T00:00:00Z); in a URL send "+" as %2B',
+    params: { rule: 'format' },
+    abort: true,
   })
   .refine((value) => /^\d{4}-/.test(toInstant(value, 'start')) && /^\d{4}-/.test(toInstant(value, 'end')), {
     message: 'must fall between the years 0000 and 9999 in UTC',
