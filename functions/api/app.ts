@@ -12,10 +12,11 @@ import {
   listExportDownloads,
   listExports,
   repeatedQueryParameter,
+  unexpectedQueryParameter,
   requestExport,
   type ApiDeps,
 } from '../../shared/app/api';
-import { formatIssuePath, nameForError, ValidationError } from '../../shared/domain/errors';
+import { formatIssuePath, ValidationError } from '../../shared/domain/errors';
 import { findJsonDepthProblem, findJsonStructureProblem, type JsonStructureProblem } from '../../shared/json-text';
 import { requirePermission } from '../../shared/domain/policies';
 import { loneSurrogatePath } from '../../shared/text-rules';
@@ -198,9 +199,7 @@ const CACHE_BUSTER = '_';
  */
 function refuseQuery(query: Record<string, string | undefined>): void {
   const [name] = Object.keys(query);
-  if (name === undefined) return;
-  const field = nameForError(name, 'parameter name');
-  throw new ValidationError(`${field}: is not an allowed parameter (this route takes none)`, { code: 'INVALID_QUERY', field, rule: 'unknown-field' });
+  if (name !== undefined) throw unexpectedQueryParameter(name);
 }
 
 function header(event: APIGatewayProxyEvent, name: string): string | undefined {

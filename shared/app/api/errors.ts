@@ -21,8 +21,18 @@ export function invalidQuery(error: z.ZodError): ValidationError {
  * and this is answered before authentication.
  */
 export function repeatedQueryParameter(name: string): ValidationError {
+  return queryParameterError(name, 'given more than once (each parameter may be given once)', 'once');
+}
+
+/** A query parameter on a route that takes none (see refuseQuery in functions/api/app.ts). */
+export function unexpectedQueryParameter(name: string): ValidationError {
+  return queryParameterError(name, 'is not an allowed parameter (this route takes none)', 'unknown-field');
+}
+
+/** INVALID_QUERY about one parameter, named only as nameForError allows (names are input). */
+function queryParameterError(name: string, message: string, rule: string): ValidationError {
   const field = nameForError(name, 'parameter name');
-  return new ValidationError(`${field}: given more than once (each parameter may be given once)`, { code: 'INVALID_QUERY', field, rule: 'once' });
+  return new ValidationError(`${field}: ${message}`, { code: 'INVALID_QUERY', field, rule });
 }
 
 /** Same Idempotency-Key, different body: the client reused a key for another request. */

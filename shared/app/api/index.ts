@@ -1,5 +1,5 @@
 export type { ApiDeps, DeriveKeys, DownloadLinks, DownloadUrlSigner, ExportDispatcher } from './deps';
-export { IdempotencyKeyReusedError, LinkGoneError, repeatedQueryParameter } from './errors';
+export { IdempotencyKeyReusedError, LinkGoneError, repeatedQueryParameter, unexpectedQueryParameter } from './errors';
 export { requestExport, requestedEvent, IDEMPOTENCY_TTL_SECONDS, type RequestExportResult } from './request-export';
 export { cancelExport, getExport, listExports } from './read-exports';
 export { checkDownloadLink, downloadFile, type DownloadRequest } from './download-file';
