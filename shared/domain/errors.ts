@@ -225,7 +225,7 @@ export function issueRule(issue: z.core.$ZodIssue | { code?: undefined }): strin
     case 'unrecognized_keys':
       return 'unknown-field';
     case 'invalid_union':
-      return issue.message.startsWith(`${REQUIRED_MESSAGE}:`) ? 'required' : 'one-of';
+      return issue.message === REQUIRED_MESSAGE || issue.message.startsWith(`${REQUIRED_MESSAGE}:`) ? 'required' : 'one-of';
     case 'invalid_value':
       return 'one-of';
     case 'custom': {

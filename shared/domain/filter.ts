@@ -3,7 +3,7 @@ import { caseCreatedAt, caseState, avgReplyTimeSeconds, leadTimeSeconds, mediumS
 import { addDays, isValidTimeZone, parseCalendarDate, startOfDayInZone } from './calendar';
 import { decimalTextValue, profileValue, toProfileCell } from './columns/profile-values';
 import { userFixedTextReader, type UserFixedTextKey, type UserTextFields } from './columns/users';
-import { INPUT_ERRORS, NotFoundError, ValidationError, toValidationError } from './errors';
+import { INPUT_ERRORS, NotFoundError, REQUIRED_MESSAGE, ValidationError, toValidationError } from './errors';
 import { parseIsoWithOffset } from '../iso-datetime';
 import { E164_PATTERN, type ProfileKeyDef, type ProfileSchema, type Segment } from './records';
 
@@ -120,8 +120,10 @@ const filterNumber = z
   .refine((v) => v === 0 || Math.abs(v) >= 1e-130, { message: 'numbers in a filter must be 0 or at least 1e-130 in size', params: { rule: 'minimum-magnitude' } });
 const scalar = z.union([z.string().max(10_000), filterNumber, z.boolean()]);
 // The unions name what they take: zod's own message for a value no branch accepts is "Invalid input".
+// A value left out is "is required" (rule `required`), as a missing field elsewhere in a request.
+const unionError = (message: string) => (issue: { input?: unknown }) => (issue.input === undefined ? REQUIRED_MESSAGE : message);
 const bound = z.union([filterNumber, z.string().min(1).max(64)], {
-  error: 'must be a number, or a date or date-time as text (1-64 characters)',
+  error: unionError('must be a number, or a date or date-time as text (1-64 characters)'),
 });
 /** The original product times out above ~1,000 values (C3); 100,000 is evaluated in linear time. */
 export const MAX_IN_VALUES = 100_000;
@@ -137,7 +139,7 @@ function conditionSchema(fields: readonly string[]) {
     z.strictObject({
       field,
       op: z.literal(['eq', 'neq']),
-      value: z.union([scalar, z.null()], { error: 'must be text (at most 10,000 characters), a number, a boolean or null' }),
+      value: z.union([scalar, z.null()], { error: unionError('must be text (at most 10,000 characters), a number, a boolean or null') }),
     }),
     z.strictObject({
       field,
@@ -148,7 +150,7 @@ function conditionSchema(fields: readonly string[]) {
           z.array(z.union([z.string().max(1_000), filterNumber])).min(1).max(MAX_IN_VALUES),
           z.string().min(1).max(4_000_000),
         ],
-        { error: `must be a list of 1 to ${MAX_IN_VALUES.toLocaleString('en-US')} values (texts or numbers), or one text of values separated by commas, spaces or line breaks (rule C3)` },
+        { error: unionError(`must be a list of 1 to ${MAX_IN_VALUES.toLocaleString('en-US')} values (texts or numbers), or one text of values separated by commas, spaces or line breaks (rule C3)`) },
       ),
     }),
     z.strictObject({ field, op: z.literal(['contains', 'startsWith']), value: z.string().min(1).max(1_000) }),

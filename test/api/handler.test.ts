@@ -469,6 +469,10 @@ describe('POST /v1/exports', () => {
       [{ kind: 'contacts', scope: 'all', reason: 'r', password: 'Abcdef12', [`eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.${'s'.repeat(43)}`]: 1 }, '(a key of 108 characters, not repeated)', 'unknown-field', 'is not an allowed field'],
       // A profile key's full length (64) under `profile.` is a name of ours: shown.
       [{ kind: 'contacts', scope: 'all', reason: 'r', password: 'Abcdef12', [`profile.${'k'.repeat(64)}`]: 1 }, `profile.${'k'.repeat(64)}`, 'unknown-field', 'is not an allowed field'],
+      // A filter bound left out is required, not a value of the wrong kind (it read "must be a number, or a date…").
+      [{ kind: 'contacts', scope: 'filter', filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'lastSeenAt', op: 'gt' }] }] }, reason: 'r', password: 'Abcdef12' }, 'filter.groups[0].conditions[0].value', 'required', 'is required'],
+      [{ kind: 'contacts', scope: 'filter', filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'sessionCount', op: 'between', from: 1 }] }] }, reason: 'r', password: 'Abcdef12' }, 'filter.groups[0].conditions[0].to', 'required', 'is required'],
+      [{ kind: 'contacts', scope: 'filter', filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'sessionCount', op: 'gt', value: true }] }] }, reason: 'r', password: 'Abcdef12' }, 'filter.groups[0].conditions[0].value', 'one-of', 'must be a number, or a date or date-time as text (1-64 characters)'],
       // An empty key is shown as "".
       [{ kind: 'contacts', scope: 'all', reason: 'r', password: 'Abcdef12', '': 1 }, '""', 'unknown-field', 'is not an allowed field'],
       [{ kind: 'contacts', scope: 'user', userId: 'a\u0001', reason: 'r', password: 'Abcdef12' }, 'userId', 'no-control-characters', 'must not contain control characters, U+FFFE or U+FFFF'],
