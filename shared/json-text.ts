@@ -4,8 +4,8 @@
  * `{"kind":"cases","kind":"contacts"}` would export contacts, and a proxy or client that reads
  * the first value would see another request than the one served); and, for the operator
  * commands' NDJSON lines, an object's top-level members in the order written. All but
- * findJsonDepthProblem run on text JSON.parse has already accepted, so only strings (which may
- * hold any punctuation) need telling apart from structure.
+ * scanJsonBeforeParse (and its depth-only view) run on text JSON.parse has already accepted, so
+ * only strings (which may hold any punctuation) need telling apart from structure.
  */
 
 const QUOTE = 0x22;
@@ -55,19 +55,37 @@ type Frame = { object: boolean; keys: Set<string> | undefined; key: string | num
  * built only then, from the open containers (no copy per level).
  */
 export function findJsonStructureProblem(text: string, maxDepth: number): JsonStructureProblem | undefined {
-  return scanStructure(text, maxDepth, true);
+  const found = scanStructure(text, maxDepth, { keys: true, lenient: false });
+  return found.tooDeep ?? found.repeatedKey;
+}
+
+/** Only the depth rule of scanJsonBeforeParse: for text JSON.parse has not seen yet. */
+export function findJsonDepthProblem(text: string, maxDepth: number): JsonStructureProblem | undefined {
+  return scanStructure(text, maxDepth, { keys: false, lenient: true }).tooDeep;
 }
 
 /**
- * Only the depth rule of findJsonStructureProblem, for text JSON.parse has not seen yet: so a
- * body nested a million deep is refused after reading 33 levels of it, not after parsing it all.
- * Malformed text is no error here (JSON.parse refuses it next); a string left open ends the scan.
+ * Both rules in one pass over text JSON.parse has not seen yet (the API's body): a body nested a
+ * million deep is refused after reading 33 levels of it, never parsed; a key given twice is
+ * recorded and the scan goes on (a level too deep later still stops it), so the caller reports
+ * the repeat only once JSON.parse has accepted the text and malformed text is told it is
+ * malformed. Malformed text is no error here: a string left open ends the scan.
  */
-export function findJsonDepthProblem(text: string, maxDepth: number): JsonStructureProblem | undefined {
-  return scanStructure(text, maxDepth, false);
+export function scanJsonBeforeParse(text: string, maxDepth: number): { tooDeep?: JsonStructureProblem; repeatedKey?: JsonStructureProblem } {
+  return scanStructure(text, maxDepth, { keys: true, lenient: true });
 }
 
-function scanStructure(text: string, maxDepth: number, duplicateKeys: boolean): JsonStructureProblem | undefined {
+/**
+ * `keys`: look for a key given twice. `lenient`: the text may be malformed (keys decoded as far
+ * as they can be, an open string ends the scan), and a repeated key does not stop it.
+ */
+function scanStructure(
+  text: string,
+  maxDepth: number,
+  mode: { keys: boolean; lenient: boolean },
+): { tooDeep?: JsonStructureProblem; repeatedKey?: JsonStructureProblem } {
+  let repeatedKey: JsonStructureProblem | undefined;
+  const found = () => (repeatedKey ? { repeatedKey } : {});
   // Each open container, outermost first; its `key` is the step to the child being read.
   const frames: Frame[] = [];
   const n = text.length;
@@ -78,14 +96,17 @@ function scanStructure(text: string, maxDepth: number, duplicateKeys: boolean): 
       try {
         end = jsonStringEnd(text, i);
       } catch (error) {
-        if (duplicateKeys) throw error;
-        return undefined;
+        if (!mode.lenient) throw error;
+        return found();
       }
       const top = frames[frames.length - 1];
       if (top?.object && top.expectKey) {
-        const key = duplicateKeys ? decodeJsonString(text, i, end) : decodeKeyLeniently(text, i, end);
+        const key = mode.lenient ? decodeKeyLeniently(text, i, end) : decodeJsonString(text, i, end);
         if (top.keys) {
-          if (top.keys.has(key)) return { rule: 'duplicate-key', path: [...frames.slice(0, -1).map((f) => f.key), key] };
+          if (top.keys.has(key) && !repeatedKey) {
+            repeatedKey = { rule: 'duplicate-key', path: [...frames.slice(0, -1).map((f) => f.key), key] };
+            if (!mode.lenient) return found();
+          }
           top.keys.add(key);
         }
         top.expectKey = false;
@@ -93,11 +114,11 @@ function scanStructure(text: string, maxDepth: number, duplicateKeys: boolean): 
       }
       i = end;
     } else if (ch === OPEN_BRACE || ch === OPEN_BRACKET) {
-      if (frames.length >= maxDepth) return { rule: 'max-depth', path: frames.map((f) => f.key) };
+      if (frames.length >= maxDepth) return { ...found(), tooDeep: { rule: 'max-depth', path: frames.map((f) => f.key) } };
       // An array's first child is at index 0; an object's key is set when it is read.
       frames.push(
         ch === OPEN_BRACE
-          ? { object: true, keys: duplicateKeys ? new Set() : undefined, key: '', expectKey: true }
+          ? { object: true, keys: mode.keys ? new Set() : undefined, key: '', expectKey: true }
           : { object: false, keys: undefined, key: 0, expectKey: false },
       );
     } else if (ch === CLOSE_BRACE || ch === CLOSE_BRACKET) {
@@ -108,7 +129,7 @@ function scanStructure(text: string, maxDepth: number, duplicateKeys: boolean): 
       else if (top) top.key = (top.key as number) + 1;
     }
   }
-  return undefined;
+  return found();
 }
 
 /** A key of text not yet known to be JSON: decoded when it can be, else as written between its quotes. */

@@ -17,10 +17,10 @@ import {
   type ApiDeps,
 } from '../../shared/app/api';
 import { formatIssuePath, ValidationError } from '../../shared/domain/errors';
-import { findJsonDepthProblem, findJsonStructureProblem, type JsonStructureProblem } from '../../shared/json-text';
+import { scanJsonBeforeParse, type JsonStructureProblem } from '../../shared/json-text';
 import { requirePermission } from '../../shared/domain/policies';
 import { loneSurrogatePath } from '../../shared/text-rules';
-import { BadRequestBodyError, emptyResponse, jsonResponse, mapErrorToResponse, MAX_REQUEST_BODY_BYTES, normalizeEventHeaders, redirectResponse, statusOf } from '../../shared/http';
+import { BadRequestBodyError, bodyTooLarge, emptyResponse, jsonResponse, mapErrorToResponse, MAX_REQUEST_BODY_BYTES, normalizeEventHeaders, redirectResponse, sentMoreThanOnce, statusOf } from '../../shared/http';
 import { matchRoute, type RouteName } from './router';
 
 export type ApiRuntime = {
@@ -124,7 +124,8 @@ async function dispatch(
   // would silently mean 2. Refused, naming it, as the operator commands refuse an option twice.
   // A cache-busting `_=<timestamp>` (jQuery's `cache: false` and others append it to GETs) is
   // no parameter of ours: dropped on reads, so it is neither refused as unknown nor as repeated.
-  const read = event.httpMethod?.toUpperCase() === 'GET' || event.httpMethod?.toUpperCase() === 'HEAD';
+  const method = event.httpMethod?.toUpperCase();
+  const read = method === 'GET' || method === 'HEAD';
   const repeated = Object.entries(event.multiValueQueryStringParameters ?? {}).find(([name, values]) => (values?.length ?? 0) > 1 && !(read && name === CACHE_BUSTER));
   if (repeated) throw repeatedQueryParameter(repeated[0]);
   const query = { ...(event.queryStringParameters ?? {}) };
@@ -152,7 +153,7 @@ async function dispatch(
       refuseQuery(query);
       // normalizeEventHeaders joined two lines into one value, which would be refused for its
       // characters: say what is wrong instead.
-      if ((event.multiValueHeaders?.['idempotency-key']?.length ?? 0) > 1) {
+      if (sentMoreThanOnce(event, 'idempotency-key')) {
         throw new ValidationError('Idempotency-Key must be sent once', { code: 'INVALID_IDEMPOTENCY_KEY', field: 'Idempotency-Key', rule: 'once' });
       }
       const body = parseJsonBody(event);
@@ -216,7 +217,7 @@ function header(event: APIGatewayProxyEvent, name: string): string | undefined {
 async function authenticate(runtime: ApiRuntime, event: APIGatewayProxyEvent): Promise<Principal> {
   // Before the authorizer's answer: API Gateway hands the authorizer one of the lines, and a
   // request carrying two bearers must not be served as either (normalizeEventHeaders).
-  if ((event.multiValueHeaders?.authorization?.length ?? 0) > 1) {
+  if (sentMoreThanOnce(event, 'authorization')) {
     throw new UnauthenticatedError('invalid', 'the Authorization header must be sent once');
   }
   const fromAuthorizer = principalFromAuthorizerContext(event.requestContext?.authorizer, runtime.deps.clock.now());
@@ -267,7 +268,7 @@ export const MAX_BODY_DEPTH = 32;
 
 /** A refusal of the body's structure, by path only (a value there may be the password). */
 function structureError(problem: JsonStructureProblem): ValidationError {
-  const field = formatIssuePath(problem.path) || 'body';
+  const field = formatIssuePath(problem.path, '', 'key', 'body');
   return new ValidationError(
     problem.rule === 'max-depth'
       ? `${field}: the body nests deeper than ${MAX_BODY_DEPTH} levels (an export request needs fewer than 10)`
@@ -316,7 +317,8 @@ function parseJsonBody(event: APIGatewayProxyEvent): unknown {
   // Size first, in bytes, so an oversized body is never decoded.
   const bytes = event.isBase64Encoded ? Buffer.from(event.body, 'base64') : undefined;
   if ((bytes ? bytes.length : Buffer.byteLength(event.body, 'utf8')) > MAX_JSON_BYTES) {
-    throw new BadRequestBodyError('BODY_TOO_LARGE', `the request body must be at most ${MAX_JSON_BYTES} bytes`, { field: 'body', rule: 'max-bytes' });
+    const refusal = bodyTooLarge(MAX_JSON_BYTES);
+    throw new BadRequestBodyError(refusal.code, refusal.message, refusal);
   }
   // A base64 body is the client's bytes: checked here. A string body has been decoded before
   // the handler: on AWS, API Gateway (REST) passes an application/json body as a string (it is
@@ -335,9 +337,9 @@ function parseJsonBody(event: APIGatewayProxyEvent): unknown {
   } else {
     text = event.body;
   }
-  // Nesting first, before JSON.parse: a 3 MB body of 1.4 million `[` took JSON.parse ~0.8 s of
-  // the event loop before the depth was looked at. The scan stops at the first level too deep.
-  const tooDeep = findJsonDepthProblem(text, MAX_BODY_DEPTH);
+  // One scan before JSON.parse: a 3 MB body of 1.4 million `[` took JSON.parse ~0.8 s of the
+  // event loop before the depth was looked at, so the scan stops at the first level too deep.
+  const { tooDeep, repeatedKey } = scanJsonBeforeParse(text, MAX_BODY_DEPTH);
   if (tooDeep) throw structureError(tooDeep);
   let parsed: unknown;
   try {
@@ -355,8 +357,7 @@ function parseJsonBody(event: APIGatewayProxyEvent): unknown {
   }
   // Valid JSON with a key given twice (JSON.parse keeps the last value silently): refused by
   // path, never by value (the value may be the password).
-  const problem = findJsonStructureProblem(text, MAX_BODY_DEPTH);
-  if (problem) throw structureError(problem);
+  if (repeatedKey) throw structureError(repeatedKey);
   // Valid JSON, but `\ud800` decodes to half a character: refused here for every field, by
   // path only (the value may be the password), before anything stores it.
   const bad = loneSurrogatePath(text, parsed);

@@ -3,6 +3,8 @@ import { exportRequestSchema } from '../../shared/domain/export-request';
 import { exportStatusSchema } from '../../shared/app/export-job';
 import { MAX_LISTED_DOWNLOADS } from '../../shared/ports/audit-log';
 import { MAX_CURSOR_LENGTH } from '../../shared/app/api/cursor';
+import { EXPORT_ID_PATTERN } from '../../shared/app/api/read-exports';
+import { IDEMPOTENCY_KEY } from '../../shared/app/api/request-export';
 import type { RouteName } from './router';
 
 /**
@@ -112,8 +114,8 @@ function exportRequestBodySchema(): JsonSchema {
 const isoDateTime: JsonSchema = { type: 'string', format: 'date-time' };
 const exportIdSchema: JsonSchema = {
   type: 'string',
-  // exportIdSchema in read-exports.ts: anything else cannot name an export (a 404).
-  pattern: '^[0-9a-f]{12,40}$',
+  // Anything else cannot name an export (a 404).
+  pattern: EXPORT_ID_PATTERN.source,
   description: '12 hex digits of milliseconds and 16 random hex digits (newExportId); sortable by creation time',
 };
 const sha256Schema: JsonSchema = { type: 'string', pattern: '^[0-9a-f]{64}$', description: "SHA-256 of the encrypted file, lower-case hex" };
@@ -576,7 +578,7 @@ const parameters: Record<string, ParameterObject> = {
     description:
       'Honoured for 24 hours per manager: the same key and body answer the first 202 again (Idempotency-Replayed: true); the same key with another body is a 422. A request refused with a 4xx keeps no hold on its key. Sent twice: 400 INVALID_IDEMPOTENCY_KEY, rule `once`.',
     required: false,
-    schema: { type: 'string', pattern: '^[A-Za-z0-9._:-]{8,128}$' },
+    schema: { type: 'string', pattern: IDEMPOTENCY_KEY.source },
   },
 };
 

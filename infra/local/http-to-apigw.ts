@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
+import { bodyTooLarge, MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
 
 /**
  * Turns a Node HTTP request into the API Gateway REST (v1) proxy event the api Lambda gets, and
@@ -93,7 +93,7 @@ const LINGER_MS = 5_000;
 export function writeBodyTooLarge(req: IncomingMessage, res: ServerResponse, error: BodyTooLargeError): void {
   const requestId = randomUUID();
   res.writeHead(413, { 'content-type': 'application/json', 'x-request-id': requestId });
-  res.end(JSON.stringify({ error: { code: error.code, message: error.message, field: 'body', rule: 'max-bytes', requestId } }));
+  res.end(JSON.stringify({ error: { ...bodyTooLarge(error.limitBytes), requestId } }));
   if (req.complete) return;
   const socket = req.socket;
   let dropped = 0;

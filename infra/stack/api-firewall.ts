@@ -2,7 +2,7 @@ import { Stack } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
-import { contentLengthOverPattern, MAX_OTHER_BODY_BYTES, MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
+import { bodyTooLarge, contentLengthOverPattern, MAX_OTHER_BODY_BYTES, MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
 
 /**
  * How far back each rate-based rule counts, in seconds. WAF accepts 60, 120, 300 and 600; the
@@ -33,11 +33,10 @@ export const WAF_BODY_SIZE_RULE = 'BodyTooLarge';
 /** The rule refusing a declared body over MAX_OTHER_BODY_BYTES on anything but a JSON POST. */
 export const WAF_OTHER_BODY_SIZE_RULE = 'OtherBodyTooLarge';
 
-const bodyTooLarge = (limit: number): string =>
-  JSON.stringify({ error: { code: 'BODY_TOO_LARGE', message: `the request body must be at most ${limit} bytes`, field: 'body', rule: 'max-bytes' } });
+const bodyTooLargeBody = (limit: number): string => JSON.stringify({ error: bodyTooLarge(limit) });
 /** The bodies WAF answers an oversized request with: the api's envelope, code and wording. */
-export const BODY_TOO_LARGE_BODY = bodyTooLarge(MAX_REQUEST_BODY_BYTES);
-export const OTHER_BODY_TOO_LARGE_BODY = bodyTooLarge(MAX_OTHER_BODY_BYTES);
+export const BODY_TOO_LARGE_BODY = bodyTooLargeBody(MAX_REQUEST_BODY_BYTES);
+export const OTHER_BODY_TOO_LARGE_BODY = bodyTooLargeBody(MAX_OTHER_BODY_BYTES);
 
 /** The body WAF answers a rate-limited request with: the api's error envelope. */
 export const RATE_LIMITED_BODY = JSON.stringify({

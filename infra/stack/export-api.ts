@@ -4,7 +4,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { BEARER_HEADER_PATTERN } from '../../shared/auth/bearer';
-import { MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
+import { bodyTooLarge, MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
 
 export type ExportApiProps = {
   /** The api function: every route is a Lambda proxy integration to it. */
@@ -169,7 +169,7 @@ export class ExportApi extends Construct {
       responseHeaders: corsHeaders,
       templates: {
         'application/json': JSON.stringify({
-          error: { code: 'BODY_TOO_LARGE', message: `the request body must be at most ${MAX_REQUEST_BODY_BYTES} bytes`, field: 'body', rule: 'max-bytes', requestId: '$context.requestId' },
+          error: { ...bodyTooLarge(MAX_REQUEST_BODY_BYTES), requestId: '$context.requestId' },
         }),
       },
     });

@@ -135,7 +135,7 @@ export function nameForError(name: string, noun = 'name'): string {
  * `['filter', 'groups', 0, 'field']` -> `filter.groups[0].field`. A key that could not be one of
  * ours (nameForError) is described, not repeated: paths name the keys a client sent.
  */
-export function formatIssuePath(path: readonly PropertyKey[], prefix = '', noun = 'key'): string {
+export function formatIssuePath(path: readonly PropertyKey[], prefix = '', noun = 'key', root = '(root)'): string {
   let out = prefix;
   for (const part of path) {
     if (typeof part === 'number') out += `[${part}]`;
@@ -144,7 +144,7 @@ export function formatIssuePath(path: readonly PropertyKey[], prefix = '', noun 
       out += out === '' ? name : `.${name}`;
     }
   }
-  return out === '' ? '(root)' : out;
+  return out === '' ? root : out;
 }
 
 /** What a value that is missing is told (also how issueRule knows the rule is `required`). */
@@ -249,7 +249,7 @@ export function toValidationError(
   opts: { prefix?: string; code?: string; rule?: string } = {},
 ): ValidationError {
   // A refusal of the whole body (`null`, `[]`) names it `body`, as the body's other refusals do.
-  const all = collectIssues(error, opts.prefix ?? '').map((issue) => (issue.path === '(root)' ? { ...issue, path: 'body' } : issue));
+  const all = collectIssues(error, opts.prefix ?? '', 'field', 'body');
   // Bounded: a 100,000-value list of bad values must not become a 100,000-line error body.
   const issues = all.slice(0, MAX_ISSUES);
   const first = issues[0];
@@ -270,14 +270,15 @@ export function toValidationError(
 
 /**
  * A ZodError's issues as the API lists them: each with its path, message and rule, one per path
- * (see toValidationError). `noun` names what an unknown key is (`field`, `parameter`).
+ * (see toValidationError). `noun` names what an unknown key is (`field`, `parameter`); `root` is
+ * the path of an issue about the whole input (`body`, `query`).
  */
-export function collectIssues(error: z.ZodError, prefix = '', noun = 'field'): ValidationIssue[] {
+export function collectIssues(error: z.ZodError, prefix = '', noun = 'field', root = '(root)'): ValidationIssue[] {
   const seen = new Set<string>();
   const all: ValidationIssue[] = [];
   for (const issue of error.issues) {
     for (const one of splitUnrecognizedKeys(issue, noun)) {
-      const path = formatIssuePath(one.path, prefix, noun === 'parameter' ? 'parameter name' : 'key');
+      const path = formatIssuePath(one.path, prefix, noun === 'parameter' ? 'parameter name' : 'key', root);
       if (seen.has(path)) continue;
       seen.add(path);
       all.push({ path, message: one.message, rule: issueRule(issue) });

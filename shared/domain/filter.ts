@@ -839,11 +839,10 @@ function compileText(kind: FieldKind, op: 'contains' | 'startsWith', value: stri
     // `ſ` for `s` and the Kelvin sign for `k`, so `contains "stu"` found `ſtu@x.com`, which
     // `eq "stu@x.com"` and the quick search did not.
     const needle = foldEmail(value);
+    const found = op === 'contains' ? (s: string) => s.includes(needle) : (s: string) => s.startsWith(needle);
     return (r) => {
       const v = get(r);
-      if (typeof v !== 'string') return false;
-      const folded = foldEmail(v);
-      return op === 'contains' ? folded.includes(needle) : folded.startsWith(needle);
+      return typeof v === 'string' && found(foldEmail(v));
     };
   }
   // Case-insensitive, like the product's search box. A compiled regex instead of lower-casing

@@ -12,8 +12,9 @@ export type EventHeaders = {
  * - names that differ only in case arrive as separate keys, and middy's normalizer, which this
  *   replaces, let the last one overwrite the others (`authorization: Bearer a` beside
  *   `Authorization: Bearer b` was served as b).
- * Combined, two bearers read `Bearer a,Bearer b`, which no token matches (401), and two
- * Idempotency-Keys fail its format (400): a request never silently means one of its values.
+ * Combined, two bearers read `Bearer a,Bearer b`, which no token matches, and the api refuses a
+ * header it reads once when it came in two lines (sentMoreThanOnce): a request never silently
+ * means one of its values.
  * `multiValueHeaders` decides only when it holds more lines for a name than `headers` has keys
  * for it; otherwise `headers` is read (tests and tools often set only that map).
  */
@@ -44,4 +45,9 @@ export function normalizeEventHeaders(event: EventHeaders): void {
   // where the event came with `headers` alone.
   event.headers = headers;
   event.multiValueHeaders = multiValueHeaders;
+}
+
+/** Whether a normalised event (normalizeEventHeaders) carried header `name` (lower case) in more than one line. */
+export function sentMoreThanOnce(event: EventHeaders, name: string): boolean {
+  return (event.multiValueHeaders?.[name]?.length ?? 0) > 1;
 }

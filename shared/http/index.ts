@@ -1,5 +1,5 @@
 export { mapErrorToResponse, statusOf, type ErrorBody } from './error-mapper';
 export { BadRequestBodyError, MethodNotAllowedError, RouteNotFoundError } from './http-errors';
-export { normalizeEventHeaders, type EventHeaders } from './headers';
+export { normalizeEventHeaders, sentMoreThanOnce, type EventHeaders } from './headers';
 export { emptyResponse, jsonResponse, redirectResponse } from './responses';
-export { bodyLimitFor, contentLengthOverPattern, isJsonPost, MAX_OTHER_BODY_BYTES, MAX_REQUEST_BODY_BYTES } from './limits';
+export { bodyLimitFor, bodyTooLarge, contentLengthOverPattern, isJsonPost, MAX_OTHER_BODY_BYTES, MAX_REQUEST_BODY_BYTES } from './limits';

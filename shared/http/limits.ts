@@ -20,6 +20,14 @@ export const MAX_REQUEST_BODY_BYTES = 3_000_000;
  */
 export const MAX_OTHER_BODY_BYTES = 1_000_000;
 
+/**
+ * The refusal of a body over `limit`, as every layer answers it (the web ACL's and API Gateway's
+ * fixed bodies, the local server, the api handler): one code, message, field and rule.
+ */
+export function bodyTooLarge(limit: number) {
+  return { code: 'BODY_TOO_LARGE', message: `the request body must be at most ${limit} bytes`, field: 'body', rule: 'max-bytes' } as const;
+}
+
 /** Whether a request's body is the one kind that may be large: a JSON POST (see above). */
 export function isJsonPost(method: string, contentType: string | undefined): boolean {
   return method.toUpperCase() === 'POST' && (contentType ?? '').toLowerCase().includes('application/json');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { findJsonDepthProblem, findJsonStructureProblem, jsonStringEnd } from '../../shared/json-text';
+import { findJsonDepthProblem, findJsonStructureProblem, jsonStringEnd, scanJsonBeforeParse } from '../../shared/json-text';
 import { findMalformedText } from '../../shared/text-rules';
 
 describe('findJsonStructureProblem (what JSON.parse does not check)', () => {
@@ -46,6 +46,19 @@ describe('findJsonDepthProblem (before JSON.parse: the text may be malformed)', 
     expect(findJsonDepthProblem('{"k\\q":[[[', 2)).toEqual({ rule: 'max-depth', path: ['k\\q', 0] });
     // It never reports a repeated key: that waits for valid JSON (findJsonStructureProblem).
     expect(findJsonDepthProblem('{"a":1,"a":2}', 4)).toBeUndefined();
+  });
+});
+
+describe('scanJsonBeforeParse (the API body: both rules in one pass, before JSON.parse)', () => {
+  it('records a repeated key and goes on, so a level too deep after it still stops the scan (the body is never parsed)', () => {
+    expect(scanJsonBeforeParse('{"a":1,"a":2}', 4)).toEqual({ repeatedKey: { rule: 'duplicate-key', path: ['a'] } });
+    expect(scanJsonBeforeParse(`{"a":1,"a":2,"x":${'['.repeat(100_000)}`, 4)).toEqual({
+      repeatedKey: { rule: 'duplicate-key', path: ['a'] },
+      tooDeep: { rule: 'max-depth', path: ['x', 0, 0, 0] },
+    });
+    // Malformed text is left to JSON.parse; the first repeat is the one reported.
+    expect(scanJsonBeforeParse('{"a":1,"a":2,"a":3,"b":"open', 4)).toEqual({ repeatedKey: { rule: 'duplicate-key', path: ['a'] } });
+    expect(scanJsonBeforeParse('{"a":[1,{"b":2}]}', 4)).toEqual({});
   });
 });
 

@@ -8,9 +8,7 @@ import { collectIssues, DomainError, MAX_ISSUES, nameForError, ValidationError }
 export function invalidQuery(error: z.ZodError): ValidationError {
   // An unknown parameter is named as the field itself ("foo: is not an allowed parameter"), not
   // as `query`, which is also the body's quick-search field; a whole-query issue is `query`.
-  const issues = collectIssues(error, '', 'parameter')
-    .slice(0, MAX_ISSUES)
-    .map((issue) => (issue.path === '(root)' ? { ...issue, path: 'query' } : issue));
+  const issues = collectIssues(error, '', 'parameter', 'query').slice(0, MAX_ISSUES);
   const first = issues[0] ?? { path: 'query', message: 'invalid', rule: 'invalid' };
   return new ValidationError(`${first.path}: ${first.message}`, { code: 'INVALID_QUERY', field: first.path, ...(first.rule ? { rule: first.rule } : {}), issues });
 }

@@ -20,6 +20,7 @@ export type AuditPageView = { items: AuditEntryView[]; cursor?: string };
  * the trail's keys are ISO text, and `9999-12-31T23:59:59-12:00` (year 10000 in UTC) would sort
  * before every key and make an empty, or for DynamoDB an invalid, range.
  */
+const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
 const isoDateTime = z.iso.datetime({ offset: true });
 const isoDate = z.iso.date();
 const instant = z
@@ -30,7 +31,7 @@ const instant = z
   // day (2026-02-30) is told that instead.
   .refine((value) => isoDateTime.safeParse(value).success || isoDate.safeParse(value).success, {
     error: (issue) =>
-      typeof issue.input === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(issue.input)
+      typeof issue.input === 'string' && DATE_ONLY.test(issue.input)
         ? 'must be a date that exists (YYYY-MM-DD: 2026-02-30 has no day)'
         : 'must be a date (2026-03-01) or an ISO-8601 date-time with an offset (2026-03-01T09:00:00+09:00 or 2026-03-01T00:00:00Z); in a URL send "+" as %2B',
     params: { rule: 'format' },
@@ -69,7 +70,7 @@ export const listAuditQuerySchema = z
  * `…01.562Z`, before it, and `from=…5625Z&to=…5621Z` passed as a window).
  */
 function toInstant(value: string, edge: 'start' | 'end'): string {
-  if (/^\d{4}-\d{2}-\d{2}$/.test(value)) return edge === 'start' ? `${value}T00:00:00.000Z` : `${value}T23:59:59.999Z`;
+  if (DATE_ONLY.test(value)) return edge === 'start' ? `${value}T00:00:00.000Z` : `${value}T23:59:59.999Z`;
   const ms = Date.parse(value);
   const finer = /\.\d{3}(\d+)/.exec(value)?.[1];
   const up = edge === 'start' && finer !== undefined && /[1-9]/.test(finer) ? 1 : 0;

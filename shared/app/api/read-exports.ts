@@ -22,7 +22,9 @@ export function exportNotFound(): NotFoundError {
   return new NotFoundError('no export with this id', { code: 'EXPORT_NOT_FOUND', field: 'exportId' });
 }
 
-export const exportIdSchema = z.string().regex(/^[0-9a-f]{12,40}$/);
+/** What an export id can be (newExportId): anything else names no export. */
+export const EXPORT_ID_PATTERN = /^[0-9a-f]{12,40}$/;
+export const exportIdSchema = z.string().regex(EXPORT_ID_PATTERN);
 
 async function loadVisibleJob(deps: ApiDeps, principal: Principal, exportId: string): Promise<ExportJob> {
   if (!hasPermission(principal, 'export:download') && !hasPermission(principal, 'audit:read')) {

@@ -20,7 +20,7 @@ import { IdempotencyKeyReusedError } from './errors';
 import { canonicalJson, equalHex, hmacHex } from './hmac';
 
 export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
-const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{8,128}$/;
+export const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{8,128}$/;
 
 /**
  * The longest a POST /v1/exports can still be running: the api function's timeout is 28 s
