@@ -4,7 +4,7 @@
  * compressed bytes back without copying.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { createPartEncoder } from '../shared/xlsx/part';
+import { createPartEncoder, transferableBytes } from '../shared/xlsx/part';
 import { columnsFor, generateRow, type Shape } from './rows';
 
 type Job = { partIndex: number; start: number; count: number };
@@ -19,10 +19,6 @@ parentPort!.on('message', (job: Job | null) => {
   const encoder = createPartEncoder(columns, { timeZone, ...(cellRefs ? { startRow: job.start + 2 } : {}) });
   for (let i = job.start; i < job.start + job.count; i++) encoder.add(generateRow(shape, i));
   const { data, ...meta } = encoder.finish();
-  // A Buffer may be a view into a larger pooled ArrayBuffer: transfer only an exact one.
-  const exact =
-    data.byteOffset === 0 && data.byteLength === data.buffer.byteLength
-      ? (data.buffer as ArrayBuffer)
-      : data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength);
-  parentPort!.postMessage({ partIndex: job.partIndex, meta, data: exact }, [exact as ArrayBuffer]);
+  const exact = transferableBytes(data);
+  parentPort!.postMessage({ partIndex: job.partIndex, meta, data: exact }, [exact]);
 });

@@ -7,11 +7,11 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import { z } from 'zod';
 import { createPartEncoder, deriveEncryptionKeys, writeEncryptedWorkbook, type PartMeta } from '../shared/xlsx';
+import { bundleWorker } from '../bin/bundle-worker';
 import { columnsFor, generateRow } from './rows';
 
 const scenarioSchema = z.object({
@@ -43,27 +43,6 @@ export type ScenarioResult = Scenario & {
 const ROWS_PER_PART = 50_000;
 /** Worker-variant parts are smaller: several are in flight at once (one per worker, plus transfers). */
 const ROWS_PER_WORKER_PART = 20_000;
-
-/**
- * The worker as one plain ESM file, bundled with esbuild: a worker that loaded tsx itself
- * (loader hooks given with --import do not reach worker threads on Node 20) carried the
- * transformer in every thread's heap, which showed up in the peak RSS.
- */
-async function bundleWorker(work: string): Promise<string> {
-  const esbuild = await import('esbuild');
-  const outfile = join(work, 'render-worker.mjs');
-  await esbuild.build({
-    entryPoints: [fileURLToPath(new URL('./render-worker.ts', import.meta.url))],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile,
-    logLevel: 'error',
-  });
-  esbuild.stop();
-  return outfile;
-}
 
 // A fixed benchmark password, not a secret: the files are deleted after measuring.
 const PASSWORD = 'Bench1234';
@@ -215,7 +194,7 @@ async function main(): Promise<void> {
   const s = scenarioSchema.parse(JSON.parse(process.argv[2] ?? '{}'));
   const work = await mkdtemp(join(tmpdir(), 'xlsx-bench-'));
   // Bundling the worker is a build step (a deployment ships it prebuilt): done before the clock starts.
-  const workerFile = s.kind === 'ours-workers' ? await bundleWorker(work) : undefined;
+  const workerFile = s.kind === 'ours-workers' ? await bundleWorker(new URL('./render-worker.ts', import.meta.url), join(work, 'render-worker.mjs')) : undefined;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let measured: { renderSeconds: number; threads: number };

@@ -68,32 +68,38 @@ export function withoutBom(text: string): string {
 /** One line of an input: its 1-based number (as an editor counts them) and its text. */
 export type InputLine = { line: number; text: string };
 
+/** One line of an input as bytes: a view valid only until the next line is asked for. */
+export type InputLineBytes = { line: number; bytes: Buffer };
+
+/** The refusal of a line that is not UTF-8: names only the line (rows may hold personal data). */
+export function notUtf8(line: number, prefix = ''): InputError {
+  return new InputError(`${prefix}line ${line}: not valid UTF-8`);
+}
+
+/** Called for each line: its number and its bytes, `bytes[start..end)`, valid during the call only. */
+export type OnLine = (line: number, bytes: Buffer, start: number, end: number) => void;
+
 /**
- * Splits the input into lines as readline does (LF, CRLF or a lone CR ends a line) and decodes
- * each one strictly: invalid UTF-8 is refused, naming the line (`${prefix}line N: not valid
- * UTF-8`), instead of being turned into U+FFFD. A UTF-8 byte order mark at the very start of
- * the file is skipped; anywhere else it is text (and so not valid JSON).
+ * Splits an input fed chunk by chunk into lines as readline does (LF, CRLF or a lone CR ends a
+ * line), without decoding them and without an object per line. A UTF-8 byte order mark at the
+ * very start of the file is skipped; anywhere else it is part of the line.
  */
-export async function* readLines(input: AsyncIterable<Buffer>, prefix = ''): AsyncGenerator<InputLine> {
-  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-  let line = 0;
-  let carry: Buffer[] = [];
-  let skipLf = false; // the last chunk ended with CR: an LF starting the next one belongs to it
-  const decode = (bytes: Buffer): InputLine => {
-    line++;
-    if (line === 1 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) bytes = bytes.subarray(3);
-    try {
-      return { line, text: decoder.decode(bytes) };
-    } catch {
-      // Name only the line: rows may hold personal data.
-      throw new InputError(`${prefix}line ${line}: not valid UTF-8`);
-    }
-  };
-  for await (const chunk of input) {
-    if (chunk.length === 0) continue;
+export class LineSplitter {
+  private line = 0;
+  private carry: Buffer[] = [];
+  private skipLf = false; // the last chunk ended with CR: an LF starting the next one belongs to it
+
+  private emit(bytes: Buffer, start: number, end: number, onLine: OnLine): void {
+    this.line++;
+    if (this.line === 1 && end - start >= 3 && bytes[start] === 0xef && bytes[start + 1] === 0xbb && bytes[start + 2] === 0xbf) start += 3;
+    onLine(this.line, bytes, start, end);
+  }
+
+  push(chunk: Buffer, onLine: OnLine): void {
+    if (chunk.length === 0) return;
     let start = 0;
-    if (skipLf) {
-      skipLf = false;
+    if (this.skipLf) {
+      this.skipLf = false;
       if (chunk[0] === 0x0a) start = 1;
     }
     let lf = chunk.indexOf(0x0a, start);
@@ -101,21 +107,66 @@ export async function* readLines(input: AsyncIterable<Buffer>, prefix = ''): Asy
     while (lf !== -1 || cr !== -1) {
       const atCr = cr !== -1 && (lf === -1 || cr < lf);
       const end = atCr ? cr : lf;
-      const piece = chunk.subarray(start, end);
-      const bytes = carry.length === 0 ? piece : Buffer.concat([...carry, piece]);
-      carry = [];
-      yield decode(bytes);
+      if (this.carry.length === 0) {
+        this.emit(chunk, start, end, onLine);
+      } else {
+        const joined = Buffer.concat([...this.carry, chunk.subarray(start, end)]);
+        this.carry = [];
+        this.emit(joined, 0, joined.length, onLine);
+      }
       start = end + 1;
       if (atCr) {
-        if (start === chunk.length) skipLf = true;
+        if (start === chunk.length) this.skipLf = true;
         else if (chunk[start] === 0x0a) start++;
       }
       if (lf !== -1 && lf < start) lf = chunk.indexOf(0x0a, start);
       if (cr !== -1 && cr < start) cr = chunk.indexOf(0x0d, start);
     }
-    if (start < chunk.length) carry.push(chunk.subarray(start));
+    // Copied: the reader may reuse the chunk's memory for the next one.
+    if (start < chunk.length) this.carry.push(Buffer.from(chunk.subarray(start)));
   }
-  if (carry.length > 0) yield decode(Buffer.concat(carry));
+
+  /** The last line, when the input does not end with a line break. */
+  end(onLine: OnLine): void {
+    if (this.carry.length === 0) return;
+    const joined = Buffer.concat(this.carry);
+    this.carry = [];
+    this.emit(joined, 0, joined.length, onLine);
+  }
+}
+
+/** The lines of an input as bytes (see LineSplitter): each a view valid until the next is asked for. */
+export async function* readLineBytes(input: AsyncIterable<Buffer>): AsyncGenerator<InputLineBytes> {
+  const splitter = new LineSplitter();
+  let lines: InputLineBytes[] = [];
+  const collect: OnLine = (line, bytes, start, end) => {
+    lines.push({ line, bytes: bytes.subarray(start, end) });
+  };
+  for await (const chunk of input) {
+    splitter.push(chunk, collect);
+    const ready = lines;
+    lines = [];
+    yield* ready;
+  }
+  splitter.end(collect);
+  yield* lines;
+}
+
+/**
+ * The lines of readLineBytes, each decoded strictly: invalid UTF-8 is refused, naming the line
+ * (`${prefix}line N: not valid UTF-8`), instead of being turned into U+FFFD.
+ */
+export async function* readLines(input: AsyncIterable<Buffer>, prefix = ''): AsyncGenerator<InputLine> {
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  for await (const { line, bytes } of readLineBytes(input)) {
+    let text: string;
+    try {
+      text = decoder.decode(bytes);
+    } catch {
+      throw notUtf8(line, prefix);
+    }
+    yield { line, text };
+  }
 }
 
 export { scanTopLevelMembers } from '../shared/json-text';

@@ -8,38 +8,44 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream, rmSync, type Stats } from 'node:fs';
 import { lstat, mkdtemp, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { basename, dirname, join, sep } from 'node:path';
 import { z } from 'zod';
 import {
-  CellValueError,
   assertTimeZone,
   XlsxEngineError,
   MAX_PASSWORD_UNITS,
   columnTypeSchema,
-  createPartEncoder,
   deriveEncryptionKeys,
   sanitizeText,
   writeEncryptedWorkbook,
   writeWorkbook,
-  type CellValue,
   type ColumnSpec,
-  type PartEncoder,
+  type Part,
   type PartMeta,
-  type Row,
 } from '../shared/xlsx';
-import { isInheritedKey } from '../shared/xlsx/render-row';
 import { validateSheetName } from '../shared/xlsx/workbook';
-import { parseIsoWithOffset } from '../shared/iso-datetime';
-import { InputError, firstDuplicate, operatorPath, readLines, parseOptions, scanTopLevelMembers, withoutBom } from './cli-input';
+import { bundleWorker } from './bundle-worker';
+import { InputError, LineSplitter, firstDuplicate, operatorPath, parseOptions, scanTopLevelMembers, withoutBom, type OnLine } from './cli-input';
+import { startRenderPool, type RenderPool } from './xlsx-pool';
+import { BatchBuilder, createBatchRenderer, decodeLine, duplicateError, isBlankLine, parseLine, type Batch, type BatchContext } from './xlsx-rows';
 
 // Exported from here too: tests (and callers) have always imported the scanner from this file.
 export { scanTopLevelMembers };
 
 const USAGE =
-  'usage: EXPORT_PASSWORD=... npm run xlsx -- --in rows.ndjson --out file.xlsx [--columns columns.json] [--sheet NAME] [--timezone Asia/Seoul] [--no-password]';
+  'usage: EXPORT_PASSWORD=... npm run xlsx -- --in rows.ndjson --out file.xlsx [--columns columns.json] [--sheet NAME] [--timezone Asia/Seoul] [--no-password] [--workers N]';
 export const MAX_ROWS = 1_000_000;
-const ROWS_PER_PART = 50_000;
+/**
+ * A batch (one part) is at most this many rows or this many bytes of input, so memory holds
+ * a few batches whatever the rows' width; the same boundaries on the main thread and in the
+ * workers, so the file does not depend on --workers.
+ */
+const ROWS_PER_BATCH = 10_000;
+const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+/** Render workers by default: one per core, at most this many (the main thread reads and writes). */
+const MAX_DEFAULT_WORKERS = 8;
+const MAX_WORKERS = 64;
 // Excel's limit; checked here so an inferred header row too wide fails naming its line.
 const MAX_COLUMNS = 16_384;
 
@@ -79,6 +85,7 @@ function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv) {
       sheet: { type: 'string' },
       timezone: { type: 'string' },
       'no-password': { type: 'boolean' },
+      workers: { type: 'string' },
       help: { type: 'boolean' },
     },
     USAGE,
@@ -108,6 +115,14 @@ function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv) {
   } catch {
     throw new InputError(`--timezone: "${timeZone}" is not an IANA time zone (e.g. Asia/Seoul)`);
   }
+  // 0 renders on the main thread (no worker is started); a small input is rendered there anyway.
+  let workers = Math.min(availableParallelism(), MAX_DEFAULT_WORKERS);
+  if (values.workers !== undefined) {
+    if (!/^\d{1,2}$/.test(values.workers) || Number(values.workers) > MAX_WORKERS) {
+      throw new InputError(`--workers: must be a whole number from 0 to ${MAX_WORKERS} (0 renders on the main thread), got "${values.workers}"`);
+    }
+    workers = Number(values.workers);
+  }
   // Paths are resolved against the operator's folder (npm run starts us in the package root);
   // messages keep the spelling the operator typed.
   return {
@@ -121,6 +136,7 @@ function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv) {
     sheet,
     timeZone,
     password: noPassword ? undefined : password,
+    workers,
   };
 }
 
@@ -149,11 +165,6 @@ async function readColumns(path: string, shown: string): Promise<ColumnSpec[]> {
     keys.add(c.key);
     return { key: c.key, header: c.header ?? c.key, type: c.type, width: c.width };
   });
-}
-
-/** JSON.parse keeps the last of two equal keys: the first value would vanish without a word. */
-function duplicateError(line: number, key: string): InputError {
-  return new InputError(`line ${line}: field "${key}" appears more than once (JSON keeps only the last value)`);
 }
 
 /**
@@ -185,111 +196,6 @@ function inferColumns(text: string, first: Record<string, unknown>, line: number
   });
 }
 
-/**
- * For a line with `members` members of which `present` are columns: refuses a duplicate key and,
- * with inferred columns (`strict`), a field that is not a column: it would be dropped silently.
- * Only called when the counts differ, so a line that matches pays for no key decoding.
- */
-function memberError(text: string, columns: readonly ColumnSpec[], line: number, strict: boolean, firstLine: number): InputError | undefined {
-  const keys: string[] = [];
-  scanTopLevelMembers(text, keys);
-  const duplicate = firstDuplicate(keys);
-  if (duplicate !== undefined) return duplicateError(line, duplicate);
-  if (!strict) return undefined;
-  const known = new Set(columns.map((c) => c.key));
-  const extra = keys.find((k) => !known.has(k));
-  if (extra === undefined) return undefined;
-  return new InputError(
-    `line ${line}: field "${extra}" is not a column (without --columns the columns are line ${firstLine}'s fields): pass --columns to choose the columns`,
-  );
-}
-
-/** The error for one field: names the line, the field, its type, the rule and what came instead. */
-function fieldError(line: number, c: ColumnSpec, expected: string, got: string): InputError {
-  return new InputError(`line ${line}: field "${c.key}" (${c.type}) must be ${expected}, got ${got}`);
-}
-
-const kindOf = (v: unknown): string => (Array.isArray(v) ? 'an array' : typeof v);
-// JSON.parse turns 1e400 into Infinity: a number cell would silently be left empty, a text cell
-// would read "Infinity"; neither is what was sent.
-const TOO_LARGE = 'a number too large to represent';
-const UNSAFE_INTEGER_RULE = `text, a boolean or a number within ±${Number.MAX_SAFE_INTEGER} (quote a larger integer as a string: as a JSON number it loses digits)`;
-
-/**
- * The prototype of every row: empty and itself without one, so no Object.prototype member
- * (`constructor`, `toString`, the `__proto__` accessor) is in a row's chain: a column named
- * `__proto__` is an ordinary key, and a renderer reading `row.constructor` of a row without it
- * finds nothing rather than Object's constructor. Not Object.create(null) per row: V8 makes
- * such objects dictionaries, which cost ~0.6 µs a row to build and read (about 5% of the
- * command); rows sharing this prototype keep fast properties.
- */
-const ROW_PROTOTYPE: object = Object.freeze(Object.create(null));
-
-/** Columns as toRow reads them: each with whether its key is one every object inherits. */
-type ColumnReader = { columns: readonly ColumnSpec[]; inherited: readonly boolean[]; present: number };
-
-function columnReader(columns: readonly ColumnSpec[]): ColumnReader {
-  // `constructor`, `toString`, `__proto__`…: a plain src[key] would read Object.prototype's
-  // member when the line lacks the field. Decided once per column, so other keys keep a plain load.
-  return { columns, inherited: columns.map((c) => isInheritedKey(c.key)), present: 0 };
-}
-
-/**
- * Checks one parsed line against the columns; the error names the line, field and rule. Leaves
- * in `reader.present` how many columns the line has (JSON has no undefined, so a field it has
- * is never undefined). (No closures per field: tsx wraps every function it creates, which
- * costs ~1 µs per field.)
- */
-function toRow(json: unknown, reader: ColumnReader, line: number): Row {
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new InputError(`line ${line}: expected a JSON object`);
-  }
-  const src = json as Record<string, unknown>;
-  const row = Object.create(ROW_PROTOTYPE) as Record<string, CellValue>;
-  const { columns, inherited } = reader;
-  let present = 0;
-  for (let i = 0; i < columns.length; i++) {
-    const c = columns[i]!;
-    const v = inherited[i] ? (Object.hasOwn(src, c.key) ? src[c.key] : undefined) : src[c.key];
-    if (v === undefined) continue;
-    present++;
-    if (v === null) continue;
-    switch (c.type) {
-      case 'string':
-        if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') throw fieldError(line, c, 'text, a number or a boolean', kindOf(v));
-        if (typeof v === 'number') {
-          if (!Number.isFinite(v)) throw fieldError(line, c, 'text, a finite number or a boolean', TOO_LARGE);
-          // Past 2^53 a JSON number has already lost digits when parsed (12345678901234567890
-          // reads as 12345678901234567000): as text it would show digits nobody sent, so it is
-          // refused. number/duration columns (below) keep taking such numbers: a number cell is a
-          // double, the nearest one is what Excel itself stores, and it shows 15 digits anyway.
-          if (!Number.isSafeInteger(v) && Number.isInteger(v)) throw fieldError(line, c, UNSAFE_INTEGER_RULE, 'an integer beyond that range');
-        }
-        row[c.key] = v;
-        break;
-      case 'number':
-      case 'duration':
-        if (typeof v !== 'number') throw fieldError(line, c, 'a number', kindOf(v));
-        if (!Number.isFinite(v)) throw fieldError(line, c, 'a finite number', TOO_LARGE);
-        row[c.key] = v;
-        break;
-      case 'boolean':
-        if (typeof v !== 'boolean') throw fieldError(line, c, 'true or false', kindOf(v));
-        row[c.key] = v;
-        break;
-      case 'date': {
-        // The engine's own parser, so the CLI refuses exactly the texts a date cell refuses.
-        const ms = typeof v === 'string' ? parseIsoWithOffset(v) : undefined;
-        if (ms === undefined) throw fieldError(line, c, 'an ISO-8601 date-time with an offset, e.g. 2025-07-01T09:30:00+09:00', kindOf(v));
-        if (Number.isNaN(ms)) throw fieldError(line, c, 'a date and time that exist (not, say, February 30 or 25:00)', kindOf(v));
-        row[c.key] = v as string;
-        break;
-      }
-    }
-  }
-  reader.present = present;
-  return row;
-}
 
 // A file name's limit in bytes on every file system the command is likely to write to (NAME_MAX).
 const NAME_MAX = 255;
@@ -410,12 +316,11 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
     return undefined;
   }
   const started = performance.now();
-  // The columns, once known: from --columns, else from the first row (reader.columns).
-  let reader = args.columnsFile && args.columnsPath ? columnReader(await readColumns(args.columnsPath, args.columnsFile)) : undefined;
+  // The columns, once known: from --columns, else from the first row.
+  let columns = args.columnsFile && args.columnsPath ? await readColumns(args.columnsPath, args.columnsFile) : undefined;
   // Without --columns the columns are the first row's fields, so a later field that is not one
   // would be dropped without a word: refused. With --columns, leaving fields out is the point.
-  const strict = reader === undefined;
-  let columnsLine = 0;
+  const strict = columns === undefined;
   // Written beside the target and renamed at the end: a failed run never leaves a broken file.
   // Named from the resolved path, the one every check looks at.
   const partial = partialPathOf(args.outputPath);
@@ -428,21 +333,52 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
   const parts: (PartMeta & { offset: number })[] = [];
   let offset = 0;
   let rows = 0;
-  let encoder: PartEncoder | undefined;
-  // Parts go to a temp file as they finish, so memory holds at most one part.
-  const finishPart = async (): Promise<void> => {
-    if (!encoder || encoder.rowCount === 0) return;
-    const { data, ...meta } = encoder.finish();
-    encoder = undefined;
+  let context: BatchContext | undefined;
+  let renderHere: ((batch: Batch) => Part) | undefined;
+  let pool: RenderPool | undefined;
+  // Batches sent to the workers, oldest first: their parts are written in this order, and the
+  // first refusal among them is the first bad line of the file.
+  const pending: Promise<Part>[] = [];
+  const batch = new BatchBuilder();
+  // Batches filled by the chunk just split, sent before the next chunk is read.
+  const full: Batch[] = [];
+  // Parts go to a temp file as they finish, so memory holds at most the batches in flight.
+  const writePart = async ({ data, ...meta }: Part): Promise<void> => {
     await partsFile!.write(data);
     parts.push({ ...meta, offset });
     offset += data.length;
+  };
+  const drain = async (keep: number): Promise<void> => {
+    while (pending.length > keep) await writePart(await pending.shift()!);
+  };
+  /**
+   * Sends a batch to be rendered. The pool starts with the first full batch while input
+   * remains, so an input of one batch is rendered here without bundling or starting a worker;
+   * `last` (the input has ended) renders here when no pool was started.
+   */
+  const dispatch = async (current: Batch, last: boolean): Promise<void> => {
+    // Only lines after the columns are known are batched.
+    if (!context) throw new Error('a batch before the columns are known');
+    if (!pool && args.workers > 0 && !last) {
+      const workerFile = await bundleWorker(new URL('./xlsx-worker.ts', import.meta.url), join(work, 'xlsx-worker.mjs'));
+      pool = startRenderPool(workerFile, context, args.workers);
+    }
+    if (pool) {
+      const part = pool.render(current);
+      // Awaited in order by drain(); a later batch's refusal must not count as unhandled meanwhile.
+      part.catch(() => undefined);
+      pending.push(part);
+      await drain(args.workers + 1);
+    } else {
+      renderHere ??= createBatchRenderer(context);
+      await writePart(renderHere(current));
+    }
   };
   try {
     partsFile = await open(partsPath, 'w');
     let input;
     try {
-      input = createReadStream(args.inputPath);
+      input = createReadStream(args.inputPath, { highWaterMark: 1 << 20 });
       await new Promise<void>((resolve, reject) => {
         input!.once('open', () => resolve());
         input!.once('error', reject);
@@ -450,46 +386,51 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
     } catch (err) {
       throw new InputError(`--in ${args.input}: ${(err as Error).message}`);
     }
-    for await (const { line, text } of readLines(input)) {
-      if (text.trim() === '') continue;
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        // V8's message quotes the input; rows may hold personal data, so name only the line.
-        throw new InputError(`line ${line}: not valid JSON`);
+    // A refusal found while reading (bad UTF-8, too many rows) comes after the lines read before
+    // it: those are rendered first, so the error reported is always the file's first bad line.
+    let batchFailed = false;
+    try {
+      const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+      const splitter = new LineSplitter();
+      const onLine: OnLine = (line, bytes, start, end) => {
+        if (isBlankLine(bytes, start, end, line, decoder)) return;
+        if (!context) {
+          if (!columns) {
+            const text = decodeLine(decoder, bytes.subarray(start, end), line);
+            const json = parseLine(text, line);
+            if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InputError(`line ${line}: expected a JSON object`);
+            columns = inferColumns(text, json as Record<string, unknown>, line);
+          }
+          context = { columns, strict, columnsLine: line, timeZone: args.timeZone };
+        }
+        if (rows >= MAX_ROWS) throw new InputError(`line ${line}: more than ${MAX_ROWS.toLocaleString('en-US')} data rows`);
+        batch.add(line, rows + 2, bytes, start, end);
+        rows++;
+        if (batch.rowCount >= ROWS_PER_BATCH || batch.byteCount >= MAX_BATCH_BYTES) full.push(batch.take());
+      };
+      for await (const chunk of input as AsyncIterable<Buffer>) {
+        splitter.push(chunk, onLine);
+        batchFailed = true;
+        for (const ready of full.splice(0)) await dispatch(ready, false);
+        batchFailed = false;
       }
-      if (!reader) {
-        if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InputError(`line ${line}: expected a JSON object`);
-        reader = columnReader(inferColumns(text, json as Record<string, unknown>, line));
-        columnsLine = line;
-      }
-      if (rows >= MAX_ROWS) throw new InputError(`line ${line}: more than ${MAX_ROWS.toLocaleString('en-US')} data rows`);
-      const row = toRow(json, reader, line);
-      // Counting the line's members (duplicates included) is cheap; decoding its keys is done
-      // only for a line whose count is off. With inferred columns every member must be a
-      // column present in the row; with --columns, extra fields are allowed, so the count is
-      // compared with the distinct keys JSON.parse kept.
-      const members = scanTopLevelMembers(text);
-      if (members !== (strict ? reader.present : Object.keys(json as object).length)) {
-        const error = memberError(text, reader.columns, line, strict, columnsLine);
-        if (error) throw error;
-      }
-      encoder ??= createPartEncoder(reader.columns, { timeZone: args.timeZone, startRow: rows + 2 });
-      try {
-        encoder.add(row);
-      } catch (err) {
-        if (err instanceof CellValueError) throw new InputError(`line ${line}: ${err.message}`);
-        throw err;
-      }
-      rows++;
-      if (encoder.rowCount >= ROWS_PER_PART) await finishPart();
+      splitter.end(onLine);
+    } catch (err) {
+      if (batchFailed) throw err;
+      for (const ready of full.splice(0)) await dispatch(ready, true);
+      if (batch.rowCount > 0) await dispatch(batch.take(), true);
+      await drain(0);
+      throw err;
     }
-    if (!reader) throw new InputError(`--in ${args.input}: no rows (an empty input has no columns)`);
-    await finishPart();
+    if (!context) throw new InputError(`--in ${args.input}: no rows (an empty input has no columns)`);
+    for (const ready of full.splice(0)) await dispatch(ready, true);
+    if (batch.rowCount > 0) await dispatch(batch.take(), true);
+    await drain(0);
+    await pool?.close();
+    pool = undefined;
     await partsFile.close();
 
-    const sheets = [{ name: args.sheet, columns: [...reader.columns], parts: parts.map(({ offset: _o, ...meta }) => meta) }];
+    const sheets = [{ name: args.sheet, columns: [...context.columns], parts: parts.map(({ offset: _o, ...meta }) => meta) }];
     const readPart = async (_sheet: number, index: number) => {
       const p = parts[index]!;
       if (p.compressedLength === 0) return Buffer.alloc(0);
@@ -560,6 +501,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
       keys?.packageKey.fill(0);
     }
   } finally {
+    await pool?.close();
     await partsFile?.close().catch(() => undefined);
     // A failure anywhere after the partial was opened (the final rename included) removes it:
     // it is a complete workbook, unencrypted with --no-password.

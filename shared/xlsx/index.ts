@@ -30,6 +30,7 @@ export {
   createAsyncPartEncoder,
   createPartEncoder,
   renderPart,
+  transferableBytes,
   DEFAULT_DEFLATE_LEVEL,
   type AsyncPartEncoder,
   type PartEncoder,

@@ -163,6 +163,17 @@ export function createAsyncPartEncoder(columns: readonly ColumnSpec[], options: 
   };
 }
 
+/**
+ * A part's bytes as an ArrayBuffer of their own, to be transferred to another thread without a
+ * copy: a Buffer may be a view into a larger pooled ArrayBuffer, and transferring that would
+ * hand over (and detach) bytes that are not the part's. Copies only in that case.
+ */
+export function transferableBytes(data: Uint8Array): ArrayBuffer {
+  return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength
+    ? (data.buffer as ArrayBuffer)
+    : (data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer);
+}
+
 /** Renders a slice of rows into one part. */
 export function renderPart(columns: readonly ColumnSpec[], rows: Iterable<Row>, options: PartOptions): Part {
   const encoder = createPartEncoder(columns, options);

@@ -26,6 +26,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { scanTopLevelMembers } from '../../bin/xlsx';
 import { createEncryptingSink, createWritableSink, deriveEncryptionKeys } from '../../shared/xlsx';
 import { XlsxPopulate, decryptWithXlsxPopulate, readWithExcelJs } from './engine-test-support';
+import { unzipSync } from './zip-reader';
 
 const ROOT = resolve(__dirname, '../..');
 const TSX = join(ROOT, 'node_modules/.bin/tsx');
@@ -798,5 +799,127 @@ describe('output errors keep their cause (what the CLI prints on ENOSPC)', () =>
     );
     expect(failure?.message).toBe('output stream failed');
     expect(failure?.cause).toBe(error);
+  });
+});
+
+describe('npm run xlsx on worker threads (inputs of more than one batch of 10,000 rows)', () => {
+  const ROWS = 25_000;
+  /** Line `n`'s row, as text; rows cross both batch boundaries (after rows 10,000 and 20,000). */
+  const rowText = (i: number): string =>
+    JSON.stringify({ id: String(i).padStart(6, '0'), name: i % 7 === 0 ? `김${i}` : `row ${i}`, at: new Date(Date.UTC(2025, 6, 1) + i * 61_000).toISOString(), n: i / 4, ok: i % 2 === 0 });
+  /**
+   * ROWS rows with blank lines among them (ASCII spaces, a tab, U+3000 alone: trim() calls all
+   * of those blank) and CRLF endings in the middle: line numbers and row numbers part ways.
+   * `edit` replaces the text of given line numbers.
+   */
+  function writeInput(path: string, edit: (line: number, text: string) => string | Buffer = (_l, t) => t): void {
+    const pieces: (string | Buffer)[] = [];
+    let line = 0;
+    const push = (text: string, eol = '\n') => {
+      line++;
+      const edited = edit(line, text);
+      pieces.push(edited, eol);
+    };
+    for (let i = 1; i <= ROWS; i++) {
+      if (i % 3_001 === 0) push('   ');
+      if (i % 4_999 === 0) push('\t');
+      if (i === 12_000) push('\u3000');
+      push(rowText(i), i > 15_000 && i < 15_100 ? '\r\n' : '\n');
+    }
+    writeFileSync(path, Buffer.concat(pieces.map((p) => (typeof p === 'string' ? Buffer.from(p) : p))));
+  }
+  /** The line number of row i (1-based data row), as writeInput lays the lines out. */
+  function lineOfRow(i: number): number {
+    let blanks = 0;
+    for (let k = 1; k <= i; k++) blanks += (k % 3_001 === 0 ? 1 : 0) + (k % 4_999 === 0 ? 1 : 0) + (k === 12_000 ? 1 : 0);
+    return i + blanks;
+  }
+
+  it('writes the same file as the main thread alone, every row in order', async () => {
+    const d = freshDir('workers-same');
+    const input = join(d, 'rows.ndjson');
+    writeInput(input);
+    const onWorkers = join(d, 'workers.xlsx');
+    const onMain = join(d, 'main.xlsx');
+    const tmp = freshDir('workers-same-tmp');
+    const r1 = run(['--in', input, '--out', onWorkers, '--no-password', '--workers', '2'], { TMPDIR: tmp });
+    expect(r1.stderr).toMatch(/^wrote 25,000 rows/);
+    expect(r1.code).toBe(0);
+    const r2 = run(['--in', input, '--out', onMain, '--no-password', '--workers', '0']);
+    expect(r2.code).toBe(0);
+    // Same batches either way, so the same parts: every entry byte for byte but the creation time.
+    const entries = (file: string) => {
+      const { 'docProps/core.xml': _created, ...rest } = unzipSync(readFileSync(file));
+      return rest;
+    };
+    const fromWorkers = entries(onWorkers);
+    const fromMain = entries(onMain);
+    expect(fromWorkers['xl/worksheets/sheet1.xml']!.length).toBeGreaterThan(1_000_000);
+    expect(Object.keys(fromWorkers).sort()).toEqual(Object.keys(fromMain).sort());
+    // Buffer#equals: a deep toEqual walks megabytes element by element.
+    for (const [name, bytes] of Object.entries(fromWorkers)) expect({ name, same: bytes.equals(fromMain[name]!) }).toEqual({ name, same: true });
+    expect(cliTemps(tmp)).toEqual([]);
+
+    const [sheet] = await readWithExcelJs(readFileSync(onWorkers));
+    expect(sheet!.rows).toHaveLength(ROWS + 1);
+    expect(sheet!.rows[0]).toEqual(['id', 'name', 'at', 'n', 'ok']);
+    for (const i of [1, 9_999, 10_000, 10_001, 12_000, 15_050, 20_000, 20_001, ROWS]) {
+      const src = JSON.parse(rowText(i)) as { id: string; name: string; at: string; n: number; ok: boolean };
+      expect(sheet!.rows[i]).toEqual([src.id, src.name, src.at, src.n, src.ok]);
+    }
+  });
+
+  it('names the first bad line of the file, whichever thread found it first, and leaves nothing behind', () => {
+    const d = freshDir('workers-bad');
+    const input = join(d, 'rows.ndjson');
+    const out = join(d, 'out.xlsx');
+    const tmp = freshDir('workers-bad-tmp');
+    const early = lineOfRow(12_345); // the second batch
+    const late = lineOfRow(23_000); // the third batch, found as soon or sooner
+    const cases: { name: string; edit: (line: number, text: string) => string | Buffer; expected: RegExp }[] = [
+      {
+        name: 'two bad lines in different batches',
+        edit: (l, t) => (l === early ? t.slice(0, -1) : l === late ? t.replace('"ok":', '"ok":"x","zz":') : t),
+        expected: new RegExp(`^xlsx: line ${early}: not valid JSON\\n$`),
+      },
+      {
+        name: 'a late line refused while reading (invalid UTF-8 first), an earlier one rendered',
+        edit: (l, t) => (l === early ? t.replace(/"n":[^,]+/, '"n":"many"') : l === late ? Buffer.from([0xc3, 0x28]) : t),
+        expected: new RegExp(`^xlsx: line ${early}: field "n" \\(number\\) must be a number, got string\\n$`),
+      },
+      {
+        name: 'only the bad UTF-8 in a worker batch',
+        edit: (l, t) => (l === late ? Buffer.concat([Buffer.from(t.slice(0, 10)), Buffer.from([0xff]), Buffer.from(t.slice(10))]) : t),
+        expected: new RegExp(`^xlsx: line ${late}: not valid UTF-8\\n$`),
+      },
+    ];
+    const columnsFile = join(d, 'columns.json');
+    writeFileSync(
+      columnsFile,
+      JSON.stringify([
+        { key: 'id', type: 'string' },
+        { key: 'n', type: 'number' },
+      ]),
+    );
+    for (const c of cases) {
+      writeInput(input, c.edit);
+      const r = run(['--in', input, '--out', out, '--columns', columnsFile, '--workers', '2'], { EXPORT_PASSWORD: 'Pw123456', TMPDIR: tmp });
+      expect({ name: c.name, code: r.code, stderr: r.stderr }).toEqual({ name: c.name, code: 2, stderr: expect.stringMatching(c.expected) });
+      expect(existsSync(out)).toBe(false);
+      expect(partials(out)).toEqual([]);
+      expect(cliTemps(tmp)).toEqual([]);
+    }
+  });
+
+  it('refuses a --workers that is not a whole number from 0 to 64, naming the option', () => {
+    const d = freshDir('workers-option');
+    const input = join(d, 'rows.ndjson');
+    writeFileSync(input, '{"a":1}\n');
+    for (const value of ['x', '-1', '65', '1.5', '']) {
+      const r = run(['--in', input, '--out', join(d, 'o.xlsx'), '--no-password', `--workers=${value}`]);
+      expect({ value, code: r.code }).toEqual({ value, code: 2 });
+      expect(r.stderr).toMatch(/^xlsx: --workers: must be a whole number from 0 to 64/);
+    }
+    expect(run(['--in', input, '--out', join(d, 'o.xlsx'), '--no-password', '--workers', '64']).code).toBe(0);
   });
 });
