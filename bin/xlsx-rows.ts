@@ -135,9 +135,10 @@ export type BatchContext = {
  * Consecutive non-blank lines as their raw bytes: line `lines[i]` is `bytes` from `ends[i - 1]`
  * (0 for the first) to `ends[i]`, and is sheet row `startRow + i`. Bytes, not strings: the main
  * thread only splits the input, so it makes no garbage per line, and the buffers are
- * transferred to a worker rather than copied.
+ * transferred to a worker rather than copied. Float64 arrays: a line number passes 2^31 after
+ * two billion (blank) lines, and stays exact to 2^53.
  */
-export type Batch = { startRow: number; lines: Int32Array; ends: Int32Array; bytes: Uint8Array };
+export type Batch = { startRow: number; lines: Float64Array; ends: Float64Array; bytes: Uint8Array };
 
 /**
  * A renderer for one run's batches. Each batch is rendered into its own part with `r`
@@ -216,8 +217,8 @@ export class BatchBuilder {
   take(): Batch {
     const batch: Batch = {
       startRow: this.startRow,
-      lines: Int32Array.from(this.lines),
-      ends: Int32Array.from(this.ends),
+      lines: Float64Array.from(this.lines),
+      ends: Float64Array.from(this.ends),
       bytes: this.bytes.subarray(0, this.used),
     };
     // A batch about as large as this one comes next: start there rather than grow again.

@@ -316,8 +316,8 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
     return undefined;
   }
   const started = performance.now();
-  // The columns, once known: from --columns, else from the first row.
-  let columns = args.columnsFile && args.columnsPath ? await readColumns(args.columnsPath, args.columnsFile) : undefined;
+  // The columns from --columns; without it, the first row's fields (see `context`).
+  const columns = args.columnsFile && args.columnsPath ? await readColumns(args.columnsPath, args.columnsFile) : undefined;
   // Without --columns the columns are the first row's fields, so a later field that is not one
   // would be dropped without a word: refused. With --columns, leaving fields out is the point.
   const strict = columns === undefined;
@@ -333,7 +333,8 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
   const parts: (PartMeta & { offset: number })[] = [];
   let offset = 0;
   let rows = 0;
-  let context: BatchContext | undefined;
+  // Known from the start with --columns, else set by the first row.
+  let context: BatchContext | undefined = columns ? { columns, strict, columnsLine: 0, timeZone: args.timeZone } : undefined;
   let renderHere: ((batch: Batch) => Part) | undefined;
   let pool: RenderPool | undefined;
   // Batches sent to the workers, oldest first: their parts are written in this order, and the
@@ -395,24 +396,27 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
       const onLine: OnLine = (line, bytes, start, end) => {
         if (isBlankLine(bytes, start, end, line, decoder)) return;
         if (!context) {
-          if (!columns) {
-            const text = decodeLine(decoder, bytes.subarray(start, end), line);
-            const json = parseLine(text, line);
-            if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InputError(`line ${line}: expected a JSON object`);
-            columns = inferColumns(text, json as Record<string, unknown>, line);
-          }
-          context = { columns, strict, columnsLine: line, timeZone: args.timeZone };
+          const text = decodeLine(decoder, bytes.subarray(start, end), line);
+          const json = parseLine(text, line);
+          if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InputError(`line ${line}: expected a JSON object`);
+          context = { columns: inferColumns(text, json as Record<string, unknown>, line), strict, columnsLine: line, timeZone: args.timeZone };
         }
-        if (rows >= MAX_ROWS) throw new InputError(`line ${line}: more than ${MAX_ROWS.toLocaleString('en-US')} data rows`);
+        if (rows >= MAX_ROWS) {
+          // A line that is not UTF-8 or not JSON is told so first, as a line before the limit would be.
+          parseLine(decodeLine(decoder, bytes.subarray(start, end), line), line);
+          throw new InputError(`line ${line}: more than ${MAX_ROWS.toLocaleString('en-US')} data rows`);
+        }
         batch.add(line, rows + 2, bytes, start, end);
         rows++;
         if (batch.rowCount >= ROWS_PER_BATCH || batch.byteCount >= MAX_BATCH_BYTES) full.push(batch.take());
       };
       for await (const chunk of input as AsyncIterable<Buffer>) {
-        splitter.push(chunk, onLine);
+        // More input came: the batches the last chunk filled are not the last, so they may start
+        // the workers (a file of exactly one full batch is rendered here, with none started).
         batchFailed = true;
         for (const ready of full.splice(0)) await dispatch(ready, false);
         batchFailed = false;
+        splitter.push(chunk, onLine);
       }
       splitter.end(onLine);
     } catch (err) {
@@ -422,6 +426,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
       await drain(0);
       throw err;
     }
+    // With --columns, an input without rows is a workbook with only the header row.
     if (!context) throw new InputError(`--in ${args.input}: no rows (an empty input has no columns)`);
     for (const ready of full.splice(0)) await dispatch(ready, true);
     if (batch.rowCount > 0) await dispatch(batch.take(), true);

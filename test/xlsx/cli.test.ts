@@ -27,6 +27,7 @@ import { scanTopLevelMembers } from '../../bin/xlsx';
 import { createEncryptingSink, createWritableSink, deriveEncryptionKeys } from '../../shared/xlsx';
 import { XlsxPopulate, decryptWithXlsxPopulate, readWithExcelJs } from './engine-test-support';
 import { unzipSync } from './zip-reader';
+import { BatchBuilder } from '../../bin/xlsx-rows';
 
 const ROOT = resolve(__dirname, '../..');
 const TSX = join(ROOT, 'node_modules/.bin/tsx');
@@ -148,6 +149,22 @@ describe('npm run xlsx (bin/xlsx.ts)', () => {
     expect(sheet!.rows[3] ?? []).toEqual([]);
     expect(sheet!.rows[4]?.slice(0, 4)).toEqual(['010', 'tab\there', null, 1.5]);
     expect(r.stderr).not.toContain('Pw123456');
+  });
+
+  it('with --columns, an input without rows (empty, or blank lines only) is a workbook of the header row', async () => {
+    for (const [name, text] of [
+      ['empty', ''],
+      ['blank', '\n  \n\t\r\n\u3000\n'],
+    ] as const) {
+      const input = join(dir, `no-rows-${name}.ndjson`);
+      writeFileSync(input, text);
+      const out = join(dir, `no-rows-${name}.xlsx`);
+      const r = run(['--in', input, '--out', out, '--columns', columns, '--no-password']);
+      expect({ name, code: r.code }).toEqual({ name, code: 0 });
+      expect(r.stderr).toMatch(/^wrote 0 rows/);
+      const [sheet] = await readWithExcelJs(readFileSync(out));
+      expect(sheet!.rows).toEqual([['ID', 'name', 'When', 'secs', 'ok']]);
+    }
   });
 
   it('infers columns from the first row without --columns', async () => {
@@ -911,6 +928,85 @@ describe('npm run xlsx on worker threads (inputs of more than one batch of 10,00
     }
   });
 
+  it('starts no worker for an input of exactly one full batch: only a row after it does', async () => {
+    const fifo = makeFifo('one-batch.fifo');
+    const d = freshDir('one-batch');
+    const tmp = freshDir('one-batch-tmp');
+    const { child, done } = start(['--in', fifo, '--out', join(d, 'o.xlsx'), '--no-password', '--workers', '2'], { TMPDIR: tmp });
+    const fd = await openPipeWriter(fifo, child);
+    const bundled = () => cliTemps(tmp).some((t) => existsSync(join(tmp, t, 'xlsx-worker.mjs')));
+    // The pipe was opened non-blocking: a write may take part of the text, or none (EAGAIN) while the pipe is full.
+    const writeAll = async (text: string) => {
+      const bytes = Buffer.from(text);
+      for (let at = 0; at < bytes.length; ) {
+        try {
+          at += writeSync(fd, bytes, at);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+          await sleep(5);
+        }
+      }
+    };
+    let rows = '';
+    for (let i = 1; i <= 10_000; i++) rows += `{"a":${i}}\n`;
+    await writeAll(rows);
+    // The batch is full, but no more input has come: nothing to share with a worker yet.
+    await sleep(1_500);
+    expect(bundled()).toBe(false);
+    await writeAll('{"a":10001}\n');
+    for (const deadline = Date.now() + 30_000; !bundled() && Date.now() < deadline; ) await sleep(50);
+    expect(bundled()).toBe(true);
+    closeSync(fd);
+    const r = await done;
+    expect(r.stderr).toMatch(/^wrote 10,001 rows/);
+    expect(r.code).toBe(0);
+    expect(cliTemps(tmp)).toEqual([]);
+  });
+
+  it('checks a line past the row limit as any line: not JSON is told first, and an earlier bad line before either', () => {
+    const d = freshDir('row-limit');
+    const input = join(d, 'rows.ndjson');
+    const out = join(d, 'o.xlsx');
+    const body = (edit?: (i: number) => string | undefined) => {
+      const lines: string[] = [];
+      for (let i = 1; i <= 1_000_000; i++) lines.push(edit?.(i) ?? '{"a":1}');
+      return `${lines.join('\n')}\n`;
+    };
+    const cases: [string, string, RegExp][] = [
+      ['one row too many', `${body()}{"a":2}\n`, /^xlsx: line 1000001: more than 1,000,000 data rows\n$/],
+      ['one row too many, not JSON', `${body()}{"a":2\n`, /^xlsx: line 1000001: not valid JSON\n$/],
+      ['a bad row before the limit', `${body((i) => (i === 999_990 ? '{"a":"x"}' : undefined))}{"a":2}\n`, /^xlsx: line 999990: field "a" \(number\)/],
+    ];
+    for (const [name, text, expected] of cases) {
+      writeFileSync(input, text);
+      const r = run(['--in', input, '--out', out, '--no-password']);
+      expect({ name, code: r.code, stderr: r.stderr }).toEqual({ name, code: 2, stderr: expect.stringMatching(expected) });
+    }
+  });
+
+  it('a SIGTERM while the worker is being bundled leaves no temp folder (esbuild, a process of its own, writes nothing)', async () => {
+    const d = freshDir('bundle-signal');
+    const input = join(d, 'rows.ndjson');
+    // Rows of ~1 KB: the first batch (4 MiB) fills in the fifth chunk read, and the bundle starts with the sixth.
+    const pad = 'x'.repeat(1_000);
+    let text = '';
+    for (let i = 0; i < 30_000; i++) text += `{"a":${i},"b":"${pad}"}\n`;
+    writeFileSync(input, text);
+    for (const delayMs of [50, 100, 150, 200]) {
+      const tmp = freshDir(`bundle-signal-${delayMs}`);
+      const { child, done } = start(['--in', input, '--out', join(d, 'o.xlsx'), '--no-password', '--workers', '2'], { TMPDIR: tmp });
+      // tsx's own child process is an esbuild too: wait for the run's temp folder instead.
+      for (const deadline = Date.now() + 30_000; cliTemps(tmp).length === 0 && Date.now() < deadline; ) await sleep(2);
+      await sleep(delayMs);
+      child.kill('SIGTERM');
+      const r = await done;
+      // Whatever the build was doing, give it time to have written a file had it been going to.
+      await sleep(1_000);
+      expect({ delayMs, leftovers: cliTemps(tmp) }).toEqual({ delayMs, leftovers: [] });
+      expect(r.code === 143 || r.signal === 'SIGTERM' || r.code === 0).toBe(true);
+    }
+  });
+
   it('refuses a --workers that is not a whole number from 0 to 64, naming the option', () => {
     const d = freshDir('workers-option');
     const input = join(d, 'rows.ndjson');
@@ -921,5 +1017,21 @@ describe('npm run xlsx on worker threads (inputs of more than one batch of 10,00
       expect(r.stderr).toMatch(/^xlsx: --workers: must be a whole number from 0 to 64/);
     }
     expect(run(['--in', input, '--out', join(d, 'o.xlsx'), '--no-password', '--workers', '64']).code).toBe(0);
+  });
+});
+
+describe('BatchBuilder (bin/xlsx-rows.ts)', () => {
+  it('keeps line numbers past 2^31 exact (two billion blank lines come before the row)', () => {
+    const builder = new BatchBuilder(16);
+    const line = 2 ** 31 + 5;
+    const bytes = Buffer.from('xx{"a":1}yy');
+    builder.add(line, 2, bytes, 2, 9);
+    builder.add(line + 1, 3, bytes, 2, 9);
+    const batch = builder.take();
+    expect(Array.from(batch.lines)).toEqual([line, line + 1]);
+    expect(Array.from(batch.ends)).toEqual([7, 14]);
+    expect(Buffer.from(batch.bytes).toString()).toBe('{"a":1}{"a":1}');
+    expect(batch.startRow).toBe(2);
+    expect(builder.rowCount).toBe(0);
   });
 });
