@@ -341,7 +341,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
   // first refusal among them is the first bad line of the file.
   const pending: Promise<Part>[] = [];
   const batch = new BatchBuilder();
-  // Batches filled by the chunk just split, sent before the next chunk is read.
+  // Batches the last chunk filled: sent when the next chunk comes (more input follows) or at the end.
   const full: Batch[] = [];
   // Parts go to a temp file as they finish, so memory holds at most the batches in flight.
   const writePart = async ({ data, ...meta }: Part): Promise<void> => {
