@@ -4,7 +4,7 @@
  * thread (a small input, or `--workers 0`) and in the render workers (bin/xlsx-worker.ts), so a
  * file is byte-for-byte the same either way and every refusal names its line as before.
  */
-import { CellValueError, createPartEncoder, type CellValue, type ColumnSpec, type Part, type Row } from '../shared/xlsx';
+import { CellValueError, createPartEncoder, type CellValue, type ColumnSpec, type Part, type PartEncoder, type Row } from '../shared/xlsx';
 import { isInheritedKey } from '../shared/xlsx/render-row';
 import { parseIsoWithOffset } from '../shared/iso-datetime';
 import { InputError, firstDuplicate, notUtf8, scanTopLevelMembers } from './cli-input';
@@ -140,18 +140,35 @@ export type BatchContext = {
  */
 export type Batch = { startRow: number; lines: Float64Array; ends: Float64Array; bytes: Uint8Array };
 
+/** A renderer for one run's batches (see createBatchRenderer). */
+export type BatchRenderer = {
+  /** Renders a batch in one go: for a worker thread, which has nothing else to attend to. */
+  render(batch: Batch): Part;
+  /**
+   * The same, giving the event loop a turn every `YIELD_ROWS` rows: on the main thread a
+   * batch takes ~0.4 s, and a signal must be acted on meanwhile (tsx, which runs `npm run xlsx`,
+   * kills the command outright when it has not acknowledged a relayed signal within ~60 ms, and
+   * then the temp folder's readable rows would stay).
+   */
+  renderYielding(batch: Batch): Promise<Part>;
+};
+
+/** Rows rendered between two turns of the event loop by renderYielding (~10 ms of work). */
+const YIELD_ROWS = 256;
+
 /**
  * A renderer for one run's batches. Each batch is rendered into its own part with `r`
  * attributes from its `startRow` (ExcelJS and xlsx-populate need them). Throws an InputError
  * naming the first bad line of the batch.
  */
-export function createBatchRenderer(ctx: BatchContext): (batch: Batch) => Part {
+export function createBatchRenderer(ctx: BatchContext): BatchRenderer {
   const reader = columnReader(ctx.columns);
   const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-  return (batch) => {
-    const encoder = createPartEncoder(reader.columns, { timeZone: ctx.timeZone, startRow: batch.startRow });
+  const encoderFor = (batch: Batch) => createPartEncoder(reader.columns, { timeZone: ctx.timeZone, startRow: batch.startRow });
+  /** Lines [from, to) of the batch into the encoder. */
+  const renderLines = (encoder: PartEncoder, batch: Batch, from: number, to: number): void => {
     const { lines, ends, bytes } = batch;
-    for (let i = 0; i < lines.length; i++) {
+    for (let i = from; i < to; i++) {
       const line = lines[i]!;
       const text = decodeLine(decoder, bytes.subarray(i === 0 ? 0 : ends[i - 1]!, ends[i]!), line);
       const json = parseLine(text, line);
@@ -172,7 +189,21 @@ export function createBatchRenderer(ctx: BatchContext): (batch: Batch) => Part {
         throw err;
       }
     }
-    return encoder.finish();
+  };
+  return {
+    render(batch) {
+      const encoder = encoderFor(batch);
+      renderLines(encoder, batch, 0, batch.lines.length);
+      return encoder.finish();
+    },
+    async renderYielding(batch) {
+      const encoder = encoderFor(batch);
+      for (let from = 0; from < batch.lines.length; from += YIELD_ROWS) {
+        if (from > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        renderLines(encoder, batch, from, Math.min(from + YIELD_ROWS, batch.lines.length));
+      }
+      return encoder.finish();
+    },
   };
 }
 

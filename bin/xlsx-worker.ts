@@ -10,7 +10,7 @@ import { InputError } from './cli-input';
 import { createBatchRenderer, type BatchContext } from './xlsx-rows';
 import type { RenderReply, RenderRequest } from './xlsx-pool';
 
-const render = createBatchRenderer(workerData as BatchContext);
+const { render } = createBatchRenderer(workerData as BatchContext);
 
 parentPort!.on('message', ({ id, batch }: RenderRequest) => {
   let reply: RenderReply;

@@ -28,7 +28,7 @@ import { validateSheetName } from '../shared/xlsx/workbook';
 import { bundleWorker } from './bundle-worker';
 import { InputError, LineSplitter, firstDuplicate, operatorPath, parseOptions, scanTopLevelMembers, withoutBom, type OnLine } from './cli-input';
 import { startRenderPool, type RenderPool } from './xlsx-pool';
-import { BatchBuilder, createBatchRenderer, decodeLine, duplicateError, isBlankLine, parseLine, type Batch, type BatchContext } from './xlsx-rows';
+import { BatchBuilder, createBatchRenderer, decodeLine, duplicateError, isBlankLine, parseLine, type Batch, type BatchContext, type BatchRenderer } from './xlsx-rows';
 
 // Exported from here too: tests (and callers) have always imported the scanner from this file.
 export { scanTopLevelMembers };
@@ -335,7 +335,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
   let rows = 0;
   // Known from the start with --columns, else set by the first row.
   let context: BatchContext | undefined = columns ? { columns, strict, columnsLine: 0, timeZone: args.timeZone } : undefined;
-  let renderHere: ((batch: Batch) => Part) | undefined;
+  let renderHere: BatchRenderer | undefined;
   let pool: RenderPool | undefined;
   // Batches sent to the workers, oldest first: their parts are written in this order, and the
   // first refusal among them is the first bad line of the file.
@@ -372,7 +372,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<Cl
       await drain(args.workers + 1);
     } else {
       renderHere ??= createBatchRenderer(context);
-      await writePart(renderHere(current));
+      await writePart(await renderHere.renderYielding(current));
     }
   };
   try {
