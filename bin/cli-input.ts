@@ -68,9 +68,6 @@ export function withoutBom(text: string): string {
 /** One line of an input: its 1-based number (as an editor counts them) and its text. */
 export type InputLine = { line: number; text: string };
 
-/** One line of an input as bytes: a view valid only until the next line is asked for. */
-export type InputLineBytes = { line: number; bytes: Buffer };
-
 /** The refusal of a line that is not UTF-8: names only the line (rows may hold personal data). */
 export function notUtf8(line: number, prefix = ''): InputError {
   return new InputError(`${prefix}line ${line}: not valid UTF-8`);
@@ -135,38 +132,37 @@ export class LineSplitter {
   }
 }
 
-/** The lines of an input as bytes (see LineSplitter): each a view valid until the next is asked for. */
-export async function* readLineBytes(input: AsyncIterable<Buffer>): AsyncGenerator<InputLineBytes> {
+/**
+ * The lines of an input (split by LineSplitter), each decoded strictly: invalid UTF-8 is refused,
+ * naming the line (`${prefix}line N: not valid UTF-8`), instead of being turned into U+FFFD. A
+ * line is decoded only when it is handed out, so a bad one never comes before the lines above it.
+ */
+export async function* readLines(input: AsyncIterable<Buffer>, prefix = ''): AsyncGenerator<InputLine> {
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   const splitter = new LineSplitter();
-  let lines: InputLineBytes[] = [];
+  let lines: { line: number; bytes: Buffer }[] = [];
   const collect: OnLine = (line, bytes, start, end) => {
     lines.push({ line, bytes: bytes.subarray(start, end) });
+  };
+  const decoded = function* (ready: { line: number; bytes: Buffer }[]): Generator<InputLine> {
+    for (const { line, bytes } of ready) {
+      let text: string;
+      try {
+        text = decoder.decode(bytes);
+      } catch {
+        throw notUtf8(line, prefix);
+      }
+      yield { line, text };
+    }
   };
   for await (const chunk of input) {
     splitter.push(chunk, collect);
     const ready = lines;
     lines = [];
-    yield* ready;
+    yield* decoded(ready);
   }
   splitter.end(collect);
-  yield* lines;
-}
-
-/**
- * The lines of readLineBytes, each decoded strictly: invalid UTF-8 is refused, naming the line
- * (`${prefix}line N: not valid UTF-8`), instead of being turned into U+FFFD.
- */
-export async function* readLines(input: AsyncIterable<Buffer>, prefix = ''): AsyncGenerator<InputLine> {
-  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-  for await (const { line, bytes } of readLineBytes(input)) {
-    let text: string;
-    try {
-      text = decoder.decode(bytes);
-    } catch {
-      throw notUtf8(line, prefix);
-    }
-    yield { line, text };
-  }
+  yield* decoded(lines);
 }
 
 export { scanTopLevelMembers } from '../shared/json-text';

@@ -2,7 +2,7 @@
  * The operator command's render workers: batches of lines in, parts out, one worker thread per
  * core. Parsing a line (JSON.parse, the field checks, the date text) costs about as much as
  * rendering and deflating it, so the command's time divides by the cores; the main thread only
- * reads, splits and decodes the input and writes the parts in order.
+ * reads the input, splits it into lines (as bytes) and writes the parts in order.
  */
 import { Worker } from 'node:worker_threads';
 import type { Part, PartMeta } from '../shared/xlsx';
