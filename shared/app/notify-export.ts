@@ -118,8 +118,13 @@ export function buildBotEvent(job: ExportJob, event: NotifyMessage['event'], lin
   };
 }
 
-export function signBody(body: string, secret: string): string {
-  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+/**
+ * The X-Signature of a delivery: HMAC-SHA256 over `<X-Timestamp>.<body>`. The timestamp is
+ * signed, not only sent beside the body, so a bot that checks the header's freshness (the
+ * obvious check) cannot be fooled by an old delivery replayed with a new X-Timestamp.
+ */
+export function signDelivery(timestamp: string, body: string, secret: string): string {
+  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
 }
 
 /**
@@ -240,8 +245,8 @@ export type NotifyOutcome = {
 };
 
 /**
- * Posts the event to the bot, signed (X-Signature over the exact body, which carries `sentAt`;
- * X-Timestamp repeats it so the bot can refuse stale or replayed deliveries). The link token is
+ * Posts the event to the bot, signed (X-Signature over X-Timestamp and the exact body, which
+ * carries `sentAt` too, so the bot can refuse stale or replayed deliveries). The link token is
  * computed here from the job (never carried by the queue message). What happens next depends
  * on the answer:
  * - 2xx: `notifiedAt` is recorded;
@@ -307,7 +312,7 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
       const timestamp = String(Math.floor(sentAt.getTime() / 1000));
       const body = JSON.stringify({ ...event, sentAt: sentAt.toISOString() });
       answer = await deps.bot.post(body, {
-        'X-Signature': signBody(body, deps.botSigningSecret),
+        'X-Signature': signDelivery(timestamp, body, deps.botSigningSecret),
         'X-Timestamp': timestamp,
         'X-Event-Type': message.event,
       });

@@ -64,17 +64,21 @@ describe('local stack', () => {
 
   it('keeps signed, fresh bot messages in the inbox; refuses and does not keep forged or stale ones', async () => {
     const body = JSON.stringify({ type: 'export.completed', exportId: 'x' });
-    const sig = `sha256=${createHmac('sha256', stack.env.BOT_SIGNING_SECRET ?? '').update(body).digest('hex')}`;
+    const sign = (timestamp: string) => `sha256=${createHmac('sha256', stack.env.BOT_SIGNING_SECRET ?? '').update(`${timestamp}.${body}`).digest('hex')}`;
     const now = String(Math.floor(Date.now() / 1000));
+    const hourAgo = String(Number(now) - 3600);
+    const sig = sign(now);
     const post = (headers: Record<string, string>) => fetch(stack.env.BOT_WEBHOOK_URL ?? '', { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
     expect((await post({ 'x-signature': sig, 'x-timestamp': now })).status).toBe(200);
     expect((await post({ 'x-signature': 'sha256=00', 'x-timestamp': now })).status).toBe(401);
     expect((await post({ 'x-signature': `${sig}é`, 'x-timestamp': now })).status).toBe(401); // not a thrown timingSafeEqual
-    expect((await post({ 'x-signature': sig, 'x-timestamp': String(Number(now) - 3600) })).status).toBe(401); // a replay
+    expect((await post({ 'x-signature': sign(hourAgo), 'x-timestamp': hourAgo })).status).toBe(401); // stale
+    expect((await post({ 'x-signature': sign(hourAgo), 'x-timestamp': now })).status).toBe(401); // a replay with a fresh header
+    expect((await post({ 'x-signature': `sha256=${createHmac('sha256', stack.env.BOT_SIGNING_SECRET ?? '').update(body).digest('hex')}`, 'x-timestamp': now })).status).toBe(401); // body alone signed
     expect((await post({ 'x-signature': sig })).status).toBe(401);
     const inbox = (await (await fetch(`${stack.apiUrl}/v1/dev/inbox`)).json()) as { items: { body: unknown }[]; refused: number };
     expect(inbox.items.map((m) => m.body)).toEqual([{ type: 'export.completed', exportId: 'x' }]);
-    expect(inbox.refused).toBe(4);
+    expect(inbox.refused).toBe(6);
   });
 
   it('answers only to its own host names (no DNS rebinding into the inbox or the API)', async () => {

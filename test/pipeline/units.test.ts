@@ -10,7 +10,7 @@ import { chunkMessageSchema } from '../../shared/app/messages';
 import { userShardOf, USER_SHARDS } from '../../shared/app/source-keys';
 import { notifyDeliveryWorstMs, parseConfig } from '../../shared/config';
 import { readBody, toApiGatewayEvent, writeApiGatewayResult } from '../../infra/local/http-to-apigw';
-import { buildBotEvent, notifyExport, signBody } from '../../shared/app/notify-export';
+import { buildBotEvent, notifyExport, signDelivery } from '../../shared/app/notify-export';
 import { describeProgress, type ExportJob } from '../../shared/app/export-job';
 import type { ExportStore } from '../../shared/ports/export-store';
 import { silentLog } from '../../shared/ports/pipeline-log';
@@ -257,9 +257,13 @@ describe('notifier', () => {
     expect(result).toEqual({ status: 'sent', attempts: 3 });
     expect(sleeps).toEqual([100, 200]);
     const last = posts[2]!;
-    expect(last.headers['X-Signature']).toBe(`sha256=${createHmac('sha256', 'bot-secret').update(last.body).digest('hex')}`);
-    expect(last.headers['X-Signature']).toBe(signBody(last.body, 'bot-secret'));
     expect(last.headers['X-Timestamp']).toBe(String(Date.parse('2025-07-01T00:00:00Z') / 1000));
+    // The timestamp is signed with the body: a replay cannot carry a fresh X-Timestamp.
+    expect(last.headers['X-Signature']).toBe(
+      `sha256=${createHmac('sha256', 'bot-secret').update(`${last.headers['X-Timestamp']}.${last.body}`).digest('hex')}`,
+    );
+    expect(last.headers['X-Signature']).toBe(signDelivery(last.headers['X-Timestamp']!, last.body, 'bot-secret'));
+    expect(last.headers['X-Signature']).not.toBe(signDelivery(String(Date.parse('2025-07-01T00:05:00Z') / 1000), last.body, 'bot-secret'));
     const { link, sentAt } = JSON.parse(last.body) as { link: string; sentAt: string };
     expect(sentAt).toBe('2025-07-01T00:00:00.000Z');
     expect(link.startsWith('https://api.example.com/v1/downloads/')).toBe(true);
