@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigError, cooldownMinutesSetting, positiveIntSetting, tokenLifetimeSetting } from './config';
+import { DEFAULT_SPIN_COUNT } from './xlsx/crypto/agile-keys';
 
 /**
  * The api function's own settings (beside shared/config.ts, which every function reads).
@@ -23,7 +24,7 @@ export const apiConfigSchema = z.object({
   API_HMAC_SECRET: z.string().min(32).optional(),
   API_HMAC_SECRET_ARN: z.string().min(1).optional(),
   /** Lifetime of the presigned S3 URL behind a download redirect. */
-  DOWNLOAD_PRESIGN_SECONDS: positiveIntSetting(3600).default(300),
+  DOWNLOAD_PRESIGN_SECONDS: positiveIntSetting(3600).default(60),
   /**
    * A cooldown hold older than this without its export is a crashed request's and is taken over
    * (see requestExport); never sooner than REQUEST_MAX_SECONDS, while its request may be alive.
@@ -36,7 +37,7 @@ export const apiConfigSchema = z.object({
    */
   COOLDOWN_MINUTES_CASES: cooldownMinutesSetting.optional(),
   COOLDOWN_MINUTES_CONTACTS: cooldownMinutesSetting.optional(),
-  /** Key-derivation spin count (ECMA-376 default 100,000); only tests lower it. */
+  /** Key-derivation spin count (ECMA-376 default 100,000); lower only in the local stack, for tests. */
   KEY_SPIN_COUNT: positiveInt.optional(),
 });
 export type ApiConfig = z.infer<typeof apiConfigSchema> & {
@@ -59,6 +60,10 @@ export function parseApiConfig(env: Record<string, string | undefined>, defaults
   if (!c.JWT_JWKS_URL && !local) {
     // Never fall back to the public default dev secret outside the local stack.
     throw new ConfigError('invalid environment: JWT_JWKS_URL: required (JWT_DEV_SECRET is for the local stack only)');
+  }
+  if (c.KEY_SPIN_COUNT !== undefined && c.KEY_SPIN_COUNT < DEFAULT_SPIN_COUNT && !local) {
+    // A lower count makes every password guess against a file that much cheaper: tests only.
+    throw new ConfigError(`invalid environment: KEY_SPIN_COUNT: at least ${DEFAULT_SPIN_COUNT} outside the local stack (KMS_KEY_ID=local)`);
   }
   if (c.JWT_JWKS_URL && (!c.JWT_ISSUER || !c.JWT_AUDIENCE)) {
     throw new ConfigError(`invalid environment: ${!c.JWT_ISSUER ? 'JWT_ISSUER' : 'JWT_AUDIENCE'}: required with JWT_JWKS_URL`);

@@ -757,13 +757,12 @@ function operations(): Record<string, PathItemObject> {
         responses: {
           '302': {
             description:
-              'To a presigned S3 GET, valid DOWNLOAD_PRESIGN_SECONDS (300). The body repeats the URL as JSON (redirectResponse in shared/http/responses.ts).',
+              'To a presigned S3 GET, valid DOWNLOAD_PRESIGN_SECONDS (60). No body: the URL is a credential while it lasts and is given once, in Location (redirectResponse in shared/http/responses.ts).',
             headers: {
               'Cache-Control': header('CacheControl', true),
               Location: header('Location', true),
               'Referrer-Policy': header('ReferrerPolicy', true),
             },
-            content: json(ref('schemas', 'DownloadRedirect')),
           },
           ...downloadErrors(false),
         },
@@ -884,12 +883,6 @@ export function buildOpenApiDocument(): OpenApiDocument {
         AuditEntry: auditEntrySchema,
         AuditPage: pageOf(ref('schemas', 'AuditEntry'), 'Audit entries, newest request first'),
         DownloadsPage: pageOf(ref('schemas', 'AuditDownload'), "Uses of one export's link, oldest first"),
-        DownloadRedirect: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['location'],
-          properties: { location: { type: 'string', format: 'uri', description: 'The same URL as the Location header.' } },
-        },
         Error: errorEnvelope(true, 'The error envelope of every refusal (shared/http/error-mapper.ts).'),
         EdgeError: errorEnvelope(false, 'The same envelope as answered in front of the handler by the web ACL (413 and 429 on AWS), whose fixed bodies carry no requestId.'),
       },

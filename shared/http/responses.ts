@@ -14,12 +14,13 @@ export function jsonResponse(statusCode: number, body: unknown, headers: Record<
   return { statusCode, headers: { ...BASE_HEADERS, ...headers }, body: JSON.stringify(body) };
 }
 
+/**
+ * A 302 without a body. The location is a presigned URL, a credential for its lifetime: it is
+ * said once, in the header every client follows, not repeated in a body that clients and
+ * proxies log more readily than headers.
+ */
 export function redirectResponse(location: string): APIGatewayProxyResult {
-  return {
-    statusCode: 302,
-    headers: { ...BASE_HEADERS, Location: location, 'Referrer-Policy': 'no-referrer' },
-    body: JSON.stringify({ location }),
-  };
+  return emptyResponse(302, { Location: location, 'Referrer-Policy': 'no-referrer' });
 }
 
 /** A response without a body (HEAD): no Content-Type, since there is no content. */

@@ -31,7 +31,17 @@ describe('api configuration', () => {
   it('names the variable that is wrong', () => {
     expect(() => parseApiConfig({ KMS_KEY_ID: 'local', DOWNLOAD_PRESIGN_SECONDS: 'soon' }, defaults)).toThrow(/DOWNLOAD_PRESIGN_SECONDS/);
     expect(() => parseApiConfig({ KMS_KEY_ID: 'local', JWT_DEV_SECRET: 'short' }, defaults)).toThrow(/JWT_DEV_SECRET/);
-    expect(parseApiConfig({ KMS_KEY_ID: 'local' }, defaults)).toMatchObject({ DOWNLOAD_PRESIGN_SECONDS: 300, STALE_COOLDOWN_SECONDS: 120 });
+    expect(parseApiConfig({ KMS_KEY_ID: 'local' }, defaults)).toMatchObject({ DOWNLOAD_PRESIGN_SECONDS: 60, STALE_COOLDOWN_SECONDS: 120 });
+  });
+
+  it('KEY_SPIN_COUNT below the standard 100,000 only in the local stack: a lower one makes every password guess cheaper', () => {
+    const aws = { KMS_KEY_ID: 'arn:aws:kms:us-east-1:1:key/k', JWT_JWKS_URL: 'https://id.example/jwks', JWT_ISSUER: 'i', JWT_AUDIENCE: 'a' };
+    expect(() => parseApiConfig({ ...aws, KEY_SPIN_COUNT: '1000' }, defaults)).toThrow(/KEY_SPIN_COUNT: at least 100000 outside the local stack/);
+    expect(() => parseApiConfig({ ...aws, KEY_SPIN_COUNT: '99999' }, defaults)).toThrow(/KEY_SPIN_COUNT/);
+    expect(parseApiConfig({ ...aws, KEY_SPIN_COUNT: '100000' }, defaults).KEY_SPIN_COUNT).toBe(100_000);
+    expect(parseApiConfig({ ...aws, KEY_SPIN_COUNT: '200000' }, defaults).KEY_SPIN_COUNT).toBe(200_000);
+    expect(parseApiConfig(aws, defaults).KEY_SPIN_COUNT).toBeUndefined(); // the engine's default, 100,000
+    expect(parseApiConfig({ KMS_KEY_ID: 'local', KEY_SPIN_COUNT: '1000' }, defaults).KEY_SPIN_COUNT).toBe(1000);
   });
 
   it('an empty or fractional cooldown is an error naming the variable, never a silent 0 that turns C8 off; an explicit 0 does', () => {

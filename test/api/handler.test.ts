@@ -23,7 +23,7 @@ function loadEvent(name: string, vars: Record<string, string>): APIGatewayProxyE
   return JSON.parse(text) as APIGatewayProxyEvent;
 }
 
-type Call = { status: number; headers: Record<string, string>; body: Record<string, any> };
+type Call = { status: number; headers: Record<string, string>; text: string; body: Record<string, any> };
 
 let fakes: Fakes;
 let logs: string[];
@@ -31,7 +31,12 @@ let handler: ReturnType<typeof createApiHandler>;
 
 async function call(event: APIGatewayProxyEvent): Promise<Call> {
   const result = (await handler(event, context)) as APIGatewayProxyResult;
-  return { status: result.statusCode, headers: (result.headers ?? {}) as Record<string, string>, body: JSON.parse(result.body) as Record<string, any> };
+  return {
+    status: result.statusCode,
+    headers: (result.headers ?? {}) as Record<string, string>,
+    text: result.body,
+    body: result.body === '' ? {} : (JSON.parse(result.body) as Record<string, any>),
+  };
 }
 
 /** Issued at the handler's (fake) clock unless told otherwise, as a real issuer's token would be. */
@@ -1106,6 +1111,10 @@ describe('GET /v1/downloads/{token}', () => {
     expect(first.status).toBe(302);
     expect(first.headers.Location).toBe(`http://s3.test/bucket/exports/${exportId}.xlsx?X-Amz-Expires=300`);
     expect(first.headers['Cache-Control']).toBe('no-store');
+    expect(first.headers['Referrer-Policy']).toBe('no-referrer');
+    // The presigned URL is a credential while it lasts: given once, in Location, never in a body.
+    expect(first.text).toBe('');
+    expect(first.headers['Content-Type']).toBeUndefined();
 
     const withBearer = loadEvent('api-download.json', { DOWNLOAD_TOKEN: downloadToken });
     withBearer.headers.Authorization = `Bearer ${await token()}`;

@@ -31,7 +31,7 @@ export function apiCallerFor(fakes: Fakes, secret: string): ApiCaller {
   return {
     async call(event) {
       const result = (await handler(event, context)) as APIGatewayProxyResult;
-      return { status: result.statusCode, body: JSON.parse(result.body) as Record<string, any> };
+      return { status: result.statusCode, body: result.body === '' ? {} : (JSON.parse(result.body) as Record<string, any>) };
     },
     token(over = {}) {
       return signDevToken(
