@@ -28,9 +28,9 @@ export type CanceledJob = Pick<ExportJob, 'exportId' | 'channelId' | 'managerId'
  *   newer export's hold (the key is the one the request took: cooldownKey of channel, manager, kind).
  *
  * Both steps are attempted whatever the other does (a failed audit append no longer keeps the
- * cooldown held). The audit error is thrown; a release error is thrown too unless the caller
- * passes `onReleaseError`, which the pipeline does: its other cooldown releases are best effort
- * (at worst the window runs out), while an audit event missing is a gap in the trail.
+ * cooldown held), and both errors are thrown (the audit's first): an event missing is a gap in
+ * the trail, and a hold left behind keeps the manager out for the whole window (C8), so the
+ * pipeline's message is retried for either. `onReleaseError` only reports (the pipeline logs it).
  */
 export async function runCancelFollowUps(
   ports: CancelFollowUpPorts,
@@ -51,8 +51,8 @@ export async function runCancelFollowUps(
     try {
       await releaseExportCooldown(ports.cooldowns, job);
     } catch (error) {
-      if (options.onReleaseError) options.onReleaseError(error);
-      else releaseError = error;
+      options.onReleaseError?.(error);
+      releaseError = error;
     }
   }
   if (auditError !== undefined) throw auditError;

@@ -159,6 +159,19 @@ async function refsMatchPlan(deps: FinalizeDeps, job: ExportJob, metas: readonly
 }
 
 /**
+ * A canceled export: nothing else runs after a cancel, and the cancel's own sweep of parts/ is
+ * best effort and may predate a chunk's late write, so sweep again (thrown: the retry sweeps
+ * again), drop a file an earlier run of this message may have uploaded, and finish the cancel
+ * itself (audit event, cooldown), should the API's attempt have failed.
+ */
+async function finishCanceled(deps: FinalizeDeps, job: ExportJob): Promise<FinalizeOutcome> {
+  await discardExportFile(deps, job);
+  await discardParts(deps, job);
+  await resumeCancelFollowUps(deps, job);
+  return { status: 'skipped' };
+}
+
+/**
  * Stitches the parts into one encrypted workbook streamed into a multipart upload (sha256 and
  * size computed on the way), then records the file, the link token's hash and the completion,
  * tells the bot and deletes the parts. The conditional finalizing -> completed transition makes
@@ -170,19 +183,12 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     deps.log.warn('finalize for an unknown export: dropped', { exportId: message.exportId });
     return { status: 'skipped' };
   }
-  if (job.status === 'failed' || job.status === 'canceled') {
+  if (job.status === 'canceled') return finishCanceled(deps, job);
+  if (job.status === 'failed') {
     // A run of this message may have uploaded the file and then failed before completing, while
-    // the export was failed or canceled elsewhere (a chunk's dead letter, a cancel) and that
-    // cleanup had already run: no link will ever reach the file, so it goes now, not days later.
+    // the export was failed elsewhere (a chunk's dead letter) and that cleanup had already run:
+    // no link will ever reach the file, so it goes now, not days later (canceled: finishCanceled).
     await discardExportFile(deps, job);
-  }
-  if (job.status === 'canceled') {
-    // Nothing else runs after a cancel, and the cancel's own sweep of parts/ is best effort and
-    // may predate a chunk's late write: sweep again (thrown: the retry sweeps again).
-    await discardParts(deps, job);
-    // And finish the cancel itself (audit event, cooldown), should the API's attempt have failed.
-    await resumeCancelFollowUps(deps, job);
-    return { status: 'skipped' };
   }
   if (job.status === 'completed' || job.status === 'failed') {
     // A retry after a crash or a thrown step between the final transition and the notify send
@@ -204,7 +210,10 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     // (this run's write, or a concurrent run of the same message) is a state this run re-enters
     // as a retry after a crash does; anything else (canceled, failed, completed) ends it as before.
     const current = await deps.store.getJob(job.channelId, job.exportId);
-    if (current?.status === 'canceled') await resumeCancelFollowUps(deps, current);
+    // Canceled between the read above and this transition: the same sweep as a cancel found on
+    // arrival, or the parts (readable rows) would wait for the lifecycle rule if the cancel's own
+    // best-effort sweep failed, with no message left to sweep them.
+    if (current?.status === 'canceled') return finishCanceled(deps, current);
     if (current?.status !== 'finalizing') return { status: 'skipped' };
     deps.log.info('export already finalizing: carrying on', { exportId: job.exportId });
   }

@@ -76,15 +76,17 @@ type FinishedJob = FailingJob &
   };
 
 /**
- * `notifyEnqueued` is written last, and only once the audit event is in: while it is unset a
- * retry cannot tell how far the last run got, so it redoes every step. An audit error no longer
- * gets logged and dropped: the notify is still sent (the bot need not wait for the audit log),
- * then the error is thrown so the message is retried and the retry appends the event (and sends
- * a second notify, which the notifier absorbs).
+ * `notifyEnqueued` is written last, and only once the audit event is in and a failed export's
+ * cooldown is released: while it is unset a retry cannot tell how far the last run got, so it
+ * redoes every step. An audit or release error no longer gets logged and dropped: the notify is
+ * still sent (the bot need not wait for either table), then the error is thrown so the message
+ * is retried and the retry appends the event or releases the hold (and sends a second notify,
+ * which the notifier absorbs). A release dropped after one throttled call kept the manager out
+ * for the whole window (C8) though the failed export delivered nothing.
  */
 export async function runFollowUps(deps: StepDeps, job: FinishedJob): Promise<void> {
   // First, so a manager who sees "failed" can ask again at once (the status is already visible).
-  if (job.status === 'failed') await releaseCooldown(deps, job);
+  const releaseError = job.status === 'failed' ? await releaseCooldown(deps, job) : undefined;
   const event = terminalAuditEvent(job, deps.clock);
   if (!event) deps.log.error('completed export lacks its file facts: no audit event', { exportId: job.exportId });
   let auditError: unknown;
@@ -103,6 +105,7 @@ export async function runFollowUps(deps: StepDeps, job: FinishedJob): Promise<vo
   };
   await deps.queue.send('notify', message);
   if (auditError !== undefined) throw auditError;
+  if (releaseError !== undefined) throw releaseError;
   await deps.store.updateProgress(job.channelId, job.exportId, { notifyEnqueued: true });
   // The parts/ lifecycle rule collects whatever this leaves.
   await discardParts(deps, job).catch((e: unknown) =>
@@ -117,8 +120,9 @@ export async function runFollowUps(deps: StepDeps, job: FinishedJob): Promise<vo
  * step that sees the cancel afterwards (a late chunk delivery, the finalizer, a dead letter)
  * now finishes it too. Unlike resumeFollowUps this runs on first deliveries as well: there is no
  * notify to duplicate, and a run racing the API's own follow-ups costs a no-op write each. As in
- * runFollowUps, an audit error is thrown (the message is retried, and the retry appends it) and
- * the cooldown release is best effort (logged). Does nothing for an export in any other state.
+ * runFollowUps, an audit or cooldown release error is thrown after both were attempted (the
+ * message is retried, and the retry appends or releases). Does nothing for an export in any
+ * other state.
  */
 export async function resumeCancelFollowUps(deps: StepDeps, job: ExportJob): Promise<void> {
   if (job.status !== 'canceled') return;
@@ -166,17 +170,20 @@ function terminalAuditEvent(job: FinishedJob, clock: Clock): AuditEvent | undefi
  * C8 limits downloads ("one per 30 minutes"); a failed export delivered none, so the manager may
  * try again at once (e.g. with a narrower range after TOO_MANY_ROWS) instead of waiting out the
  * window. The release is conditional on this export still holding the cooldown, so it never frees
- * a newer export's hold. Best-effort: at worst the window simply runs out.
+ * a newer export's hold. Returns the error instead of throwing it (logged here), so the caller
+ * still audits and notifies before it throws for a retry.
  */
-async function releaseCooldown(deps: StepDeps, failing: FailingJob): Promise<void> {
-  if (!deps.cooldowns) return;
+async function releaseCooldown(deps: StepDeps, failing: FailingJob): Promise<unknown> {
+  if (!deps.cooldowns) return undefined;
   try {
     // A dead-lettered message carries only ids; chunks and the finalizer pass the job they hold.
     const owner = failing.managerId && failing.kind ? failing : await deps.store.getJob(failing.channelId, failing.exportId);
-    if (!owner?.managerId || !owner.kind) return;
+    if (!owner?.managerId || !owner.kind) return undefined;
     await releaseExportCooldown(deps.cooldowns, { channelId: failing.channelId, exportId: failing.exportId, managerId: owner.managerId, kind: owner.kind });
+    return undefined;
   } catch (error) {
     deps.log.warn('cooldown release failed', { exportId: failing.exportId, error: String(error) });
+    return error;
   }
 }
 

@@ -199,7 +199,7 @@ describe('a cancel whose follow-ups failed and were never retried is finished by
     expect(swept).toEqual([`exports/ch-1/${job.exportId}/`, `parts/${job.exportId}/`]);
   });
 
-  it('an audit error in the pipeline retries the message (thrown, after the sweep); a release error is only logged', async () => {
+  it('an audit or a cooldown release error in the pipeline retries the message (thrown, after the sweep and the other step)', async () => {
     const job = await canceledWithoutFollowUps('both');
     fakes.audit.failNext = 'canceled';
     await expect(processChunk(chunkMessage(job.exportId), chunkDeps(), { receiveCount: 1 })).rejects.toThrow(/audit table throttling/);
@@ -209,12 +209,41 @@ describe('a cancel whose follow-ups failed and were never retried is finished by
     await processChunk(chunkMessage(job.exportId), chunkDeps(), { receiveCount: 2 });
     expect(auditOf(job.exportId)).toEqual([expect.objectContaining({ type: 'requested' }), canceledEvent(job)]);
 
-    // Best effort, as the failed-export release is: logged, and the message is not retried for it.
+    // A release error: logged and thrown after the audit event is in, so the retry gives the hold
+    // back (before, it was only logged, and the manager waited out the window).
     const other = await canceledWithoutFollowUps('both');
     cooldowns.failRelease = 1;
-    expect((await processChunk(chunkMessage(other.exportId), chunkDeps(), { receiveCount: 1 })).status).toBe('skipped');
+    await expect(processChunk(chunkMessage(other.exportId), chunkDeps(), { receiveCount: 1 })).rejects.toThrow(/cooldown table throttling/);
     expect(auditOf(other.exportId).map((e) => e.type)).toEqual(['requested', 'canceled']);
     expect(pipelineLines).toEqual(expect.arrayContaining([expect.stringMatching(/^warn cooldown release failed .*cooldown table throttling/)]));
+    expect(cooldowns.items.has(HOLD)).toBe(true);
+    expect((await processChunk(chunkMessage(other.exportId), chunkDeps(), { receiveCount: 2 })).status).toBe('skipped');
+    expect(cooldowns.items.has(HOLD)).toBe(false);
+    expect(auditOf(other.exportId).map((e) => e.type)).toEqual(['requested', 'canceled']);
+  });
+});
+
+describe('a failed export gives its cooldown back', () => {
+  it('a release error is thrown after the audit event and the notify, so the retry releases the hold (it was only logged)', async () => {
+    const exportId = (await requestCases()).body.exportId as string;
+    expect(cooldowns.items.get(HOLD)?.holder).toBe(exportId);
+    cooldowns.failRelease = 1;
+    // The finalize step's dead letter fails the export; its follow-ups cannot release the hold.
+    await expect(handleDeadLetter(JSON.stringify(finalizeMessage(exportId)), stepDeps(), { queue: 'finalize-dlq' })).rejects.toThrow(/cooldown table throttling/);
+    const failed = fakes.store.jobs.get(exportId) as ExportJob;
+    expect(failed.status).toBe('failed');
+    expect(failed.notifyEnqueued).toBeFalsy();
+    expect(auditOf(exportId).map((e) => e.type)).toEqual(['requested', 'failed']);
+    expect(queue.sent.map((m) => m.queue)).toEqual(['notify']);
+    expect(cooldowns.items.has(HOLD)).toBe(true);
+    expect(pipelineLines).toEqual(expect.arrayContaining([expect.stringMatching(/^warn cooldown release failed .*cooldown table throttling/)]));
+
+    // The redelivered dead letter finishes it: the hold is back, the trail and the notify unchanged in kind.
+    await handleDeadLetter(JSON.stringify(finalizeMessage(exportId)), stepDeps(), { queue: 'finalize-dlq' });
+    expect(cooldowns.items.has(HOLD)).toBe(false);
+    expect((fakes.store.jobs.get(exportId) as ExportJob).notifyEnqueued).toBe(true);
+    expect(auditOf(exportId).map((e) => e.type)).toEqual(['requested', 'failed']);
+    expect((await requestCases()).status).toBe(202);
   });
 });
 

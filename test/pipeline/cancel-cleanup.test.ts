@@ -139,6 +139,27 @@ describe('cancel deletes parts/', () => {
     expect(await partsOf(ready.exportId)).toEqual([]);
   });
 
+  it('the finalizer: a cancel between its status read and its move to finalizing (the API sweep failed) leaves no parts/', async () => {
+    const ready = await exportReadyToFinalize(stack, CHANNEL, 'cc0ffee00003', stepDeps());
+    const { objects, store } = storesFor(stack);
+    expect((await partsOf(ready.exportId)).length).toBeGreaterThan(0);
+    const racing = Object.create(store) as typeof store;
+    racing.setStatus = async (channelId, exportId, to, from, extra) => {
+      if (to === 'finalizing') {
+        // The cancel commits first; only the store's write, as when the API's best-effort sweep failed.
+        expect(await store.setStatus(channelId, exportId, 'canceled', ['queued', 'running'], { canceledAt: new Date().toISOString() })).toBe(true);
+      }
+      return store.setStatus(channelId, exportId, to, from, extra);
+    };
+    const outcome = await finalizeExport(finalizeMessage(ready), finalizeDepsFor(stack, { ...stepDeps(), store: racing }, LINK_SECRET), {
+      receiveCount: 1,
+    });
+    expect(outcome.status).toBe('skipped');
+    expect((await store.getJob(CHANNEL, ready.exportId))?.status).toBe('canceled');
+    // Before, this path acknowledged the only finalize message and left the parts (readable rows).
+    expect(await partsOf(ready.exportId)).toEqual([]);
+  });
+
   it('the finalizer: a cancel over the API while it reads parts (the sweep deletes them under it) stops the run quietly, no error to retry', async () => {
     const ready = await exportReadyToFinalize(stack, CHANNEL, 'cc0ffee00002', stepDeps());
     const { objects, store } = storesFor(stack);
