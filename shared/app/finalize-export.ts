@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { PassThrough, pipeline, Transform } from 'node:stream';
 import { crc32, writeEncryptedWorkbook, type EncryptionParams, type SheetPlan } from '../xlsx';
 import type { KeyWrapper } from '../ports/key-wrapper';
@@ -6,7 +6,7 @@ import type { WorkspaceSource } from '../ports/source-data';
 import { unfinishedStatuses, type ExportJob, type JobDefinition, type SheetKey } from './export-job';
 import { objectKeys, type FinalizeMessage } from './messages';
 import { createDownloadToken, hashDownloadToken } from './download-link';
-import { discardExportFile, discardParts, failExport, PART_MISMATCH, resumeCancelFollowUps, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
+import { discardExportFile, discardObject, discardParts, failExport, PART_MISMATCH, resumeCancelFollowUps, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
 import type { StoredPartMeta } from './process-chunk';
 import { formatCalendarDate, dayInZone } from '../domain/calendar';
 import { DefinitionMissingError, loadJobDefinition } from './job-definition';
@@ -281,7 +281,7 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     return { status: 'failed' };
   }
   const fileName = exportFileName(job);
-  const objectKey = objectKeys.file(job.channelId, job.exportId, fileName);
+  const objectKey = objectKeys.file(job.channelId, job.exportId, randomBytes(8).toString('hex'), fileName);
   const hash = createHash('sha256');
   let fileSize = 0;
   const measure = new Transform({
@@ -378,13 +378,16 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
       }
       return { status: 'skipped' };
     }
-    // Completed: by a concurrent run (a redelivered finalize message, same bytes under the same
-    // key: its file is left alone), or by this run's own write whose answer was lost (the SDK's
-    // retry then fails the condition). In the second case nobody else would append the audit
+    // Completed: by a concurrent run (a redelivered finalize message), or by this run's own
+    // write whose answer was lost (the SDK's retry then fails the condition). Another run's
+    // completion names its own object: this run's upload (perhaps of different bytes, if a
+    // duplicate chunk delivery rewrote a part between the runs' reads) goes, so the file that
+    // stays is the one the job's sha256, size and row count describe. In the second case nobody else would append the audit
     // event, send the notify or sweep parts/ (this message is acknowledged; returning here once
     // left the bot untold), so either way they are finished here from the stored job:
     // resumeFollowUps does nothing once `notifyEnqueued` is set, and a concurrent run still at
     // them costs at most a second notify message, which the notifier's lease absorbs.
+    if (now.objectKey !== objectKey) await discardObject(deps, job, objectKey);
     await resumeFollowUps(deps, now);
     // `completedAt` is this run's own clock reading: another value means another run completed it.
     if (now.completedAt !== facts.completedAt) return { status: 'skipped' };

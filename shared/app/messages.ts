@@ -61,5 +61,11 @@ export const objectKeys = {
   definition: (exportId: string, sha256: string) => `parts/${exportId}/definition-${sha256}.json`,
   /** Where an export's file lives; the slash keeps `e1` from matching `e10`. */
   filePrefix: (channelId: string, exportId: string) => `exports/${channelId}/${exportId}/`,
-  file: (channelId: string, exportId: string, fileName: string) => `${objectKeys.filePrefix(channelId, exportId)}${fileName}`,
+  /**
+   * One object per finalizer run (`runId` is random): two runs of one export (a duplicate
+   * finalize message) may stitch different bytes, and with one shared key the loser's upload
+   * could land last, so the stored file would not be the one whose sha256, size and row count
+   * the job records. The completion records the winner's key (`objectKey`); the others go.
+   */
+  file: (channelId: string, exportId: string, runId: string, fileName: string) => `${objectKeys.filePrefix(channelId, exportId)}${runId}/${fileName}`,
 };

@@ -71,7 +71,7 @@ export async function resumeFollowUps(deps: StepDeps, job: ExportJob): Promise<v
 
 /** What a failed or completed export owes, each step built from the job alone (see terminalAuditEvent). */
 type FinishedJob = FailingJob &
-  Partial<Pick<ExportJob, 'error' | 'failedAt' | 'rowCount' | 'sha256' | 'fileSize' | 'fileName' | 'completedAt'>> & {
+  Partial<Pick<ExportJob, 'error' | 'failedAt' | 'rowCount' | 'sha256' | 'fileSize' | 'fileName' | 'completedAt' | 'objectKey'>> & {
     status: 'failed' | 'completed';
   };
 
@@ -111,6 +111,26 @@ export async function runFollowUps(deps: StepDeps, job: FinishedJob): Promise<vo
   await discardParts(deps, job).catch((e: unknown) =>
     deps.log.warn('parts not deleted', { exportId: job.exportId, error: e instanceof Error ? e.name : 'unknown' }),
   );
+  if (job.status === 'completed' && job.objectKey) {
+    // Files of finalizer runs that uploaded and then crashed (or lost to this one): no link
+    // reaches them. A run still uploading deletes its own once it sees this completion.
+    await discardFilesBut(deps, job, job.objectKey).catch((e: unknown) =>
+      deps.log.warn('stray files not deleted', { exportId: job.exportId, error: e instanceof Error ? e.name : 'unknown' }),
+    );
+  }
+}
+
+/** Deletes one object of the export's files (a losing finalizer run's upload). */
+export async function discardObject(deps: Pick<StepDeps, 'objects' | 'log'>, job: Pick<ExportJob, 'exportId'>, key: string): Promise<void> {
+  // A whole key as the prefix: file keys end in the file name, so nothing else starts with one.
+  const deleted = await deps.objects.deletePrefix(key);
+  if (deleted > 0) deps.log.info('superseded file deleted', { exportId: job.exportId });
+}
+
+/** Deletes every object under the export's file prefix except `keep`. */
+async function discardFilesBut(deps: Pick<StepDeps, 'objects' | 'log'>, job: Pick<ExportJob, 'channelId' | 'exportId'>, keep: string): Promise<void> {
+  const stray = (await deps.objects.list(objectKeys.filePrefix(job.channelId, job.exportId))).filter((o) => o.key !== keep);
+  for (const object of stray) await discardObject(deps, job, object.key);
 }
 
 /**

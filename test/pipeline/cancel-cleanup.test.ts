@@ -135,7 +135,7 @@ describe('cancel deletes parts/', () => {
     });
     expect(outcome.status).toBe('skipped');
     expect((await store.getJob(CHANNEL, ready.exportId))?.status).toBe('canceled');
-    expect(await objects.head(objectKeys.file(CHANNEL, ready.exportId, exportFileName(ready)))).toBeNull();
+    expect(await objects.list(objectKeys.filePrefix(CHANNEL, ready.exportId))).toEqual([]);
     expect(await partsOf(ready.exportId)).toEqual([]);
   });
 
@@ -182,7 +182,7 @@ describe('cancel deletes parts/', () => {
     expect(canceled).toBe(200);
     expect(outcome.status).toBe('skipped');
     expect((await store.getJob(CHANNEL, ready.exportId))?.status).toBe('canceled');
-    expect(await objects.head(objectKeys.file(CHANNEL, ready.exportId, exportFileName(ready)))).toBeNull();
+    expect(await objects.list(objectKeys.filePrefix(CHANNEL, ready.exportId))).toEqual([]);
     expect(await partsOf(ready.exportId)).toEqual([]);
   });
 });

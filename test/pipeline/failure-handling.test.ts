@@ -308,8 +308,8 @@ describe('failure handling', () => {
     });
 
     it('the file prefix is where the finalizer puts the file', () => {
-      expect(objectKeys.file('c1', 'e1', 'f.xlsx').startsWith(objectKeys.filePrefix('c1', 'e1'))).toBe(true);
-      expect(objectKeys.file('c1', 'e10', 'f.xlsx').startsWith(objectKeys.filePrefix('c1', 'e1'))).toBe(false);
+      expect(objectKeys.file('c1', 'e1', 'r1', 'f.xlsx').startsWith(objectKeys.filePrefix('c1', 'e1'))).toBe(true);
+      expect(objectKeys.file('c1', 'e10', 'r1', 'f.xlsx').startsWith(objectKeys.filePrefix('c1', 'e1'))).toBe(false);
     });
 
     it('a finalize that uploaded the file and kept failing to save the token: the dead letter fails the export and deletes the file', async () => {
@@ -323,8 +323,8 @@ describe('failure handling', () => {
       for (const receiveCount of [1, 2]) {
         await expect(finalizeExport(message, finalizeDeps({ store: failingStore }), { receiveCount })).rejects.toThrow(/ProvisionedThroughputExceeded/);
       }
-      const fileKey = objectKeys.file(CHANNEL, ready.exportId, exportFileName(ready));
-      expect(await objects.head(fileKey)).not.toBeNull();
+      // Each run uploaded its own file (neither was completed).
+      expect((await objects.list(objectKeys.filePrefix(CHANNEL, ready.exportId))).map((o) => o.key.endsWith(`/${exportFileName(ready)}`))).toEqual([true, true]);
 
       expect(await handleDeadLetter(dead(ready.exportId), stepDeps(), { queue: 'finalize-dlq' })).toBe('failed-export');
       expect(await store.getJob(CHANNEL, ready.exportId)).toMatchObject({ status: 'failed', error: { code: 'PIPELINE_FAILED' } });
@@ -369,7 +369,7 @@ describe('failure handling', () => {
         expect(await store.setStatus(CHANNEL, exportId, status, ['finalizing'])).toBe(true);
         expect((await finalizeExport(message, finalizeDeps(), { receiveCount: 2 })).status).toBe('skipped');
         expect(await filesOf(exportId), status).toEqual([]);
-        expect(await objects.head(objectKeys.file(CHANNEL, exportId, exportFileName(ready)))).toBeNull();
+        expect(await objects.list(objectKeys.filePrefix(CHANNEL, exportId))).toEqual([]);
       }
     });
 

@@ -221,7 +221,7 @@ describe('follow-up steps, finalizer streams and the notifier lease', () => {
     expect(outcome.status).toBe('failed');
     const job = await store.getJob(CHANNEL, ready.exportId);
     expect(job).toMatchObject({ status: 'failed', error: { code: 'PART_MISMATCH' } });
-    expect(await objects.head(objectKeys.file(CHANNEL, ready.exportId, exportFileName(ready)))).toBeNull();
+    expect(await objects.list(objectKeys.filePrefix(CHANNEL, ready.exportId))).toEqual([]);
     expect(queue.notifies(ready.exportId)).toEqual([expect.objectContaining({ event: 'export.failed' })]);
   });
 
@@ -259,7 +259,7 @@ describe('follow-up steps, finalizer streams and the notifier lease', () => {
     // Settled by the time finalizeExport rejects: before, the upload's body never ended.
     expect(upload).toBe('rejected');
     expect(body?.destroyed).toBe(true);
-    expect(await objects.head(objectKeys.file(CHANNEL, ready.exportId, exportFileName(ready)))).toBeNull();
+    expect(await objects.list(objectKeys.filePrefix(CHANNEL, ready.exportId))).toEqual([]);
     expect((await storesFor(stack).store.getJob(CHANNEL, ready.exportId))?.status).toBe('finalizing');
 
     const told = [error?.message ?? '', String(error?.stack), ...lines].join('\n');

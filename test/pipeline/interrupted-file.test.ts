@@ -11,9 +11,9 @@ describe('local stack restart (npm start)', () => {
   it('an export the last run stopped between the upload and the completion is failed, and its file deleted', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'export-interrupted-file-'));
     const job = makeJob({ exportId: 'interrupted-file-1', channelId: 'disk', status: 'finalizing', chunksTotal: 1, chunksDone: 1 });
-    const fileKey = objectKeys.file('disk', job.exportId, 'Contacts_2025-07-01_interrupted-file-1.xlsx');
+    const fileKey = objectKeys.file('disk', job.exportId, 'run1', 'Contacts_2025-07-01_interrupted-file-1.xlsx');
     // Another export's file beside it (same channel, an id that extends this one) stays.
-    const otherKey = objectKeys.file('disk', `${job.exportId}0`, 'Contacts_2025-07-01_interrupted-file-10.xlsx');
+    const otherKey = objectKeys.file('disk', `${job.exportId}0`, 'run1', 'Contacts_2025-07-01_interrupted-file-10.xlsx');
     try {
       const first = await startLocalStack({ dataDir, port: 0, pollers: false, seed: false });
       try {

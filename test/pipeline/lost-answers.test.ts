@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../infra/local/stack';
 import { DynamoExportStore } from '../../shared/adapters/aws/dynamo-export-store';
@@ -247,7 +248,39 @@ describe('a write that committed but whose answer was lost (the SDK retried it)'
       expect(otherAudit.calls.map((e) => e.type)).toEqual(['completed']);
       const job = await getJob(exportId);
       expect([job.status, job.notifyEnqueued]).toEqual(['completed', true]);
-      expect(await storesFor(stack).objects.head(job.objectKey!)).not.toBeNull();
+      // One file: the completed run's, whose digest the job records (this run's own upload was
+      // swept by the winner's follow-ups).
+      expect((await storesFor(stack).objects.list(objectKeys.filePrefix(CHANNEL, exportId))).map((o) => o.key)).toEqual([job.objectKey]);
+      expect(createHash('sha256').update((await storesFor(stack).objects.getBuffer(job.objectKey!))!).digest('hex')).toBe(job.sha256);
+    });
+
+    it("a run whose upload lands after another run completed deletes its own file: the stored one is the one the job describes", async () => {
+      const exportId = 'la-uploaded-after-other';
+      await exportReadyToFinalize(stack, CHANNEL, exportId, stepDeps());
+      const { objects } = storesFor(stack);
+      // The other run completes (follow-ups and their sweep included) while this one's upload is
+      // still in flight; this upload then lands last, as a duplicate's could with a shared key.
+      const late = Object.create(objects) as typeof objects;
+      let raced = false;
+      let lateKey: string | undefined;
+      late.upload = async (key, body, options) => {
+        lateKey = key;
+        if (!raced) {
+          raced = true;
+          const other = await finalizeExport(message(exportId), finalizeDeps(stepDeps({ clock: { now: () => new Date(Date.now() + 1_000) } })), { receiveCount: 2 });
+          expect(other.status).toBe('completed');
+        }
+        return objects.upload(key, body, options);
+      };
+      const outcome = await finalizeExport(message(exportId), finalizeDeps(stepDeps({ objects: late })), { receiveCount: 1 });
+      expect(raced).toBe(true);
+      expect(outcome.status).toBe('skipped');
+      const job = await getJob(exportId);
+      expect(job.status).toBe('completed');
+      expect(lateKey).toBeDefined();
+      expect(lateKey).not.toBe(job.objectKey);
+      expect((await objects.list(objectKeys.filePrefix(CHANNEL, exportId))).map((o) => o.key)).toEqual([job.objectKey]);
+      expect(createHash('sha256').update((await objects.getBuffer(job.objectKey!))!).digest('hex')).toBe(job.sha256);
     });
   });
 
