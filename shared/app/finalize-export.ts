@@ -6,7 +6,7 @@ import type { WorkspaceSource } from '../ports/source-data';
 import { unfinishedStatuses, type ExportJob, type JobDefinition, type SheetKey } from './export-job';
 import { objectKeys, type FinalizeMessage } from './messages';
 import { createDownloadToken, hashDownloadToken } from './download-link';
-import { discardExportFile, discardObject, discardParts, failExport, PART_MISMATCH, resumeCancelFollowUps, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
+import { discardExportFile, discardObject, discardOtherFiles, discardParts, failExport, PART_MISMATCH, resumeCancelFollowUps, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
 import type { StoredPartMeta } from './process-chunk';
 import { formatCalendarDate, dayInZone } from '../domain/calendar';
 import { DefinitionMissingError, loadJobDefinition } from './job-definition';
@@ -364,6 +364,7 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     // Audit "completed", notify, delete parts/. The audit event is built from the same stored
     // facts a retry (resumeFollowUps) reads back, so both append the same event.
     await runFollowUps(deps, { ...job, ...facts, status: 'completed' });
+    await discardOtherFiles(deps, job, objectKey);
   } else {
     const now = await deps.store.getJob(job.channelId, job.exportId);
     if (now?.status !== 'completed') {
@@ -392,6 +393,7 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     // `completedAt` is this run's own clock reading: another value means another run completed it.
     if (now.completedAt !== facts.completedAt) return { status: 'skipped' };
     deps.log.info('completion committed though its answer was lost', { exportId: job.exportId });
+    await discardOtherFiles(deps, job, objectKey);
   }
   const exportSeconds = (completedAt.getTime() - Date.parse(job.createdAt)) / 1000;
   deps.log.info('export completed', { rowCount, fileSize, exportSeconds });

@@ -71,7 +71,7 @@ export async function resumeFollowUps(deps: StepDeps, job: ExportJob): Promise<v
 
 /** What a failed or completed export owes, each step built from the job alone (see terminalAuditEvent). */
 type FinishedJob = FailingJob &
-  Partial<Pick<ExportJob, 'error' | 'failedAt' | 'rowCount' | 'sha256' | 'fileSize' | 'fileName' | 'completedAt' | 'objectKey'>> & {
+  Partial<Pick<ExportJob, 'error' | 'failedAt' | 'rowCount' | 'sha256' | 'fileSize' | 'fileName' | 'completedAt'>> & {
     status: 'failed' | 'completed';
   };
 
@@ -111,13 +111,6 @@ export async function runFollowUps(deps: StepDeps, job: FinishedJob): Promise<vo
   await discardParts(deps, job).catch((e: unknown) =>
     deps.log.warn('parts not deleted', { exportId: job.exportId, error: e instanceof Error ? e.name : 'unknown' }),
   );
-  if (job.status === 'completed' && job.objectKey) {
-    // Files of finalizer runs that uploaded and then crashed (or lost to this one): no link
-    // reaches them. A run still uploading deletes its own once it sees this completion.
-    await discardFilesBut(deps, job, job.objectKey).catch((e: unknown) =>
-      deps.log.warn('stray files not deleted', { exportId: job.exportId, error: e instanceof Error ? e.name : 'unknown' }),
-    );
-  }
 }
 
 /** Deletes one object of the export's files (a losing finalizer run's upload). */
@@ -127,10 +120,19 @@ export async function discardObject(deps: Pick<StepDeps, 'objects' | 'log'>, job
   if (deleted > 0) deps.log.info('superseded file deleted', { exportId: job.exportId });
 }
 
-/** Deletes every object under the export's file prefix except `keep`. */
-async function discardFilesBut(deps: Pick<StepDeps, 'objects' | 'log'>, job: Pick<ExportJob, 'channelId' | 'exportId'>, keep: string): Promise<void> {
-  const stray = (await deps.objects.list(objectKeys.filePrefix(job.channelId, job.exportId))).filter((o) => o.key !== keep);
-  for (const object of stray) await discardObject(deps, job, object.key);
+/**
+ * Deletes every object under the export's file prefix except `keep` (the completed file): uploads
+ * of finalizer runs that crashed before completing, or lost to the one that completed. No link
+ * reaches them. A run still uploading deletes its own once it sees the completion. Best effort
+ * (logged): the exports/ lifecycle rule collects what this leaves.
+ */
+export async function discardOtherFiles(deps: Pick<StepDeps, 'objects' | 'log'>, job: Pick<ExportJob, 'channelId' | 'exportId'>, keep: string): Promise<void> {
+  try {
+    const stray = (await deps.objects.list(objectKeys.filePrefix(job.channelId, job.exportId))).filter((o) => o.key !== keep);
+    for (const object of stray) await discardObject(deps, job, object.key);
+  } catch (error) {
+    deps.log.warn('stray files not deleted', { exportId: job.exportId, error: error instanceof Error ? error.name : 'unknown' });
+  }
 }
 
 /**
