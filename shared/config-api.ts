@@ -18,8 +18,9 @@ export const apiConfigSchema = z.object({
   /** The longest a bearer token may stay valid (shared/auth/verify-token.ts; default one day). */
   JWT_MAX_LIFETIME_SECONDS: tokenLifetimeSetting.optional(),
   /**
-   * Secret for the API's own HMACs (idempotency body hashes, list cursors). Optional: when
-   * unset, a key derived from the link signing secret is used (domain-separated).
+   * Secret for the API's own HMACs (idempotency body hashes, list cursors). Required outside the
+   * local stack (the CDK stack sets the ARN of a secret only the api role may read); locally,
+   * when unset, a key derived from the link signing secret is used (domain-separated).
    */
   API_HMAC_SECRET: z.string().min(32).optional(),
   API_HMAC_SECRET_ARN: z.string().min(1).optional(),
@@ -67,6 +68,12 @@ export function parseApiConfig(env: Record<string, string | undefined>, defaults
   }
   if (c.JWT_JWKS_URL && (!c.JWT_ISSUER || !c.JWT_AUDIENCE)) {
     throw new ConfigError(`invalid environment: ${!c.JWT_ISSUER ? 'JWT_ISSUER' : 'JWT_AUDIENCE'}: required with JWT_JWKS_URL`);
+  }
+  if (!c.API_HMAC_SECRET && !c.API_HMAC_SECRET_ARN && !local) {
+    // The fallback derives the key from the link signing secret, which the finalizer and the
+    // notifier read too: the api's HMACs (idempotency body hashes, list cursors) would then be
+    // computable by roles that have no business with them.
+    throw new ConfigError('invalid environment: API_HMAC_SECRET_ARN: required outside the local stack (KMS_KEY_ID=local)');
   }
   const jwt = c.JWT_JWKS_URL
     ? { issuer: c.JWT_ISSUER as string, audience: c.JWT_AUDIENCE as string, jwksUrl: c.JWT_JWKS_URL }

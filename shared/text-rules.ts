@@ -39,6 +39,13 @@ export function hasDisplayControl(text: string): boolean {
   return DISPLAY_CONTROL.test(text.replace(TAG_FLAG, ''));
 }
 
+/**
+ * How a refusal of such text reads (rule `display-control`), after the field's name: one wording
+ * for every field the audit trail shows (reason, query, filter texts, ids).
+ */
+export const DISPLAY_CONTROL_MESSAGE =
+  'must not contain control characters, bidi overrides (U+202A-U+202E, U+2066-U+2069) or invisible tag and format characters';
+
 /** At least one letter or digit, in any script: what makes a reason more than blank or invisible. */
 export const HAS_LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
 

@@ -1,4 +1,5 @@
 import middy from '@middy/core';
+import type { z } from 'zod';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { principalFromAuthorizerContext, UnauthenticatedError, type Principal, type TokenVerifier } from '../../shared/auth';
@@ -10,13 +11,18 @@ import {
   getExport,
   listAudit,
   listExportDownloads,
+  listAuditQuerySchema,
+  listDownloadsQuerySchema,
   listExports,
-  repeatedQueryParameter,
-  unexpectedQueryParameter,
+  listExportsQuerySchema,
+  queryIssues,
+  repeatedQueryParameters,
+  unexpectedParameterIssues,
+  unexpectedQueryParameters,
   requestExport,
   type ApiDeps,
 } from '../../shared/app/api';
-import { formatIssuePath, ValidationError } from '../../shared/domain/errors';
+import { formatIssuePath, INPUT_ERRORS, ValidationError, type ValidationIssue } from '../../shared/domain/errors';
 import { scanJsonBeforeParse, type JsonStructureProblem } from '../../shared/json-text';
 import { requirePermission } from '../../shared/domain/policies';
 import { loneSurrogatePath } from '../../shared/text-rules';
@@ -126,10 +132,12 @@ async function dispatch(
   // no parameter of ours: dropped on reads, so it is neither refused as unknown nor as repeated.
   const method = event.httpMethod?.toUpperCase();
   const read = method === 'GET' || method === 'HEAD';
-  const repeated = Object.entries(event.multiValueQueryStringParameters ?? {}).find(([name, values]) => (values?.length ?? 0) > 1 && !(read && name === CACHE_BUSTER));
-  if (repeated) throw repeatedQueryParameter(repeated[0]);
+  const repeated = Object.entries(event.multiValueQueryStringParameters ?? {})
+    .filter(([parameter, values]) => (values?.length ?? 0) > 1 && !(read && parameter === CACHE_BUSTER))
+    .map(([parameter]) => parameter);
   const query = { ...(event.queryStringParameters ?? {}) };
   if (read) delete query[CACHE_BUSTER];
+  if (repeated.length > 0) throw repeatedQueryParameters(repeated, otherQueryIssues(name, query));
   switch (name) {
     case 'download': {
       const principal = await optionalPrincipal(runtime, event);
@@ -199,8 +207,41 @@ const CACHE_BUSTER = '_';
  * or a mail client may add tracking parameters to a link it shows, and the link must still work.
  */
 function refuseQuery(query: Record<string, string | undefined>): void {
-  const [name] = Object.keys(query);
-  if (name !== undefined) throw unexpectedQueryParameter(name);
+  const names = Object.keys(query);
+  if (names.length > 0) throw unexpectedQueryParameters(names);
+}
+
+/**
+ * What the route's own check finds in a query that also repeats a parameter (on the values API
+ * Gateway kept, the last of each), so that one INVALID_QUERY lists every bad parameter: a
+ * repeated one used to hide an unknown one until the client had fixed it and tried again. The
+ * same checks the use cases run (refuseQuery, the list schemas); nothing is read or written.
+ */
+function otherQueryIssues(name: RouteName, query: Record<string, string | undefined>): ValidationIssue[] {
+  const schemaIssues = (schema: z.ZodType) => {
+    const parsed = schema.safeParse(query, INPUT_ERRORS);
+    return parsed.success ? [] : queryIssues(parsed.error);
+  };
+  switch (name) {
+    case 'listExports':
+      return schemaIssues(listExportsQuerySchema);
+    case 'listAudit':
+      return schemaIssues(listAuditQuerySchema);
+    case 'listExportDownloads':
+      return schemaIssues(listDownloadsQuerySchema);
+    case 'createExport':
+    case 'getExport':
+    case 'cancelExport':
+      return unexpectedParameterIssues(Object.keys(query));
+    case 'download':
+    case 'checkDownload':
+      // The link ignores every other parameter (see refuseQuery).
+      return [];
+    default: {
+      const unreachable: never = name;
+      throw new Error(`unhandled route ${String(unreachable)}`);
+    }
+  }
 }
 
 function header(event: APIGatewayProxyEvent, name: string): string | undefined {
@@ -290,6 +331,12 @@ export function contentEncodingIsIdentity(value: string | undefined): boolean {
 }
 
 function parseJsonBody(event: APIGatewayProxyEvent): unknown {
+  // Before the media type: normalizeEventHeaders joined the lines with a comma, and the joined
+  // value was refused as "must be application/json" even when both lines said so. Two media
+  // types are no media type; say what is wrong, as for Idempotency-Key.
+  if (sentMoreThanOnce(event, 'content-type')) {
+    throw new ValidationError('Content-Type must be sent once', { code: 'INVALID_CONTENT_TYPE', field: 'Content-Type', rule: 'once' });
+  }
   const contentType = header(event, 'content-type');
   if (!contentType || !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType)) {
     throw new BadRequestBodyError('UNSUPPORTED_CONTENT_TYPE', 'Content-Type must be application/json', { field: 'Content-Type', rule: 'media-type' });

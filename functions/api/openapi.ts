@@ -99,7 +99,7 @@ function exportRequestBodySchema(): JsonSchema {
     title: 'ExportRequest',
     description:
       'Generated from exportRequestSchema (shared/domain/export-request.ts) with z.toJSONSchema. The handler also checks what JSON Schema cannot say: ' +
-      'a known IANA time zone (rule known-zone), no control characters, bidi overrides or invisible format characters in reason and query (display-control), ' +
+      'a known IANA time zone (rule known-zone), no control characters, bidi overrides or invisible format characters in reason, query, the filter\'s texts, segmentId, userId and userIds (display-control), ' +
       'a letter or digit in reason (letter-or-digit), 500 characters of reason after trimming, and then the policies (S3 range, S4/C7 password, filter size, the filter against the workspace).',
     ...schema,
   };
@@ -521,10 +521,10 @@ function commonErrors(opts: { bodiless?: boolean } = {}): Record<string, Ref> {
 }
 
 const INVALID_QUERY_NONE =
-  'INVALID_QUERY: this route takes no query parameter (rule `unknown-field`), and any parameter given twice is refused (rule `once`).';
+  'INVALID_QUERY: this route takes no query parameter (rule `unknown-field`), and any parameter given twice is refused (rule `once`), every bad one in `issues`.';
 const INVALID_QUERY_LIST =
-  'INVALID_QUERY: a parameter not listed (rule `unknown-field`), given twice (`once`) or out of its rules (`page-size`, `format`, `one-of`, `window-order`, `year-range`…), every bad one in `issues`. INVALID_CURSOR (rule `returned-cursor`): empty, over-long, altered, or issued for another caller, query or export.';
-const INVALID_PATH = 'INVALID_PATH (field `path`): a path segment that is not valid percent-encoding.';
+  'INVALID_QUERY: a parameter not listed (rule `unknown-field`), given twice (`once`) or out of its rules (`page-size`, `format`, `one-of`, `window-order`, `year-range`…), every bad one in `issues` (one per parameter; a repeated one does not hide the others). INVALID_CURSOR (rule `returned-cursor`): empty, over-long, altered, or issued for another caller, query or export.';
+const INVALID_PATH = 'INVALID_PATH (field `path`, rule `percent-encoding`): a path segment that is not valid percent-encoding.';
 
 // ---------------------------------------------------------------------------------------------
 // Parameters.
@@ -559,7 +559,7 @@ const parameters: Record<string, ParameterObject> = {
     name: 'from',
     in: 'query',
     description:
-      'Inclusive lower bound on the request time: a date (the whole UTC day from its start) or a date-time with an offset (send `+` as `%2B`); finer than a millisecond is rounded up. Within the years 0000-9999 in UTC.',
+      'Inclusive lower bound on the request time: a date (the whole UTC day from its start) or a date-time with an offset (send `+` as `%2B`; `T` and `Z` in either case, as RFC 3339 allows); finer than a millisecond is rounded up. Within the years 0000-9999 in UTC.',
     required: false,
     schema: { type: 'string', anyOf: [{ format: 'date' }, { format: 'date-time' }] },
   },
@@ -627,7 +627,7 @@ function operations(): Record<string, PathItemObject> {
         parameters: [ref('parameters', 'IdempotencyKey')],
         requestBody: {
           required: true,
-          description: 'Strict: unknown fields are refused. `application/json` in UTF-8, uncompressed, at most 3,000,000 bytes.',
+          description: 'Strict: unknown fields are refused. `application/json` in UTF-8 (one Content-Type header), uncompressed, at most 3,000,000 bytes.',
           content: json(ref('schemas', 'ExportRequest')),
         },
         responses: {
@@ -647,6 +647,7 @@ function operations(): Record<string, PathItemObject> {
               'VALIDATION_FAILED',
               'INVALID_QUERY',
               'INVALID_IDEMPOTENCY_KEY',
+              'INVALID_CONTENT_TYPE',
               'CASE_RANGE_BEFORE_LAUNCH',
               'CASE_RANGE_END_BEFORE_START',
               'CASE_RANGE_IN_FUTURE',
@@ -663,7 +664,7 @@ function operations(): Record<string, PathItemObject> {
             ],
             notes:
               'MALFORMED_JSON (field `body`, rule `json`, `utf-8` or `no-bom`); BODY_REQUIRED (rule `required`); VALIDATION_FAILED with `field`, `rule` and one issue per field (rules such as `type`, `required`, `format`, `unknown-field`, `known-zone`, `display-control`, and for JSON that cannot be a request `duplicate-key`, `max-depth`, `unicode`; on AWS the gateway\'s model check answers it without `field` or `issues`); ' +
-              `${INVALID_QUERY_NONE} INVALID_IDEMPOTENCY_KEY (rule \`format\` or \`once\`); the policies CASE_RANGE_* (S3) and PASSWORD_* (S4/C7); FILTER_TOO_LARGE (over 100,000 bytes), FILTER_INVALID, FILTER_UNKNOWN_FIELD (C2/C5) and FILTER_OPERATOR_NOT_APPLICABLE; SEGMENT_INVALID (C4).`,
+              `${INVALID_QUERY_NONE} INVALID_IDEMPOTENCY_KEY (rule \`format\` or \`once\`); INVALID_CONTENT_TYPE (field \`Content-Type\`, rule \`once\`: the header sent more than once, looked at before the media type); the policies CASE_RANGE_* (S3) and PASSWORD_* (S4/C7); FILTER_TOO_LARGE (field \`filter\`, rule \`max-bytes\`: over 100,000 bytes), FILTER_INVALID, FILTER_UNKNOWN_FIELD (C2/C5) and FILTER_OPERATOR_NOT_APPLICABLE; SEGMENT_INVALID (C4).`,
             // On AWS the gateway's model check answers VALIDATION_FAILED before the handler.
             edge: true,
           }),
@@ -678,7 +679,7 @@ function operations(): Record<string, PathItemObject> {
           }),
           '422': errorResponse('422', {
             codes: ['IDEMPOTENCY_KEY_REUSED'],
-            notes: 'IDEMPOTENCY_KEY_REUSED (field `Idempotency-Key`): the key was used with another body within 24 hours.',
+            notes: 'IDEMPOTENCY_KEY_REUSED (field `Idempotency-Key`, rule `same-body`): the key was used with another body within 24 hours.',
           }),
           '413': errorResponse('413', tooLarge(true)),
           '429': errorResponse('429', rateLimited(true)),
@@ -725,7 +726,8 @@ function operations(): Record<string, PathItemObject> {
       post: {
         operationId: 'cancelExport',
         summary: 'Stop an export: no file, no link',
-        description: 'The requester only. Takes no query parameter and reads no body. The cooldown is given back.',
+        description:
+          "The requester only, who needs no permission beyond a valid token of the export's channel: a manager whose export:download was withdrawn while the export ran can still stop it (a cancel only ends work). Takes no query parameter and reads no body. The cooldown is given back.",
         tags: ['exports'],
         security: bearer,
         responses: {
@@ -733,8 +735,8 @@ function operations(): Record<string, PathItemObject> {
           '400': errorResponse('400', { codes: ['INVALID_PATH', 'INVALID_QUERY'], notes: `${INVALID_PATH} ${INVALID_QUERY_NONE}` }),
           '401': shared('Unauthenticated'),
           '403': forbidden(
-            ['PERMISSION_DENIED', 'NOT_REQUESTER'],
-            'PERMISSION_DENIED: with neither export:download nor audit:read; NOT_REQUESTER (field `exportId`): an auditor who can see the export but did not request it.',
+            ['NOT_REQUESTER'],
+            'NOT_REQUESTER (field `exportId`): an audit:read holder of the channel, who can see the export but did not request it. No permission is asked of the requester; anyone else gets the 404.',
           ),
           '404': errorResponse('404', { codes: ['EXPORT_NOT_FOUND'], notes: EXPORT_NOT_FOUND }),
           '409': errorResponse('409', {
@@ -831,7 +833,7 @@ function operations(): Record<string, PathItemObject> {
 }
 
 const UNROUTED_DESCRIPTION =
-  'Answers to a request that names no operation above, on any path: 400 INVALID_PATH for a path segment that is not valid percent-encoding (looked at before routing); ' +
+  'Answers to a request that names no operation above, on any path: 400 INVALID_PATH (rule percent-encoding) for a path segment that is not valid percent-encoding (looked at before routing); ' +
   '404 ROUTE_NOT_FOUND for a path no route has (the message names the method, never the path: it may hold a download token); ' +
   '405 METHOD_NOT_ALLOWED, with Allow listing the methods the path takes, for a method it does not (a HEAD gets it without a body). ' +
   'On AWS, API Gateway answers a method the stack does not declare before the handler runs: 404 ROUTE_NOT_FOUND in the same envelope.';

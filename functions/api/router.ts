@@ -37,7 +37,8 @@ export function routeTemplates(): string[] {
 /** A path segment that is not valid percent-encoding (a lone `%`, or bytes that are not UTF-8). */
 export class InvalidPathError extends ValidationError {
   constructor() {
-    super('path: a segment is not valid percent-encoding (RFC 3986, UTF-8)', { code: 'INVALID_PATH', field: 'path' });
+    // With its rule, as every refusal names one (the issue ValidationError lists carries it too).
+    super('path: a segment is not valid percent-encoding (RFC 3986, UTF-8)', { code: 'INVALID_PATH', field: 'path', rule: 'percent-encoding' });
   }
 }
 

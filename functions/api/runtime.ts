@@ -72,11 +72,13 @@ async function buildRuntime(): Promise<ApiRuntime> {
   const objects = new S3ObjectStore(s3, config.EXPORT_BUCKET);
   const queue = new SqsMessageQueue(sqs, { chunk: config.CHUNK_QUEUE_URL, finalize: config.FINALIZE_QUEUE_URL, notify: config.NOTIFY_QUEUE_URL });
   const linkSecret = await resolveSecret('LINK_SIGNING_SECRET', config.LINK_SIGNING_SECRET, config.LINK_SIGNING_SECRET_ARN);
-  const hmacSecret =
-    api.API_HMAC_SECRET || api.API_HMAC_SECRET_ARN
-      ? Buffer.from(await resolveSecret('API_HMAC_SECRET', api.API_HMAC_SECRET, api.API_HMAC_SECRET_ARN))
-      : // Domain-separated from the link key: knowing one derived value reveals nothing of the other.
-        createHmac('sha256', linkSecret).update('export-service/api-hmac/v1').digest();
+  // Domain-separated from the link key: knowing one derived value reveals nothing of the other.
+  // It is the api's HMAC key only where the api has no secret of its own (the local stack;
+  // parseApiConfig refuses that elsewhere): on AWS the finalizer and notifier read the link
+  // secret too, and must not be able to compute the api's HMACs.
+  const linkDerived = createHmac('sha256', linkSecret).update('export-service/api-hmac/v1').digest();
+  const ownSecret = api.API_HMAC_SECRET || api.API_HMAC_SECRET_ARN;
+  const hmacSecret = ownSecret ? Buffer.from(await resolveSecret('API_HMAC_SECRET', api.API_HMAC_SECRET, api.API_HMAC_SECRET_ARN)) : linkDerived;
   const spinCount = api.KEY_SPIN_COUNT;
   return {
     logger: apiLogger,
@@ -111,6 +113,10 @@ async function buildRuntime(): Promise<ApiRuntime> {
         },
       }),
       hmacSecret,
+      // Idempotency records written before the api had its own secret were hashed with the
+      // link-derived key; they expire 24 h after the deploy that set API_HMAC_SECRET_ARN, and
+      // until then a replay must still find its record. Compared against only, never written.
+      legacyIdempotencySecrets: ownSecret ? [linkDerived] : [],
       random: randomBytes,
       publicBaseUrl: config.PUBLIC_BASE_URL.replace(/\/+$/, ''),
       presignSeconds: api.DOWNLOAD_PRESIGN_SECONDS,

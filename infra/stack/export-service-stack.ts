@@ -150,6 +150,9 @@ export class ExportServiceStack extends Stack {
         // Lambda proxy responses carry their own CORS headers (API Gateway adds them only to
         // preflights and its own errors): the one origin the handler may echo.
         ADMIN_ORIGIN: config.adminOrigin,
+        // The api's own HMAC key (shared/config-api.ts requires it outside the local stack):
+        // only this function gets the variable and only its role may read the secret.
+        API_HMAC_SECRET_ARN: this.secrets.apiHmac.secretArn,
       }),
       // The authorizer only verifies tokens: it gets the JWT settings and nothing else.
       authorizer: makeFunction('authorizer', 'export-service: bearer JWT authorizer', jwtEnvironment),
@@ -295,6 +298,7 @@ export class ExportServiceStack extends Stack {
     allow(f.api, 'PresignDownloads', ['s3:GetObject'], [objects(EXPORTS_PREFIX)]);
     allow(f.api, 'BucketKey', ['kms:GenerateDataKey', 'kms:Decrypt'], [this.keys.bucketKey.keyArn], viaS3);
     allow(f.api, 'LinkSigningSecret', ['secretsmanager:GetSecretValue'], [this.secrets.linkSigning.secretArn]);
+    allow(f.api, 'ApiHmacSecret', ['secretsmanager:GetSecretValue'], [this.secrets.apiHmac.secretArn]);
 
     // chunk: read one slice of the sources, write its part, record completion; the cases phase
     // of a contacts-with-cases export enqueues the users phase, the last chunk enqueues finalize.

@@ -17,6 +17,12 @@ export class ServiceSecrets extends Construct {
   readonly botSigning: secretsmanager.Secret;
   /** Signs the stateless download tokens in the 7-day links. */
   readonly linkSigning: secretsmanager.Secret;
+  /**
+   * The api function's own HMAC key (idempotency body hashes, list cursors): readable by the api
+   * role alone. Derived from the link key it would be computable by the finalizer and the
+   * notifier, which read that key to mint links.
+   */
+  readonly apiHmac: secretsmanager.Secret;
 
   constructor(scope: Construct, id: string) {
     super(scope, id);
@@ -27,6 +33,10 @@ export class ServiceSecrets extends Construct {
     });
     this.linkSigning = new secretsmanager.Secret(this, 'LinkSigning', {
       description: 'export-service: HMAC key for download-link tokens',
+      generateSecretString: generate,
+    });
+    this.apiHmac = new secretsmanager.Secret(this, 'ApiHmac', {
+      description: 'export-service: HMAC key for the API (idempotency body hashes, list cursors)',
       generateSecretString: generate,
     });
   }

@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { casesFilterSchema, compileFilter, usersFilterSchema } from './filter';
+import { casesRequestFilterSchema, compileFilter, usersRequestFilterSchema } from './filter';
 import { INPUT_ERRORS, toValidationError } from './errors';
 import { PolicyViolationError } from './errors';
 import { checkCaseRange, checkPassword, defaultPolicyConfig, type PolicyConfig } from './policies';
 import { timeZoneSchema } from './records';
 import { dayInZone } from './calendar';
-import { HAS_LETTER_OR_DIGIT, hasDisplayControl } from '../text-rules';
+import { DISPLAY_CONTROL_MESSAGE, HAS_LETTER_OR_DIGIT, hasDisplayControl } from '../text-rules';
 
 /**
  * `POST /v1/exports` body. Structure lives here (and in the API Gateway model emitted from it);
@@ -49,7 +49,7 @@ const reasonSchema = z
     if (hasDisplayControl(reason)) {
       ctx.addIssue({
         code: 'custom',
-        message: 'reason must not contain control characters, bidi overrides (U+202A-U+202E, U+2066-U+2069) or invisible tag and format characters',
+        message: `reason ${DISPLAY_CONTROL_MESSAGE}`,
         params: { rule: 'display-control' },
       });
     } else if (!HAS_LETTER_OR_DIGIT.test(reason)) {
@@ -62,13 +62,18 @@ const calendarDate = z.iso.date('must be a calendar date (YYYY-MM-DD)');
  * A user or segment id. A scope-"user" id travels inline in a chunk message, and SQS refuses a
  * message holding control characters (but tab and line breaks), U+FFFE or U+FFFF: the export
  * was created, then failed to dispatch with a 500. No real id holds them, so they are refused here.
+ * The audit trail shows the ids too (segmentId, userId, userIds up to 100): like the query, none
+ * may hold a bidi override or an invisible format character (display-control), which would show
+ * auditors another id than the one exported.
  */
 const id = z
   .string()
   .min(1)
   .max(128)
   // refine, not regex: kept out of the API Gateway model, whose regex dialect is not JavaScript's.
-  .refine((value) => !/[\p{Cc}\uFFFE\uFFFF]/u.test(value), { message: 'must not contain control characters, U+FFFE or U+FFFF', params: { rule: 'no-control-characters' } });
+  // Both run; an id holding both is told the first (one issue per path).
+  .refine((value) => !/[\p{Cc}\uFFFE\uFFFF]/u.test(value), { message: 'must not contain control characters, U+FFFE or U+FFFF', params: { rule: 'no-control-characters' } })
+  .refine((value) => !hasDisplayControl(value), { message: DISPLAY_CONTROL_MESSAGE, params: { rule: 'display-control' } });
 
 export const MAX_SELECTED_USER_IDS = 1_000_000;
 
@@ -79,7 +84,7 @@ export const casesExportRequestSchema = z.strictObject({
   /** IANA zone in which `from`/`to` are days and dates are shown; defaults to the channel's. */
   timezone: timeZoneSchema.optional(),
   /** The dashboard's filter, applied as is (S6). */
-  filter: casesFilterSchema.optional(),
+  filter: casesRequestFilterSchema.optional(),
   reason: reasonSchema,
   password: passwordSchema,
 });
@@ -100,7 +105,7 @@ const query = z
   .max(200)
   // refine, not regex: kept out of the API Gateway model, whose regex dialect is not JavaScript's.
   .refine((value) => !hasDisplayControl(value), {
-    message: 'query must not contain control characters, bidi overrides (U+202A-U+202E, U+2066-U+2069) or invisible tag and format characters',
+    message: `query ${DISPLAY_CONTROL_MESSAGE}`,
     params: { rule: 'display-control' },
   })
   .optional();
@@ -120,7 +125,7 @@ const scopeKeys = (scope: string) => ({
 /** C6 scopes: all customers, the filter result, a segment, a checked selection, or one customer. */
 export const contactsExportRequestSchema = z.discriminatedUnion('scope', [
   z.strictObject({ ...contactsCommon, scope: z.literal('all'), query }, scopeKeys('all')),
-  z.strictObject({ ...contactsCommon, scope: z.literal('filter'), filter: usersFilterSchema, query }, scopeKeys('filter')),
+  z.strictObject({ ...contactsCommon, scope: z.literal('filter'), filter: usersRequestFilterSchema, query }, scopeKeys('filter')),
   z.strictObject({ ...contactsCommon, scope: z.literal('segment'), segmentId: id, query }, scopeKeys('segment')),
   z.strictObject(
     {
@@ -181,7 +186,8 @@ export function checkExportRequest(request: ExportRequest, config: PolicyConfig 
       throw new PolicyViolationError(
         'FILTER_TOO_LARGE',
         `filter must be at most ${MAX_FILTER_BYTES} bytes as JSON (this one is ${bytes}); to export a long list of customers, use scope "selection"`,
-        { field: 'filter' },
+        // The body's own size refusal (413 BODY_TOO_LARGE) names the same rule.
+        { field: 'filter', rule: 'max-bytes' },
       );
     }
     // What can be judged without the workspace (a date-time that does not exist, an operator a

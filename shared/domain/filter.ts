@@ -5,6 +5,7 @@ import { decimalTextValue, profileValue, toProfileCell } from './columns/profile
 import { userFixedTextReader, type UserFixedTextKey, type UserTextFields } from './columns/users';
 import { INPUT_ERRORS, NotFoundError, REQUIRED_MESSAGE, ValidationError, toValidationError } from './errors';
 import { parseIsoWithOffset } from '../iso-datetime';
+import { DISPLAY_CONTROL_MESSAGE, hasDisplayControl } from '../text-rules';
 import { E164_PATTERN, type ProfileKeyDef, type ProfileSchema, type Segment } from './records';
 
 /**
@@ -118,13 +119,27 @@ const filterNumber = z
   .min(-Number.MAX_SAFE_INTEGER, 'numbers in a filter must be between -9007199254740991 and 9007199254740991')
   .max(Number.MAX_SAFE_INTEGER, 'numbers in a filter must be between -9007199254740991 and 9007199254740991')
   .refine((v) => v === 0 || Math.abs(v) >= 1e-130, { message: 'numbers in a filter must be 0 or at least 1e-130 in size', params: { rule: 'minimum-magnitude' } });
-const scalar = z.union([z.string().max(10_000), filterNumber, z.boolean()]);
+
+/**
+ * Which filters a schema reads. A request's filter (`request`) is kept in the audit trail and
+ * shown to auditors as sent, so its texts are held to the rule of the request's query: no
+ * control characters, bidi overrides or invisible format characters (display-control; a U+202E
+ * shows the value reversed). A filter already stored (`stored`: a job's definition the pipeline
+ * compiles again, a workspace's saved segment) is read as it is: refusing it now would fail an
+ * export accepted before, or a segment the manager did not write.
+ */
+type FilterSource = 'request' | 'stored';
+
+/** A text operand of a filter: as given, or for a request's filter with the display-control rule. */
+function text(schema: z.ZodString, source: FilterSource): z.ZodString {
+  // refine, not regex: kept out of the API Gateway model, whose regex dialect is not JavaScript's.
+  // A failed refine does not abort, so a union holding this text names this issue at the operand's path.
+  return source === 'request' ? schema.refine((value) => !hasDisplayControl(value), { message: DISPLAY_CONTROL_MESSAGE, params: { rule: 'display-control' } }) : schema;
+}
+
 // The unions name what they take: zod's own message for a value no branch accepts is "Invalid input".
 // A value left out is "is required" (rule `required`), as a missing field elsewhere in a request.
 const unionError = (message: string) => (issue: { input?: unknown }) => (issue.input === undefined ? REQUIRED_MESSAGE : message);
-const bound = z.union([filterNumber, z.string().min(1).max(64)], {
-  error: unionError('must be a number, or a date or date-time as text (1-64 characters)'),
-});
 /** The original product times out above ~1,000 values (C3); 100,000 is evaluated in linear time. */
 export const MAX_IN_VALUES = 100_000;
 const MAX_CONDITIONS = 100;
@@ -133,8 +148,12 @@ const MAX_GROUPS = 50;
 export const MAX_TOTAL_CONDITIONS = 200;
 export const MAX_TOTAL_TEXT_CHARS = 2_000;
 
-function conditionSchema(fields: readonly string[]) {
+function conditionSchema(fields: readonly string[], source: FilterSource) {
   const field = fieldSchema(fields);
+  const scalar = z.union([text(z.string().max(10_000), source), filterNumber, z.boolean()]);
+  const bound = z.union([filterNumber, text(z.string().min(1).max(64), source)], {
+    error: unionError('must be a number, or a date or date-time as text (1-64 characters)'),
+  });
   return z.discriminatedUnion('op', [
     z.strictObject({
       field,
@@ -147,13 +166,13 @@ function conditionSchema(fields: readonly string[]) {
       /** A list, or the raw "split input" text (values separated by commas, spaces or newlines). */
       values: z.union(
         [
-          z.array(z.union([z.string().max(1_000), filterNumber])).min(1).max(MAX_IN_VALUES),
-          z.string().min(1).max(4_000_000),
+          z.array(z.union([text(z.string().max(1_000), source), filterNumber])).min(1).max(MAX_IN_VALUES),
+          text(z.string().min(1).max(4_000_000), source),
         ],
         { error: unionError(`must be a list of 1 to ${MAX_IN_VALUES.toLocaleString('en-US')} values (texts or numbers), or one text of values separated by commas, spaces or line breaks (rule C3)`) },
       ),
     }),
-    z.strictObject({ field, op: z.literal(['contains', 'startsWith']), value: z.string().min(1).max(1_000) }),
+    z.strictObject({ field, op: z.literal(['contains', 'startsWith']), value: text(z.string().min(1).max(1_000), source) }),
     z.strictObject({ field, op: z.literal(['exists', 'notExists']) }),
     z.strictObject({ field, op: z.literal(['gt', 'gte', 'lt', 'lte']), value: bound }),
     z.strictObject({ field, op: z.literal('between'), from: bound, to: bound }),
@@ -163,8 +182,8 @@ function conditionSchema(fields: readonly string[]) {
 
 const joinSchema = z.enum(['and', 'or']);
 
-function filterSchemaFor(fields: readonly string[]) {
-  const condition = conditionSchema(fields);
+function filterSchemaFor(fields: readonly string[], source: FilterSource) {
+  const condition = conditionSchema(fields, source);
   const leafGroup = z.strictObject({ join: joinSchema, conditions: z.array(condition).max(MAX_CONDITIONS) });
   const group = z.strictObject({
     join: joinSchema,
@@ -218,8 +237,12 @@ function filterSchemaFor(fields: readonly string[]) {
   });
 }
 
-export const casesFilterSchema = filterSchemaFor(CASE_FILTER_FIELDS);
-export const usersFilterSchema = filterSchemaFor(USER_FILTER_FIELDS);
+/** Filters already stored (a job's definition, a saved segment): see FilterSource. */
+export const casesFilterSchema = filterSchemaFor(CASE_FILTER_FIELDS, 'stored');
+export const usersFilterSchema = filterSchemaFor(USER_FILTER_FIELDS, 'stored');
+/** A request's filter (POST /v1/exports), whose texts the audit trail shows: see FilterSource. */
+export const casesRequestFilterSchema = filterSchemaFor(CASE_FILTER_FIELDS, 'request');
+export const usersRequestFilterSchema = filterSchemaFor(USER_FILTER_FIELDS, 'request');
 
 export type CasesFilter = z.infer<typeof casesFilterSchema>;
 export type UsersFilter = z.infer<typeof usersFilterSchema>;

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { ExportJob, ExportStatus, JobError } from '../app/export-job';
 
 /** Fields a status transition may set together with the new status. */
@@ -56,14 +57,23 @@ export const DEFAULT_CLAIM_WAIT_MS = 5_000;
 
 export type JobPage = { items: ExportJob[]; cursor?: string };
 
-export type IdempotencyRecord = {
-  channelId: string;
-  managerId: string;
-  key: string;
-  requestHash: string;
-  exportId: string;
-  createdAt: string;
-};
+/**
+ * An Idempotency-Key's record, kept 24 h. `requestHash` is an HMAC of the request with the
+ * password's place taken by a slow, salted digest of it (shared/app/api/idempotency-hash.ts);
+ * `passwordSalt` (base64, 16 bytes) is that digest's salt. A record without one was written by
+ * the version before the slow digest (its hash covers the password with the HMAC alone).
+ * Adapters validate a record read back with this schema.
+ */
+export const idempotencyRecordSchema = z.object({
+  channelId: z.string().min(1),
+  managerId: z.string().min(1),
+  key: z.string().min(1),
+  requestHash: z.string(),
+  passwordSalt: z.base64().min(1).optional(),
+  exportId: z.string().min(1),
+  createdAt: z.string(),
+});
+export type IdempotencyRecord = z.infer<typeof idempotencyRecordSchema>;
 
 export type DownloadTokenRecord = {
   tokenHash: string;

@@ -10,7 +10,7 @@ describe('api configuration', () => {
   });
 
   it('needs issuer and audience with a JWKS, and refuses both key sources at once', () => {
-    const aws = { KMS_KEY_ID: 'alias/x', JWT_JWKS_URL: 'https://idp.example.com/.well-known/jwks.json' };
+    const aws = { KMS_KEY_ID: 'alias/x', JWT_JWKS_URL: 'https://idp.example.com/.well-known/jwks.json', API_HMAC_SECRET_ARN: 'arn:aws:secretsmanager:ap-northeast-2:1:secret:api' };
     expect(() => parseApiConfig(aws, defaults)).toThrow(/JWT_ISSUER/);
     expect(parseApiConfig({ ...aws, JWT_ISSUER: 'https://idp', JWT_AUDIENCE: 'exports' }, defaults).jwt).toEqual({
       issuer: 'https://idp',
@@ -35,7 +35,7 @@ describe('api configuration', () => {
   });
 
   it('KEY_SPIN_COUNT below the standard 100,000 only in the local stack: a lower one makes every password guess cheaper', () => {
-    const aws = { KMS_KEY_ID: 'arn:aws:kms:us-east-1:1:key/k', JWT_JWKS_URL: 'https://id.example/jwks', JWT_ISSUER: 'i', JWT_AUDIENCE: 'a' };
+    const aws = { KMS_KEY_ID: 'arn:aws:kms:us-east-1:1:key/k', JWT_JWKS_URL: 'https://id.example/jwks', JWT_ISSUER: 'i', JWT_AUDIENCE: 'a', API_HMAC_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:1:secret:api' };
     expect(() => parseApiConfig({ ...aws, KEY_SPIN_COUNT: '1000' }, defaults)).toThrow(/KEY_SPIN_COUNT: at least 100000 outside the local stack/);
     expect(() => parseApiConfig({ ...aws, KEY_SPIN_COUNT: '99999' }, defaults)).toThrow(/KEY_SPIN_COUNT/);
     expect(parseApiConfig({ ...aws, KEY_SPIN_COUNT: '100000' }, defaults).KEY_SPIN_COUNT).toBe(100_000);
@@ -54,6 +54,17 @@ describe('api configuration', () => {
       COOLDOWN_MINUTES_CONTACTS: 30,
     });
     expect(() => parseApiConfig({ KMS_KEY_ID: 'local', STALE_COOLDOWN_SECONDS: '' }, defaults)).toThrow(/STALE_COOLDOWN_SECONDS/);
+  });
+
+  it('API_HMAC_SECRET[_ARN] is required outside the local stack: the link-derived fallback is a key the finalizer and notifier could compute', () => {
+    const aws = { KMS_KEY_ID: 'alias/x', JWT_JWKS_URL: 'https://id.example/jwks', JWT_ISSUER: 'i', JWT_AUDIENCE: 'a' };
+    expect(() => parseApiConfig(aws, defaults)).toThrow(/API_HMAC_SECRET_ARN: required outside the local stack/);
+    expect(parseApiConfig({ ...aws, API_HMAC_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:1:secret:api' }, defaults).API_HMAC_SECRET_ARN).toBe(
+      'arn:aws:secretsmanager:us-east-1:1:secret:api',
+    );
+    expect(parseApiConfig({ ...aws, API_HMAC_SECRET: 'h'.repeat(32) }, defaults).API_HMAC_SECRET).toBe('h'.repeat(32));
+    // The local stack may fall back (functions/api/runtime.ts derives the key from the link secret).
+    expect(parseApiConfig({ KMS_KEY_ID: 'local' }, defaults).API_HMAC_SECRET_ARN).toBeUndefined();
   });
 
   it('refuses the dev secret outside the local stack', () => {

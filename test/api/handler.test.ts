@@ -117,7 +117,8 @@ describe('POST /v1/exports', () => {
     const other = loadEvent('api-create-export-contacts.json', { TOKEN: await token(), PASSWORD: 'Another1Password' });
     const res = await call(other);
     expect(res.status).toBe(422);
-    expect(res.body.error).toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED', field: 'Idempotency-Key' });
+    // With its rule, as every refusal names one (it had none).
+    expect(res.body.error).toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED', field: 'Idempotency-Key', rule: 'same-body' });
     expect(JSON.stringify(res)).not.toContain('Another1Password');
   });
 
@@ -244,6 +245,32 @@ describe('POST /v1/exports', () => {
     // RFC 9110 §15.5.16: a media type the route does not take is 415.
     expect(res.status).toBe(415);
     expect(res.body.error).toMatchObject({ code: 'UNSUPPORTED_CONTENT_TYPE', field: 'Content-Type', rule: 'media-type' });
+  });
+
+  it('a Content-Type sent twice is 400 INVALID_CONTENT_TYPE, rule once, however it arrives (it was a 415 saying "must be application/json")', async () => {
+    const twiceAs = async (set: (event: APIGatewayProxyEvent) => void) => {
+      const event = loadEvent('api-create-export-contacts.json', { TOKEN: await token(), PASSWORD });
+      set(event);
+      return call(event);
+    };
+    const variants: [string, (event: APIGatewayProxyEvent) => void][] = [
+      // Two lines of one name on AWS: `headers` keeps the last, `multiValueHeaders` both.
+      ['two lines', (e) => { e.multiValueHeaders = { ...e.multiValueHeaders, 'Content-Type': ['application/json', 'application/json'] }; }],
+      // Names differing in case arrive as two keys (the local stack).
+      ['two keys', (e) => { e.headers = { ...e.headers, 'content-type': 'application/json; charset=utf-8' }; }],
+      ['two multi-value keys', (e) => {
+        e.headers = { ...e.headers, 'content-type': 'text/plain' };
+        e.multiValueHeaders = { ...e.multiValueHeaders, 'content-type': ['text/plain'] };
+      }],
+    ];
+    for (const [label, set] of variants) {
+      const res = await twiceAs(set);
+      expect(res.status, label).toBe(400);
+      expect(res.body.error, label).toMatchObject({ code: 'INVALID_CONTENT_TYPE', field: 'Content-Type', rule: 'once', message: 'Content-Type must be sent once' });
+    }
+    expect(fakes.store.jobs.size).toBe(0);
+    // Once, in any case, it is taken.
+    expect((await twiceAs((e) => { e.multiValueHeaders = { ...e.multiValueHeaders, 'Content-Type': ['application/json; charset=utf-8'] }; })).status).toBe(202);
   });
 
   it('refuses a compressed body with 415 UNSUPPORTED_CONTENT_ENCODING (it said "not valid UTF-8"), and a plain body labelled compressed too', async () => {
@@ -564,11 +591,39 @@ describe('POST /v1/exports', () => {
     });
     const res = await call(ev);
     expect(res.status).toBe(400);
-    expect(res.body.error).toMatchObject({ code: 'FILTER_TOO_LARGE', field: 'filter' });
+    // With its rule, as every refusal names one (it had none).
+    expect(res.body.error).toMatchObject({ code: 'FILTER_TOO_LARGE', field: 'filter', rule: 'max-bytes' });
     expect(res.body.error.message).toMatch(/selection/);
     expect(fakes.store.jobs.size).toBe(0);
     expect(fakes.audit.events).toEqual([]);
     expect((await create()).status).toBe(202);
+  });
+
+  it('refuses filter texts and ids holding bidi overrides or invisible format characters as it refuses such a query (display-control), before the audit trail shows them', async () => {
+    const send = async (patch: Record<string, unknown>) => {
+      const ev = loadEvent('api-create-export-contacts.json', { TOKEN: await token(), PASSWORD });
+      delete ev.headers['Idempotency-Key'];
+      delete ev.multiValueHeaders['Idempotency-Key'];
+      ev.body = JSON.stringify({ kind: 'contacts', reason: 'CRM sync', password: PASSWORD, ...patch });
+      return call(ev);
+    };
+    const inFilter = (condition: Record<string, unknown>) => ({ scope: 'filter', filter: { join: 'and', groups: [{ join: 'and', conditions: [condition] }] } });
+    for (const [patch, field] of [
+      [{ scope: 'all', query: 'kim\u202e' }, 'query'],
+      [inFilter({ field: 'name', op: 'eq', value: 'legit \u202eevil' }), 'filter.groups[0].conditions[0].value'],
+      [inFilter({ field: 'email', op: 'in', values: ['a@x.com', 'b\u2066@x.com'] }), 'filter.groups[0].conditions[0].values[1]'],
+      [inFilter({ field: 'name', op: 'contains', value: 'k\u{E0041}' }), 'filter.groups[0].conditions[0].value'],
+      [{ scope: 'segment', segmentId: 'seg-\u202evip' }, 'segmentId'],
+      [{ scope: 'user', userId: 'u\u2067' }, 'userId'],
+      [{ scope: 'selection', userIds: ['u1', 'u\u202b2'] }, 'userIds[1]'],
+    ] as const) {
+      const res = await send(patch);
+      expect(res.status, field).toBe(400);
+      expect(res.body.error, field).toMatchObject({ code: 'VALIDATION_FAILED', field, rule: 'display-control' });
+      expect(res.body.error.message, field).toContain('bidi overrides');
+    }
+    expect(fakes.store.jobs.size).toBe(0);
+    expect(fakes.audit.events).toEqual([]);
   });
 
   it('a dispatch that sent its first chunks and then failed leaves a failed job, not a running one missing chunks', async () => {
@@ -628,6 +683,9 @@ describe('POST /v1/exports', () => {
       () => 'ok',
       (error: Error) => error.message,
     );
+    // The retry comes once the first attempt holds the key (its record follows an async PBKDF2,
+    // so started together, either could save first).
+    while (fakes.store.idem.size === 0) await new Promise((resolve) => setTimeout(resolve, 1));
     const retry = requestExport(fakes.deps, principal, body, 'retry-key-0001');
     await retryIsWrapping;
     release();
@@ -992,7 +1050,9 @@ describe('paths as API Gateway REST passes them (still percent-encoded)', () => 
     for (const path of ['/v1/exports/%', '/v1/exports/%E0%A4%A', '/v1/downloads/%zz', '/v1/%/exports']) {
       const res = await get(path);
       expect(res.status).toBe(400);
-      expect(res.body.error).toMatchObject({ code: 'INVALID_PATH', field: 'path' });
+      // With its rule, also in its issue (it had none in either).
+      expect(res.body.error).toMatchObject({ code: 'INVALID_PATH', field: 'path', rule: 'percent-encoding' });
+      expect(res.body.error.issues).toEqual([{ path: 'path', message: expect.stringContaining('percent-encoding'), rule: 'percent-encoding' }]);
     }
   });
 });
@@ -1049,6 +1109,30 @@ describe('GET /v1/exports and cancel', () => {
     expect(fakes.dispatcher.discarded).toEqual([exportId, exportId]);
     expect(fakes.audit.events.map((e) => e.type)).toEqual(['requested', 'canceled']);
     expect((await create('api-create-export-cases.json')).status).toBe(202);
+  });
+
+  it('the requester cancels without any permission (export:download withdrawn while it ran); reading it stays gated, others are refused as before', async () => {
+    const exportId = (await create('api-create-export-cases.json')).body.exportId as string;
+    const bare = await token({ permissions: [] });
+    // Reading the export (it carries the link) still needs a permission.
+    const read = await call(loadEvent('api-get-export.json', { TOKEN: bare, EXPORT_ID: exportId }));
+    expect(read.status).toBe(403);
+    expect(read.body.error).toMatchObject({ code: 'PERMISSION_DENIED' });
+    // A colleague without a permission or another channel's manager learns nothing; an auditor is told NOT_REQUESTER.
+    const colleague = await call(loadEvent('api-cancel-export.json', { TOKEN: await token({ managerId: 'm-2', permissions: [] }), EXPORT_ID: exportId }));
+    expect(colleague.status).toBe(404);
+    expect(colleague.body.error).toMatchObject({ code: 'EXPORT_NOT_FOUND' });
+    const otherChannel = await call(loadEvent('api-cancel-export.json', { TOKEN: await token({ channelId: 'ch-2', permissions: [] }), EXPORT_ID: exportId }));
+    expect(otherChannel.status).toBe(404);
+    const auditor = await call(loadEvent('api-cancel-export.json', { TOKEN: await token({ managerId: 'm-9', permissions: ['audit:read'] }), EXPORT_ID: exportId }));
+    expect(auditor.status).toBe(403);
+    expect(auditor.body.error).toMatchObject({ code: 'NOT_REQUESTER', field: 'exportId' });
+    expect(fakes.store.jobs.get(exportId)?.status).toBe('queued');
+    // It was a 403 PERMISSION_DENIED about downloading.
+    const res = await call(loadEvent('api-cancel-export.json', { TOKEN: bare, EXPORT_ID: exportId }));
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ exportId, status: 'canceled' });
+    expect(fakes.audit.events.map((e) => e.type)).toEqual(['requested', 'canceled']);
   });
 
   it('a cancel whose write committed but whose answer was lost (the SDK retry fails the condition) answers 200, not 409', async () => {
@@ -1221,6 +1305,28 @@ describe('GET /v1/audit', () => {
     expect(reversed.body.error).toMatchObject({ field: 'to', message: 'to: must not be before from' });
   });
 
+  it('takes "t" and "z" in lower case in a bound, as RFC 3339 and the filter\'s date-times do (it was 400, rule format)', async () => {
+    const exportId = (await create()).body.exportId as string;
+    const at = fakes.audit.events.find((e) => e.type === 'requested' && e.exportId === exportId)!.at;
+    const listWith = async (query: Record<string, string>) => {
+      const ev = loadEvent('api-list-audit.json', { TOKEN: await token({ managerId: 'm-9', permissions: ['audit:read'] }) });
+      ev.queryStringParameters = query;
+      return call(ev);
+    };
+    const lower = (iso: string) => iso.replace('T', 't').replace('Z', 'z');
+    const before = lower(new Date(Date.parse(at) - 60_000).toISOString());
+    const after = lower(new Date(Date.parse(at) + 60_000).toISOString());
+    for (const query of [{ from: before }, { from: before, to: after }, { to: after.replace('z', '+00:00') }] as Record<string, string>[]) {
+      const res = await listWith(query);
+      expect(res.status, JSON.stringify(query)).toBe(200);
+      expect(res.body.items.map((i: { exportId: string }) => i.exportId), JSON.stringify(query)).toEqual([exportId]);
+    }
+    expect((await listWith({ from: after })).body.items).toEqual([]);
+    // The reviewer's bound; a lower-case one without an offset is still refused as such.
+    expect((await listWith({ from: '2026-03-01t10:00:00z' })).status).toBe(200);
+    expect((await listWith({ from: '2026-03-01t10:00:00' })).body.error).toMatchObject({ code: 'INVALID_QUERY', field: 'from', rule: 'format' });
+  });
+
   it('a bound without an offset, or whose "+" arrived as a space, gets a 400 saying the expected format', async () => {
     for (const from of ['2026-12-01T12:50:00 09:00', '2026-12-01T00:00:00']) {
       const ev = loadEvent('api-list-audit.json', { TOKEN: await token({ permissions: ['audit:read'] }) });
@@ -1376,6 +1482,38 @@ describe('GET /v1/audit/exports/{exportId}/downloads', () => {
     once.queryStringParameters = { limit: '2' };
     once.multiValueQueryStringParameters = { limit: ['2'] };
     expect((await call(once)).status).toBe(200);
+  });
+
+  it('a repeated query parameter no longer hides the other bad ones: one INVALID_QUERY lists every one, one issue per parameter', async () => {
+    const withQuery = async (file: string, multi: Record<string, string[]>, vars: Record<string, string> = {}) => {
+      const ev = loadEvent(file, { TOKEN: await token({ permissions: ['export:download', 'audit:read'] }), ...vars });
+      ev.multiValueQueryStringParameters = multi;
+      ev.queryStringParameters = Object.fromEntries(Object.entries(multi).map(([k, v]) => [k, v[v.length - 1] as string]));
+      const res = await call(ev);
+      expect(res.status, file).toBe(400);
+      expect(res.body.error.code, file).toBe('INVALID_QUERY');
+      return res.body.error as { field: string; rule: string; message: string; issues: { path: string; rule: string }[] };
+    };
+    const pairs = (error: { issues: { path: string; rule: string }[] }) => error.issues.map((i) => [i.path, i.rule]);
+    // The reviewer's query: only `limit` was listed.
+    const list = await withQuery('api-list-exports.json', { limit: ['1', '2'], q: ['1'], cursor: ['a', 'b'] });
+    expect(list).toMatchObject({ field: 'limit', rule: 'once' });
+    expect(list.message).toMatch(/^limit: given more than once/);
+    expect(pairs(list)).toEqual([['limit', 'once'], ['cursor', 'once'], ['q', 'unknown-field']]);
+    // A repeated parameter whose kept value is bad too is told once, as repeated.
+    const audit = await withQuery('api-list-audit.json', { kind: ['cases', 'case'], limit: ['0'], from: ['yesterday'] });
+    expect(pairs(audit)).toEqual([['kind', 'once'], ['from', 'format'], ['limit', 'page-size']]);
+    const uses = await withQuery('api-list-export-downloads.json', { limit: ['1', '2'], from: ['2026-03-01'] }, { EXPORT_ID: '0123456789abcdef' });
+    expect(pairs(uses)).toEqual([['limit', 'once'], ['from', 'unknown-field']]);
+    // Routes that take none list every parameter; the download link only the repeated ones.
+    const cancel = await withQuery('api-cancel-export.json', { dryRun: ['1', '2'], force: ['true'], why: ['x'] }, { EXPORT_ID: '0123456789abcdef' });
+    expect(pairs(cancel)).toEqual([['dryRun', 'once'], ['force', 'unknown-field'], ['why', 'unknown-field']]);
+    const link = await withQuery('api-download.json', { utm_source: ['a', 'b'], utm_medium: ['chat'] }, { DOWNLOAD_TOKEN: 'tok-x-0123456789' });
+    expect(pairs(link)).toEqual([['utm_source', 'once']]);
+    // Without a repetition, a route that takes none lists every parameter too (it named the first).
+    const noneTaken = loadEvent('api-get-export.json', { TOKEN: await token(), EXPORT_ID: '0123456789abcdef' });
+    noneTaken.queryStringParameters = { dryRun: 'true', force: '1' };
+    expect(pairs((await call(noneTaken)).body.error)).toEqual([['dryRun', 'unknown-field'], ['force', 'unknown-field']]);
   });
 
   it('400 INVALID_CURSOR for an altered cursor, another export’s cursor or the trail’s; 400 INVALID_QUERY for a bad limit', async () => {

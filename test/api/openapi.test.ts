@@ -453,7 +453,8 @@ describe('(d) contract: the handler answers as docs/openapi.json says', () => {
     // A chat app's tracking parameter is ignored.
     expect((await call(setQuery(downloadEvent(downloadToken), { utm_source: 'chat' }))).status).toBe(302);
 
-    const canceled = await call(loadEvent('api-cancel-export.json', { TOKEN: manager, EXPORT_ID: casesId }));
+    // The requester cancels with no permission left (export:download withdrawn while it ran).
+    const canceled = await call(loadEvent('api-cancel-export.json', { TOKEN: await token({ permissions: [] }), EXPORT_ID: casesId }));
     expect(canceled.status).toBe(200);
     expect(canceled.body).toMatchObject({ status: 'canceled', scope: 'range' });
     expect(canceled.body.links.cancel).toBeUndefined();
@@ -565,9 +566,22 @@ describe('(d) contract: the handler answers as docs/openapi.json says', () => {
     await expectError(setQuery(loadEvent('api-list-audit.json', { TOKEN: auditor }), { from: 'yesterday' }), 400, 'INVALID_QUERY');
     await expectError(setQuery(downloadEvent('tok-ffff-0123456789'), { utm: ['a', 'b'] }), 400, 'INVALID_QUERY');
     await expectError(setQuery(await getExportEvent('0123456789abcdef'), { dryRun: 'true' }), 400, 'INVALID_QUERY');
+    const repeatedAndUnknown = await expectError(setQuery(loadEvent('api-list-exports.json', { TOKEN: manager }), { limit: ['1', '2'], q: '1', cursor: ['a', 'b'] }), 400, 'INVALID_QUERY');
+    expect(repeatedAndUnknown.body.error.issues.map((i: { path: string }) => i.path)).toEqual(['limit', 'cursor', 'q']);
+    const twoTypes = await createWith({}, 'm-two-types');
+    twoTypes.multiValueHeaders = { ...twoTypes.multiValueHeaders, 'Content-Type': ['application/json', 'application/json'] };
+    const typeTwice = await expectError(twoTypes, 400, 'INVALID_CONTENT_TYPE');
+    expect(typeTwice.body.error).toMatchObject({ field: 'Content-Type', rule: 'once' });
+    const hugeFilter = await expectError(
+      await createWith({ scope: 'filter', filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'email', op: 'in', values: Array.from({ length: 30_000 }, (_u, i) => `c-${i}@example.com`) }] }] } }, 'm-huge'),
+      400,
+      'FILTER_TOO_LARGE',
+    );
+    expect(hugeFilter.body.error).toMatchObject({ field: 'filter', rule: 'max-bytes' });
     const badPath = await getExportEvent('0123456789abcdef');
     badPath.path = '/v1/exports/%zz';
-    await expectError(badPath, 400, 'INVALID_PATH');
+    const invalidPath = await expectError(badPath, 400, 'INVALID_PATH');
+    expect(invalidPath.body.error).toMatchObject({ field: 'path', rule: 'percent-encoding', issues: [{ path: 'path', rule: 'percent-encoding' }] });
     const badUnrouted = await getExportEvent('0123456789abcdef');
     badUnrouted.path = '/v1/%/exports';
     await expectError(badUnrouted, 400, 'INVALID_PATH');
@@ -636,7 +650,8 @@ describe('(d) contract: the handler answers as docs/openapi.json says', () => {
 
     // 422: the same Idempotency-Key with another body.
     const again = loadEvent('api-create-export-contacts.json', { TOKEN: manager, PASSWORD: 'Another1Password' });
-    await expectError(again, 422, 'IDEMPOTENCY_KEY_REUSED');
+    const reused = await expectError(again, 422, 'IDEMPOTENCY_KEY_REUSED');
+    expect(reused.body.error).toMatchObject({ field: 'Idempotency-Key', rule: 'same-body' });
 
     // 429: the cooldown (C8).
     expect((await call(loadEvent('api-create-export-cases.json', { TOKEN: manager, PASSWORD }))).status).toBe(202);

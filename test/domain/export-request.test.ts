@@ -210,6 +210,44 @@ describe('parsing errors', () => {
     }
   });
 
+  it('filter texts and ids the audit trail shows are refused like such a query (display-control), each at its exact path; ordinary ones pass', () => {
+    const message = 'must not contain control characters, bidi overrides (U+202A-U+202E, U+2066-U+2069) or invisible tag and format characters';
+    const withCondition = (condition: Record<string, unknown>) =>
+      contacts({ scope: 'filter', filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'name', op: 'eq', value: 'x' }, condition] }] } });
+    const at = 'filter.groups[0].conditions[1]';
+    const refused: [string, unknown, string][] = [
+      ['eq value', withCondition({ field: 'name', op: 'eq', value: 'legit \u202eevil' }), `${at}.value`],
+      ['neq value', withCondition({ field: 'tags', op: 'neq', value: 'vip\u2066' }), `${at}.value`],
+      ['in item', withCondition({ field: 'email', op: 'in', values: ['a@x.com', 'b\u2067@x.com'] }), `${at}.values[1]`],
+      ['in split text', withCondition({ field: 'email', op: 'in', values: 'a@x.com, b\u202a@x.com' }), `${at}.values`],
+      ['contains', withCondition({ field: 'name', op: 'contains', value: 'kim\u{E0041}' }), `${at}.value`],
+      ['startsWith', withCondition({ field: 'name', op: 'startsWith', value: 'k\u2060im' }), `${at}.value`],
+      ['between bound', withCondition({ field: 'createdAt', op: 'between', from: '2025-07-01\u202e', to: '2025-07-02' }), `${at}.from`],
+      ['cases filter', cases({ filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'userName', op: 'eq', value: '\u202ekim' }] }] } }), 'filter.groups[0].conditions[0].value'],
+      ['segmentId', contacts({ scope: 'segment', segmentId: 'seg-\u202evip' }), 'segmentId'],
+      ['userId', contacts({ scope: 'user', userId: 'u\u2066-1' }), 'userId'],
+      ['userIds item', contacts({ scope: 'selection', userIds: ['u1', 'u2', 'u\u{E0041}3'] }), 'userIds[2]'],
+    ];
+    for (const [label, body, path] of refused) {
+      try {
+        parseExportRequest(body);
+        expect.unreachable(label);
+      } catch (e) {
+        expect(e, label).toBeInstanceOf(ValidationError);
+        expect((e as ValidationError).issues, label).toEqual([{ path, message, rule: 'display-control' }]);
+        expect(e, label).toMatchObject({ code: 'VALIDATION_FAILED', field: path, rule: 'display-control' });
+      }
+    }
+    // An id with a control character keeps its own rule (SQS refuses it).
+    expect(() => parseExportRequest(contacts({ scope: 'user', userId: 'u\u0007' }))).toThrow(expect.objectContaining({ field: 'userId', rule: 'no-control-characters' }));
+    // Right-to-left text, joiners and line breaks in a split list are ordinary text.
+    for (const value of ['تقرير \u200f', '👨\u200d👩\u200d👧', '김민수']) {
+      expect(() => parseExportRequest(withCondition({ field: 'name', op: 'contains', value })), value).not.toThrow();
+    }
+    expect(() => parseExportRequest(withCondition({ field: 'email', op: 'in', values: 'a@x.com\r\nb@x.com\tc@x.com' }))).not.toThrow();
+    expect(() => parseExportRequest(contacts({ scope: 'selection', userIds: ['u-1', '사용자-2'] }))).not.toThrow();
+  });
+
   it('S4: ordinary reasons in any script pass, with line breaks, tabs, emoji and right-to-left marks', () => {
     for (const reason of ['Q3 review \u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F} office', '👨\u200d👩\u200d👧 family plan', 'می\u200cخواهم', '월간 CRM 동기화', 'line one\nline two\r\nthree\tend', 'تقرير شهري \u200f(2)', '7', 'Q3 review 📊', 'monthly sync']) {
       expect(parseExportRequest(cases({ reason })).reason).toBe(reason);

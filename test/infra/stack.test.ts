@@ -78,7 +78,7 @@ describe('resource counts', () => {
     ['AWS::DynamoDB::Table', 6],
     ['AWS::KMS::Key', 2],
     ['AWS::S3::Bucket', 1],
-    ['AWS::SecretsManager::Secret', 2],
+    ['AWS::SecretsManager::Secret', 3],
     ['AWS::Lambda::EventSourceMapping', 6],
     ['AWS::ApiGateway::RestApi', 1],
     ['AWS::ApiGateway::Authorizer', 1],
@@ -199,7 +199,13 @@ describe('ServiceFunction defaults', () => {
         expect(api.jwt).toEqual({ issuer: TEST_CONTEXT.jwtIssuer, audience: TEST_CONTEXT.jwtAudience, jwksUrl: TEST_CONTEXT.jwtJwksUrl });
         expect(variables.JWT_DEV_SECRET).toBeUndefined();
         expect(variables.ADMIN_ORIGIN).toBe(TEST_CONTEXT.adminOrigin);
+        // Its own HMAC key, not the one derived from the link secret (which other roles read).
+        expect(variables.API_HMAC_SECRET_ARN).toEqual({ Ref: idOf(stack, stack.secrets.apiHmac) });
+        expect(api.API_HMAC_SECRET_ARN).toBeDefined();
+      } else {
+        expect(variables.API_HMAC_SECRET_ARN, name).toBeUndefined();
       }
+      expect(variables.API_HMAC_SECRET, name).toBeUndefined();
       expect(variables.EXPORTS_TABLE).toEqual({ Ref: idOf(stack, stack.tables.exports) });
       expect(variables.AUDIT_TABLE).toEqual({ Ref: idOf(stack, stack.tables.audit) });
       expect(variables.KMS_KEY_ID).toEqual({ 'Fn::GetAtt': [idOf(stack, stack.keys.wrapKey), 'Arn'] });
@@ -425,11 +431,19 @@ describe('KMS and secrets', () => {
     for (const { statement } of users) expect(statement.Condition?.StringEquals?.['kms:ViaService']).toBeDefined();
   });
 
-  it('secrets: the bot key only for the notifier, the link key only for api, finalizer and notifier', () => {
+  it('secrets: the bot key only for the notifier, the link key only for api, finalizer and notifier, the api HMAC key only for the api', () => {
     expect([...rolesAllowed(template, 'secretsmanager:GetSecretValue', idOf(stack, stack.secrets.botSigning))]).toEqual([roleId('notifier')]);
     expect(new Set(rolesAllowed(template, 'secretsmanager:GetSecretValue', idOf(stack, stack.secrets.linkSigning)))).toEqual(
       new Set([roleId('api'), roleId('finalizer'), roleId('notifier')]),
     );
+    // Idempotency body hashes and list cursors: a role that reads the link key (finalizer,
+    // notifier) must not be able to compute them. No other action on it either.
+    const apiHmacId = idOf(stack, stack.secrets.apiHmac);
+    expect([...rolesAllowed(template, 'secretsmanager:GetSecretValue', apiHmacId)]).toEqual([roleId('api')]);
+    const reaching = roleStatements(template).filter(
+      ({ statement }) => statement.Effect === 'Allow' && statementReaches(statement, apiHmacId) && JSON.stringify(statement.Action ?? statement.NotAction).includes('secretsmanager'),
+    );
+    expect(reaching.map(({ roleId: r, statement }) => [r, statement.Action])).toEqual([[roleId('api'), 'secretsmanager:GetSecretValue']]);
     for (const secret of Object.values(resourcesOf(template, 'AWS::SecretsManager::Secret'))) {
       expect(secret.Properties!.GenerateSecretString).toBeDefined();
       expect(secret.Properties!.SecretString).toBeUndefined();

@@ -244,6 +244,23 @@ describe('DynamoExportStore on dynalite', () => {
     expect((await store.saveIdempotencyRecord({ ...record, requestHash: 'h3' }, 86_400)).created).toBe(true);
   });
 
+  it('an idempotency record keeps its password salt; one without (the previous version\'s) reads back without; a mangled one is refused', async () => {
+    const { store, now } = clockedStore();
+    const salt = Buffer.alloc(16, 7).toString('base64');
+    const record = { channelId: 'ch', managerId: 'm1', key: 'salted-key', requestHash: 'ab'.repeat(32), passwordSalt: salt, exportId: 'j-salt', createdAt: now().toISOString() };
+    expect(await store.saveIdempotencyRecord(record, 86_400)).toEqual({ created: true });
+    expect(await store.getIdempotencyRecord('ch', 'm1', 'salted-key')).toEqual(record);
+    expect((await store.saveIdempotencyRecord({ ...record, passwordSalt: Buffer.alloc(16, 8).toString('base64'), exportId: 'j-other' }, 86_400)).existing).toEqual(record);
+    const v1 = { channelId: 'ch', managerId: 'm1', key: 'v1-key', requestHash: 'cd'.repeat(32), exportId: 'j-v1', createdAt: now().toISOString() };
+    expect((await store.saveIdempotencyRecord(v1, 86_400)).created).toBe(true);
+    const read = await store.getIdempotencyRecord('ch', 'm1', 'v1-key');
+    expect(read).toEqual(v1);
+    expect(read && 'passwordSalt' in read).toBe(false);
+    // A salt that is not base64 would otherwise be compared as something it is not.
+    expect((await store.saveIdempotencyRecord({ ...record, key: 'bad-salt-key', passwordSalt: 'not base64!' }, 86_400)).created).toBe(true);
+    await expect(store.getIdempotencyRecord('ch', 'm1', 'bad-salt-key')).rejects.toThrow();
+  });
+
   it('frees an idempotency key only while it still names the export that releases it', async () => {
     const { store, now } = clockedStore();
     const record = { channelId: 'ch', managerId: 'm1', key: 'rk', requestHash: 'h1', exportId: 'j-release', createdAt: now().toISOString() };

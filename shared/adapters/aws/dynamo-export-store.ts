@@ -15,6 +15,7 @@ import {
   type ChunkDoneResult,
   type DownloadTokenRecord,
   type ExportStore,
+  idempotencyRecordSchema,
   type IdempotencyRecord,
   type JobFlag,
   type LeaseFlag,
@@ -512,13 +513,8 @@ export class DynamoExportStore implements ExportStore {
     const item = result.Item;
     if (!item) return null;
     if (typeof item.ttl === 'number' && item.ttl < Math.floor(this.now().getTime() / 1000)) return null;
-    return {
-      channelId: String(item.channelId),
-      managerId: String(item.managerId),
-      key: String(item.key),
-      requestHash: String(item.requestHash),
-      exportId: String(item.exportId),
-      createdAt: String(item.createdAt),
-    };
+    // Validated, not cast: `passwordSalt` decides how a replay is compared (with it, the slow
+    // digest; without it, the previous version's formula), so a mangled one must not pass.
+    return idempotencyRecordSchema.parse(item);
   }
 }

@@ -67,6 +67,14 @@ export type ApiDeps = {
    * cursors). Never leaves the process.
    */
   hmacSecret: Buffer;
+  /**
+   * Keys an Idempotency-Key record from the version before the slow password digest (no salt,
+   * kept 24 h) may have been hashed with: before the api had a secret of its own, the key
+   * derived from the link signing secret. Only compared against, never used to write; a replay
+   * across that deploy still finds its record instead of a 422. Empty once unneeded.
+   */
+  legacyIdempotencySecrets?: readonly Buffer[];
+  /** Random bytes (export ids, idempotency salts): tests may make it deterministic. */
   random: (bytes: number) => Buffer;
   /** Base of the API for `Location` and links (no trailing slash). */
   publicBaseUrl: string;

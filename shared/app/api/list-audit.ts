@@ -23,8 +23,19 @@ export type AuditPageView = { items: AuditEntryView[]; cursor?: string };
 const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
 const isoDateTime = z.iso.datetime({ offset: true });
 const isoDate = z.iso.date();
+/**
+ * RFC 3339 (5.6) lets `T` and `Z` be written in lower case, as the filter's date-times take them
+ * (docs/domain.md); z.iso.datetime takes upper case only, so they are upper-cased first. Only
+ * those two letters: anything else keeps its case and is judged as sent.
+ */
+function upperCaseTAndZ(value: string): string {
+  const match = /^(\d{4}-\d{2}-\d{2})[tT](.*?)([zZ]?)$/.exec(value);
+  return match ? `${match[1]}T${match[2]}${match[3]?.toUpperCase() ?? ''}` : value;
+}
+
 const instant = z
   .string()
+  .overwrite(upperCaseTAndZ)
   // One check with one message and rule `format` (a union of the two said "Invalid input", and
   // its rule read `one-of`). The two usual mistakes are a date-time without an offset and an
   // unencoded `+`, which a query string turns into a space; a date written right but naming no

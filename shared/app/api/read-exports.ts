@@ -38,6 +38,22 @@ async function loadVisibleJob(deps: ApiDeps, principal: Principal, exportId: str
 }
 
 /**
+ * The export a cancel may stop. No permission is asked for (unlike loadVisibleJob): a cancel only
+ * ends work and produces nothing, so a requester whose `export:download` was withdrawn while the
+ * export ran must still be able to stop it (docs/api.md). Disclosure stays as for a read: another
+ * channel's export, a missing or malformed id, and one the caller could not see are the one 404;
+ * an auditor of the channel, who can see it, is told NOT_REQUESTER.
+ */
+async function loadCancelableJob(deps: ApiDeps, principal: Principal, exportId: string): Promise<ExportJob> {
+  if (!exportIdSchema.safeParse(exportId).success) throw exportNotFound();
+  const job = await deps.store.getJob(principal.channelId, exportId);
+  if (!job || job.channelId !== principal.channelId) throw exportNotFound();
+  if (job.managerId === principal.managerId) return job;
+  if (!canSee(principal, job)) throw exportNotFound();
+  throw new PermissionDeniedError('only the manager who requested an export may cancel it', { code: 'NOT_REQUESTER', field: 'exportId' });
+}
+
+/**
  * A queued job whose chunks were never enqueued this long after it was created was cut short
  * between creating the job and dispatching it (the API call took at most ~30 s: API Gateway's
  * limit). Nothing else would ever move it.
@@ -107,15 +123,13 @@ export async function listExports(
 }
 
 /**
- * POST /v1/exports/{id}/cancel: only the requester; a terminal export is a 409. The pipeline
- * checks the status before each stage, so no file and no link follow a cancel. The cooldown is
- * given back: nothing was downloaded, so the manager may ask again.
+ * POST /v1/exports/{id}/cancel: only the requester, with no permission asked (loadCancelableJob);
+ * a terminal export is a 409. The pipeline checks the status before each stage, so no file and no
+ * link follow a cancel. The cooldown is given back: nothing was downloaded, so the manager may
+ * ask again.
  */
 export async function cancelExport(deps: ApiDeps, principal: Principal, exportId: string): Promise<ExportView> {
-  const job = await loadVisibleJob(deps, principal, exportId);
-  if (job.managerId !== principal.managerId) {
-    throw new PermissionDeniedError('only the manager who requested an export may cancel it', { code: 'NOT_REQUESTER', field: 'exportId' });
-  }
+  const job = await loadCancelableJob(deps, principal, exportId);
   const canceledAt = deps.clock.now().toISOString();
   const canceled = await deps.store.setStatus(principal.channelId, exportId, 'canceled', unfinishedStatuses, { canceledAt });
   if (!canceled) {

@@ -17,7 +17,7 @@ import { dispatchUnfinished, newExportId, type ExportJob, type SealedJobEncrypti
 import { sealEncryptionParams } from '../job-encryption';
 import type { ApiDeps } from './deps';
 import { IdempotencyKeyReusedError } from './errors';
-import { canonicalJson, equalHex, hmacHex } from './hmac';
+import { IDEMPOTENCY_PASSWORD_KDF, idempotencyHashV2, matchesIdempotencyRecord } from './idempotency-hash';
 
 export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
 export const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{8,128}$/;
@@ -33,7 +33,7 @@ export type RequestExportResult = { job: ExportJob; replayed: boolean };
 
 /**
  * POST /v1/exports. Write order (no transactions; each step is safe to repeat):
- *  1. idempotency record (key -> body HMAC + a fresh exportId): a retry with the same key adopts
+ *  1. idempotency record (key -> body hash + its salt + a fresh exportId): a retry with the same key adopts
  *     that exportId and resumes from wherever the first attempt stopped;
  *  2. cooldown, held by the exportId (a retry of the same export re-acquires its own hold);
  *  3. key derivation and wrapping, chunk planning (no writes that matter if we stop here);
@@ -66,19 +66,41 @@ export async function requestExport(
       rule: 'format',
     });
   }
-  // An HMAC with a server secret, not a plain hash: the stored value must not let anyone who
-  // reads the table test password guesses against it.
-  const requestHash = idempotencyKey === undefined ? '' : hmacHex(deps.hmacSecret, 'idempotency-body-v1', canonicalJson(request));
+  // The stored hash must not let anyone who reads the table (or a backup) test password guesses
+  // cheaply, even holding the HMAC key: the password enters it only through a salted PBKDF2 at
+  // least as slow as the file's own key derivation (idempotency-hash.ts). One PBKDF2 here, before the
+  // save (the record carries its result); a replay costs one more, with the stored record's salt.
+  // Nothing async comes before the save to overlap it with: the cooldown and the key derivation
+  // belong to whichever exportId the save settles on.
+  let passwordSalt: Buffer | undefined;
+  let requestHash = '';
+  if (idempotencyKey !== undefined) {
+    passwordSalt = deps.random(IDEMPOTENCY_PASSWORD_KDF.saltBytes);
+    requestHash = await idempotencyHashV2(deps.hmacSecret, request, passwordSalt);
+  }
   // At most twice: a key whose export failed to start is taken anew once (below).
-  for (let attempt = 0; idempotencyKey !== undefined; attempt++) {
+  for (let attempt = 0; idempotencyKey !== undefined && passwordSalt !== undefined; attempt++) {
     const saved = await deps.store.saveIdempotencyRecord(
-      { channelId: principal.channelId, managerId: principal.managerId, key: idempotencyKey, requestHash, exportId, createdAt: now.toISOString() },
+      {
+        channelId: principal.channelId,
+        managerId: principal.managerId,
+        key: idempotencyKey,
+        requestHash,
+        passwordSalt: passwordSalt.toString('base64'),
+        exportId,
+        createdAt: now.toISOString(),
+      },
       IDEMPOTENCY_TTL_SECONDS,
     );
     if (!saved.created) {
       const existing = saved.existing;
       if (!existing) throw new Error('idempotency record exists but could not be read');
-      const job = await deps.store.getJob(principal.channelId, existing.exportId);
+      // The comparison's PBKDF2 runs on the thread pool while the job is read. The retake below
+      // does not need it; it is rare enough (a failed release) not to be worth a second path.
+      const [job, sameBody] = await Promise.all([
+        deps.store.getJob(principal.channelId, existing.exportId),
+        matchesIdempotencyRecord(existing, request, deps.hmacSecret, deps.legacyIdempotencySecrets),
+      ]);
       if (job && failedToStart(job) && attempt === 0) {
         // The first attempt's export was created but never started (its caller got a 5xx): a
         // retry is what that 5xx asked for, so the key starts a new export (same or corrected
@@ -88,7 +110,7 @@ export async function requestExport(
         await deps.store.releaseIdempotencyRecord(principal.channelId, principal.managerId, idempotencyKey, existing.exportId);
         continue;
       }
-      if (!equalHex(existing.requestHash, requestHash)) throw new IdempotencyKeyReusedError();
+      if (!sameBody) throw new IdempotencyKeyReusedError();
       exportId = existing.exportId;
       if (job) {
         // The first attempt may have stopped between creating the job and enqueueing its last

@@ -16,7 +16,7 @@ import {
   type StoredAuditEvent,
 } from '../../../shared/ports/audit-log';
 import type { CooldownAcquireInput, CooldownAcquireResult, CooldownStore } from '../../../shared/ports/cooldown-store';
-import type { DownloadTokenRecord, ExportStore, IdempotencyRecord, JobPage, JobPatch } from '../../../shared/ports/export-store';
+import { idempotencyRecordSchema, type DownloadTokenRecord, type ExportStore, type IdempotencyRecord, type JobPage, type JobPatch } from '../../../shared/ports/export-store';
 import type { KeyWrapper } from '../../../shared/ports/key-wrapper';
 
 /** In-memory fakes of the API's ports: unit tests only (integration tests use the emulators). */
@@ -87,12 +87,14 @@ export class FakeExportStore implements ExportStore {
   async saveIdempotencyRecord(record: IdempotencyRecord): Promise<{ created: boolean; existing?: IdempotencyRecord }> {
     const key = `${record.channelId}#${record.managerId}#${record.key}`;
     const existing = this.idem.get(key);
-    if (existing) return { created: false, existing };
-    this.idem.set(key, record);
+    // Read back through the schema, as the DynamoDB adapter does.
+    if (existing) return { created: false, existing: idempotencyRecordSchema.parse(existing) };
+    this.idem.set(key, structuredClone(record));
     return { created: true };
   }
   async getIdempotencyRecord(channelId: string, managerId: string, key: string): Promise<IdempotencyRecord | null> {
-    return this.idem.get(`${channelId}#${managerId}#${key}`) ?? null;
+    const record = this.idem.get(`${channelId}#${managerId}#${key}`);
+    return record ? idempotencyRecordSchema.parse(record) : null;
   }
   async releaseIdempotencyRecord(channelId: string, managerId: string, key: string, exportId: string): Promise<void> {
     const id = `${channelId}#${managerId}#${key}`;
