@@ -20,6 +20,7 @@ import {
   unexpectedParameterIssues,
   unexpectedQueryParameters,
   requestExport,
+  revokeExport,
   type ApiDeps,
 } from '../../shared/app/api';
 import { formatIssuePath, INPUT_ERRORS, ValidationError, type ValidationIssue } from '../../shared/domain/errors';
@@ -187,6 +188,15 @@ async function dispatch(
       refuseQuery(query);
       return jsonResponse(200, await cancelExport(deps, principal, params.exportId ?? ''));
     }
+    case 'revokeExport': {
+      // No permission asked before the body, unlike createExport: the requester needs none
+      // (revokeExport decides who may, and answers anyone else the read's 404).
+      const principal = await authenticate(runtime, event);
+      refuseQuery(query);
+      const view = await revokeExport(deps, principal, params.exportId ?? '', parseJsonBody(event));
+      runtime.logger.info('export link revoked', { exportId: view.exportId, status: view.status });
+      return jsonResponse(200, view);
+    }
     case 'listAudit':
       return jsonResponse(200, await listAudit(deps, await authenticate(runtime, event), query));
     case 'listExportDownloads':
@@ -232,6 +242,7 @@ function otherQueryIssues(name: RouteName, query: Record<string, string | undefi
     case 'createExport':
     case 'getExport':
     case 'cancelExport':
+    case 'revokeExport':
       return unexpectedParameterIssues(Object.keys(query));
     case 'download':
     case 'checkDownload':

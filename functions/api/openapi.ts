@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { exportRequestSchema } from '../../shared/domain/export-request';
+import { exportRequestSchema, revokeRequestSchema } from '../../shared/domain/export-request';
 import { exportStatusSchema } from '../../shared/app/export-job';
 import { MAX_LISTED_DOWNLOADS } from '../../shared/ports/audit-log';
 import { MAX_CURSOR_LENGTH } from '../../shared/app/api/cursor';
@@ -105,6 +105,23 @@ function exportRequestBodySchema(): JsonSchema {
   };
 }
 
+/** POST /v1/exports/{id}/revoke's body, from the zod schema the handler parses with (as above). */
+function revokeRequestBodySchema(): JsonSchema {
+  const { $schema: _dialect, ...schema } = z.toJSONSchema(revokeRequestSchema, {
+    target: 'draft-2020-12',
+    io: 'input',
+    unrepresentable: 'any',
+  }) as JsonSchema;
+  void _dialect;
+  return {
+    title: 'RevokeRequest',
+    description:
+      'Generated from revokeRequestSchema (shared/domain/export-request.ts): the reason takes the export request\'s rules, which the handler also checks where JSON Schema cannot: ' +
+      'not blank, a letter or digit (letter-or-digit), no control characters, bidi overrides or invisible format characters (display-control), 500 characters after trimming.',
+    ...schema,
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Response schemas. Each mirrors the code that builds the object (named in its description):
 // `required` lists exactly what that code always sets, and `additionalProperties: false` is used
@@ -159,8 +176,8 @@ const exportLinksSchema: JsonSchema = {
 const exportViewSchema: JsonSchema = {
   type: 'object',
   description:
-    'toExportView in shared/app/api/view.ts. File facts (fileName, fileSize, sha256, completedAt, expiresAt) only when completed or expired; `link` only when completed and the caller is the requester holding export:download; ' +
-    '`error` only when failed; `skippedRecords` only when source records without an id were left out. Never the password, the encryption parameters, the wrapped key or the object key.',
+    'toExportView in shared/app/api/view.ts. File facts (fileName, fileSize, sha256, completedAt, expiresAt) only when completed, expired or revoked; `link` only when completed and the caller is the requester holding export:download; ' +
+    '`error` only when failed; revokedAt, revokedBy and revokeReason only when revoked; `skippedRecords` only when source records without an id were left out. Never the password, the encryption parameters, the wrapped key or the object key.',
   additionalProperties: false,
   required: ['exportId', 'kind', 'status', 'requestedBy', 'reason', 'scope', 'createdAt', 'updatedAt', 'progress', 'links'],
   properties: {
@@ -210,6 +227,15 @@ const exportViewSchema: JsonSchema = {
       required: ['code', 'message'],
       properties: { code: { type: 'string', minLength: 1 }, message: { type: 'string' } },
     },
+    revokedAt: isoDateTime,
+    revokedBy: {
+      type: 'object',
+      description: 'Who withdrew the link: the requester or an audit:read holder of the channel.',
+      additionalProperties: false,
+      required: ['managerId'],
+      properties: { managerId: { type: 'string', minLength: 1 } },
+    },
+    revokeReason: { type: 'string', minLength: 1, maxLength: 500, description: 'Why the link was withdrawn, as given to POST /v1/exports/{id}/revoke.' },
     notification: ref('schemas', 'Notification'),
     links: ref('schemas', 'ExportLinks'),
   },
@@ -249,8 +275,8 @@ const auditDownloadSchema: JsonSchema = {
 const auditEntrySchema: JsonSchema = {
   type: 'object',
   description:
-    'One export as the trail tells it (AuditEntry in shared/ports/audit-log.ts, links added by list-audit.ts). `status` is `requested` until a completed, failed or canceled event exists. ' +
-    'completedAt, failedAt, canceledAt and canceledBy are each present only when the trail holds the event they come from.',
+    'One export as the trail tells it (AuditEntry in shared/ports/audit-log.ts, links added by list-audit.ts). `status` is `requested` until a completed, failed or canceled event exists, and `revoked` once a revocation does (the file\'s facts stay). ' +
+    'completedAt, failedAt, canceledAt, canceledBy, revokedAt, revokedBy and revokeReason are each present only when the trail holds the event they come from.',
   additionalProperties: false,
   required: ['exportId', 'channelId', 'requestedBy', 'requestedAt', 'kind', 'scope', 'filters', 'reason', 'status', 'downloads', 'downloadCount'],
   properties: {
@@ -277,7 +303,7 @@ const auditEntrySchema: JsonSchema = {
       properties: { from: { type: 'string', format: 'date' }, to: { type: 'string', format: 'date' }, timezone: { type: 'string' } },
     },
     reason: { type: 'string', minLength: 1, maxLength: 500 },
-    status: { type: 'string', enum: ['requested', 'completed', 'failed', 'canceled'] },
+    status: { type: 'string', enum: ['requested', 'completed', 'failed', 'canceled', 'revoked'] },
     rowCount: { type: 'integer', minimum: 0 },
     sha256: sha256Schema,
     fileSize: { type: 'integer', minimum: 0 },
@@ -297,6 +323,15 @@ const auditEntrySchema: JsonSchema = {
       required: ['managerId'],
       properties: { managerId: { type: 'string', minLength: 1 } },
     },
+    revokedAt: isoDateTime,
+    revokedBy: {
+      type: 'object',
+      description: 'Who withdrew the link: the requester or an audit:read holder of the channel.',
+      additionalProperties: false,
+      required: ['managerId'],
+      properties: { managerId: { type: 'string', minLength: 1 } },
+    },
+    revokeReason: { type: 'string', minLength: 1, maxLength: 500 },
     notification: ref('schemas', 'Notification'),
     downloads: {
       type: 'array',
@@ -608,7 +643,7 @@ function operations(): Record<string, PathItemObject> {
       '404': errorResponse('404', { codes: ['LINK_NOT_FOUND'], notes: 'LINK_NOT_FOUND (field `token`): unknown, malformed or forged token.', ...b }),
       '410': errorResponse('410', {
         codes: ['LINK_GONE'],
-        notes: 'LINK_GONE (rule C9): past the link window (LINK_TTL_DAYS, 7), or the export was canceled, expired or failed after its file was made.',
+        notes: 'LINK_GONE (rule C9): past the link window (LINK_TTL_DAYS, 7), or the export was canceled, expired, revoked (its link withdrawn) or failed after its file was made.',
         ...b,
       }),
       ...commonErrors({ bodiless }),
@@ -747,6 +782,49 @@ function operations(): Record<string, PathItemObject> {
         },
       },
     },
+    '/v1/exports/{exportId}/revoke': {
+      parameters: [ref('parameters', 'ExportId')],
+      post: {
+        operationId: 'revokeExport',
+        summary: "Withdraw a completed export's download link",
+        description:
+          "For a link that leaked. The requester (no permission needed beyond a valid token of the export's channel) or an audit:read holder of the channel; anyone else gets 404. " +
+          'Only a completed export whose link still works: the export becomes `revoked`, the revocation is audited, the link answers 410 and the file is deleted (best effort: the revocation stands without it, and the bucket\'s lifecycle rule is the backstop). ' +
+          'An export already revoked answers 200 again (the first revocation\'s facts; no second audit event). Takes no query parameter. The body takes the same Content-Type, coding and size rules as POST /v1/exports.',
+        tags: ['exports'],
+        security: bearer,
+        requestBody: {
+          required: true,
+          description: 'Why the link is withdrawn: kept on the export and in the audit trail.',
+          content: { 'application/json': { schema: ref('schemas', 'RevokeRequest'), example: { reason: 'Link posted in the wrong room' } } },
+        },
+        responses: {
+          '200': ok('The export, revoked (or already revoked).', ref('schemas', 'ExportView')),
+          '400': errorResponse('400', {
+            codes: ['INVALID_PATH', 'INVALID_QUERY', 'MALFORMED_JSON', 'BODY_REQUIRED', 'VALIDATION_FAILED', 'INVALID_CONTENT_TYPE'],
+            notes:
+              `${INVALID_PATH} ${INVALID_QUERY_NONE} MALFORMED_JSON (field \`body\`, rule \`json\`, \`utf-8\` or \`no-bom\`); BODY_REQUIRED (rule \`required\`); ` +
+              'VALIDATION_FAILED with `field` and `rule`: `reason` (rules `required`, `type`, `pattern` for an empty or blank one, `max-length`, `letter-or-digit`, `display-control`), an unknown field (`unknown-field`), `duplicate-key`, `max-depth`, `unicode`; INVALID_CONTENT_TYPE (rule `once`).',
+          }),
+          '401': shared('Unauthenticated'),
+          '404': errorResponse('404', { codes: ['EXPORT_NOT_FOUND'], notes: `${EXPORT_NOT_FOUND} Also for a colleague who neither requested it nor holds audit:read.` }),
+          '409': errorResponse('409', {
+            codes: ['EXPORT_NOT_REVOCABLE', 'EXPORT_BUSY'],
+            notes:
+              'EXPORT_NOT_REVOCABLE (field `exportId`): rule `not-finished` while queued, running or finalizing (no link yet: cancel it instead); rule `no-link` when failed, canceled or expired (there is no link to revoke). EXPORT_BUSY: it changed state while revoking, try again.',
+          }),
+          '415': errorResponse('415', {
+            codes: ['UNSUPPORTED_CONTENT_TYPE', 'UNSUPPORTED_CONTENT_ENCODING'],
+            notes:
+              'UNSUPPORTED_CONTENT_TYPE (field `Content-Type`, rule `media-type`, or `charset` for a charset other than UTF-8); UNSUPPORTED_CONTENT_ENCODING (field `Content-Encoding`, rule `identity`, with Accept-Encoding: identity).',
+            extraHeaders: { 'Accept-Encoding': header('AcceptEncoding', false) },
+          }),
+          '413': errorResponse('413', tooLarge(true)),
+          '429': shared('RateLimited'),
+          '500': shared('Internal'),
+        },
+      },
+    },
     '/v1/downloads/{token}': {
       parameters: [ref('parameters', 'DownloadToken')],
       get: {
@@ -858,7 +936,7 @@ export function buildOpenApiDocument(): OpenApiDocument {
     ],
     security: bearer,
     tags: [
-      { name: 'exports', description: 'Request, follow and cancel exports.' },
+      { name: 'exports', description: 'Request, follow, cancel and revoke exports.' },
       { name: 'downloads', description: 'The 7-day links the bot posts.' },
       { name: 'audit', description: 'Who exported what, when, why, and every download.' },
     ],
@@ -875,6 +953,7 @@ export function buildOpenApiDocument(): OpenApiDocument {
       },
       schemas: {
         ExportRequest: exportRequestBodySchema(),
+        RevokeRequest: revokeRequestBodySchema(),
         ExportStatus: { type: 'string', enum: [...exportStatusSchema.options] },
         ExportLinks: exportLinksSchema,
         ExportCreated: exportCreatedSchema,

@@ -6,6 +6,7 @@ export type RouteName =
   | 'listExports'
   | 'getExport'
   | 'cancelExport'
+  | 'revokeExport'
   | 'download'
   | 'checkDownload'
   | 'listAudit'
@@ -20,6 +21,8 @@ const ROUTES: readonly RouteDef[] = [
   { name: 'listExports', method: 'GET', segments: ['v1', 'exports'] },
   { name: 'getExport', method: 'GET', segments: ['v1', 'exports', '{exportId}'] },
   { name: 'cancelExport', method: 'POST', segments: ['v1', 'exports', '{exportId}', 'cancel'] },
+  // A completed export's leaked link withdrawn (docs/api.md).
+  { name: 'revokeExport', method: 'POST', segments: ['v1', 'exports', '{exportId}', 'revoke'] },
   { name: 'download', method: 'GET', segments: ['v1', 'downloads', '{token}'] },
   // Link checkers and chat previews probe a link with HEAD and read a 405 as a broken link.
   { name: 'checkDownload', method: 'HEAD', segments: ['v1', 'downloads', '{token}'] },

@@ -68,7 +68,7 @@ export type ApiFirewallProps = {
  * Limits, counted per client IP over 5 minutes (rules run in this order; a request that is not
  * blocked counts towards every rule it matches, so a scoped limit must stay under the general one):
  * - `PerIpExportPosts`: every POST under /v1/exports (create, which runs a 100,000-round key
- *   derivation, and cancel);
+ *   derivation, cancel and revoke);
  * - `PerIpDownloadLinks`: GET and HEAD /v1/downloads/{token} (no bearer: the token is the credential);
  * - `PerIpAllRequests`: everything, the general limit.
  * A blocked request gets 429 with the api's error envelope (`RATE_LIMITED`), `Retry-After` and the

@@ -26,6 +26,7 @@ export const AUTHORIZED_ROUTES = [
   'GET /v1/exports',
   'GET /v1/exports/{id}',
   'POST /v1/exports/{id}/cancel',
+  'POST /v1/exports/{id}/revoke',
   'GET /v1/audit',
   'GET /v1/audit/exports/{exportId}/downloads',
 ] as const;
@@ -216,6 +217,9 @@ export class ExportApi extends Construct {
     const oneExport = exportsResource.addResource('{id}');
     oneExport.addMethod('GET', integration, withAuth);
     oneExport.addResource('cancel').addMethod('POST', integration, withAuth);
+    // Withdraws a completed export's link. Its small JSON body ({ reason }) is checked by the
+    // handler, as cancel's path is: no model here (the handler's refusal names the field and rule).
+    oneExport.addResource('revoke').addMethod('POST', integration, withAuth);
     const audit = v1.addResource('audit');
     audit.addMethod('GET', integration, withAuth);
     // Every use of one export's link, paged (the audit entry lists only the most recent 100).

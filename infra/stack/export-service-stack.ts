@@ -277,7 +277,7 @@ export class ExportServiceStack extends Stack {
       grantDiscardParts(fn);
     };
 
-    // api: create/list/cancel exports, cooldowns, audit append + list, plan chunks, download redirect.
+    // api: create/list/cancel/revoke exports, cooldowns, audit append + list, plan chunks, download redirect.
     // The list queries gsi1 for a page's keys and reads those jobs by key (BatchGetItem): gsi1
     // holds keys only. No Query on the table itself: nothing the api does needs one.
     allow(f.api, 'ExportsTable', ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [t.exports.tableArn]);
@@ -296,6 +296,11 @@ export class ExportServiceStack extends Stack {
     grantDiscardParts(f.api);
     // The download redirect presigns a GET with this role; S3 checks the role when the URL is used.
     allow(f.api, 'PresignDownloads', ['s3:GetObject'], [objects(EXPORTS_PREFIX)]);
+    // A revoke deletes the export's file (by prefix: every object under exports/{channel}/{export}/).
+    // The bucket policy denies only reads of exports/ to other roles, never deletes, and the api
+    // is its one reader anyway.
+    allow(f.api, 'ListFiles', ['s3:ListBucket'], [bucket.bucketArn], { StringLike: { 's3:prefix': [`${EXPORTS_PREFIX}*`] } });
+    allow(f.api, 'DeleteFiles', ['s3:DeleteObject'], [objects(EXPORTS_PREFIX)]);
     allow(f.api, 'BucketKey', ['kms:GenerateDataKey', 'kms:Decrypt'], [this.keys.bucketKey.keyArn], viaS3);
     allow(f.api, 'LinkSigningSecret', ['secretsmanager:GetSecretValue'], [this.secrets.linkSigning.secretArn]);
     allow(f.api, 'ApiHmacSecret', ['secretsmanager:GetSecretValue'], [this.secrets.apiHmac.secretArn]);

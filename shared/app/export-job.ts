@@ -20,11 +20,17 @@ export const exportStatusSchema = z.enum([
   'failed',
   'canceled',
   'expired',
+  /** A completed export whose link was withdrawn (POST /v1/exports/{id}/revoke): no link, no file. */
+  'revoked',
 ]);
 export type ExportStatus = z.infer<typeof exportStatusSchema>;
 
-/** Terminal states never change again (a canceled export never becomes completed). */
-export const terminalStatuses: readonly ExportStatus[] = ['completed', 'failed', 'canceled', 'expired'];
+/**
+ * Terminal states never change again (a canceled export never becomes completed), with one
+ * exception: a completed export may be revoked (its leaked link withdrawn), and a revoked one
+ * never changes again.
+ */
+export const terminalStatuses: readonly ExportStatus[] = ['completed', 'failed', 'canceled', 'expired', 'revoked'];
 /** Statuses with work still to do: what a fail or a cancel moves from. */
 export const unfinishedStatuses: readonly ExportStatus[] = ['queued', 'running', 'finalizing'];
 
@@ -181,6 +187,15 @@ export const exportJobSchema = z.object({
   failedAt: z.string().optional(),
   /** When the cancel moved it to canceled: what the audit's `canceled` event says, on every retry. */
   canceledAt: z.string().optional(),
+  /**
+   * The revocation of a completed export's link (POST /v1/exports/{id}/revoke), stored with the
+   * transition to `revoked`: when, by whom (the requester or an auditor of the channel) and why.
+   * The audit's `revoked` event is built from these on every retry, so a retry records the first
+   * revocation's facts, not its own.
+   */
+  revokedAt: z.string().optional(),
+  revokedBy: z.string().min(1).optional(),
+  revokeReason: z.string().optional(),
   expiresAt: z.string().optional(),
   error: jobErrorSchema.optional(),
   encryption: jobEncryptionSchema,
@@ -222,7 +237,8 @@ export type ExportJob = z.infer<typeof exportJobSchema>;
 
 /**
  * Progress as the API reports it; percent is whole numbers and reaches 100 only when the file was
- * written: completed, or expired (only a completed export expires, and its work stays done).
+ * written: completed, or expired or revoked (only a completed export becomes either, and its work
+ * stays done).
  * Chunks make 95% (the finalize the rest). A cases export has two phases whose second is sized
  * only when the first ends (the "User data" chunks are planned from the referenced users), so
  * counting chunks alone would drop (20/21 = 90% became 21/24 = 83%): its case chunks make 0-80%
@@ -236,7 +252,8 @@ export function describeProgress(
   rowsWritten: number;
   percent: number;
 } {
-  const done = job.status === 'completed' || job.status === 'expired';
+  // A revoked export was completed: its work stays done (only its link was withdrawn).
+  const done = job.status === 'completed' || job.status === 'expired' || job.status === 'revoked';
   const percent = done ? 100 : Math.min(99, Math.floor(chunkShare(job) * 95));
   return { chunksDone: job.chunksDone, chunksTotal: job.chunksTotal, rowsWritten: job.rowsWritten, percent };
 }

@@ -286,6 +286,10 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
   }
   let link: string | null = null;
   if (message.event === 'export.completed') {
+    // Only a completed export has a link to post. A revoked one (its link withdrawn, e.g. after
+    // a leak) posts nothing at all, not even a message without the link: the requester learns of
+    // the revocation from whoever revoked it and from the export's view, and a bot message saying
+    // "your file is ready" with no way to fetch it would only confuse. Acknowledged, not retried.
     if (job.status !== 'completed' || !job.expiresAt) return { status: 'skipped', attempts: 0 };
     link = downloadLink(deps.publicBaseUrl, createDownloadToken({ exportId: job.exportId, expiresAt: new Date(job.expiresAt) }, deps.linkSigningSecret));
   }
@@ -294,12 +298,30 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
   // waited means the holder got the bot's final answer (a refusal): either way nothing is left to
   // do. Not `notifyError`: the DLQ handler sets it when the bot was only down, and this delivery
   // may still get through.
+  let waited = false;
   const lease = await acquireLease(deps, job, 'notifyClaim', {
-    isDone: (j) => !!j.notifiedAt || !!j.notifyRefusedAt,
+    // A completed export revoked while this delivery waited has nothing left to post either.
+    isDone: (j) => !!j.notifiedAt || !!j.notifyRefusedAt || (message.event === 'export.completed' && j.status !== 'completed'),
     waitMs: deps.leaseWaitMs ?? 2_000,
-    sleep,
+    sleep: (ms) => {
+      waited = true;
+      return sleep(ms);
+    },
   });
   if (lease === undefined) return { status: 'skipped', attempts: 0 };
+  // The job read above may be seconds old once this delivery has waited for the lease (the
+  // holder gave it back after failing): a revocation meanwhile must not be followed by a post of
+  // the withdrawn link. Read again then (only then: without a wait, the read is milliseconds old).
+  if (waited && link !== null) {
+    const now = await deps.store.getJob(job.channelId, job.exportId);
+    if (now?.status !== 'completed') {
+      await deps.store
+        .releaseClaim(job.channelId, job.exportId, 'notifyClaim', lease)
+        .catch((e: unknown) => deps.log.warn('notify lease not given back', { exportId: job.exportId, error: e instanceof Error ? e.name : 'unknown' }));
+      deps.log.info('export no longer completed (revoked): nothing posted', { exportId: job.exportId, status: now?.status });
+      return { status: 'skipped', attempts: 0 };
+    }
+  }
 
   const event = buildBotEvent(job, message.event, link);
   const attempts = deps.attempts ?? 3;

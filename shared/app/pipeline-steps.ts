@@ -70,7 +70,7 @@ export async function resumeFollowUps(deps: StepDeps, job: ExportJob): Promise<v
 }
 
 /** What a failed or completed export owes, each step built from the job alone (see terminalAuditEvent). */
-type FinishedJob = FailingJob &
+export type FinishedJob = FailingJob &
   Partial<Pick<ExportJob, 'error' | 'failedAt' | 'rowCount' | 'sha256' | 'fileSize' | 'fileName' | 'completedAt'>> & {
     status: 'failed' | 'completed';
   };
@@ -170,7 +170,7 @@ export async function discardParts(deps: Pick<StepDeps, 'objects' | 'log'>, job:
  * and any retry append identical facts (the audit log keeps the first write of each anyway).
  * Jobs failed before `failedAt` existed fall back to the clock.
  */
-function terminalAuditEvent(job: FinishedJob, clock: Clock): AuditEvent | undefined {
+export function terminalAuditEvent(job: FinishedJob, clock: Clock): AuditEvent | undefined {
   const ids = { exportId: job.exportId, channelId: job.channelId };
   if (job.status === 'failed') {
     const error = job.error ?? { code: 'EXPORT_FAILED', message: 'the export failed' };
@@ -265,7 +265,9 @@ export async function acquireLease(
  * the completion) dead-letters with the file in place; failing the export deletes only
  * `parts/`, and no link can ever reach that file, so it would sit in the bucket (someone's
  * data) until the `exports/` lifecycle rule, linkTtlDays + 1 days later. Errors are thrown:
- * the dead letter is retried and, if that keeps failing, the DLQ age alarm says so.
+ * the dead letter is retried and, if that keeps failing, the DLQ age alarm says so. The api's
+ * revoke deletes a revoked export's file with it too (ExportDispatcher.discardFile, which logs
+ * an error instead: the revocation has taken effect whatever the deletion does).
  */
 export async function discardExportFile(deps: Pick<StepDeps, 'objects' | 'log'>, job: Pick<ExportJob, 'channelId' | 'exportId'>): Promise<number> {
   const deleted = await deps.objects.deletePrefix(objectKeys.filePrefix(job.channelId, job.exportId));

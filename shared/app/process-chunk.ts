@@ -98,7 +98,8 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
     return outcome;
   }
   if (!ACTIVE.has(job.status)) {
-    // Canceled, failed or already finalizing: a late or duplicate chunk has nothing to add. A
+    // Canceled, failed, already finalizing or finished (completed, revoked: resumeFollowUps
+    // announces a completed export only, never a revoked one): a late or duplicate chunk has nothing to add. A
     // retry of the delivery that failed the export may still owe its announcement (its audit
     // append or notify send threw after the transition): finish it.
     deps.log.info('chunk skipped', { exportId: job.exportId, chunkId: message.chunkId, status: job.status });
@@ -184,12 +185,13 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
     if (current) await resumeCancelFollowUps(deps, current);
     return outcome;
   }
-  if (current.status === 'completed') {
+  if (current.status === 'completed' || current.status === 'revoked') {
     // A duplicate delivery that passed the checks above before the file was made: the finalizer
     // has swept parts/ (or is about to, after its completion), and these writes, landing after
-    // that sweep, would sit there (readable rows) until the lifecycle rule. Completed, nothing
-    // reads parts/ any more: sweep again. Not while finalizing: the finalizer is reading them,
-    // and sweeps them itself after completing (so after these writes).
+    // that sweep, would sit there (readable rows) until the lifecycle rule. Completed (or
+    // completed and then revoked), nothing reads parts/ any more: sweep again. Not while
+    // finalizing: the finalizer is reading them, and sweeps them itself after completing (so
+    // after these writes).
     deps.log.info('export completed while the chunk ran: its part discarded', { exportId: job.exportId, chunkId: message.chunkId });
     await discardParts(deps, job);
     return outcome;

@@ -57,6 +57,21 @@ const reasonSchema = z
     }
   });
 
+/**
+ * `POST /v1/exports/{id}/revoke` body: why a completed export's link is withdrawn. The reason is
+ * kept on the job and in the append-only audit trail, read by auditors like the export's own
+ * reason, so it takes the very same rules (reasonSchema); unknown fields are refused.
+ */
+export const revokeRequestSchema = z.strictObject({ reason: reasonSchema });
+export type RevokeRequest = z.infer<typeof revokeRequestSchema>;
+
+/** Parses a revoke body, throwing a ValidationError that names the field and the rule. */
+export function parseRevokeRequest(body: unknown): RevokeRequest {
+  const parsed = revokeRequestSchema.safeParse(body, INPUT_ERRORS);
+  if (!parsed.success) throw toValidationError(parsed.error);
+  return parsed.data;
+}
+
 const calendarDate = z.iso.date('must be a calendar date (YYYY-MM-DD)');
 /**
  * A user or segment id. A scope-"user" id travels inline in a chunk message, and SQS refuses a

@@ -49,6 +49,17 @@ export const auditCanceledEventSchema = z.object({
   managerId: z.string().optional(),
 });
 
+/**
+ * A completed export's link was withdrawn (POST /v1/exports/{id}/revoke): by whom (the requester
+ * or an auditor of the channel) and why. Once per export, like `canceled`.
+ */
+export const auditRevokedEventSchema = z.object({
+  ...base,
+  type: z.literal('revoked'),
+  managerId: z.string().min(1),
+  reason: z.string(),
+});
+
 export const auditDownloadedEventSchema = z.object({
   ...base,
   type: z.literal('downloaded'),
@@ -90,6 +101,7 @@ export const auditEventSchema = z.discriminatedUnion('type', [
   auditCompletedEventSchema,
   auditFailedEventSchema,
   auditCanceledEventSchema,
+  auditRevokedEventSchema,
   auditDownloadedEventSchema,
   auditNotifiedEventSchema,
   auditNotifyFailedEventSchema,
@@ -125,8 +137,11 @@ export type AuditEntry = {
   filters: Record<string, unknown>;
   range?: { from?: string; to?: string; timezone?: string };
   reason: string;
-  /** Last known outcome from the trail: requested until a completed/failed/canceled event exists. */
-  status: 'requested' | 'completed' | 'failed' | 'canceled';
+  /**
+   * Last known outcome from the trail: requested until a completed/failed/canceled event exists;
+   * `revoked` once the trail holds a revocation (which outranks the completion it follows).
+   */
+  status: 'requested' | 'completed' | 'failed' | 'canceled' | 'revoked';
   rowCount?: number;
   sha256?: string;
   fileSize?: number;
@@ -144,6 +159,14 @@ export type AuditEntry = {
    */
   canceledAt?: string;
   canceledBy?: { managerId: string };
+  /**
+   * The `revoked` event's time, who revoked the link and why: present whenever the trail holds a
+   * revocation. The file's facts (rowCount, sha256, fileSize, fileName, completedAt) stay: the
+   * auditor must still be able to tell which file went out before the link was withdrawn.
+   */
+  revokedAt?: string;
+  revokedBy?: { managerId: string };
+  revokeReason?: string;
   /**
    * Whether the bot told the requester: absent until the trail holds a `notified` or
    * `notify-failed` event. `delivered` wins when it holds both (a dead-lettered notification that
@@ -201,7 +224,7 @@ export type DownloadsPage = { items: AuditDownload[]; cursor?: string };
 export interface AuditLog {
   /**
    * Appends one event. Idempotent for the once-per-export events (requested, completed, failed,
-   * canceled, notified, notify-failed): appending the same one again (an SQS redelivery) is a
+   * canceled, revoked, notified, notify-failed): appending the same one again (an SQS redelivery) is a
    * no-op, never an overwrite.
    */
   append(event: AuditEvent): Promise<void>;

@@ -71,6 +71,31 @@ describe('DynamoAuditLog on dynalite', () => {
     expect(byId['t-old-cancel']).not.toHaveProperty('canceledBy');
   });
 
+  it('a revocation: once per export, shown with when, who and why, and the file\'s facts kept', async () => {
+    const channelId = 'ch-revoked';
+    await audit.append({ type: 'requested', exportId: 't-revoked', channelId, at: '2026-04-05T09:00:00.000Z', managerId: 'm-1', managerName: 'Kim', kind: 'contacts', scope: 'all', filters: {}, reason: 'r' });
+    await audit.append({ type: 'completed', exportId: 't-revoked', channelId, at: '2026-04-05T09:05:00.000Z', rowCount: 7, sha256: 'ab'.repeat(32), fileSize: 99, fileName: 'f.xlsx' });
+    await audit.append({ type: 'revoked', exportId: 't-revoked', channelId, at: '2026-04-05T10:00:00.000Z', managerId: 'm-9', reason: 'posted in the wrong room' });
+    // A second revoke (a retry, another auditor) changes nothing: the first stands.
+    await audit.append({ type: 'revoked', exportId: 't-revoked', channelId, at: '2026-04-05T11:00:00.000Z', managerId: 'm-1', reason: 'again' });
+    await audit.append({ type: 'downloaded', exportId: 't-revoked', channelId, at: '2026-04-05T10:30:00.000Z', outcome: 'gone' });
+    const page = await audit.query({ channelId, limit: 10 });
+    expect(page.items).toHaveLength(1);
+    expect(page.items[0]).toMatchObject({
+      status: 'revoked',
+      revokedAt: '2026-04-05T10:00:00.000Z',
+      revokedBy: { managerId: 'm-9' },
+      revokeReason: 'posted in the wrong room',
+      rowCount: 7,
+      sha256: 'ab'.repeat(32),
+      fileSize: 99,
+      completedAt: '2026-04-05T09:05:00.000Z',
+      downloads: [{ at: '2026-04-05T10:30:00.000Z', outcome: 'gone' }],
+    });
+    const items = await dynamo.doc.send(new QueryCommand({ TableName: 'audit', KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': 'EXPORT#t-revoked' } }));
+    expect((items.Items ?? []).filter((i) => i.type === 'revoked').map((i) => i.sk)).toEqual(['1#revoked']);
+  });
+
   it('filters by manager, kind and time range, and pages with a cursor', async () => {
     const first = await audit.query({ channelId: 'ch1', managerId: 'm-even', limit: 2 });
     expect(first.items.map((e) => e.exportId)).toEqual(['e6', 'e4']);

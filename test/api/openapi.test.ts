@@ -528,6 +528,67 @@ describe('(d) contract: the handler answers as docs/openapi.json says', () => {
     }
   });
 
+  it('revoke: every status it can answer in-process (200, 400, 401, 404, 409, 413, 415, 500), and the revoked export everywhere it shows', async () => {
+    const manager = await token();
+    const auditor = await auditorToken();
+    const revokeEvent = (exportId: string, bearer: string, body: string | null = JSON.stringify({ reason: 'Link posted in the wrong room' })) => {
+      const event = loadEvent('api-revoke-export.json', { TOKEN: bearer, EXPORT_ID: exportId, REASON: 'x' });
+      event.body = body;
+      return event;
+    };
+    const created = await call(loadEvent('api-create-export-contacts.json', { TOKEN: manager, PASSWORD }));
+    const exportId = created.body.exportId as string;
+
+    // 409 while it runs; 400s for the body and the query; 415; 413; 401; 404.
+    const running = await call(revokeEvent(exportId, manager));
+    expect(running.status).toBe(409);
+    expect(running.body.error).toMatchObject({ code: 'EXPORT_NOT_REVOCABLE', rule: 'not-finished' });
+    completeJob(exportId);
+    await fakes.audit.append({ type: 'completed', exportId, channelId: 'ch-1', at: '2026-03-01T10:05:00.000Z', rowCount: 12, sha256: 'ab'.repeat(32), fileSize: 4096, fileName: 'contacts.xlsx' });
+    for (const [body, code] of [
+      [JSON.stringify({}), 'VALIDATION_FAILED'],
+      [JSON.stringify({ reason: 'ok', extra: 1 }), 'VALIDATION_FAILED'],
+      ['{', 'MALFORMED_JSON'],
+      [null, 'BODY_REQUIRED'],
+    ] as const) {
+      const res = await call(revokeEvent(exportId, manager, body));
+      expect(res.status, String(body)).toBe(400);
+      expect(res.body.error.code).toBe(code);
+    }
+    expect((await call(setQuery(revokeEvent(exportId, manager), { force: 'true' }))).status).toBe(400);
+    expect((await call(setHeader(revokeEvent(exportId, manager), 'Content-Type', 'text/plain'))).status).toBe(415);
+    expect((await call(revokeEvent(exportId, manager, JSON.stringify({ reason: 'x'.repeat(MAX_REQUEST_BODY_BYTES) })))).status).toBe(413);
+    expect((await call(setHeader(revokeEvent(exportId, manager), 'Authorization', undefined))).status).toBe(401);
+    expect((await call(revokeEvent(exportId, await token({ managerId: 'm-2' })))).status).toBe(404);
+    expect((await call(revokeEvent(exportId, await token({ channelId: 'ch-2', permissions: ['audit:read'] })))).status).toBe(404);
+
+    // 500: the audit append fails; the retry (by an auditor) answers 200 with the first revocation.
+    fakes.audit.failNext = 'revoked';
+    expect((await call(revokeEvent(exportId, manager))).status).toBe(500);
+    const revoked = await call(revokeEvent(exportId, auditor));
+    expect(revoked.status).toBe(200);
+    expect(revoked.body).toMatchObject({ status: 'revoked', revokedBy: { managerId: 'm-1' }, revokeReason: 'Link posted in the wrong room' });
+
+    // Where the revoked export shows: read, list, the trail; its link is gone for GET and HEAD.
+    expect((await call(await getExportEvent(exportId))).body).toMatchObject({ status: 'revoked' });
+    expect((await call(await getExportEvent(exportId, auditor))).body).toMatchObject({ status: 'revoked', sha256: 'ab'.repeat(32) });
+    expect((await call(loadEvent('api-list-exports.json', { TOKEN: manager }))).body.items[0]).toMatchObject({ status: 'revoked' });
+    const trail = await call(setQuery(loadEvent('api-list-audit.json', { TOKEN: auditor }), null));
+    expect(trail.body.items[0]).toMatchObject({ status: 'revoked', revokedBy: { managerId: 'm-1' }, revokeReason: 'Link posted in the wrong room' });
+    expect((await call(downloadEvent(`tok-${exportId}-0123456789`))).status).toBe(410);
+    expect((await call(downloadEvent(`tok-${exportId}-0123456789`, 'HEAD'))).status).toBe(410);
+    // A failed export: no link to revoke.
+    (fakes.store.jobs.get(exportId) as ExportJob).status = 'failed';
+    const failed = await call(revokeEvent(exportId, manager));
+    expect(failed.status).toBe(409);
+    expect(failed.body.error).toMatchObject({ code: 'EXPORT_NOT_REVOCABLE', rule: 'no-link' });
+
+    for (const pair of ['200', '400', '401', '404', '409', '413', '415', '500'].map((status) => `revokeExport ${status}`)) {
+      expect(seen(), pair).toContain(pair);
+    }
+    for (const pair of ['getExport 200', 'listExports 200', 'listAudit 200', 'download 410', 'checkDownload 410']) expect(seen(), pair).toContain(pair);
+  });
+
   it('every documented refusal that can be produced in-process: 400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 500', async () => {
     const manager = await token();
     const auditor = await auditorToken();

@@ -533,14 +533,23 @@ describe('least privilege', () => {
     }
   });
 
-  it('only the finalizer and the dlq (a dead-lettered finalize\'s upload) may delete finished files; only api and chunk enqueue chunks', () => {
+  it('only the api (a revoked link\'s file), the finalizer and the dlq (a dead-lettered finalize\'s upload) may delete finished files; only api and chunk enqueue chunks', () => {
     const deleters = FUNCTION_NAMES.filter((name) => bucketResources(name, 's3:DeleteObject').some((r) => r.includes('/exports/*')));
-    expect(deleters).toEqual(['finalizer', 'dlq']);
+    expect(deleters).toEqual(['api', 'finalizer', 'dlq']);
     // Deleting by prefix lists it first.
-    const dlqLists = roleStatements(template)
-      .filter((s) => s.roleId === roleId('dlq') && statementAllows(s.statement, 's3:ListBucket'))
-      .map((s) => s.statement.Condition?.StringLike?.['s3:prefix']);
-    expect(dlqLists).toEqual(expect.arrayContaining([['exports/*']]));
+    for (const name of ['api', 'finalizer', 'dlq'] as const) {
+      const lists = roleStatements(template)
+        .filter((s) => s.roleId === roleId(name) && statementAllows(s.statement, 's3:ListBucket'))
+        .map((s) => s.statement.Condition?.StringLike?.['s3:prefix']);
+      expect(lists, name).toEqual(expect.arrayContaining([['exports/*']]));
+    }
+    // The bucket policy's denies on exports/ are about reads only: nothing there stops the api's delete.
+    const bucketPolicies = Object.values(resourcesOf(template, 'AWS::S3::BucketPolicy'));
+    const denies = bucketPolicies.flatMap((p) => (p.Properties?.PolicyDocument?.Statement ?? []) as { Effect: string; Action: unknown; Resource: unknown }[]).filter((st) => st.Effect === 'Deny');
+    for (const deny of denies.filter((st) => JSON.stringify(st.Resource).includes('/exports/'))) {
+      expect([deny.Action].flat(), JSON.stringify(deny)).not.toContain('s3:DeleteObject');
+      expect([deny.Action].flat()).not.toContain('s3:*');
+    }
     expect(new Set(rolesAllowed(template, 'sqs:SendMessage', idOf(stack, stack.queues.chunk.queue)))).toEqual(new Set([roleId('api'), roleId('chunk')]));
   });
 
@@ -602,7 +611,7 @@ describe('REST API', () => {
     }));
   };
 
-  it('has the eight routes; every one but the download link (GET and HEAD) uses the bearer authorizer', () => {
+  it('has the nine routes; every one but the download link (GET and HEAD) uses the bearer authorizer', () => {
     const authorizerId = Object.keys(resourcesOf(template, 'AWS::ApiGateway::Authorizer'))[0]!;
     const nonPreflight = routes().filter((r) => !r.route.startsWith('OPTIONS '));
     expect(nonPreflight.map((r) => r.route).sort()).toEqual(
@@ -615,6 +624,7 @@ describe('REST API', () => {
         'GET /v1/exports/{id}',
         'POST /v1/exports',
         'POST /v1/exports/{id}/cancel',
+        'POST /v1/exports/{id}/revoke',
       ].sort(),
     );
     // The exported lists the routes are documented by agree with what the template declares.

@@ -86,6 +86,27 @@ describe('DynamoExportStore on dynalite', () => {
     expect((await store.getJob('ch', 'j-transition'))?.status).toBe('canceled');
   });
 
+  it('revokes a completed export only: the revocation round-trips, and the TTL stays the completion\'s', async () => {
+    const { store } = clockedStore();
+    const raw = async () =>
+      (await DynamoDBDocumentClient.from(stack.clients.ddb).send(new GetCommand({ TableName: stack.tables.exports, Key: { pk: 'EXPORT#j-revoke', sk: 'JOB' } }))).Item;
+    await store.createJob(job('j-revoke', '2025-07-01T00:00:00.000Z'));
+    const revocation = { revokedAt: '2025-07-02T00:00:00.000Z', revokedBy: 'm-9', revokeReason: 'link leaked' };
+    // Not completed yet: nothing to revoke.
+    expect(await store.setStatus('ch', 'j-revoke', 'revoked', ['completed'], revocation)).toBe(false);
+    expect(await store.setStatus('ch', 'j-revoke', 'completed', ['queued'], { expiresAt: '2025-07-08T00:00:00.000Z', completedAt: '2025-07-01T00:10:00.000Z' })).toBe(true);
+    const ttl = (await raw())?.ttl;
+    expect(await store.setStatus('ch', 'j-revoke', 'revoked', ['completed'], revocation)).toBe(true);
+    expect(await store.getJob('ch', 'j-revoke')).toMatchObject({ status: 'revoked', ...revocation, completedAt: '2025-07-01T00:10:00.000Z' });
+    expect((await raw())?.ttl).toBe(ttl);
+    // Once: a second revoke (or a late completion) fails the condition.
+    expect(await store.setStatus('ch', 'j-revoke', 'revoked', ['completed'], { ...revocation, revokedBy: 'm-1' })).toBe(false);
+    expect(await store.setStatus('ch', 'j-revoke', 'completed', ['finalizing'], { rowCount: 1 })).toBe(false);
+    expect((await store.getJob('ch', 'j-revoke'))?.revokedBy).toBe('m-9');
+    // Listed with the rest, read through the same schema.
+    expect((await store.listJobs('ch', 'm1', undefined, 100)).items.find((j) => j.exportId === 'j-revoke')?.status).toBe('revoked');
+  });
+
   it('claims are leases: one holder at a time, taken over when stale, closed by the sent flag', async () => {
     const { store, advance } = clockedStore();
     await store.createJob(job('j-claims', '2025-07-01T00:00:01.000Z'));

@@ -20,7 +20,7 @@ import {
  * AUDIT_TABLE layout (append-only; this adapter only ever issues PutItem with
  * attribute_not_exists and Query: no UpdateItem, no DeleteItem):
  * - pk `EXPORT#{exportId}`; sk `0#requested` | `1#completed` | `1#failed` | `1#canceled` |
- *   `1#notified` | `1#notify-failed` | `2#downloaded#{at}#{random}`. The once-per-export events
+ *   `1#revoked` | `1#notified` | `1#notify-failed` | `2#downloaded#{at}#{random}`. The once-per-export events
  *   have fixed sort keys, so a redelivered append hits the condition and changes nothing.
  * - Only the `requested` item carries the GSI keys: gsi1pk `CHANNEL#{channelId}`,
  *   gsi1sk `{requestedAt}#{exportId}`: a channel's exports by request time.
@@ -31,6 +31,8 @@ const ONCE_SORT_KEYS: Record<Exclude<StoredAuditEvent['type'], 'downloaded'>, st
   completed: '1#completed',
   failed: '1#failed',
   canceled: '1#canceled',
+  // A second revoke (a retry, or another auditor) hits the condition: one revocation per export.
+  revoked: '1#revoked',
   // Under `1#` with the other once-per-export events: assembleEntry reads them in its one
   // `sk < '2'` query, with no extra read per entry.
   notified: '1#notified',
@@ -309,7 +311,8 @@ export function assembleAuditEntry(requested: StoredAuditEvent, events: readonly
     switch (event.type) {
       case 'completed':
         Object.assign(entry, {
-          status: 'completed',
+          // A revocation read first (the fake keeps events in append order, the table in key order) keeps its status.
+          status: entry.status === 'revoked' ? 'revoked' : 'completed',
           rowCount: event.rowCount,
           sha256: event.sha256,
           completedAt: event.at,
@@ -318,7 +321,7 @@ export function assembleAuditEntry(requested: StoredAuditEvent, events: readonly
         });
         break;
       case 'failed':
-        if (entry.status !== 'completed') {
+        if (entry.status !== 'completed' && entry.status !== 'revoked') {
           Object.assign(entry, { status: 'failed', error: { code: event.code, message: event.message }, failedAt: event.at });
         }
         break;
@@ -328,6 +331,13 @@ export function assembleAuditEntry(requested: StoredAuditEvent, events: readonly
         // another terminal event decides the status, since the trail recorded both.
         entry.canceledAt = event.at;
         if (event.managerId !== undefined) entry.canceledBy = { managerId: event.managerId };
+        break;
+      case 'revoked':
+        // Only a completed export can be revoked: the revocation is its last word.
+        entry.status = 'revoked';
+        entry.revokedAt = event.at;
+        entry.revokedBy = { managerId: event.managerId };
+        entry.revokeReason = event.reason;
         break;
       case 'downloaded':
         entry.downloads.push(downloadView(event));

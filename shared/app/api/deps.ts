@@ -36,6 +36,13 @@ export interface ExportDispatcher {
    * clean-up cannot turn a cancel that took effect into an error.
    */
   discardParts(job: Pick<ExportJob, 'exportId'>): Promise<void>;
+  /**
+   * Deletes the export's encrypted file(s) under its file prefix (`objectKeys.filePrefix`) once
+   * its link is revoked. Safe to repeat. Never throws: the revocation already took effect (the
+   * download refuses a revoked export by its status), so a failure is logged by the error's name
+   * only and left to a retried revoke and the bucket's `exports/` lifecycle rule.
+   */
+  discardFile(job: Pick<ExportJob, 'channelId' | 'exportId'>): Promise<void>;
 }
 
 /** Download links: `${PUBLIC_BASE_URL}/v1/downloads/{token}` (the pipeline mints them). */

@@ -32,18 +32,24 @@ async function resolveLink(deps: ApiDeps, token: string, now: Date): Promise<Res
   const expiresAt = job.expiresAt ?? link.expiresAt;
   const gone = job.status !== 'completed' || !job.objectKey || now.getTime() >= Date.parse(expiresAt);
   if (!gone) return { job };
-  return {
-    job,
-    gone: new LinkGoneError(
-      job.status === 'canceled'
-        ? 'this export was canceled; it has no file'
-        : job.status === 'failed'
-          ? // A link exists once the file was uploaded; the export can still fail after that
-            // (its completion not saved), and then the file is deleted: not an expiry.
-            'this export failed after its file was made; the file was deleted: request a new export'
-          : `this download link has expired (links work for ${daysText(linkWindowDays({ completedAt: job.completedAt, expiresAt }) ?? 7)}); request a new export`,
-    ),
-  };
+  return { job, gone: new LinkGoneError(goneMessage(job, expiresAt)) };
+}
+
+/** Why a link no longer works, as its holder needs to hear it. */
+function goneMessage(job: ExportJob, expiresAt: string): string {
+  switch (job.status) {
+    case 'canceled':
+      return 'this export was canceled; it has no file';
+    case 'revoked':
+      // Withdrawn on purpose (a leaked link): said so, not "expired", so its holder asks the requester.
+      return 'this download link was revoked; ask the requester for a new export';
+    case 'failed':
+      // A link exists once the file was uploaded; the export can still fail after that
+      // (its completion not saved), and then the file is deleted: not an expiry.
+      return 'this export failed after its file was made; the file was deleted: request a new export';
+    default:
+      return `this download link has expired (links work for ${daysText(linkWindowDays({ completedAt: job.completedAt, expiresAt }) ?? 7)}); request a new export`;
+  }
 }
 
 /**

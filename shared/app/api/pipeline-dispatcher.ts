@@ -7,7 +7,7 @@ import type { WorkspaceSource } from '../../ports/source-data';
 import { createDownloadToken, downloadLink, hashDownloadToken, InvalidDownloadTokenError, verifyDownloadToken } from '../download-link';
 import { FILTER_IN_DEFINITION, type ExportJob, type JobRequest } from '../export-job';
 import { buildChunkMessages, planChunks, storeSelectionBatches } from '../plan-chunks';
-import { discardParts } from '../pipeline-steps';
+import { discardExportFile, discardParts } from '../pipeline-steps';
 import { resolveJobDefinition, storeJobDefinition } from '../job-definition';
 import { compileRequestPredicate, workspaceSk } from '../workspace-context';
 import type { DownloadLinks, ExportDispatcher } from './deps';
@@ -90,6 +90,17 @@ export function createPipelineDispatcher(deps: {
         deps.log.warn('parts of a canceled export not deleted', {
           exportId: job.exportId,
           error: error instanceof Error ? `${error.name}: ${error.message}` : 'unknown',
+        });
+      }
+    },
+    async discardFile(job: Pick<ExportJob, 'channelId' | 'exportId'>): Promise<void> {
+      try {
+        await discardExportFile(deps, job);
+      } catch (error) {
+        // The name only: an S3 error's message can name the bucket and the object keys.
+        deps.log.warn('file of a revoked export not deleted: the exports/ lifecycle rule will', {
+          exportId: job.exportId,
+          error: error instanceof Error ? error.name : 'unknown',
         });
       }
     },

@@ -13,7 +13,7 @@ import { toExportView, type ExportView } from './view';
  * auditor must be able to check what a trail entry refers to). Anyone else, including a
  * manager of another channel, gets 404: existence is not disclosed.
  */
-function canSee(principal: Principal, job: ExportJob): boolean {
+export function canSee(principal: Principal, job: ExportJob): boolean {
   return job.channelId === principal.channelId && (job.managerId === principal.managerId || hasPermission(principal, 'audit:read'));
 }
 

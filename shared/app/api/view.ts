@@ -23,6 +23,10 @@ export type ExportView = {
   expiresAt?: string;
   link?: string;
   error?: { code: string; message: string };
+  /** A revoked export's revocation (POST /v1/exports/{id}/revoke): when, by whom, why. */
+  revokedAt?: string;
+  revokedBy?: { managerId: string };
+  revokeReason?: string;
   /** Whether the bot told the requester (see notificationView); absent until it answered or was given up on. */
   notification?: NotificationOutcome;
   links: { self: string; cancel?: string };
@@ -58,6 +62,9 @@ export function exportLinks(job: Pick<ExportJob, 'exportId' | 'status'>, baseUrl
 /**
  * A completed export whose 7-day window has passed is shown as `expired` even before any
  * process rewrites the job (the file is deleted by the bucket's lifecycle rule): no link then.
+ * A revoked export is never relabelled `expired` (only a `completed` one lapses): the auditor
+ * must see that its link was withdrawn, and by whom. It keeps its file facts (which file went
+ * out before the revocation), never a link.
  */
 export function toExportView(stored: ExportJob, baseUrl: string, link: string | undefined, now?: Date): ExportView {
   const lapsed = stored.status === 'completed' && stored.expiresAt !== undefined && now !== undefined && now.getTime() >= Date.parse(stored.expiresAt);
@@ -77,7 +84,7 @@ export function toExportView(stored: ExportJob, baseUrl: string, link: string | 
   };
   if (job.rowCount !== undefined) view.rowCount = job.rowCount;
   if (job.skippedRecords !== undefined && job.skippedRecords > 0) view.skippedRecords = job.skippedRecords;
-  if (job.status === 'completed' || job.status === 'expired') {
+  if (job.status === 'completed' || job.status === 'expired' || job.status === 'revoked') {
     if (job.fileName !== undefined) view.fileName = job.fileName;
     if (job.fileSize !== undefined) view.fileSize = job.fileSize;
     if (job.sha256 !== undefined) view.sha256 = job.sha256;
@@ -86,6 +93,11 @@ export function toExportView(stored: ExportJob, baseUrl: string, link: string | 
     if (link !== undefined && job.status === 'completed') view.link = link;
   }
   if (job.status === 'failed' && job.error) view.error = { code: job.error.code, message: job.error.message };
+  if (job.status === 'revoked') {
+    if (job.revokedAt !== undefined) view.revokedAt = job.revokedAt;
+    if (job.revokedBy !== undefined) view.revokedBy = { managerId: job.revokedBy };
+    if (job.revokeReason !== undefined) view.revokeReason = job.revokeReason;
+  }
   const notification = notificationView(stored);
   if (notification) view.notification = notification;
   return view;

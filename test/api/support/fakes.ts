@@ -207,6 +207,11 @@ export class FakeDispatcher implements ExportDispatcher {
   async discardParts(job: Pick<ExportJob, 'exportId'>): Promise<void> {
     this.discarded.push(job.exportId);
   }
+  /** Exports whose file a revoke asked to delete, in call order. */
+  discardedFiles: string[] = [];
+  async discardFile(job: Pick<ExportJob, 'channelId' | 'exportId'>): Promise<void> {
+    this.discardedFiles.push(job.exportId);
+  }
 }
 
 /** Tokens are `tok-{exportId}-padding` here; the real scheme is the pipeline's. */

@@ -1,0 +1,246 @@
+import { describe, expect, it } from 'vitest';
+import { createPipelineDispatcher } from '../../shared/app/api/pipeline-dispatcher';
+import type { ExportJob } from '../../shared/app/export-job';
+import { finalizeExport, type FinalizeDeps } from '../../shared/app/finalize-export';
+import { handleDeadLetter } from '../../shared/app/handle-dead-letter';
+import { objectKeys, type ChunkMessage, type NotifyMessage } from '../../shared/app/messages';
+import { notifyExport, type BotAnswer } from '../../shared/app/notify-export';
+import { processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
+import type { StepDeps } from '../../shared/app/pipeline-steps';
+import type { MessageQueue, QueueName } from '../../shared/ports/message-queue';
+import type { ObjectInfo, ObjectStore } from '../../shared/ports/object-store';
+import type { PipelineLog } from '../../shared/ports/pipeline-log';
+import { FakeAuditLog, FakeExportStore, MutableClock } from '../api/support/fakes';
+import { notifyDepsFor } from './helpers';
+import { makeCompletedJob } from './job-fixture';
+
+/**
+ * A revoked export (a completed one whose link was withdrawn: POST /v1/exports/{id}/revoke) is
+ * final for every pipeline step: the notifier posts nothing (no link, and no message without
+ * one), a late finalize or chunk delivery neither completes nor fails it nor announces it, a dead
+ * letter leaves it revoked. And the api's file deletion removes what is under the export's file
+ * prefix, logging a failure by the error's name only.
+ */
+
+const CHANNEL = 'c1';
+const LINK_SECRET = 'link-secret-for-revoked-export-tests';
+
+function revokedJob(exportId: string): ExportJob {
+  return {
+    ...makeCompletedJob(exportId, CHANNEL),
+    status: 'revoked',
+    sha256: 'cd'.repeat(32),
+    objectKey: `exports/${CHANNEL}/${exportId}/run-1/f.xlsx`,
+    revokedAt: '2099-01-01T00:00:00.000Z',
+    revokedBy: 'm-9',
+    revokeReason: 'leaked',
+    finalizeEnqueued: true,
+    chunksTotal: 3,
+    chunksDone: 3,
+  };
+}
+
+/** The API's in-memory store plus the notify lease, closed (as in DynamoDB) by notifiedAt or notifyRefusedAt. */
+function notifyStore(held = new Set<string>()): FakeExportStore {
+  const store = new FakeExportStore();
+  return Object.assign(store, {
+    async claimLease(_channelId: string, exportId: string): Promise<string | undefined> {
+      const job = store.jobs.get(exportId);
+      if (!job || job.notifiedAt || job.notifyRefusedAt || held.has(exportId)) return undefined;
+      held.add(exportId);
+      return `lease-${exportId}`;
+    },
+    async releaseClaim(_channelId: string, exportId: string): Promise<void> {
+      held.delete(exportId);
+    },
+  });
+}
+
+function recordingBot() {
+  const bot = {
+    posts: [] as string[],
+    async post(body: string): Promise<BotAnswer> {
+      bot.posts.push(body);
+      return { status: 204 };
+    },
+  };
+  return bot;
+}
+
+const notify = (exportId: string, event: NotifyMessage['event'] = 'export.completed'): NotifyMessage => ({ type: 'notify', exportId, channelId: CHANNEL, event });
+
+class RecordingQueue implements MessageQueue {
+  sent: { queue: QueueName; body: unknown }[] = [];
+  async send(queue: QueueName, body: unknown): Promise<void> {
+    this.sent.push({ queue, body });
+  }
+  async sendMany(queue: QueueName, bodies: readonly unknown[]): Promise<void> {
+    for (const body of bodies) await this.send(queue, body);
+  }
+}
+
+/** An object store over a key -> size map; `failDelete` makes deletePrefix throw a named error. */
+class MapObjectStore {
+  objects = new Map<string, number>();
+  failDelete: Error | undefined;
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    return [...this.objects].filter(([key]) => key.startsWith(prefix)).map(([key, size]) => ({ key, size }));
+  }
+  async deletePrefix(prefix: string): Promise<number> {
+    if (this.failDelete) throw this.failDelete;
+    const keys = [...this.objects.keys()].filter((key) => key.startsWith(prefix));
+    for (const key of keys) this.objects.delete(key);
+    return keys.length;
+  }
+}
+
+function recordingLog(lines: string[]): PipelineLog {
+  const record = (level: string) => (message: string, extra?: Record<string, unknown>) => void lines.push(`${level} ${message} ${JSON.stringify(extra ?? {})}`);
+  return { info: record('info'), warn: record('warn'), error: record('error') };
+}
+
+function stepsFor(job: ExportJob) {
+  const store = new FakeExportStore();
+  store.jobs.set(job.exportId, structuredClone(job));
+  const objects = new MapObjectStore();
+  objects.objects.set(job.objectKey as string, 100);
+  objects.objects.set(objectKeys.part(job.exportId, 'users', 0), 10);
+  const queue = new RecordingQueue();
+  const audit = new FakeAuditLog();
+  const lines: string[] = [];
+  const steps: StepDeps = {
+    store,
+    objects: objects as unknown as ObjectStore,
+    queue,
+    clock: new MutableClock(new Date('2099-01-02T00:00:00.000Z')),
+    audit,
+    log: recordingLog(lines),
+  };
+  return { store, objects, queue, audit, steps, lines, current: () => store.jobs.get(job.exportId) as ExportJob };
+}
+
+describe('a revoked export in the pipeline', () => {
+  it('a pending notify for a revoked export posts nothing: no link, no message without one, nothing recorded', async () => {
+    const store = notifyStore();
+    store.jobs.set('rv-notify', revokedJob('rv-notify'));
+    const audit = new FakeAuditLog();
+    const bot = recordingBot();
+    const outcome = await notifyExport(notify('rv-notify'), notifyDepsFor({ store, bot, audit, linkSigningSecret: LINK_SECRET }));
+    expect(outcome).toEqual({ status: 'skipped', attempts: 0 });
+    expect(bot.posts).toEqual([]);
+    expect(store.jobs.get('rv-notify')?.notifiedAt).toBeUndefined();
+    expect(audit.events).toEqual([]);
+  });
+
+  it('revoked while the delivery waited for another delivery\'s lease (given back after it failed): nothing is posted', async () => {
+    const held = new Set(['rv-wait']);
+    const store = notifyStore(held);
+    store.jobs.set('rv-wait', makeCompletedJob('rv-wait', CHANNEL));
+    const bot = recordingBot();
+    const outcome = await notifyExport(
+      notify('rv-wait'),
+      notifyDepsFor({
+        store,
+        bot,
+        linkSigningSecret: LINK_SECRET,
+        leaseWaitMs: 60_000,
+        // While this delivery waits, the export is revoked and the holder gives the lease back.
+        sleep: async () => {
+          Object.assign(store.jobs.get('rv-wait') as ExportJob, { status: 'revoked', revokedAt: '2099-01-01T00:00:00.000Z', revokedBy: 'm-1', revokeReason: 'leaked' });
+          held.delete('rv-wait');
+        },
+      }),
+    );
+    expect(outcome).toEqual({ status: 'skipped', attempts: 0 });
+    expect(bot.posts).toEqual([]);
+    // The lease is given back: nothing holds it for the next two minutes.
+    expect(held.has('rv-wait')).toBe(false);
+  });
+
+  it('revoked while the lease stays held: the waiting delivery stops at once instead of retrying later', async () => {
+    const held = new Set(['rv-held']);
+    const store = notifyStore(held);
+    store.jobs.set('rv-held', makeCompletedJob('rv-held', CHANNEL));
+    const bot = recordingBot();
+    const outcome = await notifyExport(
+      notify('rv-held'),
+      notifyDepsFor({
+        store,
+        bot,
+        linkSigningSecret: LINK_SECRET,
+        leaseWaitMs: 60_000,
+        sleep: async () => {
+          (store.jobs.get('rv-held') as ExportJob).status = 'revoked';
+        },
+      }),
+    );
+    expect(outcome).toEqual({ status: 'skipped', attempts: 0 });
+    expect(bot.posts).toEqual([]);
+  });
+
+  it('a redelivered finalize leaves it revoked: no completion, no failure, no notify, no audit event', async () => {
+    const { steps, queue, audit, current, objects } = stepsFor(revokedJob('rv-final'));
+    const deps: FinalizeDeps = { ...steps, keyWrapper: {} as never, workspace: {} as never, linkSigningSecret: LINK_SECRET, linkTtlDays: 7 };
+    for (const receiveCount of [1, 2]) {
+      expect(await finalizeExport({ type: 'finalize', exportId: 'rv-final', channelId: CHANNEL }, deps, { receiveCount })).toEqual({ status: 'skipped' });
+    }
+    expect(current()).toMatchObject({ status: 'revoked', revokedBy: 'm-9' });
+    expect(queue.sent).toEqual([]);
+    expect(audit.events).toEqual([]);
+    // Nothing is written; the file's deletion is the revoke's.
+    expect(objects.objects.size).toBe(2);
+  });
+
+  it('a late chunk delivery skips it: no completion, no failure, no announcement', async () => {
+    const { steps, queue, audit, current } = stepsFor(revokedJob('rv-chunk'));
+    const deps: ChunkDeps = {
+      ...steps,
+      cases: {} as never,
+      users: {} as never,
+      workspace: {} as never,
+      maxRows: 1_000_000,
+    };
+    const message: ChunkMessage = { type: 'chunk', exportId: 'rv-chunk', channelId: CHANNEL, chunkId: 'users-0', sheet: 'users', index: 0, source: { type: 'all', from: null, to: null } } as unknown as ChunkMessage;
+    const outcome = await processChunk(message, deps, { receiveCount: 2 });
+    expect(outcome.status).toBe('skipped');
+    expect(current().status).toBe('revoked');
+    expect(queue.sent).toEqual([]);
+    expect(audit.events).toEqual([]);
+  });
+
+  it('a dead-lettered finalize leaves it revoked (already final): not failed, nothing announced', async () => {
+    const { steps, queue, current } = stepsFor(revokedJob('rv-dlq'));
+    const outcome = await handleDeadLetter(JSON.stringify({ type: 'finalize', exportId: 'rv-dlq', channelId: CHANNEL }), steps, { queue: 'finalize-dlq' });
+    expect(outcome).toBe('already-final');
+    expect(current()).toMatchObject({ status: 'revoked' });
+    expect(current().error).toBeUndefined();
+    expect(queue.sent).toEqual([]);
+  });
+
+  it("the api's file deletion removes every object under the export's file prefix, and nothing else", async () => {
+    const objects = new MapObjectStore();
+    objects.objects.set(`exports/${CHANNEL}/rv-del/run-1/f.xlsx`, 100);
+    objects.objects.set(`exports/${CHANNEL}/rv-del/run-2/f.xlsx`, 100);
+    objects.objects.set(`exports/${CHANNEL}/rv-other/run-1/f.xlsx`, 100);
+    const lines: string[] = [];
+    const dispatcher = createPipelineDispatcher({ store: new FakeExportStore(), objects: objects as unknown as ObjectStore, queue: new RecordingQueue(), workspace: {} as never, selectionBatch: 100, log: recordingLog(lines) });
+    await dispatcher.discardFile({ channelId: CHANNEL, exportId: 'rv-del' });
+    expect([...objects.objects.keys()]).toEqual([`exports/${CHANNEL}/rv-other/run-1/f.xlsx`]);
+  });
+
+  it('a deletion that fails does not throw (the revocation stands) and is logged by the error name only', async () => {
+    const objects = new MapObjectStore();
+    objects.objects.set(`exports/${CHANNEL}/rv-fail/run-1/f.xlsx`, 100);
+    const failure = new Error(`S3 DeleteObjects failed for exports/${CHANNEL}/rv-fail/run-1/f.xlsx in bucket secret-bucket`);
+    failure.name = 'S3DeleteError';
+    objects.failDelete = failure;
+    const lines: string[] = [];
+    const dispatcher = createPipelineDispatcher({ store: new FakeExportStore(), objects: objects as unknown as ObjectStore, queue: new RecordingQueue(), workspace: {} as never, selectionBatch: 100, log: recordingLog(lines) });
+    await expect(dispatcher.discardFile({ channelId: CHANNEL, exportId: 'rv-fail' })).resolves.toBeUndefined();
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^warn file of a revoked export not deleted/);
+    expect(lines[0]).toContain('"error":"S3DeleteError"');
+    expect(lines[0]).not.toContain('secret-bucket');
+    expect(lines[0]).not.toContain('f.xlsx');
+  });
+});
