@@ -88,38 +88,34 @@ const ref = (section: 'schemas' | 'parameters' | 'headers' | 'responses', name: 
  * `$schema` is dropped: the document's dialect already says it, and a Schema Object that
  * names its own dialect would be read as a separate resource by some tools.
  */
-function exportRequestBodySchema(): JsonSchema {
-  const { $schema: _dialect, ...schema } = z.toJSONSchema(exportRequestSchema, {
+function requestBodySchema(schema: z.ZodType, title: string, description: string): JsonSchema {
+  const { $schema: _dialect, ...generated } = z.toJSONSchema(schema, {
     target: 'draft-2020-12',
     io: 'input',
     unrepresentable: 'any',
   }) as JsonSchema;
   void _dialect;
-  return {
-    title: 'ExportRequest',
-    description:
-      'Generated from exportRequestSchema (shared/domain/export-request.ts) with z.toJSONSchema. The handler also checks what JSON Schema cannot say: ' +
+  return { title, description, ...generated };
+}
+
+function exportRequestBodySchema(): JsonSchema {
+  return requestBodySchema(
+    exportRequestSchema,
+    'ExportRequest',
+    'Generated from exportRequestSchema (shared/domain/export-request.ts) with z.toJSONSchema. The handler also checks what JSON Schema cannot say: ' +
       'a known IANA time zone (rule known-zone), no control characters, bidi overrides or invisible format characters in reason, query, the filter\'s texts, segmentId, userId and userIds (display-control), ' +
       'a letter or digit in reason (letter-or-digit), 500 characters of reason after trimming, and then the policies (S3 range, S4/C7 password, filter size, the filter against the workspace).',
-    ...schema,
-  };
+  );
 }
 
 /** POST /v1/exports/{id}/revoke's body, from the zod schema the handler parses with (as above). */
 function revokeRequestBodySchema(): JsonSchema {
-  const { $schema: _dialect, ...schema } = z.toJSONSchema(revokeRequestSchema, {
-    target: 'draft-2020-12',
-    io: 'input',
-    unrepresentable: 'any',
-  }) as JsonSchema;
-  void _dialect;
-  return {
-    title: 'RevokeRequest',
-    description:
-      'Generated from revokeRequestSchema (shared/domain/export-request.ts): the reason takes the export request\'s rules, which the handler also checks where JSON Schema cannot: ' +
+  return requestBodySchema(
+    revokeRequestSchema,
+    'RevokeRequest',
+    'Generated from revokeRequestSchema (shared/domain/export-request.ts): the reason takes the export request\'s rules, which the handler also checks where JSON Schema cannot: ' +
       'not blank, a letter or digit (letter-or-digit), no control characters, bidi overrides or invisible format characters (display-control), 500 characters after trimming.',
-    ...schema,
-  };
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -129,6 +125,19 @@ function revokeRequestBodySchema(): JsonSchema {
 // is the validated request as stored.
 
 const isoDateTime: JsonSchema = { type: 'string', format: 'date-time' };
+
+/** A revoked export's facts, the same in the export view and the audit entry. */
+const revocationFields: Record<string, JsonSchema> = {
+  revokedAt: isoDateTime,
+  revokedBy: {
+    type: 'object',
+    description: 'Who withdrew the link: the requester or an audit:read holder of the channel.',
+    additionalProperties: false,
+    required: ['managerId'],
+    properties: { managerId: { type: 'string', minLength: 1 } },
+  },
+  revokeReason: { type: 'string', minLength: 1, maxLength: 500, description: 'Why the link was withdrawn, as given to POST /v1/exports/{id}/revoke.' },
+};
 const exportIdSchema: JsonSchema = {
   type: 'string',
   // Anything else cannot name an export (a 404).
@@ -227,15 +236,7 @@ const exportViewSchema: JsonSchema = {
       required: ['code', 'message'],
       properties: { code: { type: 'string', minLength: 1 }, message: { type: 'string' } },
     },
-    revokedAt: isoDateTime,
-    revokedBy: {
-      type: 'object',
-      description: 'Who withdrew the link: the requester or an audit:read holder of the channel.',
-      additionalProperties: false,
-      required: ['managerId'],
-      properties: { managerId: { type: 'string', minLength: 1 } },
-    },
-    revokeReason: { type: 'string', minLength: 1, maxLength: 500, description: 'Why the link was withdrawn, as given to POST /v1/exports/{id}/revoke.' },
+    ...revocationFields,
     notification: ref('schemas', 'Notification'),
     links: ref('schemas', 'ExportLinks'),
   },
@@ -323,15 +324,7 @@ const auditEntrySchema: JsonSchema = {
       required: ['managerId'],
       properties: { managerId: { type: 'string', minLength: 1 } },
     },
-    revokedAt: isoDateTime,
-    revokedBy: {
-      type: 'object',
-      description: 'Who withdrew the link: the requester or an audit:read holder of the channel.',
-      additionalProperties: false,
-      required: ['managerId'],
-      properties: { managerId: { type: 'string', minLength: 1 } },
-    },
-    revokeReason: { type: 'string', minLength: 1, maxLength: 500 },
+    ...revocationFields,
     notification: ref('schemas', 'Notification'),
     downloads: {
       type: 'array',

@@ -7,11 +7,10 @@ import { processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
 import type { StepDeps } from '../../shared/app/pipeline-steps';
 import { cooldownKey } from '../../shared/domain';
 import type { JobPatch } from '../../shared/ports/export-store';
-import type { MessageQueue, QueueName } from '../../shared/ports/message-queue';
 import type { ObjectStore } from '../../shared/ports/object-store';
 import type { PipelineLog } from '../../shared/ports/pipeline-log';
 import { apiCallerFor, loadEvent, type ApiCaller } from './support/api-harness';
-import { createFakes, FakeCooldownStore, FakeExportStore, type Fakes } from './support/fakes';
+import { createFakes, FakeCooldownStore, FakeExportStore, RecordingQueue, type Fakes } from './support/fakes';
 
 /**
  * A cancel changes the status first, then appends the `canceled` audit event and gives the
@@ -38,15 +37,6 @@ class FlakyCooldownStore extends FakeCooldownStore {
 }
 
 /** Records what would be sent: a canceled export must never announce anything. */
-class RecordingQueue implements MessageQueue {
-  sent: { queue: QueueName; body: unknown }[] = [];
-  async send(queue: QueueName, body: unknown): Promise<void> {
-    this.sent.push({ queue, body });
-  }
-  async sendMany(queue: QueueName, bodies: readonly unknown[]): Promise<void> {
-    for (const body of bodies) await this.send(queue, body);
-  }
-}
 
 let fakes: Fakes;
 let cooldowns: FlakyCooldownStore;

@@ -5,7 +5,7 @@ import type { ExportJob } from '../../shared/app/export-job';
 import type { NotifyMessage } from '../../shared/app/messages';
 import { notifyExport, type BotAnswer, type NotifyDeps } from '../../shared/app/notify-export';
 import type { StepDeps } from '../../shared/app/pipeline-steps';
-import { FakeAuditLog, FakeExportStore, MutableClock } from '../api/support/fakes';
+import { FakeAuditLog, MutableClock, notifyLeaseStore } from '../api/support/fakes';
 import { http, managerToken, waitUntil } from '../e2e/support';
 import { useLocalStack, QUIET_ENV, notifyDepsFor } from './helpers';
 import { makeCompletedJob, makeJob } from './job-fixture';
@@ -20,23 +20,6 @@ import { silentLog } from '../../shared/ports/pipeline-log';
 const CHANNEL = 'c1';
 const LINK_SECRET = 'link-secret-for-notification-audit-tests';
 
-/** The API's in-memory store plus the notify lease, closed (as in DynamoDB) by notifiedAt or notifyRefusedAt. */
-function notifyStore(): FakeExportStore {
-  const store = new FakeExportStore();
-  const held = new Set<string>();
-  return Object.assign(store, {
-    async claimLease(_channelId: string, exportId: string): Promise<string | undefined> {
-      const job = store.jobs.get(exportId);
-      if (!job || job.notifiedAt || job.notifyRefusedAt || held.has(exportId)) return undefined;
-      held.add(exportId);
-      return `lease-${exportId}`;
-    },
-    async releaseClaim(_channelId: string, exportId: string): Promise<void> {
-      held.delete(exportId);
-    },
-  });
-}
-
 function scriptedBot(...answers: BotAnswer[]) {
   const bot = {
     posts: [] as { body: string; headers: Record<string, string> }[],
@@ -49,7 +32,7 @@ function scriptedBot(...answers: BotAnswer[]) {
 }
 
 function setup(job: ExportJob) {
-  const store = notifyStore();
+  const store = notifyLeaseStore();
   store.jobs.set(job.exportId, structuredClone(job));
   const audit = new FakeAuditLog();
   const clock = new MutableClock(new Date('2026-03-01T10:00:00.000Z'));

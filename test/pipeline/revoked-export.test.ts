@@ -7,10 +7,9 @@ import { objectKeys, type ChunkMessage, type NotifyMessage } from '../../shared/
 import { notifyExport, type BotAnswer } from '../../shared/app/notify-export';
 import { processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
 import type { StepDeps } from '../../shared/app/pipeline-steps';
-import type { MessageQueue, QueueName } from '../../shared/ports/message-queue';
 import type { ObjectInfo, ObjectStore } from '../../shared/ports/object-store';
 import type { PipelineLog } from '../../shared/ports/pipeline-log';
-import { FakeAuditLog, FakeExportStore, MutableClock } from '../api/support/fakes';
+import { FakeAuditLog, FakeExportStore, MutableClock, notifyLeaseStore, RecordingQueue } from '../api/support/fakes';
 import { notifyDepsFor } from './helpers';
 import { makeCompletedJob } from './job-fixture';
 
@@ -40,22 +39,6 @@ function revokedJob(exportId: string): ExportJob {
   };
 }
 
-/** The API's in-memory store plus the notify lease, closed (as in DynamoDB) by notifiedAt or notifyRefusedAt. */
-function notifyStore(held = new Set<string>()): FakeExportStore {
-  const store = new FakeExportStore();
-  return Object.assign(store, {
-    async claimLease(_channelId: string, exportId: string): Promise<string | undefined> {
-      const job = store.jobs.get(exportId);
-      if (!job || job.notifiedAt || job.notifyRefusedAt || held.has(exportId)) return undefined;
-      held.add(exportId);
-      return `lease-${exportId}`;
-    },
-    async releaseClaim(_channelId: string, exportId: string): Promise<void> {
-      held.delete(exportId);
-    },
-  });
-}
-
 function recordingBot() {
   const bot = {
     posts: [] as string[],
@@ -69,15 +52,6 @@ function recordingBot() {
 
 const notify = (exportId: string, event: NotifyMessage['event'] = 'export.completed'): NotifyMessage => ({ type: 'notify', exportId, channelId: CHANNEL, event });
 
-class RecordingQueue implements MessageQueue {
-  sent: { queue: QueueName; body: unknown }[] = [];
-  async send(queue: QueueName, body: unknown): Promise<void> {
-    this.sent.push({ queue, body });
-  }
-  async sendMany(queue: QueueName, bodies: readonly unknown[]): Promise<void> {
-    for (const body of bodies) await this.send(queue, body);
-  }
-}
 
 /** An object store over a key -> size map; `failDelete` makes deletePrefix throw a named error. */
 class MapObjectStore {
@@ -121,7 +95,7 @@ function stepsFor(job: ExportJob) {
 
 describe('a revoked export in the pipeline', () => {
   it('a pending notify for a revoked export posts nothing: no link, no message without one, nothing recorded', async () => {
-    const store = notifyStore();
+    const store = notifyLeaseStore();
     store.jobs.set('rv-notify', revokedJob('rv-notify'));
     const audit = new FakeAuditLog();
     const bot = recordingBot();
@@ -134,7 +108,7 @@ describe('a revoked export in the pipeline', () => {
 
   it('revoked while the delivery waited for another delivery\'s lease (given back after it failed): nothing is posted', async () => {
     const held = new Set(['rv-wait']);
-    const store = notifyStore(held);
+    const store = notifyLeaseStore(held);
     store.jobs.set('rv-wait', makeCompletedJob('rv-wait', CHANNEL));
     const bot = recordingBot();
     const outcome = await notifyExport(
@@ -159,7 +133,7 @@ describe('a revoked export in the pipeline', () => {
 
   it('revoked while the lease stays held: the waiting delivery stops at once instead of retrying later', async () => {
     const held = new Set(['rv-held']);
-    const store = notifyStore(held);
+    const store = notifyLeaseStore(held);
     store.jobs.set('rv-held', makeCompletedJob('rv-held', CHANNEL));
     const bot = recordingBot();
     const outcome = await notifyExport(

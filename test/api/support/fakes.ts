@@ -18,6 +18,7 @@ import {
 import type { CooldownAcquireInput, CooldownAcquireResult, CooldownStore } from '../../../shared/ports/cooldown-store';
 import { idempotencyRecordSchema, type DownloadTokenRecord, type ExportStore, type IdempotencyRecord, type JobPage, type JobPatch } from '../../../shared/ports/export-store';
 import type { KeyWrapper } from '../../../shared/ports/key-wrapper';
+import type { MessageQueue, QueueName } from '../../../shared/ports/message-queue';
 
 /** In-memory fakes of the API's ports: unit tests only (integration tests use the emulators). */
 export class FakeExportStore implements ExportStore {
@@ -284,4 +285,34 @@ export function createCapturingLogger(lines: string[]): Logger {
   const sink = (...args: unknown[]) => void lines.push(args.map(String).join(' '));
   (logger as unknown as { console: Record<string, unknown> }).console = { log: sink, info: sink, warn: sink, error: sink, debug: sink, trace: sink };
   return logger;
+}
+
+/** Records what would be sent to the queues (no queue is reached). */
+export class RecordingQueue implements MessageQueue {
+  sent: { queue: QueueName; body: unknown }[] = [];
+  async send(queue: QueueName, body: unknown): Promise<void> {
+    this.sent.push({ queue, body });
+  }
+  async sendMany(queue: QueueName, bodies: readonly unknown[]): Promise<void> {
+    for (const body of bodies) await this.send(queue, body);
+  }
+}
+
+/**
+ * The API's in-memory store plus the notify lease, closed (as in DynamoDB) by notifiedAt or
+ * notifyRefusedAt; `held` holds the exports whose lease another delivery has.
+ */
+export function notifyLeaseStore(held = new Set<string>()): FakeExportStore {
+  const store = new FakeExportStore();
+  return Object.assign(store, {
+    async claimLease(_channelId: string, exportId: string): Promise<string | undefined> {
+      const job = store.jobs.get(exportId);
+      if (!job || job.notifiedAt || job.notifyRefusedAt || held.has(exportId)) return undefined;
+      held.add(exportId);
+      return `lease-${exportId}`;
+    },
+    async releaseClaim(_channelId: string, exportId: string): Promise<void> {
+      held.delete(exportId);
+    },
+  });
 }
