@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+
 /**
  * Rules for free text people type (a reason) or an identity provider sends (a display name),
  * before it is stored in the audit trail, shown to auditors and posted by the bot.
@@ -45,6 +47,16 @@ export function hasDisplayControl(text: string): boolean {
  */
 export const DISPLAY_CONTROL_MESSAGE =
   'must not contain control characters, bidi overrides (U+202A-U+202E, U+2066-U+2069) or invisible tag and format characters';
+
+/**
+ * `schema` refusing such text (rule `display-control`), its message led by `subject` when the
+ * issue's path alone would not name the field. A refine, not a regex: kept out of the API
+ * Gateway model, whose regex dialect is not JavaScript's; it does not abort, so a union holding
+ * it names this issue at the operand's path.
+ */
+export function refuseDisplayControl(schema: z.ZodString, subject = ''): z.ZodString {
+  return schema.refine((value) => !hasDisplayControl(value), { message: `${subject}${DISPLAY_CONTROL_MESSAGE}`, params: { rule: 'display-control' } });
+}
 
 /** At least one letter or digit, in any script: what makes a reason more than blank or invisible. */
 export const HAS_LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;

@@ -31,6 +31,14 @@ export type ExportStatus = z.infer<typeof exportStatusSchema>;
  * never changes again.
  */
 export const terminalStatuses: readonly ExportStatus[] = ['completed', 'failed', 'canceled', 'expired', 'revoked'];
+/**
+ * Whether the export's file was made: completed, or what only a completed export becomes
+ * (expired, revoked). Its work stays done and its file facts stay shown; only the link goes.
+ */
+export function fileWasMade(status: ExportStatus): boolean {
+  return status === 'completed' || status === 'expired' || status === 'revoked';
+}
+
 /** Statuses with work still to do: what a fail or a cancel moves from. */
 export const unfinishedStatuses: readonly ExportStatus[] = ['queued', 'running', 'finalizing'];
 
@@ -252,9 +260,7 @@ export function describeProgress(
   rowsWritten: number;
   percent: number;
 } {
-  // A revoked export was completed: its work stays done (only its link was withdrawn).
-  const done = job.status === 'completed' || job.status === 'expired' || job.status === 'revoked';
-  const percent = done ? 100 : Math.min(99, Math.floor(chunkShare(job) * 95));
+  const percent = fileWasMade(job.status) ? 100 : Math.min(99, Math.floor(chunkShare(job) * 95));
   return { chunksDone: job.chunksDone, chunksTotal: job.chunksTotal, rowsWritten: job.rowsWritten, percent };
 }
 

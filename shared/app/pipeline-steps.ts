@@ -113,11 +113,11 @@ export async function runFollowUps(deps: StepDeps, job: FinishedJob): Promise<vo
   );
 }
 
-/** Deletes one object of the export's files (a losing finalizer run's upload). */
-export async function discardObject(deps: Pick<StepDeps, 'objects' | 'log'>, job: Pick<ExportJob, 'exportId'>, key: string): Promise<void> {
-  // A whole key as the prefix: file keys end in the file name, so nothing else starts with one.
-  const deleted = await deps.objects.deletePrefix(key);
-  if (deleted > 0) deps.log.info('superseded file deleted', { exportId: job.exportId });
+/** Deletes files of the export by key (a losing finalizer run's upload, other runs' strays). */
+export async function discardObject(deps: Pick<StepDeps, 'objects' | 'log'>, job: Pick<ExportJob, 'exportId'>, ...keys: string[]): Promise<void> {
+  if (keys.length === 0) return;
+  const deleted = await deps.objects.deleteKeys(keys);
+  if (deleted > 0) deps.log.info('superseded file deleted', { exportId: job.exportId, objects: deleted });
 }
 
 /**
@@ -129,7 +129,7 @@ export async function discardObject(deps: Pick<StepDeps, 'objects' | 'log'>, job
 export async function discardOtherFiles(deps: Pick<StepDeps, 'objects' | 'log'>, job: Pick<ExportJob, 'channelId' | 'exportId'>, keep: string): Promise<void> {
   try {
     const stray = (await deps.objects.list(objectKeys.filePrefix(job.channelId, job.exportId))).filter((o) => o.key !== keep);
-    for (const object of stray) await discardObject(deps, job, object.key);
+    await discardObject(deps, job, ...stray.map((o) => o.key));
   } catch (error) {
     deps.log.warn('stray files not deleted', { exportId: job.exportId, error: error instanceof Error ? error.name : 'unknown' });
   }

@@ -5,7 +5,7 @@ import { PolicyViolationError } from './errors';
 import { checkCaseRange, checkPassword, defaultPolicyConfig, type PolicyConfig } from './policies';
 import { timeZoneSchema } from './records';
 import { dayInZone } from './calendar';
-import { DISPLAY_CONTROL_MESSAGE, HAS_LETTER_OR_DIGIT, hasDisplayControl } from '../text-rules';
+import { DISPLAY_CONTROL_MESSAGE, HAS_LETTER_OR_DIGIT, hasDisplayControl, refuseDisplayControl } from '../text-rules';
 
 /**
  * `POST /v1/exports` body. Structure lives here (and in the API Gateway model emitted from it);
@@ -81,14 +81,15 @@ const calendarDate = z.iso.date('must be a calendar date (YYYY-MM-DD)');
  * may hold a bidi override or an invisible format character (display-control), which would show
  * auditors another id than the one exported.
  */
-const id = z
-  .string()
-  .min(1)
-  .max(128)
-  // refine, not regex: kept out of the API Gateway model, whose regex dialect is not JavaScript's.
-  // Both run; an id holding both is told the first (one issue per path).
-  .refine((value) => !/[\p{Cc}\uFFFE\uFFFF]/u.test(value), { message: 'must not contain control characters, U+FFFE or U+FFFF', params: { rule: 'no-control-characters' } })
-  .refine((value) => !hasDisplayControl(value), { message: DISPLAY_CONTROL_MESSAGE, params: { rule: 'display-control' } });
+const id = refuseDisplayControl(
+  z
+    .string()
+    .min(1)
+    .max(128)
+    // refine, not regex: kept out of the API Gateway model, whose regex dialect is not JavaScript's.
+    // Both run; an id holding both is told the first (one issue per path).
+    .refine((value) => !/[\p{Cc}\uFFFE\uFFFF]/u.test(value), { message: 'must not contain control characters, U+FFFE or U+FFFF', params: { rule: 'no-control-characters' } }),
+);
 
 export const MAX_SELECTED_USER_IDS = 1_000_000;
 
@@ -115,15 +116,7 @@ const contactsCommon = {
  * changes how it displays (a U+202E there shows auditors the text reversed); no customer's
  * name, email or phone is searched for with a control character.
  */
-const query = z
-  .string()
-  .max(200)
-  // refine, not regex: kept out of the API Gateway model, whose regex dialect is not JavaScript's.
-  .refine((value) => !hasDisplayControl(value), {
-    message: `query ${DISPLAY_CONTROL_MESSAGE}`,
-    params: { rule: 'display-control' },
-  })
-  .optional();
+const query = refuseDisplayControl(z.string().max(200), 'query ').optional();
 
 /**
  * A key that another scope takes (`query` with `selection`, `filter` with `all`) is the usual

@@ -5,7 +5,7 @@ import { decimalTextValue, profileValue, toProfileCell } from './columns/profile
 import { userFixedTextReader, type UserFixedTextKey, type UserTextFields } from './columns/users';
 import { INPUT_ERRORS, NotFoundError, REQUIRED_MESSAGE, ValidationError, toValidationError } from './errors';
 import { parseIsoWithOffset } from '../iso-datetime';
-import { DISPLAY_CONTROL_MESSAGE, hasDisplayControl } from '../text-rules';
+import { refuseDisplayControl } from '../text-rules';
 import { E164_PATTERN, type ProfileKeyDef, type ProfileSchema, type Segment } from './records';
 
 /**
@@ -132,9 +132,7 @@ type FilterSource = 'request' | 'stored';
 
 /** A text operand of a filter: as given, or for a request's filter with the display-control rule. */
 function text(schema: z.ZodString, source: FilterSource): z.ZodString {
-  // refine, not regex: kept out of the API Gateway model, whose regex dialect is not JavaScript's.
-  // A failed refine does not abort, so a union holding this text names this issue at the operand's path.
-  return source === 'request' ? schema.refine((value) => !hasDisplayControl(value), { message: DISPLAY_CONTROL_MESSAGE, params: { rule: 'display-control' } }) : schema;
+  return source === 'request' ? refuseDisplayControl(schema) : schema;
 }
 
 // The unions name what they take: zod's own message for a value no branch accepts is "Invalid input".

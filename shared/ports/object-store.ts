@@ -20,5 +20,7 @@ export interface ObjectStore {
    * of customer data as done only when it is.
    */
   deletePrefix(prefix: string): Promise<number>;
+  /** Deletes these objects (a missing one counts as deleted, as S3 does); rejects as deletePrefix does. */
+  deleteKeys(keys: readonly string[]): Promise<number>;
   head(key: string): Promise<{ size: number; metadata: Record<string, string> } | null>;
 }

@@ -93,6 +93,31 @@ function stepsFor(job: ExportJob) {
   return { store, objects, queue, audit, steps, lines, current: () => store.jobs.get(job.exportId) as ExportJob };
 }
 
+/**
+ * A notify delivery that finds the lease held by another delivery and waits; while it waits the
+ * export is revoked, and the holder gives the lease back or keeps it.
+ */
+async function notifyRevokedWhileWaiting(exportId: string, options: { holderGivesBack: boolean }) {
+  const held = new Set([exportId]);
+  const store = notifyLeaseStore(held);
+  store.jobs.set(exportId, makeCompletedJob(exportId, CHANNEL));
+  const bot = recordingBot();
+  const outcome = await notifyExport(
+    notify(exportId),
+    notifyDepsFor({
+      store,
+      bot,
+      linkSigningSecret: LINK_SECRET,
+      leaseWaitMs: 60_000,
+      sleep: async () => {
+        Object.assign(store.jobs.get(exportId) as ExportJob, { status: 'revoked', revokedAt: '2099-01-01T00:00:00.000Z', revokedBy: 'm-1', revokeReason: 'leaked' });
+        if (options.holderGivesBack) held.delete(exportId);
+      },
+    }),
+  );
+  return { outcome, bot, held };
+}
+
 describe('a revoked export in the pipeline', () => {
   it('a pending notify for a revoked export posts nothing: no link, no message without one, nothing recorded', async () => {
     const store = notifyLeaseStore();
@@ -107,24 +132,7 @@ describe('a revoked export in the pipeline', () => {
   });
 
   it('revoked while the delivery waited for another delivery\'s lease (given back after it failed): nothing is posted', async () => {
-    const held = new Set(['rv-wait']);
-    const store = notifyLeaseStore(held);
-    store.jobs.set('rv-wait', makeCompletedJob('rv-wait', CHANNEL));
-    const bot = recordingBot();
-    const outcome = await notifyExport(
-      notify('rv-wait'),
-      notifyDepsFor({
-        store,
-        bot,
-        linkSigningSecret: LINK_SECRET,
-        leaseWaitMs: 60_000,
-        // While this delivery waits, the export is revoked and the holder gives the lease back.
-        sleep: async () => {
-          Object.assign(store.jobs.get('rv-wait') as ExportJob, { status: 'revoked', revokedAt: '2099-01-01T00:00:00.000Z', revokedBy: 'm-1', revokeReason: 'leaked' });
-          held.delete('rv-wait');
-        },
-      }),
-    );
+    const { outcome, bot, held } = await notifyRevokedWhileWaiting('rv-wait', { holderGivesBack: true });
     expect(outcome).toEqual({ status: 'skipped', attempts: 0 });
     expect(bot.posts).toEqual([]);
     // The lease is given back: nothing holds it for the next two minutes.
@@ -132,22 +140,7 @@ describe('a revoked export in the pipeline', () => {
   });
 
   it('revoked while the lease stays held: the waiting delivery stops at once instead of retrying later', async () => {
-    const held = new Set(['rv-held']);
-    const store = notifyLeaseStore(held);
-    store.jobs.set('rv-held', makeCompletedJob('rv-held', CHANNEL));
-    const bot = recordingBot();
-    const outcome = await notifyExport(
-      notify('rv-held'),
-      notifyDepsFor({
-        store,
-        bot,
-        linkSigningSecret: LINK_SECRET,
-        leaseWaitMs: 60_000,
-        sleep: async () => {
-          (store.jobs.get('rv-held') as ExportJob).status = 'revoked';
-        },
-      }),
-    );
+    const { outcome, bot } = await notifyRevokedWhileWaiting('rv-held', { holderGivesBack: false });
     expect(outcome).toEqual({ status: 'skipped', attempts: 0 });
     expect(bot.posts).toEqual([]);
   });

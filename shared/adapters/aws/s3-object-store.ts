@@ -128,16 +128,19 @@ export class S3ObjectStore implements ObjectStore {
    * link will reach) must not report "deleted" and acknowledge while it stays.
    */
   async deletePrefix(prefix: string): Promise<number> {
-    const objects = await this.list(prefix);
+    return this.deleteKeys((await this.list(prefix)).map((o) => o.key));
+  }
+
+  async deleteKeys(keys: readonly string[]): Promise<number> {
     let deleted = 0;
     let failed = 0;
     const codes = new Set<string>();
-    for (let i = 0; i < objects.length; i += 1000) {
-      const batch = objects.slice(i, i + 1000);
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000);
       const result = await this.s3.send(
         new DeleteObjectsCommand({
           Bucket: this.bucket,
-          Delete: { Objects: batch.map((o) => ({ Key: o.key })), Quiet: true },
+          Delete: { Objects: batch.map((key) => ({ Key: key })), Quiet: true },
         }),
       );
       const errors = result.Errors ?? [];
@@ -147,7 +150,7 @@ export class S3ObjectStore implements ObjectStore {
       for (const e of errors) codes.add(e.Code ?? 'unknown');
     }
     if (failed > 0) {
-      throw new S3DeleteError(`S3 DeleteObjects failed for ${failed} of ${objects.length} objects (${[...codes].sort().join(', ')}); ${deleted} deleted`, {
+      throw new S3DeleteError(`S3 DeleteObjects failed for ${failed} of ${keys.length} objects (${[...codes].sort().join(', ')}); ${deleted} deleted`, {
         failed,
         deleted,
       });

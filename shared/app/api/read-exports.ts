@@ -13,7 +13,7 @@ import { toExportView, type ExportView } from './view';
  * auditor must be able to check what a trail entry refers to). Anyone else, including a
  * manager of another channel, gets 404: existence is not disclosed.
  */
-export function canSee(principal: Principal, job: ExportJob): boolean {
+function canSee(principal: Principal, job: ExportJob): boolean {
   return job.channelId === principal.channelId && (job.managerId === principal.managerId || hasPermission(principal, 'audit:read'));
 }
 
@@ -26,15 +26,23 @@ export function exportNotFound(): NotFoundError {
 export const EXPORT_ID_PATTERN = /^[0-9a-f]{12,40}$/;
 export const exportIdSchema = z.string().regex(EXPORT_ID_PATTERN);
 
-async function loadVisibleJob(deps: ApiDeps, principal: Principal, exportId: string): Promise<ExportJob> {
-  if (!hasPermission(principal, 'export:download') && !hasPermission(principal, 'audit:read')) {
-    requirePermission(principal, 'export:download');
-  }
+/**
+ * The export `exportId` names if the caller may see it (canSee), else the one 404. Asks for no
+ * permission: each route decides that (a read asks for one, a cancel or a revoke does not).
+ */
+export async function findVisibleJob(deps: ApiDeps, principal: Principal, exportId: string): Promise<ExportJob> {
   // A malformed id cannot name an export: same 404 as a missing one, and no table read.
   if (!exportIdSchema.safeParse(exportId).success) throw exportNotFound();
   const job = await deps.store.getJob(principal.channelId, exportId);
   if (!job || !canSee(principal, job)) throw exportNotFound();
   return job;
+}
+
+async function loadVisibleJob(deps: ApiDeps, principal: Principal, exportId: string): Promise<ExportJob> {
+  if (!hasPermission(principal, 'export:download') && !hasPermission(principal, 'audit:read')) {
+    requirePermission(principal, 'export:download');
+  }
+  return findVisibleJob(deps, principal, exportId);
 }
 
 /**
@@ -45,11 +53,8 @@ async function loadVisibleJob(deps: ApiDeps, principal: Principal, exportId: str
  * an auditor of the channel, who can see it, is told NOT_REQUESTER.
  */
 async function loadCancelableJob(deps: ApiDeps, principal: Principal, exportId: string): Promise<ExportJob> {
-  if (!exportIdSchema.safeParse(exportId).success) throw exportNotFound();
-  const job = await deps.store.getJob(principal.channelId, exportId);
-  if (!job || job.channelId !== principal.channelId) throw exportNotFound();
+  const job = await findVisibleJob(deps, principal, exportId);
   if (job.managerId === principal.managerId) return job;
-  if (!canSee(principal, job)) throw exportNotFound();
   throw new PermissionDeniedError('only the manager who requested an export may cancel it', { code: 'NOT_REQUESTER', field: 'exportId' });
 }
 

@@ -3,22 +3,8 @@ import type { Principal } from '../../auth/principal';
 import { terminalAuditEvent } from '../pipeline-steps';
 import type { ExportJob } from '../export-job';
 import type { ApiDeps } from './deps';
-import { canSee, exportIdSchema, exportNotFound } from './read-exports';
+import { findVisibleJob } from './read-exports';
 import { toExportView, type ExportView } from './view';
-
-/**
- * The export a revoke may withdraw the link of: its requester (no permission asked, as for a
- * cancel: withdrawing a link only takes access away, so a requester whose `export:download` was
- * withdrawn must still be able to stop a leak), or an `audit:read` holder of the channel (an
- * auditor reacting to a leak). Anyone else, another channel's export, a missing or malformed id:
- * the one 404, as for a read (existence is not disclosed).
- */
-async function loadRevocableJob(deps: ApiDeps, principal: Principal, exportId: string): Promise<ExportJob> {
-  if (!exportIdSchema.safeParse(exportId).success) throw exportNotFound();
-  const job = await deps.store.getJob(principal.channelId, exportId);
-  if (!job || !canSee(principal, job)) throw exportNotFound();
-  return job;
-}
 
 /**
  * Only a completed export whose link still works has a link to withdraw. An export still being
@@ -57,7 +43,11 @@ function refuseUnlessRevocable(job: ExportJob, now: Date): void {
 export async function revokeExport(deps: ApiDeps, principal: Principal, exportId: string, body: unknown): Promise<ExportView> {
   // The body first: a bad one is refused whatever the id names, with no table read.
   const { reason } = parseRevokeRequest(body);
-  const job = await loadRevocableJob(deps, principal, exportId);
+  // The requester (no permission asked, as for a cancel: withdrawing a link only takes access
+  // away, so a requester whose export:download was withdrawn must still be able to stop a leak)
+  // or an audit:read holder of the channel (an auditor reacting to a leak); anyone else the
+  // read's 404 (existence is not disclosed).
+  const job = await findVisibleJob(deps, principal, exportId);
   const now = deps.clock.now();
   if (job.status === 'revoked') return finishAndShow(deps, job, now);
   refuseUnlessRevocable(job, now);

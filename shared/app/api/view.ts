@@ -1,5 +1,5 @@
 import type { NotificationOutcome } from '../../ports/audit-log';
-import { describeProgress, type ExportJob } from '../export-job';
+import { describeProgress, fileWasMade, type ExportJob } from '../export-job';
 import { refusalReason } from '../notify-export';
 
 /** What the API shows of a job: never the encryption params, the wrapped key or the object key. */
@@ -84,7 +84,7 @@ export function toExportView(stored: ExportJob, baseUrl: string, link: string | 
   };
   if (job.rowCount !== undefined) view.rowCount = job.rowCount;
   if (job.skippedRecords !== undefined && job.skippedRecords > 0) view.skippedRecords = job.skippedRecords;
-  if (job.status === 'completed' || job.status === 'expired' || job.status === 'revoked') {
+  if (fileWasMade(job.status)) {
     if (job.fileName !== undefined) view.fileName = job.fileName;
     if (job.fileSize !== undefined) view.fileSize = job.fileSize;
     if (job.sha256 !== undefined) view.sha256 = job.sha256;
