@@ -63,8 +63,8 @@ const CASE_FIELDS: Record<string, FieldDef> = {
   summarizedMessage: { kind: 'string' },
   tags: { kind: 'list' },
   mediumName: { kind: 'string' },
-  // As the file shows it: empty for email cases, whatever was stored.
-  mediumSenderName: { kind: 'string', get: (r) => mediumSenderNameOf(r.mediumName, r.mediumSenderName) },
+  // As the file shows it: empty for email cases of chats created from 2025-07-17 on, whatever was stored.
+  mediumSenderName: { kind: 'string', get: (r) => mediumSenderNameOf(r.mediumName, r.mediumSenderName, r.createdAt) },
   marketingType: { kind: 'string' },
   marketingId: { kind: 'string' },
   workflowId: { kind: 'string' },

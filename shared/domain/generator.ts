@@ -11,6 +11,7 @@ import type {
   UserRecord,
 } from './records';
 import type { UsersFilter } from './filter';
+import { MEDIUM_RENAME_MS } from './columns/cases';
 
 /**
  * Deterministic, seeded workspace generator for tests, the local stack and the benchmarks.
@@ -142,8 +143,6 @@ const HOUR = 60 * MIN;
 const DAY = 24 * HOUR;
 /** 2025-06-26T00:00 in Asia/Seoul: case statistics start (S3). */
 export const GENERATOR_START_MS = Date.UTC(2025, 5, 25, 15, 0, 0);
-/** 2025-07-17T00:00 in Asia/Seoul: medium columns renamed (S8). */
-const RENAME_MS = Date.UTC(2025, 6, 16, 15, 0, 0);
 
 export interface GenerateWorkspaceOptions {
   channelId: string;
@@ -384,7 +383,7 @@ function makeChat(p: ChatParams): CaseRecord[] {
   const direction: Direction = chance(rng, medium === 'phoneNumber' || medium === 'email' ? 0.3 : 0.1) ? 'outbound' : 'inbound';
   const createdAt = seconds(GENERATOR_START_MS + rng() * p.spanMs);
   const senders = SENDER_NAMES[medium];
-  const legacySender = createdAt < RENAME_MS;
+  const legacySender = createdAt < MEDIUM_RENAME_MS;
   const mediumSenderName =
     senders.length === 0 ? undefined : legacySender ? `am-${Math.floor(rng() * 0xffffff).toString(16)}` : pick(rng, senders);
   const workflowId = !isCall && chance(rng, 0.5) ? `wf-${intBetween(rng, 1, 30)}` : undefined;

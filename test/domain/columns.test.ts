@@ -62,8 +62,19 @@ describe('S8 derived values on hand-computed records', () => {
   });
 
   it('S8: mediumSenderName is empty for an email case ("email: there is no value"), kept for the other media', () => {
-    expect(toCaseRow(caseOf({ mediumName: 'email', mediumSenderName: 'someone@example.com' }), ctx).mediumSenderName).toBeNull();
-    expect(toCaseRow(caseOf({ mediumName: 'appLine', mediumSenderName: '@shop' }), ctx).mediumSenderName).toBe('@shop');
+    const fromRename = { createdAt: T('2025-07-17T00:00:00+09:00') };
+    expect(toCaseRow(caseOf({ ...fromRename, mediumName: 'email', mediumSenderName: 'someone@example.com' }), ctx).mediumSenderName).toBeNull();
+    expect(toCaseRow(caseOf({ ...fromRename, mediumName: 'appLine', mediumSenderName: '@shop' }), ctx).mediumSenderName).toBe('@shop');
+  });
+
+  it('S8: before 2025-07-17 (Seoul) mediumSenderName is the internal id for every medium, email included: kept', () => {
+    // The article's "email: no value" is listed under "from 25.7.17" only; older chats held an
+    // internal id "for telling them apart" whatever the medium. The chat's creation decides.
+    const before = { createdAt: T('2025-07-16T23:59:59.999+09:00'), mediumName: 'email' as const, mediumSenderName: 'am-3f2a1c' };
+    expect(toCaseRow(caseOf(before), ctx).mediumSenderName).toBe('am-3f2a1c');
+    // A later case of that old chat keeps it too: its value was given when the chat was made.
+    const laterCase = caseOf({ ...before, firstOpenedAt: T('2025-08-01T10:00:00+09:00') });
+    expect(toCaseRow(laterCase, ctx).mediumSenderName).toBe('am-3f2a1c');
   });
 
   it('S8: userChatCaseCreatedAt = min(firstQueuedAt, firstOpenedAt)', () => {

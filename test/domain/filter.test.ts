@@ -482,16 +482,19 @@ describe('S6 case filters', () => {
     expect(run(one(condition))).toEqual(expected);
   });
 
-  it('S6: mediumSenderName is read as the file shows it: empty for an email case, whatever was stored', () => {
+  it('S6: mediumSenderName is read as the file shows it: empty for an email case from 2025-07-17 on, whatever was stored', () => {
+    const renamed = Date.parse('2025-07-17T00:00:00+09:00');
     const sent = [
-      { ...base, userChatCaseId: 'e1', userChatCase: 1, mediumName: 'email', mediumSenderName: 'someone' },
-      { ...base, userChatCaseId: 'e2', userChatCase: 2, mediumName: 'appLine', mediumSenderName: 'someone' },
+      { ...base, createdAt: renamed, userChatCaseId: 'e1', userChatCase: 1, mediumName: 'email', mediumSenderName: 'someone' },
+      { ...base, createdAt: renamed, userChatCaseId: 'e2', userChatCase: 2, mediumName: 'appLine', mediumSenderName: 'someone' },
+      // An older chat's value is its internal id, email included (S8 "before 25.7.17"): kept.
+      { ...base, createdAt: renamed - 1, userChatCaseId: 'e3', userChatCase: 1, mediumName: 'email', mediumSenderName: 'someone' },
     ].map((c) => caseRecordSchema.parse(c));
     const cells = sent.map((c) => createCaseRowMapper({ channelId: 'ch', deskBaseUrl: 'https://desk.example', now, profileKeys: [] })(c).mediumSenderName ?? null);
-    expect(cells).toEqual([null, 'someone']);
+    expect(cells).toEqual([null, 'someone', 'someone']);
     const find = (condition: Record<string, unknown>) => sent.filter(compileFilter(one({ field: 'mediumSenderName', ...condition }), 'cases', { now })).map((c) => c.userChatCaseId);
-    expect(find({ op: 'exists' })).toEqual(['e2']);
-    expect(find({ op: 'eq', value: 'someone' })).toEqual(['e2']);
+    expect(find({ op: 'exists' })).toEqual(['e2', 'e3']);
+    expect(find({ op: 'eq', value: 'someone' })).toEqual(['e2', 'e3']);
     expect(find({ op: 'neq', value: 'someone' })).toEqual(['e1']);
     expect(find({ op: 'notExists' })).toEqual(['e1']);
   });

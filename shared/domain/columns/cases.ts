@@ -7,6 +7,12 @@ export const CASES_SHEET_NAME = 'UserChatCase data';
 
 /** Before this day the medium columns were called contactMediumType / appMessenger (S8). */
 export const MEDIUM_RENAME_DATE = '2025-07-17';
+/**
+ * MEDIUM_RENAME_DATE's first instant in Asia/Seoul (the product's zone): chats created from then
+ * on hold the medium's own account in mediumSenderName (none for email); older chats hold the
+ * internal id Channel Talk gave them, whatever the medium (S8).
+ */
+export const MEDIUM_RENAME_MS = Date.UTC(2025, 6, 16, 15, 0, 0);
 
 /** A case stays "inProgress" for this long after closing: its data may still change (S8). */
 export const CASE_FREEZE_MS = 3_600_000;
@@ -144,9 +150,14 @@ function leadTime(resolution: number | null, totalSnoozedTime: number | null | u
   return resolution - (totalSnoozedTime ?? 0);
 }
 
-/** S8: mediumSenderName is empty for email (an email case has no sender account, whatever was stored). */
-export function mediumSenderNameOf<T>(mediumName: string | null | undefined, mediumSenderName: T): T | null {
-  return mediumName === 'email' ? null : mediumSenderName;
+/**
+ * S8: mediumSenderName is empty for an email case of a chat created from 2025-07-17 on ("email:
+ * there is no value", whatever was stored). The article states that only for the new format: an
+ * older chat's value is the internal id Channel Talk assigned, for every medium, so it is kept.
+ * The chat's creation decides, as it decided which value the chat was given.
+ */
+export function mediumSenderNameOf<T>(mediumName: string | null | undefined, mediumSenderName: T, chatCreatedAt: number): T | null {
+  return mediumName === 'email' && chatCreatedAt >= MEDIUM_RENAME_MS ? null : mediumSenderName;
 }
 
 /**
@@ -308,7 +319,7 @@ function buildCaseRow(r: CaseRecord, p: PreparedCaseContext): Row {
     summarizedMessage: r.summarizedMessage,
     tags: joinList(r.tags),
     mediumName,
-    mediumSenderName: mediumSenderNameOf(mediumName, r.mediumSenderName),
+    mediumSenderName: mediumSenderNameOf(mediumName, r.mediumSenderName, r.createdAt),
     marketingType: r.marketingType,
     marketingId: r.marketingId,
     workflowId: r.workflowId,
