@@ -58,9 +58,35 @@ function kindLabel(kind: ExportJob['kind']): { ko: string; en: string } {
   return kind === 'cases' ? { ko: '상담 통계(케이스별)', en: 'case statistics' } : { ko: '고객 연락처', en: 'customer contacts' };
 }
 
-function formatKst(iso: string): string {
-  // The product is Korean: show the expiry in Seoul time for the Korean text.
-  return new Date(iso).toLocaleString('ko-KR', { timeZone: 'Asia/Seoul', hour12: false });
+/**
+ * The expiry as the requester reads the file's times: in the export's zone (the channel's, or the
+ * one the request named), named after it, `2025-07-08 12:00 (Asia/Seoul)`. One numeric form for
+ * both languages (a bot that wants the instant reads the event's `expiresAt`).
+ * Seconds are left out: links expire on the second the finalizer chose, not a round minute, so the
+ * minute shown is cut, never rounded up past the real expiry.
+ */
+export function formatExpiry(iso: string, timeZone: string): string {
+  const parts = new Intl.DateTimeFormat('en-CA', {
+    timeZone,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+  }).formatToParts(new Date(iso));
+  const part = (type: Intl.DateTimeFormatPartTypes): string => parts.find((p) => p.type === type)?.value ?? '';
+  return `${part('year')}-${part('month')}-${part('day')} ${part('hour')}:${part('minute')} (${timeZone})`;
+}
+
+/** The job's zone when it is one Intl knows (jobs are written with a checked zone); Seoul otherwise, the product's. */
+function expiryZone(job: ExportJob): string {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: job.timeZone });
+    return job.timeZone;
+  } catch {
+    return 'Asia/Seoul';
+  }
 }
 
 /** The bot event: ready-to-post text in Korean and English, and the link (LINK_TTL_DAYS) when completed. */
@@ -80,6 +106,7 @@ export function buildBotEvent(job: ExportJob, event: NotifyMessage['event'], lin
     const rows = (job.rowCount ?? 0).toLocaleString('en-US');
     // The configured lifetime (LINK_TTL_DAYS, 1-30), not a fixed 7: read back from the job.
     const days = linkWindowDays(job) ?? 1;
+    const expiry = formatExpiry(job.expiresAt, expiryZone(job));
     // The requester must learn that the file is not every record, not only a metric.
     const skipped = job.skippedRecords ?? 0;
     const skippedNote = skipped > 0
@@ -94,8 +121,8 @@ export function buildBotEvent(job: ExportJob, event: NotifyMessage['event'], lin
       expiresAt: job.expiresAt,
       error: null,
       message: {
-        ko: `${label.ko} 파일(${rows}행)이 준비되었습니다. 아래 링크에서 내려받으세요: ${link}\n링크는 ${formatKst(job.expiresAt)}까지 ${days}일간 유효합니다. 파일 비밀번호는 요청할 때 입력한 비밀번호입니다.${skippedNote.ko}`,
-        en: `Your ${label.en} file (${rows} ${job.rowCount === 1 ? 'row' : 'rows'}) is ready: ${link}\nThe link works until ${job.expiresAt} (${days} day${days === 1 ? '' : 's'}). The file password is the one you entered when you requested it.${skippedNote.en}`,
+        ko: `${label.ko} 파일(${rows}행)이 준비되었습니다. 아래 링크에서 내려받으세요: ${link}\n링크는 ${expiry}까지 ${days}일간 유효합니다. 파일 비밀번호는 요청할 때 입력한 비밀번호입니다.${skippedNote.ko}`,
+        en: `Your ${label.en} file (${rows} ${job.rowCount === 1 ? 'row' : 'rows'}) is ready: ${link}\nThe link works for ${days} day${days === 1 ? '' : 's'}, until ${expiry}. The file password is the one you entered when you requested it.${skippedNote.en}`,
       },
     };
   }

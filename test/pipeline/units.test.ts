@@ -212,7 +212,7 @@ describe('notifier', () => {
       'https://api/v1/downloads/t',
     );
     expect(threeDays.message.ko).toContain('3일간');
-    expect(threeDays.message.en).toContain('(3 days)');
+    expect(threeDays.message.en).toContain('works for 3 days, until');
     expect(JSON.stringify(threeDays.message)).not.toMatch(/7일간|7 days/);
     expect(failed.message.ko).toContain('TOO_MANY_ROWS');
     // The Korean text gives the advice the English one carries in the error's message.
@@ -221,6 +221,22 @@ describe('notifier', () => {
     expect(failedCases.message.ko).toContain('기간이나 필터를 좁혀 다시 요청해 주세요');
     const otherFailure = buildBotEvent(job({ status: 'failed', error: { code: 'PIPELINE_FAILED', message: 'x' } }), 'export.failed', null);
     expect(otherFailure.message.ko).toContain('조건을 확인한 뒤 다시 요청해 주세요');
+  });
+
+  it('gives the expiry in the export\'s zone, named, in both texts (not Seoul time for a New York channel)', () => {
+    const expiresAt = '2025-07-08T03:00:00.000Z';
+    const ny = buildBotEvent({ ...completed, expiresAt, timeZone: 'America/New_York' }, 'export.completed', 'https://api/v1/downloads/t');
+    expect(ny.message.ko).toContain('링크는 2025-07-07 23:00 (America/New_York)까지');
+    expect(ny.message.en).toContain('until 2025-07-07 23:00 (America/New_York).');
+    expect(ny.expiresAt).toBe(expiresAt);
+    const seoul = buildBotEvent({ ...completed, expiresAt, timeZone: 'Asia/Seoul' }, 'export.completed', 'https://api/v1/downloads/t');
+    expect(seoul.message.ko).toContain('링크는 2025-07-08 12:00 (Asia/Seoul)까지');
+    // The minute is cut, never rounded up past the real expiry.
+    const late = buildBotEvent({ ...completed, expiresAt: '2025-07-08T03:00:59.999Z', timeZone: 'UTC' }, 'export.completed', 'https://api/v1/downloads/t');
+    expect(late.message.en).toContain('until 2025-07-08 03:00 (UTC).');
+    // A zone Intl does not know (a hand-edited item) falls back to the product's, not a throw.
+    const odd = buildBotEvent({ ...completed, expiresAt, timeZone: 'Mars/Olympus' }, 'export.completed', 'https://api/v1/downloads/t');
+    expect(odd.message.ko).toContain('2025-07-08 12:00 (Asia/Seoul)');
   });
 
   it('writes "1 row", not "1 rows", in English (Korean has no plural)', () => {
