@@ -192,8 +192,23 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
   }
   if (job.status === 'completed' || job.status === 'failed') {
     // A retry after a crash or a thrown step between the final transition and the notify send
-    // (completed here, or failed by this finalizer) finishes the audit and the notify.
-    if (delivery.receiveCount > 1) await resumeFollowUps(deps, job);
+    // (completed here, or failed by this finalizer) finishes the audit and the notify, and the
+    // sweeps the crash cut short: parts/ (readable rows; a thrown sweep in runFollowUps brings
+    // the message back for this) and, for a completed export, other runs' uploads (a run killed
+    // after its completion never listed them: an earlier run's upload, the same file under the
+    // same password with no link to it, stayed for the link's lifetime).
+    if (delivery.receiveCount > 1) {
+      await resumeFollowUps(deps, job);
+      await discardParts(deps, job);
+      if (job.status === 'completed' && job.objectKey) await discardOtherFiles(deps, job, job.objectKey);
+    }
+    return { status: 'skipped' };
+  }
+  if (job.status === 'revoked') {
+    // Revoked before this retry came (a run killed after its completion is retried only after
+    // the visibility timeout, and the export showed completed meanwhile): nothing is announced,
+    // but parts/ still holds the rows in the clear, and nothing else will sweep them now.
+    await discardParts(deps, job);
     return { status: 'skipped' };
   }
   if (!unfinishedStatuses.includes(job.status)) return { status: 'skipped' };

@@ -123,25 +123,35 @@ async function failGivenUp(
   message: { channelId: string; exportId: string },
   what: string,
 ): Promise<DeadLetterOutcome> {
-  const failed = await failExport(deps, message, {
-    code: 'PIPELINE_FAILED',
-    message: `${what} and was given up; request the export again`,
-  });
+  let failed = false;
+  let followUpError: unknown;
+  try {
+    failed = await failExport(deps, message, {
+      code: 'PIPELINE_FAILED',
+      message: `${what} and was given up; request the export again`,
+    });
+  } catch (error) {
+    // The transition may have committed and a follow-up thrown (an audit outage): the data
+    // goes first, the error after, so the file and the rows do not wait for the audit table.
+    followUpError = error;
+  }
   // After the transition, so a finalizer still running loses its completion and deletes what it
-  // uploads itself. A lost transition (a redelivered dead letter, whose first delivery may have
-  // thrown before getting here) checks the status: a completed export's file is its download.
+  // uploads itself. Without a transition of this call's own (a redelivered dead letter, or a
+  // follow-up that threw) the status is read: a completed export's file is its download.
   const current = failed ? undefined : await deps.store.getJob(message.channelId, message.exportId);
   const status = failed ? 'failed' : current?.status;
-  if (status === 'failed' || status === 'canceled') await discardExportFile(deps, message);
-  // A canceled export's parts/ (readable rows) were swept by the cancel only on a best-effort
-  // basis, and this dead letter may be the last message that will ever name the export: sweep
-  // them again rather than leave them to the lifecycle rule. (A failed one's follow-ups did.)
+  if (status === 'failed' || status === 'canceled') {
+    await discardExportFile(deps, message);
+    // parts/ (readable rows): a cancel swept them only on a best-effort basis and a failure's
+    // follow-ups may have thrown before their sweep, and this dead letter may be the last
+    // message that will ever name the export: sweep again rather than leave them to the
+    // lifecycle rule.
+    await discardParts(deps, message);
+  }
+  if (followUpError !== undefined) throw followUpError;
   // For the same reason it finishes the cancel itself (its audit event, the cooldown back) if
   // the API's attempt failed: failExport left the canceled export alone (canceled is not a
   // status it moves from), so it is never marked failed.
-  if (current?.status === 'canceled') {
-    await discardParts(deps, message);
-    await resumeCancelFollowUps(deps, current);
-  }
+  if (current?.status === 'canceled') await resumeCancelFollowUps(deps, current);
   return failed ? 'failed-export' : 'already-final';
 }

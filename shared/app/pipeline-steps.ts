@@ -1,6 +1,6 @@
 import type { AuditEvent, AuditLog } from '../ports/audit-log';
 import type { CooldownStore } from '../ports/cooldown-store';
-import type { ExportStore, LeaseFlag } from '../ports/export-store';
+import { CLAIM_LEASE_MS, type ExportStore, type LeaseFlag } from '../ports/export-store';
 import type { MessageQueue } from '../ports/message-queue';
 import type { ObjectStore } from '../ports/object-store';
 import type { Clock } from '../ports/clock';
@@ -107,10 +107,11 @@ export async function runFollowUps(deps: StepDeps, job: FinishedJob): Promise<vo
   if (auditError !== undefined) throw auditError;
   if (releaseError !== undefined) throw releaseError;
   await deps.store.updateProgress(job.channelId, job.exportId, { notifyEnqueued: true });
-  // The parts/ lifecycle rule collects whatever this leaves.
-  await discardParts(deps, job).catch((e: unknown) =>
-    deps.log.warn('parts not deleted', { exportId: job.exportId, error: e instanceof Error ? e.name : 'unknown' }),
-  );
+  // Last, and thrown like the pipeline's other sweeps: the message comes back and its retry
+  // sweeps again (a finalize retry, a chunk delivery finding the export failed, a dead letter)
+  // instead of leaving readable rows to the lifecycle rule's day. Logged and dropped, one
+  // failed DeleteObjects did exactly that.
+  await discardParts(deps, job);
 }
 
 /** Deletes files of the export by key (a losing finalizer run's upload, other runs' strays). */
@@ -222,6 +223,11 @@ const LEASE_POLL_MS = 250;
 export class LeaseBusyError extends Error {
   /** Read by the SQS handler (waitedOnHolder): the holder keeps the usual retry delay to finish. */
   readonly waitingOnHolder = true;
+  /**
+   * Read by the SQS handler (holderLeaseOf): the message's last receive comes after this long,
+   * so a holder that died has lost its lease by then and that receive takes the step over.
+   */
+  readonly holderLeaseSeconds = Math.ceil(CLAIM_LEASE_MS / 1000);
   constructor(exportId: string, claim: LeaseFlag) {
     super(`export ${exportId}: ${claim} is held by another delivery; retrying later`);
     this.name = 'LeaseBusyError';

@@ -4,7 +4,8 @@ import type { ExportStore } from '../ports/export-store';
 import type { MessageQueue } from '../ports/message-queue';
 import type { ObjectStore } from '../ports/object-store';
 import { compareUsersInExportOrder, daysInRange, USER_SHARDS } from './source-keys';
-import { objectKeys, type ChunkMessage, type FinalizeMessage } from './messages';
+import { objectKeys, type ChunkMessage } from './messages';
+import { enqueueFinalize } from './pipeline-steps';
 
 export type PlanChunksDeps = {
   store: ExportStore;
@@ -96,10 +97,11 @@ export async function planChunks(job: ExportJob, sources: PlanSources, deps: Pla
   }
   if (messages.length === 0) {
     // Nothing to read (an empty selection): the finalizer writes a workbook with headers only.
-    if (await deps.store.claimFlag(job.channelId, job.exportId, 'finalizeEnqueued')) {
-      const finalize: FinalizeMessage = { type: 'finalize', exportId: job.exportId, channelId: job.channelId };
-      await deps.queue.send('finalize', finalize);
-    }
+    // Sent first, flagged second (as enqueueFinalize does everywhere): flagging first let a crash
+    // or a lost answer between the two leave the flag set and nothing sent, and every resumed
+    // dispatch then skipped the send, leaving the export queued for good. A second send (two
+    // dispatches) is absorbed by the finalizer.
+    if (!current.finalizeEnqueued) await enqueueFinalize(deps, job);
   } else {
     await deps.queue.sendMany('chunk', messages);
   }

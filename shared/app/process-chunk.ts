@@ -245,7 +245,7 @@ async function completeChunk(
   if (!completes && !retriedCaseChunk) return outcome;
 
   let fresh = (await deps.store.getJob(job.channelId, job.exportId)) ?? job;
-  if (!ACTIVE.has(fresh.status)) return outcome;
+  if (!ACTIVE.has(fresh.status)) return finishIfCanceled(deps, fresh, outcome);
   if (fresh.kind === 'cases' && !fresh.usersEnqueued) {
     // Every case chunk must be done. Before the users phase is planned that is chunksDone ==
     // chunksTotal; once it is planned (the total has grown) but its chunks were not sent, no
@@ -260,7 +260,9 @@ async function completeChunk(
     // write and the last chunk's set-add are each followed by this read, so at least one of
     // them sees both; the finalize claim keeps it to one send.
     const after = await deps.store.getJob(job.channelId, job.exportId);
-    if (!after || !ACTIVE.has(after.status) || !after.usersEnqueued) return outcome;
+    if (!after) return outcome;
+    if (!ACTIVE.has(after.status)) return finishIfCanceled(deps, after, outcome);
+    if (!after.usersEnqueued) return outcome;
     fresh = after;
   }
   // `done` was read before another delivery may have planned the users phase (which grows the
@@ -269,7 +271,27 @@ async function completeChunk(
   if (!fresh.finalizeEnqueued) {
     outcome.finalizeEnqueued = await runClaimed(deps, fresh, 'finalizeClaim', 'finalizeEnqueued', () => enqueueFinalize(deps, fresh));
     if (outcome.finalizeEnqueued) deps.log.info('finalize enqueued', { exportId: fresh.exportId, rowsWritten: done.rowsWritten });
+    // Not sent: another delivery sent it, or the export stopped while this one waited for the
+    // lease. Only the second needs anything, and only a read tells them apart.
+    else return finishIfCanceled(deps, (await deps.store.getJob(job.channelId, job.exportId)) ?? fresh, outcome);
   }
+  return outcome;
+}
+
+/**
+ * A cancel seen by a delivery after it marked its chunk. Once every chunk is marked, no later
+ * chunk message will name the export, and a cancel landing now stops the finalize (or the users
+ * phase) from being sent: this delivery is the last pipeline step that will ever see it. So it
+ * does what a late chunk does for a cancel: sweeps parts/ (readable rows the cancel's best-effort
+ * sweep may have missed) and finishes the cancel's audit event and cooldown release, which the
+ * API may have failed to (a 500 nobody retried left the trail at `requested` for good and the
+ * manager locked out for the window). Errors are thrown: the message comes back and finishes it.
+ */
+async function finishIfCanceled(deps: ChunkDeps, job: ExportJob, outcome: ChunkOutcome): Promise<ChunkOutcome> {
+  if (job.status !== 'canceled') return outcome;
+  deps.log.info('export canceled after the chunk was marked: finishing the cancel', { exportId: job.exportId });
+  await discardParts(deps, job);
+  await resumeCancelFollowUps(deps, job);
   return outcome;
 }
 
@@ -423,6 +445,8 @@ async function stoppedMeanwhile(deps: ChunkDeps, job: ExportJob): Promise<boolea
   const now = await deps.store.getJob(job.channelId, job.exportId);
   if (now && ACTIVE.has(now.status)) return false;
   deps.log.info('export stopped while its users phase was planned', { exportId: job.exportId, status: now?.status });
+  // The cancel's audit event and cooldown release follow once the step returns (completeChunk
+  // reads the job again and finds it canceled: finishIfCanceled).
   if (now?.status === 'canceled') await discardParts(deps, job);
   return true;
 }

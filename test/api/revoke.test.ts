@@ -103,8 +103,10 @@ describe('POST /v1/exports/{id}/revoke', () => {
     const uses = fakes.audit.events.filter((e) => e.exportId === exportId && e.type === 'downloaded');
     expect(uses.map((e) => (e.type === 'downloaded' ? e.outcome : ''))).toEqual(['redirected', 'gone']);
 
-    // The file under the export's prefix was deleted (the dispatcher's discardFile).
+    // The file under the export's prefix was deleted (the dispatcher's discardFile), and parts/
+    // swept too (a finalizer killed after its completion would not, once it finds it revoked).
     expect(fakes.dispatcher.discardedFiles).toEqual([exportId]);
+    expect(fakes.dispatcher.discarded).toEqual([exportId]);
 
     // The trail: revoked, with when, who and why, and the file's facts.
     expect(revokedEvents(exportId)).toEqual([{ type: 'revoked', exportId, channelId: 'ch-1', at: '2026-03-01T10:00:00.000Z', managerId: 'm-1', reason: REASON }]);
@@ -157,6 +159,7 @@ describe('POST /v1/exports/{id}/revoke', () => {
     expect((await revoke('0123456789abcdef')).status).toBe(404);
     expect(fakes.store.jobs.get(exportId)?.status).toBe('completed');
     expect(fakes.dispatcher.discardedFiles).toEqual([]);
+    expect(fakes.dispatcher.discarded).toEqual([]);
     expect(revokedEvents(exportId)).toEqual([]);
   });
 

@@ -204,6 +204,6 @@ describe("the API's sweep (createPipelineDispatcher.discardParts)", () => {
       log: { info: write, warn: write, error: write },
     });
     await expect(dispatcher.discardParts({ exportId: 'e-best-effort' })).resolves.toBeUndefined();
-    expect(lines).toEqual([expect.stringMatching(/^parts of a canceled export not deleted .*e-best-effort.*S3DeleteError: .*failed for 2 of 9/)]);
+    expect(lines).toEqual([expect.stringMatching(/^parts of a canceled or revoked export not deleted: the parts\/ lifecycle rule will .*e-best-effort.*S3DeleteError: .*failed for 2 of 9/)]);
   });
 });

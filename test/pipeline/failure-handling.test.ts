@@ -335,7 +335,7 @@ describe('failure handling', () => {
       expect(await handleDeadLetter(dead(ready.exportId), stepDeps(), { queue: 'finalize-dlq' })).toBe('already-final');
     });
 
-    it('a redelivered dead letter whose first delivery threw before the cleanup deletes the file', async () => {
+    it('a dead letter whose follow-ups throw deletes the file first; its redelivery finishes them', async () => {
       const ready = await exportReadyToFinalize('fh-uploaded-2');
       const { store } = storesFor(stack);
       const failingStore = Object.create(store) as typeof store;
@@ -349,9 +349,11 @@ describe('failure handling', () => {
       const failingQueue = { ...stepDeps().queue, send: async () => Promise.reject(new Error('SQS SendMessage: ServiceUnavailable')) };
       await expect(handleDeadLetter(dead(ready.exportId), stepDeps({ queue: failingQueue }), { queue: 'finalize-dlq' })).rejects.toThrow(/ServiceUnavailable/);
       expect((await store.getJob(CHANNEL, ready.exportId))?.status).toBe('failed');
-      expect(await filesOf(ready.exportId)).toHaveLength(1);
+      // Deleted before the error was thrown: the file does not wait for the queue (or the audit table).
+      expect(await filesOf(ready.exportId)).toEqual([]);
       expect(await handleDeadLetter(dead(ready.exportId), stepDeps(), { queue: 'finalize-dlq' })).toBe('already-final');
       expect(await filesOf(ready.exportId)).toEqual([]);
+      expect((await store.getJob(CHANNEL, ready.exportId))?.notifyEnqueued).toBe(true);
     });
 
     it('a finalize retry that finds its export failed or canceled elsewhere (after that cleanup ran) deletes the file it uploaded', async () => {

@@ -3,7 +3,8 @@ import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent } from 'aws-lambda';
 import type { LocalStack } from '../../infra/local/stack';
 import { useLocalStack } from './helpers';
-import { createSqsHandler, parseReceiveLimits, queueUrlForArn, retryAfterOf, retryDelaySeconds, retryVisibilitySeconds, waitedOnHolder } from '../../shared/adapters/aws/sqs-handler';
+import { createSqsHandler, holderLeaseOf, parseReceiveLimits, queueUrlForArn, retryAfterOf, retryDelaySeconds, retryVisibilitySeconds, waitedOnHolder } from '../../shared/adapters/aws/sqs-handler';
+import { CLAIM_LEASE_MS } from '../../shared/ports/export-store';
 import { LeaseBusyError } from '../../shared/app/pipeline-steps';
 
 describe('retry delay of failed SQS records', () => {
@@ -24,8 +25,32 @@ describe('retry delay of failed SQS records', () => {
     // holder gets that long to finish before the dead letter could fail its export.
     expect([1, 2, 3, 4].map((n) => retryVisibilitySeconds(n, { ...settings, waitingOnHolder: true }))).toEqual([30, 60, 120, 240]);
     expect(waitedOnHolder(new LeaseBusyError('e1', 'finalizeClaim'))).toBe(true);
+    expect(holderLeaseOf(new LeaseBusyError('e1', 'finalizeClaim'))).toBe(CLAIM_LEASE_MS / 1000);
+    expect(holderLeaseOf(new Error('DynamoDB throttled'))).toBeUndefined();
     expect(waitedOnHolder(new Error('DynamoDB throttled'))).toBe(false);
     expect(waitedOnHolder('LeaseBusyError')).toBe(false);
+  });
+
+  it('a delivery waiting on a lease holder is received the last time only after the lease lapsed, so a dead holder is taken over', () => {
+    // Receives happen at the sums of the delays before them, each after a claim wait of up to
+    // CLAIM_WAIT_MS. A holder that died keeps the lease CLAIM_LEASE_MS from its claim, which was
+    // at or before the first receive: the last receive must come later than that.
+    const lease = CLAIM_LEASE_MS / 1000;
+    const lastReceiveAt = (baseSeconds: number, maxReceiveCount: number, holderLeaseSeconds?: number): number => {
+      let at = 0;
+      for (let n = 1; n < maxReceiveCount; n++) at += retryVisibilitySeconds(n, { baseSeconds, maxReceiveCount, waitingOnHolder: true, holderLeaseSeconds });
+      return at;
+    };
+    // Before: the local stack's 1 s base (and anything under ~16 s) never outlived the lease.
+    expect(lastReceiveAt(1, 4)).toBeLessThan(lease);
+    for (const base of [1, 5, 15, 16, 30, 120]) {
+      for (const max of [2, 3, 4, 6]) expect(lastReceiveAt(base, max, lease)).toBeGreaterThan(lease);
+    }
+    // Only the receive before the last waits that long: the others keep the short backoff.
+    expect([1, 2, 3, 4].map((n) => retryVisibilitySeconds(n, { baseSeconds: 1, maxReceiveCount: 4, waitingOnHolder: true, holderLeaseSeconds: lease }))).toEqual([1, 2, lease + 1, 8]);
+    expect([1, 2, 3, 4].map((n) => retryVisibilitySeconds(n, { baseSeconds: 30, maxReceiveCount: 4, waitingOnHolder: true, holderLeaseSeconds: lease }))).toEqual([30, 60, lease + 1, 240]);
+    // Not for other failures.
+    expect(retryVisibilitySeconds(3, { baseSeconds: 1, maxReceiveCount: 4, holderLeaseSeconds: lease })).toBe(4);
   });
 
   it('a delay the failure asks for (Retry-After) wins over a shorter backoff, up to 15 minutes, but not on the last receive', () => {

@@ -30,13 +30,28 @@ export function retryDelaySeconds(receiveCount: number, baseSeconds: number): nu
  */
 export function retryVisibilitySeconds(
   receiveCount: number,
-  settings: { baseSeconds: number; maxReceiveCount: number; retryAfterSeconds?: number | undefined; waitingOnHolder?: boolean },
+  settings: {
+    baseSeconds: number;
+    maxReceiveCount: number;
+    retryAfterSeconds?: number | undefined;
+    waitingOnHolder?: boolean;
+    /** How long the holder's lease lasts (LeaseBusyError's `holderLeaseSeconds`). */
+    holderLeaseSeconds?: number | undefined;
+  },
 ): number {
   // Except when this delivery only waited for another one that holds the step (a duplicate
   // delivery, LeaseBusyError): the dead letter would fail an export that delivery may be about
   // to finish, so the holder keeps the usual backoff of time before that happens.
   if (receiveCount >= settings.maxReceiveCount && !settings.waitingOnHolder) return 0;
-  const backoff = retryDelaySeconds(receiveCount, settings.baseSeconds);
+  let backoff = retryDelaySeconds(receiveCount, settings.baseSeconds);
+  // The next receive is the last: it must come after the holder's lease has lapsed, so that if
+  // the holder died (a timeout, a crash) that receive takes the step over. With the backoff
+  // alone, a small RETRY_BASE_SECONDS (under ~16 s with 4 receives and the 120 s lease; the
+  // local stack's 1 s) spent every receive inside the dead holder's lease and dead-lettered the
+  // export. Earlier receives keep the short backoff: a live holder usually finishes within it.
+  if (settings.waitingOnHolder && settings.holderLeaseSeconds !== undefined && receiveCount === settings.maxReceiveCount - 1) {
+    backoff = Math.max(backoff, Math.ceil(settings.holderLeaseSeconds) + 1);
+  }
   if (settings.retryAfterSeconds === undefined) return backoff;
   return Math.min(MAX_RETRY_DELAY_SECONDS, Math.max(backoff, Math.ceil(settings.retryAfterSeconds)));
 }
@@ -57,6 +72,13 @@ export function retryAfterOf(reason: unknown): number | undefined {
  */
 export function waitedOnHolder(reason: unknown): boolean {
   return typeof reason === 'object' && reason !== null && (reason as { waitingOnHolder?: unknown }).waitingOnHolder === true;
+}
+
+/** The lease length a LeaseBusyError carries (`holderLeaseSeconds`), read by shape; undefined otherwise. */
+export function holderLeaseOf(reason: unknown): number | undefined {
+  if (typeof reason !== 'object' || reason === null) return undefined;
+  const value = (reason as { holderLeaseSeconds?: unknown }).holderLeaseSeconds;
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : undefined;
 }
 
 type WorkQueueName = 'chunk' | 'finalize' | 'notify';
@@ -129,6 +151,7 @@ export async function scheduleRetries(failed: SQSRecord[], reasons: readonly unk
         maxReceiveCount: limits[queue.name],
         retryAfterSeconds: retryAfterOf(reasons[i]),
         waitingOnHolder: waitedOnHolder(reasons[i]),
+        holderLeaseSeconds: holderLeaseOf(reasons[i]),
       });
       try {
         await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: queue.url, ReceiptHandle: record.receiptHandle, VisibilityTimeout: delay }));

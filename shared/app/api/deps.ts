@@ -31,9 +31,10 @@ export interface ExportDispatcher {
   dispatch(job: ExportJob): Promise<void>;
   /**
    * Deletes what the pipeline keeps of the export under parts/ (rendered rows, id batches, the
-   * stored definition) once it will never be finalized (a cancel). Safe to repeat. Never throws:
-   * a failure is logged and left to the pipeline's later sweeps and the lifecycle rule, so the
-   * clean-up cannot turn a cancel that took effect into an error.
+   * stored definition) once it will never be finalized (a cancel) or nothing reads them any more
+   * (a revoke). Safe to repeat. Never throws: a failure is logged and left to the pipeline's
+   * later sweeps and the lifecycle rule, so the clean-up cannot turn a cancel or a revoke that
+   * took effect into an error.
    */
   discardParts(job: Pick<ExportJob, 'exportId'>): Promise<void>;
   /**

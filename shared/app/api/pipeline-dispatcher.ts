@@ -87,7 +87,7 @@ export function createPipelineDispatcher(deps: {
         await discardParts(deps, job);
       } catch (error) {
         // The error's name and message only: an SDK error can carry the request (the keys).
-        deps.log.warn('parts of a canceled export not deleted', {
+        deps.log.warn('parts of a canceled or revoked export not deleted: the parts/ lifecycle rule will', {
           exportId: job.exportId,
           error: error instanceof Error ? `${error.name}: ${error.message}` : 'unknown',
         });

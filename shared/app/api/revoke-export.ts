@@ -79,7 +79,7 @@ async function finishAndShow(deps: ApiDeps, revoked: ExportJob, now: Date): Prom
  *   retry now finds the export revoked and does nothing, and the trail would have lost the file's
  *   facts), then the `revoked` event (fixed sort key: one per export, whoever revokes again),
  *   built from what the transition stored, never from this retry;
- * - the file's deletion under the export's file prefix, attempted whatever the audit did (an
+ * - the file's deletion under the export's file prefix (and any parts/ left), attempted whatever the audit did (an
  *   audit outage must not keep a leaked file in the bucket), best effort (discardFile logs a
  *   failure by its name): the revocation stands without it, since the download refuses a revoked
  *   export by its status, and the `exports/` lifecycle rule is the backstop.
@@ -104,5 +104,9 @@ async function finishRevoke(deps: ApiDeps, job: ExportJob): Promise<void> {
     auditError = error;
   }
   await deps.dispatcher.discardFile(job);
+  // parts/ too: the finalizer sweeps them after its completion, but a run killed in between is
+  // retried only after the visibility timeout, and finding the export revoked then it announces
+  // nothing; the rows would wait for the lifecycle rule. A no-op (one List) almost always.
+  await deps.dispatcher.discardParts(job);
   if (auditError !== undefined) throw auditError;
 }
