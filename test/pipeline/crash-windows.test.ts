@@ -57,6 +57,19 @@ function killedAfterCompletion(): DynamoExportStore {
   return crashing;
 }
 
+/** A finalizer run that uploaded the file, then failed to save its link token (throttled): it throws, its upload stays. */
+async function uploadedNotCompleted(exportId: string): Promise<{ steps: StepDeps; ready: ExportJob }> {
+  const steps = stepDeps();
+  const ready = await exportReadyToFinalize(stack, CHANNEL, exportId, steps);
+  const tokenFails = Object.create(storesFor(stack).store) as DynamoExportStore;
+  tokenFails.saveDownloadToken = async () => {
+    throw new Error('ProvisionedThroughputExceededException');
+  };
+  await expect(finalizeExport(finalizeMessage(ready), finalizeDepsFor(stack, { ...steps, store: tokenFails }, LINK_SECRET), { receiveCount: 1 })).rejects.toThrow();
+  expect(await filesOf(exportId)).toHaveLength(1);
+  return { steps, ready };
+}
+
 describe('crash windows at the end of the pipeline', () => {
   it('contacts: a cancel landing right after the last chunk is marked is finished by that chunk (audit, cooldown, parts)', async () => {
     const job = await submitExport(stack, { kind: 'contacts', scope: 'all' }, { channelId: CHANNEL });
@@ -122,16 +135,8 @@ describe('crash windows at the end of the pipeline', () => {
   });
 
   it('finalizer: an earlier run\'s upload does not survive a completing run killed before it listed the strays', async () => {
-    const steps = stepDeps();
-    const ready = await exportReadyToFinalize(stack, CHANNEL, 'cw0000000002', steps);
+    const { steps, ready } = await uploadedNotCompleted('cw0000000002');
     const { store } = storesFor(stack);
-    // Run 1 uploads, then its token save is throttled: it throws, its upload stays.
-    const tokenFails = Object.create(store) as DynamoExportStore;
-    tokenFails.saveDownloadToken = async () => {
-      throw new Error('ProvisionedThroughputExceededException');
-    };
-    await expect(finalizeExport(finalizeMessage(ready), finalizeDepsFor(stack, { ...steps, store: tokenFails }, LINK_SECRET), { receiveCount: 1 })).rejects.toThrow();
-    expect(await filesOf(ready.exportId)).toHaveLength(1);
     // Run 2 completes and is killed before its follow-ups.
     await expect(finalizeExport(finalizeMessage(ready), finalizeDepsFor(stack, { ...steps, store: killedAfterCompletion() }, LINK_SECRET), { receiveCount: 2 })).rejects.toThrow(/killed/);
     expect(await filesOf(ready.exportId)).toHaveLength(2);
@@ -163,16 +168,9 @@ describe('crash windows at the end of the pipeline', () => {
   });
 
   it('dlq: a given-up finalize whose failure cannot be audited still deletes the uploaded file and parts/ first', async () => {
-    const steps = stepDeps();
-    const ready = await exportReadyToFinalize(stack, CHANNEL, 'cw0000000004', steps);
+    // Its token save throttled every time until the DLQ.
+    const { steps, ready } = await uploadedNotCompleted('cw0000000004');
     const { store } = storesFor(stack);
-    // A run uploaded, then never completed (its token save throttled every time until the DLQ).
-    const tokenFails = Object.create(store) as DynamoExportStore;
-    tokenFails.saveDownloadToken = async () => {
-      throw new Error('ProvisionedThroughputExceededException');
-    };
-    await expect(finalizeExport(finalizeMessage(ready), finalizeDepsFor(stack, { ...steps, store: tokenFails }, LINK_SECRET), { receiveCount: 1 })).rejects.toThrow();
-    expect(await filesOf(ready.exportId)).toHaveLength(1);
     const audit = new FakeAuditLog();
     const down = Object.create(audit) as FakeAuditLog;
     down.append = async () => {
