@@ -1,13 +1,21 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { finalizeMessageSchema } from '../../shared/app/messages';
+import { finalizeQueueMessageSchema } from '../../shared/app/messages';
+import { finishRevocation } from '../../shared/app/revoke-follow-ups';
 import { finalizeExport } from '../../shared/app/finalize-export';
 import { finalizeDeps, logger, metrics, pipelineLog } from '../../shared/adapters/aws/pipeline-deps';
 import { createSqsHandler, receiveCountOf } from '../../shared/adapters/aws/sqs-handler';
 
-/** Finalizer Lambda: parts -> encrypted workbook -> S3, then completion, link and notify. */
+/** Finalizer Lambda: parts -> encrypted workbook -> S3, then completion, link and notify; and a revocation's follow-up. */
 export const handler = createSqsHandler('finalizer', async (record) => {
-  const message = finalizeMessageSchema.parse(JSON.parse(record.body));
+  const message = finalizeQueueMessageSchema.parse(JSON.parse(record.body));
   const log = pipelineLog(logger, message.exportId);
+  if (message.type === 'revoke') {
+    // A revocation's follow-up (revoke-follow-ups.ts): the finalizer's role already deletes files
+    // and parts and appends audit events, so it rides this queue.
+    const outcome = await finishRevocation(message, await finalizeDeps(log));
+    log.info('revoke follow-up processed', { outcome });
+    return;
+  }
   const started = Date.now();
   const outcome = await finalizeExport(message, await finalizeDeps(log), { receiveCount: receiveCountOf(record) });
   const seconds = (Date.now() - started) / 1000;

@@ -3,6 +3,7 @@ import { unfinishedStatuses } from './export-job';
 import { pipelineMessageSchema } from './messages';
 import { appendNotifyOutcome } from './notify-export';
 import { discardExportFile, discardParts, failExport, resumeCancelFollowUps, type StepDeps } from './pipeline-steps';
+import { finishRevocation } from './revoke-follow-ups';
 
 export type DeadLetterOutcome =
   | 'failed-export'
@@ -83,6 +84,15 @@ export async function handleDeadLetter(body: string, deps: StepDeps, source: { q
       reason: 'dead-lettered',
     });
     return 'notify-failure-recorded';
+  }
+  if (message.type === 'revoke') {
+    // A revocation's follow-up that kept failing (the audit table or S3 down for minutes): the
+    // export stays revoked whatever happens here (a dead letter never fails a revoked export), so
+    // it is tried once more; an error is thrown, and the dead letter comes back for 14 days,
+    // alarmed, until the trail has the event.
+    const outcome = await finishRevocation(message, deps);
+    deps.log.warn('dead-lettered revoke follow-up handled', { exportId: message.exportId, outcome });
+    return 'already-final';
   }
   if (message.type === 'chunk') {
     // A chunk already in the completed set gave up in a later step, or was a duplicate delivery

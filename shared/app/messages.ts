@@ -34,6 +34,19 @@ export type ChunkMessage = z.infer<typeof chunkMessageSchema>;
 export const finalizeMessageSchema = z.object({ type: z.literal('finalize'), ...ids });
 export type FinalizeMessage = z.infer<typeof finalizeMessageSchema>;
 
+/**
+ * What a revocation owes after its transition (the audit events, the file and parts/ deleted),
+ * sent by the API before the transition and delivered late (SendOptions.delaySeconds), when the
+ * request that sent it has ended one way or the other: a revocation whose request died or failed
+ * after the transition is finished by this message, not only by a client's retry. On the
+ * finalize queue: the finalizer already deletes files and parts and appends audit events.
+ */
+export const revokeMessageSchema = z.object({ type: z.literal('revoke'), ...ids });
+export type RevokeMessage = z.infer<typeof revokeMessageSchema>;
+
+/** What the finalize queue carries. */
+export const finalizeQueueMessageSchema = z.discriminatedUnion('type', [finalizeMessageSchema, revokeMessageSchema]);
+
 export const notifyMessageSchema = z.object({
   type: z.literal('notify'),
   ...ids,
@@ -41,7 +54,7 @@ export const notifyMessageSchema = z.object({
 });
 export type NotifyMessage = z.infer<typeof notifyMessageSchema>;
 
-export const pipelineMessageSchema = z.discriminatedUnion('type', [chunkMessageSchema, finalizeMessageSchema, notifyMessageSchema]);
+export const pipelineMessageSchema = z.discriminatedUnion('type', [chunkMessageSchema, finalizeMessageSchema, notifyMessageSchema, revokeMessageSchema]);
 export type PipelineMessage = z.infer<typeof pipelineMessageSchema>;
 
 /** Deterministic S3 keys: a chunk that runs twice overwrites its own part with the same bytes. */

@@ -7,6 +7,7 @@ import { seedWorkspace } from '../../infra/local/seed-data';
 import { createLambdaContext } from '../../infra/local/lambda-context';
 import type { SqsHandler } from '../../infra/local/sqs-poller';
 import { objectKeys } from '../../shared/app/messages';
+import { DynamoAuditLog } from '../../shared/adapters/aws/dynamo-audit-log';
 import { buildChunkMessages } from '../../shared/app/plan-chunks';
 import { processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
 import { LeaseBusyError } from '../../shared/app/pipeline-steps';
@@ -151,6 +152,31 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
 
     await invoke(finalizer, event);
     expect((await store.getJob(CHANNEL, exportId))?.completedAt).toBe(job?.completedAt);
+  });
+
+  it('finalizer: a revoke follow-up (events/sqs-revoke.json) finishes a revocation whose request died after the transition', async () => {
+    const exportId = 'evt-revoke-user';
+    await completedUserExport(exportId);
+    const { store, objects, ddb } = storesFor(stack);
+    // The API's transition committed, then its request died: no audit event, the file in place.
+    expect(await store.setStatus(CHANNEL, exportId, 'revoked', ['completed'], { revokedAt: new Date().toISOString(), revokedBy: 'm-audit', revokeReason: 'posted in the wrong room' })).toBe(true);
+    expect(await objects.list(objectKeys.filePrefix(CHANNEL, exportId))).toHaveLength(1);
+    const event = sampleFor('sqs-revoke', { 'evt-user-1': exportId });
+    expect((await invoke(finalizer, event)).batchItemFailures).toEqual([]);
+    expect(await objects.list(objectKeys.filePrefix(CHANNEL, exportId))).toEqual([]);
+    const audit = new DynamoAuditLog(ddb, stack.tables.audit);
+    // The API's `requested` event, which a direct submission skips: the trail lists the export from it.
+    const job = await store.getJob(CHANNEL, exportId);
+    await audit.append({ type: 'requested', exportId, channelId: CHANNEL, at: job!.createdAt, managerId: 'm1', managerName: 'Kim', kind: 'contacts', scope: 'user', filters: {}, reason: 'test' });
+    const trail = await audit.query({ channelId: CHANNEL, limit: 100 });
+    expect(trail.items.find((e) => e.exportId === exportId)).toMatchObject({ status: 'revoked', revokedBy: { managerId: 'm-audit' }, revokeReason: 'posted in the wrong room' });
+    expect((await store.getJob(CHANNEL, exportId))?.status).toBe('revoked');
+    // A follow-up of a revoke that never happened (refused, or failed before the transition): nothing.
+    const other = 'evt-revoke-never';
+    await completedUserExport(other);
+    expect((await invoke(finalizer, sampleFor('sqs-revoke', { 'evt-user-1': other }))).batchItemFailures).toEqual([]);
+    expect((await store.getJob(CHANNEL, other))?.status).toBe('completed');
+    expect(await objects.list(objectKeys.filePrefix(CHANNEL, other))).toHaveLength(1);
   });
 
   it('notifier: posts one signed event with the link; a redelivery posts nothing', async () => {

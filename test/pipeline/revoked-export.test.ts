@@ -3,10 +3,11 @@ import { createPipelineDispatcher } from '../../shared/app/api/pipeline-dispatch
 import type { ExportJob } from '../../shared/app/export-job';
 import { finalizeExport, type FinalizeDeps } from '../../shared/app/finalize-export';
 import { handleDeadLetter } from '../../shared/app/handle-dead-letter';
-import { objectKeys, type ChunkMessage, type NotifyMessage } from '../../shared/app/messages';
+import { objectKeys, type ChunkMessage, type NotifyMessage, type RevokeMessage } from '../../shared/app/messages';
 import { notifyExport, type BotAnswer } from '../../shared/app/notify-export';
 import { processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
 import type { StepDeps } from '../../shared/app/pipeline-steps';
+import { finishRevocation, REVOKE_FOLLOW_UP_DELAY_SECONDS } from '../../shared/app/revoke-follow-ups';
 import type { ObjectInfo, ObjectStore } from '../../shared/ports/object-store';
 import type { PipelineLog } from '../../shared/ports/pipeline-log';
 import { FakeAuditLog, FakeExportStore, MutableClock, notifyLeaseStore, RecordingQueue } from '../api/support/fakes';
@@ -184,6 +185,60 @@ describe('a revoked export in the pipeline', () => {
     expect(current()).toMatchObject({ status: 'revoked' });
     expect(current().error).toBeUndefined();
     expect(queue.sent).toEqual([]);
+  });
+
+  it('the follow-up message finishes a revocation whose request died after the transition: file, parts, then the trail', async () => {
+    // The transition committed, then the request died (a timeout): no audit event, file and parts in place.
+    const { steps, audit, objects, current } = stepsFor(revokedJob('rv-follow'));
+    const message: RevokeMessage = { type: 'revoke', exportId: 'rv-follow', channelId: CHANNEL };
+    expect(await finishRevocation(message, steps)).toBe('finished');
+    expect(objects.objects.size).toBe(0);
+    expect(audit.events.map((e) => e.type)).toEqual(['completed', 'revoked']);
+    expect(audit.events[1]).toEqual({ type: 'revoked', exportId: 'rv-follow', channelId: CHANNEL, at: '2099-01-01T00:00:00.000Z', managerId: 'm-9', reason: 'leaked' });
+    expect(current().status).toBe('revoked');
+    // Again (a duplicate delivery, or the request's own follow-ups having run): the same trail.
+    expect(await finishRevocation(message, steps)).toBe('finished');
+    expect(audit.events.map((e) => e.type)).toEqual(['completed', 'revoked']);
+  });
+
+  it('the follow-up message leaves an export that was never revoked alone (the request was refused or failed before the transition)', async () => {
+    const completed = { ...revokedJob('rv-never'), status: 'completed' as const };
+    const { steps, audit, objects, current } = stepsFor(completed);
+    expect(await finishRevocation({ type: 'revoke', exportId: 'rv-never', channelId: CHANNEL }, steps)).toBe('not-revoked');
+    expect(objects.objects.size).toBe(2);
+    expect(audit.events).toEqual([]);
+    expect(current().status).toBe('completed');
+  });
+
+  it('an audit outage brings the follow-up back (thrown) after the data went; its dead letter tries again and leaves the export revoked', async () => {
+    const { steps, audit, objects, current } = stepsFor(revokedJob('rv-outage'));
+    audit.failNext = 'revoked';
+    const message: RevokeMessage = { type: 'revoke', exportId: 'rv-outage', channelId: CHANNEL };
+    await expect(finishRevocation(message, steps)).rejects.toThrow();
+    expect(objects.objects.size).toBe(0);
+    expect(await handleDeadLetter(JSON.stringify(message), steps, { queue: 'finalize-dlq' })).toBe('already-final');
+    expect(audit.events.map((e) => e.type)).toEqual(['completed', 'revoked']);
+    expect(current().status).toBe('revoked');
+    expect(current().error).toBeUndefined();
+  });
+
+  it("the api's follow-up goes to the finalize queue, delayed past any request, and a queue outage does not stop the revocation", async () => {
+    const queue = new RecordingQueue();
+    const lines: string[] = [];
+    const dispatcher = createPipelineDispatcher({ store: new FakeExportStore(), objects: new MapObjectStore() as unknown as ObjectStore, queue, workspace: {} as never, selectionBatch: 100, log: recordingLog(lines) });
+    await dispatcher.scheduleRevokeFollowUp({ channelId: CHANNEL, exportId: 'rv-send' });
+    expect(queue.sent).toEqual([{ queue: 'finalize', body: { type: 'revoke', exportId: 'rv-send', channelId: CHANNEL }, delaySeconds: REVOKE_FOLLOW_UP_DELAY_SECONDS }]);
+    // Longer than the api may take (API Gateway's 29 s), within SQS's 900 s.
+    expect(REVOKE_FOLLOW_UP_DELAY_SECONDS).toBeGreaterThan(29);
+    expect(REVOKE_FOLLOW_UP_DELAY_SECONDS).toBeLessThanOrEqual(900);
+    const down = new RecordingQueue();
+    down.send = async () => {
+      throw Object.assign(new Error('SQS SendMessage failed for https://sqs/123/export-finalize'), { name: 'QueueDoesNotExist' });
+    };
+    const failing = createPipelineDispatcher({ store: new FakeExportStore(), objects: new MapObjectStore() as unknown as ObjectStore, queue: down, workspace: {} as never, selectionBatch: 100, log: recordingLog(lines) });
+    await expect(failing.scheduleRevokeFollowUp({ channelId: CHANNEL, exportId: 'rv-send' })).resolves.toBeUndefined();
+    expect(lines).toEqual([expect.stringMatching(/^warn revoke follow-up not sent.*"error":"QueueDoesNotExist"/)]);
+    expect(lines[0]).not.toContain('sqs/123');
   });
 
   it("the api's file deletion removes every object under the export's file prefix, and nothing else", async () => {

@@ -1,5 +1,5 @@
 import { SendMessageBatchCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import type { MessageQueue, QueueName } from '../../ports/message-queue';
+import type { MessageQueue, QueueName, SendOptions } from '../../ports/message-queue';
 
 export class SqsMessageQueue implements MessageQueue {
   constructor(
@@ -7,8 +7,14 @@ export class SqsMessageQueue implements MessageQueue {
     private readonly urls: Record<QueueName, string>,
   ) {}
 
-  async send(queue: QueueName, body: unknown): Promise<void> {
-    await this.sqs.send(new SendMessageCommand({ QueueUrl: this.urls[queue], MessageBody: JSON.stringify(body) }));
+  async send(queue: QueueName, body: unknown, options: SendOptions = {}): Promise<void> {
+    await this.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: this.urls[queue],
+        MessageBody: JSON.stringify(body),
+        ...(options.delaySeconds !== undefined ? { DelaySeconds: options.delaySeconds } : {}),
+      }),
+    );
   }
 
   async sendMany(queue: QueueName, bodies: readonly unknown[]): Promise<void> {

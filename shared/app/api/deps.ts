@@ -38,6 +38,13 @@ export interface ExportDispatcher {
    */
   discardParts(job: Pick<ExportJob, 'exportId'>): Promise<void>;
   /**
+   * Sends the revocation's follow-up message (finishRevocation), to be received once the request
+   * has ended (REVOKE_FOLLOW_UP_DELAY_SECONDS). Never throws: a revocation must take effect even
+   * when the queue is down (the link stops at the transition); a failure is logged by the error's
+   * name, and the request's own follow-ups, or a retried revoke's, then stand alone.
+   */
+  scheduleRevokeFollowUp(job: Pick<ExportJob, 'channelId' | 'exportId'>): Promise<void>;
+  /**
    * Deletes the export's encrypted file(s) under its file prefix (`objectKeys.filePrefix`) once
    * its link is revoked. Safe to repeat. Never throws: the revocation already took effect (the
    * download refuses a revoked export by its status), so a failure is logged by the error's name

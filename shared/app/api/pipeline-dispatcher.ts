@@ -8,6 +8,8 @@ import { createDownloadToken, downloadLink, hashDownloadToken, InvalidDownloadTo
 import { FILTER_IN_DEFINITION, type ExportJob, type JobRequest } from '../export-job';
 import { buildChunkMessages, planChunks, storeSelectionBatches } from '../plan-chunks';
 import { discardExportFile, discardParts } from '../pipeline-steps';
+import type { RevokeMessage } from '../messages';
+import { REVOKE_FOLLOW_UP_DELAY_SECONDS } from '../revoke-follow-ups';
 import { resolveJobDefinition, storeJobDefinition } from '../job-definition';
 import { compileRequestPredicate, workspaceSk } from '../workspace-context';
 import type { DownloadLinks, ExportDispatcher } from './deps';
@@ -90,6 +92,17 @@ export function createPipelineDispatcher(deps: {
         deps.log.warn('parts of a canceled or revoked export not deleted: the parts/ lifecycle rule will', {
           exportId: job.exportId,
           error: error instanceof Error ? `${error.name}: ${error.message}` : 'unknown',
+        });
+      }
+    },
+    async scheduleRevokeFollowUp(job: Pick<ExportJob, 'channelId' | 'exportId'>): Promise<void> {
+      const message: RevokeMessage = { type: 'revoke', exportId: job.exportId, channelId: job.channelId };
+      try {
+        await deps.queue.send('finalize', message, { delaySeconds: REVOKE_FOLLOW_UP_DELAY_SECONDS });
+      } catch (error) {
+        deps.log.warn('revoke follow-up not sent: the request finishes the revocation alone', {
+          exportId: job.exportId,
+          error: error instanceof Error ? error.name : 'unknown',
         });
       }
     },

@@ -1,6 +1,6 @@
 import { ConflictError, parseRevokeRequest } from '../../domain';
 import type { Principal } from '../../auth/principal';
-import { terminalAuditEvent } from '../pipeline-steps';
+import { revokeAuditEvents } from '../revoke-follow-ups';
 import type { ExportJob } from '../export-job';
 import type { ApiDeps } from './deps';
 import { findVisibleJob } from './read-exports';
@@ -31,11 +31,15 @@ function refuseUnlessRevocable(job: ExportJob, now: Date): void {
  * leaked (posted in the wrong room, forwarded). Rotating the link secret would kill every link,
  * and the file's password may be as short as 4 letters or digits, so a leaked file must stop
  * being served at once. In this order:
- * 1. the conditional transition completed -> `revoked`, with `revokedAt`, `revokedBy` and the
+ * 1. the follow-up message (RevokeMessage, delayed REVOKE_FOLLOW_UP_DELAY_SECONDS), sent before
+ *    the transition so that a request that dies or fails after it (a timeout, an audit outage,
+ *    a client that never retries) still has its audit events appended and its file deleted; it
+ *    finds nothing to do when the transition never committed;
+ * 2. the conditional transition completed -> `revoked`, with `revokedAt`, `revokedBy` and the
  *    reason stored on the job: from then on the download answers 410 (it serves `completed` only),
  *    the views show no link and the notifier posts none;
- * 2. the audit trail (finishRevoke);
- * 3. the file's deletion (finishRevoke).
+ * 3. the audit trail and the file's deletion, now (finishRevoke): the message makes them certain,
+ *    this makes them immediate.
  * An export already revoked answers 200 with the export as it is (idempotent: a retry, or a
  * second auditor), after finishing what the first request may have left undone; the reason and
  * actor recorded stay the first revocation's.
@@ -51,6 +55,7 @@ export async function revokeExport(deps: ApiDeps, principal: Principal, exportId
   const now = deps.clock.now();
   if (job.status === 'revoked') return finishAndShow(deps, job, now);
   refuseUnlessRevocable(job, now);
+  await deps.dispatcher.scheduleRevokeFollowUp(job);
   const revokedAt = now.toISOString();
   const patch = { revokedAt, revokedBy: principal.managerId, revokeReason: reason };
   if (!(await deps.store.setStatus(job.channelId, job.exportId, 'revoked', ['completed'], patch))) {
@@ -89,17 +94,7 @@ async function finishAndShow(deps: ApiDeps, revoked: ExportJob, now: Date): Prom
 async function finishRevoke(deps: ApiDeps, job: ExportJob): Promise<void> {
   let auditError: unknown;
   try {
-    const completed = terminalAuditEvent({ ...job, status: 'completed' }, deps.clock);
-    if (completed) await deps.audit.append(completed);
-    await deps.audit.append({
-      type: 'revoked',
-      exportId: job.exportId,
-      channelId: job.channelId,
-      // Jobs are written with all three; the fallbacks only keep a hand-edited item readable.
-      at: job.revokedAt ?? job.updatedAt,
-      managerId: job.revokedBy ?? job.managerId,
-      reason: job.revokeReason ?? '',
-    });
+    for (const event of revokeAuditEvents(job, deps.clock)) await deps.audit.append(event);
   } catch (error) {
     auditError = error;
   }

@@ -18,7 +18,7 @@ import {
 import type { CooldownAcquireInput, CooldownAcquireResult, CooldownStore } from '../../../shared/ports/cooldown-store';
 import { idempotencyRecordSchema, type DownloadTokenRecord, type ExportStore, type IdempotencyRecord, type JobPage, type JobPatch } from '../../../shared/ports/export-store';
 import type { KeyWrapper } from '../../../shared/ports/key-wrapper';
-import type { MessageQueue, QueueName } from '../../../shared/ports/message-queue';
+import type { MessageQueue, QueueName, SendOptions } from '../../../shared/ports/message-queue';
 
 /** In-memory fakes of the API's ports: unit tests only (integration tests use the emulators). */
 export class FakeExportStore implements ExportStore {
@@ -208,6 +208,11 @@ export class FakeDispatcher implements ExportDispatcher {
   async discardParts(job: Pick<ExportJob, 'exportId'>): Promise<void> {
     this.discarded.push(job.exportId);
   }
+  /** Exports whose revoke follow-up message was sent, in call order. */
+  revokeFollowUps: string[] = [];
+  async scheduleRevokeFollowUp(job: Pick<ExportJob, 'channelId' | 'exportId'>): Promise<void> {
+    this.revokeFollowUps.push(job.exportId);
+  }
   /** Exports whose file a revoke asked to delete, in call order. */
   discardedFiles: string[] = [];
   async discardFile(job: Pick<ExportJob, 'channelId' | 'exportId'>): Promise<void> {
@@ -289,9 +294,9 @@ export function createCapturingLogger(lines: string[]): Logger {
 
 /** Records what would be sent to the queues (no queue is reached). */
 export class RecordingQueue implements MessageQueue {
-  sent: { queue: QueueName; body: unknown }[] = [];
-  async send(queue: QueueName, body: unknown): Promise<void> {
-    this.sent.push({ queue, body });
+  sent: { queue: QueueName; body: unknown; delaySeconds?: number }[] = [];
+  async send(queue: QueueName, body: unknown, options: SendOptions = {}): Promise<void> {
+    this.sent.push({ queue, body, ...(options.delaySeconds !== undefined ? { delaySeconds: options.delaySeconds } : {}) });
   }
   async sendMany(queue: QueueName, bodies: readonly unknown[]): Promise<void> {
     for (const body of bodies) await this.send(queue, body);
