@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DEFAULT_CLAIM_WAIT_MS } from './ports/export-store';
 import { TOKEN_LIFETIME_BOUNDS_SECONDS } from './auth/token-lifetime';
+import { MAX_SHEET_DATA_ROWS } from './xlsx/types';
 
 /**
  * Environment every Lambda (and the local stack) reads once at cold start. A missing or bad
@@ -16,9 +17,12 @@ const NUMBER_TEXT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
  * Infinity, so an empty variable would quietly become 0 (a 0-minute cooldown turns rule C8 off).
  */
 export function intSetting(min: number, max: number) {
+  // One message for every refusal, the rule included: zod applies a schema's `error` to each of
+  // its checks, so `MAX_ROWS=2000000` was told "must be a number".
+  const rule = max === Number.MAX_SAFE_INTEGER ? `must be a whole number, at least ${min}` : `must be a whole number from ${min} to ${max}`;
   return z.preprocess(
     (value) => (typeof value === 'string' && NUMBER_TEXT.test(value.trim()) ? Number(value) : value),
-    z.number({ error: 'must be a number' }).int().min(min).max(max),
+    z.number({ error: rule }).int().min(min).max(max),
   );
 }
 
@@ -31,6 +35,21 @@ export const cooldownMinutesSetting = intSetting(0, 24 * 60);
 
 /** JWT_MAX_LIFETIME_SECONDS, for the api's and the authorizer's env, the CDK context and the token CLI alike. */
 export const tokenLifetimeSetting = intSetting(TOKEN_LIFETIME_BOUNDS_SECONDS.min, TOKEN_LIFETIME_BOUNDS_SECONDS.max);
+
+/**
+ * LINK_TTL_DAYS and the CDK's linkTtlDays: 1-30 days. The code after it assumes that window (the
+ * bot's and the 410's "links work for N days", the `exports/` lifecycle of N + 1 days); a longer
+ * one keeps a file the link has long stopped reaching, and a leaked link useful for months.
+ */
+export const linkTtlDaysSetting = intSetting(1, 30);
+
+/**
+ * MAX_ROWS: 1 to 1,048,575, the data rows one sheet holds below its header (MAX_SHEET_DATA_ROWS).
+ * A larger value let an export of more rows than that run to the finalizer, whose workbook
+ * refuses the sheet (shared/xlsx/workbook.ts), instead of failing with TOO_MANY_ROWS; and the
+ * api's policy, which allows no more either, had to clamp it.
+ */
+export const maxRowsSetting = intSetting(1, MAX_SHEET_DATA_ROWS);
 
 const positiveInt = positiveIntSetting();
 
@@ -55,15 +74,15 @@ export const configSchema = z.object({
   BOT_SIGNING_SECRET_ARN: z.string().optional(),
   LINK_SIGNING_SECRET: z.string().optional(),
   LINK_SIGNING_SECRET_ARN: z.string().optional(),
-  LINK_TTL_DAYS: positiveInt.default(7),
+  LINK_TTL_DAYS: linkTtlDaysSetting.default(7),
   /**
    * Days an export's job and link-token items stay in EXPORTS_TABLE (DynamoDB TTL) after the job
    * was created / the link expired. Until then a late use of the link is a 410 with an audited
    * attempt; after it, a 404. The audit trail (AUDIT_TABLE) keeps everything regardless.
    */
   EXPORT_RECORD_RETENTION_DAYS: positiveInt.default(400),
-  /** Size rule: more matching rows than this fails the export (tests lower it). */
-  MAX_ROWS: positiveInt.default(1_000_000),
+  /** Size rule: more matching rows than this fails the export (tests lower it); see maxRowsSetting. */
+  MAX_ROWS: maxRowsSetting.default(1_000_000),
   // No USER_SHARDS: the shard count is part of the users table's key layout (source-keys.ts), a
   // constant, not a setting (a deployment that changed it would read the wrong partitions).
   SELECTION_BATCH: positiveInt.default(2000),

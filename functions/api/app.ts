@@ -27,7 +27,7 @@ import { formatIssuePath, INPUT_ERRORS, ValidationError, type ValidationIssue } 
 import { scanJsonBeforeParse, type JsonStructureProblem } from '../../shared/json-text';
 import { requirePermission } from '../../shared/domain/policies';
 import { loneSurrogatePath } from '../../shared/text-rules';
-import { BadRequestBodyError, bodyTooLarge, emptyResponse, jsonResponse, mapErrorToResponse, MAX_REQUEST_BODY_BYTES, normalizeEventHeaders, redirectResponse, sentMoreThanOnce, statusOf } from '../../shared/http';
+import { BadRequestBodyError, bodyTooLarge, emptyResponse, isJsonMediaType, jsonResponse, mapErrorToResponse, MAX_REQUEST_BODY_BYTES, normalizeEventHeaders, redirectResponse, sentMoreThanOnce, statusOf } from '../../shared/http';
 import { matchRoute, type RouteName } from './router';
 
 export type ApiRuntime = {
@@ -131,11 +131,16 @@ async function dispatch(
   // would silently mean 2. Refused, naming it, as the operator commands refuse an option twice.
   // A cache-busting `_=<timestamp>` (jQuery's `cache: false` and others append it to GETs) is
   // no parameter of ours: dropped on reads, so it is neither refused as unknown nor as repeated.
+  // The download link reads no parameter at all, so none is looked at there, repeated or not: a
+  // messenger that appends `utm_source=…` to a link that already carries one made it a 400 (not
+  // even audited), where the link must work whatever was added to it.
   const method = event.httpMethod?.toUpperCase();
   const read = method === 'GET' || method === 'HEAD';
-  const repeated = Object.entries(event.multiValueQueryStringParameters ?? {})
-    .filter(([parameter, values]) => (values?.length ?? 0) > 1 && !(read && parameter === CACHE_BUSTER))
-    .map(([parameter]) => parameter);
+  const repeated = ignoresQuery(name)
+    ? []
+    : Object.entries(event.multiValueQueryStringParameters ?? {})
+        .filter(([parameter, values]) => (values?.length ?? 0) > 1 && !(read && parameter === CACHE_BUSTER))
+        .map(([parameter]) => parameter);
   const query = { ...(event.queryStringParameters ?? {}) };
   if (read) delete query[CACHE_BUSTER];
   if (repeated.length > 0) throw repeatedQueryParameters(repeated, otherQueryIssues(name, query));
@@ -212,9 +217,18 @@ async function dispatch(
 const CACHE_BUSTER = '_';
 
 /**
+ * The download link (GET and HEAD): the token in the path is all it reads. Chat apps and mail
+ * clients add tracking parameters to links they show, sometimes one already there, and the
+ * link must still work (docs/api.md, "Query strings").
+ */
+function ignoresQuery(name: RouteName): boolean {
+  return name === 'download' || name === 'checkDownload';
+}
+
+/**
  * Routes that take no query parameter refuse one, as the list routes refuse an unknown one:
- * `POST /v1/exports?dryRun=true` created an export. The download link is left alone: a chat app
- * or a mail client may add tracking parameters to a link it shows, and the link must still work.
+ * `POST /v1/exports?dryRun=true` created an export. The download link is left alone, repeated
+ * parameters included (ignoresQuery).
  */
 function refuseQuery(query: Record<string, string | undefined>): void {
   const names = Object.keys(query);
@@ -246,7 +260,7 @@ function otherQueryIssues(name: RouteName, query: Record<string, string | undefi
       return unexpectedParameterIssues(Object.keys(query));
     case 'download':
     case 'checkDownload':
-      // The link ignores every other parameter (see refuseQuery).
+      // Never reached with a repeated parameter (ignoresQuery): the link reads none.
       return [];
     default: {
       const unreachable: never = name;
@@ -349,7 +363,8 @@ function parseJsonBody(event: APIGatewayProxyEvent): unknown {
     throw new ValidationError('Content-Type must be sent once', { code: 'INVALID_CONTENT_TYPE', field: 'Content-Type', rule: 'once' });
   }
   const contentType = header(event, 'content-type');
-  if (!contentType || !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType)) {
+  // application/json only, by the predicate the body-size limits use too (shared/http/media-type.ts).
+  if (!isJsonMediaType(contentType)) {
     throw new BadRequestBodyError('UNSUPPORTED_CONTENT_TYPE', 'Content-Type must be application/json', { field: 'Content-Type', rule: 'media-type' });
   }
   // Another charset would be decoded as UTF-8 anyway and stored garbled (Latin-1 `café` as

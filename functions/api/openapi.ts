@@ -632,7 +632,7 @@ function operations(): Record<string, PathItemObject> {
   const downloadErrors = (bodiless: boolean): Record<string, ResponseObject | Ref> => {
     const b = bodiless ? { bodiless: true } : {};
     return {
-      '400': errorResponse('400', { codes: ['INVALID_PATH', 'INVALID_QUERY'], notes: `${INVALID_PATH} INVALID_QUERY: a parameter given twice (rule \`once\`); other parameters are ignored (chat apps add tracking parameters to links).`, ...b }),
+      '400': errorResponse('400', { codes: ['INVALID_PATH'], notes: `${INVALID_PATH} The query is not read: every parameter is ignored, a repeated one included (chat apps add tracking parameters to links).`, ...b }),
       '404': errorResponse('404', { codes: ['LINK_NOT_FOUND'], notes: 'LINK_NOT_FOUND (field `token`): unknown, malformed or forged token.', ...b }),
       '410': errorResponse('410', {
         codes: ['LINK_GONE'],
@@ -824,7 +824,7 @@ function operations(): Record<string, PathItemObject> {
         operationId: 'download',
         summary: 'Follow a download link',
         description:
-          'No bearer needed: the link is the capability. Every use, refused ones after expiry included, is audited (time, IP, user agent, and the manager when a valid bearer of the channel is sent) before the answer. Query parameters are ignored.',
+          'No bearer needed: the link is the capability. Every use, refused ones after expiry included, is audited (time, IP, user agent, and the manager when a valid bearer of the channel is sent) before the answer. Query parameters are ignored, repeated ones included.',
         tags: ['downloads'],
         security: optionalBearer,
         responses: {
@@ -844,7 +844,7 @@ function operations(): Record<string, PathItemObject> {
         operationId: 'checkDownload',
         summary: 'Check a download link',
         description:
-          'For link checkers and chat previews: what a GET would answer for an unknown (404) or spent (410) link, and 200 for a valid one, always without a body and never with a Location. Presigns nothing and is not audited.',
+          'For link checkers and chat previews: what a GET would answer for an unknown (404) or spent (410) link, and 200 for a valid one, always without a body and never with a Location. Presigns nothing and is not audited. Query parameters are ignored, repeated ones included.',
         tags: ['downloads'],
         security: optionalBearer,
         responses: {

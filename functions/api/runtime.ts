@@ -106,7 +106,8 @@ async function buildRuntime(): Promise<ApiRuntime> {
       deriveKeys: (password) => deriveEncryptionKeys(password, spinCount ? { spinCount } : {}),
       clock: runtimeClock,
       policy: createPolicyConfig({
-        maxRows: Math.min(config.MAX_ROWS, 1_000_000),
+        // Within the policy's bounds as read: parseConfig refuses a MAX_ROWS over a sheet's 1,048,575.
+        maxRows: config.MAX_ROWS,
         cooldownMinutes: {
           ...(api.COOLDOWN_MINUTES_CASES !== undefined ? { cases: api.COOLDOWN_MINUTES_CASES } : {}),
           ...(api.COOLDOWN_MINUTES_CONTACTS !== undefined ? { contacts: api.COOLDOWN_MINUTES_CONTACTS } : {}),

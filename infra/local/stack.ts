@@ -18,7 +18,7 @@ import { BodyTooLargeError, readBody, toApiGatewayEvent, writeApiGatewayResult, 
 import { createLambdaContext } from './lambda-context';
 import { LocalBot } from './local-bot';
 import { resetClients } from '../../shared/adapters/aws/clients';
-import { resetConfig } from '../../shared/config';
+import { ConfigError, intSetting, resetConfig } from '../../shared/config';
 import { DEFAULT_CLAIM_WAIT_MS } from '../../shared/ports/export-store';
 import { METRICS_NAMESPACE, SERVICE_NAME } from '../../shared/metric-names';
 import { bodyLimitFor } from '../../shared/http/limits';
@@ -61,6 +61,27 @@ export type LocalStack = {
 };
 
 const MAX_KEPT_DELIVERIES = 20_000;
+
+/**
+ * LOCAL_CHUNK_CONCURRENCY: chunk handlers at a time, 1-64 (default 4). Read with a bare Number()
+ * it took '', 'abc' and '0' for no poller at all (NaN and 0 loops), and every export waited
+ * forever in `queued`. More than a few dozen buys nothing here: the handlers share one process
+ * and one event loop with the emulators (the CDK's chunkConcurrency is the AWS setting).
+ */
+export const LOCAL_CHUNK_CONCURRENCY_BOUNDS = { min: 1, max: 64, default: 4 } as const;
+const localChunkConcurrencySetting = intSetting(LOCAL_CHUNK_CONCURRENCY_BOUNDS.min, LOCAL_CHUNK_CONCURRENCY_BOUNDS.max).default(
+  LOCAL_CHUNK_CONCURRENCY_BOUNDS.default,
+);
+
+/** LOCAL_CHUNK_CONCURRENCY from the environment; a bad value is refused naming the variable and its rule. */
+export function localChunkConcurrency(env: Record<string, string | undefined>): number {
+  const parsed = localChunkConcurrencySetting.safeParse(env.LOCAL_CHUNK_CONCURRENCY);
+  if (parsed.success) return parsed.data;
+  const { min, max, default: fallback } = LOCAL_CHUNK_CONCURRENCY_BOUNDS;
+  throw new ConfigError(
+    `invalid environment: LOCAL_CHUNK_CONCURRENCY: must be a whole number from ${min} to ${max} (chunk handlers at a time; ${fallback} when unset); got ${JSON.stringify(env.LOCAL_CHUNK_CONCURRENCY)}`,
+  );
+}
 
 const DEFAULT_QUEUE_SETTINGS: Record<keyof LocalQueues, QueueSettings> = {
   chunk: { visibilityTimeout: 60, maxReceiveCount: 3 },
@@ -142,6 +163,8 @@ async function importHandler<T>(path: string): Promise<T> {
  */
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const log = options.log ?? (() => undefined);
+  // Before anything starts: a bad value would otherwise be found after the emulators and the seed.
+  const chunkConcurrency = localChunkConcurrency(process.env);
   let unlock: (() => Promise<void>) | undefined;
   if (options.dataDir) {
     await mkdir(options.dataDir, { recursive: true });
@@ -354,7 +377,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           }),
         );
       // Batch sizes as in the CDK stack (chunk and finalize: one record per invocation).
-      poll('chunk', queues.chunk.url, queues.chunk.arn, Number(process.env.LOCAL_CHUNK_CONCURRENCY ?? 4), '../../functions/chunk/handler', 1);
+      poll('chunk', queues.chunk.url, queues.chunk.arn, chunkConcurrency, '../../functions/chunk/handler', 1);
       poll('finalizer', queues.finalize.url, queues.finalize.arn, 2, '../../functions/finalizer/handler', 1);
       poll('notifier', queues.notify.url, queues.notify.arn, 1, '../../functions/notifier/handler');
       for (const q of [queues.chunk, queues.finalize, queues.notify]) {

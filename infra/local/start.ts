@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { signDevToken } from '../../shared/auth';
+import { ConfigError } from '../../shared/config';
 import { DataDirBusyError } from './data-dir-lock';
 import { startLocalStack } from './stack';
 
@@ -83,9 +84,10 @@ function isPortError(error: unknown, port: number, code: 'EADDRINUSE' | 'EACCES'
 }
 
 main().catch((error: unknown) => {
-  // A busy data folder or port is the operator's situation, not a bug: the message alone says
-  // what to do. startLocalStack has already stopped what it started and released the folder.
-  if (error instanceof DataDirBusyError || error instanceof PortSettingError) {
+  // A busy data folder or port, or a bad setting, is the operator's situation, not a bug: the
+  // message alone says what to do. startLocalStack has already stopped what it started and
+  // released the folder (a setting it refuses, such as LOCAL_CHUNK_CONCURRENCY, before either).
+  if (error instanceof DataDirBusyError || error instanceof PortSettingError || error instanceof ConfigError) {
     console.error(`npm start: ${error.message}`);
     process.exit(1);
   }

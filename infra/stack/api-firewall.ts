@@ -3,6 +3,7 @@ import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
 import { bodyTooLarge, contentLengthOverPattern, MAX_OTHER_BODY_BYTES, MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
+import { JSON_MEDIA_TYPE_PATTERN } from '../../shared/http/media-type';
 
 /**
  * How far back each rate-based rule counts, in seconds. WAF accepts 60, 120, 300 and 600; the
@@ -155,14 +156,15 @@ export class ApiFirewall extends Construct {
       // As the handler's own responses do: otherwise the admin UI's code cannot read Retry-After.
       { name: 'Access-Control-Expose-Headers', value: 'Retry-After' },
     ]);
-    const headerContains = (name: string, text: string): wafv2.CfnWebACL.StatementProperty => ({
-      byteMatchStatement: {
-        fieldToMatch: { singleHeader: { Name: name } },
-        positionalConstraint: 'CONTAINS',
-        searchString: text,
+    // A JSON body as the api's parser and the local stack tell one (shared/http/media-type.ts):
+    // the pattern is lower case, and the header is lower-cased before the match.
+    const jsonContentType: wafv2.CfnWebACL.StatementProperty = {
+      regexMatchStatement: {
+        fieldToMatch: { singleHeader: { Name: 'content-type' } },
+        regexString: JSON_MEDIA_TYPE_PATTERN,
         textTransformations: [{ priority: 0, type: 'LOWERCASE' }],
       },
-    });
+    };
     const bodySizeRule = (
       name: string,
       priority: number,
@@ -229,9 +231,11 @@ export class ApiFirewall extends Construct {
         // Lambda invocation itself fails, a 5xx), refused here with 413 by its declared length.
         bodySizeRule(WAF_BODY_SIZE_RULE, 3, MAX_REQUEST_BODY_BYTES, 'BodyTooLarge'),
         // Any other request's body reaches the Lambda unchecked by the JSON model, and escaping
-        // can make it six times larger there: a tighter limit for everything but a JSON POST.
+        // can make it six times larger there: a tighter limit for everything but a JSON POST,
+        // JSON by the api parser's own pattern (a CONTAINS match also let `application/jsonx`,
+        // which the model does not check, have the larger limit).
         bodySizeRule(WAF_OTHER_BODY_SIZE_RULE, 4, MAX_OTHER_BODY_BYTES, 'OtherBodyTooLarge', {
-          notStatement: { statement: { andStatement: { statements: [methodIs('POST'), headerContains('content-type', 'application/json')] } } },
+          notStatement: { statement: { andStatement: { statements: [methodIs('POST'), jsonContentType] } } },
         }),
       ],
     });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { cooldownMinutesSetting, intSetting, positiveIntSetting, tokenLifetimeSetting } from '../../shared/config';
+import { cooldownMinutesSetting, intSetting, linkTtlDaysSetting, positiveIntSetting, tokenLifetimeSetting } from '../../shared/config';
 
 /**
  * Deploy-time settings, read from CDK context (`cdk.json` or `-c key=value`). Validated here so a
@@ -18,10 +18,11 @@ const wafRateLimit = intSetting(10, 2_000_000_000);
  *   every 2 s (~150 per 5 minutes) plus a few list/audit pages, so ~6 managers behind one address
  *   can poll at once; a single address can use at most ~7% of the stage's 50 rps ceiling, so
  *   exhausting it takes 15+ addresses instead of one.
- * - exports: 20 (every POST under /v1/exports: create and cancel). Creating is cooled down to one
- *   export per manager and kind per 30 minutes (C8), so a manager sends a couple of creates, a
- *   corrected body or two and maybe a cancel in 5 minutes; 20 leaves room for several managers
- *   behind one address and stops the ~10/s unauthenticated flood within seconds.
+ * - exports: 20 (every POST under /v1/exports: create, cancel and revoke). Creating is cooled
+ *   down to one export per manager and kind per 30 minutes (C8), so a manager sends a couple of
+ *   creates, a corrected body or two and maybe a cancel or a revoke in 5 minutes; 20 leaves room
+ *   for several managers behind one address and stops the ~10/s unauthenticated flood within
+ *   seconds.
  * - downloads: 100 (GET and HEAD /v1/downloads/...). A link is used once or twice by a person,
  *   and probed with HEAD/GET by chat previews and link checkers, whose few addresses are shared
  *   by every workspace; junk tokens are worthless to anyone sending more.
@@ -59,7 +60,8 @@ export const stackConfigSchema = z.object({
   publicBaseUrl: httpsUrl.optional(),
   /** API Gateway stage; the routes themselves carry the `/v1` version. */
   stageName: z.string().regex(/^[A-Za-z0-9_]+$/, 'letters, digits and _ only').default('prod'),
-  linkTtlDays: positiveIntSetting(30).default(7),
+  /** Link validity in days, 1-30 (LINK_TTL_DAYS, the same setting). */
+  linkTtlDays: linkTtlDaysSetting.default(7),
   /** Whole minutes, 0 = off (the api's COOLDOWN_MINUTES_*; default 30). */
   cooldownMinutesCases: cooldownMinutesSetting.optional(),
   cooldownMinutesContacts: cooldownMinutesSetting.optional(),

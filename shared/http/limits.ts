@@ -1,3 +1,5 @@
+import { isJsonMediaType } from './media-type';
+
 /**
  * The largest request body the service takes, in bytes, everywhere: the web ACL refuses a larger
  * declared Content-Length with 413 before API Gateway (infra/stack/api-firewall.ts), the local
@@ -28,9 +30,12 @@ export function bodyTooLarge(limit: number) {
   return { code: 'BODY_TOO_LARGE', message: `the request body must be at most ${limit} bytes`, field: 'body', rule: 'max-bytes' } as const;
 }
 
-/** Whether a request's body is the one kind that may be large: a JSON POST (see above). */
+/**
+ * Whether a request's body is the one kind that may be large: a JSON POST (see above), JSON by
+ * the very predicate the api's parser takes a body with (media-type.ts).
+ */
 export function isJsonPost(method: string, contentType: string | undefined): boolean {
-  return method.toUpperCase() === 'POST' && (contentType ?? '').toLowerCase().includes('application/json');
+  return method.toUpperCase() === 'POST' && isJsonMediaType(contentType);
 }
 
 /** The body limit for a request (MAX_REQUEST_BODY_BYTES or MAX_OTHER_BODY_BYTES). */

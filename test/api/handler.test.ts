@@ -8,7 +8,7 @@ import { createTokenVerifier, DEV_AUDIENCE, DEV_ISSUER, signDevToken } from '../
 import type { ExportJob } from '../../shared/app/export-job';
 import { STALLED_DISPATCH_SECONDS } from '../../shared/app/api/read-exports';
 import { requestedEvent, requestExport } from '../../shared/app/api/request-export';
-import { MAX_REQUEST_BODY_BYTES } from '../../shared/http';
+import { bodyLimitFor, isJsonMediaType, MAX_REQUEST_BODY_BYTES } from '../../shared/http';
 import { ValidationError } from '../../shared/domain';
 import { completeJobInStore } from './support/api-harness';
 import { createCapturingLogger, createFakes, type Fakes } from './support/fakes';
@@ -331,6 +331,29 @@ describe('POST /v1/exports', () => {
       expect(res.body.error.message).not.toMatch(/iso|1252|16/i);
     }
     expect(fakes.store.jobs.size).toBe(0);
+  });
+
+  it('takes a body exactly when the size limits call it JSON (one predicate): application/json, any case, with parameters; no +json type, which the AWS model does not check', async () => {
+    // application/vnd.api+json was parsed here but capped as a non-JSON body (1,000,000 bytes) by
+    // the local stack and the web ACL: one request, 202 or 413 by its size alone.
+    const types = [
+      'application/json',
+      'APPLICATION/JSON',
+      'application/json; charset=utf-8',
+      'application/json;charset="UTF8"',
+      'application/vnd.api+json',
+      'application/merge-patch+json',
+      'application/jsonx',
+      'text/json',
+      'text/plain; x=application/json',
+    ];
+    for (const [i, type] of types.entries()) {
+      const res = await call(await bodyEvent(`m-type-${i}`, type));
+      const json = bodyLimitFor('POST', type) === MAX_REQUEST_BODY_BYTES;
+      expect(json, type).toBe(isJsonMediaType(type));
+      expect(res.status, type).toBe(json ? 202 : 415);
+      if (!json) expect(res.body.error, type).toMatchObject({ code: 'UNSUPPORTED_CONTENT_TYPE', field: 'Content-Type', rule: 'media-type' });
+    }
   });
 
   it('refuses request bytes that are not UTF-8 with 400 MALFORMED_JSON instead of storing U+FFFD; UTF-8 is stored as sent', async () => {
@@ -1221,6 +1244,28 @@ describe('GET /v1/downloads/{token}', () => {
     expect(downloads[0]).not.toHaveProperty('managerId');
   });
 
+  it('ignores the query entirely, repeated parameters included (a messenger appending utm_source twice made it a 400, unaudited): GET redirects and is audited, HEAD answers 200', async () => {
+    const exportId = (await create()).body.exportId as string;
+    completeJob(exportId);
+    const withQuery = (file: string, multi: Record<string, string[]>) => {
+      const ev = loadEvent(file, { DOWNLOAD_TOKEN: `tok-${exportId}-0123456789` });
+      ev.multiValueQueryStringParameters = multi;
+      ev.queryStringParameters = Object.fromEntries(Object.entries(multi).map(([k, v]) => [k, v[v.length - 1] as string]));
+      return ev;
+    };
+    const tracked = { utm_source: ['chat', 'mail'], utm_medium: ['im'], limit: ['1', '2'], _: ['1', '2'] };
+    const get = await call(withQuery('api-download.json', tracked));
+    expect(get.status).toBe(302);
+    expect(get.headers.Location).toContain(`exports/${exportId}.xlsx`);
+    expect(fakes.audit.events.filter((e) => e.type === 'downloaded')).toEqual([expect.objectContaining({ exportId, outcome: 'redirected' })]);
+    const head = (await handler(withQuery('api-download-head.json', tracked), context)) as APIGatewayProxyResult;
+    expect(head.statusCode).toBe(200);
+    // An unknown token is still told as such, whatever the query.
+    const unknown = withQuery('api-download.json', tracked);
+    unknown.path = '/v1/downloads/tok-ffff-0123456789';
+    expect((await call(unknown)).body.error).toMatchObject({ code: 'LINK_NOT_FOUND' });
+  });
+
   it('410 names the link window the export really had (LINK_TTL_DAYS is configurable), not a fixed 7 days', async () => {
     const exportId = (await create()).body.exportId as string;
     completeJob(exportId, '2026-03-04T10:05:00.000Z'); // completed 2026-03-01T10:05: a 3-day window
@@ -1505,11 +1550,9 @@ describe('GET /v1/audit/exports/{exportId}/downloads', () => {
     expect(pairs(audit)).toEqual([['kind', 'once'], ['from', 'format'], ['limit', 'page-size']]);
     const uses = await withQuery('api-list-export-downloads.json', { limit: ['1', '2'], from: ['2026-03-01'] }, { EXPORT_ID: '0123456789abcdef' });
     expect(pairs(uses)).toEqual([['limit', 'once'], ['from', 'unknown-field']]);
-    // Routes that take none list every parameter; the download link only the repeated ones.
+    // Routes that take none list every parameter (the download link reads none: see below).
     const cancel = await withQuery('api-cancel-export.json', { dryRun: ['1', '2'], force: ['true'], why: ['x'] }, { EXPORT_ID: '0123456789abcdef' });
     expect(pairs(cancel)).toEqual([['dryRun', 'once'], ['force', 'unknown-field'], ['why', 'unknown-field']]);
-    const link = await withQuery('api-download.json', { utm_source: ['a', 'b'], utm_medium: ['chat'] }, { DOWNLOAD_TOKEN: 'tok-x-0123456789' });
-    expect(pairs(link)).toEqual([['utm_source', 'once']]);
     // Without a repetition, a route that takes none lists every parameter too (it named the first).
     const noneTaken = loadEvent('api-get-export.json', { TOKEN: await token(), EXPORT_ID: '0123456789abcdef' });
     noneTaken.queryStringParameters = { dryRun: 'true', force: '1' };
@@ -1599,7 +1642,9 @@ describe('GET /v1/audit/exports/{exportId}/downloads', () => {
     const pasted = await list('api-list-exports.json', { [jwt]: '' });
     expect(pasted.body.error).toMatchObject({ code: 'INVALID_QUERY', rule: 'unknown-field', field: `(a parameter name of ${jwt.length} characters, not repeated)` });
     const linkToken = `${Buffer.from('019ca8d72d00a638015839a817f1|1772964000000').toString('base64url')}.${'A'.repeat(43)}`;
-    const anonymous = loadEvent('api-download.json', { DOWNLOAD_TOKEN: 'tok-x-0123456789' });
+    // Repeated parameters are refused before the bearer is looked at (the download link, which
+    // would be the natural place to paste one, reads no parameter at all).
+    const anonymous = loadEvent('api-list-exports.json', { TOKEN: 'not-a-token' });
     anonymous.queryStringParameters = { [linkToken]: '' };
     anonymous.multiValueQueryStringParameters = { [linkToken]: ['', ''] };
     const repeated = await call(anonymous);

@@ -625,7 +625,12 @@ describe('(d) contract: the handler answers as docs/openapi.json says', () => {
     await expectError(setQuery(loadEvent('api-list-exports.json', { TOKEN: manager }), { cursor: 'forged.cursor' }), 400, 'INVALID_CURSOR');
     await expectError(setQuery(loadEvent('api-list-audit.json', { TOKEN: auditor }), { from: '2026-03-02', to: '2026-03-01' }), 400, 'INVALID_QUERY');
     await expectError(setQuery(loadEvent('api-list-audit.json', { TOKEN: auditor }), { from: 'yesterday' }), 400, 'INVALID_QUERY');
-    await expectError(setQuery(downloadEvent('tok-ffff-0123456789'), { utm: ['a', 'b'] }), 400, 'INVALID_QUERY');
+    // The download link reads no query (a repeated parameter is a 404 for an unknown token, not a
+    // 400): its only 400 is a path that is not valid percent-encoding.
+    await expectError(setQuery(downloadEvent('tok-ffff-0123456789'), { utm: ['a', 'b'] }), 404, 'LINK_NOT_FOUND');
+    const badLink = downloadEvent('tok-ffff-0123456789');
+    badLink.path = '/v1/downloads/%zz';
+    await expectError(badLink, 400, 'INVALID_PATH');
     await expectError(setQuery(await getExportEvent('0123456789abcdef'), { dryRun: 'true' }), 400, 'INVALID_QUERY');
     const repeatedAndUnknown = await expectError(setQuery(loadEvent('api-list-exports.json', { TOKEN: manager }), { limit: ['1', '2'], q: '1', cursor: ['a', 'b'] }), 400, 'INVALID_QUERY');
     expect(repeatedAndUnknown.body.error.issues.map((i: { path: string }) => i.path)).toEqual(['limit', 'cursor', 'q']);

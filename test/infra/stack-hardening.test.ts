@@ -2,6 +2,7 @@ import type { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BODY_TOO_LARGE_BODY, OTHER_BODY_TOO_LARGE_BODY, RATE_LIMITED_BODY, WAF_BODY_SIZE_RULE, WAF_EVALUATION_WINDOW_SECONDS, WAF_OTHER_BODY_SIZE_RULE, WAF_RULES, webAclNameFor } from '../../infra/stack/api-firewall';
 import { bodyLimitFor, contentLengthOverPattern, MAX_OTHER_BODY_BYTES, MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
+import { isJsonMediaType, JSON_MEDIA_TYPE_PATTERN } from '../../shared/http/media-type';
 import { FILE_READERS, FUNCTION_NAMES, PART_READERS, type ExportServiceStack, type FunctionName } from '../../infra/stack/export-service-stack';
 import { WAF_RATE_LIMIT_DEFAULTS } from '../../infra/stack/stack-config';
 import { actionCovers, roleStatements, statementAllows, statementReaches, type Statement } from './iam-statements';
@@ -283,7 +284,22 @@ describe('WAF web ACL: per-client-IP rate limits before API Gateway\'s global th
     const [tooLong, scope] = statement.AndStatement.Statements;
     expect(tooLong!.RegexMatchStatement.RegexString).toBe(contentLengthOverPattern(MAX_OTHER_BODY_BYTES));
     expect(JSON.stringify(scope)).toContain('"NotStatement"');
-    expect(JSON.stringify(scope)).toContain('"SearchString":"application/json"');
+    // JSON by the api parser's own pattern, on the lower-cased header (it was CONTAINS
+    // "application/json", which also gave `application/jsonx` the larger limit).
+    const [isPost, isJson] = scope!.NotStatement.Statement.AndStatement.Statements as Record<string, any>[];
+    expect(isPost!.ByteMatchStatement).toMatchObject({ FieldToMatch: { Method: {} }, PositionalConstraint: 'EXACTLY', SearchString: 'post' });
+    expect(isJson!.RegexMatchStatement).toEqual({
+      FieldToMatch: { SingleHeader: { Name: 'content-type' } },
+      RegexString: JSON_MEDIA_TYPE_PATTERN,
+      TextTransformations: [{ Priority: 0, Type: 'LOWERCASE' }],
+    });
+    const wafJson = new RegExp(isJson!.RegexMatchStatement.RegexString as string);
+    for (const type of ['application/json', 'Application/JSON', 'application/json;charset=utf-8', 'application/json \t; charset=utf8', 'application/vnd.api+json', 'application/merge-patch+json', 'application/jsonx', 'application/json-seq', 'text/plain; x=application/json', 'text/json', '']) {
+      // The web ACL, the local stack and the api's parser (isJsonMediaType) agree on every one.
+      const json = isJsonMediaType(type);
+      expect(wafJson.test(type.toLowerCase()), type).toBe(json);
+      expect(bodyLimitFor('POST', type), type).toBe(json ? MAX_REQUEST_BODY_BYTES : MAX_OTHER_BODY_BYTES);
+    }
     expect(r.Action.Block?.CustomResponse).toMatchObject({ ResponseCode: 413, CustomResponseBodyKey: 'OtherBodyTooLarge' });
     const bodies = webAcl().props.CustomResponseBodies as Record<string, { ContentType: string; Content: string }>;
     expect(bodies.OtherBodyTooLarge).toEqual({ ContentType: 'APPLICATION_JSON', Content: OTHER_BODY_TOO_LARGE_BODY });

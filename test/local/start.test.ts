@@ -5,7 +5,8 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { startLocalStack, type LocalStack } from '../../infra/local/stack';
+import { localChunkConcurrency, startLocalStack, type LocalStack } from '../../infra/local/stack';
+import { ConfigError } from '../../shared/config';
 
 /** A port of 127.0.0.1 held by this test until `close` (another program on the port npm start wants). */
 async function holdPort(): Promise<{ port: number; server: Server }> {
@@ -101,6 +102,57 @@ describe('npm start with a PORT it cannot use', () => {
         expect(code).toBe(1);
         expect(stderr.split('\n').filter((l) => l.startsWith('npm start:'))).toEqual([
           `npm start: PORT must be a whole number from 0 to 65535 (0: any free port); got ${JSON.stringify(port)}`,
+        ]);
+        expect(stderr).not.toMatch(/^\s+at /m);
+        // Refused before the emulators start and the folder is taken.
+        expect(existsSync(dataDir)).toBe(false);
+      } finally {
+        if (pgid && groupAlive(pgid)) process.kill(-pgid, 'SIGKILL');
+        await rm(root, { recursive: true, force: true });
+      }
+    },
+    90_000,
+  );
+});
+
+describe('npm start with a LOCAL_CHUNK_CONCURRENCY it cannot use', () => {
+  it('reads it as the other numeric settings: unset is 4, a whole number from 1 to 64 is taken', () => {
+    expect(localChunkConcurrency({})).toBe(4);
+    expect(localChunkConcurrency({ LOCAL_CHUNK_CONCURRENCY: '1' })).toBe(1);
+    expect(localChunkConcurrency({ LOCAL_CHUNK_CONCURRENCY: ' 64 ' })).toBe(64);
+    // Bare Number() read these as NaN or 0 chunk pollers: exports stayed queued forever.
+    for (const bad of ['', ' ', 'abc', '0', '-2', '65', '2.5', '0x10', 'Infinity']) {
+      expect(() => localChunkConcurrency({ LOCAL_CHUNK_CONCURRENCY: bad }), bad).toThrow(ConfigError);
+      expect(() => localChunkConcurrency({ LOCAL_CHUNK_CONCURRENCY: bad }), bad).toThrow(
+        `invalid environment: LOCAL_CHUNK_CONCURRENCY: must be a whole number from 1 to 64 (chunk handlers at a time; 4 when unset); got ${JSON.stringify(bad)}`,
+      );
+    }
+  });
+
+  it.each(['', 'abc', '0'])(
+    'LOCAL_CHUNK_CONCURRENCY=%j: one line naming it and the rule, before anything starts (no data folder, no stack trace)',
+    async (value) => {
+      const root = await mkdtemp(join(tmpdir(), 'export-start-'));
+      const dataDir = join(root, 'new');
+      const child = spawn(join(process.cwd(), 'node_modules/.bin/tsx'), ['infra/local/start.ts'], {
+        env: { ...process.env, PORT: '0', LOCAL_CHUNK_CONCURRENCY: value, LOCAL_DATA_DIR: dataDir },
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+      const pgid = child.pid ?? 0;
+      try {
+        const code = await new Promise<number | null>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`npm start still runs after 60 s:\n${stderr}`)), 60_000);
+          child.once('exit', (exitCode) => {
+            clearTimeout(timer);
+            resolve(exitCode);
+          });
+        });
+        expect(code).toBe(1);
+        expect(stderr.split('\n').filter((l) => l.startsWith('npm start:'))).toEqual([
+          `npm start: invalid environment: LOCAL_CHUNK_CONCURRENCY: must be a whole number from 1 to 64 (chunk handlers at a time; 4 when unset); got ${JSON.stringify(value)}`,
         ]);
         expect(stderr).not.toMatch(/^\s+at /m);
         // Refused before the emulators start and the folder is taken.

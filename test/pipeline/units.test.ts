@@ -133,6 +133,24 @@ describe('configuration', () => {
     expect(() => parseConfig({ ...base, MAX_ROWS: 'lots' })).toThrow(/MAX_ROWS/);
   });
 
+  it('bounds MAX_ROWS to the rows a sheet holds (1-1,048,575) and LINK_TTL_DAYS to 1-30, naming the variable', () => {
+    expect(parseConfig({ ...base, MAX_ROWS: '1' }).MAX_ROWS).toBe(1);
+    expect(parseConfig({ ...base, MAX_ROWS: '1048575' }).MAX_ROWS).toBe(1_048_575);
+    // Past a sheet's 1,048,575 data rows the export could only fail at the finalizer's workbook.
+    for (const bad of ['1048576', '5000000', '0', '', '1e9']) {
+      expect(() => parseConfig({ ...base, MAX_ROWS: bad }), bad).toThrow(/^invalid environment: MAX_ROWS: /);
+    }
+    expect(() => parseConfig({ ...base, MAX_ROWS: '1048576' })).toThrow(/MAX_ROWS: .*1048575/);
+    expect(parseConfig(base).LINK_TTL_DAYS).toBe(7);
+    expect(parseConfig({ ...base, LINK_TTL_DAYS: '1' }).LINK_TTL_DAYS).toBe(1);
+    expect(parseConfig({ ...base, LINK_TTL_DAYS: '30' }).LINK_TTL_DAYS).toBe(30);
+    // As the CDK's linkTtlDays: a link of months, and a file kept as long, is refused at start.
+    for (const bad of ['31', '365', '0', '', '7.5']) {
+      expect(() => parseConfig({ ...base, LINK_TTL_DAYS: bad }), bad).toThrow(/^invalid environment: LINK_TTL_DAYS: /);
+    }
+    expect(() => parseConfig({ ...base, LINK_TTL_DAYS: '31' })).toThrow(/LINK_TTL_DAYS: .*30/);
+  });
+
   it("refuses notify settings whose attempts could outlast a delivery's budget (each in range, together not)", () => {
     // 3 attempts and 250 ms (the defaults): at worst 30.75 s.
     expect(notifyDeliveryWorstMs(3, 250)).toBe(30_750);

@@ -316,7 +316,9 @@ export function sha256(data: Buffer): string {
 // Debian's interpreter, not the default python3 on PATH (which lacks the apt packages).
 // CRYPTO_TEST_PYTHON only exists to check the skip/fail behaviour without uninstalling anything.
 const PYTHON = process.env.CRYPTO_TEST_PYTHON ?? '/usr/bin/python3';
-export const MSOFFCRYPTO_INSTALL_HINT = 'apt-get install python3-msoffcrypto-tool python3-olefile';
+// What these tests need is the one package: olefile, which olefileListing imports too, is a
+// dependency of Debian's python3-msoffcrypto-tool and comes with it.
+export const MSOFFCRYPTO_INSTALL_HINT = 'apt-get install -y python3-msoffcrypto-tool';
 
 /** True when Debian's msoffcrypto-tool (and its olefile) can be imported by /usr/bin/python3. */
 export function msoffcryptoAvailable(): boolean {

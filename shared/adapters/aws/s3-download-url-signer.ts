@@ -3,9 +3,10 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { DownloadUrlSigner } from '../../app/api/deps';
 
 /**
- * Presigns a GET of the finished file for a few minutes, at the moment of the download, with the
- * function's current credentials. The response headers make the browser save it under the
- * export's file name (RFC 6266 with an RFC 5987 UTF-8 name: Korean names survive).
+ * Presigns a GET of the finished file for DOWNLOAD_PRESIGN_SECONDS (60 s by default), at the
+ * moment of the download, with the function's current credentials. The response headers make the
+ * browser save it under the export's file name (RFC 6266 with an RFC 5987 UTF-8 name: Korean
+ * names survive).
  */
 /**
  * `attachment` with both names: `filename` in printable ASCII for old clients (anything else,
