@@ -27,7 +27,7 @@ import { formatIssuePath, INPUT_ERRORS, ValidationError, type ValidationIssue } 
 import { scanJsonBeforeParse, type JsonStructureProblem } from '../../shared/json-text';
 import { requirePermission } from '../../shared/domain/policies';
 import { loneSurrogatePath } from '../../shared/text-rules';
-import { BadRequestBodyError, bodyTooLarge, emptyResponse, isJsonMediaType, jsonResponse, mapErrorToResponse, MAX_REQUEST_BODY_BYTES, normalizeEventHeaders, redirectResponse, sentMoreThanOnce, statusOf } from '../../shared/http';
+import { BadRequestBodyError, bodyLimitFor, bodyTooLarge, emptyResponse, isJsonMediaType, jsonResponse, mapErrorToResponse, normalizeEventHeaders, redirectResponse, sentMoreThanOnce, statusOf } from '../../shared/http';
 import { matchRoute, type RouteName } from './router';
 
 export type ApiRuntime = {
@@ -37,9 +37,6 @@ export type ApiRuntime = {
   /** The admin UI's origin (ADMIN_ORIGIN): the one origin whose requests get CORS headers. */
   allowedOrigin?: string;
 };
-
-/** See shared/http/limits.ts: on AWS the web ACL refuses a larger declared body first. */
-const MAX_JSON_BYTES = MAX_REQUEST_BODY_BYTES;
 
 /**
  * Name, message, code and stack. Not the whole error: a logger copies every enumerable property,
@@ -389,8 +386,11 @@ function parseJsonBody(event: APIGatewayProxyEvent): unknown {
   }
   // Size first, in bytes, so an oversized body is never decoded.
   const bytes = event.isBase64Encoded ? Buffer.from(event.body, 'base64') : undefined;
-  if ((bytes ? bytes.length : Buffer.byteLength(event.body, 'utf8')) > MAX_JSON_BYTES) {
-    const refusal = bodyTooLarge(MAX_JSON_BYTES);
+  // The limit the web ACL and the local stack apply to this request (only creating an export
+  // takes a large body): a body the gateway let through over it is refused the same way here.
+  const limit = bodyLimitFor(event.httpMethod, event.path, contentType);
+  if ((bytes ? bytes.length : Buffer.byteLength(event.body, 'utf8')) > limit) {
+    const refusal = bodyTooLarge(limit);
     throw new BadRequestBodyError(refusal.code, refusal.message, refusal);
   }
   // A base64 body is the client's bytes: checked here. A string body has been decoded before

@@ -256,8 +256,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
               .end(JSON.stringify({ error: { code: 'API_UNAVAILABLE', message } }));
             return;
           }
-          // As the web ACL on AWS: a JSON POST up to MAX_REQUEST_BODY_BYTES, anything else less.
-          const body = await readBody(req, bodyLimitFor(req.method ?? 'GET', req.headers['content-type']));
+          // As the web ACL on AWS: a JSON POST creating an export up to MAX_REQUEST_BODY_BYTES,
+          // anything else less.
+          const path = (req.url ?? '/').split('?')[0] ?? '/';
+          const body = await readBody(req, bodyLimitFor(req.method ?? 'GET', path, req.headers['content-type']));
           const result = await apiHandler(toApiGatewayEvent(req, body), createLambdaContext('api', 29_000));
           writeApiGatewayResult(res, result);
         } catch (error) {

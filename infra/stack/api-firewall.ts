@@ -2,7 +2,7 @@ import { Stack } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
-import { bodyTooLarge, contentLengthOverPattern, MAX_OTHER_BODY_BYTES, MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
+import { bodyTooLarge, contentLengthOverPattern, LARGE_BODY_PATH_PATTERN, MAX_OTHER_BODY_BYTES, MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
 import { JSON_MEDIA_TYPE_PATTERN } from '../../shared/http/media-type';
 
 /**
@@ -165,6 +165,15 @@ export class ApiFirewall extends Construct {
         textTransformations: [{ priority: 0, type: 'LOWERCASE' }],
       },
     };
+    // The one route whose body the JSON model checks (shared/http/limits.ts, takesLargeBody): a
+    // cancel's or a revoke's JSON body is not checked, and keeps the small limit.
+    const createExportPath: wafv2.CfnWebACL.StatementProperty = {
+      regexMatchStatement: {
+        fieldToMatch: { uriPath: {} },
+        regexString: LARGE_BODY_PATH_PATTERN,
+        textTransformations: [{ priority: 0, type: 'NONE' }],
+      },
+    };
     const bodySizeRule = (
       name: string,
       priority: number,
@@ -231,11 +240,12 @@ export class ApiFirewall extends Construct {
         // Lambda invocation itself fails, a 5xx), refused here with 413 by its declared length.
         bodySizeRule(WAF_BODY_SIZE_RULE, 3, MAX_REQUEST_BODY_BYTES, 'BodyTooLarge'),
         // Any other request's body reaches the Lambda unchecked by the JSON model, and escaping
-        // can make it six times larger there: a tighter limit for everything but a JSON POST,
+        // can make it six times larger there: a tighter limit for everything but a JSON POST
+        // creating an export,
         // JSON by the api parser's own pattern (a CONTAINS match also let `application/jsonx`,
         // which the model does not check, have the larger limit).
         bodySizeRule(WAF_OTHER_BODY_SIZE_RULE, 4, MAX_OTHER_BODY_BYTES, 'OtherBodyTooLarge', {
-          notStatement: { statement: { andStatement: { statements: [methodIs('POST'), jsonContentType] } } },
+          notStatement: { statement: { andStatement: { statements: [methodIs('POST'), createExportPath, jsonContentType] } } },
         }),
       ],
     });

@@ -17,7 +17,7 @@ export const MAX_REQUEST_BODY_BYTES = 3_000_000;
  * The largest body of any other request: only `POST /v1/exports` with a JSON body takes a large
  * one, and there API Gateway checks it against the JSON model first, so what reaches the Lambda
  * is valid JSON (escaping at most doubles it). Anything else (a GET or HEAD with a body, a POST of
- * another type) reaches the Lambda unchecked, where a raw control character becomes `\u0001`,
+ * another type, a cancel's or a revoke's JSON body) reaches the Lambda unchecked, where a raw control character becomes `\u0001`,
  * six bytes: 1,000,000 bytes of them still fit the 6,291,456-byte event.
  */
 export const MAX_OTHER_BODY_BYTES = 1_000_000;
@@ -31,16 +31,29 @@ export function bodyTooLarge(limit: number) {
 }
 
 /**
- * Whether a request's body is the one kind that may be large: a JSON POST (see above), JSON by
- * the very predicate the api's parser takes a body with (media-type.ts).
+ * The path of the one route whose body API Gateway checks against the JSON model before the
+ * Lambda (export-api.ts): `POST /v1/exports`. Matched at the end of the URI path, so whatever
+ * comes before it (the stage, `/prod`, as the web ACL sees the path; a custom domain's base path)
+ * does not matter; a trailing slash is allowed. One pattern for JavaScript and AWS WAF (no
+ * lookaround). Cancel and revoke are POSTs with JSON bodies too, but no model checks theirs: a
+ * raw control character there reaches the Lambda and grows sixfold, so they keep the small limit
+ * (with the large one, 3,000,000 bytes of them overflowed the event: a 5xx for bad input).
  */
-export function isJsonPost(method: string, contentType: string | undefined): boolean {
-  return method.toUpperCase() === 'POST' && isJsonMediaType(contentType);
+export const LARGE_BODY_PATH_PATTERN = '/v1/exports/?$';
+const LARGE_BODY_PATH = new RegExp(LARGE_BODY_PATH_PATTERN);
+
+/**
+ * Whether a request's body is the one kind that may be large: a JSON POST to create an export
+ * (see above), JSON by the very predicate the api's parser takes a body with (media-type.ts).
+ * `path` is the URI path, without the query.
+ */
+export function takesLargeBody(method: string, path: string, contentType: string | undefined): boolean {
+  return method.toUpperCase() === 'POST' && LARGE_BODY_PATH.test(path) && isJsonMediaType(contentType);
 }
 
 /** The body limit for a request (MAX_REQUEST_BODY_BYTES or MAX_OTHER_BODY_BYTES). */
-export function bodyLimitFor(method: string, contentType: string | undefined): number {
-  return isJsonPost(method, contentType) ? MAX_REQUEST_BODY_BYTES : MAX_OTHER_BODY_BYTES;
+export function bodyLimitFor(method: string, path: string, contentType: string | undefined): number {
+  return takesLargeBody(method, path, contentType) ? MAX_REQUEST_BODY_BYTES : MAX_OTHER_BODY_BYTES;
 }
 
 /**

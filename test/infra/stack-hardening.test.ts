@@ -1,7 +1,7 @@
 import type { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BODY_TOO_LARGE_BODY, OTHER_BODY_TOO_LARGE_BODY, RATE_LIMITED_BODY, WAF_BODY_SIZE_RULE, WAF_EVALUATION_WINDOW_SECONDS, WAF_OTHER_BODY_SIZE_RULE, WAF_RULES, webAclNameFor } from '../../infra/stack/api-firewall';
-import { bodyLimitFor, contentLengthOverPattern, MAX_OTHER_BODY_BYTES, MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
+import { bodyLimitFor, contentLengthOverPattern, LARGE_BODY_PATH_PATTERN, MAX_OTHER_BODY_BYTES, MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
 import { isJsonMediaType, JSON_MEDIA_TYPE_PATTERN } from '../../shared/http/media-type';
 import { FILE_READERS, FUNCTION_NAMES, PART_READERS, type ExportServiceStack, type FunctionName } from '../../infra/stack/export-service-stack';
 import { WAF_RATE_LIMIT_DEFAULTS } from '../../infra/stack/stack-config';
@@ -286,8 +286,26 @@ describe('WAF web ACL: per-client-IP rate limits before API Gateway\'s global th
     expect(JSON.stringify(scope)).toContain('"NotStatement"');
     // JSON by the api parser's own pattern, on the lower-cased header (it was CONTAINS
     // "application/json", which also gave `application/jsonx` the larger limit).
-    const [isPost, isJson] = scope!.NotStatement.Statement.AndStatement.Statements as Record<string, any>[];
+    const [isPost, isCreate, isJson] = scope!.NotStatement.Statement.AndStatement.Statements as Record<string, any>[];
     expect(isPost!.ByteMatchStatement).toMatchObject({ FieldToMatch: { Method: {} }, PositionalConstraint: 'EXACTLY', SearchString: 'post' });
+    // Only the route whose body the JSON model checks: a cancel's or a revoke's JSON body is not
+    // checked, so it keeps the small limit (3,000,000 bytes of raw control characters there
+    // overflowed the Lambda event: a 5xx).
+    expect(isCreate!.RegexMatchStatement).toEqual({ FieldToMatch: { UriPath: {} }, RegexString: LARGE_BODY_PATH_PATTERN, TextTransformations: [{ Priority: 0, Type: 'NONE' }] });
+    const wafPath = new RegExp(isCreate!.RegexMatchStatement.RegexString as string);
+    for (const [path, large] of [
+      ['/v1/exports', true],
+      ['/prod/v1/exports', true],
+      ['/prod/v1/exports/', true],
+      ['/prod/v1/exports/0123456789abcdef/revoke', false],
+      ['/prod/v1/exports/0123456789abcdef/cancel', false],
+      ['/prod/v1/exports/0123456789abcdef', false],
+      ['/prod/v1/exportsx', false],
+      ['/prod/v1/audit', false],
+    ] as const) {
+      expect(wafPath.test(path), path).toBe(large);
+      expect(bodyLimitFor('POST', path, 'application/json'), path).toBe(large ? MAX_REQUEST_BODY_BYTES : MAX_OTHER_BODY_BYTES);
+    }
     expect(isJson!.RegexMatchStatement).toEqual({
       FieldToMatch: { SingleHeader: { Name: 'content-type' } },
       RegexString: JSON_MEDIA_TYPE_PATTERN,
@@ -298,7 +316,7 @@ describe('WAF web ACL: per-client-IP rate limits before API Gateway\'s global th
       // The web ACL, the local stack and the api's parser (isJsonMediaType) agree on every one.
       const json = isJsonMediaType(type);
       expect(wafJson.test(type.toLowerCase()), type).toBe(json);
-      expect(bodyLimitFor('POST', type), type).toBe(json ? MAX_REQUEST_BODY_BYTES : MAX_OTHER_BODY_BYTES);
+      expect(bodyLimitFor('POST', '/v1/exports', type), type).toBe(json ? MAX_REQUEST_BODY_BYTES : MAX_OTHER_BODY_BYTES);
     }
     expect(r.Action.Block?.CustomResponse).toMatchObject({ ResponseCode: 413, CustomResponseBodyKey: 'OtherBodyTooLarge' });
     const bodies = webAcl().props.CustomResponseBodies as Record<string, { ContentType: string; Content: string }>;
@@ -306,10 +324,10 @@ describe('WAF web ACL: per-client-IP rate limits before API Gateway\'s global th
     // 1,000,000 bytes of raw control characters, each `\u0001` (6 bytes) in the event, still fit it.
     expect(JSON.stringify({ body: '\u0001'.repeat(MAX_OTHER_BODY_BYTES) }).length + 64 * 1024).toBeLessThan(6_291_456);
     // The local stack applies the same split.
-    expect(bodyLimitFor('POST', 'application/json; charset=utf-8')).toBe(MAX_REQUEST_BODY_BYTES);
-    expect(bodyLimitFor('post', 'Application/JSON')).toBe(MAX_REQUEST_BODY_BYTES);
+    expect(bodyLimitFor('POST', '/v1/exports', 'application/json; charset=utf-8')).toBe(MAX_REQUEST_BODY_BYTES);
+    expect(bodyLimitFor('post', '/v1/exports', 'Application/JSON')).toBe(MAX_REQUEST_BODY_BYTES);
     for (const [method, type] of [['GET', undefined], ['HEAD', 'application/json'], ['POST', 'text/plain'], ['POST', undefined]] as const) {
-      expect(bodyLimitFor(method, type), `${method} ${type}`).toBe(MAX_OTHER_BODY_BYTES);
+      expect(bodyLimitFor(method, '/v1/exports', type), `${method} ${type}`).toBe(MAX_OTHER_BODY_BYTES);
     }
   });
 
