@@ -3,7 +3,7 @@ import { PassThrough, pipeline, Transform } from 'node:stream';
 import { crc32, writeEncryptedWorkbook, type EncryptionParams, type SheetPlan } from '../xlsx';
 import type { KeyWrapper } from '../ports/key-wrapper';
 import type { WorkspaceSource } from '../ports/source-data';
-import { unfinishedStatuses, type ExportJob, type JobDefinition, type SheetKey } from './export-job';
+import { unfinishedStatuses, type ExportJob, type JobDefinition, type JobError, type SheetKey } from './export-job';
 import { objectKeys, type FinalizeMessage } from './messages';
 import { createDownloadToken, hashDownloadToken } from './download-link';
 import { discardExportFile, discardObject, discardOtherFiles, discardParts, failExport, PART_MISMATCH, resumeCancelFollowUps, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
@@ -177,6 +177,15 @@ async function finishCanceled(deps: FinalizeDeps, job: ExportJob): Promise<Final
  * tells the bot and deletes the parts. The conditional finalizing -> completed transition makes
  * a second run (a redelivered finalize message) a no-op; a canceled export is never completed.
  */
+/**
+ * Fails the export and says whether this run did: `skipped` when it was already final (another
+ * run completed or failed it meanwhile), so the handler's exportFailures metric counts each
+ * failed export once, not every run that met an already-finished one.
+ */
+async function failedHere(deps: FinalizeDeps, job: ExportJob, error: JobError): Promise<FinalizeOutcome> {
+  return (await failExport(deps, job, error)) ? { status: 'failed' } : { status: 'skipped' };
+}
+
 export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDeps, delivery: { receiveCount: number }): Promise<FinalizeOutcome> {
   const job = await deps.store.getJob(message.channelId, message.exportId);
   if (!job) {
@@ -241,8 +250,7 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
   } catch (error) {
     if (!(error instanceof DefinitionMissingError)) throw error;
     deps.log.warn('export definition missing', { exportId: job.exportId, key: error.key });
-    await failExport(deps, job, { code: error.code, message: error.message });
-    return { status: 'failed' };
+    return failedHere(deps, job, { code: error.code, message: error.message });
   }
   const sheets: SheetPlan[] = [];
   const dataCrcs: (number | undefined)[][] = [];
@@ -260,16 +268,14 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     // With a pinned definition every part matches; a job from before it was pinned (its chunks
     // read the schema as it was then) or a part rendered by another code version may not.
     if (metas.some((m) => m.columns !== expected)) {
-      await failExport(deps, job, {
+      return failedHere(deps, job, {
         code: 'COLUMNS_CHANGED',
         message: 'the profile schema changed while the export ran; request the export again',
       });
-      return { status: 'failed' };
     }
     if (job.kind === 'cases' && sheet === 'cases' && !(await refsMatchPlan(deps, job, metas))) {
       deps.log.error('case parts do not match the users phase plan', { exportId: job.exportId });
-      await failExport(deps, job, PART_MISMATCH);
-      return { status: 'failed' };
+      return failedHere(deps, job, PART_MISMATCH);
     }
     sheets.push({
       name: SHEET_NAMES[sheet],
@@ -292,8 +298,7 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     packageKey.fill(0);
     if (!(error instanceof JobEncryptionError)) throw error;
     deps.log.error('encryption params unusable', { exportId: job.exportId, reason: error.reason, error: error.message });
-    await failExport(deps, job, { code: error.code, message: 'the export could not be encrypted; request it again' });
-    return { status: 'failed' };
+    return failedHere(deps, job, { code: error.code, message: 'the export could not be encrypted; request it again' });
   }
   const fileName = exportFileName(job);
   const objectKey = objectKeys.file(job.channelId, job.exportId, randomBytes(8).toString('hex'), fileName);
@@ -346,8 +351,7 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     // Permanent: the pair stays mismatched on every retry. Nothing was completed (the upload
     // failed with the writer), so the export fails with a code the manager can act on.
     deps.log.error('part does not match its meta', { exportId: job.exportId, error: failure.message });
-    await failExport(deps, job, PART_MISMATCH);
-    return { status: 'failed' };
+    return failedHere(deps, job, PART_MISMATCH);
   }
   if (failure !== undefined) {
     if (await canceledMeanwhile(deps, job, failure)) return { status: 'skipped' };

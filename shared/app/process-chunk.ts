@@ -408,7 +408,13 @@ async function renderSlice(
     ids = JSON.parse(body.toString('utf8')) as string[];
   }
   const found = await deps.users.getMany(job.channelId, ids);
-  const byId = new Map(found.map((u) => [String(u.id), u]));
+  const byId = new Map<string, RawItem>();
+  for (const user of found) {
+    // Fetched by its key, yet the item holds no id: a record without identity, counted as the
+    // reader counts one (the file says how many were left out), not dropped unseen.
+    if (user.id === undefined || user.id === null || user.id === '') outcome.skippedRecords++;
+    else byId.set(String(user.id), user);
+  }
   const ordered: RawItem[] = [];
   for (const id of ids) {
     const user = byId.get(id);

@@ -23,6 +23,8 @@ type Fixture = {
   cases?: Record<string, unknown>[];
   users?: Record<string, unknown>[];
   workspace?: Record<string, unknown>;
+  /** What a by-id read (BatchGetItem) returns, whatever ids it asked for (default: the users with those ids). */
+  fetchedByKey?: Record<string, unknown>[];
 };
 
 async function runChunks(f: Fixture) {
@@ -64,7 +66,7 @@ async function runChunks(f: Fixture) {
       async *queryShard(_ch: string, shard: number) {
         yield (f.users ?? []).filter((u) => (typeof u.id === 'string' ? userShardOf(u.id) === shard : shard === 0));
       },
-      getMany: async (_ch: string, ids: readonly string[]) => (f.users ?? []).filter((u) => ids.includes(u.id as string)),
+      getMany: async (_ch: string, ids: readonly string[]) => f.fetchedByKey ?? (f.users ?? []).filter((u) => ids.includes(u.id as string)),
     } as unknown as ChunkDeps['users'],
     workspace: {
       getItem: async (_c: string, sk: string) => (f.workspace?.[sk] as never) ?? null,
@@ -166,6 +168,18 @@ describe('C6/S1: one odd field does not drop the customer or the case', () => {
     expect(byId.get('u4')).not.toContain('[object Object]');
     expect(outcomes.reduce((n, o) => n + o.skippedRecords, 0)).toBe(1);
     expect(outcomes.reduce((n, o) => n + o.repairedRecords, 0)).toBe(3);
+    expect(marked.reduce((n, m) => n + (m.skippedRecords ?? 0), 0)).toBe(1);
+  });
+
+  it('S1: a user fetched by its key whose item holds no id is counted as skipped (the file says so), not dropped unseen', async () => {
+    const { rows, outcomes, marked } = await runChunks({
+      kind: 'contacts',
+      timeZone: 'Asia/Seoul',
+      request: { kind: 'contacts', scope: 'user', userId: 'u9' },
+      fetchedByKey: [{ createdAt: 0, name: 'no id on the item' }],
+    });
+    expect(rows).toEqual([]);
+    expect(outcomes.reduce((n, o) => n + o.skippedRecords, 0)).toBe(1);
     expect(marked.reduce((n, m) => n + (m.skippedRecords ?? 0), 0)).toBe(1);
   });
 

@@ -407,6 +407,29 @@ describe('failure handling', () => {
       expect(await filesOf(ready.exportId)).toEqual([]);
     });
 
+    it('a finalize run that fails an export another run failed first reports skipped, so exportFailures counts the export once', async () => {
+      const ready = await exportReadyToFinalize('fh-expired-3');
+      const { ddb, store } = storesFor(stack);
+      await ddb.send(
+        new UpdateCommand({
+          TableName: stack.tables.exports,
+          Key: { pk: `EXPORT#${ready.exportId}`, sk: 'JOB' },
+          UpdateExpression: 'REMOVE #d SET #k = :k',
+          ExpressionAttributeNames: { '#d': 'definition', '#k': 'definitionKey' },
+          ExpressionAttributeValues: { ':k': `parts/${ready.exportId}/definition-${'0'.repeat(64)}.json` },
+        }),
+      );
+      // A concurrent run (a duplicate finalize message) fails it just before this one does.
+      const racing = Object.create(store) as typeof store;
+      racing.setStatus = async (...args) => {
+        if (args[2] === 'failed') await store.setStatus(args[0], args[1], 'failed', ['finalizing'], { error: { code: 'EXPORT_DATA_EXPIRED', message: 'first' }, failedAt: new Date().toISOString() });
+        return store.setStatus(...args);
+      };
+      const message: FinalizeMessage = { type: 'finalize', exportId: ready.exportId, channelId: CHANNEL };
+      expect((await finalizeExport(message, finalizeDeps({ store: racing }), { receiveCount: 1 })).status).toBe('skipped');
+      expect(await store.getJob(CHANNEL, ready.exportId)).toMatchObject({ status: 'failed', error: { message: 'first' } });
+    });
+
     it('a dead-lettered duplicate finalize of a completed export leaves its file (the download) alone', async () => {
       const ready = await exportReadyToFinalize('fh-completed-1');
       const { objects, store } = storesFor(stack);
