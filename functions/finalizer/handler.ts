@@ -1,19 +1,21 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { finalizeQueueMessageSchema } from '../../shared/app/messages';
 import { finishRevocation } from '../../shared/app/revoke-follow-ups';
-import { finalizeExport } from '../../shared/app/finalize-export';
+import { finalizeExport, finishCancellation } from '../../shared/app/finalize-export';
 import { finalizeDeps, logger, metrics, pipelineLog } from '../../shared/adapters/aws/pipeline-deps';
 import { createSqsHandler, receiveCountOf } from '../../shared/adapters/aws/sqs-handler';
 
-/** Finalizer Lambda: parts -> encrypted workbook -> S3, then completion, link and notify; and a revocation's follow-up. */
+/** Finalizer Lambda: parts -> encrypted workbook -> S3, then completion, link and notify; and the follow-ups of revokes and cancels. */
 export const handler = createSqsHandler('finalizer', async (record) => {
   const message = finalizeQueueMessageSchema.parse(JSON.parse(record.body));
   const log = pipelineLog(logger, message.exportId);
-  if (message.type === 'revoke') {
-    // A revocation's follow-up (revoke-follow-ups.ts): the finalizer's role already deletes files
-    // and parts and appends audit events, so it rides this queue.
-    const outcome = await finishRevocation(message, await finalizeDeps(log));
-    log.info('revoke follow-up processed', { outcome });
+  // A revocation's or a cancel's follow-up (sent by the api, delayed past its request): the
+  // finalizer's role already deletes files and parts, appends audit events and releases
+  // cooldowns, so they ride this queue.
+  if (message.type === 'revoke' || message.type === 'cancel') {
+    const deps = await finalizeDeps(log);
+    const outcome = message.type === 'revoke' ? await finishRevocation(message, deps) : await finishCancellation(message, deps);
+    log.info(`${message.type} follow-up processed`, { outcome });
     return;
   }
   const started = Date.now();

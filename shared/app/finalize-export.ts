@@ -4,7 +4,7 @@ import { crc32, writeEncryptedWorkbook, type EncryptionParams, type SheetPlan } 
 import type { KeyWrapper } from '../ports/key-wrapper';
 import type { WorkspaceSource } from '../ports/source-data';
 import { unfinishedStatuses, type ExportJob, type JobDefinition, type JobError, type SheetKey } from './export-job';
-import { objectKeys, type FinalizeMessage } from './messages';
+import { objectKeys, type CancelMessage, type FinalizeMessage } from './messages';
 import { createDownloadToken, hashDownloadToken } from './download-link';
 import { discardExportFile, discardObject, discardOtherFiles, discardParts, failExport, PART_MISMATCH, resumeCancelFollowUps, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
 import type { StoredPartMeta } from './process-chunk';
@@ -164,7 +164,7 @@ async function refsMatchPlan(deps: FinalizeDeps, job: ExportJob, metas: readonly
  * again), drop a file an earlier run of this message may have uploaded, and finish the cancel
  * itself (audit event, cooldown), should the API's attempt have failed.
  */
-async function finishCanceled(deps: FinalizeDeps, job: ExportJob): Promise<FinalizeOutcome> {
+async function finishCanceled(deps: StepDeps, job: ExportJob): Promise<FinalizeOutcome> {
   await discardExportFile(deps, job);
   await discardParts(deps, job);
   await resumeCancelFollowUps(deps, job);
@@ -172,11 +172,22 @@ async function finishCanceled(deps: FinalizeDeps, job: ExportJob): Promise<Final
 }
 
 /**
- * Stitches the parts into one encrypted workbook streamed into a multipart upload (sha256 and
- * size computed on the way), then records the file, the link token's hash and the completion,
- * tells the bot and deletes the parts. The conditional finalizing -> completed transition makes
- * a second run (a redelivered finalize message) a no-op; a canceled export is never completed.
+ * The cancel follow-up message's handler (the finalizer's queue, and its dead letter): finishes a
+ * cancel whatever its API request managed, as a finalize delivery that meets it does
+ * (finishCanceled: the file if any, parts/, the audit event, the cooldown; errors thrown, so the
+ * message comes back). An export that is not canceled (the request was refused, lost a race, or
+ * failed before the transition) is left alone.
  */
+export async function finishCancellation(message: CancelMessage, deps: StepDeps): Promise<'finished' | 'not-canceled'> {
+  const job = await deps.store.getJob(message.channelId, message.exportId);
+  if (!job || job.status !== 'canceled') {
+    deps.log.info('cancel follow-up for an export that is not canceled: nothing owed', { exportId: message.exportId, status: job?.status });
+    return 'not-canceled';
+  }
+  await finishCanceled(deps, job);
+  return 'finished';
+}
+
 /**
  * Fails the export and says whether this run did: `skipped` when it was already final (another
  * run completed or failed it meanwhile), so the handler's exportFailures metric counts each
@@ -186,6 +197,12 @@ async function failedHere(deps: FinalizeDeps, job: ExportJob, error: JobError): 
   return (await failExport(deps, job, error)) ? { status: 'failed' } : { status: 'skipped' };
 }
 
+/**
+ * Stitches the parts into one encrypted workbook streamed into a multipart upload (sha256 and
+ * size computed on the way), then records the file, the link token's hash and the completion,
+ * tells the bot and deletes the parts. The conditional finalizing -> completed transition makes
+ * a second run (a redelivered finalize message) a no-op; a canceled export is never completed.
+ */
 export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDeps, delivery: { receiveCount: number }): Promise<FinalizeOutcome> {
   const job = await deps.store.getJob(message.channelId, message.exportId);
   if (!job) {

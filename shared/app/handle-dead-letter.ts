@@ -4,6 +4,7 @@ import { pipelineMessageSchema } from './messages';
 import { appendNotifyOutcome } from './notify-export';
 import { discardExportFile, discardParts, failExport, resumeCancelFollowUps, type StepDeps } from './pipeline-steps';
 import { finishRevocation } from './revoke-follow-ups';
+import { finishCancellation } from './finalize-export';
 
 export type DeadLetterOutcome =
   | 'failed-export'
@@ -85,13 +86,13 @@ export async function handleDeadLetter(body: string, deps: StepDeps, source: { q
     });
     return 'notify-failure-recorded';
   }
-  if (message.type === 'revoke') {
-    // A revocation's follow-up that kept failing (the audit table or S3 down for minutes): the
-    // export stays revoked whatever happens here (a dead letter never fails a revoked export), so
-    // it is tried once more; an error is thrown, and the dead letter comes back for 14 days,
-    // alarmed, until the trail has the event.
-    const outcome = await finishRevocation(message, deps);
-    deps.log.warn('dead-lettered revoke follow-up handled', { exportId: message.exportId, outcome });
+  if (message.type === 'revoke' || message.type === 'cancel') {
+    // A revocation's or a cancel's follow-up that kept failing (the audit table, the cooldown
+    // table or S3 down for minutes): the export stays revoked or canceled whatever happens here
+    // (a dead letter never fails a final export), so it is tried once more; an error is thrown,
+    // and the dead letter comes back for 14 days, alarmed, until it is done.
+    const outcome = message.type === 'revoke' ? await finishRevocation(message, deps) : await finishCancellation(message, deps);
+    deps.log.warn(`dead-lettered ${message.type} follow-up handled`, { exportId: message.exportId, outcome });
     return 'already-final';
   }
   if (message.type === 'chunk') {

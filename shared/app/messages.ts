@@ -35,8 +35,16 @@ export const finalizeMessageSchema = z.object({ type: z.literal('finalize'), ...
 export type FinalizeMessage = z.infer<typeof finalizeMessageSchema>;
 
 /**
+ * Seconds a follow-up message (revoke, cancel) waits in the queue before it can be received:
+ * longer than any API request may take (API Gateway ends a request at 29 s; the api function's
+ * timeout is 28 s), so it is read after the request that sent it has ended, whether its
+ * transition committed or not. Two minutes leave room for a slow cold start.
+ */
+export const FOLLOW_UP_DELAY_SECONDS = 120;
+
+/**
  * What a revocation owes after its transition (the audit events, the file and parts/ deleted),
- * sent by the API before the transition and delivered late (SendOptions.delaySeconds), when the
+ * sent by the API before the transition and delivered late (FOLLOW_UP_DELAY_SECONDS), when the
  * request that sent it has ended one way or the other: a revocation whose request died or failed
  * after the transition is finished by this message, not only by a client's retry. On the
  * finalize queue: the finalizer already deletes files and parts and appends audit events.
@@ -44,8 +52,19 @@ export type FinalizeMessage = z.infer<typeof finalizeMessageSchema>;
 export const revokeMessageSchema = z.object({ type: z.literal('revoke'), ...ids });
 export type RevokeMessage = z.infer<typeof revokeMessageSchema>;
 
+/**
+ * The same for a cancel (parts/ swept, the `canceled` audit event, the cooldown back): the
+ * pipeline's later steps finish a cancel they meet, but an export canceled before any chunk was
+ * sent, or after the last step that would meet it, has none left.
+ */
+export const cancelMessageSchema = z.object({ type: z.literal('cancel'), ...ids });
+export type CancelMessage = z.infer<typeof cancelMessageSchema>;
+
+/** A follow-up message, as the API sends them. */
+export type FollowUpMessage = RevokeMessage | CancelMessage;
+
 /** What the finalize queue carries. */
-export const finalizeQueueMessageSchema = z.discriminatedUnion('type', [finalizeMessageSchema, revokeMessageSchema]);
+export const finalizeQueueMessageSchema = z.discriminatedUnion('type', [finalizeMessageSchema, revokeMessageSchema, cancelMessageSchema]);
 
 export const notifyMessageSchema = z.object({
   type: z.literal('notify'),
@@ -54,7 +73,7 @@ export const notifyMessageSchema = z.object({
 });
 export type NotifyMessage = z.infer<typeof notifyMessageSchema>;
 
-export const pipelineMessageSchema = z.discriminatedUnion('type', [chunkMessageSchema, finalizeMessageSchema, notifyMessageSchema, revokeMessageSchema]);
+export const pipelineMessageSchema = z.discriminatedUnion('type', [chunkMessageSchema, finalizeMessageSchema, notifyMessageSchema, revokeMessageSchema, cancelMessageSchema]);
 export type PipelineMessage = z.infer<typeof pipelineMessageSchema>;
 
 /** Deterministic S3 keys: a chunk that runs twice overwrites its own part with the same bytes. */

@@ -5,14 +5,6 @@ import type { RevokeMessage } from './messages';
 import { discardExportFile, discardParts, terminalAuditEvent, type StepDeps } from './pipeline-steps';
 
 /**
- * Seconds the revoke follow-up message (RevokeMessage) waits in the queue before it can be
- * received: longer than any API request may take (API Gateway ends a request at 29 s; the api
- * function's timeout is 28 s), so it is read after the request that sent it has ended, whether
- * the revocation's transition committed or not. Two minutes leave room for a slow cold start.
- */
-export const REVOKE_FOLLOW_UP_DELAY_SECONDS = 120;
-
-/**
  * The audit events a revocation owes, in order, built from the stored job only (so the API's
  * request, its retry and the follow-up message all append the same facts):
  * - the export's `completed` event first: a no-op when the finalizer appended it, as it almost

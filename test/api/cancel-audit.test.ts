@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { ExportJob, ExportStatus } from '../../shared/app/export-job';
-import { finalizeExport, type FinalizeDeps } from '../../shared/app/finalize-export';
+import { finalizeExport, finishCancellation, type FinalizeDeps } from '../../shared/app/finalize-export';
 import { handleDeadLetter } from '../../shared/app/handle-dead-letter';
 import type { ChunkMessage, FinalizeMessage } from '../../shared/app/messages';
 import { processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
@@ -143,6 +143,33 @@ describe('a cancel whose follow-ups failed and were never retried is finished by
     await processChunk(chunkMessage(job.exportId), chunkDeps(), { receiveCount: 1 });
     expect(cooldowns.items.get(HOLD)?.holder).toBe(newer);
     expect(auditOf(job.exportId).filter((e) => e.type === 'canceled')).toHaveLength(1);
+  });
+
+  it('the follow-up message the cancel sent before its transition finishes it, with no other step left to meet it', async () => {
+    const job = await canceledWithoutFollowUps('both');
+    // Sent once, by the request that made the transition (delivered 2 minutes later).
+    expect(fakes.dispatcher.followUpsOf('cancel')).toEqual([job.exportId]);
+    expect(await finishCancellation({ type: 'cancel', exportId: job.exportId, channelId: 'ch-1' }, stepDeps())).toBe('finished');
+    expect(auditOf(job.exportId)).toContainEqual(canceledEvent(job));
+    expect(cooldowns.items.has(HOLD)).toBe(false);
+    expect(swept).toContain(`parts/${job.exportId}/`);
+    // A second delivery records nothing new.
+    const events = auditOf(job.exportId).length;
+    expect(await finishCancellation({ type: 'cancel', exportId: job.exportId, channelId: 'ch-1' }, stepDeps())).toBe('finished');
+    expect(auditOf(job.exportId)).toHaveLength(events);
+  });
+
+  it('no follow-up for a cancel refused as terminal, and one that finds no cancel (never committed) does nothing', async () => {
+    const exportId = (await requestCases()).body.exportId as string;
+    const job = fakes.store.jobs.get(exportId) as ExportJob;
+    job.status = 'failed';
+    expect((await cancel(exportId)).status).toBe(409);
+    expect(fakes.dispatcher.followUpsOf('cancel')).toEqual([]);
+    job.status = 'running';
+    expect(await finishCancellation({ type: 'cancel', exportId, channelId: 'ch-1' }, stepDeps())).toBe('not-canceled');
+    expect(auditOf(exportId).map((e) => e.type)).toEqual(['requested']);
+    expect(cooldowns.items.get(HOLD)?.holder).toBe(exportId);
+    expect(swept).toEqual([]);
   });
 
   it('the finalizer finding the export canceled finishes it', async () => {

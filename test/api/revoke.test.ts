@@ -108,7 +108,7 @@ describe('POST /v1/exports/{id}/revoke', () => {
     expect(fakes.dispatcher.discardedFiles).toEqual([exportId]);
     expect(fakes.dispatcher.discarded).toEqual([exportId]);
     // And the follow-up message went out first, which finishes all this if the request dies.
-    expect(fakes.dispatcher.revokeFollowUps).toEqual([exportId]);
+    expect(fakes.dispatcher.followUpsOf('revoke')).toEqual([exportId]);
 
     // The trail: revoked, with when, who and why, and the file's facts.
     expect(revokedEvents(exportId)).toEqual([{ type: 'revoked', exportId, channelId: 'ch-1', at: '2026-03-01T10:00:00.000Z', managerId: 'm-1', reason: REASON }]);
@@ -162,7 +162,7 @@ describe('POST /v1/exports/{id}/revoke', () => {
     expect(fakes.store.jobs.get(exportId)?.status).toBe('completed');
     expect(fakes.dispatcher.discardedFiles).toEqual([]);
     expect(fakes.dispatcher.discarded).toEqual([]);
-    expect(fakes.dispatcher.revokeFollowUps).toEqual([]);
+    expect(fakes.dispatcher.followUpsOf('revoke')).toEqual([]);
     expect(revokedEvents(exportId)).toEqual([]);
   });
 
@@ -279,7 +279,7 @@ describe('POST /v1/exports/{id}/revoke', () => {
     expect(fakes.dispatcher.discardedFiles).toEqual([exportId, exportId]);
     expect(await auditEntry(exportId)).toMatchObject({ status: 'revoked', revokeReason: REASON });
     // One follow-up message, from the request that made the transition (a retry finds it revoked).
-    expect(fakes.dispatcher.revokeFollowUps).toEqual([exportId]);
+    expect(fakes.dispatcher.followUpsOf('revoke')).toEqual([exportId]);
   });
 
   it("the trail gets the export's `completed` event before the revocation when the finalizer's append never landed", async () => {

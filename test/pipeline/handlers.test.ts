@@ -179,6 +179,21 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     expect(await objects.list(objectKeys.filePrefix(CHANNEL, other))).toHaveLength(1);
   });
 
+  it('finalizer: a cancel follow-up (events/sqs-cancel.json) finishes a cancel no pipeline step will meet (canceled before its chunks ran)', async () => {
+    const exportId = 'evt-cancel-user';
+    await submitExport(stack, { kind: 'contacts', scope: 'user', userId: USER_ID }, { channelId: CHANNEL, exportId });
+    const { store, ddb } = storesFor(stack);
+    const audit = new DynamoAuditLog(ddb, stack.tables.audit);
+    const job = await store.getJob(CHANNEL, exportId);
+    await audit.append({ type: 'requested', exportId, channelId: CHANNEL, at: job!.createdAt, managerId: 'm1', managerName: 'Kim', kind: 'contacts', scope: 'user', filters: {}, reason: 'test' });
+    // The API's transition committed, then its request died: no canceled event.
+    expect(await store.setStatus(CHANNEL, exportId, 'canceled', ['queued', 'running'], { canceledAt: new Date().toISOString() })).toBe(true);
+    expect((await invoke(finalizer, sampleFor('sqs-cancel', { 'evt-user-1': exportId }))).batchItemFailures).toEqual([]);
+    const trail = await audit.query({ channelId: CHANNEL, limit: 100 });
+    expect(trail.items.find((e) => e.exportId === exportId)).toMatchObject({ status: 'canceled' });
+    expect((await store.getJob(CHANNEL, exportId))?.status).toBe('canceled');
+  });
+
   it('notifier: posts one signed event with the link; a redelivery posts nothing', async () => {
     const exportId = 'evt-notify-user';
     await completedUserExport(exportId);

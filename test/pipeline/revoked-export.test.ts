@@ -3,11 +3,11 @@ import { createPipelineDispatcher } from '../../shared/app/api/pipeline-dispatch
 import type { ExportJob } from '../../shared/app/export-job';
 import { finalizeExport, type FinalizeDeps } from '../../shared/app/finalize-export';
 import { handleDeadLetter } from '../../shared/app/handle-dead-letter';
-import { objectKeys, type ChunkMessage, type NotifyMessage, type RevokeMessage } from '../../shared/app/messages';
+import { FOLLOW_UP_DELAY_SECONDS, objectKeys, type ChunkMessage, type NotifyMessage, type RevokeMessage } from '../../shared/app/messages';
 import { notifyExport, type BotAnswer } from '../../shared/app/notify-export';
 import { processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
 import type { StepDeps } from '../../shared/app/pipeline-steps';
-import { finishRevocation, REVOKE_FOLLOW_UP_DELAY_SECONDS } from '../../shared/app/revoke-follow-ups';
+import { finishRevocation } from '../../shared/app/revoke-follow-ups';
 import type { ObjectInfo, ObjectStore } from '../../shared/ports/object-store';
 import type { PipelineLog } from '../../shared/ports/pipeline-log';
 import { FakeAuditLog, FakeExportStore, MutableClock, notifyLeaseStore, RecordingQueue } from '../api/support/fakes';
@@ -226,18 +226,18 @@ describe('a revoked export in the pipeline', () => {
     const queue = new RecordingQueue();
     const lines: string[] = [];
     const dispatcher = createPipelineDispatcher({ store: new FakeExportStore(), objects: new MapObjectStore() as unknown as ObjectStore, queue, workspace: {} as never, selectionBatch: 100, log: recordingLog(lines) });
-    await dispatcher.scheduleRevokeFollowUp({ channelId: CHANNEL, exportId: 'rv-send' });
-    expect(queue.sent).toEqual([{ queue: 'finalize', body: { type: 'revoke', exportId: 'rv-send', channelId: CHANNEL }, delaySeconds: REVOKE_FOLLOW_UP_DELAY_SECONDS }]);
+    await dispatcher.scheduleFollowUp('revoke', { channelId: CHANNEL, exportId: 'rv-send' });
+    expect(queue.sent).toEqual([{ queue: 'finalize', body: { type: 'revoke', exportId: 'rv-send', channelId: CHANNEL }, delaySeconds: FOLLOW_UP_DELAY_SECONDS }]);
     // Longer than the api may take (API Gateway's 29 s), within SQS's 900 s.
-    expect(REVOKE_FOLLOW_UP_DELAY_SECONDS).toBeGreaterThan(29);
-    expect(REVOKE_FOLLOW_UP_DELAY_SECONDS).toBeLessThanOrEqual(900);
+    expect(FOLLOW_UP_DELAY_SECONDS).toBeGreaterThan(29);
+    expect(FOLLOW_UP_DELAY_SECONDS).toBeLessThanOrEqual(900);
     const down = new RecordingQueue();
     down.send = async () => {
       throw Object.assign(new Error('SQS SendMessage failed for https://sqs/123/export-finalize'), { name: 'QueueDoesNotExist' });
     };
     const failing = createPipelineDispatcher({ store: new FakeExportStore(), objects: new MapObjectStore() as unknown as ObjectStore, queue: down, workspace: {} as never, selectionBatch: 100, log: recordingLog(lines) });
-    await expect(failing.scheduleRevokeFollowUp({ channelId: CHANNEL, exportId: 'rv-send' })).resolves.toBeUndefined();
-    expect(lines).toEqual([expect.stringMatching(/^warn revoke follow-up not sent.*"error":"QueueDoesNotExist"/)]);
+    await expect(failing.scheduleFollowUp('revoke', { channelId: CHANNEL, exportId: 'rv-send' })).resolves.toBeUndefined();
+    expect(lines).toEqual([expect.stringMatching(/^warn revoke follow-up not sent: the request finishes it alone.*"error":"QueueDoesNotExist"/)]);
     expect(lines[0]).not.toContain('sqs/123');
   });
 

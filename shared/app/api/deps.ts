@@ -1,4 +1,5 @@
 import type { ExportJob, JobRequest } from '../export-job';
+import type { FollowUpMessage } from '../messages';
 import type { ExportRequest, PolicyConfig } from '../../domain';
 import type { AuditLog } from '../../ports/audit-log';
 import type { Clock } from '../../ports/clock';
@@ -38,12 +39,12 @@ export interface ExportDispatcher {
    */
   discardParts(job: Pick<ExportJob, 'exportId'>): Promise<void>;
   /**
-   * Sends the revocation's follow-up message (finishRevocation), to be received once the request
-   * has ended (REVOKE_FOLLOW_UP_DELAY_SECONDS). Never throws: a revocation must take effect even
-   * when the queue is down (the link stops at the transition); a failure is logged by the error's
-   * name, and the request's own follow-ups, or a retried revoke's, then stand alone.
+   * Sends a revocation's or a cancel's follow-up message (finishRevocation, finishCancellation),
+   * to be received once the request has ended (FOLLOW_UP_DELAY_SECONDS). Never throws: a revoke
+   * or a cancel must take effect even when the queue is down; a failure is logged by the error's
+   * name, and the request's own follow-ups, or a retried request's, then stand alone.
    */
-  scheduleRevokeFollowUp(job: Pick<ExportJob, 'channelId' | 'exportId'>): Promise<void>;
+  scheduleFollowUp(type: FollowUpMessage['type'], job: Pick<ExportJob, 'channelId' | 'exportId'>): Promise<void>;
   /**
    * Deletes the export's encrypted file(s) under its file prefix (`objectKeys.filePrefix`) once
    * its link is revoked. Safe to repeat. Never throws: the revocation already took effect (the

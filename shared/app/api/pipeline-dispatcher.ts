@@ -8,8 +8,7 @@ import { createDownloadToken, downloadLink, hashDownloadToken, InvalidDownloadTo
 import { FILTER_IN_DEFINITION, type ExportJob, type JobRequest } from '../export-job';
 import { buildChunkMessages, planChunks, storeSelectionBatches } from '../plan-chunks';
 import { discardExportFile, discardParts } from '../pipeline-steps';
-import type { RevokeMessage } from '../messages';
-import { REVOKE_FOLLOW_UP_DELAY_SECONDS } from '../revoke-follow-ups';
+import { FOLLOW_UP_DELAY_SECONDS, type FollowUpMessage } from '../messages';
 import { resolveJobDefinition, storeJobDefinition } from '../job-definition';
 import { compileRequestPredicate, workspaceSk } from '../workspace-context';
 import type { DownloadLinks, ExportDispatcher } from './deps';
@@ -95,12 +94,12 @@ export function createPipelineDispatcher(deps: {
         });
       }
     },
-    async scheduleRevokeFollowUp(job: Pick<ExportJob, 'channelId' | 'exportId'>): Promise<void> {
-      const message: RevokeMessage = { type: 'revoke', exportId: job.exportId, channelId: job.channelId };
+    async scheduleFollowUp(type: FollowUpMessage['type'], job: Pick<ExportJob, 'channelId' | 'exportId'>): Promise<void> {
+      const message: FollowUpMessage = { type, exportId: job.exportId, channelId: job.channelId };
       try {
-        await deps.queue.send('finalize', message, { delaySeconds: REVOKE_FOLLOW_UP_DELAY_SECONDS });
+        await deps.queue.send('finalize', message, { delaySeconds: FOLLOW_UP_DELAY_SECONDS });
       } catch (error) {
-        deps.log.warn('revoke follow-up not sent: the request finishes the revocation alone', {
+        deps.log.warn(`${type} follow-up not sent: the request finishes it alone`, {
           exportId: job.exportId,
           error: error instanceof Error ? error.name : 'unknown',
         });

@@ -135,6 +135,11 @@ export async function listExports(
  */
 export async function cancelExport(deps: ApiDeps, principal: Principal, exportId: string): Promise<ExportView> {
   const job = await loadCancelableJob(deps, principal, exportId);
+  // Before the transition, as a revoke's: received once this request has ended, it finishes the
+  // cancel (parts/, the audit event, the cooldown) if this request or its retries do not, and
+  // does nothing if the transition never committed. Only for an export the cancel can still
+  // stop: a terminal one gets its 409 without a message.
+  if (unfinishedStatuses.includes(job.status)) await deps.dispatcher.scheduleFollowUp('cancel', job);
   const canceledAt = deps.clock.now().toISOString();
   const canceled = await deps.store.setStatus(principal.channelId, exportId, 'canceled', unfinishedStatuses, { canceledAt });
   if (!canceled) {

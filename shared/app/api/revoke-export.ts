@@ -31,7 +31,7 @@ function refuseUnlessRevocable(job: ExportJob, now: Date): void {
  * leaked (posted in the wrong room, forwarded). Rotating the link secret would kill every link,
  * and the file's password may be as short as 4 letters or digits, so a leaked file must stop
  * being served at once. In this order:
- * 1. the follow-up message (RevokeMessage, delayed REVOKE_FOLLOW_UP_DELAY_SECONDS), sent before
+ * 1. the follow-up message (RevokeMessage, delayed FOLLOW_UP_DELAY_SECONDS), sent before
  *    the transition so that a request that dies or fails after it (a timeout, an audit outage,
  *    a client that never retries) still has its audit events appended and its file deleted; it
  *    finds nothing to do when the transition never committed;
@@ -55,7 +55,7 @@ export async function revokeExport(deps: ApiDeps, principal: Principal, exportId
   const now = deps.clock.now();
   if (job.status === 'revoked') return finishAndShow(deps, job, now);
   refuseUnlessRevocable(job, now);
-  await deps.dispatcher.scheduleRevokeFollowUp(job);
+  await deps.dispatcher.scheduleFollowUp('revoke', job);
   const revokedAt = now.toISOString();
   const patch = { revokedAt, revokedBy: principal.managerId, revokeReason: reason };
   if (!(await deps.store.setStatus(job.channelId, job.exportId, 'revoked', ['completed'], patch))) {

@@ -3,6 +3,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { assembleAuditEntry, downloadView } from '../../../shared/adapters/aws/dynamo-audit-log';
 import type { ApiDeps, DownloadLinks, DownloadUrlSigner, ExportDispatcher } from '../../../shared/app/api';
 import type { ExportJob, ExportStatus } from '../../../shared/app/export-job';
+import type { FollowUpMessage } from '../../../shared/app/messages';
 import { createPolicyConfig } from '../../../shared/domain';
 import { deriveEncryptionKeys } from '../../../shared/xlsx/crypto';
 import {
@@ -208,10 +209,14 @@ export class FakeDispatcher implements ExportDispatcher {
   async discardParts(job: Pick<ExportJob, 'exportId'>): Promise<void> {
     this.discarded.push(job.exportId);
   }
-  /** Exports whose revoke follow-up message was sent, in call order. */
-  revokeFollowUps: string[] = [];
-  async scheduleRevokeFollowUp(job: Pick<ExportJob, 'channelId' | 'exportId'>): Promise<void> {
-    this.revokeFollowUps.push(job.exportId);
+  /** Follow-up messages sent (`revoke:<id>`, `cancel:<id>`), in call order. */
+  followUps: string[] = [];
+  /** The exports whose follow-up of this type was sent, in call order. */
+  followUpsOf(type: FollowUpMessage['type']): string[] {
+    return this.followUps.filter((f) => f.startsWith(`${type}:`)).map((f) => f.slice(type.length + 1));
+  }
+  async scheduleFollowUp(type: FollowUpMessage['type'], job: Pick<ExportJob, 'channelId' | 'exportId'>): Promise<void> {
+    this.followUps.push(`${type}:${job.exportId}`);
   }
   /** Exports whose file a revoke asked to delete, in call order. */
   discardedFiles: string[] = [];
