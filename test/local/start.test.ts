@@ -77,39 +77,45 @@ describe('npm start', () => {
   });
 });
 
+/**
+ * Runs `npm start` (infra/local/start.ts) with `env` and expects it to refuse at once: exit 1, one
+ * `npm start:` line equal to `line`, no stack trace, and the data folder never created (refused
+ * before the emulators start and the folder is taken). Kills its process group whatever happens.
+ */
+async function expectRefusedAtStart(env: Record<string, string>, line: string): Promise<void> {
+  const root = await mkdtemp(join(tmpdir(), 'export-start-'));
+  const dataDir = join(root, 'new');
+  const child = spawn(join(process.cwd(), 'node_modules/.bin/tsx'), ['infra/local/start.ts'], {
+    env: { ...process.env, ...env, LOCAL_DATA_DIR: dataDir },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const pgid = child.pid ?? 0;
+  try {
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`npm start still runs after 60 s:\n${stderr}`)), 60_000);
+      child.once('exit', (exitCode) => {
+        clearTimeout(timer);
+        resolve(exitCode);
+      });
+    });
+    expect(code).toBe(1);
+    expect(stderr.split('\n').filter((l) => l.startsWith('npm start:'))).toEqual([line]);
+    expect(stderr).not.toMatch(/^\s+at /m);
+    expect(existsSync(dataDir)).toBe(false);
+  } finally {
+    if (pgid && groupAlive(pgid)) process.kill(-pgid, 'SIGKILL');
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
 describe('npm start with a PORT it cannot use', () => {
   it.each(['abc', '70000', '-1', '3000.5', '0x50'])(
     'PORT=%s: one line naming PORT and the rule, before anything starts (no data folder, no stack trace)',
     async (port) => {
-      const root = await mkdtemp(join(tmpdir(), 'export-start-'));
-      const dataDir = join(root, 'new');
-      const child = spawn(join(process.cwd(), 'node_modules/.bin/tsx'), ['infra/local/start.ts'], {
-        env: { ...process.env, PORT: port, LOCAL_DATA_DIR: dataDir },
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-      const pgid = child.pid ?? 0;
-      try {
-        const code = await new Promise<number | null>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`npm start still runs after 60 s:\n${stderr}`)), 60_000);
-          child.once('exit', (exitCode) => {
-            clearTimeout(timer);
-            resolve(exitCode);
-          });
-        });
-        expect(code).toBe(1);
-        expect(stderr.split('\n').filter((l) => l.startsWith('npm start:'))).toEqual([
-          `npm start: PORT must be a whole number from 0 to 65535 (0: any free port); got ${JSON.stringify(port)}`,
-        ]);
-        expect(stderr).not.toMatch(/^\s+at /m);
-        // Refused before the emulators start and the folder is taken.
-        expect(existsSync(dataDir)).toBe(false);
-      } finally {
-        if (pgid && groupAlive(pgid)) process.kill(-pgid, 'SIGKILL');
-        await rm(root, { recursive: true, force: true });
-      }
+      await expectRefusedAtStart({ PORT: port }, `npm start: PORT must be a whole number from 0 to 65535 (0: any free port); got ${JSON.stringify(port)}`);
     },
     90_000,
   );
@@ -132,35 +138,10 @@ describe('npm start with a LOCAL_CHUNK_CONCURRENCY it cannot use', () => {
   it.each(['', 'abc', '0'])(
     'LOCAL_CHUNK_CONCURRENCY=%j: one line naming it and the rule, before anything starts (no data folder, no stack trace)',
     async (value) => {
-      const root = await mkdtemp(join(tmpdir(), 'export-start-'));
-      const dataDir = join(root, 'new');
-      const child = spawn(join(process.cwd(), 'node_modules/.bin/tsx'), ['infra/local/start.ts'], {
-        env: { ...process.env, PORT: '0', LOCAL_CHUNK_CONCURRENCY: value, LOCAL_DATA_DIR: dataDir },
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-      const pgid = child.pid ?? 0;
-      try {
-        const code = await new Promise<number | null>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`npm start still runs after 60 s:\n${stderr}`)), 60_000);
-          child.once('exit', (exitCode) => {
-            clearTimeout(timer);
-            resolve(exitCode);
-          });
-        });
-        expect(code).toBe(1);
-        expect(stderr.split('\n').filter((l) => l.startsWith('npm start:'))).toEqual([
-          `npm start: invalid environment: LOCAL_CHUNK_CONCURRENCY: must be a whole number from 1 to 64 (chunk handlers at a time; 4 when unset); got ${JSON.stringify(value)}`,
-        ]);
-        expect(stderr).not.toMatch(/^\s+at /m);
-        // Refused before the emulators start and the folder is taken.
-        expect(existsSync(dataDir)).toBe(false);
-      } finally {
-        if (pgid && groupAlive(pgid)) process.kill(-pgid, 'SIGKILL');
-        await rm(root, { recursive: true, force: true });
-      }
+      await expectRefusedAtStart(
+        { PORT: '0', LOCAL_CHUNK_CONCURRENCY: value },
+        `npm start: invalid environment: LOCAL_CHUNK_CONCURRENCY: must be a whole number from 1 to 64 (chunk handlers at a time; 4 when unset); got ${JSON.stringify(value)}`,
+      );
     },
     90_000,
   );
