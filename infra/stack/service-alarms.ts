@@ -45,6 +45,9 @@ export class ServiceAlarms extends Construct {
   constructor(scope: Construct, id: string, props: ServiceAlarmsProps) {
     super(scope, id);
     this.topic = new sns.Topic(this, 'Topic', { displayName: 'export-service alarms', enforceSSL: true });
+    // The on-call address (cdk -c alarmEmail=…): without a subscriber every alarm below fires into
+    // a topic nobody reads. (This line was lost once in a refactor; a stack test now holds it.)
+    if (props.alarmEmail) this.topic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
     // enforceSSL makes CDK write a topic policy (its Deny of non-TLS publishes), and a topic policy
     // replaces SNS's default one, which is what let CloudWatch publish: without this statement every
     // alarm below would fire into a topic that refuses it. Only alarms of this account and region.

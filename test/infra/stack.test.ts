@@ -824,6 +824,21 @@ describe('alarms and outputs', () => {
     ]);
   });
 
+  it('alarmEmail subscribes the on-call address to the alarm topic; without it the topic has no subscriber', () => {
+    // A refactor once dropped the subscription while deploy.md still told operators that
+    // alarmEmail was all they needed: every alarm fired into a topic nobody read.
+    const withEmail = synthStack({ bundle: false, context: { alarmEmail: 'oncall@example.com' } });
+    try {
+      const subscriptions = Object.values(resourcesOf(withEmail.template, 'AWS::SNS::Subscription'));
+      expect(subscriptions.map((r) => r.Properties)).toEqual([
+        { Protocol: 'email', Endpoint: 'oncall@example.com', TopicArn: { Ref: idOf(withEmail.stack, withEmail.stack.alarms.topic) } },
+      ]);
+    } finally {
+      withEmail.cleanup();
+    }
+    expect(Object.values(resourcesOf(template, 'AWS::SNS::Subscription'))).toEqual([]);
+  });
+
   it('finalizer errors and the age of the oldest chunk message alarm, all into the SNS topic', () => {
     const topicId = idOf(stack, stack.alarms.topic);
     // The handler's own count of failed records: a partial batch failure leaves Lambda's Errors at 0.
