@@ -27,6 +27,7 @@ import { formatIssuePath, INPUT_ERRORS, ValidationError, type ValidationIssue } 
 import { scanJsonBeforeParse, type JsonStructureProblem } from '../../shared/json-text';
 import { requirePermission } from '../../shared/domain/policies';
 import { loneSurrogatePath } from '../../shared/text-rules';
+import { errorForLog } from '../../shared/adapters/aws/error-for-log';
 import { BadRequestBodyError, bodyLimitFor, bodyTooLarge, emptyResponse, isJsonMediaType, jsonResponse, mapErrorToResponse, normalizeEventHeaders, redirectResponse, sentMoreThanOnce, statusOf } from '../../shared/http';
 import { matchRoute, type RouteName } from './router';
 
@@ -37,16 +38,6 @@ export type ApiRuntime = {
   /** The admin UI's origin (ADMIN_ORIGIN): the one origin whose requests get CORS headers. */
   allowedOrigin?: string;
 };
-
-/**
- * Name, message, code and stack. Not the whole error: a logger copies every enumerable property,
- * and an SDK error can carry the request's parameters.
- */
-function errorForLog(e: unknown): { name?: string; message: string; code?: string; stack?: string | undefined } {
-  if (!(e instanceof Error)) return { message: String(e) };
-  const code: unknown = (e as { code?: unknown }).code;
-  return { name: e.name, message: e.message, ...(code !== undefined ? { code: String(code) } : {}), stack: e.stack };
-}
 
 /**
  * The api Lambda: one middy handler for every route of the REST API's `/{proxy+}` resource.
@@ -71,7 +62,7 @@ export function createApiHandler(getRuntime: () => Promise<ApiRuntime>) {
         });
         if (status >= 500) {
           // The client gets a generic message and the request id; the details go to the log only.
-          runtime?.logger.error('request failed', { requestId, error: errorForLog(request.error) });
+          runtime?.logger.error('request failed', { requestId, error: errorForLog(request.error, { stack: true }) });
         } else {
           runtime?.logger.info('request refused', { requestId, status, code: (request.error as { code?: string } | null)?.code });
         }

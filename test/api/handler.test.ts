@@ -750,6 +750,25 @@ describe('POST /v1/exports', () => {
     fakes.store.createJob = original;
   });
 
+  it("logs an AWS service error by its name, code and status, not its message, which can name the refused object's key", async () => {
+    const original = fakes.store.createJob.bind(fakes.store);
+    fakes.store.createJob = async () => {
+      throw Object.assign(new Error('User: arn:aws:sts::1:assumed-role/api is not authorized to perform: s3:GetObject on resource: arn:aws:s3:::bucket/exports/ch-1/e1/r1/UserChatCase_2025.xlsx'), {
+        name: 'AccessDenied',
+        Code: 'AccessDenied',
+        $metadata: { httpStatusCode: 403 },
+      });
+    };
+    const res = await create('api-create-export-cases.json');
+    expect(res.status).toBe(500);
+    const failed = logs.find((l) => l.includes('request failed')) ?? '';
+    expect(failed).toContain('AccessDenied');
+    expect(failed).toContain('403');
+    expect(failed).not.toContain('UserChatCase_2025');
+    expect(failed).not.toContain('exports/ch-1');
+    fakes.store.createJob = original;
+  });
+
   it('fails the job and frees the cooldown when the chunks cannot be enqueued', async () => {
     fakes.dispatcher.failDispatch = true;
     const res = await create('api-create-export-cases.json');

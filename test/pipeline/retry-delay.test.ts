@@ -1,4 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { resetConfig } from '../../shared/config';
+import { RECORD_FAILURES_METRIC } from '../../shared/metric-names';
+import { logger, metrics } from '../../shared/adapters/aws/pipeline-deps';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent } from 'aws-lambda';
 import type { LocalStack } from '../../infra/local/stack';
@@ -138,5 +142,43 @@ describe('a failed record comes back after the retry delay, not the visibility t
     // Visible again within seconds (retry delay 1 s), although the queue's visibility timeout is 120 s.
     const again = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 1, WaitTimeSeconds: 10 }));
     expect(again.Messages?.[0]?.MessageId).toBe(message!.MessageId);
+  });
+
+  it('a bad setting fails every record and counts them in recordFailures (Lambda sees a success); each failure line names its export', async () => {
+    const record = (exportId: string, n: number) => ({
+      messageId: `m-${n}`,
+      receiptHandle: `r-${n}`,
+      body: JSON.stringify({ type: 'finalize', exportId, channelId: 'c' }),
+      attributes: { ApproximateReceiveCount: '1', SentTimestamp: '0', SenderId: 'test', ApproximateFirstReceiveTimestamp: '0' },
+      messageAttributes: {},
+      md5OfBody: '',
+      eventSource: 'aws:sqs',
+      eventSourceARN: stack.queues.finalize.arn,
+      awsRegion: 'us-east-1',
+    });
+    const added = vi.spyOn(metrics, 'addMetric');
+    const errors = vi.spyOn(logger, 'error');
+    const saved = process.env.LINK_TTL_DAYS;
+    process.env.LINK_TTL_DAYS = '45';
+    resetConfig();
+    let ran = 0;
+    try {
+      const handler = createSqsHandler('test', async () => {
+        ran++;
+      });
+      const response = await handler({ Records: [record('e-bad-1', 1), record('e-bad-2', 2)] } as SQSEvent, {} as Context);
+      expect(response.batchItemFailures).toEqual([{ itemIdentifier: 'm-1' }, { itemIdentifier: 'm-2' }]);
+      expect(ran).toBe(0);
+      expect(added).toHaveBeenCalledWith(RECORD_FAILURES_METRIC, MetricUnit.Count, 2);
+      const lines = errors.mock.calls.map(([message, extra]) => ({ message, extra: extra as unknown as Record<string, unknown> }));
+      expect(lines.find((l) => l.message === 'invalid configuration: every record of the batch fails')?.extra).toMatchObject({ records: 2, error: { name: 'ConfigError' } });
+      expect(lines.filter((l) => l.message === 'record failed').map((l) => l.extra.exportId)).toEqual(['e-bad-1', 'e-bad-2']);
+    } finally {
+      if (saved === undefined) delete process.env.LINK_TTL_DAYS;
+      else process.env.LINK_TTL_DAYS = saved;
+      resetConfig();
+      added.mockRestore();
+      errors.mockRestore();
+    }
   });
 });

@@ -8,6 +8,7 @@ import { ConfigError, getConfig, intSetting, onceFromEnv, type Config } from '..
 import { RECORD_FAILURES_METRIC } from '../../metric-names';
 import { getClients } from './clients';
 import { logger, metrics } from './pipeline-deps';
+import { errorForLog } from './error-for-log';
 
 const MAX_RETRY_DELAY_SECONDS = 900;
 
@@ -175,9 +176,21 @@ export function createSqsHandler(
 ) {
   const run = async (event: SQSEvent, context: Context): Promise<PromiseSettledResult<void>[]> => {
     const started = Date.now();
-    // Read before any record runs: a missing or bad limit fails the invocation at once, naming
-    // the variable, instead of surfacing only when a record first fails.
-    getReceiveLimits();
+    // Read before any record runs: a missing or bad setting fails the invocation at once, naming
+    // the variable, instead of surfacing only when a record first fails. The partial-batch
+    // middleware turns the throw into every record failed, which Lambda counts as a success (its
+    // Errors metric stays 0), so the failures are counted here, where the recordFailures alarms
+    // read them; before, a bad setting failed every record for hours without an alarm.
+    try {
+      getConfig();
+      getReceiveLimits();
+    } catch (error) {
+      logger.error('invalid configuration: every record of the batch fails', { function: functionName, records: event.Records.length, error: errorForLog(error) });
+      metrics.addDimension('function', functionName);
+      metrics.addMetric(RECORD_FAILURES_METRIC, MetricUnit.Count, event.Records.length);
+      metrics.publishStoredMetrics();
+      throw error;
+    }
     const results = await Promise.allSettled(event.Records.map((record) => processRecord(record, context)));
     const failed: SQSRecord[] = [];
     const reasons: unknown[] = [];
@@ -202,13 +215,26 @@ export function createSqsHandler(
         logger: (reason: unknown, record: SQSRecord) =>
           logger.error('record failed', {
             function: functionName,
+            // The export the record names, so the line (the only error-level one for a retry or a
+            // last failure before the DLQ) leads to it; records of a batch run concurrently.
+            ...exportIdOf(record),
             messageId: record.messageId,
             receiveCount: record.attributes.ApproximateReceiveCount,
-            error: reason instanceof Error ? { name: reason.name, message: reason.message } : String(reason),
+            error: errorForLog(reason),
           }),
       }),
     )
     .handler(run as unknown as (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>);
+}
+
+/** `{ exportId }` of a record whose body names one (every pipeline message does), else nothing. */
+export function exportIdOf(record: Pick<SQSRecord, 'body'>): { exportId?: string } {
+  try {
+    const id: unknown = (JSON.parse(record.body) as { exportId?: unknown }).exportId;
+    return typeof id === 'string' && id.length > 0 && id.length <= 200 ? { exportId: id } : {};
+  } catch {
+    return {};
+  }
 }
 
 export function receiveCountOf(record: SQSRecord): number {
