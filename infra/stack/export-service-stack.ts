@@ -192,6 +192,8 @@ export class ExportServiceStack extends Stack {
         Notify: this.queues.notify.deadLetterQueue,
       },
       chunkQueue: this.queues.chunk.queue,
+      finalizeQueue: this.queues.finalize.queue,
+      notifyQueue: this.queues.notify.queue,
       dlqConsumer: this.functions.dlq.fn,
       pipelineFunctions: {
         Chunk: this.functions.chunk.fn,

@@ -13,6 +13,9 @@ import { BOT_REFUSALS_METRIC, METRICS_NAMESPACE, RECORD_FAILURES_METRIC, SERVICE
 export type ServiceAlarmsProps = {
   deadLetterQueues: Record<string, sqs.IQueue>;
   chunkQueue: sqs.IQueue;
+  /** The finalize and notify work queues: their oldest message's age is alarmed too. */
+  finalizeQueue?: sqs.IQueue;
+  notifyQueue?: sqs.IQueue;
   dlqConsumer: lambda.IFunction;
   /** The SQS-driven functions (chunk, finalizer, notifier, dlq), by alarm name prefix. */
   pipelineFunctions: Record<string, lambda.IFunction>;
@@ -29,6 +32,18 @@ export type ServiceAlarmsProps = {
  * concurrency) and well below the link-window scale where users start re-requesting.
  */
 export const OLDEST_CHUNK_AGE_ALARM_SECONDS = 15 * 60;
+
+/**
+ * The finalize queue's: a finalize runs up to its 15-minute timeout while its message is in
+ * flight (and counted in the age), and follow-up messages wait 2 minutes before they can be
+ * received; 30 minutes is past both. A throttled or failing finalizer otherwise waited 90
+ * minutes a receive (the visibility timeout), about 6 hours before its dead letter alarmed, and a
+ * disabled event source mapping let messages expire after 4 days without ever reaching a DLQ.
+ */
+export const OLDEST_FINALIZE_AGE_ALARM_SECONDS = 30 * 60;
+
+/** The notify queue's: a delivery takes under a minute, but a bot's Retry-After may hold one 15 minutes. */
+export const OLDEST_NOTIFY_AGE_ALARM_SECONDS = 20 * 60;
 
 /**
  * The DLQ consumer handles and deletes a dead letter within seconds, so it shows in at most two
@@ -146,11 +161,12 @@ export class ServiceAlarms extends Construct {
       }),
     );
     // The other half: an invocation the handler never finished (a timeout, running out of
-    // memory, a crash at cold start such as a bad setting) publishes no custom metric at all,
+    // memory, a crash at cold start) publishes no custom metric at all (a bad setting does not
+    // crash it: the handler counts every record of the batch in recordFailures and fails them),
     // and its records come back only after the whole visibility timeout (up to 90 minutes for a
     // finalize). Lambda counts those in the function's own Errors. No Throttles alarm: the event
-    // source mappings cap concurrency themselves, and throttled chunk work shows in the chunk
-    // queue's age below (or, after its retries, as a dead letter above).
+    // source mappings cap concurrency themselves, and throttled work shows in each work queue's
+    // age below (or, after its retries, as a dead letter above).
     for (const [name, fn] of Object.entries(props.pipelineFunctions)) {
       alarmAbove(
         `${name}FunctionErrors`,
@@ -219,5 +235,23 @@ export class ServiceAlarms extends Construct {
       OLDEST_CHUNK_AGE_ALARM_SECONDS,
       3,
     );
+    if (props.finalizeQueue) {
+      alarmAbove(
+        'OldestFinalizeAge',
+        'finalize messages (and cancel/revoke follow-ups) wait too long: the finalizer is throttled, failing or not receiving; files are not being made',
+        props.finalizeQueue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }),
+        OLDEST_FINALIZE_AGE_ALARM_SECONDS,
+        3,
+      );
+    }
+    if (props.notifyQueue) {
+      alarmAbove(
+        'OldestNotifyAge',
+        'notify messages wait too long: the notifier is throttled, failing or not receiving, or the bot keeps asking to retry later; managers are not told',
+        props.notifyQueue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }),
+        OLDEST_NOTIFY_AGE_ALARM_SECONDS,
+        3,
+      );
+    }
   }
 }

@@ -17,7 +17,8 @@ import { routeTemplates } from '../../functions/api/router';
 import { danglingReferences, findCycle } from './template-graph';
 import { actionCovers, rolesAllowed, roleStatements, statementAllows, statementReaches, type Statement } from './iam-statements';
 import { idOf, missingEntries, resourcesOf, synthStack, synthWithCli, TEST_CONTEXT, type CliSynth, type SynthResult } from './synth-stack';
-import { DLQ_MESSAGES_ALARM_PERIODS } from '../../infra/stack/service-alarms';
+import { DLQ_MESSAGES_ALARM_PERIODS, OLDEST_FINALIZE_AGE_ALARM_SECONDS, OLDEST_NOTIFY_AGE_ALARM_SECONDS } from '../../infra/stack/service-alarms';
+import { FOLLOW_UP_DELAY_SECONDS } from '../../shared/app/messages';
 import { parseReceiveLimits } from '../../shared/adapters/aws/sqs-handler';
 import { REQUEST_MAX_SECONDS } from '../../shared/app/api/request-export';
 import { exportsTableSpec, tableInput } from '../../infra/local/resources';
@@ -83,7 +84,7 @@ describe('resource counts', () => {
     ['AWS::ApiGateway::RestApi', 1],
     ['AWS::ApiGateway::Authorizer', 1],
     ['AWS::ApiGateway::Model', 1],
-    ['AWS::CloudWatch::Alarm', 14],
+    ['AWS::CloudWatch::Alarm', 16],
     ['AWS::SNS::Topic', 1],
     ['AWS::IAM::User', 0],
     ['AWS::WAFv2::WebACL', 1],
@@ -853,6 +854,19 @@ describe('alarms and outputs', () => {
     const chunkQueueId = idOf(stack, stack.queues.chunk.queue);
     const age = alarms().find((a) => a.MetricName === 'ApproximateAgeOfOldestMessage' && JSON.stringify(a.Dimensions).includes(`"${chunkQueueId}"`));
     expect(age).toMatchObject({ Threshold: 15 * 60 });
+    // The finalize and notify queues too (a throttled finalizer otherwise waited 90 minutes a
+    // receive, hours before its dead letter alarmed), above a finalize's 15-minute run and the
+    // follow-ups' 2-minute delay, and a bot's 15-minute Retry-After.
+    for (const [queue, threshold] of [
+      [stack.queues.finalize.queue, OLDEST_FINALIZE_AGE_ALARM_SECONDS],
+      [stack.queues.notify.queue, OLDEST_NOTIFY_AGE_ALARM_SECONDS],
+    ] as const) {
+      const id = idOf(stack, queue);
+      const alarm = alarms().find((a) => a.MetricName === 'ApproximateAgeOfOldestMessage' && JSON.stringify(a.Dimensions).includes(`"${id}"`));
+      expect(alarm, id).toMatchObject({ Threshold: threshold, Statistic: 'Maximum', Period: 60, EvaluationPeriods: 3 });
+    }
+    expect(OLDEST_FINALIZE_AGE_ALARM_SECONDS).toBeGreaterThan(FUNCTION_SIZING.finalizer.timeout.toSeconds() + FOLLOW_UP_DELAY_SECONDS);
+    expect(OLDEST_NOTIFY_AGE_ALARM_SECONDS).toBeGreaterThan(15 * 60);
     for (const alarm of alarms()) expect(alarm.AlarmActions).toEqual([{ Ref: topicId }]);
   });
 
