@@ -13,3 +13,12 @@ export const RECORD_FAILURES_METRIC = 'recordFailures';
  * moved webhook refuses every event from then on).
  */
 export const BOT_REFUSALS_METRIC = 'botNotificationsRefused';
+/** Exports a chunk or the finalizer failed, whatever the code (a user's too many rows included). */
+export const EXPORT_FAILURES_METRIC = 'exportFailures';
+/**
+ * Exports failed by a code that means the service, not the request, went wrong: a part that does
+ * not match its meta, encryption parameters that do not open, the job's data expired before it
+ * was finished. These fail at once, without retries or a dead letter, so no other alarm sees them.
+ */
+export const INTERNAL_FAILURES_METRIC = 'exportFailuresInternal';
+export const INTERNAL_FAILURE_CODES: readonly string[] = ['PART_MISMATCH', 'ENCRYPTION_PARAMS_INVALID', 'EXPORT_DATA_EXPIRED'];

@@ -2,7 +2,7 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { chunkMessageSchema } from '../../shared/app/messages';
 import { processChunk } from '../../shared/app/process-chunk';
 import { chunkDeps, logger, metrics, pipelineLog } from '../../shared/adapters/aws/pipeline-deps';
-import { createSqsHandler, receiveCountOf } from '../../shared/adapters/aws/sqs-handler';
+import { countExportFailure, createSqsHandler, receiveCountOf } from '../../shared/adapters/aws/sqs-handler';
 
 /** Chunk Lambda: one SQS record = one planned slice rendered into one part. */
 export const handler = createSqsHandler('chunk', async (record) => {
@@ -15,5 +15,7 @@ export const handler = createSqsHandler('chunk', async (record) => {
   if (outcome.status === 'duplicate') metrics.addMetric('duplicateChunks', MetricUnit.Count, 1);
   if (outcome.skippedRecords > 0) metrics.addMetric('skippedSourceRecords', MetricUnit.Count, outcome.skippedRecords);
   if (outcome.repairedRecords > 0) metrics.addMetric('repairedSourceRecords', MetricUnit.Count, outcome.repairedRecords);
+  // Exports this delivery failed (its own transition): counted as the finalizer counts its own.
+  if (outcome.failedWith !== undefined) countExportFailure(outcome.failedWith);
   log.info('chunk processed', { chunkId: message.chunkId, status: outcome.status, rows: outcome.rows, seconds: (Date.now() - started) / 1000 });
 });

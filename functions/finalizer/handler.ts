@@ -3,7 +3,7 @@ import { finalizeQueueMessageSchema } from '../../shared/app/messages';
 import { finishRevocation } from '../../shared/app/revoke-follow-ups';
 import { finalizeExport, finishCancellation } from '../../shared/app/finalize-export';
 import { finalizeDeps, logger, metrics, pipelineLog } from '../../shared/adapters/aws/pipeline-deps';
-import { createSqsHandler, receiveCountOf } from '../../shared/adapters/aws/sqs-handler';
+import { countExportFailure, createSqsHandler, receiveCountOf } from '../../shared/adapters/aws/sqs-handler';
 
 /** Finalizer Lambda: parts -> encrypted workbook -> S3, then completion, link and notify; and the follow-ups of revokes and cancels. */
 export const handler = createSqsHandler('finalizer', async (record) => {
@@ -28,6 +28,6 @@ export const handler = createSqsHandler('finalizer', async (record) => {
     metrics.addMetric('exportsCompleted', MetricUnit.Count, 1);
     if (outcome.exportSeconds !== undefined) metrics.addMetric('exportSeconds', MetricUnit.Seconds, outcome.exportSeconds);
   }
-  if (outcome.status === 'failed') metrics.addMetric('exportFailures', MetricUnit.Count, 1);
+  if (outcome.failedWith !== undefined) countExportFailure(outcome.failedWith);
   log.info('finalize processed', { status: outcome.status, rowCount: outcome.rowCount, fileSize: outcome.fileSize, seconds });
 });

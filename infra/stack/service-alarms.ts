@@ -8,7 +8,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { BOT_REFUSALS_METRIC, METRICS_NAMESPACE, RECORD_FAILURES_METRIC, SERVICE_NAME } from '../../shared/metric-names';
+import { BOT_REFUSALS_METRIC, INTERNAL_FAILURE_CODES, INTERNAL_FAILURES_METRIC, METRICS_NAMESPACE, RECORD_FAILURES_METRIC, SERVICE_NAME } from '../../shared/metric-names';
 
 export type ServiceAlarmsProps = {
   deadLetterQueues: Record<string, sqs.IQueue>;
@@ -159,6 +159,27 @@ export class ServiceAlarms extends Construct {
         period: Duration.minutes(5),
         statistic: 'Sum',
       }),
+    );
+    // Exports failed at once by a code that means the service went wrong (a part that does not
+    // match its meta, encryption parameters that do not open, data expired before the export was
+    // built): no retry and no dead letter follows, so no alarm above sees them. Chunk and
+    // finalizer both count them (INTERNAL_FAILURES_METRIC).
+    const internal = Object.fromEntries(
+      (['chunk', 'finalizer'] as const).map((fn) => [
+        `f_${fn}`,
+        new cloudwatch.Metric({
+          namespace: METRICS_NAMESPACE,
+          metricName: INTERNAL_FAILURES_METRIC,
+          dimensionsMap: { service: SERVICE_NAME, function: fn },
+          period: Duration.minutes(5),
+          statistic: 'Sum',
+        }),
+      ]),
+    );
+    alarmAbove(
+      'ExportsFailedInternally',
+      `exports failed with ${INTERNAL_FAILURE_CODES.join(', ')}: the service, not the request, went wrong; the job's error and the chunk/finalizer logs (by exportId) say which`,
+      new cloudwatch.MathExpression({ expression: Object.keys(internal).join(' + '), usingMetrics: internal, label: 'exports failed internally', period: Duration.minutes(5) }),
     );
     // The other half: an invocation the handler never finished (a timeout, running out of
     // memory, a crash at cold start) publishes no custom metric at all (a bad setting does not

@@ -28,6 +28,8 @@ export type FinalizeOutcome = {
   sha256?: string;
   /** Request to completion (the latency a manager sees). */
   exportSeconds?: number;
+  /** The code this run failed the export with (its own transition): what the handler counts. */
+  failedWith?: string;
 };
 
 /**
@@ -194,7 +196,7 @@ export async function finishCancellation(message: CancelMessage, deps: StepDeps)
  * failed export once, not every run that met an already-finished one.
  */
 async function failedHere(deps: FinalizeDeps, job: ExportJob, error: JobError): Promise<FinalizeOutcome> {
-  return (await failExport(deps, job, error)) ? { status: 'failed' } : { status: 'skipped' };
+  return (await failExport(deps, job, error)) ? { status: 'failed', failedWith: error.code } : { status: 'skipped' };
 }
 
 /**

@@ -49,6 +49,8 @@ export type ChunkOutcome = {
   repairedRecords: number;
   finalizeEnqueued: boolean;
   usersPhasePlanned: boolean;
+  /** The code this delivery failed the export with (its transition, not another's): what the handler counts. */
+  failedWith?: string;
 };
 
 /** Part meta JSON stored beside each part: the engine's PartMeta plus the columns fingerprint. */
@@ -145,8 +147,8 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
     // letter. Anything else is retried.
     if (error instanceof DomainError) {
       deps.log.warn('chunk hit a domain rule', { chunkId: message.chunkId, error: error.toJSON() });
-      await failExport(deps, job, { code: error.code, message: error.message });
-      return { ...outcome, status: 'failed' };
+      const failed = await failExport(deps, job, { code: error.code, message: error.message });
+      return { ...outcome, status: 'failed', ...(failed ? { failedWith: error.code } : {}) };
     }
     throw error;
   }
@@ -226,8 +228,8 @@ async function completeChunk(
     try {
       checkRowCount(done.rowsWritten, job.kind, createPolicyConfig({ maxRows: Math.min(deps.maxRows, 1_048_575) }));
     } catch (error) {
-      if (error instanceof TooManyRowsError) await failExport(deps, job, { code: error.code, message: error.message });
-      else throw error;
+      if (!(error instanceof TooManyRowsError)) throw error;
+      if (await failExport(deps, job, { code: error.code, message: error.message })) outcome.failedWith = error.code;
     }
     return { ...outcome, status: 'failed' };
   }
@@ -252,7 +254,7 @@ async function completeChunk(
     // user chunk has run, so it is chunksDone == the case chunk count.
     if (fresh.chunksDone < (fresh.sheetChunks?.cases ?? fresh.chunksTotal)) return outcome;
     const planning = fresh;
-    outcome.usersPhasePlanned = await runClaimed(deps, planning, 'usersClaim', 'usersEnqueued', () => planUsersPhase(planning, deps));
+    outcome.usersPhasePlanned = await runClaimed(deps, planning, 'usersClaim', 'usersEnqueued', () => planUsersPhase(planning, deps, outcome));
     // Whoever ends the users step goes on to the finalize check, whether it planned the phase,
     // took it over, or waited for another holder: the user chunks are out before
     // `usersEnqueued` lands, so the last of them may complete the set in between, find the step
@@ -462,7 +464,7 @@ async function stoppedMeanwhile(deps: ChunkDeps, job: ExportJob): Promise<boolea
  * once each. Every case chunk stored its referenced ids; the union, sorted into the documented
  * user order, becomes id batches (deterministic keys, so a retry rewrites the same objects).
  */
-async function planUsersPhase(planning: ExportJob, deps: ChunkDeps): Promise<void> {
+async function planUsersPhase(planning: ExportJob, deps: ChunkDeps, outcome: Pick<ChunkOutcome, 'failedWith'>): Promise<void> {
   // Read again under the claim: an earlier holder may have planned the phase and then failed
   // before sending (its lease lapsed or was given back). Its batches and refs record stand, and
   // user chunks may already run from them: planning again from the lists as they are now could
@@ -491,7 +493,7 @@ async function planUsersPhase(planning: ExportJob, deps: ChunkDeps): Promise<voi
         // Two overlapping deliveries of this chunk left one's list beside the other's meta, and
         // waiting did not settle it: a users sheet built from it could miss users.
         deps.log.error('case refs do not match their part', { exportId: job.exportId, chunk: i + k });
-        await failExport(deps, job, PART_MISMATCH);
+        if (await failExport(deps, job, PART_MISMATCH)) outcome.failedWith = PART_MISMATCH.code;
         return;
       }
       used.push(list.crc);

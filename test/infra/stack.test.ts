@@ -19,6 +19,7 @@ import { actionCovers, rolesAllowed, roleStatements, statementAllows, statementR
 import { idOf, missingEntries, resourcesOf, synthStack, synthWithCli, TEST_CONTEXT, type CliSynth, type SynthResult } from './synth-stack';
 import { DLQ_MESSAGES_ALARM_PERIODS, OLDEST_FINALIZE_AGE_ALARM_SECONDS, OLDEST_NOTIFY_AGE_ALARM_SECONDS } from '../../infra/stack/service-alarms';
 import { FOLLOW_UP_DELAY_SECONDS } from '../../shared/app/messages';
+import { INTERNAL_FAILURES_METRIC } from '../../shared/metric-names';
 import { parseReceiveLimits } from '../../shared/adapters/aws/sqs-handler';
 import { REQUEST_MAX_SECONDS } from '../../shared/app/api/request-export';
 import { exportsTableSpec, tableInput } from '../../infra/local/resources';
@@ -84,7 +85,7 @@ describe('resource counts', () => {
     ['AWS::ApiGateway::RestApi', 1],
     ['AWS::ApiGateway::Authorizer', 1],
     ['AWS::ApiGateway::Model', 1],
-    ['AWS::CloudWatch::Alarm', 16],
+    ['AWS::CloudWatch::Alarm', 17],
     ['AWS::SNS::Topic', 1],
     ['AWS::IAM::User', 0],
     ['AWS::WAFv2::WebACL', 1],
@@ -867,6 +868,21 @@ describe('alarms and outputs', () => {
     }
     expect(OLDEST_FINALIZE_AGE_ALARM_SECONDS).toBeGreaterThan(FUNCTION_SIZING.finalizer.timeout.toSeconds() + FOLLOW_UP_DELAY_SECONDS);
     expect(OLDEST_NOTIFY_AGE_ALARM_SECONDS).toBeGreaterThan(15 * 60);
+    // Exports failed at once for the service's own fault (no retry, no dead letter): chunk and
+    // finalizer counts of exportFailuresInternal, any in 5 minutes.
+    const internal = alarms().find((a) => JSON.stringify(a.Metrics ?? []).includes(INTERNAL_FAILURES_METRIC));
+    expect(internal).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', EvaluationPeriods: 1 });
+    const read = (internal!.Metrics as Record<string, any>[]).filter((m) => m.MetricStat).map((m) => m.MetricStat.Metric);
+    expect(read).toEqual(
+      ['chunk', 'finalizer'].map((fn) => ({
+        Namespace: 'ExportService',
+        MetricName: INTERNAL_FAILURES_METRIC,
+        Dimensions: [
+          { Name: 'function', Value: fn },
+          { Name: 'service', Value: 'export-service' },
+        ],
+      })),
+    );
     for (const alarm of alarms()) expect(alarm.AlarmActions).toEqual([{ Ref: topicId }]);
   });
 

@@ -393,7 +393,10 @@ describe('failure handling', () => {
       await expire(chunked.exportId);
       const [first] = buildChunkMessages(chunked, {}, 100);
       // Before: thrown (retried three times, then a generic PIPELINE_FAILED dead letter).
-      expect((await processChunk(first!, chunkDepsFor(stack, stepDeps()), { receiveCount: 1 })).status).toBe('failed');
+      const chunkOutcome = await processChunk(first!, chunkDepsFor(stack, stepDeps()), { receiveCount: 1 });
+      expect(chunkOutcome.status).toBe('failed');
+      // What the chunk handler counts: this delivery's own failure, by its code.
+      expect(chunkOutcome.failedWith).toBe('EXPORT_DATA_EXPIRED');
       const failed = await store.getJob(CHANNEL, chunked.exportId);
       expect(failed).toMatchObject({ status: 'failed', error: { code: 'EXPORT_DATA_EXPIRED' } });
       expect(failed?.error?.message).toMatch(/request the export again/);

@@ -15,6 +15,7 @@ import type { AuditEvent, AuditLog } from '../../shared/ports/audit-log';
 import type { MessageQueue, QueueName } from '../../shared/ports/message-queue';
 import type { PipelineLog } from '../../shared/ports/pipeline-log';
 import { silentLog } from '../../shared/ports/pipeline-log';
+import { INTERNAL_FAILURE_CODES } from '../../shared/metric-names';
 import { makeJob } from './job-fixture';
 import { exportReadyToFinalize as readyToFinalize, finalizeDepsFor, storesFor, TEST_PASSWORD, useSeededStack } from './helpers';
 
@@ -219,6 +220,9 @@ describe('follow-up steps, finalizer streams and the notifier lease', () => {
     const queue = new RecordingQueue();
     const outcome = await finalizeExport({ type: 'finalize', exportId: ready.exportId, channelId: CHANNEL }, finalizeDeps({ queue }), { receiveCount: 1 });
     expect(outcome.status).toBe('failed');
+    // The code the handler counts (exportFailuresInternal: an alarm reads it, as nothing retries this).
+    expect(outcome.failedWith).toBe('PART_MISMATCH');
+    expect(INTERNAL_FAILURE_CODES).toContain(outcome.failedWith);
     const job = await store.getJob(CHANNEL, ready.exportId);
     expect(job).toMatchObject({ status: 'failed', error: { code: 'PART_MISMATCH' } });
     expect(await objects.list(objectKeys.filePrefix(CHANNEL, ready.exportId))).toEqual([]);

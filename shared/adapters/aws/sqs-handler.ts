@@ -5,7 +5,7 @@ import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
 import { ConfigError, getConfig, intSetting, onceFromEnv, type Config } from '../../config';
-import { RECORD_FAILURES_METRIC } from '../../metric-names';
+import { EXPORT_FAILURES_METRIC, INTERNAL_FAILURE_CODES, INTERNAL_FAILURES_METRIC, RECORD_FAILURES_METRIC } from '../../metric-names';
 import { getClients } from './clients';
 import { logger, metrics } from './pipeline-deps';
 import { errorForLog } from './error-for-log';
@@ -225,6 +225,16 @@ export function createSqsHandler(
       }),
     )
     .handler(run as unknown as (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>);
+}
+
+/**
+ * Counts an export a pipeline function failed: exportFailures always, and exportFailuresInternal
+ * when the code means the service went wrong (INTERNAL_FAILURE_CODES), which an alarm reads: those
+ * fail at once, with no retries or dead letter for another alarm to see.
+ */
+export function countExportFailure(code: string): void {
+  metrics.addMetric(EXPORT_FAILURES_METRIC, MetricUnit.Count, 1);
+  if (INTERNAL_FAILURE_CODES.includes(code)) metrics.addMetric(INTERNAL_FAILURES_METRIC, MetricUnit.Count, 1);
 }
 
 /** `{ exportId }` of a record whose body names one (every pipeline message does), else nothing. */
