@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createPipelineDispatcher } from '../../shared/app/api/pipeline-dispatcher';
+import { createPipelineDispatcher, FOLLOW_UP_SEND_TIMEOUT_MS } from '../../shared/app/api/pipeline-dispatcher';
 import type { ExportJob } from '../../shared/app/export-job';
 import { finalizeExport, type FinalizeDeps } from '../../shared/app/finalize-export';
 import { handleDeadLetter } from '../../shared/app/handle-dead-letter';
@@ -239,6 +239,14 @@ describe('a revoked export in the pipeline', () => {
     await expect(failing.scheduleFollowUp('revoke', { channelId: CHANNEL, exportId: 'rv-send' })).resolves.toBeUndefined();
     expect(lines).toEqual([expect.stringMatching(/^warn revoke follow-up not sent: the request finishes it alone.*"error":"QueueDoesNotExist"/)]);
     expect(lines[0]).not.toContain('sqs/123');
+    // A queue that never answers holds the revoke up for the bound only, not the request's timeout.
+    const hung = new RecordingQueue();
+    hung.send = () => new Promise<void>(() => {});
+    const slow = createPipelineDispatcher({ store: new FakeExportStore(), objects: new MapObjectStore() as unknown as ObjectStore, queue: hung, workspace: {} as never, selectionBatch: 100, log: recordingLog(lines), followUpTimeoutMs: 50 });
+    // Without the bound this never settles (the test would time out).
+    await expect(slow.scheduleFollowUp('revoke', { channelId: CHANNEL, exportId: 'rv-hang' })).resolves.toBeUndefined();
+    expect(lines[1]).toMatch(/^warn revoke follow-up not sent.*"error":"FollowUpSendTimeout"/);
+    expect(FOLLOW_UP_SEND_TIMEOUT_MS).toBeLessThanOrEqual(5_000);
   });
 
   it("the api's file deletion removes every object under the export's file prefix, and nothing else", async () => {

@@ -13,6 +13,9 @@ import { resolveJobDefinition, storeJobDefinition } from '../job-definition';
 import { compileRequestPredicate, workspaceSk } from '../workspace-context';
 import type { DownloadLinks, ExportDispatcher } from './deps';
 
+/** The follow-up send's bound: an SQS send answers in tens of milliseconds. */
+export const FOLLOW_UP_SEND_TIMEOUT_MS = 3_000;
+
 /** Used when neither the request nor the channel settings name a zone (the product is Korean). */
 export const FALLBACK_TIME_ZONE = 'Asia/Seoul';
 
@@ -47,6 +50,8 @@ export function createPipelineDispatcher(deps: {
   workspace: WorkspaceSource;
   selectionBatch: number;
   log: PipelineLog;
+  /** How long a follow-up send may take before the request goes on without it (FOLLOW_UP_SEND_TIMEOUT_MS). */
+  followUpTimeoutMs?: number;
 }): ExportDispatcher {
   return {
     async plan({ exportId, channelId, request }: { exportId: string; channelId: string; request: ExportRequest }) {
@@ -96,13 +101,25 @@ export function createPipelineDispatcher(deps: {
     },
     async scheduleFollowUp(type: FollowUpMessage['type'], job: Pick<ExportJob, 'channelId' | 'exportId'>): Promise<void> {
       const message: FollowUpMessage = { type, exportId: job.exportId, channelId: job.channelId };
+      let timer: NodeJS.Timeout | undefined;
       try {
-        await deps.queue.send('finalize', message, { delaySeconds: FOLLOW_UP_DELAY_SECONDS });
+        // Bounded: the transition waits for this send, and a queue that hangs (the SDK's client
+        // sets no request timeout) must not run the request into its own timeout with the
+        // revoke never committed and the leaked link still working.
+        const timeoutMs = deps.followUpTimeoutMs ?? FOLLOW_UP_SEND_TIMEOUT_MS;
+        await Promise.race([
+          deps.queue.send('finalize', message, { delaySeconds: FOLLOW_UP_DELAY_SECONDS }),
+          new Promise<never>((_resolve, reject) => {
+            timer = setTimeout(() => reject(Object.assign(new Error(`no answer in ${timeoutMs} ms`), { name: 'FollowUpSendTimeout' })), timeoutMs);
+          }),
+        ]);
       } catch (error) {
         deps.log.warn(`${type} follow-up not sent: the request finishes it alone`, {
           exportId: job.exportId,
           error: error instanceof Error ? error.name : 'unknown',
         });
+      } finally {
+        clearTimeout(timer);
       }
     },
     async discardFile(job: Pick<ExportJob, 'channelId' | 'exportId'>): Promise<void> {
