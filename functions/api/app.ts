@@ -27,7 +27,7 @@ import { formatIssuePath, INPUT_ERRORS, ValidationError, type ValidationIssue } 
 import { scanJsonBeforeParse, type JsonStructureProblem } from '../../shared/json-text';
 import { requirePermission } from '../../shared/domain/policies';
 import { loneSurrogatePath } from '../../shared/text-rules';
-import { errorForLog } from '../../shared/adapters/aws/error-for-log';
+import { errorForLog } from '../../shared/error-for-log';
 import { BadRequestBodyError, bodyLimitFor, bodyTooLarge, emptyResponse, isJsonMediaType, jsonResponse, mapErrorToResponse, normalizeEventHeaders, redirectResponse, sentMoreThanOnce, statusOf } from '../../shared/http';
 import { matchRoute, type RouteName } from './router';
 

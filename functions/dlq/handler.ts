@@ -1,5 +1,6 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { handleDeadLetter } from '../../shared/app/handle-dead-letter';
+import { FollowUpsFailedError } from '../../shared/app/pipeline-steps';
 import { baseDeps, logger, metrics, pipelineLog } from '../../shared/adapters/aws/pipeline-deps';
 import { createSqsHandler } from '../../shared/adapters/aws/sqs-handler';
 
@@ -13,7 +14,15 @@ export const handler = createSqsHandler('dlq', async (record) => {
     // handleDeadLetter reports unreadable bodies
   }
   const log = pipelineLog(logger, exportId);
-  const outcome = await handleDeadLetter(record.body, { ...baseDeps(), log }, { queue });
+  let outcome: Awaited<ReturnType<typeof handleDeadLetter>>;
+  try {
+    outcome = await handleDeadLetter(record.body, { ...baseDeps(), log }, { queue });
+  } catch (error) {
+    // The dead letter failed its export and a follow-up then threw: counted now (the redelivery
+    // finds the export failed: already-final).
+    if (error instanceof FollowUpsFailedError) metrics.addMetric('exportFailures', MetricUnit.Count, 1);
+    throw error;
+  }
   metrics.addMetric('deadLetters', MetricUnit.Count, 1);
   if (outcome === 'failed-export') metrics.addMetric('exportFailures', MetricUnit.Count, 1);
   log.warn('dead letter handled', { queue, outcome });

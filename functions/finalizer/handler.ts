@@ -1,7 +1,8 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { finalizeQueueMessageSchema } from '../../shared/app/messages';
 import { finishRevocation } from '../../shared/app/revoke-follow-ups';
-import { finalizeExport, finishCancellation } from '../../shared/app/finalize-export';
+import { finalizeExport, finishCancellation, type FinalizeOutcome } from '../../shared/app/finalize-export';
+import { FollowUpsFailedError } from '../../shared/app/pipeline-steps';
 import { finalizeDeps, logger, metrics, pipelineLog } from '../../shared/adapters/aws/pipeline-deps';
 import { countExportFailure, createSqsHandler, receiveCountOf } from '../../shared/adapters/aws/sqs-handler';
 
@@ -19,9 +20,22 @@ export const handler = createSqsHandler('finalizer', async (record) => {
     return;
   }
   const started = Date.now();
-  const outcome = await finalizeExport(message, await finalizeDeps(log), { receiveCount: receiveCountOf(record) });
+  let outcome: FinalizeOutcome;
+  try {
+    outcome = await finalizeExport(message, await finalizeDeps(log), { receiveCount: receiveCountOf(record) });
+  } catch (error) {
+    // This run completed or failed the export and a follow-up then threw: counted now, since the
+    // retry finds the export final and reports skipped.
+    if (error instanceof FollowUpsFailedError) count(error.outcome as Partial<FinalizeOutcome>);
+    throw error;
+  }
   const seconds = (Date.now() - started) / 1000;
   metrics.addMetric('finalizeSeconds', MetricUnit.Seconds, seconds);
+  count(outcome);
+  log.info('finalize processed', { status: outcome.status, rowCount: outcome.rowCount, fileSize: outcome.fileSize, seconds });
+});
+
+function count(outcome: Partial<FinalizeOutcome>): void {
   if (outcome.status === 'completed') {
     metrics.addMetric('rowsExported', MetricUnit.Count, outcome.rowCount ?? 0);
     metrics.addMetric('exportBytes', MetricUnit.Bytes, outcome.fileSize ?? 0);
@@ -29,5 +43,4 @@ export const handler = createSqsHandler('finalizer', async (record) => {
     if (outcome.exportSeconds !== undefined) metrics.addMetric('exportSeconds', MetricUnit.Seconds, outcome.exportSeconds);
   }
   if (outcome.failedWith !== undefined) countExportFailure(outcome.failedWith);
-  log.info('finalize processed', { status: outcome.status, rowCount: outcome.rowCount, fileSize: outcome.fileSize, seconds });
-});
+}

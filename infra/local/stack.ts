@@ -22,6 +22,7 @@ import { ConfigError, intSetting, resetConfig } from '../../shared/config';
 import { DEFAULT_CLAIM_WAIT_MS } from '../../shared/ports/export-store';
 import { METRICS_NAMESPACE, SERVICE_NAME } from '../../shared/metric-names';
 import { bodyLimitFor } from '../../shared/http/limits';
+import { errorForLog } from '../../shared/error-for-log';
 
 export type FunctionName = 'chunk' | 'finalizer' | 'notifier' | 'dlq';
 type ApiHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
@@ -118,8 +119,7 @@ async function loadSecrets(dataDir: string | undefined): Promise<LocalSecrets> {
 async function failInterruptedExports(client: DynamoDBClient, log: (line: string) => void): Promise<number> {
   const ddb = DynamoDBDocumentClient.from(client);
   const { baseDeps } = await import('../../shared/adapters/aws/pipeline-deps');
-  const { failExport } = await import('../../shared/app/pipeline-steps');
-  const { discardExportFile } = await import('../../shared/app/pipeline-steps');
+  const { discardExportFile, failExport, FollowUpsFailedError } = await import('../../shared/app/pipeline-steps');
   const deps = { ...baseDeps(), log: { info: () => undefined, warn: () => undefined, error: (message: string) => log(message) } };
   let count = 0;
   let startKey: Record<string, unknown> | undefined;
@@ -135,14 +135,22 @@ async function failInterruptedExports(client: DynamoDBClient, log: (line: string
     );
     for (const item of page.Items ?? []) {
       const job = { exportId: String(item.exportId), channelId: String(item.channelId), managerId: String(item.managerId), kind: item.kind as 'cases' | 'contacts' };
-      const failed = await failExport(deps, job, {
-        code: 'INTERRUPTED',
-        message: 'the local stack stopped while this export ran; request it again',
-      });
-      if (failed) {
-        count++;
-        // A stop between the finalizer's upload and its completion leaves a file no link reaches.
-        await discardExportFile(deps, job);
+      // One export's clean-up failing (its parts sweep, say) must not stop the stack from
+      // starting: it is logged, and the export is failed all the same (the transition comes first).
+      try {
+        const failed = await failExport(deps, job, {
+          code: 'INTERRUPTED',
+          message: 'the local stack stopped while this export ran; request it again',
+        });
+        if (failed) {
+          count++;
+          // A stop between the finalizer's upload and its completion leaves a file no link reaches.
+          await discardExportFile(deps, job);
+        }
+      } catch (error) {
+        if (error instanceof FollowUpsFailedError) count++;
+        const said = errorForLog(error);
+        log(`interrupted export ${job.exportId}: its clean-up did not finish (${said.name ?? 'Error'}: ${said.message})`);
       }
     }
     startKey = page.LastEvaluatedKey;
@@ -164,7 +172,9 @@ async function importHandler<T>(path: string): Promise<T> {
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const log = options.log ?? (() => undefined);
   // Before anything starts: a bad value would otherwise be found after the emulators and the seed.
-  const chunkConcurrency = localChunkConcurrency(process.env);
+  // The shell's setting, or the caller's (options.env, merged into the handlers' environment
+  // later): the same precedence as every other setting.
+  const chunkConcurrency = localChunkConcurrency({ ...process.env, ...(options.env ?? {}) });
   let unlock: (() => Promise<void>) | undefined;
   if (options.dataDir) {
     await mkdir(options.dataDir, { recursive: true });

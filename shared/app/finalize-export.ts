@@ -6,7 +6,7 @@ import type { WorkspaceSource } from '../ports/source-data';
 import { unfinishedStatuses, type ExportJob, type JobDefinition, type JobError, type SheetKey } from './export-job';
 import { objectKeys, type CancelMessage, type FinalizeMessage } from './messages';
 import { createDownloadToken, hashDownloadToken } from './download-link';
-import { discardExportFile, discardObject, discardOtherFiles, discardParts, failExport, PART_MISMATCH, resumeCancelFollowUps, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
+import { discardExportFile, discardObject, discardOtherFiles, discardParts, failExport, FollowUpsFailedError, PART_MISMATCH, resumeCancelFollowUps, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
 import type { StoredPartMeta } from './process-chunk';
 import { formatCalendarDate, dayInZone } from '../domain/calendar';
 import { DefinitionMissingError, loadJobDefinition } from './job-definition';
@@ -398,10 +398,17 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     expiresAt: expiresAt.toISOString(),
   };
   const completed = await deps.store.setStatus(job.channelId, job.exportId, 'completed', ['finalizing'], facts);
+  const exportSeconds = (completedAt.getTime() - Date.parse(job.createdAt)) / 1000;
+  const outcome: FinalizeOutcome = { status: 'completed', rowCount, fileSize, sha256, exportSeconds };
   if (completed) {
     // Audit "completed", notify, delete parts/. The audit event is built from the same stored
-    // facts a retry (resumeFollowUps) reads back, so both append the same event.
-    await runFollowUps(deps, { ...job, ...facts, status: 'completed' });
+    // facts a retry (resumeFollowUps) reads back, so both append the same event. A follow-up
+    // error carries this run's completion (the handler counts it; the retry reports skipped).
+    try {
+      await runFollowUps(deps, { ...job, ...facts, status: 'completed' });
+    } catch (error) {
+      throw new FollowUpsFailedError(outcome, error);
+    }
     await discardOtherFiles(deps, job, objectKey);
   } else {
     const now = await deps.store.getJob(job.channelId, job.exportId);
@@ -433,7 +440,6 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     deps.log.info('completion committed though its answer was lost', { exportId: job.exportId });
     await discardOtherFiles(deps, job, objectKey);
   }
-  const exportSeconds = (completedAt.getTime() - Date.parse(job.createdAt)) / 1000;
   deps.log.info('export completed', { rowCount, fileSize, exportSeconds });
-  return { status: 'completed', rowCount, fileSize, sha256, exportSeconds };
+  return outcome;
 }

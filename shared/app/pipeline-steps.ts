@@ -5,6 +5,7 @@ import type { MessageQueue } from '../ports/message-queue';
 import type { ObjectStore } from '../ports/object-store';
 import type { Clock } from '../ports/clock';
 import type { PipelineLog } from '../ports/pipeline-log';
+import { errorForLog } from '../error-for-log';
 import { releaseExportCooldown, runCancelFollowUps } from './cancel-follow-ups';
 import { unfinishedStatuses, type ExportJob, type JobError } from './export-job';
 import { objectKeys, type FinalizeMessage, type NotifyMessage } from './messages';
@@ -53,8 +54,31 @@ export async function failExport(deps: StepDeps, job: FailingJob, error: JobErro
     return false;
   }
   deps.log.warn('export failed', { exportId: job.exportId, code: error.code });
-  await runFollowUps(deps, { ...job, status: 'failed', error, failedAt });
+  try {
+    await runFollowUps(deps, { ...job, status: 'failed', error, failedAt });
+  } catch (followUpError) {
+    throw new FollowUpsFailedError({ failedWith: error.code }, followUpError);
+  }
   return true;
+}
+
+/**
+ * This delivery made the export's final transition (failed, or the finalizer's completed), then a
+ * follow-up threw (an audit, queue, release or sweep error): thrown so the message comes back and
+ * the retry finishes them, carrying what this delivery did, so its handler still counts it (the
+ * retry finds the export final and reports nothing: the failure or completion went uncounted).
+ */
+export class FollowUpsFailedError<T extends object = { failedWith?: string }> extends Error {
+  constructor(
+    readonly outcome: T,
+    cause: unknown,
+  ) {
+    // The cause as a log line may carry it (errorForLog: an AWS service error's message, which
+    // can name resources, is withheld), since the SQS handler logs this error's message.
+    const said = errorForLog(cause);
+    super(`the export's final transition was made, its follow-ups failed: ${said.name ?? 'Error'}: ${said.message}`, { cause });
+    this.name = 'FollowUpsFailedError';
+  }
 }
 
 /**

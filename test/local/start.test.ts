@@ -135,6 +135,10 @@ describe('npm start with a LOCAL_CHUNK_CONCURRENCY it cannot use', () => {
     }
   });
 
+  it("is read from the caller's env too (startLocalStack({ env }), as every other setting), before anything starts", async () => {
+    await expect(startLocalStack({ port: 0, seed: false, pollers: false, env: { LOCAL_CHUNK_CONCURRENCY: 'abc' } })).rejects.toThrow(/LOCAL_CHUNK_CONCURRENCY: must be a whole number from 1 to 64/);
+  });
+
   it.each(['', 'abc', '0'])(
     'LOCAL_CHUNK_CONCURRENCY=%j: one line naming it and the rule, before anything starts (no data folder, no stack trace)',
     async (value) => {

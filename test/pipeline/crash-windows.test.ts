@@ -3,12 +3,12 @@ import type { LocalStack } from '../../infra/local/stack';
 import type { DynamoExportStore } from '../../shared/adapters/aws/dynamo-export-store';
 import type { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store';
 import type { ExportJob } from '../../shared/app/export-job';
-import { finalizeExport } from '../../shared/app/finalize-export';
+import { finalizeExport, type FinalizeOutcome } from '../../shared/app/finalize-export';
 import { handleDeadLetter } from '../../shared/app/handle-dead-letter';
 import { objectKeys, type FinalizeMessage } from '../../shared/app/messages';
 import { buildChunkMessages } from '../../shared/app/plan-chunks';
 import { processChunk } from '../../shared/app/process-chunk';
-import type { StepDeps } from '../../shared/app/pipeline-steps';
+import { FollowUpsFailedError, type StepDeps } from '../../shared/app/pipeline-steps';
 import { cooldownKey } from '../../shared/domain';
 import { silentLog } from '../../shared/ports/pipeline-log';
 import { FakeAuditLog, FakeCooldownStore, RecordingQueue } from '../api/support/fakes';
@@ -159,7 +159,11 @@ describe('crash windows at the end of the pipeline', () => {
       return objects.deletePrefix(prefix);
     };
     const queue = new RecordingQueue();
-    await expect(finalizeExport(finalizeMessage(ready), finalizeDepsFor(stack, { ...steps, objects: flaky, queue }, LINK_SECRET), { receiveCount: 1 })).rejects.toThrow(/InternalError/);
+    const thrown = await finalizeExport(finalizeMessage(ready), finalizeDepsFor(stack, { ...steps, objects: flaky, queue }, LINK_SECRET), { receiveCount: 1 }).catch((e: unknown) => e);
+    expect(thrown).toBeInstanceOf(FollowUpsFailedError);
+    expect((thrown as Error).message).toMatch(/InternalError/);
+    // It carries this run's completion, which the handler counts (the retry reports skipped).
+    expect((thrown as FollowUpsFailedError<FinalizeOutcome>).outcome).toMatchObject({ status: 'completed', rowCount: ready.rowsWritten });
     expect((await partsOf(ready.exportId)).length).toBeGreaterThan(0);
     expect((await finalizeExport(finalizeMessage(ready), finalizeDepsFor(stack, { ...steps, objects: flaky, queue }, LINK_SECRET), { receiveCount: 2 })).status).toBe('skipped');
     expect(await partsOf(ready.exportId)).toEqual([]);
@@ -177,7 +181,11 @@ describe('crash windows at the end of the pipeline', () => {
       throw new Error('DynamoDB PutItem: ServiceUnavailable');
     };
     const dead = JSON.stringify(finalizeMessage(ready));
-    await expect(handleDeadLetter(dead, { ...steps, queue: new RecordingQueue(), audit: down }, { queue: 'finalize-dlq' })).rejects.toThrow(/ServiceUnavailable/);
+    const thrown = await handleDeadLetter(dead, { ...steps, queue: new RecordingQueue(), audit: down }, { queue: 'finalize-dlq' }).catch((e: unknown) => e);
+    expect(thrown).toBeInstanceOf(FollowUpsFailedError);
+    expect((thrown as Error).message).toMatch(/ServiceUnavailable/);
+    // What the dlq handler counts (exportFailures): this dead letter failed the export.
+    expect((thrown as FollowUpsFailedError).outcome).toEqual({ failedWith: 'PIPELINE_FAILED' });
     expect((await store.getJob(CHANNEL, ready.exportId))?.status).toBe('failed');
     // The data did not wait for the audit table.
     expect(await filesOf(ready.exportId)).toEqual([]);

@@ -8,7 +8,7 @@ import { ConfigError, getConfig, intSetting, onceFromEnv, type Config } from '..
 import { EXPORT_FAILURES_METRIC, INTERNAL_FAILURE_CODES, INTERNAL_FAILURES_METRIC, RECORD_FAILURES_METRIC } from '../../metric-names';
 import { getClients } from './clients';
 import { logger, metrics } from './pipeline-deps';
-import { errorForLog } from './error-for-log';
+import { errorForLog } from '../../error-for-log';
 
 const MAX_RETRY_DELAY_SECONDS = 900;
 
