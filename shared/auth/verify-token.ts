@@ -36,11 +36,47 @@ export interface TokenVerifier {
 }
 
 
+/**
+ * The identity provider's key set could not be had (it answered other than 200, sent no key set,
+ * timed out, or could not be reached): the service's problem, not the caller's token. Not an
+ * UnauthenticatedError: a 401 would send every user to sign in again while nothing alarms; this
+ * one is a 500 (the authorizer fails, API Gateway answers 500), which the ApiServerErrors alarm
+ * counts.
+ */
+export class KeySetUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super(`the identity provider's key set is unavailable (${cause instanceof Error ? cause.name : 'unknown'})`, { cause });
+    this.name = 'KeySetUnavailableError';
+  }
+}
+
+/**
+ * The remote key set, its failures sorted: a key the set does not have (a forged or retired
+ * `kid`), or a token header it cannot serve, is the token's (jose's own errors, a 401); fetching
+ * the set failing is the service's (KeySetUnavailableError). jose reports a non-200 answer or
+ * unreadable JSON as a bare JOSEError, not a subclass: that and anything not from jose (a refused
+ * connection) are the fetch failing.
+ */
+function keySetOrUnavailable(remote: JWTVerifyGetKey): JWTVerifyGetKey {
+  return async (header, token) => {
+    try {
+      return await remote(header, token);
+    } catch (error) {
+      const fetchFailed =
+        error instanceof joseErrors.JWKSTimeout ||
+        error instanceof joseErrors.JWKSInvalid ||
+        !(error instanceof joseErrors.JOSEError) ||
+        error.constructor === joseErrors.JOSEError;
+      throw fetchFailed ? new KeySetUnavailableError(error) : error;
+    }
+  };
+}
+
 export function createTokenVerifier(config: TokenVerifierConfig): TokenVerifier {
   const parsed = tokenVerifierConfigSchema.parse(config);
   // The JWKS is fetched lazily and cached by jose across invocations of a warm Lambda.
   const key: Uint8Array | JWTVerifyGetKey = parsed.jwksUrl
-    ? createRemoteJWKSet(new URL(parsed.jwksUrl))
+    ? keySetOrUnavailable(createRemoteJWKSet(new URL(parsed.jwksUrl)))
     : new TextEncoder().encode(parsed.devSecret);
   // Pin algorithms so an attacker cannot pick one (e.g. `none` or HS256 keyed with a public key).
   const algorithms = parsed.jwksUrl ? ['RS256', 'ES256', 'PS256', 'EdDSA'] : ['HS256'];

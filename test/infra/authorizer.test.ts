@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTokenVerifier, parseAuthorizerContext, principalFromAuthorizerContext } from '../../shared/auth';
+import { KeySetUnavailableError } from '../../shared/auth/verify-token';
 import { buildAllowPolicy, createAuthorize, stageWildcardArn } from '../../functions/authorizer/authorize';
 
 const ISSUER = 'https://auth.example.test/';
@@ -81,6 +82,35 @@ describe('bearer authorizer', () => {
     expect(rejected).toHaveLength(1);
     const jwt = authorizationToken.replace(/^\S+\s*/, '');
     if (jwt.length > 0) expect(rejected[0]).not.toContain(jwt);
+  });
+
+  it('a key set it cannot fetch (an outage at the identity provider) fails the authorizer (a 500, alarmed), not a 401; an unknown kid stays a 401', async () => {
+    const statuses = [404, 500];
+    const broken = http.createServer((_req, res) => {
+      res.writeHead(statuses[0] ?? 500, { 'content-type': 'text/plain' });
+      res.end('down');
+    });
+    await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
+    const brokenUrl = `http://127.0.0.1:${(broken.address() as AddressInfo).port}/.well-known/jwks.json`;
+    try {
+      for (const status of [...statuses]) {
+        statuses[0] = status;
+        const rejected: string[] = [];
+        const authorize = createAuthorize({ verifier: createTokenVerifier({ issuer: ISSUER, audience: AUDIENCE, jwksUrl: brokenUrl }), onRejected: (r) => rejected.push(r) });
+        const outcome = authorize({ type: 'TOKEN', methodArn: METHOD_ARN, authorizationToken: `Bearer ${await token()}` });
+        await expect(outcome, String(status)).rejects.toBeInstanceOf(KeySetUnavailableError);
+        expect(rejected, String(status)).toEqual([]);
+      }
+    } finally {
+      await new Promise<void>((resolve) => broken.close(() => resolve()));
+    }
+    // Nothing listening: the same (a refused connection is not the caller's fault either).
+    const unreachable = createAuthorize({ verifier: createTokenVerifier({ issuer: ISSUER, audience: AUDIENCE, jwksUrl: brokenUrl }), onRejected: () => undefined });
+    await expect(unreachable({ type: 'TOKEN', methodArn: METHOD_ARN, authorizationToken: `Bearer ${await token()}` })).rejects.toBeInstanceOf(KeySetUnavailableError);
+    // A key the working set does not have (a forged or retired kid) is the token's problem: 401.
+    const { authorize } = makeAuthorize();
+    const forged = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'not-in-the-set' }).setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt().setExpirationTime('1h').sign(otherKey);
+    await expect(authorize({ type: 'TOKEN', methodArn: METHOD_ARN, authorizationToken: `Bearer ${forged}` })).rejects.toThrow(/^Unauthorized$/);
   });
 
   it('rejects a method ARN that is not execute-api', () => {
