@@ -131,7 +131,7 @@ export class ServiceAlarms extends Construct {
     // it keeps failing.
     alarmAbove(
       'DlqRecordFailures',
-      'the DLQ consumer failed dead letters (their exports are not yet marked failed, their managers not told)',
+      'the DLQ consumer failed dead letters: a given-up chunk or finalize whose export is not yet marked failed (its manager not told), a notification whose failure is not yet recorded, or a cancel/revoke follow-up not yet finished; its "record failed" log lines name the export',
       new cloudwatch.Metric({
         namespace: METRICS_NAMESPACE,
         metricName: RECORD_FAILURES_METRIC,
@@ -144,14 +144,14 @@ export class ServiceAlarms extends Construct {
     // the consumer handled it (the DLQ is then empty again long before the DlqNotEmpty alarms).
     alarmAbove(
       'DeadLettersHandled',
-      'exports failed after all retries (the DLQ consumer ran)',
+      'dead letters handled (the DLQ consumer ran): a chunk or finalize that kept failing (its export failed, the bot told), a notification the bot never took (recorded on the job), or a cancel/revoke follow-up tried once more; its "dead letter handled" log line gives the queue, the outcome and the export',
       props.dlqConsumer.metricInvocations({ period: Duration.minutes(5), statistic: 'Sum' }),
     );
     // A record the handler sees fail is a partial batch failure: the invocation succeeds and
     // Lambda's Errors stays 0, so the handler publishes its own count of failed records.
     alarmAbove(
       'FinalizerErrors',
-      'the finalizer failed (files are not being assembled)',
+      'finalizer records failed: a finalize (files are not being assembled) or a cancel/revoke follow-up (a trail entry or a deletion not yet done) will be retried; its "record failed" log lines name the export and the cause',
       new cloudwatch.Metric({
         namespace: METRICS_NAMESPACE,
         metricName: RECORD_FAILURES_METRIC,
