@@ -249,30 +249,24 @@ export class ServiceAlarms extends Construct {
         props.restApi.metricServerError({ period: Duration.minutes(5), statistic: 'Sum' }),
       );
     }
-    alarmAbove(
-      'OldestChunkAge',
-      'chunk messages wait too long: workers are throttled, failing or at max concurrency',
-      props.chunkQueue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }),
-      OLDEST_CHUNK_AGE_ALARM_SECONDS,
-      3,
-    );
-    if (props.finalizeQueue) {
-      alarmAbove(
+    // Each work queue's oldest message, by the minute, 3 minutes running over its threshold.
+    const ageAlarms: [string, string, sqs.IQueue | undefined, number][] = [
+      ['OldestChunkAge', 'chunk messages wait too long: workers are throttled, failing or at max concurrency', props.chunkQueue, OLDEST_CHUNK_AGE_ALARM_SECONDS],
+      [
         'OldestFinalizeAge',
         'finalize messages (and cancel/revoke follow-ups) wait too long: the finalizer is throttled, failing or not receiving; files are not being made',
-        props.finalizeQueue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }),
+        props.finalizeQueue,
         OLDEST_FINALIZE_AGE_ALARM_SECONDS,
-        3,
-      );
-    }
-    if (props.notifyQueue) {
-      alarmAbove(
+      ],
+      [
         'OldestNotifyAge',
         'notify messages wait too long: the notifier is throttled, failing or not receiving, or the bot keeps asking to retry later; managers are not told',
-        props.notifyQueue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }),
+        props.notifyQueue,
         OLDEST_NOTIFY_AGE_ALARM_SECONDS,
-        3,
-      );
+      ],
+    ];
+    for (const [alarmId, description, queue, seconds] of ageAlarms) {
+      if (queue) alarmAbove(alarmId, description, queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }), seconds, 3);
     }
   }
 }
