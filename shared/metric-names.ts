@@ -22,3 +22,10 @@ export const EXPORT_FAILURES_METRIC = 'exportFailures';
  */
 export const INTERNAL_FAILURES_METRIC = 'exportFailuresInternal';
 export const INTERNAL_FAILURE_CODES: readonly string[] = ['PART_MISMATCH', 'ENCRYPTION_PARAMS_INVALID', 'EXPORT_DATA_EXPIRED'];
+/**
+ * The api's best-effort clean-ups that failed (a cancel or revoke follow-up not sent, a canceled or
+ * revoked export's file or parts not deleted): the api publishes no metrics of its own, so a log
+ * metric filter counts its WARN lines by these message patterns (CloudWatch Logs globs).
+ */
+export const API_CLEANUP_FAILURES_METRIC = 'apiCleanupFailures';
+export const API_CLEANUP_FAILURE_MESSAGES: readonly string[] = ['*follow-up not sent*', '*export not deleted*'];

@@ -203,6 +203,7 @@ export class ExportServiceStack extends Stack {
       },
       alarmEmail: config.alarmEmail,
       restApi: this.api.restApi,
+      apiLogGroup: this.functions.api.logGroup,
       firewall: { webAclName: this.firewall.webAclName, ruleMetricNames: this.firewall.ruleMetricNames },
     });
 

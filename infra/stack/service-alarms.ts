@@ -4,11 +4,12 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { BOT_REFUSALS_METRIC, INTERNAL_FAILURE_CODES, INTERNAL_FAILURES_METRIC, METRICS_NAMESPACE, RECORD_FAILURES_METRIC, SERVICE_NAME } from '../../shared/metric-names';
+import { API_CLEANUP_FAILURE_MESSAGES, API_CLEANUP_FAILURES_METRIC, BOT_REFUSALS_METRIC, INTERNAL_FAILURE_CODES, INTERNAL_FAILURES_METRIC, METRICS_NAMESPACE, RECORD_FAILURES_METRIC, SERVICE_NAME } from '../../shared/metric-names';
 
 export type ServiceAlarmsProps = {
   deadLetterQueues: Record<string, sqs.IQueue>;
@@ -22,6 +23,8 @@ export type ServiceAlarmsProps = {
   alarmEmail?: string | undefined;
   /** The REST API: its 5xx answers are alarmed. */
   restApi?: apigw.RestApi;
+  /** The api function's log group: its failed best-effort clean-ups are counted and alarmed. */
+  apiLogGroup?: logs.ILogGroup;
   /** The API's web ACL (api-firewall.ts): its name and its rules' metric names. */
   firewall?: { webAclName: string; ruleMetricNames: readonly string[] };
 };
@@ -247,6 +250,25 @@ export class ServiceAlarms extends Construct {
         'ApiServerErrors',
         'the API answered 5xx (an internal error, a dependency such as the audit or job table failing, or a timeout): requests and downloads are failing',
         props.restApi.metricServerError({ period: Duration.minutes(5), statistic: 'Sum' }),
+      );
+    }
+    // The api's best-effort clean-ups (a cancel or revoke follow-up not sent, a canceled or revoked
+    // export's file or parts not deleted) only log a WARN line: the revocation or cancel stands,
+    // but with the follow-up not sent only the request's own steps ran, and a file not deleted
+    // waits for the follow-up or the lifecycle rule. The api publishes no metrics, so its lines
+    // are counted by a metric filter.
+    if (props.apiLogGroup) {
+      const cleanups = new logs.MetricFilter(this, 'ApiCleanupFailuresFilter', {
+        logGroup: props.apiLogGroup,
+        metricNamespace: METRICS_NAMESPACE,
+        metricName: API_CLEANUP_FAILURES_METRIC,
+        filterPattern: logs.FilterPattern.any(...API_CLEANUP_FAILURE_MESSAGES.map((glob) => logs.FilterPattern.stringValue('$.message', '=', glob))),
+        metricValue: '1',
+      });
+      alarmAbove(
+        'ApiCleanupFailures',
+        "the api could not send a cancel/revoke follow-up or delete a canceled or revoked export's file or parts (the revoke or cancel took effect; the api's WARN lines name the export and the error)",
+        cleanups.metric({ period: Duration.minutes(5), statistic: 'Sum' }),
       );
     }
     // Each work queue's oldest message, by the minute, 3 minutes running over its threshold.

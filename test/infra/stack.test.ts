@@ -19,7 +19,8 @@ import { actionCovers, rolesAllowed, roleStatements, statementAllows, statementR
 import { idOf, missingEntries, resourcesOf, synthStack, synthWithCli, TEST_CONTEXT, type CliSynth, type SynthResult } from './synth-stack';
 import { DLQ_MESSAGES_ALARM_PERIODS, OLDEST_FINALIZE_AGE_ALARM_SECONDS, OLDEST_NOTIFY_AGE_ALARM_SECONDS } from '../../infra/stack/service-alarms';
 import { FOLLOW_UP_DELAY_SECONDS } from '../../shared/app/messages';
-import { INTERNAL_FAILURES_METRIC } from '../../shared/metric-names';
+import { API_CLEANUP_FAILURE_MESSAGES, API_CLEANUP_FAILURES_METRIC, INTERNAL_FAILURES_METRIC } from '../../shared/metric-names';
+import { createPipelineDispatcher } from '../../shared/app/api/pipeline-dispatcher';
 import { parseReceiveLimits } from '../../shared/adapters/aws/sqs-handler';
 import { REQUEST_MAX_SECONDS } from '../../shared/app/api/request-export';
 import { exportsTableSpec, tableInput } from '../../infra/local/resources';
@@ -85,7 +86,7 @@ describe('resource counts', () => {
     ['AWS::ApiGateway::RestApi', 1],
     ['AWS::ApiGateway::Authorizer', 1],
     ['AWS::ApiGateway::Model', 1],
-    ['AWS::CloudWatch::Alarm', 17],
+    ['AWS::CloudWatch::Alarm', 18],
     ['AWS::SNS::Topic', 1],
     ['AWS::IAM::User', 0],
     ['AWS::WAFv2::WebACL', 1],
@@ -743,7 +744,7 @@ describe('alarms and outputs', () => {
     const topicId = idOf(stack, stack.alarms.topic);
     for (const work of Object.values(stack.queues)) {
       const dlqName = { 'Fn::GetAtt': [idOf(stack, work.deadLetterQueue), 'QueueName'] };
-      const onDlq = alarms().filter((a) => JSON.stringify(a.Metrics ?? a.Dimensions).includes(JSON.stringify(dlqName)));
+      const onDlq = alarms().filter((a) => JSON.stringify(a.Metrics ?? a.Dimensions ?? []).includes(JSON.stringify(dlqName)));
       expect(onDlq.map((a) => a.MetricName)).not.toContain('ApproximateAgeOfOldestMessage');
       expect(onDlq).toHaveLength(1);
       const alarm = onDlq[0]!;
@@ -884,6 +885,29 @@ describe('alarms and outputs', () => {
       })),
     );
     for (const alarm of alarms()) expect(alarm.AlarmActions).toEqual([{ Ref: topicId }]);
+  });
+
+  it("the api's failed best-effort clean-ups (its WARN lines) are counted by a metric filter on its log group and alarmed", async () => {
+    const filters = Object.values(resourcesOf(template, 'AWS::Logs::MetricFilter')).map((r) => r.Properties!);
+    const filter = filters.find((f) => JSON.stringify(f.MetricTransformations).includes(API_CLEANUP_FAILURES_METRIC));
+    expect(filter).toBeDefined();
+    expect(filter!.LogGroupName).toEqual({ Ref: idOf(stack, stack.functions.api.logGroup) });
+    expect(filter!.FilterPattern).toBe(`{ ${API_CLEANUP_FAILURE_MESSAGES.map((g) => `($.message = "${g}")`).join(' || ')} }`);
+    expect(filter!.MetricTransformations).toEqual([{ MetricNamespace: 'ExportService', MetricName: API_CLEANUP_FAILURES_METRIC, MetricValue: '1' }]);
+    expect(alarms().find((a) => a.MetricName === API_CLEANUP_FAILURES_METRIC)).toMatchObject({ Namespace: 'ExportService', Threshold: 0, Statistic: 'Sum', Period: 300 });
+    // The globs match the lines the api really writes (a renamed message would leave the filter counting nothing).
+    const lines: string[] = [];
+    const log = { info: () => undefined, error: () => undefined, warn: (message: string) => void lines.push(message) };
+    const failing = { send: async () => Promise.reject(new Error('down')), sendMany: async () => Promise.reject(new Error('down')) };
+    const objects = { deletePrefix: async () => Promise.reject(new Error('down')), list: async () => Promise.reject(new Error('down')) };
+    const dispatcher = createPipelineDispatcher({ store: {} as never, objects: objects as never, queue: failing, workspace: {} as never, selectionBatch: 100, log });
+    await dispatcher.scheduleFollowUp('revoke', { channelId: 'c', exportId: 'e' });
+    await dispatcher.scheduleFollowUp('cancel', { channelId: 'c', exportId: 'e' });
+    await dispatcher.discardFile({ channelId: 'c', exportId: 'e' });
+    await dispatcher.discardParts({ exportId: 'e' });
+    expect(lines).toHaveLength(4);
+    const globs = API_CLEANUP_FAILURE_MESSAGES.map((g) => new RegExp(`^${g.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`));
+    for (const line of lines) expect(globs.some((g) => g.test(line)), line).toBe(true);
   });
 
   it('every SQS-driven function alarms on its own Errors: an invocation killed by its timeout publishes no custom metric', () => {
