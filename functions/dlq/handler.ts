@@ -2,7 +2,8 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { handleDeadLetter } from '../../shared/app/handle-dead-letter';
 import { FollowUpsFailedError } from '../../shared/app/pipeline-steps';
 import { baseDeps, logger, metrics, pipelineLog } from '../../shared/adapters/aws/pipeline-deps';
-import { createSqsHandler } from '../../shared/adapters/aws/sqs-handler';
+import { countExportFailure, createSqsHandler } from '../../shared/adapters/aws/sqs-handler';
+import { EXPORT_FAILURES_METRIC } from '../../shared/metric-names';
 
 /** DLQ Lambda: subscribed to every DLQ; a dead letter fails its export and tells the bot. */
 export const handler = createSqsHandler('dlq', async (record) => {
@@ -20,10 +21,10 @@ export const handler = createSqsHandler('dlq', async (record) => {
   } catch (error) {
     // The dead letter failed its export and a follow-up then threw: counted now (the redelivery
     // finds the export failed: already-final).
-    if (error instanceof FollowUpsFailedError) metrics.addMetric('exportFailures', MetricUnit.Count, 1);
+    if (error instanceof FollowUpsFailedError && error.outcome.failedWith !== undefined) countExportFailure(error.outcome.failedWith);
     throw error;
   }
   metrics.addMetric('deadLetters', MetricUnit.Count, 1);
-  if (outcome === 'failed-export') metrics.addMetric('exportFailures', MetricUnit.Count, 1);
+  if (outcome === 'failed-export') metrics.addMetric(EXPORT_FAILURES_METRIC, MetricUnit.Count, 1);
   log.warn('dead letter handled', { queue, outcome });
 });

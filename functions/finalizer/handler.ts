@@ -1,7 +1,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { finalizeQueueMessageSchema } from '../../shared/app/messages';
-import { finishRevocation } from '../../shared/app/revoke-follow-ups';
-import { finalizeExport, finishCancellation, type FinalizeOutcome } from '../../shared/app/finalize-export';
+import { finishFollowUp } from '../../shared/app/follow-ups';
+import { finalizeExport, type FinalizeOutcome } from '../../shared/app/finalize-export';
 import { FollowUpsFailedError } from '../../shared/app/pipeline-steps';
 import { finalizeDeps, logger, metrics, pipelineLog } from '../../shared/adapters/aws/pipeline-deps';
 import { countExportFailure, createSqsHandler, receiveCountOf } from '../../shared/adapters/aws/sqs-handler';
@@ -14,8 +14,7 @@ export const handler = createSqsHandler('finalizer', async (record) => {
   // finalizer's role already deletes files and parts, appends audit events and releases
   // cooldowns, so they ride this queue.
   if (message.type === 'revoke' || message.type === 'cancel') {
-    const deps = await finalizeDeps(log);
-    const outcome = message.type === 'revoke' ? await finishRevocation(message, deps) : await finishCancellation(message, deps);
+    const outcome = await finishFollowUp(message, await finalizeDeps(log));
     log.info(`${message.type} follow-up processed`, { outcome });
     return;
   }

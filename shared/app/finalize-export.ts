@@ -6,7 +6,7 @@ import type { WorkspaceSource } from '../ports/source-data';
 import { unfinishedStatuses, type ExportJob, type JobDefinition, type JobError, type SheetKey } from './export-job';
 import { objectKeys, type CancelMessage, type FinalizeMessage } from './messages';
 import { createDownloadToken, hashDownloadToken } from './download-link';
-import { discardExportFile, discardObject, discardOtherFiles, discardParts, failExport, FollowUpsFailedError, PART_MISMATCH, resumeCancelFollowUps, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
+import { discardExportFile, discardObject, discardOtherFiles, discardParts, failExport, FollowUpsFailedError, jobOwingFollowUp, PART_MISMATCH, resumeCancelFollowUps, resumeFollowUps, runFollowUps, type StepDeps } from './pipeline-steps';
 import type { StoredPartMeta } from './process-chunk';
 import { formatCalendarDate, dayInZone } from '../domain/calendar';
 import { DefinitionMissingError, loadJobDefinition } from './job-definition';
@@ -181,11 +181,8 @@ async function finishCanceled(deps: StepDeps, job: ExportJob): Promise<FinalizeO
  * failed before the transition) is left alone.
  */
 export async function finishCancellation(message: CancelMessage, deps: StepDeps): Promise<'finished' | 'not-canceled'> {
-  const job = await deps.store.getJob(message.channelId, message.exportId);
-  if (!job || job.status !== 'canceled') {
-    deps.log.info('cancel follow-up for an export that is not canceled: nothing owed', { exportId: message.exportId, status: job?.status });
-    return 'not-canceled';
-  }
+  const job = await jobOwingFollowUp(deps, message, 'canceled');
+  if (!job) return 'not-canceled';
   await finishCanceled(deps, job);
   return 'finished';
 }

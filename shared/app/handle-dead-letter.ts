@@ -3,8 +3,7 @@ import { unfinishedStatuses } from './export-job';
 import { pipelineMessageSchema } from './messages';
 import { appendNotifyOutcome } from './notify-export';
 import { discardExportFile, discardParts, failExport, resumeCancelFollowUps, type StepDeps } from './pipeline-steps';
-import { finishRevocation } from './revoke-follow-ups';
-import { finishCancellation } from './finalize-export';
+import { finishFollowUp } from './follow-ups';
 
 export type DeadLetterOutcome =
   | 'failed-export'
@@ -91,7 +90,7 @@ export async function handleDeadLetter(body: string, deps: StepDeps, source: { q
     // table or S3 down for minutes): the export stays revoked or canceled whatever happens here
     // (a dead letter never fails a final export), so it is tried once more; an error is thrown,
     // and the dead letter comes back for 14 days, alarmed, until it is done.
-    const outcome = message.type === 'revoke' ? await finishRevocation(message, deps) : await finishCancellation(message, deps);
+    const outcome = await finishFollowUp(message, deps);
     deps.log.warn(`dead-lettered ${message.type} follow-up handled`, { exportId: message.exportId, outcome });
     return 'already-final';
   }

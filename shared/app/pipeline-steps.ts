@@ -8,7 +8,7 @@ import type { PipelineLog } from '../ports/pipeline-log';
 import { errorForLog } from '../error-for-log';
 import { releaseExportCooldown, runCancelFollowUps } from './cancel-follow-ups';
 import { unfinishedStatuses, type ExportJob, type JobError } from './export-job';
-import { objectKeys, type FinalizeMessage, type NotifyMessage } from './messages';
+import { objectKeys, type FinalizeMessage, type FollowUpMessage, type NotifyMessage } from './messages';
 
 export type StepDeps = {
   store: ExportStore;
@@ -239,6 +239,22 @@ export async function enqueueFinalize(deps: Pick<StepDeps, 'queue' | 'store'>, j
   const message: FinalizeMessage = { type: 'finalize', exportId: job.exportId, channelId: job.channelId };
   await deps.queue.send('finalize', message);
   await deps.store.updateProgress(job.channelId, job.exportId, { finalizeEnqueued: true });
+}
+
+/**
+ * The job a follow-up message (a revoke's, a cancel's) names, when it is in the status that
+ * message finishes; otherwise logged and undefined: the transition never committed (the request
+ * was refused, lost a race, or failed before it), so nothing is owed.
+ */
+export async function jobOwingFollowUp(
+  deps: Pick<StepDeps, 'store' | 'log'>,
+  message: Pick<FollowUpMessage, 'type' | 'channelId' | 'exportId'>,
+  status: 'revoked' | 'canceled',
+): Promise<ExportJob | undefined> {
+  const job = await deps.store.getJob(message.channelId, message.exportId);
+  if (job?.status === status) return job;
+  deps.log.info(`${message.type} follow-up for an export that is not ${status}: nothing owed`, { exportId: message.exportId, status: job?.status });
+  return undefined;
 }
 
 const LEASE_POLL_MS = 250;

@@ -2,7 +2,7 @@ import type { AuditEvent } from '../ports/audit-log';
 import type { Clock } from '../ports/clock';
 import type { ExportJob } from './export-job';
 import type { RevokeMessage } from './messages';
-import { discardExportFile, discardParts, terminalAuditEvent, type StepDeps } from './pipeline-steps';
+import { discardExportFile, discardParts, jobOwingFollowUp, terminalAuditEvent, type StepDeps } from './pipeline-steps';
 
 /**
  * The audit events a revocation owes, in order, built from the stored job only (so the API's
@@ -38,11 +38,8 @@ export type RevokeFollowUpOutcome = 'finished' | 'not-revoked';
  * before it) is left alone: nothing was revoked, so nothing is owed.
  */
 export async function finishRevocation(message: RevokeMessage, deps: StepDeps): Promise<RevokeFollowUpOutcome> {
-  const job = await deps.store.getJob(message.channelId, message.exportId);
-  if (!job || job.status !== 'revoked') {
-    deps.log.info('revoke follow-up for an export that is not revoked: nothing owed', { exportId: message.exportId, status: job?.status });
-    return 'not-revoked';
-  }
+  const job = await jobOwingFollowUp(deps, message, 'revoked');
+  if (!job) return 'not-revoked';
   await discardExportFile(deps, job);
   await discardParts(deps, job);
   if (deps.audit) {

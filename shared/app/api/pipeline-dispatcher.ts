@@ -89,52 +89,57 @@ export function createPipelineDispatcher(deps: {
       await planChunks(job, {}, { store: deps.store, objects: deps.objects, queue: deps.queue, selectionBatch: deps.selectionBatch });
     },
     async discardParts(job: Pick<ExportJob, 'exportId'>): Promise<void> {
-      try {
-        await discardParts(deps, job);
-      } catch (error) {
-        // The error's name and message only: an SDK error can carry the request (the keys).
-        deps.log.warn('parts of a canceled or revoked export not deleted: the parts/ lifecycle rule will', {
-          exportId: job.exportId,
-          error: error instanceof Error ? `${error.name}: ${error.message}` : 'unknown',
-        });
-      }
+      // The error's name and message (deletePrefix's own error says how many keys failed, never
+      // which); never the error itself: an SDK error can carry the request (the keys).
+      await bestEffort(deps.log, 'parts of a canceled or revoked export not deleted: the parts/ lifecycle rule will', job, () => discardParts(deps, job), nameAndMessage);
     },
     async scheduleFollowUp(type: FollowUpMessage['type'], job: Pick<ExportJob, 'channelId' | 'exportId'>): Promise<void> {
       const message: FollowUpMessage = { type, exportId: job.exportId, channelId: job.channelId };
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        // Bounded: the transition waits for this send, and a queue that hangs (the SDK's client
-        // sets no request timeout) must not run the request into its own timeout with the
-        // revoke never committed and the leaked link still working.
-        const timeoutMs = deps.followUpTimeoutMs ?? FOLLOW_UP_SEND_TIMEOUT_MS;
-        await Promise.race([
-          deps.queue.send('finalize', message, { delaySeconds: FOLLOW_UP_DELAY_SECONDS }),
-          new Promise<never>((_resolve, reject) => {
-            timer = setTimeout(() => reject(Object.assign(new Error(`no answer in ${timeoutMs} ms`), { name: 'FollowUpSendTimeout' })), timeoutMs);
-          }),
-        ]);
-      } catch (error) {
-        deps.log.warn(`${type} follow-up not sent: the request finishes it alone`, {
-          exportId: job.exportId,
-          error: error instanceof Error ? error.name : 'unknown',
-        });
-      } finally {
-        clearTimeout(timer);
-      }
+      // Bounded: the transition waits for this send, and a queue that hangs (the SDK's client sets
+      // no request timeout) must not run the request into its own timeout with the revoke never
+      // committed and the leaked link still working.
+      const timeoutMs = deps.followUpTimeoutMs ?? FOLLOW_UP_SEND_TIMEOUT_MS;
+      await bestEffort(deps.log, `${type} follow-up not sent: the request finishes it alone`, job, async () => {
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          await Promise.race([
+            deps.queue.send('finalize', message, { delaySeconds: FOLLOW_UP_DELAY_SECONDS }),
+            new Promise<never>((_resolve, reject) => {
+              timer = setTimeout(() => reject(Object.assign(new Error(`no answer in ${timeoutMs} ms`), { name: 'FollowUpSendTimeout' })), timeoutMs);
+            }),
+          ]);
+        } finally {
+          clearTimeout(timer);
+        }
+      });
     },
     async discardFile(job: Pick<ExportJob, 'channelId' | 'exportId'>): Promise<void> {
-      try {
-        await discardExportFile(deps, job);
-      } catch (error) {
-        // The name only: an S3 error's message can name the bucket and the object keys.
-        deps.log.warn('file of a revoked export not deleted: the exports/ lifecycle rule will', {
-          exportId: job.exportId,
-          error: error instanceof Error ? error.name : 'unknown',
-        });
-      }
+      // The name only: an S3 error's message can name the bucket and the object keys.
+      await bestEffort(deps.log, 'file of a revoked export not deleted: the exports/ lifecycle rule will', job, () => discardExportFile(deps, job));
     },
   };
 }
+
+/**
+ * A step the request goes on without (a cancel or a revoke has taken effect whatever it does): a
+ * failure is logged, with the export and what `describe` says of the error (its name by default),
+ * and swallowed. The api's clean-up alarm counts these lines (API_CLEANUP_FAILURE_MESSAGES).
+ */
+async function bestEffort(
+  log: PipelineLog,
+  message: string,
+  job: Pick<ExportJob, 'exportId'>,
+  step: () => Promise<unknown>,
+  describe: (error: unknown) => string = (error) => (error instanceof Error ? error.name : 'unknown'),
+): Promise<void> {
+  try {
+    await step();
+  } catch (error) {
+    log.warn(message, { exportId: job.exportId, error: describe(error) });
+  }
+}
+
+const nameAndMessage = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : 'unknown');
 
 /** The channel's zone; settings that are missing or do not parse fall back to the default, not a failed request. */
 async function channelTimeZone(workspace: WorkspaceSource, channelId: string): Promise<string> {
