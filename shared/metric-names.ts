@@ -13,6 +13,11 @@ export const RECORD_FAILURES_METRIC = 'recordFailures';
  * moved webhook refuses every event from then on).
  */
 export const BOT_REFUSALS_METRIC = 'botNotificationsRefused';
+/**
+ * Dead letters the DLQ consumer handled, by `message` (the message's type: chunk, finalize, notify,
+ * revoke, cancel, or `unreadable`) and `outcome` (handleDeadLetter's answer).
+ */
+export const DEAD_LETTERS_METRIC = 'deadLetters';
 /** Exports a chunk or the finalizer failed, whatever the code (a user's too many rows included). */
 export const EXPORT_FAILURES_METRIC = 'exportFailures';
 /**

@@ -2,18 +2,13 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { handleDeadLetter } from '../../shared/app/handle-dead-letter';
 import { FollowUpsFailedError } from '../../shared/app/pipeline-steps';
 import { baseDeps, logger, metrics, pipelineLog } from '../../shared/adapters/aws/pipeline-deps';
-import { countExportFailure, createSqsHandler } from '../../shared/adapters/aws/sqs-handler';
-import { EXPORT_FAILURES_METRIC } from '../../shared/metric-names';
+import { countExportFailure, createSqsHandler, exportIdOf, messageTypeOf } from '../../shared/adapters/aws/sqs-handler';
+import { DEAD_LETTERS_METRIC, EXPORT_FAILURES_METRIC } from '../../shared/metric-names';
 
 /** DLQ Lambda: subscribed to every DLQ; a dead letter fails its export and tells the bot. */
 export const handler = createSqsHandler('dlq', async (record) => {
   const queue = record.eventSourceARN.split(':').pop() ?? 'unknown';
-  let exportId = 'unknown';
-  try {
-    exportId = String((JSON.parse(record.body) as { exportId?: unknown }).exportId ?? 'unknown');
-  } catch {
-    // handleDeadLetter reports unreadable bodies
-  }
+  const exportId = exportIdOf(record).exportId ?? 'unknown';
   const log = pipelineLog(logger, exportId);
   let outcome: Awaited<ReturnType<typeof handleDeadLetter>>;
   try {
@@ -24,7 +19,11 @@ export const handler = createSqsHandler('dlq', async (record) => {
     if (error instanceof FollowUpsFailedError && error.outcome.failedWith !== undefined) countExportFailure(error.outcome.failedWith);
     throw error;
   }
-  metrics.addMetric('deadLetters', MetricUnit.Count, 1);
+  // One data point per dead letter, by what it carried and what came of it: the alarm counts
+  // invocations, this tells a failed export from a bot that never took its notification.
+  const single = metrics.singleMetric();
+  single.addDimensions({ function: 'dlq', message: messageTypeOf(record), outcome });
+  single.addMetric(DEAD_LETTERS_METRIC, MetricUnit.Count, 1);
   if (outcome === 'failed-export') metrics.addMetric(EXPORT_FAILURES_METRIC, MetricUnit.Count, 1);
   log.warn('dead letter handled', { queue, outcome });
 });

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { startLocalStack, type LocalStack } from '../../infra/local/stack';
@@ -7,6 +8,7 @@ import { seedWorkspace } from '../../infra/local/seed-data';
 import { createLambdaContext } from '../../infra/local/lambda-context';
 import type { SqsHandler } from '../../infra/local/sqs-poller';
 import { objectKeys } from '../../shared/app/messages';
+import { DEAD_LETTERS_METRIC } from '../../shared/metric-names';
 import { DynamoAuditLog } from '../../shared/adapters/aws/dynamo-audit-log';
 import { buildChunkMessages } from '../../shared/app/plan-chunks';
 import { processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
@@ -215,8 +217,31 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     // A running export, one of its chunks done, as when a later chunk gives up in production.
     const firstChunk = sampleFor('sqs-chunk', { 'evt-contacts-1': exportId }).Records[0]!;
     expect((await invoke(chunk, { Records: [firstChunk] })).batchItemFailures).toEqual([]);
-    const result = await invoke(dlq, sampleFor('sqs-dlq', { 'evt-contacts-1': exportId }));
+    // Each dead letter is one deadLetters data point, by the message it carried and its outcome.
+    const dimensions = vi.spyOn(Metrics.prototype, 'addDimensions');
+    const added = vi.spyOn(Metrics.prototype, 'addMetric');
+    let result: SQSBatchResponse;
+    let counted: unknown[];
+    try {
+      result = await invoke(dlq, sampleFor('sqs-dlq', { 'evt-contacts-1': exportId }));
+      counted = added.mock.calls.flatMap(([name], i) => {
+        if (name !== DEAD_LETTERS_METRIC) return [];
+        const at = dimensions.mock.contexts.indexOf(added.mock.contexts[i]);
+        return [at < 0 ? 'no dimensions' : dimensions.mock.calls[at]?.[0]];
+      });
+    } finally {
+      dimensions.mockRestore();
+      added.mockRestore();
+    }
     expect(result.batchItemFailures).toEqual([]);
+    // The batch's records run concurrently: in either order.
+    expect(counted).toHaveLength(2);
+    expect(counted).toEqual(
+      expect.arrayContaining([
+        { function: 'dlq', message: 'chunk', outcome: 'failed-export' },
+        { function: 'dlq', message: 'notify', outcome: 'notify-failure-recorded' },
+      ]),
+    );
     const job = await storesFor(stack).store.getJob(CHANNEL, exportId);
     expect(job?.status).toBe('failed');
     expect(job?.error?.code).toBe('PIPELINE_FAILED');

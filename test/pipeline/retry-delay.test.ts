@@ -7,7 +7,7 @@ import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent } from 'aws-lambda';
 import type { LocalStack } from '../../infra/local/stack';
 import { useLocalStack } from './helpers';
-import { createSqsHandler, holderLeaseOf, parseReceiveLimits, queueUrlForArn, retryAfterOf, retryDelaySeconds, retryVisibilitySeconds, waitedOnHolder } from '../../shared/adapters/aws/sqs-handler';
+import { createSqsHandler, exportIdOf, holderLeaseOf, messageTypeOf, parseReceiveLimits, queueUrlForArn, retryAfterOf, retryDelaySeconds, retryVisibilitySeconds, waitedOnHolder } from '../../shared/adapters/aws/sqs-handler';
 import { CLAIM_LEASE_MS } from '../../shared/ports/export-store';
 import { LeaseBusyError } from '../../shared/app/pipeline-steps';
 
@@ -16,6 +16,25 @@ describe('retry delay of failed SQS records', () => {
     expect([1, 2, 3, 4].map((n) => retryDelaySeconds(n, 30))).toEqual([30, 60, 120, 240]);
     expect(retryDelaySeconds(20, 30)).toBe(900);
     expect(retryDelaySeconds(0, 30)).toBe(30);
+  });
+
+  it("a record's export id and message type are read from any body, and only our own types become a metric dimension", () => {
+    const of = (body: string) => ({ exportId: exportIdOf({ body }).exportId, type: messageTypeOf({ body }) });
+    expect(of('{"type":"finalize","exportId":"e1","channelId":"c"}')).toEqual({ exportId: 'e1', type: 'finalize' });
+    expect(of('{"type":"revoke","exportId":"e2"}')).toEqual({ exportId: 'e2', type: 'revoke' });
+    // Whatever else a body says stays out of the dimension (its text could be anything).
+    expect(of('{"type":"drop table","exportId":7}')).toEqual({ exportId: undefined, type: 'unreadable' });
+    expect(of('{"type":"toString","exportId":""}')).toEqual({ exportId: undefined, type: 'unreadable' });
+    expect(of('not json')).toEqual({ exportId: undefined, type: 'unreadable' });
+    expect(of('null')).toEqual({ exportId: undefined, type: 'unreadable' });
+    expect(of(JSON.stringify({ type: 'chunk', exportId: 'x'.repeat(201) }))).toEqual({ exportId: undefined, type: 'chunk' });
+    expect(['chunk', 'finalize', 'notify', 'revoke', 'cancel'].map((type) => messageTypeOf({ body: JSON.stringify({ type }) }))).toEqual([
+      'chunk',
+      'finalize',
+      'notify',
+      'revoke',
+      'cancel',
+    ]);
   });
 
   it('the last receive gets no delay: nothing follows it but the DLQ', () => {

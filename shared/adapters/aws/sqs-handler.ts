@@ -9,6 +9,7 @@ import { EXPORT_FAILURES_METRIC, INTERNAL_FAILURE_CODES, INTERNAL_FAILURES_METRI
 import { getClients } from './clients';
 import { logger, metrics } from './pipeline-deps';
 import { errorForLog } from '../../error-for-log';
+import { pipelineMessageSchema } from '../../app/messages';
 
 const MAX_RETRY_DELAY_SECONDS = 900;
 
@@ -237,14 +238,31 @@ export function countExportFailure(code: string): void {
   if (INTERNAL_FAILURE_CODES.includes(code)) metrics.addMetric(INTERNAL_FAILURES_METRIC, MetricUnit.Count, 1);
 }
 
+/** A field of a record's JSON body, whatever the body's shape; undefined when unreadable. */
+function bodyField(record: Pick<SQSRecord, 'body'>, field: 'exportId' | 'type'): unknown {
+  try {
+    const parsed: unknown = JSON.parse(record.body);
+    return typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>)[field] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** `{ exportId }` of a record whose body names one (every pipeline message does), else nothing. */
 export function exportIdOf(record: Pick<SQSRecord, 'body'>): { exportId?: string } {
-  try {
-    const id: unknown = (JSON.parse(record.body) as { exportId?: unknown }).exportId;
-    return typeof id === 'string' && id.length > 0 && id.length <= 200 ? { exportId: id } : {};
-  } catch {
-    return {};
-  }
+  const id = bodyField(record, 'exportId');
+  return typeof id === 'string' && id.length > 0 && id.length <= 200 ? { exportId: id } : {};
+}
+
+const MESSAGE_TYPES: readonly string[] = pipelineMessageSchema.options.map((option) => option.shape.type.value);
+
+/**
+ * The type a record's body names when it is one of ours (chunk, finalize, notify, revoke, cancel),
+ * else `unreadable`: a metric dimension, so never the body's own text (it could be anything).
+ */
+export function messageTypeOf(record: Pick<SQSRecord, 'body'>): string {
+  const type = bodyField(record, 'type');
+  return typeof type === 'string' && MESSAGE_TYPES.includes(type) ? type : 'unreadable';
 }
 
 export function receiveCountOf(record: SQSRecord): number {
