@@ -271,6 +271,9 @@ export type NotifyOutcome = {
   attempts: number;
 };
 
+/** The status an export has when each event is the one to tell. */
+const eventStatus: Record<NotifyMessage['event'], ExportJob['status']> = { 'export.completed': 'completed', 'export.failed': 'failed' };
+
 /**
  * Posts the event to the bot, signed (X-Signature over X-Timestamp and the exact body, which
  * carries `sentAt` too, so the bot can refuse stale or replayed deliveries). The link token is
@@ -308,16 +311,27 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
   if (job.notifiedAt || job.notifyRefusedAt) {
     // The delivery that recorded it may have failed to append its audit event (and thrown so
     // this retry comes): append it now, without posting again. A no-op when it is in already.
-    await appendNotifyOutcome(deps, job, message.event);
+    // The event is the one that was told, read from the status (only a failed export is told
+    // `export.failed`), not this message's: a hand-sent one may name the other.
+    await appendNotifyOutcome(deps, job, job.status === 'failed' ? 'export.failed' : 'export.completed');
+    return { status: 'skipped', attempts: 0 };
+  }
+  // The event must be the one the export's status calls for: the pipeline always sends that one,
+  // but an operator re-sending a notification by hand can name the other, and "your export
+  // failed" posted for a file the manager can download (or the reverse, silently dropped) is
+  // worse than nothing. A completed export revoked (its link withdrawn, e.g. after a leak) or
+  // expired before its notification posts nothing at all either: the requester learns of it from
+  // the export's view. Acknowledged, not retried: no retry changes the status.
+  if (job.status !== eventStatus[message.event]) {
+    deps.log.warn('notify event does not match the export: nothing posted', { exportId: job.exportId, event: message.event, status: job.status });
     return { status: 'skipped', attempts: 0 };
   }
   let link: string | null = null;
   if (message.event === 'export.completed') {
-    // Only a completed export has a link to post. A revoked one (its link withdrawn, e.g. after
-    // a leak) posts nothing at all, not even a message without the link: the requester learns of
-    // the revocation from whoever revoked it and from the export's view, and a bot message saying
-    // "your file is ready" with no way to fetch it would only confuse. Acknowledged, not retried.
-    if (job.status !== 'completed' || !job.expiresAt) return { status: 'skipped', attempts: 0 };
+    if (!job.expiresAt) {
+      deps.log.error('completed export without its expiry: nothing posted', { exportId: job.exportId });
+      return { status: 'skipped', attempts: 0 };
+    }
     link = downloadLink(deps.publicBaseUrl, createDownloadToken({ exportId: job.exportId, expiresAt: new Date(job.expiresAt) }, deps.linkSigningSecret));
   }
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));

@@ -59,6 +59,28 @@ describe('notifier: the outcome in the audit trail', () => {
     expect(audit.events).toEqual([{ type: 'notified', exportId: 'na-failed', channelId: CHANNEL, at: current().notifiedAt, event: 'export.failed' }]);
   });
 
+  it('a hand-sent notification naming the other event posts nothing and says so: never "failed" for a file that can be downloaded', async () => {
+    const warnings: { message: string; extra: unknown }[] = [];
+    const log = { ...silentLog, warn: (message: string, extra?: unknown) => void warnings.push({ message, extra }) };
+    const completed = setup(makeCompletedJob('na-wrong-1', CHANNEL));
+    const bot = scriptedBot({ status: 200 });
+    expect(await notifyExport(notify('na-wrong-1', 'export.failed'), { ...completed.notifyDeps(bot), log })).toEqual({ status: 'skipped', attempts: 0 });
+    const failed = setup(makeJob({ exportId: 'na-wrong-2', channelId: CHANNEL, status: 'failed', error: { code: 'TOO_MANY_ROWS', message: 'too many' } }));
+    expect(await notifyExport(notify('na-wrong-2'), { ...failed.notifyDeps(bot), log })).toEqual({ status: 'skipped', attempts: 0 });
+    expect(bot.posts).toEqual([]);
+    expect([...completed.audit.events, ...failed.audit.events]).toEqual([]);
+    expect(warnings).toEqual([
+      { message: 'notify event does not match the export: nothing posted', extra: { exportId: 'na-wrong-1', event: 'export.failed', status: 'completed' } },
+      { message: 'notify event does not match the export: nothing posted', extra: { exportId: 'na-wrong-2', event: 'export.completed', status: 'failed' } },
+    ]);
+    // The right event then posts as usual.
+    expect(await notifyExport(notify('na-wrong-1'), completed.notifyDeps(bot))).toEqual({ status: 'sent', attempts: 1 });
+    expect(JSON.parse(bot.posts[0]!.body)).toMatchObject({ type: 'export.completed', exportId: 'na-wrong-1' });
+    // A later hand-sent duplicate naming the other event does not put that event into the trail.
+    expect(await notifyExport(notify('na-wrong-1', 'export.failed'), completed.notifyDeps(bot))).toEqual({ status: 'skipped', attempts: 0 });
+    expect(completed.audit.events).toEqual([{ type: 'notified', exportId: 'na-wrong-1', channelId: CHANNEL, at: completed.current().notifiedAt, event: 'export.completed' }]);
+  });
+
   it('a refusal (403): one `notify-failed` with the status only, never the link, the URL or a header', async () => {
     const { notifyDeps, audit, current } = setup(makeCompletedJob('na-refused', CHANNEL));
     const bot = scriptedBot({ status: 403 });
