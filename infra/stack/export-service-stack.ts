@@ -211,6 +211,10 @@ export class ExportServiceStack extends Stack {
     new CfnOutput(this, 'PublicBaseUrl', { value: publicBaseUrl, description: 'Base of the download links' });
     new CfnOutput(this, 'BucketName', { value: this.bucket.bucket.bucketName });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn });
+    // Queue names are generated: the runbook's hand-sent messages (a notification re-sent once the
+    // bot is fixed, a cancel or revoke follow-up finished) need these URLs.
+    new CfnOutput(this, 'NotifyQueueUrl', { value: this.queues.notify.queue.queueUrl, description: 'Where an operator re-sends a notification (docs/deploy.md runbook)' });
+    new CfnOutput(this, 'FinalizeQueueUrl', { value: this.queues.finalize.queue.queueUrl, description: 'Where an operator sends a cancel or revoke follow-up (docs/deploy.md runbook)' });
     const tableOutputs: Record<string, dynamodb.Table> = {
       ExportsTable: t.exports,
       CooldownsTable: t.cooldowns,

@@ -939,10 +939,16 @@ describe('alarms and outputs', () => {
     );
   });
 
-  it('outputs the API URL, the bucket and every table name', () => {
-    const outputs = Object.keys(template.toJSON().Outputs as Record<string, unknown>);
-    for (const name of ['ApiUrl', 'BucketName', 'ExportsTable', 'CooldownsTable', 'AuditTable', 'CasesTable', 'UsersTable', 'WorkspaceTable']) {
-      expect(outputs).toContain(name);
+  it('outputs the API URL, the bucket, every table name and the queues the runbook sends to', () => {
+    const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
+    for (const name of ['ApiUrl', 'BucketName', 'ExportsTable', 'CooldownsTable', 'AuditTable', 'CasesTable', 'UsersTable', 'WorkspaceTable', 'NotifyQueueUrl', 'FinalizeQueueUrl']) {
+      expect(Object.keys(outputs)).toContain(name);
     }
+    // Each URL is its queue's (a Ref to an SQS queue is its URL), not another one's.
+    const queueOf = (output: string) => (outputs[output]?.Value as { Ref: string }).Ref;
+    const queues = template.findResources('AWS::SQS::Queue');
+    expect(queues[queueOf('NotifyQueueUrl')]).toBeDefined();
+    expect(queueOf('NotifyQueueUrl')).toMatch(/^NotifyQueue/);
+    expect(queueOf('FinalizeQueueUrl')).toMatch(/^FinalizeQueue/);
   });
 });
