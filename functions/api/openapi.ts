@@ -759,7 +759,7 @@ function operations(): Record<string, PathItemObject> {
         tags: ['exports'],
         security: bearer,
         responses: {
-          '200': ok('The export, canceled.', ref('schemas', 'ExportView')),
+          '200': ok('The export, canceled (also when it already was: a cancel is idempotent).', ref('schemas', 'ExportView')),
           '400': errorResponse('400', { codes: ['INVALID_PATH', 'INVALID_QUERY'], notes: `${INVALID_PATH} ${INVALID_QUERY_NONE}` }),
           '401': shared('Unauthenticated'),
           '403': forbidden(
@@ -769,7 +769,7 @@ function operations(): Record<string, PathItemObject> {
           '404': errorResponse('404', { codes: ['EXPORT_NOT_FOUND'], notes: EXPORT_NOT_FOUND }),
           '409': errorResponse('409', {
             codes: ['EXPORT_TERMINAL', 'EXPORT_BUSY'],
-            notes: 'EXPORT_TERMINAL: already completed, failed, expired or canceled (by an earlier request); EXPORT_BUSY: it changed state while canceling, try again.',
+            notes: 'EXPORT_TERMINAL: already completed, failed, expired or revoked (an export already canceled answers 200: a cancel is idempotent); EXPORT_BUSY: it changed state while canceling, try again.',
           }),
           ...commonErrors(),
         },

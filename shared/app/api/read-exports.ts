@@ -128,13 +128,19 @@ export async function listExports(
 }
 
 /**
- * POST /v1/exports/{id}/cancel: only the requester, with no permission asked (loadCancelableJob);
- * a terminal export is a 409. The pipeline checks the status before each stage, so no file and no
- * link follow a cancel. The cooldown is given back: nothing was downloaded, so the manager may
- * ask again.
+ * POST /v1/exports/{id}/cancel: only the requester, with no permission asked (loadCancelableJob).
+ * The pipeline checks the status before each stage, so no file and no link follow a cancel. The
+ * cooldown is given back: nothing was downloaded, so the manager may ask again.
+ *
+ * Idempotent, as a revoke is: an export already canceled answers 200 with its first cancel's
+ * facts, after finishing whatever that cancel's request left undone (parts/, the audit event, the
+ * cooldown; every step is idempotent). A client whose first call timed out, a request whose own
+ * committed write's answer was lost (the SDK's retry then fails the condition on it), and an
+ * operator's "cancel again" all mean the same thing. Any other finished export is a 409.
  */
 export async function cancelExport(deps: ApiDeps, principal: Principal, exportId: string): Promise<ExportView> {
   const job = await loadCancelableJob(deps, principal, exportId);
+  if (job.status === 'canceled') return finishAndShowCancel(deps, job);
   // Before the transition, as a revoke's: received once this request has ended, it finishes the
   // cancel (parts/, the audit event, the cooldown) if this request or its retries do not, and
   // does nothing if the transition never committed. Only for an export the cancel can still
@@ -144,22 +150,18 @@ export async function cancelExport(deps: ApiDeps, principal: Principal, exportId
   const canceled = await deps.store.setStatus(principal.channelId, exportId, 'canceled', unfinishedStatuses, { canceledAt });
   if (!canceled) {
     const current = (await deps.store.getJob(principal.channelId, exportId)) ?? job;
-    if (current.status === 'canceled') {
-      // A cancel whose audit append or cooldown release failed after the status changed is
-      // finished by a retry, which lands here, or by the next pipeline step that finds the
-      // export canceled (resumeCancelFollowUps): every step is idempotent.
-      await finishCancel(deps, current);
-      // This very call's write, committed though its answer was lost (the SDK's retry then fails
-      // the condition on it): the cancel succeeded, so it answers as one, not 409.
-      if (current.canceledAt === canceledAt) return toExportView(current, deps.publicBaseUrl, undefined);
-    }
+    if (current.status === 'canceled') return finishAndShowCancel(deps, current);
     if (terminalStatuses.includes(current.status)) {
       throw new ConflictError(`the export is already ${current.status} and cannot be canceled`, { code: 'EXPORT_TERMINAL', field: 'exportId' });
     }
     throw new ConflictError('the export changed state while canceling; try again', { code: 'EXPORT_BUSY', field: 'exportId' });
   }
-  await finishCancel(deps, { ...job, status: 'canceled', canceledAt });
-  const after = (await deps.store.getJob(principal.channelId, exportId)) ?? { ...job, status: 'canceled' as const };
+  return finishAndShowCancel(deps, { ...job, status: 'canceled', canceledAt });
+}
+
+async function finishAndShowCancel(deps: ApiDeps, canceled: ExportJob): Promise<ExportView> {
+  await finishCancel(deps, canceled);
+  const after = (await deps.store.getJob(canceled.channelId, canceled.exportId)) ?? canceled;
   return toExportView(after, deps.publicBaseUrl, undefined);
 }
 
