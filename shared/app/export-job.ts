@@ -232,6 +232,12 @@ export const exportJobSchema = z.object({
    */
   notifyError: z.string().optional(),
   /**
+   * When the DLQ handler recorded `notifyError` (every retry failed): the time the view and the
+   * audit's `notify-failed` both give. Jobs from before it have none (the view falls back to
+   * `updatedAt`, which a later revoke moves).
+   */
+  notifyErrorAt: z.string().optional(),
+  /**
    * When the bot refused the event for good (a 4xx other than 408/429): like `notifiedAt` it
    * closes the notify lease, so no later notify message (a finalize retry, a redelivered dead
    * letter) posts the refused event again. Not `notifyError`, which the DLQ handler also sets

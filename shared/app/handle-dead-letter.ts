@@ -69,8 +69,12 @@ export async function handleDeadLetter(body: string, deps: StepDeps, source: { q
       await appendNotifyOutcome(deps, job, message.event);
       return 'already-final';
     }
+    // One time for the job and the trail, kept by a redelivery (whose audit append is a no-op when
+    // the first one's got in): the view and the audit entry show the same moment.
+    const at = job.notifyErrorAt ?? deps.clock.now().toISOString();
     await deps.store.updateProgress(message.channelId, message.exportId, {
       notifyError: `the bot could not be told (${message.event}) after every retry`,
+      notifyErrorAt: at,
     });
     deps.log.error('bot notification dead-lettered', { exportId: message.exportId, event: message.event });
     // After `notifyError`, as the notifier does: an audit error is thrown so the dead letter comes
@@ -79,7 +83,7 @@ export async function handleDeadLetter(body: string, deps: StepDeps, source: { q
       type: 'notify-failed',
       exportId: message.exportId,
       channelId: message.channelId,
-      at: deps.clock.now().toISOString(),
+      at,
       event: message.event,
       reason: 'dead-lettered',
     });

@@ -26,6 +26,7 @@ export type JobPatch = Partial<
     | 'chunksEnqueued'
     | 'notifiedAt'
     | 'notifyError'
+    | 'notifyErrorAt'
     | 'notifyRefusedAt'
     | 'notifyRefusedStatus'
   >

@@ -10,6 +10,7 @@ import { http, managerToken, waitUntil } from '../e2e/support';
 import { useLocalStack, QUIET_ENV, notifyDepsFor } from './helpers';
 import { makeCompletedJob, makeJob } from './job-fixture';
 import { silentLog } from '../../shared/ports/pipeline-log';
+import { notificationView } from '../../shared/app/api/view';
 
 /**
  * The bot's answer reaches the audit trail (kept for good), not only the job item (which changes
@@ -145,12 +146,19 @@ describe('dead letters: the outcome in the audit trail', () => {
     ]);
   });
 
-  it('an audit error there is thrown, and the redelivered dead letter appends it', async () => {
-    const { stepDeps, audit } = setup(makeCompletedJob('na-dlq-retry', CHANNEL));
+  it('an audit error there is thrown, and the redelivered dead letter appends it, with the first time', async () => {
+    const { stepDeps, audit, clock, current } = setup(makeCompletedJob('na-dlq-retry', CHANNEL));
     audit.failNext = 'notify-failed';
     await expect(handleDeadLetter(JSON.stringify(notify('na-dlq-retry')), stepDeps, { queue: 'notify-dlq' })).rejects.toThrow(/audit/);
+    const first = clock.now().toISOString();
+    clock.advance(180_000);
     expect(await handleDeadLetter(JSON.stringify(notify('na-dlq-retry')), stepDeps, { queue: 'notify-dlq' })).toBe('notify-failure-recorded');
-    expect(audit.events.map((e) => [e.type, 'reason' in e ? e.reason : undefined])).toEqual([['notify-failed', 'dead-lettered']]);
+    expect(audit.events.map((e) => [e.type, 'reason' in e ? e.reason : undefined, e.at])).toEqual([['notify-failed', 'dead-lettered', first]]);
+    expect(current().notifyErrorAt).toBe(first);
+    // The view gives the trail's time, also after a later write to the job (a revoke).
+    clock.advance(600_000);
+    const revoked = { ...current(), status: 'revoked' as const, updatedAt: clock.now().toISOString() };
+    expect(notificationView(revoked)).toEqual({ status: 'failed', at: first, event: 'export.completed', reason: 'dead-lettered' });
   });
 
   it('a notify dead-lettered because its append kept failing after the post: the dead letter appends `notified`', async () => {

@@ -36,20 +36,20 @@ export type ExportView = {
  * The bot's outcome as the job records it, in the audit entry's shape, so a web client can tell
  * a manager the bot never reached them (the status, and for the requester the link, are still
  * here). A post that got through outranks an earlier dead letter (`notifyError` stays on the job
- * when a later notify succeeds). A dead letter records no time of its own, but nothing writes a
- * finished job after its `notifyError` other than a later notify attempt (which records its own
- * outcome), so `updatedAt` is when it was recorded. The event follows from the status: a failed
- * export's notification is `export.failed`, any other's `export.completed`.
+ * when a later notify succeeds). A dead letter's time is `notifyErrorAt`, the one its audit event
+ * holds; a job dead-lettered before that field existed falls back to `updatedAt` (which a later
+ * revoke moves). The event follows from the status: a failed export's notification is
+ * `export.failed`, any other's `export.completed`.
  */
 export function notificationView(
-  job: Pick<ExportJob, 'status' | 'updatedAt' | 'notifiedAt' | 'notifyRefusedAt' | 'notifyRefusedStatus' | 'notifyError'>,
+  job: Pick<ExportJob, 'status' | 'updatedAt' | 'notifiedAt' | 'notifyRefusedAt' | 'notifyRefusedStatus' | 'notifyError' | 'notifyErrorAt'>,
 ): NotificationOutcome | undefined {
   const event = job.status === 'failed' ? 'export.failed' : 'export.completed';
   if (job.notifiedAt) return { status: 'delivered', at: job.notifiedAt, event };
   if (!job.notifyRefusedAt && !job.notifyError) return undefined;
   // A refusal carries its status; a notifyError alone is the DLQ handler's (every retry failed).
   const reason = job.notifyRefusedAt ? refusalReason(job) : 'dead-lettered';
-  return { status: 'failed', at: job.notifyRefusedAt ?? job.updatedAt, event, ...(reason ? { reason } : {}) };
+  return { status: 'failed', at: job.notifyRefusedAt ?? job.notifyErrorAt ?? job.updatedAt, event, ...(reason ? { reason } : {}) };
 }
 
 /** `self`, and `cancel` only while the export can still be canceled (also in a replayed 202). */
