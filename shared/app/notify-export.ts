@@ -128,19 +128,25 @@ export function buildBotEvent(job: ExportJob, event: NotifyMessage['event'], lin
   }
   const error = job.error ?? { code: 'EXPORT_FAILED', message: 'the export failed' };
   // The English text carries the error's message, which for TOO_MANY_ROWS says what to narrow;
-  // the Korean one shows only the code, so it says the same advice itself.
-  const koAdvice =
-    error.code === 'TOO_MANY_ROWS'
-      ? `한 파일에 담을 수 있는 행 수를 넘었습니다. ${job.kind === 'cases' ? '기간이나 필터를' : '필터나 선택 범위를'} 좁혀 다시 요청해 주세요.`
-      : '조건을 확인한 뒤 다시 요청해 주세요.';
+  // the Korean one shows only the code, so it says the same advice itself. TOO_MANY_ROWS is the
+  // one failure the request caused: every other code (PIPELINE_FAILED, INTERRUPTED,
+  // COLUMNS_CHANGED, EXPORT_DATA_EXPIRED, PART_MISMATCH, ...) is ours or the data's, and telling
+  // the manager to check a request that was fine only sends them looking for a mistake.
+  const tooMany = error.code === 'TOO_MANY_ROWS';
+  const advice = tooMany
+    ? {
+        ko: `한 파일에 담을 수 있는 행 수를 넘었습니다. ${job.kind === 'cases' ? '기간이나 필터를' : '필터나 선택 범위를'} 좁혀 다시 요청해 주세요.`,
+        en: 'Please narrow the request and try again.',
+      }
+    : { ko: '같은 조건으로 다시 요청해 주세요. 계속 실패하면 관리자에게 알려 주세요.', en: 'Please request it again as it was; if it keeps failing, tell your administrator.' };
   return {
     ...base,
     link: null,
     expiresAt: null,
     error,
     message: {
-      ko: `${label.ko} 파일을 만들지 못했습니다 (${error.code}). ${koAdvice}`,
-      en: `Your ${label.en} export failed (${error.code}: ${error.message}). Please check the request and try again.`,
+      ko: `${label.ko} 파일을 만들지 못했습니다 (${error.code}). ${advice.ko}`,
+      en: `Your ${label.en} export failed (${error.code}: ${error.message}). ${advice.en}`,
     },
   };
 }

@@ -238,7 +238,11 @@ describe('notifier', () => {
     const failedCases = buildBotEvent(job({ kind: 'cases', status: 'failed', error: { code: 'TOO_MANY_ROWS', message: 'too many' } }), 'export.failed', null);
     expect(failedCases.message.ko).toContain('기간이나 필터를 좁혀 다시 요청해 주세요');
     const otherFailure = buildBotEvent(job({ status: 'failed', error: { code: 'PIPELINE_FAILED', message: 'x' } }), 'export.failed', null);
-    expect(otherFailure.message.ko).toContain('조건을 확인한 뒤 다시 요청해 주세요');
+    // A failure the request did not cause does not send the manager looking for a mistake in it.
+    expect(otherFailure.message.ko).toContain('같은 조건으로 다시 요청해 주세요');
+    expect(otherFailure.message.en).toContain('Please request it again as it was');
+    expect(JSON.stringify(otherFailure.message)).not.toMatch(/check the request|조건을 확인|좁혀/);
+    expect(failed.message.en).toContain('Please narrow the request and try again.');
   });
 
   it('gives the expiry in the export\'s zone, named, in both texts (not Seoul time for a New York channel)', () => {
