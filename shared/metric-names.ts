@@ -18,6 +18,14 @@ export const BOT_REFUSALS_METRIC = 'botNotificationsRefused';
  * revoke, cancel, or `unreadable`) and `outcome` (handleDeadLetter's answer).
  */
 export const DEAD_LETTERS_METRIC = 'deadLetters';
+/**
+ * Batches a pipeline function refused whole for a missing or bad setting (the `invalid
+ * configuration` line): every record fails until the setting is fixed, and only the finalizer and
+ * the dlq function had an alarm on their record failures. Alarmed for every pipeline function.
+ */
+export const CONFIG_ERRORS_METRIC = 'invalidConfiguration';
+/** The pipeline functions' names as their handlers publish them (the `function` dimension). */
+export const PIPELINE_FUNCTION_METRIC_NAMES = ['chunk', 'finalizer', 'notifier', 'dlq'] as const;
 /** Exports a chunk or the finalizer failed, whatever the code (a user's too many rows included). */
 export const EXPORT_FAILURES_METRIC = 'exportFailures';
 /**

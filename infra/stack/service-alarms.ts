@@ -9,7 +9,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { API_CLEANUP_FAILURE_MESSAGES, API_CLEANUP_FAILURES_METRIC, BOT_REFUSALS_METRIC, INTERNAL_FAILURE_CODES, INTERNAL_FAILURES_METRIC, METRICS_NAMESPACE, RECORD_FAILURES_METRIC, SERVICE_NAME } from '../../shared/metric-names';
+import { API_CLEANUP_FAILURE_MESSAGES, API_CLEANUP_FAILURES_METRIC, BOT_REFUSALS_METRIC, CONFIG_ERRORS_METRIC, PIPELINE_FUNCTION_METRIC_NAMES, INTERNAL_FAILURE_CODES, INTERNAL_FAILURES_METRIC, METRICS_NAMESPACE, RECORD_FAILURES_METRIC, SERVICE_NAME } from '../../shared/metric-names';
 
 export type ServiceAlarmsProps = {
   deadLetterQueues: Record<string, sqs.IQueue>;
@@ -183,6 +183,27 @@ export class ServiceAlarms extends Construct {
       'ExportsFailedInternally',
       `exports failed with ${INTERNAL_FAILURE_CODES.join(', ')}: the service, not the request, went wrong; the job's error and the chunk/finalizer logs (by exportId) say which`,
       new cloudwatch.MathExpression({ expression: Object.keys(internal).join(' + '), usingMetrics: internal, label: 'exports failed internally', period: Duration.minutes(5) }),
+    );
+    // A bad setting fails every record of every batch (each comes back only after its queue's
+    // visibility timeout, so hours pass before anything dead-letters): the chunk function and the
+    // notifier had no alarm on their record failures, and their queues' age alarms fire only
+    // 20-30 minutes later, without saying why.
+    const configErrors = Object.fromEntries(
+      PIPELINE_FUNCTION_METRIC_NAMES.map((fn) => [
+        `c_${fn}`,
+        new cloudwatch.Metric({
+          namespace: METRICS_NAMESPACE,
+          metricName: CONFIG_ERRORS_METRIC,
+          dimensionsMap: { service: SERVICE_NAME, function: fn },
+          period: Duration.minutes(5),
+          statistic: 'Sum',
+        }),
+      ]),
+    );
+    alarmAbove(
+      'InvalidConfiguration',
+      'a pipeline function refuses every batch for a missing or bad setting: its "invalid configuration" log line names the variable; records wait (queue visibility timeouts) until it is fixed',
+      new cloudwatch.MathExpression({ expression: Object.keys(configErrors).join(' + '), usingMetrics: configErrors, label: 'batches refused for configuration', period: Duration.minutes(5) }),
     );
     // The other half: an invocation the handler never finished (a timeout, running out of
     // memory, a crash at cold start) publishes no custom metric at all (a bad setting does not

@@ -19,11 +19,12 @@ import { actionCovers, rolesAllowed, roleStatements, statementAllows, statementR
 import { idOf, missingEntries, resourcesOf, synthStack, synthWithCli, TEST_CONTEXT, type CliSynth, type SynthResult } from './synth-stack';
 import { DLQ_MESSAGES_ALARM_PERIODS, OLDEST_FINALIZE_AGE_ALARM_SECONDS, OLDEST_NOTIFY_AGE_ALARM_SECONDS } from '../../infra/stack/service-alarms';
 import { FOLLOW_UP_DELAY_SECONDS } from '../../shared/app/messages';
-import { API_CLEANUP_FAILURE_MESSAGES, API_CLEANUP_FAILURES_METRIC, INTERNAL_FAILURES_METRIC } from '../../shared/metric-names';
+import { API_CLEANUP_FAILURE_MESSAGES, API_CLEANUP_FAILURES_METRIC, CONFIG_ERRORS_METRIC, INTERNAL_FAILURES_METRIC } from '../../shared/metric-names';
 import { createPipelineDispatcher } from '../../shared/app/api/pipeline-dispatcher';
 import { parseReceiveLimits } from '../../shared/adapters/aws/sqs-handler';
 import { REQUEST_MAX_SECONDS } from '../../shared/app/api/request-export';
 import { exportsTableSpec, tableInput } from '../../infra/local/resources';
+import { JOB_INDEX_NAME } from '../../shared/adapters/aws/export-table-layout';
 
 const execFileAsync = promisify(execFile);
 
@@ -86,7 +87,7 @@ describe('resource counts', () => {
     ['AWS::ApiGateway::RestApi', 1],
     ['AWS::ApiGateway::Authorizer', 1],
     ['AWS::ApiGateway::Model', 1],
-    ['AWS::CloudWatch::Alarm', 18],
+    ['AWS::CloudWatch::Alarm', 19],
     ['AWS::SNS::Topic', 1],
     ['AWS::IAM::User', 0],
     ['AWS::WAFv2::WebACL', 1],
@@ -317,10 +318,14 @@ describe('DynamoDB', () => {
   it('exports gsi1 projects keys only (no chunk write touches it; never changes as job fields are added), the local stack builds the same index, and the api may BatchGetItem the jobs', () => {
     // ALL copied the inline definition into the index on every chunk's write of the job item;
     // an INCLUDE list of job fields would have to change, and a deployed index cannot.
-    const [index] = tableProps('exports').Properties!.GlobalSecondaryIndexes as { Projection: { ProjectionType: string; NonKeyAttributes?: string[] } }[];
+    const [index] = tableProps('exports').Properties!.GlobalSecondaryIndexes as { IndexName: string; Projection: { ProjectionType: string; NonKeyAttributes?: string[] } }[];
     expect(index!.Projection).toEqual({ ProjectionType: 'KEYS_ONLY' });
-    const local = tableInput(exportsTableSpec('exports')).GlobalSecondaryIndexes![0]!.Projection!;
-    expect(local).toEqual({ ProjectionType: 'KEYS_ONLY' });
+    const local = tableInput(exportsTableSpec('exports')).GlobalSecondaryIndexes![0]!;
+    expect(local.Projection).toEqual({ ProjectionType: 'KEYS_ONLY' });
+    // One name for the CDK table, the local table and the store's query (a change of index moves all three).
+    expect(index!.IndexName).toBe(JOB_INDEX_NAME);
+    expect(local.IndexName).toBe(JOB_INDEX_NAME);
+    expect(tableInput({ ...exportsTableSpec('exports'), gsi1Name: 'gsi2' }).GlobalSecondaryIndexes![0]!.IndexName).toBe('gsi2');
     expect([...rolesAllowed(template, 'dynamodb:BatchGetItem', idOf(stack, stack.tables.exports))]).toEqual([roleId('api')]);
   });
 
@@ -878,6 +883,19 @@ describe('alarms and outputs', () => {
       ['chunk', 'finalizer'].map((fn) => ({
         Namespace: 'ExportService',
         MetricName: INTERNAL_FAILURES_METRIC,
+        Dimensions: [
+          { Name: 'function', Value: fn },
+          { Name: 'service', Value: 'export-service' },
+        ],
+      })),
+    );
+    // A bad setting refuses every batch of a pipeline function: any of the four, in 5 minutes.
+    const config = alarms().find((a) => JSON.stringify(a.Metrics ?? []).includes(CONFIG_ERRORS_METRIC));
+    expect(config).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', EvaluationPeriods: 1 });
+    expect((config!.Metrics as Record<string, any>[]).filter((m) => m.MetricStat).map((m) => m.MetricStat.Metric)).toEqual(
+      ['chunk', 'finalizer', 'notifier', 'dlq'].map((fn) => ({
+        Namespace: 'ExportService',
+        MetricName: CONFIG_ERRORS_METRIC,
         Dimensions: [
           { Name: 'function', Value: fn },
           { Name: 'service', Value: 'export-service' },

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { resetConfig } from '../../shared/config';
-import { RECORD_FAILURES_METRIC } from '../../shared/metric-names';
+import { CONFIG_ERRORS_METRIC, RECORD_FAILURES_METRIC } from '../../shared/metric-names';
 import { logger, metrics } from '../../shared/adapters/aws/pipeline-deps';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent } from 'aws-lambda';
@@ -189,6 +189,8 @@ describe('a failed record comes back after the retry delay, not the visibility t
       expect(response.batchItemFailures).toEqual([{ itemIdentifier: 'm-1' }, { itemIdentifier: 'm-2' }]);
       expect(ran).toBe(0);
       expect(added).toHaveBeenCalledWith(RECORD_FAILURES_METRIC, MetricUnit.Count, 2);
+      // One refused batch, for the InvalidConfiguration alarm.
+      expect(added).toHaveBeenCalledWith(CONFIG_ERRORS_METRIC, MetricUnit.Count, 1);
       const lines = errors.mock.calls.map(([message, extra]) => ({ message, extra: extra as unknown as Record<string, unknown> }));
       expect(lines.find((l) => l.message === 'invalid configuration: every record of the batch fails')?.extra).toMatchObject({ records: 2, error: { name: 'ConfigError' } });
       expect(lines.filter((l) => l.message === 'record failed').map((l) => l.extra.exportId)).toEqual(['e-bad-1', 'e-bad-2']);

@@ -5,7 +5,7 @@ import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
 import { ConfigError, getConfig, intSetting, onceFromEnv, type Config } from '../../config';
-import { EXPORT_FAILURES_METRIC, INTERNAL_FAILURE_CODES, INTERNAL_FAILURES_METRIC, RECORD_FAILURES_METRIC } from '../../metric-names';
+import { CONFIG_ERRORS_METRIC, EXPORT_FAILURES_METRIC, INTERNAL_FAILURE_CODES, INTERNAL_FAILURES_METRIC, RECORD_FAILURES_METRIC } from '../../metric-names';
 import { getClients } from './clients';
 import { logger, metrics } from './pipeline-deps';
 import { errorForLog } from '../../error-for-log';
@@ -158,7 +158,7 @@ export async function scheduleRetries(failed: SQSRecord[], reasons: readonly unk
       try {
         await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: queue.url, ReceiptHandle: record.receiptHandle, VisibilityTimeout: delay }));
       } catch (error) {
-        logger.warn('could not shorten the retry delay', { messageId: record.messageId, error: String(error) });
+        logger.warn('could not shorten the retry delay', { messageId: record.messageId, error: errorForLog(error) });
       }
     }),
   );
@@ -189,6 +189,7 @@ export function createSqsHandler(
       logger.error('invalid configuration: every record of the batch fails', { function: functionName, records: event.Records.length, error: errorForLog(error) });
       metrics.addDimension('function', functionName);
       metrics.addMetric(RECORD_FAILURES_METRIC, MetricUnit.Count, event.Records.length);
+      metrics.addMetric(CONFIG_ERRORS_METRIC, MetricUnit.Count, 1);
       metrics.publishStoredMetrics();
       throw error;
     }
