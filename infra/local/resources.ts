@@ -1,7 +1,7 @@
 import { CreateTableCommand, DescribeTableCommand, type CreateTableCommandInput, type DynamoDBClient, type KeySchemaElement } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { JOB_INDEX_PROJECTION } from '../../shared/adapters/aws/export-table-layout';
+import { JOB_INDEX_NAME, JOB_INDEX_PROJECTION } from '../../shared/adapters/aws/export-table-layout';
 
 /** Table names of the local stack; the key schemas are the ones docs/contracts.md fixes for the CDK stack. */
 export const LOCAL_TABLES = {
@@ -15,12 +15,17 @@ export const LOCAL_TABLES = {
 
 export const LOCAL_BUCKET = 'export-bucket';
 
-/** `gsi1KeysOnly`: gsi1 projects keys only (KEYS_ONLY), as the CDK stack declares it; else ALL. */
-export type TableSpec = { name: string; sortKey: boolean; gsi1: boolean; gsi1KeysOnly?: boolean };
+/**
+ * `gsi1`: the table has its index on `gsi1pk`/`gsi1sk`, named `gsi1Name` (`gsi1` unless said);
+ * `gsi1KeysOnly`: it projects keys only (KEYS_ONLY), as the CDK stack declares it; else ALL.
+ */
+export type TableSpec = { name: string; sortKey: boolean; gsi1: boolean; gsi1Name?: string; gsi1KeysOnly?: boolean };
 
 /** The exports table (jobs, tokens, idempotency keys) under `name`, its index as the CDK stack's. */
 export function exportsTableSpec(name: string): TableSpec {
-  return { name, sortKey: true, gsi1: true, gsi1KeysOnly: JOB_INDEX_PROJECTION === 'KEYS_ONLY' };
+  // The name the store queries, not a second 'gsi1': moving the list to another index (docs/deploy.md,
+  // "Changing a table's index") changes the constant, and the local table must follow it.
+  return { name, sortKey: true, gsi1: true, gsi1Name: JOB_INDEX_NAME, gsi1KeysOnly: JOB_INDEX_PROJECTION === 'KEYS_ONLY' };
 }
 
 const TABLE_SPECS: TableSpec[] = [
@@ -52,7 +57,7 @@ export function tableInput(spec: TableSpec): CreateTableCommandInput {
       ? {
           GlobalSecondaryIndexes: [
             {
-              IndexName: 'gsi1',
+              IndexName: spec.gsi1Name ?? 'gsi1',
               KeySchema: [
                 { AttributeName: 'gsi1pk', KeyType: 'HASH' },
                 { AttributeName: 'gsi1sk', KeyType: 'RANGE' },

@@ -84,6 +84,29 @@ export function localChunkConcurrency(env: Record<string, string | undefined>): 
   );
 }
 
+/**
+ * Your own bot for `npm start`: BOT_WEBHOOK_URL and BOT_SIGNING_SECRET from the shell replace the
+ * built-in one (`/v1/dev/bot-webhook`, read back at `/v1/dev/inbox`), so a bot team can develop
+ * against real deliveries. Both or neither: a URL without its secret would be signed with a key
+ * the bot does not know, and every delivery refused for good. The values are passed on, never
+ * printed (the secret is a key).
+ */
+export function ownBotEnv(env: Record<string, string | undefined>): Record<string, string> {
+  const url = env.BOT_WEBHOOK_URL?.trim() ?? '';
+  const secret = env.BOT_SIGNING_SECRET ?? '';
+  if (url === '' && secret === '') return {};
+  if (url === '') throw new ConfigError('invalid environment: BOT_WEBHOOK_URL: required with BOT_SIGNING_SECRET (your bot\'s address; leave both unset for the built-in bot)');
+  if (secret.trim() === '') throw new ConfigError('invalid environment: BOT_SIGNING_SECRET: required with BOT_WEBHOOK_URL (the key your bot checks X-Signature with)');
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError('invalid environment: BOT_WEBHOOK_URL: must be an http:// or https:// URL');
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new ConfigError('invalid environment: BOT_WEBHOOK_URL: must be an http:// or https:// URL');
+  return { BOT_WEBHOOK_URL: url, BOT_SIGNING_SECRET: secret };
+}
+
 const DEFAULT_QUEUE_SETTINGS: Record<keyof LocalQueues, QueueSettings> = {
   chunk: { visibilityTimeout: 60, maxReceiveCount: 3 },
   finalize: { visibilityTimeout: 300, maxReceiveCount: 3 },

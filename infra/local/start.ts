@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { signDevToken } from '../../shared/auth';
 import { ConfigError } from '../../shared/config';
 import { DataDirBusyError } from './data-dir-lock';
-import { startLocalStack } from './stack';
+import { ownBotEnv, startLocalStack } from './stack';
 
 /**
  * `npm start`: the service on local emulators with data under `.local/` (git-ignored), the
@@ -29,8 +29,9 @@ async function main(): Promise<void> {
   const log = (line: string) => console.log(line);
   const dataDir = process.env.LOCAL_DATA_DIR ?? join(process.cwd(), '.local');
   const port = portFromEnv(process.env.PORT);
+  const ownBot = ownBotEnv(process.env);
   log(`starting the local stack (data in ${dataDir}) ...`);
-  const stack = await startLocalStack({ dataDir, port, seed: true, log });
+  const stack = await startLocalStack({ dataDir, port, seed: true, log, env: ownBot });
   const channelId = stack.seeded?.channelId ?? 'demo';
   const manager = await signDevToken({
     channelId,
@@ -46,7 +47,8 @@ async function main(): Promise<void> {
   });
   log('');
   log(`API:        ${stack.apiUrl}`);
-  log(`Bot inbox:  ${stack.apiUrl}/v1/dev/inbox`);
+  if (ownBot.BOT_WEBHOOK_URL) log(`Bot:        your own, at BOT_WEBHOOK_URL, signed with your BOT_SIGNING_SECRET`);
+  else log(`Bot inbox:  ${stack.apiUrl}/v1/dev/inbox`);
   if (stack.seeded) {
     log(`Demo data:  channel "${channelId}": ${stack.seeded.users} users, ${stack.seeded.cases} cases`);
     // The ids carry a per-seed suffix, so a client cannot guess them: scope "segment" needs one.
@@ -61,7 +63,7 @@ async function main(): Promise<void> {
       `-d '{"kind":"contacts","scope":"all","password":"Secret123!","reason":"monthly CRM sync"}'`,
   );
   log(`curl -s ${stack.apiUrl}/v1/exports -H "Authorization: Bearer ${manager}"`);
-  log(`curl -s ${stack.apiUrl}/v1/dev/inbox`);
+  if (!ownBot.BOT_WEBHOOK_URL) log(`curl -s ${stack.apiUrl}/v1/dev/inbox`);
   log('');
   log('Ctrl-C stops everything.');
 

@@ -174,7 +174,7 @@ export async function discardOtherFiles(deps: Pick<StepDeps, 'objects' | 'log'>,
 export async function resumeCancelFollowUps(deps: StepDeps, job: ExportJob): Promise<void> {
   if (job.status !== 'canceled') return;
   await runCancelFollowUps(deps, job, {
-    onReleaseError: (error) => deps.log.warn('cooldown release failed', { exportId: job.exportId, error: String(error) }),
+    onReleaseError: (error) => deps.log.warn('cooldown release failed', { exportId: job.exportId, error: errorForLog(error) }),
   });
 }
 

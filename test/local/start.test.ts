@@ -151,6 +151,19 @@ describe('npm start with a LOCAL_CHUNK_CONCURRENCY it cannot use', () => {
   );
 });
 
+describe('npm start with your own bot half set', () => {
+  it(
+    'BOT_WEBHOOK_URL without BOT_SIGNING_SECRET: one line naming the missing one, before anything starts',
+    async () => {
+      await expectRefusedAtStart(
+        { PORT: '0', BOT_WEBHOOK_URL: 'http://127.0.0.1:9/hook', BOT_SIGNING_SECRET: '' },
+        "npm start: invalid environment: BOT_SIGNING_SECRET: required with BOT_WEBHOOK_URL (the key your bot checks X-Signature with)",
+      );
+    },
+    90_000,
+  );
+});
+
 describe('the local stack while it seeds', () => {
   it('answers 503 saying it is still seeding, with Retry-After, never "undefined"; then the API answers', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'export-seeding-'));

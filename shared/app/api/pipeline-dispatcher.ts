@@ -11,6 +11,7 @@ import { discardExportFile, discardParts } from '../pipeline-steps';
 import { FOLLOW_UP_DELAY_SECONDS, type FollowUpMessage } from '../messages';
 import { resolveJobDefinition, storeJobDefinition } from '../job-definition';
 import { compileRequestPredicate, workspaceSk } from '../workspace-context';
+import { errorForLog } from '../../error-for-log';
 import type { DownloadLinks, ExportDispatcher } from './deps';
 
 /** The follow-up send's bound: an SQS send answers in tens of milliseconds. */
@@ -139,7 +140,8 @@ async function bestEffort(
   }
 }
 
-const nameAndMessage = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : 'unknown');
+/** Name and message, an AWS service error's message withheld (it can name the keys: errorForLog). */
+const nameAndMessage = (error: unknown): string => (error instanceof Error ? `${error.name}: ${errorForLog(error).message}` : 'unknown');
 
 /** The channel's zone; settings that are missing or do not parse fall back to the default, not a failed request. */
 async function channelTimeZone(workspace: WorkspaceSource, channelId: string): Promise<string> {
