@@ -905,6 +905,16 @@ describe('alarms and outputs', () => {
     for (const alarm of alarms()) expect(alarm.AlarmActions).toEqual([{ Ref: topicId }]);
   });
 
+  it('every alarm has a row in the runbook (docs/deploy.md), by its id or a `*` pattern the id fits', () => {
+    const runbook = readFileSync(new URL('../../docs/deploy.md', import.meta.url), 'utf8').split('## When an alarm fires (runbook)')[1]!.split('\n## ')[0]!;
+    const rows = runbook.split('\n').filter((line) => line.startsWith('| `'));
+    const names = rows.flatMap((row) => [...(row.split('|')[1] ?? '').matchAll(/`([^`]+)`/g)].map((m) => m[1]!));
+    const patterns = names.map((name) => new RegExp(`^${name.replace(/\*/g, '.*')}$`));
+    const ids = stack.alarms.alarms.map((alarm) => alarm.node.id);
+    expect(ids).toHaveLength(19);
+    expect(ids.filter((id) => !patterns.some((p) => p.test(id)))).toEqual([]);
+  });
+
   it("the api's failed best-effort clean-ups (its WARN lines) are counted by a metric filter on its log group and alarmed", async () => {
     const filters = Object.values(resourcesOf(template, 'AWS::Logs::MetricFilter')).map((r) => r.Properties!);
     const filter = filters.find((f) => JSON.stringify(f.MetricTransformations).includes(API_CLEANUP_FAILURES_METRIC));
