@@ -356,25 +356,31 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
     },
   });
   if (lease === undefined) return { status: 'skipped', attempts: 0 };
-  // The job read above may be seconds old once this delivery has waited for the lease (the
-  // holder gave it back after failing): a revocation meanwhile must not be followed by a post of
-  // the withdrawn link. Read again then (only then: without a wait, the read is milliseconds old).
-  if (waited && link !== null) {
+  // A revocation must not be followed by a post of the withdrawn link. The job read above may be
+  // seconds old once this delivery has waited for the lease (the holder gave it back after
+  // failing), and each attempt can take up to the bot's answer limit (10 s) plus the backoff: the
+  // status is read again after a wait and before every attempt after the first (a soak found a
+  // 503 answered after a revoke followed by a post of the dead link 250 ms later). Without a
+  // wait, the first attempt's read is milliseconds old. Only a completed export's post carries a
+  // link, so only it is checked.
+  const revokedMeanwhile = async (attempt: number): Promise<boolean> => {
+    if (link === null) return false;
     const now = await deps.store.getJob(job.channelId, job.exportId);
-    if (now?.status !== 'completed') {
-      await deps.store
-        .releaseClaim(job.channelId, job.exportId, 'notifyClaim', lease)
-        .catch((e: unknown) => deps.log.warn('notify lease not given back', { exportId: job.exportId, error: e instanceof Error ? e.name : 'unknown' }));
-      deps.log.info('export no longer completed (revoked): nothing posted', { exportId: job.exportId, status: now?.status });
-      return { status: 'skipped', attempts: 0 };
-    }
-  }
+    if (now?.status === 'completed') return false;
+    await deps.store
+      .releaseClaim(job.channelId, job.exportId, 'notifyClaim', lease)
+      .catch((e: unknown) => deps.log.warn('notify lease not given back', { exportId: job.exportId, error: e instanceof Error ? e.name : 'unknown' }));
+    deps.log.info('export no longer completed (revoked): nothing posted', { exportId: job.exportId, status: now?.status, attempt });
+    return true;
+  };
+  if (waited && (await revokedMeanwhile(1))) return { status: 'skipped', attempts: 0 };
 
   const event = buildBotEvent(job, message.event, link);
   const attempts = deps.attempts ?? 3;
   let lastError = '';
   let retryLater: { seconds: number | undefined } | undefined;
   for (let attempt = 1; attempt <= attempts; attempt++) {
+    if (attempt > 1 && (await revokedMeanwhile(attempt))) return { status: 'skipped', attempts: attempt - 1 };
     let answer: BotAnswer | undefined;
     try {
       const sentAt = deps.clock.now();

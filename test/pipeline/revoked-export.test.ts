@@ -146,6 +146,29 @@ describe('a revoked export in the pipeline', () => {
     expect(bot.posts).toEqual([]);
   });
 
+  it('revoked while an attempt was under way (the bot answered 503 after the revoke): the retry posts nothing, no link goes out after the revoke', async () => {
+    const held = new Set<string>();
+    const store = notifyLeaseStore(held);
+    store.jobs.set('rv-between', makeCompletedJob('rv-between', CHANNEL));
+    const audit = new FakeAuditLog();
+    const posts: string[] = [];
+    const bot = {
+      async post(body: string): Promise<BotAnswer> {
+        posts.push(body);
+        // The auditor revokes while the bot holds this post, then the bot fails it.
+        Object.assign(store.jobs.get('rv-between') as ExportJob, { status: 'revoked', revokedAt: '2099-01-01T00:00:00.000Z', revokedBy: 'm-1', revokeReason: 'leaked' });
+        return { status: 503 };
+      },
+    };
+    const outcome = await notifyExport(notify('rv-between'), notifyDepsFor({ store, bot, audit, linkSigningSecret: LINK_SECRET, sleep: async () => undefined }));
+    expect(outcome).toEqual({ status: 'skipped', attempts: 1 });
+    expect(posts).toHaveLength(1);
+    expect(store.jobs.get('rv-between')?.notifiedAt).toBeUndefined();
+    expect(audit.events).toEqual([]);
+    // The lease is given back.
+    expect(held.has('rv-between')).toBe(false);
+  });
+
   it('a redelivered finalize leaves it revoked: no completion, no failure, no notify, no audit event; parts/ swept', async () => {
     const { steps, queue, audit, current, objects } = stepsFor(revokedJob('rv-final'));
     const deps: FinalizeDeps = { ...steps, keyWrapper: {} as never, workspace: {} as never, linkSigningSecret: LINK_SECRET, linkTtlDays: 7 };
