@@ -70,10 +70,21 @@ class PartMissingError extends Error {
   }
 }
 
-/** True when a missing part is explained by a cancel that landed while this run read parts. */
-async function canceledMeanwhile(deps: FinalizeDeps, job: ExportJob, error: unknown): Promise<boolean> {
+/**
+ * True when a missing part is explained by the export ending while this run read parts: a cancel
+ * (which deletes parts/ at once), or another run of this finalize that completed it (or a dead
+ * letter that failed it) and swept parts/. Such a run stops quietly: a retry would only find the
+ * export final, and the record failure it logged first counted toward FinalizerErrors.
+ */
+async function endedMeanwhile(deps: FinalizeDeps, job: ExportJob, error: unknown): Promise<boolean> {
   if (!(error instanceof PartMissingError)) return false;
   const now = await deps.store.getJob(job.channelId, job.exportId);
+  if (now && now.status !== 'canceled' && !unfinishedStatuses.includes(now.status)) {
+    // Nothing to delete: this run's upload was abandoned with its writer, under a key of its own
+    // (runId), and the file there is the other run's.
+    deps.log.info('export ended while its file was assembled by this run: stopped', { exportId: job.exportId, status: now.status });
+    return true;
+  }
   if (now?.status !== 'canceled') return false;
   deps.log.info('export canceled while its file was assembled: stopped', { exportId: job.exportId });
   // The writer failed, so the upload was abandoned; a file object is deleted all the same.
@@ -277,7 +288,7 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     try {
       metas = await readMetas(deps, job, sheet, job.sheetChunks?.[sheet] ?? 0);
     } catch (error) {
-      if (await canceledMeanwhile(deps, job, error)) return { status: 'skipped' };
+      if (await endedMeanwhile(deps, job, error)) return { status: 'skipped' };
       throw error;
     }
     const expected = columnsFingerprint(columns);
@@ -370,7 +381,7 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     return failedHere(deps, job, PART_MISMATCH);
   }
   if (failure !== undefined) {
-    if (await canceledMeanwhile(deps, job, failure)) return { status: 'skipped' };
+    if (await endedMeanwhile(deps, job, failure)) return { status: 'skipped' };
     throw failure;
   }
   const sha256 = hash.digest('hex');

@@ -187,6 +187,32 @@ describe('cancel deletes parts/', () => {
   });
 });
 
+describe('a finalizer run whose parts vanish because another run finished the export', () => {
+  it('stops quietly (skipped, no error to retry, no record failure) and deletes nothing of the other run', async () => {
+    const ready = await exportReadyToFinalize(stack, CHANNEL, 'cc0ffee00004', stepDeps());
+    const { objects, store } = storesFor(stack);
+    const otherFile = `${objectKeys.filePrefix(CHANNEL, ready.exportId)}other-run.xlsx`;
+    let finished = false;
+    const watched = Object.create(objects) as S3ObjectStore;
+    watched.getBuffer = async (key: string) => {
+      // The first part body read: another run (a duplicate delivery past its lease) completes the
+      // export right then, its file stored, and sweeps parts/ under this one.
+      if (!finished && !key.endsWith('.json') && !key.includes('meta')) {
+        finished = true;
+        await objects.put(otherFile, 'the other run\'s file');
+        expect(await store.setStatus(CHANNEL, ready.exportId, 'completed', ['finalizing'], { completedAt: new Date().toISOString() })).toBe(true);
+        await objects.deletePrefix(objectKeys.partsPrefix(ready.exportId));
+      }
+      return objects.getBuffer(key);
+    };
+    const outcome = await finalizeExport(finalizeMessage(ready), finalizeDepsFor(stack, { ...stepDeps(), objects: watched }, LINK_SECRET), { receiveCount: 1 });
+    expect(finished).toBe(true);
+    expect(outcome.status).toBe('skipped');
+    expect((await store.getJob(CHANNEL, ready.exportId))?.status).toBe('completed');
+    expect((await objects.list(objectKeys.filePrefix(CHANNEL, ready.exportId))).map((o) => o.key)).toEqual([otherFile]);
+  });
+});
+
 describe("the API's sweep (createPipelineDispatcher.discardParts)", () => {
   it('is best effort: an S3 failure is logged with its name and counts, never thrown into the cancel', async () => {
     const lines: string[] = [];
