@@ -19,8 +19,10 @@ export const handler = createSqsHandler('dlq', async (record) => {
     if (error instanceof FollowUpsFailedError && error.outcome.failedWith !== undefined) countExportFailure(error.outcome.failedWith);
     throw error;
   }
-  // One data point per dead letter, by what it carried and what came of it: the alarm counts
-  // invocations, this tells a failed export from a bot that never took its notification.
+  // One data point per dead letter by function, as before (graphs and queries read it so), and
+  // one by what it carried and what came of it: the alarm counts invocations, this tells a
+  // failed export from a bot that never took its notification.
+  metrics.addMetric(DEAD_LETTERS_METRIC, MetricUnit.Count, 1);
   const single = metrics.singleMetric();
   single.addDimensions({ function: 'dlq', message: messageTypeOf(record), outcome });
   single.addMetric(DEAD_LETTERS_METRIC, MetricUnit.Count, 1);

@@ -1,7 +1,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { notifyMessageSchema } from '../../shared/app/messages';
 import { notifyExport, NotifyOutcomeNotAuditedError, type NotifyOutcome } from '../../shared/app/notify-export';
-import { logger, metrics, notifyDeps, pipelineLog } from '../../shared/adapters/aws/pipeline-deps';
+import { checkNotifierConfig, logger, metrics, notifyDeps, pipelineLog } from '../../shared/adapters/aws/pipeline-deps';
 import { createSqsHandler } from '../../shared/adapters/aws/sqs-handler';
 import { BOT_REFUSALS_METRIC } from '../../shared/metric-names';
 
@@ -23,4 +23,4 @@ export const handler = createSqsHandler('notifier', async (record) => {
     else metrics.addMetric('botNotificationFailures', MetricUnit.Count, 1);
     throw error;
   }
-});
+}, checkNotifierConfig);

@@ -296,3 +296,13 @@ export function linkWindowDays(job: { completedAt?: string | undefined; expiresA
 export function newExportId(now: Date, random: (bytes: number) => Buffer): string {
   return now.getTime().toString(16).padStart(12, '0') + random(8).toString('hex');
 }
+
+/**
+ * The event an export's notification tells, from its status alone: only a failed export is told
+ * `export.failed`, any other (completed, and later revoked or expired) `export.completed`. The
+ * notifier, the dead-letter handler, the follow-ups and the view all decide it here, never from a
+ * message (a hand-sent one may name the other).
+ */
+export function notifyEventFor(status: ExportJob['status']): 'export.completed' | 'export.failed' {
+  return status === 'failed' ? 'export.failed' : 'export.completed';
+}

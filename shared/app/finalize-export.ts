@@ -83,6 +83,10 @@ async function endedMeanwhile(deps: FinalizeDeps, job: ExportJob, error: unknown
     // Nothing to delete: this run's upload was abandoned with its writer, under a key of its own
     // (runId), and the file there is the other run's.
     deps.log.info('export ended while its file was assembled by this run: stopped', { exportId: job.exportId, status: now.status });
+    // The run that completed it may have died before its notify (a duplicate chunk delivery
+    // sweeps parts/ as soon as it sees `completed`): finish that now rather than leave it to the
+    // finalize queue's 90-minute visibility timeout. A no-op once the notify was enqueued.
+    await resumeFollowUps(deps, now);
     return true;
   }
   if (now?.status !== 'canceled') return false;

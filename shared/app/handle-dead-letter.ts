@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { unfinishedStatuses } from './export-job';
+import { notifyEventFor, unfinishedStatuses } from './export-job';
 import { pipelineMessageSchema } from './messages';
 import { appendNotifyOutcome } from './notify-export';
 import { discardExportFile, discardParts, failExport, resumeCancelFollowUps, type StepDeps } from './pipeline-steps';
@@ -66,17 +66,22 @@ export async function handleDeadLetter(body: string, deps: StepDeps, source: { q
       // The last message that may ever name this outcome: a notifier whose audit append kept
       // failing after it recorded `notifiedAt` (or the refusal) dead-letters here, and nothing
       // else would append the event. Thrown on error: the dead letter stays and is alarmed.
-      await appendNotifyOutcome(deps, job, message.event);
+      await appendNotifyOutcome(deps, job, notifyEventFor(job.status));
       return 'already-final';
     }
     // One time for the job and the trail, kept by a redelivery (whose audit append is a no-op when
     // the first one's got in): the view and the audit entry show the same moment.
-    const at = job.notifyErrorAt ?? deps.clock.now().toISOString();
+    // Only while that dead letter's `notifyError` is there: a notification re-sent by hand after
+    // it was cleared that dead-letters again is a new failure, with its own time.
+    const at = (job.notifyError !== undefined ? job.notifyErrorAt : undefined) ?? deps.clock.now().toISOString();
+    // The event the export's status calls for, as the notifier decides it: a hand-sent message
+    // may name the other one, and the trail must not record a failure to tell what was never due.
+    const event = notifyEventFor(job.status);
     await deps.store.updateProgress(message.channelId, message.exportId, {
-      notifyError: `the bot could not be told (${message.event}) after every retry`,
+      notifyError: `the bot could not be told (${event}) after every retry`,
       notifyErrorAt: at,
     });
-    deps.log.error('bot notification dead-lettered', { exportId: message.exportId, event: message.event });
+    deps.log.error('bot notification dead-lettered', { exportId: message.exportId, event });
     // After `notifyError`, as the notifier does: an audit error is thrown so the dead letter comes
     // back, and its retry records both again (each write is idempotent).
     await deps.audit?.append({
@@ -84,7 +89,7 @@ export async function handleDeadLetter(body: string, deps: StepDeps, source: { q
       exportId: message.exportId,
       channelId: message.channelId,
       at,
-      event: message.event,
+      event,
       reason: 'dead-lettered',
     });
     return 'notify-failure-recorded';

@@ -4,7 +4,7 @@ import type { BotAnswer, BotWebhook } from '../ports/bot-webhook';
 import type { Clock } from '../ports/clock';
 import type { ExportStore } from '../ports/export-store';
 import type { PipelineLog } from '../ports/pipeline-log';
-import { linkWindowDays, type ExportJob } from './export-job';
+import { linkWindowDays, notifyEventFor, type ExportJob } from './export-job';
 import type { NotifyMessage } from './messages';
 import { createDownloadToken, downloadLink } from './download-link';
 import { acquireLease } from './pipeline-steps';
@@ -128,17 +128,20 @@ export function buildBotEvent(job: ExportJob, event: NotifyMessage['event'], lin
   }
   const error = job.error ?? { code: 'EXPORT_FAILED', message: 'the export failed' };
   // The English text carries the error's message, which for TOO_MANY_ROWS says what to narrow;
-  // the Korean one shows only the code, so it says the same advice itself. TOO_MANY_ROWS is the
-  // one failure the request caused: every other code (PIPELINE_FAILED, INTERRUPTED,
+  // the Korean one shows only the code, so it says the same advice itself. The request caused
+  // TOO_MANY_ROWS, and a filter or segment the chunks found no longer valid (FILTER_*, SEGMENT_*:
+  // the same request fails again); every other code (PIPELINE_FAILED, INTERRUPTED,
   // COLUMNS_CHANGED, EXPORT_DATA_EXPIRED, PART_MISMATCH, ...) is ours or the data's, and telling
   // the manager to check a request that was fine only sends them looking for a mistake.
-  const tooMany = error.code === 'TOO_MANY_ROWS';
-  const advice = tooMany
-    ? {
-        ko: `한 파일에 담을 수 있는 행 수를 넘었습니다. ${job.kind === 'cases' ? '기간이나 필터를' : '필터나 선택 범위를'} 좁혀 다시 요청해 주세요.`,
-        en: 'Please narrow the request and try again.',
-      }
-    : { ko: '같은 조건으로 다시 요청해 주세요. 계속 실패하면 관리자에게 알려 주세요.', en: 'Please request it again as it was; if it keeps failing, tell your administrator.' };
+  const advice =
+    error.code === 'TOO_MANY_ROWS'
+      ? {
+          ko: `한 파일에 담을 수 있는 행 수를 넘었습니다. ${job.kind === 'cases' ? '기간이나 필터를' : '필터나 선택 범위를'} 좁혀 다시 요청해 주세요.`,
+          en: 'Please narrow the request and try again.',
+        }
+      : /^(FILTER|SEGMENT)_/.test(error.code)
+        ? { ko: '조건을 확인한 뒤 다시 요청해 주세요.', en: 'Please check the request and try again.' }
+        : { ko: '같은 조건으로 다시 요청해 주세요. 계속 실패하면 관리자에게 알려 주세요.', en: 'Please request it again as it was; if it keeps failing, tell your administrator.' };
   return {
     ...base,
     link: null,
@@ -319,7 +322,7 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
     // this retry comes): append it now, without posting again. A no-op when it is in already.
     // The event is the one that was told, read from the status (only a failed export is told
     // `export.failed`), not this message's: a hand-sent one may name the other.
-    await appendNotifyOutcome(deps, job, job.status === 'failed' ? 'export.failed' : 'export.completed');
+    await appendNotifyOutcome(deps, job, notifyEventFor(job.status));
     return { status: 'skipped', attempts: 0 };
   }
   // The event must be the one the export's status calls for: the pipeline always sends that one,
@@ -329,13 +332,23 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
   // expired before its notification posts nothing at all either: the requester learns of it from
   // the export's view. Acknowledged, not retried: no retry changes the status.
   if (job.status !== eventStatus[message.event]) {
-    deps.log.warn('notify event does not match the export: nothing posted', { exportId: job.exportId, event: message.event, status: job.status });
+    // A revoke before a pending post is the expected race (info); any other mismatch is a
+    // hand-sent message naming the wrong event, which the operator must see (warn).
+    const expected = message.event === 'export.completed' && job.status === 'revoked';
+    deps.log[expected ? 'info' : 'warn']('notify event does not match the export: nothing posted', { exportId: job.exportId, event: message.event, status: job.status });
     return { status: 'skipped', attempts: 0 };
   }
   let link: string | null = null;
   if (message.event === 'export.completed') {
     if (!job.expiresAt) {
       deps.log.error('completed export without its expiry: nothing posted', { exportId: job.exportId });
+      return { status: 'skipped', attempts: 0 };
+    }
+    // Stored as `completed` until something rewrites it, an export whose link has lapsed is
+    // `expired` (the view says so): a notification re-sent by hand days later must not say "ready"
+    // with a link that answers 410.
+    if (Date.parse(job.expiresAt) <= deps.clock.now().getTime()) {
+      deps.log.warn('notify for an export whose link has expired: nothing posted', { exportId: job.exportId, expiresAt: job.expiresAt });
       return { status: 'skipped', attempts: 0 };
     }
     link = downloadLink(deps.publicBaseUrl, createDownloadToken({ exportId: job.exportId, expiresAt: new Date(job.expiresAt) }, deps.linkSigningSecret));

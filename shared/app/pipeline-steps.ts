@@ -7,7 +7,7 @@ import type { Clock } from '../ports/clock';
 import type { PipelineLog } from '../ports/pipeline-log';
 import { errorForLog } from '../error-for-log';
 import { releaseExportCooldown, runCancelFollowUps } from './cancel-follow-ups';
-import { unfinishedStatuses, type ExportJob, type JobError } from './export-job';
+import { notifyEventFor, unfinishedStatuses, type ExportJob, type JobError } from './export-job';
 import { objectKeys, type FinalizeMessage, type FollowUpMessage, type NotifyMessage } from './messages';
 
 export type StepDeps = {
@@ -125,7 +125,7 @@ export async function runFollowUps(deps: StepDeps, job: FinishedJob): Promise<vo
     type: 'notify',
     exportId: job.exportId,
     channelId: job.channelId,
-    event: job.status === 'failed' ? 'export.failed' : 'export.completed',
+    event: notifyEventFor(job.status),
   };
   await deps.queue.send('notify', message);
   if (auditError !== undefined) throw auditError;
@@ -229,7 +229,7 @@ async function releaseCooldown(deps: StepDeps, failing: FailingJob): Promise<unk
     await releaseExportCooldown(deps.cooldowns, { channelId: failing.channelId, exportId: failing.exportId, managerId: owner.managerId, kind: owner.kind });
     return undefined;
   } catch (error) {
-    deps.log.warn('cooldown release failed', { exportId: failing.exportId, error: String(error) });
+    deps.log.warn('cooldown release failed', { exportId: failing.exportId, error: errorForLog(error) });
     return error;
   }
 }

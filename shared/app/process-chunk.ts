@@ -11,6 +11,7 @@ import {
   TooManyRowsError,
   type Predicate,
 } from '../domain';
+import { errorForLog } from '../error-for-log';
 import { crc32, createPartEncoder, type ColumnSpec, type PartEncoder } from '../xlsx';
 import { DEFAULT_CLAIM_WAIT_MS } from '../ports/export-store';
 import type { CasesSource, RawItem, UsersSource, WorkspaceSource } from '../ports/source-data';
@@ -321,7 +322,7 @@ async function runClaimed(
     return true;
   } catch (error) {
     await deps.store.releaseClaim(job.channelId, job.exportId, claim, token).catch((e: unknown) =>
-      deps.log.warn('claim release failed', { exportId: job.exportId, claim, error: String(e) }),
+      deps.log.warn('claim release failed', { exportId: job.exportId, claim, error: errorForLog(e) }),
     );
     throw error;
   }

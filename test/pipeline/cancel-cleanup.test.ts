@@ -188,7 +188,7 @@ describe('cancel deletes parts/', () => {
 });
 
 describe('a finalizer run whose parts vanish because another run finished the export', () => {
-  it('stops quietly (skipped, no error to retry, no record failure) and deletes nothing of the other run', async () => {
+  it('stops quietly (skipped, no error to retry) and deletes nothing of the other run, sending the notify that run may have died before', async () => {
     const ready = await exportReadyToFinalize(stack, CHANNEL, 'cc0ffee00004', stepDeps());
     const { objects, store } = storesFor(stack);
     const otherFile = `${objectKeys.filePrefix(CHANNEL, ready.exportId)}other-run.xlsx`;
@@ -200,7 +200,8 @@ describe('a finalizer run whose parts vanish because another run finished the ex
       if (!finished && !key.endsWith('.json') && !key.includes('meta')) {
         finished = true;
         await objects.put(otherFile, 'the other run\'s file');
-        expect(await store.setStatus(CHANNEL, ready.exportId, 'completed', ['finalizing'], { completedAt: new Date().toISOString() })).toBe(true);
+        const facts = { completedAt: new Date().toISOString(), rowCount: 1, fileName: 'other.xlsx', fileSize: 20, sha256: 'ab'.repeat(32) };
+        expect(await store.setStatus(CHANNEL, ready.exportId, 'completed', ['finalizing'], facts)).toBe(true);
         await objects.deletePrefix(objectKeys.partsPrefix(ready.exportId));
       }
       return objects.getBuffer(key);
@@ -208,7 +209,10 @@ describe('a finalizer run whose parts vanish because another run finished the ex
     const outcome = await finalizeExport(finalizeMessage(ready), finalizeDepsFor(stack, { ...stepDeps(), objects: watched }, LINK_SECRET), { receiveCount: 1 });
     expect(finished).toBe(true);
     expect(outcome.status).toBe('skipped');
-    expect((await store.getJob(CHANNEL, ready.exportId))?.status).toBe('completed');
+    const after = await store.getJob(CHANNEL, ready.exportId);
+    expect(after?.status).toBe('completed');
+    // The other run died before announcing it (its stand-in here never does): this run does.
+    expect(after?.notifyEnqueued).toBe(true);
     expect((await objects.list(objectKeys.filePrefix(CHANNEL, ready.exportId))).map((o) => o.key)).toEqual([otherFile]);
   });
 });

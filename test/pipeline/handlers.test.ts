@@ -9,6 +9,7 @@ import { createLambdaContext } from '../../infra/local/lambda-context';
 import type { SqsHandler } from '../../infra/local/sqs-poller';
 import { objectKeys } from '../../shared/app/messages';
 import { DEAD_LETTERS_METRIC } from '../../shared/metric-names';
+import { metrics } from '../../shared/adapters/aws/pipeline-deps';
 import { DynamoAuditLog } from '../../shared/adapters/aws/dynamo-audit-log';
 import { buildChunkMessages } from '../../shared/app/plan-chunks';
 import { processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
@@ -220,18 +221,26 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     // Each dead letter is one deadLetters data point, by the message it carried and its outcome.
     const dimensions = vi.spyOn(Metrics.prototype, 'addDimensions');
     const added = vi.spyOn(Metrics.prototype, 'addMetric');
+    const singleMetric = vi.spyOn(metrics, 'singleMetric');
     let result: SQSBatchResponse;
     let counted: unknown[];
     try {
       result = await invoke(dlq, sampleFor('sqs-dlq', { 'evt-contacts-1': exportId }));
+      // Per data point: the dimensions added to its own Metrics instance, which comes from the
+      // shared one's singleMetric (so it carries the default `service` dimension too).
+      const singles = new Set(singleMetric.mock.results.map((r) => r.value as Metrics));
       counted = added.mock.calls.flatMap(([name], i) => {
-        if (name !== DEAD_LETTERS_METRIC) return [];
-        const at = dimensions.mock.contexts.indexOf(added.mock.contexts[i]);
+        const instance = added.mock.contexts[i] as Metrics;
+        if (name !== DEAD_LETTERS_METRIC || !singles.has(instance)) return [];
+        const at = dimensions.mock.contexts.indexOf(instance);
         return [at < 0 ? 'no dimensions' : dimensions.mock.calls[at]?.[0]];
       });
+      // The plain series by function is published too (on the shared instance, its dimension added per invocation).
+      expect(added.mock.calls.filter(([name], i) => name === DEAD_LETTERS_METRIC && added.mock.contexts[i] === metrics)).toHaveLength(2);
     } finally {
       dimensions.mockRestore();
       added.mockRestore();
+      singleMetric.mockRestore();
     }
     expect(result.batchItemFailures).toEqual([]);
     // The batch's records run concurrently: in either order.

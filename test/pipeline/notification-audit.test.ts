@@ -82,6 +82,28 @@ describe('notifier: the outcome in the audit trail', () => {
     expect(completed.audit.events).toEqual([{ type: 'notified', exportId: 'na-wrong-1', channelId: CHANNEL, at: completed.current().notifiedAt, event: 'export.completed' }]);
   });
 
+  it('a notification re-sent after the link expired posts nothing: never "ready" with a link that answers 410', async () => {
+    const { notifyDeps, audit } = setup({ ...makeCompletedJob('na-lapsed', CHANNEL), expiresAt: '2026-02-20T00:00:00.000Z' });
+    const bot = scriptedBot({ status: 200 });
+    expect(await notifyExport(notify('na-lapsed'), notifyDeps(bot))).toEqual({ status: 'skipped', attempts: 0 });
+    expect(bot.posts).toEqual([]);
+    expect(audit.events).toEqual([]);
+  });
+
+  it('a dead letter of a hand-sent notification naming the other event records the event the status calls for', async () => {
+    const { stepDeps, audit, current } = setup(makeCompletedJob('na-dlq-wrong', CHANNEL));
+    expect(await handleDeadLetter(JSON.stringify(notify('na-dlq-wrong', 'export.failed')), stepDeps, { queue: 'notify-dlq' })).toBe('notify-failure-recorded');
+    expect(audit.events.map((e) => ('event' in e ? e.event : undefined))).toEqual(['export.completed']);
+    expect(current().notifyError).toContain('export.completed');
+  });
+
+  it('a dead letter after the runbook cleared the last one (notifyError removed) gets its own time, not the old one', async () => {
+    const { stepDeps, clock, current, store } = setup({ ...makeCompletedJob('na-dlq-again', CHANNEL), notifyErrorAt: '2026-02-28T00:00:00.000Z' });
+    expect(store.jobs.get('na-dlq-again')?.notifyError).toBeUndefined();
+    expect(await handleDeadLetter(JSON.stringify(notify('na-dlq-again')), stepDeps, { queue: 'notify-dlq' })).toBe('notify-failure-recorded');
+    expect(current().notifyErrorAt).toBe(clock.now().toISOString());
+  });
+
   it('a refusal (403): one `notify-failed` with the status only, never the link, the URL or a header', async () => {
     const { notifyDeps, audit, current } = setup(makeCompletedJob('na-refused', CHANNEL));
     const bot = scriptedBot({ status: 403 });

@@ -1,10 +1,10 @@
 import { describe, expect, it, vi } from 'vitest';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { resetConfig } from '../../shared/config';
+import { ConfigError, resetConfig, type Config } from '../../shared/config';
 import { CONFIG_ERRORS_METRIC, RECORD_FAILURES_METRIC } from '../../shared/metric-names';
-import { logger, metrics } from '../../shared/adapters/aws/pipeline-deps';
+import { checkNotifierConfig, logger, metrics } from '../../shared/adapters/aws/pipeline-deps';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
-import type { Context, SQSEvent } from 'aws-lambda';
+import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { LocalStack } from '../../infra/local/stack';
 import { useLocalStack } from './helpers';
 import { createSqsHandler, exportIdOf, holderLeaseOf, messageTypeOf, parseReceiveLimits, queueUrlForArn, retryAfterOf, retryDelaySeconds, retryVisibilitySeconds, waitedOnHolder } from '../../shared/adapters/aws/sqs-handler';
@@ -198,6 +198,37 @@ describe('a failed record comes back after the retry delay, not the visibility t
       if (saved === undefined) delete process.env.LINK_TTL_DAYS;
       else process.env.LINK_TTL_DAYS = saved;
       resetConfig();
+      added.mockRestore();
+      errors.mockRestore();
+    }
+  });
+
+  it("the notifier's own settings (its webhook and key) are checked with the shared ones: a missing one refuses the batch, counted, one line naming it", async () => {
+    expect(() => checkNotifierConfig({ BOT_WEBHOOK_URL: 'https://bot.example/hook', BOT_SIGNING_SECRET_ARN: 'arn:aws:secretsmanager:x' } as Config)).not.toThrow();
+    expect(() => checkNotifierConfig({ BOT_WEBHOOK_URL: 'https://bot.example/hook', BOT_SIGNING_SECRET: 'k' } as Config)).not.toThrow();
+    expect(() => checkNotifierConfig({} as Config)).toThrow(
+      new ConfigError('invalid environment: BOT_WEBHOOK_URL: required for the notifier; BOT_SIGNING_SECRET or BOT_SIGNING_SECRET_ARN: required for the notifier'),
+    );
+    const added = vi.spyOn(metrics, 'addMetric');
+    const errors = vi.spyOn(logger, 'error');
+    let ran = 0;
+    try {
+      const handler = createSqsHandler(
+        'test',
+        async () => {
+          ran++;
+        },
+        () => checkNotifierConfig({} as Config),
+      );
+      const body = JSON.stringify({ type: 'notify', exportId: 'e-n', channelId: 'c', event: 'export.completed' });
+      const record = { messageId: 'm-n', receiptHandle: 'r', body, attributes: { ApproximateReceiveCount: '1' }, eventSourceARN: stack.queues.notify.arn } as unknown as SQSRecord;
+      const response = await handler({ Records: [record] } as SQSEvent, {} as Context);
+      expect(response.batchItemFailures).toEqual([{ itemIdentifier: 'm-n' }]);
+      expect(ran).toBe(0);
+      expect(added).toHaveBeenCalledWith(CONFIG_ERRORS_METRIC, MetricUnit.Count, 1);
+      const line = errors.mock.calls.find(([message]) => message === 'invalid configuration: every record of the batch fails');
+      expect(JSON.stringify(line?.[1])).toContain('BOT_WEBHOOK_URL: required for the notifier');
+    } finally {
       added.mockRestore();
       errors.mockRestore();
     }

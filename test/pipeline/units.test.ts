@@ -243,6 +243,10 @@ describe('notifier', () => {
     expect(otherFailure.message.en).toContain('Please request it again as it was');
     expect(JSON.stringify(otherFailure.message)).not.toMatch(/check the request|조건을 확인|좁혀/);
     expect(failed.message.en).toContain('Please narrow the request and try again.');
+    // A filter or segment the chunks found invalid fails the same request again: check it.
+    const badSegment = buildBotEvent(job({ status: 'failed', error: { code: 'SEGMENT_INVALID', message: 'the segment was deleted' } }), 'export.failed', null);
+    expect(badSegment.message.ko).toContain('조건을 확인한 뒤 다시 요청해 주세요');
+    expect(badSegment.message.en).toContain('Please check the request and try again.');
   });
 
   it('gives the expiry in the export\'s zone, named, in both texts (not Seoul time for a New York channel)', () => {

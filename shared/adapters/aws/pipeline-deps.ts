@@ -1,6 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { getConfig, type Config } from '../../config';
+import { ConfigError, getConfig, type Config } from '../../config';
 import { METRICS_NAMESPACE, SERVICE_NAME } from '../../metric-names';
 import { systemClock, type Clock } from '../../ports/clock';
 import type { KeyWrapper } from '../../ports/key-wrapper';
@@ -102,8 +102,21 @@ export async function finalizeDeps(log: PipelineLog): Promise<FinalizeDeps> {
   };
 }
 
+/**
+ * What the notifier needs beyond the shared settings, checked before any record runs (so a missing
+ * one is the batch's one `invalid configuration` line and counted, not an error per record).
+ */
+export function checkNotifierConfig(config: Config): void {
+  const missing = [
+    ...(config.BOT_WEBHOOK_URL ? [] : ['BOT_WEBHOOK_URL: required for the notifier']),
+    ...(config.BOT_SIGNING_SECRET || config.BOT_SIGNING_SECRET_ARN ? [] : ['BOT_SIGNING_SECRET or BOT_SIGNING_SECRET_ARN: required for the notifier']),
+  ];
+  if (missing.length > 0) throw new ConfigError(`invalid environment: ${missing.join('; ')}`);
+}
+
 export async function notifyDeps(log: PipelineLog): Promise<NotifyDeps> {
   const b = baseDeps();
+  checkNotifierConfig(b.config);
   if (!b.config.BOT_WEBHOOK_URL) throw new Error('BOT_WEBHOOK_URL must be set for the notifier');
   return {
     store: b.store,

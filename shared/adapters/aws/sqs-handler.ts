@@ -174,6 +174,8 @@ export async function scheduleRetries(failed: SQSRecord[], reasons: readonly unk
 export function createSqsHandler(
   functionName: string,
   processRecord: (record: SQSRecord, context: Context) => Promise<void>,
+  /** The function's own settings beyond getConfig()'s, checked with them (throws ConfigError). */
+  checkOwnConfig: (config: Config) => void = () => undefined,
 ) {
   const run = async (event: SQSEvent, context: Context): Promise<PromiseSettledResult<void>[]> => {
     const started = Date.now();
@@ -183,7 +185,7 @@ export function createSqsHandler(
     // Errors metric stays 0), so the failures are counted here, where the recordFailures alarms
     // read them; before, a bad setting failed every record for hours without an alarm.
     try {
-      getConfig();
+      checkOwnConfig(getConfig());
       getReceiveLimits();
     } catch (error) {
       logger.error('invalid configuration: every record of the batch fails', { function: functionName, records: event.Records.length, error: errorForLog(error) });

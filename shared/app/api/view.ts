@@ -1,5 +1,5 @@
 import type { NotificationOutcome } from '../../ports/audit-log';
-import { describeProgress, fileWasMade, type ExportJob } from '../export-job';
+import { describeProgress, fileWasMade, notifyEventFor, type ExportJob } from '../export-job';
 import { refusalReason } from '../notify-export';
 
 /** What the API shows of a job: never the encryption params, the wrapped key or the object key. */
@@ -44,7 +44,7 @@ export type ExportView = {
 export function notificationView(
   job: Pick<ExportJob, 'status' | 'updatedAt' | 'notifiedAt' | 'notifyRefusedAt' | 'notifyRefusedStatus' | 'notifyError' | 'notifyErrorAt'>,
 ): NotificationOutcome | undefined {
-  const event = job.status === 'failed' ? 'export.failed' : 'export.completed';
+  const event = notifyEventFor(job.status);
   if (job.notifiedAt) return { status: 'delivered', at: job.notifiedAt, event };
   if (!job.notifyRefusedAt && !job.notifyError) return undefined;
   // A refusal carries its status; a notifyError alone is the DLQ handler's (every retry failed).
