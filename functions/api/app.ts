@@ -1,4 +1,5 @@
 import middy from '@middy/core';
+import { CORS_EXPOSED_HEADERS } from '../../shared/http/cors';
 import type { z } from 'zod';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
@@ -102,7 +103,7 @@ function withCors(response: APIGatewayProxyResult, event: APIGatewayProxyEvent |
     headers: {
       ...(response.headers ?? {}),
       'Access-Control-Allow-Origin': origin,
-      'Access-Control-Expose-Headers': 'Location, Retry-After, Idempotency-Replayed, X-Request-Id, WWW-Authenticate, Accept-Encoding',
+      'Access-Control-Expose-Headers': CORS_EXPOSED_HEADERS,
       Vary: 'Origin',
     },
   };

@@ -1,4 +1,5 @@
 import { Stack } from 'aws-cdk-lib';
+import { CORS_EXPOSED_HEADERS } from '../../shared/http/cors';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
@@ -154,7 +155,7 @@ export class ApiFirewall extends Construct {
       // last 5 minutes is back under the limit.
       { name: 'Retry-After', value: '60' },
       // As the handler's own responses do: otherwise the admin UI's code cannot read Retry-After.
-      { name: 'Access-Control-Expose-Headers', value: 'Retry-After' },
+      { name: 'Access-Control-Expose-Headers', value: CORS_EXPOSED_HEADERS },
     ]);
     // A JSON body as the api's parser and the local stack tell one (shared/http/media-type.ts):
     // the pattern is lower case, and the header is lower-cased before the match.

@@ -1,4 +1,5 @@
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { CORS_EXPOSED_HEADERS } from '../../shared/http/cors';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -111,7 +112,9 @@ export class ExportApi extends Construct {
 
     // CORS headers on API Gateway's own errors too (authorizer denials, validation failures,
     // throttling), or the browser hides the status from the admin UI.
-    const corsHeaders = { 'Access-Control-Allow-Origin': `'${props.adminOrigin}'`, Vary: "'Origin'" };
+    // Exposed as the handler's are: the throttle's Retry-After and the 401's WWW-Authenticate are
+    // unreadable to the UI's script otherwise.
+    const corsHeaders = { 'Access-Control-Allow-Origin': `'${props.adminOrigin}'`, 'Access-Control-Expose-Headers': `'${CORS_EXPOSED_HEADERS}'`, Vary: "'Origin'" };
     this.restApi.addGatewayResponse('Default4xx', { type: apigw.ResponseType.DEFAULT_4XX, responseHeaders: corsHeaders });
     this.restApi.addGatewayResponse('Default5xx', { type: apigw.ResponseType.DEFAULT_5XX, responseHeaders: corsHeaders });
     // API Gateway's validation text quotes the offending value, which for a bad password would

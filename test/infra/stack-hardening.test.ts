@@ -1,4 +1,5 @@
 import type { Template } from 'aws-cdk-lib/assertions';
+import { CORS_EXPOSED_HEADERS } from '../../shared/http/cors';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BODY_TOO_LARGE_BODY, OTHER_BODY_TOO_LARGE_BODY, RATE_LIMITED_BODY, WAF_BODY_SIZE_RULE, WAF_EVALUATION_WINDOW_SECONDS, WAF_OTHER_BODY_SIZE_RULE, WAF_RULES, webAclNameFor } from '../../infra/stack/api-firewall';
 import { bodyLimitFor, contentLengthOverPattern, LARGE_BODY_PATH_PATTERN, MAX_OTHER_BODY_BYTES, MAX_REQUEST_BODY_BYTES } from '../../shared/http/limits';
@@ -199,7 +200,7 @@ describe('WAF web ACL: per-client-IP rate limits before API Gateway\'s global th
       expect(body, r.Name).toEqual({ ContentType: 'APPLICATION_JSON', Content: RATE_LIMITED_BODY });
       expect(JSON.parse(body!.Content)).toMatchObject({ error: { code: 'RATE_LIMITED' } });
       const headers = Object.fromEntries((response!.ResponseHeaders ?? []).map((h) => [h.Name, h.Value]));
-      expect(headers).toMatchObject({ 'Access-Control-Allow-Origin': TEST_CONTEXT.adminOrigin, 'Access-Control-Expose-Headers': 'Retry-After', Vary: 'Origin' });
+      expect(headers).toMatchObject({ 'Access-Control-Allow-Origin': TEST_CONTEXT.adminOrigin, 'Access-Control-Expose-Headers': CORS_EXPOSED_HEADERS, Vary: 'Origin' });
       expect(Number(headers['Retry-After'])).toBeGreaterThan(0);
     }
   });

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { CORS_EXPOSED_HEADERS } from '../../shared/http/cors';
 import { execFile } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -733,7 +734,10 @@ describe('REST API', () => {
       expect(response.status, type).toBe(status);
       expect(response.error, type).toMatchObject({ code, requestId: '$context.requestId' });
       expect(response.headers['gatewayresponse.header.Access-Control-Allow-Origin'], type).toBe(`'${TEST_CONTEXT.adminOrigin}'`);
+      // Readable by the UI's script, as the handler's own answers are (Retry-After, WWW-Authenticate).
+      expect(response.headers['gatewayresponse.header.Access-Control-Expose-Headers'], type).toBe(`'${CORS_EXPOSED_HEADERS}'`);
     }
+    expect(CORS_EXPOSED_HEADERS.split(', ')).toEqual(expect.arrayContaining(['Retry-After', 'WWW-Authenticate']));
     expect(gatewayResponse('UNAUTHORIZED').headers['gatewayresponse.header.WWW-Authenticate']).toBe(`'Bearer realm="export-service"'`);
     expect(gatewayResponse('UNAUTHORIZED').error).toMatchObject({ field: 'Authorization', rule: 'bearer-token' });
     expect(gatewayResponse('THROTTLED').headers['gatewayresponse.header.Retry-After']).toBe("'1'");

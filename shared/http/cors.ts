@@ -1,0 +1,7 @@
+/**
+ * The response headers a browser's script may read from the API (`Access-Control-Expose-Headers`):
+ * the handler's answers, API Gateway's own (an authorizer's 401, the stage throttle's 429) and the
+ * web ACL's must all list them, or the admin UI cannot read `Retry-After` on a 429 or
+ * `WWW-Authenticate` on a 401. No imports, so the CDK app can use it.
+ */
+export const CORS_EXPOSED_HEADERS = 'Location, Retry-After, Idempotency-Replayed, X-Request-Id, WWW-Authenticate, Accept-Encoding';
