@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import { CORS_EXPOSED_HEADERS } from '../../shared/http/cors';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
@@ -78,6 +79,25 @@ export function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<
   });
 }
 
+/**
+ * The headers of an answer the local stack gives itself, before or instead of the api (the 413,
+ * the 503 while it starts, a 500 of its own), as the api's own answers carry them: JSON, never
+ * cached, and for the admin origin (ADMIN_ORIGIN) the CORS headers, so a browser client sees the
+ * status instead of a CORS network error. On AWS, the web ACL's and API Gateway's answers carry
+ * the same (infra/stack).
+ */
+export function stackAnswerHeaders(req: IncomingMessage, requestId: string): Record<string, string> {
+  const origin = req.headers.origin;
+  const allowed = process.env.ADMIN_ORIGIN;
+  return {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    'x-request-id': requestId,
+    ...(allowed && origin === allowed ? { 'access-control-allow-origin': origin, 'access-control-expose-headers': CORS_EXPOSED_HEADERS, vary: 'Origin' } : {}),
+  };
+}
+
 /** After a 413, how much more of the body is read and dropped, and for how long, at most. */
 const LINGER_BYTES = MAX_BODY_BYTES;
 const LINGER_MS = 5_000;
@@ -92,7 +112,7 @@ const LINGER_MS = 5_000;
  */
 export function writeBodyTooLarge(req: IncomingMessage, res: ServerResponse, error: BodyTooLargeError): void {
   const requestId = randomUUID();
-  res.writeHead(413, { 'content-type': 'application/json', 'x-request-id': requestId });
+  res.writeHead(413, stackAnswerHeaders(req, requestId));
   res.end(JSON.stringify({ error: { ...bodyTooLarge(error.limitBytes), requestId } }));
   if (req.complete) return;
   const socket = req.socket;

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
@@ -14,7 +14,7 @@ import { lockDataDir } from './data-dir-lock';
 import { startEmulators } from './emulators';
 import { createBucket, createQueues, createTables, LOCAL_BUCKET, LOCAL_TABLES, type LocalQueues, type QueueSettings } from './resources';
 import { startPoller, type Poller, type SqsHandler } from './sqs-poller';
-import { BodyTooLargeError, readBody, toApiGatewayEvent, writeApiGatewayResult, writeBodyTooLarge } from './http-to-apigw';
+import { BodyTooLargeError, readBody, stackAnswerHeaders, toApiGatewayEvent, writeApiGatewayResult, writeBodyTooLarge } from './http-to-apigw';
 import { createLambdaContext } from './lambda-context';
 import { LocalBot } from './local-bot';
 import { resetClients } from '../../shared/adapters/aws/clients';
@@ -284,9 +284,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
             const message = loadFailed
               ? `api handler not loaded: ${apiLoadError instanceof Error ? apiLoadError.message : String(apiLoadError)}`
               : `the local stack is still ${startingStep}: try again in a minute`;
+            const requestId = randomUUID();
             res
-              .writeHead(503, { 'content-type': 'application/json', ...(loadFailed ? {} : { 'retry-after': '60' }) })
-              .end(JSON.stringify({ error: { code: 'API_UNAVAILABLE', message } }));
+              .writeHead(503, { ...stackAnswerHeaders(req, requestId), ...(loadFailed ? {} : { 'retry-after': '60' }) })
+              .end(JSON.stringify({ error: { code: 'API_UNAVAILABLE', message, requestId } }));
             return;
           }
           // As the web ACL on AWS: a JSON POST creating an export up to MAX_REQUEST_BODY_BYTES,
@@ -303,8 +304,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
             return;
           }
           log(`http error: ${String(error)}`);
-          if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ error: { code: 'INTERNAL', message: 'internal error' } }));
+          const requestId = randomUUID();
+          if (!res.headersSent) res.writeHead(500, stackAnswerHeaders(req, requestId));
+          res.end(JSON.stringify({ error: { code: 'INTERNAL', message: 'internal error', requestId } }));
         }
       })();
     });

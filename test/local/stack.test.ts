@@ -151,6 +151,8 @@ describe('local stack', () => {
       const error = (JSON.parse(res.body) as { error: Record<string, unknown> }).error;
       expect(error).toEqual({ code: 'BODY_TOO_LARGE', message: `the request body must be at most ${MAX_REQUEST_BODY_BYTES} bytes`, field: 'body', rule: 'max-bytes', requestId: expect.any(String) });
       expect(res.headers['x-request-id']).toBe(error.requestId);
+      // As every api answer: never cached.
+      expect(res.headers['cache-control']).toBe('no-store');
     }
     // A client that never stops sending is cut off well before its 64 MiB: the stack does not
     // go on reading (a raw socket, so the cut is the stack's, not a client library's).
@@ -353,6 +355,32 @@ describe('the data folder lock', () => {
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the local stack's own answers (413, 503, 500)", () => {
+  it('carry the CORS headers for the admin origin, as the api and, on AWS, the web ACL do; none for another origin', async () => {
+    const { stackAnswerHeaders } = await import('../../infra/local/http-to-apigw');
+    const { CORS_EXPOSED_HEADERS } = await import('../../shared/http/cors');
+    const saved = process.env.ADMIN_ORIGIN;
+    process.env.ADMIN_ORIGIN = 'https://admin.example.com';
+    try {
+      const req = (origin?: string) => ({ headers: origin ? { origin } : {} }) as unknown as import('node:http').IncomingMessage;
+      expect(stackAnswerHeaders(req('https://admin.example.com'), 'r-1')).toEqual({
+        'content-type': 'application/json; charset=utf-8',
+        'cache-control': 'no-store',
+        'x-content-type-options': 'nosniff',
+        'x-request-id': 'r-1',
+        'access-control-allow-origin': 'https://admin.example.com',
+        'access-control-expose-headers': CORS_EXPOSED_HEADERS,
+        vary: 'Origin',
+      });
+      expect(stackAnswerHeaders(req('https://evil.example.com'), 'r-2')).not.toHaveProperty('access-control-allow-origin');
+      expect(stackAnswerHeaders(req(), 'r-3')).not.toHaveProperty('access-control-allow-origin');
+    } finally {
+      if (saved === undefined) delete process.env.ADMIN_ORIGIN;
+      else process.env.ADMIN_ORIGIN = saved;
     }
   });
 });
