@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { casesRequestFilterSchema, compileFilter, usersRequestFilterSchema } from './filter';
-import { INPUT_ERRORS, toValidationError } from './errors';
+import { INPUT_ERRORS, REQUIRED_MESSAGE, toValidationError } from './errors';
 import { PolicyViolationError } from './errors';
 import { checkCaseRange, checkPassword, defaultPolicyConfig, type PolicyConfig } from './policies';
 import { timeZoneSchema } from './records';
@@ -72,7 +72,9 @@ export function parseRevokeRequest(body: unknown): RevokeRequest {
   return parsed.data;
 }
 
-const calendarDate = z.iso.date('must be a calendar date (YYYY-MM-DD)');
+// A missing date is `required` like every other missing field: a fixed message here would hide
+// the shared error map's REQUIRED_MESSAGE, and issueRule would call it `type`.
+const calendarDate = z.iso.date({ error: (issue) => (issue.input === undefined ? REQUIRED_MESSAGE : 'must be a calendar date (YYYY-MM-DD)') });
 /**
  * A user or segment id. A scope-"user" id travels inline in a chunk message, and SQS refuses a
  * message holding control characters (but tab and line breaks), U+FFFE or U+FFFF: the export

@@ -155,6 +155,21 @@ describe('parsing errors', () => {
     }
   });
 
+  it('a missing case date is rule `required`, as every missing field; a bad one stays `format` / `type`', () => {
+    const issueOf = (body: Record<string, unknown>) => {
+      try {
+        parseExportRequest(body);
+      } catch (e) {
+        return (e as ValidationError).issues.map((i) => ({ path: i.path, rule: i.rule, message: i.message }));
+      }
+      throw new Error('accepted');
+    };
+    const { to: _to, ...withoutTo } = cases();
+    expect(issueOf(withoutTo)).toEqual([{ path: 'to', rule: 'required', message: 'is required' }]);
+    expect(issueOf(cases({ to: '2025-13-01' }))).toEqual([{ path: 'to', rule: 'format', message: 'must be a calendar date (YYYY-MM-DD)' }]);
+    expect(issueOf(cases({ to: 5 }))).toEqual([{ path: 'to', rule: 'type', message: 'must be a calendar date (YYYY-MM-DD)' }]);
+  });
+
   it('S4: an empty or blank reason is one issue with one message, not a repeat', () => {
     for (const reason of ['', '   ', '\n\t']) {
       try {
