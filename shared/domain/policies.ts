@@ -15,6 +15,10 @@ import {
   ValidationError,
 } from './errors';
 
+/** `1 second`, `30 seconds`. */
+function plural(n: number, unit: string): string {
+  return `${n} ${unit}${n === 1 ? '' : 's'}`;
+}
 export type ExportKind = 'cases' | 'contacts';
 
 export const policyConfigSchema = z.strictObject({
@@ -176,7 +180,7 @@ export function cooldownKey(channelId: string, managerId: string, kind: ExportKi
 export function cooldownActiveError(kind: ExportKind, retryAfterSeconds: number, config: PolicyConfig = defaultPolicyConfig): CooldownActiveError {
   const minutes = config.cooldownMinutes[kind];
   return new CooldownActiveError(
-    `one ${kind} export per ${minutes} minutes per manager; try again in ${Math.max(1, Math.ceil(retryAfterSeconds))} seconds (rule C8)`,
+    `one ${kind} export per ${minutes === 1 ? 'minute' : `${minutes} minutes`} per manager; try again in ${plural(Math.max(1, Math.ceil(retryAfterSeconds)), 'second')} (rule C8)`,
     { retryAfterSeconds: Math.max(1, Math.ceil(retryAfterSeconds)), field: 'kind', rule: 'C8' },
   );
 }

@@ -15,6 +15,7 @@ import {
   cooldownKey,
   cooldownWindowSeconds,
   createPolicyConfig,
+  defaultPolicyConfig,
   latestCaseRangeEnd,
   parseCalendarDate,
   requirePermission,
@@ -207,6 +208,21 @@ describe('C8 cooldown', () => {
     }
     expect(() => checkCooldown('contacts', t0, t0 + 30 * 60_000)).not.toThrow();
     expect(() => checkCooldown('contacts', undefined, t0)).not.toThrow();
+  });
+
+  it('C8: the message counts in words a person reads: "1 minute", "1 second", plurals otherwise', () => {
+    const t0 = Date.UTC(2025, 6, 1, 0, 0, 0);
+    const messageOf = (config: typeof defaultPolicyConfig, now: number) => {
+      try {
+        checkCooldown('contacts', t0, now, config);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      throw new Error('no cooldown');
+    };
+    const oneMinute = { ...defaultPolicyConfig, cooldownMinutes: { ...defaultPolicyConfig.cooldownMinutes, contacts: 1 } };
+    expect(messageOf(oneMinute, t0 + 59_500)).toMatch(/^one contacts export per minute per manager; try again in 1 second \(rule C8\)$/);
+    expect(messageOf(defaultPolicyConfig, t0 + 10 * 60_000)).toMatch(/^one contacts export per 30 minutes per manager; try again in 1200 seconds/);
   });
 
   it('C8: the cooldown key is per channel, manager and kind', () => {
