@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { CORS_EXPOSED_HEADERS } from '../../shared/http/cors';
+import { CORS_ALLOWED_HEADERS, CORS_ALLOWED_METHODS, CORS_EXPOSED_HEADERS, CORS_MAX_AGE_SECONDS } from '../../shared/http/cors';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
@@ -95,6 +95,26 @@ export function stackAnswerHeaders(req: IncomingMessage, requestId: string): Rec
     'x-content-type-options': 'nosniff',
     'x-request-id': requestId,
     ...(allowed && origin === allowed ? { 'access-control-allow-origin': origin, 'access-control-expose-headers': CORS_EXPOSED_HEADERS, vary: 'Origin' } : {}),
+  };
+}
+
+/**
+ * A CORS preflight (`OPTIONS` with `Access-Control-Request-Method`), answered as API Gateway's
+ * preflight routes do on AWS (infra/stack/export-api.ts: no authorizer, the same lists): 204,
+ * the admin origin (ADMIN_ORIGIN) allowed with the methods and headers, nothing for another
+ * origin. Without it the api answered 405 and a browser client could not use the local stack.
+ */
+export function preflightHeaders(req: IncomingMessage): Record<string, string> | undefined {
+  if (req.method !== 'OPTIONS' || req.headers['access-control-request-method'] === undefined) return undefined;
+  const origin = req.headers.origin;
+  const allowed = process.env.ADMIN_ORIGIN;
+  if (!allowed || origin !== allowed) return { vary: 'Origin' };
+  return {
+    'access-control-allow-origin': allowed,
+    'access-control-allow-methods': CORS_ALLOWED_METHODS.join(','),
+    'access-control-allow-headers': CORS_ALLOWED_HEADERS.join(','),
+    'access-control-max-age': String(CORS_MAX_AGE_SECONDS),
+    vary: 'Origin',
   };
 }
 

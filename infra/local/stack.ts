@@ -14,7 +14,7 @@ import { lockDataDir } from './data-dir-lock';
 import { startEmulators } from './emulators';
 import { createBucket, createQueues, createTables, LOCAL_BUCKET, LOCAL_TABLES, type LocalQueues, type QueueSettings } from './resources';
 import { startPoller, type Poller, type SqsHandler } from './sqs-poller';
-import { BodyTooLargeError, readBody, stackAnswerHeaders, toApiGatewayEvent, writeApiGatewayResult, writeBodyTooLarge } from './http-to-apigw';
+import { BodyTooLargeError, preflightHeaders, readBody, stackAnswerHeaders, toApiGatewayEvent, writeApiGatewayResult, writeBodyTooLarge } from './http-to-apigw';
 import { createLambdaContext } from './lambda-context';
 import { LocalBot } from './local-bot';
 import { resetClients } from '../../shared/adapters/aws/clients';
@@ -275,6 +275,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           }
           if (url.pathname === '/v1/dev/inbox' && req.method === 'GET') {
             res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: bot.messages, refused: bot.refused }));
+            return;
+          }
+          const preflight = preflightHeaders(req);
+          if (preflight) {
+            res.writeHead(204, preflight).end();
             return;
           }
           if (!apiHandler) {

@@ -1,5 +1,5 @@
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
-import { CORS_EXPOSED_HEADERS } from '../../shared/http/cors';
+import { CORS_ALLOWED_HEADERS, CORS_ALLOWED_METHODS, CORS_EXPOSED_HEADERS, CORS_MAX_AGE_SECONDS } from '../../shared/http/cors';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -61,9 +61,9 @@ export class ExportApi extends Construct {
     });
     const cors: apigw.CorsOptions = {
       allowOrigins: [props.adminOrigin],
-      allowMethods: ['GET', 'POST', 'OPTIONS'],
-      allowHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key'],
-      maxAge: Duration.hours(1),
+      allowMethods: [...CORS_ALLOWED_METHODS],
+      allowHeaders: [...CORS_ALLOWED_HEADERS],
+      maxAge: Duration.seconds(CORS_MAX_AGE_SECONDS),
     };
     this.restApi = new apigw.RestApi(this, 'Api', {
       // Per stack: API Gateway's metrics (the 5xx alarm's) are keyed by this name alone, so a

@@ -5,3 +5,12 @@
  * `WWW-Authenticate` on a 401. No imports, so the CDK app can use it.
  */
 export const CORS_EXPOSED_HEADERS = 'Location, Retry-After, Idempotency-Replayed, X-Request-Id, WWW-Authenticate, Accept-Encoding';
+
+/**
+ * What a preflight allows (API Gateway answers them on AWS, the local stack the same way): the
+ * methods the routes use, the request headers a client sets, and how long a browser may keep the
+ * answer.
+ */
+export const CORS_ALLOWED_METHODS = ['GET', 'POST', 'OPTIONS'] as const;
+export const CORS_ALLOWED_HEADERS = ['Authorization', 'Content-Type', 'Idempotency-Key'] as const;
+export const CORS_MAX_AGE_SECONDS = 3600;

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { CORS_EXPOSED_HEADERS } from '../../shared/http/cors';
+import { CORS_ALLOWED_HEADERS, CORS_ALLOWED_METHODS, CORS_EXPOSED_HEADERS } from '../../shared/http/cors';
 import { execFile } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -701,6 +701,9 @@ describe('REST API', () => {
       expect(props.AuthorizationType).toBe('NONE');
       const headers = props.Integration.IntegrationResponses[0].ResponseParameters;
       expect(headers['method.response.header.Access-Control-Allow-Origin']).toBe(`'${TEST_CONTEXT.adminOrigin}'`);
+      // The lists the local stack's preflights answer with too (shared/http/cors.ts).
+      expect(headers['method.response.header.Access-Control-Allow-Methods']).toBe(`'${CORS_ALLOWED_METHODS.join(',')}'`);
+      expect(headers['method.response.header.Access-Control-Allow-Headers']).toBe(`'${CORS_ALLOWED_HEADERS.join(',')}'`);
     }
     // A body the request model refuses: the handler's code (clients switch on one), and nothing
     // of API Gateway's validation text, which quotes the offending value (a password).

@@ -100,6 +100,14 @@ describe('local stack', () => {
     expect(await status(`localhost:${port}`)).toBe(200);
   });
 
+  it('answers a CORS preflight itself with 204, as API Gateway does (it was the api\'s 405)', async () => {
+    const res = await fetch(`${stack.apiUrl}/v1/exports`, { method: 'OPTIONS', headers: { origin: 'https://elsewhere.example', 'access-control-request-method': 'POST' } });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('vary')).toBe('Origin');
+    // Not for an origin other than ADMIN_ORIGIN.
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
   it('answers a body over the service\'s limit with 413 BODY_TOO_LARGE in the api envelope, as the web ACL does on AWS, and stops reading it', async () => {
     const { request } = await import('node:http');
     const { connect } = await import('node:net');
@@ -361,7 +369,7 @@ describe('the data folder lock', () => {
 
 describe("the local stack's own answers (413, 503, 500)", () => {
   it('carry the CORS headers for the admin origin, as the api and, on AWS, the web ACL do; none for another origin', async () => {
-    const { stackAnswerHeaders } = await import('../../infra/local/http-to-apigw');
+    const { preflightHeaders, stackAnswerHeaders } = await import('../../infra/local/http-to-apigw');
     const { CORS_EXPOSED_HEADERS } = await import('../../shared/http/cors');
     const saved = process.env.ADMIN_ORIGIN;
     process.env.ADMIN_ORIGIN = 'https://admin.example.com';
@@ -378,6 +386,19 @@ describe("the local stack's own answers (413, 503, 500)", () => {
       });
       expect(stackAnswerHeaders(req('https://evil.example.com'), 'r-2')).not.toHaveProperty('access-control-allow-origin');
       expect(stackAnswerHeaders(req(), 'r-3')).not.toHaveProperty('access-control-allow-origin');
+      // Preflights, as API Gateway's preflight routes answer them: the admin origin allowed, another not.
+      const preflight = (origin: string) =>
+        ({ method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type,idempotency-key' } }) as unknown as import('node:http').IncomingMessage;
+      expect(preflightHeaders(preflight('https://admin.example.com'))).toEqual({
+        'access-control-allow-origin': 'https://admin.example.com',
+        'access-control-allow-methods': 'GET,POST,OPTIONS',
+        'access-control-allow-headers': 'Authorization,Content-Type,Idempotency-Key',
+        'access-control-max-age': '3600',
+        vary: 'Origin',
+      });
+      expect(preflightHeaders(preflight('https://evil.example.com'))).toEqual({ vary: 'Origin' });
+      // A plain OPTIONS (no Access-Control-Request-Method) is no preflight: the api answers it (405).
+      expect(preflightHeaders({ method: 'OPTIONS', headers: {} } as unknown as import('node:http').IncomingMessage)).toBeUndefined();
     } finally {
       if (saved === undefined) delete process.env.ADMIN_ORIGIN;
       else process.env.ADMIN_ORIGIN = saved;
