@@ -205,7 +205,7 @@ const exportViewSchema: JsonSchema = {
       // `query` is in contactsScopeSchema (shared/app/export-job.ts) for jobs stored by an
       // earlier version; a request can no longer ask for it.
       enum: ['range', 'all', 'filter', 'segment', 'selection', 'user', 'query'],
-      description: 'The contacts scope; `range` for a cases export.',
+      description: 'The contacts scope; `range` for a cases export. `query` appears only on exports stored by an earlier version; a request can no longer ask for it (a quick search is the `query` field beside a scope).',
     },
     createdAt: isoDateTime,
     updatedAt: isoDateTime,
@@ -291,7 +291,11 @@ const auditEntrySchema: JsonSchema = {
     },
     requestedAt: isoDateTime,
     kind: { type: 'string', enum: ['cases', 'contacts'] },
-    scope: { type: 'string', enum: ['range', 'all', 'filter', 'segment', 'selection', 'user', 'query'] },
+    scope: {
+      type: 'string',
+      enum: ['range', 'all', 'filter', 'segment', 'selection', 'user', 'query'],
+      description: 'As the export view\'s: `query` only on exports stored by an earlier version.',
+    },
     filters: {
       type: 'object',
       description:
