@@ -163,47 +163,33 @@ export class ServiceAlarms extends Construct {
         statistic: 'Sum',
       }),
     );
+    // One of our metrics summed over the functions that publish it, per 5 minutes.
+    const sumOver = (metricName: string, functions: readonly string[], label: string) => {
+      const usingMetrics = Object.fromEntries(
+        functions.map((fn) => [
+          `m_${fn}`,
+          new cloudwatch.Metric({ namespace: METRICS_NAMESPACE, metricName, dimensionsMap: { service: SERVICE_NAME, function: fn }, period: Duration.minutes(5), statistic: 'Sum' }),
+        ]),
+      );
+      return new cloudwatch.MathExpression({ expression: Object.keys(usingMetrics).join(' + '), usingMetrics, label, period: Duration.minutes(5) });
+    };
     // Exports failed at once by a code that means the service went wrong (a part that does not
     // match its meta, encryption parameters that do not open, data expired before the export was
     // built): no retry and no dead letter follows, so no alarm above sees them. Chunk and
     // finalizer both count them (INTERNAL_FAILURES_METRIC).
-    const internal = Object.fromEntries(
-      (['chunk', 'finalizer'] as const).map((fn) => [
-        `f_${fn}`,
-        new cloudwatch.Metric({
-          namespace: METRICS_NAMESPACE,
-          metricName: INTERNAL_FAILURES_METRIC,
-          dimensionsMap: { service: SERVICE_NAME, function: fn },
-          period: Duration.minutes(5),
-          statistic: 'Sum',
-        }),
-      ]),
-    );
     alarmAbove(
       'ExportsFailedInternally',
       `exports failed with ${INTERNAL_FAILURE_CODES.join(', ')}: the service, not the request, went wrong; the job's error and the chunk/finalizer logs (by exportId) say which`,
-      new cloudwatch.MathExpression({ expression: Object.keys(internal).join(' + '), usingMetrics: internal, label: 'exports failed internally', period: Duration.minutes(5) }),
+      sumOver(INTERNAL_FAILURES_METRIC, ['chunk', 'finalizer'], 'exports failed internally'),
     );
     // A bad setting fails every record of every batch (each comes back only after its queue's
     // visibility timeout, so hours pass before anything dead-letters): the chunk function and the
     // notifier had no alarm on their record failures, and their queues' age alarms fire only
     // 20-30 minutes later, without saying why.
-    const configErrors = Object.fromEntries(
-      PIPELINE_FUNCTION_METRIC_NAMES.map((fn) => [
-        `c_${fn}`,
-        new cloudwatch.Metric({
-          namespace: METRICS_NAMESPACE,
-          metricName: CONFIG_ERRORS_METRIC,
-          dimensionsMap: { service: SERVICE_NAME, function: fn },
-          period: Duration.minutes(5),
-          statistic: 'Sum',
-        }),
-      ]),
-    );
     alarmAbove(
       'InvalidConfiguration',
       'a pipeline function refuses every batch for a missing or bad setting: its "invalid configuration" log line names the variable; records wait (queue visibility timeouts) until it is fixed',
-      new cloudwatch.MathExpression({ expression: Object.keys(configErrors).join(' + '), usingMetrics: configErrors, label: 'batches refused for configuration', period: Duration.minutes(5) }),
+      sumOver(CONFIG_ERRORS_METRIC, PIPELINE_FUNCTION_METRIC_NAMES, 'batches refused for configuration'),
     );
     // The other half: an invocation the handler never finished (a timeout, running out of
     // memory, a crash at cold start) publishes no custom metric at all (a bad setting does not
