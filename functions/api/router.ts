@@ -71,6 +71,16 @@ export function matchRoute(method: string, rawPath: string): Match {
   throw new RouteNotFoundError(method);
 }
 
+/** Whether some route has this path, whatever its method (what API Gateway declares a preflight on). */
+export function isRoutePath(rawPath: string): boolean {
+  try {
+    matchRoute('OPTIONS', rawPath);
+    return true;
+  } catch (error) {
+    return error instanceof MethodNotAllowedError;
+  }
+}
+
 function matchSegments(template: readonly string[], segments: readonly string[]): Record<string, string> | undefined {
   if (template.length !== segments.length) return undefined;
   const params: Record<string, string> = {};

@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import { isRoutePath } from '../../functions/api/router';
 import { CORS_ALLOWED_HEADERS, CORS_ALLOWED_METHODS, CORS_EXPOSED_HEADERS, CORS_MAX_AGE_SECONDS } from '../../shared/http/cors';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -99,18 +100,17 @@ export function stackAnswerHeaders(req: IncomingMessage, requestId: string): Rec
 }
 
 /**
- * A CORS preflight (`OPTIONS` with `Access-Control-Request-Method`), answered as API Gateway's
- * preflight routes do on AWS (infra/stack/export-api.ts: no authorizer, the same lists): 204,
- * the admin origin (ADMIN_ORIGIN) allowed with the methods and headers, nothing for another
- * origin. Without it the api answered 405 and a browser client could not use the local stack.
+ * `OPTIONS` on a route's path, answered as API Gateway's preflight routes do on AWS
+ * (infra/stack/export-api.ts: a mock integration on every resource, no authorizer, the same lists):
+ * 204 with the admin origin (ADMIN_ORIGIN) and the methods and headers, whatever the request's
+ * origin (the browser compares). Any other path goes on to the api (its 404). Without it the api
+ * answered 405 and a browser client could not use the local stack.
  */
-export function preflightHeaders(req: IncomingMessage): Record<string, string> | undefined {
-  if (req.method !== 'OPTIONS' || req.headers['access-control-request-method'] === undefined) return undefined;
-  const origin = req.headers.origin;
+export function preflightHeaders(req: IncomingMessage, path: string): Record<string, string> | undefined {
+  if (req.method !== 'OPTIONS' || !isRoutePath(path)) return undefined;
   const allowed = process.env.ADMIN_ORIGIN;
-  if (!allowed || origin !== allowed) return { vary: 'Origin' };
   return {
-    'access-control-allow-origin': allowed,
+    ...(allowed ? { 'access-control-allow-origin': allowed } : {}),
     'access-control-allow-methods': CORS_ALLOWED_METHODS.join(','),
     'access-control-allow-headers': CORS_ALLOWED_HEADERS.join(','),
     'access-control-max-age': String(CORS_MAX_AGE_SECONDS),

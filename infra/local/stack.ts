@@ -277,7 +277,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
             res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: bot.messages, refused: bot.refused }));
             return;
           }
-          const preflight = preflightHeaders(req);
+          const preflight = preflightHeaders(req, url.pathname);
           if (preflight) {
             res.writeHead(204, preflight).end();
             return;

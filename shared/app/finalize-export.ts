@@ -83,9 +83,11 @@ async function endedMeanwhile(deps: FinalizeDeps, job: ExportJob, error: unknown
     // Nothing to delete: this run's upload was abandoned with its writer, under a key of its own
     // (runId), and the file there is the other run's.
     deps.log.info('export ended while its file was assembled by this run: stopped', { exportId: job.exportId, status: now.status });
-    // The run that completed it may have died before its notify (a duplicate chunk delivery
-    // sweeps parts/ as soon as it sees `completed`): finish that now rather than leave it to the
-    // finalize queue's 90-minute visibility timeout. A no-op once the notify was enqueued.
+    // A run or a dead letter that failed it may have died before its notify and the rest of its
+    // follow-ups (a chunk delivery that finds it failed sweeps parts/ at once): finish them now
+    // rather than leave them to the finalize queue's 90-minute visibility timeout. A no-op once
+    // the notify was enqueued (a completing run sweeps parts/ only after that); a duplicate
+    // notify from a concurrent run is absorbed by the notifier's lease and `notifiedAt`.
     await resumeFollowUps(deps, now);
     return true;
   }

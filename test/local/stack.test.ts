@@ -104,8 +104,9 @@ describe('local stack', () => {
     const res = await fetch(`${stack.apiUrl}/v1/exports`, { method: 'OPTIONS', headers: { origin: 'https://elsewhere.example', 'access-control-request-method': 'POST' } });
     expect(res.status).toBe(204);
     expect(res.headers.get('vary')).toBe('Origin');
-    // Not for an origin other than ADMIN_ORIGIN.
+    // This stack has no ADMIN_ORIGIN: no origin is allowed.
     expect(res.headers.get('access-control-allow-origin')).toBeNull();
+    expect(res.headers.get('access-control-allow-methods')).toBe('GET,POST,OPTIONS');
   });
 
   it('answers a body over the service\'s limit with 413 BODY_TOO_LARGE in the api envelope, as the web ACL does on AWS, and stops reading it', async () => {
@@ -386,19 +387,24 @@ describe("the local stack's own answers (413, 503, 500)", () => {
       });
       expect(stackAnswerHeaders(req('https://evil.example.com'), 'r-2')).not.toHaveProperty('access-control-allow-origin');
       expect(stackAnswerHeaders(req(), 'r-3')).not.toHaveProperty('access-control-allow-origin');
-      // Preflights, as API Gateway's preflight routes answer them: the admin origin allowed, another not.
-      const preflight = (origin: string) =>
-        ({ method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type,idempotency-key' } }) as unknown as import('node:http').IncomingMessage;
-      expect(preflightHeaders(preflight('https://admin.example.com'))).toEqual({
+      // OPTIONS on a route's path, as API Gateway's preflight routes answer it: the admin origin and
+      // the lists, whatever the request's origin (the browser compares); other paths go to the api.
+      const options = (origin?: string) =>
+        ({ method: 'OPTIONS', headers: { ...(origin ? { origin } : {}), 'access-control-request-method': 'POST' } }) as unknown as import('node:http').IncomingMessage;
+      const expected = {
         'access-control-allow-origin': 'https://admin.example.com',
         'access-control-allow-methods': 'GET,POST,OPTIONS',
         'access-control-allow-headers': 'Authorization,Content-Type,Idempotency-Key',
         'access-control-max-age': '3600',
         vary: 'Origin',
-      });
-      expect(preflightHeaders(preflight('https://evil.example.com'))).toEqual({ vary: 'Origin' });
-      // A plain OPTIONS (no Access-Control-Request-Method) is no preflight: the api answers it (405).
-      expect(preflightHeaders({ method: 'OPTIONS', headers: {} } as unknown as import('node:http').IncomingMessage)).toBeUndefined();
+      };
+      for (const path of ['/v1/exports', '/v1/exports/e1/cancel', '/v1/downloads/tok', '/v1/audit/exports/e1/downloads']) {
+        expect(preflightHeaders(options('https://admin.example.com'), path), path).toEqual(expected);
+      }
+      expect(preflightHeaders(options('https://evil.example.com'), '/v1/exports')).toEqual(expected);
+      expect(preflightHeaders(options(), '/v1/exports')).toEqual(expected);
+      for (const path of ['/v1/dev/inbox', '/v1/nothing', '/']) expect(preflightHeaders(options('https://admin.example.com'), path), path).toBeUndefined();
+      expect(preflightHeaders({ method: 'GET', headers: {} } as unknown as import('node:http').IncomingMessage, '/v1/exports')).toBeUndefined();
     } finally {
       if (saved === undefined) delete process.env.ADMIN_ORIGIN;
       else process.env.ADMIN_ORIGIN = saved;

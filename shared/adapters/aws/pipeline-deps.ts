@@ -117,6 +117,7 @@ export function checkNotifierConfig(config: Config): void {
 export async function notifyDeps(log: PipelineLog): Promise<NotifyDeps> {
   const b = baseDeps();
   checkNotifierConfig(b.config);
+  // Narrows the type; checkNotifierConfig has refused a missing one.
   if (!b.config.BOT_WEBHOOK_URL) throw new Error('BOT_WEBHOOK_URL must be set for the notifier');
   return {
     store: b.store,
