@@ -1,5 +1,5 @@
 import middy from '@middy/core';
-import { CORS_EXPOSED_HEADERS } from '../../shared/http/cors';
+import { corsResponseHeaders } from '../../shared/http/cors';
 import type { z } from 'zod';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
@@ -96,17 +96,9 @@ function bodilessForHead(response: APIGatewayProxyResult, event: APIGatewayProxy
  * preflights and its own errors). Only the configured admin origin is echoed, never `*`.
  */
 function withCors(response: APIGatewayProxyResult, event: APIGatewayProxyEvent | undefined, allowedOrigin: string | undefined): APIGatewayProxyResult {
-  const origin = event?.headers?.origin;
-  if (!allowedOrigin || !origin || origin !== allowedOrigin) return response;
-  return {
-    ...response,
-    headers: {
-      ...(response.headers ?? {}),
-      'Access-Control-Allow-Origin': origin,
-      'Access-Control-Expose-Headers': CORS_EXPOSED_HEADERS,
-      Vary: 'Origin',
-    },
-  };
+  const cors = corsResponseHeaders(event?.headers?.origin, allowedOrigin);
+  if (Object.keys(cors).length === 0) return response;
+  return { ...response, headers: { ...(response.headers ?? {}), ...cors } };
 }
 
 async function dispatch(

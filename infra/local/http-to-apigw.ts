@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { isRoutePath } from '../../functions/api/router';
-import { CORS_ALLOWED_HEADERS, CORS_ALLOWED_METHODS, CORS_EXPOSED_HEADERS, CORS_MAX_AGE_SECONDS } from '../../shared/http/cors';
+import { CORS_ALLOWED_HEADERS, CORS_ALLOWED_METHODS, CORS_MAX_AGE_SECONDS, corsResponseHeaders } from '../../shared/http/cors';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
@@ -88,14 +88,13 @@ export function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<
  * the same (infra/stack).
  */
 export function stackAnswerHeaders(req: IncomingMessage, requestId: string): Record<string, string> {
-  const origin = req.headers.origin;
-  const allowed = process.env.ADMIN_ORIGIN;
+  const cors = Object.entries(corsResponseHeaders(req.headers.origin, process.env.ADMIN_ORIGIN)).map(([name, value]) => [name.toLowerCase(), value]);
   return {
     'content-type': 'application/json; charset=utf-8',
     'cache-control': 'no-store',
     'x-content-type-options': 'nosniff',
     'x-request-id': requestId,
-    ...(allowed && origin === allowed ? { 'access-control-allow-origin': origin, 'access-control-expose-headers': CORS_EXPOSED_HEADERS, vary: 'Origin' } : {}),
+    ...Object.fromEntries(cors),
   };
 }
 

@@ -280,9 +280,6 @@ export type NotifyOutcome = {
   attempts: number;
 };
 
-/** The status an export has when each event is the one to tell. */
-const eventStatus: Record<NotifyMessage['event'], ExportJob['status']> = { 'export.completed': 'completed', 'export.failed': 'failed' };
-
 /**
  * Posts the event to the bot, signed (X-Signature over X-Timestamp and the exact body, which
  * carries `sentAt` too, so the bot can refuse stale or replayed deliveries). The link token is
@@ -331,7 +328,8 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
   // worse than nothing. A completed export revoked (its link withdrawn, e.g. after a leak) or
   // expired before its notification posts nothing at all either: the requester learns of it from
   // the export's view. Acknowledged, not retried: no retry changes the status.
-  if (job.status !== eventStatus[message.event]) {
+  const due = job.status === 'completed' || job.status === 'failed' ? notifyEventFor(job.status) : undefined;
+  if (message.event !== due) {
     // A revoke before a pending post is the expected race (info); any other mismatch is a
     // hand-sent message naming the wrong event, which the operator must see (warn).
     const expected = message.event === 'export.completed' && job.status === 'revoked';
@@ -369,6 +367,11 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
     },
   });
   if (lease === undefined) return { status: 'skipped', attempts: 0 };
+  // Best effort: a lease not given back lapses by itself (CLAIM_LEASE_MS).
+  const giveBackLease = () =>
+    deps.store
+      .releaseClaim(job.channelId, job.exportId, 'notifyClaim', lease)
+      .catch((e: unknown) => deps.log.warn('notify lease not given back', { exportId: job.exportId, error: e instanceof Error ? e.name : 'unknown' }));
   // A revocation must not be followed by a post of the withdrawn link. The job read above may be
   // seconds old once this delivery has waited for the lease (the holder gave it back after
   // failing), and each attempt can take up to the bot's answer limit (10 s) plus the backoff: the
@@ -380,9 +383,7 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
     if (link === null) return false;
     const now = await deps.store.getJob(job.channelId, job.exportId);
     if (now?.status === 'completed') return false;
-    await deps.store
-      .releaseClaim(job.channelId, job.exportId, 'notifyClaim', lease)
-      .catch((e: unknown) => deps.log.warn('notify lease not given back', { exportId: job.exportId, error: e instanceof Error ? e.name : 'unknown' }));
+    await giveBackLease();
     deps.log.info('export no longer completed (revoked): nothing posted', { exportId: job.exportId, status: now?.status, attempt });
     return true;
   };
@@ -450,9 +451,7 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
     if (attempt < attempts) await sleep((deps.backoffMs ?? 250) * 2 ** (attempt - 1));
   }
   // The bot never accepted: give the lease back so the redelivery can post at once.
-  await deps.store
-    .releaseClaim(job.channelId, job.exportId, 'notifyClaim', lease)
-    .catch((e: unknown) => deps.log.warn('notify lease not given back', { exportId: job.exportId, error: e instanceof Error ? e.name : 'unknown' }));
+  await giveBackLease();
   if (retryLater) {
     const after = retryLater.seconds === undefined ? '' : ` (retry after ${retryLater.seconds} s)`;
     throw new BotRetryLaterError(`bot webhook: ${lastError}${after}`, retryLater.seconds);

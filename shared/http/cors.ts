@@ -7,6 +7,16 @@
 export const CORS_EXPOSED_HEADERS = 'Location, Retry-After, Idempotency-Replayed, X-Request-Id, WWW-Authenticate, Accept-Encoding';
 
 /**
+ * The CORS headers of an answer to `origin`: only for the one allowed (admin) origin, echoed,
+ * never `*`; none for another origin or without one configured. The handler's answers and the
+ * local stack's own use it.
+ */
+export function corsResponseHeaders(origin: string | undefined, allowedOrigin: string | undefined): Record<string, string> {
+  if (!allowedOrigin || !origin || origin !== allowedOrigin) return {};
+  return { 'Access-Control-Allow-Origin': origin, 'Access-Control-Expose-Headers': CORS_EXPOSED_HEADERS, Vary: 'Origin' };
+}
+
+/**
  * What a preflight allows (API Gateway answers them on AWS, the local stack the same way): the
  * methods the routes use, the request headers a client sets, and how long a browser may keep the
  * answer.

@@ -105,26 +105,26 @@ export async function finalizeDeps(log: PipelineLog): Promise<FinalizeDeps> {
 /**
  * What the notifier needs beyond the shared settings, checked before any record runs (so a missing
  * one is the batch's one `invalid configuration` line and counted, not an error per record).
+ * Returns the webhook's URL.
  */
-export function checkNotifierConfig(config: Config): void {
+export function checkNotifierConfig(config: Config): string {
   const missing = [
     ...(config.BOT_WEBHOOK_URL ? [] : ['BOT_WEBHOOK_URL: required for the notifier']),
     ...(config.BOT_SIGNING_SECRET || config.BOT_SIGNING_SECRET_ARN ? [] : ['BOT_SIGNING_SECRET or BOT_SIGNING_SECRET_ARN: required for the notifier']),
   ];
-  if (missing.length > 0) throw new ConfigError(`invalid environment: ${missing.join('; ')}`);
+  if (missing.length > 0 || !config.BOT_WEBHOOK_URL) throw new ConfigError(`invalid environment: ${missing.join('; ')}`);
+  return config.BOT_WEBHOOK_URL;
 }
 
 export async function notifyDeps(log: PipelineLog): Promise<NotifyDeps> {
   const b = baseDeps();
-  checkNotifierConfig(b.config);
-  // Narrows the type; checkNotifierConfig has refused a missing one.
-  if (!b.config.BOT_WEBHOOK_URL) throw new Error('BOT_WEBHOOK_URL must be set for the notifier');
+  const webhookUrl = checkNotifierConfig(b.config);
   return {
     store: b.store,
     clock: b.clock,
     log,
     audit: b.audit,
-    bot: new HttpBotWebhook(b.config.BOT_WEBHOOK_URL),
+    bot: new HttpBotWebhook(webhookUrl),
     botSigningSecret: await resolveSecret('BOT_SIGNING_SECRET', b.config.BOT_SIGNING_SECRET, b.config.BOT_SIGNING_SECRET_ARN),
     linkSigningSecret: await resolveSecret('LINK_SIGNING_SECRET', b.config.LINK_SIGNING_SECRET, b.config.LINK_SIGNING_SECRET_ARN),
     publicBaseUrl: b.config.PUBLIC_BASE_URL,
