@@ -88,7 +88,7 @@ export const configSchema = z.object({
   SELECTION_BATCH: positiveInt.default(2000),
   /**
    * First retry delay of a failed SQS record, doubled per receive (capped at 15 min). Without it a
-   * failed chunk would wait out the whole visibility timeout (6x the function timeout: 30 min).
+   * failed chunk would wait out the whole visibility timeout (6x the function timeout: 90 min).
    */
   RETRY_BASE_SECONDS: positiveInt.default(30),
   /**

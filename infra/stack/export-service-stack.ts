@@ -42,7 +42,10 @@ export const FUNCTION_SIZING: Record<FunctionName, { memorySize: number; timeout
   // API Gateway gives up after 29 s; the 100,000-round password key derivation takes well under 1 s.
   api: { memorySize: 1024, timeout: Duration.seconds(28) },
   authorizer: { memorySize: 256, timeout: Duration.seconds(10) },
-  chunk: { memorySize: 1769, timeout: Duration.minutes(5) },
+  // A case day is one chunk, never split, and may hold up to MAX_ROWS (1,000,000) rows; its rate
+  // on Lambda is not measured yet (on the local emulators ~2,500 rows/s, at which such a day
+  // needs ~7 minutes). So the Lambda maximum; the chunk queue's visibility follows (6x: 90 min).
+  chunk: { memorySize: 1769, timeout: Duration.minutes(15) },
   // The finalizer streams a file of up to ~1M rows through encryption into a multipart upload:
   // give it the Lambda maximum and enough memory for network throughput, not for buffering.
   finalizer: { memorySize: 2048, timeout: Duration.minutes(15) },

@@ -30,11 +30,14 @@ export type ServiceAlarmsProps = {
 };
 
 /**
- * A manager waiting on a 1M-row export notices a stall within minutes; so should we. The chunk
- * age threshold is far above a normal backlog (100 chunks drain in a couple of minutes at full
- * concurrency) and well below the link-window scale where users start re-requesting.
+ * A manager waiting on a 1M-row export notices a stall within minutes; so should we. A chunk
+ * message is counted in the age while its chunk runs, which may take up to the function's
+ * 15-minute timeout (a large case day is one chunk), so the threshold is that run plus 15 minutes
+ * of waiting, far above a normal backlog, and still well below the link-window scale where users
+ * start re-requesting. A throttled or failed chunk otherwise showed only after the chunk queue's
+ * 90-minute visibility timeout.
  */
-export const OLDEST_CHUNK_AGE_ALARM_SECONDS = 15 * 60;
+export const OLDEST_CHUNK_AGE_ALARM_SECONDS = 30 * 60;
 
 /**
  * The finalize queue's: a finalize runs up to its 15-minute timeout while its message is in
@@ -194,15 +197,25 @@ export class ServiceAlarms extends Construct {
     // The other half: an invocation the handler never finished (a timeout, running out of
     // memory, a crash at cold start) publishes no custom metric at all (a bad setting does not
     // crash it: the handler counts every record of the batch in recordFailures and fails them),
-    // and its records come back only after the whole visibility timeout (up to 90 minutes for a
-    // finalize). Lambda counts those in the function's own Errors. No Throttles alarm: the event
-    // source mappings cap concurrency themselves, and throttled work shows in each work queue's
-    // age below (or, after its retries, as a dead letter above).
+    // and its records come back only after the whole visibility timeout (90 minutes for a chunk
+    // or a finalize). Lambda counts those in the function's own Errors.
+    // And an invocation Lambda never started: the mappings' maximum concurrency caps each
+    // mapping but reserves nothing, so they (61 at once with the default chunkConcurrency) share
+    // the account's regional pool with the api and everything else in the account, and a new
+    // account's quota may be far smaller. A throttled receive reaches no handler (no retry delay,
+    // no custom metric), still counts toward maxReceiveCount and, unless Lambda's own retries get
+    // through, waits out the visibility timeout: a healthy export hours late, or dead-lettered.
+    // Any throttle at all is the pool running out, so it alarms at once, before the age alarms.
     for (const [name, fn] of Object.entries(props.pipelineFunctions)) {
       alarmAbove(
         `${name}FunctionErrors`,
         `${name} invocations failed as a whole (timeout, out of memory or a crash): their records wait out the visibility timeout`,
         fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
+      );
+      alarmAbove(
+        `${name}Throttles`,
+        `${name} invocations were throttled (the account's Lambda concurrency is used up): each throttled receive counts toward the DLQ and its records may wait out the visibility timeout; check aws lambda get-account-settings`,
+        fn.metricThrottles({ period: Duration.minutes(5), statistic: 'Sum' }),
       );
     }
     // A refused bot event is acknowledged (retrying a 4xx changes nothing), so it reaches no DLQ

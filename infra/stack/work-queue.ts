@@ -13,16 +13,23 @@ export type WorkQueueProps = {
 
 /**
  * Work is idempotent, so a few retries absorb throttling and cold-start timeouts; more would only
- * delay the "export failed" message the manager is waiting for. With the SQS handler's retry
- * delays (30 s, 60 s, 120 s, then none on the last receive) a message that keeps failing reaches
- * its DLQ about 3.5 minutes after its first failure.
+ * delay the "export failed" message the manager is waiting for. 5, not fewer: AWS's Lambda
+ * guidance for SQS event sources asks for at least 5, because an invocation Lambda could not
+ * start (the account's concurrency pool exhausted: the mappings' maximum concurrency does not
+ * reserve anything) still counts as a receive: with 4, a few throttles in a row could
+ * dead-letter a healthy export. With the SQS handler's retry delays (30 s, 60 s, 120 s, 240 s,
+ * then none on the last receive) a message that keeps failing reaches its DLQ about 7.5 minutes
+ * after its first failure. A throttled receive never reaches the handler, so it gets no short
+ * delay: unless Lambda's own retries of the invoke succeed, it comes back after the whole
+ * visibility timeout (the Throttles alarms in service-alarms.ts say so at once).
  */
-export const DEFAULT_MAX_RECEIVE_COUNT = 4;
+export const DEFAULT_MAX_RECEIVE_COUNT = 5;
 
 /**
  * AWS's guidance for Lambda event sources: visibility timeout at least 6x the function timeout,
  * so a message is not handed to a second worker while the first (with its batching window and
- * retries after throttling) is still on it.
+ * retries after throttling) is still on it. Lambda's 15-minute maximum gives 90 minutes, well
+ * under the 12 hours SQS allows (a stack test holds every queue to that).
  */
 export const VISIBILITY_TIMEOUT_FACTOR = 6;
 

@@ -166,7 +166,7 @@ export function signDelivery(timestamp: string, body: string, secret: string): s
 /**
  * Whether an answer can never turn into an acceptance by posting the same signed event again:
  * a 4xx says the request itself is wrong (bad signature, unknown route, refused payload), so
- * the 12 posts of 3 attempts x 4 receives would only repeat it before the DLQ. 408 (the bot
+ * the 15 posts of 3 attempts x 5 receives would only repeat it before the DLQ. 408 (the bot
  * timed out reading us) and 429 (rate limited) are the 4xx that invite a retry.
  */
 export function isPermanentRejection(status: number): boolean {

@@ -12,17 +12,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NOTIFY_DELIVERY_BUDGET_MS, parseConfig } from '../../shared/config';
 import { parseApiConfig } from '../../shared/config-api';
 import { FUNCTION_NAMES, FUNCTION_SIZING, type ExportServiceStack, type FunctionName } from '../../infra/stack/export-service-stack';
-import { VISIBILITY_TIMEOUT_FACTOR } from '../../infra/stack/work-queue';
+import { DEFAULT_MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT_FACTOR } from '../../infra/stack/work-queue';
 import { AUTHORIZED_ROUTES, PUBLIC_ROUTES } from '../../infra/stack/export-api';
 import { routeTemplates } from '../../functions/api/router';
 import { danglingReferences, findCycle } from './template-graph';
 import { actionCovers, rolesAllowed, roleStatements, statementAllows, statementReaches, type Statement } from './iam-statements';
 import { idOf, missingEntries, resourcesOf, synthStack, synthWithCli, TEST_CONTEXT, type CliSynth, type SynthResult } from './synth-stack';
-import { DLQ_MESSAGES_ALARM_PERIODS, OLDEST_FINALIZE_AGE_ALARM_SECONDS, OLDEST_NOTIFY_AGE_ALARM_SECONDS } from '../../infra/stack/service-alarms';
+import { DLQ_MESSAGES_ALARM_PERIODS, OLDEST_CHUNK_AGE_ALARM_SECONDS, OLDEST_FINALIZE_AGE_ALARM_SECONDS, OLDEST_NOTIFY_AGE_ALARM_SECONDS } from '../../infra/stack/service-alarms';
 import { FOLLOW_UP_DELAY_SECONDS } from '../../shared/app/messages';
 import { API_CLEANUP_FAILURE_MESSAGES, API_CLEANUP_FAILURES_METRIC, CONFIG_ERRORS_METRIC, INTERNAL_FAILURES_METRIC } from '../../shared/metric-names';
 import { createPipelineDispatcher } from '../../shared/app/api/pipeline-dispatcher';
-import { parseReceiveLimits } from '../../shared/adapters/aws/sqs-handler';
+import { parseReceiveLimits, retryVisibilitySeconds } from '../../shared/adapters/aws/sqs-handler';
+import { CLAIM_LEASE_MS } from '../../shared/ports/export-store';
 import { REQUEST_MAX_SECONDS } from '../../shared/app/api/request-export';
 import { exportsTableSpec, tableInput } from '../../infra/local/resources';
 import { JOB_INDEX_NAME } from '../../shared/adapters/aws/export-table-layout';
@@ -88,7 +89,7 @@ describe('resource counts', () => {
     ['AWS::ApiGateway::RestApi', 1],
     ['AWS::ApiGateway::Authorizer', 1],
     ['AWS::ApiGateway::Model', 1],
-    ['AWS::CloudWatch::Alarm', 19],
+    ['AWS::CloudWatch::Alarm', 23],
     ['AWS::SNS::Topic', 1],
     ['AWS::IAM::User', 0],
     ['AWS::WAFv2::WebACL', 1],
@@ -241,12 +242,19 @@ describe('queues', () => {
       const visibility = queues()[queueId]!.Properties!.VisibilityTimeout as number;
       const timeout = functions[functionId]!.Properties!.Timeout as number;
       expect(visibility, `${queueId} -> ${functionId}`).toBeGreaterThanOrEqual(VISIBILITY_TIMEOUT_FACTOR * timeout);
+      // SQS refuses a visibility timeout over 12 hours: the deploy, not synth, would fail.
+      expect(visibility, queueId).toBeLessThanOrEqual(12 * 60 * 60);
       expect(mapping.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
       expect(mapping.ScalingConfig.MaximumConcurrency).toBeGreaterThanOrEqual(2);
     }
   });
 
-  it('each work queue has a DLQ with a redrive of 3-5 receives, and its consumer is the right function', () => {
+  it('the chunk function has the Lambda maximum (a case day, up to 1,000,000 rows, is one chunk) and its queue 6x that', () => {
+    expect(fnProps('chunk').Timeout).toBe(15 * 60);
+    expect(queues()[idOf(stack, stack.queues.chunk.queue)]!.Properties!.VisibilityTimeout).toBe(90 * 60);
+  });
+
+  it('each work queue has a DLQ with a redrive of 5 receives (AWS asks at least 5: a throttled invoke counts as one), and its consumer is the right function', () => {
     const expected: [keyof ExportServiceStack['queues'], FunctionName][] = [
       ['chunk', 'chunk'],
       ['finalize', 'finalizer'],
@@ -256,8 +264,8 @@ describe('queues', () => {
       const work = stack.queues[queueName];
       const props = queues()[idOf(stack, work.queue)]!.Properties!;
       expect(props.RedrivePolicy.deadLetterTargetArn).toEqual({ 'Fn::GetAtt': [idOf(stack, work.deadLetterQueue), 'Arn'] });
-      expect(props.RedrivePolicy.maxReceiveCount).toBeGreaterThanOrEqual(3);
-      expect(props.RedrivePolicy.maxReceiveCount).toBeLessThanOrEqual(5);
+      expect(props.RedrivePolicy.maxReceiveCount, queueName).toBe(5);
+      expect(work.maxReceiveCount, queueName).toBe(DEFAULT_MAX_RECEIVE_COUNT);
       const consumers = mappings()
         .filter((m) => m.EventSourceArn['Fn::GetAtt'][0] === idOf(stack, work.queue))
         .map((m) => m.FunctionName.Ref);
@@ -279,6 +287,31 @@ describe('queues', () => {
       // The handler's last-receive rule (no retry delay when only the DLQ follows) needs these.
       expect(parseReceiveLimits(variables), name).toEqual(expected);
     }
+  });
+
+  it('with the stack\'s counts, a failing record dead-letters ~7.5 minutes after its first failure (docs/deploy.md), and a lease waiter outlives the lease', () => {
+    const variables = fnProps('chunk').Environment.Variables as Record<string, unknown>;
+    const resolved = Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, typeof v === 'string' ? v : 'https://resolved.example.com/ref']));
+    const baseSeconds = parseConfig(resolved).RETRY_BASE_SECONDS;
+    const lease = CLAIM_LEASE_MS / 1000;
+    for (const [queue, maxReceiveCount] of Object.entries(parseReceiveLimits(resolved))) {
+      const receives = Array.from({ length: maxReceiveCount }, (_, i) => i + 1);
+      // 30 + 60 + 120 + 240 s, then none on the 5th (last) receive: only the DLQ follows it.
+      const delays = receives.map((n) => retryVisibilitySeconds(n, { baseSeconds, maxReceiveCount }));
+      expect(delays, queue).toEqual([30, 60, 120, 240, 0]);
+      expect(delays.reduce((a, b) => a + b, 0), queue).toBe(450);
+      // A delivery that only waited on a lease holder keeps its backoff on the last receive, and
+      // its last receive comes after a dead holder's lease lapsed (so it takes the step over).
+      const waiting = receives.map((n) => retryVisibilitySeconds(n, { baseSeconds, maxReceiveCount, waitingOnHolder: true, holderLeaseSeconds: lease }));
+      expect(waiting, queue).toEqual([30, 60, 120, 240, 480]);
+      expect(waiting.slice(0, -1).reduce((a, b) => a + b, 0), queue).toBeGreaterThan(lease);
+    }
+  });
+
+  it('the mappings\' maximum concurrency adds up to 61 by default (the account concurrency check in docs/deploy.md)', () => {
+    // Maximum concurrency caps a mapping but reserves nothing: these share the account's pool.
+    const total = mappings().reduce((sum, m) => sum + (m.ScalingConfig.MaximumConcurrency as number), 0);
+    expect(total).toBe(61);
   });
 
   it('the chunk mapping takes its concurrency from the context', () => {
@@ -867,7 +900,9 @@ describe('alarms and outputs', () => {
     );
     const chunkQueueId = idOf(stack, stack.queues.chunk.queue);
     const age = alarms().find((a) => a.MetricName === 'ApproximateAgeOfOldestMessage' && JSON.stringify(a.Dimensions).includes(`"${chunkQueueId}"`));
-    expect(age).toMatchObject({ Threshold: 15 * 60 });
+    expect(age).toMatchObject({ Threshold: OLDEST_CHUNK_AGE_ALARM_SECONDS, Statistic: 'Maximum', Period: 60, EvaluationPeriods: 3 });
+    // A chunk message is counted in the age while its chunk runs (up to the 15-minute timeout).
+    expect(OLDEST_CHUNK_AGE_ALARM_SECONDS).toBeGreaterThan(FUNCTION_SIZING.chunk.timeout.toSeconds());
     // The finalize and notify queues too (a throttled finalizer otherwise waited 90 minutes a
     // receive, hours before its dead letter alarmed), above a finalize's 15-minute run and the
     // follow-ups' 2-minute delay, and a bot's 15-minute Retry-After.
@@ -918,7 +953,7 @@ describe('alarms and outputs', () => {
     const names = rows.flatMap((row) => [...(row.split('|')[1] ?? '').matchAll(/`([^`]+)`/g)].map((m) => m[1]!));
     const patterns = names.map((name) => new RegExp(`^${name.replace(/\*/g, '.*')}$`));
     const ids = stack.alarms.alarms.map((alarm) => alarm.node.id);
-    expect(ids).toHaveLength(19);
+    expect(ids).toHaveLength(23);
     expect(ids.filter((id) => !patterns.some((p) => p.test(id)))).toEqual([]);
   });
 
@@ -961,6 +996,28 @@ describe('alarms and outputs', () => {
         AlarmActions: [{ Ref: topicId }],
       });
     }
+  });
+
+  it('every SQS-driven function alarms on any Throttles: a throttled receive counts toward the DLQ and waits out the visibility timeout', () => {
+    const topicId = idOf(stack, stack.alarms.topic);
+    for (const name of ['chunk', 'finalizer', 'notifier', 'dlq'] as const) {
+      const onFunction = alarms().filter(
+        (a) => a.Namespace === 'AWS/Lambda' && a.MetricName === 'Throttles' && JSON.stringify(a.Dimensions) === JSON.stringify([{ Name: 'FunctionName', Value: { Ref: fnId(name) } }]),
+      );
+      expect(onFunction, name).toHaveLength(1);
+      // Sum > 0: one throttle in 5 minutes is enough.
+      expect(onFunction[0], name).toMatchObject({
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+        Statistic: 'Sum',
+        Period: 300,
+        EvaluationPeriods: 1,
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [{ Ref: topicId }],
+      });
+    }
+    // Only those four, the functions whose throttles cost receives.
+    expect(alarms().filter((a) => a.MetricName === 'Throttles')).toHaveLength(4);
   });
 
   it('a bot that refuses events for good (acknowledged, so no DLQ and no error count) alarms on the notifier\'s own metric', () => {

@@ -39,8 +39,8 @@ describe('retry delay of failed SQS records', () => {
 
   it('the last receive gets no delay: nothing follows it but the DLQ', () => {
     const settings = { baseSeconds: 30, maxReceiveCount: 4 };
-    // 30 + 60 + 120 = 210 s from the first failure to the dead letter (docs/deploy.md: about
-    // 3.5 minutes); before, the 4th receive added 240 s more.
+    // 30 + 60 + 120 = 210 s from the first failure to the dead letter with 4 receives (the
+    // stack's 5 give 450 s, docs/deploy.md); before, the last receive added its backoff too.
     expect([1, 2, 3, 4].map((n) => retryVisibilitySeconds(n, settings))).toEqual([30, 60, 120, 0]);
     expect(retryVisibilitySeconds(5, settings)).toBe(0);
     expect(retryVisibilitySeconds(1, { baseSeconds: 30, maxReceiveCount: 1 })).toBe(0);

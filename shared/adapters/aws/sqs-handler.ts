@@ -48,7 +48,7 @@ export function retryVisibilitySeconds(
   let backoff = retryDelaySeconds(receiveCount, settings.baseSeconds);
   // The next receive is the last: it must come after the holder's lease has lapsed, so that if
   // the holder died (a timeout, a crash) that receive takes the step over. With the backoff
-  // alone, a small RETRY_BASE_SECONDS (under ~16 s with 4 receives and the 120 s lease; the
+  // alone, a small RETRY_BASE_SECONDS (under ~16 s with 4 receives, ~8 s with 5, and the 120 s lease; the
   // local stack's 1 s) spent every receive inside the dead holder's lease and dead-lettered the
   // export. Earlier receives keep the short backoff: a live holder usually finishes within it.
   if (settings.waitingOnHolder && settings.holderLeaseSeconds !== undefined && receiveCount === settings.maxReceiveCount - 1) {
