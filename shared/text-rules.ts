@@ -10,22 +10,29 @@ import type { z } from 'zod';
  * - Control characters (C0 but tab, line feed and carriage return; DEL; C1) and the bidi
  *   embedding, override and isolate controls (U+202A-U+202E, U+2066-U+2069) change how the rest
  *   of the text is displayed: a terminal escape sequence in a log viewer, or "legit \u202Eevil"
- *   reading differently from what is stored. The left-to-right and right-to-left marks
- *   (U+200E, U+200F) stay: right-to-left text needs them and they reorder nothing on their own.
+ *   reading differently from what is stored. The left-to-right, right-to-left and Arabic letter
+ *   marks (U+200E, U+200F, U+061C) stay: right-to-left text needs them and they reorder nothing
+ *   on their own.
+ * - Every other format character (\p{Cf}) and the combining grapheme joiner U+034F show nothing,
+ *   so text holding one is not the text a reader sees: `re\u200Bfund` is stored, an auditor
+ *   searching for "refund" does not find it. Kept: the zero-width joiner and non-joiner (U+200D,
+ *   U+200C: emoji sequences, Persian and Indic scripts) and the tag characters of a subdivision
+ *   flag (TAG_FLAG). Variation selectors (U+FE00-U+FE0F) are marks (Mn), not format characters,
+ *   and stay. The few visible Cf characters (the Arabic number signs U+0600-U+0605 and the like)
+ *   go too: one rule a reader can check beats an exception nobody types.
  */
 
 /** Any lone surrogate (with the u flag a proper pair is one code point, never \p{Cs}). */
 const LONE_SURROGATE = /\p{Cs}/u;
 
 /**
- * The characters free text may not contain (see above), and invisible format characters that
- * carry hidden text or nothing a reader can see: the word joiner and invisible operators
- * (U+2060-U+2064), interlinear annotation (U+FFF9-U+FFFB) and the tag characters
- * (U+E0000-U+E007F, used to smuggle ASCII past a reader). Zero-width (non-)joiners and the
- * direction marks stay: scripts and emoji need them.
+ * The characters free text may not contain (see above): control characters (C0 but tab, line
+ * feed and carriage return; DEL; C1), every format character but the joiners and direction
+ * marks, U+034F, and the whole tag block (U+E0000-U+E007F, used to smuggle ASCII past a reader;
+ * a flag's tags are taken out before this is applied). A lookahead, not a `v`-flag set
+ * difference: the compile target (ES2022) has no `v` flag.
  */
-const DISPLAY_CONTROL =
-  /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFFF9-\uFFFB\u{E0000}-\u{E007F}]/u;
+const DISPLAY_CONTROL = /(?![\t\n\r\u200C-\u200F\u061C])[\p{Cc}\p{Cf}\u034F\u{E0000}-\u{E007F}]/u;
 
 /**
  * The one use of tag characters that shows something: a subdivision flag (U+1F3F4, tags, then

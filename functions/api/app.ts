@@ -30,7 +30,8 @@ import { requirePermission } from '../../shared/domain/policies';
 import { loneSurrogatePath } from '../../shared/text-rules';
 import { errorForLog } from '../../shared/error-for-log';
 import { BadRequestBodyError, bodyLimitFor, bodyTooLarge, emptyResponse, isJsonMediaType, jsonResponse, mapErrorToResponse, normalizeEventHeaders, redirectResponse, sentMoreThanOnce, statusOf } from '../../shared/http';
-import { matchRoute, type RouteName } from './router';
+import { EXPORT_ID_PATTERN } from '../../shared/app/api/read-exports';
+import { matchRoute, type Match, type RouteName } from './router';
 
 export type ApiRuntime = {
   deps: ApiDeps;
@@ -61,11 +62,14 @@ export function createApiHandler(getRuntime: () => Promise<ApiRuntime>) {
           console.error(JSON.stringify({ level: 'ERROR', message: 'api runtime unavailable', requestId, error: String(startError) }));
           return undefined;
         });
+        // The same fields as a served request's line (requestLogFields): an auditor's refused
+        // POST /v1/exports named nobody and no route, only the request id.
+        const fields = requestLogFields(request.event, request.context, status);
         if (status >= 500) {
           // The client gets a generic message and the request id; the details go to the log only.
-          runtime?.logger.error('request failed', { requestId, error: errorForLog(request.error, { stack: true }) });
+          runtime?.logger.error('request failed', { ...fields, error: errorForLog(request.error, { stack: true }) });
         } else {
-          runtime?.logger.info('request refused', { requestId, status, code: (request.error as { code?: string } | null)?.code });
+          runtime?.logger.info('request refused', { ...fields, code: (request.error as { code?: string } | null)?.code });
         }
         request.response = withCors(bodilessForHead(mapErrorToResponse(request.error, requestId), request.event), request.event, runtime?.allowedOrigin);
       },
@@ -74,14 +78,9 @@ export function createApiHandler(getRuntime: () => Promise<ApiRuntime>) {
       const runtime = await getRuntime();
       // Always set by API Gateway; a hand-made event without them is no route (not a TypeError, a 500).
       const route = matchRoute(event.httpMethod ?? '', event.path ?? '');
+      factsOf(event).route = route;
       const response = await dispatch(runtime, route.name, route.params, event);
-      // Never the path: a download path is the link's capability token.
-      runtime.logger.info('request handled', {
-        requestId: requestIdOf(event, context),
-        route: route.name,
-        status: response.statusCode,
-        ...(route.params.exportId ? { exportId: route.params.exportId.slice(0, 64) } : {}),
-      });
+      runtime.logger.info('request handled', requestLogFields(event, context, response.statusCode));
       return withCors(bodilessForHead(response, event), event, runtime.allowedOrigin);
     });
 }
@@ -128,12 +127,7 @@ async function dispatch(
   switch (name) {
     case 'download': {
       const principal = await optionalPrincipal(runtime, event);
-      const { location } = await downloadFile(deps, {
-        token: params.token ?? '',
-        ...(event.requestContext?.identity?.sourceIp ? { ip: event.requestContext.identity.sourceIp } : {}),
-        ...(header(event, 'user-agent') ? { userAgent: header(event, 'user-agent') as string } : {}),
-        ...(principal ? { principal } : {}),
-      });
+      const { location } = await downloadFile(deps, { token: params.token ?? '', ...clientOf(event), ...(principal ? { principal } : {}) });
       return redirectResponse(location);
     }
     case 'checkDownload':
@@ -152,7 +146,7 @@ async function dispatch(
         throw new ValidationError('Idempotency-Key must be sent once', { code: 'INVALID_IDEMPOTENCY_KEY', field: 'Idempotency-Key', rule: 'once' });
       }
       const body = parseJsonBody(event);
-      const { job, replayed } = await requestExport(deps, principal, body, header(event, 'idempotency-key'));
+      const { job, replayed } = await requestExport(deps, principal, body, header(event, 'idempotency-key'), clientOf(event));
       runtime.logger.info('export requested', { exportId: job.exportId, kind: job.kind, replayed });
       // A replay answers with the export as it is now: no cancel link once it is over.
       const links = exportLinks(job, deps.publicBaseUrl);
@@ -172,14 +166,16 @@ async function dispatch(
     case 'cancelExport': {
       const principal = await authenticate(runtime, event);
       refuseQuery(query);
-      return jsonResponse(200, await cancelExport(deps, principal, params.exportId ?? ''));
+      // The body is optional (`{ "reason": … }`); one that is sent takes the JSON body rules.
+      const body = event.body === null || event.body === undefined || event.body === '' ? undefined : parseJsonBody(event);
+      return jsonResponse(200, await cancelExport(deps, principal, params.exportId ?? '', body, clientOf(event)));
     }
     case 'revokeExport': {
       // No permission asked before the body, unlike createExport: the requester needs none
       // (revokeExport decides who may, and answers anyone else the read's 404).
       const principal = await authenticate(runtime, event);
       refuseQuery(query);
-      const view = await revokeExport(deps, principal, params.exportId ?? '', parseJsonBody(event));
+      const view = await revokeExport(deps, principal, params.exportId ?? '', parseJsonBody(event), clientOf(event));
       runtime.logger.info('export link revoked', { exportId: view.exportId, status: view.status });
       return jsonResponse(200, view);
     }
@@ -250,6 +246,17 @@ function otherQueryIssues(name: RouteName, query: Record<string, string | undefi
   }
 }
 
+/**
+ * Where the request came from, for the audit trail: the source address API Gateway saw (the local
+ * stack sets it from the socket), never X-Forwarded-For, which the client writes; and the
+ * User-Agent. The use cases cut and clean both (shared/app/api/client.ts).
+ */
+function clientOf(event: APIGatewayProxyEvent): { ip?: string; userAgent?: string } {
+  const ip = event.requestContext?.identity?.sourceIp;
+  const userAgent = header(event, 'user-agent');
+  return { ...(ip ? { ip } : {}), ...(userAgent ? { userAgent } : {}) };
+}
+
 function header(event: APIGatewayProxyEvent, name: string): string | undefined {
   // normalizeEventHeaders has lower-cased every header name and combined repeated ones.
   const value = event.headers?.[name];
@@ -267,14 +274,21 @@ async function authenticate(runtime: ApiRuntime, event: APIGatewayProxyEvent): P
   if (sentMoreThanOnce(event, 'authorization')) {
     throw new UnauthenticatedError('invalid', 'the Authorization header must be sent once');
   }
-  const fromAuthorizer = principalFromAuthorizerContext(event.requestContext?.authorizer, runtime.deps.clock.now());
-  if (fromAuthorizer) return fromAuthorizer;
-  return runtime.verifier.verifyAuthorization(header(event, 'authorization'), runtime.deps.clock.now());
+  const principal =
+    principalFromAuthorizerContext(event.requestContext?.authorizer, runtime.deps.clock.now()) ??
+    (await runtime.verifier.verifyAuthorization(header(event, 'authorization'), runtime.deps.clock.now()));
+  // Verified: the request's log line may name it, refused or not.
+  factsOf(event).principal = principal;
+  return principal;
 }
 
 /** The download route needs no bearer; when a valid one is present, the audit names the manager. */
 async function optionalPrincipal(runtime: ApiRuntime, event: APIGatewayProxyEvent): Promise<Principal | undefined> {
-  if (!header(event, 'authorization')) return principalFromAuthorizerContext(event.requestContext?.authorizer, runtime.deps.clock.now());
+  if (!header(event, 'authorization')) {
+    const principal = principalFromAuthorizerContext(event.requestContext?.authorizer, runtime.deps.clock.now());
+    if (principal) factsOf(event).principal = principal;
+    return principal;
+  }
   try {
     return await authenticate(runtime, event);
   } catch {
@@ -427,6 +441,40 @@ function parseJsonBody(event: APIGatewayProxyEvent): unknown {
     });
   }
   return parsed;
+}
+
+/**
+ * What the handler learnt of a request on its way (the route it matched, the principal of a
+ * verified token), for the one log line the request gets, served or refused. Keyed by the event,
+ * the one object middy hands both the handler and onError; gone with it.
+ */
+type RequestFacts = { route?: Match; principal?: Principal };
+const requestFacts = new WeakMap<APIGatewayProxyEvent, RequestFacts>();
+
+function factsOf(event: APIGatewayProxyEvent): RequestFacts {
+  let facts = requestFacts.get(event);
+  if (!facts) requestFacts.set(event, (facts = {}));
+  return facts;
+}
+
+/**
+ * The fields of a request's log line (docs/api.md, "Logs"), one code path for the served, the
+ * refused and the failed: who asked (manager and channel, from a verified token only: an
+ * unverified one names whoever its author chose), which route (its template, never the path: a
+ * download path is the link's capability token), which export (only an id of the form
+ * newExportId makes: anything else in the path is the caller's text, left out), and the status.
+ * Never a header, a body or a token.
+ */
+function requestLogFields(event: APIGatewayProxyEvent | undefined, context: Context | undefined, status: number): Record<string, string | number> {
+  const facts = event ? requestFacts.get(event) : undefined;
+  const exportId = facts?.route?.params.exportId;
+  return {
+    requestId: requestIdOf(event, context),
+    ...(facts?.route ? { route: facts.route.template } : {}),
+    status,
+    ...(exportId !== undefined && EXPORT_ID_PATTERN.test(exportId) ? { exportId } : {}),
+    ...(facts?.principal ? { managerId: facts.principal.managerId, channelId: facts.principal.channelId } : {}),
+  };
 }
 
 function requestIdOf(event: APIGatewayProxyEvent | undefined, context: Context | undefined): string {

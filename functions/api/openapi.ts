@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { exportRequestSchema, revokeRequestSchema } from '../../shared/domain/export-request';
+import { cancelRequestSchema, exportRequestSchema, revokeRequestSchema } from '../../shared/domain/export-request';
 import { exportStatusSchema } from '../../shared/app/export-job';
-import { MAX_LISTED_DOWNLOADS } from '../../shared/ports/audit-log';
+import { MAX_AUDIT_COLUMNS_BYTES, MAX_LISTED_DOWNLOADS } from '../../shared/ports/audit-log';
 import { MAX_CURSOR_LENGTH } from '../../shared/app/api/cursor';
 import { EXPORT_ID_PATTERN } from '../../shared/app/api/read-exports';
 import { IDEMPOTENCY_KEY } from '../../shared/app/api/request-export';
@@ -114,6 +114,16 @@ function revokeRequestBodySchema(): JsonSchema {
     revokeRequestSchema,
     'RevokeRequest',
     'Generated from revokeRequestSchema (shared/domain/export-request.ts): the reason takes the export request\'s rules, which the handler also checks where JSON Schema cannot: ' +
+      'not blank, a letter or digit (letter-or-digit), no control characters, bidi overrides or invisible format characters (display-control), 500 characters after trimming.',
+  );
+}
+
+/** POST /v1/exports/{id}/cancel's optional body, from the zod schema the handler parses with (as above). */
+function cancelRequestBodySchema(): JsonSchema {
+  return requestBodySchema(
+    cancelRequestSchema,
+    'CancelRequest',
+    'Generated from cancelRequestSchema (shared/domain/export-request.ts): an optional reason, kept on the export and in the audit trail, with the revoke reason\'s rules, which the handler also checks where JSON Schema cannot: ' +
       'not blank, a letter or digit (letter-or-digit), no control characters, bidi overrides or invisible format characters (display-control), 500 characters after trimming.',
   );
 }
@@ -270,6 +280,34 @@ const auditDownloadSchema: JsonSchema = {
     ip: { type: 'string', maxLength: 64 },
     userAgent: { type: 'string', maxLength: 512 },
     outcome: { type: 'string', enum: ['redirected', 'gone'] },
+    goneBecause: {
+      type: 'string',
+      enum: ['expired', 'revoked', 'canceled', 'failed'],
+      description: 'With `gone` only: why the link no longer worked (absent on uses recorded before it was).',
+    },
+  },
+};
+
+/** Where a person's act came from, beside the actor (AuditClient in shared/ports/audit-log.ts). */
+const clientFields: Record<string, JsonSchema> = {
+  ip: { type: 'string', maxLength: 64, description: 'The source address API Gateway saw (never X-Forwarded-For); absent when not recorded.' },
+  userAgent: { type: 'string', maxLength: 512, description: 'The User-Agent, cut to 512 characters and cleaned; absent when not sent or not recorded.' },
+};
+
+/** One sheet of a completed file (auditSheetSchema in shared/ports/audit-log.ts). */
+const auditSheetSchema: JsonSchema = {
+  type: 'object',
+  description:
+    'Its name, its data rows (the header aside), and its columns as its header row names them, in order, with the SHA-256 of their JSON array. ' +
+    `\`columns\` is left out (count and digest kept) when all sheets' names together pass ${MAX_AUDIT_COLUMNS_BYTES.toLocaleString('en-US')} bytes of JSON.`,
+  additionalProperties: false,
+  required: ['name', 'rowCount', 'columnCount', 'columnsSha256'],
+  properties: {
+    name: { type: 'string' },
+    rowCount: { type: 'integer', minimum: 0 },
+    columnCount: { type: 'integer', minimum: 0 },
+    columnsSha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+    columns: { type: 'array', items: { type: 'string' } },
   },
 };
 
@@ -277,7 +315,7 @@ const auditEntrySchema: JsonSchema = {
   type: 'object',
   description:
     'One export as the trail tells it (AuditEntry in shared/ports/audit-log.ts, links added by list-audit.ts). `status` is `requested` until a completed, failed or canceled event exists, and `revoked` once a revocation does (the file\'s facts stay). ' +
-    'completedAt, failedAt, canceledAt, canceledBy, revokedAt, revokedBy and revokeReason are each present only when the trail holds the event they come from.',
+    'completedAt, sheets, linkExpiresAt, failedAt, canceledAt, canceledBy, cancelReason, revokedAt, revokedBy and revokeReason are each present only when the trail holds the event they come from (sheets, linkExpiresAt, cancelReason and the actors\' ip and userAgent only on events recorded since they were).',
   additionalProperties: false,
   required: ['exportId', 'channelId', 'requestedBy', 'requestedAt', 'kind', 'scope', 'filters', 'reason', 'status', 'downloads', 'downloadCount'],
   properties: {
@@ -287,7 +325,7 @@ const auditEntrySchema: JsonSchema = {
       type: 'object',
       additionalProperties: false,
       required: ['managerId', 'name'],
-      properties: { managerId: { type: 'string', minLength: 1 }, name: { type: 'string' } },
+      properties: { managerId: { type: 'string', minLength: 1 }, name: { type: 'string' }, ...clientFields },
     },
     requestedAt: isoDateTime,
     kind: { type: 'string', enum: ['cases', 'contacts'] },
@@ -313,7 +351,12 @@ const auditEntrySchema: JsonSchema = {
     sha256: sha256Schema,
     fileSize: { type: 'integer', minimum: 0 },
     fileName: { type: 'string', minLength: 1 },
+    sheets: { type: 'array', items: auditSheetSchema, description: 'Every sheet of the file, in order (absent for files recorded before it was).' },
     completedAt: isoDateTime,
+    linkExpiresAt: {
+      ...isoDateTime,
+      description: 'When the link stops (or stopped) working. `status` stays `completed` after it: the trail records acts, not the clock; a use after it shows as `gone` with `goneBecause: expired`.',
+    },
     error: {
       type: 'object',
       additionalProperties: false,
@@ -326,9 +369,17 @@ const auditEntrySchema: JsonSchema = {
       type: 'object',
       additionalProperties: false,
       required: ['managerId'],
-      properties: { managerId: { type: 'string', minLength: 1 } },
+      properties: { managerId: { type: 'string', minLength: 1 }, ...clientFields },
     },
+    cancelReason: { type: 'string', minLength: 1, maxLength: 500, description: 'Why the export was canceled, when the cancel said.' },
     ...revocationFields,
+    revokedBy: {
+      type: 'object',
+      description: 'Who withdrew the link (the requester or an audit:read holder of the channel), and from where when recorded.',
+      additionalProperties: false,
+      required: ['managerId'],
+      properties: { managerId: { type: 'string', minLength: 1 }, ...clientFields },
+    },
     notification: ref('schemas', 'Notification'),
     downloads: {
       type: 'array',
@@ -759,12 +810,23 @@ function operations(): Record<string, PathItemObject> {
         operationId: 'cancelExport',
         summary: 'Stop an export: no file, no link',
         description:
-          "The requester only, who needs no permission beyond a valid token of the export's channel: a manager whose export:download was withdrawn while the export ran can still stop it (a cancel only ends work). Takes no query parameter and reads no body. The cooldown is given back.",
+          "The requester only, who needs no permission beyond a valid token of the export's channel: a manager whose export:download was withdrawn while the export ran can still stop it (a cancel only ends work). Takes no query parameter. The body is optional: without one (no body, or an empty one) nothing is read; with one, it takes the same Content-Type, coding and size rules as a revoke's. The cooldown is given back. " +
+          'An export already canceled answers 200 with the first cancel\'s facts (its reason and origin stay).',
         tags: ['exports'],
         security: bearer,
+        requestBody: {
+          required: false,
+          description: 'Why the export is stopped: kept on the export and in the audit trail (`cancelReason`).',
+          content: { 'application/json': { schema: ref('schemas', 'CancelRequest'), example: { reason: 'Wrong date range' } } },
+        },
         responses: {
           '200': ok('The export, canceled (also when it already was: a cancel is idempotent).', ref('schemas', 'ExportView')),
-          '400': errorResponse('400', { codes: ['INVALID_PATH', 'INVALID_QUERY'], notes: `${INVALID_PATH} ${INVALID_QUERY_NONE}` }),
+          '400': errorResponse('400', {
+            codes: ['INVALID_PATH', 'INVALID_QUERY', 'MALFORMED_JSON', 'VALIDATION_FAILED', 'INVALID_CONTENT_TYPE'],
+            notes:
+              `${INVALID_PATH} ${INVALID_QUERY_NONE} MALFORMED_JSON (field \`body\`, rule \`json\`, \`utf-8\` or \`no-bom\`); ` +
+              'VALIDATION_FAILED with `field` and `rule`: `reason` (rules `type`, `pattern` for an empty or blank one, `max-length`, `letter-or-digit`, `display-control`), an unknown field (`unknown-field`), `duplicate-key`, `max-depth`, `unicode`; INVALID_CONTENT_TYPE (rule `once`).',
+          }),
           '401': shared('Unauthenticated'),
           '403': forbidden(
             ['NOT_REQUESTER'],
@@ -774,6 +836,12 @@ function operations(): Record<string, PathItemObject> {
           '409': errorResponse('409', {
             codes: ['EXPORT_TERMINAL', 'EXPORT_BUSY'],
             notes: 'EXPORT_TERMINAL: already completed, failed, expired or revoked (an export already canceled answers 200: a cancel is idempotent); EXPORT_BUSY: it changed state while canceling, try again.',
+          }),
+          '415': errorResponse('415', {
+            codes: ['UNSUPPORTED_CONTENT_TYPE', 'UNSUPPORTED_CONTENT_ENCODING'],
+            notes:
+              'Only with a body: UNSUPPORTED_CONTENT_TYPE (field `Content-Type`, rule `media-type`, or `charset` for a charset other than UTF-8); UNSUPPORTED_CONTENT_ENCODING (field `Content-Encoding`, rule `identity`, with Accept-Encoding: identity).',
+            extraHeaders: { 'Accept-Encoding': header('AcceptEncoding', false) },
           }),
           ...commonErrors(),
         },
@@ -951,6 +1019,7 @@ export function buildOpenApiDocument(): OpenApiDocument {
       schemas: {
         ExportRequest: exportRequestBodySchema(),
         RevokeRequest: revokeRequestBodySchema(),
+        CancelRequest: cancelRequestBodySchema(),
         ExportStatus: { type: 'string', enum: [...exportStatusSchema.options] },
         ExportLinks: exportLinksSchema,
         ExportCreated: exportCreatedSchema,

@@ -30,11 +30,20 @@ const ROUTES: readonly RouteDef[] = [
   { name: 'listExportDownloads', method: 'GET', segments: ['v1', 'audit', 'exports', '{exportId}', 'downloads'] },
 ];
 
-export type Match = { name: RouteName; params: Record<string, string> };
+/**
+ * A matched route: its name, its decoded path parameters, and its template (`POST
+ * /v1/exports/{exportId}/cancel`), which the request's log line names: never the path itself,
+ * whose download token is a capability and whose export id is whatever the caller sent.
+ */
+export type Match = { name: RouteName; template: string; params: Record<string, string> };
+
+function templateOf(route: RouteDef): string {
+  return `${route.method} /${route.segments.join('/')}`;
+}
 
 /** `METHOD /path` of every route (parameters as `{name}`): the stack must declare each one. */
 export function routeTemplates(): string[] {
-  return ROUTES.map((route) => `${route.method} /${route.segments.join('/')}`);
+  return ROUTES.map(templateOf);
 }
 
 /** A path segment that is not valid percent-encoding (a lone `%`, or bytes that are not UTF-8). */
@@ -65,7 +74,7 @@ export function matchRoute(method: string, rawPath: string): Match {
       allowed.push(route.method);
       continue;
     }
-    return { name: route.name, params };
+    return { name: route.name, template: templateOf(route), params };
   }
   if (allowed.length > 0) throw new MethodNotAllowedError(allowed);
   throw new RouteNotFoundError(method);

@@ -10,7 +10,8 @@ export type CancelFollowUpPorts = {
 };
 
 /** A canceled job as stored: the facts the follow-ups are built from. */
-export type CanceledJob = Pick<ExportJob, 'exportId' | 'channelId' | 'managerId' | 'kind' | 'updatedAt'> & Partial<Pick<ExportJob, 'canceledAt'>>;
+export type CanceledJob = Pick<ExportJob, 'exportId' | 'channelId' | 'managerId' | 'kind' | 'updatedAt'> &
+  Partial<Pick<ExportJob, 'canceledAt' | 'cancelReason' | 'canceledFrom'>>;
 
 /**
  * What a canceled export owes after its status changed: the `canceled` audit event and the
@@ -23,7 +24,8 @@ export type CanceledJob = Pick<ExportJob, 'exportId' | 'channelId' | 'managerId'
  *   the transition, never `updatedAt` while there is a `canceledAt` (chunks still in flight move
  *   updatedAt after the cancel); jobs canceled before `canceledAt` existed fall back to it;
  * - `managerId` is the requester: the job does not record who canceled, and only the requester
- *   may cancel (cancelExport refuses anyone else), so it is the manager who canceled;
+ *   may cancel (cancelExport refuses anyone else), so it is the manager who canceled; the reason
+ *   and origin are those the transition stored;
  * - the release is conditional on this export still holding the cooldown, so it never frees a
  *   newer export's hold (the key is the one the request took: cooldownKey of channel, manager, kind).
  *
@@ -41,7 +43,8 @@ export async function runCancelFollowUps(
   if (ports.audit) {
     try {
       const at = job.canceledAt ?? job.updatedAt;
-      await ports.audit.append({ type: 'canceled', exportId: job.exportId, channelId: job.channelId, at, managerId: job.managerId });
+      const reason = job.cancelReason !== undefined ? { reason: job.cancelReason } : {};
+      await ports.audit.append({ type: 'canceled', exportId: job.exportId, channelId: job.channelId, at, managerId: job.managerId, ...reason, ...job.canceledFrom });
     } catch (error) {
       auditError = error;
     }

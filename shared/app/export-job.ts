@@ -1,5 +1,9 @@
 import { z } from 'zod';
 import { profileSchemaSchema } from '../domain/records';
+import { auditSheetSchema } from '../ports/audit-log';
+
+/** A request's origin as stored on the job (shared/app/api/client.ts cuts and cleans it). */
+const clientFactsSchema = z.object({ ip: z.string().max(64).optional(), userAgent: z.string().optional() });
 
 /**
  * The export job as stored in EXPORTS_TABLE and passed between the API, the chunk handlers,
@@ -204,7 +208,18 @@ export const exportJobSchema = z.object({
   revokedAt: z.string().optional(),
   revokedBy: z.string().min(1).optional(),
   revokeReason: z.string().optional(),
+  /** Where the revoke request came from (the audit's `revoked` event gives it, as it does for a download). */
+  revokedFrom: clientFactsSchema.optional(),
+  /** Why the requester canceled, when the cancel's body said; stored with the transition, like the revoke's. */
+  cancelReason: z.string().optional(),
+  /** Where the cancel request came from. */
+  canceledFrom: clientFactsSchema.optional(),
   expiresAt: z.string().optional(),
+  /**
+   * The file's sheets as the finalizer wrote them (name, rows, columns): the audit's `completed`
+   * event carries them, built from the job on every retry like the file's other facts.
+   */
+  fileSheets: z.array(auditSheetSchema).optional(),
   error: jobErrorSchema.optional(),
   encryption: jobEncryptionSchema,
   timeZone: z.string(),

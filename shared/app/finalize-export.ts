@@ -12,6 +12,7 @@ import { formatCalendarDate, dayInZone } from '../domain/calendar';
 import { DefinitionMissingError, loadJobDefinition } from './job-definition';
 import { JobEncryptionError, readJobEncryptionParams } from './job-encryption';
 import { columnsFingerprint, SHEET_NAMES, sheetColumns, sheetsOf } from './workspace-context';
+import { MAX_AUDIT_COLUMNS_BYTES, type AuditSheet } from '../ports/audit-log';
 
 export type FinalizeDeps = StepDeps & {
   keyWrapper: KeyWrapper;
@@ -317,6 +318,7 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     });
     dataCrcs.push(metas.map((m) => m.dataCrc32));
   }
+  const fileSheets = auditSheetsOf(sheets);
   const mainIndex = job.kind === 'cases' ? 0 : sheetKeys.indexOf('users');
   const rowCount = (sheets[mainIndex]?.parts ?? []).reduce((sum, p) => sum + p.rowCount, 0);
 
@@ -410,6 +412,7 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
     objectKey,
     completedAt: completedAt.toISOString(),
     expiresAt: expiresAt.toISOString(),
+    fileSheets,
   };
   const completed = await deps.store.setStatus(job.channelId, job.exportId, 'completed', ['finalizing'], facts);
   const exportSeconds = (completedAt.getTime() - Date.parse(job.createdAt)) / 1000;
@@ -456,4 +459,25 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
   }
   deps.log.info('export completed', { rowCount, fileSize, exportSeconds });
   return outcome;
+}
+
+/**
+ * What the audit trail records of each sheet written (auditSheetSchema): name, data rows, and the
+ * columns as the file's header row names them, with their digest: what an auditor can hold
+ * against the file itself. The names are left out of every sheet (the digests and counts stay)
+ * when together they would pass MAX_AUDIT_COLUMNS_BYTES: an audit item has 400 KB.
+ */
+export function auditSheetsOf(sheets: readonly Pick<SheetPlan, 'name' | 'columns' | 'parts'>[]): AuditSheet[] {
+  const keyLists = sheets.map((sheet) => sheet.columns.map((column) => column.header));
+  const listed = keyLists.reduce((bytes, keys) => bytes + Buffer.byteLength(JSON.stringify(keys), 'utf8'), 0) <= MAX_AUDIT_COLUMNS_BYTES;
+  return sheets.map((sheet, i) => {
+    const keys = keyLists[i] ?? [];
+    return {
+      name: sheet.name,
+      rowCount: sheet.parts.reduce((sum, part) => sum + part.rowCount, 0),
+      columnCount: keys.length,
+      columnsSha256: createHash('sha256').update(JSON.stringify(keys)).digest('hex'),
+      ...(listed ? { columns: keys } : {}),
+    };
+  });
 }

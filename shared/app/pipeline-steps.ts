@@ -95,7 +95,7 @@ export async function resumeFollowUps(deps: StepDeps, job: ExportJob): Promise<v
 
 /** What a failed or completed export owes, each step built from the job alone (see terminalAuditEvent). */
 export type FinishedJob = FailingJob &
-  Partial<Pick<ExportJob, 'error' | 'failedAt' | 'rowCount' | 'sha256' | 'fileSize' | 'fileName' | 'completedAt'>> & {
+  Partial<Pick<ExportJob, 'error' | 'failedAt' | 'rowCount' | 'sha256' | 'fileSize' | 'fileName' | 'completedAt' | 'expiresAt' | 'fileSheets'>> & {
     status: 'failed' | 'completed';
   };
 
@@ -210,6 +210,8 @@ export function terminalAuditEvent(job: FinishedJob, clock: Clock): AuditEvent |
     sha256: job.sha256,
     ...(job.fileSize !== undefined ? { fileSize: job.fileSize } : {}),
     ...(job.fileName !== undefined ? { fileName: job.fileName } : {}),
+    ...(job.fileSheets !== undefined ? { sheets: job.fileSheets } : {}),
+    ...(job.expiresAt !== undefined ? { linkExpiresAt: job.expiresAt } : {}),
   };
 }
 

@@ -11,7 +11,7 @@ import { discardExportFile, discardParts, jobOwingFollowUp, terminalAuditEvent, 
  *   always has; when that append had failed and its retry was still due, the retry now finds the
  *   export revoked and does nothing, and the trail would have lost the file's facts;
  * - then the `revoked` event (fixed sort key: one per export, whoever revokes again), with when,
- *   who and why as the transition stored them.
+ *   who, why and from where as the transition stored them.
  */
 export function revokeAuditEvents(job: ExportJob, clock: Clock): AuditEvent[] {
   const completed = terminalAuditEvent({ ...job, status: 'completed' }, clock);
@@ -23,6 +23,7 @@ export function revokeAuditEvents(job: ExportJob, clock: Clock): AuditEvent[] {
     at: job.revokedAt ?? job.updatedAt,
     managerId: job.revokedBy ?? job.managerId,
     reason: job.revokeReason ?? '',
+    ...job.revokedFrom,
   };
   return completed ? [completed, revoked] : [revoked];
 }

@@ -30,8 +30,9 @@ const passwordSchema = z
 
 /**
  * Kept for internal records (S4, C7) and read by auditors: required, trimmed, 1-500 characters,
- * not blank, with a letter or digit (a zero-width space alone passed "not blank" and is no
- * reason), and nothing that changes how it displays (control characters, bidi overrides: see
+ * not blank, with a letter or digit (a lone "..." is no reason), and nothing that changes how it
+ * displays or hides in it (control characters, bidi overrides, invisible format characters such
+ * as a zero-width space, which keeps `re\u200Bfund` from an auditor's search for "refund": see
  * text-rules.ts). Lone surrogates are refused for the whole body (functions/api/app.ts).
  */
 const reasonSchema = z
@@ -68,6 +69,23 @@ export type RevokeRequest = z.infer<typeof revokeRequestSchema>;
 /** Parses a revoke body, throwing a ValidationError that names the field and the rule. */
 export function parseRevokeRequest(body: unknown): RevokeRequest {
   const parsed = revokeRequestSchema.safeParse(body, INPUT_ERRORS);
+  if (!parsed.success) throw toValidationError(parsed.error);
+  return parsed.data;
+}
+
+/**
+ * `POST /v1/exports/{id}/cancel` body, optional: why the requester stops the export. Kept on the
+ * job and in the audit trail with the cancel, so it takes the reason's rules (reasonSchema); a
+ * cancel sent without a body records none. Unknown fields are refused, so a misspelt `reason`
+ * is not dropped in silence.
+ */
+export const cancelRequestSchema = z.strictObject({ reason: reasonSchema.optional() });
+export type CancelRequest = z.infer<typeof cancelRequestSchema>;
+
+/** Parses a cancel body (undefined: none was sent), throwing a ValidationError that names the field and the rule. */
+export function parseCancelRequest(body: unknown): CancelRequest {
+  if (body === undefined) return {};
+  const parsed = cancelRequestSchema.safeParse(body, INPUT_ERRORS);
   if (!parsed.success) throw toValidationError(parsed.error);
   return parsed.data;
 }

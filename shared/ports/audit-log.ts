@@ -12,6 +12,41 @@ const base = {
   at: z.iso.datetime({ offset: true }),
 };
 
+/**
+ * Where a person's request came from (shared/app/api/client.ts cuts and cleans both): on every
+ * act done through the API, so an auditor can tell who requested, canceled or revoked from where,
+ * as for a download. Absent on events from before they were recorded, and when unknown.
+ */
+const client = {
+  ip: z.string().max(64).optional(),
+  userAgent: z.string().optional(),
+};
+
+/**
+ * One sheet of a completed file: its name, its data rows (the header aside), and its columns as
+ * its header row names them. Contact columns follow the workspace's profile schema as it was at
+ * the request, and the job that pinned it is kept 400 days, the trail for good: the names are
+ * recorded here. The digest always (it identifies the list, however long); the names when the
+ * file's lists fit MAX_AUDIT_COLUMNS_BYTES together, which every real schema does (Excel's 16,384
+ * columns of long names would not fit an audit item).
+ */
+export const auditSheetSchema = z.object({
+  name: z.string(),
+  rowCount: z.number().int().nonnegative(),
+  columnCount: z.number().int().nonnegative(),
+  /** SHA-256 (hex) of the JSON array of the header row's texts, in order. */
+  columnsSha256: z.string().regex(/^[0-9a-f]{64}$/),
+  columns: z.array(z.string()).optional(),
+});
+export type AuditSheet = z.infer<typeof auditSheetSchema>;
+
+/** The column names of all sheets together, as JSON, that an audit event carries at most. */
+export const MAX_AUDIT_COLUMNS_BYTES = 64_000;
+
+/** Why a use of the link was refused: the status that ended the link, or its window (`expired`). */
+export const auditGoneCauseSchema = z.enum(['expired', 'revoked', 'canceled', 'failed']);
+export type AuditGoneCause = z.infer<typeof auditGoneCauseSchema>;
+
 export const auditRequestedEventSchema = z.object({
   ...base,
   type: z.literal('requested'),
@@ -24,15 +59,24 @@ export const auditRequestedEventSchema = z.object({
   filters: z.record(z.string(), z.unknown()),
   range: z.object({ from: z.string().optional(), to: z.string().optional(), timezone: z.string().optional() }).optional(),
   reason: z.string(),
+  ...client,
 });
 
 export const auditCompletedEventSchema = z.object({
   ...base,
   type: z.literal('completed'),
+  /** The main sheet's data rows (cases: the cases; contacts: the users); `sheets` has each one's. */
   rowCount: z.number().int().nonnegative(),
   sha256: z.string(),
   fileSize: z.number().int().nonnegative().optional(),
   fileName: z.string().optional(),
+  /** Every sheet of the file, in order (absent on events from before it was recorded). */
+  sheets: z.array(auditSheetSchema).optional(),
+  /**
+   * When the link stops working (LINK_TTL_DAYS after completion, configurable): with it an
+   * auditor can tell an expired link from a live one without the job, which is not kept for good.
+   */
+  linkExpiresAt: z.iso.datetime({ offset: true }).optional(),
 });
 
 export const auditFailedEventSchema = z.object({
@@ -47,6 +91,9 @@ export const auditCanceledEventSchema = z.object({
   type: z.literal('canceled'),
   /** Manager who canceled, when known. */
   managerId: z.string().optional(),
+  /** Why, when the cancel said (its body's `reason` is optional). */
+  reason: z.string().optional(),
+  ...client,
 });
 
 /**
@@ -58,6 +105,7 @@ export const auditRevokedEventSchema = z.object({
   type: z.literal('revoked'),
   managerId: z.string().min(1),
   reason: z.string(),
+  ...client,
 });
 
 export const auditDownloadedEventSchema = z.object({
@@ -65,10 +113,11 @@ export const auditDownloadedEventSchema = z.object({
   type: z.literal('downloaded'),
   /** The manager when the download carried a valid bearer token; a bot link is often opened without one. */
   managerId: z.string().optional(),
-  ip: z.string().optional(),
-  userAgent: z.string().optional(),
+  ...client,
   /** Whether the link was still valid (a 410 is recorded too: attempts after expiry are worth auditing). */
   outcome: z.enum(['redirected', 'gone']).default('redirected'),
+  /** With `gone`: why the link no longer worked (absent on events from before it was recorded). */
+  goneBecause: auditGoneCauseSchema.optional(),
 });
 
 /** The bot event a notification was about (the notify message's `event`). */
@@ -124,13 +173,24 @@ export type NotificationOutcome = {
 };
 
 /** One use of a download link as the auditor sees it. */
-export type AuditDownload = { at: string; managerId?: string; ip?: string; userAgent?: string; outcome: 'redirected' | 'gone' };
+export type AuditDownload = {
+  at: string;
+  managerId?: string;
+  ip?: string;
+  userAgent?: string;
+  outcome: 'redirected' | 'gone';
+  goneBecause?: AuditGoneCause;
+};
+
+/** Where a person's act came from, when the trail recorded it (see `client` above). */
+export type AuditClient = { ip?: string; userAgent?: string };
 
 /** One export as the auditor sees it: the request plus everything that happened to it. */
 export type AuditEntry = {
   exportId: string;
   channelId: string;
-  requestedBy: { managerId: string; name: string };
+  /** The requester, and where the request came from when recorded (`ip`, `userAgent`). */
+  requestedBy: { managerId: string; name: string } & AuditClient;
   requestedAt: string;
   kind: 'cases' | 'contacts';
   scope: string;
@@ -146,8 +206,15 @@ export type AuditEntry = {
   sha256?: string;
   fileSize?: number;
   fileName?: string;
+  /** Each sheet's name, rows and columns (see auditSheetSchema), when the trail recorded them. */
+  sheets?: AuditSheet[];
   /** The `completed` event's time. */
   completedAt?: string;
+  /**
+   * When the link stops (or stopped) working, when recorded. A use after it shows as `gone` with
+   * `goneBecause: expired`; `status` stays `completed` (the trail records acts, not the clock).
+   */
+  linkExpiresAt?: string;
   error?: { code: string; message: string };
   /** The `failed` event's time; present with `error` (a completion hides both, as it does the status). */
   failedAt?: string;
@@ -158,14 +225,16 @@ export type AuditEntry = {
    * none.
    */
   canceledAt?: string;
-  canceledBy?: { managerId: string };
+  canceledBy?: { managerId: string } & AuditClient;
+  /** Why the export was canceled, when the cancel said. */
+  cancelReason?: string;
   /**
    * The `revoked` event's time, who revoked the link and why: present whenever the trail holds a
    * revocation. The file's facts (rowCount, sha256, fileSize, fileName, completedAt) stay: the
    * auditor must still be able to tell which file went out before the link was withdrawn.
    */
   revokedAt?: string;
-  revokedBy?: { managerId: string };
+  revokedBy?: { managerId: string } & AuditClient;
   revokeReason?: string;
   /**
    * Whether the bot told the requester: absent until the trail holds a `notified` or

@@ -35,7 +35,7 @@ describe('GET /v1/audit: when an export ended, and who canceled it', () => {
     const res = await call(list);
     expect(res.status).toBe(200);
     expect(res.body.items).toEqual([
-      expect.objectContaining({ exportId, status: 'canceled', canceledAt, canceledBy: { managerId: 'm-1' } }),
+      expect.objectContaining({ exportId, status: 'canceled', canceledAt, canceledBy: { managerId: 'm-1', ip: '203.0.113.7', userAgent: 'Mozilla/5.0 (export-console)' } }),
     ]);
     expect(res.body.items[0]).not.toHaveProperty('failedAt');
     expect(res.body.items[0]).not.toHaveProperty('completedAt');

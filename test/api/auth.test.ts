@@ -56,6 +56,13 @@ describe('bearer token verification', () => {
     expect(await reasonOf(verifier.verifyToken(await sign({ ...claims, managerId: 'm\ud83d\udcca' })))).toBe('accepted');
   });
 
+  it('cleans, never refuses, an invisible format character in the display name (zero-width space, soft hyphen, BOM, CGJ); joiners and marks stay', async () => {
+    const sign = (payload: Record<string, unknown>) =>
+      new SignJWT(payload).setProtectedHeader({ alg: 'HS256' }).setIssuer(DEV_ISSUER).setAudience(DEV_AUDIENCE).setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+    const principal = await verifier.verifyToken(await sign({ ...claims, name: 'K\u200bi\u00adm\ufeff \u034f김\u180e 👩\u200d💻 می\u200cخواهم \u200f' }));
+    expect(principal.name).toBe('Kim 김 👩\u200d💻 می\u200cخواهم \u200f');
+  });
+
   it('rejects a bad signature, a wrong issuer and a wrong audience', async () => {
     const other = await signDevToken(claims, { secret: 'another-secret-another-secret-another-1' });
     expect(await reasonOf(verifier.verifyToken(other))).toBe('invalid');

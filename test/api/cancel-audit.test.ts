@@ -113,7 +113,15 @@ async function canceledWithoutFollowUps(failing: 'audit' | 'release' | 'both'): 
 
 const auditOf = (exportId: string) => fakes.audit.events.filter((e) => e.exportId === exportId);
 /** The one `canceled` event a cancel records: its own time, by the requester (the only one who may cancel). */
-const canceledEvent = (job: ExportJob) => ({ type: 'canceled', exportId: job.exportId, channelId: 'ch-1', at: job.canceledAt, managerId: 'm-1' });
+const canceledEvent = (job: ExportJob) => ({
+  type: 'canceled',
+  exportId: job.exportId,
+  channelId: 'ch-1',
+  at: job.canceledAt,
+  managerId: 'm-1',
+  // Where the cancel request came from (the sample event's address and user agent).
+  ip: '203.0.113.7', userAgent: 'Mozilla/5.0 (export-console)',
+});
 
 describe('a cancel whose follow-ups failed and were never retried is finished by the pipeline', () => {
   it('a late chunk delivery (a first receive) appends the canceled event and gives the cooldown back', async () => {

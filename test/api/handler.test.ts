@@ -665,6 +665,48 @@ describe('POST /v1/exports', () => {
     expect(fakes.audit.events).toEqual([]);
   });
 
+  it('refuses a reason, a query or a filter text hiding an invisible format character (display-control), naming the field; the kept ones pass', async () => {
+    const send = async (patch: Record<string, unknown>) => {
+      const ev = loadEvent('api-create-export-contacts.json', { TOKEN: await token(), PASSWORD });
+      delete ev.headers['Idempotency-Key'];
+      delete ev.multiValueHeaders['Idempotency-Key'];
+      ev.body = JSON.stringify({ kind: 'contacts', scope: 'all', reason: 'CRM sync', password: PASSWORD, ...patch });
+      return call(ev);
+    };
+    for (const ch of ['\u200b', '\ufeff', '\u00ad', '\u180e', '\u034f']) {
+      for (const [patch, field] of [
+        [{ reason: `re${ch}fund` }, 'reason'],
+        [{ query: `k${ch}im` }, 'query'],
+        [{ scope: 'filter', filter: { join: 'and', groups: [{ join: 'and', conditions: [{ field: 'name', op: 'contains', value: `k${ch}im` }] }] } }, 'filter.groups[0].conditions[0].value'],
+      ] as const) {
+        const res = await send(patch);
+        expect(res.status, `${field} ${JSON.stringify(ch)}`).toBe(400);
+        expect(res.body.error, `${field} ${JSON.stringify(ch)}`).toMatchObject({ code: 'VALIDATION_FAILED', field, rule: 'display-control' });
+      }
+    }
+    expect(fakes.store.jobs.size).toBe(0);
+    expect(fakes.audit.events).toEqual([]);
+    const scotland = '\u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}';
+    const kept = ['👨\u200d👩\u200d👧 family plan', `${scotland} office sync`, 'می\u200cخواهم', '월간 CRM 동기화', 'تقرير شهري \u200f(2)'];
+    for (const reason of kept) {
+      fakes.clock.advance(3_600_000); // past the export cooldown
+      const res = await send({ reason });
+      expect(res.status, reason).toBe(202);
+    }
+    expect(fakes.audit.events.map((e) => (e as { reason?: string }).reason)).toEqual(kept);
+  });
+
+  it('cleans, never refuses, what a caller did not type: an invisible format character in a User-Agent or a display name is removed', async () => {
+    const ev = loadEvent('api-create-export-contacts.json', { TOKEN: await token(), PASSWORD });
+    const exportId = (await call(ev)).body.exportId as string;
+    completeJob(exportId);
+    const download = loadEvent('api-download.json', { DOWNLOAD_TOKEN: `tok-${exportId}-0123456789` });
+    download.headers['User-Agent'] = 'Mozilla\u200b/5.0\u00ad (X11)';
+    expect((await call(download)).status).toBe(302);
+    const seen = fakes.audit.events.find((e) => e.type === 'downloaded' && e.exportId === exportId) as { userAgent?: string } | undefined;
+    expect(seen?.userAgent).toBe('Mozilla/5.0 (X11)');
+  });
+
   it('a dispatch that sent its first chunks and then failed leaves a failed job, not a running one missing chunks', async () => {
     fakes.dispatcher.failAfterFirstChunks = true;
     const res = await create('api-create-export-cases.json');
@@ -1345,7 +1387,7 @@ describe('GET /v1/audit', () => {
     expect(res.body.items).toEqual([
       expect.objectContaining({
         exportId,
-        requestedBy: { managerId: 'm-1', name: 'Kim' },
+        requestedBy: { managerId: 'm-1', name: 'Kim', ip: '203.0.113.7', userAgent: 'Mozilla/5.0 (export-console)' },
         kind: 'contacts',
         scope: 'filter',
         reason: 'Quarterly CRM sync for the marketing team',
@@ -1829,5 +1871,83 @@ describe('HEAD /v1/downloads/{token}', () => {
     const result = (await handler(onList, context)) as APIGatewayProxyResult;
     expect(result.statusCode).toBe(405);
     expect(result.body).toBe('');
+  });
+});
+
+describe('the log line of each request (docs/api.md, "Logs")', () => {
+  /** The JSON lines logged with `message`, parsed. */
+  const logged = (message: string) => logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.message === message);
+  const auditorBearer = () => token({ managerId: 'm-9', permissions: ['audit:read'] });
+  const cancelRoute = 'POST /v1/exports/{exportId}/cancel';
+  const revokeRoute = 'POST /v1/exports/{exportId}/revoke';
+
+  it('a refused request names the route template, the export and the verified manager and channel, as a served one does; never the token or the body', async () => {
+    const auditor = await auditorBearer();
+    const refused = await call(loadEvent('api-create-export-contacts.json', { TOKEN: auditor, PASSWORD }));
+    expect(refused.status).toBe(403);
+    const exportId = (await create()).body.exportId as string;
+    const notRequester = await call(loadEvent('api-cancel-export.json', { TOKEN: auditor, EXPORT_ID: exportId }));
+    expect(notRequester.body.error.code).toBe('NOT_REQUESTER');
+    // A queued export has no link to withdraw: 409.
+    const revokeEvent = (body: string) => Object.assign(loadEvent('api-revoke-export.json', { TOKEN: '', EXPORT_ID: exportId, REASON: 'x' }), { body });
+    const early = revokeEvent(JSON.stringify({ reason: 'Link posted in the wrong room' }));
+    const bearer = `Bearer ${await token()}`;
+    early.headers.Authorization = bearer;
+    expect((await call(early)).status).toBe(409);
+    const noReason = revokeEvent('{}');
+    noReason.headers.Authorization = bearer;
+    expect((await call(noReason)).body.error).toMatchObject({ code: 'VALIDATION_FAILED', field: 'reason', rule: 'required' });
+
+    const who = (managerId: string) => ({ managerId, channelId: 'ch-1' });
+    expect(logged('request refused')).toEqual([
+      expect.objectContaining({ requestId: 'req-create-contacts', route: 'POST /v1/exports', status: 403, code: 'PERMISSION_DENIED', ...who('m-9') }),
+      expect.objectContaining({ requestId: 'req-cancel', route: cancelRoute, exportId, status: 403, code: 'NOT_REQUESTER', ...who('m-9') }),
+      expect.objectContaining({ requestId: 'req-revoke', route: revokeRoute, exportId, status: 409, ...who('m-1') }),
+      expect.objectContaining({ requestId: 'req-revoke', route: revokeRoute, exportId, status: 400, code: 'VALIDATION_FAILED', ...who('m-1') }),
+    ]);
+    // The served request's line has the same fields.
+    expect(logged('request handled')).toEqual([expect.objectContaining({ requestId: 'req-create-contacts', route: 'POST /v1/exports', status: 202, ...who('m-1') })]);
+    const text = logs.join('\n');
+    for (const secretText of [auditor, bearer.slice(7), PASSWORD, 'Link posted in the wrong room', 'Kim', 'Mozilla', '203.0.113.7']) expect(text).not.toContain(secretText);
+  });
+
+  it('an export id the service could not have made is left out of the line (its route stays), however long; a download names no token', async () => {
+    const bearer = await token();
+    const junk = `${'a'.repeat(5_000)}<script>`;
+    expect((await call(loadEvent('api-cancel-export.json', { TOKEN: bearer, EXPORT_ID: encodeURIComponent(junk) }))).status).toBe(404);
+    const [line] = logged('request refused');
+    expect(line).toMatchObject({ route: cancelRoute, status: 404, managerId: 'm-1', channelId: 'ch-1' });
+    expect(line).not.toHaveProperty('exportId');
+    expect(logs.join('\n')).not.toContain('aaaaaaaaaaaaaaaa');
+    expect(logs.join('\n').length).toBeLessThan(2_000);
+    const gone = await call(loadEvent('api-download.json', { DOWNLOAD_TOKEN: 'tok-unknown-0123456789' }));
+    expect(gone.status).toBeGreaterThanOrEqual(400);
+    expect(logged('request refused').at(-1)).toMatchObject({ route: 'GET /v1/downloads/{token}', status: gone.status });
+    expect(logs.join('\n')).not.toContain('tok-unknown');
+  });
+
+  it('a token that does not verify names nobody: a 401 line has the route and no manager or channel, though the token claimed them', async () => {
+    const forged = await signDevToken(
+      { channelId: 'ch-evil', managerId: 'm-evil', name: 'Mallory', permissions: ['export:download'], expiresIn: '1h' },
+      { secret: 'another-secret-another-secret-another-1', now: fakes.clock.now() },
+    );
+    const res = await call(loadEvent('api-create-export-contacts.json', { TOKEN: forged, PASSWORD }));
+    expect(res.status).toBe(401);
+    const [line] = logged('request refused');
+    expect(line).toMatchObject({ route: 'POST /v1/exports', status: 401 });
+    expect(line).not.toHaveProperty('managerId');
+    expect(line).not.toHaveProperty('channelId');
+    expect(logs.join('\n')).not.toContain('evil');
+    expect(logs.join('\n')).not.toContain(forged);
+  });
+
+  it('a request that fails (5xx) is logged with the same fields and the error', async () => {
+    fakes.store.createJob = async () => {
+      throw new Error('store down');
+    };
+    expect((await create()).status).toBe(500);
+    expect(logged('request failed')).toEqual([
+      expect.objectContaining({ requestId: 'req-create-contacts', route: 'POST /v1/exports', status: 500, managerId: 'm-1', channelId: 'ch-1', error: expect.objectContaining({ message: 'store down' }) }),
+    ]);
   });
 });

@@ -111,7 +111,7 @@ describe('POST /v1/exports/{id}/revoke', () => {
     expect(fakes.dispatcher.followUpsOf('revoke')).toEqual([exportId]);
 
     // The trail: revoked, with when, who and why, and the file's facts.
-    expect(revokedEvents(exportId)).toEqual([{ type: 'revoked', exportId, channelId: 'ch-1', at: '2026-03-01T10:00:00.000Z', managerId: 'm-1', reason: REASON }]);
+    expect(revokedEvents(exportId)).toEqual([{ type: 'revoked', exportId, channelId: 'ch-1', at: '2026-03-01T10:00:00.000Z', managerId: 'm-1', reason: REASON, ip: '203.0.113.7', userAgent: 'Mozilla/5.0 (export-console)' }]);
     expect(await auditEntry(exportId)).toMatchObject({
       status: 'revoked',
       revokedAt: '2026-03-01T10:00:00.000Z',
@@ -258,6 +258,28 @@ describe('POST /v1/exports/{id}/revoke', () => {
     expect(ok.body.revokeReason).toBe('y'.repeat(500));
   });
 
+  it('a reason hiding an invisible format character is refused naming `reason` and `display-control`; joiners, marks, flags and any script are kept', async () => {
+    const exportId = await completedExport();
+    for (const reason of ['a\u200bb', 'a\ufeffb', 'a\u00adb', 'a\u180eb', 'a\u034fb', 'a\u2060b', 're\u200bfund']) {
+      const res = await revoke(exportId, undefined, JSON.stringify({ reason }));
+      expect(res.status, JSON.stringify(reason)).toBe(400);
+      expect(res.body.error, JSON.stringify(reason)).toMatchObject({ code: 'VALIDATION_FAILED', field: 'reason', rule: 'display-control' });
+    }
+    expect(fakes.store.jobs.get(exportId)?.status).toBe('completed');
+    expect(revokedEvents(exportId)).toEqual([]);
+    const scotland = '\u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}';
+    for (const reason of ['👨\u200d👩\u200d👧 posted in the family chat', `posted in the ${scotland} room`, 'می\u200cخواهم لینک را لغو کنم', '잘못된 방에 게시됨', 'نُشر الرابط في الغرفة الخطأ \u200f']) {
+      // A fresh service each: an export is revoked once, and the request event replays one export.
+      fakes = createFakes();
+      ({ call, token } = apiCallerFor(fakes, secret));
+      const id = await completedExport();
+      const res = await revoke(id, undefined, JSON.stringify({ reason }));
+      expect(res.status, reason).toBe(200);
+      expect(res.body.revokeReason, reason).toBe(reason);
+      expect(revokedEvents(id), reason).toEqual([expect.objectContaining({ reason })]);
+    }
+  });
+
   it('an audit append that fails: 500 with the revocation standing (the link is gone, the file deleted); the retried revoke finishes the trail, one event', async () => {
     const exportId = await completedExport();
     fakes.audit.failNext = 'revoked';
@@ -275,7 +297,7 @@ describe('POST /v1/exports/{id}/revoke', () => {
     expect(retried.status).toBe(200);
     expect(retried.body).toMatchObject({ status: 'revoked', revokedAt: '2026-03-01T10:00:00.000Z' });
     // The event carries the first request's time, not the retry's.
-    expect(revokedEvents(exportId)).toEqual([{ type: 'revoked', exportId, channelId: 'ch-1', at: '2026-03-01T10:00:00.000Z', managerId: 'm-1', reason: REASON }]);
+    expect(revokedEvents(exportId)).toEqual([{ type: 'revoked', exportId, channelId: 'ch-1', at: '2026-03-01T10:00:00.000Z', managerId: 'm-1', reason: REASON, ip: '203.0.113.7', userAgent: 'Mozilla/5.0 (export-console)' }]);
     expect(fakes.dispatcher.discardedFiles).toEqual([exportId, exportId]);
     expect(await auditEntry(exportId)).toMatchObject({ status: 'revoked', revokeReason: REASON });
     // One follow-up message, from the request that made the transition (a retry finds it revoked).

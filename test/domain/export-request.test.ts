@@ -8,6 +8,7 @@ import {
   exportRequestJsonSchema,
   exportRequestSchema,
   parseExportRequest,
+  parseRevokeRequest,
 } from '../../shared/domain';
 
 const SECRET = 'HunterTwo2SecretPw';
@@ -184,8 +185,10 @@ describe('parsing errors', () => {
 
   it('S4: a reason an auditor cannot read is refused, one message each: invisible only, control characters, bidi overrides', () => {
     const cases_: [string, string][] = [
-      ['\u200b', 'reason must contain a letter or a digit'],
-      ['\u200b\u200d\ufeff', 'reason must contain a letter or a digit'],
+      // Invisible format characters are refused for what they are, even where nothing else is there.
+      ['\u200b', 'reason must not contain control characters, bidi overrides (U+202A-U+202E, U+2066-U+2069) or invisible tag and format characters'],
+      ['\u200b\u200d\ufeff', 'reason must not contain control characters, bidi overrides (U+202A-U+202E, U+2066-U+2069) or invisible tag and format characters'],
+      ['\u200d', 'reason must contain a letter or a digit'],
       ['!!! ...', 'reason must contain a letter or a digit'],
       ['\u0000\u001b[31mOK\u001b[0m', 'reason must not contain control characters, bidi overrides (U+202A-U+202E, U+2066-U+2069) or invisible tag and format characters'],
       ['legit \u202eevil\u202c reason', 'reason must not contain control characters, bidi overrides (U+202A-U+202E, U+2066-U+2069) or invisible tag and format characters'],
@@ -206,6 +209,52 @@ describe('parsing errors', () => {
         expect((e as ValidationError).issues, JSON.stringify(reason)).toEqual([{ path: 'reason', message, rule }]);
         expect(e).toMatchObject({ field: 'reason', rule });
       }
+    }
+  });
+
+  it('S4: a reason hiding an invisible format character (\\p{Cf}) or the combining grapheme joiner is refused (display-control): "re\\u200bfund" is not found by a search for "refund"', () => {
+    const message = 'reason must not contain control characters, bidi overrides (U+202A-U+202E, U+2066-U+2069) or invisible tag and format characters';
+    const hidden = {
+      'ZERO WIDTH SPACE': '\u200b',
+      'BOM / ZERO WIDTH NO-BREAK SPACE': '\ufeff',
+      'SOFT HYPHEN': '\u00ad',
+      'MONGOLIAN VOWEL SEPARATOR': '\u180e',
+      'COMBINING GRAPHEME JOINER': '\u034f',
+      'WORD JOINER': '\u2060',
+      'INVISIBLE PLUS': '\u2064',
+      'INHIBIT SYMMETRIC SWAPPING': '\u206a',
+      'LANGUAGE TAG': '\u{E0001}',
+    };
+    for (const [name, ch] of Object.entries(hidden)) {
+      for (const reason of [`a${ch}b`, `re${ch}fund for order 7`]) {
+        try {
+          parseExportRequest(cases({ reason }));
+          expect.unreachable(name);
+        } catch (e) {
+          expect(e, name).toBeInstanceOf(ValidationError);
+          expect((e as ValidationError).issues, name).toEqual([{ path: 'reason', message, rule: 'display-control' }]);
+          expect(e, name).toMatchObject({ code: 'VALIDATION_FAILED', field: 'reason', rule: 'display-control' });
+        }
+        // The revoke reason takes the very same rule.
+        expect(() => parseRevokeRequest({ reason }), name).toThrow(expect.objectContaining({ field: 'reason', rule: 'display-control' }));
+      }
+    }
+  });
+
+  it('S4: what legitimate text needs stays: joiners, direction marks (LRM, RLM, ALM), variation selectors, a flag\'s tag sequence', () => {
+    const scotland = '\u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}';
+    for (const reason of [
+      '👨\u200d👩\u200d👧\u200d👦 family plan',
+      `office in ${scotland} closed`,
+      'می\u200cخواهم گزارش',
+      '월간 CRM 동기화',
+      'تقرير شهري للدعم',
+      'Arabic \u061c١٢٣ and \u200e(LTR)\u200f',
+      'heart \u2764\ufe0f and text style \u2764\ufe0e',
+      'क्\u200dष Devanagari',
+    ]) {
+      expect(parseExportRequest(cases({ reason })).reason, reason).toBe(reason);
+      expect(parseRevokeRequest({ reason }).reason, reason).toBe(reason);
     }
   });
 

@@ -185,8 +185,12 @@ describe('follow-up steps, finalizer streams and the notifier lease', () => {
         sha256: done?.sha256,
         fileSize: done?.fileSize,
         fileName: done?.fileName,
+        // From the stored job too: the retry appends what the first run would have.
+        sheets: done?.fileSheets,
+        linkExpiresAt: done?.expiresAt,
       },
     ]);
+    expect(done?.fileSheets).toEqual([expect.objectContaining({ name: 'User data', rowCount: 60 })]);
     expect(done?.rowCount).toBe(60);
     expect(await storesFor(stack).objects.list(objectKeys.partsPrefix(ready.exportId))).toEqual([]);
   });

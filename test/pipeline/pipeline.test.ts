@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { caseRangeInstants, caseStartedAt, compileFilter, generateWorkspace, resolveSegment, type CaseRecord, type UserRecord } from '../../shared/domain';
 import { compareKeyStrings, compareUsersInExportOrder } from '../../shared/app/source-keys';
 import { hashDownloadToken, createDownloadToken, verifyDownloadToken } from '../../shared/app/download-link';
@@ -81,6 +83,22 @@ describe('pipeline on the emulators', () => {
     const expectedUsers = [...new Set(expected.map((c) => c.userId))].sort(compareUsersInExportOrder);
     const userRows = sheets['User data'] ?? [];
     expect(userRows.slice(1).map((r) => r[0])).toEqual(expectedUsers);
+    // The trail records each sheet's rows and column keys (its header row's), not the main
+    // sheet's rows alone: the customer sheet's names, emails and phones are counted too.
+    const sheetFacts = (name: string, header: unknown[], rowCount: number) => ({
+      name,
+      rowCount,
+      columnCount: header.length,
+      columns: header,
+      columnsSha256: createHash('sha256').update(JSON.stringify(header)).digest('hex'),
+    });
+    const expectedSheets = [sheetFacts('UserChatCase data', caseRows[0] ?? [], expected.length), sheetFacts('User data', userRows[0] ?? [], expectedUsers.length)];
+    expect(done.fileSheets).toEqual(expectedSheets);
+    // The trail's `completed` item (this test's job was made without the API's `requested` one).
+    const completedItem = async () =>
+      (await storesFor(stack).ddb.send(new GetCommand({ TableName: stack.tables.audit, Key: { pk: `EXPORT#${job.exportId}`, sk: '1#completed' } }))).Item;
+    const completed = await waitFor(completedItem, 30_000);
+    expect(completed).toMatchObject({ type: 'completed', rowCount: expected.length, sheets: expectedSheets, linkExpiresAt: done.expiresAt });
   });
 
   it('a range without cases completes with header-only sheets (no users phase chunks)', async () => {

@@ -5,6 +5,7 @@ import { ValidationError } from '../../domain/errors';
 import {
   auditEventSchema,
   MAX_LISTED_DOWNLOADS,
+  type AuditClient,
   type AuditDownload,
   type AuditEntry,
   type AuditEvent,
@@ -295,7 +296,7 @@ export function assembleAuditEntry(requested: StoredAuditEvent, events: readonly
   const entry: AuditEntry = {
     exportId: requested.exportId,
     channelId: requested.channelId,
-    requestedBy: { managerId: requested.managerId, name: requested.managerName },
+    requestedBy: { managerId: requested.managerId, name: requested.managerName, ...clientOf(requested) },
     requestedAt: requested.at,
     kind: requested.kind,
     scope: requested.scope,
@@ -318,6 +319,8 @@ export function assembleAuditEntry(requested: StoredAuditEvent, events: readonly
           completedAt: event.at,
           ...(event.fileSize !== undefined ? { fileSize: event.fileSize } : {}),
           ...(event.fileName !== undefined ? { fileName: event.fileName } : {}),
+          ...(event.sheets !== undefined ? { sheets: event.sheets } : {}),
+          ...(event.linkExpiresAt !== undefined ? { linkExpiresAt: event.linkExpiresAt } : {}),
         });
         break;
       case 'failed':
@@ -330,13 +333,14 @@ export function assembleAuditEntry(requested: StoredAuditEvent, events: readonly
         // Who stopped the export and when is what an auditor asks of a cancel; kept even when
         // another terminal event decides the status, since the trail recorded both.
         entry.canceledAt = event.at;
-        if (event.managerId !== undefined) entry.canceledBy = { managerId: event.managerId };
+        if (event.managerId !== undefined) entry.canceledBy = { managerId: event.managerId, ...clientOf(event) };
+        if (event.reason !== undefined) entry.cancelReason = event.reason;
         break;
       case 'revoked':
         // Only a completed export can be revoked: the revocation is its last word.
         entry.status = 'revoked';
         entry.revokedAt = event.at;
-        entry.revokedBy = { managerId: event.managerId };
+        entry.revokedBy = { managerId: event.managerId, ...clientOf(event) };
         entry.revokeReason = event.reason;
         break;
       case 'downloaded':
@@ -364,7 +368,19 @@ export function assembleAuditEntry(requested: StoredAuditEvent, events: readonly
 
 /** A `downloaded` event as the auditor sees it (the trail's own keys left out). */
 export function downloadView(event: Extract<StoredAuditEvent, { type: 'downloaded' }>): AuditDownload {
-  return stripUndefined({ at: event.at, managerId: event.managerId, ip: event.ip, userAgent: event.userAgent, outcome: event.outcome });
+  return stripUndefined({
+    at: event.at,
+    managerId: event.managerId,
+    ip: event.ip,
+    userAgent: event.userAgent,
+    outcome: event.outcome,
+    goneBecause: event.goneBecause,
+  });
+}
+
+/** Where an act came from, as the entry shows it beside the actor: only what was recorded. */
+function clientOf(event: { ip?: string | undefined; userAgent?: string | undefined }): AuditClient {
+  return stripUndefined({ ip: event.ip, userAgent: event.userAgent });
 }
 
 /** A `requested` item's table and index keys: how it is written, and a cursor just after it. */

@@ -1,9 +1,10 @@
 import { NotFoundError } from '../../domain';
-import { cleanDisplayText } from '../../text-rules';
 import type { Principal } from '../../auth/principal';
 import type { ApiDeps } from './deps';
 import { LinkGoneError } from './errors';
 import { linkWindowDays, type ExportJob } from '../export-job';
+import { clientFacts } from './client';
+import type { AuditGoneCause } from '../../ports/audit-log';
 
 export type DownloadRequest = {
   token: string;
@@ -20,7 +21,7 @@ function unknownLink(): NotFoundError {
 }
 
 /** The link's export, and why it can no longer be used (undefined while it can). */
-type ResolvedLink = { job: ExportJob; gone?: LinkGoneError };
+type ResolvedLink = { job: ExportJob; gone?: { error: LinkGoneError; cause: AuditGoneCause } };
 
 /** Token, job and window: what GET and HEAD both answer from. Reads only; audits nothing. */
 async function resolveLink(deps: ApiDeps, token: string, now: Date): Promise<ResolvedLink> {
@@ -32,7 +33,23 @@ async function resolveLink(deps: ApiDeps, token: string, now: Date): Promise<Res
   const expiresAt = job.expiresAt ?? link.expiresAt;
   const gone = job.status !== 'completed' || !job.objectKey || now.getTime() >= Date.parse(expiresAt);
   if (!gone) return { job };
-  return { job, gone: new LinkGoneError(goneMessage(job, expiresAt)) };
+  return { job, gone: { error: new LinkGoneError(goneMessage(job, expiresAt)), cause: goneCause(job) } };
+}
+
+/**
+ * Why the link no longer works, as the trail records a refused use: the status that ended it.
+ * A completed export past its window is `expired` (the stored status may not say so yet), and
+ * so is one whose file key is missing (only a hand-edited item lacks it).
+ */
+function goneCause(job: ExportJob): AuditGoneCause {
+  switch (job.status) {
+    case 'canceled':
+    case 'revoked':
+    case 'failed':
+      return job.status;
+    default:
+      return 'expired';
+  }
 }
 
 /** Why a link no longer works, as its holder needs to hear it. */
@@ -65,18 +82,14 @@ export async function downloadFile(deps: ApiDeps, input: DownloadRequest): Promi
   const now = deps.clock.now();
   const { job, gone } = await resolveLink(deps, input.token, now);
   const managerId = input.principal && input.principal.channelId === job.channelId ? input.principal.managerId : undefined;
-  // Anyone holding the link chooses this header, and auditors read it: cut first, then cleaned
-  // as display names are (no control characters, bidi overrides, or a pair's half left by the cut).
-  const userAgent = input.userAgent ? cleanDisplayText(input.userAgent.slice(0, 512)) : undefined;
-  const who = {
-    ...(managerId ? { managerId } : {}),
-    ...(input.ip ? { ip: input.ip.slice(0, 64) } : {}),
-    ...(userAgent ? { userAgent } : {}),
-  };
+  // Anyone holding the link chooses the User-Agent, and auditors read it (clientFacts cleans it).
+  const who = { ...(managerId ? { managerId } : {}), ...clientFacts(input) };
   if (gone) {
-    // Attempts after expiry are audited too: an auditor wants to see who still tried.
-    await deps.audit.append({ type: 'downloaded', exportId: job.exportId, channelId: job.channelId, at: now.toISOString(), outcome: 'gone', ...who });
-    throw gone;
+    // Attempts after expiry are audited too, with why the link no longer worked: an auditor
+    // wants to see who still tried, and whether the link had lapsed or had been withdrawn.
+    const ids = { exportId: job.exportId, channelId: job.channelId };
+    await deps.audit.append({ type: 'downloaded', ...ids, at: now.toISOString(), outcome: 'gone', goneBecause: gone.cause, ...who });
+    throw gone.error;
   }
   const location = await deps.urlSigner.presignGet(job.objectKey as string, {
     expiresInSeconds: deps.presignSeconds,
@@ -95,7 +108,7 @@ export async function downloadFile(deps: ApiDeps, input: DownloadRequest): Promi
  */
 export async function checkDownloadLink(deps: ApiDeps, token: string): Promise<void> {
   const { gone } = await resolveLink(deps, token, deps.clock.now());
-  if (gone) throw gone;
+  if (gone) throw gone.error;
 }
 
 function daysText(days: number): string {

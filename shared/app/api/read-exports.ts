@@ -1,11 +1,12 @@
 import { z } from 'zod';
-import { ConflictError, hasPermission, INPUT_ERRORS, NotFoundError, PermissionDeniedError, requirePermission } from '../../domain';
+import { ConflictError, hasPermission, INPUT_ERRORS, NotFoundError, parseCancelRequest, PermissionDeniedError, requirePermission } from '../../domain';
 import type { Principal } from '../../auth/principal';
 import { runCancelFollowUps } from '../cancel-follow-ups';
 import { dispatchUnfinished, terminalStatuses, unfinishedStatuses, type ExportJob } from '../export-job';
 import type { ApiDeps } from './deps';
 import { openCursor, pageLimitSchema, sealCursor } from './cursor';
 import { invalidQuery } from './errors';
+import { clientFacts } from './client';
 import { toExportView, type ExportView } from './view';
 
 /**
@@ -137,8 +138,18 @@ export async function listExports(
  * cooldown; every step is idempotent). A client whose first call timed out, a request whose own
  * committed write's answer was lost (the SDK's retry then fails the condition on it), and an
  * operator's "cancel again" all mean the same thing. Any other finished export is a 409.
+ * The body is optional: `{ "reason": "…" }` is recorded with the cancel, with where the request
+ * came from; a repeated cancel keeps the first one's.
  */
-export async function cancelExport(deps: ApiDeps, principal: Principal, exportId: string): Promise<ExportView> {
+export async function cancelExport(
+  deps: ApiDeps,
+  principal: Principal,
+  exportId: string,
+  body?: unknown,
+  client?: { ip?: string | undefined; userAgent?: string | undefined },
+): Promise<ExportView> {
+  // The body first, as a revoke's: a bad one is refused whatever the id names, with no table read.
+  const { reason } = parseCancelRequest(body);
   const job = await loadCancelableJob(deps, principal, exportId);
   if (job.status === 'canceled') return finishAndShowCancel(deps, job);
   // Before the transition, as a revoke's: received once this request has ended, it finishes the
@@ -146,8 +157,13 @@ export async function cancelExport(deps: ApiDeps, principal: Principal, exportId
   // does nothing if the transition never committed. Only for an export the cancel can still
   // stop: a terminal one gets its 409 without a message.
   if (unfinishedStatuses.includes(job.status)) await deps.dispatcher.scheduleFollowUp('cancel', job);
-  const canceledAt = deps.clock.now().toISOString();
-  const canceled = await deps.store.setStatus(principal.channelId, exportId, 'canceled', unfinishedStatuses, { canceledAt });
+  const from = clientFacts(client);
+  const patch = {
+    canceledAt: deps.clock.now().toISOString(),
+    ...(reason !== undefined ? { cancelReason: reason } : {}),
+    ...(Object.keys(from).length > 0 ? { canceledFrom: from } : {}),
+  };
+  const canceled = await deps.store.setStatus(principal.channelId, exportId, 'canceled', unfinishedStatuses, patch);
   if (!canceled) {
     const current = (await deps.store.getJob(principal.channelId, exportId)) ?? job;
     if (current.status === 'canceled') return finishAndShowCancel(deps, current);
@@ -156,7 +172,7 @@ export async function cancelExport(deps: ApiDeps, principal: Principal, exportId
     }
     throw new ConflictError('the export changed state while canceling; try again', { code: 'EXPORT_BUSY', field: 'exportId' });
   }
-  return finishAndShowCancel(deps, { ...job, status: 'canceled', canceledAt });
+  return finishAndShowCancel(deps, { ...job, ...patch, status: 'canceled' });
 }
 
 async function finishAndShowCancel(deps: ApiDeps, canceled: ExportJob): Promise<ExportView> {

@@ -15,6 +15,7 @@ import type { Principal } from '../../auth/principal';
 import type { AuditRequestedEvent } from '../../ports/audit-log';
 import { dispatchUnfinished, newExportId, type ExportJob, type SealedJobEncryption } from '../export-job';
 import { sealEncryptionParams } from '../job-encryption';
+import { clientFacts, type ClientFacts } from './client';
 import type { ApiDeps } from './deps';
 import { IdempotencyKeyReusedError } from './errors';
 import { IDEMPOTENCY_PASSWORD_KDF, idempotencyHashV2, matchesIdempotencyRecord } from './idempotency-hash';
@@ -51,6 +52,7 @@ export async function requestExport(
   principal: Principal,
   body: unknown,
   idempotencyKey: string | undefined,
+  client?: { ip?: string | undefined; userAgent?: string | undefined },
 ): Promise<RequestExportResult> {
   requirePermission(principal, 'export:download');
   const request = parseExportRequest(body);
@@ -144,7 +146,7 @@ export async function requestExport(
     const { wrappedKey } = encryption;
     const plan = await deps.dispatcher.plan({ exportId, channelId: principal.channelId, request });
     const createdAt = now.toISOString();
-    await deps.audit.append(requestedEvent(exportId, principal, request, createdAt, { timeZone: plan.timeZone, segmentFilter: plan.segmentFilter }));
+    await deps.audit.append(requestedEvent(exportId, principal, request, createdAt, { timeZone: plan.timeZone, segmentFilter: plan.segmentFilter }, clientFacts(client)));
     audited = true;
     const job: ExportJob = {
       exportId,
@@ -304,6 +306,7 @@ export function requestedEvent(
   request: ExportRequest,
   at: string,
   pinned: { timeZone: string; segmentFilter?: unknown },
+  client: ClientFacts = {},
 ): AuditRequestedEvent {
   const { password: _password, reason, kind, ...rest } = request;
   void _password;
@@ -340,5 +343,6 @@ export function requestedEvent(
     filters,
     range,
     reason,
+    ...client,
   };
 }

@@ -4,6 +4,7 @@ import { revokeAuditEvents } from '../revoke-follow-ups';
 import type { ExportJob } from '../export-job';
 import type { ApiDeps } from './deps';
 import { findVisibleJob } from './read-exports';
+import { clientFacts } from './client';
 import { toExportView, type ExportView } from './view';
 
 /**
@@ -35,16 +36,24 @@ function refuseUnlessRevocable(job: ExportJob, now: Date): void {
  *    the transition so that a request that dies or fails after it (a timeout, an audit outage,
  *    a client that never retries) still has its audit events appended and its file deleted; it
  *    finds nothing to do when the transition never committed;
- * 2. the conditional transition completed -> `revoked`, with `revokedAt`, `revokedBy` and the
- *    reason stored on the job: from then on the download answers 410 (it serves `completed` only),
- *    the views show no link and the notifier posts none;
+ * 2. the conditional transition completed -> `revoked`, with `revokedAt`, `revokedBy`, the reason
+ *    and where the request came from (`revokedFrom`) stored on the job: from then on the
+ *    download answers 410 (it serves `completed` only), the views show no link and the notifier
+ *    posts none;
  * 3. the audit trail and the file's deletion, now (finishRevoke): the message makes them certain,
  *    this makes them immediate.
  * An export already revoked answers 200 with the export as it is (idempotent: a retry, or a
- * second auditor), after finishing what the first request may have left undone; the reason and
- * actor recorded stay the first revocation's.
+ * second auditor), after finishing what the first request may have left undone; the reason,
+ * actor and origin recorded stay the first revocation's (a second auditor's reason is in the
+ * api's log line `export link revoked`, not in the trail).
  */
-export async function revokeExport(deps: ApiDeps, principal: Principal, exportId: string, body: unknown): Promise<ExportView> {
+export async function revokeExport(
+  deps: ApiDeps,
+  principal: Principal,
+  exportId: string,
+  body: unknown,
+  client?: { ip?: string | undefined; userAgent?: string | undefined },
+): Promise<ExportView> {
   // The body first: a bad one is refused whatever the id names, with no table read.
   const { reason } = parseRevokeRequest(body);
   // The requester (no permission asked, as for a cancel: withdrawing a link only takes access
@@ -57,7 +66,8 @@ export async function revokeExport(deps: ApiDeps, principal: Principal, exportId
   refuseUnlessRevocable(job, now);
   await deps.dispatcher.scheduleFollowUp('revoke', job);
   const revokedAt = now.toISOString();
-  const patch = { revokedAt, revokedBy: principal.managerId, revokeReason: reason };
+  const from = clientFacts(client);
+  const patch = { revokedAt, revokedBy: principal.managerId, revokeReason: reason, ...(Object.keys(from).length > 0 ? { revokedFrom: from } : {}) };
   if (!(await deps.store.setStatus(job.channelId, job.exportId, 'revoked', ['completed'], patch))) {
     // Another revoke got there first, or this very write committed and its answer was lost (the
     // SDK's retry then fails the condition on it): either way it is revoked, and that is a 200.
