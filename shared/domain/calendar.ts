@@ -86,14 +86,18 @@ export function isValidTimeZone(timeZone: string): boolean {
 }
 
 /**
- * First instant of a calendar day in a time zone. Not simply "midnight minus the offset": a DST
- * change at midnight (America/Santiago, Asia/Beirut) means 00:00 may not exist, and the day
- * then starts at the transition itself. Cached per zone and day (see zoneTable).
+ * First instant of a calendar day in a time zone: the earliest instant whose local date is that
+ * day. Not simply "midnight minus the offset": a DST change at midnight (America/Santiago,
+ * Asia/Beirut) means 00:00 may not exist, and the day then starts at the change itself; a clock
+ * turned back from just after midnight into the day before (America/St_Johns at 00:01 each
+ * autumn 1987-2010, Antarctica/Casey 2010-03-05) shows midnight twice, and the day starts at the
+ * first. A day no instant shows (Pacific/Apia 2011-12-30) starts where the next day does, so its
+ * range is empty. Cached per zone and day (see zoneTable).
  */
 export function startOfDayInZone(d: CalendarDate, timeZone: string): number {
   const day = daysFromCivil(d.year, d.month, d.day);
   const table = zoneTable(timeZone);
-  if ((day | 0) !== day) return searchDayStart(day, table.offsetAt);
+  if ((day | 0) !== day) return dayShape(day, table.offsetAt, Number.NaN).start;
   return table.starts[daySlot(table, day)]!;
 }
 
@@ -120,16 +124,31 @@ export function calendarRangeToInstants(
 }
 
 const HOUR_MS = 3_600_000;
-/** Past any UTC offset a zone has had (LMT offsets reached about ±15:56 before 1900). */
+/**
+ * Past any UTC offset a zone has had (LMT offsets reached about ±15:56 before 1900): every
+ * instant that shows a given local day or wall time lies within this of it.
+ */
 const MAX_OFFSET_MS = 17 * HOUR_MS;
 
+/*
+ * Intl tells a zone's offset at an instant, not where it changes. So the functions below read the
+ * offset at both ends of the stretch of instants that can show a local day (the day and 17 h
+ * either side: 58 h) or a wall time (34 h), and rely on the offset changing at most once in such
+ * a stretch: the same offset at both ends means one offset throughout, different ones one change.
+ * Changes are at least 95 h apart in tzdata 1900-2060 (Africa/Freetown 1939), 167 h in the ICU
+ * data Node ships (Brazil's one-week summer time of 2000). Reading the offset only from the day's
+ * midnight on is not enough: it misses a change that turns the clock back from just after
+ * midnight into the day before, and with it the day's first midnight
+ * (test/domain/calendar-transitions.test.ts).
+ */
 
 /**
  * Per zone, the start of each day looked up so far, in a direct-mapped table: slot = day number
  * mod 2^15 (~89 years, so a birthday column of every day over decades fits without evicting
  * itself). Two days 2^15 apart share a slot and evict each other, which only costs a fresh
  * lookup; nothing is ever cleared wholesale, unlike a Map that must be emptied when full.
- * Intl costs about a microsecond a call: a miss makes 2-3 calls on an ordinary day, a DST day ~20.
+ * Intl costs about a microsecond a call: a miss makes 1-2 calls on an ordinary day, 3-4 within
+ * 17 h of an offset change, 6 on a day with one (~18 when it skips midnight).
  */
 interface ZoneTable {
   offsetAt: (epochMs: number) => number;
@@ -137,7 +156,10 @@ interface ZoneTable {
   days: Int32Array;
   /** First instant of that day. */
   starts: Float64Array;
-  /** The one UTC offset in force through the whole day, or NaN when it changes during the day. */
+  /**
+   * The one UTC offset in force through the whole day when no instant outside
+   * [start, start + 24 h) shows it, or NaN (an offset change during the day).
+   */
   offsets: Float64Array;
 }
 
@@ -173,37 +195,59 @@ function zoneTable(timeZone: string): ZoneTable {
 function daySlot(table: ZoneTable, day: number): number {
   const slot = day & DAY_SLOT_MASK;
   if (table.days[slot] !== day) {
-    const offsetAt = table.offsetAt;
-    const wall = day * DAY_MS;
-    // Offsets change at most once a day, so the same offset just before the day's midnight and
-    // at its last millisecond means none changes in between: the day is [start, start + 24 h).
-    // The day before usually has the same offset: trying it first saves one Intl call.
     const before = (day - 1) & DAY_SLOT_MASK;
-    let offset = table.days[before] === day - 1 ? table.offsets[before]! : Number.NaN;
-    let uniform = !Number.isNaN(offset) && offsetAt(wall - offset - 1) === offset && offsetAt(wall - offset + DAY_MS - 1) === offset;
-    if (!uniform) {
-      offset = offsetAt(wall);
-      uniform = offsetAt(wall - offset - 1) === offset && offsetAt(wall - offset + DAY_MS - 1) === offset;
-    }
-    table.starts[slot] = uniform ? wall - offset : searchDayStart(day, offsetAt);
-    table.offsets[slot] = uniform ? offset : Number.NaN;
+    const shape = dayShape(day, table.offsetAt, table.days[before] === day - 1 ? table.offsets[before]! : Number.NaN);
+    table.starts[slot] = shape.start;
+    table.offsets[slot] = shape.offset;
     table.days[slot] = day;
   }
   return slot;
 }
 
-/** First instant whose local day is `day`: a binary search over seconds, for days with a transition. */
-function searchDayStart(day: number, offsetAt: (epochMs: number) => number): number {
+/**
+ * The first instant of `day` (the earliest whose local date is that day; for a day no instant
+ * shows, the first of the next) and the day's one offset as ZoneTable.offsets holds it.
+ * `offsetBefore`: the previous day's one offset, or NaN when unknown or none.
+ */
+function dayShape(day: number, offsetAt: (epochMs: number) => number, offsetBefore: number): { start: number; offset: number } {
   const wall = day * DAY_MS;
-  let lo = (wall - MAX_OFFSET_MS) / 1000; // local day here is < day
-  let hi = (wall + MAX_OFFSET_MS) / 1000; // local day here is >= day
-  while (hi - lo > 1) {
-    const mid = Math.floor((lo + hi) / 2);
-    const t = mid * 1000;
-    if (Math.floor((t + offsetAt(t)) / DAY_MS) >= day) hi = mid;
-    else lo = mid;
+  const last = offsetAt(wall + DAY_MS + MAX_OFFSET_MS);
+  // A day before with one offset ends at wall - offsetBefore with it still in force, and no
+  // instant before that shows this day: the same offset 17 h after this day means no change in
+  // between. Saves an Intl call on consecutive days.
+  if (last === offsetBefore) return { start: wall - last, offset: last };
+  const first = offsetAt(wall - MAX_OFFSET_MS);
+  if (first === last) return { start: wall - first, offset: first };
+  // One change between. At or before both candidate midnights: the day is all after it, and
+  // every instant before it shows an earlier day.
+  if (offsetAt(wall - Math.max(first, last)) === last) return { start: wall - last, offset: last };
+  // At or after the day's end under both offsets: the day is all before it, and every instant
+  // after it shows a later day.
+  if (offsetAt(wall + DAY_MS - Math.min(first, last) - 1) === first) return { start: wall - first, offset: first };
+  // Within the day: it starts at its earliest midnight (a clock turned back from 00:01 shows
+  // midnight twice), or at the change itself when that skips midnight (forward, so first < last).
+  let start = Number.POSITIVE_INFINITY;
+  for (const offset of [first, last]) {
+    if (wall - offset < start && offsetAt(wall - offset) === offset) start = wall - offset;
   }
-  return hi * 1000;
+  if (start === Number.POSITIVE_INFINITY) start = changeAfter(wall - last, wall - first, offsetAt);
+  return { start, offset: Number.NaN };
+}
+
+/**
+ * The instant (whole seconds, as offsets change) of the one offset change in (lo, hi], given as
+ * whole-second instants with different offsets: a binary search over seconds.
+ */
+function changeAfter(lo: number, hi: number, offsetAt: (epochMs: number) => number): number {
+  const before = offsetAt(lo);
+  let a = lo / 1000;
+  let b = hi / 1000;
+  while (b - a > 1) {
+    const mid = Math.floor((a + b) / 2);
+    if (offsetAt(mid * 1000) === before) a = mid;
+    else b = mid;
+  }
+  return b * 1000;
 }
 
 /**
@@ -220,16 +264,20 @@ export function wallTimeToInstant(d: CalendarDate, hour: number, minute: number,
     const slot = daySlot(table, day);
     if (!Number.isNaN(table.offsets[slot]!)) return table.starts[slot]! + msOfDay;
   }
+  // An instant showing this time is `wall - offset` under the offset in force at it: the one
+  // 17 h before, or after the one change in between.
   const offsetAt = table.offsetAt;
   const wall = day * DAY_MS + msOfDay;
-  const before = offsetAt(wall - DAY_MS);
-  const guess = wall - before;
-  const after = offsetAt(guess);
-  if (after === before) return guess;
-  const shifted = wall - after;
-  // Valid under the later offset: a plain offset change between the day before and now.
-  if (offsetAt(shifted) === after) return shifted;
-  return guess;
+  const before = offsetAt(wall - MAX_OFFSET_MS);
+  const after = offsetAt(wall + MAX_OFFSET_MS);
+  if (before === after) return wall - before;
+  // The larger offset gives the earlier instant: tried first, so a repeated time is the earlier.
+  const larger = Math.max(before, after);
+  const smaller = Math.min(before, after);
+  if (offsetAt(wall - larger) === larger) return wall - larger;
+  if (offsetAt(wall - smaller) === smaller) return wall - smaller;
+  // Neither: the time is in a gap, and the offset before it moves it forward by the gap.
+  return wall - before;
 }
 
 /** Local wall-clock ms (as if UTC) of 1900-03-01 and 10000-01-01: the days a date cell can show. */
