@@ -12,7 +12,7 @@ import {
   wrongType as wrongTypeError,
   type RowRenderOptions,
 } from './render-row';
-import { escapeXmlText, NEEDS_WORK, sanitizeText } from './sanitize-text';
+import { escapeXmlText, NEEDS_WORK, needsSpacePreserve, sanitizeText } from './sanitize-text';
 import { createLocalTimeConverter, DAY_MS, EXCEL_UNIX_EPOCH_DAYS, FRACTION_SCALE } from './time-zone';
 import { MAX_CELL_CHARS, type CellValue, type ColumnSpec, type Row } from './types';
 
@@ -377,9 +377,7 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
     if (len <= MAX_CELL_CHARS && !NEEDS_WORK.test(s)) {
       ensure(len * 3 + 128);
       if (withR) putCellRef(col);
-      const first = s.charCodeAt(0);
-      const last = s.charCodeAt(len - 1);
-      put(first <= 0x20 || last <= 0x20 ? open.textPreserve : open.text);
+      put(needsSpacePreserve(s.charCodeAt(0), s.charCodeAt(len - 1)) ? open.textPreserve : open.text);
       pos += utf8Write.call(buf, s, pos);
       putTextClose();
       return true;
@@ -390,9 +388,7 @@ export function createRowEncoder(columns: readonly ColumnSpec[], options: RowRen
     const escaped = escapeXmlText(clean);
     ensure(escaped.length * 3 + 128);
     if (withR) putCellRef(col);
-    const first = clean.charCodeAt(0);
-    const last = clean.charCodeAt(clean.length - 1);
-    put(first <= 0x20 || last <= 0x20 ? open.textPreserve : open.text);
+    put(needsSpacePreserve(clean.charCodeAt(0), clean.charCodeAt(clean.length - 1)) ? open.textPreserve : open.text);
     pos += buf.write(escaped, pos, 'utf8');
     putTextClose();
     return true;

@@ -80,6 +80,28 @@ export function escapeXmlAttribute(s: string): string {
 }
 
 /**
+ * Whether an inline string whose (sanitised) text starts with UTF-16 unit `first` and ends with
+ * `last` needs `xml:space="preserve"`: when either end is at or below U+0020 (space, or tab, LF,
+ * CR: the only C0 characters sanitising keeps) or is another character JavaScript's `/\s/`
+ * matches. Without it readers may trim the ends, and xlsx-populate drops any text node that is
+ * all `/\s/`, so a cell of just "\u00a0" or "\u3000" read back empty. One decision for both
+ * renderers. It is on the encoder's hot path: ends in U+0021-U+009F (ASCII text) cost two
+ * comparisons each, as before the non-ASCII spaces were added.
+ */
+export function needsSpacePreserve(first: number, last: number): boolean {
+  return first <= 0x20 || last <= 0x20 || (first >= 0xa0 && isWideSpace(first)) || (last >= 0xa0 && isWideSpace(last));
+}
+
+/**
+ * `/\s/` above U+009F: U+00A0, U+1680, U+2000-200A, U+2028, U+2029, U+202F, U+205F, U+3000,
+ * U+FEFF. Hangul and CJK (above U+3000) take the first branch: one more comparison.
+ */
+function isWideSpace(c: number): boolean {
+  if (c > 0x3000) return c === 0xfeff;
+  return c === 0xa0 || c === 0x1680 || (c >= 0x2000 && (c <= 0x200a || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000));
+}
+
+/**
  * A text cell after its `<c`: `attrs` (e.g. ` t="inlineStr">`) then the inline string, or '' when the text is empty after sanitising
  * (an empty string is written as an empty cell). Inline strings are never formulas, so text
  * starting with = + - @ stays text.
@@ -92,7 +114,6 @@ export function renderTextCell(text: string, attrs: string): string {
     escaped = escapeXmlText(s);
   }
   if (s.length === 0) return '';
-  // Without xml:space="preserve" readers may trim leading/trailing whitespace.
-  const open = s.charCodeAt(0) <= 0x20 || s.charCodeAt(s.length - 1) <= 0x20 ? '<is><t xml:space="preserve">' : '<is><t>';
+  const open = needsSpacePreserve(s.charCodeAt(0), s.charCodeAt(s.length - 1)) ? '<is><t xml:space="preserve">' : '<is><t>';
   return attrs + open + escaped + '</t></is></c>';
 }

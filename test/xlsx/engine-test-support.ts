@@ -120,6 +120,13 @@ export const HOSTILE_TEXTS: string[] = [
   '_x0041_ stays literal',
 ];
 
+/**
+ * Every character JavaScript's /\s/ matches, found by asking the regex (not restated): xlsx-populate
+ * drops a text node made only of these unless it has xml:space="preserve".
+ */
+export const JS_WHITESPACE: string[] = [];
+for (let c = 0; c <= 0xffff; c++) if (/\s/.test(String.fromCharCode(c))) JS_WHITESPACE.push(String.fromCharCode(c));
+
 export function stitch(parts: Part[]): Buffer {
   return Buffer.concat(parts.map((p) => p.data));
 }

@@ -7,7 +7,7 @@ import { columnWidth, displayWidth, renderSheetPrologue } from '../../shared/xls
 import { createAsyncPartEncoder, createPartEncoder, renderPart } from '../../shared/xlsx/part';
 import { compileRowRenderer } from '../../shared/xlsx/render-row';
 import { createRowEncoder } from '../../shared/xlsx/row-encoder';
-import { renderTextCell, sanitizeText } from '../../shared/xlsx/sanitize-text';
+import { needsSpacePreserve, renderTextCell, sanitizeText } from '../../shared/xlsx/sanitize-text';
 import { createExcelDateConverter, createOffsetLookup, formatExcelSerial } from '../../shared/xlsx/time-zone';
 import type { ColumnSpec, Row } from '../../shared/xlsx/types';
 import { HOSTILE_TEXTS, encodeBoth, expectedText, makeRows, wallClockAsUtc } from './engine-test-support';
@@ -91,6 +91,19 @@ describe('sanitizeText', () => {
     expect(renderTextCell('a\rb', '>')).toBe('><is><t>a&#13;b</t></is></c>');
     expect(renderTextCell(' x', '>')).toBe('><is><t xml:space="preserve"> x</t></is></c>');
     expect(renderTextCell('\u0001', '>')).toBe('');
+  });
+
+  it('adds xml:space="preserve" exactly when an end is <= U+0020 or matches /\\s/', () => {
+    const wrong: number[] = [];
+    for (let c = 0; c <= 0xffff; c++) {
+      const want = c <= 0x20 || /\s/.test(String.fromCharCode(c));
+      if (needsSpacePreserve(c, 0x41) !== want || needsSpacePreserve(0x41, c) !== want) wrong.push(c);
+    }
+    expect(wrong).toEqual([]);
+    expect(needsSpacePreserve(0x41, 0x41)).toBe(false);
+    expect(renderTextCell('\u3000', '>')).toBe('><is><t xml:space="preserve">\u3000</t></is></c>');
+    expect(renderTextCell('x\u00a0', '>')).toBe('><is><t xml:space="preserve">x\u00a0</t></is></c>');
+    expect(renderTextCell('x\u3000y', '>')).toBe('><is><t>x\u3000y</t></is></c>');
   });
 });
 

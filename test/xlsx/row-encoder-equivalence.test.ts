@@ -4,7 +4,7 @@ import { compileRowRenderer } from '../../shared/xlsx/render-row';
 import { createRowEncoder } from '../../shared/xlsx/row-encoder';
 import { createLocalTimeConverter, createOffsetLookup } from '../../shared/xlsx/time-zone';
 import type { ColumnSpec, Row } from '../../shared/xlsx/types';
-import { encodeBoth } from './engine-test-support';
+import { encodeBoth, JS_WHITESPACE } from './engine-test-support';
 
 // The encoder's fast paths (cached cells, fused openers, digit tables) against the reference
 // renderer on the benchmark's realistic rows, with and without r, in zones with and without DST.
@@ -177,5 +177,41 @@ describe('generated cell loop', () => {
       expect(encoded).toBe(rendered);
     }
     expect(render({ s: '\u0000', n: 1 })).toBe('<row><c/><c><v>1</v></c></row>');
+  });
+});
+
+// xml:space="preserve" goes on text that starts or ends with any /\s/ character, not only those
+// <= U+0020; both renderers must make the same decision on the fast path (plain text), the
+// sanitising path (text to strip, escape or cut) and the cached path (the second pass).
+describe('text cells starting or ending with whitespace', () => {
+  const wide = JS_WHITESPACE.filter((w) => w.charCodeAt(0) >= 0xa0);
+  const cut = 'a'.repeat(32_766);
+  const preserved: string[] = [
+    ...wide,
+    ...wide.map((w) => w + 'x'),
+    ...wide.map((w) => 'x' + w),
+    '\u00a0\u3000\u2028',
+    '\u0001\u00a0', // the control is stripped, leaving only U+00A0
+    '\u3000&amp',
+    '<\u2029',
+    cut + '\u3000' + 'cut off', // the cut leaves the ideographic space last
+    ' \u00a0 ',
+    '\t',
+  ];
+  // Not /\s/ at either end (zero-width space, NEL, Mongolian vowel separator, word joiner, an
+  // ideographic comma, spaces inside only): no preserve, as before.
+  const plain: string[] = ['\u200b', '\u0085x', 'x\u180e', '\u2060', '한글', 'x\u3001', 'x\u3000\u00a0y', '\u0001x\u2028y\u0002'];
+
+  it.each([undefined, 2])('add xml:space="preserve" in both renderers, startRow %s', (startRow) => {
+    const columns: ColumnSpec[] = [{ key: 's', header: 's', type: 'string' }];
+    const encoder = createRowEncoder(columns, { timeZone: 'UTC', startRow });
+    const render = compileRowRenderer(columns, { timeZone: 'UTC', startRow });
+    const rows: Row[] = [...preserved, ...plain].map((s) => ({ s }));
+    for (let pass = 0; pass < 2; pass++) {
+      const { encoded, rendered } = encodeBoth(encoder, render, rows);
+      expect(encoded).toBe(rendered);
+      const opens = encoded.match(/<is><t[^>]*>/g)!;
+      expect(opens).toEqual([...preserved.map(() => '<is><t xml:space="preserve">'), ...plain.map(() => '<is><t>')]);
+    }
   });
 });

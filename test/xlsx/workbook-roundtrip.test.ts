@@ -8,7 +8,16 @@ import { renderWorkbook } from '../../shared/xlsx/package-xml';
 import { renderPart } from '../../shared/xlsx/part';
 import type { CellValue, ColumnSpec, Part, Row, SheetPlan } from '../../shared/xlsx/types';
 import { planWorkbook, writeWorkbook } from '../../shared/xlsx/workbook';
-import { HOSTILE_TEXTS, XlsxPopulate, decryptWithXlsxPopulate, expectedText, memorySink, readWithExcelJs, wallClockAsUtc } from './engine-test-support';
+import {
+  HOSTILE_TEXTS,
+  JS_WHITESPACE,
+  XlsxPopulate,
+  decryptWithXlsxPopulate,
+  expectedText,
+  memorySink,
+  readWithExcelJs,
+  wallClockAsUtc,
+} from './engine-test-support';
 
 const TZ = 'Asia/Seoul';
 const COLUMNS: ColumnSpec[] = [
@@ -291,6 +300,37 @@ describe('writeEncryptedWorkbook', () => {
     checkSheet(book[0]!, COLUMNS, rows);
     await expect(XlsxPopulate.fromDataAsync(file, { password: 'wrong-password' })).rejects.toThrow();
     expect(file.includes(Buffer.from('Secret123'))).toBe(false);
+  });
+});
+
+describe('text of Unicode whitespace', () => {
+  // xlsx-populate drops any text node matching /^\s+$/ unless it has xml:space="preserve", which
+  // the engine once added only for ends <= U+0020: "\u00a0", "\u3000" or "\u2028" alone read
+  // back as empty cells.
+  it('reads back exactly with xlsx-populate, in data cells and in the header, encrypted', async () => {
+    const texts = [
+      ...JS_WHITESPACE,
+      '\u00a0\u3000',
+      '\u2028\u2029',
+      '\ufeff\u00a0',
+      '\u0001\u3000', // the control is removed, leaving the ideographic space alone
+      ' \u00a0 ',
+      '\u3000x',
+      'x\u202f',
+    ];
+    const columns: ColumnSpec[] = [
+      { key: 'n', header: 'n', type: 'number' },
+      { key: 's', header: '\u3000', type: 'string' },
+    ];
+    const rows: Row[] = texts.map((s, i) => ({ n: i, s }));
+    const parts = splitParts(rows, [10, rows.length - 10], columns);
+    const { params, packageKey } = await deriveEncryptionKeys('Secret123');
+    const { out, bytes } = memorySink();
+    await writeEncryptedWorkbook({ sheets: [plan('Data', parts, columns)], readPart: async (_s, p) => parts[p]!.data, params, packageKey, out });
+    const sheet = (await XlsxPopulate.fromDataAsync(bytes(), { password: 'Secret123' })).sheet(0);
+    expect(sheet.cell('B1').value()).toBe('\u3000');
+    const got = texts.map((_t, i) => sheet.cell(i + 2, 2).value() ?? null); // VT and FF are removed: empty cells
+    expect(got).toEqual(texts.map((t) => expectedText(t)));
   });
 });
 
