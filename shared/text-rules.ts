@@ -20,6 +20,12 @@ import type { z } from 'zod';
  *   flag (TAG_FLAG). Variation selectors (U+FE00-U+FE0F) are marks (Mn), not format characters,
  *   and stay. The few visible Cf characters (the Arabic number signs U+0600-U+0605 and the like)
  *   go too: one rule a reader can check beats an exception nobody types.
+ * - Text that must match customer data (the quick search, a filter's texts) takes a narrower
+ *   rule (`matching`): customer names and notes pasted from the web or a CSV do hold soft
+ *   hyphens, zero-width spaces and byte order marks, and a filter that could not name them could
+ *   not match those rows exactly. It still refuses what changes how the rest displays (controls,
+ *   bidi controls) and what hides text (tags, U+2060-U+2064, U+FFF9-U+FFFB), as before.
+ * A refusal names the first such character and where it is: invisible, it cannot be found by eye.
  */
 
 /** Any lone surrogate (with the u flag a proper pair is one code point, never \p{Cs}). */
@@ -34,6 +40,12 @@ const LONE_SURROGATE = /\p{Cs}/u;
  */
 const DISPLAY_CONTROL = /(?![\t\n\r\u200C-\u200F\u061C])[\p{Cc}\p{Cf}\u034F\u{E0000}-\u{E007F}]/u;
 
+/** The narrower set for text matched against customer data (see above): the rule before \p{Cf}. */
+const MATCHING_CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFFF9-\uFFFB\u{E0000}-\u{E007F}]/u;
+
+/** Which rule a field takes: `prose` for what people write for people, `matching` for what is compared with data. */
+export type DisplayControlRule = 'prose' | 'matching';
+
 /**
  * The one use of tag characters that shows something: a subdivision flag (U+1F3F4, tags, then
  * CANCEL TAG U+E007F, e.g. Scotland's). Such a sequence is kept; a stray tag is not.
@@ -43,9 +55,37 @@ const TAG_FLAG = /\u{1F3F4}[\u{E0020}-\u{E007E}]+\u{E007F}/gu;
 /** A flag (kept, captured) or any character DISPLAY_CONTROL names (removed), for cleanDisplayText. */
 const FLAG_OR_DISPLAY_CONTROL = new RegExp(`(${TAG_FLAG.source})|${DISPLAY_CONTROL.source}`, 'gu');
 
-/** Whether `text` holds a character DISPLAY_CONTROL names, flag emoji aside. */
-export function hasDisplayControl(text: string): boolean {
-  return DISPLAY_CONTROL.test(text.replace(TAG_FLAG, ''));
+/** Whether `text` holds a character the rule refuses, flag emoji aside. */
+export function hasDisplayControl(text: string, rule: DisplayControlRule = 'prose'): boolean {
+  return (rule === 'prose' ? DISPLAY_CONTROL : MATCHING_CONTROL).test(text.replace(TAG_FLAG, ''));
+}
+
+/**
+ * The first character the rule refuses, as a refusal names it: `U+200B at character 3`
+ * (characters counted as code points from 1, as the reason's length is). A flag's tags are
+ * skipped, as hasDisplayControl skips them. Undefined when there is none.
+ */
+export function describeDisplayControl(text: string, rule: DisplayControlRule = 'prose'): string | undefined {
+  const pattern = rule === 'prose' ? DISPLAY_CONTROL : MATCHING_CONTROL;
+  const flagged = new Set<number>();
+  for (const match of text.matchAll(TAG_FLAG)) for (let i = 0; i < match[0].length; i++) flagged.add(match.index + i);
+  let position = 0;
+  for (let i = 0; i < text.length; ) {
+    const codePoint = text.codePointAt(i) ?? 0;
+    const char = String.fromCodePoint(codePoint);
+    position++;
+    if (!flagged.has(i) && pattern.test(char)) {
+      return `U+${codePoint.toString(16).toUpperCase().padStart(4, '0')} at character ${position}`;
+    }
+    i += char.length;
+  }
+  return undefined;
+}
+
+/** The message of a refusal: the rule's wording, then the character found, in parentheses. */
+export function displayControlMessage(subject: string, text: unknown, rule: DisplayControlRule = 'prose'): string {
+  const found = typeof text === 'string' ? describeDisplayControl(text, rule) : undefined;
+  return `${subject}${DISPLAY_CONTROL_MESSAGE}${found ? ` (${found})` : ''}`;
 }
 
 /**
@@ -61,8 +101,11 @@ export const DISPLAY_CONTROL_MESSAGE =
  * Gateway model, whose regex dialect is not JavaScript's; it does not abort, so a union holding
  * it names this issue at the operand's path.
  */
-export function refuseDisplayControl(schema: z.ZodString, subject = ''): z.ZodString {
-  return schema.refine((value) => !hasDisplayControl(value), { message: `${subject}${DISPLAY_CONTROL_MESSAGE}`, params: { rule: 'display-control' } });
+export function refuseDisplayControl(schema: z.ZodString, subject = '', rule: DisplayControlRule = 'prose'): z.ZodString {
+  return schema.refine((value) => !hasDisplayControl(value, rule), {
+    error: (issue) => displayControlMessage(subject, issue.input, rule),
+    params: { rule: 'display-control' },
+  });
 }
 
 /** At least one letter or digit, in any script: what makes a reason more than blank or invisible. */

@@ -43,7 +43,7 @@ export const OLDEST_CHUNK_AGE_ALARM_SECONDS = 30 * 60;
  * The finalize queue's: a finalize runs up to its 15-minute timeout while its message is in
  * flight (and counted in the age), and follow-up messages wait 2 minutes before they can be
  * received; 30 minutes is past both. A throttled or failing finalizer otherwise waited 90
- * minutes a receive (the visibility timeout), about 6 hours before its dead letter alarmed, and a
+ * minutes a receive (the visibility timeout), about 7.5 hours before its dead letter alarmed, and a
  * disabled event source mapping let messages expire after 4 days without ever reaching a DLQ.
  */
 export const OLDEST_FINALIZE_AGE_ALARM_SECONDS = 30 * 60;

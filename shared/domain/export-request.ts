@@ -5,7 +5,7 @@ import { PolicyViolationError } from './errors';
 import { checkCaseRange, checkPassword, defaultPolicyConfig, type PolicyConfig } from './policies';
 import { timeZoneSchema } from './records';
 import { dayInZone } from './calendar';
-import { DISPLAY_CONTROL_MESSAGE, HAS_LETTER_OR_DIGIT, hasDisplayControl, refuseDisplayControl } from '../text-rules';
+import { displayControlMessage, HAS_LETTER_OR_DIGIT, hasDisplayControl, refuseDisplayControl } from '../text-rules';
 
 /**
  * `POST /v1/exports` body. Structure lives here (and in the API Gateway model emitted from it);
@@ -50,7 +50,7 @@ const reasonSchema = z
     if (hasDisplayControl(reason)) {
       ctx.addIssue({
         code: 'custom',
-        message: `reason ${DISPLAY_CONTROL_MESSAGE}`,
+        message: displayControlMessage('reason ', reason),
         params: { rule: 'display-control' },
       });
     } else if (!HAS_LETTER_OR_DIGIT.test(reason)) {
@@ -132,11 +132,12 @@ const contactsCommon = {
   password: passwordSchema,
 };
 /**
- * The quick search (C1). Kept in the audit trail with the request: like a reason, nothing that
- * changes how it displays (a U+202E there shows auditors the text reversed); no customer's
- * name, email or phone is searched for with a control character.
+ * The quick search (C1). Kept in the audit trail with the request: nothing that changes how it
+ * displays (a U+202E there shows auditors the text reversed); no customer's name, email or phone
+ * is searched for with a control character. The `matching` rule: it is compared with customer
+ * data, which may hold a soft hyphen or a zero-width space.
  */
-const query = refuseDisplayControl(z.string().max(200), 'query ').optional();
+const query = refuseDisplayControl(z.string().max(200), 'query ', 'matching').optional();
 
 /**
  * A key that another scope takes (`query` with `selection`, `filter` with `all`) is the usual

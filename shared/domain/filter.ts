@@ -123,8 +123,9 @@ const filterNumber = z
 /**
  * Which filters a schema reads. A request's filter (`request`) is kept in the audit trail and
  * shown to auditors as sent, so its texts are held to the rule of the request's query: no
- * control characters, bidi overrides or invisible format characters (display-control; a U+202E
- * shows the value reversed). A filter already stored (`stored`: a job's definition the pipeline
+ * control characters, bidi overrides or hiding characters (display-control, the `matching` rule
+ * of text-rules.ts; a U+202E shows the value reversed), but the soft hyphens and zero-width
+ * spaces customer data holds may be matched. A filter already stored (`stored`: a job's definition the pipeline
  * compiles again, a workspace's saved segment) is read as it is: refusing it now would fail an
  * export accepted before, or a segment the manager did not write.
  */
@@ -132,7 +133,7 @@ type FilterSource = 'request' | 'stored';
 
 /** A text operand of a filter: as given, or for a request's filter with the display-control rule. */
 function text(schema: z.ZodString, source: FilterSource): z.ZodString {
-  return source === 'request' ? refuseDisplayControl(schema) : schema;
+  return source === 'request' ? refuseDisplayControl(schema, '', 'matching') : schema;
 }
 
 // The unions name what they take: zod's own message for a value no branch accepts is "Invalid input".

@@ -225,7 +225,7 @@ describe('failure handling', () => {
       // maxReceiveCount is 2: this is the last receive.
       const last = await receiveOne(queue.url);
       expect(last?.Attributes?.ApproximateReceiveCount).toBe('2');
-      // Before: 2 x 60 s more before SQS could move it (on AWS: 240 s of the documented ~3.5 min).
+      // Before: 2 x 60 s more before SQS could move it (on AWS the last receive's backoff: 240 s with 5 receives).
       const lastDelays = await visibilitiesSetDuring(() => handler({ Records: [recordOf(last!, queue.arn)] } as SQSEvent, {} as Context));
       expect(lastDelays).toEqual([0]);
 

@@ -34,7 +34,7 @@ export function createClients(env: Record<string, string | undefined> = process.
       ...localCredentials(dynamoEndpoint),
       // Every chunk of an export updates one job item, and one item lives in one partition (at
       // most 1,000 write units a second): bursts of 40 chunk workers can be throttled. The
-      // default 3 attempts give up within a second and fail the SQS record (4 receives, then the
+      // default 3 attempts give up within a second and fail the SQS record (5 receives, then the
       // DLQ fails the export); 8 with the SDK's backoff ride out a burst. (dynalite never
       // throttles, so only AWS shows this.)
       maxAttempts: DYNAMODB_MAX_ATTEMPTS,

@@ -44,8 +44,8 @@ function refuseUnlessRevocable(job: ExportJob, now: Date): void {
  *    this makes them immediate.
  * An export already revoked answers 200 with the export as it is (idempotent: a retry, or a
  * second auditor), after finishing what the first request may have left undone; the reason,
- * actor and origin recorded stay the first revocation's (a second auditor's reason is in the
- * api's log line `export link revoked`, not in the trail).
+ * actor and origin recorded stay the first revocation's (a second revoke is seen only in the
+ * api's log lines, with its manager; its reason is not kept).
  */
 export async function revokeExport(
   deps: ApiDeps,
