@@ -13,6 +13,7 @@ import {
   type CalendarDate,
 } from '../../shared/domain';
 import { profileDateText } from '../../shared/domain/columns/profile-values';
+import { WALL_CLOCK_FIELDS } from '../support/wall-clock';
 import { createZoneOffsetLookup } from '../../shared/zone-offset';
 
 /**
@@ -128,16 +129,7 @@ describe('property: every zone, days around each offset change 1900-2060 (Intl s
       const offsetAt = createZoneOffsetLookup(zone);
       // The truth: Intl's own text, not the project's offset arithmetic. `sv-SE` is ISO-like
       // (`1987-10-25 00:00:00`), so text order is time order for four-digit years.
-      const format = new Intl.DateTimeFormat('sv-SE', {
-        timeZone: zone,
-        hourCycle: 'h23',
-        year: 'numeric',
-        month: '2-digit',
-        day: '2-digit',
-        hour: '2-digit',
-        minute: '2-digit',
-        second: '2-digit',
-      });
+      const format = new Intl.DateTimeFormat('sv-SE', { timeZone: zone, ...WALL_CLOCK_FIELDS });
       const localText = (ms: number) => format.format(ms);
       const changes: number[] = [];
       let t = FIRST;

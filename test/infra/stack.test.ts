@@ -782,6 +782,19 @@ describe('REST API', () => {
 
 describe('alarms and outputs', () => {
   const alarms = () => Object.values(resourcesOf(template, 'AWS::CloudWatch::Alarm')).map((a) => a.Properties!);
+  /** The alarms on one function's own AWS/Lambda metric. */
+  const lambdaAlarms = (metric: string, name: FunctionName) =>
+    alarms().filter((a) => a.Namespace === 'AWS/Lambda' && a.MetricName === metric && JSON.stringify(a.Dimensions) === JSON.stringify([{ Name: 'FunctionName', Value: { Ref: fnId(name) } }]));
+  /** Any occurrence in five minutes (Sum > 0) alarms the topic; no data is no alarm. */
+  const anyInFiveMinutes = (topicId: string) => ({
+    Threshold: 0,
+    ComparisonOperator: 'GreaterThanThreshold',
+    Statistic: 'Sum',
+    Period: 300,
+    EvaluationPeriods: 1,
+    TreatMissingData: 'notBreaching',
+    AlarmActions: [{ Ref: topicId }],
+  });
 
   it('every DLQ alarms when a message stays in it, by count (visible + in flight), not by age', () => {
     // SQS leaves messages received 3+ times out of ApproximateAgeOfOldestMessage: a dead letter
@@ -983,38 +996,18 @@ describe('alarms and outputs', () => {
   it('every SQS-driven function alarms on its own Errors: an invocation killed by its timeout publishes no custom metric', () => {
     const topicId = idOf(stack, stack.alarms.topic);
     for (const name of ['chunk', 'finalizer', 'notifier', 'dlq'] as const) {
-      const alarm = alarms().find(
-        (a) => a.Namespace === 'AWS/Lambda' && a.MetricName === 'Errors' && JSON.stringify(a.Dimensions) === JSON.stringify([{ Name: 'FunctionName', Value: { Ref: fnId(name) } }]),
-      );
-      expect(alarm, name).toMatchObject({
-        Threshold: 0,
-        ComparisonOperator: 'GreaterThanThreshold',
-        Statistic: 'Sum',
-        Period: 300,
-        EvaluationPeriods: 1,
-        TreatMissingData: 'notBreaching',
-        AlarmActions: [{ Ref: topicId }],
-      });
+      const [alarm] = lambdaAlarms('Errors', name);
+      expect(alarm, name).toMatchObject(anyInFiveMinutes(topicId));
     }
   });
 
   it('every SQS-driven function alarms on any Throttles: a throttled receive counts toward the DLQ and waits out the visibility timeout', () => {
     const topicId = idOf(stack, stack.alarms.topic);
     for (const name of ['chunk', 'finalizer', 'notifier', 'dlq'] as const) {
-      const onFunction = alarms().filter(
-        (a) => a.Namespace === 'AWS/Lambda' && a.MetricName === 'Throttles' && JSON.stringify(a.Dimensions) === JSON.stringify([{ Name: 'FunctionName', Value: { Ref: fnId(name) } }]),
-      );
+      const onFunction = lambdaAlarms('Throttles', name);
       expect(onFunction, name).toHaveLength(1);
       // Sum > 0: one throttle in 5 minutes is enough.
-      expect(onFunction[0], name).toMatchObject({
-        Threshold: 0,
-        ComparisonOperator: 'GreaterThanThreshold',
-        Statistic: 'Sum',
-        Period: 300,
-        EvaluationPeriods: 1,
-        TreatMissingData: 'notBreaching',
-        AlarmActions: [{ Ref: topicId }],
-      });
+      expect(onFunction[0], name).toMatchObject(anyInFiveMinutes(topicId));
     }
     // Only those four, the functions whose throttles cost receives.
     expect(alarms().filter((a) => a.MetricName === 'Throttles')).toHaveLength(4);
