@@ -19,7 +19,10 @@ import type { z } from 'zod';
  *   U+200C: emoji sequences, Persian and Indic scripts) and the tag characters of a subdivision
  *   flag (TAG_FLAG). Variation selectors (U+FE00-U+FE0F) are marks (Mn), not format characters,
  *   and stay. The few visible Cf characters (the Arabic number signs U+0600-U+0605 and the like)
- *   go too: one rule a reader can check beats an exception nobody types.
+ *   go too: one rule a reader can check beats an exception nobody types. The Hangul fillers
+ *   U+3164 and U+FFA0 go too: they count as letters but show nothing (a "reason" of fillers
+ *   alone passed the letter-or-digit rule); the conjoining fillers U+115F/U+1160, which old
+ *   Hangul needs inside syllables, stay.
  * - Text that must match customer data (the quick search, a filter's texts) takes a narrower
  *   rule (`matching`): customer names and notes pasted from the web or a CSV do hold soft
  *   hyphens, zero-width spaces and byte order marks, and a filter that could not name them could
@@ -34,11 +37,11 @@ const LONE_SURROGATE = /\p{Cs}/u;
 /**
  * The characters free text may not contain (see above): control characters (C0 but tab, line
  * feed and carriage return; DEL; C1), every format character but the joiners and direction
- * marks, U+034F, and the whole tag block (U+E0000-U+E007F, used to smuggle ASCII past a reader;
+ * marks, U+034F, the Hangul fillers U+3164 and U+FFA0, and the whole tag block (U+E0000-U+E007F, used to smuggle ASCII past a reader;
  * a flag's tags are taken out before this is applied). A lookahead, not a `v`-flag set
  * difference: the compile target (ES2022) has no `v` flag.
  */
-const DISPLAY_CONTROL = /(?![\t\n\r\u200C-\u200F\u061C])[\p{Cc}\p{Cf}\u034F\u{E0000}-\u{E007F}]/u;
+const DISPLAY_CONTROL = /(?![\t\n\r\u200C-\u200F\u061C])[\p{Cc}\p{Cf}\u034F\u3164\uFFA0\u{E0000}-\u{E007F}]/u;
 
 /** The narrower set for text matched against customer data (see above): the rule before \p{Cf}. */
 const MATCHING_CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFFF9-\uFFFB\u{E0000}-\u{E007F}]/u;

@@ -202,6 +202,8 @@ describe('parsing errors', () => {
     expect(messageOf('a😀\ufeffb')).toBe(`reason ${DISPLAY_CONTROL_TEXT} (U+FEFF at character 3)`);
     expect(messageOf('x\u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}\u{E0041}')).toBe(`reason ${DISPLAY_CONTROL_TEXT} (U+E0041 at character 9)`);
     expect(messageOf('legit \u202eevil')).toBe(`reason ${DISPLAY_CONTROL_TEXT} (U+202E at character 7)`);
+    // A reason of Hangul fillers alone counts as letters, and shows nothing.
+    expect(messageOf('\u3164\u3164\u3164')).toBe(`reason ${DISPLAY_CONTROL_TEXT} (U+3164 at character 1)`);
   });
 
   it('S4: a reason an auditor cannot read is refused, one message each: invisible only, control characters, bidi overrides', () => {
@@ -245,6 +247,9 @@ describe('parsing errors', () => {
       'INVISIBLE PLUS': '\u2064',
       'INHIBIT SYMMETRIC SWAPPING': '\u206a',
       'LANGUAGE TAG': '\u{E0001}',
+      // Letters to the letter-or-digit rule, yet nothing shows.
+      'HANGUL FILLER': '\u3164',
+      'HALFWIDTH HANGUL FILLER': '\uffa0',
     };
     for (const [name, ch] of Object.entries(hidden)) {
       for (const reason of [`a${ch}b`, `re${ch}fund for order 7`]) {
