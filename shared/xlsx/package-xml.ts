@@ -66,10 +66,17 @@ export function displayWidth(text: string): number {
   return width;
 }
 
-/** Width from the spec, or the type's default widened for a long header (capped at 60). */
+/**
+ * Width from the spec, or the type's default; widened for a header that would not fit (capped at
+ * 60: the header is the one text of a column everyone must read, and the service gave explicit
+ * widths that cut a third of its headers, `marketingConsentEmail` and `marketingConsentTexting`
+ * both showing "marketingC"); and a date column is never narrower than its `yyyy-mm-dd hh:mm:ss`
+ * needs (a width-16 profile date showed ##### in every row). A given width above both stays.
+ */
 export function columnWidth(column: ColumnSpec): number {
-  if (column.width !== undefined) return column.width;
-  return Math.max(DEFAULT_WIDTH[column.type], Math.min(60, Math.ceil(displayWidth(column.header) * 1.2) + 2));
+  const given = column.width ?? DEFAULT_WIDTH[column.type];
+  const floor = column.type === 'date' ? DEFAULT_WIDTH.date : 0;
+  return Math.max(given, floor, Math.min(60, Math.ceil(displayWidth(column.header) * 1.2) + 2));
 }
 
 export function sheetRange(columnCount: number, dataRows: number): string {

@@ -468,7 +468,17 @@ describe('column widths', () => {
       ['x'.repeat(100), 'string', 60],
     ];
     expect(cases.map(([header, type]) => [header, type, width(header, type)])).toEqual(cases);
-    expect(width('가'.repeat(40), 'string', 7.5)).toBe(7.5);
+    // A given width is kept when the header fits it, and widened when it does not.
+    expect(width('ok', 'string', 7.5)).toBe(7.5);
+    expect(width('가'.repeat(40), 'string', 7.5)).toBe(60);
+    expect(width('marketingConsentEmail', 'boolean', 10)).toBe(28);
+    expect(width('id', 'string', 80)).toBe(80);
+  });
+
+  it('never makes a date column narrower than its date-time format needs (a narrower one shows #####)', () => {
+    expect(width('at', 'date', 16)).toBe(20);
+    expect(width('at', 'date', 25)).toBe(25);
+    expect(width('profile.lastCheckoutCompletedAt', 'date', 16)).toBe(40);
   });
 
   it('gives Korean (full-width) headers two columns a character, up to the same cap', () => {
