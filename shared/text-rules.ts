@@ -95,7 +95,7 @@ export function displayControlMessage(subject: string, text: unknown, rule: Disp
  * How a refusal of such text reads (rule `display-control`), after the field's name: one wording
  * for every field the audit trail shows (reason, query, filter texts, ids).
  */
-export const DISPLAY_CONTROL_MESSAGE =
+const DISPLAY_CONTROL_MESSAGE =
   'must not contain control characters, bidi overrides (U+202A-U+202E, U+2066-U+2069) or invisible tag and format characters';
 
 /**

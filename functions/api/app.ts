@@ -32,6 +32,7 @@ import { errorForLog } from '../../shared/error-for-log';
 import { BadRequestBodyError, bodyLimitFor, bodyTooLarge, emptyResponse, isJsonMediaType, jsonResponse, mapErrorToResponse, normalizeEventHeaders, redirectResponse, sentMoreThanOnce, statusOf } from '../../shared/http';
 import { EXPORT_ID_PATTERN } from '../../shared/app/api/read-exports';
 import { matchRoute, type Match, type RouteName } from './router';
+import type { ClientInput } from '../../shared/app/api/client';
 
 export type ApiRuntime = {
   deps: ApiDeps;
@@ -251,7 +252,7 @@ function otherQueryIssues(name: RouteName, query: Record<string, string | undefi
  * stack sets it from the socket), never X-Forwarded-For, which the client writes; and the
  * User-Agent. The use cases cut and clean both (shared/app/api/client.ts).
  */
-function clientOf(event: APIGatewayProxyEvent): { ip?: string; userAgent?: string } {
+function clientOf(event: APIGatewayProxyEvent): ClientInput {
   const ip = event.requestContext?.identity?.sourceIp;
   const userAgent = header(event, 'user-agent');
   return { ...(ip ? { ip } : {}), ...(userAgent ? { userAgent } : {}) };

@@ -33,7 +33,8 @@ async function resolveLink(deps: ApiDeps, token: string, now: Date): Promise<Res
   const expiresAt = job.expiresAt ?? link.expiresAt;
   const gone = job.status !== 'completed' || !job.objectKey || now.getTime() >= Date.parse(expiresAt);
   if (!gone) return { job };
-  return { job, gone: { error: new LinkGoneError(goneMessage(job, expiresAt)), cause: goneCause(job) } };
+  const cause = goneCause(job);
+  return { job, gone: { error: new LinkGoneError(goneMessage(cause, job, expiresAt)), cause } };
 }
 
 /**
@@ -52,9 +53,9 @@ function goneCause(job: ExportJob): AuditGoneCause {
   }
 }
 
-/** Why a link no longer works, as its holder needs to hear it. */
-function goneMessage(job: ExportJob, expiresAt: string): string {
-  switch (job.status) {
+/** Why a link no longer works (goneCause: the one decision), as its holder needs to hear it. */
+function goneMessage(cause: AuditGoneCause, job: ExportJob, expiresAt: string): string {
+  switch (cause) {
     case 'canceled':
       return 'this export was canceled; it has no file';
     case 'revoked':
@@ -64,7 +65,7 @@ function goneMessage(job: ExportJob, expiresAt: string): string {
       // A link exists once the file was uploaded; the export can still fail after that
       // (its completion not saved), and then the file is deleted: not an expiry.
       return 'this export failed after its file was made; the file was deleted: request a new export';
-    default:
+    case 'expired':
       return `this download link has expired (links work for ${daysText(linkWindowDays({ completedAt: job.completedAt, expiresAt }) ?? 7)}); request a new export`;
   }
 }

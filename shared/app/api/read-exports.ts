@@ -6,7 +6,7 @@ import { dispatchUnfinished, terminalStatuses, unfinishedStatuses, type ExportJo
 import type { ApiDeps } from './deps';
 import { openCursor, pageLimitSchema, sealCursor } from './cursor';
 import { invalidQuery } from './errors';
-import { clientFacts } from './client';
+import { originPatch, type ClientInput } from './client';
 import { toExportView, type ExportView } from './view';
 
 /**
@@ -146,7 +146,7 @@ export async function cancelExport(
   principal: Principal,
   exportId: string,
   body?: unknown,
-  client?: { ip?: string | undefined; userAgent?: string | undefined },
+  client?: ClientInput,
 ): Promise<ExportView> {
   // The body first, as a revoke's: a bad one is refused whatever the id names, with no table read.
   const { reason } = parseCancelRequest(body);
@@ -157,11 +157,10 @@ export async function cancelExport(
   // does nothing if the transition never committed. Only for an export the cancel can still
   // stop: a terminal one gets its 409 without a message.
   if (unfinishedStatuses.includes(job.status)) await deps.dispatcher.scheduleFollowUp('cancel', job);
-  const from = clientFacts(client);
   const patch = {
     canceledAt: deps.clock.now().toISOString(),
     ...(reason !== undefined ? { cancelReason: reason } : {}),
-    ...(Object.keys(from).length > 0 ? { canceledFrom: from } : {}),
+    ...originPatch('canceledFrom', client),
   };
   const canceled = await deps.store.setStatus(principal.channelId, exportId, 'canceled', unfinishedStatuses, patch);
   if (!canceled) {

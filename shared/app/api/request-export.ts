@@ -15,7 +15,7 @@ import type { Principal } from '../../auth/principal';
 import type { AuditRequestedEvent } from '../../ports/audit-log';
 import { dispatchUnfinished, newExportId, type ExportJob, type SealedJobEncryption } from '../export-job';
 import { sealEncryptionParams } from '../job-encryption';
-import { clientFacts, type ClientFacts } from './client';
+import { clientFacts, type ClientFacts, type ClientInput } from './client';
 import type { ApiDeps } from './deps';
 import { IdempotencyKeyReusedError } from './errors';
 import { IDEMPOTENCY_PASSWORD_KDF, idempotencyHashV2, matchesIdempotencyRecord } from './idempotency-hash';
@@ -52,7 +52,7 @@ export async function requestExport(
   principal: Principal,
   body: unknown,
   idempotencyKey: string | undefined,
-  client?: { ip?: string | undefined; userAgent?: string | undefined },
+  client?: ClientInput,
 ): Promise<RequestExportResult> {
   requirePermission(principal, 'export:download');
   const request = parseExportRequest(body);

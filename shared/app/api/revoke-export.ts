@@ -4,7 +4,7 @@ import { revokeAuditEvents } from '../revoke-follow-ups';
 import type { ExportJob } from '../export-job';
 import type { ApiDeps } from './deps';
 import { findVisibleJob } from './read-exports';
-import { clientFacts } from './client';
+import { originPatch, type ClientInput } from './client';
 import { toExportView, type ExportView } from './view';
 
 /**
@@ -52,7 +52,7 @@ export async function revokeExport(
   principal: Principal,
   exportId: string,
   body: unknown,
-  client?: { ip?: string | undefined; userAgent?: string | undefined },
+  client?: ClientInput,
 ): Promise<ExportView> {
   // The body first: a bad one is refused whatever the id names, with no table read.
   const { reason } = parseRevokeRequest(body);
@@ -66,8 +66,7 @@ export async function revokeExport(
   refuseUnlessRevocable(job, now);
   await deps.dispatcher.scheduleFollowUp('revoke', job);
   const revokedAt = now.toISOString();
-  const from = clientFacts(client);
-  const patch = { revokedAt, revokedBy: principal.managerId, revokeReason: reason, ...(Object.keys(from).length > 0 ? { revokedFrom: from } : {}) };
+  const patch = { revokedAt, revokedBy: principal.managerId, revokeReason: reason, ...originPatch('revokedFrom', client) };
   if (!(await deps.store.setStatus(job.channelId, job.exportId, 'revoked', ['completed'], patch))) {
     // Another revoke got there first, or this very write committed and its answer was lost (the
     // SDK's retry then fails the condition on it): either way it is revoked, and that is a 200.
