@@ -11,7 +11,7 @@ import type { StoredPartMeta } from './process-chunk';
 import { formatCalendarDate, dayInZone } from '../domain/calendar';
 import { DefinitionMissingError, loadJobDefinition } from './job-definition';
 import { JobEncryptionError, readJobEncryptionParams } from './job-encryption';
-import { columnsFingerprint, SHEET_NAMES, sheetColumns, sheetsOf } from './workspace-context';
+import { acceptedPartFingerprints, SHEET_NAMES, sheetColumns, sheetsOf } from './workspace-context';
 import { MAX_AUDIT_COLUMNS_BYTES, type AuditSheet } from '../ports/audit-log';
 
 export type FinalizeDeps = StepDeps & {
@@ -298,13 +298,17 @@ export async function finalizeExport(message: FinalizeMessage, deps: FinalizeDep
       if (await endedMeanwhile(deps, job, error)) return { status: 'skipped' };
       throw error;
     }
-    const expected = columnsFingerprint(columns);
+    const accepted = acceptedPartFingerprints(columns);
     // With a pinned definition every part matches; a job from before it was pinned (its chunks
     // read the schema as it was then) or a part rendered by another code version may not.
-    if (metas.some((m) => m.columns !== expected)) {
+    if (metas.some((m) => !accepted.has(m.columns))) {
       return failedHere(deps, job, {
         code: 'COLUMNS_CHANGED',
-        message: 'the profile schema changed while the export ran; request the export again',
+        // A pinned definition rules out a schema change: the parts came from another version.
+        message:
+          job.definition || job.definitionKey
+            ? 'parts of this export were rendered by another version of the service (an update while it ran); request the export again'
+            : 'the profile schema changed while the export ran; request the export again',
       });
     }
     if (job.kind === 'cases' && sheet === 'cases' && !(await refsMatchPlan(deps, job, metas))) {

@@ -20,7 +20,7 @@ import { objectKeys, type ChunkMessage } from './messages';
 import { batchIds, sortUserIdsForExport } from './plan-chunks';
 import { acquireLease, discardParts, enqueueFinalize, failExport, PART_MISMATCH, resumeCancelFollowUps, resumeFollowUps, type StepDeps } from './pipeline-steps';
 import { ExportDataExpiredError, loadJobDefinition } from './job-definition';
-import { columnsFingerprint, compileRequestPredicate, loadDirectory, sheetColumns } from './workspace-context';
+import { compileRequestPredicate, loadDirectory, partFingerprint, sheetColumns } from './workspace-context';
 
 export type ChunkDeps = StepDeps & {
   cases: CasesSource;
@@ -160,7 +160,7 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
     compressedLength: part.compressedLength,
     crc32: part.crc32,
     rowCount: part.rowCount,
-    columns: columnsFingerprint(columns),
+    columns: partFingerprint(columns),
     dataCrc32: crc32(part.data),
     ...(refsJson !== undefined ? { refsCrc32: crc32(Buffer.from(refsJson, 'utf8')) } : {}),
   };

@@ -16,6 +16,7 @@ import {
   type Segment,
 } from '../domain';
 import type { RawItem, WorkspaceSource } from '../ports/source-data';
+import { CELL_STYLES_VERSION } from '../xlsx';
 import type { ExportJob, JobDefinition, JobRequest, SheetKey } from './export-job';
 
 /**
@@ -167,11 +168,25 @@ export function sheetColumns(job: Pick<ExportJob, 'request'>, sheet: SheetKey, s
 }
 
 /**
- * A short fingerprint of the columns, stored with every part. The finalizer compares it with its
- * own columns and fails the export (COLUMNS_CHANGED) instead of writing misaligned cells. With a
- * pinned definition every chunk derives the same columns; the check still guards jobs without
- * one (created before it was pinned) and parts rendered by another code version during a deploy.
+ * A short fingerprint of the columns and of the cell styles the part's cells name, stored with
+ * every part. The finalizer compares it with its own and fails the export (COLUMNS_CHANGED)
+ * instead of writing misaligned cells or cells naming a style its styles.xml lacks. With a pinned
+ * definition every chunk derives the same columns; the check still guards jobs without one
+ * (created before it was pinned) and parts rendered by another code version during a deploy.
  */
-export function columnsFingerprint(columns: readonly ColumnSpec[]): string {
-  return createHash('sha256').update(JSON.stringify(columns)).digest('hex').slice(0, 16);
+export function partFingerprint(columns: readonly ColumnSpec[]): string {
+  return shortHash(JSON.stringify({ columns, cellStyles: CELL_STYLES_VERSION }));
+}
+
+/**
+ * The fingerprints a finalizer of this code accepts: its own, and the one parts carried before
+ * they named their cell styles (CELL_STYLES_VERSION 1: the columns alone). Those parts' cells only
+ * name styles that every later styles.xml still has at the same index, so they stitch as they are.
+ */
+export function acceptedPartFingerprints(columns: readonly ColumnSpec[]): ReadonlySet<string> {
+  return new Set([partFingerprint(columns), shortHash(JSON.stringify(columns))]);
+}
+
+function shortHash(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
 }

@@ -25,7 +25,7 @@ export { CellValueError, PartIntegrityError, WorkbookPlanError, XlsxEngineError 
 export { sanitizeText } from './sanitize-text';
 export { assertTimeZone, createExcelDateConverter, createLocalTimeConverter } from './time-zone';
 export { createRowEncoder, type RowEncoder } from './row-encoder';
-export { compileRowRenderer, columnLetters, type RowRenderOptions, type RowRenderer } from './render-row';
+export { CELL_STYLES_VERSION, compileRowRenderer, columnLetters, type RowRenderOptions, type RowRenderer } from './render-row';
 export {
   createAsyncPartEncoder,
   createPartEncoder,

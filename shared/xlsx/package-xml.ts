@@ -8,6 +8,8 @@ const NS_REL = 'http://schemas.openxmlformats.org/officeDocument/2006/relationsh
 const NS_PKG_REL = 'http://schemas.openxmlformats.org/package/2006/relationships';
 
 export const DATE_TIME_FORMAT = 'yyyy-mm-dd hh:mm:ss';
+/** For STYLE_BOOLEAN (see render-row.ts); LibreOffice maps exactly this code to its BOOLEAN format. */
+const BOOLEAN_FORMAT = '&quot;TRUE&quot;;&quot;TRUE&quot;;&quot;FALSE&quot;';
 
 const DEFAULT_WIDTH: Record<ColumnType, number> = {
   string: 24,
@@ -152,21 +154,28 @@ export function renderWorkbookRels(sheetCount: number): string {
   return XML_DECL + `<Relationships xmlns="${NS_PKG_REL}">${rels}</Relationships>`;
 }
 
-/** Cell formats: 0 default, 1 bold header (STYLE_HEADER), 2 date-time (STYLE_DATE_TIME). */
+/**
+ * Cell formats: 0 default, 1 bold header (STYLE_HEADER), 2 date-time (STYLE_DATE_TIME), 3 boolean
+ * (STYLE_BOOLEAN). Only ever appended to: parts rendered by earlier code name earlier indexes.
+ */
 export function renderStyles(): string {
   const font = '<sz val="11"/><name val="Calibri"/><family val="2"/>';
   return (
     XML_DECL +
     `<styleSheet xmlns="${NS_MAIN}">` +
-    `<numFmts count="1"><numFmt numFmtId="164" formatCode="${DATE_TIME_FORMAT}"/></numFmts>` +
+    '<numFmts count="2">' +
+    `<numFmt numFmtId="164" formatCode="${DATE_TIME_FORMAT}"/>` +
+    `<numFmt numFmtId="165" formatCode="${BOOLEAN_FORMAT}"/>` +
+    '</numFmts>' +
     `<fonts count="2"><font>${font}</font><font><b/>${font}</font></fonts>` +
     '<fills count="2"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/></fill></fills>' +
     '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>' +
     '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>' +
-    '<cellXfs count="3">' +
+    '<cellXfs count="4">' +
     '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>' +
     '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>' +
     '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>' +
+    '<xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>' +
     '</cellXfs>' +
     '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>' +
     '</styleSheet>'

@@ -7,6 +7,22 @@ import type { CellValue, ColumnSpec, RenderOptions, Row } from './types';
 /** Style indexes in xl/styles.xml (see package-xml.ts). */
 export const STYLE_HEADER = 1;
 export const STYLE_DATE_TIME = 2;
+/**
+ * Boolean cells carry a number format that reads "TRUE";"TRUE";"FALSE". Excel shows a `t="b"` cell
+ * as TRUE/FALSE whatever its format; LibreOffice imports it as a =TRUE()/=FALSE() formula and,
+ * without this format, shows 1 and 0 in every boolean cell after the first (seen in its PDF and
+ * HTML renderings of our files).
+ */
+export const STYLE_BOOLEAN = 3;
+/** The boolean cell's tail after `<c` (and `r`). */
+export const BOOLEAN_TRUE_TAIL = ` s="${STYLE_BOOLEAN}" t="b"><v>1</v></c>`;
+export const BOOLEAN_FALSE_TAIL = ` s="${STYLE_BOOLEAN}" t="b"><v>0</v></c>`;
+/**
+ * Raised whenever rendered cells start to reference a style that an earlier styles.xml lacked
+ * (2: STYLE_BOOLEAN). Parts carry it in their fingerprint, so a finalizer of the earlier code
+ * (during a deploy) refuses them instead of writing a file whose cells name a missing style.
+ */
+export const CELL_STYLES_VERSION = 2;
 
 /** Excel serials for 1900-03-01 (before it Excel's phantom leap day shifts dates) and 10000-01-01. */
 const MIN_SERIAL = 61;
@@ -20,7 +36,7 @@ const MAX_SERIAL_EXCLUSIVE = 2_958_466;
 export const MIN_INSTANT_MS = Date.UTC(1900, 1, 27);
 export const MAX_INSTANT_MS_EXCLUSIVE = Date.UTC(10000, 0, 2);
 
-/** Renders a cell after its `<c` (and `r`), e.g. ` t="b"><v>1</v></c>`; '' for an empty cell. */
+/** Renders a cell after its `<c` (and `r`), e.g. `><v>1</v></c>`; '' for an empty cell. */
 type CellTailRenderer = (value: NonNullable<CellValue>) => string;
 
 export type RowRenderer = (row: Row) => string;
@@ -154,7 +170,7 @@ function compileCellTail(column: ColumnSpec, toLocal: LocalTimeConverter): CellT
     case 'boolean':
       return (v) => {
         if (typeof v !== 'boolean') throw wrongType(key, 'boolean', v, 'a boolean');
-        return v ? ' t="b"><v>1</v></c>' : ' t="b"><v>0</v></c>';
+        return v ? BOOLEAN_TRUE_TAIL : BOOLEAN_FALSE_TAIL;
       };
     case 'date':
       return (v) => {

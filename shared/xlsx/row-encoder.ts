@@ -1,6 +1,8 @@
 import { CellValueError } from './errors';
 import {
   assertDateRange,
+  BOOLEAN_FALSE_TAIL,
+  BOOLEAN_TRUE_TAIL,
   columnLetters,
   EMPTY_CELL,
   isInheritedKey,
@@ -64,8 +66,8 @@ function cellOpeners(prefix: string): CellOpeners {
     textPreserve: ascii(prefix + ' t="inlineStr"><is><t xml:space="preserve">'),
     number: ascii(prefix + '><v>'),
     date: ascii(prefix + ` s="${STYLE_DATE_TIME}"><v>`),
-    boolTrue: ascii(prefix + ' t="b"><v>1</v></c>'),
-    boolFalse: ascii(prefix + ' t="b"><v>0</v></c>'),
+    boolTrue: ascii(prefix + BOOLEAN_TRUE_TAIL),
+    boolFalse: ascii(prefix + BOOLEAN_FALSE_TAIL),
   };
 }
 /** After `<c r="B7"` (the reference is written per cell). */

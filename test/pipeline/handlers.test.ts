@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Metrics } from '@aws-lambda-powertools/metrics';
@@ -14,7 +15,9 @@ import { DynamoAuditLog } from '../../shared/adapters/aws/dynamo-audit-log';
 import { buildChunkMessages } from '../../shared/app/plan-chunks';
 import { processChunk, type ChunkDeps } from '../../shared/app/process-chunk';
 import { LeaseBusyError } from '../../shared/app/pipeline-steps';
-import { crc32 } from '../../shared/xlsx';
+import { CELL_STYLES_VERSION, crc32, type ColumnSpec } from '../../shared/xlsx';
+import { loadJobDefinition } from '../../shared/app/job-definition';
+import { partFingerprint, sheetColumns } from '../../shared/app/workspace-context';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { chunkDepsFor, readExportFile, storesFor, submitExport, QUIET_ENV } from './helpers';
 
@@ -276,6 +279,53 @@ describe('SQS handlers driven by events/sqs-*.json', () => {
     expect(job?.status).toBe('failed');
     expect(job?.error?.code).toBe('COLUMNS_CHANGED');
     expect(await storesFor(stack).objects.list(`exports/${channelId}/evt-schema-1/`)).toEqual([]);
+  });
+
+  /** Runs the sample's one-user chunk for a fresh export, then rewrites its part's fingerprint. */
+  async function chunkWithFingerprint(exportId: string, fingerprint: (columns: ColumnSpec[]) => string): Promise<Record<string, string>> {
+    const channelId = `${exportId}-channel`;
+    await seedChannel(channelId);
+    await submitExport(stack, { kind: 'contacts', scope: 'user', userId: USER_ID }, { channelId, exportId });
+    const renames = { 'evt-user-1': exportId, [CHANNEL]: channelId };
+    const chunkRecord = { ...sampleFor('sqs-chunk', renames).Records[1]!, messageId: `${exportId}-chunk` };
+    expect((await invoke(chunk, { Records: [chunkRecord] })).batchItemFailures).toEqual([]);
+    const { objects, store } = storesFor(stack);
+    const job = (await store.getJob(channelId, exportId))!;
+    const definition = await loadJobDefinition(job, { objects, workspace: { get: () => Promise.reject(new Error('pinned: not read')) } as never });
+    const metaKey = objectKeys.partMeta(exportId, 'users', 0);
+    const meta = JSON.parse((await objects.getBuffer(metaKey))!.toString('utf8')) as { columns: string };
+    const columns = sheetColumns(job, 'users', definition);
+    expect(meta.columns).toBe(partFingerprint(columns));
+    await objects.put(metaKey, JSON.stringify({ ...meta, columns: fingerprint(columns) }));
+    return renames;
+  }
+
+  it('finalizer: a part fingerprinted by its columns alone (rendered before boolean cells named their style) still stitches: completed', async () => {
+    const legacy = (columns: ColumnSpec[]) => createHash('sha256').update(JSON.stringify(columns)).digest('hex').slice(0, 16);
+    const renames = await chunkWithFingerprint('evt-styles-1', legacy);
+    const finalizeRecord = { ...sampleFor('sqs-finalize', renames).Records[0]!, messageId: 'styles-finalize-1' };
+    expect((await invoke(finalizer, { Records: [finalizeRecord] })).batchItemFailures).toEqual([]);
+    const job = await storesFor(stack).store.getJob('evt-styles-1-channel', 'evt-styles-1');
+    expect(job?.status, JSON.stringify(job?.error)).toBe('completed');
+    const sheet = (await readExportFile(stack, job!))['User data'] ?? [];
+    expect(sheet).toHaveLength(2);
+    const header = sheet[0] ?? [];
+    expect(typeof sheet[1]?.[header.indexOf('member')]).toBe('boolean');
+  });
+
+  it('finalizer: a part from another version of the service (its cell styles unknown here) fails the export with COLUMNS_CHANGED saying so, no file', async () => {
+    const renames = await chunkWithFingerprint('evt-styles-2', (columns) =>
+      createHash('sha256').update(JSON.stringify({ columns, cellStyles: CELL_STYLES_VERSION + 1 })).digest('hex').slice(0, 16),
+    );
+    const finalizeRecord = { ...sampleFor('sqs-finalize', renames).Records[0]!, messageId: 'styles-finalize-2' };
+    expect((await invoke(finalizer, { Records: [finalizeRecord] })).batchItemFailures).toEqual([]);
+    const job = await storesFor(stack).store.getJob('evt-styles-2-channel', 'evt-styles-2');
+    expect(job?.status).toBe('failed');
+    expect(job?.error).toEqual({
+      code: 'COLUMNS_CHANGED',
+      message: 'parts of this export were rendered by another version of the service (an update while it ran); request the export again',
+    });
+    expect(await storesFor(stack).objects.list('exports/evt-styles-2-channel/evt-styles-2/')).toEqual([]);
   });
 
   it('finalizer: a profile key added while the export ran does not change its columns (pinned at the request): completed', async () => {

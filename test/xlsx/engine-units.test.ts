@@ -188,7 +188,7 @@ describe('row rendering', () => {
     const xml = render({ s: '=1+1', n: 42, b: false, d: '2025-07-01T00:00:00Z', u: 90, t: '007' });
     expect(xml).toBe(
       '<row r="7"><c r="A7" t="inlineStr"><is><t>=1+1</t></is></c><c r="B7"><v>42</v></c>' +
-        '<c r="C7" t="b"><v>0</v></c><c r="D7" s="2"><v>45839.375</v></c><c r="E7"><v>90</v></c>' +
+        '<c r="C7" s="3" t="b"><v>0</v></c><c r="D7" s="2"><v>45839.375</v></c><c r="E7"><v>90</v></c>' +
         '<c r="F7" t="inlineStr"><is><t>007</t></is></c></row>',
     );
     expect(xml).not.toContain('<f>');
@@ -196,7 +196,7 @@ describe('row rendering', () => {
 
   it('without r, empty cells before a value keep their place as <c/>; trailing ones are dropped', () => {
     const render = compileRowRenderer(ALL_TYPES, { timeZone: 'UTC' });
-    expect(render({ s: null, n: undefined, b: true })).toBe('<row><c/><c/><c t="b"><v>1</v></c></row>');
+    expect(render({ s: null, n: undefined, b: true })).toBe('<row><c/><c/><c s="3" t="b"><v>1</v></c></row>');
     expect(render({ s: '', n: Number.NaN })).toBe('<row></row>');
   });
 

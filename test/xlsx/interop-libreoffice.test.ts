@@ -90,6 +90,29 @@ function parseCsv(textIn: string): string[][] {
   return rows;
 }
 
+/** The displayed text of every cell of every table in LibreOffice's HTML rendering. */
+function htmlTables(html: string): string[][][] {
+  const decode = (t: string) =>
+    t
+      .replace(/<[^>]*>/g, '')
+      .replace(/&#(\d+);/g, (_m, d: string) => String.fromCodePoint(Number(d)))
+      .replace(/&quot;/g, '"')
+      .replace(/&lt;/g, '<')
+      .replace(/&gt;/g, '>')
+      .replace(/&nbsp;/g, ' ')
+      .replace(/&amp;/g, '&')
+      .trim();
+  return html
+    .split(/<table\b/i)
+    .slice(1)
+    .map((table) =>
+      table
+        .split(/<tr\b/i)
+        .slice(1)
+        .map((tr) => tr.split(/<td\b[^>]*>/i).slice(1).map((td) => decode(td.replace(/<\/td>[\s\S]*$/i, '')))),
+    );
+}
+
 describe.skipIf(!available && !process.env.CI)('interop: LibreOffice reads the pipeline-shaped (no `r`) encrypted workbook', () => {
   // A cold LibreOffice start with a fresh profile, after a 100,000-spin key derivation, can take
   // most of the default 120 s on a loaded 2-core CI machine: this test gets its own ceiling.
@@ -124,7 +147,7 @@ describe.skipIf(!available && !process.env.CI)('interop: LibreOffice reads the p
 
     // 44 = comma, 34 = double quote, 76 = UTF-8, 1 = from line 1; -1 (last token) = every sheet
     // to its own file (LibreOffice >= 7.2). A private profile dir keeps parallel runs apart.
-    const filter = 'csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1';
+    const filter = 'csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,true,false,false,-1';
     const conv = spawnSync(
       'soffice',
       [`-env:UserInstallation=file://${join(dir, 'profile')}`, '--headless', '--norestore', '--convert-to', filter, '--outdir', dir, plain],
@@ -141,5 +164,21 @@ describe.skipIf(!available && !process.env.CI)('interop: LibreOffice reads the p
     const users = parseCsv(readFileSync(join(dir, 'plain-User data.csv'), 'utf8'));
     expect(users[0]).toEqual(header);
     expect(users.slice(1)).toEqual(rowsUsers.map(expectedCsvRow));
+
+    // What LibreOffice shows (its HTML rendering writes each cell as displayed, as its PDF and
+    // screen do): booleans read TRUE/FALSE in every row (without the boolean style, every boolean
+    // cell after the first showed 1 or 0), dates in the date-time format.
+    const html = spawnSync(
+      'soffice',
+      [`-env:UserInstallation=file://${join(dir, 'profile')}`, '--headless', '--norestore', '--convert-to', 'html', '--outdir', dir, plain],
+      { encoding: 'utf8', timeout: 240_000 },
+    );
+    expect(html.status, `${html.stdout}\n${html.stderr}`).toBe(0);
+    const shown = htmlTables(readFileSync(join(dir, 'plain.html'), 'utf8'));
+    const DISPLAYED = ['ok', 'at'].map((key) => COLUMNS.findIndex((c) => c.key === key));
+    const pick = (row: readonly string[]) => DISPLAYED.map((i) => row[i] ?? '');
+    expect(shown.map((table) => table.slice(1).map(pick))).toEqual(
+      [[...rowsA, ...rowsB], rowsUsers].map((rows) => rows.map((row) => pick(expectedCsvRow(row)))),
+    );
   }, 300_000);
 });

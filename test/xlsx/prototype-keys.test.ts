@@ -18,7 +18,7 @@ const TYPES: ColumnType[] = ['string', 'number', 'boolean', 'date', 'duration'];
 const SAMPLE: Record<ColumnType, { value: CellValue; tail: string }> = {
   string: { value: 'Ferrari', tail: ' t="inlineStr"><is><t>Ferrari</t></is></c>' },
   number: { value: 42, tail: '><v>42</v></c>' },
-  boolean: { value: true, tail: ' t="b"><v>1</v></c>' },
+  boolean: { value: true, tail: ' s="3" t="b"><v>1</v></c>' },
   // 1970-01-01T00:00Z is Excel serial 25569.
   date: { value: '1970-01-01T00:00:00Z', tail: ' s="2"><v>25569</v></c>' },
   duration: { value: 5, tail: '><v>5</v></c>' },
