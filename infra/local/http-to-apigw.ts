@@ -183,19 +183,32 @@ function decodeProxy(proxy: string): string {
   }
 }
 
+/**
+ * Node reads header bytes as Latin-1; AWS's front doors put header values into the event's JSON
+ * decoded as UTF-8 (an ALB does, honojs/hono#4432). Bytes that are valid UTF-8 are read so here too (a User-Agent holding U+202E must reach the api as U+202E, which
+ * the audit trail strips, not as the three Latin-1 letters of its bytes); anything else stays as read.
+ */
+function headerText(latin1: string): string {
+  if (!/[^\x00-\x7f]/.test(latin1)) return latin1;
+  const bytes = Buffer.from(latin1, 'latin1');
+  return isUtf8(bytes) ? bytes.toString('utf8') : latin1;
+}
+
 export function toApiGatewayEvent(req: IncomingMessage, body: Buffer, stage = 'local'): APIGatewayProxyEvent {
   const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-  const headers: Record<string, string> = {};
-  const multiValueHeaders: Record<string, string[]> = {};
+  // Null-prototype maps: a header or query parameter named `constructor`, `toString` or
+  // `__proto__` must be a key like any other, not a lookup of Object.prototype's member.
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  const multiValueHeaders: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
   // rawHeaders keeps the client's casing, as API Gateway does.
   for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
     const name = req.rawHeaders[i] ?? '';
-    const value = req.rawHeaders[i + 1] ?? '';
+    const value = headerText(req.rawHeaders[i + 1] ?? '');
     headers[name] = headers[name] !== undefined ? `${headers[name]},${value}` : value;
     (multiValueHeaders[name] ??= []).push(value);
   }
-  const query: Record<string, string> = {};
-  const multiQuery: Record<string, string[]> = {};
+  const query: Record<string, string> = Object.create(null) as Record<string, string>;
+  const multiQuery: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
   for (const [key, value] of url.searchParams) {
     query[key] = value; // API Gateway keeps the last value in the single-value map
     (multiQuery[key] ??= []).push(value);
@@ -206,17 +219,18 @@ export function toApiGatewayEvent(req: IncomingMessage, body: Buffer, stage = 'l
   // so the api sees them and refuses them (functions/api/app.ts, parseJsonBody).
   const asText = isTextual(contentType) && isUtf8(body);
   const sourceIp = (req.socket.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, '');
-  const userAgent = req.headers['user-agent'] ?? null;
+  const userAgent = req.headers['user-agent'] === undefined ? null : headerText(req.headers['user-agent']);
   const path = rawPathOf(req.url, url);
   const now = new Date();
   return {
     resource: '/{proxy+}',
     path,
     httpMethod: (req.method ?? 'GET').toUpperCase(),
-    headers,
-    multiValueHeaders,
-    queryStringParameters: hasQuery ? query : null,
-    multiValueQueryStringParameters: hasQuery ? multiQuery : null,
+    // Plain objects again (the spread copies `__proto__` as an own key), as JSON.parse makes AWS's.
+    headers: { ...headers },
+    multiValueHeaders: { ...multiValueHeaders },
+    queryStringParameters: hasQuery ? { ...query } : null,
+    multiValueQueryStringParameters: hasQuery ? { ...multiQuery } : null,
     pathParameters: { proxy: decodeProxy(path.replace(/^\//, '')) },
     stageVariables: null,
     body: body.length === 0 ? null : asText ? body.toString('utf8') : body.toString('base64'),

@@ -94,9 +94,9 @@ export function parseCancelRequest(body: unknown): CancelRequest {
 // the shared error map's REQUIRED_MESSAGE, and issueRule would call it `type`.
 const calendarDate = z.iso.date({ error: (issue) => (issue.input === undefined ? REQUIRED_MESSAGE : 'must be a calendar date (YYYY-MM-DD)') });
 /**
- * A user or segment id. A scope-"user" id travels inline in a chunk message, and SQS refuses a
- * message holding control characters (but tab and line breaks), U+FFFE or U+FFFF: the export
- * was created, then failed to dispatch with a 500. No real id holds them, so they are refused here.
+ * A user or segment id. A scope-"user" id travels inline in a chunk message; queue bodies are
+ * ASCII (queueMessageBody escapes the rest), but control characters, U+FFFE and U+FFFF are refused
+ * here all the same: no real id holds them, and a file or trail showing them would mislead.
  * The audit trail shows the ids too (segmentId, userId, userIds up to 100): like the query, none
  * may hold a bidi override or an invisible format character (display-control), which would show
  * auditors another id than the one exported.

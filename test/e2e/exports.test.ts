@@ -117,6 +117,16 @@ describe('contacts exports over HTTP, every scope', () => {
   }
 });
 
+describe('ids past U+FFFF travel through the queues', () => {
+  it('scope user with an id holding emoji and Hangul (no such user): dispatched and completed, an empty sheet', async () => {
+    // Before queue bodies were ASCII-escaped, the queue refused the chunk message (the emulator
+    // reads every character past U+FFFF as two lone surrogates): a 500 and DISPATCH_FAILED.
+    const { done, sheets } = await exportOverHttp({ kind: 'contacts', timezone: ZONE, scope: 'user', userId: '😀-사용자-\u{10FFFD}' }, 'c0ntacts!Pw');
+    expect(done.rowCount).toBe(0);
+    expect(sheets['User data']).toHaveLength(1);
+  });
+});
+
 describe('refused at request time against the workspace', () => {
   it('a filter on a profile key the workspace lacks is a 400, a missing segment a 404; no job, no cooldown held', async () => {
     const token = await managerToken(CHANNEL, 'refused-early');

@@ -1,5 +1,5 @@
 import { createServer, request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
@@ -205,6 +205,44 @@ describe('HTTP to API Gateway proxy event', () => {
     expect(seen?.isBase64Encoded).toBe(false);
     expect(seen?.requestContext.identity.sourceIp).toBe('127.0.0.1');
     expect(seen?.requestContext.identity.userAgent).toBe('ua/1');
+  });
+
+  it("keeps names like Object.prototype's members as plain keys, and reads UTF-8 header bytes as UTF-8", async () => {
+    let seen: APIGatewayProxyEvent | undefined;
+    const server = createServer((req, res) => {
+      void readBody(req).then((body) => {
+        seen = toApiGatewayEvent(req, body);
+        writeApiGatewayResult(res, { statusCode: 204, body: '' });
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const { port } = server.address() as AddressInfo;
+    // Raw bytes: a JS headers object cannot carry `__proto__`, and the User-Agent's U+202E and
+    // U+D55C go on the wire as their UTF-8 bytes, as a client sends them.
+    const raw = Buffer.concat([
+      Buffer.from('GET /v1/exports?constructor=1&__proto__=2&toString=3&toString=4 HTTP/1.1\r\nHost: x\r\nconstructor: c\r\n__proto__: p\r\nUser-Agent: ', 'latin1'),
+      Buffer.from('evil\u202eAU \ud55c', 'utf8'),
+      Buffer.from('\r\nX-Latin: caf\xe9\r\nConnection: close\r\n\r\n', 'latin1'),
+    ]);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => socket.end(raw));
+      let text = '';
+      socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    server.close();
+    expect(answer).toMatch(/^HTTP\/1\.1 204/);
+    expect(seen?.queryStringParameters).toEqual({ constructor: '1', ['__proto__']: '2', toString: '4' });
+    expect(Object.keys(seen?.multiValueQueryStringParameters ?? {})).toEqual(['constructor', '__proto__', 'toString']);
+    expect(seen?.multiValueQueryStringParameters?.toString).toEqual(['3', '4']);
+    expect(seen?.headers.constructor).toBe('c');
+    expect(Object.getOwnPropertyDescriptor(seen?.headers, '__proto__')?.value).toBe('p');
+    expect(seen?.multiValueHeaders.constructor).toEqual(['c']);
+    expect(seen?.requestContext.identity.userAgent).toBe('evil\u202eAU \ud55c');
+    expect(seen?.headers['User-Agent']).toBe('evil\u202eAU \ud55c');
+    // Not UTF-8: kept as read (one Latin-1 letter per byte).
+    expect(seen?.headers['X-Latin']).toBe('caf\xe9');
   });
 });
 
