@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   // Still printed (a 403 is worth testing), but said: the usage reads as if --permission were
   // required, and a token with none is refused by every endpoint.
   if (parsed.data.permissions.length === 0) {
-    console.error(`note: no --permission given: this token gets 403 from every endpoint (add --permission ${known.join(' and/or ')})`);
+    console.error(`note: no --permission given: this token can only cancel or revoke its own exports, every other route it is sent to answers 403 (add --permission ${known.join(' and/or ')})`);
   }
 }
 

@@ -221,7 +221,7 @@ const exportViewSchema: JsonSchema = {
     updatedAt: isoDateTime,
     progress: {
       type: 'object',
-      description: 'describeProgress in shared/app/export-job.ts: percent is whole, 100 only when completed (or expired), and never goes back.',
+      description: 'describeProgress in shared/app/export-job.ts: percent is whole, 100 only when completed (and after its link expired or was revoked), and never goes back.',
       additionalProperties: false,
       required: ['chunksDone', 'chunksTotal', 'rowsWritten', 'percent'],
       properties: {
@@ -552,11 +552,11 @@ function errorResponse(status: ErrorStatus, spec: ErrorSpec): ResponseObject {
 }
 
 /** Answered in front of the handler too, on every route (docs/api.md, Errors; docs/deploy.md). */
-const tooLarge = (fromHandler: boolean): ErrorSpec => ({
+const tooLarge = (handlerLimit?: '3,000,000' | '1,000,000'): ErrorSpec => ({
   codes: ['BODY_TOO_LARGE'],
   notes:
-    'A declared body (Content-Length) over 3,000,000 bytes (over 1,000,000 for anything but a JSON POST) is refused before the handler by the web ACL on AWS and by the local server, field `body`, rule `max-bytes`.' +
-    (fromHandler ? ' The handler answers the same for a JSON body over 3,000,000 bytes whose length the web ACL did not see.' : ''),
+    'A declared body (Content-Length) over 3,000,000 bytes (over 1,000,000 for anything but a JSON POST /v1/exports) is refused before the handler by the web ACL on AWS and by the local server, field `body`, rule `max-bytes`.' +
+    (handlerLimit ? ` The handler answers the same for a body over ${handlerLimit} bytes whose length the web ACL did not see (sent chunked).` : ''),
 });
 
 const rateLimited = (withCooldown: boolean): ErrorSpec => ({
@@ -585,10 +585,10 @@ const internal: ErrorSpec = { codes: ['INTERNAL'], notes: 'The details are in th
  */
 const SHARED_RESPONSES = {
   Unauthenticated: () => errorResponse('401', unauthenticated),
-  BodyTooLarge: () => errorResponse('413', tooLarge(false)),
+  BodyTooLarge: () => errorResponse('413', tooLarge()),
   RateLimited: () => errorResponse('429', rateLimited(false)),
   Internal: () => errorResponse('500', internal),
-  BodyTooLargeNoBody: () => errorResponse('413', { ...tooLarge(false), bodiless: true }),
+  BodyTooLargeNoBody: () => errorResponse('413', { ...tooLarge(), bodiless: true }),
   RateLimitedNoBody: () => errorResponse('429', { ...rateLimited(false), bodiless: true }),
   InternalNoBody: () => errorResponse('500', { ...internal, bodiless: true }),
 } satisfies Record<string, () => ResponseObject>;
@@ -681,17 +681,17 @@ const ok = (description: string, schema: JsonSchema | Ref): ResponseObject => ({
 });
 
 const forbidden = (codes: readonly string[], notes: string) => errorResponse('403', { codes, notes });
-const EXPORT_NOT_FOUND = 'EXPORT_NOT_FOUND: unknown, malformed or another channel\'s id, or one the caller may not see.';
+const EXPORT_NOT_FOUND = 'EXPORT_NOT_FOUND (field `exportId`, rule `visible-export`): unknown, malformed or another channel\'s id, or one the caller may not see.';
 
 function operations(): Record<string, PathItemObject> {
   const downloadErrors = (bodiless: boolean): Record<string, ResponseObject | Ref> => {
     const b = bodiless ? { bodiless: true } : {};
     return {
       '400': errorResponse('400', { codes: ['INVALID_PATH'], notes: `${INVALID_PATH} The query is not read: every parameter is ignored, a repeated one included (chat apps add tracking parameters to links).`, ...b }),
-      '404': errorResponse('404', { codes: ['LINK_NOT_FOUND'], notes: 'LINK_NOT_FOUND (field `token`): unknown, malformed or forged token.', ...b }),
+      '404': errorResponse('404', { codes: ['LINK_NOT_FOUND'], notes: 'LINK_NOT_FOUND (field `token`, rule `issued-link`): unknown, malformed or forged token.', ...b }),
       '410': errorResponse('410', {
         codes: ['LINK_GONE'],
-        notes: 'LINK_GONE (rule C9): past the link window (LINK_TTL_DAYS, 7), or the export was canceled, expired, revoked (its link withdrawn) or failed after its file was made.',
+        notes: 'LINK_GONE (field `token`, rule C9): past the link window (LINK_TTL_DAYS, 7), or the export was canceled, expired, revoked (its link withdrawn) or failed after its file was made.',
         ...b,
       }),
       ...commonErrors({ bodiless }),
@@ -764,7 +764,7 @@ function operations(): Record<string, PathItemObject> {
             codes: ['IDEMPOTENCY_KEY_REUSED'],
             notes: 'IDEMPOTENCY_KEY_REUSED (field `Idempotency-Key`, rule `same-body`): the key was used with another body within 24 hours.',
           }),
-          '413': errorResponse('413', tooLarge(true)),
+          '413': errorResponse('413', tooLarge('3,000,000')),
           '429': errorResponse('429', rateLimited(true)),
           '500': shared('Internal'),
         },
@@ -798,7 +798,7 @@ function operations(): Record<string, PathItemObject> {
           '200': ok('The export.', ref('schemas', 'ExportView')),
           '400': errorResponse('400', { codes: ['INVALID_PATH', 'INVALID_QUERY'], notes: `${INVALID_PATH} ${INVALID_QUERY_NONE}` }),
           '401': shared('Unauthenticated'),
-          '403': forbidden(['PERMISSION_DENIED'], 'PERMISSION_DENIED: with neither export:download nor audit:read.'),
+          '403': forbidden(['PERMISSION_DENIED'], 'PERMISSION_DENIED (field `permissions`, rule S5/C10): with neither export:download nor audit:read (the message names both).'),
           '404': errorResponse('404', { codes: ['EXPORT_NOT_FOUND'], notes: EXPORT_NOT_FOUND }),
           ...commonErrors(),
         },
@@ -830,12 +830,12 @@ function operations(): Record<string, PathItemObject> {
           '401': shared('Unauthenticated'),
           '403': forbidden(
             ['NOT_REQUESTER'],
-            'NOT_REQUESTER (field `exportId`): an audit:read holder of the channel, who can see the export but did not request it. No permission is asked of the requester; anyone else gets the 404.',
+            'NOT_REQUESTER (field `exportId`, rule `requester-only`): an audit:read holder of the channel, who can see the export but did not request it. No permission is asked of the requester; anyone else gets the 404.',
           ),
           '404': errorResponse('404', { codes: ['EXPORT_NOT_FOUND'], notes: EXPORT_NOT_FOUND }),
           '409': errorResponse('409', {
             codes: ['EXPORT_TERMINAL', 'EXPORT_BUSY'],
-            notes: 'EXPORT_TERMINAL: already completed, failed, expired or revoked (an export already canceled answers 200: a cancel is idempotent); EXPORT_BUSY: it changed state while canceling, try again.',
+            notes: 'EXPORT_TERMINAL (field `exportId`, rule `in-progress`): already completed, failed, expired or revoked (an export already canceled answers 200: a cancel is idempotent); EXPORT_BUSY (field `exportId`, rule `state-changed`): it changed state while canceling, try again.',
           }),
           '415': errorResponse('415', {
             codes: ['UNSUPPORTED_CONTENT_TYPE', 'UNSUPPORTED_CONTENT_ENCODING'],
@@ -855,7 +855,7 @@ function operations(): Record<string, PathItemObject> {
         description:
           "For a link that leaked. The requester (no permission needed beyond a valid token of the export's channel) or an audit:read holder of the channel; anyone else gets 404. " +
           'Only a completed export whose link still works: the export becomes `revoked`, the revocation is audited, the link answers 410 and the file is deleted (best effort: the revocation stands without it, and the bucket\'s lifecycle rule is the backstop). ' +
-          'An export already revoked answers 200 again (the first revocation\'s facts; no second audit event). Takes no query parameter. The body takes the same Content-Type, coding and size rules as POST /v1/exports.',
+          'An export already revoked answers 200 again (the first revocation\'s facts; no second audit event). Takes no query parameter. The body takes the same Content-Type, coding and JSON rules as POST /v1/exports, at most 1,000,000 bytes (only an export request may reach 3,000,000).',
         tags: ['exports'],
         security: bearer,
         requestBody: {
@@ -876,7 +876,7 @@ function operations(): Record<string, PathItemObject> {
           '409': errorResponse('409', {
             codes: ['EXPORT_NOT_REVOCABLE', 'EXPORT_BUSY'],
             notes:
-              'EXPORT_NOT_REVOCABLE (field `exportId`): rule `not-finished` while queued, running or finalizing (no link yet: cancel it instead); rule `no-link` when failed, canceled or expired (there is no link to revoke). EXPORT_BUSY: it changed state while revoking, try again.',
+              'EXPORT_NOT_REVOCABLE (field `exportId`): rule `not-finished` while queued, running or finalizing (no link yet: cancel it instead); rule `no-link` when failed, canceled or expired (there is no link to revoke). EXPORT_BUSY (field `exportId`, rule `state-changed`): it changed state while revoking, try again.',
           }),
           '415': errorResponse('415', {
             codes: ['UNSUPPORTED_CONTENT_TYPE', 'UNSUPPORTED_CONTENT_ENCODING'],
@@ -884,7 +884,7 @@ function operations(): Record<string, PathItemObject> {
               'UNSUPPORTED_CONTENT_TYPE (field `Content-Type`, rule `media-type`, or `charset` for a charset other than UTF-8); UNSUPPORTED_CONTENT_ENCODING (field `Content-Encoding`, rule `identity`, with Accept-Encoding: identity).',
             extraHeaders: { 'Accept-Encoding': header('AcceptEncoding', false) },
           }),
-          '413': errorResponse('413', tooLarge(true)),
+          '413': errorResponse('413', tooLarge('1,000,000')),
           '429': shared('RateLimited'),
           '500': shared('Internal'),
         },
@@ -977,9 +977,9 @@ function operations(): Record<string, PathItemObject> {
 
 const UNROUTED_DESCRIPTION =
   'Answers to a request that names no operation above, on any path: 400 INVALID_PATH (rule percent-encoding) for a path segment that is not valid percent-encoding (looked at before routing); ' +
-  '404 ROUTE_NOT_FOUND for a path no route has (the message names the method, never the path: it may hold a download token); ' +
-  '405 METHOD_NOT_ALLOWED, with Allow listing the methods the path takes, for a method it does not (a HEAD gets it without a body). ' +
-  'On AWS, API Gateway answers a method the stack does not declare before the handler runs: 404 ROUTE_NOT_FOUND in the same envelope.';
+  '404 ROUTE_NOT_FOUND (field `path`, rule `known-route`) for a path no route has (the message names the method, never the path: it may hold a download token); ' +
+  '405 METHOD_NOT_ALLOWED (field `method`, rule `allowed-method`), with Allow listing the methods the path takes, for a method it does not (a HEAD gets it without a body). ' +
+  'On AWS, API Gateway answers a method the stack does not declare before the handler runs: 404 ROUTE_NOT_FOUND in the same envelope (field `method`, rule `known-route`).';
 
 // ---------------------------------------------------------------------------------------------
 

@@ -150,13 +150,13 @@ export class ExportApi extends Construct {
       type: apigw.ResponseType.ACCESS_DENIED,
       statusCode: '403',
       responseHeaders: corsHeaders,
-      templates: envelope('PERMISSION_DENIED', 'this token may not call this route'),
+      templates: envelope('PERMISSION_DENIED', 'this token may not call this route', { field: 'Authorization', rule: 'route-access' }),
     });
     this.restApi.addGatewayResponse('MissingAuthenticationToken', {
       type: apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
       statusCode: '404',
       responseHeaders: corsHeaders,
-      templates: envelope('ROUTE_NOT_FOUND', 'no route for this method here; see docs/api.md for the routes'),
+      templates: envelope('ROUTE_NOT_FOUND', 'no route for this method here; see docs/api.md for the routes', { field: 'method', rule: 'known-route' }),
     });
     this.restApi.addGatewayResponse('Throttled', {
       type: apigw.ResponseType.THROTTLED,

@@ -99,7 +99,16 @@ export function mapErrorToResponse(error: unknown, requestId: string): APIGatewa
     // RFC 6750: tell the client which scheme and why; the description stays generic.
     headers['WWW-Authenticate'] = `Bearer realm="export-service", error="invalid_token", error_description="${error.reason}"`;
   }
-  if (error instanceof MethodNotAllowedError) headers.Allow = error.allowed.join(', ');
+  // Routing refusals name what to fix too: the path (never echoed) or the method.
+  if (error instanceof RouteNotFoundError) {
+    body.field = 'path';
+    body.rule = 'known-route';
+  }
+  if (error instanceof MethodNotAllowedError) {
+    body.field = 'method';
+    body.rule = 'allowed-method';
+    headers.Allow = error.allowed.join(', ');
+  }
   // RFC 9110 §12.5.3: a 415 for a content coding says which codings are taken (none but identity).
   if (error instanceof BadRequestBodyError && error.code === 'UNSUPPORTED_CONTENT_ENCODING') headers['Accept-Encoding'] = 'identity';
   headers['X-Request-Id'] = requestId;

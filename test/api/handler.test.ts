@@ -1130,12 +1130,16 @@ describe('authentication and authorization', () => {
   it('404 for unknown routes, 405 with Allow for a wrong method', async () => {
     const unknown = loadEvent('api-list-exports.json', { TOKEN: await token() });
     unknown.path = '/v1/nothing';
-    expect((await call(unknown)).status).toBe(404);
+    const notFound = await call(unknown);
+    expect(notFound.status).toBe(404);
+    // Every refusal names what to fix and the rule, routing ones too (the path is never echoed).
+    expect(notFound.body.error).toMatchObject({ code: 'ROUTE_NOT_FOUND', field: 'path', rule: 'known-route' });
     const wrong = loadEvent('api-list-exports.json', { TOKEN: await token() });
     wrong.httpMethod = 'DELETE';
     const res = await call(wrong);
     expect(res.status).toBe(405);
     expect(res.headers.Allow).toBe('POST, GET');
+    expect(res.body.error).toMatchObject({ code: 'METHOD_NOT_ALLOWED', field: 'method', rule: 'allowed-method' });
   });
 });
 
@@ -1232,16 +1236,22 @@ describe('GET /v1/exports and cancel', () => {
     // Reading the export (it carries the link) still needs a permission.
     const read = await call(loadEvent('api-get-export.json', { TOKEN: bare, EXPORT_ID: exportId }));
     expect(read.status).toBe(403);
-    expect(read.body.error).toMatchObject({ code: 'PERMISSION_DENIED' });
+    // Either permission reads an export: the refusal names both, not only the one for downloads.
+    expect(read.body.error).toMatchObject({
+      code: 'PERMISSION_DENIED',
+      field: 'permissions',
+      rule: 'S5/C10',
+      message: 'the export:download or the audit:read permission is required to read exports (rule S5/C10)',
+    });
     // A colleague without a permission or another channel's manager learns nothing; an auditor is told NOT_REQUESTER.
     const colleague = await call(loadEvent('api-cancel-export.json', { TOKEN: await token({ managerId: 'm-2', permissions: [] }), EXPORT_ID: exportId }));
     expect(colleague.status).toBe(404);
-    expect(colleague.body.error).toMatchObject({ code: 'EXPORT_NOT_FOUND' });
+    expect(colleague.body.error).toMatchObject({ code: 'EXPORT_NOT_FOUND', field: 'exportId', rule: 'visible-export' });
     const otherChannel = await call(loadEvent('api-cancel-export.json', { TOKEN: await token({ channelId: 'ch-2', permissions: [] }), EXPORT_ID: exportId }));
     expect(otherChannel.status).toBe(404);
     const auditor = await call(loadEvent('api-cancel-export.json', { TOKEN: await token({ managerId: 'm-9', permissions: ['audit:read'] }), EXPORT_ID: exportId }));
     expect(auditor.status).toBe(403);
-    expect(auditor.body.error).toMatchObject({ code: 'NOT_REQUESTER', field: 'exportId' });
+    expect(auditor.body.error).toMatchObject({ code: 'NOT_REQUESTER', field: 'exportId', rule: 'requester-only' });
     expect(fakes.store.jobs.get(exportId)?.status).toBe('queued');
     // It was a 403 PERMISSION_DENIED about downloading.
     const res = await call(loadEvent('api-cancel-export.json', { TOKEN: bare, EXPORT_ID: exportId }));
@@ -1356,7 +1366,7 @@ describe('GET /v1/downloads/{token}', () => {
     // An unknown token is still told as such, whatever the query.
     const unknown = withQuery('api-download.json', tracked);
     unknown.path = '/v1/downloads/tok-ffff-0123456789';
-    expect((await call(unknown)).body.error).toMatchObject({ code: 'LINK_NOT_FOUND' });
+    expect((await call(unknown)).body.error).toMatchObject({ code: 'LINK_NOT_FOUND', field: 'token', rule: 'issued-link' });
   });
 
   it('410 names the link window the export really had (LINK_TTL_DAYS is configurable), not a fixed 7 days', async () => {

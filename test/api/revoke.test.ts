@@ -97,7 +97,7 @@ describe('POST /v1/exports/{id}/revoke', () => {
     // The link: 410 for GET (audited as gone) and HEAD (not audited).
     const gone = await download(exportId);
     expect(gone.status).toBe(410);
-    expect(gone.body.error).toMatchObject({ code: 'LINK_GONE' });
+    expect(gone.body.error).toMatchObject({ code: 'LINK_GONE', field: 'token', rule: 'C9' });
     expect(gone.body.error.message).toMatch(/revoked/);
     expect((await download(exportId, 'HEAD')).status).toBe(410);
     const uses = fakes.audit.events.filter((e) => e.exportId === exportId && e.type === 'downloaded');
@@ -208,7 +208,7 @@ describe('POST /v1/exports/{id}/revoke', () => {
     // A cancel of a revoked export is refused: it is over.
     const cancel = await call(loadEvent('api-cancel-export.json', { TOKEN: await token(), EXPORT_ID: exportId }));
     expect(cancel.status).toBe(409);
-    expect(cancel.body.error.code).toBe('EXPORT_TERMINAL');
+    expect(cancel.body.error).toMatchObject({ code: 'EXPORT_TERMINAL', field: 'exportId', rule: 'in-progress' });
   });
 
   it('a revoked export is never shown as expired, also after its link window has passed', async () => {

@@ -274,7 +274,7 @@ describe('npm run token', () => {
     expect(res.code).toBe(0);
     expect(res.stdout.trim()).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
     expect(res.stderr.split('\n').filter((l) => l.startsWith('note:'))).toEqual([
-      'note: no --permission given: this token gets 403 from every endpoint (add --permission export:download and/or audit:read)',
+      'note: no --permission given: this token can only cancel or revoke its own exports, every other route it is sent to answers 403 (add --permission export:download and/or audit:read)',
     ]);
   });
 

@@ -17,7 +17,7 @@ export type DownloadRequest = {
 const TOKEN_SHAPE = /^[A-Za-z0-9._~-]{16,512}$/;
 
 function unknownLink(): NotFoundError {
-  return new NotFoundError('no download link with this token', { code: 'LINK_NOT_FOUND', field: 'token' });
+  return new NotFoundError('no download link with this token', { code: 'LINK_NOT_FOUND', field: 'token', rule: 'issued-link' });
 }
 
 /** The link's export, and why it can no longer be used (undefined while it can). */

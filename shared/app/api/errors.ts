@@ -68,6 +68,6 @@ export class IdempotencyKeyReusedError extends DomainError {
 /** The download link is past its window, or its export was canceled/expired: never again. */
 export class LinkGoneError extends DomainError {
   constructor(message = 'this download link has expired; request a new export') {
-    super('LINK_GONE', message, { rule: 'C9' });
+    super('LINK_GONE', message, { field: 'token', rule: 'C9' });
   }
 }

@@ -20,7 +20,7 @@ function canSee(principal: Principal, job: ExportJob): boolean {
 
 /** The one 404 for an export a caller may not see: missing, malformed id or another channel's. */
 export function exportNotFound(): NotFoundError {
-  return new NotFoundError('no export with this id', { code: 'EXPORT_NOT_FOUND', field: 'exportId' });
+  return new NotFoundError('no export with this id', { code: 'EXPORT_NOT_FOUND', field: 'exportId', rule: 'visible-export' });
 }
 
 /** What an export id can be (newExportId): anything else names no export. */
@@ -41,7 +41,10 @@ export async function findVisibleJob(deps: ApiDeps, principal: Principal, export
 
 async function loadVisibleJob(deps: ApiDeps, principal: Principal, exportId: string): Promise<ExportJob> {
   if (!hasPermission(principal, 'export:download') && !hasPermission(principal, 'audit:read')) {
-    requirePermission(principal, 'export:download');
+    throw new PermissionDeniedError('the export:download or the audit:read permission is required to read exports (rule S5/C10)', {
+      field: 'permissions',
+      rule: 'S5/C10',
+    });
   }
   return findVisibleJob(deps, principal, exportId);
 }
@@ -56,7 +59,7 @@ async function loadVisibleJob(deps: ApiDeps, principal: Principal, exportId: str
 async function loadCancelableJob(deps: ApiDeps, principal: Principal, exportId: string): Promise<ExportJob> {
   const job = await findVisibleJob(deps, principal, exportId);
   if (job.managerId === principal.managerId) return job;
-  throw new PermissionDeniedError('only the manager who requested an export may cancel it', { code: 'NOT_REQUESTER', field: 'exportId' });
+  throw new PermissionDeniedError('only the manager who requested an export may cancel it', { code: 'NOT_REQUESTER', field: 'exportId', rule: 'requester-only' });
 }
 
 /**
@@ -167,9 +170,9 @@ export async function cancelExport(
     const current = (await deps.store.getJob(principal.channelId, exportId)) ?? job;
     if (current.status === 'canceled') return finishAndShowCancel(deps, current);
     if (terminalStatuses.includes(current.status)) {
-      throw new ConflictError(`the export is already ${current.status} and cannot be canceled`, { code: 'EXPORT_TERMINAL', field: 'exportId' });
+      throw new ConflictError(`the export is already ${current.status} and cannot be canceled`, { code: 'EXPORT_TERMINAL', field: 'exportId', rule: 'in-progress' });
     }
-    throw new ConflictError('the export changed state while canceling; try again', { code: 'EXPORT_BUSY', field: 'exportId' });
+    throw new ConflictError('the export changed state while canceling; try again', { code: 'EXPORT_BUSY', field: 'exportId', rule: 'state-changed' });
   }
   return finishAndShowCancel(deps, { ...job, ...patch, status: 'canceled' });
 }

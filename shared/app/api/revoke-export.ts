@@ -73,7 +73,7 @@ export async function revokeExport(
     const current = (await deps.store.getJob(job.channelId, job.exportId)) ?? job;
     if (current.status === 'revoked') return finishAndShow(deps, current, now);
     refuseUnlessRevocable(current, now);
-    throw new ConflictError('the export changed state while revoking; try again', { code: 'EXPORT_BUSY', field: 'exportId' });
+    throw new ConflictError('the export changed state while revoking; try again', { code: 'EXPORT_BUSY', field: 'exportId', rule: 'state-changed' });
   }
   return finishAndShow(deps, { ...job, ...patch, status: 'revoked' }, now);
 }
