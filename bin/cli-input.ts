@@ -73,6 +73,39 @@ export function notUtf8(line: number, prefix = ''): InputError {
   return new InputError(`${prefix}line ${line}: not valid UTF-8`);
 }
 
+/** The longest string V8 makes (UTF-16 units): a longer line cannot be read at all. */
+const MAX_LINE_CHARS = 0x1fffffe8;
+
+/**
+ * A line's text, strictly decoded (a fatal decoder). Invalid UTF-8 is refused naming the line;
+ * so is a line longer than a string may be, with that rule (it was reported as "not valid UTF-8").
+ */
+export function decodeLineText(decoder: InstanceType<typeof TextDecoder>, bytes: Uint8Array, line: number, prefix = ''): string {
+  try {
+    return decoder.decode(bytes);
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'ERR_STRING_TOO_LONG') {
+      throw new InputError(
+        `${prefix}line ${line}: ${bytes.length.toLocaleString('en-US')} bytes, longer than the ${MAX_LINE_CHARS.toLocaleString('en-US')} characters a line may have`,
+      );
+    }
+    if ((err as { code?: unknown }).code === 'ERR_ENCODING_INVALID_ENCODED_DATA') throw notUtf8(line, prefix);
+    throw err;
+  }
+}
+
+/**
+ * A name taken from the input (a field or column key), as a message shows it: JSON-quoted, so
+ * control characters and lone surrogates are escapes, and with C1 controls, format characters
+ * (bidi overrides, zero-width) and line or paragraph separators escaped too. A key in a message
+ * can then neither drive the terminal (clear it, recolour it, split the message) nor read as
+ * another key.
+ */
+export function shownName(name: string): string {
+  const escape = (c: string) => Array.from({ length: c.length }, (_u, i) => '\\u' + c.charCodeAt(i).toString(16).padStart(4, '0')).join('');
+  return JSON.stringify(name).replace(/[\u007f-\u009f\p{Cf}\u2028\u2029]/gu, escape);
+}
+
 /** Called for each line: its number and its bytes, `bytes[start..end)`, valid during the call only. */
 export type OnLine = (line: number, bytes: Buffer, start: number, end: number) => void;
 
@@ -146,13 +179,7 @@ export async function* readLines(input: AsyncIterable<Buffer>, prefix = ''): Asy
   };
   const decoded = function* (ready: { line: number; bytes: Buffer }[]): Generator<InputLine> {
     for (const { line, bytes } of ready) {
-      let text: string;
-      try {
-        text = decoder.decode(bytes);
-      } catch {
-        throw notUtf8(line, prefix);
-      }
-      yield { line, text };
+      yield { line, text: decodeLineText(decoder, bytes, line, prefix) };
     }
   };
   for await (const chunk of input) {

@@ -7,11 +7,11 @@
 import { CellValueError, createPartEncoder, type CellValue, type ColumnSpec, type Part, type PartEncoder, type Row } from '../shared/xlsx';
 import { isInheritedKey } from '../shared/xlsx/render-row';
 import { parseIsoWithOffset } from '../shared/iso-datetime';
-import { InputError, firstDuplicate, notUtf8, scanTopLevelMembers } from './cli-input';
+import { InputError, decodeLineText, firstDuplicate, scanTopLevelMembers, shownName } from './cli-input';
 
 /** JSON.parse keeps the last of two equal keys: the first value would vanish without a word. */
 export function duplicateError(line: number, key: string): InputError {
-  return new InputError(`line ${line}: field "${key}" appears more than once (JSON keeps only the last value)`);
+  return new InputError(`line ${line}: field ${shownName(key)} appears more than once (JSON keeps only the last value)`);
 }
 
 
@@ -30,13 +30,13 @@ function memberError(text: string, columns: readonly ColumnSpec[], line: number,
   const extra = keys.find((k) => !known.has(k));
   if (extra === undefined) return undefined;
   return new InputError(
-    `line ${line}: field "${extra}" is not a column (without --columns the columns are line ${firstLine}'s fields): pass --columns to choose the columns`,
+    `line ${line}: field ${shownName(extra)} is not a column (without --columns the columns are line ${firstLine}'s fields): pass --columns to choose the columns`,
   );
 }
 
 /** The error for one field: names the line, the field, its type, the rule and what came instead. */
 function fieldError(line: number, c: ColumnSpec, expected: string, got: string): InputError {
-  return new InputError(`line ${line}: field "${c.key}" (${c.type}) must be ${expected}, got ${got}`);
+  return new InputError(`line ${line}: field ${shownName(c.key)} (${c.type}) must be ${expected}, got ${got}`);
 }
 
 const kindOf = (v: unknown): string => (Array.isArray(v) ? 'an array' : typeof v);
@@ -280,20 +280,21 @@ export function isBlankLine(bytes: Uint8Array, start: number, end: number, line:
   return decodeLine(decoder, bytes.subarray(start, end), line).trim() === '';
 }
 
-/** A line's text, strictly decoded (a fatal decoder): invalid UTF-8 is refused naming the line. */
+/** A line's text, strictly decoded (decodeLineText): invalid UTF-8 or an over-long line is refused naming the line. */
 export function decodeLine(decoder: InstanceType<typeof TextDecoder>, bytes: Uint8Array, line: number): string {
-  try {
-    return decoder.decode(bytes);
-  } catch {
-    throw notUtf8(line);
-  }
+  return decodeLineText(decoder, bytes, line);
 }
 
-/** A line's JSON. V8's message quotes the input, and rows may hold personal data: only the line is named. */
+/**
+ * A line's JSON. V8's syntax message quotes the input, and rows may hold personal data: only the
+ * line is named. Anything else JSON.parse throws (out of memory for a huge line) keeps its own
+ * message, which quotes nothing.
+ */
 export function parseLine(text: string, line: number): unknown {
   try {
     return JSON.parse(text);
-  } catch {
-    throw new InputError(`line ${line}: not valid JSON`);
+  } catch (err) {
+    if (err instanceof SyntaxError) throw new InputError(`line ${line}: not valid JSON`);
+    throw err;
   }
 }

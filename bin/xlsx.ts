@@ -26,7 +26,8 @@ import {
 } from '../shared/xlsx';
 import { validateSheetName } from '../shared/xlsx/workbook';
 import { bundleWorker } from './bundle-worker';
-import { InputError, LineSplitter, firstDuplicate, operatorPath, parseOptions, scanTopLevelMembers, withoutBom, type OnLine } from './cli-input';
+import { InputError, LineSplitter, firstDuplicate, operatorPath, parseOptions, scanTopLevelMembers, shownName, withoutBom, type OnLine } from './cli-input';
+import { findJsonStructureProblem } from '../shared/json-text';
 import { startRenderPool, type RenderPool } from './xlsx-pool';
 import { BatchBuilder, createBatchRenderer, decodeLine, duplicateError, isBlankLine, parseLine, type Batch, type BatchContext, type BatchRenderer } from './xlsx-rows';
 
@@ -140,14 +141,38 @@ function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv) {
   };
 }
 
+/**
+ * Only for the scan that finds a key given twice: a columns file is an array of flat objects,
+ * and what nests deeper is refused by its schema, which says which field and why.
+ */
+const COLUMNS_FILE_MAX_DEPTH = 64;
+
+/** A field name in a columns-file path (`0.type`): as written when it is a plain word, else escaped (shownName). */
+function pathStep(name: string): string {
+  return /^[A-Za-z0-9_-]{1,80}$/.test(name) ? name : shownName(name);
+}
+
 /** `path` is the file to read, `shown` the operator's spelling of it (for messages). */
 async function readColumns(path: string, shown: string): Promise<ColumnSpec[]> {
   let json: unknown;
+  let text: string;
   try {
     // Strict UTF-8 and a leading byte order mark skipped, as for the rows' input.
-    json = JSON.parse(withoutBom(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(await readFile(path))));
+    text = withoutBom(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(await readFile(path)));
+    json = JSON.parse(text);
   } catch (err) {
     throw new InputError(`--columns ${shown}: ${err instanceof TypeError ? 'not valid UTF-8' : (err as Error).message}`);
+  }
+  // JSON.parse keeps the last of two equal keys: `"type":"date","type":"string"` made a text
+  // column without a word, where rows with a key given twice are refused.
+  const problem = findJsonStructureProblem(text, COLUMNS_FILE_MAX_DEPTH);
+  if (problem) {
+    const where = problem.path.map((p) => (typeof p === 'number' ? String(p) : pathStep(p))).join('.');
+    throw new InputError(
+      problem.rule === 'duplicate-key'
+        ? `--columns ${shown}: ${where}: given more than once (JSON keeps only the last value)`
+        : `--columns ${shown}: ${where}: nested ${COLUMNS_FILE_MAX_DEPTH} levels deep (a columns file is an array of flat objects)`,
+    );
   }
   const parsed = columnsFileSchema.safeParse(json);
   if (!parsed.success) {
@@ -155,13 +180,13 @@ async function readColumns(path: string, shown: string): Promise<ColumnSpec[]> {
     if (issue.code === 'unrecognized_keys') {
       // Named like any other issue: the entry, then the field.
       const field = issue.keys[0] ?? '';
-      throw new InputError(`--columns ${shown}: ${[...issue.path, field].join('.')}: is not a column field (a column has key, header, type and width)`);
+      throw new InputError(`--columns ${shown}: ${[...issue.path, pathStep(field)].join('.')}: is not a column field (a column has key, header, type and width)`);
     }
     throw new InputError(`--columns ${shown}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
   const keys = new Set<string>();
   return parsed.data.map((c, i) => {
-    if (keys.has(c.key)) throw new InputError(`--columns ${shown}: ${i}.key: duplicate key "${c.key}"`);
+    if (keys.has(c.key)) throw new InputError(`--columns ${shown}: ${i}.key: duplicate key ${shownName(c.key)}`);
     keys.add(c.key);
     return { key: c.key, header: c.header ?? c.key, type: c.type, width: c.width };
   });
@@ -248,7 +273,10 @@ async function existingOutput(output: string, outputPath: string): Promise<Stats
  * never the input. (The temp file written beside --out is created new, so it cannot be the input
  * either.) `input`/`output` are the operator's spellings, for messages; the paths are resolved.
  */
-async function checkPaths(paths: { input: string; inputPath: string; output: string; outputPath: string }, partial: string): Promise<void> {
+async function checkPaths(
+  paths: { input: string; inputPath: string; output: string; outputPath: string; columnsFile?: string | undefined; columnsPath?: string | undefined },
+  partial: string,
+): Promise<void> {
   const { input, inputPath, output, outputPath: target } = paths;
   const inStat = await stat(inputPath).catch(() => undefined); // a missing input is reported when it is opened
   if (inStat?.isDirectory()) throw new InputError(`--in ${input}: is not a file (it is a folder)`);
@@ -284,9 +312,28 @@ async function checkPaths(paths: { input: string; inputPath: string; output: str
   if (inStat && outStat && outStat.dev === inStat.dev && outStat.ino === inStat.ino) {
     throw new InputError(`--out ${output}: is the same file as --in ${input} (it would overwrite the input)`);
   }
+  if (outStat && paths.columnsPath !== undefined) {
+    const columnsStat = await stat(paths.columnsPath).catch(() => undefined);
+    if (columnsStat && outStat.dev === columnsStat.dev && outStat.ino === columnsStat.ino) {
+      throw new InputError(`--out ${output}: is the same file as --columns ${paths.columnsFile ?? paths.columnsPath} (it would overwrite the columns file)`);
+    }
+  }
   // After the checks above, so a symlink to a folder or to the input gets the message that says
   // what it points at.
   await existingOutput(output, target);
+  // Whether a file can be made beside --out, tried now with the temp file's own name (created
+  // and removed at once): a folder without write permission or on a read-only file system
+  // failed only after all the rendering and the key derivation, with exit 1 and the temp name.
+  leftovers.set(partial, 'file');
+  try {
+    await (await open(partial, 'wx')).close();
+  } catch (err) {
+    leftovers.delete(partial);
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new InputError(`--out ${output}: no file can be created in its folder ${folder} (${reason})`);
+  }
+  await rm(partial, { force: true });
+  leftovers.delete(partial);
 }
 
 /**

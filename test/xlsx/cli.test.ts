@@ -28,6 +28,7 @@ import { createEncryptingSink, createWritableSink, deriveEncryptionKeys } from '
 import { XlsxPopulate, decryptWithXlsxPopulate, readWithExcelJs } from './engine-test-support';
 import { unzipSync } from './zip-reader';
 import { BatchBuilder, createBatchRenderer } from '../../bin/xlsx-rows';
+import { decodeLineText, InputError } from '../../bin/cli-input';
 
 const ROOT = resolve(__dirname, '../..');
 const TSX = join(ROOT, 'node_modules/.bin/tsx');
@@ -554,6 +555,54 @@ describe('npm run xlsx (bin/xlsx.ts)', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('shows a key from the input escaped: control and format characters never reach the terminal raw', () => {
+    const f = join(dir, 'esc-keys.ndjson');
+    const out = join(dir, 'esc-keys.xlsx');
+    // ESC [2J clears a terminal, a newline would split the message, U+202E reverses what follows.
+    writeFileSync(f, '{"a":1}\n' + JSON.stringify({ a: 1, '\u001b[2J\u001b[31mFAKE OK\n\u202e\u0085': 1 }) + '\n');
+    const r = run(['--in', f, '--out', out, '--no-password']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      'xlsx: line 2: field "\\u001b[2J\\u001b[31mFAKE OK\\n\\u202e\\u0085" is not a column (without --columns the columns are line 1\'s fields): pass --columns to choose the columns\n',
+    );
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('refuses a field given twice in a columns entry (JSON.parse would keep the last), and --out naming the columns file', () => {
+    const twice = join(dir, 'columns-twice.json');
+    writeFileSync(twice, '[{"key":"a","type":"date","type":"string"}]');
+    const one = join(dir, 'one-row.ndjson');
+    writeFileSync(one, '{"a":"x"}\n');
+    const out = join(dir, 'columns-twice.xlsx');
+    const r = run(['--in', one, '--out', out, '--no-password', '--columns', twice]);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({
+      code: 2,
+      stderr: `xlsx: --columns ${twice}: 0.type: given more than once (JSON keeps only the last value)\n`,
+    });
+    const columnsFile = join(dir, 'columns-as-out.json');
+    const text = JSON.stringify([{ key: 'a', type: 'string' }]);
+    writeFileSync(columnsFile, text);
+    const same = run(['--in', one, '--out', columnsFile, '--no-password', '--columns', columnsFile]);
+    expect({ code: same.code, stderr: same.stderr }).toEqual({
+      code: 2,
+      stderr: `xlsx: --out ${columnsFile}: is the same file as --columns ${columnsFile} (it would overwrite the columns file)\n`,
+    });
+    expect(readFileSync(columnsFile, 'utf8')).toBe(text);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('refuses, before any work, an --out in a folder where no file can be created (exit 2, naming --out as typed)', () => {
+    // /proc is a folder in which even root can create no file (ENOENT): the run used to render
+    // every row and derive the keys first, then fail with exit 1 naming its temp file.
+    const tmp = freshDir('tmp-no-create');
+    const r = run(['--in', input, '--out', '/proc/export.xlsx'], { EXPORT_PASSWORD: 'Pw123456', TMPDIR: tmp });
+    expect({ code: r.code, stderr: r.stderr }).toEqual({
+      code: 2,
+      stderr: 'xlsx: --out /proc/export.xlsx: no file can be created in its folder /proc (ENOENT)\n',
+    });
+    expect(cliTemps(tmp)).toEqual([]);
+  });
+
   it('refuses an --out that exists and is not a regular file (a symlink, a named pipe, a socket) up front, and leaves it alone', async () => {
     const tmp = freshDir('tmp-not-regular');
     const folder = freshDir('not-regular');
@@ -1024,6 +1073,21 @@ describe('npm run xlsx on worker threads (inputs of more than one batch of 10,00
       expect(r.stderr).toMatch(/^xlsx: --workers: must be a whole number from 0 to 64/);
     }
     expect(run(['--in', input, '--out', join(d, 'o.xlsx'), '--no-password', '--workers', '64']).code).toBe(0);
+  });
+});
+
+describe('decodeLineText (bin/cli-input.ts)', () => {
+  it('tells a line too long for a string from one that is not UTF-8, naming the line', () => {
+    const tooLong = { decode: () => { throw Object.assign(new Error('Cannot create a string longer than 0x1fffffe8 characters'), { code: 'ERR_STRING_TOO_LONG' }); } };
+    expect(() => decodeLineText(tooLong as never, new Uint8Array(3), 7)).toThrow(
+      new InputError('line 7: 3 bytes, longer than the 536,870,888 characters a line may have'),
+    );
+    const strict = new TextDecoder('utf-8', { fatal: true });
+    expect(() => decodeLineText(strict, new Uint8Array([0x61, 0xff]), 8)).toThrow(new InputError('line 8: not valid UTF-8'));
+    expect(decodeLineText(strict, new TextEncoder().encode('{"a":"김"}'), 9)).toBe('{"a":"김"}');
+    // Anything else is not the input's fault: it is not dressed up as a refusal.
+    const broken = { decode: () => { throw new RangeError('something else'); } };
+    expect(() => decodeLineText(broken as never, new Uint8Array(1), 10)).toThrow(RangeError);
   });
 });
 
