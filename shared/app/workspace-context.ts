@@ -168,20 +168,24 @@ export function sheetColumns(job: Pick<ExportJob, 'request'>, sheet: SheetKey, s
 }
 
 /**
- * A short fingerprint of the columns and of the cell styles the part's cells name, stored with
- * every part. The finalizer compares it with its own and fails the export (COLUMNS_CHANGED)
- * instead of writing misaligned cells or cells naming a style its styles.xml lacks. With a pinned
+ * A short fingerprint of what a part's bytes depend on: each column's key and type, in order, and
+ * the cell styles its cells name. Stored with every part; the finalizer compares it with its own
+ * and fails the export (COLUMNS_CHANGED) instead of writing misaligned cells or cells naming a
+ * style its styles.xml lacks. Headers and widths are left out: only the finalizer writes them (the
+ * sheet's prologue), so changing one never strands parts already rendered. With a pinned
  * definition every chunk derives the same columns; the check still guards jobs without one
  * (created before it was pinned) and parts rendered by another code version during a deploy.
  */
 export function partFingerprint(columns: readonly ColumnSpec[]): string {
-  return shortHash(JSON.stringify({ columns, cellStyles: CELL_STYLES_VERSION }));
+  return shortHash(JSON.stringify({ cells: columns.map((c) => [c.key, c.type]), cellStyles: CELL_STYLES_VERSION }));
 }
 
 /**
  * The fingerprints a finalizer of this code accepts: its own, and the one parts carried before
- * they named their cell styles (CELL_STYLES_VERSION 1: the columns alone). Those parts' cells only
- * name styles that every later styles.xml still has at the same index, so they stitch as they are.
+ * they named their cell styles (CELL_STYLES_VERSION 1: the whole column specs, headers and widths
+ * included). Those parts' cells only name styles that every later styles.xml still has at the same
+ * index, so they stitch as they are; parts of that kind rendered with other headers or widths (the
+ * userChatUrl width changed with it) no longer match, and their export fails as COLUMNS_CHANGED.
  */
 export function acceptedPartFingerprints(columns: readonly ColumnSpec[]): ReadonlySet<string> {
   return new Set([partFingerprint(columns), shortHash(JSON.stringify(columns))]);

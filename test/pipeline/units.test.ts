@@ -1,6 +1,6 @@
 import { createServer, request as httpRequest } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { createDownloadToken, hashDownloadToken, InvalidDownloadTokenError, verifyDownloadToken } from '../../shared/app/download-link';
@@ -15,6 +15,8 @@ import { describeProgress, type ExportJob } from '../../shared/app/export-job';
 import type { ExportStore } from '../../shared/ports/export-store';
 import { silentLog } from '../../shared/ports/pipeline-log';
 import { makeJob } from './job-fixture';
+import { acceptedPartFingerprints, partFingerprint } from '../../shared/app/workspace-context';
+import type { ColumnSpec } from '../../shared/xlsx';
 
 const SECRET = 'link-secret-for-tests';
 
@@ -243,6 +245,30 @@ describe('HTTP to API Gateway proxy event', () => {
     expect(seen?.headers['User-Agent']).toBe('evil\u202eAU \ud55c');
     // Not UTF-8: kept as read (one Latin-1 letter per byte).
     expect(seen?.headers['X-Latin']).toBe('caf\xe9');
+  });
+});
+
+describe('part fingerprints (what a finalizer accepts)', () => {
+  const columns: ColumnSpec[] = [
+    { key: 'id', header: 'id', type: 'string', width: 26 },
+    { key: 'ok', header: 'ok', type: 'boolean' },
+    { key: 'at', header: 'at', type: 'date' },
+  ];
+  const fp = partFingerprint(columns);
+
+  it('follow what the cells depend on (keys, types, order), not headers or widths, which only the finalizer writes', () => {
+    expect(partFingerprint(columns.map((c) => ({ ...c, header: `${c.header} (new)`, width: 72 })))).toBe(fp);
+    expect(partFingerprint([columns[1]!, columns[0]!, columns[2]!])).not.toBe(fp);
+    expect(partFingerprint(columns.map((c) => (c.key === 'ok' ? { ...c, type: 'string' as const } : c)))).not.toBe(fp);
+    expect(partFingerprint([...columns, { key: 'profile.added', header: 'profile.added', type: 'string' }])).not.toBe(fp);
+  });
+
+  it('accept parts fingerprinted before cells named their styles (the whole specs) only when those specs are the same', () => {
+    const legacy = (specs: ColumnSpec[]) => createHash('sha256').update(JSON.stringify(specs)).digest('hex').slice(0, 16);
+    expect([...acceptedPartFingerprints(columns)]).toEqual([fp, legacy(columns)]);
+    // The previous code's finalizer compares the whole specs: it never takes a part of this code.
+    expect(fp).not.toBe(legacy(columns));
+    expect(acceptedPartFingerprints(columns).has(legacy(columns.map((c) => ({ ...c, width: 40 }))))).toBe(false);
   });
 });
 

@@ -32,7 +32,9 @@ const CASE_COLUMN_DEFS: readonly Def[] = [
   ['userChatId', 'string', 26],
   ['direction', 'string', 10],
   ['userChatState', 'string', 10],
-  ['userChatUrl', 'string', 40],
+  // Wide enough for the whole link (~66-77 characters, mostly narrow letters): at 40 every row
+  // showed the same prefix and hid the chat id, the one part that tells the links apart.
+  ['userChatUrl', 'string', 72],
   ['teamId', 'string', 12],
   ['teamName', 'string', 16],
   ['assigneeId', 'string', 12],
