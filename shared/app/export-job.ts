@@ -119,7 +119,12 @@ export type LegacyJobEncryption = z.infer<typeof legacyJobEncryptionSchema>;
 export const jobEncryptionSchema = z.union([sealedJobEncryptionSchema, legacyJobEncryptionSchema]);
 export type JobEncryption = z.infer<typeof jobEncryptionSchema>;
 
-export const jobErrorSchema = z.object({ code: z.string(), message: z.string() });
+export const jobErrorSchema = z.object({
+  code: z.string(),
+  message: z.string(),
+  /** TOO_MANY_ROWS only: the limit that was passed (MAX_ROWS), which the bot's texts state. */
+  maxRows: z.number().int().positive().optional(),
+});
 export type JobError = z.infer<typeof jobErrorSchema>;
 
 /**

@@ -4,7 +4,7 @@ import type { BotAnswer, BotWebhook } from '../ports/bot-webhook';
 import type { Clock } from '../ports/clock';
 import type { ExportStore } from '../ports/export-store';
 import type { PipelineLog } from '../ports/pipeline-log';
-import { linkWindowDays, notifyEventFor, type ExportJob } from './export-job';
+import { linkWindowDays, notifyEventFor, type ExportJob, type JobError } from './export-job';
 import type { NotifyMessage } from './messages';
 import { createDownloadToken, downloadLink } from './download-link';
 import { acquireLease } from './pipeline-steps';
@@ -89,6 +89,79 @@ function expiryZone(job: ExportJob): string {
   }
 }
 
+type Text = { ko: string; en: string };
+
+/**
+ * Why an export failed and what to do, per error code, in words a manager reads: the stored
+ * `error.message` is for the trail and the API (English, the rule named), and quoting it made
+ * the English text repeat its advice and left the Korean one with a bare code. The request caused
+ * TOO_MANY_ROWS, and a filter or segment the chunks found no longer valid (FILTER_*, SEGMENT_*:
+ * the same request fails again); every other code is ours or the data's, and telling the manager
+ * to check a request that was fine only sends them looking for a mistake.
+ */
+function failureText(job: ExportJob, error: JobError): { reason: Text; advice: Text } {
+  const again: Text = {
+    ko: '같은 조건으로 다시 요청해 주세요. 계속 실패하면 오류 코드와 함께 서비스 담당자에게 알려 주세요.',
+    en: 'Please request it again as it was; if it keeps failing, report the error code to the service\'s support.',
+  };
+  switch (error.code) {
+    case 'TOO_MANY_ROWS': {
+      const max = error.maxRows?.toLocaleString('en-US');
+      const cases = job.kind === 'cases';
+      return {
+        reason: max
+          ? { ko: `행이 한 파일에 담을 수 있는 최대 ${max}행을 넘습니다.`, en: `It has more than ${max} rows, the most one file may hold.` }
+          : { ko: '행이 한 파일에 담을 수 있는 수를 넘습니다.', en: 'It has more rows than one file may hold.' },
+        advice: {
+          ko: `${cases ? '기간이나 필터를' : '필터나 선택 범위를'} 좁혀 다시 요청해 주세요.`,
+          en: `Please narrow the ${cases ? 'date range or the filter' : 'filter or the selection'} and try again.`,
+        },
+      };
+    }
+    case 'COLUMNS_CHANGED':
+      return {
+        reason: {
+          ko: '파일을 만드는 동안 서비스가 업데이트되었거나 프로필 항목이 바뀌어 열이 맞지 않습니다.',
+          en: 'The service was updated, or the profile fields changed, while it was being built, so its columns no longer match.',
+        },
+        advice: { ko: '같은 조건으로 다시 요청해 주세요.', en: 'Please request it again as it was.' },
+      };
+    case 'EXPORT_DATA_EXPIRED':
+      return {
+        reason: {
+          ko: '요청 후 1일 안에 만들어지지 않아, 만드는 데 필요한 요청 정보가 더 이상 보관되어 있지 않습니다.',
+          en: 'It was not built within a day of the request, and what building it needs is no longer kept.',
+        },
+        advice: again,
+      };
+    case 'INTERRUPTED':
+      return { reason: { ko: '파일을 만드는 중에 서비스가 멈추었습니다.', en: 'The service stopped while the file was being built.' }, advice: again };
+    case 'PART_MISMATCH':
+      return { reason: { ko: '파일의 조각들이 서로 맞지 않아 하나로 합치지 못했습니다.', en: 'Its pieces did not fit together into one consistent file.' }, advice: again };
+    case 'ENCRYPTION_PARAMS_INVALID':
+      return { reason: { ko: '파일을 암호화하지 못했습니다.', en: 'The file could not be encrypted.' }, advice: again };
+    case 'PIPELINE_FAILED':
+      return { reason: { ko: '파일을 만드는 중에 오류가 되풀이되었습니다.', en: 'Building the file failed again and again.' }, advice: again };
+    default:
+      if (/^(FILTER|SEGMENT)_/.test(error.code)) {
+        const what = error.code.startsWith('SEGMENT_') ? { ko: '세그먼트', en: 'segment' } : { ko: '필터', en: 'filter' };
+        return {
+          reason: {
+            ko: `요청한 ${what.ko} 조건을 더 이상 적용할 수 없습니다 (${error.message}).`,
+            en: `The request's ${what.en} can no longer be applied (${error.message}).`,
+          },
+          advice: { ko: '조건을 확인한 뒤 다시 요청해 주세요.', en: 'Please check the request and try again.' },
+        };
+      }
+      return { reason: { ko: '파일을 만드는 중에 문제가 생겼습니다.', en: `${capitalise(error.message)}.` }, advice: again };
+  }
+}
+
+function capitalise(text: string): string {
+  const trimmed = text.trim().replace(/[.\s]+$/, '');
+  return trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
+}
+
 /** The bot event: ready-to-post text in Korean and English, and the link (LINK_TTL_DAYS) when completed. */
 export function buildBotEvent(job: ExportJob, event: NotifyMessage['event'], link: string | null): BotEvent {
   const label = kindLabel(job.kind);
@@ -100,7 +173,6 @@ export function buildBotEvent(job: ExportJob, event: NotifyMessage['event'], lin
     kind: job.kind,
     rowCount: job.rowCount ?? null,
     fileName: job.fileName ?? null,
-    ...(job.skippedRecords ? { skippedRecords: job.skippedRecords } : {}),
   };
   if (event === 'export.completed' && link && job.expiresAt) {
     const rows = (job.rowCount ?? 0).toLocaleString('en-US');
@@ -115,41 +187,30 @@ export function buildBotEvent(job: ExportJob, event: NotifyMessage['event'], lin
           en: `\n${skipped.toLocaleString('en-US')} source record${skipped === 1 ? '' : 's'} without an id ${skipped === 1 ? 'was' : 'were'} left out of the file.`,
         }
       : { ko: '', en: '' };
+    // The link last, on a line of its own: the seeds have the manager click the download at the
+    // bottom of the bot's message, and "below" must be true.
     return {
       ...base,
+      ...(job.skippedRecords ? { skippedRecords: job.skippedRecords } : {}),
       link,
       expiresAt: job.expiresAt,
       error: null,
       message: {
-        ko: `${label.ko} 파일(${rows}행)이 준비되었습니다. 아래 링크에서 내려받으세요: ${link}\n링크는 ${expiry}까지 ${days}일간 유효합니다. 파일 비밀번호는 요청할 때 입력한 비밀번호입니다.${skippedNote.ko}`,
-        en: `Your ${label.en} file (${rows} ${job.rowCount === 1 ? 'row' : 'rows'}) is ready: ${link}\nThe link works for ${days} day${days === 1 ? '' : 's'}, until ${expiry}. The file password is the one you entered when you requested it.${skippedNote.en}`,
+        ko: `${label.ko} 파일(${rows}행)이 준비되었습니다. 링크는 ${expiry}까지 ${days}일간 유효합니다. 파일 비밀번호는 요청할 때 입력한 비밀번호입니다.${skippedNote.ko}\n아래 링크에서 내려받으세요:\n${link}`,
+        en: `Your ${label.en} file (${rows} ${job.rowCount === 1 ? 'row' : 'rows'}) is ready. The link works for ${days} day${days === 1 ? '' : 's'}, until ${expiry}. The file password is the one you entered when you requested it.${skippedNote.en}\nDownload it here:\n${link}`,
       },
     };
   }
   const error = job.error ?? { code: 'EXPORT_FAILED', message: 'the export failed' };
-  // The English text carries the error's message, which for TOO_MANY_ROWS says what to narrow;
-  // the Korean one shows only the code, so it says the same advice itself. The request caused
-  // TOO_MANY_ROWS, and a filter or segment the chunks found no longer valid (FILTER_*, SEGMENT_*:
-  // the same request fails again); every other code (PIPELINE_FAILED, INTERRUPTED,
-  // COLUMNS_CHANGED, EXPORT_DATA_EXPIRED, PART_MISMATCH, ...) is ours or the data's, and telling
-  // the manager to check a request that was fine only sends them looking for a mistake.
-  const advice =
-    error.code === 'TOO_MANY_ROWS'
-      ? {
-          ko: `한 파일에 담을 수 있는 행 수를 넘었습니다. ${job.kind === 'cases' ? '기간이나 필터를' : '필터나 선택 범위를'} 좁혀 다시 요청해 주세요.`,
-          en: 'Please narrow the request and try again.',
-        }
-      : /^(FILTER|SEGMENT)_/.test(error.code)
-        ? { ko: '조건을 확인한 뒤 다시 요청해 주세요.', en: 'Please check the request and try again.' }
-        : { ko: '같은 조건으로 다시 요청해 주세요. 계속 실패하면 관리자에게 알려 주세요.', en: 'Please request it again as it was; if it keeps failing, tell your administrator.' };
+  const { reason, advice } = failureText(job, error);
   return {
     ...base,
     link: null,
     expiresAt: null,
-    error,
+    error: { code: error.code, message: error.message },
     message: {
-      ko: `${label.ko} 파일을 만들지 못했습니다 (${error.code}). ${advice.ko}`,
-      en: `Your ${label.en} export failed (${error.code}: ${error.message}). ${advice.en}`,
+      ko: `${label.ko} 파일을 만들지 못했습니다. ${reason.ko} ${advice.ko} (오류 코드: ${error.code})`,
+      en: `Your ${label.en} export failed. ${reason.en} ${advice.en} (Error code: ${error.code})`,
     },
   };
 }

@@ -1,13 +1,12 @@
 import {
-  checkRowCount,
   createCaseRowMapper,
-  createPolicyConfig,
   createUserRowMapper,
   DomainError,
   safeParseCaseRecord,
   safeParseUserRecord,
   salvageCaseRecord,
   salvageUserRecord,
+  tooManyRowsError,
   TooManyRowsError,
   type Predicate,
 } from '../domain';
@@ -15,7 +14,7 @@ import { errorForLog } from '../error-for-log';
 import { crc32, createPartEncoder, type ColumnSpec, type PartEncoder } from '../xlsx';
 import { DEFAULT_CLAIM_WAIT_MS } from '../ports/export-store';
 import type { CasesSource, RawItem, UsersSource, WorkspaceSource } from '../ports/source-data';
-import type { ExportJob, JobDefinition } from './export-job';
+import type { ExportJob, JobDefinition, JobError } from './export-job';
 import { objectKeys, type ChunkMessage } from './messages';
 import { batchIds, sortUserIdsForExport } from './plan-chunks';
 import { acquireLease, discardParts, enqueueFinalize, failExport, PART_MISMATCH, resumeCancelFollowUps, resumeFollowUps, type StepDeps } from './pipeline-steps';
@@ -93,6 +92,11 @@ const ABANDONED = new Set(['canceled', 'failed']);
  * the send is finished by the retry, and a set-add whose answer was lost (the SDK's retry then
  * reads "already in the set") still leads on to the step.
  */
+/** A domain error as the job keeps it: the row limit too for TOO_MANY_ROWS (the bot's text states it). */
+function jobErrorOf(error: DomainError): JobError {
+  return { code: error.code, message: error.message, ...(error instanceof TooManyRowsError ? { maxRows: error.maxRows } : {}) };
+}
+
 export async function processChunk(message: ChunkMessage, deps: ChunkDeps, delivery: { receiveCount: number }): Promise<ChunkOutcome> {
   const outcome: ChunkOutcome = { status: 'skipped', rows: 0, skippedRecords: 0, repairedRecords: 0, finalizeEnqueued: false, usersPhasePlanned: false };
   const job = await deps.store.getJob(message.channelId, message.exportId);
@@ -148,7 +152,7 @@ export async function processChunk(message: ChunkMessage, deps: ChunkDeps, deliv
     // letter. Anything else is retried.
     if (error instanceof DomainError) {
       deps.log.warn('chunk hit a domain rule', { chunkId: message.chunkId, error: error.toJSON() });
-      const failed = await failExport(deps, job, { code: error.code, message: error.message });
+      const failed = await failExport(deps, job, jobErrorOf(error));
       return { ...outcome, status: 'failed', ...(failed ? { failedWith: error.code } : {}) };
     }
     throw error;
@@ -226,12 +230,8 @@ async function completeChunk(
   outcome.status = done.firstTime ? 'done' : 'duplicate';
 
   if (done.rowsWritten > deps.maxRows) {
-    try {
-      checkRowCount(done.rowsWritten, job.kind, createPolicyConfig({ maxRows: Math.min(deps.maxRows, 1_048_575) }));
-    } catch (error) {
-      if (!(error instanceof TooManyRowsError)) throw error;
-      if (await failExport(deps, job, { code: error.code, message: error.message })) outcome.failedWith = error.code;
-    }
+    const error = tooManyRowsError(job.kind, done.rowsWritten, deps.maxRows);
+    if (await failExport(deps, job, jobErrorOf(error))) outcome.failedWith = error.code;
     return { ...outcome, status: 'failed' };
   }
   // The next step (cases: plan the users phase; then: enqueue the finalize) is due from every
@@ -347,11 +347,7 @@ async function renderSlice(
   const tooMany = () => {
     // One chunk alone over the limit: fail before holding more rows in memory.
     if (rows > deps.maxRows) {
-      throw new TooManyRowsError(`the export has more than ${deps.maxRows} rows; narrow the range, filter or selection`, {
-        rowCount: rows,
-        maxRows: deps.maxRows,
-        rule: job.kind === 'cases' ? 'S2' : 'C6',
-      });
+      throw tooManyRowsError(job.kind, rows, deps.maxRows);
     }
   };
   const workspace = { source: deps.workspace, channelId: job.channelId };

@@ -204,15 +204,22 @@ export function checkCooldown(
 // ---------------------------------------------------------------------------------------------
 // S2 / C6: size
 
+/**
+ * The refusal of an export past the row limit. Rows are counted while the file is built, and
+ * building stops at the first row over the limit, so `rowCount` is how many were counted then,
+ * never the export's total: the message states only that the limit was passed.
+ */
+export function tooManyRowsError(kind: ExportKind, rowCount: number, maxRows: number): TooManyRowsError {
+  const rule = kind === 'cases' ? 'S2' : 'C6';
+  const narrow = kind === 'cases' ? 'narrow the date range or the filter' : 'narrow the filter or the selection';
+  return new TooManyRowsError(
+    `the export has more than ${maxRows.toLocaleString('en-US')} rows, the most one file may hold: ${narrow} (rule ${rule})`,
+    { rowCount, maxRows, rule },
+  );
+}
+
 export function checkRowCount(rowCount: number, kind: ExportKind = 'cases', config: PolicyConfig = defaultPolicyConfig): void {
-  if (rowCount > config.maxRows) {
-    const rule = kind === 'cases' ? 'S2' : 'C6';
-    const narrow = kind === 'cases' ? 'narrow the date range or the filter' : 'narrow the filter or the selection';
-    throw new TooManyRowsError(
-      `the export would have ${rowCount} rows; at most ${config.maxRows} rows fit in one file: ${narrow} (rule ${rule})`,
-      { rowCount, maxRows: config.maxRows, rule },
-    );
-  }
+  if (rowCount > config.maxRows) throw tooManyRowsError(kind, rowCount, config.maxRows);
 }
 
 // ---------------------------------------------------------------------------------------------

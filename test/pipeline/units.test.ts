@@ -285,7 +285,22 @@ describe('notifier', () => {
     expect(event).toMatchObject({ type: 'export.completed', exportId: 'e1', managerId: 'm1', rowCount: 1234, link: 'https://api/v1/downloads/t' });
     expect(event.message.ko).toContain('1,234행');
     expect(event.message.en).toContain('1,234 rows');
-    const failed = buildBotEvent(job({ status: 'failed', error: { code: 'TOO_MANY_ROWS', message: 'too many' } }), 'export.failed', null);
+    // The link last, on a line of its own ("아래 링크" must be true; the seeds' download is at the bottom).
+    expect(event.message.ko.endsWith('\n아래 링크에서 내려받으세요:\nhttps://api/v1/downloads/t')).toBe(true);
+    expect(event.message.en.endsWith('\nDownload it here:\nhttps://api/v1/downloads/t')).toBe(true);
+    const failed = buildBotEvent(
+      job({ status: 'failed', skippedRecords: 3, error: { code: 'TOO_MANY_ROWS', message: 'the export has more than 1,000,000 rows, …', maxRows: 1_000_000 } }),
+      'export.failed',
+      null,
+    );
+    // Each code in the manager's words, both languages, the limit with separators, no repeated advice.
+    expect(failed.message).toEqual({
+      ko: '고객 연락처 파일을 만들지 못했습니다. 행이 한 파일에 담을 수 있는 최대 1,000,000행을 넘습니다. 필터나 선택 범위를 좁혀 다시 요청해 주세요. (오류 코드: TOO_MANY_ROWS)',
+      en: 'Your customer contacts export failed. It has more than 1,000,000 rows, the most one file may hold. Please narrow the filter or the selection and try again. (Error code: TOO_MANY_ROWS)',
+    });
+    // The event's error is the documented {code, message}; skipped records belong to a file, not a failure.
+    expect(failed.error).toEqual({ code: 'TOO_MANY_ROWS', message: 'the export has more than 1,000,000 rows, …' });
+    expect(failed).not.toHaveProperty('skippedRecords');
     expect(failed.link).toBeNull();
     // The link's lifetime is the configured one, read back from the job, not a fixed 7 days.
     const threeDays = buildBotEvent(
@@ -296,17 +311,28 @@ describe('notifier', () => {
     expect(threeDays.message.ko).toContain('3일간');
     expect(threeDays.message.en).toContain('works for 3 days, until');
     expect(JSON.stringify(threeDays.message)).not.toMatch(/7일간|7 days/);
-    expect(failed.message.ko).toContain('TOO_MANY_ROWS');
-    // The Korean text gives the advice the English one carries in the error's message.
-    expect(failed.message.ko).toContain('필터나 선택 범위를 좁혀 다시 요청해 주세요');
+    // A job failed before the limit was stored says so without a number.
     const failedCases = buildBotEvent(job({ kind: 'cases', status: 'failed', error: { code: 'TOO_MANY_ROWS', message: 'too many' } }), 'export.failed', null);
-    expect(failedCases.message.ko).toContain('기간이나 필터를 좁혀 다시 요청해 주세요');
+    expect(failedCases.message.ko).toContain('행이 한 파일에 담을 수 있는 수를 넘습니다. 기간이나 필터를 좁혀 다시 요청해 주세요.');
+    expect(failedCases.message.en).toContain('It has more rows than one file may hold. Please narrow the date range or the filter and try again.');
     const otherFailure = buildBotEvent(job({ status: 'failed', error: { code: 'PIPELINE_FAILED', message: 'x' } }), 'export.failed', null);
     // A failure the request did not cause does not send the manager looking for a mistake in it.
     expect(otherFailure.message.ko).toContain('같은 조건으로 다시 요청해 주세요');
     expect(otherFailure.message.en).toContain('Please request it again as it was');
     expect(JSON.stringify(otherFailure.message)).not.toMatch(/check the request|조건을 확인|좁혀/);
-    expect(failed.message.en).toContain('Please narrow the request and try again.');
+    // Every failure code the pipeline records has its own reason in Korean, never only the code.
+    for (const code of ['COLUMNS_CHANGED', 'EXPORT_DATA_EXPIRED', 'INTERRUPTED', 'PART_MISMATCH', 'ENCRYPTION_PARAMS_INVALID', 'PIPELINE_FAILED']) {
+      const text = buildBotEvent(job({ status: 'failed', error: { code, message: 'the stored message' } }), 'export.failed', null).message;
+      expect(text.ko, code).toMatch(new RegExp(`^고객 연락처 파일을 만들지 못했습니다\\. \\S.+ \\(오류 코드: ${code}\\)$`));
+      expect(text.ko, code).not.toContain('문제가 생겼습니다');
+      expect(text.en, code).not.toContain('the stored message');
+    }
+    // An unknown code keeps the stored message in English, and a general reason in Korean.
+    const unknown = buildBotEvent(job({ status: 'failed', error: { code: 'SOMETHING_NEW', message: 'the thing broke.' } }), 'export.failed', null);
+    expect(unknown.message.en).toBe(
+      "Your customer contacts export failed. The thing broke. Please request it again as it was; if it keeps failing, report the error code to the service's support. (Error code: SOMETHING_NEW)",
+    );
+    expect(unknown.message.ko).toContain('파일을 만드는 중에 문제가 생겼습니다.');
     // A filter or segment the chunks found invalid fails the same request again: check it.
     const badSegment = buildBotEvent(job({ status: 'failed', error: { code: 'SEGMENT_INVALID', message: 'the segment was deleted' } }), 'export.failed', null);
     expect(badSegment.message.ko).toContain('조건을 확인한 뒤 다시 요청해 주세요');
