@@ -30,6 +30,11 @@ describe('size rule and an unreachable bot', () => {
     const failed = await waitForJob(stack, job, (j) => j.status === 'failed' || j.status === 'completed');
     expect(failed.status).toBe('failed');
     expect(failed.error?.code).toBe('TOO_MANY_ROWS');
+    // Rows are counted until the first one over the limit: the message states the limit passed,
+    // never a total it does not know (it used to say "would have 1382 rows").
+    expect(failed.error).toMatchObject({ message: expect.stringMatching(/^the export has more than [\d,]+ rows, the most one file may hold: narrow the filter or the selection \(rule C6\)$/) });
+    expect(failed.error?.message).not.toMatch(/would have/);
+    expect(failed.error?.maxRows).toBe(100);
     expect(failed.objectKey).toBeUndefined();
     const message = await waitFor(() => botMessagesFor(job.exportId)[0]);
     expect((message.body as { type: string; error: { code: string } }).type).toBe('export.failed');
