@@ -465,6 +465,9 @@ export async function notifyExport(message: NotifyMessage, deps: NotifyDeps): Pr
         'X-Signature': signDelivery(timestamp, body, deps.botSigningSecret),
         'X-Timestamp': timestamp,
         'X-Event-Type': message.event,
+        // The same on every attempt and redelivery of this event (the signature and timestamp
+        // are not): what a bot dedupes on, without parsing the body first.
+        'X-Event-Id': `${message.event}/${message.exportId}`,
       });
     } catch (error) {
       lastError = error instanceof Error ? error.name : 'request failed';

@@ -390,6 +390,9 @@ describe('notifier', () => {
     expect(sleeps).toEqual([100, 200]);
     const last = posts[2]!;
     expect(last.headers['X-Timestamp']).toBe(String(Date.parse('2025-07-01T00:00:00Z') / 1000));
+    // The key a bot dedupes on: the same on every attempt.
+    expect(posts.map((p) => p.headers['X-Event-Id'])).toEqual(Array(3).fill('export.completed/e1'));
+    expect(last.headers['X-Event-Type']).toBe('export.completed');
     // The timestamp is signed with the body: a replay cannot carry a fresh X-Timestamp.
     expect(last.headers['X-Signature']).toBe(
       `sha256=${createHmac('sha256', 'bot-secret').update(`${last.headers['X-Timestamp']}.${last.body}`).digest('hex')}`,
